@@ -1,0 +1,189 @@
+//! Plain data mirroring the WIT contract (`wit/types.wit`), shared by the runtime (which
+//! converts to and from the generated bindings) and the engine (which validates pipelines
+//! against what plugins declare). No behaviour lives here.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A parameter value, typed like Tekton's params.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ParamValue {
+    /// A plain string.
+    Str(String),
+    /// An array of strings.
+    Array(Vec<String>),
+    /// An object with string values (ordered by key).
+    Object(BTreeMap<String, String>),
+}
+
+impl ParamValue {
+    /// The declared type this value has.
+    pub fn param_type(&self) -> ParamType {
+        match self {
+            ParamValue::Str(_) => ParamType::String,
+            ParamValue::Array(_) => ParamType::Array,
+            ParamValue::Object(_) => ParamType::Object,
+        }
+    }
+
+    /// The value as a string, if it is one.
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            ParamValue::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// The declared type of a parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ParamType {
+    /// `type: string` (the default).
+    String,
+    /// `type: array`.
+    Array,
+    /// `type: object`.
+    Object,
+}
+
+impl std::fmt::Display for ParamType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ParamType::String => "string",
+            ParamType::Array => "array",
+            ParamType::Object => "object",
+        })
+    }
+}
+
+/// One parameter a plugin accepts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParamSpec {
+    /// Parameter name.
+    pub name: String,
+    /// What it is for.
+    pub description: String,
+    /// Its declared type.
+    pub param_type: ParamType,
+    /// The value used when unset; `None` makes the param required.
+    pub default: Option<ParamValue>,
+    /// When non-empty, the only string values allowed.
+    pub allowed: Vec<String>,
+}
+
+/// One result a plugin may produce.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResultSpec {
+    /// Result name.
+    pub name: String,
+    /// What it holds.
+    pub description: String,
+}
+
+/// A workspace a plugin wants mounted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkspaceSpec {
+    /// Workspace name as the plugin knows it.
+    pub name: String,
+    /// What it is for.
+    pub description: String,
+    /// Whether the plugin only reads it.
+    pub read_only: bool,
+    /// Whether the task works without it.
+    pub optional: bool,
+}
+
+/// What a plugin needs from the host.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capabilities {
+    /// Secret names it may ask for.
+    pub secrets: Vec<String>,
+    /// HTTP hosts it may call (`host`, `host:port`, `*.suffix`).
+    pub http_hosts: Vec<String>,
+    /// Workspaces it uses.
+    pub workspaces: Vec<WorkspaceSpec>,
+}
+
+/// What a plugin says about itself (`describe()`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginInfo {
+    /// Plugin name (what `taskRef.name` refers to).
+    pub name: String,
+    /// Plugin version.
+    pub version: String,
+    /// What it does.
+    pub description: String,
+    /// Params it accepts. Plain WASI commands declare none and accept any.
+    pub params: Vec<ParamSpec>,
+    /// Results it may produce.
+    pub results: Vec<ResultSpec>,
+    /// True when `results` is the complete set.
+    pub results_fixed: bool,
+    /// True when the plugin accepts params it does not declare (plain WASI commands).
+    pub accepts_any_params: bool,
+    /// What it needs from the host.
+    pub capabilities: Capabilities,
+}
+
+/// How a task ended, as the plugin said it (the "raw" ending of semantics.md section 2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum TaskEnding {
+    /// Done.
+    Success,
+    /// Done, with a warning.
+    Warning {
+        /// What to look at.
+        message: String,
+    },
+    /// Done; the rest of the run is not needed.
+    Halt {
+        /// Why.
+        message: String,
+    },
+    /// The task decided it does not apply.
+    Skip {
+        /// Why.
+        message: String,
+    },
+    /// It failed.
+    Failure {
+        /// What went wrong.
+        message: String,
+        /// Exit code (default 1).
+        exit_code: i32,
+    },
+    /// It errored: a trap, a limit hit or a host error. Never said by a plugin itself.
+    Errored {
+        /// Machine-readable reason naming the limit or the fault (e.g. `MemoryLimitExceeded`).
+        reason: String,
+        /// Human-readable detail.
+        message: String,
+    },
+}
+
+impl TaskEnding {
+    /// The exit code this ending carries: the failure's code, 0 for the successful endings,
+    /// none for errors.
+    pub fn exit_code(&self) -> Option<i32> {
+        match self {
+            TaskEnding::Failure { exit_code, .. } => Some(*exit_code),
+            TaskEnding::Errored { .. } => None,
+            _ => Some(0),
+        }
+    }
+
+    /// The message attached to the ending, if any.
+    pub fn message(&self) -> &str {
+        match self {
+            TaskEnding::Success => "",
+            TaskEnding::Warning { message }
+            | TaskEnding::Halt { message }
+            | TaskEnding::Skip { message }
+            | TaskEnding::Failure { message, .. }
+            | TaskEnding::Errored { message, .. } => message,
+        }
+    }
+}

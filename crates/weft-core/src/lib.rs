@@ -1,0 +1,41 @@
+//! weft's pure core: the pipeline model, YAML parsing with source spans, validation, the
+//! DAG, variable substitution, `when` expressions, the status model with its aggregates,
+//! and the run state machine. No wasmtime, no tokio, no I/O.
+//!
+//! # What a caller does, in order
+//!
+//! 1. [`load`]`(source, file, &supplied_params, Some(&catalog))` parses, validates (all
+//!    problems at once, as [`Diagnostic`]s with file, line and column) and plans. Or step
+//!    by step: [`parse_pipeline`], [`validate()`], [`Plan::new`].
+//! 2. [`RunState::new`]`(Arc::new(plan), RunContext { .. })`, then [`RunState::start`].
+//! 3. Carry out each [`Action`] (start a task, cancel one, record a transition) and feed
+//!    what happens back (`task_started`, `task_ended`, `task_timed_out`, `task_cancelled`,
+//!    `cancel`, the run timeouts, `infra_error`); each returns more actions.
+//! 4. [`Action::Finished`] carries the [`RunSummary`]; [`RunState::report`] serialises to
+//!    the JSON document of `weft run --output json`.
+//!
+//! "How is `$(tasks.status)` computed": see [`status`].
+
+pub mod contract;
+pub mod dag;
+pub mod diag;
+pub mod duration;
+pub mod model;
+pub mod parse;
+pub mod plan;
+pub mod run;
+pub mod status;
+pub mod validate;
+pub mod vars;
+mod yaml;
+
+pub use diag::{Diagnostic, Pos, Spanned};
+pub use model::Pipeline;
+pub use parse::parse_pipeline;
+pub use plan::{NodeId, Plan, PlanNode, load};
+pub use run::{
+    Action, HaltedBy, RunContext, RunHeader, RunPhase, RunReport, RunState, RunSummary,
+    StartTask, TaskPhase, TaskReport,
+};
+pub use status::{CancelMode, Outcome, RunStatus, TasksOutcome, TasksStatus};
+pub use validate::{PluginCatalog, validate};

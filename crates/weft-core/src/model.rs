@@ -1,0 +1,261 @@
+//! The typed pipeline model. Every node keeps the position it was written at, so later
+//! checks (validation, planning) can point at the exact line and column.
+
+use crate::contract::{ParamType, ParamValue};
+use crate::diag::{Pos, Spanned};
+use std::time::Duration;
+
+/// The `apiVersion` a pipeline was written in. All three read the same schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiVersion {
+    /// `tekton.dev/v1`.
+    TektonV1,
+    /// `tekton.dev/v1beta1`.
+    TektonV1Beta1,
+    /// `weft.dev/v1`.
+    WeftV1,
+}
+
+/// A parsed pipeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pipeline {
+    /// File name given to the parser, used in diagnostics.
+    pub file: String,
+    /// Which `apiVersion` it declared.
+    pub api_version: ApiVersion,
+    /// `metadata.name`.
+    pub name: Spanned<String>,
+    /// `spec.description`.
+    pub description: Option<String>,
+    /// `spec.params`.
+    pub params: Vec<ParamDecl>,
+    /// `spec.workspaces`.
+    pub workspaces: Vec<WorkspaceDecl>,
+    /// `spec.tasks`, in declaration order.
+    pub tasks: Vec<PipelineTask>,
+    /// `spec.finally`, in declaration order.
+    pub finally: Vec<PipelineTask>,
+    /// `spec.results`.
+    pub results: Vec<PipelineResult>,
+    /// `spec.reporters` (weft): kept as written; behaviour lives in the engine.
+    pub reporters: Vec<Spanned<serde_json::Value>>,
+    /// `spec.decorators` (weft).
+    pub decorators: Vec<Decorator>,
+    /// `spec.recovery.strategy` (weft).
+    pub recovery: Option<Spanned<RecoveryStrategy>>,
+    /// `spec.workspaceSnapshots` (weft).
+    pub workspace_snapshots: bool,
+    /// Where `spec` starts (diagnostics about the whole spec point here).
+    pub spec_pos: Pos,
+}
+
+impl Pipeline {
+    /// Every task, non-finally first, then finally, with its section.
+    pub fn all_tasks(&self) -> impl Iterator<Item = &PipelineTask> {
+        self.tasks.iter().chain(self.finally.iter())
+    }
+}
+
+/// One entry of `spec.params`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamDecl {
+    /// `name`.
+    pub name: Spanned<String>,
+    /// `type` (inferred from `default` when omitted, as Tekton does; else string).
+    pub param_type: ParamType,
+    /// `default`.
+    pub default: Option<Spanned<ParamValue>>,
+    /// `description`.
+    pub description: String,
+    /// `enum`: allowed string values; empty means any.
+    pub allowed: Vec<String>,
+    /// `properties` keys of an object param.
+    pub properties: Vec<String>,
+    /// Where the entry starts.
+    pub pos: Pos,
+}
+
+/// One entry of `spec.workspaces`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkspaceDecl {
+    /// `name`.
+    pub name: Spanned<String>,
+    /// `description`.
+    pub description: String,
+    /// `optional`.
+    pub optional: bool,
+}
+
+/// One entry of `spec.results`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineResult {
+    /// `name`.
+    pub name: Spanned<String>,
+    /// `value` (usually `$(tasks.t.results.r)`).
+    pub value: Spanned<String>,
+    /// `description`.
+    pub description: String,
+}
+
+/// One entry of `spec.decorators` (weft).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decorator {
+    /// `id`.
+    pub id: Spanned<String>,
+    /// `input`, kept as written.
+    pub input: serde_json::Value,
+}
+
+/// `spec.recovery.strategy` (weft): what happens to a run whose engine died.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecoveryStrategy {
+    /// In-flight tasks become `Errored` (`EngineRestarted`).
+    None,
+    /// Re-run from the beginning.
+    StartOver,
+    /// Keep finished tasks, re-run in-flight ones.
+    Resume,
+}
+
+/// `onError` of a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnError {
+    /// A failure fails the task and stops the run (default).
+    #[default]
+    StopAndFail,
+    /// A failure is tolerated: `SucceededWithWarnings`, reason `FailureIgnored`.
+    Continue,
+}
+
+/// `halt` of a task (weft): what running siblings do when this task halts the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HaltMode {
+    /// Let them finish (default).
+    #[default]
+    Wait,
+    /// Cancel them (outcome `Cancelled`, reason `RunHalted`).
+    Cancel,
+}
+
+/// The outcome an `onStatus` rule maps an exit code to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PolicyOutcome {
+    /// `success`.
+    Success,
+    /// `warning`.
+    Warning,
+    /// `failure`.
+    Failure,
+    /// `skipped`.
+    Skipped,
+}
+
+/// What a task's ending does to the rest of the run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Flow {
+    /// Nothing changes.
+    Continue,
+    /// Nothing new starts; running tasks finish; then `finally`.
+    Stop,
+    /// Early successful exit: nothing new starts; then `finally`; the run succeeds.
+    Halt,
+}
+
+/// One `onStatus` rule (weft).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OnStatusRule {
+    /// `exitCodes` this rule matches.
+    pub exit_codes: Vec<i32>,
+    /// `outcome`.
+    pub outcome: PolicyOutcome,
+    /// `flow`; `None` means the outcome's default.
+    pub flow: Option<Flow>,
+    /// Where the rule starts.
+    pub pos: Pos,
+}
+
+/// `when` operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WhenOperator {
+    /// `in`.
+    In,
+    /// `notin`.
+    NotIn,
+}
+
+/// One `when` expression.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WhenExpr {
+    /// `input`.
+    pub input: Spanned<String>,
+    /// `operator`.
+    pub operator: WhenOperator,
+    /// `values`.
+    pub values: Vec<Spanned<String>>,
+    /// Where the expression starts.
+    pub pos: Pos,
+}
+
+/// One entry of a task's `params`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskParam {
+    /// `name`.
+    pub name: Spanned<String>,
+    /// `value`.
+    pub value: Spanned<ParamValue>,
+}
+
+/// One entry of a task's `workspaces`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkspaceBinding {
+    /// `name`: the workspace as the task knows it.
+    pub name: Spanned<String>,
+    /// `workspace`: the pipeline workspace bound to it (defaults to `name`).
+    pub workspace: Spanned<String>,
+}
+
+/// One pipeline task (in `spec.tasks` or `spec.finally`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineTask {
+    /// `name`.
+    pub name: Spanned<String>,
+    /// `taskRef.name`: the plugin.
+    pub plugin: Spanned<String>,
+    /// `params`.
+    pub params: Vec<TaskParam>,
+    /// `workspaces`.
+    pub workspaces: Vec<WorkspaceBinding>,
+    /// `runAfter`.
+    pub run_after: Vec<Spanned<String>>,
+    /// `when`.
+    pub when: Vec<WhenExpr>,
+    /// `retries`.
+    pub retries: u32,
+    /// `timeout`; `None` for none (also for `0s`, as in Tekton).
+    pub timeout: Option<Duration>,
+    /// `onError`.
+    pub on_error: OnError,
+    /// `onStatus` (weft).
+    pub on_status: Vec<OnStatusRule>,
+    /// `secrets` (weft).
+    pub secrets: Vec<Spanned<String>>,
+    /// `halt` (weft).
+    pub halt: HaltMode,
+    /// `idempotent` (weft): safe to re-run on recovery.
+    pub idempotent: bool,
+    /// True for `spec.finally` entries.
+    pub is_finally: bool,
+    /// Index within its section.
+    pub index: usize,
+    /// Where the task entry starts.
+    pub pos: Pos,
+}
+
+impl PipelineTask {
+    /// Its path in the document, e.g. `spec.tasks[2]`.
+    pub fn path(&self) -> String {
+        let section = if self.is_finally { "finally" } else { "tasks" };
+        format!("spec.{section}[{}]", self.index)
+    }
+}

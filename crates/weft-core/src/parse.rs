@@ -1,0 +1,905 @@
+//! YAML text -> [`Pipeline`], collecting every structural problem (unknown or unsupported
+//! fields, wrong types, missing fields) instead of stopping at the first.
+
+use crate::contract::{ParamType, ParamValue};
+use crate::diag::{Diagnostic, Pos, Spanned, codes, did_you_mean};
+use crate::duration::parse_go_duration;
+use crate::model::*;
+use crate::yaml::{self, Node, NodeKind};
+use std::collections::{BTreeMap, HashSet};
+
+/// Parses a pipeline. `file` is only used to label diagnostics.
+///
+/// Returns every structural problem at once. For semantic checks (references, cycles,
+/// params) call [`crate::validate`] or [`crate::load`], which does both.
+pub fn parse_pipeline(source: &str, file: &str) -> Result<Pipeline, Vec<Diagnostic>> {
+    let (pipeline, diagnostics) = parse_lenient(source, file);
+    match pipeline {
+        Some(pipeline) if diagnostics.is_empty() => Ok(pipeline),
+        _ => Err(diagnostics),
+    }
+}
+
+/// Parses as much as it can: a model (unless the YAML itself is broken) plus every problem
+/// found. Lets [`crate::load`] report structural and semantic problems together.
+pub(crate) fn parse_lenient(source: &str, file: &str) -> (Option<Pipeline>, Vec<Diagnostic>) {
+    let mut cx = Cx {
+        file,
+        diagnostics: Vec::new(),
+    };
+    let root = match yaml::parse(source) {
+        Ok(Some(root)) => root,
+        Ok(None) => {
+            cx.error(Pos::new(1, 1), "", codes::MISSING_FIELD, "the file is empty");
+            return (None, cx.diagnostics);
+        }
+        Err(error) => {
+            cx.error(
+                error.pos,
+                "",
+                codes::YAML_SYNTAX,
+                format!("invalid YAML: {}", error.message),
+            );
+            return (None, cx.diagnostics);
+        }
+    };
+    let pipeline = cx.pipeline(&root);
+    (pipeline, cx.diagnostics)
+}
+
+struct Cx<'f> {
+    file: &'f str,
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// Fields of a mapping, looked up by name after unknown ones were reported.
+struct Fields<'n> {
+    entries: Vec<(&'n str, &'n Node, Pos)>,
+}
+
+impl<'n> Fields<'n> {
+    fn get(&self, name: &str) -> Option<&'n Node> {
+        self.entries
+            .iter()
+            .find(|(key, _, _)| *key == name)
+            .map(|(_, value, _)| *value)
+    }
+}
+
+fn join(path: &str, field: &str) -> String {
+    if path.is_empty() {
+        field.to_string()
+    } else {
+        format!("{path}.{field}")
+    }
+}
+
+impl Cx<'_> {
+    fn error(
+        &mut self,
+        pos: Pos,
+        path: &str,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        self.diagnostics
+            .push(Diagnostic::new(self.file, pos, path, code, message));
+        let last = self.diagnostics.len() - 1;
+        &mut self.diagnostics[last]
+    }
+
+    /// Checks `node` is a mapping whose keys are all `known`; reports the rest.
+    /// `unsupported` lists Tekton fields weft knowingly does not implement.
+    fn fields<'n>(
+        &mut self,
+        node: &'n Node,
+        path: &str,
+        known: &[&str],
+        unsupported: &[&str],
+    ) -> Option<Fields<'n>> {
+        let NodeKind::Map(entries) = &node.kind else {
+            if !node.is_null() {
+                self.error(
+                    node.pos,
+                    path,
+                    codes::WRONG_TYPE,
+                    format!("expected a mapping, found {}", node.type_name()),
+                );
+            }
+            return None;
+        };
+        let mut fields = Fields {
+            entries: Vec::new(),
+        };
+        let mut seen = HashSet::new();
+        for (key, value) in entries {
+            let Some(name) = key.as_scalar() else {
+                self.error(key.pos, path, codes::WRONG_TYPE, "mapping keys must be strings");
+                continue;
+            };
+            let field_path = join(path, name);
+            if !seen.insert(name) {
+                self.error(
+                    key.pos,
+                    &field_path,
+                    codes::DUPLICATE_NAME,
+                    format!("field `{name}` is given twice"),
+                );
+                continue;
+            }
+            if unsupported.contains(&name) {
+                self.error(
+                    key.pos,
+                    &field_path,
+                    codes::UNSUPPORTED_FIELD,
+                    format!("`{name}` is a Tekton field weft does not support"),
+                );
+            } else if known.contains(&name) {
+                fields.entries.push((name, value, key.pos));
+            } else {
+                let hint = did_you_mean(name, known.iter().copied());
+                self.error(
+                    key.pos,
+                    &field_path,
+                    codes::UNKNOWN_FIELD,
+                    format!("unknown field `{name}`"),
+                )
+                .hint = hint;
+            }
+        }
+        Some(fields)
+    }
+
+    fn string(&mut self, node: &Node, path: &str) -> Option<Spanned<String>> {
+        match &node.kind {
+            NodeKind::Scalar { text, .. } if !node.is_null() => {
+                Some(Spanned::new(text.clone(), node.pos))
+            }
+            _ => {
+                self.error(
+                    node.pos,
+                    path,
+                    codes::WRONG_TYPE,
+                    format!("expected a string, found {}", node.type_name()),
+                );
+                None
+            }
+        }
+    }
+
+    fn required_string(
+        &mut self,
+        fields: &Fields<'_>,
+        name: &str,
+        path: &str,
+        owner_pos: Pos,
+    ) -> Spanned<String> {
+        match fields.get(name) {
+            Some(node) => self
+                .string(node, &join(path, name))
+                .unwrap_or_else(|| Spanned::new(String::new(), node.pos)),
+            None => {
+                self.error(
+                    owner_pos,
+                    path,
+                    codes::MISSING_FIELD,
+                    format!("missing required field `{name}`"),
+                );
+                Spanned::new(String::new(), owner_pos)
+            }
+        }
+    }
+
+    fn optional_string(&mut self, fields: &Fields<'_>, name: &str, path: &str) -> String {
+        fields
+            .get(name)
+            .and_then(|node| self.string(node, &join(path, name)))
+            .map(|spanned| spanned.value)
+            .unwrap_or_default()
+    }
+
+    fn bool(&mut self, fields: &Fields<'_>, name: &str, path: &str) -> bool {
+        let Some(node) = fields.get(name) else {
+            return false;
+        };
+        match &node.kind {
+            NodeKind::Scalar { text, plain: true } if text == "true" => true,
+            NodeKind::Scalar { text, plain: true } if text == "false" => false,
+            _ => {
+                self.error(
+                    node.pos,
+                    &join(path, name),
+                    codes::WRONG_TYPE,
+                    format!("`{name}` must be true or false"),
+                );
+                false
+            }
+        }
+    }
+
+    fn seq<'n>(&mut self, node: &'n Node, path: &str) -> &'n [Node] {
+        match &node.kind {
+            NodeKind::Seq(items) => items,
+            _ if node.is_null() => &[],
+            _ => {
+                self.error(
+                    node.pos,
+                    path,
+                    codes::WRONG_TYPE,
+                    format!("expected a list, found {}", node.type_name()),
+                );
+                &[]
+            }
+        }
+    }
+
+    fn string_list(&mut self, fields: &Fields<'_>, name: &str, path: &str) -> Vec<Spanned<String>> {
+        let Some(node) = fields.get(name) else {
+            return Vec::new();
+        };
+        let path = join(path, name);
+        let items = self.seq(node, &path);
+        items
+            .iter()
+            .enumerate()
+            .filter_map(|(index, item)| self.string(item, &format!("{path}[{index}]")))
+            .collect()
+    }
+
+    /// One of a fixed set of words.
+    fn keyword<T: Copy>(
+        &mut self,
+        fields: &Fields<'_>,
+        name: &str,
+        path: &str,
+        choices: &[(&str, T)],
+    ) -> Option<Spanned<T>> {
+        let node = fields.get(name)?;
+        let path = join(path, name);
+        let text = self.string(node, &path)?;
+        if let Some((_, value)) = choices.iter().find(|(word, _)| *word == text.value) {
+            return Some(Spanned::new(*value, text.pos));
+        }
+        let words: Vec<&str> = choices.iter().map(|(word, _)| *word).collect();
+        let hint = did_you_mean(&text.value, words.iter().copied())
+            .unwrap_or_else(|| format!("use one of: {}", words.join(", ")));
+        self.error(
+            text.pos,
+            &path,
+            codes::INVALID_VALUE,
+            format!("`{}` is not a valid `{name}`", text.value),
+        )
+        .hint = Some(hint);
+        None
+    }
+
+    fn param_value(&mut self, node: &Node, path: &str) -> Option<Spanned<ParamValue>> {
+        let value = match &node.kind {
+            NodeKind::Scalar { text, .. } => ParamValue::Str(text.clone()),
+            NodeKind::Seq(items) => {
+                let mut strings = Vec::with_capacity(items.len());
+                for (index, item) in items.iter().enumerate() {
+                    strings.push(self.string(item, &format!("{path}[{index}]"))?.value);
+                }
+                ParamValue::Array(strings)
+            }
+            NodeKind::Map(entries) => {
+                let mut object = BTreeMap::new();
+                for (key, value) in entries {
+                    let key = self.string(key, path)?.value;
+                    let text = self.string(value, &join(path, &key))?.value;
+                    object.insert(key, text);
+                }
+                ParamValue::Object(object)
+            }
+        };
+        Some(Spanned::new(value, node.pos))
+    }
+
+    fn pipeline(&mut self, root: &Node) -> Option<Pipeline> {
+        let top = self.fields(root, "", &["apiVersion", "kind", "metadata", "spec"], &[])?;
+        let api_version = match top.get("apiVersion") {
+            None => {
+                self.error(root.pos, "", codes::MISSING_FIELD, "missing `apiVersion`")
+                    .hint = Some("use `apiVersion: tekton.dev/v1` or `weft.dev/v1`".into());
+                ApiVersion::WeftV1
+            }
+            Some(node) => {
+                let text = self.string(node, "apiVersion");
+                match text.as_ref().map(|text| text.value.as_str()) {
+                    Some("tekton.dev/v1") => ApiVersion::TektonV1,
+                    Some("tekton.dev/v1beta1") => ApiVersion::TektonV1Beta1,
+                    Some("weft.dev/v1") => ApiVersion::WeftV1,
+                    other => {
+                        if let Some(other) = other {
+                            self.error(
+                                node.pos,
+                                "apiVersion",
+                                codes::API_VERSION,
+                                format!("unsupported apiVersion `{other}`"),
+                            )
+                            .hint = Some(
+                                "use `tekton.dev/v1`, `tekton.dev/v1beta1` or `weft.dev/v1`".into(),
+                            );
+                        }
+                        ApiVersion::WeftV1
+                    }
+                }
+            }
+        };
+        match top.get("kind") {
+            None => {
+                self.error(root.pos, "", codes::MISSING_FIELD, "missing `kind`")
+                    .hint = Some("use `kind: Pipeline`".into());
+            }
+            Some(node) => {
+                if let Some(kind) = self.string(node, "kind")
+                    && kind.value != "Pipeline"
+                {
+                    self.error(
+                        node.pos,
+                        "kind",
+                        codes::KIND,
+                        format!("unsupported kind `{}`: weft runs `Pipeline` documents", kind.value),
+                    );
+                }
+            }
+        }
+        let name = match top.get("metadata") {
+            None => {
+                self.error(root.pos, "", codes::MISSING_FIELD, "missing `metadata.name`");
+                Spanned::new(String::new(), root.pos)
+            }
+            Some(metadata) => {
+                match self.fields(
+                    metadata,
+                    "metadata",
+                    &["name", "labels", "annotations", "namespace"],
+                    &["generateName"],
+                ) {
+                    Some(fields) => {
+                        self.required_string(&fields, "name", "metadata", metadata.pos)
+                    }
+                    None => Spanned::new(String::new(), metadata.pos),
+                }
+            }
+        };
+        let mut pipeline = Pipeline {
+            file: self.file.to_string(),
+            api_version,
+            name,
+            description: None,
+            params: Vec::new(),
+            workspaces: Vec::new(),
+            tasks: Vec::new(),
+            finally: Vec::new(),
+            results: Vec::new(),
+            reporters: Vec::new(),
+            decorators: Vec::new(),
+            recovery: None,
+            workspace_snapshots: false,
+            spec_pos: root.pos,
+        };
+        let Some(spec_node) = top.get("spec") else {
+            self.error(root.pos, "", codes::MISSING_FIELD, "missing `spec`");
+            return Some(pipeline);
+        };
+        pipeline.spec_pos = spec_node.pos;
+        let Some(spec) = self.fields(
+            spec_node,
+            "spec",
+            &[
+                "params",
+                "workspaces",
+                "tasks",
+                "finally",
+                "results",
+                "description",
+                "displayName",
+                "reporters",
+                "decorators",
+                "recovery",
+                "workspaceSnapshots",
+            ],
+            &["resources"],
+        ) else {
+            return Some(pipeline);
+        };
+        let description = self.optional_string(&spec, "description", "spec");
+        pipeline.description = (!description.is_empty()).then_some(description);
+        if let Some(node) = spec.get("params") {
+            for (index, item) in self.seq(node, "spec.params").iter().enumerate() {
+                if let Some(param) = self.param_decl(item, &format!("spec.params[{index}]")) {
+                    pipeline.params.push(param);
+                }
+            }
+        }
+        if let Some(node) = spec.get("workspaces") {
+            for (index, item) in self.seq(node, "spec.workspaces").iter().enumerate() {
+                let path = format!("spec.workspaces[{index}]");
+                if let Some(fields) =
+                    self.fields(item, &path, &["name", "description", "optional"], &[])
+                {
+                    pipeline.workspaces.push(WorkspaceDecl {
+                        name: self.required_string(&fields, "name", &path, item.pos),
+                        description: self.optional_string(&fields, "description", &path),
+                        optional: self.bool(&fields, "optional", &path),
+                    });
+                }
+            }
+        }
+        for (section, is_finally) in [("tasks", false), ("finally", true)] {
+            let Some(node) = spec.get(section) else {
+                continue;
+            };
+            let path = format!("spec.{section}");
+            for (index, item) in self.seq(node, &path).iter().enumerate() {
+                if let Some(task) = self.task(item, &format!("{path}[{index}]"), is_finally, index)
+                {
+                    if is_finally {
+                        pipeline.finally.push(task);
+                    } else {
+                        pipeline.tasks.push(task);
+                    }
+                }
+            }
+        }
+        if let Some(node) = spec.get("results") {
+            for (index, item) in self.seq(node, "spec.results").iter().enumerate() {
+                let path = format!("spec.results[{index}]");
+                if let Some(fields) =
+                    self.fields(item, &path, &["name", "value", "description", "type"], &[])
+                {
+                    if let Some(kind) = fields.get("type")
+                        && let Some(kind) = self.string(kind, &join(&path, "type"))
+                        && kind.value != "string"
+                    {
+                        self.error(
+                            kind.pos,
+                            &join(&path, "type"),
+                            codes::UNSUPPORTED_FIELD,
+                            format!("pipeline results of type `{}` are not supported; only `string`", kind.value),
+                        );
+                    }
+                    pipeline.results.push(PipelineResult {
+                        name: self.required_string(&fields, "name", &path, item.pos),
+                        value: self.required_string(&fields, "value", &path, item.pos),
+                        description: self.optional_string(&fields, "description", &path),
+                    });
+                }
+            }
+        }
+        if let Some(node) = spec.get("reporters") {
+            for (index, item) in self.seq(node, "spec.reporters").iter().enumerate() {
+                if matches!(item.kind, NodeKind::Map(_)) {
+                    pipeline.reporters.push(Spanned::new(item.to_json(), item.pos));
+                } else {
+                    self.error(
+                        item.pos,
+                        &format!("spec.reporters[{index}]"),
+                        codes::WRONG_TYPE,
+                        format!("expected a mapping, found {}", item.type_name()),
+                    );
+                }
+            }
+        }
+        if let Some(node) = spec.get("decorators") {
+            for (index, item) in self.seq(node, "spec.decorators").iter().enumerate() {
+                let path = format!("spec.decorators[{index}]");
+                if let Some(fields) = self.fields(item, &path, &["id", "input"], &[]) {
+                    pipeline.decorators.push(Decorator {
+                        id: self.required_string(&fields, "id", &path, item.pos),
+                        input: fields
+                            .get("input")
+                            .map(Node::to_json)
+                            .unwrap_or(serde_json::Value::Null),
+                    });
+                }
+            }
+        }
+        if let Some(node) = spec.get("recovery")
+            && let Some(fields) = self.fields(node, "spec.recovery", &["strategy"], &[])
+        {
+            pipeline.recovery = self.keyword(
+                &fields,
+                "strategy",
+                "spec.recovery",
+                &[
+                    ("none", RecoveryStrategy::None),
+                    ("startOver", RecoveryStrategy::StartOver),
+                    ("resume", RecoveryStrategy::Resume),
+                ],
+            );
+        }
+        pipeline.workspace_snapshots = self.bool(&spec, "workspaceSnapshots", "spec");
+        Some(pipeline)
+    }
+
+    fn param_decl(&mut self, node: &Node, path: &str) -> Option<ParamDecl> {
+        let fields = self.fields(
+            node,
+            path,
+            &["name", "type", "default", "description", "enum", "properties"],
+            &[],
+        )?;
+        let name = self.required_string(&fields, "name", path, node.pos);
+        let default = fields
+            .get("default")
+            .and_then(|value| self.param_value(value, &join(path, "default")));
+        let declared = self.keyword(
+            &fields,
+            "type",
+            path,
+            &[
+                ("string", ParamType::String),
+                ("array", ParamType::Array),
+                ("object", ParamType::Object),
+            ],
+        );
+        // Tekton infers the type from the default when `type` is omitted.
+        let param_type = match (&declared, &default) {
+            (Some(declared), _) => declared.value,
+            (None, Some(default)) => default.value.param_type(),
+            (None, None) => ParamType::String,
+        };
+        if let (Some(declared), Some(default)) = (&declared, &default)
+            && declared.value != default.value.param_type()
+        {
+            self.error(
+                default.pos,
+                &join(path, "default"),
+                codes::PARAM_TYPE,
+                format!(
+                    "default of param `{}` is {}, but the param is declared {}",
+                    name.value,
+                    default.value.param_type(),
+                    declared.value
+                ),
+            );
+        }
+        let allowed = self
+            .string_list(&fields, "enum", path)
+            .into_iter()
+            .map(|value| value.value)
+            .collect();
+        let mut properties = Vec::new();
+        if let Some(node) = fields.get("properties") {
+            if let NodeKind::Map(entries) = &node.kind {
+                properties = entries
+                    .iter()
+                    .filter_map(|(key, _)| key.as_scalar().map(str::to_string))
+                    .collect();
+            } else {
+                self.error(
+                    node.pos,
+                    &join(path, "properties"),
+                    codes::WRONG_TYPE,
+                    format!("expected a mapping, found {}", node.type_name()),
+                );
+            }
+        }
+        Some(ParamDecl {
+            name,
+            param_type,
+            default,
+            description: self.optional_string(&fields, "description", path),
+            allowed,
+            properties,
+            pos: node.pos,
+        })
+    }
+
+    fn task(&mut self, node: &Node, path: &str, is_finally: bool, index: usize) -> Option<PipelineTask> {
+        let fields = self.fields(
+            node,
+            path,
+            &[
+                "name",
+                "taskRef",
+                "params",
+                "workspaces",
+                "runAfter",
+                "when",
+                "retries",
+                "timeout",
+                "onError",
+                "onStatus",
+                "secrets",
+                "halt",
+                "idempotent",
+                "displayName",
+                "description",
+            ],
+            &["taskSpec", "matrix", "pipelineRef", "pipelineSpec", "resources"],
+        )?;
+        let name = self.required_string(&fields, "name", path, node.pos);
+        let plugin = match fields.get("taskRef") {
+            None => {
+                // Only complain when the task is not already reported for an unsupported
+                // `taskSpec`/`pipelineRef` (one error per cause).
+                let has_alternative = matches!(&node.kind, NodeKind::Map(entries)
+                    if entries.iter().any(|(key, _)| matches!(key.as_scalar(), Some("taskSpec" | "pipelineRef" | "pipelineSpec"))));
+                if !has_alternative {
+                    self.error(
+                        node.pos,
+                        path,
+                        codes::MISSING_FIELD,
+                        "missing required field `taskRef`",
+                    )
+                    .hint = Some("name the plugin: `taskRef: {name: <plugin>}`".into());
+                }
+                Spanned::new(String::new(), node.pos)
+            }
+            Some(task_ref) => {
+                let ref_path = join(path, "taskRef");
+                match self.fields(
+                    task_ref,
+                    &ref_path,
+                    &["name", "kind"],
+                    &["bundle", "resolver", "params", "apiVersion"],
+                ) {
+                    Some(ref_fields) => {
+                        if let Some(kind) = ref_fields.get("kind")
+                            && let Some(kind) = self.string(kind, &join(&ref_path, "kind"))
+                            && kind.value != "Task"
+                        {
+                            self.error(
+                                kind.pos,
+                                &join(&ref_path, "kind"),
+                                codes::UNSUPPORTED_FIELD,
+                                format!("taskRef kind `{}` is not supported; only `Task`", kind.value),
+                            );
+                        }
+                        let has_resolver = matches!(&task_ref.kind, NodeKind::Map(entries)
+                            if entries.iter().any(|(key, _)| matches!(key.as_scalar(), Some("resolver" | "bundle"))));
+                        if has_resolver {
+                            ref_fields
+                                .get("name")
+                                .and_then(|name| self.string(name, &join(&ref_path, "name")))
+                                .unwrap_or_else(|| Spanned::new(String::new(), task_ref.pos))
+                        } else {
+                            self.required_string(&ref_fields, "name", &ref_path, task_ref.pos)
+                        }
+                    }
+                    None => Spanned::new(String::new(), task_ref.pos),
+                }
+            }
+        };
+        let mut task = PipelineTask {
+            name,
+            plugin,
+            params: Vec::new(),
+            workspaces: Vec::new(),
+            run_after: self.string_list(&fields, "runAfter", path),
+            when: Vec::new(),
+            retries: 0,
+            timeout: None,
+            on_error: OnError::StopAndFail,
+            on_status: Vec::new(),
+            secrets: self.string_list(&fields, "secrets", path),
+            halt: HaltMode::Wait,
+            idempotent: self.bool(&fields, "idempotent", path),
+            is_finally,
+            index,
+            pos: node.pos,
+        };
+        if let Some(params) = fields.get("params") {
+            let params_path = join(path, "params");
+            for (index, item) in self.seq(params, &params_path).iter().enumerate() {
+                let item_path = format!("{params_path}[{index}]");
+                if let Some(param_fields) = self.fields(item, &item_path, &["name", "value"], &[]) {
+                    let name = self.required_string(&param_fields, "name", &item_path, item.pos);
+                    let value = match param_fields.get("value") {
+                        Some(value) => self.param_value(value, &join(&item_path, "value")),
+                        None => {
+                            self.error(
+                                item.pos,
+                                &item_path,
+                                codes::MISSING_FIELD,
+                                "missing required field `value`",
+                            );
+                            None
+                        }
+                    };
+                    if let Some(value) = value {
+                        task.params.push(TaskParam { name, value });
+                    }
+                }
+            }
+        }
+        if let Some(workspaces) = fields.get("workspaces") {
+            let list_path = join(path, "workspaces");
+            for (index, item) in self.seq(workspaces, &list_path).iter().enumerate() {
+                let item_path = format!("{list_path}[{index}]");
+                if let Some(ws) = self.fields(item, &item_path, &["name", "workspace"], &["subPath"]) {
+                    let name = self.required_string(&ws, "name", &item_path, item.pos);
+                    let workspace = ws
+                        .get("workspace")
+                        .and_then(|node| self.string(node, &join(&item_path, "workspace")))
+                        .unwrap_or_else(|| name.clone());
+                    task.workspaces.push(WorkspaceBinding { name, workspace });
+                }
+            }
+        }
+        if let Some(when) = fields.get("when") {
+            let list_path = join(path, "when");
+            for (index, item) in self.seq(when, &list_path).iter().enumerate() {
+                let item_path = format!("{list_path}[{index}]");
+                if let Some(expr) =
+                    self.fields(item, &item_path, &["input", "operator", "values"], &["cel", "timeout"])
+                {
+                    if expr.get("input").is_none() && expr.get("operator").is_none() {
+                        // Only `cel` (already reported) or nothing at all.
+                        if expr.entries.is_empty() && !matches!(&item.kind, NodeKind::Map(e) if !e.is_empty()) {
+                            self.error(item.pos, &item_path, codes::MISSING_FIELD, "empty `when` expression");
+                        }
+                        continue;
+                    }
+                    let input = self.required_string(&expr, "input", &item_path, item.pos);
+                    let operator = match expr.get("operator") {
+                        None => {
+                            self.error(item.pos, &item_path, codes::MISSING_FIELD, "missing required field `operator`");
+                            None
+                        }
+                        Some(_) => self.keyword(
+                            &expr,
+                            "operator",
+                            &item_path,
+                            &[("in", WhenOperator::In), ("notin", WhenOperator::NotIn)],
+                        ),
+                    };
+                    let values = self.string_list(&expr, "values", &item_path);
+                    if values.is_empty() {
+                        self.error(
+                            expr.get("values").map_or(item.pos, |node| node.pos),
+                            &join(&item_path, "values"),
+                            codes::MISSING_FIELD,
+                            "`when` needs at least one value",
+                        );
+                    }
+                    if let Some(operator) = operator {
+                        task.when.push(WhenExpr {
+                            input,
+                            operator: operator.value,
+                            values,
+                            pos: item.pos,
+                        });
+                    }
+                }
+            }
+        }
+        if let Some(retries) = fields.get("retries") {
+            let retries_path = join(path, "retries");
+            match &retries.kind {
+                NodeKind::Scalar { text, plain: true } => match text.parse::<i64>() {
+                    Ok(count) if count < 0 => {
+                        self.error(
+                            retries.pos,
+                            &retries_path,
+                            codes::INVALID_VALUE,
+                            format!("retries must not be negative, got {count}"),
+                        );
+                    }
+                    Ok(count) => task.retries = u32::try_from(count).unwrap_or(u32::MAX),
+                    Err(_) => {
+                        self.error(
+                            retries.pos,
+                            &retries_path,
+                            codes::WRONG_TYPE,
+                            format!("retries must be an integer, got `{text}`"),
+                        );
+                    }
+                },
+                _ => {
+                    self.error(
+                        retries.pos,
+                        &retries_path,
+                        codes::WRONG_TYPE,
+                        format!("retries must be an integer, found {}", retries.type_name()),
+                    );
+                }
+            }
+        }
+        if let Some(timeout) = fields.get("timeout") {
+            let timeout_path = join(path, "timeout");
+            if let Some(text) = self.string(timeout, &timeout_path) {
+                match parse_go_duration(&text.value) {
+                    Ok(duration) if duration.is_zero() => task.timeout = None,
+                    Ok(duration) => task.timeout = Some(duration),
+                    Err(message) => {
+                        self.error(text.pos, &timeout_path, codes::WRONG_TYPE, format!("invalid timeout: {message}"))
+                            .hint = Some("write a Go duration such as `90s`, `1m30s` or `1h`".into());
+                    }
+                }
+            }
+        }
+        if let Some(on_error) = self.keyword(
+            &fields,
+            "onError",
+            path,
+            &[("stopAndFail", OnError::StopAndFail), ("continue", OnError::Continue)],
+        ) {
+            task.on_error = on_error.value;
+        }
+        if let Some(halt) = self.keyword(
+            &fields,
+            "halt",
+            path,
+            &[("wait", HaltMode::Wait), ("cancel", HaltMode::Cancel)],
+        ) {
+            task.halt = halt.value;
+        }
+        if let Some(rules) = fields.get("onStatus") {
+            let list_path = join(path, "onStatus");
+            for (index, item) in self.seq(rules, &list_path).iter().enumerate() {
+                if let Some(rule) = self.on_status_rule(item, &format!("{list_path}[{index}]")) {
+                    task.on_status.push(rule);
+                }
+            }
+        }
+        Some(task)
+    }
+
+    fn on_status_rule(&mut self, node: &Node, path: &str) -> Option<OnStatusRule> {
+        let fields = self.fields(node, path, &["exitCodes", "outcome", "flow"], &[])?;
+        let mut exit_codes = Vec::new();
+        match fields.get("exitCodes") {
+            None => {
+                self.error(node.pos, path, codes::MISSING_FIELD, "missing required field `exitCodes`");
+            }
+            Some(list) => {
+                let list_path = join(path, "exitCodes");
+                let items = self.seq(list, &list_path);
+                if items.is_empty() {
+                    self.error(list.pos, &list_path, codes::INVALID_VALUE, "`exitCodes` must not be empty");
+                }
+                for (index, item) in items.iter().enumerate() {
+                    match item.as_scalar().map(str::parse::<i32>) {
+                        Some(Ok(code)) => exit_codes.push(code),
+                        _ => {
+                            self.error(
+                                item.pos,
+                                &format!("{list_path}[{index}]"),
+                                codes::WRONG_TYPE,
+                                "exit codes must be integers",
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        let outcome = match fields.get("outcome") {
+            None => {
+                self.error(node.pos, path, codes::MISSING_FIELD, "missing required field `outcome`");
+                None
+            }
+            Some(_) => self.keyword(
+                &fields,
+                "outcome",
+                path,
+                &[
+                    ("success", PolicyOutcome::Success),
+                    ("warning", PolicyOutcome::Warning),
+                    ("failure", PolicyOutcome::Failure),
+                    ("skipped", PolicyOutcome::Skipped),
+                ],
+            ),
+        };
+        let flow = self.keyword(
+            &fields,
+            "flow",
+            path,
+            &[("continue", Flow::Continue), ("stop", Flow::Stop), ("halt", Flow::Halt)],
+        );
+        let outcome = outcome?;
+        if exit_codes.is_empty() {
+            return None;
+        }
+        Some(OnStatusRule {
+            exit_codes,
+            outcome: outcome.value,
+            flow: flow.map(|flow| flow.value),
+            pos: node.pos,
+        })
+    }
+}

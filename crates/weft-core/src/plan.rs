@@ -1,0 +1,371 @@
+//! A validated pipeline lowered for execution: task indices instead of names, the DAG as
+//! adjacency lists with in-degrees, and every `$(...)` pre-parsed with pipeline params
+//! already substituted (they are fixed before the run starts).
+
+use crate::contract::ParamValue;
+use crate::dag::Graph;
+use crate::diag::Diagnostic;
+use crate::model::{HaltMode, OnError, OnStatusRule, Pipeline, PipelineTask, WhenOperator};
+use crate::parse::parse_lenient;
+use crate::validate::{PluginCatalog, dag_parents, select_string, validate};
+use crate::vars::{Piece, Selector, Template, VarRef, parse_template};
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+/// Index of a task in [`Plan::nodes`]: non-finally tasks first (declaration order), then
+/// finally tasks.
+pub type NodeId = usize;
+
+/// A variable only known while the run goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum RunVar {
+    TaskResult(NodeId, String),
+    TaskStatus(NodeId),
+    TaskReason(NodeId),
+    TasksStatus,
+    TasksOutcome,
+    RunName,
+    RunUid,
+    TaskRetryCount,
+    WorkspaceBound(String),
+}
+
+/// A param value with its run-time variables still to fill in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ValueTemplate {
+    Str(Template<RunVar>),
+    Array(Vec<Template<RunVar>>),
+    Object(BTreeMap<String, Template<RunVar>>),
+    /// Fully known at plan time (e.g. `$(params.arr[*])`).
+    Fixed(ParamValue),
+}
+
+/// A `when` expression ready to evaluate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WhenTemplate {
+    pub input: Template<RunVar>,
+    pub operator: WhenOperator,
+    pub values: Vec<Template<RunVar>>,
+}
+
+/// One task of the plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanNode {
+    /// Pipeline task name.
+    pub name: String,
+    /// Plugin (`taskRef.name`).
+    pub plugin: String,
+    /// In `spec.finally`.
+    pub is_finally: bool,
+    /// `retries`.
+    pub retries: u32,
+    /// `timeout`.
+    pub timeout: Option<Duration>,
+    /// `secrets`.
+    pub secrets: Vec<String>,
+    /// `workspaces`: (task-side name, pipeline workspace).
+    pub workspaces: Vec<(String, String)>,
+    /// `onError`.
+    pub on_error: OnError,
+    /// `onStatus`.
+    pub on_status: Vec<OnStatusRule>,
+    /// `halt`.
+    pub halt: HaltMode,
+    /// `idempotent`.
+    pub idempotent: bool,
+    /// Tasks that wait for this one (non-finally only).
+    pub children: Vec<NodeId>,
+    /// How many distinct tasks this one waits for.
+    pub parent_count: u32,
+    pub(crate) params: Vec<(String, ValueTemplate)>,
+    pub(crate) when: Vec<WhenTemplate>,
+    /// Results this task consumes: if one is missing, it is skipped `ResultsMissing`.
+    pub(crate) result_refs: Vec<(NodeId, String)>,
+}
+
+/// A validated, lowered pipeline. Immutable; share it with `Arc`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// `metadata.name`.
+    pub pipeline_name: String,
+    /// Every task: non-finally first, then finally.
+    pub nodes: Vec<PlanNode>,
+    /// How many of `nodes` are non-finally (they come first).
+    pub dag_len: usize,
+    /// Effective pipeline params (supplied, else default).
+    pub params: BTreeMap<String, ParamValue>,
+    /// `spec.results`: name and value template.
+    pub(crate) results: Vec<(String, Template<RunVar>)>,
+    index: HashMap<String, NodeId>,
+}
+
+/// Parses, validates and plans in one go; all problems (structural and semantic) are
+/// returned together, sorted by position.
+pub fn load(
+    source: &str,
+    file: &str,
+    supplied: &BTreeMap<String, ParamValue>,
+    catalog: Option<&dyn PluginCatalog>,
+) -> Result<Plan, Vec<Diagnostic>> {
+    let (pipeline, mut diagnostics) = parse_lenient(source, file);
+    let Some(pipeline) = pipeline else {
+        return Err(diagnostics);
+    };
+    diagnostics.extend(validate(&pipeline, supplied, catalog));
+    if !diagnostics.is_empty() {
+        diagnostics.sort_by(|a, b| (a.line, a.column).cmp(&(b.line, b.column)));
+        return Err(diagnostics);
+    }
+    Ok(Plan::build(&pipeline, supplied))
+}
+
+impl Plan {
+    /// Validates `pipeline` (see [`validate`]) and lowers it.
+    pub fn new(
+        pipeline: &Pipeline,
+        supplied: &BTreeMap<String, ParamValue>,
+        catalog: Option<&dyn PluginCatalog>,
+    ) -> Result<Plan, Vec<Diagnostic>> {
+        let diagnostics = validate(pipeline, supplied, catalog);
+        if diagnostics.is_empty() {
+            Ok(Plan::build(pipeline, supplied))
+        } else {
+            Err(diagnostics)
+        }
+    }
+
+    /// The node called `name`.
+    pub fn node_id(&self, name: &str) -> Option<NodeId> {
+        self.index.get(name).copied()
+    }
+
+    /// Lowers a pipeline that passed validation (never panics on one that did not: bad
+    /// references become literal text).
+    fn build(pipeline: &Pipeline, supplied: &BTreeMap<String, ParamValue>) -> Plan {
+        let mut params = BTreeMap::new();
+        for decl in &pipeline.params {
+            if let Some(value) = supplied
+                .get(&decl.name.value)
+                .cloned()
+                .or_else(|| decl.default.as_ref().map(|default| default.value.clone()))
+            {
+                params.insert(decl.name.value.clone(), value);
+            }
+        }
+        let tasks: Vec<&PipelineTask> = pipeline.all_tasks().collect();
+        let mut index = HashMap::with_capacity(tasks.len());
+        for (id, task) in tasks.iter().enumerate() {
+            index.entry(task.name.value.clone()).or_insert(id);
+        }
+        let dag_len = pipeline.tasks.len();
+        let dag_index: HashMap<&str, usize> = pipeline
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, task)| (task.name.value.as_str(), i))
+            .collect();
+        let parents: Vec<Vec<usize>> = pipeline
+            .tasks
+            .iter()
+            .map(|task| dag_parents(task, &dag_index))
+            .collect();
+        let graph = Graph::from_parents(&parents);
+        let lowering = Lowering {
+            params: &params,
+            index: &index,
+            pipeline_name: &pipeline.name.value,
+        };
+        let nodes = tasks
+            .iter()
+            .enumerate()
+            .map(|(id, task)| {
+                let mut result_refs = Vec::new();
+                let node_params = task
+                    .params
+                    .iter()
+                    .map(|param| {
+                        let value = lowering.value(&param.value.value, task, &mut result_refs);
+                        (param.name.value.clone(), value)
+                    })
+                    .collect();
+                let when = task
+                    .when
+                    .iter()
+                    .map(|expr| WhenTemplate {
+                        input: lowering.string(&expr.input.value, task, &mut result_refs),
+                        operator: expr.operator,
+                        values: expr
+                            .values
+                            .iter()
+                            .flat_map(|value| lowering.elements(&value.value, task, &mut result_refs))
+                            .collect(),
+                    })
+                    .collect();
+                PlanNode {
+                    name: task.name.value.clone(),
+                    plugin: task.plugin.value.clone(),
+                    is_finally: task.is_finally,
+                    retries: task.retries,
+                    timeout: task.timeout,
+                    secrets: task.secrets.iter().map(|s| s.value.clone()).collect(),
+                    workspaces: task
+                        .workspaces
+                        .iter()
+                        .map(|w| (w.name.value.clone(), w.workspace.value.clone()))
+                        .collect(),
+                    on_error: task.on_error,
+                    on_status: task.on_status.clone(),
+                    halt: task.halt,
+                    idempotent: task.idempotent,
+                    children: graph.children.get(id).cloned().unwrap_or_default(),
+                    parent_count: graph.parent_count.get(id).copied().unwrap_or(0),
+                    params: node_params,
+                    when,
+                    result_refs,
+                }
+            })
+            .collect();
+        let results = pipeline
+            .results
+            .iter()
+            .map(|result| {
+                let mut ignored = Vec::new();
+                let template = lowering.template(&result.value.value, 0, &mut ignored);
+                (result.name.value.clone(), template)
+            })
+            .collect();
+        Plan {
+            pipeline_name: pipeline.name.value.clone(),
+            nodes,
+            dag_len,
+            params,
+            results,
+            index,
+        }
+    }
+}
+
+struct Lowering<'a> {
+    params: &'a BTreeMap<String, ParamValue>,
+    index: &'a HashMap<String, NodeId>,
+    pipeline_name: &'a str,
+}
+
+impl Lowering<'_> {
+    /// The whole-value `$(params.x[*])`, if `text` is exactly that.
+    fn star(&self, text: &str) -> Option<ParamValue> {
+        let template = parse_template(text).ok()?;
+        match template.sole_var()? {
+            VarRef::Param {
+                name,
+                selector: Selector::Star,
+            } => self.params.get(name).cloned(),
+            _ => None,
+        }
+    }
+
+    fn value(&self, value: &ParamValue, task: &PipelineTask, refs: &mut Vec<(NodeId, String)>) -> ValueTemplate {
+        match value {
+            ParamValue::Str(text) => match self.star(text) {
+                Some(fixed) => ValueTemplate::Fixed(fixed),
+                None => ValueTemplate::Str(self.string(text, task, refs)),
+            },
+            ParamValue::Array(items) => ValueTemplate::Array(
+                items
+                    .iter()
+                    .flat_map(|item| self.elements(item, task, refs))
+                    .collect(),
+            ),
+            ParamValue::Object(map) => ValueTemplate::Object(
+                map.iter()
+                    .map(|(key, text)| (key.clone(), self.string(text, task, refs)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// An array element: `$(params.arr[*])` expands into several.
+    fn elements(&self, text: &str, task: &PipelineTask, refs: &mut Vec<(NodeId, String)>) -> Vec<Template<RunVar>> {
+        match self.star(text) {
+            Some(ParamValue::Array(items)) => items
+                .into_iter()
+                .map(|item| Template {
+                    pieces: vec![Piece::Literal(item)],
+                })
+                .collect(),
+            _ => vec![self.string(text, task, refs)],
+        }
+    }
+
+    fn string(&self, text: &str, task: &PipelineTask, refs: &mut Vec<(NodeId, String)>) -> Template<RunVar> {
+        self.template(text, task.retries, refs)
+    }
+
+    fn template(&self, text: &str, retries: u32, refs: &mut Vec<(NodeId, String)>) -> Template<RunVar> {
+        let Ok(parsed) = parse_template(text) else {
+            return Template {
+                pieces: vec![Piece::Literal(text.to_string())],
+            };
+        };
+        let mut pieces: Vec<Piece<RunVar>> = Vec::with_capacity(parsed.pieces.len());
+        let push_literal = |pieces: &mut Vec<Piece<RunVar>>, text: String| {
+            if let Some(Piece::Literal(last)) = pieces.last_mut() {
+                last.push_str(&text);
+            } else {
+                pieces.push(Piece::Literal(text));
+            }
+        };
+        for piece in parsed.pieces {
+            let var = match piece {
+                Piece::Literal(literal) => {
+                    push_literal(&mut pieces, literal);
+                    continue;
+                }
+                Piece::Var(var) => var,
+            };
+            let node = |name: &str| self.index.get(name).copied();
+            let run_var = match var {
+                VarRef::Param { name, selector } => {
+                    let text = self
+                        .params
+                        .get(&name)
+                        .and_then(|value| select_string(value, &selector))
+                        .unwrap_or_default();
+                    push_literal(&mut pieces, text);
+                    continue;
+                }
+                VarRef::PipelineName => {
+                    push_literal(&mut pieces, self.pipeline_name.to_string());
+                    continue;
+                }
+                VarRef::TaskRetries => {
+                    push_literal(&mut pieces, retries.to_string());
+                    continue;
+                }
+                VarRef::TaskResult { task, result } => match node(&task) {
+                    Some(id) => {
+                        refs.push((id, result.clone()));
+                        RunVar::TaskResult(id, result)
+                    }
+                    None => continue,
+                },
+                VarRef::TaskStatus { task } => match node(&task) {
+                    Some(id) => RunVar::TaskStatus(id),
+                    None => continue,
+                },
+                VarRef::TaskReason { task } => match node(&task) {
+                    Some(id) => RunVar::TaskReason(id),
+                    None => continue,
+                },
+                VarRef::TasksStatus => RunVar::TasksStatus,
+                VarRef::TasksOutcome => RunVar::TasksOutcome,
+                VarRef::RunName => RunVar::RunName,
+                VarRef::RunUid => RunVar::RunUid,
+                VarRef::TaskRetryCount => RunVar::TaskRetryCount,
+                VarRef::WorkspaceBound { workspace } => RunVar::WorkspaceBound(workspace),
+            };
+            pieces.push(Piece::Var(run_var));
+        }
+        Template { pieces }
+    }
+}

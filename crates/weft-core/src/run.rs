@@ -1,0 +1,963 @@
+//! The run state machine: pure and deterministic; an async engine drives it.
+//!
+//! # Contract
+//!
+//! 1. Build a [`Plan`] ([`crate::load`] or [`Plan::new`]), then
+//!    `RunState::new(Arc<Plan>, RunContext)`.
+//! 2. Call [`RunState::start`] once; carry out the [`Action`]s it returns, in order.
+//! 3. Report what happens through the input methods, each returning more actions:
+//!    [`RunState::task_started`] (the engine really began a queued task),
+//!    [`RunState::task_ended`], [`RunState::task_timed_out`] (its own `timeout`),
+//!    [`RunState::task_cancelled`] (confirmation after an [`Action::Cancel`]),
+//!    [`RunState::cancel`], [`RunState::tasks_timeout`], [`RunState::finally_timeout`],
+//!    [`RunState::pipeline_timeout`], [`RunState::infra_error`].
+//! 4. [`Action::Finished`] comes exactly once, when every task is terminal.
+//!    [`RunState::report`] gives the machine-readable document at any time.
+//!
+//! Actions: [`Action::Start`] (run a task attempt with fully substituted params),
+//! [`Action::Cancel`] (abort it, then call `task_cancelled`), [`Action::Transition`] (every
+//! phase change, skips included: for the live view and persistence),
+//! [`Action::FinallyStarted`], [`Action::Finished`].
+//!
+//! Events for an attempt that is not the current one, or for a terminal task, are
+//! ignored (they are stale), so replaying events is harmless.
+//!
+//! Cost: readiness is tracked with in-degree counters and aggregates with a [`Tally`], so a
+//! whole run is O(V+E) plus one sweep over pending tasks per run-level change (stop,
+//! halt, cancel, timeout), which happens a bounded number of times.
+
+use crate::contract::{ParamValue, TaskEnding};
+use crate::model::{Flow, HaltMode, WhenOperator};
+use crate::plan::{NodeId, Plan, RunVar, ValueTemplate};
+use crate::status::{
+    CancelMode, Outcome, RunFacts, RunStatus, SkipFacts, SkipReason, Tally, TasksOutcome,
+    TasksStatus, apply_policy, final_status, reasons, skip_reason, task_status_view,
+};
+use crate::vars::{Piece, Template};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the run knows about itself besides the plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunContext {
+    /// `$(context.pipelineRun.name)`.
+    pub run_name: String,
+    /// `$(context.pipelineRun.uid)`.
+    pub run_uid: String,
+    /// Pipeline workspaces bound for this run (`$(workspaces.w.bound)`).
+    pub bound_workspaces: BTreeSet<String>,
+}
+
+/// Where a task is (semantics.md section 4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum TaskPhase {
+    /// Waiting for its parents.
+    Pending,
+    /// Waiting for an approval, gate or schedule.
+    Blocked,
+    /// Start was requested from the engine.
+    Queued,
+    /// The engine began it.
+    Running,
+    /// Cancel was requested from the engine.
+    Cancelling,
+    /// Done; see the outcome.
+    Terminal,
+}
+
+/// Where the run is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum RunPhase {
+    /// Tasks are running.
+    Running,
+    /// A task failed: nothing new starts.
+    Stopping,
+    /// A task halted the run: nothing new starts.
+    Halting,
+    /// A user cancelled; waiting for tasks to end.
+    Cancelling,
+    /// `finally` tasks are running.
+    RunningFinally,
+    /// Done.
+    Finished,
+}
+
+impl RunPhase {
+    /// The phase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunPhase::Running => "Running",
+            RunPhase::Stopping => "Stopping",
+            RunPhase::Halting => "Halting",
+            RunPhase::Cancelling => "Cancelling",
+            RunPhase::RunningFinally => "RunningFinally",
+            RunPhase::Finished => "Finished",
+        }
+    }
+}
+
+/// Everything the engine needs to run one attempt of a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartTask {
+    /// Node id.
+    pub node: NodeId,
+    /// Pipeline task name.
+    pub name: String,
+    /// Plugin (`taskRef.name`).
+    pub plugin: String,
+    /// Attempt number, 0-based.
+    pub attempt: u32,
+    /// `retries` of the task.
+    pub retries: u32,
+    /// A `finally` task.
+    pub is_finally: bool,
+    /// Params, fully substituted.
+    pub params: BTreeMap<String, ParamValue>,
+    /// The task's own timeout.
+    pub timeout: Option<Duration>,
+    /// Secrets granted to it.
+    pub secrets: Vec<String>,
+    /// (task-side name, pipeline workspace).
+    pub workspaces: Vec<(String, String)>,
+}
+
+/// What the engine must do next.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Run an attempt of a task.
+    Start(StartTask),
+    /// Abort an attempt, then call [`RunState::task_cancelled`].
+    Cancel {
+        /// Node id.
+        node: NodeId,
+        /// Attempt to abort.
+        attempt: u32,
+        /// Why (e.g. `RunCancelled`, `RunHalted`, `TasksTimeout`).
+        reason: String,
+    },
+    /// A task changed phase (skips included).
+    Transition {
+        /// Node id.
+        node: NodeId,
+        /// Task name.
+        name: String,
+        /// New phase.
+        phase: TaskPhase,
+        /// Outcome, when terminal.
+        outcome: Option<Outcome>,
+        /// Reason (skip reason, failure reason, `Retrying`...).
+        reason: String,
+        /// Attempt, 0-based.
+        attempt: u32,
+    },
+    /// Every non-finally task is terminal and `finally` tasks are being started.
+    FinallyStarted,
+    /// The run is over (emitted exactly once).
+    Finished(RunSummary),
+}
+
+/// The task that halted the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HaltedBy {
+    /// Task name.
+    pub task: String,
+    /// Its halt message.
+    pub message: String,
+}
+
+/// The end of a run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunSummary {
+    /// Final status.
+    pub status: RunStatus,
+    /// Its reason.
+    pub reason: String,
+    /// `$(tasks.status)` at the end.
+    pub tasks_status: TasksStatus,
+    /// `$(tasks.outcome)` at the end.
+    pub tasks_outcome: TasksOutcome,
+    /// Who halted the run, if anyone.
+    pub halted_by: Option<HaltedBy>,
+    /// `spec.results` whose references all resolved.
+    pub results: BTreeMap<String, String>,
+    /// The report document (per-task records).
+    pub report: RunReport,
+}
+
+/// The machine-readable result of semantics.md section 8.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunReport {
+    /// The run.
+    pub run: RunHeader,
+    /// Every task in declaration order, `finally` last.
+    pub tasks: Vec<TaskReport>,
+}
+
+/// The `run` object of the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunHeader {
+    /// Run name.
+    pub name: String,
+    /// Final status, or the run phase while it goes.
+    pub status: String,
+    /// Reason.
+    pub reason: String,
+    /// `$(tasks.status)`.
+    pub tasks_status: String,
+    /// `$(tasks.outcome)`.
+    pub tasks_outcome: String,
+    /// Who halted the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub halted_by: Option<HaltedBy>,
+}
+
+/// One task of the report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskReport {
+    /// Task name.
+    pub name: String,
+    /// In `spec.finally`.
+    pub finally: bool,
+    /// Outcome when terminal, else the phase.
+    pub status: String,
+    /// Reason.
+    pub reason: String,
+    /// Exit code of the last attempt's raw ending, if it had one.
+    pub exit_code: Option<i32>,
+    /// Attempts started.
+    pub attempts: u32,
+    /// Results of the last attempt.
+    pub results: BTreeMap<String, String>,
+    /// Message of the raw ending, if any.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+#[derive(Debug, Clone)]
+struct NodeState {
+    phase: TaskPhase,
+    attempt: u32,
+    attempts: u32,
+    outcome: Option<Outcome>,
+    reason: String,
+    message: String,
+    flow: Flow,
+    raw: Option<TaskEnding>,
+    exit_code: Option<i32>,
+    results: BTreeMap<String, String>,
+    waiting_on: u32,
+    parent_skipped: bool,
+    /// What the node becomes once a requested cancel is confirmed.
+    on_cancelled: Option<(Outcome, &'static str)>,
+}
+
+/// The state of one pipeline run. See the module docs for the contract.
+#[derive(Debug, Clone)]
+pub struct RunState {
+    plan: Arc<Plan>,
+    context: RunContext,
+    nodes: Vec<NodeState>,
+    dag_tally: Tally,
+    all_tally: Tally,
+    stopping: bool,
+    halted_by: Option<HaltedBy>,
+    cancelled: Option<CancelMode>,
+    tasks_timed_out: bool,
+    finally_timed_out: bool,
+    pipeline_timed_out: bool,
+    infra_error: Option<String>,
+    started: bool,
+    finally_started: bool,
+    finished: bool,
+    /// Nodes that just became terminal and whose children still need telling.
+    settled: VecDeque<NodeId>,
+}
+
+impl RunState {
+    /// A run of `plan`, nothing started yet.
+    pub fn new(plan: Arc<Plan>, context: RunContext) -> Self {
+        let nodes = plan
+            .nodes
+            .iter()
+            .map(|node| NodeState {
+                phase: TaskPhase::Pending,
+                attempt: 0,
+                attempts: 0,
+                outcome: None,
+                reason: String::new(),
+                message: String::new(),
+                flow: Flow::Continue,
+                raw: None,
+                exit_code: None,
+                results: BTreeMap::new(),
+                waiting_on: node.parent_count,
+                parent_skipped: false,
+                on_cancelled: None,
+            })
+            .collect();
+        let dag_len = plan.dag_len;
+        let total = plan.nodes.len();
+        RunState {
+            plan,
+            context,
+            nodes,
+            dag_tally: Tally::new(dag_len),
+            all_tally: Tally::new(total),
+            stopping: false,
+            halted_by: None,
+            cancelled: None,
+            tasks_timed_out: false,
+            finally_timed_out: false,
+            pipeline_timed_out: false,
+            infra_error: None,
+            started: false,
+            finally_started: false,
+            finished: false,
+            settled: VecDeque::new(),
+        }
+    }
+
+    /// The plan this run executes.
+    pub fn plan(&self) -> &Arc<Plan> {
+        &self.plan
+    }
+
+    /// Starts the run: every task without parents is started or skipped.
+    pub fn start(&mut self) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if self.started {
+            return actions;
+        }
+        self.started = true;
+        for node in 0..self.plan.dag_len {
+            if self.nodes[node].waiting_on == 0 {
+                self.consider(node, &mut actions);
+            }
+        }
+        self.settle(&mut actions);
+        actions
+    }
+
+    /// The engine began `attempt` of `node` (Queued -> Running).
+    pub fn task_started(&mut self, node: NodeId, attempt: u32) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if let Some(state) = self.nodes.get(node)
+            && state.phase == TaskPhase::Queued
+            && state.attempt == attempt
+        {
+            self.set_phase(node, TaskPhase::Running, "", &mut actions);
+        }
+        actions
+    }
+
+    /// `attempt` of `node` ended as the plugin said, with its results.
+    pub fn task_ended(
+        &mut self,
+        node: NodeId,
+        attempt: u32,
+        ending: TaskEnding,
+        results: BTreeMap<String, String>,
+    ) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if !self.is_current(node, attempt) {
+            return actions;
+        }
+        let retryable = matches!(ending, TaskEnding::Failure { .. } | TaskEnding::Errored { .. });
+        let state = &mut self.nodes[node];
+        state.exit_code = ending.exit_code();
+        state.message = ending.message().to_string();
+        state.results = results;
+        state.raw = Some(ending.clone());
+        if retryable && self.may_retry(node) {
+            self.retry(node, &mut actions);
+            return actions;
+        }
+        let plan = Arc::clone(&self.plan);
+        let spec = &plan.nodes[node];
+        let mapped = apply_policy(&ending, spec.on_error, &spec.on_status);
+        self.terminate(node, mapped.outcome, mapped.reason, mapped.flow, &mut actions);
+        if !spec.is_finally {
+            match mapped.flow {
+                Flow::Continue => {}
+                Flow::Stop => {
+                    self.stopping = true;
+                    self.sweep_pending(false, &mut actions);
+                }
+                Flow::Halt => {
+                    if self.halted_by.is_none() {
+                        self.halted_by = Some(HaltedBy {
+                            task: spec.name.clone(),
+                            message: ending.message().to_string(),
+                        });
+                    }
+                    self.sweep_pending(false, &mut actions);
+                    if spec.halt == HaltMode::Cancel {
+                        self.cancel_active(
+                            0..self.plan.dag_len,
+                            (Outcome::Cancelled, reasons::RUN_HALTED),
+                            &mut actions,
+                        );
+                    }
+                }
+            }
+        }
+        self.settle(&mut actions);
+        actions
+    }
+
+    /// `attempt` of `node` ran past its own `timeout` (the engine already aborted it).
+    /// Retried like a failure, as Tekton does.
+    pub fn task_timed_out(&mut self, node: NodeId, attempt: u32) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if !self.is_current(node, attempt) {
+            return actions;
+        }
+        let state = &mut self.nodes[node];
+        state.raw = None;
+        state.exit_code = None;
+        state.results.clear();
+        if self.may_retry(node) {
+            self.retry(node, &mut actions);
+            return actions;
+        }
+        self.terminate(
+            node,
+            Outcome::TimedOut,
+            reasons::TASK_TIMEOUT.into(),
+            Flow::Stop,
+            &mut actions,
+        );
+        if !self.plan.nodes[node].is_finally {
+            self.stopping = true;
+            self.sweep_pending(false, &mut actions);
+        }
+        self.settle(&mut actions);
+        actions
+    }
+
+    /// The engine confirms `attempt` of `node` was aborted after an [`Action::Cancel`].
+    pub fn task_cancelled(&mut self, node: NodeId, attempt: u32) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if !self.is_current(node, attempt) {
+            return actions;
+        }
+        let (outcome, reason) = self.nodes[node]
+            .on_cancelled
+            .unwrap_or((Outcome::Cancelled, "TaskCancelled"));
+        self.terminate(node, outcome, reason.into(), Flow::Continue, &mut actions);
+        self.settle(&mut actions);
+        actions
+    }
+
+    /// A user cancels the run. A stronger mode may follow a weaker one (a second Ctrl-C).
+    pub fn cancel(&mut self, mode: CancelMode) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if self.finished || self.cancelled.is_some_and(|previous| previous >= mode) {
+            return actions;
+        }
+        self.cancelled = Some(mode);
+        let user = (Outcome::Cancelled, reasons::RUN_CANCELLED);
+        if mode == CancelMode::Cancelled {
+            self.sweep_pending(true, &mut actions);
+            self.cancel_active(0..self.plan.nodes.len(), user, &mut actions);
+        } else if !self.finally_started {
+            self.sweep_pending(false, &mut actions);
+            if mode.cancels_running() {
+                self.cancel_active(0..self.plan.dag_len, user, &mut actions);
+            }
+        }
+        self.settle(&mut actions);
+        actions
+    }
+
+    /// The run's `tasks` timeout passed: running tasks time out, unstarted ones are
+    /// skipped `RunTimedOut`, `finally` still runs.
+    pub fn tasks_timeout(&mut self) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if self.finished || self.finally_started || self.tasks_timed_out {
+            return actions;
+        }
+        self.tasks_timed_out = true;
+        self.sweep_pending(false, &mut actions);
+        self.cancel_active(
+            0..self.plan.dag_len,
+            (Outcome::TimedOut, reasons::TASKS_TIMEOUT),
+            &mut actions,
+        );
+        self.settle(&mut actions);
+        actions
+    }
+
+    /// The run's `finally` timeout passed: running finally tasks time out.
+    pub fn finally_timeout(&mut self) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if self.finished || self.finally_timed_out {
+            return actions;
+        }
+        self.finally_timed_out = true;
+        let finally = self.plan.dag_len..self.plan.nodes.len();
+        for node in finally.clone() {
+            if self.nodes[node].phase == TaskPhase::Pending && self.finally_started {
+                self.skip(node, SkipReason::RunTimedOut.as_str(), &mut actions);
+            }
+        }
+        self.cancel_active(
+            finally,
+            (Outcome::TimedOut, reasons::FINALLY_TIMEOUT),
+            &mut actions,
+        );
+        self.settle(&mut actions);
+        actions
+    }
+
+    /// The run's `pipeline` timeout passed: everything running times out, nothing else
+    /// (not even `finally`) starts; the run ends `TimedOut`.
+    pub fn pipeline_timeout(&mut self) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if self.finished || self.pipeline_timed_out {
+            return actions;
+        }
+        self.pipeline_timed_out = true;
+        self.sweep_pending(true, &mut actions);
+        self.cancel_active(
+            0..self.plan.nodes.len(),
+            (Outcome::TimedOut, reasons::PIPELINE_RUN_TIMEOUT),
+            &mut actions,
+        );
+        self.settle(&mut actions);
+        actions
+    }
+
+    /// Infrastructure broke: running tasks are cancelled, nothing else starts, the run
+    /// ends `Errored` with `message` as its reason.
+    pub fn infra_error(&mut self, message: impl Into<String>) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if self.finished || self.infra_error.is_some() {
+            return actions;
+        }
+        self.infra_error = Some(message.into());
+        self.sweep_pending(true, &mut actions);
+        self.cancel_active(
+            0..self.plan.nodes.len(),
+            (Outcome::Cancelled, reasons::INFRASTRUCTURE_ERROR),
+            &mut actions,
+        );
+        self.settle(&mut actions);
+        actions
+    }
+
+    /// Where the run is.
+    pub fn phase(&self) -> RunPhase {
+        if self.finished {
+            RunPhase::Finished
+        } else if self.cancelled.is_some() {
+            RunPhase::Cancelling
+        } else if self.finally_started {
+            RunPhase::RunningFinally
+        } else if self.stopping || self.tasks_timed_out || self.pipeline_timed_out {
+            RunPhase::Stopping
+        } else if self.halted_by.is_some() {
+            RunPhase::Halting
+        } else {
+            RunPhase::Running
+        }
+    }
+
+    /// True once [`Action::Finished`] was emitted.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// `$(tasks.status)` now.
+    pub fn tasks_status(&self) -> TasksStatus {
+        self.dag_tally.tasks_status()
+    }
+
+    /// `$(tasks.outcome)` now.
+    pub fn tasks_outcome(&self) -> TasksOutcome {
+        self.dag_tally.tasks_outcome()
+    }
+
+    /// The final status, once every task is terminal.
+    pub fn final_status(&self) -> Option<(RunStatus, String)> {
+        (self.all_tally.terminal == self.all_tally.total)
+            .then(|| final_status(&self.facts(), &self.all_tally))
+    }
+
+    /// The machine-readable document (semantics.md section 8), at any point of the run.
+    pub fn report(&self) -> RunReport {
+        let (status, reason) = match self.final_status() {
+            Some((status, reason)) if self.finished => (status.as_str().to_string(), reason),
+            _ => (self.phase().as_str().to_string(), String::new()),
+        };
+        RunReport {
+            run: RunHeader {
+                name: self.context.run_name.clone(),
+                status,
+                reason,
+                tasks_status: self.tasks_status().as_str().to_string(),
+                tasks_outcome: self.tasks_outcome().as_str().to_string(),
+                halted_by: self.halted_by.clone(),
+            },
+            tasks: self
+                .plan
+                .nodes
+                .iter()
+                .zip(&self.nodes)
+                .map(|(spec, state)| TaskReport {
+                    name: spec.name.clone(),
+                    finally: spec.is_finally,
+                    status: match state.outcome {
+                        Some(outcome) => outcome.as_str().to_string(),
+                        None => format!("{:?}", state.phase),
+                    },
+                    reason: state.reason.clone(),
+                    exit_code: state.exit_code,
+                    attempts: state.attempts,
+                    results: state.results.clone(),
+                    message: state.message.clone(),
+                })
+                .collect(),
+        }
+    }
+
+    fn facts(&self) -> RunFacts {
+        RunFacts {
+            timed_out: self.pipeline_timed_out || self.tasks_timed_out,
+            infra_error: self.infra_error.clone(),
+            cancelled: self.cancelled,
+            halted_by: self.halted_by.as_ref().map(|halted| halted.task.clone()),
+        }
+    }
+
+    fn is_current(&self, node: NodeId, attempt: u32) -> bool {
+        self.nodes.get(node).is_some_and(|state| {
+            state.attempt == attempt
+                && matches!(
+                    state.phase,
+                    TaskPhase::Queued | TaskPhase::Running | TaskPhase::Cancelling
+                )
+        })
+    }
+
+    /// Attempts left, and nothing run-level forbids another one.
+    fn may_retry(&self, node: NodeId) -> bool {
+        let state = &self.nodes[node];
+        let spec = &self.plan.nodes[node];
+        let blocked = if spec.is_finally {
+            self.cancelled == Some(CancelMode::Cancelled) || self.finally_timed_out
+        } else {
+            self.stopping
+                || self.halted_by.is_some()
+                || self.cancelled.is_some()
+                || self.tasks_timed_out
+        };
+        state.attempt < spec.retries
+            && state.phase != TaskPhase::Cancelling
+            && !blocked
+            && !self.pipeline_timed_out
+            && self.infra_error.is_none()
+    }
+
+    fn retry(&mut self, node: NodeId, actions: &mut Vec<Action>) {
+        let state = &mut self.nodes[node];
+        state.attempt += 1;
+        state.phase = TaskPhase::Pending;
+        self.queue(node, "Retrying", actions);
+    }
+
+    fn set_phase(&mut self, node: NodeId, phase: TaskPhase, reason: &str, actions: &mut Vec<Action>) {
+        let state = &mut self.nodes[node];
+        state.phase = phase;
+        actions.push(Action::Transition {
+            node,
+            name: self.plan.nodes[node].name.clone(),
+            phase,
+            outcome: None,
+            reason: reason.to_string(),
+            attempt: state.attempt,
+        });
+    }
+
+    /// Emits the Start of the node's current attempt.
+    fn queue(&mut self, node: NodeId, reason: &str, actions: &mut Vec<Action>) {
+        self.nodes[node].attempts += 1;
+        self.set_phase(node, TaskPhase::Queued, reason, actions);
+        let attempt = self.nodes[node].attempt;
+        let spec = &self.plan.nodes[node];
+        let params = spec
+            .params
+            .iter()
+            .map(|(name, value)| (name.clone(), self.render_value(value, node)))
+            .collect();
+        actions.push(Action::Start(StartTask {
+            node,
+            name: spec.name.clone(),
+            plugin: spec.plugin.clone(),
+            attempt,
+            retries: spec.retries,
+            is_finally: spec.is_finally,
+            params,
+            timeout: spec.timeout,
+            secrets: spec.secrets.clone(),
+            workspaces: spec.workspaces.clone(),
+        }));
+    }
+
+    /// A pending node whose parents are all terminal: start it or skip it.
+    fn consider(&mut self, node: NodeId, actions: &mut Vec<Action>) {
+        if self.nodes[node].phase != TaskPhase::Pending {
+            return;
+        }
+        if self.infra_error.is_some() {
+            self.skip(node, reasons::INFRASTRUCTURE_ERROR, actions);
+            return;
+        }
+        let spec = &self.plan.nodes[node];
+        let state = &self.nodes[node];
+        let mut facts = if spec.is_finally {
+            SkipFacts {
+                run_cancelled: self.cancelled == Some(CancelMode::Cancelled),
+                run_timed_out: self.pipeline_timed_out || self.finally_timed_out,
+                ..SkipFacts::default()
+            }
+        } else {
+            SkipFacts {
+                run_cancelled: self.cancelled.is_some(),
+                run_timed_out: self.pipeline_timed_out || self.tasks_timed_out,
+                run_stopping: self.stopping,
+                run_halted: self.halted_by.is_some(),
+                parent_skipped: state.parent_skipped,
+                ..SkipFacts::default()
+            }
+        };
+        facts.results_missing = spec
+            .result_refs
+            .iter()
+            .any(|(producer, result)| !self.nodes[*producer].results.contains_key(result));
+        if skip_reason(facts).is_none() {
+            facts.when_false = !self.when_holds(node);
+        }
+        let ready = self.nodes[node].waiting_on == 0;
+        match skip_reason(facts) {
+            Some(reason) => self.skip(node, reason.as_str(), actions),
+            // A sweep may look at a node whose parents are not done: only skip it then.
+            None if ready => self.queue(node, "", actions),
+            None => {}
+        }
+    }
+
+    fn when_holds(&self, node: NodeId) -> bool {
+        self.plan.nodes[node].when.iter().all(|expr| {
+            let input = self.render(&expr.input, node);
+            let found = expr
+                .values
+                .iter()
+                .any(|value| self.render(value, node) == input);
+            match expr.operator {
+                WhenOperator::In => found,
+                WhenOperator::NotIn => !found,
+            }
+        })
+    }
+
+    fn skip(&mut self, node: NodeId, reason: &str, actions: &mut Vec<Action>) {
+        self.terminate(node, Outcome::Skipped, reason.to_string(), Flow::Continue, actions);
+    }
+
+    /// Makes a node terminal (once) and queues its children for notification.
+    fn terminate(
+        &mut self,
+        node: NodeId,
+        outcome: Outcome,
+        reason: String,
+        flow: Flow,
+        actions: &mut Vec<Action>,
+    ) {
+        let state = &mut self.nodes[node];
+        if state.phase == TaskPhase::Terminal {
+            return;
+        }
+        state.phase = TaskPhase::Terminal;
+        state.outcome = Some(outcome);
+        state.flow = flow;
+        state.reason = reason;
+        state.on_cancelled = None;
+        actions.push(Action::Transition {
+            node,
+            name: self.plan.nodes[node].name.clone(),
+            phase: TaskPhase::Terminal,
+            outcome: Some(outcome),
+            reason: state.reason.clone(),
+            attempt: state.attempt,
+        });
+        self.all_tally.record(outcome, &state.reason, flow);
+        if !self.plan.nodes[node].is_finally {
+            self.dag_tally.record(outcome, &state.reason, flow);
+            self.settled.push_back(node);
+        }
+    }
+
+    /// Propagates terminal nodes to their children (iteratively: a 100,000-task chain of
+    /// skips must not recurse), then starts `finally` and finishes when due.
+    fn settle(&mut self, actions: &mut Vec<Action>) {
+        while let Some(node) = self.settled.pop_front() {
+            let skipped_for_real = self.nodes[node].outcome == Some(Outcome::Skipped)
+                && self.nodes[node].reason != SkipReason::WhenExpressionsFalse.as_str();
+            let plan = Arc::clone(&self.plan);
+            for &child in &plan.nodes[node].children {
+                let child_state = &mut self.nodes[child];
+                child_state.parent_skipped |= skipped_for_real;
+                child_state.waiting_on = child_state.waiting_on.saturating_sub(1);
+                if child_state.waiting_on == 0 {
+                    self.consider(child, actions);
+                }
+            }
+        }
+        if !self.finally_started && self.dag_tally.terminal == self.dag_tally.total {
+            self.finally_started = true;
+            let finally = self.plan.dag_len..self.plan.nodes.len();
+            let finally_runs = self.cancelled != Some(CancelMode::Cancelled)
+                && !self.pipeline_timed_out
+                && self.infra_error.is_none();
+            if !finally.is_empty() && finally_runs {
+                actions.push(Action::FinallyStarted);
+            }
+            for node in finally {
+                self.consider(node, actions);
+            }
+        }
+        if !self.finished && self.all_tally.terminal == self.all_tally.total {
+            self.finished = true;
+            actions.push(Action::Finished(self.summary()));
+        }
+    }
+
+    /// Skips every pending non-finally node (and finally ones too when `with_finally`),
+    /// with the skip reason the current run state gives.
+    fn sweep_pending(&mut self, with_finally: bool, actions: &mut Vec<Action>) {
+        let end = if with_finally {
+            self.plan.nodes.len()
+        } else {
+            self.plan.dag_len
+        };
+        for node in 0..end {
+            if self.nodes[node].phase == TaskPhase::Pending {
+                // `consider` applies the precedence rules; run-level reasons win here.
+                self.consider(node, actions);
+            }
+        }
+    }
+
+    /// Asks the engine to abort every queued or running node in `range`.
+    fn cancel_active(
+        &mut self,
+        range: std::ops::Range<NodeId>,
+        then: (Outcome, &'static str),
+        actions: &mut Vec<Action>,
+    ) {
+        for node in range {
+            if matches!(self.nodes[node].phase, TaskPhase::Queued | TaskPhase::Running) {
+                self.nodes[node].on_cancelled = Some(then);
+                self.set_phase(node, TaskPhase::Cancelling, then.1, actions);
+                actions.push(Action::Cancel {
+                    node,
+                    attempt: self.nodes[node].attempt,
+                    reason: then.1.to_string(),
+                });
+            }
+        }
+    }
+
+    fn render_value(&self, value: &ValueTemplate, node: NodeId) -> ParamValue {
+        match value {
+            ValueTemplate::Fixed(value) => value.clone(),
+            ValueTemplate::Str(template) => ParamValue::Str(self.render(template, node)),
+            ValueTemplate::Array(items) => {
+                ParamValue::Array(items.iter().map(|item| self.render(item, node)).collect())
+            }
+            ValueTemplate::Object(map) => ParamValue::Object(
+                map.iter()
+                    .map(|(key, template)| (key.clone(), self.render(template, node)))
+                    .collect(),
+            ),
+        }
+    }
+
+    fn render(&self, template: &Template<RunVar>, node: NodeId) -> String {
+        let mut out = String::new();
+        for piece in &template.pieces {
+            match piece {
+                Piece::Literal(text) => out.push_str(text),
+                Piece::Var(var) => out.push_str(&self.var_value(var, node)),
+            }
+        }
+        out
+    }
+
+    fn var_value(&self, var: &RunVar, consumer: NodeId) -> String {
+        match var {
+            RunVar::TaskResult(producer, result) => self.nodes[*producer]
+                .results
+                .get(result)
+                .cloned()
+                .unwrap_or_default(),
+            RunVar::TaskStatus(task) => {
+                let state = &self.nodes[*task];
+                let outcome = (state.phase == TaskPhase::Terminal)
+                    .then_some(state.outcome)
+                    .flatten();
+                task_status_view(state.raw.as_ref().filter(|_| outcome.is_some()), outcome)
+                    .as_str()
+                    .to_string()
+            }
+            RunVar::TaskReason(task) => {
+                let state = &self.nodes[*task];
+                match (&state.outcome, state.reason.is_empty()) {
+                    (Some(outcome), true) => outcome.as_str().to_string(),
+                    _ => state.reason.clone(),
+                }
+            }
+            RunVar::TasksStatus => self.tasks_status().as_str().to_string(),
+            RunVar::TasksOutcome => self.tasks_outcome().as_str().to_string(),
+            RunVar::RunName => self.context.run_name.clone(),
+            RunVar::RunUid => self.context.run_uid.clone(),
+            RunVar::TaskRetryCount => self.nodes[consumer].attempt.to_string(),
+            RunVar::WorkspaceBound(workspace) => {
+                self.context.bound_workspaces.contains(workspace).to_string()
+            }
+        }
+    }
+
+    fn summary(&self) -> RunSummary {
+        let (status, reason) = final_status(&self.facts(), &self.all_tally);
+        let mut results = BTreeMap::new();
+        for (name, template) in &self.plan.results {
+            let complete = template.vars().all(|var| match var {
+                RunVar::TaskResult(producer, result) => {
+                    self.nodes[*producer].results.contains_key(result)
+                }
+                _ => true,
+            });
+            if complete {
+                results.insert(name.clone(), self.render(template, 0));
+            }
+        }
+        let mut report = self.report();
+        report.run.status = status.as_str().to_string();
+        report.run.reason = reason.clone();
+        RunSummary {
+            status,
+            reason,
+            tasks_status: self.tasks_status(),
+            tasks_outcome: self.tasks_outcome(),
+            halted_by: self.halted_by.clone(),
+            results,
+            report,
+        }
+    }
+}

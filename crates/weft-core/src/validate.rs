@@ -1,0 +1,570 @@
+//! Semantic checks on a parsed pipeline: names, references, variables, params, cycles and,
+//! given a plugin catalog, what each plugin declares. Every problem is reported at once.
+
+use crate::contract::{ParamType, ParamValue, PluginInfo};
+use crate::dag::Graph;
+use crate::diag::{Diagnostic, Pos, codes, did_you_mean};
+use crate::model::{ParamDecl, Pipeline, PipelineTask};
+use crate::vars::{Piece, Selector, Template, VarError, VarRef, parse_template};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Where plugins are looked up by `taskRef.name`.
+pub trait PluginCatalog {
+    /// The plugin called `name`, if known.
+    fn lookup(&self, name: &str) -> Option<&PluginInfo>;
+    /// Every known plugin name (for "did you mean" hints).
+    fn names(&self) -> Vec<&str>;
+}
+
+impl PluginCatalog for BTreeMap<String, PluginInfo> {
+    fn lookup(&self, name: &str) -> Option<&PluginInfo> {
+        self.get(name)
+    }
+    fn names(&self) -> Vec<&str> {
+        self.keys().map(String::as_str).collect()
+    }
+}
+
+/// Validates `pipeline` with the run's supplied params and, optionally, a plugin catalog.
+/// Returns every problem found, sorted by position; empty means valid.
+pub fn validate(
+    pipeline: &Pipeline,
+    supplied: &BTreeMap<String, ParamValue>,
+    catalog: Option<&dyn PluginCatalog>,
+) -> Vec<Diagnostic> {
+    let mut checker = Checker {
+        pipeline,
+        diagnostics: Vec::new(),
+        params: HashMap::new(),
+        tasks: HashMap::new(),
+        workspaces: HashSet::new(),
+        catalog,
+    };
+    checker.params(supplied);
+    checker.workspaces();
+    checker.task_names();
+    for task in pipeline.all_tasks() {
+        checker.task(task);
+    }
+    checker.pipeline_results();
+    checker.cycles();
+    let mut diagnostics = checker.diagnostics;
+    diagnostics.sort_by(|a, b| (a.line, a.column).cmp(&(b.line, b.column)));
+    diagnostics
+}
+
+/// True for a Kubernetes DNS-1123 label, as Tekton requires of pipeline task names.
+pub fn is_dns1123_label(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 63
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.first().is_some_and(|b| *b != b'-')
+        && bytes.last().is_some_and(|b| *b != b'-')
+}
+
+/// Tekton's rule for param names: letters, digits, `_`, `-`, `.`; starts with a letter or `_`.
+fn is_valid_param_name(name: &str) -> bool {
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+struct Checker<'p> {
+    pipeline: &'p Pipeline,
+    diagnostics: Vec<Diagnostic>,
+    /// Declared params and their effective value (supplied, else default).
+    params: HashMap<&'p str, (&'p ParamDecl, Option<ParamValue>)>,
+    /// Task name -> the task (first declaration wins).
+    tasks: HashMap<&'p str, &'p PipelineTask>,
+    workspaces: HashSet<&'p str>,
+    catalog: Option<&'p dyn PluginCatalog>,
+}
+
+/// Where a string sits, which decides how `[*]` may be used in it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// A string value of a param or `when` input: `[*]` allowed only as the whole value.
+    WholeValue,
+    /// An element of an array (or a `when` value): `[*]` allowed as the whole element.
+    ArrayElement,
+    /// An object value or pipeline result: `[*]` never allowed.
+    StringOnly,
+}
+
+impl<'p> Checker<'p> {
+    fn error(&mut self, pos: Pos, path: impl Into<String>, code: &'static str, message: impl Into<String>) -> &mut Diagnostic {
+        self.diagnostics.push(Diagnostic::new(&self.pipeline.file, pos, path, code, message));
+        let last = self.diagnostics.len() - 1;
+        &mut self.diagnostics[last]
+    }
+
+    fn params(&mut self, supplied: &BTreeMap<String, ParamValue>) {
+        for (index, decl) in self.pipeline.params.iter().enumerate() {
+            let path = format!("spec.params[{index}]");
+            let name = decl.name.value.as_str();
+            if !is_valid_param_name(name) {
+                if name.is_empty() {
+                    continue; // Already reported as a missing field.
+                }
+                self.error(decl.name.pos, format!("{path}.name"), codes::INVALID_NAME, format!("invalid param name `{name}`"))
+                    .hint = Some("use letters, digits, `_`, `-` and `.`, starting with a letter or `_`".into());
+            }
+            if self.params.contains_key(name) {
+                self.error(decl.name.pos, format!("{path}.name"), codes::DUPLICATE_NAME, format!("param `{name}` is declared twice"));
+                continue;
+            }
+            if let Some(default) = &decl.default {
+                self.check_enum(&decl.allowed, &default.value, default.pos, &format!("{path}.default"), name);
+            }
+            let effective = match supplied.get(name) {
+                Some(value) => {
+                    if value.param_type() != decl.param_type {
+                        self.error(decl.name.pos, format!("params.{name}"), codes::PARAM_TYPE, format!(
+                            "param `{name}` is declared {} but was given {}",
+                            decl.param_type,
+                            value.param_type()
+                        ));
+                    } else {
+                        self.check_enum(&decl.allowed, value, decl.name.pos, &format!("params.{name}"), name);
+                    }
+                    Some(value.clone())
+                }
+                None => decl.default.as_ref().map(|default| default.value.clone()),
+            };
+            if effective.is_none() {
+                self.error(decl.name.pos, path.clone(), codes::MISSING_PARAM, format!("param `{name}` has no value"))
+                    .hint = Some(format!("give it a `default`, or pass `-p {name}=...`"));
+            }
+            self.params.insert(name, (decl, effective));
+        }
+        for name in supplied.keys() {
+            if !self.params.contains_key(name.as_str()) {
+                let hint = did_you_mean(name, self.params.keys().copied());
+                self.error(Pos::default(), format!("params.{name}"), codes::UNKNOWN_PARAM, format!("param `{name}` is not declared by the pipeline"))
+                    .hint = hint;
+            }
+        }
+    }
+
+    fn check_enum(&mut self, allowed: &[String], value: &ParamValue, pos: Pos, path: &str, name: &str) {
+        if allowed.is_empty() {
+            return;
+        }
+        let values: Vec<&str> = match value {
+            ParamValue::Str(text) => vec![text.as_str()],
+            ParamValue::Array(items) => items.iter().map(String::as_str).collect(),
+            ParamValue::Object(_) => Vec::new(),
+        };
+        for text in values {
+            if !allowed.iter().any(|allowed| allowed == text) {
+                self.error(pos, path, codes::PARAM_ENUM, format!("`{text}` is not an allowed value of param `{name}`"))
+                    .hint = Some(format!("allowed: {}", allowed.join(", ")));
+            }
+        }
+    }
+
+    fn workspaces(&mut self) {
+        for (index, decl) in self.pipeline.workspaces.iter().enumerate() {
+            if !self.workspaces.insert(decl.name.value.as_str()) {
+                self.error(decl.name.pos, format!("spec.workspaces[{index}].name"), codes::DUPLICATE_NAME, format!("workspace `{}` is declared twice", decl.name.value));
+            }
+        }
+    }
+
+    fn task_names(&mut self) {
+        for task in self.pipeline.all_tasks() {
+            let name = task.name.value.as_str();
+            let path = format!("{}.name", task.path());
+            if name.is_empty() {
+                if task.name.pos != task.pos {
+                    self.error(task.name.pos, path, codes::INVALID_NAME, "task name must not be empty");
+                }
+                continue;
+            }
+            if !is_dns1123_label(name) {
+                self.error(task.name.pos, path.clone(), codes::INVALID_NAME, format!("task name `{name}` is not a valid DNS-1123 label"))
+                    .hint = Some("use at most 63 lowercase letters, digits and `-`, starting and ending with a letter or digit".into());
+            }
+            if self.tasks.contains_key(name) {
+                self.error(task.name.pos, path, codes::DUPLICATE_NAME, format!("task name `{name}` is used twice (names are unique across `tasks` and `finally`)"));
+            } else {
+                self.tasks.insert(name, task);
+            }
+        }
+    }
+
+    fn task_hint(&self, name: &str) -> Option<String> {
+        did_you_mean(name, self.tasks.keys().copied())
+    }
+
+    fn task(&mut self, task: &'p PipelineTask) {
+        let base = task.path();
+        for (index, target) in task.run_after.iter().enumerate() {
+            let path = format!("{base}.runAfter[{index}]");
+            if task.is_finally {
+                self.error(target.pos, path, codes::FINALLY_RUN_AFTER, "`finally` tasks cannot use `runAfter`; they run after all tasks")
+                    ;
+                continue;
+            }
+            match self.tasks.get(target.value.as_str()) {
+                None => {
+                    let hint = self.task_hint(&target.value);
+                    self.error(target.pos, path, codes::UNKNOWN_TASK, format!("`runAfter` names unknown task `{}`", target.value)).hint = hint;
+                }
+                Some(other) if other.is_finally => {
+                    self.error(target.pos, path, codes::RUN_AFTER_FINALLY, format!("`runAfter` names `finally` task `{}`", target.value))
+                        .hint = Some("finally tasks run after every task; move it to `tasks` or drop it from `runAfter`".into());
+                }
+                Some(_) => {}
+            }
+        }
+        let plugin = self.plugin(task);
+        let mut seen_params = HashSet::new();
+        for (index, param) in task.params.iter().enumerate() {
+            let path = format!("{base}.params[{index}]");
+            if !seen_params.insert(param.name.value.as_str()) {
+                self.error(param.name.pos, format!("{path}.name"), codes::DUPLICATE_NAME, format!("param `{}` is given twice", param.name.value));
+            }
+            let value_path = format!("{path}.value");
+            let static_type = match &param.value.value {
+                ParamValue::Str(text) => {
+                    let template = self.strings(task, text, param.value.pos, &value_path, Slot::WholeValue);
+                    match template.as_ref().and_then(Template::sole_var) {
+                        Some(VarRef::Param { name, selector: Selector::Star }) => {
+                            self.params.get(name.as_str()).map_or(ParamType::String, |(decl, _)| decl.param_type)
+                        }
+                        _ => ParamType::String,
+                    }
+                }
+                ParamValue::Array(items) => {
+                    for item in items {
+                        self.strings(task, item, param.value.pos, &value_path, Slot::ArrayElement);
+                    }
+                    ParamType::Array
+                }
+                ParamValue::Object(entries) => {
+                    for value in entries.values() {
+                        self.strings(task, value, param.value.pos, &value_path, Slot::StringOnly);
+                    }
+                    ParamType::Object
+                }
+            };
+            if let Some(info) = plugin {
+                self.plugin_param(task, info, param, static_type, &path);
+            }
+        }
+        if let Some(info) = plugin {
+            for spec in &info.params {
+                if spec.default.is_none() && !task.params.iter().any(|param| param.name.value == spec.name) {
+                    self.error(task.plugin.pos, format!("{base}.params"), codes::MISSING_PARAM, format!(
+                        "plugin `{}` requires param `{}`, which task `{}` does not set",
+                        info.name, spec.name, task.name.value
+                    ));
+                }
+            }
+        }
+        for (index, binding) in task.workspaces.iter().enumerate() {
+            if !self.workspaces.contains(binding.workspace.value.as_str()) {
+                let hint = did_you_mean(&binding.workspace.value, self.workspaces.iter().copied());
+                self.error(binding.workspace.pos, format!("{base}.workspaces[{index}].workspace"), codes::UNKNOWN_WORKSPACE, format!("pipeline workspace `{}` is not declared", binding.workspace.value))
+                    .hint = hint;
+            }
+        }
+        for (index, expr) in task.when.iter().enumerate() {
+            let path = format!("{base}.when[{index}]");
+            self.strings(task, &expr.input.value, expr.input.pos, &format!("{path}.input"), Slot::StringOnly);
+            for (value_index, value) in expr.values.iter().enumerate() {
+                self.strings(task, &value.value, value.pos, &format!("{path}.values[{value_index}]"), Slot::ArrayElement);
+            }
+        }
+    }
+
+    fn plugin(&mut self, task: &PipelineTask) -> Option<&'p PluginInfo> {
+        let catalog = self.catalog?;
+        let name = task.plugin.value.as_str();
+        if name.is_empty() {
+            return None;
+        }
+        let found = catalog.lookup(name);
+        if found.is_none() {
+            let hint = did_you_mean(name, catalog.names());
+            self.error(task.plugin.pos, format!("{}.taskRef.name", task.path()), codes::UNKNOWN_PLUGIN, format!("unknown plugin `{name}`"))
+                .hint = hint;
+        }
+        found
+    }
+
+    fn plugin_param(&mut self, task: &PipelineTask, info: &PluginInfo, param: &crate::model::TaskParam, static_type: ParamType, path: &str) {
+        let Some(spec) = info.params.iter().find(|spec| spec.name == param.name.value) else {
+            if !info.accepts_any_params {
+                let hint = did_you_mean(&param.name.value, info.params.iter().map(|spec| spec.name.as_str()));
+                self.error(param.name.pos, format!("{path}.name"), codes::UNKNOWN_PARAM, format!(
+                    "plugin `{}` has no param `{}` (task `{}`)",
+                    info.name, param.name.value, task.name.value
+                ))
+                .hint = hint;
+            }
+            return;
+        };
+        if spec.param_type != static_type {
+            self.error(param.value.pos, format!("{path}.value"), codes::PARAM_TYPE, format!(
+                "param `{}` of plugin `{}` is {}, but the value is {static_type}",
+                spec.name, info.name, spec.param_type
+            ));
+            return;
+        }
+        // Pipeline params are known before the run, so enum checks can see through them.
+        if !spec.allowed.is_empty()
+            && let ParamValue::Str(text) = &param.value.value
+            && let Some(resolved) = self.resolve_params_only(text)
+            && !spec.allowed.contains(&resolved)
+        {
+            self.error(param.value.pos, format!("{path}.value"), codes::PARAM_ENUM, format!(
+                "`{resolved}` is not an allowed value of param `{}` of plugin `{}`",
+                spec.name, info.name
+            ))
+            .hint = Some(format!("allowed: {}", spec.allowed.join(", ")));
+        }
+    }
+
+    /// The string with pipeline params substituted, if nothing else is referenced.
+    fn resolve_params_only(&self, text: &str) -> Option<String> {
+        let template = parse_template(text).ok()?;
+        let mut out = String::new();
+        for piece in &template.pieces {
+            match piece {
+                Piece::Literal(literal) => out.push_str(literal),
+                Piece::Var(VarRef::Param { name, selector }) => {
+                    let (_, value) = self.params.get(name.as_str())?;
+                    out.push_str(&select_string(value.as_ref()?, selector)?);
+                }
+                Piece::Var(_) => return None,
+            }
+        }
+        Some(out)
+    }
+
+    /// Checks every variable in `text`; returns the parsed template when it parses.
+    fn strings(&mut self, task: &PipelineTask, text: &str, pos: Pos, path: &str, slot: Slot) -> Option<Template<VarRef>> {
+        let template = match parse_template(text) {
+            Ok(template) => template,
+            Err(VarError::Malformed(message)) => {
+                self.error(pos, path, codes::MALFORMED_VARIABLE, message);
+                return None;
+            }
+            Err(VarError::Unknown(message)) => {
+                self.error(pos, path, codes::UNKNOWN_VARIABLE, message)
+                    .hint = Some("variables are `params.*`, `tasks.<task>.results.<name>`, `tasks.<task>.status`, `tasks.status`, `context.*` and `workspaces.<name>.bound`".into());
+                return None;
+            }
+        };
+        let alone = template.pieces.len() == 1;
+        for var in template.vars() {
+            self.var(Some(task), var, pos, path, slot, alone);
+        }
+        Some(template)
+    }
+
+    fn var(&mut self, consumer: Option<&PipelineTask>, var: &VarRef, pos: Pos, path: &str, slot: Slot, alone: bool) {
+        match var {
+            VarRef::Param { name, selector } => {
+                let Some((decl, _)) = self.params.get(name.as_str()) else {
+                    let hint = did_you_mean(name, self.params.keys().copied());
+                    self.error(pos, path, codes::UNKNOWN_VARIABLE, format!("unknown param `{name}` in `$(params.{name}...)`")).hint = hint;
+                    return;
+                };
+                let (param_type, properties, default) = (decl.param_type, decl.properties.clone(), decl.default.clone());
+                match (selector, param_type) {
+                    (Selector::Whole, ParamType::String) => {}
+                    (Selector::Whole, other) => {
+                        self.error(pos, path, codes::INVALID_REFERENCE, format!("{other} param `{name}` used as a string"))
+                            .hint = Some(format!("use `$(params.{name}[*])` as the whole value, or select one element"));
+                    }
+                    (Selector::Star, ParamType::String) => {
+                        self.error(pos, path, codes::INVALID_REFERENCE, format!("`[*]` used on string param `{name}`"));
+                    }
+                    (Selector::Star, _) => {
+                        if !alone || slot == Slot::StringOnly {
+                            self.error(pos, path, codes::INVALID_REFERENCE, format!("`$(params.{name}[*])` must be the whole value of an array or object slot"));
+                        }
+                    }
+                    (Selector::Index(_), ParamType::Array) => {}
+                    (Selector::Index(_), other) => {
+                        self.error(pos, path, codes::INVALID_REFERENCE, format!("index used on {other} param `{name}`"));
+                    }
+                    (Selector::Key(key), ParamType::Object) => {
+                        let known_keys: Vec<String> = if !properties.is_empty() {
+                            properties
+                        } else if let Some(default) = default
+                            && let ParamValue::Object(map) = default.value
+                        {
+                            map.into_keys().collect()
+                        } else {
+                            Vec::new()
+                        };
+                        if !known_keys.is_empty() && !known_keys.contains(key) {
+                            self.error(pos, path, codes::UNKNOWN_VARIABLE, format!("object param `{name}` has no key `{key}`"))
+                                .hint = did_you_mean(key, known_keys.iter().map(String::as_str));
+                        }
+                    }
+                    (Selector::Key(_), other) => {
+                        self.error(pos, path, codes::INVALID_REFERENCE, format!("key used on {other} param `{name}`"));
+                    }
+                }
+            }
+            VarRef::TaskResult { task, .. } | VarRef::TaskStatus { task } | VarRef::TaskReason { task } => {
+                let Some(target) = self.tasks.get(task.as_str()).copied() else {
+                    let hint = self.task_hint(task);
+                    self.error(pos, path, codes::UNKNOWN_VARIABLE, format!("unknown task `{task}` in a `$(tasks.{task}...)` variable")).hint = hint;
+                    return;
+                };
+                let Some(consumer) = consumer else {
+                    // Pipeline results may read any task, finally included (as Tekton).
+                    self.result_exists(target, var, pos, path);
+                    return;
+                };
+                let what = match var {
+                    VarRef::TaskResult { .. } => "results",
+                    VarRef::TaskStatus { .. } => "status",
+                    _ => "reason",
+                };
+                if target.is_finally {
+                    let message = if consumer.is_finally {
+                        format!("finally task `{}` cannot read the {what} of finally task `{task}`", consumer.name.value)
+                    } else {
+                        format!("task `{}` cannot read the {what} of finally task `{task}`, which runs after it", consumer.name.value)
+                    };
+                    self.error(pos, path, codes::INVALID_REFERENCE, message);
+                    return;
+                }
+                // A task reading itself is reported once, as a cycle `t -> t`.
+                self.result_exists(target, var, pos, path);
+            }
+            VarRef::WorkspaceBound { workspace } => {
+                if !self.workspaces.contains(workspace.as_str()) {
+                    let hint = did_you_mean(workspace, self.workspaces.iter().copied());
+                    self.error(pos, path, codes::UNKNOWN_VARIABLE, format!("unknown workspace `{workspace}` in `$(workspaces.{workspace}.bound)`")).hint = hint;
+                }
+            }
+            VarRef::TasksStatus
+            | VarRef::TasksOutcome
+            | VarRef::RunName
+            | VarRef::RunUid
+            | VarRef::PipelineName
+            | VarRef::TaskRetries
+            | VarRef::TaskRetryCount => {}
+        }
+    }
+
+    fn result_exists(&mut self, target: &PipelineTask, var: &VarRef, pos: Pos, path: &str) {
+        let VarRef::TaskResult { task, result } = var else {
+            return;
+        };
+        let Some(catalog) = self.catalog else {
+            return;
+        };
+        let Some(info) = catalog.lookup(&target.plugin.value) else {
+            return;
+        };
+        if info.results_fixed && !info.results.iter().any(|spec| &spec.name == result) {
+            let hint = did_you_mean(result, info.results.iter().map(|spec| spec.name.as_str()));
+            self.error(pos, path, codes::UNKNOWN_RESULT, format!(
+                "task `{task}` (plugin `{}`) produces no result `{result}`",
+                info.name
+            ))
+            .hint = hint;
+        }
+    }
+
+    fn pipeline_results(&mut self) {
+        let mut seen = HashSet::new();
+        for (index, result) in self.pipeline.results.iter().enumerate() {
+            let path = format!("spec.results[{index}]");
+            if !seen.insert(result.name.value.as_str()) {
+                self.error(result.name.pos, format!("{path}.name"), codes::DUPLICATE_NAME, format!("result `{}` is declared twice", result.name.value));
+            }
+            let value_path = format!("{path}.value");
+            match parse_template(&result.value.value) {
+                Ok(template) => {
+                    for var in template.vars() {
+                        self.var(None, var, result.value.pos, &value_path, Slot::StringOnly, false);
+                    }
+                }
+                Err(VarError::Malformed(message)) => {
+                    self.error(result.value.pos, value_path, codes::MALFORMED_VARIABLE, message);
+                }
+                Err(VarError::Unknown(message)) => {
+                    self.error(result.value.pos, value_path, codes::UNKNOWN_VARIABLE, message);
+                }
+            }
+        }
+    }
+
+    fn cycles(&mut self) {
+        let tasks = &self.pipeline.tasks;
+        let index: HashMap<&str, usize> = tasks.iter().enumerate().map(|(i, task)| (task.name.value.as_str(), i)).collect();
+        let parents: Vec<Vec<usize>> = tasks
+            .iter()
+            .map(|task| dag_parents(task, &index))
+            .collect();
+        let graph = Graph::from_parents(&parents);
+        if graph.topological_order().is_some() {
+            return;
+        }
+        for cycle in graph.cycles() {
+            let mut names: Vec<&str> = cycle.iter().map(|&i| tasks[i].name.value.as_str()).collect();
+            names.push(names[0]);
+            let first = &tasks[cycle[0]];
+            let (pos, path) = (first.name.pos, format!("{}.name", first.path()));
+            self.error(pos, path, codes::CYCLE, format!("dependency cycle: {}", names.join(" -> ")))
+                .hint = Some("remove one `runAfter` entry or result reference along the cycle".into());
+        }
+    }
+}
+
+/// The non-finally parents of `task`: `runAfter` targets and tasks whose results, status
+/// or reason it reads (in params and `when`). Unknown names are skipped (reported elsewhere).
+pub(crate) fn dag_parents(task: &PipelineTask, index: &HashMap<&str, usize>) -> Vec<usize> {
+    let mut parents: Vec<usize> = task
+        .run_after
+        .iter()
+        .filter_map(|name| index.get(name.value.as_str()).copied())
+        .collect();
+    let mut add_refs = |text: &str| {
+        if let Ok(template) = parse_template(text) {
+            for var in template.vars() {
+                if let Some(target) = var.depends_on().and_then(|name| index.get(name)) {
+                    parents.push(*target);
+                }
+            }
+        }
+    };
+    for param in &task.params {
+        match &param.value.value {
+            ParamValue::Str(text) => add_refs(text),
+            ParamValue::Array(items) => items.iter().for_each(|item| add_refs(item)),
+            ParamValue::Object(entries) => entries.values().for_each(|value| add_refs(value)),
+        }
+    }
+    for expr in &task.when {
+        add_refs(&expr.input.value);
+        expr.values.iter().for_each(|value| add_refs(&value.value));
+    }
+    parents
+}
+
+/// A string taken from a param value by `selector`, if it selects a string.
+pub(crate) fn select_string(value: &ParamValue, selector: &Selector) -> Option<String> {
+    match (value, selector) {
+        (ParamValue::Str(text), Selector::Whole) => Some(text.clone()),
+        (ParamValue::Array(items), Selector::Index(index)) => items.get(*index).cloned(),
+        (ParamValue::Object(map), Selector::Key(key)) => map.get(key).cloned(),
+        _ => None,
+    }
+}

@@ -1,0 +1,260 @@
+//! A small YAML tree that remembers where every node was written.
+//!
+//! Built from `saphyr-parser`'s event stream. saphyr is the maintained continuation of
+//! yaml-rust (YAML 1.2, regular releases); serde_yaml is unmaintained. Consuming events
+//! rather than saphyr's DOM keeps our exposure to its API to one small function.
+
+use crate::diag::Pos;
+use saphyr_parser::{Event, Parser, ScalarStyle, Span};
+use std::collections::HashMap;
+
+/// One YAML node and where it starts.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Node {
+    pub kind: NodeKind,
+    pub pos: Pos,
+}
+
+/// The shape of a node. Scalars keep their text; `plain` tells `true` from `"true"`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum NodeKind {
+    Scalar { text: String, plain: bool },
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+}
+
+/// A YAML syntax error with the parser's location.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SyntaxError {
+    pub pos: Pos,
+    pub message: String,
+}
+
+/// Deep documents are refused rather than risking the stack (the parser is fuzzed).
+const MAX_DEPTH: usize = 256;
+
+fn pos_of(span: &Span) -> Pos {
+    Pos::new(
+        u32::try_from(span.start.line()).unwrap_or(u32::MAX),
+        u32::try_from(span.start.col() + 1).unwrap_or(u32::MAX),
+    )
+}
+
+enum Frame {
+    Seq(Vec<Node>, Pos, usize),
+    Map(Vec<(Node, Node)>, Option<Node>, Pos, usize),
+}
+
+/// Parses the first document of `source`. An empty document gives `None`.
+pub(crate) fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
+    let mut parser = Parser::new_from_str(source);
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    let mut root: Option<Node> = None;
+    let mut documents = 0usize;
+    while let Some(event) = parser.next_event() {
+        let (event, span) = event.map_err(|error| SyntaxError {
+            pos: Pos::new(
+                u32::try_from(error.marker().line()).unwrap_or(u32::MAX),
+                u32::try_from(error.marker().col() + 1).unwrap_or(u32::MAX),
+            ),
+            message: error.info().to_string(),
+        })?;
+        let pos = pos_of(&span);
+        let finished: Option<(Node, usize)> = match event {
+            Event::DocumentStart(_) => {
+                documents += 1;
+                if documents > 1 {
+                    return Err(SyntaxError {
+                        pos,
+                        message: "more than one YAML document; a pipeline file holds one"
+                            .to_string(),
+                    });
+                }
+                None
+            }
+            Event::Scalar(text, style, anchor, _tag) => Some((
+                Node {
+                    kind: NodeKind::Scalar {
+                        text: text.into_owned(),
+                        plain: style == ScalarStyle::Plain,
+                    },
+                    pos,
+                },
+                anchor,
+            )),
+            Event::Alias(anchor) => match anchors.get(&anchor) {
+                Some(node) => Some((node.clone(), 0)),
+                None => {
+                    return Err(SyntaxError {
+                        pos,
+                        message: "alias to an unknown anchor".to_string(),
+                    });
+                }
+            },
+            Event::SequenceStart(anchor, _) => {
+                if stack.len() >= MAX_DEPTH {
+                    return Err(SyntaxError {
+                        pos,
+                        message: "document nested too deeply".to_string(),
+                    });
+                }
+                stack.push(Frame::Seq(Vec::new(), pos, anchor));
+                None
+            }
+            Event::MappingStart(anchor, _) => {
+                if stack.len() >= MAX_DEPTH {
+                    return Err(SyntaxError {
+                        pos,
+                        message: "document nested too deeply".to_string(),
+                    });
+                }
+                stack.push(Frame::Map(Vec::new(), None, pos, anchor));
+                None
+            }
+            Event::SequenceEnd => match stack.pop() {
+                Some(Frame::Seq(items, start, anchor)) => Some((
+                    Node {
+                        kind: NodeKind::Seq(items),
+                        pos: start,
+                    },
+                    anchor,
+                )),
+                _ => None,
+            },
+            Event::MappingEnd => match stack.pop() {
+                Some(Frame::Map(entries, _, start, anchor)) => Some((
+                    Node {
+                        kind: NodeKind::Map(entries),
+                        pos: start,
+                    },
+                    anchor,
+                )),
+                _ => None,
+            },
+            Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentEnd
+            | Event::Nothing => None,
+        };
+        if let Some((node, anchor)) = finished {
+            if anchor != 0 {
+                anchors.insert(anchor, node.clone());
+            }
+            match stack.last_mut() {
+                Some(Frame::Seq(items, _, _)) => items.push(node),
+                Some(Frame::Map(entries, pending_key, _, _)) => match pending_key.take() {
+                    Some(key) => entries.push((key, node)),
+                    None => *pending_key = Some(node),
+                },
+                None => root = Some(node),
+            }
+        }
+    }
+    Ok(root)
+}
+
+impl Node {
+    /// The scalar text, if this is a scalar.
+    pub fn as_scalar(&self) -> Option<&str> {
+        match &self.kind {
+            NodeKind::Scalar { text, .. } => Some(text),
+            _ => None,
+        }
+    }
+
+    /// True for `~`, `null` and an empty value.
+    pub fn is_null(&self) -> bool {
+        matches!(&self.kind, NodeKind::Scalar { text, plain: true }
+            if text.is_empty() || text == "~" || text == "null" || text == "Null" || text == "NULL")
+    }
+
+    /// A short word for error messages: what this node is.
+    pub fn type_name(&self) -> &'static str {
+        match &self.kind {
+            NodeKind::Scalar { .. } if self.is_null() => "null",
+            NodeKind::Scalar { .. } => "a scalar",
+            NodeKind::Seq(_) => "a list",
+            NodeKind::Map(_) => "a mapping",
+        }
+    }
+
+    /// Converts to JSON, typing plain scalars like YAML 1.2's core schema.
+    pub fn to_json(&self) -> serde_json::Value {
+        match &self.kind {
+            NodeKind::Scalar { text, plain } => {
+                if !*plain {
+                    return serde_json::Value::String(text.clone());
+                }
+                if self.is_null() {
+                    return serde_json::Value::Null;
+                }
+                match text.as_str() {
+                    "true" | "True" | "TRUE" => return serde_json::Value::Bool(true),
+                    "false" | "False" | "FALSE" => return serde_json::Value::Bool(false),
+                    _ => {}
+                }
+                if let Ok(int) = text.parse::<i64>() {
+                    return serde_json::Value::from(int);
+                }
+                if let Ok(float) = text.parse::<f64>()
+                    && let Some(number) = serde_json::Number::from_f64(float)
+                {
+                    return serde_json::Value::Number(number);
+                }
+                serde_json::Value::String(text.clone())
+            }
+            NodeKind::Seq(items) => {
+                serde_json::Value::Array(items.iter().map(Node::to_json).collect())
+            }
+            NodeKind::Map(entries) => serde_json::Value::Object(
+                entries
+                    .iter()
+                    .map(|(key, value)| {
+                        (
+                            key.as_scalar().unwrap_or_default().to_string(),
+                            value.to_json(),
+                        )
+                    })
+                    .collect(),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_one_based_positions() {
+        let Ok(Some(root)) = parse("a: 1\nb:\n  - x\n") else {
+            panic!("parse failed")
+        };
+        let NodeKind::Map(entries) = &root.kind else {
+            panic!("not a map")
+        };
+        assert_eq!(entries[0].0.pos, Pos::new(1, 1));
+        assert_eq!(entries[0].1.pos, Pos::new(1, 4));
+        let NodeKind::Seq(items) = &entries[1].1.kind else {
+            panic!("not a seq")
+        };
+        assert_eq!(items[0].pos, Pos::new(3, 5));
+    }
+
+    #[test]
+    fn reports_syntax_errors_with_location() {
+        let Err(error) = parse("a: [1, 2\nb: c\n") else {
+            panic!("should fail")
+        };
+        assert_eq!(error.pos.line, 2);
+    }
+
+    #[test]
+    fn resolves_aliases() {
+        let Ok(Some(root)) = parse("a: &x [1]\nb: *x\n") else {
+            panic!("parse failed")
+        };
+        assert_eq!(root.to_json(), serde_json::json!({"a": [1], "b": [1]}));
+    }
+}

@@ -1,0 +1,769 @@
+//! Scenario tests for the run state machine: feed event sequences into `RunState`, assert
+//! the report. The harness plays a well-behaved engine: every `Start` is acknowledged
+//! with `task_started`, every `Cancel` is confirmed with `task_cancelled`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use weft_core::contract::{ParamValue, TaskEnding};
+use weft_core::{Action, CancelMode, RunContext, RunState, StartTask, load};
+
+enum Step {
+    /// End the current attempt of a task.
+    End(&'static str, TaskEnding, &'static [(&'static str, &'static str)]),
+    TimedOut(&'static str),
+    Cancel(CancelMode),
+    TasksTimeout,
+    FinallyTimeout,
+    PipelineTimeout,
+    InfraError(&'static str),
+}
+
+use Step::*;
+
+fn ok(task: &'static str) -> Step {
+    End(task, TaskEnding::Success, &[])
+}
+fn ok_with(task: &'static str, results: &'static [(&'static str, &'static str)]) -> Step {
+    End(task, TaskEnding::Success, results)
+}
+fn fail(task: &'static str, exit_code: i32) -> Step {
+    End(task, TaskEnding::Failure { message: "boom".into(), exit_code }, &[])
+}
+fn halt(task: &'static str) -> Step {
+    End(task, TaskEnding::Halt { message: "nothing to do".into() }, &[])
+}
+fn self_skip(task: &'static str) -> Step {
+    End(task, TaskEnding::Skip { message: "n/a".into() }, &[])
+}
+fn warn(task: &'static str) -> Step {
+    End(task, TaskEnding::Warning { message: "hm".into() }, &[])
+}
+
+struct Harness {
+    run: RunState,
+    /// Current attempt of every task the engine is running.
+    running: BTreeMap<String, (usize, u32)>,
+    starts: Vec<StartTask>,
+    finished: usize,
+    finally_started: usize,
+    log: Vec<String>,
+}
+
+impl Harness {
+    fn new(yaml: &str, params: &[(&str, &str)]) -> Harness {
+        let supplied: BTreeMap<String, ParamValue> = params
+            .iter()
+            .map(|(k, v)| (k.to_string(), ParamValue::Str(v.to_string())))
+            .collect();
+        let plan = match load(yaml, "pipeline.yaml", &supplied, None) {
+            Ok(plan) => plan,
+            Err(diagnostics) => panic!(
+                "invalid fixture:\n{}",
+                diagnostics.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
+            ),
+        };
+        let context = RunContext {
+            run_name: "run-1".into(),
+            run_uid: "uid-1".into(),
+            bound_workspaces: ["src".to_string()].into(),
+        };
+        let mut harness = Harness {
+            run: RunState::new(Arc::new(plan), context),
+            running: BTreeMap::new(),
+            starts: Vec::new(),
+            finished: 0,
+            finally_started: 0,
+            log: Vec::new(),
+        };
+        let actions = harness.run.start();
+        harness.apply(actions);
+        harness
+    }
+
+    fn apply(&mut self, actions: Vec<Action>) {
+        let mut queue: std::collections::VecDeque<Action> = actions.into();
+        while let Some(action) = queue.pop_front() {
+            match action {
+                Action::Start(start) => {
+                    self.log.push(format!("start {}#{}", start.name, start.attempt));
+                    self.running.insert(start.name.clone(), (start.node, start.attempt));
+                    queue.extend(self.run.task_started(start.node, start.attempt));
+                    self.starts.push(start);
+                }
+                Action::Cancel { node, attempt, reason } => {
+                    let name = self.run.plan().nodes[node].name.clone();
+                    self.log.push(format!("cancel {name} {reason}"));
+                    self.running.remove(&name);
+                    queue.extend(self.run.task_cancelled(node, attempt));
+                }
+                Action::Transition { .. } => {}
+                Action::FinallyStarted => {
+                    self.log.push("finally".into());
+                    self.finally_started += 1;
+                }
+                Action::Finished(_) => self.finished += 1,
+            }
+        }
+    }
+
+    fn current(&mut self, task: &str) -> (usize, u32) {
+        match self.running.remove(task) {
+            Some(current) => current,
+            None => panic!("task {task} is not running; log: {:?}", self.log),
+        }
+    }
+
+    fn step(&mut self, step: Step) {
+        let actions = match step {
+            End(task, ending, results) => {
+                let (node, attempt) = self.current(task);
+                let results = results.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                self.run.task_ended(node, attempt, ending, results)
+            }
+            TimedOut(task) => {
+                let (node, attempt) = self.current(task);
+                self.run.task_timed_out(node, attempt)
+            }
+            Cancel(mode) => self.run.cancel(mode),
+            TasksTimeout => self.run.tasks_timeout(),
+            FinallyTimeout => self.run.finally_timeout(),
+            PipelineTimeout => self.run.pipeline_timeout(),
+            InfraError(message) => self.run.infra_error(message),
+        };
+        self.apply(actions);
+    }
+
+    fn params_of(&self, task: &str, attempt: u32) -> BTreeMap<String, ParamValue> {
+        self.starts
+            .iter()
+            .find(|start| start.name == task && start.attempt == attempt)
+            .map(|start| start.params.clone())
+            .unwrap_or_else(|| panic!("{task}#{attempt} never started"))
+    }
+}
+
+struct Scenario {
+    name: &'static str,
+    yaml: String,
+    params: &'static [(&'static str, &'static str)],
+    steps: Vec<Step>,
+    /// status, reason, tasksStatus, tasksOutcome
+    run: [&'static str; 4],
+    /// name, status, reason, attempts
+    tasks: Vec<(&'static str, &'static str, &'static str, u32)>,
+}
+
+/// A pipeline from task and finally YAML (each a YAML list, indented by 4).
+fn pipeline(tasks: &str, finally: &str) -> String {
+    let mut yaml = String::from(
+        "apiVersion: weft.dev/v1\nkind: Pipeline\nmetadata:\n  name: demo\nspec:\n  params:\n    - name: go\n      default: \"yes\"\n  workspaces:\n    - name: src\n  tasks:\n",
+    );
+    yaml.push_str(tasks);
+    if !finally.is_empty() {
+        yaml.push_str("  finally:\n");
+        yaml.push_str(finally);
+    }
+    yaml
+}
+
+fn run_scenario(scenario: Scenario) -> Harness {
+    let mut harness = Harness::new(&scenario.yaml, scenario.params);
+    for step in scenario.steps {
+        harness.step(step);
+    }
+    let name = scenario.name;
+    assert_eq!(harness.finished, 1, "{name}: Finished exactly once; log {:?}", harness.log);
+    assert!(harness.running.is_empty(), "{name}: still running {:?}", harness.running);
+    let report = harness.run.report();
+    let got_run = [
+        report.run.status.as_str(),
+        report.run.reason.as_str(),
+        report.run.tasks_status.as_str(),
+        report.run.tasks_outcome.as_str(),
+    ];
+    assert_eq!(got_run, scenario.run, "{name}: run; log {:?}", harness.log);
+    let got_tasks: Vec<(&str, &str, &str, u32)> = report
+        .tasks
+        .iter()
+        .map(|task| (task.name.as_str(), task.status.as_str(), task.reason.as_str(), task.attempts))
+        .collect();
+    assert_eq!(got_tasks, scenario.tasks, "{name}: tasks; log {:?}", harness.log);
+    harness
+}
+
+const ECHO: &str = "taskRef: {name: echo}";
+
+#[test]
+fn all_succeed() {
+    let harness = run_scenario(Scenario {
+        name: "all succeed",
+        yaml: pipeline(
+            &format!("    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}, runAfter: [a]}}\n    - {{name: c, {ECHO}, runAfter: [a]}}\n    - {{name: d, {ECHO}, runAfter: [b, c]}}\n"),
+            "",
+        ),
+        params: &[],
+        steps: vec![ok("a"), ok("c"), ok("b"), ok("d")],
+        run: ["Succeeded", "Succeeded", "Succeeded", "Succeeded"],
+        tasks: vec![("a", "Succeeded", "", 1), ("b", "Succeeded", "", 1), ("c", "Succeeded", "", 1), ("d", "Succeeded", "", 1)],
+    });
+    // d only starts once both parents are done.
+    let order: Vec<&str> = harness.log.iter().map(String::as_str).collect();
+    assert_eq!(order, ["start a#0", "start b#0", "start c#0", "start d#0"]);
+}
+
+#[test]
+fn when_skipped_task_and_its_run_after_dependent_still_runs() {
+    run_scenario(Scenario {
+        name: "when skipped",
+        yaml: pipeline(
+            &format!("    - name: a\n      {ECHO}\n      when: [{{input: \"$(params.go)\", operator: in, values: [\"yes\"]}}]\n    - {{name: b, {ECHO}, runAfter: [a]}}\n"),
+            "",
+        ),
+        params: &[("go", "no")],
+        steps: vec![ok("b")],
+        run: ["Completed", "Completed", "Completed", "Completed"],
+        tasks: vec![("a", "Skipped", "WhenExpressionsFalse", 0), ("b", "Succeeded", "", 1)],
+    });
+}
+
+#[test]
+fn failure_while_a_sibling_runs_stops_the_run_and_finally_runs() {
+    run_scenario(Scenario {
+        name: "failure",
+        yaml: pipeline(
+            &format!("    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}}}\n    - {{name: c, {ECHO}, runAfter: [a]}}\n    - {{name: d, {ECHO}, runAfter: [c]}}\n"),
+            &format!("    - {{name: fin, {ECHO}}}\n"),
+        ),
+        params: &[],
+        steps: vec![fail("a", 2), ok("b"), ok("fin")],
+        run: ["Failed", "Failed", "Failed", "Failed"],
+        tasks: vec![
+            ("a", "Failed", "Failed", 1),
+            ("b", "Succeeded", "", 1),
+            ("c", "Skipped", "RunStopping", 0),
+            ("d", "Skipped", "RunStopping", 0),
+            ("fin", "Succeeded", "", 1),
+        ],
+    });
+}
+
+#[test]
+fn on_error_continue_runs_run_after_dependents_and_skips_result_consumers() {
+    run_scenario(Scenario {
+        name: "onError continue",
+        yaml: pipeline(
+            &format!("    - {{name: a, {ECHO}, onError: continue}}\n    - {{name: b, {ECHO}, runAfter: [a]}}\n    - name: c\n      {ECHO}\n      params: [{{name: x, value: \"$(tasks.a.results.out)\"}}]\n"),
+            "",
+        ),
+        params: &[],
+        steps: vec![fail("a", 1), ok("b")],
+        run: ["SucceededWithWarnings", "SucceededWithWarnings", "Completed", "SucceededWithWarnings"],
+        tasks: vec![
+            ("a", "SucceededWithWarnings", "FailureIgnored", 1),
+            ("b", "Succeeded", "", 1),
+            ("c", "Skipped", "ResultsMissing", 0),
+        ],
+    });
+}
+
+fn on_status_pipeline() -> String {
+    pipeline(
+        &format!(
+            "    - name: check\n      {ECHO}\n      onStatus:\n        - {{exitCodes: [2], outcome: warning}}\n        - {{exitCodes: [3], outcome: success, flow: halt}}\n        - {{exitCodes: [4], outcome: failure, flow: continue}}\n        - {{exitCodes: [5], outcome: success}}\n        - {{exitCodes: [78], outcome: skipped}}\n    - {{name: next, {ECHO}, runAfter: [check]}}\n"
+        ),
+        &format!("    - {{name: fin, {ECHO}}}\n"),
+    )
+}
+
+#[test]
+fn on_status_failure_as_warning_continues() {
+    run_scenario(Scenario {
+        name: "warning+continue",
+        yaml: on_status_pipeline(),
+        params: &[],
+        steps: vec![fail("check", 2), ok("next"), ok("fin")],
+        run: ["SucceededWithWarnings", "SucceededWithWarnings", "Succeeded", "SucceededWithWarnings"],
+        tasks: vec![("check", "SucceededWithWarnings", "", 1), ("next", "Succeeded", "", 1), ("fin", "Succeeded", "", 1)],
+    });
+}
+
+#[test]
+fn on_status_success_and_halt_ends_the_run_early_and_successfully() {
+    let harness = run_scenario(Scenario {
+        name: "success+halt",
+        yaml: on_status_pipeline(),
+        params: &[],
+        steps: vec![fail("check", 3), ok("fin")],
+        run: ["Succeeded", "Halted", "Completed", "Halted"],
+        tasks: vec![("check", "Succeeded", "", 1), ("next", "Skipped", "RunHalted", 0), ("fin", "Succeeded", "", 1)],
+    });
+    let report = harness.run.report();
+    assert_eq!(report.tasks[0].exit_code, Some(3));
+    assert_eq!(report.run.halted_by.as_ref().map(|h| h.task.as_str()), Some("check"));
+}
+
+#[test]
+fn on_status_failure_with_flow_continue_runs_dependents_but_fails_the_run() {
+    run_scenario(Scenario {
+        name: "failure+continue",
+        yaml: on_status_pipeline(),
+        params: &[],
+        steps: vec![fail("check", 4), ok("next"), ok("fin")],
+        run: ["Failed", "Failed", "Failed", "Failed"],
+        tasks: vec![("check", "Failed", "Failed", 1), ("next", "Succeeded", "", 1), ("fin", "Succeeded", "", 1)],
+    });
+}
+
+#[test]
+fn on_status_success_and_continue() {
+    run_scenario(Scenario {
+        name: "success+continue",
+        yaml: on_status_pipeline(),
+        params: &[],
+        steps: vec![fail("check", 5), ok("next"), ok("fin")],
+        run: ["Succeeded", "Succeeded", "Succeeded", "Succeeded"],
+        tasks: vec![("check", "Succeeded", "", 1), ("next", "Succeeded", "", 1), ("fin", "Succeeded", "", 1)],
+    });
+}
+
+#[test]
+fn on_status_unmatched_code_is_failure_and_stop() {
+    run_scenario(Scenario {
+        name: "failure+stop",
+        yaml: on_status_pipeline(),
+        params: &[],
+        steps: vec![fail("check", 1), ok("fin")],
+        run: ["Failed", "Failed", "Failed", "Failed"],
+        tasks: vec![("check", "Failed", "Failed", 1), ("next", "Skipped", "RunStopping", 0), ("fin", "Succeeded", "", 1)],
+    });
+}
+
+#[test]
+fn on_status_skipped_makes_dependents_parent_skipped() {
+    run_scenario(Scenario {
+        name: "skipped",
+        yaml: on_status_pipeline(),
+        params: &[],
+        steps: vec![fail("check", 78), ok("fin")],
+        run: ["Completed", "Completed", "Completed", "Completed"],
+        tasks: vec![("check", "Skipped", "SelfSkipped", 1), ("next", "Skipped", "ParentSkipped", 0), ("fin", "Succeeded", "", 1)],
+    });
+}
+
+#[test]
+fn plugin_skip_and_warning() {
+    run_scenario(Scenario {
+        name: "self skip",
+        yaml: pipeline(&format!("    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}}}\n    - {{name: c, {ECHO}, runAfter: [a]}}\n"), ""),
+        params: &[],
+        steps: vec![self_skip("a"), warn("b")],
+        run: ["SucceededWithWarnings", "SucceededWithWarnings", "Completed", "SucceededWithWarnings"],
+        tasks: vec![("a", "Skipped", "SelfSkipped", 1), ("b", "SucceededWithWarnings", "", 1), ("c", "Skipped", "ParentSkipped", 0)],
+    });
+}
+
+fn halt_pipeline(mode: &str) -> String {
+    pipeline(
+        &format!("    - {{name: gate, {ECHO}, halt: {mode}}}\n    - {{name: slow, {ECHO}}}\n    - {{name: after, {ECHO}, runAfter: [gate]}}\n"),
+        &format!("    - name: fin\n      {ECHO}\n      params: [{{name: s, value: \"$(tasks.status)/$(tasks.outcome)\"}}]\n"),
+    )
+}
+
+#[test]
+fn halt_wait_lets_siblings_finish() {
+    let harness = run_scenario(Scenario {
+        name: "halt wait",
+        yaml: halt_pipeline("wait"),
+        params: &[],
+        steps: vec![halt("gate"), ok("slow"), ok("fin")],
+        run: ["Succeeded", "Halted", "Completed", "Halted"],
+        tasks: vec![
+            ("gate", "Succeeded", "", 1),
+            ("slow", "Succeeded", "", 1),
+            ("after", "Skipped", "RunHalted", 0),
+            ("fin", "Succeeded", "", 1),
+        ],
+    });
+    assert_eq!(harness.params_of("fin", 0)["s"], ParamValue::Str("Completed/Halted".into()));
+}
+
+#[test]
+fn halt_cancel_cancels_siblings_without_cancelling_the_run() {
+    let harness = run_scenario(Scenario {
+        name: "halt cancel",
+        yaml: halt_pipeline("cancel"),
+        params: &[],
+        steps: vec![halt("gate"), ok("fin")],
+        run: ["Succeeded", "Halted", "Completed", "Halted"],
+        tasks: vec![
+            ("gate", "Succeeded", "", 1),
+            ("slow", "Cancelled", "RunHalted", 1),
+            ("after", "Skipped", "RunHalted", 0),
+            ("fin", "Succeeded", "", 1),
+        ],
+    });
+    assert!(harness.log.contains(&"cancel slow RunHalted".to_string()));
+}
+
+#[test]
+fn retries_succeed_on_the_last_attempt() {
+    let harness = run_scenario(Scenario {
+        name: "retries succeed",
+        yaml: pipeline(
+            &format!("    - name: flaky\n      {ECHO}\n      retries: 2\n      params: [{{name: n, value: \"$(context.task.retry-count)/$(context.pipelineTask.retries)\"}}]\n"),
+            "",
+        ),
+        params: &[],
+        steps: vec![fail("flaky", 1), End("flaky", TaskEnding::Errored { reason: "Trap".into(), message: "trap".into() }, &[]), ok("flaky")],
+        run: ["Succeeded", "Succeeded", "Succeeded", "Succeeded"],
+        tasks: vec![("flaky", "Succeeded", "", 3)],
+    });
+    assert_eq!(harness.params_of("flaky", 0)["n"], ParamValue::Str("0/2".into()));
+    assert_eq!(harness.params_of("flaky", 2)["n"], ParamValue::Str("2/2".into()));
+}
+
+#[test]
+fn retries_exhausted_fail_the_task() {
+    run_scenario(Scenario {
+        name: "retries exhausted",
+        yaml: pipeline(&format!("    - {{name: flaky, {ECHO}, retries: 1}}\n"), ""),
+        params: &[],
+        steps: vec![fail("flaky", 1), fail("flaky", 7)],
+        run: ["Failed", "Failed", "Failed", "Failed"],
+        tasks: vec![("flaky", "Failed", "Failed", 2)],
+    });
+}
+
+#[test]
+fn a_task_timeout_is_retried_then_times_out() {
+    run_scenario(Scenario {
+        name: "task timeout",
+        yaml: pipeline(&format!("    - {{name: slow, {ECHO}, timeout: 1m30s, retries: 1}}\n    - {{name: next, {ECHO}, runAfter: [slow]}}\n"), ""),
+        params: &[],
+        steps: vec![TimedOut("slow"), TimedOut("slow")],
+        run: ["Failed", "Failed", "Failed", "TimedOut"],
+        tasks: vec![("slow", "TimedOut", "TaskRunTimeout", 2), ("next", "Skipped", "RunStopping", 0)],
+    });
+}
+
+#[test]
+fn tasks_timeout_times_out_running_skips_unstarted_and_finally_still_runs() {
+    run_scenario(Scenario {
+        name: "tasks timeout",
+        yaml: pipeline(
+            &format!("    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}, runAfter: [a]}}\n"),
+            &format!("    - name: fin\n      {ECHO}\n      when: [{{input: \"$(tasks.status)\", operator: in, values: [Failed]}}]\n"),
+        ),
+        params: &[],
+        steps: vec![TasksTimeout, ok("fin")],
+        run: ["TimedOut", "PipelineRunTimeout", "Failed", "TimedOut"],
+        tasks: vec![("a", "TimedOut", "TasksTimeout", 1), ("b", "Skipped", "RunTimedOut", 0), ("fin", "Succeeded", "", 1)],
+    });
+}
+
+#[test]
+fn pipeline_timeout_stops_everything_and_skips_finally() {
+    run_scenario(Scenario {
+        name: "pipeline timeout",
+        yaml: pipeline(&format!("    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}, runAfter: [a]}}\n"), &format!("    - {{name: fin, {ECHO}}}\n")),
+        params: &[],
+        steps: vec![PipelineTimeout],
+        run: ["TimedOut", "PipelineRunTimeout", "Failed", "TimedOut"],
+        tasks: vec![("a", "TimedOut", "PipelineRunTimeout", 1), ("b", "Skipped", "RunTimedOut", 0), ("fin", "Skipped", "RunTimedOut", 0)],
+    });
+}
+
+#[test]
+fn finally_timeout_times_out_running_finally_tasks() {
+    run_scenario(Scenario {
+        name: "finally timeout",
+        yaml: pipeline(&format!("    - {{name: a, {ECHO}}}\n"), &format!("    - {{name: f1, {ECHO}}}\n    - {{name: f2, {ECHO}}}\n")),
+        params: &[],
+        steps: vec![ok("a"), ok("f1"), FinallyTimeout],
+        run: ["Failed", "Failed", "Succeeded", "Succeeded"],
+        tasks: vec![("a", "Succeeded", "", 1), ("f1", "Succeeded", "", 1), ("f2", "TimedOut", "FinallyTimeout", 1)],
+    });
+}
+
+fn cancel_pipeline() -> String {
+    pipeline(
+        &format!("    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}, runAfter: [a]}}\n"),
+        &format!("    - {{name: fin, {ECHO}}}\n"),
+    )
+}
+
+#[test]
+fn cancel_cancelled_cancels_running_and_skips_finally() {
+    let harness = run_scenario(Scenario {
+        name: "Cancelled",
+        yaml: cancel_pipeline(),
+        params: &[],
+        steps: vec![Cancel(CancelMode::Cancelled)],
+        run: ["Cancelled", "Cancelled", "None", "Cancelled"],
+        tasks: vec![("a", "Cancelled", "RunCancelled", 1), ("b", "Skipped", "RunCancelled", 0), ("fin", "Skipped", "RunCancelled", 0)],
+    });
+    assert_eq!(harness.finally_started, 0);
+}
+
+#[test]
+fn cancel_cancelled_run_finally_cancels_running_then_runs_finally() {
+    let harness = run_scenario(Scenario {
+        name: "CancelledRunFinally",
+        yaml: cancel_pipeline(),
+        params: &[],
+        steps: vec![Cancel(CancelMode::CancelledRunFinally), ok("fin")],
+        run: ["Cancelled", "CancelledRunFinally", "None", "Cancelled"],
+        tasks: vec![("a", "Cancelled", "RunCancelled", 1), ("b", "Skipped", "RunCancelled", 0), ("fin", "Succeeded", "", 1)],
+    });
+    assert_eq!(harness.finally_started, 1);
+}
+
+#[test]
+fn cancel_stopped_run_finally_lets_running_finish() {
+    run_scenario(Scenario {
+        name: "StoppedRunFinally",
+        yaml: cancel_pipeline(),
+        params: &[],
+        steps: vec![Cancel(CancelMode::StoppedRunFinally), ok("a"), ok("fin")],
+        run: ["Cancelled", "StoppedRunFinally", "None", "Cancelled"],
+        tasks: vec![("a", "Succeeded", "", 1), ("b", "Skipped", "RunCancelled", 0), ("fin", "Succeeded", "", 1)],
+    });
+}
+
+#[test]
+fn a_second_cancel_escalates_and_cancels_finally() {
+    run_scenario(Scenario {
+        name: "second Ctrl-C",
+        yaml: cancel_pipeline(),
+        params: &[],
+        steps: vec![Cancel(CancelMode::CancelledRunFinally), Cancel(CancelMode::Cancelled)],
+        run: ["Cancelled", "Cancelled", "None", "Cancelled"],
+        tasks: vec![("a", "Cancelled", "RunCancelled", 1), ("b", "Skipped", "RunCancelled", 0), ("fin", "Cancelled", "RunCancelled", 1)],
+    });
+}
+
+#[test]
+fn a_finally_task_failing_after_a_green_dag_fails_the_run() {
+    run_scenario(Scenario {
+        name: "finally fails",
+        yaml: pipeline(&format!("    - {{name: a, {ECHO}}}\n"), &format!("    - {{name: fin, {ECHO}}}\n")),
+        params: &[],
+        steps: vec![ok("a"), fail("fin", 1)],
+        run: ["Failed", "Failed", "Succeeded", "Succeeded"],
+        tasks: vec![("a", "Succeeded", "", 1), ("fin", "Failed", "Failed", 1)],
+    });
+}
+
+/// The two finally tasks of Tekton's "exit handler" blog post.
+fn notify_pipeline() -> String {
+    pipeline(
+        &format!("    - {{name: build, {ECHO}}}\n"),
+        &format!(
+            "    - name: notify-failure\n      {ECHO}\n      when: [{{input: \"$(tasks.status)\", operator: in, values: [\"Failed\", \"None\"]}}]\n    - name: notify-success\n      {ECHO}\n      when: [{{input: \"$(tasks.status)\", operator: in, values: [\"Succeeded\", \"Completed\"]}}]\n"
+        ),
+    )
+}
+
+#[test]
+fn finally_when_on_tasks_status_after_success() {
+    run_scenario(Scenario {
+        name: "notify success",
+        yaml: notify_pipeline(),
+        params: &[],
+        steps: vec![ok("build"), ok("notify-success")],
+        run: ["Completed", "Completed", "Succeeded", "Succeeded"],
+        tasks: vec![
+            ("build", "Succeeded", "", 1),
+            ("notify-failure", "Skipped", "WhenExpressionsFalse", 0),
+            ("notify-success", "Succeeded", "", 1),
+        ],
+    });
+}
+
+#[test]
+fn finally_when_on_tasks_status_after_failure() {
+    run_scenario(Scenario {
+        name: "notify failure",
+        yaml: notify_pipeline(),
+        params: &[],
+        steps: vec![fail("build", 1), ok("notify-failure")],
+        run: ["Failed", "Failed", "Failed", "Failed"],
+        tasks: vec![
+            ("build", "Failed", "Failed", 1),
+            ("notify-failure", "Succeeded", "", 1),
+            ("notify-success", "Skipped", "WhenExpressionsFalse", 0),
+        ],
+    });
+}
+
+#[test]
+fn finally_sees_task_status_reason_and_results_and_skips_on_missing_results() {
+    let harness = run_scenario(Scenario {
+        name: "finally variables",
+        yaml: pipeline(
+            &format!("    - {{name: a, {ECHO}, onError: continue}}\n    - {{name: b, {ECHO}}}\n"),
+            &format!(
+                "    - name: report\n      {ECHO}\n      params:\n        - {{name: a, value: \"$(tasks.a.status)/$(tasks.a.reason)\"}}\n        - {{name: b, value: \"$(tasks.b.status)/$(tasks.b.results.digest)\"}}\n    - name: needs-a\n      {ECHO}\n      params: [{{name: x, value: \"$(tasks.a.results.digest)\"}}]\n"
+            ),
+        ),
+        params: &[],
+        steps: vec![fail("a", 1), ok_with("b", &[("digest", "sha256:1")]), ok("report")],
+        run: ["SucceededWithWarnings", "SucceededWithWarnings", "Succeeded", "SucceededWithWarnings"],
+        tasks: vec![
+            ("a", "SucceededWithWarnings", "FailureIgnored", 1),
+            ("b", "Succeeded", "", 1),
+            ("report", "Succeeded", "", 1),
+            ("needs-a", "Skipped", "ResultsMissing", 0),
+        ],
+    });
+    let params = harness.params_of("report", 0);
+    assert_eq!(params["a"], ParamValue::Str("Failed/FailureIgnored".into()));
+    assert_eq!(params["b"], ParamValue::Str("Succeeded/sha256:1".into()));
+}
+
+#[test]
+fn results_flow_into_params_with_implicit_edges_and_array_expansion() {
+    let yaml = "apiVersion: tekton.dev/v1\nkind: Pipeline\nmetadata: {name: demo}\nspec:\n  params:\n    - {name: flags, type: array, default: [\"-v\", \"-x\"]}\n    - {name: cfg, type: object, properties: {mode: {type: string}}, default: {mode: fast}}\n  workspaces: [{name: src}, {name: cache, optional: true}]\n  tasks:\n    - name: build\n      taskRef: {name: echo}\n    - name: push\n      taskRef: {name: echo}\n      params:\n        - {name: image, value: \"img@$(tasks.build.results.digest)\"}\n        - {name: args, value: [\"$(params.flags[*])\", \"$(params.cfg.mode)\", \"$(params.flags[1])\"]}\n        - {name: all, value: \"$(params.flags[*])\"}\n        - {name: ctx, value: \"$(context.pipelineRun.name)/$(context.pipelineRun.uid)/$(context.pipeline.name)\"}\n        - {name: ws, value: \"$(workspaces.src.bound)/$(workspaces.cache.bound)\"}\n        - {name: state, value: \"$(tasks.build.status)\"}\n        - {name: obj, value: {k: \"$(params.cfg.mode)\"}}\n";
+    let mut harness = Harness::new(yaml, &[]);
+    assert_eq!(harness.log, ["start build#0"], "push waits for build's result");
+    harness.step(ok_with("build", &[("digest", "sha256:abc")]));
+    harness.step(ok("push"));
+    let params = harness.params_of("push", 0);
+    assert_eq!(params["image"], ParamValue::Str("img@sha256:abc".into()));
+    assert_eq!(params["args"], ParamValue::Array(vec!["-v".into(), "-x".into(), "fast".into(), "-x".into()]));
+    assert_eq!(params["all"], ParamValue::Array(vec!["-v".into(), "-x".into()]));
+    assert_eq!(params["ctx"], ParamValue::Str("run-1/uid-1/demo".into()));
+    assert_eq!(params["ws"], ParamValue::Str("true/false".into()));
+    assert_eq!(params["state"], ParamValue::Str("Succeeded".into()));
+    assert_eq!(params["obj"], ParamValue::Object([("k".to_string(), "fast".to_string())].into()));
+    assert_eq!(harness.finished, 1);
+}
+
+#[test]
+fn when_skip_propagation_through_results_and_status_references() {
+    run_scenario(Scenario {
+        name: "when skip propagation",
+        yaml: pipeline(
+            &format!(
+                "    - name: a\n      {ECHO}\n      when: [{{input: \"$(params.go)\", operator: notin, values: [\"no\"]}}]\n    - {{name: by-order, {ECHO}, runAfter: [a]}}\n    - name: by-status\n      {ECHO}\n      params: [{{name: s, value: \"$(tasks.a.status)\"}}]\n    - name: by-result\n      {ECHO}\n      params: [{{name: r, value: \"$(tasks.a.results.x)\"}}]\n    - {{name: grandchild, {ECHO}, runAfter: [by-result]}}\n"
+            ),
+            "",
+        ),
+        params: &[("go", "no")],
+        steps: vec![ok("by-order"), ok("by-status")],
+        run: ["Completed", "Completed", "Completed", "Completed"],
+        tasks: vec![
+            ("a", "Skipped", "WhenExpressionsFalse", 0),
+            ("by-order", "Succeeded", "", 1),
+            ("by-status", "Succeeded", "", 1),
+            ("by-result", "Skipped", "ResultsMissing", 0),
+            ("grandchild", "Skipped", "ParentSkipped", 0),
+        ],
+    });
+}
+
+#[test]
+fn run_stopping_wins_over_when_expressions_false() {
+    run_scenario(Scenario {
+        name: "stopping beats when",
+        yaml: pipeline(
+            &format!("    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}}}\n    - name: c\n      {ECHO}\n      runAfter: [b]\n      when: [{{input: x, operator: in, values: [y]}}]\n"),
+            "",
+        ),
+        params: &[],
+        steps: vec![fail("a", 1), ok("b")],
+        run: ["Failed", "Failed", "Failed", "Failed"],
+        tasks: vec![("a", "Failed", "Failed", 1), ("b", "Succeeded", "", 1), ("c", "Skipped", "RunStopping", 0)],
+    });
+}
+
+#[test]
+fn errored_task_and_infra_error() {
+    run_scenario(Scenario {
+        name: "errored",
+        yaml: pipeline(&format!("    - {{name: a, {ECHO}}}\n"), ""),
+        params: &[],
+        steps: vec![End("a", TaskEnding::Errored { reason: "MemoryLimitExceeded".into(), message: "oom".into() }, &[])],
+        run: ["Failed", "Failed", "Failed", "Failed"],
+        tasks: vec![("a", "Errored", "MemoryLimitExceeded", 1)],
+    });
+    run_scenario(Scenario {
+        name: "infra error",
+        yaml: cancel_pipeline(),
+        params: &[],
+        steps: vec![InfraError("StoreUnavailable")],
+        run: ["Errored", "StoreUnavailable", "Completed", "Completed"],
+        tasks: vec![
+            ("a", "Cancelled", "InfrastructureError", 1),
+            ("b", "Skipped", "InfrastructureError", 0),
+            ("fin", "Skipped", "InfrastructureError", 0),
+        ],
+    });
+}
+
+#[test]
+fn stale_and_duplicate_events_are_ignored() {
+    let mut harness = Harness::new(&pipeline(&format!("    - {{name: a, {ECHO}, retries: 1}}\n"), ""), &[]);
+    harness.step(fail("a", 1));
+    // The first attempt reporting again (a replayed event) changes nothing.
+    assert!(harness.run.task_ended(0, 0, TaskEnding::Success, BTreeMap::new()).is_empty());
+    assert!(harness.run.task_cancelled(0, 0).is_empty());
+    harness.step(ok("a"));
+    assert!(harness.run.task_ended(0, 1, TaskEnding::Success, BTreeMap::new()).is_empty());
+    assert!(harness.run.cancel(CancelMode::Cancelled).is_empty());
+    assert_eq!(harness.finished, 1);
+    assert_eq!(harness.run.report().tasks[0].attempts, 2);
+}
+
+#[test]
+fn empty_pipeline_finishes_at_start() {
+    let harness = Harness::new("apiVersion: weft.dev/v1\nkind: Pipeline\nmetadata: {name: empty}\nspec: {}\n", &[]);
+    assert_eq!(harness.finished, 1);
+    assert_eq!(harness.run.report().run.status, "Succeeded");
+}
+
+#[test]
+fn report_serializes_to_the_documented_json_shape() {
+    let mut harness = Harness::new(&on_status_pipeline(), &[]);
+    harness.step(End("check", TaskEnding::Failure { message: "done early".into(), exit_code: 3 }, &[("k", "v")]));
+    harness.step(ok("fin"));
+    let json = match serde_json::to_value(harness.run.report()) {
+        Ok(json) => json,
+        Err(error) => panic!("{error}"),
+    };
+    assert_eq!(
+        json,
+        serde_json::json!({
+            "run": {"name": "run-1", "status": "Succeeded", "reason": "Halted",
+                    "tasksStatus": "Completed", "tasksOutcome": "Halted",
+                    "haltedBy": {"task": "check", "message": "done early"}},
+            "tasks": [
+                {"name": "check", "finally": false, "status": "Succeeded", "reason": "",
+                 "exitCode": 3, "attempts": 1, "results": {"k": "v"}, "message": "done early"},
+                {"name": "next", "finally": false, "status": "Skipped", "reason": "RunHalted",
+                 "exitCode": null, "attempts": 0, "results": {}},
+                {"name": "fin", "finally": true, "status": "Succeeded", "reason": "",
+                 "exitCode": 0, "attempts": 1, "results": {}}
+            ]
+        })
+    );
+}
+
+#[test]
+fn a_long_chain_runs_without_rescanning() {
+    // 20,000 tasks in a chain: each event touches only the next task. A quadratic
+    // implementation would take minutes here.
+    let mut yaml = String::from("apiVersion: weft.dev/v1\nkind: Pipeline\nmetadata: {name: chain}\nspec:\n  tasks:\n    - {name: t0, taskRef: {name: echo}}\n");
+    for i in 1..20_000 {
+        yaml.push_str(&format!("    - {{name: t{i}, taskRef: {{name: echo}}, runAfter: [t{}]}}\n", i - 1));
+    }
+    let mut harness = Harness::new(&yaml, &[]);
+    for i in 0..20_000 {
+        let name = format!("t{i}");
+        let (node, attempt) = harness.current(&name);
+        let actions = harness.run.task_ended(node, attempt, TaskEnding::Success, BTreeMap::new());
+        harness.apply(actions);
+    }
+    assert_eq!(harness.finished, 1);
+    assert_eq!(harness.run.report().run.status, "Succeeded");
+}

@@ -1,0 +1,398 @@
+//! `weft:plugin/log` and the capture of guest stdout/stderr: both become log lines of the
+//! task, counted against its log budget and masked for revealed secrets.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use wasmtime::component::{HasData, Linker};
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
+
+use crate::bindings::weft::plugin::log as wit;
+use crate::limits::LimitKind;
+
+/// Where a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogStream {
+    /// The `weft:plugin/log` interface.
+    Log,
+    /// The guest's stdout.
+    Stdout,
+    /// The guest's stderr.
+    Stderr,
+    /// The host, speaking about the task (denials, limits).
+    Host,
+}
+
+/// Severity of a log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// Very detailed.
+    Trace,
+    /// Detailed.
+    Debug,
+    /// Normal.
+    Info,
+    /// Worth a look.
+    Warn,
+    /// Something failed.
+    Error,
+}
+
+impl LogLevel {
+    /// Lower-case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+}
+
+/// One line of a task's log, already masked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogLine {
+    /// Where it came from.
+    pub stream: LogStream,
+    /// Its severity (stdout is `Info`, stderr `Warn`).
+    pub level: LogLevel,
+    /// The text, without the trailing newline.
+    pub text: String,
+}
+
+/// Receives the log lines of a task. Implementations must not block for long: they are
+/// called from the guest's host calls.
+pub trait LogSink: Send + Sync {
+    /// Takes one line.
+    fn line(&self, line: LogLine);
+}
+
+/// A sink that drops everything.
+pub struct NullSink;
+
+impl LogSink for NullSink {
+    fn line(&self, _line: LogLine) {}
+}
+
+/// A sink that keeps lines in memory (tests, `describe`).
+#[derive(Default)]
+pub struct MemorySink {
+    lines: Mutex<Vec<LogLine>>,
+}
+
+impl MemorySink {
+    /// The lines so far.
+    pub fn lines(&self) -> Vec<LogLine> {
+        self.lines.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// All line texts joined with newlines.
+    pub fn text(&self) -> String {
+        self.lines()
+            .iter()
+            .map(|l| l.text.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl LogSink for MemorySink {
+    fn line(&self, line: LogLine) {
+        if let Ok(mut lines) = self.lines.lock() {
+            lines.push(line);
+        }
+    }
+}
+
+/// Longest partial line kept before it is emitted without its newline.
+const MAX_PARTIAL_LINE: usize = 16 * 1024;
+
+/// The state behind a task's log: budget, masking and partial stdout/stderr lines.
+pub(crate) struct TaskOutput {
+    sink: Arc<dyn LogSink>,
+    budget: usize,
+    used: usize,
+    pub(crate) exceeded: bool,
+    masks: Vec<String>,
+    partial_stdout: Vec<u8>,
+    partial_stderr: Vec<u8>,
+}
+
+/// Shared handle to a task's output; the stdout/stderr streams and the store hold clones.
+#[derive(Clone)]
+pub(crate) struct SharedOutput(Arc<Mutex<TaskOutput>>);
+
+impl SharedOutput {
+    pub(crate) fn new(sink: Arc<dyn LogSink>, budget: usize) -> Self {
+        SharedOutput(Arc::new(Mutex::new(TaskOutput {
+            sink,
+            budget,
+            used: 0,
+            exceeded: false,
+            masks: Vec::new(),
+            partial_stdout: Vec::new(),
+            partial_stderr: Vec::new(),
+        })))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, TaskOutput> {
+        // A poisoned lock only means another thread panicked mid-write; the data is
+        // still a valid byte buffer, so keep going.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Masks `value` in every later line.
+    pub(crate) fn add_mask(&self, value: &str) {
+        if value.is_empty() {
+            return;
+        }
+        let mut out = self.lock();
+        if !out.masks.iter().any(|m| m == value) {
+            out.masks.push(value.to_string());
+            // Longest first so a secret containing another is masked whole.
+            out.masks.sort_by_key(|m| std::cmp::Reverse(m.len()));
+        }
+    }
+
+    /// Whether the budget was exceeded.
+    pub(crate) fn exceeded(&self) -> bool {
+        self.lock().exceeded
+    }
+
+    /// A line from the host about the task; not counted against the budget.
+    pub(crate) fn host_line(&self, level: LogLevel, text: String) {
+        let out = self.lock();
+        out.sink.line(LogLine {
+            stream: LogStream::Host,
+            level,
+            text,
+        });
+    }
+
+    /// A whole line from the log interface. `Err` means the budget is spent.
+    pub(crate) fn log_line(&self, level: LogLevel, text: &str) -> Result<(), LimitKind> {
+        self.lock().emit(LogStream::Log, level, text.as_bytes())
+    }
+
+    /// Bytes written to stdout or stderr. `Err` means the budget is spent.
+    pub(crate) fn write_stream(&self, stream: LogStream, bytes: &[u8]) -> Result<(), LimitKind> {
+        let mut out = self.lock();
+        out.charge(bytes.len())?;
+        let level = if stream == LogStream::Stderr {
+            LogLevel::Warn
+        } else {
+            LogLevel::Info
+        };
+        let mut partial = std::mem::take(out.partial(stream));
+        partial.extend_from_slice(bytes);
+        let mut start = 0;
+        while let Some(pos) = partial[start..].iter().position(|b| *b == b'\n') {
+            out.send(stream, level, &partial[start..start + pos]);
+            start += pos + 1;
+        }
+        partial.drain(..start);
+        if partial.len() > MAX_PARTIAL_LINE {
+            out.send(stream, level, &partial);
+            partial.clear();
+        }
+        *out.partial(stream) = partial;
+        Ok(())
+    }
+
+    /// Emits what is left of unterminated stdout/stderr lines (at the end of a task).
+    pub(crate) fn flush_partials(&self) {
+        let mut out = self.lock();
+        for (stream, level) in [
+            (LogStream::Stdout, LogLevel::Info),
+            (LogStream::Stderr, LogLevel::Warn),
+        ] {
+            let partial = std::mem::take(out.partial(stream));
+            if !partial.is_empty() {
+                out.send(stream, level, &partial);
+            }
+        }
+    }
+}
+
+impl TaskOutput {
+    fn partial(&mut self, stream: LogStream) -> &mut Vec<u8> {
+        if stream == LogStream::Stderr {
+            &mut self.partial_stderr
+        } else {
+            &mut self.partial_stdout
+        }
+    }
+
+    fn charge(&mut self, bytes: usize) -> Result<(), LimitKind> {
+        if self.exceeded {
+            return Err(LimitKind::LogBytes);
+        }
+        self.used = self.used.saturating_add(bytes);
+        if self.used > self.budget {
+            self.exceeded = true;
+            self.sink.line(LogLine {
+                stream: LogStream::Host,
+                level: LogLevel::Error,
+                text: format!(
+                    "log budget of {} bytes exceeded; the task is stopped",
+                    self.budget
+                ),
+            });
+            return Err(LimitKind::LogBytes);
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, stream: LogStream, level: LogLevel, bytes: &[u8]) -> Result<(), LimitKind> {
+        self.charge(bytes.len() + 1)?;
+        self.send(stream, level, bytes);
+        Ok(())
+    }
+
+    fn send(&self, stream: LogStream, level: LogLevel, bytes: &[u8]) {
+        let mut text = String::from_utf8_lossy(bytes).into_owned();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+        for mask in &self.masks {
+            if text.contains(mask.as_str()) {
+                text = text.replace(mask.as_str(), "***");
+            }
+        }
+        self.sink.line(LogLine {
+            stream,
+            level,
+            text,
+        });
+    }
+}
+
+/// The guest's stdout or stderr, feeding [`SharedOutput`].
+pub(crate) struct CapturedStream {
+    pub(crate) output: SharedOutput,
+    pub(crate) stream: LogStream,
+}
+
+impl IsTerminal for CapturedStream {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for CapturedStream {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(CapturedWriter {
+            output: self.output.clone(),
+            stream: self.stream,
+        })
+    }
+
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(CapturedWriter {
+            output: self.output.clone(),
+            stream: self.stream,
+        })
+    }
+}
+
+struct CapturedWriter {
+    output: SharedOutput,
+    stream: LogStream,
+}
+
+impl CapturedWriter {
+    fn write_all(&self, bytes: &[u8]) -> Result<(), LimitKind> {
+        self.output.write_stream(self.stream, bytes)
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for CapturedWriter {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for CapturedWriter {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.write_all(&bytes)
+            .map_err(|limit| StreamError::trap(limit.reason()))
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        if self.output.exceeded() {
+            return Err(StreamError::trap(LimitKind::LogBytes.reason()));
+        }
+        Ok(64 * 1024)
+    }
+}
+
+impl tokio::io::AsyncWrite for CapturedWriter {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(
+            self.write_all(buf)
+                .map(|()| buf.len())
+                .map_err(|limit| std::io::Error::other(limit.reason())),
+        )
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// The view the log interface works on.
+pub struct LogView<'a> {
+    pub(crate) output: &'a SharedOutput,
+}
+
+impl wit::Host for LogView<'_> {
+    fn write(&mut self, level: wit::Level, message: String) -> wasmtime::Result<()> {
+        let level = match level {
+            wit::Level::Trace => LogLevel::Trace,
+            wit::Level::Debug => LogLevel::Debug,
+            wit::Level::Info => LogLevel::Info,
+            wit::Level::Warn => LogLevel::Warn,
+            wit::Level::Error => LogLevel::Error,
+        };
+        for line in message.split('\n') {
+            if let Err(limit) = self.output.log_line(level, line) {
+                wasmtime::bail!("{}", limit.reason());
+            }
+        }
+        Ok(())
+    }
+}
+
+struct HasLog;
+
+impl HasData for HasLog {
+    type Data<'a> = LogView<'a>;
+}
+
+/// Adds `weft:plugin/log` to `linker`.
+pub fn add_to_linker<T: 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> LogView<'_>,
+) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, HasLog>(linker, get)
+}

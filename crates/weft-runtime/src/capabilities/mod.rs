@@ -1,0 +1,8 @@
+//! One small module per host capability, all of the same shape: a view over the task's
+//! state, the generated `Host` trait implemented on it, and an `add_to_linker`.
+
+pub mod checkpoint;
+pub mod http;
+pub mod log;
+pub mod secrets;
+pub mod wasi;

@@ -1,0 +1,552 @@
+//! A loaded plugin: its compiled component, what kind it is, what it imports, and the
+//! calls that run it (`describe`, `run`) in a fresh, limited `Store`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use wasmtime::component::{Component, InstancePre};
+use wasmtime::{Store, Trap, UpdateDeadline};
+use weft_core::contract::{
+    Capabilities, ParamSpec, ParamType, ParamValue, PluginInfo, ResultSpec, TaskEnding,
+    WorkspaceSpec,
+};
+
+use crate::bindings::weft::plugin::types as wit;
+use crate::capabilities::checkpoint::{CheckpointStore, MemoryCheckpoints};
+use crate::capabilities::http::EgressHooks;
+use crate::capabilities::log::{LogLevel, LogSink, MemorySink, SharedOutput};
+use crate::grants::{Grants, first_ungranted};
+use crate::limits::{GrowthLimiter, LimitKind, Limits};
+use crate::state::{CpuMeter, HostState};
+use crate::{EPOCH_TICK, Runtime};
+
+/// What contract a component implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PluginKind {
+    /// Exports `weft:plugin/task-plugin`.
+    Task,
+    /// A plain WASI command (`wasi:cli/run`): exit code 0 is success.
+    Command,
+}
+
+/// Where a task runs: what the plugin sees in its `task-context`.
+#[derive(Debug, Clone, Default)]
+pub struct TaskContext {
+    /// The run's name.
+    pub run_name: String,
+    /// The run's unique id.
+    pub run_uid: String,
+    /// The pipeline's name.
+    pub pipeline_name: String,
+    /// The pipeline task's name.
+    pub task_name: String,
+    /// 0 for the first attempt.
+    pub retry_count: u32,
+    /// Retries allowed.
+    pub retries: u32,
+}
+
+/// One invocation of a task plugin.
+pub struct TaskRequest {
+    /// Where it runs.
+    pub context: TaskContext,
+    /// Its params, already substituted.
+    pub params: BTreeMap<String, ParamValue>,
+    /// What it may use.
+    pub grants: Grants,
+    /// What it may spend.
+    pub limits: Limits,
+    /// Where its log lines go.
+    pub log: Arc<dyn LogSink>,
+    /// Its checkpoints, scoped to (run, task).
+    pub checkpoints: Arc<dyn CheckpointStore>,
+}
+
+impl TaskRequest {
+    /// A request with default limits, no grants, and logs and checkpoints in memory.
+    pub fn new(task_name: impl Into<String>) -> Self {
+        TaskRequest {
+            context: TaskContext {
+                task_name: task_name.into(),
+                ..TaskContext::default()
+            },
+            params: BTreeMap::new(),
+            grants: Grants::default(),
+            limits: Limits::default(),
+            log: Arc::new(MemorySink::default()),
+            checkpoints: Arc::new(MemoryCheckpoints::default()),
+        }
+    }
+}
+
+/// How an invocation ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskReport {
+    /// The raw ending: what the plugin said, or `Errored` with a reason naming the limit
+    /// or fault.
+    pub ending: TaskEnding,
+    /// The results it returned (empty when it errored).
+    pub results: BTreeMap<String, String>,
+}
+
+impl TaskReport {
+    fn errored(reason: &str, message: impl Into<String>) -> Self {
+        TaskReport {
+            ending: TaskEnding::Errored {
+                reason: reason.to_string(),
+                message: message.into(),
+            },
+            results: BTreeMap::new(),
+        }
+    }
+
+    fn limit(limit: LimitKind, detail: impl Into<String>) -> Self {
+        Self::errored(limit.reason(), detail)
+    }
+}
+
+pub(crate) struct PluginInner {
+    pub(crate) name: String,
+    pub(crate) kind: PluginKind,
+    pub(crate) imports: Vec<String>,
+    pub(crate) wit_version: Option<semver::Version>,
+    pub(crate) component: Component,
+    pub(crate) pre: InstancePre<HostState>,
+    pub(crate) runtime: Runtime,
+}
+
+/// A loaded, compiled, checked plugin. Cheap to clone; each call gets a fresh `Store`.
+#[derive(Clone)]
+pub struct Plugin {
+    pub(crate) inner: Arc<PluginInner>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.inner.name)
+            .field("kind", &self.inner.kind)
+            .finish()
+    }
+}
+
+impl Plugin {
+    /// The name it was loaded under (file stem).
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Its kind.
+    pub fn kind(&self) -> PluginKind {
+        self.inner.kind
+    }
+
+    /// The interfaces it imports, with versions (e.g. `wasi:cli/stdout@0.2.6`).
+    pub fn imports(&self) -> &[String] {
+        &self.inner.imports
+    }
+
+    /// The `weft:plugin` WIT version it was built against (none for plain commands).
+    pub fn wit_version(&self) -> Option<&semver::Version> {
+        self.inner.wit_version.as_ref()
+    }
+
+    /// The compiled component.
+    pub fn component(&self) -> &Component {
+        &self.inner.component
+    }
+
+    /// Asks the plugin to describe itself. Plain commands are described by the host: no
+    /// declared params, any accepted.
+    pub async fn describe(&self) -> Result<PluginInfo, TaskReport> {
+        if self.inner.kind == PluginKind::Command {
+            return Ok(PluginInfo {
+                name: self.inner.name.clone(),
+                version: String::new(),
+                description: "a plain WASI command (exit code 0 is success)".to_string(),
+                params: Vec::new(),
+                results: Vec::new(),
+                results_fixed: true,
+                accepts_any_params: true,
+                capabilities: Capabilities::default(),
+            });
+        }
+        let mut request = TaskRequest::new(format!("{}:describe", self.inner.name));
+        request.limits.cpu_budget = std::time::Duration::from_secs(10);
+        request.limits.wall_clock = Some(std::time::Duration::from_secs(30));
+        let (mut store, output) = self.new_store(&request, &[], &[])?;
+        let call = async {
+            let task = crate::bindings::TaskPre::new(self.inner.pre.clone())?
+                .instantiate_async(&mut store)
+                .await?;
+            task.weft_plugin_task_plugin().call_describe(&mut store).await
+        };
+        let result = bounded(&request.limits, call).await;
+        output.flush_partials();
+        match result {
+            Ok(Ok(info)) => Ok(info_from_wit(info)),
+            Ok(Err(err)) => Err(classify_error(&store, &output, err)),
+            Err(limit) => Err(TaskReport::limit(
+                limit,
+                "describe() did not finish within its time limit",
+            )),
+        }
+    }
+
+    /// Runs the plugin once. Never fails: every problem becomes an `Errored` ending whose
+    /// reason names the limit or fault.
+    pub async fn run(&self, request: TaskRequest) -> TaskReport {
+        if let Some((import, why)) = first_ungranted(&self.inner.imports, &request.grants) {
+            let message = format!(
+                "plugin `{}` imports `{import}`, but {why}; it was not instantiated",
+                self.inner.name
+            );
+            let output = SharedOutput::new(request.log.clone(), request.limits.log_bytes);
+            output.host_line(LogLevel::Error, message.clone());
+            return TaskReport::errored("CapabilityDenied", message);
+        }
+        match self.inner.kind {
+            PluginKind::Task => self.run_task(request).await,
+            PluginKind::Command => self.run_command(request).await,
+        }
+    }
+
+    async fn run_task(&self, request: TaskRequest) -> TaskReport {
+        let (mut store, output) = match self.new_store(&request, &[], &[]) {
+            Ok(pair) => pair,
+            Err(report) => return report,
+        };
+        let ctx = context_to_wit(&request);
+        let call = async {
+            let task = crate::bindings::TaskPre::new(self.inner.pre.clone())?
+                .instantiate_async(&mut store)
+                .await?;
+            task.weft_plugin_task_plugin()
+                .call_run(&mut store, &ctx)
+                .await
+        };
+        let result = bounded(&request.limits, call).await;
+        output.flush_partials();
+        match result {
+            Ok(Ok(outcome)) => outcome_from_wit(outcome, request.limits.result_bytes),
+            Ok(Err(err)) => classify_error(&store, &output, err),
+            Err(limit) => TaskReport::limit(limit, wall_clock_message(&request.limits)),
+        }
+    }
+
+    async fn run_command(&self, request: TaskRequest) -> TaskReport {
+        let env = command_env(&request);
+        let args = vec![self.inner.name.clone()];
+        let (mut store, output) = match self.new_store(&request, &env, &args) {
+            Ok(pair) => pair,
+            Err(report) => return report,
+        };
+        let call = async {
+            let command = wasmtime_wasi::p2::bindings::CommandPre::new(self.inner.pre.clone())?
+                .instantiate_async(&mut store)
+                .await?;
+            command.wasi_cli_run().call_run(&mut store).await
+        };
+        let result = bounded(&request.limits, call).await;
+        output.flush_partials();
+        let exit = match result {
+            Ok(Ok(Ok(()))) => 0,
+            Ok(Ok(Err(()))) => 1,
+            Ok(Err(err)) => match err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+                Some(exit) => exit.0,
+                None => return classify_error(&store, &output, err),
+            },
+            Err(limit) => return TaskReport::limit(limit, wall_clock_message(&request.limits)),
+        };
+        TaskReport {
+            ending: if exit == 0 {
+                TaskEnding::Success
+            } else {
+                TaskEnding::Failure {
+                    message: format!("exited with code {exit}"),
+                    exit_code: exit,
+                }
+            },
+            results: BTreeMap::new(),
+        }
+    }
+
+    fn new_store(
+        &self,
+        request: &TaskRequest,
+        env: &[(String, String)],
+        args: &[String],
+    ) -> Result<(Store<HostState>, SharedOutput), TaskReport> {
+        let limits = &request.limits;
+        let output = SharedOutput::new(request.log.clone(), limits.log_bytes);
+        let wasi = crate::capabilities::wasi::build_ctx(&output, &request.grants.workspaces, env, args)
+            .map_err(|message| TaskReport::errored("WorkspaceUnavailable", message))?;
+        let state = HostState {
+            wasi,
+            table: wasmtime::component::ResourceTable::new(),
+            http: wasmtime_wasi_http::WasiHttpCtx::new(),
+            egress: EgressHooks {
+                rules: request.grants.http.clone(),
+                output: output.clone(),
+            },
+            output: output.clone(),
+            secrets: request.grants.secrets.clone(),
+            checkpoints: request.checkpoints.clone(),
+            limiter: GrowthLimiter {
+                memory_bytes: limits.memory_bytes,
+                table_elements: limits.table_elements,
+                hit: None,
+            },
+            cpu: CpuMeter {
+                ticks_used: 0,
+                ticks_budget: (limits.cpu_budget.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64,
+                exhausted: false,
+            },
+        };
+        let mut store = Store::new(self.inner.runtime.engine(), state);
+        store.limiter(|state| &mut state.limiter);
+        store.set_hostcall_fuel(limits.hostcall_fuel);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut ctx| {
+            let state = ctx.data_mut();
+            if state.output.exceeded() {
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            state.cpu.ticks_used += 1;
+            if state.cpu.ticks_used > state.cpu.ticks_budget {
+                state.cpu.exhausted = true;
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            // Yield every tick so one busy guest cannot starve the executor.
+            Ok(UpdateDeadline::Yield(1))
+        });
+        Ok((store, output))
+    }
+}
+
+/// Runs `call` under the wall-clock limit.
+async fn bounded<F: Future>(limits: &Limits, call: F) -> Result<F::Output, LimitKind> {
+    match limits.wall_clock {
+        Some(limit) => tokio::time::timeout(limit, call)
+            .await
+            .map_err(|_| LimitKind::WallClock),
+        None => Ok(call.await),
+    }
+}
+
+fn wall_clock_message(limits: &Limits) -> String {
+    match limits.wall_clock {
+        Some(limit) => format!("the task ran longer than its timeout of {limit:?}"),
+        None => "the task ran longer than its timeout".to_string(),
+    }
+}
+
+/// Names the limit or fault behind an error from instantiating or calling a guest.
+fn classify_error(
+    store: &Store<HostState>,
+    output: &SharedOutput,
+    err: wasmtime::Error,
+) -> TaskReport {
+    let state = store.data();
+    let detail = format!("{err:#}");
+    if let Some(limit) = state.limiter.hit {
+        return TaskReport::limit(limit, detail);
+    }
+    if state.cpu.exhausted {
+        return TaskReport::limit(
+            LimitKind::Cpu,
+            format!(
+                "the task used its CPU budget of {} ms",
+                state.cpu.ticks_budget * EPOCH_TICK.as_millis() as u64
+            ),
+        );
+    }
+    if output.exceeded() {
+        return TaskReport::limit(LimitKind::LogBytes, "the task wrote more log output than its budget allows");
+    }
+    if err.downcast_ref::<Trap>() == Some(&Trap::StackOverflow) {
+        return TaskReport::limit(LimitKind::Stack, detail);
+    }
+    if err.downcast_ref::<Trap>() == Some(&Trap::MemoryOutOfBounds)
+        && shadow_stack_wrapped(&detail)
+    {
+        return TaskReport::limit(
+            LimitKind::Stack,
+            "the guest's stack in linear memory overflowed (deep recursion)",
+        );
+    }
+    if detail.contains("fuel allocated for hostcalls has been exhausted") {
+        return TaskReport::limit(LimitKind::HostcallFuel, detail);
+    }
+    if err.downcast_ref::<Trap>().is_some() {
+        output.host_line(LogLevel::Error, format!("the task trapped: {detail}"));
+        return TaskReport::errored("Trapped", detail);
+    }
+    output.host_line(LogLevel::Error, format!("the task failed in the host: {detail}"));
+    TaskReport::errored("HostError", detail)
+}
+
+/// Whether a memory fault is a guest shadow-stack overflow: compilers for wasm32 keep the
+/// stack in linear memory growing down from a fixed size, so on overflow the stack pointer
+/// wraps below zero and the first access faults near the top of the 32-bit address space.
+fn shadow_stack_wrapped(detail: &str) -> bool {
+    const MARKER: &str = "memory fault at wasm address 0x";
+    let Some(start) = detail.find(MARKER) else {
+        return false;
+    };
+    let hex: String = detail[start + MARKER.len()..]
+        .chars()
+        .take_while(char::is_ascii_hexdigit)
+        .collect();
+    u64::from_str_radix(&hex, 16).is_ok_and(|addr| (0xffff_0000..=0xffff_ffff).contains(&addr))
+}
+
+fn command_env(request: &TaskRequest) -> Vec<(String, String)> {
+    let ctx = &request.context;
+    let mut env = vec![
+        ("WEFT_RUN_NAME".to_string(), ctx.run_name.clone()),
+        ("WEFT_RUN_UID".to_string(), ctx.run_uid.clone()),
+        ("WEFT_PIPELINE_NAME".to_string(), ctx.pipeline_name.clone()),
+        ("WEFT_TASK_NAME".to_string(), ctx.task_name.clone()),
+        ("WEFT_RETRY_COUNT".to_string(), ctx.retry_count.to_string()),
+    ];
+    for (name, value) in &request.params {
+        let key: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+            .collect();
+        let value = match value {
+            ParamValue::Str(s) => s.clone(),
+            other => serde_json::to_string(other).unwrap_or_default(),
+        };
+        env.push((format!("PARAM_{key}"), value));
+    }
+    env
+}
+
+fn value_to_wit(value: &ParamValue) -> wit::ParamValue {
+    match value {
+        ParamValue::Str(s) => wit::ParamValue::Str(s.clone()),
+        ParamValue::Array(items) => wit::ParamValue::Array(items.clone()),
+        ParamValue::Object(map) => wit::ParamValue::Object(
+            map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        ),
+    }
+}
+
+fn value_from_wit(value: wit::ParamValue) -> ParamValue {
+    match value {
+        wit::ParamValue::Str(s) => ParamValue::Str(s),
+        wit::ParamValue::Array(items) => ParamValue::Array(items),
+        wit::ParamValue::Object(pairs) => ParamValue::Object(pairs.into_iter().collect()),
+    }
+}
+
+fn context_to_wit(request: &TaskRequest) -> wit::TaskContext {
+    let ctx = &request.context;
+    wit::TaskContext {
+        run_name: ctx.run_name.clone(),
+        run_uid: ctx.run_uid.clone(),
+        pipeline_name: ctx.pipeline_name.clone(),
+        task_name: ctx.task_name.clone(),
+        retry_count: ctx.retry_count,
+        retries: ctx.retries,
+        params: request
+            .params
+            .iter()
+            .map(|(name, value)| (name.clone(), value_to_wit(value)))
+            .collect(),
+        workspaces: request
+            .grants
+            .workspaces
+            .iter()
+            .map(|mount| wit::WorkspaceBinding {
+                name: mount.name.clone(),
+                path: mount.guest_path.clone(),
+                read_only: mount.read_only,
+            })
+            .collect(),
+    }
+}
+
+fn info_from_wit(info: wit::PluginInfo) -> PluginInfo {
+    PluginInfo {
+        name: info.name,
+        version: info.version,
+        description: info.description,
+        params: info
+            .params
+            .into_iter()
+            .map(|p| ParamSpec {
+                name: p.name,
+                description: p.description,
+                param_type: match p.type_ {
+                    wit::ParamType::Str => ParamType::String,
+                    wit::ParamType::Array => ParamType::Array,
+                    wit::ParamType::Object => ParamType::Object,
+                },
+                default: p.default.map(value_from_wit),
+                allowed: p.enum_,
+            })
+            .collect(),
+        results: info
+            .results
+            .into_iter()
+            .map(|r| ResultSpec {
+                name: r.name,
+                description: r.description,
+            })
+            .collect(),
+        results_fixed: info.results_fixed,
+        accepts_any_params: false,
+        capabilities: Capabilities {
+            secrets: info.capabilities.secrets,
+            http_hosts: info.capabilities.http_hosts,
+            workspaces: info
+                .capabilities
+                .workspaces
+                .into_iter()
+                .map(|w| WorkspaceSpec {
+                    name: w.name,
+                    description: w.description,
+                    read_only: w.read_only,
+                    optional: w.optional,
+                })
+                .collect(),
+        },
+    }
+}
+
+fn outcome_from_wit(outcome: wit::TaskOutcome, result_budget: usize) -> TaskReport {
+    let message_len = match &outcome.ending {
+        wit::Ending::Success => 0,
+        wit::Ending::Warning(m) | wit::Ending::Halt(m) | wit::Ending::Skip(m) => m.len(),
+        wit::Ending::Failure(f) => f.message.len(),
+    };
+    let size = message_len
+        + outcome
+            .results
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>();
+    if size > result_budget {
+        return TaskReport::limit(
+            LimitKind::ResultBytes,
+            format!("the task returned {size} bytes of results; the limit is {result_budget} bytes"),
+        );
+    }
+    let ending = match outcome.ending {
+        wit::Ending::Success => TaskEnding::Success,
+        wit::Ending::Warning(message) => TaskEnding::Warning { message },
+        wit::Ending::Halt(message) => TaskEnding::Halt { message },
+        wit::Ending::Skip(message) => TaskEnding::Skip { message },
+        wit::Ending::Failure(f) => TaskEnding::Failure {
+            message: f.message,
+            exit_code: f.exit_code,
+        },
+    };
+    TaskReport {
+        ending,
+        results: outcome.results.into_iter().collect(),
+    }
+}

@@ -1,0 +1,110 @@
+//! `exit`: ends with whatever outcome, exit code, results and delay it is told to. Used to
+//! exercise the engine's handling of task endings, retries and timeouts.
+
+use std::time::Duration;
+use weft_sdk::{Context, Outcome, Param, PluginInfo, Task};
+
+struct Exit;
+
+impl Task for Exit {
+    fn describe() -> PluginInfo {
+        PluginInfo::new("exit", env!("CARGO_PKG_VERSION"))
+            .description(
+                "Ends with the given outcome, exit code and results, after an optional sleep",
+            )
+            .param(
+                Param::string("code")
+                    .description(
+                        "Exit code; without `outcome`, 0 is success and anything else a failure",
+                    )
+                    .default("0"),
+            )
+            .param(
+                Param::string("outcome")
+                    .description("How to end; empty (the default) decides by `code`")
+                    .one_of(["", "success", "warning", "halt", "skip", "failure"])
+                    .default(""),
+            )
+            .param(
+                Param::string("message")
+                    .description("Message of a warning, halt, skip or failure")
+                    .default(""),
+            )
+            .param(
+                Param::string("sleepMs")
+                    .description("Milliseconds to sleep before ending")
+                    .default("0"),
+            )
+            .param(
+                Param::string("results")
+                    .description("Results to emit: `key=value` pairs separated by commas")
+                    .default(""),
+            )
+            .param(
+                Param::string("failTimes")
+                    .description("The first N attempts fail with exit code 1")
+                    .default("0"),
+            )
+            .results_fixed(false)
+    }
+
+    fn run(ctx: Context) -> Outcome {
+        run(&ctx).unwrap_or_else(|e| e)
+    }
+}
+
+fn run(ctx: &Context) -> Result<Outcome, Outcome> {
+    let code: i32 = ctx.parse_or("code", 0)?;
+    let sleep_ms: u64 = ctx.parse_or("sleepMs", 0)?;
+    let fail_times: u32 = ctx.parse_or("failTimes", 0)?;
+    let message = ctx.param_or("message", "");
+    let results = parse_results(ctx.param_or("results", ""))?;
+
+    if sleep_ms > 0 {
+        std::thread::sleep(Duration::from_millis(sleep_ms));
+    }
+
+    let attempt = ctx.retry_count();
+    if attempt < fail_times {
+        let k = attempt + 1;
+        return Ok(
+            Outcome::failure(format!("failing attempt {k} of {fail_times}"), 1).results(results),
+        );
+    }
+
+    let outcome = match ctx.param_or("outcome", "") {
+        "" if code == 0 => Outcome::success(),
+        "" => Outcome::failure(message, code),
+        "success" => Outcome::success(),
+        "warning" => Outcome::warning(message),
+        "halt" => Outcome::halt(message),
+        "skip" => Outcome::skip(message),
+        "failure" => Outcome::failure(message, if code == 0 { 1 } else { code }),
+        other => {
+            return Err(Outcome::failure(
+                format!(
+                    "param `outcome`: invalid value {other:?}: expected one of success, warning, halt, skip, failure"
+                ),
+                2,
+            ));
+        }
+    };
+    Ok(outcome.results(results))
+}
+
+/// Parses `key=value,key2=value2` (blank entries ignored).
+fn parse_results(spec: &str) -> Result<Vec<(String, String)>, Outcome> {
+    spec.split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+            _ => Err(Outcome::failure(
+                format!("param `results`: invalid entry {pair:?}: expected key=value"),
+                2,
+            )),
+        })
+        .collect()
+}
+
+weft_sdk::export_task!(Exit);

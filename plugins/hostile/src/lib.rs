@@ -1,0 +1,326 @@
+//! `hostile` (test-only): tries to misbehave in the way its `mode` param names, so the
+//! host's sandboxing and limits can be tested.
+//!
+//! Reporting convention (the host tests rely on it):
+//! - the action was prevented (an error came back): `failure("blocked: <error>", 3)`;
+//! - the action succeeded where it should not have: `failure("ESCAPED: <what>", 66)`;
+//! - `canary-write` succeeds; `canary-read` that finds nothing succeeds with no message;
+//! - modes the host is expected to kill (`loop`, `memory`, `recursion`, `flood`,
+//!   `log-flood`, `huge-result`) just do their thing;
+//! - an unknown mode is `failure("unknown mode", 2)`.
+
+use std::hint::black_box;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU8, Ordering};
+use weft_sdk::{Context, Outcome, Param, PluginInfo, Task, Workspace};
+
+const MODES: [&str; 14] = [
+    "loop",
+    "memory",
+    "recursion",
+    "flood",
+    "log-flood",
+    "huge-result",
+    "read-passwd",
+    "escape-dotdot",
+    "escape-symlink",
+    "write-readonly",
+    "secret",
+    "http",
+    "canary-write",
+    "canary-read",
+];
+
+const DEFAULT_CANARY: &str = "WEFT-CANARY-5f0c2a9e-hostile";
+const CANARY_HEAP_BYTES: usize = 16 << 20;
+const STATIC_BYTES: usize = 1 << 20;
+
+/// A static buffer: zero-initialised (bss), so it must read as zeroes in a fresh instance.
+static STATIC_BUF: [AtomicU8; STATIC_BYTES] = [const { AtomicU8::new(0) }; STATIC_BYTES];
+
+struct Hostile;
+
+impl Task for Hostile {
+    fn describe() -> PluginInfo {
+        PluginInfo::new("hostile", env!("CARGO_PKG_VERSION"))
+            .description("Test-only: attempts the misbehaviour named by `mode`")
+            .param(
+                Param::string("mode")
+                    .description("What to attempt")
+                    .one_of(MODES),
+            )
+            .param(
+                Param::string("path")
+                    .description("Unused; reserved")
+                    .default(""),
+            )
+            .param(
+                Param::string("url")
+                    .description("URL for `http`")
+                    .default("http://example.com/"),
+            )
+            .param(
+                Param::string("secret")
+                    .description("Secret name for `secret`")
+                    .default("not-granted"),
+            )
+            .param(
+                Param::string("bytes")
+                    .description("Result size for `huge-result`")
+                    .default((64u64 << 20).to_string()),
+            )
+            .param(
+                Param::string("canary")
+                    .description("Canary string for `canary-write` / `canary-read`")
+                    .default(DEFAULT_CANARY),
+            )
+            .workspace(
+                Workspace::new("ws")
+                    .description("Workspace for the escape and write modes")
+                    .optional(),
+            )
+            .results_fixed(false)
+    }
+
+    fn run(ctx: Context) -> Outcome {
+        match ctx.param_or("mode", "") {
+            "loop" => cpu_loop(),
+            "memory" => memory(),
+            "recursion" => {
+                let depth = recurse(black_box(0));
+                Outcome::failure(format!("ESCAPED: recursion returned at depth {depth}"), 66)
+            }
+            "flood" => flood(),
+            "log-flood" => log_flood(),
+            "huge-result" => huge_result(&ctx),
+            "read-passwd" => read_file(PathBuf::from("/etc/passwd")),
+            "escape-dotdot" => read_file(workspace(&ctx).join("../../../../etc/passwd")),
+            "escape-symlink" => escape_symlink(&ctx),
+            "write-readonly" => write_readonly(&ctx),
+            "secret" => secret(&ctx),
+            "http" => http(&ctx),
+            "canary-write" => canary_write(canary(&ctx)),
+            "canary-read" => canary_read(canary(&ctx)),
+            _ => Outcome::failure("unknown mode", 2),
+        }
+    }
+}
+
+fn blocked(error: impl std::fmt::Display) -> Outcome {
+    Outcome::failure(format!("blocked: {error}"), 3)
+}
+
+fn escaped(what: impl std::fmt::Display) -> Outcome {
+    Outcome::failure(format!("ESCAPED: {what}"), 66)
+}
+
+fn workspace(ctx: &Context) -> PathBuf {
+    ctx.workspace("ws")
+        .unwrap_or_else(|| PathBuf::from("/workspace"))
+}
+
+fn canary(ctx: &Context) -> String {
+    match ctx.param_or("canary", DEFAULT_CANARY) {
+        "" => DEFAULT_CANARY.to_string(),
+        c => c.to_string(),
+    }
+}
+
+fn cpu_loop() -> Outcome {
+    let mut n: u64 = 0;
+    loop {
+        n = black_box(n.wrapping_mul(6364136223846793005).wrapping_add(1));
+    }
+}
+
+fn memory() -> Outcome {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut chunk = vec![0u8; 8 << 20];
+        for byte in chunk.iter_mut().step_by(4096) {
+            *byte = 1;
+        }
+        hoard.push(black_box(chunk));
+    }
+}
+
+/// Not a tail call (work after the call, a live local array), so it cannot become a loop.
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    if black_box(depth) == u64::MAX {
+        return 0;
+    }
+    let mut frame = black_box([depth as u8; 512]);
+    let below = recurse(black_box(depth + 1));
+    frame[(below % 512) as usize] ^= 1;
+    black_box(frame)[0] as u64 + below
+}
+
+fn flood() -> Outcome {
+    let chunk = vec![b'A'; 64 * 1024];
+    let total: u64 = 10 << 30;
+    let mut written: u64 = 0;
+    let mut out = std::io::stdout().lock();
+    while written < total {
+        if let Err(e) = out.write_all(&chunk) {
+            return blocked(format!("stdout write failed after {written} bytes: {e}"));
+        }
+        written += chunk.len() as u64;
+    }
+    escaped(format!("wrote {written} bytes to stdout"))
+}
+
+fn log_flood() -> Outcome {
+    let mut n: u64 = 0;
+    loop {
+        weft_sdk::log::info!("log flood line {n}");
+        n += 1;
+    }
+}
+
+fn huge_result(ctx: &Context) -> Outcome {
+    let bytes: usize = match ctx.parse_or("bytes", 64 << 20) {
+        Ok(b) => b,
+        Err(e) => return e.into(),
+    };
+    Outcome::success().result("huge", "x".repeat(bytes))
+}
+
+fn read_file(path: PathBuf) -> Outcome {
+    match std::fs::read(&path) {
+        Ok(data) => escaped(format!("read {} ({} bytes)", path.display(), data.len())),
+        Err(e) => blocked(e),
+    }
+}
+
+fn escape_symlink(ctx: &Context) -> Outcome {
+    let ws = workspace(ctx);
+    let link = ws.join("hostile-link");
+    let _ = std::fs::remove_file(&link);
+    let mut errors = Vec::new();
+    for target in ["/etc", "../../../../../../../../etc"] {
+        match symlink(target, &link) {
+            Ok(()) => match std::fs::read(link.join("passwd")) {
+                Ok(data) => {
+                    return escaped(format!(
+                        "read {}/passwd through a symlink to {target} ({} bytes)",
+                        link.display(),
+                        data.len()
+                    ));
+                }
+                Err(e) => {
+                    errors.push(format!("reading through symlink to {target}: {e}"));
+                    let _ = std::fs::remove_file(&link);
+                }
+            },
+            Err(e) => errors.push(format!("symlink to {target}: {e}")),
+        }
+    }
+    blocked(errors.join("; "))
+}
+
+/// `symlink(2)` from wasi-libc (`std::os::wasi::fs::symlink_path` is unstable); it
+/// resolves `link` against the preopens like `std::fs` does.
+#[allow(unsafe_code)]
+fn symlink(target: &str, link: &std::path::Path) -> std::io::Result<()> {
+    use std::ffi::{CString, c_char, c_int};
+    unsafe extern "C" {
+        fn symlink(target: *const c_char, link: *const c_char) -> c_int;
+    }
+    let invalid = |_| std::io::Error::from(std::io::ErrorKind::InvalidInput);
+    let target = CString::new(target).map_err(invalid)?;
+    let link = CString::new(link.to_string_lossy().into_owned()).map_err(invalid)?;
+    // SAFETY: both arguments are valid NUL-terminated strings that outlive the call.
+    match unsafe { symlink(target.as_ptr(), link.as_ptr()) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
+fn write_readonly(ctx: &Context) -> Outcome {
+    let path = workspace(ctx).join("hostile-write.txt");
+    match std::fs::write(&path, b"hostile was here\n") {
+        Ok(()) => escaped(format!("wrote {}", path.display())),
+        Err(e) => blocked(e),
+    }
+}
+
+fn secret(ctx: &Context) -> Outcome {
+    let name = ctx.param_or("secret", "not-granted");
+    match weft_sdk::secrets::get(name) {
+        Ok(secret) => {
+            let value = secret.reveal();
+            escaped(format!("revealed secret `{name}` ({} bytes)", value.len()))
+        }
+        Err(e) => blocked(e),
+    }
+}
+
+fn http(ctx: &Context) -> Outcome {
+    let url = ctx.param_or("url", "http://example.com/");
+    match weft_sdk::http::get(url) {
+        Ok((status, body)) => escaped(format!("HTTP {status} from {url} ({} bytes)", body.len())),
+        Err(e) => blocked(e),
+    }
+}
+
+fn canary_write(canary: String) -> Outcome {
+    let pattern = canary.as_bytes();
+    let heap: Vec<u8> = pattern
+        .iter()
+        .copied()
+        .cycle()
+        .take(CANARY_HEAP_BYTES)
+        .collect();
+    black_box(&heap);
+    for (slot, byte) in STATIC_BUF.iter().zip(pattern.iter().copied().cycle()) {
+        slot.store(byte, Ordering::Relaxed);
+    }
+    // Leave the heap buffer behind in linear memory on purpose.
+    std::mem::forget(heap);
+    Outcome::success()
+}
+
+fn canary_read(canary: String) -> Outcome {
+    let needle = canary.into_bytes();
+    let heap = uninit_heap(CANARY_HEAP_BYTES);
+    if let Some(at) = find(&heap, &needle) {
+        return escaped(format!(
+            "canary found in a fresh heap buffer at offset {at}"
+        ));
+    }
+    let statics: Vec<u8> = STATIC_BUF
+        .iter()
+        .map(|b| b.load(Ordering::Relaxed))
+        .collect();
+    if let Some(at) = find(&statics, &needle) {
+        return escaped(format!("canary found in the static buffer at offset {at}"));
+    }
+    Outcome::success()
+}
+
+/// Copies out what a fresh, never-initialised heap allocation of `len` bytes contains.
+#[allow(unsafe_code)]
+fn uninit_heap(len: usize) -> Vec<u8> {
+    let fresh: Vec<u8> = Vec::with_capacity(len);
+    let base = fresh.as_ptr();
+    let mut copy = vec![0u8; len];
+    for (i, slot) in copy.iter_mut().enumerate() {
+        // SAFETY: `base..base + len` is allocated (capacity `len`); the bytes are
+        // uninitialised on purpose — reading whatever the memory holds is the point. A
+        // volatile read keeps the compiler from assuming anything about them.
+        *slot = unsafe { std::ptr::read_volatile(base.add(i)) };
+    }
+    drop(fresh);
+    copy
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    if needle.is_empty() {
+        return None;
+    }
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+weft_sdk::export_task!(Hostile);
