@@ -1,1 +1,189 @@
-fn main() {}
+//! Project automation, so a fresh machine with only the Rust toolchain needs two commands:
+//!
+//! - `cargo xtask demo`: builds the plugins and the `weft` binary, runs the demo pipeline.
+//! - `cargo xtask test`: builds the plugins, runs every test, then fmt and clippy.
+//!
+//! Also: `cargo xtask build-plugins` (installs the `wasm32-wasip2` target when missing and
+//! builds `plugins/` into `target/plugins/`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+const WASM_TARGET: &str = "wasm32-wasip2";
+const DEMO_PIPELINE: &str = "examples/early-exit.yaml";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("build-plugins") => build_plugins().map(|_| ()),
+        Some("demo") => demo(&args[1..]),
+        Some("test") => test(&args[1..]),
+        Some("lint") => lint(),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <command>\n\n\
+                 commands:\n  \
+                 demo            build everything and run the demo pipeline\n  \
+                 test            build the plugins, run all tests, then fmt and clippy\n  \
+                 build-plugins   build plugins/ for {WASM_TARGET} into target/plugins/\n  \
+                 lint            cargo fmt --check and cargo clippy --all-targets"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string()));
+    cmd.current_dir(root());
+    cmd
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start {cmd:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed with {status}"))
+    }
+}
+
+/// Installs the wasm target through rustup when it is missing.
+fn ensure_wasm_target() -> Result<(), String> {
+    let sysroot = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .map_err(|e| format!("cannot run rustc: {e}"))?;
+    let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_string();
+    let installed = Path::new(&sysroot)
+        .join("lib/rustlib")
+        .join(WASM_TARGET)
+        .exists();
+    if installed {
+        return Ok(());
+    }
+    eprintln!("xtask: the {WASM_TARGET} target is missing; installing it with rustup");
+    run(Command::new("rustup").args(["target", "add", WASM_TARGET]))
+        .map_err(|e| format!("{e}\n  the plugins need the {WASM_TARGET} target: run `rustup target add {WASM_TARGET}`"))
+}
+
+/// Builds `plugins/` and copies the components to `target/plugins/`.
+fn build_plugins() -> Result<PathBuf, String> {
+    ensure_wasm_target()?;
+    let root = root();
+    run(cargo().args([
+        "build",
+        "--release",
+        "--target",
+        WASM_TARGET,
+        "--manifest-path",
+        "plugins/Cargo.toml",
+    ]))?;
+    let built = root
+        .join("plugins/target")
+        .join(WASM_TARGET)
+        .join("release");
+    let out = root.join("target/plugins");
+    std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+    let entries =
+        std::fs::read_dir(&built).map_err(|e| format!("cannot read {}: {e}", built.display()))?;
+    let mut copied = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|ext| ext == "wasm")
+            && let Some(name) = path.file_name()
+        {
+            let dest = out.join(name);
+            let unchanged = std::fs::read(&dest).ok() == std::fs::read(&path).ok();
+            if !unchanged {
+                std::fs::copy(&path, &dest).map_err(|e| {
+                    format!("cannot copy {} to {}: {e}", path.display(), dest.display())
+                })?;
+            }
+            copied.push(name.to_string_lossy().into_owned());
+        }
+    }
+    copied.sort();
+    eprintln!("xtask: plugins in {}: {}", out.display(), copied.join(", "));
+    Ok(out)
+}
+
+fn demo(extra: &[String]) -> Result<(), String> {
+    let plugins = build_plugins()?;
+    run(cargo()
+        .args(["build", "-p", "weft-cli"])
+        .env("WEFT_EMBED_PLUGINS", &plugins))?;
+    let weft = root().join("target/debug/weft");
+    let mut cmd = Command::new(&weft);
+    cmd.current_dir(root())
+        .arg("run")
+        .arg(DEMO_PIPELINE)
+        .args(extra);
+    eprintln!("xtask: running {cmd:?}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start {}: {e}", weft.display()))?;
+    // The demo pipeline succeeds; any other status is worth failing loudly.
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("the demo run ended with {status}"))
+    }
+}
+
+fn test(extra: &[String]) -> Result<(), String> {
+    let plugins = build_plugins()?;
+    run(cargo()
+        .args(["test", "--workspace"])
+        .args(extra)
+        .env("WEFT_EMBED_PLUGINS", &plugins)
+        .env("WEFT_PLUGIN_DIR", &plugins))?;
+    lint()
+}
+
+fn lint() -> Result<(), String> {
+    run(cargo().args(["fmt", "--all", "--", "--check"]))?;
+    run(cargo().args([
+        "fmt",
+        "--manifest-path",
+        "plugins/Cargo.toml",
+        "--all",
+        "--",
+        "--check",
+    ]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(cargo().args([
+        "clippy",
+        "--manifest-path",
+        "plugins/Cargo.toml",
+        "--target",
+        WASM_TARGET,
+        "--",
+        "-D",
+        "warnings",
+    ]))
+}

@@ -19,9 +19,7 @@ impl Graph {
         }
     }
 
-    /// Adds the edge `parent -> child` unless present. `last_parent_of` is scratch space the
-    /// caller keeps per child while adding that child's parents in one go, so
-    /// deduplication is O(1): see [`Graph::from_parents`].
+    /// Adds the edge `parent -> child` (callers deduplicate).
     fn add_edge(&mut self, parent: usize, child: usize) {
         self.children[parent].push(child);
         self.parent_count[child] += 1;
@@ -85,7 +83,8 @@ impl Graph {
                     *next_child += 1;
                     if color[child] == GREY && !found {
                         let start = stack.iter().position(|(n, _)| *n == child).unwrap_or(0);
-                        let mut cycle: Vec<usize> = stack[start..].iter().map(|(n, _)| *n).collect();
+                        let mut cycle: Vec<usize> =
+                            stack[start..].iter().map(|(n, _)| *n).collect();
                         let smallest = cycle
                             .iter()
                             .enumerate()
@@ -134,7 +133,10 @@ mod tests {
             .map(|i| if i == 0 { vec![] } else { vec![i - 1] })
             .collect();
         let graph = Graph::from_parents(&parents);
-        assert_eq!(graph.topological_order().map(|order| order.len()), Some(200_000));
+        assert_eq!(
+            graph.topological_order().map(|order| order.len()),
+            Some(200_000)
+        );
         assert!(graph.cycles().is_empty());
     }
 }

@@ -164,20 +164,31 @@ pub mod codes {
     pub const UNKNOWN_WORKSPACE: &str = "unknown-workspace";
 }
 
-/// Levenshtein distance, for "did you mean" hints (inputs are short field and task names).
+/// Edit distance with adjacent transpositions counting as one edit (optimal string
+/// alignment), for "did you mean" hints: `biuld` is one typo away from `build`.
 pub fn edit_distance(a: &str, b: &str) -> usize {
-    let b_chars: Vec<char> = b.chars().collect();
-    let mut previous: Vec<usize> = (0..=b_chars.len()).collect();
-    let mut current = vec![0; b_chars.len() + 1];
-    for (i, ca) in a.chars().enumerate() {
-        current[0] = i + 1;
-        for (j, cb) in b_chars.iter().enumerate() {
-            let substitution = previous[j] + usize::from(ca != *cb);
-            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    // Three rows: two back (for transpositions), previous, current.
+    let mut before_previous = vec![0; b.len() + 1];
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    let mut current = vec![0; b.len() + 1];
+    for i in 1..=a.len() {
+        current[0] = i;
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (previous[j - 1] + cost)
+                .min(previous[j] + 1)
+                .min(current[j - 1] + 1);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(before_previous[j - 2] + 1);
+            }
+            current[j] = best;
         }
+        std::mem::swap(&mut before_previous, &mut previous);
         std::mem::swap(&mut previous, &mut current);
     }
-    previous[b_chars.len()]
+    previous[b.len()]
 }
 
 /// The closest candidate to `name`, if it is close enough to be a plausible typo.
@@ -185,7 +196,7 @@ pub fn did_you_mean<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<String> {
-    let limit = (name.chars().count() / 3).max(1).min(3);
+    let limit = (name.chars().count() / 3).clamp(1, 3);
     candidates
         .into_iter()
         .map(|candidate| (edit_distance(name, candidate), candidate))
@@ -202,7 +213,9 @@ mod tests {
     fn edit_distance_counts_edits() {
         assert_eq!(edit_distance("runAfter", "runafter"), 1);
         assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("retries", "retires"), 2);
+        assert_eq!(edit_distance("retries", "retires"), 1);
+        assert_eq!(edit_distance("biuld", "build"), 1);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
     }
 
     #[test]

@@ -23,7 +23,9 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
             .unwrap_or(rest.len());
         let (number, after_number) = rest.split_at(number_len);
         if number.is_empty() || number == "." {
-            return Err(format!("`{text}` is not a duration like `90s`, `1m30s` or `1h`"));
+            return Err(format!(
+                "`{text}` is not a duration like `90s`, `1m30s` or `1h`"
+            ));
         }
         let unit_len = after_number
             .find(|c: char| c.is_ascii_digit() || c == '.')
@@ -64,8 +66,8 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
             .ok_or_else(|| format!("`{text}` is too large"))?;
         rest = after_unit;
     }
-    let seconds = u64::try_from(total_nanos / 1_000_000_000)
-        .map_err(|_| format!("`{text}` is too large"))?;
+    let seconds =
+        u64::try_from(total_nanos / 1_000_000_000).map_err(|_| format!("`{text}` is too large"))?;
     let subsec = u32::try_from(total_nanos % 1_000_000_000).unwrap_or(0);
     Ok(Duration::new(seconds, subsec))
 }

@@ -30,7 +30,12 @@ pub(crate) fn parse_lenient(source: &str, file: &str) -> (Option<Pipeline>, Vec<
     let root = match yaml::parse(source) {
         Ok(Some(root)) => root,
         Ok(None) => {
-            cx.error(Pos::new(1, 1), "", codes::MISSING_FIELD, "the file is empty");
+            cx.error(
+                Pos::new(1, 1),
+                "",
+                codes::MISSING_FIELD,
+                "the file is empty",
+            );
             return (None, cx.diagnostics);
         }
         Err(error) => {
@@ -114,7 +119,12 @@ impl Cx<'_> {
         let mut seen = HashSet::new();
         for (key, value) in entries {
             let Some(name) = key.as_scalar() else {
-                self.error(key.pos, path, codes::WRONG_TYPE, "mapping keys must be strings");
+                self.error(
+                    key.pos,
+                    path,
+                    codes::WRONG_TYPE,
+                    "mapping keys must be strings",
+                );
                 continue;
             };
             let field_path = join(path, name);
@@ -340,14 +350,22 @@ impl Cx<'_> {
                         node.pos,
                         "kind",
                         codes::KIND,
-                        format!("unsupported kind `{}`: weft runs `Pipeline` documents", kind.value),
+                        format!(
+                            "unsupported kind `{}`: weft runs `Pipeline` documents",
+                            kind.value
+                        ),
                     );
                 }
             }
         }
         let name = match top.get("metadata") {
             None => {
-                self.error(root.pos, "", codes::MISSING_FIELD, "missing `metadata.name`");
+                self.error(
+                    root.pos,
+                    "",
+                    codes::MISSING_FIELD,
+                    "missing `metadata.name`",
+                );
                 Spanned::new(String::new(), root.pos)
             }
             Some(metadata) => {
@@ -357,9 +375,7 @@ impl Cx<'_> {
                     &["name", "labels", "annotations", "namespace"],
                     &["generateName"],
                 ) {
-                    Some(fields) => {
-                        self.required_string(&fields, "name", "metadata", metadata.pos)
-                    }
+                    Some(fields) => self.required_string(&fields, "name", "metadata", metadata.pos),
                     None => Spanned::new(String::new(), metadata.pos),
                 }
             }
@@ -458,7 +474,10 @@ impl Cx<'_> {
                             kind.pos,
                             &join(&path, "type"),
                             codes::UNSUPPORTED_FIELD,
-                            format!("pipeline results of type `{}` are not supported; only `string`", kind.value),
+                            format!(
+                                "pipeline results of type `{}` are not supported; only `string`",
+                                kind.value
+                            ),
                         );
                     }
                     pipeline.results.push(PipelineResult {
@@ -472,7 +491,9 @@ impl Cx<'_> {
         if let Some(node) = spec.get("reporters") {
             for (index, item) in self.seq(node, "spec.reporters").iter().enumerate() {
                 if matches!(item.kind, NodeKind::Map(_)) {
-                    pipeline.reporters.push(Spanned::new(item.to_json(), item.pos));
+                    pipeline
+                        .reporters
+                        .push(Spanned::new(item.to_json(), item.pos));
                 } else {
                     self.error(
                         item.pos,
@@ -519,7 +540,14 @@ impl Cx<'_> {
         let fields = self.fields(
             node,
             path,
-            &["name", "type", "default", "description", "enum", "properties"],
+            &[
+                "name",
+                "type",
+                "default",
+                "description",
+                "enum",
+                "properties",
+            ],
             &[],
         )?;
         let name = self.required_string(&fields, "name", path, node.pos);
@@ -589,7 +617,13 @@ impl Cx<'_> {
         })
     }
 
-    fn task(&mut self, node: &Node, path: &str, is_finally: bool, index: usize) -> Option<PipelineTask> {
+    fn task(
+        &mut self,
+        node: &Node,
+        path: &str,
+        is_finally: bool,
+        index: usize,
+    ) -> Option<PipelineTask> {
         let fields = self.fields(
             node,
             path,
@@ -610,7 +644,13 @@ impl Cx<'_> {
                 "displayName",
                 "description",
             ],
-            &["taskSpec", "matrix", "pipelineRef", "pipelineSpec", "resources"],
+            &[
+                "taskSpec",
+                "matrix",
+                "pipelineRef",
+                "pipelineSpec",
+                "resources",
+            ],
         )?;
         let name = self.required_string(&fields, "name", path, node.pos);
         let plugin = match fields.get("taskRef") {
@@ -647,7 +687,10 @@ impl Cx<'_> {
                                 kind.pos,
                                 &join(&ref_path, "kind"),
                                 codes::UNSUPPORTED_FIELD,
-                                format!("taskRef kind `{}` is not supported; only `Task`", kind.value),
+                                format!(
+                                    "taskRef kind `{}` is not supported; only `Task`",
+                                    kind.value
+                                ),
                             );
                         }
                         let has_resolver = matches!(&task_ref.kind, NodeKind::Map(entries)
@@ -711,7 +754,9 @@ impl Cx<'_> {
             let list_path = join(path, "workspaces");
             for (index, item) in self.seq(workspaces, &list_path).iter().enumerate() {
                 let item_path = format!("{list_path}[{index}]");
-                if let Some(ws) = self.fields(item, &item_path, &["name", "workspace"], &["subPath"]) {
+                if let Some(ws) =
+                    self.fields(item, &item_path, &["name", "workspace"], &["subPath"])
+                {
                     let name = self.required_string(&ws, "name", &item_path, item.pos);
                     let workspace = ws
                         .get("workspace")
@@ -725,20 +770,35 @@ impl Cx<'_> {
             let list_path = join(path, "when");
             for (index, item) in self.seq(when, &list_path).iter().enumerate() {
                 let item_path = format!("{list_path}[{index}]");
-                if let Some(expr) =
-                    self.fields(item, &item_path, &["input", "operator", "values"], &["cel", "timeout"])
-                {
+                if let Some(expr) = self.fields(
+                    item,
+                    &item_path,
+                    &["input", "operator", "values"],
+                    &["cel", "timeout"],
+                ) {
                     if expr.get("input").is_none() && expr.get("operator").is_none() {
                         // Only `cel` (already reported) or nothing at all.
-                        if expr.entries.is_empty() && !matches!(&item.kind, NodeKind::Map(e) if !e.is_empty()) {
-                            self.error(item.pos, &item_path, codes::MISSING_FIELD, "empty `when` expression");
+                        if expr.entries.is_empty()
+                            && !matches!(&item.kind, NodeKind::Map(e) if !e.is_empty())
+                        {
+                            self.error(
+                                item.pos,
+                                &item_path,
+                                codes::MISSING_FIELD,
+                                "empty `when` expression",
+                            );
                         }
                         continue;
                     }
                     let input = self.required_string(&expr, "input", &item_path, item.pos);
                     let operator = match expr.get("operator") {
                         None => {
-                            self.error(item.pos, &item_path, codes::MISSING_FIELD, "missing required field `operator`");
+                            self.error(
+                                item.pos,
+                                &item_path,
+                                codes::MISSING_FIELD,
+                                "missing required field `operator`",
+                            );
                             None
                         }
                         Some(_) => self.keyword(
@@ -807,8 +867,13 @@ impl Cx<'_> {
                     Ok(duration) if duration.is_zero() => task.timeout = None,
                     Ok(duration) => task.timeout = Some(duration),
                     Err(message) => {
-                        self.error(text.pos, &timeout_path, codes::WRONG_TYPE, format!("invalid timeout: {message}"))
-                            .hint = Some("write a Go duration such as `90s`, `1m30s` or `1h`".into());
+                        self.error(
+                            text.pos,
+                            &timeout_path,
+                            codes::WRONG_TYPE,
+                            format!("invalid timeout: {message}"),
+                        )
+                        .hint = Some("write a Go duration such as `90s`, `1m30s` or `1h`".into());
                     }
                 }
             }
@@ -817,7 +882,10 @@ impl Cx<'_> {
             &fields,
             "onError",
             path,
-            &[("stopAndFail", OnError::StopAndFail), ("continue", OnError::Continue)],
+            &[
+                ("stopAndFail", OnError::StopAndFail),
+                ("continue", OnError::Continue),
+            ],
         ) {
             task.on_error = on_error.value;
         }
@@ -845,13 +913,23 @@ impl Cx<'_> {
         let mut exit_codes = Vec::new();
         match fields.get("exitCodes") {
             None => {
-                self.error(node.pos, path, codes::MISSING_FIELD, "missing required field `exitCodes`");
+                self.error(
+                    node.pos,
+                    path,
+                    codes::MISSING_FIELD,
+                    "missing required field `exitCodes`",
+                );
             }
             Some(list) => {
                 let list_path = join(path, "exitCodes");
                 let items = self.seq(list, &list_path);
                 if items.is_empty() {
-                    self.error(list.pos, &list_path, codes::INVALID_VALUE, "`exitCodes` must not be empty");
+                    self.error(
+                        list.pos,
+                        &list_path,
+                        codes::INVALID_VALUE,
+                        "`exitCodes` must not be empty",
+                    );
                 }
                 for (index, item) in items.iter().enumerate() {
                     match item.as_scalar().map(str::parse::<i32>) {
@@ -870,7 +948,12 @@ impl Cx<'_> {
         }
         let outcome = match fields.get("outcome") {
             None => {
-                self.error(node.pos, path, codes::MISSING_FIELD, "missing required field `outcome`");
+                self.error(
+                    node.pos,
+                    path,
+                    codes::MISSING_FIELD,
+                    "missing required field `outcome`",
+                );
                 None
             }
             Some(_) => self.keyword(
@@ -889,7 +972,11 @@ impl Cx<'_> {
             &fields,
             "flow",
             path,
-            &[("continue", Flow::Continue), ("stop", Flow::Stop), ("halt", Flow::Halt)],
+            &[
+                ("continue", Flow::Continue),
+                ("stop", Flow::Stop),
+                ("halt", Flow::Halt),
+            ],
         );
         let outcome = outcome?;
         if exit_codes.is_empty() {

@@ -113,7 +113,7 @@ pub fn load(
     };
     diagnostics.extend(validate(&pipeline, supplied, catalog));
     if !diagnostics.is_empty() {
-        diagnostics.sort_by(|a, b| (a.line, a.column).cmp(&(b.line, b.column)));
+        diagnostics.sort_by_key(|d| (d.line, d.column));
         return Err(diagnostics);
     }
     Ok(Plan::build(&pipeline, supplied))
@@ -197,7 +197,9 @@ impl Plan {
                         values: expr
                             .values
                             .iter()
-                            .flat_map(|value| lowering.elements(&value.value, task, &mut result_refs))
+                            .flat_map(|value| {
+                                lowering.elements(&value.value, task, &mut result_refs)
+                            })
                             .collect(),
                     })
                     .collect();
@@ -264,7 +266,12 @@ impl Lowering<'_> {
         }
     }
 
-    fn value(&self, value: &ParamValue, task: &PipelineTask, refs: &mut Vec<(NodeId, String)>) -> ValueTemplate {
+    fn value(
+        &self,
+        value: &ParamValue,
+        task: &PipelineTask,
+        refs: &mut Vec<(NodeId, String)>,
+    ) -> ValueTemplate {
         match value {
             ParamValue::Str(text) => match self.star(text) {
                 Some(fixed) => ValueTemplate::Fixed(fixed),
@@ -285,7 +292,12 @@ impl Lowering<'_> {
     }
 
     /// An array element: `$(params.arr[*])` expands into several.
-    fn elements(&self, text: &str, task: &PipelineTask, refs: &mut Vec<(NodeId, String)>) -> Vec<Template<RunVar>> {
+    fn elements(
+        &self,
+        text: &str,
+        task: &PipelineTask,
+        refs: &mut Vec<(NodeId, String)>,
+    ) -> Vec<Template<RunVar>> {
         match self.star(text) {
             Some(ParamValue::Array(items)) => items
                 .into_iter()
@@ -297,11 +309,21 @@ impl Lowering<'_> {
         }
     }
 
-    fn string(&self, text: &str, task: &PipelineTask, refs: &mut Vec<(NodeId, String)>) -> Template<RunVar> {
+    fn string(
+        &self,
+        text: &str,
+        task: &PipelineTask,
+        refs: &mut Vec<(NodeId, String)>,
+    ) -> Template<RunVar> {
         self.template(text, task.retries, refs)
     }
 
-    fn template(&self, text: &str, retries: u32, refs: &mut Vec<(NodeId, String)>) -> Template<RunVar> {
+    fn template(
+        &self,
+        text: &str,
+        retries: u32,
+        refs: &mut Vec<(NodeId, String)>,
+    ) -> Template<RunVar> {
         let Ok(parsed) = parse_template(text) else {
             return Template {
                 pieces: vec![Piece::Literal(text.to_string())],

@@ -366,7 +366,10 @@ impl RunState {
         if !self.is_current(node, attempt) {
             return actions;
         }
-        let retryable = matches!(ending, TaskEnding::Failure { .. } | TaskEnding::Errored { .. });
+        let retryable = matches!(
+            ending,
+            TaskEnding::Failure { .. } | TaskEnding::Errored { .. }
+        );
         let state = &mut self.nodes[node];
         state.exit_code = ending.exit_code();
         state.message = ending.message().to_string();
@@ -379,7 +382,13 @@ impl RunState {
         let plan = Arc::clone(&self.plan);
         let spec = &plan.nodes[node];
         let mapped = apply_policy(&ending, spec.on_error, &spec.on_status);
-        self.terminate(node, mapped.outcome, mapped.reason, mapped.flow, &mut actions);
+        self.terminate(
+            node,
+            mapped.outcome,
+            mapped.reason,
+            mapped.flow,
+            &mut actions,
+        );
         if !spec.is_finally {
             match mapped.flow {
                 Flow::Continue => {}
@@ -670,7 +679,13 @@ impl RunState {
         self.queue(node, "Retrying", actions);
     }
 
-    fn set_phase(&mut self, node: NodeId, phase: TaskPhase, reason: &str, actions: &mut Vec<Action>) {
+    fn set_phase(
+        &mut self,
+        node: NodeId,
+        phase: TaskPhase,
+        reason: &str,
+        actions: &mut Vec<Action>,
+    ) {
         let state = &mut self.nodes[node];
         state.phase = phase;
         actions.push(Action::Transition {
@@ -766,7 +781,13 @@ impl RunState {
     }
 
     fn skip(&mut self, node: NodeId, reason: &str, actions: &mut Vec<Action>) {
-        self.terminate(node, Outcome::Skipped, reason.to_string(), Flow::Continue, actions);
+        self.terminate(
+            node,
+            Outcome::Skipped,
+            reason.to_string(),
+            Flow::Continue,
+            actions,
+        );
     }
 
     /// Makes a node terminal (once) and queues its children for notification.
@@ -861,7 +882,10 @@ impl RunState {
         actions: &mut Vec<Action>,
     ) {
         for node in range {
-            if matches!(self.nodes[node].phase, TaskPhase::Queued | TaskPhase::Running) {
+            if matches!(
+                self.nodes[node].phase,
+                TaskPhase::Queued | TaskPhase::Running
+            ) {
                 self.nodes[node].on_cancelled = Some(then);
                 self.set_phase(node, TaskPhase::Cancelling, then.1, actions);
                 actions.push(Action::Cancel {
@@ -927,9 +951,11 @@ impl RunState {
             RunVar::RunName => self.context.run_name.clone(),
             RunVar::RunUid => self.context.run_uid.clone(),
             RunVar::TaskRetryCount => self.nodes[consumer].attempt.to_string(),
-            RunVar::WorkspaceBound(workspace) => {
-                self.context.bound_workspaces.contains(workspace).to_string()
-            }
+            RunVar::WorkspaceBound(workspace) => self
+                .context
+                .bound_workspaces
+                .contains(workspace)
+                .to_string(),
         }
     }
 

@@ -191,7 +191,9 @@ fn mapped(outcome: Outcome, flow: Flow, reason: &str) -> Mapped {
 /// are never remapped.
 pub fn apply_policy(ending: &TaskEnding, on_error: OnError, on_status: &[OnStatusRule]) -> Mapped {
     if let Some(code) = ending.exit_code()
-        && let Some(rule) = on_status.iter().find(|rule| rule.exit_codes.contains(&code))
+        && let Some(rule) = on_status
+            .iter()
+            .find(|rule| rule.exit_codes.contains(&code))
     {
         let (outcome, default_flow, reason) = match rule.outcome {
             PolicyOutcome::Success => (Outcome::Succeeded, Flow::Continue, ""),
@@ -569,25 +571,79 @@ mod tests {
 
     #[test]
     fn default_policy_table() {
-        let halt = TaskEnding::Halt { message: "done".into() };
-        let skip = TaskEnding::Skip { message: "n/a".into() };
-        let warn = TaskEnding::Warning { message: "hm".into() };
+        let halt = TaskEnding::Halt {
+            message: "done".into(),
+        };
+        let skip = TaskEnding::Skip {
+            message: "n/a".into(),
+        };
+        let warn = TaskEnding::Warning {
+            message: "hm".into(),
+        };
         let errored = TaskEnding::Errored {
             reason: "MemoryLimitExceeded".into(),
             message: "oom".into(),
         };
         let table: Vec<(&TaskEnding, OnError, Outcome, Flow, &str)> = vec![
-            (&TaskEnding::Success, OnError::StopAndFail, Outcome::Succeeded, Flow::Continue, ""),
-            (&warn, OnError::StopAndFail, Outcome::SucceededWithWarnings, Flow::Continue, ""),
-            (&halt, OnError::StopAndFail, Outcome::Succeeded, Flow::Halt, ""),
-            (&skip, OnError::StopAndFail, Outcome::Skipped, Flow::Continue, "SelfSkipped"),
+            (
+                &TaskEnding::Success,
+                OnError::StopAndFail,
+                Outcome::Succeeded,
+                Flow::Continue,
+                "",
+            ),
+            (
+                &warn,
+                OnError::StopAndFail,
+                Outcome::SucceededWithWarnings,
+                Flow::Continue,
+                "",
+            ),
+            (
+                &halt,
+                OnError::StopAndFail,
+                Outcome::Succeeded,
+                Flow::Halt,
+                "",
+            ),
+            (
+                &skip,
+                OnError::StopAndFail,
+                Outcome::Skipped,
+                Flow::Continue,
+                "SelfSkipped",
+            ),
         ];
         let fail = failure(1);
         let mut table = table;
-        table.push((&fail, OnError::StopAndFail, Outcome::Failed, Flow::Stop, "Failed"));
-        table.push((&fail, OnError::Continue, Outcome::SucceededWithWarnings, Flow::Continue, "FailureIgnored"));
-        table.push((&errored, OnError::StopAndFail, Outcome::Errored, Flow::Stop, "MemoryLimitExceeded"));
-        table.push((&errored, OnError::Continue, Outcome::SucceededWithWarnings, Flow::Continue, "FailureIgnored"));
+        table.push((
+            &fail,
+            OnError::StopAndFail,
+            Outcome::Failed,
+            Flow::Stop,
+            "Failed",
+        ));
+        table.push((
+            &fail,
+            OnError::Continue,
+            Outcome::SucceededWithWarnings,
+            Flow::Continue,
+            "FailureIgnored",
+        ));
+        table.push((
+            &errored,
+            OnError::StopAndFail,
+            Outcome::Errored,
+            Flow::Stop,
+            "MemoryLimitExceeded",
+        ));
+        table.push((
+            &errored,
+            OnError::Continue,
+            Outcome::SucceededWithWarnings,
+            Flow::Continue,
+            "FailureIgnored",
+        ));
         for (ending, on_error, outcome, flow, reason) in table {
             assert_eq!(
                 apply_policy(ending, on_error, &[]),
@@ -627,41 +683,96 @@ mod tests {
             assert_eq!((got.outcome, got.flow), (outcome, flow), "exit code {code}");
         }
         // Errors carry no exit code and are never remapped.
-        let errored = TaskEnding::Errored { reason: "Trap".into(), message: String::new() };
-        assert_eq!(apply_policy(&errored, OnError::StopAndFail, &rules).outcome, Outcome::Errored);
+        let errored = TaskEnding::Errored {
+            reason: "Trap".into(),
+            message: String::new(),
+        };
+        assert_eq!(
+            apply_policy(&errored, OnError::StopAndFail, &rules).outcome,
+            Outcome::Errored
+        );
     }
 
     #[test]
     fn task_status_view_table() {
         let table = [
-            (Some(TaskEnding::Success), Some(Outcome::Succeeded), TaskStatusView::Succeeded),
-            (Some(TaskEnding::Warning { message: String::new() }), Some(Outcome::SucceededWithWarnings), TaskStatusView::Succeeded),
-            (Some(TaskEnding::Halt { message: String::new() }), Some(Outcome::Succeeded), TaskStatusView::Succeeded),
-            (Some(failure(1)), Some(Outcome::Failed), TaskStatusView::Failed),
+            (
+                Some(TaskEnding::Success),
+                Some(Outcome::Succeeded),
+                TaskStatusView::Succeeded,
+            ),
+            (
+                Some(TaskEnding::Warning {
+                    message: String::new(),
+                }),
+                Some(Outcome::SucceededWithWarnings),
+                TaskStatusView::Succeeded,
+            ),
+            (
+                Some(TaskEnding::Halt {
+                    message: String::new(),
+                }),
+                Some(Outcome::Succeeded),
+                TaskStatusView::Succeeded,
+            ),
+            (
+                Some(failure(1)),
+                Some(Outcome::Failed),
+                TaskStatusView::Failed,
+            ),
             // A tolerated failure is still Failed in Tekton's view.
-            (Some(failure(1)), Some(Outcome::SucceededWithWarnings), TaskStatusView::Failed),
-            (Some(TaskEnding::Errored { reason: "Trap".into(), message: String::new() }), Some(Outcome::Errored), TaskStatusView::Failed),
+            (
+                Some(failure(1)),
+                Some(Outcome::SucceededWithWarnings),
+                TaskStatusView::Failed,
+            ),
+            (
+                Some(TaskEnding::Errored {
+                    reason: "Trap".into(),
+                    message: String::new(),
+                }),
+                Some(Outcome::Errored),
+                TaskStatusView::Failed,
+            ),
             (None, Some(Outcome::TimedOut), TaskStatusView::Failed),
             (None, Some(Outcome::Rejected), TaskStatusView::Failed),
-            (Some(TaskEnding::Skip { message: String::new() }), Some(Outcome::Skipped), TaskStatusView::None),
+            (
+                Some(TaskEnding::Skip {
+                    message: String::new(),
+                }),
+                Some(Outcome::Skipped),
+                TaskStatusView::None,
+            ),
             (None, Some(Outcome::Skipped), TaskStatusView::None),
             (None, Some(Outcome::Cancelled), TaskStatusView::None),
             (None, None, TaskStatusView::None),
         ];
         for (raw, outcome, expected) in table {
-            assert_eq!(task_status_view(raw.as_ref(), outcome), expected, "{raw:?} {outcome:?}");
+            assert_eq!(
+                task_status_view(raw.as_ref(), outcome),
+                expected,
+                "{raw:?} {outcome:?}"
+            );
         }
     }
 
     type NodeRow = (Option<Outcome>, &'static str, Flow);
     const OK: NodeRow = (Some(Outcome::Succeeded), "", Flow::Continue);
     const WARN: NodeRow = (Some(Outcome::SucceededWithWarnings), "", Flow::Continue);
-    const IGNORED: NodeRow = (Some(Outcome::SucceededWithWarnings), "FailureIgnored", Flow::Continue);
+    const IGNORED: NodeRow = (
+        Some(Outcome::SucceededWithWarnings),
+        "FailureIgnored",
+        Flow::Continue,
+    );
     const FAILED: NodeRow = (Some(Outcome::Failed), "Failed", Flow::Stop);
     const TIMED_OUT: NodeRow = (Some(Outcome::TimedOut), "TaskRunTimeout", Flow::Stop);
     const ERRORED: NodeRow = (Some(Outcome::Errored), "Trap", Flow::Stop);
     const REJECTED: NodeRow = (Some(Outcome::Rejected), "Rejected", Flow::Stop);
-    const WHEN_SKIP: NodeRow = (Some(Outcome::Skipped), "WhenExpressionsFalse", Flow::Continue);
+    const WHEN_SKIP: NodeRow = (
+        Some(Outcome::Skipped),
+        "WhenExpressionsFalse",
+        Flow::Continue,
+    );
     const STOP_SKIP: NodeRow = (Some(Outcome::Skipped), "RunStopping", Flow::Continue);
     const HALT_SKIP: NodeRow = (Some(Outcome::Skipped), "RunHalted", Flow::Continue);
     const TIMEOUT_SKIP: NodeRow = (Some(Outcome::Skipped), "RunTimedOut", Flow::Continue);
@@ -674,27 +785,132 @@ mod tests {
     #[test]
     fn aggregate_table() {
         let table: Vec<(&str, Vec<NodeRow>, TasksStatus, TasksOutcome)> = vec![
-            ("all succeeded", vec![OK, OK], TasksStatus::Succeeded, TasksOutcome::Succeeded),
-            ("no tasks", vec![], TasksStatus::Succeeded, TasksOutcome::Succeeded),
-            ("one still running", vec![OK, RUNNING], TasksStatus::None, TasksOutcome::None),
-            ("failure while running", vec![FAILED, RUNNING], TasksStatus::None, TasksOutcome::None),
-            ("user cancelled", vec![OK, USER_CANCELLED], TasksStatus::None, TasksOutcome::Cancelled),
-            ("user cancel skipped", vec![OK, USER_SKIP], TasksStatus::None, TasksOutcome::Cancelled),
-            ("user cancel beats failure in tasks.status", vec![FAILED, USER_CANCELLED], TasksStatus::None, TasksOutcome::Failed),
-            ("failed", vec![OK, FAILED, STOP_SKIP], TasksStatus::Failed, TasksOutcome::Failed),
-            ("timed out", vec![OK, TIMED_OUT], TasksStatus::Failed, TasksOutcome::TimedOut),
-            ("skipped by tasks timeout", vec![OK, TIMEOUT_SKIP], TasksStatus::Failed, TasksOutcome::TimedOut),
-            ("errored", vec![ERRORED], TasksStatus::Failed, TasksOutcome::Failed),
-            ("rejected", vec![REJECTED, OK], TasksStatus::Failed, TasksOutcome::Failed),
-            ("failed beats timed out", vec![TIMED_OUT, FAILED], TasksStatus::Failed, TasksOutcome::Failed),
-            ("when skipped", vec![OK, WHEN_SKIP], TasksStatus::Completed, TasksOutcome::Completed),
-            ("halted and skipped", vec![HALTER, HALT_SKIP], TasksStatus::Completed, TasksOutcome::Halted),
-            ("halted with nothing left", vec![OK, HALTER], TasksStatus::Completed, TasksOutcome::Halted),
-            ("halt cancelled a sibling", vec![HALTER, HALT_CANCELLED], TasksStatus::Completed, TasksOutcome::Halted),
-            ("halt beats warnings", vec![HALTER, WARN], TasksStatus::Completed, TasksOutcome::Halted),
-            ("warnings", vec![OK, WARN], TasksStatus::Succeeded, TasksOutcome::SucceededWithWarnings),
-            ("tolerated failure never fails the aggregate", vec![IGNORED, OK], TasksStatus::Succeeded, TasksOutcome::SucceededWithWarnings),
-            ("warnings beat skipped", vec![WARN, WHEN_SKIP], TasksStatus::Completed, TasksOutcome::SucceededWithWarnings),
+            (
+                "all succeeded",
+                vec![OK, OK],
+                TasksStatus::Succeeded,
+                TasksOutcome::Succeeded,
+            ),
+            (
+                "no tasks",
+                vec![],
+                TasksStatus::Succeeded,
+                TasksOutcome::Succeeded,
+            ),
+            (
+                "one still running",
+                vec![OK, RUNNING],
+                TasksStatus::None,
+                TasksOutcome::None,
+            ),
+            (
+                "failure while running",
+                vec![FAILED, RUNNING],
+                TasksStatus::None,
+                TasksOutcome::None,
+            ),
+            (
+                "user cancelled",
+                vec![OK, USER_CANCELLED],
+                TasksStatus::None,
+                TasksOutcome::Cancelled,
+            ),
+            (
+                "user cancel skipped",
+                vec![OK, USER_SKIP],
+                TasksStatus::None,
+                TasksOutcome::Cancelled,
+            ),
+            (
+                "user cancel beats failure in tasks.status",
+                vec![FAILED, USER_CANCELLED],
+                TasksStatus::None,
+                TasksOutcome::Failed,
+            ),
+            (
+                "failed",
+                vec![OK, FAILED, STOP_SKIP],
+                TasksStatus::Failed,
+                TasksOutcome::Failed,
+            ),
+            (
+                "timed out",
+                vec![OK, TIMED_OUT],
+                TasksStatus::Failed,
+                TasksOutcome::TimedOut,
+            ),
+            (
+                "skipped by tasks timeout",
+                vec![OK, TIMEOUT_SKIP],
+                TasksStatus::Failed,
+                TasksOutcome::TimedOut,
+            ),
+            (
+                "errored",
+                vec![ERRORED],
+                TasksStatus::Failed,
+                TasksOutcome::Failed,
+            ),
+            (
+                "rejected",
+                vec![REJECTED, OK],
+                TasksStatus::Failed,
+                TasksOutcome::Failed,
+            ),
+            (
+                "failed beats timed out",
+                vec![TIMED_OUT, FAILED],
+                TasksStatus::Failed,
+                TasksOutcome::Failed,
+            ),
+            (
+                "when skipped",
+                vec![OK, WHEN_SKIP],
+                TasksStatus::Completed,
+                TasksOutcome::Completed,
+            ),
+            (
+                "halted and skipped",
+                vec![HALTER, HALT_SKIP],
+                TasksStatus::Completed,
+                TasksOutcome::Halted,
+            ),
+            (
+                "halted with nothing left",
+                vec![OK, HALTER],
+                TasksStatus::Completed,
+                TasksOutcome::Halted,
+            ),
+            (
+                "halt cancelled a sibling",
+                vec![HALTER, HALT_CANCELLED],
+                TasksStatus::Completed,
+                TasksOutcome::Halted,
+            ),
+            (
+                "halt beats warnings",
+                vec![HALTER, WARN],
+                TasksStatus::Completed,
+                TasksOutcome::Halted,
+            ),
+            (
+                "warnings",
+                vec![OK, WARN],
+                TasksStatus::Succeeded,
+                TasksOutcome::SucceededWithWarnings,
+            ),
+            (
+                "tolerated failure never fails the aggregate",
+                vec![IGNORED, OK],
+                TasksStatus::Succeeded,
+                TasksOutcome::SucceededWithWarnings,
+            ),
+            (
+                "warnings beat skipped",
+                vec![WARN, WHEN_SKIP],
+                TasksStatus::Completed,
+                TasksOutcome::SucceededWithWarnings,
+            ),
         ];
         for (name, nodes, status, outcome) in table {
             let tally = Tally::from_nodes(nodes);
@@ -705,31 +921,137 @@ mod tests {
 
     #[test]
     fn final_status_table() {
-        let timed_out = RunFacts { timed_out: true, ..RunFacts::default() };
-        let infra = RunFacts { infra_error: Some("StoreUnavailable".into()), ..RunFacts::default() };
-        let cancelled = RunFacts { cancelled: Some(CancelMode::CancelledRunFinally), ..RunFacts::default() };
-        let halted = RunFacts { halted_by: Some("check".into()), ..RunFacts::default() };
+        let timed_out = RunFacts {
+            timed_out: true,
+            ..RunFacts::default()
+        };
+        let infra = RunFacts {
+            infra_error: Some("StoreUnavailable".into()),
+            ..RunFacts::default()
+        };
+        let cancelled = RunFacts {
+            cancelled: Some(CancelMode::CancelledRunFinally),
+            ..RunFacts::default()
+        };
+        let halted = RunFacts {
+            halted_by: Some("check".into()),
+            ..RunFacts::default()
+        };
         let none = RunFacts::default();
         let table: Vec<(&str, &RunFacts, Vec<NodeRow>, RunStatus, &str)> = vec![
-            ("1 timeout wins over everything", &timed_out, vec![FAILED, TIMEOUT_SKIP], RunStatus::TimedOut, "PipelineRunTimeout"),
-            ("2 infrastructure error", &infra, vec![FAILED], RunStatus::Errored, "StoreUnavailable"),
-            ("3 a task failed", &none, vec![OK, FAILED], RunStatus::Failed, "Failed"),
-            ("3 a task timed out", &none, vec![TIMED_OUT], RunStatus::Failed, "Failed"),
-            ("3 errored", &none, vec![ERRORED], RunStatus::Failed, "Failed"),
-            ("3 rejected", &none, vec![REJECTED], RunStatus::Failed, "Failed"),
-            ("3 failure beats cancel", &cancelled, vec![FAILED, USER_CANCELLED], RunStatus::Failed, "Failed"),
-            ("3 failure beats halt", &halted, vec![HALTER, FAILED], RunStatus::Failed, "Failed"),
-            ("4 cancelled", &cancelled, vec![OK, USER_CANCELLED], RunStatus::Cancelled, "CancelledRunFinally"),
-            ("5 warnings", &none, vec![OK, WARN], RunStatus::SucceededWithWarnings, "SucceededWithWarnings"),
-            ("5 tolerated failure", &none, vec![IGNORED], RunStatus::SucceededWithWarnings, "SucceededWithWarnings"),
-            ("5 warnings beat halt", &halted, vec![HALTER, WARN], RunStatus::SucceededWithWarnings, "SucceededWithWarnings"),
-            ("6 halted", &halted, vec![HALTER, HALT_SKIP, HALT_CANCELLED], RunStatus::Succeeded, "Halted"),
-            ("7 skipped", &none, vec![OK, WHEN_SKIP], RunStatus::Completed, "Completed"),
-            ("8 all succeeded", &none, vec![OK, OK], RunStatus::Succeeded, "Succeeded"),
+            (
+                "1 timeout wins over everything",
+                &timed_out,
+                vec![FAILED, TIMEOUT_SKIP],
+                RunStatus::TimedOut,
+                "PipelineRunTimeout",
+            ),
+            (
+                "2 infrastructure error",
+                &infra,
+                vec![FAILED],
+                RunStatus::Errored,
+                "StoreUnavailable",
+            ),
+            (
+                "3 a task failed",
+                &none,
+                vec![OK, FAILED],
+                RunStatus::Failed,
+                "Failed",
+            ),
+            (
+                "3 a task timed out",
+                &none,
+                vec![TIMED_OUT],
+                RunStatus::Failed,
+                "Failed",
+            ),
+            (
+                "3 errored",
+                &none,
+                vec![ERRORED],
+                RunStatus::Failed,
+                "Failed",
+            ),
+            (
+                "3 rejected",
+                &none,
+                vec![REJECTED],
+                RunStatus::Failed,
+                "Failed",
+            ),
+            (
+                "3 failure beats cancel",
+                &cancelled,
+                vec![FAILED, USER_CANCELLED],
+                RunStatus::Failed,
+                "Failed",
+            ),
+            (
+                "3 failure beats halt",
+                &halted,
+                vec![HALTER, FAILED],
+                RunStatus::Failed,
+                "Failed",
+            ),
+            (
+                "4 cancelled",
+                &cancelled,
+                vec![OK, USER_CANCELLED],
+                RunStatus::Cancelled,
+                "CancelledRunFinally",
+            ),
+            (
+                "5 warnings",
+                &none,
+                vec![OK, WARN],
+                RunStatus::SucceededWithWarnings,
+                "SucceededWithWarnings",
+            ),
+            (
+                "5 tolerated failure",
+                &none,
+                vec![IGNORED],
+                RunStatus::SucceededWithWarnings,
+                "SucceededWithWarnings",
+            ),
+            (
+                "5 warnings beat halt",
+                &halted,
+                vec![HALTER, WARN],
+                RunStatus::SucceededWithWarnings,
+                "SucceededWithWarnings",
+            ),
+            (
+                "6 halted",
+                &halted,
+                vec![HALTER, HALT_SKIP, HALT_CANCELLED],
+                RunStatus::Succeeded,
+                "Halted",
+            ),
+            (
+                "7 skipped",
+                &none,
+                vec![OK, WHEN_SKIP],
+                RunStatus::Completed,
+                "Completed",
+            ),
+            (
+                "8 all succeeded",
+                &none,
+                vec![OK, OK],
+                RunStatus::Succeeded,
+                "Succeeded",
+            ),
         ];
         for (name, facts, nodes, status, reason) in table {
             let tally = Tally::from_nodes(nodes);
-            assert_eq!(final_status(facts, &tally), (status, reason.to_string()), "{name}");
+            assert_eq!(
+                final_status(facts, &tally),
+                (status, reason.to_string()),
+                "{name}"
+            );
         }
     }
 
@@ -746,13 +1068,61 @@ mod tests {
         };
         let table = [
             (all, Some(SkipReason::RunCancelled)),
-            (SkipFacts { run_cancelled: false, ..all }, Some(SkipReason::RunTimedOut)),
-            (SkipFacts { run_cancelled: false, run_timed_out: false, ..all }, Some(SkipReason::RunStopping)),
-            (SkipFacts { when_false: true, run_stopping: true, ..SkipFacts::default() }, Some(SkipReason::RunStopping)),
-            (SkipFacts { when_false: true, run_halted: true, ..SkipFacts::default() }, Some(SkipReason::RunHalted)),
-            (SkipFacts { when_false: true, parent_skipped: true, results_missing: true, ..SkipFacts::default() }, Some(SkipReason::ParentSkipped)),
-            (SkipFacts { when_false: true, results_missing: true, ..SkipFacts::default() }, Some(SkipReason::ResultsMissing)),
-            (SkipFacts { when_false: true, ..SkipFacts::default() }, Some(SkipReason::WhenExpressionsFalse)),
+            (
+                SkipFacts {
+                    run_cancelled: false,
+                    ..all
+                },
+                Some(SkipReason::RunTimedOut),
+            ),
+            (
+                SkipFacts {
+                    run_cancelled: false,
+                    run_timed_out: false,
+                    ..all
+                },
+                Some(SkipReason::RunStopping),
+            ),
+            (
+                SkipFacts {
+                    when_false: true,
+                    run_stopping: true,
+                    ..SkipFacts::default()
+                },
+                Some(SkipReason::RunStopping),
+            ),
+            (
+                SkipFacts {
+                    when_false: true,
+                    run_halted: true,
+                    ..SkipFacts::default()
+                },
+                Some(SkipReason::RunHalted),
+            ),
+            (
+                SkipFacts {
+                    when_false: true,
+                    parent_skipped: true,
+                    results_missing: true,
+                    ..SkipFacts::default()
+                },
+                Some(SkipReason::ParentSkipped),
+            ),
+            (
+                SkipFacts {
+                    when_false: true,
+                    results_missing: true,
+                    ..SkipFacts::default()
+                },
+                Some(SkipReason::ResultsMissing),
+            ),
+            (
+                SkipFacts {
+                    when_false: true,
+                    ..SkipFacts::default()
+                },
+                Some(SkipReason::WhenExpressionsFalse),
+            ),
             (SkipFacts::default(), None),
         ];
         for (facts, expected) in table {

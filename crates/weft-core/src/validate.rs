@@ -49,7 +49,7 @@ pub fn validate(
     checker.pipeline_results();
     checker.cycles();
     let mut diagnostics = checker.diagnostics;
-    diagnostics.sort_by(|a, b| (a.line, a.column).cmp(&(b.line, b.column)));
+    diagnostics.sort_by_key(|d| (d.line, d.column));
     diagnostics
 }
 
@@ -98,8 +98,20 @@ enum Slot {
 }
 
 impl<'p> Checker<'p> {
-    fn error(&mut self, pos: Pos, path: impl Into<String>, code: &'static str, message: impl Into<String>) -> &mut Diagnostic {
-        self.diagnostics.push(Diagnostic::new(&self.pipeline.file, pos, path, code, message));
+    fn error(
+        &mut self,
+        pos: Pos,
+        path: impl Into<String>,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        self.diagnostics.push(Diagnostic::new(
+            &self.pipeline.file,
+            pos,
+            path,
+            code,
+            message,
+        ));
         let last = self.diagnostics.len() - 1;
         &mut self.diagnostics[last]
     }
@@ -112,47 +124,93 @@ impl<'p> Checker<'p> {
                 if name.is_empty() {
                     continue; // Already reported as a missing field.
                 }
-                self.error(decl.name.pos, format!("{path}.name"), codes::INVALID_NAME, format!("invalid param name `{name}`"))
-                    .hint = Some("use letters, digits, `_`, `-` and `.`, starting with a letter or `_`".into());
+                self.error(
+                    decl.name.pos,
+                    format!("{path}.name"),
+                    codes::INVALID_NAME,
+                    format!("invalid param name `{name}`"),
+                )
+                .hint = Some(
+                    "use letters, digits, `_`, `-` and `.`, starting with a letter or `_`".into(),
+                );
             }
             if self.params.contains_key(name) {
-                self.error(decl.name.pos, format!("{path}.name"), codes::DUPLICATE_NAME, format!("param `{name}` is declared twice"));
+                self.error(
+                    decl.name.pos,
+                    format!("{path}.name"),
+                    codes::DUPLICATE_NAME,
+                    format!("param `{name}` is declared twice"),
+                );
                 continue;
             }
             if let Some(default) = &decl.default {
-                self.check_enum(&decl.allowed, &default.value, default.pos, &format!("{path}.default"), name);
+                self.check_enum(
+                    &decl.allowed,
+                    &default.value,
+                    default.pos,
+                    &format!("{path}.default"),
+                    name,
+                );
             }
             let effective = match supplied.get(name) {
                 Some(value) => {
                     if value.param_type() != decl.param_type {
-                        self.error(decl.name.pos, format!("params.{name}"), codes::PARAM_TYPE, format!(
-                            "param `{name}` is declared {} but was given {}",
-                            decl.param_type,
-                            value.param_type()
-                        ));
+                        self.error(
+                            decl.name.pos,
+                            format!("params.{name}"),
+                            codes::PARAM_TYPE,
+                            format!(
+                                "param `{name}` is declared {} but was given {}",
+                                decl.param_type,
+                                value.param_type()
+                            ),
+                        );
                     } else {
-                        self.check_enum(&decl.allowed, value, decl.name.pos, &format!("params.{name}"), name);
+                        self.check_enum(
+                            &decl.allowed,
+                            value,
+                            decl.name.pos,
+                            &format!("params.{name}"),
+                            name,
+                        );
                     }
                     Some(value.clone())
                 }
                 None => decl.default.as_ref().map(|default| default.value.clone()),
             };
             if effective.is_none() {
-                self.error(decl.name.pos, path.clone(), codes::MISSING_PARAM, format!("param `{name}` has no value"))
-                    .hint = Some(format!("give it a `default`, or pass `-p {name}=...`"));
+                self.error(
+                    decl.name.pos,
+                    path.clone(),
+                    codes::MISSING_PARAM,
+                    format!("param `{name}` has no value"),
+                )
+                .hint = Some(format!("give it a `default`, or pass `-p {name}=...`"));
             }
             self.params.insert(name, (decl, effective));
         }
         for name in supplied.keys() {
             if !self.params.contains_key(name.as_str()) {
                 let hint = did_you_mean(name, self.params.keys().copied());
-                self.error(Pos::default(), format!("params.{name}"), codes::UNKNOWN_PARAM, format!("param `{name}` is not declared by the pipeline"))
-                    .hint = hint;
+                self.error(
+                    Pos::default(),
+                    format!("params.{name}"),
+                    codes::UNKNOWN_PARAM,
+                    format!("param `{name}` is not declared by the pipeline"),
+                )
+                .hint = hint;
             }
         }
     }
 
-    fn check_enum(&mut self, allowed: &[String], value: &ParamValue, pos: Pos, path: &str, name: &str) {
+    fn check_enum(
+        &mut self,
+        allowed: &[String],
+        value: &ParamValue,
+        pos: Pos,
+        path: &str,
+        name: &str,
+    ) {
         if allowed.is_empty() {
             return;
         }
@@ -163,8 +221,13 @@ impl<'p> Checker<'p> {
         };
         for text in values {
             if !allowed.iter().any(|allowed| allowed == text) {
-                self.error(pos, path, codes::PARAM_ENUM, format!("`{text}` is not an allowed value of param `{name}`"))
-                    .hint = Some(format!("allowed: {}", allowed.join(", ")));
+                self.error(
+                    pos,
+                    path,
+                    codes::PARAM_ENUM,
+                    format!("`{text}` is not an allowed value of param `{name}`"),
+                )
+                .hint = Some(format!("allowed: {}", allowed.join(", ")));
             }
         }
     }
@@ -172,7 +235,12 @@ impl<'p> Checker<'p> {
     fn workspaces(&mut self) {
         for (index, decl) in self.pipeline.workspaces.iter().enumerate() {
             if !self.workspaces.insert(decl.name.value.as_str()) {
-                self.error(decl.name.pos, format!("spec.workspaces[{index}].name"), codes::DUPLICATE_NAME, format!("workspace `{}` is declared twice", decl.name.value));
+                self.error(
+                    decl.name.pos,
+                    format!("spec.workspaces[{index}].name"),
+                    codes::DUPLICATE_NAME,
+                    format!("workspace `{}` is declared twice", decl.name.value),
+                );
             }
         }
     }
@@ -183,7 +251,12 @@ impl<'p> Checker<'p> {
             let path = format!("{}.name", task.path());
             if name.is_empty() {
                 if task.name.pos != task.pos {
-                    self.error(task.name.pos, path, codes::INVALID_NAME, "task name must not be empty");
+                    self.error(
+                        task.name.pos,
+                        path,
+                        codes::INVALID_NAME,
+                        "task name must not be empty",
+                    );
                 }
                 continue;
             }
@@ -208,14 +281,24 @@ impl<'p> Checker<'p> {
         for (index, target) in task.run_after.iter().enumerate() {
             let path = format!("{base}.runAfter[{index}]");
             if task.is_finally {
-                self.error(target.pos, path, codes::FINALLY_RUN_AFTER, "`finally` tasks cannot use `runAfter`; they run after all tasks")
-                    ;
+                self.error(
+                    target.pos,
+                    path,
+                    codes::FINALLY_RUN_AFTER,
+                    "`finally` tasks cannot use `runAfter`; they run after all tasks",
+                );
                 continue;
             }
             match self.tasks.get(target.value.as_str()) {
                 None => {
                     let hint = self.task_hint(&target.value);
-                    self.error(target.pos, path, codes::UNKNOWN_TASK, format!("`runAfter` names unknown task `{}`", target.value)).hint = hint;
+                    self.error(
+                        target.pos,
+                        path,
+                        codes::UNKNOWN_TASK,
+                        format!("`runAfter` names unknown task `{}`", target.value),
+                    )
+                    .hint = hint;
                 }
                 Some(other) if other.is_finally => {
                     self.error(target.pos, path, codes::RUN_AFTER_FINALLY, format!("`runAfter` names `finally` task `{}`", target.value))
@@ -229,16 +312,26 @@ impl<'p> Checker<'p> {
         for (index, param) in task.params.iter().enumerate() {
             let path = format!("{base}.params[{index}]");
             if !seen_params.insert(param.name.value.as_str()) {
-                self.error(param.name.pos, format!("{path}.name"), codes::DUPLICATE_NAME, format!("param `{}` is given twice", param.name.value));
+                self.error(
+                    param.name.pos,
+                    format!("{path}.name"),
+                    codes::DUPLICATE_NAME,
+                    format!("param `{}` is given twice", param.name.value),
+                );
             }
             let value_path = format!("{path}.value");
             let static_type = match &param.value.value {
                 ParamValue::Str(text) => {
-                    let template = self.strings(task, text, param.value.pos, &value_path, Slot::WholeValue);
+                    let template =
+                        self.strings(task, text, param.value.pos, &value_path, Slot::WholeValue);
                     match template.as_ref().and_then(Template::sole_var) {
-                        Some(VarRef::Param { name, selector: Selector::Star }) => {
-                            self.params.get(name.as_str()).map_or(ParamType::String, |(decl, _)| decl.param_type)
-                        }
+                        Some(VarRef::Param {
+                            name,
+                            selector: Selector::Star,
+                        }) => self
+                            .params
+                            .get(name.as_str())
+                            .map_or(ParamType::String, |(decl, _)| decl.param_type),
                         _ => ParamType::String,
                     }
                 }
@@ -261,26 +354,56 @@ impl<'p> Checker<'p> {
         }
         if let Some(info) = plugin {
             for spec in &info.params {
-                if spec.default.is_none() && !task.params.iter().any(|param| param.name.value == spec.name) {
-                    self.error(task.plugin.pos, format!("{base}.params"), codes::MISSING_PARAM, format!(
-                        "plugin `{}` requires param `{}`, which task `{}` does not set",
-                        info.name, spec.name, task.name.value
-                    ));
+                if spec.default.is_none()
+                    && !task
+                        .params
+                        .iter()
+                        .any(|param| param.name.value == spec.name)
+                {
+                    self.error(
+                        task.plugin.pos,
+                        format!("{base}.params"),
+                        codes::MISSING_PARAM,
+                        format!(
+                            "plugin `{}` requires param `{}`, which task `{}` does not set",
+                            info.name, spec.name, task.name.value
+                        ),
+                    );
                 }
             }
         }
         for (index, binding) in task.workspaces.iter().enumerate() {
             if !self.workspaces.contains(binding.workspace.value.as_str()) {
                 let hint = did_you_mean(&binding.workspace.value, self.workspaces.iter().copied());
-                self.error(binding.workspace.pos, format!("{base}.workspaces[{index}].workspace"), codes::UNKNOWN_WORKSPACE, format!("pipeline workspace `{}` is not declared", binding.workspace.value))
-                    .hint = hint;
+                self.error(
+                    binding.workspace.pos,
+                    format!("{base}.workspaces[{index}].workspace"),
+                    codes::UNKNOWN_WORKSPACE,
+                    format!(
+                        "pipeline workspace `{}` is not declared",
+                        binding.workspace.value
+                    ),
+                )
+                .hint = hint;
             }
         }
         for (index, expr) in task.when.iter().enumerate() {
             let path = format!("{base}.when[{index}]");
-            self.strings(task, &expr.input.value, expr.input.pos, &format!("{path}.input"), Slot::StringOnly);
+            self.strings(
+                task,
+                &expr.input.value,
+                expr.input.pos,
+                &format!("{path}.input"),
+                Slot::StringOnly,
+            );
             for (value_index, value) in expr.values.iter().enumerate() {
-                self.strings(task, &value.value, value.pos, &format!("{path}.values[{value_index}]"), Slot::ArrayElement);
+                self.strings(
+                    task,
+                    &value.value,
+                    value.pos,
+                    &format!("{path}.values[{value_index}]"),
+                    Slot::ArrayElement,
+                );
             }
         }
     }
@@ -294,29 +417,58 @@ impl<'p> Checker<'p> {
         let found = catalog.lookup(name);
         if found.is_none() {
             let hint = did_you_mean(name, catalog.names());
-            self.error(task.plugin.pos, format!("{}.taskRef.name", task.path()), codes::UNKNOWN_PLUGIN, format!("unknown plugin `{name}`"))
-                .hint = hint;
+            self.error(
+                task.plugin.pos,
+                format!("{}.taskRef.name", task.path()),
+                codes::UNKNOWN_PLUGIN,
+                format!("unknown plugin `{name}`"),
+            )
+            .hint = hint;
         }
         found
     }
 
-    fn plugin_param(&mut self, task: &PipelineTask, info: &PluginInfo, param: &crate::model::TaskParam, static_type: ParamType, path: &str) {
-        let Some(spec) = info.params.iter().find(|spec| spec.name == param.name.value) else {
+    fn plugin_param(
+        &mut self,
+        task: &PipelineTask,
+        info: &PluginInfo,
+        param: &crate::model::TaskParam,
+        static_type: ParamType,
+        path: &str,
+    ) {
+        let Some(spec) = info
+            .params
+            .iter()
+            .find(|spec| spec.name == param.name.value)
+        else {
             if !info.accepts_any_params {
-                let hint = did_you_mean(&param.name.value, info.params.iter().map(|spec| spec.name.as_str()));
-                self.error(param.name.pos, format!("{path}.name"), codes::UNKNOWN_PARAM, format!(
-                    "plugin `{}` has no param `{}` (task `{}`)",
-                    info.name, param.name.value, task.name.value
-                ))
+                let hint = did_you_mean(
+                    &param.name.value,
+                    info.params.iter().map(|spec| spec.name.as_str()),
+                );
+                self.error(
+                    param.name.pos,
+                    format!("{path}.name"),
+                    codes::UNKNOWN_PARAM,
+                    format!(
+                        "plugin `{}` has no param `{}` (task `{}`)",
+                        info.name, param.name.value, task.name.value
+                    ),
+                )
                 .hint = hint;
             }
             return;
         };
         if spec.param_type != static_type {
-            self.error(param.value.pos, format!("{path}.value"), codes::PARAM_TYPE, format!(
-                "param `{}` of plugin `{}` is {}, but the value is {static_type}",
-                spec.name, info.name, spec.param_type
-            ));
+            self.error(
+                param.value.pos,
+                format!("{path}.value"),
+                codes::PARAM_TYPE,
+                format!(
+                    "param `{}` of plugin `{}` is {}, but the value is {static_type}",
+                    spec.name, info.name, spec.param_type
+                ),
+            );
             return;
         }
         // Pipeline params are known before the run, so enum checks can see through them.
@@ -325,10 +477,15 @@ impl<'p> Checker<'p> {
             && let Some(resolved) = self.resolve_params_only(text)
             && !spec.allowed.contains(&resolved)
         {
-            self.error(param.value.pos, format!("{path}.value"), codes::PARAM_ENUM, format!(
-                "`{resolved}` is not an allowed value of param `{}` of plugin `{}`",
-                spec.name, info.name
-            ))
+            self.error(
+                param.value.pos,
+                format!("{path}.value"),
+                codes::PARAM_ENUM,
+                format!(
+                    "`{resolved}` is not an allowed value of param `{}` of plugin `{}`",
+                    spec.name, info.name
+                ),
+            )
             .hint = Some(format!("allowed: {}", spec.allowed.join(", ")));
         }
     }
@@ -351,7 +508,14 @@ impl<'p> Checker<'p> {
     }
 
     /// Checks every variable in `text`; returns the parsed template when it parses.
-    fn strings(&mut self, task: &PipelineTask, text: &str, pos: Pos, path: &str, slot: Slot) -> Option<Template<VarRef>> {
+    fn strings(
+        &mut self,
+        task: &PipelineTask,
+        text: &str,
+        pos: Pos,
+        path: &str,
+        slot: Slot,
+    ) -> Option<Template<VarRef>> {
         let template = match parse_template(text) {
             Ok(template) => template,
             Err(VarError::Malformed(message)) => {
@@ -371,23 +535,53 @@ impl<'p> Checker<'p> {
         Some(template)
     }
 
-    fn var(&mut self, consumer: Option<&PipelineTask>, var: &VarRef, pos: Pos, path: &str, slot: Slot, alone: bool) {
+    fn var(
+        &mut self,
+        consumer: Option<&PipelineTask>,
+        var: &VarRef,
+        pos: Pos,
+        path: &str,
+        slot: Slot,
+        alone: bool,
+    ) {
         match var {
             VarRef::Param { name, selector } => {
                 let Some((decl, _)) = self.params.get(name.as_str()) else {
                     let hint = did_you_mean(name, self.params.keys().copied());
-                    self.error(pos, path, codes::UNKNOWN_VARIABLE, format!("unknown param `{name}` in `$(params.{name}...)`")).hint = hint;
+                    self.error(
+                        pos,
+                        path,
+                        codes::UNKNOWN_VARIABLE,
+                        format!("unknown param `{name}` in `$(params.{name}...)`"),
+                    )
+                    .hint = hint;
                     return;
                 };
-                let (param_type, properties, default) = (decl.param_type, decl.properties.clone(), decl.default.clone());
+                let (param_type, properties, default) = (
+                    decl.param_type,
+                    decl.properties.clone(),
+                    decl.default.clone(),
+                );
                 match (selector, param_type) {
                     (Selector::Whole, ParamType::String) => {}
                     (Selector::Whole, other) => {
-                        self.error(pos, path, codes::INVALID_REFERENCE, format!("{other} param `{name}` used as a string"))
-                            .hint = Some(format!("use `$(params.{name}[*])` as the whole value, or select one element"));
+                        self.error(
+                            pos,
+                            path,
+                            codes::INVALID_REFERENCE,
+                            format!("{other} param `{name}` used as a string"),
+                        )
+                        .hint = Some(format!(
+                            "use `$(params.{name}[*])` as the whole value, or select one element"
+                        ));
                     }
                     (Selector::Star, ParamType::String) => {
-                        self.error(pos, path, codes::INVALID_REFERENCE, format!("`[*]` used on string param `{name}`"));
+                        self.error(
+                            pos,
+                            path,
+                            codes::INVALID_REFERENCE,
+                            format!("`[*]` used on string param `{name}`"),
+                        );
                     }
                     (Selector::Star, _) => {
                         if !alone || slot == Slot::StringOnly {
@@ -396,7 +590,12 @@ impl<'p> Checker<'p> {
                     }
                     (Selector::Index(_), ParamType::Array) => {}
                     (Selector::Index(_), other) => {
-                        self.error(pos, path, codes::INVALID_REFERENCE, format!("index used on {other} param `{name}`"));
+                        self.error(
+                            pos,
+                            path,
+                            codes::INVALID_REFERENCE,
+                            format!("index used on {other} param `{name}`"),
+                        );
                     }
                     (Selector::Key(key), ParamType::Object) => {
                         let known_keys: Vec<String> = if !properties.is_empty() {
@@ -409,19 +608,37 @@ impl<'p> Checker<'p> {
                             Vec::new()
                         };
                         if !known_keys.is_empty() && !known_keys.contains(key) {
-                            self.error(pos, path, codes::UNKNOWN_VARIABLE, format!("object param `{name}` has no key `{key}`"))
-                                .hint = did_you_mean(key, known_keys.iter().map(String::as_str));
+                            self.error(
+                                pos,
+                                path,
+                                codes::UNKNOWN_VARIABLE,
+                                format!("object param `{name}` has no key `{key}`"),
+                            )
+                            .hint = did_you_mean(key, known_keys.iter().map(String::as_str));
                         }
                     }
                     (Selector::Key(_), other) => {
-                        self.error(pos, path, codes::INVALID_REFERENCE, format!("key used on {other} param `{name}`"));
+                        self.error(
+                            pos,
+                            path,
+                            codes::INVALID_REFERENCE,
+                            format!("key used on {other} param `{name}`"),
+                        );
                     }
                 }
             }
-            VarRef::TaskResult { task, .. } | VarRef::TaskStatus { task } | VarRef::TaskReason { task } => {
+            VarRef::TaskResult { task, .. }
+            | VarRef::TaskStatus { task }
+            | VarRef::TaskReason { task } => {
                 let Some(target) = self.tasks.get(task.as_str()).copied() else {
                     let hint = self.task_hint(task);
-                    self.error(pos, path, codes::UNKNOWN_VARIABLE, format!("unknown task `{task}` in a `$(tasks.{task}...)` variable")).hint = hint;
+                    self.error(
+                        pos,
+                        path,
+                        codes::UNKNOWN_VARIABLE,
+                        format!("unknown task `{task}` in a `$(tasks.{task}...)` variable"),
+                    )
+                    .hint = hint;
                     return;
                 };
                 let Some(consumer) = consumer else {
@@ -436,9 +653,15 @@ impl<'p> Checker<'p> {
                 };
                 if target.is_finally {
                     let message = if consumer.is_finally {
-                        format!("finally task `{}` cannot read the {what} of finally task `{task}`", consumer.name.value)
+                        format!(
+                            "finally task `{}` cannot read the {what} of finally task `{task}`",
+                            consumer.name.value
+                        )
                     } else {
-                        format!("task `{}` cannot read the {what} of finally task `{task}`, which runs after it", consumer.name.value)
+                        format!(
+                            "task `{}` cannot read the {what} of finally task `{task}`, which runs after it",
+                            consumer.name.value
+                        )
                     };
                     self.error(pos, path, codes::INVALID_REFERENCE, message);
                     return;
@@ -449,7 +672,15 @@ impl<'p> Checker<'p> {
             VarRef::WorkspaceBound { workspace } => {
                 if !self.workspaces.contains(workspace.as_str()) {
                     let hint = did_you_mean(workspace, self.workspaces.iter().copied());
-                    self.error(pos, path, codes::UNKNOWN_VARIABLE, format!("unknown workspace `{workspace}` in `$(workspaces.{workspace}.bound)`")).hint = hint;
+                    self.error(
+                        pos,
+                        path,
+                        codes::UNKNOWN_VARIABLE,
+                        format!(
+                            "unknown workspace `{workspace}` in `$(workspaces.{workspace}.bound)`"
+                        ),
+                    )
+                    .hint = hint;
                 }
             }
             VarRef::TasksStatus
@@ -474,10 +705,15 @@ impl<'p> Checker<'p> {
         };
         if info.results_fixed && !info.results.iter().any(|spec| &spec.name == result) {
             let hint = did_you_mean(result, info.results.iter().map(|spec| spec.name.as_str()));
-            self.error(pos, path, codes::UNKNOWN_RESULT, format!(
-                "task `{task}` (plugin `{}`) produces no result `{result}`",
-                info.name
-            ))
+            self.error(
+                pos,
+                path,
+                codes::UNKNOWN_RESULT,
+                format!(
+                    "task `{task}` (plugin `{}`) produces no result `{result}`",
+                    info.name
+                ),
+            )
             .hint = hint;
         }
     }
@@ -487,20 +723,42 @@ impl<'p> Checker<'p> {
         for (index, result) in self.pipeline.results.iter().enumerate() {
             let path = format!("spec.results[{index}]");
             if !seen.insert(result.name.value.as_str()) {
-                self.error(result.name.pos, format!("{path}.name"), codes::DUPLICATE_NAME, format!("result `{}` is declared twice", result.name.value));
+                self.error(
+                    result.name.pos,
+                    format!("{path}.name"),
+                    codes::DUPLICATE_NAME,
+                    format!("result `{}` is declared twice", result.name.value),
+                );
             }
             let value_path = format!("{path}.value");
             match parse_template(&result.value.value) {
                 Ok(template) => {
                     for var in template.vars() {
-                        self.var(None, var, result.value.pos, &value_path, Slot::StringOnly, false);
+                        self.var(
+                            None,
+                            var,
+                            result.value.pos,
+                            &value_path,
+                            Slot::StringOnly,
+                            false,
+                        );
                     }
                 }
                 Err(VarError::Malformed(message)) => {
-                    self.error(result.value.pos, value_path, codes::MALFORMED_VARIABLE, message);
+                    self.error(
+                        result.value.pos,
+                        value_path,
+                        codes::MALFORMED_VARIABLE,
+                        message,
+                    );
                 }
                 Err(VarError::Unknown(message)) => {
-                    self.error(result.value.pos, value_path, codes::UNKNOWN_VARIABLE, message);
+                    self.error(
+                        result.value.pos,
+                        value_path,
+                        codes::UNKNOWN_VARIABLE,
+                        message,
+                    );
                 }
             }
         }
@@ -508,22 +766,31 @@ impl<'p> Checker<'p> {
 
     fn cycles(&mut self) {
         let tasks = &self.pipeline.tasks;
-        let index: HashMap<&str, usize> = tasks.iter().enumerate().map(|(i, task)| (task.name.value.as_str(), i)).collect();
-        let parents: Vec<Vec<usize>> = tasks
+        let index: HashMap<&str, usize> = tasks
             .iter()
-            .map(|task| dag_parents(task, &index))
+            .enumerate()
+            .map(|(i, task)| (task.name.value.as_str(), i))
             .collect();
+        let parents: Vec<Vec<usize>> = tasks.iter().map(|task| dag_parents(task, &index)).collect();
         let graph = Graph::from_parents(&parents);
         if graph.topological_order().is_some() {
             return;
         }
         for cycle in graph.cycles() {
-            let mut names: Vec<&str> = cycle.iter().map(|&i| tasks[i].name.value.as_str()).collect();
+            let mut names: Vec<&str> = cycle
+                .iter()
+                .map(|&i| tasks[i].name.value.as_str())
+                .collect();
             names.push(names[0]);
             let first = &tasks[cycle[0]];
             let (pos, path) = (first.name.pos, format!("{}.name", first.path()));
-            self.error(pos, path, codes::CYCLE, format!("dependency cycle: {}", names.join(" -> ")))
-                .hint = Some("remove one `runAfter` entry or result reference along the cycle".into());
+            self.error(
+                pos,
+                path,
+                codes::CYCLE,
+                format!("dependency cycle: {}", names.join(" -> ")),
+            )
+            .hint = Some("remove one `runAfter` entry or result reference along the cycle".into());
         }
     }
 }

@@ -183,12 +183,14 @@ fn split_param(rest: &str) -> Result<(String, &str), VarError> {
         };
         let inner = &quoted[1..];
         let Some(close) = inner.find(quote) else {
-            return Err(VarError::Malformed(format!("unterminated quote in `params{rest}`")));
+            return Err(VarError::Malformed(format!(
+                "unterminated quote in `params{rest}`"
+            )));
         };
         let name = &inner[..close];
-        let after = inner[close + 1..].strip_prefix(']').ok_or_else(|| {
-            VarError::Malformed(format!("missing `]` in `params{rest}`"))
-        })?;
+        let after = inner[close + 1..]
+            .strip_prefix(']')
+            .ok_or_else(|| VarError::Malformed(format!("missing `]` in `params{rest}`")))?;
         return Ok((name.to_string(), after));
     }
     let Some(dotted) = rest.strip_prefix('.') else {
@@ -207,36 +209,49 @@ fn parse_var(content: &str) -> Result<VarRef, VarError> {
     if let Some(rest) = content.strip_prefix("params") {
         let (name, rest) = split_param(rest)?;
         if name.is_empty() {
-            return Err(VarError::Malformed(format!("`$({content})` needs a param name")));
+            return Err(VarError::Malformed(format!(
+                "`$({content})` needs a param name"
+            )));
         }
-        let selector = if rest.is_empty() {
-            Selector::Whole
-        } else if rest == "[*]" {
-            Selector::Star
-        } else if let Some(index) = rest.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-            Selector::Index(index.parse().map_err(|_| {
-                VarError::Malformed(format!("bad array index in `$({content})`"))
-            })?)
-        } else if let Some(key) = rest.strip_prefix('.') {
-            if key.is_empty() || key.contains(['.', '[', ']']) {
-                return Err(VarError::Malformed(format!("bad object key in `$({content})`")));
-            }
-            Selector::Key(key.to_string())
-        } else {
-            return Err(VarError::Malformed(format!("bad param reference `$({content})`")));
-        };
+        let selector =
+            if rest.is_empty() {
+                Selector::Whole
+            } else if rest == "[*]" {
+                Selector::Star
+            } else if let Some(index) = rest.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+                Selector::Index(index.parse().map_err(|_| {
+                    VarError::Malformed(format!("bad array index in `$({content})`"))
+                })?)
+            } else if let Some(key) = rest.strip_prefix('.') {
+                if key.is_empty() || key.contains(['.', '[', ']']) {
+                    return Err(VarError::Malformed(format!(
+                        "bad object key in `$({content})`"
+                    )));
+                }
+                Selector::Key(key.to_string())
+            } else {
+                return Err(VarError::Malformed(format!(
+                    "bad param reference `$({content})`"
+                )));
+            };
         return Ok(VarRef::Param { name, selector });
     }
     let parts: Vec<&str> = content.split('.').collect();
     if parts.iter().any(|part| part.is_empty()) {
-        return Err(VarError::Malformed(format!("`$({content})` has an empty name part")));
+        return Err(VarError::Malformed(format!(
+            "`$({content})` has an empty name part"
+        )));
     }
     let unknown = || VarError::Unknown(format!("unknown variable `$({content})`"));
     Ok(match parts.as_slice() {
         ["tasks", "status"] => VarRef::TasksStatus,
         ["tasks", "outcome"] => VarRef::TasksOutcome,
-        ["tasks", task, "status"] => VarRef::TaskStatus { task: task.to_string() },
-        ["tasks", task, "reason"] => VarRef::TaskReason { task: task.to_string() },
+        ["tasks", task, "status"] => VarRef::TaskStatus {
+            task: task.to_string(),
+        },
+        ["tasks", task, "reason"] => VarRef::TaskReason {
+            task: task.to_string(),
+        },
         ["tasks", task, "results", result] => VarRef::TaskResult {
             task: task.to_string(),
             result: result.to_string(),
@@ -273,13 +288,55 @@ mod tests {
     #[test]
     fn parses_every_documented_variable() {
         let table = [
-            ("$(params.p)", VarRef::Param { name: "p".into(), selector: Selector::Whole }),
-            ("$(params.arr[*])", VarRef::Param { name: "arr".into(), selector: Selector::Star }),
-            ("$(params.arr[1])", VarRef::Param { name: "arr".into(), selector: Selector::Index(1) }),
-            ("$(params.obj.key)", VarRef::Param { name: "obj".into(), selector: Selector::Key("key".into()) }),
-            ("$(params[\"p.x\"])", VarRef::Param { name: "p.x".into(), selector: Selector::Whole }),
-            ("$(params['p'])", VarRef::Param { name: "p".into(), selector: Selector::Whole }),
-            ("$(tasks.t.results.r)", VarRef::TaskResult { task: "t".into(), result: "r".into() }),
+            (
+                "$(params.p)",
+                VarRef::Param {
+                    name: "p".into(),
+                    selector: Selector::Whole,
+                },
+            ),
+            (
+                "$(params.arr[*])",
+                VarRef::Param {
+                    name: "arr".into(),
+                    selector: Selector::Star,
+                },
+            ),
+            (
+                "$(params.arr[1])",
+                VarRef::Param {
+                    name: "arr".into(),
+                    selector: Selector::Index(1),
+                },
+            ),
+            (
+                "$(params.obj.key)",
+                VarRef::Param {
+                    name: "obj".into(),
+                    selector: Selector::Key("key".into()),
+                },
+            ),
+            (
+                "$(params[\"p.x\"])",
+                VarRef::Param {
+                    name: "p.x".into(),
+                    selector: Selector::Whole,
+                },
+            ),
+            (
+                "$(params['p'])",
+                VarRef::Param {
+                    name: "p".into(),
+                    selector: Selector::Whole,
+                },
+            ),
+            (
+                "$(tasks.t.results.r)",
+                VarRef::TaskResult {
+                    task: "t".into(),
+                    result: "r".into(),
+                },
+            ),
             ("$(tasks.t.status)", VarRef::TaskStatus { task: "t".into() }),
             ("$(tasks.t.reason)", VarRef::TaskReason { task: "t".into() }),
             ("$(tasks.status)", VarRef::TasksStatus),
@@ -289,7 +346,12 @@ mod tests {
             ("$(context.pipeline.name)", VarRef::PipelineName),
             ("$(context.pipelineTask.retries)", VarRef::TaskRetries),
             ("$(context.task.retry-count)", VarRef::TaskRetryCount),
-            ("$(workspaces.src.bound)", VarRef::WorkspaceBound { workspace: "src".into() }),
+            (
+                "$(workspaces.src.bound)",
+                VarRef::WorkspaceBound {
+                    workspace: "src".into(),
+                },
+            ),
         ];
         for (text, expected) in table {
             assert_eq!(var(text), expected, "{text}");
@@ -305,7 +367,10 @@ mod tests {
             template.pieces,
             vec![
                 Piece::Literal("a ".into()),
-                Piece::Var(VarRef::Param { name: "x".into(), selector: Selector::Whole }),
+                Piece::Var(VarRef::Param {
+                    name: "x".into(),
+                    selector: Selector::Whole
+                }),
                 Piece::Literal(" b $(date +%s) c".into()),
             ]
         );
@@ -313,12 +378,30 @@ mod tests {
 
     #[test]
     fn refuses_malformed_and_unknown_variables() {
-        assert!(matches!(parse_template("$(params.x"), Err(VarError::Malformed(_))));
+        assert!(matches!(
+            parse_template("$(params.x"),
+            Err(VarError::Malformed(_))
+        ));
         assert!(matches!(parse_template("$()"), Err(VarError::Malformed(_))));
-        assert!(matches!(parse_template("$(params)"), Err(VarError::Malformed(_))));
-        assert!(matches!(parse_template("$(tasks..status)"), Err(VarError::Malformed(_))));
-        assert!(matches!(parse_template("$(foo.bar)"), Err(VarError::Unknown(_))));
-        assert!(matches!(parse_template("$(tasks.t.results)"), Err(VarError::Unknown(_))));
-        assert!(matches!(parse_template("$(context.nope)"), Err(VarError::Unknown(_))));
+        assert!(matches!(
+            parse_template("$(params)"),
+            Err(VarError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_template("$(tasks..status)"),
+            Err(VarError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_template("$(foo.bar)"),
+            Err(VarError::Unknown(_))
+        ));
+        assert!(matches!(
+            parse_template("$(tasks.t.results)"),
+            Err(VarError::Unknown(_))
+        ));
+        assert!(matches!(
+            parse_template("$(context.nope)"),
+            Err(VarError::Unknown(_))
+        ));
     }
 }

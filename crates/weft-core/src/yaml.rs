@@ -132,10 +132,7 @@ pub(crate) fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
                 )),
                 _ => None,
             },
-            Event::StreamStart
-            | Event::StreamEnd
-            | Event::DocumentEnd
-            | Event::Nothing => None,
+            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => None,
         };
         if let Some((node, anchor)) = finished {
             if anchor != 0 {

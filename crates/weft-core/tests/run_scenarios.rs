@@ -9,7 +9,11 @@ use weft_core::{Action, CancelMode, RunContext, RunState, StartTask, load};
 
 enum Step {
     /// End the current attempt of a task.
-    End(&'static str, TaskEnding, &'static [(&'static str, &'static str)]),
+    End(
+        &'static str,
+        TaskEnding,
+        &'static [(&'static str, &'static str)],
+    ),
     TimedOut(&'static str),
     Cancel(CancelMode),
     TasksTimeout,
@@ -27,16 +31,41 @@ fn ok_with(task: &'static str, results: &'static [(&'static str, &'static str)])
     End(task, TaskEnding::Success, results)
 }
 fn fail(task: &'static str, exit_code: i32) -> Step {
-    End(task, TaskEnding::Failure { message: "boom".into(), exit_code }, &[])
+    End(
+        task,
+        TaskEnding::Failure {
+            message: "boom".into(),
+            exit_code,
+        },
+        &[],
+    )
 }
 fn halt(task: &'static str) -> Step {
-    End(task, TaskEnding::Halt { message: "nothing to do".into() }, &[])
+    End(
+        task,
+        TaskEnding::Halt {
+            message: "nothing to do".into(),
+        },
+        &[],
+    )
 }
 fn self_skip(task: &'static str) -> Step {
-    End(task, TaskEnding::Skip { message: "n/a".into() }, &[])
+    End(
+        task,
+        TaskEnding::Skip {
+            message: "n/a".into(),
+        },
+        &[],
+    )
 }
 fn warn(task: &'static str) -> Step {
-    End(task, TaskEnding::Warning { message: "hm".into() }, &[])
+    End(
+        task,
+        TaskEnding::Warning {
+            message: "hm".into(),
+        },
+        &[],
+    )
 }
 
 struct Harness {
@@ -59,7 +88,11 @@ impl Harness {
             Ok(plan) => plan,
             Err(diagnostics) => panic!(
                 "invalid fixture:\n{}",
-                diagnostics.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
+                diagnostics
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join("\n")
             ),
         };
         let context = RunContext {
@@ -85,12 +118,18 @@ impl Harness {
         while let Some(action) = queue.pop_front() {
             match action {
                 Action::Start(start) => {
-                    self.log.push(format!("start {}#{}", start.name, start.attempt));
-                    self.running.insert(start.name.clone(), (start.node, start.attempt));
+                    self.log
+                        .push(format!("start {}#{}", start.name, start.attempt));
+                    self.running
+                        .insert(start.name.clone(), (start.node, start.attempt));
                     queue.extend(self.run.task_started(start.node, start.attempt));
                     self.starts.push(start);
                 }
-                Action::Cancel { node, attempt, reason } => {
+                Action::Cancel {
+                    node,
+                    attempt,
+                    reason,
+                } => {
                     let name = self.run.plan().nodes[node].name.clone();
                     self.log.push(format!("cancel {name} {reason}"));
                     self.running.remove(&name);
@@ -117,7 +156,10 @@ impl Harness {
         let actions = match step {
             End(task, ending, results) => {
                 let (node, attempt) = self.current(task);
-                let results = results.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+                let results = results
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
                 self.run.task_ended(node, attempt, ending, results)
             }
             TimedOut(task) => {
@@ -172,8 +214,16 @@ fn run_scenario(scenario: Scenario) -> Harness {
         harness.step(step);
     }
     let name = scenario.name;
-    assert_eq!(harness.finished, 1, "{name}: Finished exactly once; log {:?}", harness.log);
-    assert!(harness.running.is_empty(), "{name}: still running {:?}", harness.running);
+    assert_eq!(
+        harness.finished, 1,
+        "{name}: Finished exactly once; log {:?}",
+        harness.log
+    );
+    assert!(
+        harness.running.is_empty(),
+        "{name}: still running {:?}",
+        harness.running
+    );
     let report = harness.run.report();
     let got_run = [
         report.run.status.as_str(),
@@ -185,9 +235,20 @@ fn run_scenario(scenario: Scenario) -> Harness {
     let got_tasks: Vec<(&str, &str, &str, u32)> = report
         .tasks
         .iter()
-        .map(|task| (task.name.as_str(), task.status.as_str(), task.reason.as_str(), task.attempts))
+        .map(|task| {
+            (
+                task.name.as_str(),
+                task.status.as_str(),
+                task.reason.as_str(),
+                task.attempts,
+            )
+        })
         .collect();
-    assert_eq!(got_tasks, scenario.tasks, "{name}: tasks; log {:?}", harness.log);
+    assert_eq!(
+        got_tasks, scenario.tasks,
+        "{name}: tasks; log {:?}",
+        harness.log
+    );
     harness
 }
 
@@ -198,13 +259,20 @@ fn all_succeed() {
     let harness = run_scenario(Scenario {
         name: "all succeed",
         yaml: pipeline(
-            &format!("    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}, runAfter: [a]}}\n    - {{name: c, {ECHO}, runAfter: [a]}}\n    - {{name: d, {ECHO}, runAfter: [b, c]}}\n"),
+            &format!(
+                "    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}, runAfter: [a]}}\n    - {{name: c, {ECHO}, runAfter: [a]}}\n    - {{name: d, {ECHO}, runAfter: [b, c]}}\n"
+            ),
             "",
         ),
         params: &[],
         steps: vec![ok("a"), ok("c"), ok("b"), ok("d")],
         run: ["Succeeded", "Succeeded", "Succeeded", "Succeeded"],
-        tasks: vec![("a", "Succeeded", "", 1), ("b", "Succeeded", "", 1), ("c", "Succeeded", "", 1), ("d", "Succeeded", "", 1)],
+        tasks: vec![
+            ("a", "Succeeded", "", 1),
+            ("b", "Succeeded", "", 1),
+            ("c", "Succeeded", "", 1),
+            ("d", "Succeeded", "", 1),
+        ],
     });
     // d only starts once both parents are done.
     let order: Vec<&str> = harness.log.iter().map(String::as_str).collect();
@@ -216,13 +284,18 @@ fn when_skipped_task_and_its_run_after_dependent_still_runs() {
     run_scenario(Scenario {
         name: "when skipped",
         yaml: pipeline(
-            &format!("    - name: a\n      {ECHO}\n      when: [{{input: \"$(params.go)\", operator: in, values: [\"yes\"]}}]\n    - {{name: b, {ECHO}, runAfter: [a]}}\n"),
+            &format!(
+                "    - name: a\n      {ECHO}\n      when: [{{input: \"$(params.go)\", operator: in, values: [\"yes\"]}}]\n    - {{name: b, {ECHO}, runAfter: [a]}}\n"
+            ),
             "",
         ),
         params: &[("go", "no")],
         steps: vec![ok("b")],
         run: ["Completed", "Completed", "Completed", "Completed"],
-        tasks: vec![("a", "Skipped", "WhenExpressionsFalse", 0), ("b", "Succeeded", "", 1)],
+        tasks: vec![
+            ("a", "Skipped", "WhenExpressionsFalse", 0),
+            ("b", "Succeeded", "", 1),
+        ],
     });
 }
 
@@ -231,7 +304,9 @@ fn failure_while_a_sibling_runs_stops_the_run_and_finally_runs() {
     run_scenario(Scenario {
         name: "failure",
         yaml: pipeline(
-            &format!("    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}}}\n    - {{name: c, {ECHO}, runAfter: [a]}}\n    - {{name: d, {ECHO}, runAfter: [c]}}\n"),
+            &format!(
+                "    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}}}\n    - {{name: c, {ECHO}, runAfter: [a]}}\n    - {{name: d, {ECHO}, runAfter: [c]}}\n"
+            ),
             &format!("    - {{name: fin, {ECHO}}}\n"),
         ),
         params: &[],
@@ -252,12 +327,19 @@ fn on_error_continue_runs_run_after_dependents_and_skips_result_consumers() {
     run_scenario(Scenario {
         name: "onError continue",
         yaml: pipeline(
-            &format!("    - {{name: a, {ECHO}, onError: continue}}\n    - {{name: b, {ECHO}, runAfter: [a]}}\n    - name: c\n      {ECHO}\n      params: [{{name: x, value: \"$(tasks.a.results.out)\"}}]\n"),
+            &format!(
+                "    - {{name: a, {ECHO}, onError: continue}}\n    - {{name: b, {ECHO}, runAfter: [a]}}\n    - name: c\n      {ECHO}\n      params: [{{name: x, value: \"$(tasks.a.results.out)\"}}]\n"
+            ),
             "",
         ),
         params: &[],
         steps: vec![fail("a", 1), ok("b")],
-        run: ["SucceededWithWarnings", "SucceededWithWarnings", "Completed", "SucceededWithWarnings"],
+        run: [
+            "SucceededWithWarnings",
+            "SucceededWithWarnings",
+            "Completed",
+            "SucceededWithWarnings",
+        ],
         tasks: vec![
             ("a", "SucceededWithWarnings", "FailureIgnored", 1),
             ("b", "Succeeded", "", 1),
@@ -282,8 +364,17 @@ fn on_status_failure_as_warning_continues() {
         yaml: on_status_pipeline(),
         params: &[],
         steps: vec![fail("check", 2), ok("next"), ok("fin")],
-        run: ["SucceededWithWarnings", "SucceededWithWarnings", "Succeeded", "SucceededWithWarnings"],
-        tasks: vec![("check", "SucceededWithWarnings", "", 1), ("next", "Succeeded", "", 1), ("fin", "Succeeded", "", 1)],
+        run: [
+            "SucceededWithWarnings",
+            "SucceededWithWarnings",
+            "Succeeded",
+            "SucceededWithWarnings",
+        ],
+        tasks: vec![
+            ("check", "SucceededWithWarnings", "", 1),
+            ("next", "Succeeded", "", 1),
+            ("fin", "Succeeded", "", 1),
+        ],
     });
 }
 
@@ -295,11 +386,18 @@ fn on_status_success_and_halt_ends_the_run_early_and_successfully() {
         params: &[],
         steps: vec![fail("check", 3), ok("fin")],
         run: ["Succeeded", "Halted", "Completed", "Halted"],
-        tasks: vec![("check", "Succeeded", "", 1), ("next", "Skipped", "RunHalted", 0), ("fin", "Succeeded", "", 1)],
+        tasks: vec![
+            ("check", "Succeeded", "", 1),
+            ("next", "Skipped", "RunHalted", 0),
+            ("fin", "Succeeded", "", 1),
+        ],
     });
     let report = harness.run.report();
     assert_eq!(report.tasks[0].exit_code, Some(3));
-    assert_eq!(report.run.halted_by.as_ref().map(|h| h.task.as_str()), Some("check"));
+    assert_eq!(
+        report.run.halted_by.as_ref().map(|h| h.task.as_str()),
+        Some("check")
+    );
 }
 
 #[test]
@@ -310,7 +408,11 @@ fn on_status_failure_with_flow_continue_runs_dependents_but_fails_the_run() {
         params: &[],
         steps: vec![fail("check", 4), ok("next"), ok("fin")],
         run: ["Failed", "Failed", "Failed", "Failed"],
-        tasks: vec![("check", "Failed", "Failed", 1), ("next", "Succeeded", "", 1), ("fin", "Succeeded", "", 1)],
+        tasks: vec![
+            ("check", "Failed", "Failed", 1),
+            ("next", "Succeeded", "", 1),
+            ("fin", "Succeeded", "", 1),
+        ],
     });
 }
 
@@ -322,7 +424,11 @@ fn on_status_success_and_continue() {
         params: &[],
         steps: vec![fail("check", 5), ok("next"), ok("fin")],
         run: ["Succeeded", "Succeeded", "Succeeded", "Succeeded"],
-        tasks: vec![("check", "Succeeded", "", 1), ("next", "Succeeded", "", 1), ("fin", "Succeeded", "", 1)],
+        tasks: vec![
+            ("check", "Succeeded", "", 1),
+            ("next", "Succeeded", "", 1),
+            ("fin", "Succeeded", "", 1),
+        ],
     });
 }
 
@@ -334,7 +440,11 @@ fn on_status_unmatched_code_is_failure_and_stop() {
         params: &[],
         steps: vec![fail("check", 1), ok("fin")],
         run: ["Failed", "Failed", "Failed", "Failed"],
-        tasks: vec![("check", "Failed", "Failed", 1), ("next", "Skipped", "RunStopping", 0), ("fin", "Succeeded", "", 1)],
+        tasks: vec![
+            ("check", "Failed", "Failed", 1),
+            ("next", "Skipped", "RunStopping", 0),
+            ("fin", "Succeeded", "", 1),
+        ],
     });
 }
 
@@ -346,7 +456,11 @@ fn on_status_skipped_makes_dependents_parent_skipped() {
         params: &[],
         steps: vec![fail("check", 78), ok("fin")],
         run: ["Completed", "Completed", "Completed", "Completed"],
-        tasks: vec![("check", "Skipped", "SelfSkipped", 1), ("next", "Skipped", "ParentSkipped", 0), ("fin", "Succeeded", "", 1)],
+        tasks: vec![
+            ("check", "Skipped", "SelfSkipped", 1),
+            ("next", "Skipped", "ParentSkipped", 0),
+            ("fin", "Succeeded", "", 1),
+        ],
     });
 }
 
@@ -354,18 +468,36 @@ fn on_status_skipped_makes_dependents_parent_skipped() {
 fn plugin_skip_and_warning() {
     run_scenario(Scenario {
         name: "self skip",
-        yaml: pipeline(&format!("    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}}}\n    - {{name: c, {ECHO}, runAfter: [a]}}\n"), ""),
+        yaml: pipeline(
+            &format!(
+                "    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}}}\n    - {{name: c, {ECHO}, runAfter: [a]}}\n"
+            ),
+            "",
+        ),
         params: &[],
         steps: vec![self_skip("a"), warn("b")],
-        run: ["SucceededWithWarnings", "SucceededWithWarnings", "Completed", "SucceededWithWarnings"],
-        tasks: vec![("a", "Skipped", "SelfSkipped", 1), ("b", "SucceededWithWarnings", "", 1), ("c", "Skipped", "ParentSkipped", 0)],
+        run: [
+            "SucceededWithWarnings",
+            "SucceededWithWarnings",
+            "Completed",
+            "SucceededWithWarnings",
+        ],
+        tasks: vec![
+            ("a", "Skipped", "SelfSkipped", 1),
+            ("b", "SucceededWithWarnings", "", 1),
+            ("c", "Skipped", "ParentSkipped", 0),
+        ],
     });
 }
 
 fn halt_pipeline(mode: &str) -> String {
     pipeline(
-        &format!("    - {{name: gate, {ECHO}, halt: {mode}}}\n    - {{name: slow, {ECHO}}}\n    - {{name: after, {ECHO}, runAfter: [gate]}}\n"),
-        &format!("    - name: fin\n      {ECHO}\n      params: [{{name: s, value: \"$(tasks.status)/$(tasks.outcome)\"}}]\n"),
+        &format!(
+            "    - {{name: gate, {ECHO}, halt: {mode}}}\n    - {{name: slow, {ECHO}}}\n    - {{name: after, {ECHO}, runAfter: [gate]}}\n"
+        ),
+        &format!(
+            "    - name: fin\n      {ECHO}\n      params: [{{name: s, value: \"$(tasks.status)/$(tasks.outcome)\"}}]\n"
+        ),
     )
 }
 
@@ -384,7 +516,10 @@ fn halt_wait_lets_siblings_finish() {
             ("fin", "Succeeded", "", 1),
         ],
     });
-    assert_eq!(harness.params_of("fin", 0)["s"], ParamValue::Str("Completed/Halted".into()));
+    assert_eq!(
+        harness.params_of("fin", 0)["s"],
+        ParamValue::Str("Completed/Halted".into())
+    );
 }
 
 #[test]
@@ -410,16 +545,35 @@ fn retries_succeed_on_the_last_attempt() {
     let harness = run_scenario(Scenario {
         name: "retries succeed",
         yaml: pipeline(
-            &format!("    - name: flaky\n      {ECHO}\n      retries: 2\n      params: [{{name: n, value: \"$(context.task.retry-count)/$(context.pipelineTask.retries)\"}}]\n"),
+            &format!(
+                "    - name: flaky\n      {ECHO}\n      retries: 2\n      params: [{{name: n, value: \"$(context.task.retry-count)/$(context.pipelineTask.retries)\"}}]\n"
+            ),
             "",
         ),
         params: &[],
-        steps: vec![fail("flaky", 1), End("flaky", TaskEnding::Errored { reason: "Trap".into(), message: "trap".into() }, &[]), ok("flaky")],
+        steps: vec![
+            fail("flaky", 1),
+            End(
+                "flaky",
+                TaskEnding::Errored {
+                    reason: "Trap".into(),
+                    message: "trap".into(),
+                },
+                &[],
+            ),
+            ok("flaky"),
+        ],
         run: ["Succeeded", "Succeeded", "Succeeded", "Succeeded"],
         tasks: vec![("flaky", "Succeeded", "", 3)],
     });
-    assert_eq!(harness.params_of("flaky", 0)["n"], ParamValue::Str("0/2".into()));
-    assert_eq!(harness.params_of("flaky", 2)["n"], ParamValue::Str("2/2".into()));
+    assert_eq!(
+        harness.params_of("flaky", 0)["n"],
+        ParamValue::Str("0/2".into())
+    );
+    assert_eq!(
+        harness.params_of("flaky", 2)["n"],
+        ParamValue::Str("2/2".into())
+    );
 }
 
 #[test]
@@ -438,11 +592,19 @@ fn retries_exhausted_fail_the_task() {
 fn a_task_timeout_is_retried_then_times_out() {
     run_scenario(Scenario {
         name: "task timeout",
-        yaml: pipeline(&format!("    - {{name: slow, {ECHO}, timeout: 1m30s, retries: 1}}\n    - {{name: next, {ECHO}, runAfter: [slow]}}\n"), ""),
+        yaml: pipeline(
+            &format!(
+                "    - {{name: slow, {ECHO}, timeout: 1m30s, retries: 1}}\n    - {{name: next, {ECHO}, runAfter: [slow]}}\n"
+            ),
+            "",
+        ),
         params: &[],
         steps: vec![TimedOut("slow"), TimedOut("slow")],
         run: ["Failed", "Failed", "Failed", "TimedOut"],
-        tasks: vec![("slow", "TimedOut", "TaskRunTimeout", 2), ("next", "Skipped", "RunStopping", 0)],
+        tasks: vec![
+            ("slow", "TimedOut", "TaskRunTimeout", 2),
+            ("next", "Skipped", "RunStopping", 0),
+        ],
     });
 }
 
@@ -452,12 +614,18 @@ fn tasks_timeout_times_out_running_skips_unstarted_and_finally_still_runs() {
         name: "tasks timeout",
         yaml: pipeline(
             &format!("    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}, runAfter: [a]}}\n"),
-            &format!("    - name: fin\n      {ECHO}\n      when: [{{input: \"$(tasks.status)\", operator: in, values: [Failed]}}]\n"),
+            &format!(
+                "    - name: fin\n      {ECHO}\n      when: [{{input: \"$(tasks.status)\", operator: in, values: [Failed]}}]\n"
+            ),
         ),
         params: &[],
         steps: vec![TasksTimeout, ok("fin")],
         run: ["TimedOut", "PipelineRunTimeout", "Failed", "TimedOut"],
-        tasks: vec![("a", "TimedOut", "TasksTimeout", 1), ("b", "Skipped", "RunTimedOut", 0), ("fin", "Succeeded", "", 1)],
+        tasks: vec![
+            ("a", "TimedOut", "TasksTimeout", 1),
+            ("b", "Skipped", "RunTimedOut", 0),
+            ("fin", "Succeeded", "", 1),
+        ],
     });
 }
 
@@ -465,11 +633,18 @@ fn tasks_timeout_times_out_running_skips_unstarted_and_finally_still_runs() {
 fn pipeline_timeout_stops_everything_and_skips_finally() {
     run_scenario(Scenario {
         name: "pipeline timeout",
-        yaml: pipeline(&format!("    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}, runAfter: [a]}}\n"), &format!("    - {{name: fin, {ECHO}}}\n")),
+        yaml: pipeline(
+            &format!("    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}, runAfter: [a]}}\n"),
+            &format!("    - {{name: fin, {ECHO}}}\n"),
+        ),
         params: &[],
         steps: vec![PipelineTimeout],
         run: ["TimedOut", "PipelineRunTimeout", "Failed", "TimedOut"],
-        tasks: vec![("a", "TimedOut", "PipelineRunTimeout", 1), ("b", "Skipped", "RunTimedOut", 0), ("fin", "Skipped", "RunTimedOut", 0)],
+        tasks: vec![
+            ("a", "TimedOut", "PipelineRunTimeout", 1),
+            ("b", "Skipped", "RunTimedOut", 0),
+            ("fin", "Skipped", "RunTimedOut", 0),
+        ],
     });
 }
 
@@ -477,11 +652,18 @@ fn pipeline_timeout_stops_everything_and_skips_finally() {
 fn finally_timeout_times_out_running_finally_tasks() {
     run_scenario(Scenario {
         name: "finally timeout",
-        yaml: pipeline(&format!("    - {{name: a, {ECHO}}}\n"), &format!("    - {{name: f1, {ECHO}}}\n    - {{name: f2, {ECHO}}}\n")),
+        yaml: pipeline(
+            &format!("    - {{name: a, {ECHO}}}\n"),
+            &format!("    - {{name: f1, {ECHO}}}\n    - {{name: f2, {ECHO}}}\n"),
+        ),
         params: &[],
         steps: vec![ok("a"), ok("f1"), FinallyTimeout],
         run: ["Failed", "Failed", "Succeeded", "Succeeded"],
-        tasks: vec![("a", "Succeeded", "", 1), ("f1", "Succeeded", "", 1), ("f2", "TimedOut", "FinallyTimeout", 1)],
+        tasks: vec![
+            ("a", "Succeeded", "", 1),
+            ("f1", "Succeeded", "", 1),
+            ("f2", "TimedOut", "FinallyTimeout", 1),
+        ],
     });
 }
 
@@ -500,7 +682,11 @@ fn cancel_cancelled_cancels_running_and_skips_finally() {
         params: &[],
         steps: vec![Cancel(CancelMode::Cancelled)],
         run: ["Cancelled", "Cancelled", "None", "Cancelled"],
-        tasks: vec![("a", "Cancelled", "RunCancelled", 1), ("b", "Skipped", "RunCancelled", 0), ("fin", "Skipped", "RunCancelled", 0)],
+        tasks: vec![
+            ("a", "Cancelled", "RunCancelled", 1),
+            ("b", "Skipped", "RunCancelled", 0),
+            ("fin", "Skipped", "RunCancelled", 0),
+        ],
     });
     assert_eq!(harness.finally_started, 0);
 }
@@ -513,7 +699,11 @@ fn cancel_cancelled_run_finally_cancels_running_then_runs_finally() {
         params: &[],
         steps: vec![Cancel(CancelMode::CancelledRunFinally), ok("fin")],
         run: ["Cancelled", "CancelledRunFinally", "None", "Cancelled"],
-        tasks: vec![("a", "Cancelled", "RunCancelled", 1), ("b", "Skipped", "RunCancelled", 0), ("fin", "Succeeded", "", 1)],
+        tasks: vec![
+            ("a", "Cancelled", "RunCancelled", 1),
+            ("b", "Skipped", "RunCancelled", 0),
+            ("fin", "Succeeded", "", 1),
+        ],
     });
     assert_eq!(harness.finally_started, 1);
 }
@@ -526,7 +716,11 @@ fn cancel_stopped_run_finally_lets_running_finish() {
         params: &[],
         steps: vec![Cancel(CancelMode::StoppedRunFinally), ok("a"), ok("fin")],
         run: ["Cancelled", "StoppedRunFinally", "None", "Cancelled"],
-        tasks: vec![("a", "Succeeded", "", 1), ("b", "Skipped", "RunCancelled", 0), ("fin", "Succeeded", "", 1)],
+        tasks: vec![
+            ("a", "Succeeded", "", 1),
+            ("b", "Skipped", "RunCancelled", 0),
+            ("fin", "Succeeded", "", 1),
+        ],
     });
 }
 
@@ -536,9 +730,16 @@ fn a_second_cancel_escalates_and_cancels_finally() {
         name: "second Ctrl-C",
         yaml: cancel_pipeline(),
         params: &[],
-        steps: vec![Cancel(CancelMode::CancelledRunFinally), Cancel(CancelMode::Cancelled)],
+        steps: vec![
+            Cancel(CancelMode::CancelledRunFinally),
+            Cancel(CancelMode::Cancelled),
+        ],
         run: ["Cancelled", "Cancelled", "None", "Cancelled"],
-        tasks: vec![("a", "Cancelled", "RunCancelled", 1), ("b", "Skipped", "RunCancelled", 0), ("fin", "Cancelled", "RunCancelled", 1)],
+        tasks: vec![
+            ("a", "Cancelled", "RunCancelled", 1),
+            ("b", "Skipped", "RunCancelled", 0),
+            ("fin", "Cancelled", "RunCancelled", 1),
+        ],
     });
 }
 
@@ -546,7 +747,10 @@ fn a_second_cancel_escalates_and_cancels_finally() {
 fn a_finally_task_failing_after_a_green_dag_fails_the_run() {
     run_scenario(Scenario {
         name: "finally fails",
-        yaml: pipeline(&format!("    - {{name: a, {ECHO}}}\n"), &format!("    - {{name: fin, {ECHO}}}\n")),
+        yaml: pipeline(
+            &format!("    - {{name: a, {ECHO}}}\n"),
+            &format!("    - {{name: fin, {ECHO}}}\n"),
+        ),
         params: &[],
         steps: vec![ok("a"), fail("fin", 1)],
         run: ["Failed", "Failed", "Succeeded", "Succeeded"],
@@ -607,8 +811,17 @@ fn finally_sees_task_status_reason_and_results_and_skips_on_missing_results() {
             ),
         ),
         params: &[],
-        steps: vec![fail("a", 1), ok_with("b", &[("digest", "sha256:1")]), ok("report")],
-        run: ["SucceededWithWarnings", "SucceededWithWarnings", "Succeeded", "SucceededWithWarnings"],
+        steps: vec![
+            fail("a", 1),
+            ok_with("b", &[("digest", "sha256:1")]),
+            ok("report"),
+        ],
+        run: [
+            "SucceededWithWarnings",
+            "SucceededWithWarnings",
+            "Succeeded",
+            "SucceededWithWarnings",
+        ],
         tasks: vec![
             ("a", "SucceededWithWarnings", "FailureIgnored", 1),
             ("b", "Succeeded", "", 1),
@@ -625,17 +838,30 @@ fn finally_sees_task_status_reason_and_results_and_skips_on_missing_results() {
 fn results_flow_into_params_with_implicit_edges_and_array_expansion() {
     let yaml = "apiVersion: tekton.dev/v1\nkind: Pipeline\nmetadata: {name: demo}\nspec:\n  params:\n    - {name: flags, type: array, default: [\"-v\", \"-x\"]}\n    - {name: cfg, type: object, properties: {mode: {type: string}}, default: {mode: fast}}\n  workspaces: [{name: src}, {name: cache, optional: true}]\n  tasks:\n    - name: build\n      taskRef: {name: echo}\n    - name: push\n      taskRef: {name: echo}\n      params:\n        - {name: image, value: \"img@$(tasks.build.results.digest)\"}\n        - {name: args, value: [\"$(params.flags[*])\", \"$(params.cfg.mode)\", \"$(params.flags[1])\"]}\n        - {name: all, value: \"$(params.flags[*])\"}\n        - {name: ctx, value: \"$(context.pipelineRun.name)/$(context.pipelineRun.uid)/$(context.pipeline.name)\"}\n        - {name: ws, value: \"$(workspaces.src.bound)/$(workspaces.cache.bound)\"}\n        - {name: state, value: \"$(tasks.build.status)\"}\n        - {name: obj, value: {k: \"$(params.cfg.mode)\"}}\n";
     let mut harness = Harness::new(yaml, &[]);
-    assert_eq!(harness.log, ["start build#0"], "push waits for build's result");
+    assert_eq!(
+        harness.log,
+        ["start build#0"],
+        "push waits for build's result"
+    );
     harness.step(ok_with("build", &[("digest", "sha256:abc")]));
     harness.step(ok("push"));
     let params = harness.params_of("push", 0);
     assert_eq!(params["image"], ParamValue::Str("img@sha256:abc".into()));
-    assert_eq!(params["args"], ParamValue::Array(vec!["-v".into(), "-x".into(), "fast".into(), "-x".into()]));
-    assert_eq!(params["all"], ParamValue::Array(vec!["-v".into(), "-x".into()]));
+    assert_eq!(
+        params["args"],
+        ParamValue::Array(vec!["-v".into(), "-x".into(), "fast".into(), "-x".into()])
+    );
+    assert_eq!(
+        params["all"],
+        ParamValue::Array(vec!["-v".into(), "-x".into()])
+    );
     assert_eq!(params["ctx"], ParamValue::Str("run-1/uid-1/demo".into()));
     assert_eq!(params["ws"], ParamValue::Str("true/false".into()));
     assert_eq!(params["state"], ParamValue::Str("Succeeded".into()));
-    assert_eq!(params["obj"], ParamValue::Object([("k".to_string(), "fast".to_string())].into()));
+    assert_eq!(
+        params["obj"],
+        ParamValue::Object([("k".to_string(), "fast".to_string())].into())
+    );
     assert_eq!(harness.finished, 1);
 }
 
@@ -667,13 +893,19 @@ fn run_stopping_wins_over_when_expressions_false() {
     run_scenario(Scenario {
         name: "stopping beats when",
         yaml: pipeline(
-            &format!("    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}}}\n    - name: c\n      {ECHO}\n      runAfter: [b]\n      when: [{{input: x, operator: in, values: [y]}}]\n"),
+            &format!(
+                "    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}}}\n    - name: c\n      {ECHO}\n      runAfter: [b]\n      when: [{{input: x, operator: in, values: [y]}}]\n"
+            ),
             "",
         ),
         params: &[],
         steps: vec![fail("a", 1), ok("b")],
         run: ["Failed", "Failed", "Failed", "Failed"],
-        tasks: vec![("a", "Failed", "Failed", 1), ("b", "Succeeded", "", 1), ("c", "Skipped", "RunStopping", 0)],
+        tasks: vec![
+            ("a", "Failed", "Failed", 1),
+            ("b", "Succeeded", "", 1),
+            ("c", "Skipped", "RunStopping", 0),
+        ],
     });
 }
 
@@ -683,7 +915,14 @@ fn errored_task_and_infra_error() {
         name: "errored",
         yaml: pipeline(&format!("    - {{name: a, {ECHO}}}\n"), ""),
         params: &[],
-        steps: vec![End("a", TaskEnding::Errored { reason: "MemoryLimitExceeded".into(), message: "oom".into() }, &[])],
+        steps: vec![End(
+            "a",
+            TaskEnding::Errored {
+                reason: "MemoryLimitExceeded".into(),
+                message: "oom".into(),
+            },
+            &[],
+        )],
         run: ["Failed", "Failed", "Failed", "Failed"],
         tasks: vec![("a", "Errored", "MemoryLimitExceeded", 1)],
     });
@@ -703,13 +942,26 @@ fn errored_task_and_infra_error() {
 
 #[test]
 fn stale_and_duplicate_events_are_ignored() {
-    let mut harness = Harness::new(&pipeline(&format!("    - {{name: a, {ECHO}, retries: 1}}\n"), ""), &[]);
+    let mut harness = Harness::new(
+        &pipeline(&format!("    - {{name: a, {ECHO}, retries: 1}}\n"), ""),
+        &[],
+    );
     harness.step(fail("a", 1));
     // The first attempt reporting again (a replayed event) changes nothing.
-    assert!(harness.run.task_ended(0, 0, TaskEnding::Success, BTreeMap::new()).is_empty());
+    assert!(
+        harness
+            .run
+            .task_ended(0, 0, TaskEnding::Success, BTreeMap::new())
+            .is_empty()
+    );
     assert!(harness.run.task_cancelled(0, 0).is_empty());
     harness.step(ok("a"));
-    assert!(harness.run.task_ended(0, 1, TaskEnding::Success, BTreeMap::new()).is_empty());
+    assert!(
+        harness
+            .run
+            .task_ended(0, 1, TaskEnding::Success, BTreeMap::new())
+            .is_empty()
+    );
     assert!(harness.run.cancel(CancelMode::Cancelled).is_empty());
     assert_eq!(harness.finished, 1);
     assert_eq!(harness.run.report().tasks[0].attempts, 2);
@@ -717,7 +969,10 @@ fn stale_and_duplicate_events_are_ignored() {
 
 #[test]
 fn empty_pipeline_finishes_at_start() {
-    let harness = Harness::new("apiVersion: weft.dev/v1\nkind: Pipeline\nmetadata: {name: empty}\nspec: {}\n", &[]);
+    let harness = Harness::new(
+        "apiVersion: weft.dev/v1\nkind: Pipeline\nmetadata: {name: empty}\nspec: {}\n",
+        &[],
+    );
     assert_eq!(harness.finished, 1);
     assert_eq!(harness.run.report().run.status, "Succeeded");
 }
@@ -725,7 +980,14 @@ fn empty_pipeline_finishes_at_start() {
 #[test]
 fn report_serializes_to_the_documented_json_shape() {
     let mut harness = Harness::new(&on_status_pipeline(), &[]);
-    harness.step(End("check", TaskEnding::Failure { message: "done early".into(), exit_code: 3 }, &[("k", "v")]));
+    harness.step(End(
+        "check",
+        TaskEnding::Failure {
+            message: "done early".into(),
+            exit_code: 3,
+        },
+        &[("k", "v")],
+    ));
     harness.step(ok("fin"));
     let json = match serde_json::to_value(harness.run.report()) {
         Ok(json) => json,
@@ -753,15 +1015,22 @@ fn report_serializes_to_the_documented_json_shape() {
 fn a_long_chain_runs_without_rescanning() {
     // 20,000 tasks in a chain: each event touches only the next task. A quadratic
     // implementation would take minutes here.
-    let mut yaml = String::from("apiVersion: weft.dev/v1\nkind: Pipeline\nmetadata: {name: chain}\nspec:\n  tasks:\n    - {name: t0, taskRef: {name: echo}}\n");
+    let mut yaml = String::from(
+        "apiVersion: weft.dev/v1\nkind: Pipeline\nmetadata: {name: chain}\nspec:\n  tasks:\n    - {name: t0, taskRef: {name: echo}}\n",
+    );
     for i in 1..20_000 {
-        yaml.push_str(&format!("    - {{name: t{i}, taskRef: {{name: echo}}, runAfter: [t{}]}}\n", i - 1));
+        yaml.push_str(&format!(
+            "    - {{name: t{i}, taskRef: {{name: echo}}, runAfter: [t{}]}}\n",
+            i - 1
+        ));
     }
     let mut harness = Harness::new(&yaml, &[]);
     for i in 0..20_000 {
         let name = format!("t{i}");
         let (node, attempt) = harness.current(&name);
-        let actions = harness.run.task_ended(node, attempt, TaskEnding::Success, BTreeMap::new());
+        let actions = harness
+            .run
+            .task_ended(node, attempt, TaskEnding::Success, BTreeMap::new());
         harness.apply(actions);
     }
     assert_eq!(harness.finished, 1);

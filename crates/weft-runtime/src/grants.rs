@@ -66,10 +66,9 @@ pub(crate) fn classify(interface: &str) -> InterfaceClass {
         "wasi:filesystem/",
         "wasi:cli/",
     ];
-    if BASELINE
-        .iter()
-        .any(|prefix| interface == *prefix || (prefix.ends_with('/') && interface.starts_with(prefix)))
-    {
+    if BASELINE.iter().any(|prefix| {
+        interface == *prefix || (prefix.ends_with('/') && interface.starts_with(prefix))
+    }) {
         InterfaceClass::Baseline
     } else if interface.starts_with("wasi:http/") {
         InterfaceClass::Http
@@ -129,7 +128,9 @@ mod tests {
         let (name, why) = first_ungranted(&imports, &grants).expect("denied without rules");
         assert_eq!(name, "wasi:http/outgoing-handler@0.2.6");
         assert!(why.contains("HTTP"));
-        grants.http.push(HttpRule::parse("example.com").expect("valid rule"));
+        grants
+            .http
+            .push(HttpRule::parse("example.com").expect("valid rule"));
         assert!(first_ungranted(&imports, &grants).is_none());
     }
 }

@@ -109,10 +109,12 @@ impl Runtime {
         let engine = Engine::new(&wasm).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let linker = build_linker(&engine).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let cache = match &config.cache_dir {
-            Some(dir) => Some(ComponentCache::new(dir).map_err(|source| RuntimeError::Cache {
-                path: dir.display().to_string(),
-                source,
-            })?),
+            Some(dir) => Some(
+                ComponentCache::new(dir).map_err(|source| RuntimeError::Cache {
+                    path: dir.display().to_string(),
+                    source,
+                })?,
+            ),
             None => None,
         };
         start_epoch_ticker(&engine);

@@ -97,7 +97,9 @@ fn check_header(name: &str, bytes: &[u8]) -> Result<(), LoadError> {
         if bytes.starts_with(b"(component") || bytes.starts_with(b"(module") {
             return Ok(()); // WAT text, accepted for tests and experiments
         }
-        return Err(invalid("the file does not start with the WebAssembly magic bytes"));
+        return Err(invalid(
+            "the file does not start with the WebAssembly magic bytes",
+        ));
     }
     match bytes[4..8] {
         [0x0d, 0x00, 0x01, 0x00] => Ok(()),
@@ -122,7 +124,9 @@ pub(crate) fn wit_compatible(found: &semver::Version) -> bool {
 pub(crate) fn load(runtime: &Runtime, name: &str, bytes: &[u8]) -> Result<Plugin, LoadError> {
     check_header(name, bytes)?;
     let compiled = match runtime.cache() {
-        Some(cache) => cache.load_or_compile(runtime.engine(), bytes).map(|(c, _)| c),
+        Some(cache) => cache
+            .load_or_compile(runtime.engine(), bytes)
+            .map(|(c, _)| c),
         None => Component::new(runtime.engine(), bytes),
     };
     let component = compiled.map_err(|err| LoadError::Invalid {

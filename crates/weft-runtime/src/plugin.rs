@@ -179,7 +179,9 @@ impl Plugin {
             let task = crate::bindings::TaskPre::new(self.inner.pre.clone())?
                 .instantiate_async(&mut store)
                 .await?;
-            task.weft_plugin_task_plugin().call_describe(&mut store).await
+            task.weft_plugin_task_plugin()
+                .call_describe(&mut store)
+                .await
         };
         let result = bounded(&request.limits, call).await;
         output.flush_partials();
@@ -279,8 +281,9 @@ impl Plugin {
     ) -> Result<(Store<HostState>, SharedOutput), TaskReport> {
         let limits = &request.limits;
         let output = SharedOutput::new(request.log.clone(), limits.log_bytes);
-        let wasi = crate::capabilities::wasi::build_ctx(&output, &request.grants.workspaces, env, args)
-            .map_err(|message| TaskReport::errored("WorkspaceUnavailable", message))?;
+        let wasi =
+            crate::capabilities::wasi::build_ctx(&output, &request.grants.workspaces, env, args)
+                .map_err(|message| TaskReport::errored("WorkspaceUnavailable", message))?;
         let state = HostState {
             wasi,
             table: wasmtime::component::ResourceTable::new(),
@@ -299,7 +302,8 @@ impl Plugin {
             },
             cpu: CpuMeter {
                 ticks_used: 0,
-                ticks_budget: (limits.cpu_budget.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64,
+                ticks_budget: (limits.cpu_budget.as_millis() / EPOCH_TICK.as_millis()).max(1)
+                    as u64,
                 exhausted: false,
             },
         };
@@ -362,13 +366,15 @@ fn classify_error(
         );
     }
     if output.exceeded() {
-        return TaskReport::limit(LimitKind::LogBytes, "the task wrote more log output than its budget allows");
+        return TaskReport::limit(
+            LimitKind::LogBytes,
+            "the task wrote more log output than its budget allows",
+        );
     }
     if err.downcast_ref::<Trap>() == Some(&Trap::StackOverflow) {
         return TaskReport::limit(LimitKind::Stack, detail);
     }
-    if err.downcast_ref::<Trap>() == Some(&Trap::MemoryOutOfBounds)
-        && shadow_stack_wrapped(&detail)
+    if err.downcast_ref::<Trap>() == Some(&Trap::MemoryOutOfBounds) && shadow_stack_wrapped(&detail)
     {
         return TaskReport::limit(
             LimitKind::Stack,
@@ -382,7 +388,10 @@ fn classify_error(
         output.host_line(LogLevel::Error, format!("the task trapped: {detail}"));
         return TaskReport::errored("Trapped", detail);
     }
-    output.host_line(LogLevel::Error, format!("the task failed in the host: {detail}"));
+    output.host_line(
+        LogLevel::Error,
+        format!("the task failed in the host: {detail}"),
+    );
     TaskReport::errored("HostError", detail)
 }
 
@@ -413,7 +422,13 @@ fn command_env(request: &TaskRequest) -> Vec<(String, String)> {
     for (name, value) in &request.params {
         let key: String = name
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
             .collect();
         let value = match value {
             ParamValue::Str(s) => s.clone(),
@@ -428,9 +443,9 @@ fn value_to_wit(value: &ParamValue) -> wit::ParamValue {
     match value {
         ParamValue::Str(s) => wit::ParamValue::Str(s.clone()),
         ParamValue::Array(items) => wit::ParamValue::Array(items.clone()),
-        ParamValue::Object(map) => wit::ParamValue::Object(
-            map.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-        ),
+        ParamValue::Object(map) => {
+            wit::ParamValue::Object(map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        }
     }
 }
 
@@ -532,7 +547,9 @@ fn outcome_from_wit(outcome: wit::TaskOutcome, result_budget: usize) -> TaskRepo
     if size > result_budget {
         return TaskReport::limit(
             LimitKind::ResultBytes,
-            format!("the task returned {size} bytes of results; the limit is {result_budget} bytes"),
+            format!(
+                "the task returned {size} bytes of results; the limit is {result_budget} bytes"
+            ),
         );
     }
     let ending = match outcome.ending {

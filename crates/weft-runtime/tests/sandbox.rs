@@ -70,7 +70,10 @@ fn errored_reason(report: &TaskReport) -> &str {
 
 fn blocked(report: &TaskReport) -> &str {
     match &report.ending {
-        TaskEnding::Failure { message, exit_code: 3 } if message.starts_with("blocked:") => message,
+        TaskEnding::Failure {
+            message,
+            exit_code: 3,
+        } if message.starts_with("blocked:") => message,
         other => panic!("expected the hostile action to be blocked, got {other:?}"),
     }
 }
@@ -83,7 +86,10 @@ async fn host_still_serves() {
         .insert("message".into(), ParamValue::Str("still here".into()));
     let report = plugin("echo").run(request).await;
     assert_eq!(report.ending, TaskEnding::Success);
-    assert_eq!(report.results.get("message").map(String::as_str), Some("still here"));
+    assert_eq!(
+        report.results.get("message").map(String::as_str),
+        Some("still here")
+    );
 }
 
 #[tokio::test]
@@ -96,10 +102,16 @@ async fn echo_logs_and_returns_its_message() {
         .insert("message".into(), ParamValue::Str("hello weft".into()));
     let echo = plugin("echo");
     assert_eq!(echo.kind(), PluginKind::Task);
-    assert_eq!(echo.wit_version().map(ToString::to_string).as_deref(), Some("0.1.0"));
+    assert_eq!(
+        echo.wit_version().map(ToString::to_string).as_deref(),
+        Some("0.1.0")
+    );
     let report = echo.run(request).await;
     assert_eq!(report.ending, TaskEnding::Success);
-    assert_eq!(report.results.get("message").map(String::as_str), Some("hello weft"));
+    assert_eq!(
+        report.results.get("message").map(String::as_str),
+        Some("hello weft")
+    );
     assert!(sink.text().contains("hello weft"), "log: {}", sink.text());
 }
 
@@ -108,8 +120,18 @@ async fn describe_reports_params_and_results() {
     let info = plugin("exit").describe().await.expect("describe");
     assert_eq!(info.name, "exit");
     let names: Vec<&str> = info.params.iter().map(|p| p.name.as_str()).collect();
-    for expected in ["code", "outcome", "message", "sleepMs", "results", "failTimes"] {
-        assert!(names.contains(&expected), "missing param {expected} in {names:?}");
+    for expected in [
+        "code",
+        "outcome",
+        "message",
+        "sleepMs",
+        "results",
+        "failTimes",
+    ] {
+        assert!(
+            names.contains(&expected),
+            "missing param {expected} in {names:?}"
+        );
     }
     let echo = plugin("echo").describe().await.expect("describe");
     assert!(echo.results_fixed);
@@ -124,20 +146,42 @@ async fn exit_plugin_maps_outcomes_and_counts_attempts() {
         let mut request = TaskRequest::new("exit");
         request.context.retry_count = retry_count;
         for (k, v) in params {
-            request.params.insert((*k).into(), ParamValue::Str((*v).into()));
+            request
+                .params
+                .insert((*k).into(), ParamValue::Str((*v).into()));
         }
         exit.run(request)
     };
     assert_eq!(run(&[], 0).await.ending, TaskEnding::Success);
-    assert!(matches!(run(&[("code", "7")], 0).await.ending, TaskEnding::Failure { exit_code: 7, .. }));
-    assert!(matches!(run(&[("outcome", "halt"), ("message", "nothing to do")], 0).await.ending,
-        TaskEnding::Halt { ref message } if message == "nothing to do"));
-    assert!(matches!(run(&[("outcome", "warning")], 0).await.ending, TaskEnding::Warning { .. }));
-    assert!(matches!(run(&[("outcome", "skip")], 0).await.ending, TaskEnding::Skip { .. }));
+    assert!(matches!(
+        run(&[("code", "7")], 0).await.ending,
+        TaskEnding::Failure { exit_code: 7, .. }
+    ));
+    assert!(
+        matches!(run(&[("outcome", "halt"), ("message", "nothing to do")], 0).await.ending,
+        TaskEnding::Halt { ref message } if message == "nothing to do")
+    );
+    assert!(matches!(
+        run(&[("outcome", "warning")], 0).await.ending,
+        TaskEnding::Warning { .. }
+    ));
+    assert!(matches!(
+        run(&[("outcome", "skip")], 0).await.ending,
+        TaskEnding::Skip { .. }
+    ));
     let with_results = run(&[("results", "a=1,b=two")], 0).await;
-    assert_eq!(with_results.results.get("b").map(String::as_str), Some("two"));
-    assert!(matches!(run(&[("failTimes", "2")], 1).await.ending, TaskEnding::Failure { exit_code: 1, .. }));
-    assert_eq!(run(&[("failTimes", "2")], 2).await.ending, TaskEnding::Success);
+    assert_eq!(
+        with_results.results.get("b").map(String::as_str),
+        Some("two")
+    );
+    assert!(matches!(
+        run(&[("failTimes", "2")], 1).await.ending,
+        TaskEnding::Failure { exit_code: 1, .. }
+    ));
+    assert_eq!(
+        run(&[("failTimes", "2")], 2).await.ending,
+        TaskEnding::Success
+    );
 }
 
 #[tokio::test]
@@ -170,7 +214,12 @@ async fn memory_bomb_hits_the_memory_limit() {
 async fn deep_recursion_overflows_the_stack() {
     let (request, _) = hostile_request("recursion");
     let report = plugin("hostile").run(request).await;
-    assert_eq!(errored_reason(&report), "StackOverflow", "{:?}", report.ending);
+    assert_eq!(
+        errored_reason(&report),
+        "StackOverflow",
+        "{:?}",
+        report.ending
+    );
     host_still_serves().await;
 }
 
@@ -180,7 +229,10 @@ async fn output_flood_hits_the_log_budget() {
     let report = plugin("hostile").run(request).await;
     assert_eq!(errored_reason(&report), "LogBudgetExceeded");
     let logged: usize = sink.lines().iter().map(|l| l.text.len()).sum();
-    assert!(logged <= (1 << 20) + 64 * 1024, "logged {logged} bytes past a 1 MiB budget");
+    assert!(
+        logged <= (1 << 20) + 64 * 1024,
+        "logged {logged} bytes past a 1 MiB budget"
+    );
     host_still_serves().await;
 }
 
@@ -245,7 +297,11 @@ async fn read_only_workspaces_cannot_be_written() {
     with_workspace(&mut request, dir.path(), true);
     let report = plugin("hostile").run(request).await;
     blocked(&report);
-    assert_eq!(std::fs::read_dir(dir.path()).expect("readable").count(), 0, "nothing was written");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("readable").count(),
+        0,
+        "nothing was written"
+    );
 }
 
 #[tokio::test]
@@ -256,7 +312,12 @@ async fn an_ungranted_secret_is_denied_and_a_granted_one_revealed_and_masked() {
         .insert("secret".into(), ParamValue::Str("deploy-token".into()));
     let report = plugin("hostile").run(request).await;
     blocked(&report);
-    assert!(sink.text().contains("`deploy-token` was requested but is not granted"), "log: {}", sink.text());
+    assert!(
+        sink.text()
+            .contains("`deploy-token` was requested but is not granted"),
+        "log: {}",
+        sink.text()
+    );
 
     let (mut request, sink) = hostile_request("secret");
     request
@@ -272,7 +333,11 @@ async fn an_ungranted_secret_is_denied_and_a_granted_one_revealed_and_masked() {
         TaskEnding::Failure { exit_code: 66, .. } => {}
         other => panic!("a granted secret should be revealed, got {other:?}"),
     }
-    assert!(!sink.text().contains("s3cr3t-value-42"), "secret leaked into the log: {}", sink.text());
+    assert!(
+        !sink.text().contains("s3cr3t-value-42"),
+        "secret leaked into the log: {}",
+        sink.text()
+    );
 }
 
 #[tokio::test]
@@ -292,7 +357,9 @@ async fn ungranted_interface_is_refused_before_instantiation() {
     request.grants = Grants::default(); // no HTTP rule, but hostile imports wasi:http
     let report = plugin("hostile").run(request).await;
     assert_eq!(errored_reason(&report), "CapabilityDenied");
-    let TaskEnding::Errored { message, .. } = &report.ending else { unreachable!() };
+    let TaskEnding::Errored { message, .. } = &report.ending else {
+        unreachable!()
+    };
     assert!(message.contains("wasi:http/"), "{message}");
     assert!(message.contains("not instantiated"), "{message}");
     assert!(sink.text().contains("wasi:http/"), "the task log says why");
@@ -317,20 +384,33 @@ async fn raw_sockets_are_never_granted() {
     request.grants.http = vec![HttpRule::parse("example.com").expect("rule")];
     let report = plugin.run(request).await;
     assert_eq!(errored_reason(&report), "CapabilityDenied");
-    let TaskEnding::Errored { message, .. } = &report.ending else { unreachable!() };
-    assert!(message.contains("wasi:sockets/tcp@0.2.0") && message.contains("never granted"), "{message}");
+    let TaskEnding::Errored { message, .. } = &report.ending else {
+        unreachable!()
+    };
+    assert!(
+        message.contains("wasi:sockets/tcp@0.2.0") && message.contains("never granted"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
 async fn invalid_and_truncated_components_are_refused() {
     let cases: [(&str, Vec<u8>, &str); 4] = [
         ("text", b"hello, not wasm".to_vec(), "magic bytes"),
-        ("core", b"\0asm\x01\0\0\0".to_vec(), "core WebAssembly module"),
+        (
+            "core",
+            b"\0asm\x01\0\0\0".to_vec(),
+            "core WebAssembly module",
+        ),
         ("empty", Vec::new(), "magic bytes"),
-        ("truncated", {
-            let bytes = std::fs::read(plugin_dir().join("echo.wasm")).expect("echo.wasm");
-            bytes[..bytes.len() / 2].to_vec()
-        }, "not a valid WebAssembly component"),
+        (
+            "truncated",
+            {
+                let bytes = std::fs::read(plugin_dir().join("echo.wasm")).expect("echo.wasm");
+                bytes[..bytes.len() / 2].to_vec()
+            },
+            "not a valid WebAssembly component",
+        ),
     ];
     for (name, bytes, expected) in cases {
         let err = runtime().load_bytes(name, &bytes).expect_err(name);
@@ -345,8 +425,13 @@ async fn a_component_for_an_unknown_wit_major_is_refused() {
         let wat = format!(
             r#"(component (instance $i) (export "weft:plugin/task-plugin@{version}" (instance $i)))"#
         );
-        let err = runtime().load_bytes("future", wat.as_bytes()).expect_err(version);
-        assert!(matches!(err, LoadError::UnsupportedWitVersion { .. }), "{version}: {err}");
+        let err = runtime()
+            .load_bytes("future", wat.as_bytes())
+            .expect_err(version);
+        assert!(
+            matches!(err, LoadError::UnsupportedWitVersion { .. }),
+            "{version}: {err}"
+        );
         let text = err.to_string();
         assert!(text.contains(version) && text.contains("0.1.0"), "{text}");
     }
@@ -370,10 +455,19 @@ async fn plain_wasi_commands_run_with_their_exit_code() {
       (instance $runi (export "run" (func $run)))
       (export "wasi:cli/run@0.2.0" (instance $runi))
     )"#;
-    let plugin = runtime().load_bytes("failing", failing.as_bytes()).expect("loads");
+    let plugin = runtime()
+        .load_bytes("failing", failing.as_bytes())
+        .expect("loads");
     let report = plugin.run(TaskRequest::new("failing")).await;
-    assert!(matches!(report.ending, TaskEnding::Failure { exit_code: 1, .. }), "{:?}", report.ending);
-    let info = plugin.describe().await.expect("commands are described by the host");
+    assert!(
+        matches!(report.ending, TaskEnding::Failure { exit_code: 1, .. }),
+        "{:?}",
+        report.ending
+    );
+    let info = plugin
+        .describe()
+        .await
+        .expect("commands are described by the host");
     assert!(info.accepts_any_params);
 }
 
@@ -381,18 +475,26 @@ async fn plain_wasi_commands_run_with_their_exit_code() {
 async fn pooled_slots_never_leak_data_between_tasks() {
     let canary = "weft-canary-6c1f0e";
     let (mut write, _) = hostile_request("canary-write");
-    write.params.insert("canary".into(), ParamValue::Str(canary.into()));
+    write
+        .params
+        .insert("canary".into(), ParamValue::Str(canary.into()));
     let report = plugin("hostile").run(write).await;
     assert_eq!(report.ending, TaskEnding::Success);
     let (mut read, _) = hostile_request("canary-read");
-    read.params.insert("canary".into(), ParamValue::Str(canary.into()));
+    read.params
+        .insert("canary".into(), ParamValue::Str(canary.into()));
     let report = plugin("hostile").run(read).await;
-    assert_eq!(report.ending, TaskEnding::Success, "task B saw task A's canary");
+    assert_eq!(
+        report.ending,
+        TaskEnding::Success,
+        "task B saw task A's canary"
+    );
 }
 
 #[tokio::test]
 async fn checkpoints_persist_across_attempts() {
-    let store: Arc<dyn weft_runtime::CheckpointStore> = Arc::new(weft_runtime::MemoryCheckpoints::default());
+    let store: Arc<dyn weft_runtime::CheckpointStore> =
+        Arc::new(weft_runtime::MemoryCheckpoints::default());
     store.put("k", b"v".to_vec()).expect("put");
     assert_eq!(store.get("k"), Some(b"v".to_vec()));
     let _ = BTreeMap::<String, String>::new();

@@ -199,7 +199,9 @@ impl Param {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.default = Some(DefaultValue::Array(values.into_iter().map(Into::into).collect()));
+        self.default = Some(DefaultValue::Array(
+            values.into_iter().map(Into::into).collect(),
+        ));
         self
     }
 

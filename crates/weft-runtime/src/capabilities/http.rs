@@ -52,7 +52,10 @@ impl HttpRule {
         }
         Ok(HttpRule {
             scheme,
-            host: host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase(),
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_ascii_lowercase(),
             wildcard,
             port,
         })
@@ -67,7 +70,10 @@ impl HttpRule {
         if self.port.unwrap_or(default_port) != port {
             return false;
         }
-        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
         if self.wildcard {
             host.len() > self.host.len()
                 && host.ends_with(&self.host)
@@ -138,7 +144,9 @@ impl WasiHttpHooks for EgressHooks {
         if scheme != "http" {
             self.output.host_line(
                 LogLevel::Error,
-                format!("HTTPS request to {host}:{port} denied: TLS egress is not enabled on this host"),
+                format!(
+                    "HTTPS request to {host}:{port} denied: TLS egress is not enabled on this host"
+                ),
             );
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
@@ -158,7 +166,10 @@ impl WasiHttpHooks for EgressHooks {
                 .map_err(HttpError::Hyper)?;
             let io: Box<dyn Future<Output = Result<(), HttpError>> + Send> =
                 Box::new(async move { conn.await.map_err(HttpError::Hyper) });
-            let response = sender.send_request(request).await.map_err(HttpError::Hyper)?;
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(HttpError::Hyper)?;
             let response = response.map(|body| body.map_err(HttpError::Hyper).boxed_unsync());
             Ok((response, io))
         })
@@ -202,7 +213,11 @@ mod tests {
         ];
         for (rule, scheme, host, port, allowed) in cases {
             let parsed = HttpRule::parse(rule).expect(rule);
-            assert_eq!(parsed.allows(scheme, host, port), allowed, "{rule} vs {scheme}://{host}:{port}");
+            assert_eq!(
+                parsed.allows(scheme, host, port),
+                allowed,
+                "{rule} vs {scheme}://{host}:{port}"
+            );
         }
     }
 

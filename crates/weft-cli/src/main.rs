@@ -1,0 +1,519 @@
+//! The `weft` binary. Exit codes: 0 the run succeeded (also with warnings, or completed
+//! with skips); 1 it failed, timed out, errored or was cancelled; 2 the pipeline or the
+//! command line is invalid (nothing ran); 3 weft itself could not work (e.g. an unwritable
+//! data directory).
+
+mod cli;
+mod diagnostics;
+mod view;
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::Parser;
+use weft_core::contract::{ParamType, ParamValue};
+use weft_core::{CancelMode, Diagnostic};
+use weft_engine::{PluginRegistry, RunOptions, RunTimeouts, cancel_channel, execute, prepare};
+use weft_runtime::{HttpRule, Runtime, RuntimeConfig};
+
+use cli::{Cli, Command, OutputFormat, PipelineArgs, PluginArgs, PluginCommand, RunArgs};
+
+mod builtin {
+    include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));
+}
+
+/// Exit code: the pipeline or command line is invalid; nothing ran.
+const EXIT_INVALID: u8 = 2;
+/// Exit code: weft could not do its own work.
+const EXIT_ENVIRONMENT: u8 = 3;
+
+/// A failure that ends the command with a message and an exit code.
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+impl Failure {
+    fn invalid(message: impl Into<String>) -> Self {
+        Failure {
+            code: EXIT_INVALID,
+            message: message.into(),
+        }
+    }
+
+    fn environment(message: impl Into<String>) -> Self {
+        Failure {
+            code: EXIT_ENVIRONMENT,
+            message: message.into(),
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("weft: cannot start the async runtime: {err}");
+            return ExitCode::from(EXIT_ENVIRONMENT);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run(args) => run(args).await,
+            Command::Validate(args) => validate(args).await,
+            Command::Plugin(command) => plugin(command).await,
+        }
+    });
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            eprintln!("weft: {}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn registry(args: &PluginArgs) -> Result<PluginRegistry, Failure> {
+    let cache_dir = args.cache_dir.clone().or_else(default_cache_dir);
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir,
+        ..RuntimeConfig::default()
+    })
+    .map_err(|e| Failure::environment(e.to_string()))?;
+    let mut registry = PluginRegistry::new(runtime, builtin::BUILTIN_PLUGINS);
+    for dir in &args.plugin_dirs {
+        registry.add_dir(dir).map_err(|e| {
+            Failure::invalid(format!(
+                "cannot read plugin directory {}: {e}",
+                dir.display()
+            ))
+        })?;
+    }
+    Ok(registry)
+}
+
+fn home_dir(var: &str, fallback: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(fallback)))
+}
+
+fn default_cache_dir() -> Option<PathBuf> {
+    home_dir("XDG_CACHE_HOME", ".cache").map(|dir| dir.join("weft/components"))
+}
+
+fn default_data_dir() -> PathBuf {
+    home_dir("XDG_DATA_HOME", ".local/share")
+        .map(|dir| dir.join("weft"))
+        .unwrap_or_else(|| PathBuf::from(".weft"))
+}
+
+fn read_pipeline(file: &Path) -> Result<String, Failure> {
+    const MAX_PIPELINE_BYTES: u64 = 8 << 20;
+    let meta = std::fs::metadata(file)
+        .map_err(|e| Failure::invalid(format!("cannot read {}: {e}", file.display())))?;
+    if meta.len() > MAX_PIPELINE_BYTES {
+        return Err(Failure::invalid(format!(
+            "{} is {} bytes; pipeline files are limited to {MAX_PIPELINE_BYTES} bytes",
+            file.display(),
+            meta.len()
+        )));
+    }
+    std::fs::read_to_string(file)
+        .map_err(|e| Failure::invalid(format!("cannot read {}: {e}", file.display())))
+}
+
+/// Parses `-p NAME=VALUE` flags. Params the pipeline declares as arrays or objects take
+/// JSON; others are strings.
+fn supplied_params(
+    source: &str,
+    file: &str,
+    flags: &[String],
+) -> Result<BTreeMap<String, ParamValue>, Failure> {
+    let declared: BTreeMap<String, ParamType> = weft_core::parse_pipeline(source, file)
+        .map(|p| {
+            p.params
+                .iter()
+                .map(|d| (d.name.value.clone(), d.param_type))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut params = BTreeMap::new();
+    for flag in flags {
+        let (name, raw) = flag
+            .split_once('=')
+            .ok_or_else(|| Failure::invalid(format!("-p {flag}: expected NAME=VALUE")))?;
+        let value = match declared.get(name) {
+            Some(ParamType::Array) => serde_json::from_str::<Vec<String>>(raw)
+                .map(ParamValue::Array)
+                .map_err(|e| {
+                    Failure::invalid(format!(
+                        "-p {name}: `{name}` is an array param; give a JSON array of strings like '[\"a\",\"b\"]' ({e})"
+                    ))
+                })?,
+            Some(ParamType::Object) => serde_json::from_str::<BTreeMap<String, String>>(raw)
+                .map(ParamValue::Object)
+                .map_err(|e| {
+                    Failure::invalid(format!(
+                        "-p {name}: `{name}` is an object param; give a JSON object of strings like '{{\"k\":\"v\"}}' ({e})"
+                    ))
+                })?,
+            _ => ParamValue::Str(raw.to_string()),
+        };
+        params.insert(name.to_string(), value);
+    }
+    Ok(params)
+}
+
+fn report_invalid(
+    diagnostics: &[Diagnostic],
+    source: &str,
+    output: OutputFormat,
+) -> Result<u8, Failure> {
+    match output {
+        OutputFormat::Json => println!("{}", diagnostics::to_json(diagnostics)),
+        OutputFormat::Text => eprint!(
+            "{}",
+            diagnostics::render(diagnostics, source, std::io::stderr().is_terminal())
+        ),
+    }
+    Ok(EXIT_INVALID)
+}
+
+async fn validate(args: PipelineArgs) -> Result<u8, Failure> {
+    let file = args.file.display().to_string();
+    let source = read_pipeline(&args.file)?;
+    let supplied = supplied_params(&source, &file, &args.params)?;
+    let registry = registry(&args.plugins)?;
+    match prepare(&registry, &source, &file, &supplied).await {
+        Ok(prepared) => {
+            match args.output {
+                OutputFormat::Json => println!("{}", diagnostics::to_json(&[])),
+                OutputFormat::Text => println!(
+                    "{file}: valid ({} tasks, {} finally)",
+                    prepared.plan.dag_len,
+                    prepared.plan.nodes.len() - prepared.plan.dag_len
+                ),
+            }
+            Ok(0)
+        }
+        Err(diagnostics) => report_invalid(&diagnostics, &source, args.output),
+    }
+}
+
+fn duration_flag(
+    flag: &str,
+    value: &Option<String>,
+) -> Result<Option<std::time::Duration>, Failure> {
+    value
+        .as_deref()
+        .map(|text| {
+            weft_core::duration::parse_go_duration(text)
+                .map_err(|e| Failure::invalid(format!("--{flag} {text}: {e}")))
+        })
+        .transpose()
+}
+
+async fn run(args: RunArgs) -> Result<u8, Failure> {
+    let signals = Signals::install()?;
+    let pipeline_args = &args.pipeline;
+    let file = pipeline_args.file.display().to_string();
+    let source = read_pipeline(&pipeline_args.file)?;
+    let supplied = supplied_params(&source, &file, &pipeline_args.params)?;
+    let timeouts = RunTimeouts {
+        pipeline: duration_flag("timeout", &args.timeout)?,
+        tasks: duration_flag("tasks-timeout", &args.tasks_timeout)?,
+        finally: duration_flag("finally-timeout", &args.finally_timeout)?,
+    };
+    let http_allow = args
+        .allow_http
+        .iter()
+        .map(|rule| {
+            HttpRule::parse(rule).map_err(|e| Failure::invalid(format!("--allow-http: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut bound: BTreeMap<String, PathBuf> = BTreeMap::new();
+    for flag in &args.workspaces {
+        let (name, dir) = flag
+            .split_once('=')
+            .ok_or_else(|| Failure::invalid(format!("--workspace {flag}: expected NAME=DIR")))?;
+        bound.insert(name.to_string(), PathBuf::from(dir));
+    }
+    if args.parallelism == Some(0) {
+        return Err(Failure::invalid("--parallelism must be at least 1"));
+    }
+
+    let registry = registry(&pipeline_args.plugins)?;
+    let prepared = match prepare(&registry, &source, &file, &supplied).await {
+        Ok(prepared) => prepared,
+        Err(diagnostics) => return report_invalid(&diagnostics, &source, pipeline_args.output),
+    };
+    let pipeline = weft_core::parse_pipeline(&source, &file)
+        .map_err(|_| Failure::invalid("the pipeline changed while it was read"))?;
+    for name in bound.keys() {
+        if !pipeline.workspaces.iter().any(|w| &w.name.value == name) {
+            return Err(Failure::invalid(format!(
+                "--workspace {name}: the pipeline declares no workspace `{name}`"
+            )));
+        }
+    }
+
+    let uid = uuid::Uuid::new_v4().to_string();
+    let run_name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}", prepared.plan.pipeline_name, &uid[..8]));
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    let run_dir = data_dir.join("runs").join(&run_name);
+    std::fs::create_dir_all(&run_dir)
+        .map_err(|e| Failure::environment(format!("cannot create {}: {e}", run_dir.display())))?;
+    for declared in &pipeline.workspaces {
+        let name = &declared.name.value;
+        if !bound.contains_key(name) && !declared.optional {
+            let dir = run_dir.join("workspaces").join(name);
+            std::fs::create_dir_all(&dir).map_err(|e| {
+                Failure::environment(format!("cannot create {}: {e}", dir.display()))
+            })?;
+            bound.insert(name.clone(), dir);
+        }
+    }
+    for (name, dir) in &bound {
+        if !dir.is_dir() {
+            return Err(Failure::invalid(format!(
+                "--workspace {name}={}: not a directory",
+                dir.display()
+            )));
+        }
+    }
+
+    let mut options = RunOptions::new(&run_name, &uid);
+    options.workspaces = bound;
+    options.timeouts = timeouts;
+    options.http_allow = http_allow;
+    if let Some(parallelism) = args.parallelism {
+        options.parallelism = parallelism;
+    }
+
+    let text = pipeline_args.output == OutputFormat::Text;
+    let color = text && std::io::stdout().is_terminal();
+    let log_dir = run_dir.join("logs");
+    let width = prepared
+        .plan
+        .nodes
+        .iter()
+        .map(|n| n.name.len())
+        .max()
+        .unwrap_or(4);
+    let view = Arc::new(view::LiveView::new(
+        text,
+        !text,
+        color,
+        log_dir.clone(),
+        width,
+    ));
+    if text {
+        println!("Run {run_name} of {file}");
+    }
+
+    let (cancel, cancel_rx) = cancel_channel();
+    let signals = tokio::spawn(forward_signals(signals, cancel));
+    let started = Instant::now();
+    let summary = execute(prepared, options, view, cancel_rx).await;
+    signals.abort();
+
+    let report_json = serde_json::to_string_pretty(&summary.report)
+        .map_err(|e| Failure::environment(format!("cannot encode the report: {e}")))?;
+    if let Err(err) = std::fs::write(run_dir.join("report.json"), &report_json) {
+        tracing::warn!(error = %err, "cannot keep the run's report");
+    }
+    match pipeline_args.output {
+        OutputFormat::Json => println!("{report_json}"),
+        OutputFormat::Text => print!(
+            "{}",
+            view::summary(&summary, started.elapsed(), color, &log_dir)
+        ),
+    }
+    Ok(summary.status.exit_code().clamp(0, 255) as u8)
+}
+
+/// Signals a run listens to. Installed before anything slow happens, so an early Ctrl-C
+/// is never lost to the default handler.
+struct Signals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, Failure> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let failed =
+                |e: std::io::Error| Failure::environment(format!("cannot handle signals: {e}"));
+            Ok(Signals {
+                interrupt: signal(SignalKind::interrupt()).map_err(failed)?,
+                terminate: signal(SignalKind::terminate()).map_err(failed)?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Signals {})
+    }
+
+    /// The cancel mode the next signal asks for: Ctrl-C is `CancelledRunFinally`, a second
+    /// Ctrl-C `Cancelled`; SIGTERM asks for a graceful stop (`StoppedRunFinally`).
+    async fn next(&mut self, interrupts: &mut u32) -> Option<CancelMode> {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                got = self.interrupt.recv() => {
+                    got?;
+                    *interrupts += 1;
+                    Some(if *interrupts == 1 { CancelMode::CancelledRunFinally } else { CancelMode::Cancelled })
+                }
+                got = self.terminate.recv() => got.map(|()| CancelMode::StoppedRunFinally),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await.ok()?;
+            *interrupts += 1;
+            Some(if *interrupts == 1 {
+                CancelMode::CancelledRunFinally
+            } else {
+                CancelMode::Cancelled
+            })
+        }
+    }
+}
+
+async fn forward_signals(mut signals: Signals, cancel: weft_engine::CancelHandle) {
+    let mut interrupts = 0;
+    while let Some(mode) = signals.next(&mut interrupts).await {
+        eprintln!(
+            "weft: {}",
+            match mode {
+                CancelMode::CancelledRunFinally =>
+                    "cancelling; finally tasks will run (press Ctrl-C again to skip them)",
+                CancelMode::Cancelled => "cancelling without finally tasks",
+                CancelMode::StoppedRunFinally =>
+                    "stopping: running tasks finish, nothing new starts, then finally tasks run",
+            }
+        );
+        cancel.cancel(mode);
+    }
+}
+
+async fn plugin(command: PluginCommand) -> Result<u8, Failure> {
+    match command {
+        PluginCommand::List { plugins } => {
+            let registry = registry(&plugins)?;
+            for name in registry.names() {
+                let origin = registry.origin(&name).unwrap_or_default();
+                match registry.resolve(&name).await {
+                    Ok(resolved) => println!(
+                        "{name:<20} {:<10} {origin}  {}",
+                        resolved.info.version, resolved.info.description
+                    ),
+                    Err(err) => println!("{name:<20} {:<10} {origin}  unusable: {err}", "-"),
+                }
+            }
+            Ok(0)
+        }
+        PluginCommand::Describe {
+            name,
+            plugins,
+            output,
+        } => {
+            let mut plugins = plugins;
+            let path = Path::new(&name);
+            let lookup = if name.ends_with(".wasm") {
+                if let Some(dir) = path.parent() {
+                    plugins.plugin_dirs.insert(0, dir.to_path_buf());
+                }
+                path.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| name.clone())
+            } else {
+                name.clone()
+            };
+            let registry = registry(&plugins)?;
+            let resolved = registry
+                .resolve(&lookup)
+                .await
+                .map_err(|e| Failure::invalid(e.to_string()))?;
+            let info = &resolved.info;
+            match output {
+                OutputFormat::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(info)
+                        .map_err(|e| Failure::environment(e.to_string()))?
+                ),
+                OutputFormat::Text => {
+                    println!("{} {}: {}", info.name, info.version, info.description);
+                    if let Some(version) = resolved.plugin.wit_version() {
+                        println!("  built for weft:plugin@{version}");
+                    }
+                    println!("  params:");
+                    for p in &info.params {
+                        let default = match &p.default {
+                            Some(v) => format!(
+                                " (default {})",
+                                serde_json::to_string(v).unwrap_or_default()
+                            ),
+                            None => " (required)".to_string(),
+                        };
+                        println!(
+                            "    {:<12} {:<7}{default} {}",
+                            p.name, p.param_type, p.description
+                        );
+                    }
+                    println!(
+                        "  results{}:",
+                        if info.results_fixed {
+                            ""
+                        } else {
+                            " (may add others)"
+                        }
+                    );
+                    for r in &info.results {
+                        println!("    {:<12} {}", r.name, r.description);
+                    }
+                    println!("  imports: {}", resolved.plugin.imports().join(", "));
+                }
+            }
+            Ok(0)
+        }
+        PluginCommand::Compile { file, cache_dir } => {
+            let cache_dir = cache_dir
+                .or_else(default_cache_dir)
+                .ok_or_else(|| Failure::invalid("no cache directory: pass --cache-dir"))?;
+            let runtime = Runtime::new(RuntimeConfig {
+                cache_dir: Some(cache_dir.clone()),
+                ..RuntimeConfig::default()
+            })
+            .map_err(|e| Failure::environment(e.to_string()))?;
+            let plugin = runtime
+                .load_file(&file)
+                .map_err(|e| Failure::invalid(e.to_string()))?;
+            println!("compiled {} into {}", plugin.name(), cache_dir.display());
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Finding plugins by `taskRef.name`: built-in plugins first, then plugin directories in
+//! the order given. Each plugin is loaded and described once per process.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use weft_core::PluginCatalog;
+use weft_core::contract::PluginInfo;
+use weft_runtime::{LoadError, Plugin, Runtime};
+
+/// Why a plugin could not be had.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PluginError {
+    /// No built-in and no file in the plugin directories has that name.
+    #[error("no plugin named `{0}`")]
+    NotFound(String),
+    /// It exists but could not be loaded.
+    #[error("{0}")]
+    Load(String),
+    /// It loaded but `describe()` failed.
+    #[error("plugin `{name}` could not describe itself: {detail}")]
+    Describe {
+        /// Plugin name.
+        name: String,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+/// Where a plugin's bytes come from.
+#[derive(Debug, Clone)]
+enum Source {
+    Builtin(&'static [u8]),
+    File(PathBuf),
+}
+
+/// A loaded plugin with its description.
+#[derive(Debug, Clone)]
+pub struct ResolvedPlugin {
+    /// The loaded component.
+    pub plugin: Plugin,
+    /// What it said about itself.
+    pub info: PluginInfo,
+}
+
+/// The plugins one process can use.
+pub struct PluginRegistry {
+    runtime: Runtime,
+    sources: BTreeMap<String, Source>,
+    resolved: Mutex<HashMap<String, Result<ResolvedPlugin, PluginError>>>,
+}
+
+impl PluginRegistry {
+    /// A registry with the given built-in plugins (name, component bytes).
+    pub fn new(runtime: Runtime, builtins: &[(&str, &'static [u8])]) -> Self {
+        let sources = builtins
+            .iter()
+            .map(|(name, bytes)| ((*name).to_string(), Source::Builtin(bytes)))
+            .collect();
+        PluginRegistry {
+            runtime,
+            sources,
+            resolved: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Adds every `*.wasm` in `dir`. Names already known (built-ins, earlier directories)
+    /// keep their first source.
+    pub fn add_dir(&mut self, dir: &Path) -> std::io::Result<()> {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(dir)?
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path.extension().is_some_and(|ext| ext == "wasm"))
+            .collect();
+        found.sort();
+        for path in found {
+            if let Some(stem) = path.file_stem().map(|s| s.to_string_lossy().into_owned()) {
+                self.sources.entry(stem).or_insert(Source::File(path));
+            }
+        }
+        Ok(())
+    }
+
+    /// The runtime plugins are loaded into.
+    pub fn runtime(&self) -> &Runtime {
+        &self.runtime
+    }
+
+    /// Every known plugin name, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.sources.keys().cloned().collect()
+    }
+
+    /// Where `name` comes from, for people (`built-in` or the file path).
+    pub fn origin(&self, name: &str) -> Option<String> {
+        self.sources.get(name).map(|source| match source {
+            Source::Builtin(_) => "built-in".to_string(),
+            Source::File(path) => path.display().to_string(),
+        })
+    }
+
+    /// Loads and describes `name` (once; later calls reuse the result).
+    pub async fn resolve(&self, name: &str) -> Result<ResolvedPlugin, PluginError> {
+        if let Some(done) = self.lock().get(name) {
+            return done.clone();
+        }
+        let result = self.load_and_describe(name).await;
+        self.lock().insert(name.to_string(), result.clone());
+        result
+    }
+
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, Result<ResolvedPlugin, PluginError>>> {
+        self.resolved.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    async fn load_and_describe(&self, name: &str) -> Result<ResolvedPlugin, PluginError> {
+        let source = self
+            .sources
+            .get(name)
+            .ok_or_else(|| PluginError::NotFound(name.to_string()))?;
+        let loaded: Result<Plugin, LoadError> = match source {
+            Source::Builtin(bytes) => self.runtime.load_bytes(name, bytes),
+            Source::File(path) => self.runtime.load_file(path),
+        };
+        let plugin = loaded.map_err(|e| PluginError::Load(e.to_string()))?;
+        let info = plugin
+            .describe()
+            .await
+            .map_err(|report| PluginError::Describe {
+                name: name.to_string(),
+                detail: format!("{:?}", report.ending),
+            })?;
+        Ok(ResolvedPlugin { plugin, info })
+    }
+}
+
+/// The plugins a pipeline uses, described, as validation sees them.
+pub struct Catalog {
+    /// Described plugins by name.
+    pub described: BTreeMap<String, PluginInfo>,
+    /// Every known name (for "did you mean").
+    pub known: Vec<String>,
+}
+
+impl PluginCatalog for Catalog {
+    fn lookup(&self, name: &str) -> Option<&PluginInfo> {
+        self.described.get(name)
+    }
+
+    fn names(&self) -> Vec<&str> {
+        self.known.iter().map(String::as_str).collect()
+    }
+}
+
+/// Shared handle used by the executor.
+pub type SharedRegistry = Arc<PluginRegistry>;

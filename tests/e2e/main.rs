@@ -1,0 +1,6 @@
+//! End-to-end tests: real pipelines through the real `weft` binary with the real plugins.
+//! Built as the `e2e` test of weft-cli so Cargo provides the binary's path.
+
+mod malformed;
+mod runs;
+mod support;

@@ -1,0 +1,182 @@
+//! Running the `weft` binary and reading what it prints.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Directory of test pipelines (`tests/pipelines`).
+pub fn pipelines() -> PathBuf {
+    root().join("tests/pipelines")
+}
+
+/// The built plugins (for `hostile`, which is never built in).
+pub fn plugin_dir() -> PathBuf {
+    match std::env::var_os("WEFT_PLUGIN_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => root().join("target/plugins"),
+    }
+}
+
+/// Scratch space shared by the tests of one process: data and component cache.
+fn scratch() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e");
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        dir
+    })
+}
+
+/// A `weft` command with isolated data and cache directories.
+pub fn weft() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_weft"));
+    cmd.current_dir(root())
+        .env("WEFT_DATA_DIR", scratch().join("data"))
+        .env("WEFT_CACHE_DIR", scratch().join("cache"))
+        .env_remove("WEFT_PLUGINS")
+        .env_remove("WEFT_LOG")
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// What a finished `weft` invocation did.
+#[derive(Debug)]
+pub struct Ran {
+    /// Exit code.
+    pub code: i32,
+    /// Stdout.
+    pub stdout: String,
+    /// Stderr.
+    pub stderr: String,
+}
+
+impl Ran {
+    fn from(output: Output) -> Ran {
+        Ran {
+            code: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// Stdout parsed as JSON (panics with both streams when it is not).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not one JSON document ({e}):\n--- stdout\n{}\n--- stderr\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// Runs `weft` with `args` to completion.
+pub fn run(args: &[&str]) -> Ran {
+    Ran::from(weft().args(args).output().expect("weft starts"))
+}
+
+/// `weft run FILE --output json` with extra args; `file` is relative to tests/pipelines.
+pub fn run_pipeline(file: &str, extra: &[&str]) -> (Ran, Run) {
+    let path = pipelines().join(file);
+    let path = path.to_string_lossy().into_owned();
+    let mut args = vec!["run", path.as_str(), "--output", "json"];
+    args.extend_from_slice(extra);
+    let ran = run(&args);
+    let run = Run(ran.json());
+    (ran, run)
+}
+
+/// Starts `weft run FILE --output json` without waiting.
+pub fn spawn_pipeline(file: &str, extra: &[&str]) -> Child {
+    let path = pipelines().join(file);
+    weft()
+        .arg("run")
+        .arg(path)
+        .args(["--output", "json"])
+        .args(extra)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("weft starts")
+}
+
+/// Waits for a spawned run.
+pub fn finish(child: Child) -> (Ran, Run) {
+    let ran = Ran::from(child.wait_with_output().expect("weft finishes"));
+    let run = Run(ran.json());
+    (ran, run)
+}
+
+/// Sends `signal` (e.g. `-INT`) to a process.
+pub fn signal(child: &Child, signal: &str) {
+    let status = Command::new("kill")
+        .arg(signal)
+        .arg(child.id().to_string())
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill {signal} failed");
+}
+
+/// The JSON document of a run.
+pub struct Run(pub Value);
+
+impl Run {
+    /// `run.<field>`.
+    pub fn run(&self, field: &str) -> &str {
+        self.0["run"][field].as_str().unwrap_or_default()
+    }
+
+    /// The task entry called `name`.
+    pub fn task(&self, name: &str) -> &Value {
+        self.0["tasks"]
+            .as_array()
+            .and_then(|tasks| tasks.iter().find(|t| t["name"] == name))
+            .unwrap_or_else(|| panic!("no task `{name}` in {}", self.0))
+    }
+
+    /// `(status, reason)` of a task.
+    pub fn outcome(&self, name: &str) -> (&str, &str) {
+        let task = self.task(name);
+        (
+            task["status"].as_str().unwrap_or_default(),
+            task["reason"].as_str().unwrap_or_default(),
+        )
+    }
+
+    /// Asserts the run's status, reason and aggregates.
+    #[track_caller]
+    pub fn expect_run(&self, status: &str, reason: &str, tasks_status: &str, tasks_outcome: &str) {
+        let got = (
+            self.run("status"),
+            self.run("reason"),
+            self.run("tasksStatus"),
+            self.run("tasksOutcome"),
+        );
+        assert_eq!(
+            got,
+            (status, reason, tasks_status, tasks_outcome),
+            "run: {:#}",
+            self.0
+        );
+    }
+
+    /// Asserts each task's `(status, reason)`.
+    #[track_caller]
+    pub fn expect_tasks(&self, expected: &[(&str, &str, &str)]) {
+        for (name, status, reason) in expected {
+            assert_eq!(
+                self.outcome(name),
+                (*status, *reason),
+                "task `{name}` in {:#}",
+                self.0
+            );
+        }
+    }
+}
