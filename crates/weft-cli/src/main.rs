@@ -195,9 +195,30 @@ fn report_invalid(
     Ok(EXIT_INVALID)
 }
 
+/// Reads the pipeline; in JSON mode an unreadable file is still reported as a document.
+fn read_pipeline_for(file: &Path, output: OutputFormat) -> Result<String, Failure> {
+    read_pipeline(file).inspect_err(|failure| {
+        if output == OutputFormat::Json {
+            let document = serde_json::json!({
+                "valid": false,
+                "diagnostics": [{
+                    "file": file.display().to_string(),
+                    "line": 0,
+                    "column": 0,
+                    "field": "",
+                    "code": "unreadable-file",
+                    "message": failure.message,
+                    "hint": null,
+                }],
+            });
+            println!("{document}");
+        }
+    })
+}
+
 async fn validate(args: PipelineArgs) -> Result<u8, Failure> {
     let file = args.file.display().to_string();
-    let source = read_pipeline(&args.file)?;
+    let source = read_pipeline_for(&args.file, args.output)?;
     let supplied = supplied_params(&source, &file, &args.params)?;
     let registry = registry(&args.plugins)?;
     match prepare(&registry, &source, &file, &supplied).await {
@@ -233,7 +254,7 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
     let signals = Signals::install()?;
     let pipeline_args = &args.pipeline;
     let file = pipeline_args.file.display().to_string();
-    let source = read_pipeline(&pipeline_args.file)?;
+    let source = read_pipeline_for(&pipeline_args.file, pipeline_args.output)?;
     let supplied = supplied_params(&source, &file, &pipeline_args.params)?;
     let timeouts = RunTimeouts {
         pipeline: duration_flag("timeout", &args.timeout)?,
@@ -278,6 +299,13 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
         .name
         .clone()
         .unwrap_or_else(|| format!("{}-{}", prepared.plan.pipeline_name, &uid[..8]));
+    // The run name becomes a directory name: it must be a DNS-1123 subdomain (no `/`,
+    // no `..`), which validation guarantees for pipeline names and we check for --name.
+    if !weft_core::validate::is_dns1123_subdomain(&run_name) {
+        return Err(Failure::invalid(format!(
+            "--name {run_name}: run names are DNS-1123 subdomains (lowercase letters, digits, `-`, `.`)"
+        )));
+    }
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let run_dir = data_dir.join("runs").join(&run_name);
     std::fs::create_dir_all(&run_dir)

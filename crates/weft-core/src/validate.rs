@@ -40,6 +40,7 @@ pub fn validate(
         workspaces: HashSet::new(),
         catalog,
     };
+    checker.pipeline_name();
     checker.params(supplied);
     checker.workspaces();
     checker.task_names();
@@ -58,6 +59,23 @@ pub fn is_dns1123_label(name: &str) -> bool {
     let bytes = name.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 63
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+        && bytes.first().is_some_and(|b| *b != b'-')
+        && bytes.last().is_some_and(|b| *b != b'-')
+}
+
+/// True for a Kubernetes DNS-1123 subdomain (at most 253 characters of dot-separated
+/// labels), as Kubernetes requires of object names such as `metadata.name`. Run names,
+/// which become directory names, must be one too: no `/`, no `..`.
+pub fn is_dns1123_subdomain(name: &str) -> bool {
+    name.len() <= 253 && name.split('.').all(is_dns1123_label_unbounded)
+}
+
+fn is_dns1123_label_unbounded(label: &str) -> bool {
+    let bytes = label.as_bytes();
+    !bytes.is_empty()
         && bytes
             .iter()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
@@ -242,6 +260,20 @@ impl<'p> Checker<'p> {
                     format!("workspace `{}` is declared twice", decl.name.value),
                 );
             }
+        }
+    }
+
+    fn pipeline_name(&mut self) {
+        let name = &self.pipeline.name;
+        // A missing name is reported by the parser.
+        if !name.value.is_empty() && !is_dns1123_subdomain(&name.value) {
+            self.error(
+                name.pos,
+                "metadata.name".to_string(),
+                codes::INVALID_NAME,
+                format!("pipeline name `{}` is not a valid DNS-1123 subdomain", name.value),
+            )
+            .hint = Some("use lowercase letters, digits, `-` and `.`, starting and ending with a letter or digit".into());
         }
     }
 

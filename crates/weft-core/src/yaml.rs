@@ -45,6 +45,22 @@ enum Frame {
     Map(Vec<(Node, Node)>, Option<Node>, Pos, usize),
 }
 
+/// The first tab used as indentation at or after `from`'s line.
+fn indentation_tab_after(source: &str, from: Pos) -> Option<Pos> {
+    source
+        .lines()
+        .enumerate()
+        .skip(from.line.saturating_sub(1) as usize)
+        .find_map(|(index, line)| {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            let column = indent.chars().position(|c| c == '\t')?;
+            Some(Pos::new(
+                u32::try_from(index + 1).ok()?,
+                u32::try_from(column + 1).ok()?,
+            ))
+        })
+}
+
 /// Parses the first document of `source`. An empty document gives `None`.
 pub(crate) fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
     let mut parser = Parser::new_from_str(source);
@@ -53,12 +69,20 @@ pub(crate) fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
     let mut root: Option<Node> = None;
     let mut documents = 0usize;
     while let Some(event) = parser.next_event() {
-        let (event, span) = event.map_err(|error| SyntaxError {
-            pos: Pos::new(
+        let (event, span) = event.map_err(|error| {
+            let reported = Pos::new(
                 u32::try_from(error.marker().line()).unwrap_or(u32::MAX),
                 u32::try_from(error.marker().col() + 1).unwrap_or(u32::MAX),
-            ),
-            message: error.info().to_string(),
+            );
+            let message = error.info().to_string();
+            // The scanner reports a tab error where the enclosing token starts; point at
+            // the offending tab in the indentation instead.
+            let pos = if message.contains("tab") {
+                indentation_tab_after(source, reported).unwrap_or(reported)
+            } else {
+                reported
+            };
+            SyntaxError { pos, message }
         })?;
         let pos = pos_of(&span);
         let finished: Option<(Node, usize)> = match event {

@@ -128,7 +128,7 @@ fn cases() -> Vec<Case> {
             "    - name: a\n\ttaskRef: {name: echo}\n",
             "yaml-syntax",
             "found a tab",
-            (7, 13),
+            (8, 1),
         ),
         case(
             "wrong apiVersion",

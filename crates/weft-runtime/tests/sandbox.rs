@@ -257,6 +257,21 @@ async fn huge_result_hits_the_result_budget() {
 }
 
 #[tokio::test]
+async fn an_oversized_host_call_exhausts_the_hostcall_fuel() {
+    let (mut request, _) = hostile_request("huge-hostcall");
+    request.limits.memory_bytes = 128 << 20;
+    request.limits.log_bytes = 64 << 20;
+    let report = plugin("hostile").run(request).await;
+    assert_eq!(
+        errored_reason(&report),
+        "HostcallFuelExhausted",
+        "{:?}",
+        report.ending
+    );
+    host_still_serves().await;
+}
+
+#[tokio::test]
 async fn reading_host_files_is_blocked() {
     let (request, _) = hostile_request("read-passwd");
     let report = plugin("hostile").run(request).await;

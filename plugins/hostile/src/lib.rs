@@ -15,8 +15,9 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 use weft_sdk::{Context, Outcome, Param, PluginInfo, Task, Workspace};
 
-const MODES: [&str; 14] = [
+const MODES: [&str; 15] = [
     "loop",
+    "huge-hostcall",
     "memory",
     "recursion",
     "flood",
@@ -94,6 +95,7 @@ impl Task for Hostile {
             "flood" => flood(),
             "log-flood" => log_flood(),
             "huge-result" => huge_result(&ctx),
+            "huge-hostcall" => huge_hostcall(&ctx),
             "read-passwd" => read_file(PathBuf::from("/etc/passwd")),
             "escape-dotdot" => read_file(workspace(&ctx).join("../../../../etc/passwd")),
             "escape-symlink" => escape_symlink(&ctx),
@@ -182,6 +184,18 @@ fn log_flood() -> Outcome {
         weft_sdk::log::info!("log flood line {n}");
         n += 1;
     }
+}
+
+/// Passes one oversized string to a host call (`bytes`, default 32 MiB): the host must
+/// refuse to copy it (hostcall fuel) rather than allocate whatever the guest sends.
+fn huge_hostcall(ctx: &Context) -> Outcome {
+    let bytes = match ctx.parse_or("bytes", 32usize << 20) {
+        Ok(bytes) => bytes,
+        Err(e) => return e.into(),
+    };
+    let line = "h".repeat(bytes);
+    weft_sdk::log::info(&line);
+    Outcome::failure("ESCAPED: the host accepted an oversized host call", 66)
 }
 
 fn huge_result(ctx: &Context) -> Outcome {
