@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Some("demo") => demo(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("lint") => lint(),
+        Some("bench") => bench(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -26,7 +27,9 @@ fn main() -> ExitCode {
                  demo            build everything and run the demo pipeline\n  \
                  test            build the plugins, run all tests, then fmt and clippy\n  \
                  build-plugins   build plugins/ for {WASM_TARGET} into target/plugins/\n  \
-                 lint            cargo fmt --check and cargo clippy --all-targets"
+                 lint            cargo fmt --check and cargo clippy --all-targets\n  \
+                 bench           release-build weft and run the benchmarks (B1 B2 B4 B6 B9, memory);\n  \
+                                 --output json for tracking, --only B1,B6 to pick"
             );
             return ExitCode::from(2);
         }
@@ -156,6 +159,21 @@ fn test(extra: &[String]) -> Result<(), String> {
         .env("WEFT_EMBED_PLUGINS", &plugins)
         .env("WEFT_PLUGIN_DIR", &plugins))?;
     lint()
+}
+
+fn bench(extra: &[String]) -> Result<(), String> {
+    let plugins = build_plugins()?;
+    run(cargo()
+        .args(["build", "--release", "-p", "weft-cli", "-p", "weft-bench"])
+        .env("WEFT_EMBED_PLUGINS", &plugins))?;
+    let root = root();
+    run(Command::new(root.join("target/release/weft-bench"))
+        .current_dir(&root)
+        .arg("--weft")
+        .arg(root.join("target/release/weft"))
+        .arg("--plugins")
+        .arg(&plugins)
+        .args(extra))
 }
 
 fn lint() -> Result<(), String> {

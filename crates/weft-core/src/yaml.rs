@@ -30,8 +30,15 @@ pub(crate) struct SyntaxError {
     pub message: String,
 }
 
-/// Deep documents are refused rather than risking the stack (the parser is fuzzed).
+/// Deep documents are refused rather than risking the stack (the parser is fuzzed). The
+/// depth counts what aliases paste in, not just the collections open in the text.
 const MAX_DEPTH: usize = 256;
+
+/// Nodes a document may hold (an 8 MiB file has fewer; 100,000-task pipelines fit).
+const MAX_NODES: usize = 5_000_000;
+
+/// Nodes aliases may paste in, in total ("billion laughs" is refused early).
+const MAX_ALIAS_NODES: usize = 100_000;
 
 fn pos_of(span: &Span) -> Pos {
     Pos::new(
@@ -41,8 +48,22 @@ fn pos_of(span: &Span) -> Pos {
 }
 
 enum Frame {
-    Seq(Vec<Node>, Pos, usize),
-    Map(Vec<(Node, Node)>, Option<Node>, Pos, usize),
+    Seq(Vec<Node>, Pos, usize, Extent),
+    Map(Vec<(Node, Node)>, Option<Node>, Pos, usize, Extent),
+}
+
+/// How tall and how large a subtree is, aliases expanded.
+#[derive(Debug, Clone, Copy, Default)]
+struct Extent {
+    height: usize,
+    nodes: usize,
+}
+
+impl Extent {
+    fn add_child(&mut self, child: Extent) {
+        self.height = self.height.max(child.height + 1);
+        self.nodes = self.nodes.saturating_add(child.nodes);
+    }
 }
 
 /// The first tab used as indentation at or after `from`'s line.
@@ -65,7 +86,9 @@ fn indentation_tab_after(source: &str, from: Pos) -> Option<Pos> {
 pub(crate) fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
     let mut parser = Parser::new_from_str(source);
     let mut stack: Vec<Frame> = Vec::new();
-    let mut anchors: HashMap<usize, Node> = HashMap::new();
+    let mut anchors: HashMap<usize, (Node, Extent)> = HashMap::new();
+    let mut total_nodes = 0usize;
+    let mut alias_nodes = 0usize;
     let mut root: Option<Node> = None;
     let mut documents = 0usize;
     while let Some(event) = parser.next_event() {
@@ -85,7 +108,19 @@ pub(crate) fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
             SyntaxError { pos, message }
         })?;
         let pos = pos_of(&span);
-        let finished: Option<(Node, usize)> = match event {
+        if matches!(
+            event,
+            Event::Scalar(..) | Event::SequenceStart(..) | Event::MappingStart(..)
+        ) {
+            total_nodes += 1;
+            if total_nodes > MAX_NODES {
+                return Err(SyntaxError {
+                    pos,
+                    message: format!("the document has more than {MAX_NODES} nodes"),
+                });
+            }
+        }
+        let finished: Option<(Node, usize, Extent)> = match event {
             Event::DocumentStart(_) => {
                 documents += 1;
                 if documents > 1 {
@@ -106,9 +141,31 @@ pub(crate) fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
                     pos,
                 },
                 anchor,
+                Extent {
+                    height: 0,
+                    nodes: 1,
+                },
             )),
             Event::Alias(anchor) => match anchors.get(&anchor) {
-                Some(node) => Some((node.clone(), 0)),
+                Some((node, extent)) => {
+                    // Check before cloning: the clone is what could blow up.
+                    if stack.len() + extent.height >= MAX_DEPTH {
+                        return Err(SyntaxError {
+                            pos,
+                            message: "document nested too deeply (through aliases)".to_string(),
+                        });
+                    }
+                    alias_nodes = alias_nodes.saturating_add(extent.nodes);
+                    if alias_nodes > MAX_ALIAS_NODES {
+                        return Err(SyntaxError {
+                            pos,
+                            message: format!(
+                                "aliases expand the document by more than {MAX_ALIAS_NODES} nodes"
+                            ),
+                        });
+                    }
+                    Some((node.clone(), 0, *extent))
+                }
                 None => {
                     return Err(SyntaxError {
                         pos,
@@ -123,7 +180,7 @@ pub(crate) fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
                         message: "document nested too deeply".to_string(),
                     });
                 }
-                stack.push(Frame::Seq(Vec::new(), pos, anchor));
+                stack.push(Frame::Seq(Vec::new(), pos, anchor, Extent::default()));
                 None
             }
             Event::MappingStart(anchor, _) => {
@@ -133,41 +190,55 @@ pub(crate) fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
                         message: "document nested too deeply".to_string(),
                     });
                 }
-                stack.push(Frame::Map(Vec::new(), None, pos, anchor));
+                stack.push(Frame::Map(Vec::new(), None, pos, anchor, Extent::default()));
                 None
             }
             Event::SequenceEnd => match stack.pop() {
-                Some(Frame::Seq(items, start, anchor)) => Some((
+                Some(Frame::Seq(items, start, anchor, extent)) => Some((
                     Node {
                         kind: NodeKind::Seq(items),
                         pos: start,
                     },
                     anchor,
+                    Extent {
+                        height: extent.height,
+                        nodes: extent.nodes.saturating_add(1),
+                    },
                 )),
                 _ => None,
             },
             Event::MappingEnd => match stack.pop() {
-                Some(Frame::Map(entries, _, start, anchor)) => Some((
+                Some(Frame::Map(entries, _, start, anchor, extent)) => Some((
                     Node {
                         kind: NodeKind::Map(entries),
                         pos: start,
                     },
                     anchor,
+                    Extent {
+                        height: extent.height,
+                        nodes: extent.nodes.saturating_add(1),
+                    },
                 )),
                 _ => None,
             },
             Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => None,
         };
-        if let Some((node, anchor)) = finished {
+        if let Some((node, anchor, extent)) = finished {
             if anchor != 0 {
-                anchors.insert(anchor, node.clone());
+                anchors.insert(anchor, (node.clone(), extent));
             }
             match stack.last_mut() {
-                Some(Frame::Seq(items, _, _)) => items.push(node),
-                Some(Frame::Map(entries, pending_key, _, _)) => match pending_key.take() {
-                    Some(key) => entries.push((key, node)),
-                    None => *pending_key = Some(node),
-                },
+                Some(Frame::Seq(items, _, _, parent)) => {
+                    parent.add_child(extent);
+                    items.push(node);
+                }
+                Some(Frame::Map(entries, pending_key, _, _, parent)) => {
+                    parent.add_child(extent);
+                    match pending_key.take() {
+                        Some(key) => entries.push((key, node)),
+                        None => *pending_key = Some(node),
+                    }
+                }
                 None => root = Some(node),
             }
         }

@@ -21,6 +21,7 @@ pub mod capabilities;
 pub mod grants;
 pub mod limits;
 pub mod load;
+pub mod masking;
 pub mod plugin;
 mod state;
 
@@ -33,12 +34,13 @@ use wasmtime::{Config, Engine};
 
 pub use cache::ComponentCache;
 pub use capabilities::checkpoint::{CheckpointStore, MemoryCheckpoints};
-pub use capabilities::http::HttpRule;
+pub use capabilities::http::{AddressClass, EgressLimits, HttpRule, classify_ip};
 pub use capabilities::log::{LogLevel, LogLine, LogSink, LogStream, MemorySink, NullSink};
-pub use capabilities::secrets::SecretValue;
+pub use capabilities::secrets::{SecretError, SecretValue};
 pub use grants::{Grants, WorkspaceMount};
 pub use limits::{LimitKind, Limits};
 pub use load::LoadError;
+pub use masking::Masker;
 pub use plugin::{Plugin, PluginKind, TaskContext, TaskReport, TaskRequest};
 
 use state::HostState;
@@ -51,23 +53,51 @@ pub const WIT_VERSION: &str = "0.1.0";
 
 const SUPPORTED_WIT: semver::Version = semver::Version::new(0, 1, 0);
 
+/// How instance memory is allocated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allocator {
+    /// A pool of pre-reserved slots with copy-on-write memory images: instantiation is a
+    /// few microseconds. Falls back to [`Allocator::OnDemand`] (with a log line) when the
+    /// machine cannot reserve the address space.
+    Pooling {
+        /// Component instances (tasks running at once); also the size of the task gate.
+        instances: u32,
+        /// Largest linear memory a slot holds, in bytes.
+        max_memory_bytes: usize,
+    },
+    /// mmap per instance: slower to instantiate, no up-front reservation.
+    OnDemand,
+}
+
 /// Engine-wide settings.
 #[derive(Debug, Clone)]
 pub struct RuntimeConfig {
     /// Where compiled components are cached; `None` compiles every load.
     pub cache_dir: Option<PathBuf>,
+    /// Size bound of the cache directory; the least recently used entries are evicted.
+    pub cache_max_bytes: u64,
     /// Maximum wasm stack per task, in bytes.
     pub max_wasm_stack: usize,
+    /// How instances are allocated.
+    pub allocator: Allocator,
 }
 
 impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
             cache_dir: None,
+            cache_max_bytes: 1 << 30,
             max_wasm_stack: 1 << 20,
+            allocator: Allocator::Pooling {
+                instances: 1000,
+                max_memory_bytes: 1 << 30,
+            },
         }
     }
 }
+
+/// Task gate size with the on-demand allocator (it has no slots to run out of).
+const ON_DEMAND_CONCURRENCY: usize = 10_000;
 
 /// Why the runtime could not start.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +119,9 @@ struct RuntimeInner {
     engine: Engine,
     linker: Linker<HostState>,
     cache: Option<ComponentCache>,
+    allocator: Allocator,
+    /// One permit per pool slot: excess tasks wait here instead of failing to instantiate.
+    slots: Arc<tokio::sync::Semaphore>,
 }
 
 /// One per process: the engine, the linker with every host capability, the epoch ticker
@@ -101,21 +134,22 @@ pub struct Runtime {
 impl Runtime {
     /// Builds the engine and linker and starts the epoch ticker.
     pub fn new(config: RuntimeConfig) -> Result<Runtime, RuntimeError> {
-        let mut wasm = Config::new();
-        wasm.wasm_component_model(true)
-            .epoch_interruption(true)
-            .max_wasm_stack(config.max_wasm_stack)
-            .async_stack_size(config.max_wasm_stack + (1 << 20));
-        let engine = Engine::new(&wasm).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+        let (engine, allocator) = build_engine(&config)?;
         let linker = build_linker(&engine).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
         let cache = match &config.cache_dir {
             Some(dir) => Some(
-                ComponentCache::new(dir).map_err(|source| RuntimeError::Cache {
-                    path: dir.display().to_string(),
-                    source,
-                })?,
+                ComponentCache::new(dir)
+                    .map_err(|source| RuntimeError::Cache {
+                        path: dir.display().to_string(),
+                        source,
+                    })?
+                    .with_max_bytes(config.cache_max_bytes),
             ),
             None => None,
+        };
+        let permits = match allocator {
+            Allocator::Pooling { instances, .. } => instances as usize,
+            Allocator::OnDemand => ON_DEMAND_CONCURRENCY,
         };
         start_epoch_ticker(&engine);
         Ok(Runtime {
@@ -123,8 +157,31 @@ impl Runtime {
                 engine,
                 linker,
                 cache,
+                allocator,
+                slots: Arc::new(tokio::sync::Semaphore::new(permits)),
             }),
         })
+    }
+
+    /// The allocator in effect (pooling may have fallen back to on-demand).
+    pub fn allocator(&self) -> Allocator {
+        self.inner.allocator
+    }
+
+    /// The effective memory limit of a task: its own, capped by what a pool slot holds,
+    /// so hitting it is always reported as the task's memory limit.
+    pub(crate) fn memory_ceiling(&self, requested: usize) -> usize {
+        match self.inner.allocator {
+            Allocator::Pooling {
+                max_memory_bytes, ..
+            } => requested.min(max_memory_bytes),
+            Allocator::OnDemand => requested,
+        }
+    }
+
+    /// Waits for a free instance slot; the permit is held for the whole invocation.
+    pub(crate) async fn slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.inner.slots.clone().acquire_owned().await.ok()
     }
 
     /// The wasmtime engine.
@@ -159,6 +216,49 @@ impl Runtime {
     pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> Result<Plugin, LoadError> {
         load::load(self, name, bytes)
     }
+}
+
+fn base_config(config: &RuntimeConfig) -> Config {
+    let mut wasm = Config::new();
+    wasm.wasm_component_model(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(config.max_wasm_stack)
+        .async_stack_size(config.max_wasm_stack + (1 << 20));
+    wasm
+}
+
+/// Builds the engine with the configured allocator, falling back to on-demand allocation
+/// when the pool's address space cannot be reserved (e.g. under a tight `ulimit -v`).
+fn build_engine(config: &RuntimeConfig) -> Result<(Engine, Allocator), RuntimeError> {
+    if let Allocator::Pooling {
+        instances,
+        max_memory_bytes,
+    } = config.allocator
+    {
+        let mut pool = wasmtime::PoolingAllocationConfig::new();
+        pool.total_component_instances(instances)
+            .total_core_instances(instances.saturating_mul(8))
+            .total_memories(instances.saturating_mul(2))
+            .total_tables(instances.saturating_mul(8))
+            .total_stacks(instances)
+            .max_core_instances_per_component(32)
+            .max_memories_per_component(4)
+            .max_tables_per_component(16)
+            .max_memory_size(max_memory_bytes)
+            .max_unused_warm_slots(instances.min(100));
+        let mut wasm = base_config(config);
+        wasm.allocation_strategy(pool);
+        match Engine::new(&wasm) {
+            Ok(engine) => return Ok((engine, config.allocator)),
+            Err(err) => tracing::warn!(
+                error = %format!("{err:#}"),
+                "cannot reserve the instance pool; falling back to on-demand allocation"
+            ),
+        }
+    }
+    let engine =
+        Engine::new(&base_config(config)).map_err(|e| RuntimeError::Engine(format!("{e:#}")))?;
+    Ok((engine, Allocator::OnDemand))
 }
 
 fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {

@@ -174,6 +174,7 @@ impl Plugin {
         let mut request = TaskRequest::new(format!("{}:describe", self.inner.name));
         request.limits.cpu_budget = std::time::Duration::from_secs(10);
         request.limits.wall_clock = Some(std::time::Duration::from_secs(30));
+        let _slot = self.inner.runtime.slot().await;
         let (mut store, output) = self.new_store(&request, &[], &[])?;
         let call = async {
             let task = crate::bindings::TaskPre::new(self.inner.pre.clone())?
@@ -207,6 +208,8 @@ impl Plugin {
             output.host_line(LogLevel::Error, message.clone());
             return TaskReport::errored("CapabilityDenied", message);
         }
+        // Queue for a pool slot rather than fail to instantiate when all are busy.
+        let _slot = self.inner.runtime.slot().await;
         match self.inner.kind {
             PluginKind::Task => self.run_task(request).await,
             PluginKind::Command => self.run_command(request).await,
@@ -291,12 +294,13 @@ impl Plugin {
             egress: EgressHooks {
                 rules: request.grants.http.clone(),
                 output: output.clone(),
+                budget: Default::default(),
             },
             output: output.clone(),
             secrets: request.grants.secrets.clone(),
             checkpoints: request.checkpoints.clone(),
             limiter: GrowthLimiter {
-                memory_bytes: limits.memory_bytes,
+                memory_bytes: self.inner.runtime.memory_ceiling(limits.memory_bytes),
                 table_elements: limits.table_elements,
                 hit: None,
             },

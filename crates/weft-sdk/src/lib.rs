@@ -81,12 +81,14 @@ pub mod http;
 mod info;
 pub mod log;
 mod outcome;
+pub mod reporter;
 pub mod secrets;
 
 pub use checkpoint::checkpoint;
 pub use context::{Context, ParamError};
 pub use info::{Param, PluginInfo, Workspace};
 pub use outcome::Outcome;
+pub use reporter::Reporter;
 
 /// The raw types of the WIT contract (`weft:plugin/types@0.1.0`), for the rare plugin
 /// that needs them; the SDK's own types convert to and from these.

@@ -1,3 +1,70 @@
-//! Persistence for weft runs, behind a trait so SQLite (the embedded default) and later
-//! PostgreSQL can serve the same engine. The durable-runs work fills this crate in; until
-//! then runs keep their report and logs as files (see weft-cli).
+//! Persistence for weft runs, behind the [`RunStore`] trait so the embedded SQLite store
+//! ([`SqliteStore`], the default) and a later PostgreSQL one serve the same engine.
+//!
+//! # What is stored (schema version 1, `src/migrations/0001_initial.sql`)
+//!
+//! | table | key | holds |
+//! |---|---|---|
+//! | `runs` | `id` | the pipeline as submitted, params and options (secrets redacted by the caller), recovery strategy, phase, final status, reason and report, lease (`lease_owner`, `lease_token`, `heartbeat_at`) |
+//! | `attempts` | `(run, task, attempt)` | phase, outcome, reason, exit code, results, message, started/ended/updated times: the deterministic id `run/task/attempt` |
+//! | `events` | `(run, seq)` | the run's event stream, `seq` from 1 without gaps |
+//! | `logs` | `id` (the polling cursor) | log lines per (run, task, attempt) |
+//! | `log_usage` | `(run, task)` | bytes kept and whether the per-task cap was hit |
+//! | `checkpoints` | `(run, task, key)` | checkpoint values |
+//! | `outbox` | `(reporter, run, context)` | desired state and description, delivered state, delivery attempts, next attempt, last error |
+//! | `snapshots` | `id` | workspace archives per (run, task, workspace) |
+//!
+//! Times are milliseconds since the Unix epoch ([`Timestamp`]); deadlines after a restart
+//! are computed from them. The schema version is SQLite's `user_version`, managed by
+//! `rusqlite_migration`; opening an up-to-date database changes nothing.
+//!
+//! # Invariants the store enforces (not just the engine)
+//!
+//! - **Terminal attempts are immutable.** An update of a terminal attempt is rejected with
+//!   [`StoreError::TerminalAttempt`] (and logged); a retry is a new attempt. A SQL trigger
+//!   backs this up. A finished run's status and report are immutable likewise
+//!   ([`StoreError::RunFinished`]).
+//! - **Fencing.** Every [`WriteOp`] carries the writer's [`Lease`]; it is checked in the
+//!   same transaction as the write. [`RunStore::claim`] increases the run's token, so a
+//!   write from a previous owner fails with [`StoreError::StaleLease`].
+//! - **Bounded logs.** Per (run, task), at most [`StoreLimits::log_bytes_per_task`] bytes
+//!   of text are kept; the first line over the cap is replaced by one "log truncated"
+//!   marker (stream [`TRUNCATED_STREAM`]) and the rest is dropped.
+//! - **The outbox never regresses:** desired and delivered states only move
+//!   pending -> running -> terminal, and a terminal state is final ([`ReportState`]).
+//! - **Snapshots** above [`StoreLimits::snapshot_max_bytes`] are refused; only the last
+//!   [`StoreLimits::snapshots_per_run`] of a run are kept.
+//! - **Corruption is an error, never a panic or a silent reset.** Opening checks the file
+//!   header and runs `PRAGMA quick_check`; a bad file is [`StoreError::Corrupt`] naming it.
+//!   A row that does not decode is [`StoreError::BadRow`].
+//! - A rejected write changes nothing and does not affect the other writes of its batch; a
+//!   database failure fails the whole batch, so nothing claims success.
+//!
+//! # Group commit
+//!
+//! [`BatchingStore`] wraps any store: [`RunStore::enqueue`] queues a write for a single
+//! writer thread that commits many per transaction; [`RunStore::flush`] is the barrier the
+//! engine calls before acting on a state change (e.g. before starting a task). SQLite runs
+//! in WAL mode with `synchronous=NORMAL`: a commit survives a process crash; a power loss
+//! may lose the last commits but never corrupts the file.
+
+mod batch;
+mod error;
+mod sqlite;
+mod store;
+mod types;
+mod vocab;
+
+pub use batch::{BatchConfig, BatchStats, BatchingStore};
+pub use error::StoreError;
+pub use sqlite::{BUSY_TIMEOUT, MIGRATIONS, SCHEMA_VERSION, SqliteStore};
+pub use store::RunStore;
+pub use types::{
+    AttemptId, AttemptRecord, EventRecord, Lease, LogEntry, NewEvent, NewLogLine, NewRun,
+    OutboxKey, OutboxRow, Recovery, ReportState, Result, RunListItem, RunRecord, Snapshot,
+    StaleRun, StoreLimits, TRUNCATED_STREAM, Timestamp, WriteAck, WriteOp,
+};
+pub use vocab::{Outcome, RunPhase, TaskPhase};
+
+/// The default recovery timeout: runs whose heartbeat is older are recovered on start-up.
+pub const DEFAULT_RECOVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);

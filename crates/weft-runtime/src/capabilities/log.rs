@@ -10,6 +10,7 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
 use crate::bindings::weft::plugin::log as wit;
 use crate::limits::LimitKind;
+use crate::masking::Masker;
 
 /// Where a log line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,7 +117,7 @@ pub(crate) struct TaskOutput {
     budget: usize,
     used: usize,
     pub(crate) exceeded: bool,
-    masks: Vec<String>,
+    masker: Masker,
     partial_stdout: Vec<u8>,
     partial_stderr: Vec<u8>,
 }
@@ -132,7 +133,7 @@ impl SharedOutput {
             budget,
             used: 0,
             exceeded: false,
-            masks: Vec::new(),
+            masker: Masker::new(),
             partial_stdout: Vec::new(),
             partial_stderr: Vec::new(),
         })))
@@ -144,17 +145,10 @@ impl SharedOutput {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Masks `value` in every later line.
-    pub(crate) fn add_mask(&self, value: &str) {
-        if value.is_empty() {
-            return;
-        }
-        let mut out = self.lock();
-        if !out.masks.iter().any(|m| m == value) {
-            out.masks.push(value.to_string());
-            // Longest first so a secret containing another is masked whole.
-            out.masks.sort_by_key(|m| std::cmp::Reverse(m.len()));
-        }
+    /// Masks `value` (in all its forms, see [`crate::masking`]) in every later line.
+    /// `Err`: the value is too short to be a secret and is not masked.
+    pub(crate) fn add_mask(&self, value: &str) -> Result<(), crate::masking::TooShort> {
+        self.lock().masker.add(value).map(|_| ())
     }
 
     /// Whether the budget was exceeded.
@@ -165,6 +159,11 @@ impl SharedOutput {
     /// A line from the host about the task; not counted against the budget.
     pub(crate) fn host_line(&self, level: LogLevel, text: String) {
         let out = self.lock();
+        // Host lines may quote guest-chosen text (a URL, a secret name).
+        let text = match out.masker.mask(&text) {
+            std::borrow::Cow::Borrowed(_) => text,
+            std::borrow::Cow::Owned(masked) => masked,
+        };
         out.sink.line(LogLine {
             stream: LogStream::Host,
             level,
@@ -195,8 +194,12 @@ impl SharedOutput {
         }
         partial.drain(..start);
         if partial.len() > MAX_PARTIAL_LINE {
-            out.send(stream, level, &partial);
-            partial.clear();
+            // Emit what cannot be the start of a secret still arriving; keep the rest.
+            let cut = out.masker.safe_prefix_len(&partial);
+            if cut > 0 {
+                out.send(stream, level, &partial[..cut]);
+                partial.drain(..cut);
+            }
         }
         *out.partial(stream) = partial;
         Ok(())
@@ -257,10 +260,8 @@ impl TaskOutput {
         if text.ends_with('\r') {
             text.pop();
         }
-        for mask in &self.masks {
-            if text.contains(mask.as_str()) {
-                text = text.replace(mask.as_str(), "***");
-            }
+        if let std::borrow::Cow::Owned(masked) = self.masker.mask(&text) {
+            text = masked;
         }
         self.sink.line(LogLine {
             stream,

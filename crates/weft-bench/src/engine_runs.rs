@@ -1,0 +1,265 @@
+//! B4 (a 10,000-task chain through the engine: per-hop latency), memory per pending task,
+//! and B2 (a 1,000-task DAG through `weft run` vs `make -j2`, with the run's peak RSS).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use weft_engine::{
+    PluginRegistry, RunEvent, RunObserver, RunOptions, cancel_channel, execute, prepare,
+};
+use weft_runtime::{Runtime, RuntimeConfig};
+
+use crate::{Figure, Inputs, shapes};
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+/// Records when each task `t<i>` started and ended.
+struct Clock {
+    times: Mutex<Vec<(Option<Instant>, Option<Instant>)>>,
+}
+
+impl RunObserver for Clock {
+    fn event(&self, event: RunEvent<'_>) {
+        if let RunEvent::Transition { task, phase, .. } = event {
+            let now = Instant::now();
+            let Some(index) = task.strip_prefix('t').and_then(|i| i.parse::<usize>().ok()) else {
+                return;
+            };
+            let mut times = self.times.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(slot) = times.get_mut(index) {
+                match phase {
+                    weft_core::TaskPhase::Running => slot.0 = Some(now),
+                    weft_core::TaskPhase::Terminal => slot.1 = Some(now),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// B4 and the pending-task memory figure.
+pub async fn chain_and_memory(inputs: &Inputs) -> Result<Vec<Figure>, String> {
+    const N: usize = 10_000;
+    let mut figures = Vec::new();
+
+    // Memory: live heap bytes held by a planned run with all but one task pending.
+    let yaml = shapes::chain(N);
+    let before = crate::alloc::live_bytes();
+    let plan = weft_core::load(&yaml, "chain.yaml", &BTreeMap::new(), None)
+        .map_err(|d| format!("{}", d[0]))?;
+    let mut state = weft_core::RunState::new(
+        Arc::new(plan),
+        weft_core::RunContext {
+            run_name: "mem".into(),
+            run_uid: "mem".into(),
+            bound_workspaces: Default::default(),
+        },
+    );
+    let _ = state.start();
+    let held = crate::alloc::live_bytes().saturating_sub(before);
+    let per_task = held as f64 / N as f64;
+    drop(state);
+    figures.push(Figure {
+        id: "MEM",
+        what: format!("heap per pending task ({N}-task chain, plan + run state)"),
+        value: per_task,
+        unit: "B",
+        ratio: None,
+        ratio_of: String::new(),
+        target: "< 2048 B".into(),
+        met: per_task < 2048.0,
+    });
+
+    // B4: the chain through the engine with the real no-op plugin.
+    let runtime = Runtime::new(RuntimeConfig::default()).map_err(err)?;
+    let mut registry = PluginRegistry::new(runtime, &[]);
+    registry.add_dir(&inputs.plugins).map_err(err)?;
+    let prepared = prepare(&registry, &yaml, "chain.yaml", &BTreeMap::new())
+        .await
+        .map_err(|d| format!("{}", d[0]))?;
+    let clock = Arc::new(Clock {
+        times: Mutex::new(vec![(None, None); N]),
+    });
+    let (_cancel, cancel_rx) = cancel_channel();
+    let started = Instant::now();
+    let summary = execute(
+        prepared,
+        RunOptions::new("chain", "chain"),
+        clock.clone(),
+        cancel_rx,
+    )
+    .await;
+    let total = started.elapsed();
+    if summary.status.exit_code() != 0 {
+        return Err(format!("the chain ended {:?}", summary.status));
+    }
+    let times = clock
+        .times
+        .lock()
+        .map_err(|_| "clock poisoned".to_string())?;
+    let mut hops: Vec<Duration> = times
+        .windows(2)
+        .filter_map(|pair| Some(pair[1].0?.saturating_duration_since(pair[0].1?)))
+        .collect();
+    let mut task_times: Vec<Duration> = times
+        .iter()
+        .filter_map(|(start, end)| Some(end.as_ref()?.saturating_duration_since(*start.as_ref()?)))
+        .collect();
+    let hop_p50 = crate::median_us(&mut hops);
+    let task_p50 = crate::median_us(&mut task_times);
+    figures.push(Figure {
+        id: "B4",
+        what: format!("{N}-task chain: hop (end of n -> start of n+1), p50"),
+        value: hop_p50,
+        unit: "µs",
+        ratio: Some(hop_p50 / task_p50),
+        ratio_of: "hop / task run time".into(),
+        target: "p50 < 50 µs".into(),
+        met: hop_p50 < 50.0,
+    });
+    figures.push(Figure {
+        id: "B4",
+        what: format!("{N}-task chain: whole run, per task"),
+        value: total.as_secs_f64() * 1e6 / N as f64,
+        unit: "µs",
+        ratio: None,
+        ratio_of: String::new(),
+        target: "-".into(),
+        met: true,
+    });
+    Ok(figures)
+}
+
+/// Runs a command `repeats` times; returns the median wall time and the peak RSS (KiB)
+/// of the last run.
+fn time_command(
+    mut make: impl FnMut() -> Command,
+    repeats: usize,
+) -> Result<(Duration, i64), String> {
+    let mut samples = Vec::new();
+    let mut peak_kib = 0;
+    for _ in 0..repeats {
+        let mut command = make();
+        let started = Instant::now();
+        let child = command.spawn().map_err(err)?;
+        let (code, rss) = wait_with_rusage(child.id() as i32)?;
+        samples.push(started.elapsed());
+        peak_kib = rss;
+        if code != 0 {
+            return Err(format!("{command:?} exited with {code}"));
+        }
+    }
+    samples.sort();
+    Ok((samples[samples.len() / 2], peak_kib))
+}
+
+#[allow(unsafe_code)]
+fn wait_with_rusage(pid: i32) -> Result<(i32, i64), String> {
+    let mut status = 0;
+    // SAFETY: `rusage` is a plain C struct that wait4 fills in; zeroed is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting on our own child with valid pointers to local variables.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    if waited != pid {
+        return Err(format!("wait4 failed: {}", std::io::Error::last_os_error()));
+    }
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    Ok((code, usage.ru_maxrss))
+}
+
+fn weft_run(inputs: &Inputs, file: &Path, scratch: &Path) -> Command {
+    let mut command = Command::new(&inputs.weft);
+    command
+        .arg("run")
+        .arg(file)
+        .args(["--output", "json", "--plugins"])
+        .arg(&inputs.plugins)
+        .arg("--data-dir")
+        .arg(scratch.join("data"))
+        .arg("--cache-dir")
+        .arg(scratch.join("cache"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    command
+}
+
+/// B2.
+pub fn dag_vs_make(inputs: &Inputs) -> Result<Vec<Figure>, String> {
+    const N: usize = 1_000;
+    let scratch = tempfile::tempdir().map_err(err)?;
+    let dag = scratch.path().join("dag.yaml");
+    std::fs::write(&dag, shapes::layered(N, 50, 3)).map_err(err)?;
+    let one = scratch.path().join("one.yaml");
+    std::fs::write(&one, shapes::layered(1, 50, 3)).map_err(err)?;
+    let makefile = scratch.path().join("Makefile");
+    std::fs::write(&makefile, shapes::layered_makefile(N, 50, 3)).map_err(err)?;
+
+    // Warm the compiled-component cache once.
+    time_command(|| weft_run(inputs, &one, scratch.path()), 1)?;
+    let (weft_one, _) = time_command(|| weft_run(inputs, &one, scratch.path()), 5)?;
+    let (weft_dag, peak_kib) = time_command(|| weft_run(inputs, &dag, scratch.path()), 5)?;
+    let (make, _) = time_command(
+        || {
+            let mut command = Command::new("make");
+            command
+                .args(["-j2", "-s", "-f"])
+                .arg(&makefile)
+                .stdout(std::process::Stdio::null());
+            command
+        },
+        3,
+    )?;
+    let overhead_us = weft_dag.saturating_sub(weft_one).as_secs_f64() * 1e6 / (N - 1) as f64;
+    let speedup = make.as_secs_f64() / weft_dag.as_secs_f64();
+    Ok(vec![
+        Figure {
+            id: "B2",
+            what: format!("`make -j2` of {N} `true` targets (same DAG)"),
+            value: make.as_secs_f64() * 1e3,
+            unit: "ms",
+            ratio: None,
+            ratio_of: String::new(),
+            target: "baseline".into(),
+            met: true,
+        },
+        Figure {
+            id: "B2",
+            what: format!("`weft run` of the {N}-task no-op DAG (whole process)"),
+            value: weft_dag.as_secs_f64() * 1e3,
+            unit: "ms",
+            ratio: Some(speedup),
+            ratio_of: "make / weft".into(),
+            target: ">= 20x faster than make".into(),
+            met: speedup >= 20.0,
+        },
+        Figure {
+            id: "B2",
+            what: "engine overhead per task ((T(1000) - T(1)) / 999)".into(),
+            value: overhead_us,
+            unit: "µs",
+            ratio: None,
+            ratio_of: String::new(),
+            target: "<= 100 µs".into(),
+            met: overhead_us <= 100.0,
+        },
+        Figure {
+            id: "MEM",
+            what: format!("peak RSS of the {N}-task `weft run`"),
+            value: peak_kib as f64 / 1024.0,
+            unit: "MiB",
+            ratio: None,
+            ratio_of: String::new(),
+            target: "-".into(),
+            met: true,
+        },
+    ])
+}

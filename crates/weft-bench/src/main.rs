@@ -1,0 +1,176 @@
+//! `weft-bench`: the benchmarks of quality-bars.md that issue 6 names. Each prints its
+//! figure and its ratio against a baseline measured in the same run, so the machine's
+//! speed cancels out. Run it through `cargo xtask bench` (release build).
+//!
+//! - B1: weft's per-task cycle vs the bare wasmtime pooled loop, same component.
+//! - B2: a 1,000-task no-op DAG through `weft run` vs the same DAG under `make -j2`.
+//! - B4: a 10,000-task chain in the engine: per-hop latency p50.
+//! - B6: validate + plan + schedule at N = 100 .. 100,000: the fitted exponent.
+//! - B9: first use of a plugin (compile) vs a compiled-cache hit.
+//! - Memory: peak RSS of the 1,000-task run; bytes per pending task at 10,000.
+
+mod alloc;
+mod b1;
+mod engine_runs;
+mod scaling;
+mod shapes;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[global_allocator]
+static ALLOCATOR: alloc::Counting = alloc::Counting;
+
+/// One benchmark's result.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Figure {
+    /// Benchmark id (B1, B2, ...).
+    pub id: &'static str,
+    /// What was measured.
+    pub what: String,
+    /// The figure, in `unit`.
+    pub value: f64,
+    /// Unit of `value`.
+    pub unit: &'static str,
+    /// Ratio against the baseline, where there is one.
+    pub ratio: Option<f64>,
+    /// What the ratio compares.
+    pub ratio_of: String,
+    /// The target from quality-bars.md.
+    pub target: String,
+    /// Whether the target is met.
+    pub met: bool,
+}
+
+/// Where the benchmark finds its inputs.
+pub struct Inputs {
+    /// The release `weft` binary.
+    pub weft: PathBuf,
+    /// Directory of built plugins.
+    pub plugins: PathBuf,
+}
+
+fn arg_value(args: &[String], flag: &str) -> Option<String> {
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1).cloned())
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let inputs = Inputs {
+        weft: arg_value(&args, "--weft")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target/release/weft")),
+        plugins: arg_value(&args, "--plugins")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target/plugins")),
+    };
+    let json = arg_value(&args, "--output").as_deref() == Some("json");
+    let only = arg_value(&args, "--only");
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("weft-bench: cannot start tokio: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let wanted = |id: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|x| x == id))
+    };
+    let mut figures: Vec<Figure> = Vec::new();
+    let mut failures: Vec<String> = Vec::new();
+    let mut record = |result: Result<Vec<Figure>, String>, id: &str| match result {
+        Ok(found) => {
+            for figure in &found {
+                if !json {
+                    print_figure(figure);
+                }
+            }
+            figures.extend(found);
+        }
+        Err(e) => {
+            eprintln!("weft-bench: {id} failed: {e}");
+            failures.push(format!("{id}: {e}"));
+        }
+    };
+    if !json {
+        println!(
+            "{:<4} {:<58} {:>14} {:>10}  {:<28} target",
+            "id", "figure", "value", "ratio", "ratio of"
+        );
+    }
+    if wanted("B1") {
+        record(runtime.block_on(b1::run(&inputs)), "B1");
+    }
+    if wanted("B9") {
+        record(b1::cache(&inputs), "B9");
+    }
+    if wanted("B6") {
+        record(scaling::run(), "B6");
+    }
+    if wanted("B4") || wanted("MEM") {
+        record(
+            runtime.block_on(engine_runs::chain_and_memory(&inputs)),
+            "B4",
+        );
+    }
+    if wanted("B2") {
+        record(engine_runs::dag_vs_make(&inputs), "B2");
+    }
+    if json {
+        let doc = serde_json::json!({ "figures": figures, "failures": failures });
+        println!("{doc:#}");
+    } else {
+        let met = figures.iter().filter(|f| f.met).count();
+        println!("\n{met} of {} targets met", figures.len());
+    }
+    if failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn print_figure(f: &Figure) {
+    let value = match f.unit {
+        "µs" | "ms" | "ns" => format!("{:.2} {}", f.value, f.unit),
+        "" => format!("{:.3}", f.value),
+        unit => format!("{:.1} {unit}", f.value),
+    };
+    let ratio = f
+        .ratio
+        .map(|r| format!("{r:.2}x"))
+        .unwrap_or_else(|| "-".into());
+    let mark = if f.met { "met" } else { "NOT met" };
+    println!(
+        "{:<4} {:<58} {:>14} {:>10}  {:<28} {} ({mark})",
+        f.id, f.what, value, ratio, f.ratio_of, f.target
+    );
+}
+
+/// Median of a sample, in microseconds.
+pub fn median_us(samples: &mut [Duration]) -> f64 {
+    samples.sort();
+    samples
+        .get(samples.len() / 2)
+        .map_or(0.0, |d| d.as_secs_f64() * 1e6)
+}
+
+/// Resident set size of this process now, in bytes (Linux; 0 elsewhere).
+pub fn rss_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
+        .map_or(0, |pages| pages * 4096)
+}

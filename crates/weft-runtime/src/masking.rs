@@ -1,0 +1,445 @@
+//! Masking of revealed secrets in a task's output.
+//!
+//! Once a task reveals a secret, every later line of its log — `weft:plugin/log` lines,
+//! stdout and stderr, and the host's own lines about the task — has each of these forms
+//! of the value replaced by [`MASK`]:
+//!
+//! - the raw value;
+//! - base64, standard and URL-safe alphabets, with and without padding; and because the
+//!   base64 of a secret embedded in a longer base64 stream depends on its alignment (its
+//!   offset modulo 3), the *stable inner substrings* of the three alignments, as GitHub
+//!   Actions does: the characters that encode only bytes of the secret;
+//! - URL-encoded (percent-encoding), in the strict RFC 3986 form (everything but
+//!   unreserved characters), the JavaScript `encodeURIComponent` form and the Python
+//!   `quote` form (keeps `/`), each with upper- and lower-case hex (`%2F`, `%2f`), and
+//!   with `+` for spaces (form encoding) when the value has spaces;
+//! - JSON-escaped, as `serde_json::to_string` writes it, without the quotes;
+//! - for a value containing newlines: each of its lines (of at least
+//!   [`MIN_SECRET_CHARS`] characters), since output is masked line by line.
+//!
+//! All forms go into one Aho-Corasick automaton (leftmost-longest: when secrets overlap,
+//! the longest match wins), rebuilt when a new secret is revealed; masking a line is one
+//! pass over it.
+//!
+//! **Values split across writes.** stdout/stderr are buffered until a newline, so a value
+//! split across several `write` calls inside one line is masked whole. A line longer than
+//! the partial-line limit is emitted in pieces, and the cut is placed so that no possible
+//! match spans it ([`Masker::safe_prefix_len`]). A value cannot span a newline of the
+//! output unless it contains one itself, in which case each of its lines is masked.
+//! Each `weft:plugin/log` call is complete lines, so a value split across two log calls
+//! is not recognised.
+//!
+//! **Short values.** Values under [`MIN_SECRET_CHARS`] characters are refused: masking
+//! them would blank out ordinary text and still leak them by elimination.
+//!
+//! Not covered: other encodings (hex, MIME base64 with line breaks, double encoding,
+//! compression). The automaton keeps its own copy of the patterns, which is not zeroized.
+
+use std::borrow::Cow;
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use zeroize::Zeroizing;
+
+/// What replaces a secret.
+pub const MASK: &str = "***";
+
+/// The shortest secret weft accepts, in characters.
+pub const MIN_SECRET_CHARS: usize = 8;
+
+/// Up to this many pattern bytes in all, the masker is a DFA (a few MiB of table at
+/// most); beyond, a contiguous NFA.
+const DFA_PATTERN_BYTES: usize = 16 * 1024;
+
+/// A value too short to be a secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "a value of {chars} characters is too short to be masked reliably; secrets must have at least {MIN_SECRET_CHARS}"
+)]
+pub struct TooShort {
+    /// Its length in characters.
+    pub chars: usize,
+}
+
+/// Checks that `value` is long enough to be a secret.
+pub fn check_secret(value: &str) -> Result<(), TooShort> {
+    let chars = value.chars().count();
+    if chars < MIN_SECRET_CHARS {
+        Err(TooShort { chars })
+    } else {
+        Ok(())
+    }
+}
+
+/// Masks a set of secrets, in all the forms listed in the [module docs](self).
+#[derive(Default)]
+pub struct Masker {
+    secrets: Vec<Zeroizing<String>>,
+    patterns: Vec<Zeroizing<String>>,
+    automaton: Option<AhoCorasick>,
+    longest: usize,
+}
+
+impl std::fmt::Debug for Masker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Masker")
+            .field("secrets", &self.secrets.len())
+            .field("patterns", &self.patterns.len())
+            .finish()
+    }
+}
+
+impl Masker {
+    /// A masker with no secrets: masks nothing.
+    pub fn new() -> Masker {
+        Masker::default()
+    }
+
+    /// A masker for all of `secrets`, built once.
+    pub fn with_secrets<'a>(
+        secrets: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Masker, TooShort> {
+        let mut masker = Masker::new();
+        for secret in secrets {
+            masker.insert(secret)?;
+        }
+        masker.rebuild();
+        Ok(masker)
+    }
+
+    /// Adds a secret and rebuilds the automaton. `Ok(false)`: it was already there.
+    pub fn add(&mut self, secret: &str) -> Result<bool, TooShort> {
+        let added = self.insert(secret)?;
+        if added {
+            self.rebuild();
+        }
+        Ok(added)
+    }
+
+    fn insert(&mut self, secret: &str) -> Result<bool, TooShort> {
+        check_secret(secret)?;
+        if self.secrets.iter().any(|s| s.as_str() == secret) {
+            return Ok(false);
+        }
+        self.secrets.push(Zeroizing::new(secret.to_string()));
+        for variant in variants(secret) {
+            if !self.patterns.iter().any(|p| p.as_str() == variant.as_str()) {
+                self.patterns.push(variant);
+            }
+        }
+        Ok(true)
+    }
+
+    fn rebuild(&mut self) {
+        self.longest = self.patterns.iter().map(|p| p.len()).max().unwrap_or(0);
+        self.automaton = if self.patterns.is_empty() {
+            None
+        } else {
+            let total: usize = self.patterns.iter().map(|p| p.len()).sum();
+            // A DFA is the fastest scan but its table grows with the pattern bytes;
+            // past the bound, let the crate pick (a contiguous NFA).
+            let kind = (total <= DFA_PATTERN_BYTES).then_some(AhoCorasickKind::DFA);
+            AhoCorasickBuilder::new()
+                .match_kind(MatchKind::LeftmostLongest)
+                .kind(kind)
+                .build(self.patterns.iter().map(|p| p.as_bytes()))
+                .map_err(|err| tracing::error!(error = %err, "cannot build the secret masker"))
+                .ok()
+        };
+    }
+
+    /// Whether no secret was added.
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
+    }
+
+    /// How many secrets are masked.
+    pub fn secret_count(&self) -> usize {
+        self.secrets.len()
+    }
+
+    /// How many patterns (all forms of all secrets) the automaton holds.
+    pub fn pattern_count(&self) -> usize {
+        self.patterns.len()
+    }
+
+    /// The length in bytes of the longest pattern.
+    pub fn longest_pattern(&self) -> usize {
+        self.longest
+    }
+
+    /// `text` with every form of every secret replaced by [`MASK`]; borrowed when nothing
+    /// matched.
+    pub fn mask<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        let Some(automaton) = &self.automaton else {
+            return Cow::Borrowed(text);
+        };
+        let mut matches = automaton.find_iter(text.as_bytes()).peekable();
+        if matches.peek().is_none() {
+            return Cow::Borrowed(text);
+        }
+        let bytes = text.as_bytes();
+        let mut out = Vec::with_capacity(text.len());
+        let mut last = 0;
+        for m in matches {
+            out.extend_from_slice(&bytes[last..m.start()]);
+            out.extend_from_slice(MASK.as_bytes());
+            last = m.end();
+        }
+        out.extend_from_slice(&bytes[last..]);
+        // Patterns are whole UTF-8 strings, so cuts fall on character boundaries; be
+        // lenient anyway rather than panic.
+        Cow::Owned(
+            String::from_utf8(out)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        )
+    }
+
+    /// How many leading bytes of `pending` (unterminated output that must be emitted
+    /// before its newline arrives) can be masked and emitted now, leaving the rest for
+    /// later, so that no secret is cut in two: no match that might still complete
+    /// starts in the prefix, no complete match spans the cut, and the cut is on a UTF-8
+    /// character boundary. It is `pending.len()` when there are no secrets.
+    pub fn safe_prefix_len(&self, pending: &[u8]) -> usize {
+        let Some(automaton) = &self.automaton else {
+            return pending.len();
+        };
+        // A match that is not complete yet starts after `len - longest`.
+        let mut cut = pending.len().saturating_sub(self.longest.saturating_sub(1));
+        while cut > 0 && cut < pending.len() && (pending[cut] & 0xC0) == 0x80 {
+            cut -= 1;
+        }
+        for m in automaton.find_iter(pending) {
+            if m.start() >= cut {
+                break;
+            }
+            if m.end() > cut {
+                // A complete match spanning the cut: emit it whole.
+                cut = m.end();
+            }
+        }
+        cut
+    }
+}
+
+/// Every form of `secret` that is masked (see the [module docs](self)), longest first,
+/// without duplicates. Forms shorter than [`MIN_SECRET_CHARS`] bytes are left out.
+pub fn variants(secret: &str) -> Vec<Zeroizing<String>> {
+    let mut out: Vec<Zeroizing<String>> = Vec::new();
+    let mut push = |form: String| {
+        let form = Zeroizing::new(form);
+        if form.len() >= MIN_SECRET_CHARS && !out.iter().any(|f| f.as_str() == form.as_str()) {
+            out.push(form);
+        }
+    };
+    push(secret.to_string());
+    if secret.contains('\n') {
+        for line in secret.split('\n') {
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            if line.chars().count() >= MIN_SECRET_CHARS {
+                push(line.to_string());
+            }
+        }
+    }
+    let bytes = secret.as_bytes();
+    for engine in [&STANDARD, &URL_SAFE, &STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+        push(engine.encode(bytes));
+    }
+    for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+        for offset in 0..3usize {
+            push(aligned_base64(engine, bytes, offset));
+        }
+    }
+    for keep in [
+        unreserved as fn(u8) -> bool,
+        js_component_keeps,
+        python_quote_keeps,
+    ] {
+        for upper in [true, false] {
+            push(percent_encode(bytes, keep, upper, false));
+            if bytes.contains(&b' ') {
+                push(percent_encode(bytes, keep, upper, true));
+            }
+        }
+    }
+    if let Ok(json) = serde_json::to_string(secret) {
+        let inner = json
+            .strip_prefix('"')
+            .and_then(|j| j.strip_suffix('"'))
+            .unwrap_or(&json);
+        push(inner.to_string());
+    }
+    out.sort_by_key(|f| std::cmp::Reverse(f.len()));
+    out
+}
+
+/// The characters of the base64 of `bytes` placed `offset` bytes (0..3) into a longer
+/// stream that depend only on `bytes`.
+fn aligned_base64(engine: &base64::engine::GeneralPurpose, bytes: &[u8], offset: usize) -> String {
+    let mut shifted = vec![0u8; offset];
+    shifted.extend_from_slice(bytes);
+    let encoded = Zeroizing::new(engine.encode(&shifted));
+    // Character i covers bits [6i, 6i + 6); the prefix covers bits [0, 8 * offset).
+    let start = (8 * offset).div_ceil(6);
+    // Characters past the last whole 6 bits also depend on what follows.
+    let end = (8 * shifted.len()) / 6;
+    shifted.fill(0);
+    encoded.get(start..end).unwrap_or_default().to_string()
+}
+
+fn unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+fn js_component_keeps(b: u8) -> bool {
+    unreserved(b) || matches!(b, b'!' | b'*' | b'\'' | b'(' | b')')
+}
+
+fn python_quote_keeps(b: u8) -> bool {
+    unreserved(b) || b == b'/'
+}
+
+fn percent_encode(bytes: &[u8], keep: fn(u8) -> bool, upper: bool, plus: bool) -> String {
+    const UPPER: &[u8; 16] = b"0123456789ABCDEF";
+    const LOWER: &[u8; 16] = b"0123456789abcdef";
+    let hex = if upper { UPPER } else { LOWER };
+    let mut out = String::with_capacity(bytes.len() * 3);
+    for &b in bytes {
+        if keep(b) {
+            out.push(char::from(b));
+        } else if plus && b == b' ' {
+            out.push('+');
+        } else {
+            out.push('%');
+            out.push(char::from(hex[usize::from(b >> 4)]));
+            out.push(char::from(hex[usize::from(b & 0x0f)]));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::capabilities::log::{LogLevel, LogStream, MemorySink, SharedOutput};
+
+    const SECRET: &str = "s3cr3t-T0ken/with+chars";
+
+    fn output() -> (SharedOutput, Arc<MemorySink>) {
+        let sink = Arc::new(MemorySink::default());
+        (SharedOutput::new(sink.clone(), 64 << 20), sink)
+    }
+
+    fn texts(sink: &MemorySink) -> Vec<String> {
+        sink.lines().into_iter().map(|l| l.text).collect()
+    }
+
+    #[test]
+    fn a_secret_split_across_writes_in_one_line_is_masked() {
+        let (out, sink) = output();
+        out.add_mask(SECRET).expect("long enough");
+        let bytes = format!("token={SECRET} done\nnext line\n");
+        // Every split point, one write each side.
+        for cut in 0..bytes.len() {
+            let (a, b) = bytes.as_bytes().split_at(cut);
+            out.write_stream(LogStream::Stdout, a).expect("budget");
+            out.write_stream(LogStream::Stdout, b).expect("budget");
+        }
+        let lines = texts(&sink);
+        assert_eq!(lines.len(), 2 * bytes.len());
+        for pair in lines.chunks(2) {
+            assert_eq!(pair, ["token=*** done", "next line"]);
+        }
+    }
+
+    #[test]
+    fn a_secret_written_byte_by_byte_is_masked() {
+        let (out, sink) = output();
+        out.add_mask(SECRET).expect("long enough");
+        for b in format!("<{SECRET}>\n").bytes() {
+            out.write_stream(LogStream::Stderr, &[b]).expect("budget");
+        }
+        assert_eq!(texts(&sink), ["<***>"]);
+        assert_eq!(sink.lines()[0].level, LogLevel::Warn);
+    }
+
+    #[test]
+    fn a_secret_over_4_kib_is_masked_through_the_capture() {
+        let (out, sink) = output();
+        let secret: String = (0..6000)
+            .map(|i| char::from(b'a' + (i % 26) as u8))
+            .collect();
+        out.add_mask(&secret).expect("long enough");
+        let text = format!("begin {secret} end\n");
+        for chunk in text.as_bytes().chunks(1000) {
+            out.write_stream(LogStream::Stdout, chunk).expect("budget");
+        }
+        assert_eq!(texts(&sink), ["begin *** end"]);
+    }
+
+    #[test]
+    fn an_overlong_line_is_cut_outside_secrets() {
+        let (out, sink) = output();
+        out.add_mask(SECRET).expect("long enough");
+        // Unterminated output far over the partial-line limit, with the secret at every
+        // alignment relative to the write boundaries.
+        let mut text = String::new();
+        for i in 0..2000 {
+            text.push_str(&"x".repeat(i % 37));
+            text.push_str(SECRET);
+        }
+        for chunk in text.as_bytes().chunks(1531) {
+            out.write_stream(LogStream::Stdout, chunk).expect("budget");
+        }
+        out.flush_partials();
+        let joined = texts(&sink).concat();
+        assert!(!joined.contains(SECRET));
+        assert_eq!(joined.matches(MASK).count(), 2000);
+        assert!(sink.lines().len() > 1, "the line was cut");
+    }
+
+    #[test]
+    fn log_interface_and_host_lines_are_masked() {
+        let (out, sink) = output();
+        out.add_mask(SECRET).expect("long enough");
+        out.log_line(LogLevel::Info, &format!("a {SECRET} b"))
+            .expect("budget");
+        out.host_line(
+            LogLevel::Error,
+            format!("HTTP request to http://{SECRET}.example:80 denied"),
+        );
+        assert_eq!(
+            texts(&sink),
+            ["a *** b", "HTTP request to http://***.example:80 denied"]
+        );
+    }
+
+    #[test]
+    fn short_values_are_refused_and_not_masked() {
+        let (out, sink) = output();
+        assert_eq!(out.add_mask("1234567"), Err(TooShort { chars: 7 }));
+        out.log_line(LogLevel::Info, "1234567").expect("budget");
+        assert_eq!(texts(&sink), ["1234567"]);
+        // Characters, not bytes.
+        assert!(check_secret("ééééééé").is_err());
+        assert!(check_secret("éééééééé").is_ok());
+    }
+
+    #[test]
+    fn safe_prefix_keeps_a_possible_secret_start() {
+        let masker = Masker::with_secrets([SECRET]).expect("long enough");
+        let longest = masker.longest_pattern();
+        let pending = format!("{}{}", "y".repeat(100), &SECRET[..5]);
+        let cut = masker.safe_prefix_len(pending.as_bytes());
+        assert!(cut <= 100, "{cut}");
+        assert_eq!(cut, pending.len() + 1 - longest);
+        // A complete match across the naive cut is emitted whole.
+        let pending = format!("{}{SECRET}", "y".repeat(100));
+        let cut = masker.safe_prefix_len(pending.as_bytes());
+        assert!(cut == pending.len() || cut <= 100, "{cut}");
+        assert_eq!(Masker::new().safe_prefix_len(b"abc"), 3);
+    }
+}

@@ -1,0 +1,321 @@
+//! Secret masking: every encoded form, alignment inside base64 streams, long and
+//! overlapping secrets, no false masking, and a throughput check (B12's shape; the
+//! release figure comes from the bench, this only guards against a collapse).
+//!
+//! The stdout/stderr capture path (split writes, overlong lines, host lines) is tested
+//! next to it, in `weft_runtime::masking`'s unit tests.
+
+use std::time::Instant;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use weft_runtime::masking::{MASK, MIN_SECRET_CHARS, Masker, TooShort, variants};
+use weft_runtime::{SecretError, SecretValue};
+
+const SECRET: &str = "p@ss w0rd/with+every&kind=of\"chars\\é?";
+
+fn percent(bytes: &[u8], keep: &str, upper: bool) -> String {
+    bytes
+        .iter()
+        .map(|&b| {
+            if b.is_ascii_alphanumeric() || keep.as_bytes().contains(&b) {
+                char::from(b).to_string()
+            } else if upper {
+                format!("%{b:02X}")
+            } else {
+                format!("%{b:02x}")
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn every_encoded_form_is_masked() {
+    let masker = Masker::with_secrets([SECRET]).expect("long enough");
+    let b = SECRET.as_bytes();
+    let json = serde_json::to_string(SECRET).expect("json");
+    let cases: Vec<(&str, String)> = vec![
+        ("raw", SECRET.to_string()),
+        ("base64", STANDARD.encode(b)),
+        ("base64 no padding", STANDARD_NO_PAD.encode(b)),
+        ("base64url", URL_SAFE.encode(b)),
+        ("base64url no padding", URL_SAFE_NO_PAD.encode(b)),
+        ("percent strict upper", percent(b, "-._~", true)),
+        ("percent strict lower", percent(b, "-._~", false)),
+        ("encodeURIComponent", percent(b, "-._~!*'()", true)),
+        ("python quote", percent(b, "-._~/", true)),
+        ("python quote lower", percent(b, "-._~/", false)),
+        ("form encoding", percent(b, "-._~ ", true).replace(' ', "+")),
+        ("json escaped", json[1..json.len() - 1].to_string()),
+    ];
+    for (what, form) in &cases {
+        assert_ne!(form.as_str(), "", "{what}");
+        let text = format!("before {form} after");
+        let masked = masker.mask(&text);
+        assert_eq!(masked, "before *** after", "{what}: {form}");
+    }
+    // The forms really differ from each other (the table is not testing one thing).
+    let mut distinct: Vec<&String> = cases.iter().map(|(_, f)| f).collect();
+    distinct.sort();
+    distinct.dedup();
+    assert!(distinct.len() >= 8, "{distinct:?}");
+}
+
+#[test]
+fn base64_inside_a_longer_stream_is_masked_at_every_alignment() {
+    let secret = "ghp_0123456789abcdefABCDEF";
+    let masker = Masker::with_secrets([secret]).expect("long enough");
+    for engine in [&STANDARD, &URL_SAFE, &STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+        for before in 0..7usize {
+            for after in 0..7usize {
+                let mut data = vec![0xA5u8; before];
+                data.extend_from_slice(secret.as_bytes());
+                data.extend(std::iter::repeat_n(0x5Au8, after));
+                let encoded = engine.encode(&data);
+                let masked = masker.mask(&encoded);
+                assert!(
+                    masked.contains(MASK),
+                    "offset {before}+{after}: {encoded} -> {masked}"
+                );
+                // What is left cannot be more than a few characters around the mask
+                // (the ones mixing secret and neighbouring bits).
+                let left = masked.len() - MASK.len();
+                let around = (before * 8).div_ceil(6) + (after * 8).div_ceil(6) + 4;
+                assert!(left <= around, "{before}+{after}: {masked}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_secret_over_4_kib_is_masked() {
+    let secret: String = (0..5000)
+        .map(|i| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[i % 36]))
+        .collect();
+    let masker = Masker::with_secrets([secret.as_str()]).expect("long enough");
+    assert_eq!(masker.mask(&format!("[{secret}]")), "[***]");
+    assert_eq!(
+        masker.mask(&format!("[{}]", STANDARD.encode(&secret))),
+        "[***]"
+    );
+}
+
+#[test]
+fn overlapping_secrets_longest_wins() {
+    let short = "abcdefgh12";
+    let long = "xxabcdefgh12yy";
+    let masker = Masker::with_secrets([short, long]).expect("long enough");
+    let cases = [
+        ("a xxabcdefgh12yy b", "a *** b"),
+        ("a abcdefgh12 b", "a *** b"),
+        ("xxabcdefgh12 abcdefgh12yy", "xx*** ***yy"),
+        ("abcdefgh12abcdefgh12", "******"),
+    ];
+    for (text, want) in cases {
+        assert_eq!(masker.mask(text), want, "{text}");
+    }
+    // Same in the other order of adding.
+    let mut masker = Masker::new();
+    assert_eq!(masker.add(long), Ok(true));
+    assert_eq!(masker.add(short), Ok(true));
+    assert_eq!(masker.add(short), Ok(false), "added once");
+    assert_eq!(masker.mask("a xxabcdefgh12yy b"), "a *** b");
+    assert_eq!(masker.secret_count(), 2);
+}
+
+#[test]
+fn unrelated_text_is_left_alone() {
+    let masker = Masker::with_secrets([SECRET, "hunter2-hunter2"]).expect("long enough");
+    for text in [
+        "",
+        "nothing to see here",
+        "p@ss w0rd/with+every&kind=of",
+        "hunter2-hunter",
+        "unter2-hunter2",
+        "{\"json\": [1, 2, 3]}",
+        "%20%2F%2f+++///",
+        "aGVsbG8gd29ybGQ=",
+    ] {
+        let masked = masker.mask(text);
+        assert_eq!(masked, text);
+        assert!(
+            matches!(masked, std::borrow::Cow::Borrowed(_)),
+            "no copy when nothing matched"
+        );
+    }
+}
+
+#[test]
+fn multi_line_secrets_are_masked_line_by_line() {
+    let key = "-----BEGIN KEY-----\nMIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf\r\n9Cnzj4p4WGeKLs1Pt8Qu\nend\n-----END KEY-----\n";
+    let masker = Masker::with_secrets([key]).expect("long enough");
+    // Output is masked line by line; each long line of the secret is masked.
+    let lines: Vec<String> = key
+        .lines()
+        .map(|line| masker.mask(line).into_owned())
+        .collect();
+    assert_eq!(lines, ["***", "***", "***", "end", "***"]);
+    // The whole value, JSON-escaped on one line.
+    let json = serde_json::to_string(key).expect("json");
+    assert_eq!(masker.mask(&json), "\"***\"");
+}
+
+#[test]
+fn short_values_are_refused() {
+    assert_eq!(Masker::new().add("1234567"), Err(TooShort { chars: 7 }));
+    assert!(Masker::with_secrets(["long enough", "short"]).is_err());
+    assert_eq!(MIN_SECRET_CHARS, 8);
+    let err = SecretValue::checked("API_TOKEN", "abc").expect_err("too short");
+    assert_eq!(
+        err,
+        SecretError::TooShort {
+            name: "API_TOKEN".into(),
+            chars: 3
+        }
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("API_TOKEN") && message.contains('8'),
+        "{message}"
+    );
+    assert!(
+        !message.contains("abc"),
+        "the value is never in the message"
+    );
+    let ok = SecretValue::checked("API_TOKEN", "abcdefgh").expect("eight is enough");
+    assert_eq!(ok.expose(), "abcdefgh");
+    assert!(ok.is_maskable());
+    assert!(!SecretValue::new("abc").is_maskable());
+}
+
+#[test]
+fn variants_are_deduplicated_and_long_enough() {
+    let forms = variants("plainalnum123");
+    let mut seen: Vec<&str> = forms.iter().map(|f| f.as_str()).collect();
+    let total = seen.len();
+    seen.sort_unstable();
+    seen.dedup();
+    assert_eq!(seen.len(), total, "no duplicates");
+    assert!(forms.iter().all(|f| f.len() >= MIN_SECRET_CHARS));
+    // Raw, no JSON/URL variants for plain alphanumerics (they equal the raw value),
+    // base64 full forms and the alignment substrings.
+    assert!(seen.contains(&"plainalnum123"));
+    assert!(seen.contains(&STANDARD.encode("plainalnum123").as_str()));
+}
+
+/// A small deterministic PRNG (xorshift), so the benchmark needs no extra crate.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[test]
+fn throughput_with_50_secrets_and_no_miss() {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const WORDS: &[&str] = &[
+        "build",
+        "step",
+        "compiling",
+        "crate",
+        "warning:",
+        "error",
+        "ok",
+        "test",
+        "running",
+        "finished",
+        "in",
+        "0.42s",
+        "src/lib.rs:12:5",
+        "=>",
+        "cache",
+        "hit",
+        "the",
+        "of",
+        "download",
+        "GET",
+        "/api/v4/projects",
+        "200",
+        "{\"id\":",
+        "42}",
+    ];
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let secrets: Vec<String> = (0..50)
+        .map(|_| {
+            let len = 16 + rng.below(33);
+            (0..len)
+                .map(|_| char::from(ALPHABET[rng.below(ALPHABET.len())]))
+                .collect()
+        })
+        .collect();
+    let masker = Masker::with_secrets(secrets.iter().map(String::as_str)).expect("long enough");
+
+    // 64 MiB of log lines; one in 200 carries a secret, raw or encoded.
+    let target = 64usize << 20;
+    let mut lines: Vec<String> = Vec::new();
+    let mut total = 0;
+    let mut embedded = 0;
+    while total < target {
+        let mut line = String::new();
+        let words = 6 + rng.below(14);
+        for _ in 0..words {
+            line.push_str(WORDS[rng.below(WORDS.len())]);
+            line.push(' ');
+        }
+        if lines.len().is_multiple_of(200) {
+            let secret = &secrets[rng.below(secrets.len())];
+            let form = match rng.below(4) {
+                0 => secret.clone(),
+                1 => STANDARD.encode(secret),
+                2 => URL_SAFE_NO_PAD.encode(secret),
+                _ => format!("Bearer {secret}"),
+            };
+            line.push_str(&form);
+            line.push_str(" trailing words");
+            embedded += 1;
+        }
+        total += line.len() + 1;
+        lines.push(line);
+    }
+
+    let start = Instant::now();
+    let mut masks = 0;
+    let mut leaked = 0;
+    let mut masked_lines = Vec::with_capacity(lines.len() / 200 + 1);
+    for (i, line) in lines.iter().enumerate() {
+        let masked = masker.mask(line);
+        masks += masked.matches(MASK).count();
+        if i.is_multiple_of(200) {
+            masked_lines.push(masked);
+        }
+    }
+    let elapsed = start.elapsed();
+    for text in &masked_lines {
+        if secrets.iter().any(|s| text.contains(s.as_str())) {
+            leaked += 1;
+        }
+    }
+    let mb_per_s = total as f64 / (1 << 20) as f64 / elapsed.as_secs_f64();
+    println!(
+        "masking: {} MiB, {} lines, 50 secrets ({} patterns): {:.3} s, {mb_per_s:.0} MiB/s",
+        total >> 20,
+        lines.len(),
+        masker.pattern_count(),
+        elapsed.as_secs_f64()
+    );
+    assert_eq!(leaked, 0);
+    assert_eq!(
+        masks, embedded,
+        "every embedded secret masked once, nothing else"
+    );
+    assert!(mb_per_s >= 20.0, "{mb_per_s:.1} MiB/s");
+}

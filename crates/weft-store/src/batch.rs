@@ -1,0 +1,395 @@
+//! Group commit: a [`RunStore`] wrapper whose writes go to one writer thread that commits
+//! many of them per transaction.
+//!
+//! - [`RunStore::enqueue`] only queues the op (a channel send) and returns; the writer takes
+//!   the first queued op, keeps collecting until `max_batch` ops are queued, `max_delay`
+//!   has passed since the first, or a barrier arrives, then applies them all with one
+//!   [`RunStore::apply`] (one transaction, one WAL commit).
+//! - [`RunStore::flush`] is a barrier: it returns once everything queued before it is
+//!   committed, with the failures and rejections of queued writes since the last flush.
+//! - [`RunStore::write`] queues the op with a reply slot and waits for its own result, so
+//!   concurrent writers share commits.
+//! - Reads wait for the queue to drain first (read-your-writes), then go to the inner store.
+//!   Leases (`create_run`, `claim`, `heartbeat`) go straight to the inner store: they must
+//!   not wait behind queued work, and a queued write with a superseded lease is rejected
+//!   when it is applied, which is the fencing we want.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crate::error::StoreError;
+use crate::store::RunStore;
+use crate::types::{
+    AttemptId, AttemptRecord, EventRecord, Lease, LogEntry, NewRun, OutboxRow, Result, RunListItem,
+    RunRecord, Snapshot, StaleRun, Timestamp, WriteAck, WriteOp,
+};
+
+/// When the writer commits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchConfig {
+    /// Commit once this many ops are collected.
+    pub max_batch: usize,
+    /// Commit at most this long after the first op of a batch was taken.
+    pub max_delay: Duration,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig {
+            max_batch: 1024,
+            max_delay: Duration::from_millis(2),
+        }
+    }
+}
+
+/// Counters of the writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BatchStats {
+    /// Transactions committed (or failed).
+    pub batches: u64,
+    /// Ops applied in them.
+    pub ops: u64,
+    /// Largest batch.
+    pub largest: u64,
+}
+
+type Reply = SyncSender<Result<WriteAck>>;
+
+// Nearly every message is an `Op`; boxing it would add an allocation per write.
+#[allow(clippy::large_enum_variant)]
+enum Msg {
+    Op(WriteOp, Option<Reply>),
+    Barrier(SyncSender<Result<()>>),
+}
+
+#[derive(Default)]
+struct Shared {
+    /// Failures and rejections of queued ops nobody waited for, until the next flush.
+    failures: Mutex<Vec<StoreError>>,
+    batches: AtomicU64,
+    ops: AtomicU64,
+    largest: AtomicU64,
+}
+
+/// A [`RunStore`] with group commit in front of another one. See the module docs.
+pub struct BatchingStore {
+    inner: Arc<dyn RunStore>,
+    sender: Mutex<Option<Sender<Msg>>>,
+    shared: Arc<Shared>,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for BatchingStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchingStore")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl BatchingStore {
+    /// Starts the writer thread in front of `inner`.
+    pub fn new(inner: Arc<dyn RunStore>, config: BatchConfig) -> Result<Self> {
+        let (tx, rx) = mpsc::channel();
+        let shared = Arc::new(Shared::default());
+        let writer = std::thread::Builder::new()
+            .name("weft-store-writer".into())
+            .spawn({
+                let inner = inner.clone();
+                let shared = shared.clone();
+                move || writer_loop(&*inner, &rx, config, &shared)
+            })
+            .map_err(|e| StoreError::Backend(format!("cannot start the store writer: {e}")))?;
+        Ok(BatchingStore {
+            inner,
+            sender: Mutex::new(Some(tx)),
+            shared,
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    /// The wrapped store.
+    pub fn inner(&self) -> &Arc<dyn RunStore> {
+        &self.inner
+    }
+
+    /// Writer counters so far.
+    pub fn stats(&self) -> BatchStats {
+        BatchStats {
+            batches: self.shared.batches.load(Ordering::Relaxed),
+            ops: self.shared.ops.load(Ordering::Relaxed),
+            largest: self.shared.largest.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Commits what is queued, stops the writer and reports like [`RunStore::flush`].
+    /// Later writes fail with [`StoreError::Closed`].
+    pub fn close(&self) -> Result<()> {
+        let sender = self
+            .sender
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        drop(sender);
+        let writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(handle) = writer
+            && handle.join().is_err()
+        {
+            return Err(StoreError::Closed);
+        }
+        self.take_failures()
+    }
+
+    fn send(&self, msg: Msg) -> Result<()> {
+        let guard = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
+        match guard.as_ref() {
+            Some(tx) => tx.send(msg).map_err(|_| StoreError::Closed),
+            None => Err(StoreError::Closed),
+        }
+    }
+
+    /// Waits until everything queued so far is committed; the error is only that of the
+    /// barrier's own batch (earlier failures stay for [`RunStore::flush`]).
+    fn barrier(&self) -> Result<()> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(Msg::Barrier(tx))?;
+        rx.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    fn take_failures(&self) -> Result<()> {
+        let errors = std::mem::take(
+            &mut *self
+                .shared
+                .failures
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        );
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::Rejected { errors })
+        }
+    }
+}
+
+impl Drop for BatchingStore {
+    fn drop(&mut self) {
+        if let Err(err) = self.close() {
+            tracing::error!("queued store writes failed at shutdown: {err}");
+        }
+    }
+}
+
+fn writer_loop(inner: &dyn RunStore, rx: &Receiver<Msg>, config: BatchConfig, shared: &Shared) {
+    let max_batch = config.max_batch.max(1);
+    while let Ok(first) = rx.recv() {
+        let deadline = Instant::now() + config.max_delay;
+        let mut ops = Vec::new();
+        let mut replies: Vec<Option<Reply>> = Vec::new();
+        let mut barriers = Vec::new();
+        let mut next = Some(first);
+        loop {
+            match next.take() {
+                Some(Msg::Op(op, reply)) => {
+                    ops.push(op);
+                    replies.push(reply);
+                }
+                Some(Msg::Barrier(reply)) => barriers.push(reply),
+                None => {}
+            }
+            if !barriers.is_empty() || ops.len() >= max_batch {
+                break;
+            }
+            next = match rx.try_recv() {
+                Ok(msg) => Some(msg),
+                Err(TryRecvError::Disconnected) => break,
+                Err(TryRecvError::Empty) => {
+                    let now = Instant::now();
+                    if now >= deadline {
+                        break;
+                    }
+                    match rx.recv_timeout(deadline - now) {
+                        Ok(msg) => Some(msg),
+                        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+            };
+        }
+        commit(inner, ops, replies, barriers, shared);
+    }
+}
+
+fn commit(
+    inner: &dyn RunStore,
+    ops: Vec<WriteOp>,
+    replies: Vec<Option<Reply>>,
+    barriers: Vec<SyncSender<Result<()>>>,
+    shared: &Shared,
+) {
+    let count = ops.len() as u64;
+    let mut outcome = Ok(());
+    if count > 0 {
+        shared.batches.fetch_add(1, Ordering::Relaxed);
+        shared.ops.fetch_add(count, Ordering::Relaxed);
+        shared.largest.fetch_max(count, Ordering::Relaxed);
+        match inner.apply(ops) {
+            Ok(results) => {
+                for (result, reply) in results.into_iter().zip(replies) {
+                    match reply {
+                        Some(reply) => {
+                            let _ = reply.send(result);
+                        }
+                        None => {
+                            if let Err(err) = result {
+                                tracing::warn!("queued store write rejected: {err}");
+                                push_failure(shared, err);
+                            }
+                        }
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::error!("a batch of {count} store writes failed: {err}");
+                let text = err.to_string();
+                let mut unreported = false;
+                for reply in replies {
+                    match reply {
+                        Some(reply) => {
+                            let _ = reply.send(Err(StoreError::Backend(text.clone())));
+                        }
+                        None => unreported = true,
+                    }
+                }
+                if unreported {
+                    push_failure(shared, err);
+                }
+                outcome = Err(text);
+            }
+        }
+    }
+    for barrier in barriers {
+        let _ = barrier.send(outcome.clone().map_err(StoreError::Backend));
+    }
+}
+
+fn push_failure(shared: &Shared, err: StoreError) {
+    shared
+        .failures
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(err);
+}
+
+impl RunStore for BatchingStore {
+    fn create_run(&self, run: &NewRun, owner: &str, now: Timestamp) -> Result<Lease> {
+        self.inner.create_run(run, owner, now)
+    }
+
+    fn claim(
+        &self,
+        run: &str,
+        owner: &str,
+        now: Timestamp,
+        stale_after: Duration,
+    ) -> Result<Lease> {
+        self.inner.claim(run, owner, now, stale_after)
+    }
+
+    fn heartbeat(&self, lease: &Lease, now: Timestamp) -> Result<()> {
+        self.inner.heartbeat(lease, now)
+    }
+
+    fn stale_runs(&self, now: Timestamp, older_than: Duration) -> Result<Vec<StaleRun>> {
+        self.inner.stale_runs(now, older_than)
+    }
+
+    /// Applies `ops` in one transaction, after everything queued before.
+    fn apply(&self, ops: Vec<WriteOp>) -> Result<Vec<Result<WriteAck>>> {
+        self.barrier()?;
+        self.inner.apply(ops)
+    }
+
+    fn write(&self, op: WriteOp) -> Result<WriteAck> {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.send(Msg::Op(op, Some(tx)))?;
+        rx.recv().map_err(|_| StoreError::Closed)?
+    }
+
+    fn enqueue(&self, op: WriteOp) -> Result<()> {
+        self.send(Msg::Op(op, None))
+    }
+
+    fn flush(&self) -> Result<()> {
+        let barrier = self.barrier();
+        let failures = self.take_failures();
+        barrier.and(failures)
+    }
+
+    fn run(&self, id: &str) -> Result<Option<RunRecord>> {
+        self.barrier()?;
+        self.inner.run(id)
+    }
+
+    fn list_runs(&self, limit: usize) -> Result<Vec<RunListItem>> {
+        self.barrier()?;
+        self.inner.list_runs(limit)
+    }
+
+    fn attempts(&self, run: &str) -> Result<Vec<AttemptRecord>> {
+        self.barrier()?;
+        self.inner.attempts(run)
+    }
+
+    fn attempt(&self, id: &AttemptId) -> Result<Option<AttemptRecord>> {
+        self.barrier()?;
+        self.inner.attempt(id)
+    }
+
+    fn events(&self, run: &str, after_seq: u64, limit: usize) -> Result<Vec<EventRecord>> {
+        self.barrier()?;
+        self.inner.events(run, after_seq, limit)
+    }
+
+    fn logs(
+        &self,
+        run: &str,
+        task: Option<&str>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>> {
+        self.barrier()?;
+        self.inner.logs(run, task, after, limit)
+    }
+
+    fn checkpoint(&self, run: &str, task: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        self.barrier()?;
+        self.inner.checkpoint(run, task, key)
+    }
+
+    fn outbox(&self, run: &str) -> Result<Vec<OutboxRow>> {
+        self.barrier()?;
+        self.inner.outbox(run)
+    }
+
+    fn due_outbox(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxRow>> {
+        self.barrier()?;
+        self.inner.due_outbox(now, limit)
+    }
+
+    fn snapshots(&self, run: &str) -> Result<Vec<Snapshot>> {
+        self.barrier()?;
+        self.inner.snapshots(run)
+    }
+
+    fn latest_snapshot(&self, run: &str, workspace: &str) -> Result<Option<Snapshot>> {
+        self.barrier()?;
+        self.inner.latest_snapshot(run, workspace)
+    }
+}

@@ -1,0 +1,107 @@
+//! The [`RunStore`] trait: what the engine and the CLI need from persistence.
+
+use std::time::Duration;
+
+use crate::error::StoreError;
+use crate::types::{
+    AttemptId, AttemptRecord, EventRecord, Lease, LogEntry, NewRun, OutboxRow, Result, RunListItem,
+    RunRecord, Snapshot, StaleRun, Timestamp, WriteAck, WriteOp,
+};
+
+/// Persistence of runs. Object-safe, `Send + Sync`, synchronous: the engine calls it from a
+/// dedicated writer thread ([`crate::BatchingStore`]) or `spawn_blocking`.
+///
+/// Writes are [`WriteOp`]s. Each carries the writer's [`Lease`], checked in the same
+/// transaction as the write, so a stale owner's write is rejected with
+/// [`StoreError::StaleLease`]. A backend implements [`RunStore::apply`] (a batch in one
+/// transaction); [`RunStore::write`], [`RunStore::enqueue`] and [`RunStore::flush`] have
+/// defaults that a batching wrapper overrides.
+///
+/// Rejections (see [`StoreError::is_rejection`]) leave the store unchanged and do not affect
+/// the other writes of a batch; a database failure fails the whole batch.
+pub trait RunStore: Send + Sync {
+    /// Stores a new run and gives `owner` its first lease (token 1, heartbeat `now`).
+    /// [`StoreError::AlreadyExists`] if the id is taken. Durable on return.
+    fn create_run(&self, run: &NewRun, owner: &str, now: Timestamp) -> Result<Lease>;
+
+    /// Takes the lease of a run: allowed when nobody holds it, `owner` already holds it, or
+    /// the holder's heartbeat is older than `stale_after`; otherwise
+    /// [`StoreError::LeaseHeld`]. The token increases, so every write with an older lease
+    /// is rejected from now on. Durable on return.
+    fn claim(&self, run: &str, owner: &str, now: Timestamp, stale_after: Duration)
+    -> Result<Lease>;
+
+    /// Renews a lease (sets the heartbeat to `now`). [`StoreError::StaleLease`] if the
+    /// lease is no longer current. Durable on return.
+    fn heartbeat(&self, lease: &Lease, now: Timestamp) -> Result<()>;
+
+    /// Unfinished runs whose heartbeat is older than `now - older_than` (or missing), oldest
+    /// first: the runs to recover on start-up.
+    fn stale_runs(&self, now: Timestamp, older_than: Duration) -> Result<Vec<StaleRun>>;
+
+    /// Applies `ops` in order in one transaction. The outer error is a database failure
+    /// (nothing was applied); otherwise one result per op, `Err` for a rejected op.
+    fn apply(&self, ops: Vec<WriteOp>) -> Result<Vec<Result<WriteAck>>>;
+
+    /// Applies one op and waits until it is durable.
+    fn write(&self, op: WriteOp) -> Result<WriteAck> {
+        self.apply(vec![op])?
+            .pop()
+            .unwrap_or_else(|| Err(StoreError::Backend("a write returned no result".into())))
+    }
+
+    /// Hands one op to the store. Unbatched stores apply it at once (its rejection is
+    /// returned here); a batching store queues it, and its failure or rejection is reported
+    /// by the next [`RunStore::flush`] (and logged).
+    fn enqueue(&self, op: WriteOp) -> Result<()> {
+        self.write(op).map(drop)
+    }
+
+    /// Barrier: returns once everything enqueued before is durable. Errors with
+    /// [`StoreError::Rejected`] listing the enqueued writes that failed since the last
+    /// flush. Call it before acting on a state change (e.g. before starting a task).
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// One run.
+    fn run(&self, id: &str) -> Result<Option<RunRecord>>;
+
+    /// The most recent runs, newest first.
+    fn list_runs(&self, limit: usize) -> Result<Vec<RunListItem>>;
+
+    /// Every attempt of a run, by task then attempt.
+    fn attempts(&self, run: &str) -> Result<Vec<AttemptRecord>>;
+
+    /// One attempt.
+    fn attempt(&self, id: &AttemptId) -> Result<Option<AttemptRecord>>;
+
+    /// Events of a run with a sequence number above `after_seq`, in order, at most `limit`.
+    fn events(&self, run: &str, after_seq: u64, limit: usize) -> Result<Vec<EventRecord>>;
+
+    /// Log lines of a run (of one task if given) with a cursor above `after`, in order, at
+    /// most `limit`. Poll with the last cursor seen to follow a live run.
+    fn logs(
+        &self,
+        run: &str,
+        task: Option<&str>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>>;
+
+    /// A checkpoint value.
+    fn checkpoint(&self, run: &str, task: &str, key: &str) -> Result<Option<Vec<u8>>>;
+
+    /// The outbox rows of a run.
+    fn outbox(&self, run: &str) -> Result<Vec<OutboxRow>>;
+
+    /// Outbox rows whose desired state is not yet delivered and whose next attempt is due,
+    /// earliest first. Rows with a terminal delivered state are never due.
+    fn due_outbox(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxRow>>;
+
+    /// The snapshots of a run, oldest first, without their data.
+    fn snapshots(&self, run: &str) -> Result<Vec<Snapshot>>;
+
+    /// The newest snapshot of a run's workspace, with its data.
+    fn latest_snapshot(&self, run: &str, workspace: &str) -> Result<Option<Snapshot>>;
+}

@@ -1,0 +1,1080 @@
+//! Behaviour of the store: round-trips, invariants, fencing, corruption, group commit.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use weft_store::{
+    AttemptId, AttemptRecord, BatchConfig, BatchingStore, Lease, NewEvent, NewLogLine, NewRun,
+    OutboxKey, Outcome, Recovery, ReportState, RunPhase, RunStore, SqliteStore, StoreError,
+    StoreLimits, TRUNCATED_STREAM, TaskPhase, Timestamp, WriteAck, WriteOp,
+};
+
+const T0: Timestamp = Timestamp(1_700_000_000_000);
+
+fn new_run(id: &str) -> NewRun {
+    NewRun {
+        id: id.to_string(),
+        name: format!("{id}-name"),
+        pipeline_name: "build".to_string(),
+        pipeline_source: "apiVersion: tekton.dev/v1\nkind: Pipeline\n".to_string(),
+        params_json: r#"{"repo":"x","token":"***"}"#.to_string(),
+        options_json: r#"{"parallelism":4}"#.to_string(),
+        created_at: T0,
+        recovery: Recovery::Resume,
+    }
+}
+
+fn mem() -> SqliteStore {
+    SqliteStore::open_in_memory(StoreLimits::default()).unwrap()
+}
+
+fn file_store(dir: &tempfile::TempDir, limits: StoreLimits) -> SqliteStore {
+    SqliteStore::open(dir.path().join("weft.db"), limits).unwrap()
+}
+
+fn attempt(run: &str, task: &str, n: u32, phase: TaskPhase) -> AttemptRecord {
+    AttemptRecord::new(AttemptId::new(run, task, n), phase, T0)
+}
+
+fn terminal(run: &str, task: &str, n: u32, outcome: Outcome) -> AttemptRecord {
+    AttemptRecord {
+        outcome: Some(outcome),
+        reason: outcome.as_str().to_string(),
+        exit_code: Some(3),
+        results_json: r#"{"digest":"abc"}"#.to_string(),
+        message: "done".to_string(),
+        started_at: Some(T0),
+        ended_at: Some(T0.plus(Duration::from_secs(2))),
+        ..attempt(run, task, n, TaskPhase::Terminal)
+    }
+}
+
+fn put(lease: &Lease, record: AttemptRecord) -> WriteOp {
+    WriteOp::Attempt {
+        lease: lease.clone(),
+        record,
+    }
+}
+
+fn key(run: &str) -> OutboxKey {
+    OutboxKey {
+        reporter: "github".into(),
+        run: run.into(),
+        context: "weft/build".into(),
+    }
+}
+
+/// Every kind of write for `lease`'s run, for fencing tests.
+fn every_op(lease: &Lease) -> Vec<WriteOp> {
+    let run = lease.run.clone();
+    vec![
+        WriteOp::RunPhase {
+            lease: lease.clone(),
+            phase: RunPhase::Stopping,
+        },
+        put(lease, attempt(&run, "a", 0, TaskPhase::Queued)),
+        WriteOp::Event {
+            lease: lease.clone(),
+            event: NewEvent {
+                at: T0,
+                kind: "transition".into(),
+                task: Some("a".into()),
+                attempt: Some(0),
+                data_json: "{}".into(),
+            },
+        },
+        WriteOp::Logs {
+            lease: lease.clone(),
+            id: AttemptId::new(&run, "a", 0),
+            lines: vec![line("hello")],
+        },
+        WriteOp::Checkpoint {
+            lease: lease.clone(),
+            task: "a".into(),
+            key: "k".into(),
+            value: b"v".to_vec(),
+            at: T0,
+        },
+        WriteOp::OutboxDesire {
+            lease: lease.clone(),
+            key: key(&run),
+            state: ReportState::Pending,
+            description: "queued".into(),
+            at: T0,
+        },
+        WriteOp::Snapshot {
+            lease: lease.clone(),
+            task: "a".into(),
+            workspace: "src".into(),
+            data: vec![1, 2, 3],
+            at: T0,
+        },
+        WriteOp::FinishRun {
+            lease: lease.clone(),
+            status: "Succeeded".into(),
+            reason: "Succeeded".into(),
+            report_json: "{}".into(),
+            finished_at: T0,
+        },
+    ]
+}
+
+fn line(text: &str) -> NewLogLine {
+    NewLogLine {
+        at: T0,
+        stream: "stdout".into(),
+        text: text.into(),
+    }
+}
+
+#[test]
+fn run_round_trips_and_lists() {
+    let store = mem();
+    let lease = store.create_run(&new_run("r1"), "engine-a", T0).unwrap();
+    assert_eq!(lease.token, 1);
+    let mut second = new_run("r2");
+    second.created_at = T0.plus(Duration::from_secs(1));
+    store.create_run(&second, "engine-a", T0).unwrap();
+    assert!(matches!(
+        store.create_run(&new_run("r1"), "engine-a", T0),
+        Err(StoreError::AlreadyExists { .. })
+    ));
+
+    let got = store.run("r1").unwrap().unwrap();
+    assert_eq!(got.submitted, new_run("r1"));
+    assert_eq!(got.phase, RunPhase::Running);
+    assert_eq!(got.lease_owner.as_deref(), Some("engine-a"));
+    assert_eq!(got.heartbeat_at, Some(T0));
+    assert!(store.run("nope").unwrap().is_none());
+
+    store
+        .write(WriteOp::RunPhase {
+            lease: lease.clone(),
+            phase: RunPhase::RunningFinally,
+        })
+        .unwrap();
+    assert_eq!(
+        store.run("r1").unwrap().unwrap().phase,
+        RunPhase::RunningFinally
+    );
+    let end = T0.plus(Duration::from_secs(90));
+    store
+        .write(WriteOp::FinishRun {
+            lease: lease.clone(),
+            status: "Failed".into(),
+            reason: "Failed".into(),
+            report_json: r#"{"run":{}}"#.into(),
+            finished_at: end,
+        })
+        .unwrap();
+    let got = store.run("r1").unwrap().unwrap();
+    assert_eq!(got.phase, RunPhase::Finished);
+    assert_eq!(got.status.as_deref(), Some("Failed"));
+    assert_eq!(got.report_json.as_deref(), Some(r#"{"run":{}}"#));
+    assert_eq!(got.finished_at, Some(end));
+
+    let list = store.list_runs(10).unwrap();
+    assert_eq!(
+        list.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+        ["r2", "r1"]
+    );
+    assert_eq!(list[1].duration(), Some(Duration::from_secs(90)));
+    assert_eq!(list[0].duration(), None);
+    assert_eq!(store.list_runs(1).unwrap().len(), 1);
+}
+
+#[test]
+fn finished_run_is_immutable() {
+    let store = mem();
+    let lease = store.create_run(&new_run("r"), "e", T0).unwrap();
+    let finish = WriteOp::FinishRun {
+        lease: lease.clone(),
+        status: "Succeeded".into(),
+        reason: "Succeeded".into(),
+        report_json: "{}".into(),
+        finished_at: T0,
+    };
+    store.write(finish.clone()).unwrap();
+    for op in [
+        finish,
+        WriteOp::RunPhase {
+            lease: lease.clone(),
+            phase: RunPhase::Running,
+        },
+        put(&lease, attempt("r", "a", 0, TaskPhase::Running)),
+    ] {
+        let err = store.write(op).unwrap_err();
+        assert!(matches!(err, StoreError::RunFinished { .. }), "{err}");
+    }
+    assert_eq!(
+        store.run("r").unwrap().unwrap().status.as_deref(),
+        Some("Succeeded")
+    );
+}
+
+#[test]
+fn attempts_round_trip_through_their_phases() {
+    let store = mem();
+    let lease = store.create_run(&new_run("r"), "e", T0).unwrap();
+    // (phase written, started_at written, expected started_at afterwards)
+    let steps = [
+        (TaskPhase::Pending, None, None),
+        (TaskPhase::Queued, None, None),
+        (TaskPhase::Running, Some(T0), Some(T0)),
+        (TaskPhase::Cancelling, None, Some(T0)),
+    ];
+    for (phase, started, expect_started) in steps {
+        let mut rec = attempt("r", "build", 0, phase);
+        rec.started_at = started;
+        store.write(put(&lease, rec)).unwrap();
+        let got = store
+            .attempt(&AttemptId::new("r", "build", 0))
+            .unwrap()
+            .unwrap();
+        assert_eq!(got.phase, phase);
+        assert_eq!(got.started_at, expect_started, "{phase}");
+    }
+    let end = terminal("r", "build", 0, Outcome::Failed);
+    store.write(put(&lease, end.clone())).unwrap();
+    assert_eq!(
+        store.attempt(&AttemptId::new("r", "build", 0)).unwrap(),
+        Some(end.clone())
+    );
+    // A retry is a new attempt.
+    store
+        .write(put(&lease, terminal("r", "build", 1, Outcome::Succeeded)))
+        .unwrap();
+    store
+        .write(put(&lease, attempt("r", "test", 0, TaskPhase::Queued)))
+        .unwrap();
+    let all = store.attempts("r").unwrap();
+    let ids: Vec<String> = all.iter().map(|a| a.id.to_string()).collect();
+    assert_eq!(ids, ["r/build/0", "r/build/1", "r/test/0"]);
+    assert_eq!(all[0], end);
+}
+
+#[test]
+fn terminal_attempts_are_immutable() {
+    // Every outcome, and every kind of later update: all rejected, nothing overwritten.
+    for outcome in Outcome::ALL.iter().copied() {
+        let store = mem();
+        let lease = store.create_run(&new_run("r"), "e", T0).unwrap();
+        let end = terminal("r", "t", 0, outcome);
+        store.write(put(&lease, end.clone())).unwrap();
+        let late = [
+            attempt("r", "t", 0, TaskPhase::Running),
+            attempt("r", "t", 0, TaskPhase::Cancelling),
+            terminal("r", "t", 0, Outcome::Succeeded),
+            terminal("r", "t", 0, Outcome::Cancelled),
+        ];
+        for rec in late {
+            let err = store.write(put(&lease, rec)).unwrap_err();
+            assert!(err.is_terminal_attempt(), "{outcome}: {err}");
+            assert!(err.is_rejection());
+            assert!(err.to_string().contains("r/t/0"), "{err}");
+        }
+        assert_eq!(
+            store.attempt(&AttemptId::new("r", "t", 0)).unwrap(),
+            Some(end)
+        );
+    }
+}
+
+#[test]
+fn a_rejection_does_not_spoil_its_batch() {
+    let store = mem();
+    let lease = store.create_run(&new_run("r"), "e", T0).unwrap();
+    store
+        .write(put(&lease, terminal("r", "t", 0, Outcome::Succeeded)))
+        .unwrap();
+    let results = store
+        .apply(vec![
+            put(&lease, attempt("r", "a", 0, TaskPhase::Running)),
+            put(&lease, attempt("r", "t", 0, TaskPhase::Running)),
+            put(&lease, attempt("r", "b", 0, TaskPhase::Running)),
+        ])
+        .unwrap();
+    assert!(results[0].is_ok() && results[2].is_ok());
+    assert!(matches!(
+        results[1],
+        Err(StoreError::TerminalAttempt { .. })
+    ));
+    assert_eq!(store.attempts("r").unwrap().len(), 3);
+}
+
+#[test]
+fn stale_lease_writes_are_rejected() {
+    let store = mem();
+    let old = store.create_run(&new_run("r"), "engine-a", T0).unwrap();
+    // Still fresh: another engine cannot take it.
+    let later = T0.plus(Duration::from_secs(10));
+    let err = store
+        .claim("r", "engine-b", later, Duration::from_secs(30))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::LeaseHeld { ref owner, .. } if owner == "engine-a"));
+    // Stale: engine-b takes it over, with a higher token.
+    let much_later = T0.plus(Duration::from_secs(31));
+    let new = store
+        .claim("r", "engine-b", much_later, Duration::from_secs(30))
+        .unwrap();
+    assert_eq!(new.token, 2);
+
+    for op in every_op(&old) {
+        let what = op.describe();
+        let err = store.write(op).unwrap_err();
+        assert!(err.is_stale_lease(), "{what}: {err}");
+    }
+    // A forged lease with the right token but the wrong owner is stale too.
+    let forged = Lease {
+        owner: "engine-a".into(),
+        ..new.clone()
+    };
+    assert!(
+        store
+            .write(every_op(&forged).remove(0))
+            .unwrap_err()
+            .is_stale_lease()
+    );
+    assert!(
+        store
+            .heartbeat(&old, much_later)
+            .unwrap_err()
+            .is_stale_lease()
+    );
+    // Nothing the old owner wrote landed.
+    assert!(store.attempts("r").unwrap().is_empty());
+    assert!(store.events("r", 0, 10).unwrap().is_empty());
+    // The new owner writes everything.
+    for op in every_op(&new) {
+        let what = op.describe();
+        store.write(op).unwrap_or_else(|e| panic!("{what}: {e}"));
+    }
+    // Re-claiming by the same owner also bumps the token.
+    let again = store
+        .claim("r", "engine-b", much_later, Duration::from_secs(30))
+        .unwrap();
+    assert_eq!(again.token, 3);
+    assert!(
+        store
+            .heartbeat(&new, much_later)
+            .unwrap_err()
+            .is_stale_lease()
+    );
+    store.heartbeat(&again, much_later).unwrap();
+    assert!(matches!(
+        store.claim("missing", "x", T0, Duration::ZERO),
+        Err(StoreError::NotFound { .. })
+    ));
+}
+
+#[test]
+fn stale_runs_by_heartbeat_age() {
+    let store = mem();
+    let timeout = weft_store::DEFAULT_RECOVERY_TIMEOUT;
+    // (run, last heartbeat offset in s, finished, expected stale at T0+60s)
+    let table = [
+        ("fresh", 50, false, false),
+        ("edge", 30, false, false),
+        ("old", 29, false, true),
+        ("older", 0, false, true),
+        ("done", 0, true, false),
+    ];
+    for (id, hb, finished, _) in table {
+        let lease = store.create_run(&new_run(id), "e", T0).unwrap();
+        store
+            .heartbeat(&lease, T0.plus(Duration::from_secs(hb)))
+            .unwrap();
+        if finished {
+            store
+                .write(WriteOp::FinishRun {
+                    lease,
+                    status: "Succeeded".into(),
+                    reason: String::new(),
+                    report_json: "{}".into(),
+                    finished_at: T0,
+                })
+                .unwrap();
+        }
+    }
+    let now = T0.plus(Duration::from_secs(60));
+    let stale = store.stale_runs(now, timeout).unwrap();
+    let ids: Vec<&str> = stale.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["older", "old"], "oldest heartbeat first");
+    for (id, _, _, expect) in table {
+        assert_eq!(ids.contains(&id), expect, "{id}");
+    }
+    assert_eq!(stale[0].recovery, Recovery::Resume);
+    assert_eq!(stale[0].owner.as_deref(), Some("e"));
+    assert_eq!(stale[0].token, 1);
+}
+
+#[test]
+fn events_are_sequenced_per_run() {
+    let store = mem();
+    let a = store.create_run(&new_run("a"), "e", T0).unwrap();
+    let b = store.create_run(&new_run("b"), "e", T0).unwrap();
+    let ev = |lease: &Lease, kind: &str| WriteOp::Event {
+        lease: lease.clone(),
+        event: NewEvent {
+            at: T0,
+            kind: kind.into(),
+            task: None,
+            attempt: None,
+            data_json: format!(r#"{{"k":"{kind}"}}"#),
+        },
+    };
+    let acks = store
+        .apply(vec![
+            ev(&a, "one"),
+            ev(&b, "x"),
+            ev(&a, "two"),
+            ev(&a, "three"),
+        ])
+        .unwrap();
+    let acks: Vec<WriteAck> = acks.into_iter().map(Result::unwrap).collect();
+    assert_eq!(
+        acks,
+        [
+            WriteAck::Event(1),
+            WriteAck::Event(1),
+            WriteAck::Event(2),
+            WriteAck::Event(3)
+        ]
+    );
+    let since = store.events("a", 1, 100).unwrap();
+    assert_eq!(
+        since
+            .iter()
+            .map(|e| (e.seq, e.event.kind.as_str()))
+            .collect::<Vec<_>>(),
+        [(2, "two"), (3, "three")]
+    );
+    assert_eq!(since[0].event.data_json, r#"{"k":"two"}"#);
+    assert_eq!(store.events("a", 0, 1).unwrap().len(), 1);
+}
+
+#[test]
+fn logs_are_capped_per_task_with_one_marker() {
+    let limits = StoreLimits {
+        log_bytes_per_task: 10,
+        ..StoreLimits::default()
+    };
+    let store = SqliteStore::open_in_memory(limits).unwrap();
+    let lease = store.create_run(&new_run("r"), "e", T0).unwrap();
+    let logs = |task: &str, n: u32, lines: &[&str]| WriteOp::Logs {
+        lease: lease.clone(),
+        id: AttemptId::new("r", task, n),
+        lines: lines.iter().map(|l| line(l)).collect(),
+    };
+    let ack = store.write(logs("a", 0, &["1234", "5678"])).unwrap();
+    assert_eq!(
+        ack,
+        WriteAck::Logs {
+            kept: 2,
+            dropped: 0
+        }
+    );
+    // The cap is per task across attempts: the retry hits it.
+    let ack = store.write(logs("a", 1, &["90", "abc", "def"])).unwrap();
+    assert_eq!(
+        ack,
+        WriteAck::Logs {
+            kept: 1,
+            dropped: 2
+        }
+    );
+    let ack = store.write(logs("a", 1, &["more"])).unwrap();
+    assert_eq!(
+        ack,
+        WriteAck::Logs {
+            kept: 0,
+            dropped: 1
+        }
+    );
+    // Another task has its own budget.
+    store.write(logs("b", 0, &["0123456789"])).unwrap();
+
+    let a = store.logs("r", Some("a"), 0, 100).unwrap();
+    let texts: Vec<&str> = a.iter().map(|l| l.line.text.as_str()).collect();
+    assert_eq!(texts.len(), 4);
+    assert_eq!(&texts[..3], ["1234", "5678", "90"]);
+    assert_eq!(a[3].line.stream, TRUNCATED_STREAM);
+    assert!(texts[3].starts_with("log truncated"), "{}", texts[3]);
+    assert_eq!(a[2].id, AttemptId::new("r", "a", 1));
+
+    // Polling with the cursor (as `--follow` does).
+    let all = store.logs("r", None, 0, 100).unwrap();
+    assert_eq!(all.len(), 5);
+    let tail = store.logs("r", None, all[2].cursor, 100).unwrap();
+    assert_eq!(tail.len(), 2);
+    assert!(tail.iter().all(|l| l.cursor > all[2].cursor));
+    assert_eq!(store.logs("r", None, all[4].cursor, 100).unwrap(), []);
+}
+
+#[test]
+fn checkpoints_round_trip_per_run_task_key() {
+    let store = mem();
+    let lease = store.create_run(&new_run("r"), "e", T0).unwrap();
+    let cp = |task: &str, key: &str, value: &[u8]| WriteOp::Checkpoint {
+        lease: lease.clone(),
+        task: task.into(),
+        key: key.into(),
+        value: value.to_vec(),
+        at: T0,
+    };
+    store
+        .apply(vec![
+            cp("a", "k", b"1"),
+            cp("a", "k2", b""),
+            cp("b", "k", b"3"),
+        ])
+        .unwrap();
+    store.write(cp("a", "k", b"overwritten")).unwrap();
+    let table: [(&str, &str, Option<&[u8]>); 5] = [
+        ("a", "k", Some(b"overwritten")),
+        ("a", "k2", Some(b"")),
+        ("b", "k", Some(b"3")),
+        ("b", "k2", None),
+        ("c", "k", None),
+    ];
+    for (task, k, expect) in table {
+        assert_eq!(
+            store.checkpoint("r", task, k).unwrap().as_deref(),
+            expect,
+            "{task}/{k}"
+        );
+    }
+}
+
+#[test]
+fn outbox_never_regresses() {
+    use ReportState::*;
+    // (desired so far, then desired update, expected ack, expected desired afterwards)
+    let table = [
+        (vec![Pending], Running, WriteAck::Done, Running),
+        (vec![Running], Pending, WriteAck::Unchanged, Running),
+        (vec![Running], Running, WriteAck::Done, Running),
+        (vec![Running], Success, WriteAck::Done, Success),
+        (
+            vec![Pending, Failure],
+            Running,
+            WriteAck::Unchanged,
+            Failure,
+        ),
+        (vec![Success], Failure, WriteAck::Unchanged, Success),
+        (vec![Canceled], Canceled, WriteAck::Unchanged, Canceled),
+    ];
+    for (history, next, ack, expect) in table {
+        let store = mem();
+        let lease = store.create_run(&new_run("r"), "e", T0).unwrap();
+        let desire = |state| WriteOp::OutboxDesire {
+            lease: lease.clone(),
+            key: key("r"),
+            state,
+            description: format!("{state:?}"),
+            at: T0,
+        };
+        for state in history.iter().copied() {
+            store.write(desire(state)).unwrap();
+        }
+        assert_eq!(
+            store.write(desire(next)).unwrap(),
+            ack,
+            "{history:?} -> {next:?}"
+        );
+        assert_eq!(store.outbox("r").unwrap()[0].desired, expect);
+    }
+
+    // Delivery: failures count attempts, delivered states never regress.
+    let store = mem();
+    let lease = store.create_run(&new_run("r"), "e", T0).unwrap();
+    let op_desire = |state| WriteOp::OutboxDesire {
+        lease: lease.clone(),
+        key: key("r"),
+        state,
+        description: "d".into(),
+        at: T0,
+    };
+    let delivered = |state| WriteOp::OutboxDelivered {
+        lease: lease.clone(),
+        key: key("r"),
+        state,
+        at: T0,
+    };
+    assert!(matches!(
+        store.write(delivered(Running)),
+        Err(StoreError::NotFound { .. })
+    ));
+    store.write(op_desire(Running)).unwrap();
+    assert_eq!(store.due_outbox(T0, 10).unwrap().len(), 1);
+    store
+        .write(WriteOp::OutboxFailed {
+            lease: lease.clone(),
+            key: key("r"),
+            error: "429".into(),
+            next_attempt_at: T0.plus(Duration::from_secs(5)),
+            at: T0,
+        })
+        .unwrap();
+    let row = &store.outbox("r").unwrap()[0];
+    assert_eq!((row.attempts, row.last_error.as_str()), (1, "429"));
+    assert!(store.due_outbox(T0, 10).unwrap().is_empty(), "backing off");
+    assert_eq!(
+        store
+            .due_outbox(T0.plus(Duration::from_secs(5)), 10)
+            .unwrap()
+            .len(),
+        1
+    );
+    store.write(delivered(Running)).unwrap();
+    assert!(
+        store
+            .due_outbox(T0.plus(Duration::from_secs(60)), 10)
+            .unwrap()
+            .is_empty()
+    );
+    store.write(op_desire(Failure)).unwrap();
+    assert_eq!(store.due_outbox(T0, 10).unwrap()[0].desired, Failure);
+    store.write(delivered(Failure)).unwrap();
+    assert_eq!(
+        store.write(delivered(Running)).unwrap(),
+        WriteAck::Unchanged
+    );
+    assert_eq!(
+        store.write(delivered(Success)).unwrap(),
+        WriteAck::Unchanged
+    );
+    let row = &store.outbox("r").unwrap()[0];
+    assert_eq!(row.delivered, Some(Failure));
+    assert_eq!(row.attempts, 0);
+    assert_eq!(row.next_attempt_at, None);
+    assert!(
+        store
+            .due_outbox(T0.plus(Duration::from_secs(600)), 10)
+            .unwrap()
+            .is_empty()
+    );
+    // Delivery continues after the run finished (the final status must get out).
+    store
+        .write(WriteOp::FinishRun {
+            lease: lease.clone(),
+            status: "Failed".into(),
+            reason: String::new(),
+            report_json: "{}".into(),
+            finished_at: T0,
+        })
+        .unwrap();
+    assert_eq!(
+        store.write(delivered(Failure)).unwrap(),
+        WriteAck::Unchanged
+    );
+}
+
+#[test]
+fn snapshots_have_a_cap_and_retention() {
+    let limits = StoreLimits {
+        snapshot_max_bytes: 8,
+        snapshots_per_run: 2,
+        ..StoreLimits::default()
+    };
+    let store = SqliteStore::open_in_memory(limits).unwrap();
+    let a = store.create_run(&new_run("a"), "e", T0).unwrap();
+    let b = store.create_run(&new_run("b"), "e", T0).unwrap();
+    let snap = |lease: &Lease, task: &str, data: &[u8]| WriteOp::Snapshot {
+        lease: lease.clone(),
+        task: task.into(),
+        workspace: "src".into(),
+        data: data.to_vec(),
+        at: T0,
+    };
+    let err = store.write(snap(&a, "t0", &[0; 9])).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::TooLarge {
+                size: 9,
+                limit: 8,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    store.write(snap(&b, "only", b"b")).unwrap();
+    for (i, task) in ["t1", "t2", "t3"].iter().enumerate() {
+        let ack = store.write(snap(&a, task, &[i as u8; 8])).unwrap();
+        assert!(matches!(ack, WriteAck::Snapshot(_)));
+    }
+    let kept = store.snapshots("a").unwrap();
+    assert_eq!(
+        kept.iter().map(|s| s.task.as_str()).collect::<Vec<_>>(),
+        ["t2", "t3"]
+    );
+    assert!(kept.iter().all(|s| s.data.is_empty() && s.size == 8));
+    let latest = store.latest_snapshot("a", "src").unwrap().unwrap();
+    assert_eq!((latest.task.as_str(), latest.data), ("t3", vec![2; 8]));
+    assert_eq!(
+        store.snapshots("b").unwrap().len(),
+        1,
+        "retention is per run"
+    );
+    assert!(store.latest_snapshot("a", "other").unwrap().is_none());
+}
+
+#[test]
+fn reopen_keeps_everything_and_migrations_are_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let lease;
+    {
+        let store = file_store(&dir, StoreLimits::default());
+        assert_eq!(store.schema_version().unwrap(), weft_store::SCHEMA_VERSION);
+        lease = store.create_run(&new_run("r"), "e", T0).unwrap();
+        for op in every_op(&lease) {
+            store.write(op).unwrap();
+        }
+    }
+    for _ in 0..2 {
+        let store = file_store(&dir, StoreLimits::default());
+        assert_eq!(store.schema_version().unwrap(), weft_store::SCHEMA_VERSION);
+        let run = store.run("r").unwrap().unwrap();
+        assert_eq!(run.submitted, new_run("r"));
+        assert_eq!(run.status.as_deref(), Some("Succeeded"));
+        assert_eq!(store.attempts("r").unwrap().len(), 1);
+        assert_eq!(store.events("r", 0, 10).unwrap().len(), 1);
+        assert_eq!(store.logs("r", None, 0, 10).unwrap().len(), 1);
+        assert_eq!(
+            store.checkpoint("r", "a", "k").unwrap(),
+            Some(b"v".to_vec())
+        );
+        assert_eq!(store.outbox("r").unwrap().len(), 1);
+        assert_eq!(store.snapshots("r").unwrap().len(), 1);
+        // The old lease is still the current one after a restart.
+        store.heartbeat(&lease, T0).unwrap();
+    }
+    weft_store::MIGRATIONS.validate().unwrap();
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, Vec<u8>); 3] = [
+        ("text.db", b"this is not a database, just some text that is long enough to pass the size check and then some more text".to_vec()),
+        ("short.db", b"SQLite format 3\0tiny".to_vec()),
+        ("header-only.db", {
+            let mut v = b"SQLite format 3\0".to_vec();
+            v.extend(std::iter::repeat_n(0xAB, 4096));
+            v
+        }),
+    ];
+    for (name, bytes) in cases {
+        let path = dir.path().join(name);
+        std::fs::write(&path, &bytes).unwrap();
+        let err = SqliteStore::open(&path, StoreLimits::default()).unwrap_err();
+        assert!(matches!(err, StoreError::Corrupt { .. }), "{name}: {err}");
+        assert!(err.to_string().contains(name), "{name}: {err}");
+        // Nothing was "repaired" behind our back.
+        assert_eq!(std::fs::read(&path).unwrap(), bytes, "{name}");
+    }
+}
+
+#[test]
+fn a_truncated_database_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weft.db");
+    {
+        let store = SqliteStore::open(&path, StoreLimits::default()).unwrap();
+        let lease = store.create_run(&new_run("r"), "e", T0).unwrap();
+        let lines: Vec<NewLogLine> = (0..2000)
+            .map(|i| line(&format!("line {i} {}", "x".repeat(100))))
+            .collect();
+        store
+            .write(WriteOp::Logs {
+                lease: lease.clone(),
+                id: AttemptId::new("r", "a", 0),
+                lines,
+            })
+            .unwrap();
+    }
+    let full = std::fs::metadata(&path).unwrap().len();
+    assert!(full > 64 * 1024, "the database has several pages ({full})");
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(full / 2).unwrap();
+    drop(file);
+    let err = SqliteStore::open(&path, StoreLimits::default()).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("weft.db"), "{err}");
+}
+
+#[test]
+fn a_corrupt_row_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weft.db");
+    {
+        let store = SqliteStore::open(&path, StoreLimits::default()).unwrap();
+        let lease = store.create_run(&new_run("r"), "e", T0).unwrap();
+        store
+            .write(put(&lease, attempt("r", "a", 0, TaskPhase::Running)))
+            .unwrap();
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.execute("UPDATE attempts SET phase = 'Exploded'", [])
+        .unwrap();
+    conn.execute("UPDATE runs SET lease_token = -4", [])
+        .unwrap();
+    drop(conn);
+    let store = SqliteStore::open(&path, StoreLimits::default()).unwrap();
+    let err = store.attempts("r").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::BadRow {
+                table: "attempts",
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("Exploded"), "{err}");
+    assert!(matches!(
+        store.run("r").unwrap_err(),
+        StoreError::BadRow { table: "runs", .. }
+    ));
+}
+
+#[test]
+fn the_terminal_trigger_backs_up_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weft.db");
+    {
+        let store = SqliteStore::open(&path, StoreLimits::default()).unwrap();
+        let lease = store.create_run(&new_run("r"), "e", T0).unwrap();
+        store
+            .write(put(&lease, terminal("r", "a", 0, Outcome::Succeeded)))
+            .unwrap();
+    }
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let err = conn
+        .execute("UPDATE attempts SET outcome = 'Failed'", [])
+        .unwrap_err();
+    assert!(err.to_string().contains("immutable"), "{err}");
+}
+
+fn batching(inner: SqliteStore) -> BatchingStore {
+    BatchingStore::new(Arc::new(inner), BatchConfig::default()).unwrap()
+}
+
+#[test]
+fn batched_rejections_surface_at_flush() {
+    let store = batching(mem());
+    let lease = store.create_run(&new_run("r"), "e", T0).unwrap();
+    store
+        .enqueue(put(&lease, terminal("r", "t", 0, Outcome::Succeeded)))
+        .unwrap();
+    store
+        .enqueue(put(&lease, attempt("r", "t", 0, TaskPhase::Running)))
+        .unwrap();
+    store
+        .enqueue(put(&lease, attempt("r", "u", 0, TaskPhase::Running)))
+        .unwrap();
+    let err = store.flush().unwrap_err();
+    assert!(err.is_terminal_attempt() && err.is_rejection(), "{err}");
+    assert!(matches!(&err, StoreError::Rejected { errors } if errors.len() == 1));
+    store.flush().unwrap();
+    assert_eq!(store.attempts("r").unwrap().len(), 2);
+    assert_eq!(
+        store
+            .attempt(&AttemptId::new("r", "t", 0))
+            .unwrap()
+            .unwrap()
+            .outcome,
+        Some(Outcome::Succeeded)
+    );
+
+    // Fencing through the queue: a claim by another engine makes queued writes stale.
+    let taken = store
+        .claim(
+            "r",
+            "other",
+            T0.plus(Duration::from_secs(60)),
+            Duration::from_secs(30),
+        )
+        .unwrap();
+    store
+        .enqueue(put(&lease, attempt("r", "v", 0, TaskPhase::Running)))
+        .unwrap();
+    assert!(store.flush().unwrap_err().is_stale_lease());
+    store
+        .write(put(&taken, attempt("r", "v", 0, TaskPhase::Running)))
+        .unwrap();
+    store.close().unwrap();
+    assert!(matches!(
+        store.enqueue(put(&taken, attempt("r", "w", 0, TaskPhase::Running))),
+        Err(StoreError::Closed)
+    ));
+}
+
+#[test]
+fn concurrent_writers_share_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(batching(file_store(&dir, StoreLimits::default())));
+    let threads = 8;
+    let per_thread = 200u32;
+    let leases: Vec<Lease> = (0..threads)
+        .map(|t| {
+            store
+                .create_run(&new_run(&format!("r{t}")), "e", T0)
+                .unwrap()
+        })
+        .collect();
+    std::thread::scope(|s| {
+        for lease in &leases {
+            let store = store.clone();
+            s.spawn(move || {
+                for i in 0..per_thread {
+                    let task = format!("t{i}");
+                    // A blocking write (waits for its commit) then queued ones.
+                    store
+                        .write(put(
+                            lease,
+                            attempt(&lease.run, &task, 0, TaskPhase::Running),
+                        ))
+                        .unwrap();
+                    store
+                        .enqueue(put(
+                            lease,
+                            terminal(&lease.run, &task, 0, Outcome::Succeeded),
+                        ))
+                        .unwrap();
+                    store
+                        .enqueue(WriteOp::Logs {
+                            lease: lease.clone(),
+                            id: AttemptId::new(&lease.run, &task, 0),
+                            lines: vec![line("x")],
+                        })
+                        .unwrap();
+                }
+                store.flush().unwrap();
+            });
+        }
+    });
+    for lease in &leases {
+        let attempts = store.attempts(&lease.run).unwrap();
+        assert_eq!(attempts.len(), per_thread as usize);
+        assert!(
+            attempts
+                .iter()
+                .all(|a| a.outcome == Some(Outcome::Succeeded))
+        );
+        assert_eq!(
+            store.logs(&lease.run, None, 0, 10_000).unwrap().len(),
+            per_thread as usize
+        );
+    }
+    let stats = store.stats();
+    assert_eq!(stats.ops, u64::from(threads * per_thread * 3));
+    assert!(stats.batches < stats.ops, "{stats:?}");
+    eprintln!("concurrent writers: {stats:?}");
+}
+
+/// Not a benchmark harness, but a measurement: 10,000 attempt transitions through group
+/// commit against a real file (WAL, synchronous=NORMAL), compared with one transaction per
+/// write. Prints the per-write cost; asserts only a very generous bound.
+#[test]
+fn group_commit_cost_per_write() {
+    const N: u32 = 10_000;
+    let dir = tempfile::tempdir().unwrap();
+    let store = batching(file_store(&dir, StoreLimits::default()));
+    let lease = store.create_run(&new_run("bench"), "e", T0).unwrap();
+    let ops = |n: u32| {
+        // Queued -> Running -> Terminal for n/3 tasks.
+        (0..n).map(|i| {
+            let task = format!("task-{}", i / 3);
+            let rec = match i % 3 {
+                0 => attempt("bench", &task, 0, TaskPhase::Queued),
+                1 => attempt("bench", &task, 0, TaskPhase::Running),
+                _ => terminal("bench", &task, 0, Outcome::Succeeded),
+            };
+            put(&lease, rec)
+        })
+    };
+    let start = Instant::now();
+    let mut enqueue_time = Duration::ZERO;
+    for op in ops(N) {
+        let t = Instant::now();
+        store.enqueue(op).unwrap();
+        enqueue_time += t.elapsed();
+    }
+    store.flush().unwrap();
+    let total = start.elapsed();
+    let stats = store.stats();
+    let per_write = total / N;
+    eprintln!(
+        "group commit: {N} attempt writes in {total:?} = {per_write:?}/write end to end \
+         (enqueue alone {:?}/write); {} transactions, largest {}",
+        enqueue_time / N,
+        stats.batches,
+        stats.largest
+    );
+    assert_eq!(
+        store.attempts("bench").unwrap().len(),
+        N.div_ceil(3) as usize
+    );
+
+    // Unbatched: one transaction per write, on a fresh run.
+    let plain = file_store(&tempfile::tempdir().unwrap(), StoreLimits::default());
+    let lease2 = plain.create_run(&new_run("bench"), "e", T0).unwrap();
+    let n2 = 1_000;
+    let start = Instant::now();
+    for op in ops(n2) {
+        let WriteOp::Attempt { record, .. } = op else {
+            unreachable!()
+        };
+        plain.write(put(&lease2, record)).unwrap();
+    }
+    let per_plain = start.elapsed() / n2;
+    eprintln!("one transaction per write: {per_plain:?}/write ({n2} writes)");
+
+    // Generous sanity bound (debug build, shared 2-core machine).
+    assert!(per_write < Duration::from_millis(2), "{per_write:?}");
+}
+
+#[test]
+fn committed_writes_survive_a_crash_without_close() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nested/dir/weft.db");
+    let store = batching(SqliteStore::open(&path, StoreLimits::default()).unwrap());
+    let lease = store.create_run(&new_run("r"), "e", T0).unwrap();
+    store
+        .enqueue(put(&lease, terminal("r", "a", 0, Outcome::Succeeded)))
+        .unwrap();
+    store.flush().unwrap();
+    // Simulate a crash: no close, no WAL checkpoint, connections leaked.
+    std::mem::forget(store);
+    let reopened = SqliteStore::open(&path, StoreLimits::default()).unwrap();
+    let got = reopened
+        .attempt(&AttemptId::new("r", "a", 0))
+        .unwrap()
+        .unwrap();
+    assert_eq!(got.outcome, Some(Outcome::Succeeded));
+    // The run is stale once its heartbeat is old enough, and a new engine takes over.
+    let later = T0.plus(Duration::from_secs(31));
+    assert_eq!(
+        reopened
+            .stale_runs(later, Duration::from_secs(30))
+            .unwrap()
+            .len(),
+        1
+    );
+    let lease2 = reopened
+        .claim("r", "e2", later, Duration::from_secs(30))
+        .unwrap();
+    assert!(lease2.token > lease.token);
+}
+
+#[test]
+fn the_default_path_is_weft_db() {
+    if let Some(path) = SqliteStore::default_path() {
+        assert!(path.ends_with("weft.db"), "{}", path.display());
+    }
+}
