@@ -46,6 +46,15 @@ pub async fn prepare(
     let mut unusable = BTreeMap::new();
     for name in names {
         match registry.resolve(name).await {
+            Ok(resolved) if !resolved.plugin.kind().is_task() => {
+                unusable.insert(
+                    name.to_string(),
+                    format!(
+                        "plugin `{name}` is a {}, not a task",
+                        resolved.plugin.kind().as_str()
+                    ),
+                );
+            }
             Ok(resolved) => {
                 described.insert(name.to_string(), resolved.info.clone());
                 plugins.insert(name.to_string(), resolved);

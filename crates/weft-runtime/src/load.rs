@@ -51,9 +51,9 @@ pub enum LoadError {
         /// Human description of what is accepted.
         compatible: &'static str,
     },
-    /// Exports neither the task contract nor `wasi:cli/run`.
+    /// Exports none of weft's plugin contracts nor `wasi:cli/run`.
     #[error(
-        "plugin `{name}` exports neither `weft:plugin/task-plugin` nor `wasi:cli/run` (it exports: {exports})"
+        "plugin `{name}` exports none of `weft:plugin/task-plugin`, `weft:plugin/reporter-plugin`, `weft:plugin/form-decorator-plugin` or `wasi:cli/run` (it exports: {exports})"
     )]
     NotATask {
         /// Plugin name.
@@ -141,13 +141,19 @@ pub(crate) fn load(runtime: &Runtime, name: &str, bytes: &[u8]) -> Result<Plugin
     let mut wit_version = None;
     for export in &exports {
         let (interface, version) = split_version(export);
-        if interface == "weft:plugin/task-plugin" {
+        let weft_kind = match interface {
+            "weft:plugin/task-plugin" => Some(PluginKind::Task),
+            "weft:plugin/reporter-plugin" => Some(PluginKind::Reporter),
+            "weft:plugin/form-decorator-plugin" => Some(PluginKind::FormDecorator),
+            _ => None,
+        };
+        if let Some(weft_kind) = weft_kind {
             let found = version.unwrap_or("unversioned");
             let parsed = semver::Version::parse(found).ok();
             match parsed {
                 Some(v) if wit_compatible(&v) => {
                     wit_version = Some(v);
-                    kind = Some(PluginKind::Task);
+                    kind = Some(weft_kind);
                 }
                 _ => {
                     return Err(LoadError::UnsupportedWitVersion {

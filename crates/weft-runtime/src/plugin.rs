@@ -27,6 +27,39 @@ pub enum PluginKind {
     Task,
     /// A plain WASI command (`wasi:cli/run`): exit code 0 is success.
     Command,
+    /// Exports `weft:plugin/reporter-plugin`: posts run status to a forge.
+    Reporter,
+    /// Exports `weft:plugin/form-decorator-plugin`: shapes a submission.
+    FormDecorator,
+}
+
+impl PluginKind {
+    /// Lower-case name for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginKind::Task => "task",
+            PluginKind::Command => "command",
+            PluginKind::Reporter => "reporter",
+            PluginKind::FormDecorator => "form decorator",
+        }
+    }
+
+    /// Whether pipelines can run it as a task.
+    pub fn is_task(self) -> bool {
+        matches!(self, PluginKind::Task | PluginKind::Command)
+    }
+}
+
+/// The reporter contract's types, as plugins see them.
+pub mod reporter {
+    pub use crate::bindings::reporter::exports::weft::plugin::reporter_plugin::{
+        Delivery, Halt, RunEvent, Status, TaskEvent,
+    };
+}
+
+/// The form decorator contract's types, as plugins see them.
+pub mod decorator {
+    pub use crate::bindings::decorator::exports::weft::plugin::form_decorator_plugin::Decoration;
 }
 
 /// Where a task runs: what the plugin sees in its `task-context`.
@@ -174,94 +207,224 @@ impl Plugin {
         let mut request = TaskRequest::new(format!("{}:describe", self.inner.name));
         request.limits.cpu_budget = std::time::Duration::from_secs(10);
         request.limits.wall_clock = Some(std::time::Duration::from_secs(30));
-        let _slot = self.inner.runtime.slot().await;
-        let (mut store, output) = self.new_store(&request, &[], &[])?;
-        let call = async {
-            let task = crate::bindings::TaskPre::new(self.inner.pre.clone())?
-                .instantiate_async(&mut store)
-                .await?;
-            task.weft_plugin_task_plugin()
-                .call_describe(&mut store)
-                .await
+        let pre = self.inner.pre.clone();
+        let info = match self.inner.kind {
+            PluginKind::Task => {
+                self.invoke(&request, &[], &[], async move |store| {
+                    let task = crate::bindings::TaskPre::new(pre)?
+                        .instantiate_async(&mut *store)
+                        .await?;
+                    task.weft_plugin_task_plugin()
+                        .call_describe(&mut *store)
+                        .await
+                })
+                .await?
+            }
+            PluginKind::Reporter => {
+                self.invoke(&request, &[], &[], async move |store| {
+                    let reporter = crate::bindings::reporter::ReporterPre::new(pre)?
+                        .instantiate_async(&mut *store)
+                        .await?;
+                    reporter
+                        .weft_plugin_reporter_plugin()
+                        .call_describe(&mut *store)
+                        .await
+                })
+                .await?
+            }
+            PluginKind::FormDecorator => {
+                self.invoke(&request, &[], &[], async move |store| {
+                    let decorator = crate::bindings::decorator::FormDecoratorPre::new(pre)?
+                        .instantiate_async(&mut *store)
+                        .await?;
+                    decorator
+                        .weft_plugin_form_decorator_plugin()
+                        .call_describe(&mut *store)
+                        .await
+                })
+                .await?
+            }
+            PluginKind::Command => unreachable!("commands are described above"),
         };
-        let result = bounded(&request.limits, call).await;
+        Ok(info_from_wit(info))
+    }
+
+    /// Runs `call` on a fresh store for `request`: waits for a pool slot, applies the
+    /// wall clock, and names the limit or fault when it fails.
+    async fn invoke<R>(
+        &self,
+        request: &TaskRequest,
+        env: &[(String, String)],
+        args: &[String],
+        call: impl AsyncFnOnce(&mut Store<HostState>) -> wasmtime::Result<R>,
+    ) -> Result<R, TaskReport> {
+        // Queue for a pool slot rather than fail to instantiate when all are busy.
+        let _slot = self.inner.runtime.slot().await;
+        let (mut store, output) = self.new_store(request, env, args)?;
+        let result = bounded(&request.limits, call(&mut store)).await;
         output.flush_partials();
         match result {
-            Ok(Ok(info)) => Ok(info_from_wit(info)),
+            Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => Err(classify_error(&store, &output, err)),
             Err(limit) => Err(TaskReport::limit(
                 limit,
-                "describe() did not finish within its time limit",
+                wall_clock_message(&request.limits),
             )),
+        }
+    }
+
+    /// Refuses an invocation whose imports the grants do not cover, before instantiating.
+    fn check_grants(&self, request: &TaskRequest) -> Result<(), TaskReport> {
+        let Some((import, why)) = first_ungranted(&self.inner.imports, &request.grants) else {
+            return Ok(());
+        };
+        let message = format!(
+            "plugin `{}` imports `{import}`, but {why}; it was not instantiated",
+            self.inner.name
+        );
+        let output = SharedOutput::new(request.log.clone(), request.limits.log_bytes);
+        output.host_line(LogLevel::Error, message.clone());
+        Err(TaskReport::errored("CapabilityDenied", message))
+    }
+
+    /// Posts one event through a reporter plugin. `Err` carries why the call itself
+    /// failed (a limit, a trap, a denied capability), which the caller treats as a retry.
+    pub async fn report(
+        &self,
+        request: TaskRequest,
+        event: reporter::RunEvent,
+    ) -> Result<reporter::Delivery, TaskReport> {
+        self.expect_kind(PluginKind::Reporter)?;
+        self.check_grants(&request)?;
+        let pre = self.inner.pre.clone();
+        self.invoke(&request, &[], &[], async move |store| {
+            let reporter = crate::bindings::reporter::ReporterPre::new(pre)?
+                .instantiate_async(&mut *store)
+                .await?;
+            reporter
+                .weft_plugin_reporter_plugin()
+                .call_report(&mut *store, &event)
+                .await
+        })
+        .await
+    }
+
+    /// Runs a form decorator on the submission's params with its `input` (JSON text).
+    /// `Ok(Err(message))` is the decorator refusing the submission.
+    pub async fn decorate(
+        &self,
+        request: TaskRequest,
+        form_state: &BTreeMap<String, ParamValue>,
+        input: &str,
+    ) -> Result<Result<(BTreeMap<String, ParamValue>, Vec<(String, String)>), String>, TaskReport>
+    {
+        self.expect_kind(PluginKind::FormDecorator)?;
+        self.check_grants(&request)?;
+        let pre = self.inner.pre.clone();
+        let state: Vec<(String, wit::ParamValue)> = form_state
+            .iter()
+            .map(|(name, value)| (name.clone(), value_to_wit(value)))
+            .collect();
+        let input = input.to_string();
+        let decorated = self
+            .invoke(&request, &[], &[], async move |store| {
+                let decorator = crate::bindings::decorator::FormDecoratorPre::new(pre)?
+                    .instantiate_async(&mut *store)
+                    .await?;
+                decorator
+                    .weft_plugin_form_decorator_plugin()
+                    .call_decorate(&mut *store, &state, &input)
+                    .await
+            })
+            .await?;
+        Ok(decorated.map(|decoration| {
+            let params = decoration
+                .params
+                .into_iter()
+                .map(|(name, value)| (name, value_from_wit(value)))
+                .collect();
+            (params, decoration.secrets)
+        }))
+    }
+
+    fn expect_kind(&self, kind: PluginKind) -> Result<(), TaskReport> {
+        if self.inner.kind == kind {
+            Ok(())
+        } else {
+            Err(TaskReport::errored(
+                "WrongPluginKind",
+                format!(
+                    "plugin `{}` is a {}, not a {}",
+                    self.inner.name,
+                    self.inner.kind.as_str(),
+                    kind.as_str()
+                ),
+            ))
         }
     }
 
     /// Runs the plugin once. Never fails: every problem becomes an `Errored` ending whose
     /// reason names the limit or fault.
     pub async fn run(&self, request: TaskRequest) -> TaskReport {
-        if let Some((import, why)) = first_ungranted(&self.inner.imports, &request.grants) {
-            let message = format!(
-                "plugin `{}` imports `{import}`, but {why}; it was not instantiated",
-                self.inner.name
-            );
-            let output = SharedOutput::new(request.log.clone(), request.limits.log_bytes);
-            output.host_line(LogLevel::Error, message.clone());
-            return TaskReport::errored("CapabilityDenied", message);
+        if let Err(report) = self.check_grants(&request) {
+            return report;
         }
-        // Queue for a pool slot rather than fail to instantiate when all are busy.
-        let _slot = self.inner.runtime.slot().await;
         match self.inner.kind {
             PluginKind::Task => self.run_task(request).await,
             PluginKind::Command => self.run_command(request).await,
+            other => TaskReport::errored(
+                "WrongPluginKind",
+                format!(
+                    "plugin `{}` is a {}, not a task",
+                    self.inner.name,
+                    other.as_str()
+                ),
+            ),
         }
     }
 
     async fn run_task(&self, request: TaskRequest) -> TaskReport {
-        let (mut store, output) = match self.new_store(&request, &[], &[]) {
-            Ok(pair) => pair,
-            Err(report) => return report,
-        };
         let ctx = context_to_wit(&request);
-        let call = async {
-            let task = crate::bindings::TaskPre::new(self.inner.pre.clone())?
-                .instantiate_async(&mut store)
-                .await?;
-            task.weft_plugin_task_plugin()
-                .call_run(&mut store, &ctx)
-                .await
-        };
-        let result = bounded(&request.limits, call).await;
-        output.flush_partials();
-        match result {
-            Ok(Ok(outcome)) => outcome_from_wit(outcome, request.limits.result_bytes),
-            Ok(Err(err)) => classify_error(&store, &output, err),
-            Err(limit) => TaskReport::limit(limit, wall_clock_message(&request.limits)),
+        let pre = self.inner.pre.clone();
+        let outcome = self
+            .invoke(&request, &[], &[], async move |store| {
+                let task = crate::bindings::TaskPre::new(pre)?
+                    .instantiate_async(&mut *store)
+                    .await?;
+                task.weft_plugin_task_plugin()
+                    .call_run(&mut *store, &ctx)
+                    .await
+            })
+            .await;
+        match outcome {
+            Ok(outcome) => outcome_from_wit(outcome, request.limits.result_bytes),
+            Err(report) => report,
         }
     }
 
     async fn run_command(&self, request: TaskRequest) -> TaskReport {
         let env = command_env(&request);
         let args = vec![self.inner.name.clone()];
-        let (mut store, output) = match self.new_store(&request, &env, &args) {
-            Ok(pair) => pair,
-            Err(report) => return report,
-        };
-        let call = async {
-            let command = wasmtime_wasi::p2::bindings::CommandPre::new(self.inner.pre.clone())?
-                .instantiate_async(&mut store)
-                .await?;
-            command.wasi_cli_run().call_run(&mut store).await
-        };
-        let result = bounded(&request.limits, call).await;
-        output.flush_partials();
+        let pre = self.inner.pre.clone();
+        let result = self
+            .invoke(&request, &env, &args, async move |store| {
+                let command = wasmtime_wasi::p2::bindings::CommandPre::new(pre)?
+                    .instantiate_async(&mut *store)
+                    .await?;
+                // The exit code travels as an error; keep it as a value here.
+                match command.wasi_cli_run().call_run(&mut *store).await {
+                    Ok(Ok(())) => Ok(0),
+                    Ok(Err(())) => Ok(1),
+                    Err(err) => match err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+                        Some(exit) => Ok(exit.0),
+                        None => Err(err),
+                    },
+                }
+            })
+            .await;
         let exit = match result {
-            Ok(Ok(Ok(()))) => 0,
-            Ok(Ok(Err(()))) => 1,
-            Ok(Err(err)) => match err.downcast_ref::<wasmtime_wasi::I32Exit>() {
-                Some(exit) => exit.0,
-                None => return classify_error(&store, &output, err),
-            },
-            Err(limit) => return TaskReport::limit(limit, wall_clock_message(&request.limits)),
+            Ok(exit) => exit,
+            Err(report) => return report,
         };
         TaskReport {
             ending: if exit == 0 {
