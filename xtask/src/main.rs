@@ -111,16 +111,23 @@ fn build_plugins() -> Result<PathBuf, String> {
     for entry in entries.flatten() {
         let path = entry.path();
         if path.extension().is_some_and(|ext| ext == "wasm")
-            && let Some(name) = path.file_name()
+            && let Some(stem) = path.file_stem()
         {
-            let dest = out.join(name);
+            // Cargo names a cdylib after the crate with `-` turned into `_`; plugins are
+            // known by their crate names (`gitlab-set-status`, as Tekton's catalog says).
+            let name = format!("{}.wasm", stem.to_string_lossy().replace('_', "-"));
+            let stale = out.join(stem).with_extension("wasm");
+            if stale.file_name() != Some(std::ffi::OsStr::new(&name)) {
+                let _ = std::fs::remove_file(&stale);
+            }
+            let dest = out.join(&name);
             let unchanged = std::fs::read(&dest).ok() == std::fs::read(&path).ok();
             if !unchanged {
                 std::fs::copy(&path, &dest).map_err(|e| {
                     format!("cannot copy {} to {}: {e}", path.display(), dest.display())
                 })?;
             }
-            copied.push(name.to_string_lossy().into_owned());
+            copied.push(name);
         }
     }
     copied.sort();

@@ -21,12 +21,15 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a pipeline to its end.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Validate a pipeline without running anything (exit code 2 when invalid).
     Validate(PipelineArgs),
     /// Inspect and prepare plugins.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Run history and recovery (the run store).
+    #[command(subcommand)]
+    Runs(RunsCommand),
 }
 
 /// How results are printed.
@@ -82,8 +85,10 @@ pub struct RunArgs {
     #[command(flatten)]
     pub pipeline: PipelineArgs,
 
-    /// Bind a pipeline workspace to a host directory, `NAME=DIR` (repeatable). Unbound
-    /// required workspaces get a fresh directory under the run's directory.
+    /// Bind a pipeline workspace to a host directory, `NAME=DIR`, or to a secret,
+    /// `NAME=secret:SECRET` (its keys as read-only files in a private directory removed
+    /// after the run; repeatable). Unbound required workspaces get a fresh directory under
+    /// the run's directory.
     #[arg(long = "workspace", value_name = "NAME=DIR")]
     pub workspaces: Vec<String>,
 
@@ -107,14 +112,44 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
 
-    /// Allow tasks HTTP(S) requests to this destination, `[scheme://]host[:port]`, where
-    /// host may be `*.suffix` (repeatable). Nothing is allowed by default.
+    /// Allow tasks and reporters HTTP(S) requests to this destination,
+    /// `[!private:][scheme://]host[:port]`, where host may be `*.suffix` (repeatable).
+    /// Nothing is allowed by default. Loopback, private and link-local addresses are
+    /// refused unless the rule starts with `!private:` (e.g. `!private:127.0.0.1:8080`).
     #[arg(long = "allow-http", value_name = "RULE")]
     pub allow_http: Vec<String>,
+
+    /// Define a secret, `NAME[.KEY]=env:VAR|file:PATH|literal:VALUE` (repeatable; wins
+    /// over `secrets.json` in the data directory). Without `.KEY` the key is `token`. A
+    /// task asks for `NAME.KEY`, or `NAME` when the secret has one key. Values shorter
+    /// than 8 characters are refused with a warning. A task gets only the secrets its
+    /// `secrets:` list or `--grant` names.
+    #[arg(long = "secret", value_name = "NAME.KEY=SOURCE")]
+    pub secrets: Vec<String>,
+
+    /// Grant a secret to a task without editing the pipeline, `TASK=SECRET` (repeatable;
+    /// SECRET is `NAME.KEY` or `NAME`).
+    #[arg(long = "grant", value_name = "TASK=SECRET")]
+    pub grants: Vec<String>,
+
+    /// Report the run's status to a forge, `FORGE:KEY=VALUE,...` with FORGE one of
+    /// `gitlab`, `github`, `gitea`, `bitbucket`, `webhook` (or a reporter plugin's name)
+    /// and keys `url`, `project`, `sha`, `ref`, `context`, `target-url`, `token-secret`,
+    /// `tasks=true`, ... (repeatable). Needs `--allow-http` for the forge's host.
+    #[arg(long = "report", value_name = "FORGE:CONFIG")]
+    pub reports: Vec<String>,
+
+    /// How long `weft run` waits after the run for statuses to be delivered (Go duration).
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub report_timeout: String,
 
     /// Where runs keep their logs, reports and default workspaces.
     #[arg(long, value_name = "DIR", env = "WEFT_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+
+    /// The run store (SQLite); default `weft.db` in the data directory.
+    #[arg(long, value_name = "PATH", env = "WEFT_DB")]
+    pub db: Option<PathBuf>,
 }
 
 /// `weft plugin ...`.
@@ -144,5 +179,69 @@ pub enum PluginCommand {
         /// Where compiled components are cached.
         #[arg(long, value_name = "DIR", env = "WEFT_CACHE_DIR")]
         cache_dir: Option<PathBuf>,
+    },
+}
+
+/// Where the run store is.
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// The run store (SQLite); default `weft.db` in the data directory.
+    #[arg(long, value_name = "PATH", env = "WEFT_DB")]
+    pub db: Option<PathBuf>,
+
+    /// The data directory (for the default store path).
+    #[arg(long, value_name = "DIR", env = "WEFT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub output: OutputFormat,
+}
+
+/// `weft runs ...`.
+#[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// Recent runs with their status, duration and pipeline.
+    List {
+        /// Where the store is.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// How many runs.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// One run: its task attempts with outcomes, reasons and results.
+    Show {
+        /// The run's name.
+        run: String,
+        /// Where the store is.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// A run's log lines, optionally of one task; `--follow` waits for more.
+    Logs {
+        /// The run's name.
+        run: String,
+        /// Only this task.
+        task: Option<String>,
+        /// Keep printing new lines until the run finishes.
+        #[arg(long)]
+        follow: bool,
+        /// Where the store is.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Take over runs whose engine stopped (heartbeat older than the recovery timeout) and
+    /// finish them per their recovery strategy (`none`, `startOver`, `resume`).
+    Recover {
+        /// Where the store is.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// How old a heartbeat must be before the run counts as abandoned.
+        #[arg(long, value_name = "DURATION", default_value = "30s")]
+        recover_timeout: String,
+        /// Plugin sources.
+        #[command(flatten)]
+        plugins: PluginArgs,
     },
 }

@@ -3,8 +3,10 @@
 //! command line is invalid (nothing ran); 3 weft itself could not work (e.g. an unwritable
 //! data directory).
 
+mod access;
 mod cli;
 mod diagnostics;
+mod runs;
 mod view;
 
 use std::collections::BTreeMap;
@@ -73,9 +75,10 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Run(args) => run(args).await,
+            Command::Run(args) => run(*args).await,
             Command::Validate(args) => validate(args).await,
             Command::Plugin(command) => plugin(command).await,
+            Command::Runs(command) => runs::command(command).await,
         }
     });
     match result {
@@ -269,12 +272,19 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let mut bound: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut secret_workspaces = Vec::new();
     for flag in &args.workspaces {
         let (name, dir) = flag
             .split_once('=')
             .ok_or_else(|| Failure::invalid(format!("--workspace {flag}: expected NAME=DIR")))?;
+        // `NAME=secret:SECRET`: mounted once the secrets are loaded (access.rs).
+        if let Some(secret) = dir.strip_prefix(access::SECRET_WORKSPACE) {
+            secret_workspaces.push((name.to_string(), secret.to_string()));
+        }
         bound.insert(name.to_string(), PathBuf::from(dir));
     }
+    let report_timeout = duration_flag("report-timeout", &Some(args.report_timeout.clone()))?
+        .unwrap_or(std::time::Duration::from_secs(30));
     if args.parallelism == Some(0) {
         return Err(Failure::invalid("--parallelism must be at least 1"));
     }
@@ -320,6 +330,9 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
             bound.insert(name.clone(), dir);
         }
     }
+    // Secrets (secrets.json, --secret, --grant) and secret workspaces: access.rs.
+    let mut run_secrets = access::RunSecrets::load(&args, &data_dir)?;
+    run_secrets.mount_workspaces(&secret_workspaces, &mut bound)?;
     for (name, dir) in &bound {
         if !dir.is_dir() {
             return Err(Failure::invalid(format!(
@@ -332,10 +345,38 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
     let mut options = RunOptions::new(&run_name, &uid);
     options.workspaces = bound;
     options.timeouts = timeouts;
-    options.http_allow = http_allow;
+    options.http_allow = http_allow.clone();
+    options.secrets = run_secrets.store.flatten();
+    options.access = run_secrets.access.clone();
     if let Some(parallelism) = args.parallelism {
         options.parallelism = parallelism;
     }
+
+    // Journal the run in the store before anything runs.
+    let store = runs::open_store(&runs::store_path(args.db.as_deref(), Some(&data_dir)))?;
+    let journal: Arc<dyn weft_store::RunStore> = store.clone();
+    let lease = weft_engine::submit(
+        &journal,
+        &options,
+        &prepared.plan.pipeline_name,
+        &source,
+        &file,
+        &supplied,
+        &runs::owner(),
+    )
+    .map_err(|e| match e {
+        weft_store::StoreError::AlreadyExists { .. } => Failure::invalid(format!(
+            "a run named `{run_name}` already exists; pick another --name"
+        )),
+        e => Failure::environment(format!("run store: {e}")),
+    })?;
+    options.durable = Some(weft_engine::Durable {
+        store: journal,
+        lease,
+        attempt_base: Default::default(),
+        replay: None,
+        heartbeat_every: runs::heartbeat_every(),
+    });
 
     let text = pipeline_args.output == OutputFormat::Text;
     let color = text && std::io::stdout().is_terminal();
@@ -354,6 +395,29 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
         log_dir.clone(),
         width,
     ));
+    // Secret values masked in every log line; reporters (pending now) wrap the view.
+    let observer = run_secrets.mask(view);
+    let identity = weft_engine::report::RunIdentity {
+        run_name: run_name.clone(),
+        run_uid: uid.clone(),
+        pipeline_name: prepared.plan.pipeline_name.clone(),
+    };
+    let params = prepared.plan.params.clone();
+    let reporters = access::reporters(
+        &registry,
+        &pipeline,
+        &args,
+        &params,
+        identity,
+        &run_secrets,
+        &http_allow,
+        observer.clone(),
+    )
+    .await?;
+    let observer: Arc<dyn weft_engine::RunObserver> = match &reporters {
+        Some(reporters) => reporters.clone(),
+        None => observer,
+    };
     if text {
         println!("Run {run_name} of {file}");
     }
@@ -361,8 +425,13 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
     let (cancel, cancel_rx) = cancel_channel();
     let signals = tokio::spawn(forward_signals(signals, cancel));
     let started = Instant::now();
-    let summary = execute(prepared, options, view, cancel_rx).await;
+    let summary = execute(prepared, options, observer, cancel_rx).await;
     signals.abort();
+    access::finish_reporting(reporters.as_ref(), report_timeout).await;
+    drop(run_secrets);
+    if let Err(err) = store.close() {
+        eprintln!("weft: the run store did not close cleanly: {err}");
+    }
 
     let report_json = serde_json::to_string_pretty(&summary.report)
         .map_err(|e| Failure::environment(format!("cannot encode the report: {e}")))?;

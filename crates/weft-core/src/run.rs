@@ -123,6 +123,10 @@ pub struct StartTask {
     pub workspaces: Vec<(String, String)>,
 }
 
+/// Reasons of `Errored` endings that are never retried: the engine records them when it
+/// recovers a run, and a retry would run what the recovery strategy chose not to.
+pub const NOT_RETRIED: &[&str] = &["EngineRestarted", "NotIdempotent"];
+
 /// What the engine must do next.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -212,6 +216,9 @@ pub struct RunHeader {
     /// Who halted the run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub halted_by: Option<HaltedBy>,
+    /// Checkpoints found already stored (a recovered run skipping work), when journaled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checkpoint_hits: Option<u64>,
 }
 
 /// One task of the report.
@@ -366,10 +373,12 @@ impl RunState {
         if !self.is_current(node, attempt) {
             return actions;
         }
-        let retryable = matches!(
-            ending,
-            TaskEnding::Failure { .. } | TaskEnding::Errored { .. }
-        );
+        let retryable = match &ending {
+            TaskEnding::Failure { .. } => true,
+            // Errors the engine records about recovery say nothing a retry could change.
+            TaskEnding::Errored { reason, .. } => !NOT_RETRIED.contains(&reason.as_str()),
+            _ => false,
+        };
         let state = &mut self.nodes[node];
         state.exit_code = ending.exit_code();
         state.message = ending.message().to_string();
@@ -611,6 +620,7 @@ impl RunState {
                 tasks_status: self.tasks_status().as_str().to_string(),
                 tasks_outcome: self.tasks_outcome().as_str().to_string(),
                 halted_by: self.halted_by.clone(),
+                checkpoint_hits: None,
             },
             tasks: self
                 .plan

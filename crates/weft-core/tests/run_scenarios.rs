@@ -1036,3 +1036,38 @@ fn a_long_chain_runs_without_rescanning() {
     assert_eq!(harness.finished, 1);
     assert_eq!(harness.run.report().run.status, "Succeeded");
 }
+
+#[test]
+fn recovery_errors_are_not_retried() {
+    use std::collections::BTreeMap;
+    let yaml = "apiVersion: weft.dev/v1\nkind: Pipeline\nmetadata: {name: r}\nspec:\n  tasks:\n    - name: a\n      retries: 3\n      taskRef: {name: exit}\n";
+    let plan = weft_core::load(yaml, "r.yaml", &BTreeMap::new(), None).expect("valid");
+    let mut state = weft_core::RunState::new(
+        std::sync::Arc::new(plan),
+        weft_core::RunContext {
+            run_name: "r".into(),
+            run_uid: "r".into(),
+            bound_workspaces: Default::default(),
+        },
+    );
+    let _ = state.start();
+    let _ = state.task_started(0, 0);
+    let actions = state.task_ended(
+        0,
+        0,
+        weft_core::contract::TaskEnding::Errored {
+            reason: "EngineRestarted".into(),
+            message: "the engine restarted".into(),
+        },
+        BTreeMap::new(),
+    );
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, weft_core::Action::Start(_))),
+        "{actions:?}"
+    );
+    let report = state.report();
+    assert_eq!(report.tasks[0].status, "Errored");
+    assert_eq!(report.tasks[0].attempts, 1);
+}

@@ -20,6 +20,8 @@ use weft_runtime::{
     SecretValue, TaskContext, TaskReport, TaskRequest, WorkspaceMount,
 };
 
+use crate::fault;
+use crate::persist::{Durable, Ended, How, Journal};
 use crate::prepare::Prepared;
 use crate::registry::ResolvedPlugin;
 
@@ -53,6 +55,14 @@ pub struct RunOptions {
     pub secrets: BTreeMap<String, SecretValue>,
     /// HTTP destinations the operator allows tasks to reach.
     pub http_allow: Vec<HttpRule>,
+    /// Run-level grants on top of each task's `secrets:` (`--grant`, read-only secret
+    /// workspaces): see [`crate::secrets::RunAccess`].
+    pub access: crate::secrets::RunAccess,
+    /// Where the run is journaled; `None` keeps it in memory only.
+    pub durable: Option<Durable>,
+    /// Time the run already spent before this process took it over (recovery): deadlines
+    /// are computed from the run's stored start, so a restart never extends them.
+    pub elapsed_before: Duration,
 }
 
 impl RunOptions {
@@ -68,6 +78,9 @@ impl RunOptions {
             limits: Limits::default(),
             secrets: BTreeMap::new(),
             http_allow: Vec::new(),
+            access: crate::secrets::RunAccess::default(),
+            durable: None,
+            elapsed_before: Duration::ZERO,
         }
     }
 }
@@ -175,11 +188,18 @@ struct Driver {
     tasks: JoinSet<(NodeId, u32, TaskReport)>,
     checkpoints: HashMap<NodeId, Arc<dyn CheckpointStore>>,
     finally_deadline: Option<Instant>,
+    pipeline_deadline: Option<Instant>,
+    tasks_deadline: Option<Instant>,
+    /// In-flight attempts of a recovered run whose deadline passed during the downtime:
+    /// started as far as the run state knows, never launched; the deadline ends them.
+    phantoms: Vec<(NodeId, u32)>,
     summary: Option<RunSummary>,
+    journal: Option<Journal>,
 }
 
 impl Driver {
     fn new(prepared: Prepared, options: RunOptions, observer: Arc<dyn RunObserver>) -> Self {
+        let journal = options.durable.clone().map(Journal::new);
         let context = RunContext {
             run_name: options.run_name.clone(),
             run_uid: options.run_uid.clone(),
@@ -195,25 +215,109 @@ impl Driver {
             tasks: JoinSet::new(),
             checkpoints: HashMap::new(),
             finally_deadline: None,
+            pipeline_deadline: None,
+            tasks_deadline: None,
+            phantoms: Vec::new(),
             summary: None,
+            journal,
+        }
+    }
+
+    /// Makes queued writes durable; a lost lease ends the run here (another engine owns it).
+    fn flush(&mut self) -> Vec<Action> {
+        let Some(journal) = self.journal.as_mut() else {
+            return Vec::new();
+        };
+        match journal.flush() {
+            Ok(()) => Vec::new(),
+            Err(err) => {
+                tracing::error!(error = %err, "the run's journal refused our writes; stopping");
+                self.journal = None;
+                self.state
+                    .infra_error(format!("lost the run's lease or store: {err}"))
+            }
         }
     }
 
     async fn run(mut self, mut cancel: mpsc::UnboundedReceiver<CancelMode>) -> RunSummary {
-        let started = Instant::now();
-        let mut pipeline_deadline = self.options.timeouts.pipeline.map(|d| started + d);
-        let mut tasks_deadline = self.options.timeouts.tasks.map(|d| started + d);
+        // Deadlines count from the run's first start, not this process's.
+        let started = Instant::now()
+            .checked_sub(self.options.elapsed_before)
+            .unwrap_or_else(Instant::now);
+        let (lost_tx, mut lost_lease) = mpsc::unbounded_channel::<String>();
+        let heartbeat = self.journal.as_ref().map(|journal| {
+            let durable = journal.durable().clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(durable.heartbeat_every);
+                loop {
+                    tick.tick().await;
+                    if let Err(err) = durable
+                        .store
+                        .heartbeat(&durable.lease, weft_store::Timestamp::now())
+                    {
+                        let _ = lost_tx.send(err.to_string());
+                        return;
+                    }
+                }
+            })
+        });
+        if let Some(journal) = self.journal.as_mut() {
+            journal.run_phase(weft_core::RunPhase::Running);
+        }
+        let summary = self.drive(started, &mut cancel, &mut lost_lease).await;
+        if let Some(heartbeat) = heartbeat {
+            heartbeat.abort();
+        }
+        summary
+    }
+
+    async fn drive(
+        &mut self,
+        started: Instant,
+        cancel: &mut mpsc::UnboundedReceiver<CancelMode>,
+        lost_lease: &mut mpsc::UnboundedReceiver<String>,
+    ) -> RunSummary {
+        self.pipeline_deadline = self.options.timeouts.pipeline.map(|d| started + d);
+        self.tasks_deadline = self.options.timeouts.tasks.map(|d| started + d);
         let mut cancel_open = true;
         let mut pending: VecDeque<Action> = self.state.start().into();
         loop {
             while let Some(action) = pending.pop_front() {
                 pending.extend(self.apply(action));
             }
+            // Deadlines that passed while no engine ran (recovery) fire before anything new
+            // starts: a restart never extends them.
+            let now = Instant::now();
+            if self.pipeline_deadline.is_some_and(|d| d <= now) {
+                self.pipeline_deadline = None;
+                pending.extend(self.state.pipeline_timeout());
+            }
+            if self.tasks_deadline.is_some_and(|d| d <= now) {
+                self.tasks_deadline = None;
+                pending.extend(self.state.tasks_timeout());
+            }
+            if !pending.is_empty() {
+                continue;
+            }
+            // Durable before acted on: what new tasks depend on is committed first.
+            if !self.queue.is_empty() && self.journal.as_ref().is_some_and(Journal::dirty) {
+                pending.extend(self.flush());
+            }
             pending.extend(self.launch());
             if !pending.is_empty() {
                 continue;
             }
-            if let Some(summary) = self.summary.take() {
+            if let Some(mut summary) = self.summary.take() {
+                if let Some(journal) = self.journal.as_mut() {
+                    summary.report.run.checkpoint_hits = Some(
+                        journal
+                            .checkpoint_hits
+                            .load(std::sync::atomic::Ordering::Relaxed),
+                    );
+                    if let Err(err) = journal.finish(&summary) {
+                        tracing::error!(error = %err, "cannot store the run's final status");
+                    }
+                }
                 self.observer.event(RunEvent::Finished(&summary));
                 return summary;
             }
@@ -224,16 +328,21 @@ impl Driver {
                     Err(err) if err.is_cancelled() => Vec::new(),
                     Err(err) => self.state.infra_error(format!("a task's host thread failed: {err}")),
                 },
+                                Some(why) = lost_lease.recv() => {
+                    tracing::error!(reason = %why, "lost the run's lease; stopping without further writes");
+                    self.journal = None;
+                    self.state.infra_error(format!("lost the run's lease: {why}"))
+                },
                 mode = cancel.recv(), if cancel_open => match mode {
                     Some(mode) => self.state.cancel(mode),
                     None => { cancel_open = false; Vec::new() }
                 },
-                () = sleep_until(pipeline_deadline) => {
-                    pipeline_deadline = None;
+                () = sleep_until(self.pipeline_deadline) => {
+                    self.pipeline_deadline = None;
                     self.state.pipeline_timeout()
                 },
-                () = sleep_until(tasks_deadline) => {
-                    tasks_deadline = None;
+                () = sleep_until(self.tasks_deadline) => {
+                    self.tasks_deadline = None;
                     self.state.tasks_timeout()
                 },
                 () = sleep_until(self.finally_deadline) => {
@@ -248,10 +357,7 @@ impl Driver {
     /// Carries out one action; returns the actions that follow from it.
     fn apply(&mut self, action: Action) -> Vec<Action> {
         match action {
-            Action::Start(start) => {
-                self.queue.push_back(start);
-                Vec::new()
-            }
+            Action::Start(start) => self.start_or_replay(start),
             Action::Cancel { node, attempt, .. } => {
                 if let Some(at) = self
                     .queue
@@ -261,11 +367,19 @@ impl Driver {
                     self.queue.remove(at);
                     return self.state.task_cancelled(node, attempt);
                 }
+                if let Some(at) = self.phantoms.iter().position(|p| *p == (node, attempt)) {
+                    self.phantoms.remove(at);
+                    self.journal_ended(node, attempt, How::Cancelled, None, BTreeMap::new());
+                    return self.state.task_cancelled(node, attempt);
+                }
                 match self.running.get(&node) {
                     Some(running) if running.attempt == attempt => {
                         running.abort.abort();
+                        self.journal_ended(node, attempt, How::Cancelled, None, BTreeMap::new());
+                        let actions = self.state.task_cancelled(node, attempt);
+                        let follow = self.apply_all(actions);
                         self.running.remove(&node);
-                        self.state.task_cancelled(node, attempt)
+                        follow
                     }
                     _ => Vec::new(),
                 }
@@ -282,6 +396,9 @@ impl Driver {
                     .then(|| self.running.get(&node).map(|r| r.started.elapsed()))
                     .flatten();
                 let is_finally = self.state.plan().nodes[node].is_finally;
+                if let Some(journal) = self.journal.as_mut() {
+                    journal.transition(node, &name, phase, outcome, &reason, attempt);
+                }
                 self.observer.event(RunEvent::Transition {
                     task: &name,
                     is_finally,
@@ -294,6 +411,10 @@ impl Driver {
                 Vec::new()
             }
             Action::FinallyStarted => {
+                fault::point("finally");
+                if let Some(journal) = self.journal.as_mut() {
+                    journal.run_phase(weft_core::RunPhase::RunningFinally);
+                }
                 self.finally_deadline = self.options.timeouts.finally.map(|d| Instant::now() + d);
                 self.observer.event(RunEvent::FinallyStarted);
                 Vec::new()
@@ -322,6 +443,7 @@ impl Driver {
             let plugin = resolved.plugin.clone();
             let request = self.request(&start, &resolved);
             let (node, attempt) = (start.node, start.attempt);
+            fault::point("task-start-before");
             let abort = self
                 .tasks
                 .spawn(async move { (node, attempt, plugin.run(request).await) });
@@ -334,6 +456,7 @@ impl Driver {
                 },
             );
             actions.extend(self.state.task_started(node, attempt));
+            fault::point("task-start-after");
         }
         actions
     }
@@ -344,18 +467,28 @@ impl Driver {
             .get(&node)
             .is_some_and(|r| r.attempt == attempt)
         {
+            fault::point("task-finish-before");
             // Keep the entry until the terminal transition has read its start time.
-            let actions = match &report.ending {
-                TaskEnding::Errored { reason, .. } if reason == LimitKind::WallClock.reason() => {
-                    self.state.task_timed_out(node, attempt)
-                }
-                _ => self
-                    .state
-                    .task_ended(node, attempt, report.ending, report.results),
+            let timed_out = matches!(&report.ending,
+                TaskEnding::Errored { reason, .. } if reason == LimitKind::WallClock.reason());
+            let actions = if timed_out {
+                self.journal_ended(node, attempt, How::TimedOut, None, BTreeMap::new());
+                self.state.task_timed_out(node, attempt)
+            } else {
+                self.journal_ended(
+                    node,
+                    attempt,
+                    How::Ended,
+                    Some(report.ending.clone()),
+                    report.results.clone(),
+                );
+                self.state
+                    .task_ended(node, attempt, report.ending, report.results)
             };
-            let mut follow = Vec::new();
-            for action in actions {
-                follow.extend(self.apply(action));
+            let mut follow = self.apply_all(actions);
+            if fault::armed("task-finish-after") {
+                follow.extend(self.flush());
+                fault::point("task-finish-after");
             }
             if self
                 .running
@@ -368,6 +501,114 @@ impl Driver {
         } else {
             Vec::new()
         }
+    }
+
+    fn apply_all(&mut self, actions: Vec<Action>) -> Vec<Action> {
+        let mut follow = Vec::new();
+        for action in actions {
+            follow.extend(self.apply(action));
+        }
+        follow
+    }
+
+    fn journal_ended(
+        &mut self,
+        node: NodeId,
+        attempt: u32,
+        how: How,
+        ending: Option<TaskEnding>,
+        results: BTreeMap<String, String>,
+    ) {
+        let name = self.state.plan().nodes[node].name.clone();
+        if let Some(journal) = self.journal.as_mut() {
+            journal.ended(
+                node,
+                &name,
+                attempt,
+                &Ended {
+                    how,
+                    ending,
+                    results,
+                },
+            );
+        }
+    }
+
+    /// Queues a start, unless recovery knows better: an attempt with a journaled ending is
+    /// answered from the journal (it never runs twice); an in-flight one follows the
+    /// run's recovery strategy.
+    fn start_or_replay(&mut self, start: StartTask) -> Vec<Action> {
+        let replay = self
+            .journal
+            .as_ref()
+            .and_then(|j| j.durable().replay.clone());
+        let Some(replay) = replay else {
+            self.queue.push_back(start);
+            return Vec::new();
+        };
+        let key = (start.name.clone(), start.attempt);
+        let (node, attempt) = (start.node, start.attempt);
+        if let Some(ended) = replay.ended.get(&key) {
+            let mut actions = self.state.task_started(node, attempt);
+            actions.extend(match ended.how {
+                How::TimedOut => self.state.task_timed_out(node, attempt),
+                How::Cancelled => self.state.task_cancelled(node, attempt),
+                How::Ended => {
+                    let ending = ended.ending.clone().unwrap_or(TaskEnding::Errored {
+                        reason: "EngineRestarted".into(),
+                        message: "the journaled ending was unreadable".into(),
+                    });
+                    self.state
+                        .task_ended(node, attempt, ending, ended.results.clone())
+                }
+            });
+            return actions;
+        }
+        if replay.in_flight.contains(&key) {
+            let now = Instant::now();
+            let expired = self.pipeline_deadline.is_some_and(|d| d <= now)
+                || (!self.state.plan().nodes[node].is_finally
+                    && self.tasks_deadline.is_some_and(|d| d <= now));
+            if expired {
+                // It was running when its deadline passed: the deadline, not the restart,
+                // decides its outcome.
+                self.phantoms.push((node, attempt));
+                return self.state.task_started(node, attempt);
+            }
+            let idempotent = self.state.plan().nodes[node].idempotent;
+            let refuse = match replay.strategy {
+                Some(weft_store::Recovery::None) => Some((
+                    "EngineRestarted",
+                    "the engine restarted while this task ran (recovery strategy `none`)",
+                )),
+                Some(weft_store::Recovery::Resume) if !idempotent => Some((
+                    "NotIdempotent",
+                    "the engine restarted while this task ran and it is not marked idempotent, so `resume` does not run it again",
+                )),
+                _ => None,
+            };
+            if let Some((reason, message)) = refuse {
+                let ending = TaskEnding::Errored {
+                    reason: reason.into(),
+                    message: message.into(),
+                };
+                self.journal_ended(
+                    node,
+                    attempt,
+                    How::Ended,
+                    Some(ending.clone()),
+                    BTreeMap::new(),
+                );
+                let mut actions = self.state.task_started(node, attempt);
+                actions.extend(
+                    self.state
+                        .task_ended(node, attempt, ending, BTreeMap::new()),
+                );
+                return actions;
+            }
+        }
+        self.queue.push_back(start);
+        Vec::new()
     }
 
     fn request(&mut self, start: &StartTask, resolved: &ResolvedPlugin) -> TaskRequest {
@@ -396,11 +637,30 @@ impl Driver {
                 });
             }
         }
-        let checkpoints = self
-            .checkpoints
-            .entry(start.node)
-            .or_insert_with(|| Arc::new(MemoryCheckpoints::default()))
-            .clone();
+        // Run-level access (`--grant`, read-only secret workspaces): crate::secrets.
+        let access = &self.options.access;
+        access.apply(
+            &start.name,
+            &start.workspaces,
+            &self.options.secrets,
+            &mut grants,
+        );
+        let checkpoints = match &self.journal {
+            Some(journal) => journal.checkpoints(&start.name),
+            None => self
+                .checkpoints
+                .entry(start.node)
+                .or_insert_with(|| Arc::new(MemoryCheckpoints::default()))
+                .clone(),
+        };
+        let log: Arc<dyn LogSink> = Arc::new(TaskLog {
+            task: start.name.clone(),
+            observer: self.observer.clone(),
+        });
+        let log = match &self.journal {
+            Some(journal) => journal.log_sink(&start.name, start.attempt, log),
+            None => log,
+        };
         TaskRequest {
             context: TaskContext {
                 run_name: self.options.run_name.clone(),
@@ -413,10 +673,7 @@ impl Driver {
             params: start.params.clone(),
             grants,
             limits,
-            log: Arc::new(TaskLog {
-                task: start.name.clone(),
-                observer: self.observer.clone(),
-            }),
+            log,
             checkpoints,
         }
     }

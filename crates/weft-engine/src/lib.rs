@@ -6,11 +6,19 @@
 //! [`RunState`]: weft_core::RunState
 
 pub mod execute;
+pub mod fault;
+pub mod outbox;
+pub mod persist;
 pub mod prepare;
+pub mod recover;
 pub mod registry;
+pub mod report;
+pub mod secrets;
 
 pub use execute::{
     CancelHandle, Quiet, RunEvent, RunObserver, RunOptions, RunTimeouts, cancel_channel, execute,
 };
+pub use persist::{Durable, Replay};
 pub use prepare::{PLUGIN_UNUSABLE, Prepared, prepare};
+pub use recover::{Recovered, StoredOptions, submit, take_over};
 pub use registry::{Catalog, PluginError, PluginRegistry, ResolvedPlugin};

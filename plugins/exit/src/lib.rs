@@ -41,6 +41,14 @@ impl Task for Exit {
                     .default(""),
             )
             .param(
+                Param::string("checkpoint")
+                    .description(
+                        "When set, the sleep is work done once per run under this checkpoint key: \
+                         a re-run finds it stored and skips it (result `checkpoint` says which)",
+                    )
+                    .default(""),
+            )
+            .param(
                 Param::string("failTimes")
                     .description("The first N attempts fail with exit code 1")
                     .default("0"),
@@ -60,7 +68,20 @@ fn run(ctx: &Context) -> Result<Outcome, Outcome> {
     let message = ctx.param_or("message", "");
     let results = parse_results(ctx.param_or("results", ""))?;
 
-    if sleep_ms > 0 {
+    let checkpoint_key = ctx.param_or("checkpoint", "");
+    let mut results = results;
+    if !checkpoint_key.is_empty() {
+        let mut worked = false;
+        weft_sdk::checkpoint(checkpoint_key, || -> Result<String, String> {
+            std::thread::sleep(Duration::from_millis(sleep_ms));
+            worked = true;
+            Ok("done".to_string())
+        })
+        .map_err(|e| Outcome::failure(format!("checkpoint `{checkpoint_key}`: {e}"), 1))?;
+        let how = if worked { "computed" } else { "hit" };
+        weft_sdk::log::info!("checkpoint {checkpoint_key}: {how}");
+        results.push(("checkpoint".to_string(), how.to_string()));
+    } else if sleep_ms > 0 {
         std::thread::sleep(Duration::from_millis(sleep_ms));
     }
 

@@ -1,0 +1,329 @@
+//! The run store from the command line: where it is, `weft runs list|show|logs|recover`.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use weft_engine::{RunOptions, cancel_channel, execute, take_over};
+use weft_store::{BatchConfig, BatchingStore, RunStore, SqliteStore, StoreLimits, Timestamp};
+
+use crate::cli::{OutputFormat, RunsCommand, StoreArgs};
+use crate::{Failure, default_data_dir, registry, view};
+
+/// The store's file: `--db`, else `weft.db` in the data directory.
+pub fn store_path(db: Option<&Path>, data_dir: Option<&Path>) -> PathBuf {
+    match db {
+        Some(db) => db.to_path_buf(),
+        None => data_dir
+            .map(Path::to_path_buf)
+            .unwrap_or_else(default_data_dir)
+            .join("weft.db"),
+    }
+}
+
+/// Opens the store for writing, with group commit.
+pub fn open_store(path: &Path) -> Result<Arc<BatchingStore>, Failure> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Failure::environment(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let sqlite = SqliteStore::open(path, StoreLimits::default())
+        .map_err(|e| Failure::environment(format!("run store {}: {e}", path.display())))?;
+    let inner: Arc<dyn RunStore> = Arc::new(sqlite);
+    BatchingStore::new(inner, BatchConfig::default())
+        .map(Arc::new)
+        .map_err(|e| Failure::environment(format!("run store {}: {e}", path.display())))
+}
+
+fn open_for(args: &StoreArgs) -> Result<Arc<BatchingStore>, Failure> {
+    let path = store_path(args.db.as_deref(), args.data_dir.as_deref());
+    if !path.exists() {
+        return Err(Failure::invalid(format!(
+            "no run store at {} (nothing has run with this data directory yet)",
+            path.display()
+        )));
+    }
+    open_store(&path)
+}
+
+/// Who owns runs this process starts: host and process id.
+pub fn owner() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".to_string());
+    format!("{host}:{}", std::process::id())
+}
+
+/// How often a running engine renews its lease (`WEFT_HEARTBEAT_MS`, default 5 s).
+pub fn heartbeat_every() -> Duration {
+    std::env::var("WEFT_HEARTBEAT_MS")
+        .ok()
+        .and_then(|ms| ms.parse().ok())
+        .map_or(Duration::from_secs(5), Duration::from_millis)
+}
+
+fn millis_to_text(duration: Option<Duration>) -> String {
+    duration
+        .map(view::human_duration)
+        .unwrap_or_else(|| "-".into())
+}
+
+fn store_failure(e: weft_store::StoreError) -> Failure {
+    Failure::environment(format!("run store: {e}"))
+}
+
+/// Carries out `weft runs ...`.
+pub async fn command(command: RunsCommand) -> Result<u8, Failure> {
+    match command {
+        RunsCommand::List { store, limit } => list(&store, limit),
+        RunsCommand::Show { run, store } => show(&store, &run),
+        RunsCommand::Logs {
+            run,
+            task,
+            follow,
+            store,
+        } => logs(&store, &run, task.as_deref(), follow).await,
+        RunsCommand::Recover {
+            store,
+            recover_timeout,
+            plugins,
+        } => recover(&store, &recover_timeout, &plugins).await,
+    }
+}
+
+fn list(args: &StoreArgs, limit: usize) -> Result<u8, Failure> {
+    let store = open_for(args)?;
+    let runs = store.list_runs(limit).map_err(store_failure)?;
+    if args.output == OutputFormat::Json {
+        let rows: Vec<_> = runs
+            .iter()
+            .map(|r| {
+                serde_json::json!({
+                    "name": r.name,
+                    "pipeline": r.pipeline_name,
+                    "phase": format!("{:?}", r.phase),
+                    "status": r.status,
+                    "createdAt": r.created_at.millis(),
+                    "finishedAt": r.finished_at.map(Timestamp::millis),
+                    "durationMs": r.duration().map(|d| d.as_millis() as u64),
+                })
+            })
+            .collect();
+        println!("{}", serde_json::Value::Array(rows));
+        return Ok(0);
+    }
+    println!(
+        "{:<36} {:<24} {:<22} {:>9}",
+        "RUN", "PIPELINE", "STATUS", "DURATION"
+    );
+    for run in runs {
+        let status = run
+            .status
+            .clone()
+            .unwrap_or_else(|| format!("{:?}", run.phase));
+        println!(
+            "{:<36} {:<24} {:<22} {:>9}",
+            run.name,
+            run.pipeline_name,
+            status,
+            millis_to_text(run.duration())
+        );
+    }
+    Ok(0)
+}
+
+fn show(args: &StoreArgs, run: &str) -> Result<u8, Failure> {
+    let store = open_for(args)?;
+    let record = store
+        .run(run)
+        .map_err(store_failure)?
+        .ok_or_else(|| Failure::invalid(format!("no run named `{run}`")))?;
+    let attempts = store.attempts(run).map_err(store_failure)?;
+    if args.output == OutputFormat::Json {
+        let report: serde_json::Value = record
+            .report_json
+            .as_deref()
+            .and_then(|r| serde_json::from_str(r).ok())
+            .unwrap_or(serde_json::Value::Null);
+        let doc = serde_json::json!({
+            "name": record.submitted.name,
+            "pipeline": record.submitted.pipeline_name,
+            "phase": format!("{:?}", record.phase),
+            "status": record.status,
+            "reason": record.reason,
+            "recovery": record.submitted.recovery.as_str(),
+            "report": report,
+            "attempts": attempts.iter().map(|a| serde_json::json!({
+                "id": a.id.to_string(),
+                "task": a.id.task,
+                "attempt": a.id.attempt,
+                "phase": format!("{:?}", a.phase),
+                "outcome": a.outcome.map(|o| format!("{o:?}")),
+                "reason": a.reason,
+                "exitCode": a.exit_code,
+                "message": a.message,
+                "results": serde_json::from_str::<serde_json::Value>(&a.results_json).unwrap_or_default(),
+            })).collect::<Vec<_>>(),
+        });
+        println!("{doc:#}");
+        return Ok(0);
+    }
+    println!(
+        "Run {} of {}: {} {}",
+        record.submitted.name,
+        record.submitted.pipeline_name,
+        record
+            .status
+            .clone()
+            .unwrap_or_else(|| format!("{:?}", record.phase)),
+        record.reason
+    );
+    println!(
+        "{:<28} {:<10} {:<22} {:<20} {:>4}  RESULTS",
+        "ATTEMPT", "PHASE", "OUTCOME", "REASON", "EXIT"
+    );
+    for a in &attempts {
+        let exit = a.exit_code.map_or("-".to_string(), |c| c.to_string());
+        let outcome = a.outcome.map(|o| format!("{o:?}")).unwrap_or_default();
+        println!(
+            "{:<28} {:<10} {:<22} {:<20} {:>4}  {}",
+            a.id.to_string(),
+            format!("{:?}", a.phase),
+            outcome,
+            a.reason,
+            exit,
+            a.results_json
+        );
+    }
+    Ok(0)
+}
+
+async fn logs(
+    args: &StoreArgs,
+    run: &str,
+    task: Option<&str>,
+    follow: bool,
+) -> Result<u8, Failure> {
+    let store = open_for(args)?;
+    if store.run(run).map_err(store_failure)?.is_none() {
+        return Err(Failure::invalid(format!("no run named `{run}`")));
+    }
+    let mut cursor = 0;
+    loop {
+        let lines = store.logs(run, task, cursor, 1000).map_err(store_failure)?;
+        for entry in &lines {
+            cursor = cursor.max(entry.cursor);
+            if args.output == OutputFormat::Json {
+                println!(
+                    "{}",
+                    serde_json::json!({
+                        "task": entry.id.task,
+                        "attempt": entry.id.attempt,
+                        "stream": entry.line.stream,
+                        "at": entry.line.at.millis(),
+                        "text": entry.line.text,
+                    })
+                );
+            } else {
+                println!("[{}] {}", entry.id.task, entry.line.text);
+            }
+        }
+        if !lines.is_empty() {
+            continue;
+        }
+        let finished = store
+            .run(run)
+            .map_err(store_failure)?
+            .is_some_and(|r| r.finished_at.is_some());
+        if !follow || finished {
+            return Ok(0);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn recover(
+    args: &StoreArgs,
+    timeout: &str,
+    plugins: &crate::cli::PluginArgs,
+) -> Result<u8, Failure> {
+    let older_than = weft_core::duration::parse_go_duration(timeout)
+        .map_err(|e| Failure::invalid(format!("--recover-timeout {timeout}: {e}")))?;
+    let store = open_for(args)?;
+    let dyn_store: Arc<dyn RunStore> = store.clone();
+    let stale = dyn_store
+        .stale_runs(Timestamp::now(), older_than)
+        .map_err(store_failure)?;
+    if stale.is_empty() {
+        println!("no run to recover");
+        return Ok(0);
+    }
+    let registry = registry(plugins)?;
+    let owner = owner();
+    let mut worst = 0;
+    for run in stale {
+        let recovered = match take_over(
+            &dyn_store,
+            &registry,
+            &run.id,
+            &owner,
+            older_than,
+            heartbeat_every(),
+        )
+        .await
+        {
+            Ok(recovered) => recovered,
+            Err(err) => {
+                eprintln!("weft: cannot recover `{}`: {err}", run.id);
+                worst = worst.max(1);
+                continue;
+            }
+        };
+        let RunOptions { run_name, .. } = &recovered.options;
+        println!(
+            "Recovering {run_name} (strategy {})",
+            recovered.strategy.as_str()
+        );
+        let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+        let log_dir = data_dir.join("runs").join(run_name).join("logs");
+        let text = args.output == OutputFormat::Text;
+        let color = text && std::io::stdout().is_terminal();
+        let width = recovered
+            .prepared
+            .plan
+            .nodes
+            .iter()
+            .map(|n| n.name.len())
+            .max()
+            .unwrap_or(4);
+        let view = Arc::new(view::LiveView::new(
+            text,
+            !text,
+            color,
+            log_dir.clone(),
+            width,
+        ));
+        let (_cancel, cancel_rx) = cancel_channel();
+        let started = Instant::now();
+        let summary = execute(recovered.prepared, recovered.options, view, cancel_rx).await;
+        match args.output {
+            OutputFormat::Json => println!(
+                "{}",
+                serde_json::to_string(&summary.report).unwrap_or_default()
+            ),
+            OutputFormat::Text => {
+                print!(
+                    "{}",
+                    view::summary(&summary, started.elapsed(), color, &log_dir)
+                );
+                if let Some(hits) = summary.report.run.checkpoint_hits {
+                    println!("  checkpoints hit: {hits}");
+                }
+            }
+        }
+        worst = worst.max(summary.status.exit_code().clamp(0, 255) as u8);
+    }
+    store.close().map_err(store_failure)?;
+    Ok(worst)
+}

@@ -1,0 +1,59 @@
+//! Fault points for crash tests. With `WEFT_FAULT=<point>[:<n>]` in the environment the
+//! process kills itself with SIGKILL the n-th time (default the first) it reaches that
+//! point, so tests can stop the engine at every persistence boundary exactly where they
+//! want. Without the variable every point is a no-op.
+//!
+//! Points: `task-start-before`, `task-start-after`, `task-finish-before` (an attempt ended
+//! but its record is not yet durable), `task-finish-after`, `finally`,
+//! `final-status-before`, `report-final-before`.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+struct Fault {
+    point: String,
+    nth: u64,
+    hits: AtomicU64,
+}
+
+fn configured() -> Option<&'static Fault> {
+    static FAULT: OnceLock<Option<Fault>> = OnceLock::new();
+    FAULT
+        .get_or_init(|| {
+            let spec = std::env::var("WEFT_FAULT").ok()?;
+            let (point, nth) = match spec.split_once(':') {
+                Some((point, nth)) => (point.to_string(), nth.parse().ok()?),
+                None => (spec, 1),
+            };
+            Some(Fault {
+                point,
+                nth,
+                hits: AtomicU64::new(0),
+            })
+        })
+        .as_ref()
+}
+
+/// Whether `name` is the configured point (callers make state durable before it).
+pub fn armed(name: &str) -> bool {
+    configured().is_some_and(|fault| fault.point == name)
+}
+
+/// Reaches the fault point `name`.
+pub fn point(name: &str) {
+    let Some(fault) = configured() else {
+        return;
+    };
+    if fault.point == name && fault.hits.fetch_add(1, Ordering::SeqCst) + 1 == fault.nth {
+        kill_self();
+    }
+}
+
+#[allow(unsafe_code)]
+fn kill_self() {
+    eprintln!("weft: fault point reached; killing the engine (WEFT_FAULT)");
+    // SAFETY: sending a signal to our own process has no memory-safety preconditions.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+    }
+}

@@ -1,0 +1,324 @@
+//! A run's journal in the store: attempt records, the raw endings they came from, logs,
+//! checkpoints and the final report, all written under the run's lease (a fencing token:
+//! a stale owner's writes are refused by the store).
+//!
+//! Writes are queued (the store commits them in groups); the driver calls [`Journal::flush`]
+//! before it acts on what was written, so a task never starts before the terminal records
+//! of what it depends on are durable. Recovery replays the `attempt-ended` events through
+//! the pure `RunState`: an attempt with a journaled ending is answered from the journal and
+//! never runs again.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use weft_core::contract::TaskEnding;
+use weft_core::{NodeId, Outcome, RunPhase, RunSummary, TaskPhase};
+use weft_runtime::{CheckpointStore, LogLine, LogSink, LogStream};
+use weft_store::{
+    AttemptId, AttemptRecord, Lease, NewEvent, NewLogLine, Recovery, RunStore, StoreError,
+    Timestamp, WriteOp,
+};
+
+/// Event kind of a journaled attempt ending.
+pub const ATTEMPT_ENDED: &str = "attempt-ended";
+/// Event kind recording the attempt-number offsets after a `startOver`.
+pub const ATTEMPT_BASE: &str = "attempt-base";
+
+/// How an attempt ended, as the journal keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum How {
+    /// The plugin returned (or errored) with `ending`.
+    Ended,
+    /// It ran past its timeout.
+    TimedOut,
+    /// The engine cancelled it.
+    Cancelled,
+}
+
+/// One journaled attempt ending: enough to feed it back into `RunState`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ended {
+    /// How it ended.
+    pub how: How,
+    /// The raw ending, for [`How::Ended`].
+    pub ending: Option<TaskEnding>,
+    /// Its results.
+    pub results: BTreeMap<String, String>,
+}
+
+/// What recovery found, for the driver to replay.
+#[derive(Debug, Clone, Default)]
+pub struct Replay {
+    /// The run's recovery strategy.
+    pub strategy: Option<Recovery>,
+    /// Journaled endings by (task, attempt as the run state numbers it).
+    pub ended: HashMap<(String, u32), Ended>,
+    /// Attempts with a non-terminal record: running (or about to) when the engine stopped.
+    pub in_flight: HashSet<(String, u32)>,
+}
+
+/// A run's place in the store.
+#[derive(Clone)]
+pub struct Durable {
+    /// The store (usually a batching one).
+    pub store: Arc<dyn RunStore>,
+    /// The run's lease.
+    pub lease: Lease,
+    /// Stored attempt number = base + the run state's attempt number (non-zero after a
+    /// `startOver`, so stored records stay immutable).
+    pub attempt_base: HashMap<String, u32>,
+    /// Set when the run is being recovered.
+    pub replay: Option<Arc<Replay>>,
+    /// How often to heartbeat the lease.
+    pub heartbeat_every: Duration,
+}
+
+impl std::fmt::Debug for Durable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Durable")
+            .field("lease", &self.lease)
+            .field("recovering", &self.replay.is_some())
+            .finish()
+    }
+}
+
+/// The driver's writer.
+pub(crate) struct Journal {
+    durable: Durable,
+    started: HashMap<NodeId, Timestamp>,
+    endings: HashMap<NodeId, (Option<i32>, String, String)>,
+    dirty: bool,
+    pub(crate) checkpoint_hits: Arc<AtomicU64>,
+}
+
+impl Journal {
+    pub(crate) fn new(durable: Durable) -> Self {
+        Journal {
+            durable,
+            started: HashMap::new(),
+            endings: HashMap::new(),
+            dirty: false,
+            checkpoint_hits: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    pub(crate) fn durable(&self) -> &Durable {
+        &self.durable
+    }
+
+    fn run(&self) -> &str {
+        &self.durable.lease.run
+    }
+
+    /// The stored id of the run state's `attempt` of `task`.
+    pub(crate) fn attempt_id(&self, task: &str, attempt: u32) -> AttemptId {
+        let base = self.durable.attempt_base.get(task).copied().unwrap_or(0);
+        AttemptId::new(self.run(), task, base + attempt)
+    }
+
+    fn enqueue(&mut self, op: WriteOp) {
+        self.dirty = true;
+        if let Err(err) = self.durable.store.enqueue(op) {
+            tracing::error!(run = %self.run(), error = %err, "cannot queue a write to the run store");
+        }
+    }
+
+    /// Records a phase change of an attempt.
+    pub(crate) fn transition(
+        &mut self,
+        node: NodeId,
+        task: &str,
+        phase: TaskPhase,
+        outcome: Option<Outcome>,
+        reason: &str,
+        attempt: u32,
+    ) {
+        // A replayed attempt is already in the journal with its final record.
+        if self
+            .durable
+            .replay
+            .as_ref()
+            .is_some_and(|r| r.ended.contains_key(&(task.to_string(), attempt)))
+        {
+            return;
+        }
+        let now = Timestamp::now();
+        if phase == TaskPhase::Running {
+            self.started.insert(node, now);
+        }
+        let mut record = AttemptRecord::new(self.attempt_id(task, attempt), phase.into(), now);
+        record.outcome = outcome.map(Into::into);
+        record.reason = reason.to_string();
+        record.started_at = self.started.get(&node).copied();
+        if phase == TaskPhase::Terminal {
+            record.ended_at = Some(now);
+            if let Some((exit_code, message, results)) = self.endings.remove(&node) {
+                record.exit_code = exit_code;
+                record.message = message;
+                record.results_json = results;
+            }
+        }
+        let lease = self.durable.lease.clone();
+        self.enqueue(WriteOp::Attempt { lease, record });
+    }
+
+    /// Journals how an attempt ended, before the run state acts on it.
+    pub(crate) fn ended(&mut self, node: NodeId, task: &str, attempt: u32, ended: &Ended) {
+        let exit_code = ended.ending.as_ref().and_then(TaskEnding::exit_code);
+        let message = ended
+            .ending
+            .as_ref()
+            .map(|e| e.message().to_string())
+            .unwrap_or_default();
+        let results = serde_json::to_string(&ended.results).unwrap_or_else(|_| "{}".into());
+        self.endings.insert(node, (exit_code, message, results));
+        let event = NewEvent {
+            at: Timestamp::now(),
+            kind: ATTEMPT_ENDED.to_string(),
+            task: Some(task.to_string()),
+            attempt: Some(self.attempt_id(task, attempt).attempt),
+            data_json: serde_json::to_string(ended).unwrap_or_else(|_| "{}".into()),
+        };
+        let lease = self.durable.lease.clone();
+        self.enqueue(WriteOp::Event { lease, event });
+    }
+
+    /// Records the run's phase.
+    pub(crate) fn run_phase(&mut self, phase: RunPhase) {
+        let lease = self.durable.lease.clone();
+        self.enqueue(WriteOp::RunPhase {
+            lease,
+            phase: phase.into(),
+        });
+    }
+
+    /// Records the final status and report, and makes everything durable.
+    pub(crate) fn finish(&mut self, summary: &RunSummary) -> Result<(), StoreError> {
+        crate::fault::point("final-status-before");
+        let report_json = serde_json::to_string(&summary.report).unwrap_or_else(|_| "{}".into());
+        let lease = self.durable.lease.clone();
+        self.enqueue(WriteOp::FinishRun {
+            lease,
+            status: summary.status.as_str().to_string(),
+            reason: summary.reason.clone(),
+            report_json,
+            finished_at: Timestamp::now(),
+        });
+        self.flush()
+    }
+
+    /// Whether anything was written since the last flush.
+    pub(crate) fn dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// Waits until everything queued is committed. Refused writes (a terminal attempt
+    /// written again, a stale lease) come back here.
+    pub(crate) fn flush(&mut self) -> Result<(), StoreError> {
+        self.dirty = false;
+        match self.durable.store.flush() {
+            Err(err) if err.is_stale_lease() => Err(err),
+            Err(err) if err.is_rejection() => {
+                // A late write for a terminal attempt: rejected by design, worth a line.
+                tracing::warn!(run = %self.run(), error = %err, "the store refused a late write");
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// A log sink that keeps the attempt's lines in the store and passes them on.
+    pub(crate) fn log_sink(
+        &self,
+        task: &str,
+        attempt: u32,
+        next: Arc<dyn LogSink>,
+    ) -> Arc<dyn LogSink> {
+        Arc::new(StoredLog {
+            store: self.durable.store.clone(),
+            lease: self.durable.lease.clone(),
+            id: self.attempt_id(task, attempt),
+            next,
+        })
+    }
+
+    /// The task's checkpoints, in the store.
+    pub(crate) fn checkpoints(&self, task: &str) -> Arc<dyn CheckpointStore> {
+        Arc::new(StoredCheckpoints {
+            store: self.durable.store.clone(),
+            lease: self.durable.lease.clone(),
+            task: task.to_string(),
+            hits: self.checkpoint_hits.clone(),
+        })
+    }
+}
+
+struct StoredLog {
+    store: Arc<dyn RunStore>,
+    lease: Lease,
+    id: AttemptId,
+    next: Arc<dyn LogSink>,
+}
+
+impl LogSink for StoredLog {
+    fn line(&self, line: LogLine) {
+        let stream = match line.stream {
+            LogStream::Log => line.level.as_str(),
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+            LogStream::Host => "host",
+        };
+        let op = WriteOp::Logs {
+            lease: self.lease.clone(),
+            id: self.id.clone(),
+            lines: vec![NewLogLine {
+                at: Timestamp::now(),
+                stream: stream.to_string(),
+                text: line.text.clone(),
+            }],
+        };
+        if let Err(err) = self.store.enqueue(op) {
+            tracing::warn!(error = %err, "cannot keep a log line");
+        }
+        self.next.line(line);
+    }
+}
+
+struct StoredCheckpoints {
+    store: Arc<dyn RunStore>,
+    lease: Lease,
+    task: String,
+    hits: Arc<AtomicU64>,
+}
+
+impl CheckpointStore for StoredCheckpoints {
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        let value = self
+            .store
+            .checkpoint(&self.lease.run, &self.task, key)
+            .ok()
+            .flatten();
+        if value.is_some() {
+            self.hits.fetch_add(1, Ordering::Relaxed);
+        }
+        value
+    }
+
+    fn put(&self, key: &str, value: Vec<u8>) -> Result<(), String> {
+        // Written through, not queued: the plugin relies on it once put returns.
+        self.store
+            .write(WriteOp::Checkpoint {
+                lease: self.lease.clone(),
+                task: self.task.clone(),
+                key: key.to_string(),
+                value,
+                at: Timestamp::now(),
+            })
+            .map(|_| ())
+            .map_err(|e| format!("cannot store checkpoint `{key}`: {e}"))
+    }
+}

@@ -1,0 +1,236 @@
+//! Submitting a run to the store, and taking over a run whose engine stopped: what the
+//! store keeps of how the run was asked for, the claim (a new fencing token), and the
+//! replay built from the run's journal according to its recovery strategy.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use weft_core::contract::ParamValue;
+use weft_core::model::RecoveryStrategy;
+use weft_runtime::HttpRule;
+use weft_store::{Lease, NewEvent, NewRun, Recovery, RunStore, StoreError, Timestamp, WriteOp};
+
+use crate::execute::{RunOptions, RunTimeouts};
+use crate::persist::{ATTEMPT_BASE, ATTEMPT_ENDED, Durable, Ended, Replay};
+use crate::prepare::{Prepared, prepare};
+use crate::registry::PluginRegistry;
+
+/// How the run was asked for, kept with it so another process can continue it. Secrets
+/// are not kept: a recovering engine takes them from its own secret store.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredOptions {
+    /// The pipeline file's name, for diagnostics.
+    pub file: String,
+    /// Bound workspaces.
+    pub workspaces: BTreeMap<String, PathBuf>,
+    /// Parallelism.
+    pub parallelism: usize,
+    /// Run timeouts in milliseconds.
+    pub pipeline_timeout_ms: Option<u64>,
+    /// `tasks` timeout in milliseconds.
+    pub tasks_timeout_ms: Option<u64>,
+    /// `finally` timeout in milliseconds.
+    pub finally_timeout_ms: Option<u64>,
+    /// `--allow-http` rules as written.
+    pub http_allow: Vec<String>,
+}
+
+impl StoredOptions {
+    /// What to keep of `options`.
+    pub fn of(options: &RunOptions, file: &str) -> Self {
+        let ms = |d: Option<Duration>| d.map(|d| d.as_millis() as u64);
+        StoredOptions {
+            file: file.to_string(),
+            workspaces: options.workspaces.clone(),
+            parallelism: options.parallelism,
+            pipeline_timeout_ms: ms(options.timeouts.pipeline),
+            tasks_timeout_ms: ms(options.timeouts.tasks),
+            finally_timeout_ms: ms(options.timeouts.finally),
+            http_allow: options.http_allow.iter().map(ToString::to_string).collect(),
+        }
+    }
+}
+
+/// The run's recovery strategy as the store spells it (`none` when the pipeline says nothing).
+pub fn recovery_of(source: &str, file: &str) -> Recovery {
+    match weft_core::parse_pipeline(source, file)
+        .ok()
+        .and_then(|p| p.recovery.map(|r| r.value))
+    {
+        Some(RecoveryStrategy::StartOver) => Recovery::StartOver,
+        Some(RecoveryStrategy::Resume) => Recovery::Resume,
+        Some(RecoveryStrategy::None) | None => Recovery::None,
+    }
+}
+
+/// Records a new run and takes its lease.
+#[allow(clippy::too_many_arguments)]
+pub fn submit(
+    store: &Arc<dyn RunStore>,
+    options: &RunOptions,
+    pipeline_name: &str,
+    source: &str,
+    file: &str,
+    params: &BTreeMap<String, ParamValue>,
+    owner: &str,
+) -> Result<Lease, StoreError> {
+    let run = NewRun {
+        id: options.run_name.clone(),
+        name: options.run_name.clone(),
+        pipeline_name: pipeline_name.to_string(),
+        pipeline_source: source.to_string(),
+        params_json: serde_json::to_string(params).unwrap_or_else(|_| "{}".into()),
+        options_json: serde_json::to_string(&StoredOptions::of(options, file))
+            .unwrap_or_else(|_| "{}".into()),
+        created_at: Timestamp::now(),
+        recovery: recovery_of(source, file),
+    };
+    store.create_run(&run, owner, Timestamp::now())
+}
+
+/// Why a run could not be taken over.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoverError {
+    /// The store refused (lease held, not found, corrupt...).
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// The stored pipeline no longer validates (a plugin changed or disappeared).
+    #[error("run `{run}` cannot be planned again: {detail}")]
+    Invalid {
+        /// The run.
+        run: String,
+        /// The first problems.
+        detail: String,
+    },
+}
+
+/// A run taken over from a stopped engine, ready for [`crate::execute`].
+pub struct Recovered {
+    /// The plan and its plugins.
+    pub prepared: Prepared,
+    /// Options rebuilt from the store, with the new lease and the replay.
+    pub options: RunOptions,
+    /// The strategy applied.
+    pub strategy: Recovery,
+}
+
+/// Claims `run` and rebuilds it for execution.
+pub async fn take_over(
+    store: &Arc<dyn RunStore>,
+    registry: &PluginRegistry,
+    run: &str,
+    owner: &str,
+    stale_after: Duration,
+    heartbeat_every: Duration,
+) -> Result<Recovered, RecoverError> {
+    let lease = store.claim(run, owner, Timestamp::now(), stale_after)?;
+    let record = store.run(run)?.ok_or_else(|| StoreError::NotFound {
+        what: format!("run `{run}`"),
+    })?;
+    let submitted = &record.submitted;
+    let stored: StoredOptions = serde_json::from_str(&submitted.options_json).unwrap_or_default();
+    let params: BTreeMap<String, ParamValue> =
+        serde_json::from_str(&submitted.params_json).unwrap_or_default();
+    let prepared = prepare(registry, &submitted.pipeline_source, &stored.file, &params)
+        .await
+        .map_err(|diagnostics| RecoverError::Invalid {
+            run: run.to_string(),
+            detail: diagnostics
+                .iter()
+                .take(3)
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; "),
+        })?;
+
+    let strategy = submitted.recovery;
+    let attempts = store.attempts(run)?;
+    let events = store.events(run, 0, usize::MAX)?;
+    // Offsets from an earlier startOver, if any.
+    let mut base: HashMap<String, u32> = events
+        .iter()
+        .rev()
+        .find(|e| e.event.kind == ATTEMPT_BASE)
+        .and_then(|e| serde_json::from_str(&e.event.data_json).ok())
+        .unwrap_or_default();
+    let mut replay = Replay {
+        strategy: Some(strategy),
+        ..Replay::default()
+    };
+    if strategy == Recovery::StartOver {
+        // New attempts after every stored one: stored records stay as they are.
+        base.clear();
+        for attempt in &attempts {
+            let next = attempt.id.attempt + 1;
+            let entry = base.entry(attempt.id.task.clone()).or_insert(0);
+            *entry = (*entry).max(next);
+        }
+        store.write(WriteOp::Event {
+            lease: lease.clone(),
+            event: NewEvent {
+                at: Timestamp::now(),
+                kind: ATTEMPT_BASE.to_string(),
+                task: None,
+                attempt: None,
+                data_json: serde_json::to_string(&base).unwrap_or_else(|_| "{}".into()),
+            },
+        })?;
+    } else {
+        let local =
+            |task: &str, stored: u32| stored.checked_sub(base.get(task).copied().unwrap_or(0));
+        for event in events.iter().filter(|e| e.event.kind == ATTEMPT_ENDED) {
+            let (Some(task), Some(stored)) = (&event.event.task, event.event.attempt) else {
+                continue;
+            };
+            let (Some(attempt), Ok(ended)) = (
+                local(task, stored),
+                serde_json::from_str::<Ended>(&event.event.data_json),
+            ) else {
+                continue;
+            };
+            replay.ended.insert((task.clone(), attempt), ended);
+        }
+        let ended: HashSet<(String, u32)> = replay.ended.keys().cloned().collect();
+        for attempt in attempts.iter().filter(|a| !a.is_terminal()) {
+            if let Some(local) = local(&attempt.id.task, attempt.id.attempt) {
+                let key = (attempt.id.task.clone(), local);
+                if !ended.contains(&key) {
+                    replay.in_flight.insert(key);
+                }
+            }
+        }
+    }
+
+    let mut options = RunOptions::new(&submitted.name, &submitted.id);
+    options.workspaces = stored.workspaces;
+    if stored.parallelism > 0 {
+        options.parallelism = stored.parallelism;
+    }
+    options.timeouts = RunTimeouts {
+        pipeline: stored.pipeline_timeout_ms.map(Duration::from_millis),
+        tasks: stored.tasks_timeout_ms.map(Duration::from_millis),
+        finally: stored.finally_timeout_ms.map(Duration::from_millis),
+    };
+    options.http_allow = stored
+        .http_allow
+        .iter()
+        .filter_map(|rule| HttpRule::parse(rule).ok())
+        .collect();
+    options.elapsed_before = Timestamp::now().since(submitted.created_at);
+    options.durable = Some(Durable {
+        store: store.clone(),
+        lease,
+        attempt_base: base,
+        replay: Some(Arc::new(replay)),
+        heartbeat_every,
+    });
+    Ok(Recovered {
+        prepared,
+        options,
+        strategy,
+    })
+}

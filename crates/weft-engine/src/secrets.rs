@@ -1,0 +1,551 @@
+//! Secrets on the host side: where their values come from, which task may have which,
+//! Tekton's secret workspaces, and masking of every known value in the run's logs.
+//!
+//! # Names
+//!
+//! A secret has a name and one or more keys, as a Tekton (Kubernetes) secret does. A task
+//! asks for `NAME.KEY`, or for `NAME` alone when the secret has a single key. A secret
+//! given without a key (`--secret gitlab-token=env:TOKEN`, or a string in `secrets.json`)
+//! has the single key `token`, so `gitlab-token` and `gitlab-token.token` both name it.
+//! The key is what follows the **last** `.`: `--secret my.app.token=...` is secret
+//! `my.app`, key `token`.
+//!
+//! # Sources
+//!
+//! - The embedded store, `secrets.json` in weft's data directory: a JSON object whose
+//!   values are either a string (a single-key secret) or an object of key -> string.
+//!   weft creates it empty with mode 0600 when it is missing and warns when it is readable
+//!   by others.
+//! - `--secret NAME[.KEY]=env:VAR|file:PATH|literal:VALUE` on the command line (wins over
+//!   the file).
+//!
+//! Values shorter than [`weft_runtime::masking::MIN_SECRET_CHARS`] characters cannot be
+//! masked reliably: they are refused with a warning (the secret is left out).
+//!
+//! # Grants (default deny)
+//!
+//! A task gets only the secrets its `secrets:` list names and those granted to it by name
+//! on the command line (`--grant TASK=SECRET`, so an unmodified Tekton pipeline can be
+//! granted without editing it). Anything else it asks for is refused with a log line
+//! naming the task and the secret (the runtime's `not-granted`).
+//!
+//! # Secret workspaces
+//!
+//! `--workspace NAME=secret:SECRET` writes each key of `SECRET` as a file into a private
+//! directory (mode 0700, files 0400, removed when the [`SecretMount`] is dropped) and binds
+//! it read-only. Its values are masked in every task's log by [`MaskingObserver`].
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use weft_runtime::{Grants, LogLine, Masker, SecretValue};
+
+use crate::execute::{RunEvent, RunObserver};
+
+/// The key a secret given without one has.
+pub const DEFAULT_KEY: &str = "token";
+
+/// The embedded store's file name, in the data directory.
+pub const SECRETS_FILE: &str = "secrets.json";
+
+/// Secret values by name and key. `Debug` never shows values.
+#[derive(Clone, Default)]
+pub struct SecretStore {
+    secrets: BTreeMap<String, BTreeMap<String, SecretValue>>,
+}
+
+impl std::fmt::Debug for SecretStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<String> = self
+            .secrets
+            .iter()
+            .flat_map(|(name, keys)| keys.keys().map(move |key| format!("{name}.{key}")))
+            .collect();
+        f.debug_struct("SecretStore").field("keys", &names).finish()
+    }
+}
+
+/// Splits `NAME.KEY` at the last `.`; no `.` is the [`DEFAULT_KEY`].
+pub fn split_name(full: &str) -> (&str, &str) {
+    match full.rsplit_once('.') {
+        Some((name, key)) if !name.is_empty() && !key.is_empty() => (name, key),
+        _ => (full, DEFAULT_KEY),
+    }
+}
+
+impl SecretStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        SecretStore::default()
+    }
+
+    /// Adds (or replaces) `name.key`. Values too short to mask are refused: the error is
+    /// the warning to show (it names the secret, never the value).
+    pub fn insert(&mut self, name: &str, key: &str, value: String) -> Result<(), String> {
+        let full = format!("{name}.{key}");
+        let value = SecretValue::checked(&full, value).map_err(|e| format!("{e}; ignored"))?;
+        self.secrets
+            .entry(name.to_string())
+            .or_default()
+            .insert(key.to_string(), value);
+        Ok(())
+    }
+
+    /// Whether nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.secrets.is_empty()
+    }
+
+    /// The keys of secret `name`.
+    pub fn keys(&self, name: &str) -> Option<&BTreeMap<String, SecretValue>> {
+        self.secrets.get(name)
+    }
+
+    /// What a task asking for `requested` gets: `NAME` of a single-key secret, or
+    /// `NAME.KEY`.
+    pub fn resolve(&self, requested: &str) -> Option<SecretValue> {
+        if let Some(keys) = self.secrets.get(requested)
+            && keys.len() == 1
+        {
+            return keys.values().next().cloned();
+        }
+        let (name, key) = split_name(requested);
+        self.secrets.get(name)?.get(key).cloned()
+    }
+
+    /// Every name a task may ask for, with its value: `NAME.KEY` for every key, and `NAME`
+    /// for single-key secrets. This is what `RunOptions::secrets` takes.
+    pub fn flatten(&self) -> BTreeMap<String, SecretValue> {
+        let mut out = BTreeMap::new();
+        for (name, keys) in &self.secrets {
+            for (key, value) in keys {
+                out.insert(format!("{name}.{key}"), value.clone());
+            }
+            if keys.len() == 1
+                && let Some(value) = keys.values().next()
+            {
+                out.insert(name.clone(), value.clone());
+            }
+        }
+        out
+    }
+
+    /// Every value, for masking.
+    pub fn values(&self) -> impl Iterator<Item = &SecretValue> {
+        self.secrets.values().flat_map(BTreeMap::values)
+    }
+
+    /// Loads the embedded store from `dir/secrets.json`, creating it (empty, mode 0600)
+    /// when missing. Returns the store and warnings (short values, loose permissions).
+    pub fn load_file(dir: &Path) -> Result<(SecretStore, Vec<String>), String> {
+        let path = dir.join(SECRETS_FILE);
+        let mut warnings = Vec::new();
+        if !path.exists() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+            write_private(&path, b"{}\n")
+                .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+            return Ok((SecretStore::new(), warnings));
+        }
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            if let Ok(meta) = std::fs::metadata(&path)
+                && meta.permissions().mode() & 0o077 != 0
+            {
+                warnings.push(format!(
+                    "{} is readable by other users (mode {:o}); chmod 600 it",
+                    path.display(),
+                    meta.permissions().mode() & 0o777
+                ));
+            }
+        }
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        // Never echo the parser's message: it may quote the file's content.
+        let doc: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+            format!(
+                "{} is not valid JSON (line {}, column {})",
+                path.display(),
+                e.line(),
+                e.column()
+            )
+        })?;
+        let serde_json::Value::Object(entries) = doc else {
+            return Err(format!(
+                "{} must hold a JSON object of secrets",
+                path.display()
+            ));
+        };
+        let mut store = SecretStore::new();
+        for (name, value) in entries {
+            let keys: Vec<(String, String)> = match value {
+                serde_json::Value::String(v) => vec![(DEFAULT_KEY.to_string(), v)],
+                serde_json::Value::Object(keys) => {
+                    let mut out = Vec::new();
+                    for (key, v) in keys {
+                        match v {
+                            serde_json::Value::String(v) => out.push((key, v)),
+                            _ => warnings.push(format!(
+                                "{}: secret `{name}.{key}` is not a string; ignored",
+                                path.display()
+                            )),
+                        }
+                    }
+                    out
+                }
+                _ => {
+                    warnings.push(format!(
+                        "{}: secret `{name}` must be a string or an object of strings; ignored",
+                        path.display()
+                    ));
+                    continue;
+                }
+            };
+            for (key, v) in keys {
+                if let Err(warning) = store.insert(&name, &key, v) {
+                    warnings.push(warning);
+                }
+            }
+        }
+        Ok((store, warnings))
+    }
+
+    /// Adds one `--secret NAME[.KEY]=env:VAR|file:PATH|literal:VALUE`. `Ok(Some(warning))`
+    /// when the value was refused as too short; `Err` for a malformed flag or a missing
+    /// source. Messages never contain the value.
+    pub fn add_flag(&mut self, flag: &str) -> Result<Option<String>, String> {
+        let (full, source) = flag.split_once('=').ok_or_else(|| {
+            "--secret: expected NAME[.KEY]=env:VAR|file:PATH|literal:VALUE".to_string()
+        })?;
+        if full.is_empty() {
+            return Err("--secret: the secret name is empty".into());
+        }
+        let (name, key) = split_name(full);
+        let value = if let Some(var) = source.strip_prefix("env:") {
+            std::env::var(var)
+                .map_err(|_| format!("--secret {full}: environment variable `{var}` is not set"))?
+        } else if let Some(path) = source.strip_prefix("file:") {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("--secret {full}: cannot read {path}: {e}"))?;
+            text.trim_end_matches(['\n', '\r']).to_string()
+        } else if let Some(value) = source.strip_prefix("literal:") {
+            value.to_string()
+        } else {
+            return Err(format!(
+                "--secret {full}: the source must start with env:, file: or literal:"
+            ));
+        };
+        Ok(self.insert(name, key, value).err())
+    }
+}
+
+/// Writes `data` to a new file only its owner may read and write.
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(data)
+}
+
+/// Run-level access decisions applied to each task's grants on top of its `secrets:`
+/// list: `--grant TASK=SECRET` and read-only (secret) workspaces.
+#[derive(Debug, Clone, Default)]
+pub struct RunAccess {
+    /// Extra secrets per task name (`--grant TASK=SECRET`).
+    pub task_grants: BTreeMap<String, BTreeSet<String>>,
+    /// Pipeline workspaces every task must mount read-only (secret workspaces).
+    pub read_only_workspaces: BTreeSet<String>,
+}
+
+impl RunAccess {
+    /// Parses one `--grant TASK=SECRET`.
+    pub fn add_grant_flag(&mut self, flag: &str) -> Result<(), String> {
+        match flag.split_once('=') {
+            Some((task, secret)) if !task.is_empty() && !secret.is_empty() => {
+                self.task_grants
+                    .entry(task.to_string())
+                    .or_default()
+                    .insert(secret.to_string());
+                Ok(())
+            }
+            _ => Err(format!("--grant {flag}: expected TASK=SECRET")),
+        }
+    }
+
+    /// Adds what the run grants to task `task` (whose workspaces are `(task side,
+    /// pipeline side)`) to `grants`, resolving names in `secrets` (the flattened store).
+    pub fn apply(
+        &self,
+        task: &str,
+        workspaces: &[(String, String)],
+        secrets: &BTreeMap<String, SecretValue>,
+        grants: &mut Grants,
+    ) {
+        if let Some(names) = self.task_grants.get(task) {
+            for name in names {
+                if let Some(value) = secrets.get(name) {
+                    grants.secrets.insert(name.clone(), value.clone());
+                }
+            }
+        }
+        for mount in &mut grants.workspaces {
+            let pipeline_side = workspaces
+                .iter()
+                .find(|(task_side, _)| task_side == &mount.name)
+                .map(|(_, pipeline_side)| pipeline_side);
+            if pipeline_side.is_some_and(|ws| self.read_only_workspaces.contains(ws)) {
+                mount.read_only = true;
+            }
+        }
+    }
+}
+
+/// A secret's keys written as files in a private directory, removed on drop.
+#[derive(Debug)]
+pub struct SecretMount {
+    dir: PathBuf,
+}
+
+impl SecretMount {
+    /// Writes every key of `secret` from `store` into a new private directory under
+    /// `parent` (the system temp dir when `None`).
+    pub fn create(
+        store: &SecretStore,
+        secret: &str,
+        parent: Option<&Path>,
+    ) -> Result<SecretMount, String> {
+        let keys = store
+            .keys(secret)
+            .ok_or_else(|| format!("no secret `{secret}` is defined"))?;
+        let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
+        let nonce = {
+            use std::hash::{BuildHasher, Hasher};
+            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+            h.write_u128(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_nanos()),
+            );
+            h.finish()
+        };
+        let dir = parent.join(format!("weft-secret-{}-{nonce:016x}", std::process::id()));
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder
+            .create(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let mount = SecretMount { dir };
+        for (key, value) in keys {
+            if key.contains('/') || key.contains('\\') || key == "." || key == ".." {
+                return Err(format!(
+                    "secret `{secret}` has a key `{key}` that is not a file name"
+                ));
+            }
+            let path = mount.dir.join(key);
+            write_private(&path, value.expose().as_bytes())
+                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400));
+            }
+        }
+        Ok(mount)
+    }
+
+    /// The directory to bind.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for SecretMount {
+    fn drop(&mut self) {
+        if let Err(err) = std::fs::remove_dir_all(&self.dir) {
+            tracing::warn!(dir = %self.dir.display(), error = %err, "cannot remove a secret workspace");
+        }
+    }
+}
+
+/// Wraps an observer and masks every value in `masker` in log lines (belt and braces:
+/// the runtime masks what a task reveals; this also covers secret workspace files a task
+/// reads and prints).
+pub struct MaskingObserver {
+    inner: Arc<dyn RunObserver>,
+    masker: Masker,
+}
+
+impl MaskingObserver {
+    /// Masks `values` in the log lines passed on to `inner`. Returns `inner` itself when
+    /// there is nothing to mask.
+    pub fn wrap<'a>(
+        inner: Arc<dyn RunObserver>,
+        values: impl IntoIterator<Item = &'a SecretValue>,
+    ) -> Arc<dyn RunObserver> {
+        let mut masker = Masker::new();
+        for value in values {
+            // Too-short values never get here (refused when loaded).
+            let _ = masker.add(value.expose());
+        }
+        if masker.is_empty() {
+            inner
+        } else {
+            Arc::new(MaskingObserver { inner, masker })
+        }
+    }
+}
+
+impl RunObserver for MaskingObserver {
+    fn event(&self, event: RunEvent<'_>) {
+        match event {
+            RunEvent::Log { task, line } => match self.masker.mask(&line.text) {
+                std::borrow::Cow::Borrowed(_) => self.inner.event(RunEvent::Log { task, line }),
+                std::borrow::Cow::Owned(text) => {
+                    let masked = LogLine {
+                        stream: line.stream,
+                        level: line.level,
+                        text,
+                    };
+                    self.inner.event(RunEvent::Log {
+                        task,
+                        line: &masked,
+                    });
+                }
+            },
+            other => self.inner.event(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_keys() {
+        assert_eq!(split_name("gitlab-token"), ("gitlab-token", "token"));
+        assert_eq!(split_name("api.token"), ("api", "token"));
+        assert_eq!(split_name("my.app.key"), ("my.app", "key"));
+        let mut store = SecretStore::new();
+        assert!(store.add_flag("single=literal:abcdefgh1").is_ok());
+        assert!(store.add_flag("multi.user=literal:user-name-1").is_ok());
+        assert!(store.add_flag("multi.pass=literal:pass-word-1").is_ok());
+        assert_eq!(
+            store.resolve("single").map(|v| v.expose().to_string()),
+            Some("abcdefgh1".into())
+        );
+        assert!(store.resolve("single.token").is_some());
+        assert!(store.resolve("multi").is_none(), "ambiguous without a key");
+        assert!(store.resolve("multi.pass").is_some());
+        let flat = store.flatten();
+        assert!(flat.contains_key("single") && flat.contains_key("multi.user"));
+        assert!(!flat.contains_key("multi"));
+    }
+
+    #[test]
+    fn short_values_are_refused_without_the_value() {
+        let mut store = SecretStore::new();
+        let warning = store
+            .add_flag("tiny=literal:abc12")
+            .expect("well formed")
+            .expect("refused");
+        assert!(warning.contains("tiny") && !warning.contains("abc12"));
+        assert!(store.is_empty());
+        assert!(store.add_flag("x=nope:1").is_err());
+        assert!(store.add_flag("noequals").is_err());
+    }
+
+    #[test]
+    fn file_store_is_created_private_and_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, warnings) = SecretStore::load_file(dir.path()).expect("created");
+        assert!(store.is_empty() && warnings.is_empty());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(SECRETS_FILE))
+                .expect("exists")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(
+            dir.path().join(SECRETS_FILE),
+            r#"{"gitlab-token": "glpat-0123456789", "db": {"user": "admin-user", "password": "short"}}"#,
+        )
+        .expect("write");
+        let (store, warnings) = SecretStore::load_file(dir.path()).expect("read");
+        assert!(store.resolve("gitlab-token").is_some());
+        assert!(store.resolve("db.user").is_some());
+        assert!(store.resolve("db.password").is_none());
+        assert!(
+            warnings
+                .iter()
+                .any(|w| w.contains("db.password") && !w.contains("short\""))
+        );
+    }
+
+    #[test]
+    fn secret_mount_is_private_and_removed() {
+        let mut store = SecretStore::new();
+        store
+            .add_flag("creds.token=literal:tok-123456789")
+            .expect("ok");
+        let parent = tempfile::tempdir().expect("tempdir");
+        let mount = SecretMount::create(&store, "creds", Some(parent.path())).expect("mount");
+        let path = mount.path().to_path_buf();
+        assert_eq!(
+            std::fs::read_to_string(path.join("token")).expect("file"),
+            "tok-123456789"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).expect("dir").permissions().mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
+        drop(mount);
+        assert!(!path.exists());
+        assert!(SecretMount::create(&store, "missing", Some(parent.path())).is_err());
+    }
+
+    #[test]
+    fn grants_and_read_only() {
+        let mut store = SecretStore::new();
+        store
+            .add_flag("gitlab-api-secret.token=literal:tok-123456789")
+            .expect("ok");
+        let mut access = RunAccess::default();
+        access
+            .add_grant_flag("report=gitlab-api-secret.token")
+            .expect("ok");
+        access.read_only_workspaces.insert("creds".into());
+        assert!(access.add_grant_flag("nope").is_err());
+        let flat = store.flatten();
+        let mut grants = Grants::default();
+        grants.workspaces.push(weft_runtime::WorkspaceMount {
+            name: "secret".into(),
+            host_path: PathBuf::from("/tmp"),
+            guest_path: "/workspace/secret".into(),
+            read_only: false,
+        });
+        let ws = vec![("secret".to_string(), "creds".to_string())];
+        access.apply("build", &ws, &flat, &mut grants);
+        assert!(grants.secrets.is_empty());
+        assert!(grants.workspaces[0].read_only);
+        access.apply("report", &ws, &flat, &mut grants);
+        assert!(grants.secrets.contains_key("gitlab-api-secret.token"));
+    }
+}

@@ -1,0 +1,449 @@
+//! Crash recovery: the engine is killed with SIGKILL at each persistence boundary (the
+//! `WEFT_FAULT` points), then `weft runs recover` finishes the run. Every run must end with
+//! the same task outcomes as an uninterrupted one; no task with a stored terminal record
+//! runs again; the strategies behave as specified; checkpoints are hit; deadlines survive.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::support::{Ran, pipelines, weft};
+
+fn in_dir(data: &Path, args: &[&str], fault: Option<&str>) -> Ran {
+    let mut cmd: Command = weft();
+    cmd.env("WEFT_DATA_DIR", data).args(args);
+    if let Some(fault) = fault {
+        cmd.env("WEFT_FAULT", fault);
+    }
+    let output = cmd.output().expect("weft starts");
+    Ran {
+        code: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn pipeline(name: &str) -> String {
+    pipelines().join(name).to_string_lossy().into_owned()
+}
+
+/// `(status, reason, results without the checkpoint marker)` per task, from a report.
+fn outcomes(report: &Value) -> BTreeMap<String, (String, String, Value)> {
+    report["tasks"]
+        .as_array()
+        .map(|tasks| {
+            tasks
+                .iter()
+                .map(|t| {
+                    let mut results = t["results"].clone();
+                    if let Some(map) = results.as_object_mut() {
+                        map.remove("checkpoint");
+                    }
+                    (
+                        t["name"].as_str().unwrap_or_default().to_string(),
+                        (
+                            t["status"].as_str().unwrap_or_default().to_string(),
+                            t["reason"].as_str().unwrap_or_default().to_string(),
+                            results,
+                        ),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn show(data: &Path, run: &str) -> Value {
+    let ran = in_dir(data, &["runs", "show", run, "--output", "json"], None);
+    assert_eq!(ran.code, 0, "runs show: {}", ran.stderr);
+    ran.json()
+}
+
+/// Terminal attempts (`task/attempt`) and log lines per attempt, as stored now.
+fn stored(data: &Path, run: &str) -> (Vec<String>, BTreeMap<String, usize>) {
+    let shown = show(data, run);
+    let terminal = shown["attempts"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|a| a["phase"] == "Terminal")
+                .filter_map(|a| a["id"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let logs = in_dir(data, &["runs", "logs", run, "--output", "json"], None);
+    let mut lines = BTreeMap::new();
+    for line in logs
+        .stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    {
+        let id = format!(
+            "{run}/{}/{}",
+            line["task"].as_str().unwrap_or_default(),
+            line["attempt"]
+        );
+        *lines.entry(id).or_insert(0) += 1;
+    }
+    (terminal, lines)
+}
+
+const POINTS: &[(&str, u32)] = &[
+    ("task-start-before", 6),
+    ("task-start-after", 6),
+    ("task-finish-before", 6),
+    ("task-finish-after", 6),
+    ("finally", 1),
+    ("final-status-before", 1),
+];
+
+#[test]
+fn sigkill_at_every_persistence_boundary_then_resume_gives_the_same_outcomes() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let baseline_dir = scratch.path().join("baseline");
+    let ran = in_dir(
+        &baseline_dir,
+        &[
+            "run",
+            &pipeline("recoverable.yaml"),
+            "--output",
+            "json",
+            "--name",
+            "baseline",
+        ],
+        None,
+    );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let baseline = outcomes(&ran.json());
+
+    let mut failures = Vec::new();
+    let mut crashed = 0;
+    let mut hits = 0;
+    for (point, max) in POINTS {
+        for n in 1..=*max {
+            let data = scratch.path().join(format!("{point}-{n}"));
+            let run = format!("crash-{point}-{n}");
+            let fault = format!("{point}:{n}");
+            let ran = in_dir(
+                &data,
+                &[
+                    "run",
+                    &pipeline("recoverable.yaml"),
+                    "--output",
+                    "json",
+                    "--name",
+                    &run,
+                ],
+                Some(&fault),
+            );
+            if ran.code == 0 {
+                continue; // the point was not reached n times in this run
+            }
+            assert_eq!(
+                ran.code, -1,
+                "{fault}: expected SIGKILL, got exit {}: {}",
+                ran.code, ran.stderr
+            );
+            crashed += 1;
+            let (terminal_before, lines_before) = stored(&data, &run);
+
+            let recovered = in_dir(
+                &data,
+                &[
+                    "runs",
+                    "recover",
+                    "--recover-timeout",
+                    "0s",
+                    "--output",
+                    "json",
+                ],
+                None,
+            );
+            if recovered.code != 0 {
+                failures.push(format!(
+                    "{fault}: recover exited {}: {}",
+                    recovered.code, recovered.stderr
+                ));
+                continue;
+            }
+            let report = show(&data, &run)["report"].clone();
+            if outcomes(&report) != baseline {
+                failures.push(format!(
+                    "{fault}: outcomes differ:\n  got {:?}\n  want {baseline:?}",
+                    outcomes(&report)
+                ));
+            }
+            if report["run"]["status"] != "Succeeded" {
+                failures.push(format!("{fault}: run status {}", report["run"]["status"]));
+            }
+            hits += report["run"]["checkpointHits"].as_u64().unwrap_or(0);
+            // What had a terminal record before the crash never ran again.
+            let (_, lines_after) = stored(&data, &run);
+            for id in &terminal_before {
+                let before = lines_before.get(id).copied().unwrap_or(0);
+                let after = lines_after.get(id).copied().unwrap_or(0);
+                if before != after {
+                    failures.push(format!("{fault}: {id} had a terminal record but logged {before} then {after} lines: it ran again"));
+                }
+            }
+        }
+    }
+    assert!(
+        crashed >= 20,
+        "only {crashed} trials crashed; the fault points are not being reached"
+    );
+    assert!(hits >= 1, "no recovered run hit the `compiled` checkpoint");
+    assert!(
+        failures.is_empty(),
+        "{} of {crashed} trials failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn start_over_runs_everything_again_under_new_attempts() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let data = scratch.path();
+    let ran = in_dir(
+        data,
+        &[
+            "run",
+            &pipeline("recoverable-start-over.yaml"),
+            "--name",
+            "again",
+        ],
+        Some("task-finish-after:2"),
+    );
+    assert_eq!(ran.code, -1, "{}", ran.stderr);
+    let recovered = in_dir(data, &["runs", "recover", "--recover-timeout", "0s"], None);
+    assert_eq!(
+        recovered.code, 0,
+        "{}{}",
+        recovered.stdout, recovered.stderr
+    );
+    assert!(
+        recovered.stdout.contains("strategy startOver"),
+        "{}",
+        recovered.stdout
+    );
+    let shown = show(data, "again");
+    assert_eq!(shown["report"]["run"]["status"], "Succeeded");
+    let ids: Vec<&str> = shown["attempts"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|a| a["id"].as_str()).collect())
+        .unwrap_or_default();
+    // The first two tasks had terminal records; they ran again as attempt 1, and the old
+    // records are still there, unchanged.
+    for id in [
+        "again/fetch/0",
+        "again/fetch/1",
+        "again/build/0",
+        "again/build/1",
+    ] {
+        assert!(ids.contains(&id), "{id} missing from {ids:?}");
+    }
+}
+
+#[test]
+fn strategy_none_errors_in_flight_tasks_and_still_runs_finally() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let data = scratch.path();
+    // Killed while `build` runs (the second task to start).
+    let ran = in_dir(
+        data,
+        &["run", &pipeline("recoverable-none.yaml"), "--name", "none"],
+        Some("task-start-after:2"),
+    );
+    assert_eq!(ran.code, -1, "{}", ran.stderr);
+    let recovered = in_dir(
+        data,
+        &[
+            "runs",
+            "recover",
+            "--recover-timeout",
+            "0s",
+            "--output",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(recovered.code, 1, "{}", recovered.stderr);
+    let report = show(data, "none")["report"].clone();
+    let got = outcomes(&report);
+    assert_eq!(got["fetch"].0, "Succeeded");
+    assert_eq!(
+        (got["build"].0.as_str(), got["build"].1.as_str()),
+        ("Errored", "EngineRestarted")
+    );
+    assert_eq!(
+        (got["package"].0.as_str(), got["package"].1.as_str()),
+        ("Skipped", "RunStopping")
+    );
+    assert_eq!(got["report"].0, "Succeeded", "finally still runs");
+    assert_eq!(report["run"]["status"], "Failed");
+}
+
+#[test]
+fn a_fresh_heartbeat_is_not_taken_over() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let data = scratch.path();
+    let ran = in_dir(
+        data,
+        &["run", &pipeline("recoverable.yaml"), "--name", "fresh"],
+        Some("task-start-after:1"),
+    );
+    assert_eq!(ran.code, -1);
+    // Within the default 30 s recovery timeout the run still counts as owned.
+    let recovered = in_dir(data, &["runs", "recover"], None);
+    assert_eq!(recovered.code, 0);
+    assert!(
+        recovered.stdout.contains("no run to recover"),
+        "{}",
+        recovered.stdout
+    );
+}
+
+#[test]
+fn deadlines_survive_a_restart() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let data = scratch.path();
+    let ran = in_dir(
+        data,
+        &[
+            "run",
+            &pipeline("tasks-timeout.yaml"),
+            "--name",
+            "late",
+            "--tasks-timeout",
+            "1500ms",
+        ],
+        Some("task-start-after:1"),
+    );
+    assert_eq!(ran.code, -1);
+    std::thread::sleep(std::time::Duration::from_millis(1600));
+    // The tasks deadline passed while no engine ran: the recovered run times out at once
+    // instead of granting the 10 s task a fresh 1.5 s.
+    let started = std::time::Instant::now();
+    let recovered = in_dir(
+        data,
+        &[
+            "runs",
+            "recover",
+            "--recover-timeout",
+            "0s",
+            "--output",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(recovered.code, 1, "{}", recovered.stderr);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "the deadline was extended"
+    );
+    let report = show(data, "late")["report"].clone();
+    assert_eq!(report["run"]["status"], "TimedOut");
+}
+
+#[test]
+fn a_corrupt_store_is_a_clear_error_and_nothing_claims_success() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let data = scratch.path();
+    std::fs::write(
+        data.join("weft.db"),
+        b"this is not a database, just some bytes",
+    )
+    .expect("write");
+    let ran = in_dir(
+        data,
+        &["run", &pipeline("all-succeed.yaml"), "--output", "json"],
+        None,
+    );
+    assert_eq!(ran.code, 3, "{}", ran.stderr);
+    assert!(
+        ran.stdout.is_empty(),
+        "nothing may claim success: {}",
+        ran.stdout
+    );
+    assert!(ran.stderr.contains("weft.db"), "{}", ran.stderr);
+    for args in [&["runs", "list"][..], &["runs", "recover"][..]] {
+        let ran = in_dir(data, args, None);
+        assert_eq!(ran.code, 3, "{args:?}: {}", ran.stderr);
+    }
+    // Truncated: a real store cut in half.
+    let good = scratch.path().join("good");
+    let ran = in_dir(&good, &["run", &pipeline("all-succeed.yaml")], None);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let db = good.join("weft.db");
+    let bytes = std::fs::read(&db).expect("db");
+    std::fs::write(&db, &bytes[..bytes.len() / 2]).expect("truncate");
+    let _ = std::fs::remove_file(good.join("weft.db-wal"));
+    let ran = in_dir(&good, &["runs", "list"], None);
+    assert_eq!(ran.code, 3, "{}", ran.stderr);
+}
+
+#[test]
+fn runs_commands_show_history_and_logs() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let data = scratch.path();
+    let ran = in_dir(
+        data,
+        &["run", &pipeline("all-succeed.yaml"), "--name", "hist-1"],
+        None,
+    );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let ran = in_dir(
+        data,
+        &["run", &pipeline("finally-fails.yaml"), "--name", "hist-2"],
+        None,
+    );
+    assert_eq!(ran.code, 1);
+
+    let list = in_dir(data, &["runs", "list", "--output", "json"], None);
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    let rows = list.json();
+    let names: Vec<&str> = rows
+        .as_array()
+        .map(|r| r.iter().filter_map(|r| r["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, vec!["hist-2", "hist-1"], "newest first");
+    assert_eq!(rows[0]["status"], "Failed");
+    assert_eq!(rows[1]["status"], "Succeeded");
+    let text = in_dir(data, &["runs", "list"], None);
+    assert!(
+        text.stdout.contains("hist-1") && text.stdout.contains("all-succeed"),
+        "{}",
+        text.stdout
+    );
+
+    let shown = show(data, "hist-1");
+    assert_eq!(shown["report"]["run"]["status"], "Succeeded");
+    assert_eq!(shown["attempts"].as_array().map(Vec::len), Some(5));
+    let text = in_dir(data, &["runs", "show", "hist-2"], None);
+    assert!(
+        text.stdout.contains("hist-2/upload-logs/0") && text.stdout.contains("Failed"),
+        "{}",
+        text.stdout
+    );
+
+    let logs = in_dir(data, &["runs", "logs", "hist-1", "build"], None);
+    assert_eq!(logs.code, 0);
+    assert_eq!(logs.stdout.trim(), "[build] build abc123 for linux");
+    let logs = in_dir(data, &["runs", "logs", "hist-1", "--follow"], None);
+    assert!(
+        logs.stdout.contains("[report] status=Succeeded"),
+        "{}",
+        logs.stdout
+    );
+
+    let missing = in_dir(data, &["runs", "show", "nope"], None);
+    assert_eq!(missing.code, 2);
+    assert!(
+        missing.stderr.contains("no run named `nope`"),
+        "{}",
+        missing.stderr
+    );
+}
