@@ -326,6 +326,43 @@ fn misbehaving_plugins_are_contained_and_neighbours_unaffected() {
         "{}",
         ran.stderr
     );
+
+    // Granted to one task only: the other never starts.
+    let (ran, run) = run_pipeline(
+        "contained.yaml",
+        &[
+            "--plugins",
+            &plugins,
+            "--allow-http",
+            "wants-network=allowed.invalid",
+        ],
+    );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let spins = run.task("spins")["message"].as_str().unwrap_or_default();
+    assert!(spins.contains("not instantiated"), "{spins}");
+    let wants = run.task("wants-network")["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        wants.starts_with("blocked:"),
+        "it ran and its request was denied: {wants}"
+    );
+    let ran = run_pipeline_raw(&[
+        "--plugins",
+        &plugins,
+        "--allow-http",
+        "nope=allowed.invalid",
+    ]);
+    assert_eq!(ran.code, 2);
+    assert!(ran.stderr.contains("no task `nope`"), "{}", ran.stderr);
+}
+
+fn run_pipeline_raw(extra: &[&str]) -> crate::support::Ran {
+    let path = crate::support::pipelines().join("contained.yaml");
+    let path = path.to_string_lossy().into_owned();
+    let mut args = vec!["run", path.as_str(), "--output", "json"];
+    args.extend_from_slice(extra);
+    run(&args)
 }
 
 #[test]

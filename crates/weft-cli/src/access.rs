@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weft_core::contract::ParamValue;
-use weft_engine::outbox::MemoryOutbox;
 use weft_engine::report::{self, Reporters, RunIdentity};
 use weft_engine::secrets::{MaskingObserver, RunAccess, SecretMount, SecretStore};
 use weft_engine::{PluginRegistry, RunObserver};
@@ -91,6 +90,7 @@ pub async fn reporters(
     run: RunIdentity,
     secrets: &RunSecrets,
     http: &[HttpRule],
+    outbox: Arc<dyn weft_engine::outbox::OutboxStore>,
     inner: Arc<dyn RunObserver>,
 ) -> Result<Option<Arc<Reporters>>, Failure> {
     let strings: BTreeMap<String, String> = params
@@ -116,7 +116,7 @@ pub async fn reporters(
         run,
         &secrets.store.flatten(),
         http.to_vec(),
-        MemoryOutbox::new(),
+        outbox,
         inner,
     )
     .await

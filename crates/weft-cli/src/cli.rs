@@ -112,11 +112,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
 
-    /// Allow tasks and reporters HTTP(S) requests to this destination,
-    /// `[!private:][scheme://]host[:port]`, where host may be `*.suffix` (repeatable).
-    /// Nothing is allowed by default. Loopback, private and link-local addresses are
-    /// refused unless the rule starts with `!private:` (e.g. `!private:127.0.0.1:8080`).
-    #[arg(long = "allow-http", value_name = "RULE")]
+    /// Allow HTTP(S) requests to this destination, `[!private:][scheme://]host[:port]`,
+    /// where host may be `*.suffix` (repeatable). `TASK=RULE` grants it to that task only;
+    /// a bare rule to every task and reporter. Nothing is allowed by default. Loopback,
+    /// private and link-local addresses are refused unless the rule starts with
+    /// `!private:` (e.g. `!private:127.0.0.1:8080`).
+    #[arg(long = "allow-http", value_name = "[TASK=]RULE")]
     pub allow_http: Vec<String>,
 
     /// Define a secret, `NAME[.KEY]=env:VAR|file:PATH|literal:VALUE` (repeatable; wins

@@ -264,13 +264,24 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
         tasks: duration_flag("tasks-timeout", &args.tasks_timeout)?,
         finally: duration_flag("finally-timeout", &args.finally_timeout)?,
     };
-    let http_allow = args
-        .allow_http
-        .iter()
-        .map(|rule| {
-            HttpRule::parse(rule).map_err(|e| Failure::invalid(format!("--allow-http: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    // Rules never contain `=`, so `TASK=RULE` is unambiguous.
+    let mut http_allow = Vec::new();
+    let mut http_allow_by_task: BTreeMap<String, Vec<HttpRule>> = BTreeMap::new();
+    for flag in &args.allow_http {
+        let (task, rule) = match flag.split_once('=') {
+            Some((task, rule)) => (Some(task), rule),
+            None => (None, flag.as_str()),
+        };
+        let rule = HttpRule::parse(rule)
+            .map_err(|e| Failure::invalid(format!("--allow-http {flag}: {e}")))?;
+        match task {
+            Some(task) => http_allow_by_task
+                .entry(task.to_string())
+                .or_default()
+                .push(rule),
+            None => http_allow.push(rule),
+        }
+    }
     let mut bound: BTreeMap<String, PathBuf> = BTreeMap::new();
     let mut secret_workspaces = Vec::new();
     for flag in &args.workspaces {
@@ -346,6 +357,14 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
     options.workspaces = bound;
     options.timeouts = timeouts;
     options.http_allow = http_allow.clone();
+    for task in http_allow_by_task.keys() {
+        if prepared.plan.node_id(task).is_none() {
+            return Err(Failure::invalid(format!(
+                "--allow-http {task}=...: the pipeline has no task `{task}`"
+            )));
+        }
+    }
+    options.http_allow_by_task = http_allow_by_task;
     options.secrets = run_secrets.store.flatten();
     options.access = run_secrets.access.clone();
     if let Some(parallelism) = args.parallelism {
@@ -403,6 +422,14 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
         pipeline_name: prepared.plan.pipeline_name.clone(),
     };
     let params = prepared.plan.params.clone();
+    // The desired statuses live in the run's store, so a crash between "finished" and
+    // "reported" can still deliver them.
+    let outbox: Arc<dyn weft_engine::outbox::OutboxStore> = match &options.durable {
+        Some(durable) => {
+            weft_engine::outbox::RunStoreOutbox::new(durable.store.clone(), durable.lease.clone())
+        }
+        None => weft_engine::outbox::MemoryOutbox::new(),
+    };
     let reporters = access::reporters(
         &registry,
         &pipeline,
@@ -411,6 +438,7 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
         identity,
         &run_secrets,
         &http_allow,
+        outbox,
         observer.clone(),
     )
     .await?;

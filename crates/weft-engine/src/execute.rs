@@ -55,6 +55,8 @@ pub struct RunOptions {
     pub secrets: BTreeMap<String, SecretValue>,
     /// HTTP destinations the operator allows tasks to reach.
     pub http_allow: Vec<HttpRule>,
+    /// HTTP destinations granted to one task only, by task name.
+    pub http_allow_by_task: BTreeMap<String, Vec<HttpRule>>,
     /// Run-level grants on top of each task's `secrets:` (`--grant`, read-only secret
     /// workspaces): see [`crate::secrets::RunAccess`].
     pub access: crate::secrets::RunAccess,
@@ -78,6 +80,7 @@ impl RunOptions {
             limits: Limits::default(),
             secrets: BTreeMap::new(),
             http_allow: Vec::new(),
+            http_allow_by_task: BTreeMap::new(),
             access: crate::secrets::RunAccess::default(),
             durable: None,
             elapsed_before: Duration::ZERO,
@@ -621,6 +624,9 @@ impl Driver {
             }
         }
         grants.http = self.options.http_allow.clone();
+        if let Some(rules) = self.options.http_allow_by_task.get(&start.name) {
+            grants.http.extend(rules.iter().cloned());
+        }
         for (task_side, pipeline_side) in &start.workspaces {
             if let Some(host_path) = self.options.workspaces.get(pipeline_side) {
                 let read_only = resolved

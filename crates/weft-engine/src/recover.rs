@@ -37,6 +37,9 @@ pub struct StoredOptions {
     pub finally_timeout_ms: Option<u64>,
     /// `--allow-http` rules as written.
     pub http_allow: Vec<String>,
+    /// Per-task `--allow-http TASK=RULE` rules as written.
+    #[serde(default)]
+    pub http_allow_by_task: BTreeMap<String, Vec<String>>,
 }
 
 impl StoredOptions {
@@ -51,6 +54,16 @@ impl StoredOptions {
             tasks_timeout_ms: ms(options.timeouts.tasks),
             finally_timeout_ms: ms(options.timeouts.finally),
             http_allow: options.http_allow.iter().map(ToString::to_string).collect(),
+            http_allow_by_task: options
+                .http_allow_by_task
+                .iter()
+                .map(|(task, rules)| {
+                    (
+                        task.clone(),
+                        rules.iter().map(ToString::to_string).collect(),
+                    )
+                })
+                .collect(),
         }
     }
 }
@@ -219,6 +232,17 @@ pub async fn take_over(
         .http_allow
         .iter()
         .filter_map(|rule| HttpRule::parse(rule).ok())
+        .collect();
+    options.http_allow_by_task = stored
+        .http_allow_by_task
+        .iter()
+        .map(|(task, rules)| {
+            let parsed = rules
+                .iter()
+                .filter_map(|r| HttpRule::parse(r).ok())
+                .collect();
+            (task.clone(), parsed)
+        })
         .collect();
     options.elapsed_before = Timestamp::now().since(submitted.created_at);
     options.durable = Some(Durable {
