@@ -398,22 +398,9 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
     });
 
     let text = pipeline_args.output == OutputFormat::Text;
-    let color = text && std::io::stdout().is_terminal();
     let log_dir = run_dir.join("logs");
-    let width = prepared
-        .plan
-        .nodes
-        .iter()
-        .map(|n| n.name.len())
-        .max()
-        .unwrap_or(4);
-    let view = Arc::new(view::LiveView::new(
-        text,
-        !text,
-        color,
-        log_dir.clone(),
-        width,
-    ));
+    let (view, color) = view::LiveView::for_plan(&prepared.plan, text, log_dir.clone());
+    let view = Arc::new(view);
     // Secret values masked in every log line; reporters (pending now) wrap the view.
     let observer = run_secrets.mask(view);
     let identity = weft_engine::report::RunIdentity {

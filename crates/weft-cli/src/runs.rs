@@ -1,6 +1,5 @@
 //! The run store from the command line: where it is, `weft runs list|show|logs|recover`.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -288,22 +287,9 @@ async fn recover(
         let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
         let log_dir = data_dir.join("runs").join(run_name).join("logs");
         let text = args.output == OutputFormat::Text;
-        let color = text && std::io::stdout().is_terminal();
-        let width = recovered
-            .prepared
-            .plan
-            .nodes
-            .iter()
-            .map(|n| n.name.len())
-            .max()
-            .unwrap_or(4);
-        let view = Arc::new(view::LiveView::new(
-            text,
-            !text,
-            color,
-            log_dir.clone(),
-            width,
-        ));
+        let (view, color) =
+            view::LiveView::for_plan(&recovered.prepared.plan, text, log_dir.clone());
+        let view = Arc::new(view);
         let (_cancel, cancel_rx) = cancel_channel();
         let started = Instant::now();
         let summary = execute(recovered.prepared, recovered.options, view, cancel_rx).await;

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -45,6 +45,14 @@ impl LiveView {
             files: Mutex::new(HashMap::new()),
             width,
         }
+    }
+
+    /// The view `weft run` and `weft runs recover` show: transitions on stdout in text
+    /// mode (coloured on a terminal), log lines only (on stderr) in JSON mode.
+    pub fn for_plan(plan: &weft_core::Plan, text: bool, log_dir: PathBuf) -> (Self, bool) {
+        let color = text && std::io::stdout().is_terminal();
+        let width = plan.nodes.iter().map(|n| n.name.len()).max().unwrap_or(4);
+        (LiveView::new(text, !text, color, log_dir, width), color)
     }
 
     fn paint(&self, style: Style, text: &str) -> String {
