@@ -14,8 +14,53 @@ mod task {
         path: "../../wit",
         world: "task",
         exports: { default: async },
+        with: { "weft:plugin/secrets.secret": super::NoSecret },
     });
 }
+
+/// The bare loop grants no secrets; the type only fills the resource slot.
+pub struct NoSecret;
+
+// The bare loop's host functions do nothing: they exist so the same component links.
+impl task::weft::plugin::log::Host for Bare {
+    fn write(&mut self, _level: task::weft::plugin::log::Level, _message: String) {}
+}
+
+impl task::weft::plugin::checkpoint::Host for Bare {
+    fn get(&mut self, _key: String) -> Option<Vec<u8>> {
+        None
+    }
+
+    fn put(&mut self, _key: String, _value: Vec<u8>) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl task::weft::plugin::secrets::Host for Bare {
+    fn get(
+        &mut self,
+        _name: String,
+    ) -> Result<wasmtime::component::Resource<NoSecret>, task::weft::plugin::secrets::SecretError>
+    {
+        Err(task::weft::plugin::secrets::SecretError::NotGranted)
+    }
+}
+
+impl task::weft::plugin::secrets::HostSecret for Bare {
+    fn name(&mut self, _secret: wasmtime::component::Resource<NoSecret>) -> String {
+        String::new()
+    }
+
+    fn reveal(&mut self, _secret: wasmtime::component::Resource<NoSecret>) -> String {
+        String::new()
+    }
+
+    fn drop(&mut self, _secret: wasmtime::component::Resource<NoSecret>) -> wasmtime::Result<()> {
+        Ok(())
+    }
+}
+
+impl task::weft::plugin::types::Host for Bare {}
 
 struct Bare {
     wasi: WasiCtx,
@@ -56,8 +101,10 @@ async fn bare_loop(wasm: &[u8]) -> Result<Vec<Duration>, String> {
     let component = Component::new(&engine, wasm).map_err(err)?;
     let mut linker: Linker<Bare> = Linker::new(&engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(err)?;
-    // `exit` imports only WASI and the types-only `weft:plugin/types` instance.
-    linker.instance("weft:plugin/types@0.1.0").map_err(err)?;
+    task::Task::add_to_linker::<Bare, wasmtime::component::HasSelf<Bare>>(&mut linker, |state| {
+        state
+    })
+    .map_err(err)?;
     let pre = task::TaskPre::new(linker.instantiate_pre(&component).map_err(err)?).map_err(err)?;
     let ctx = task::weft::plugin::types::TaskContext {
         run_name: "bench".into(),
