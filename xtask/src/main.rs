@@ -165,6 +165,14 @@ fn test(extra: &[String]) -> Result<(), String> {
         .args(extra)
         .env("WEFT_EMBED_PLUGINS", &plugins)
         .env("WEFT_PLUGIN_DIR", &plugins))?;
+    // The forges' mapping and classification are plain Rust, tested on the host.
+    run(cargo().args([
+        "test",
+        "--manifest-path",
+        "plugins/Cargo.toml",
+        "-p",
+        "forge-common",
+    ]))?;
     lint()
 }
 
