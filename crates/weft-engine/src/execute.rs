@@ -478,13 +478,16 @@ impl Driver {
                 self.journal_ended(node, attempt, How::TimedOut, None, BTreeMap::new());
                 self.state.task_timed_out(node, attempt)
             } else {
-                self.journal_ended(
-                    node,
-                    attempt,
-                    How::Ended,
-                    Some(report.ending.clone()),
-                    report.results.clone(),
-                );
+                // The journal keeps its own copy; without one, nothing is cloned.
+                if self.journal.is_some() {
+                    self.journal_ended(
+                        node,
+                        attempt,
+                        How::Ended,
+                        Some(report.ending.clone()),
+                        report.results.clone(),
+                    );
+                }
                 self.state
                     .task_ended(node, attempt, report.ending, report.results)
             };
@@ -522,19 +525,21 @@ impl Driver {
         ending: Option<TaskEnding>,
         results: BTreeMap<String, String>,
     ) {
-        let name = self.state.plan().nodes[node].name.clone();
-        if let Some(journal) = self.journal.as_mut() {
-            journal.ended(
-                node,
-                &name,
-                attempt,
-                &Ended {
-                    how,
-                    ending,
-                    results,
-                },
-            );
-        }
+        let Some(journal) = self.journal.as_mut() else {
+            return;
+        };
+        // Disjoint fields: the journal is written while the plan is read.
+        let name = &self.state.plan().nodes[node].name;
+        journal.ended(
+            node,
+            name,
+            attempt,
+            &Ended {
+                how,
+                ending,
+                results,
+            },
+        );
     }
 
     /// Queues a start, unless recovery knows better: an attempt with a journaled ending is
