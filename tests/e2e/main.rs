@@ -6,4 +6,5 @@ mod malformed;
 mod recovery;
 mod reporting;
 mod runs;
+mod snapshots;
 mod support;

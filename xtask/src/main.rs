@@ -165,13 +165,22 @@ fn test(extra: &[String]) -> Result<(), String> {
         .args(extra)
         .env("WEFT_EMBED_PLUGINS", &plugins)
         .env("WEFT_PLUGIN_DIR", &plugins))?;
-    // The forges' mapping and classification are plain Rust, tested on the host.
+    // The forges' mapping and classification, and the first-party form decorators'
+    // templates and patterns, are plain Rust, tested on the host.
     run(cargo().args([
         "test",
         "--manifest-path",
         "plugins/Cargo.toml",
         "-p",
         "forge-common",
+        "-p",
+        "decorator-common",
+        "-p",
+        "derive-params",
+        "-p",
+        "require-params",
+        "-p",
+        "http-token",
     ]))?;
     lint()
 }

@@ -13,7 +13,6 @@ use weft_engine::{PluginRegistry, RunObserver};
 use weft_runtime::HttpRule;
 
 use crate::Failure;
-use crate::cli::RunArgs;
 
 /// The prefix of a `--workspace NAME=secret:SECRET` binding.
 pub const SECRET_WORKSPACE: &str = "secret:";
@@ -29,21 +28,26 @@ pub struct RunSecrets {
 }
 
 impl RunSecrets {
-    /// Loads `secrets.json` from `data_dir` and applies `--secret` and `--grant`. Warnings
+    /// Reads `secrets.json` from `data_dir` (creating nothing) and applies `--secret` and
+    /// `--grant`. Warnings
     /// (short values, loose permissions) go to stderr; they never contain values.
-    pub fn load(args: &RunArgs, data_dir: &Path) -> Result<RunSecrets, Failure> {
+    pub fn load(
+        secret_flags: &[String],
+        grant_flags: &[String],
+        data_dir: &Path,
+    ) -> Result<RunSecrets, Failure> {
         let (mut store, warnings) =
-            SecretStore::load_file(data_dir).map_err(Failure::environment)?;
+            SecretStore::read_file(data_dir).map_err(Failure::environment)?;
         for warning in warnings {
             eprintln!("weft: warning: {warning}");
         }
-        for flag in &args.secrets {
+        for flag in secret_flags {
             if let Some(warning) = store.add_flag(flag).map_err(Failure::invalid)? {
                 eprintln!("weft: warning: {warning}");
             }
         }
         let mut access = RunAccess::default();
-        for flag in &args.grants {
+        for flag in grant_flags {
             access.add_grant_flag(flag).map_err(Failure::invalid)?;
         }
         Ok(RunSecrets {
@@ -80,12 +84,13 @@ impl RunSecrets {
 }
 
 /// The reporters of a run: `spec.reporters` of the pipeline, then `--report` flags.
-/// Returns `None` when there are none.
+/// Returns `None` when there are none. New runs then call [`Reporters::submitted`],
+/// recovered ones [`Reporters::resume`].
 #[allow(clippy::too_many_arguments)]
 pub async fn reporters(
     registry: &PluginRegistry,
     pipeline: &weft_core::model::Pipeline,
-    args: &RunArgs,
+    report_flags: &[String],
     params: &BTreeMap<String, ParamValue>,
     run: RunIdentity,
     secrets: &RunSecrets,
@@ -103,7 +108,7 @@ pub async fn reporters(
     let entries: Vec<serde_json::Value> =
         pipeline.reporters.iter().map(|r| r.value.clone()).collect();
     let mut specs = report::specs_from_pipeline(&entries, &strings).map_err(Failure::invalid)?;
-    for flag in &args.reports {
+    for flag in report_flags {
         specs.push(report::spec_from_flag(flag).map_err(Failure::invalid)?);
     }
     if specs.is_empty() {
@@ -121,7 +126,6 @@ pub async fn reporters(
     )
     .await
     .map_err(Failure::invalid)?;
-    reporters.submitted();
     Ok(Some(Arc::new(reporters)))
 }
 

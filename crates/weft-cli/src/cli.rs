@@ -30,6 +30,58 @@ pub enum Command {
     /// Run history and recovery (the run store).
     #[command(subcommand)]
     Runs(RunsCommand),
+    /// Run the engine as a server: an HTTP API to submit, inspect and cancel runs, recovery
+    /// of stopped engines' runs, and a graceful stop on SIGTERM.
+    Serve(Box<ServeArgs>),
+}
+
+/// `weft serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (`HOST:PORT`; port 0 picks a free one).
+    #[arg(long, value_name = "ADDR", env = "WEFT_LISTEN", default_value = "127.0.0.1:7878")]
+    pub listen: String,
+
+    /// A bearer token the API requires (`Authorization: Bearer TOKEN`). Without one, keep
+    /// the server on a loopback address.
+    #[arg(long, value_name = "TOKEN", env = "WEFT_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+
+    /// Runs whose heartbeat is older than this are taken over (on start-up, then
+    /// periodically).
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub recover_timeout: String,
+
+    /// On SIGTERM, how long running tasks may take to finish before they are left to
+    /// recovery.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub shutdown_grace: String,
+
+    /// HTTP(S) destinations every run's tasks and reporters may reach, as
+    /// `weft run --allow-http` (repeatable).
+    #[arg(long = "allow-http", value_name = "[TASK=]RULE")]
+    pub allow_http: Vec<String>,
+
+    /// Secrets for every run, as `weft run --secret` (repeatable; `secrets.json` in the
+    /// data directory is read too). Tasks get them only through `secrets:` or grants.
+    #[arg(long = "secret", value_name = "NAME.KEY=SOURCE")]
+    pub secrets: Vec<String>,
+
+    /// How long a finished run waits for its statuses to be delivered.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub report_timeout: String,
+
+    /// Where runs keep their logs, reports and default workspaces.
+    #[arg(long, value_name = "DIR", env = "WEFT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// The run store (SQLite); default `weft.db` in the data directory.
+    #[arg(long, value_name = "PATH", env = "WEFT_DB")]
+    pub db: Option<PathBuf>,
+
+    /// Plugin sources.
+    #[command(flatten)]
+    pub plugins: PluginArgs,
 }
 
 /// How results are printed.
@@ -116,7 +168,8 @@ pub struct RunArgs {
     /// where host may be `*.suffix` (repeatable). `TASK=RULE` grants it to that task only;
     /// a bare rule to every task and reporter. Nothing is allowed by default. Loopback,
     /// private and link-local addresses are refused unless the rule starts with
-    /// `!private:` (e.g. `!private:127.0.0.1:8080`).
+    /// `!private:` (e.g. `!private:127.0.0.1:8080`). Form decorators get the bare rules
+    /// and `decorator:ID=RULE` ones.
     #[arg(long = "allow-http", value_name = "[TASK=]RULE")]
     pub allow_http: Vec<String>,
 
@@ -129,7 +182,7 @@ pub struct RunArgs {
     pub secrets: Vec<String>,
 
     /// Grant a secret to a task without editing the pipeline, `TASK=SECRET` (repeatable;
-    /// SECRET is `NAME.KEY` or `NAME`).
+    /// SECRET is `NAME.KEY` or `NAME`), or to a form decorator, `decorator:ID=SECRET`.
     #[arg(long = "grant", value_name = "TASK=SECRET")]
     pub grants: Vec<String>,
 
@@ -144,6 +197,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s")]
     pub report_timeout: String,
 
+    /// How long each form decorator (`spec.decorators`) may run when the run is submitted,
+    /// in wall-clock and in CPU time (Go duration); one that takes longer stops the
+    /// submission.
+    #[arg(long, value_name = "DURATION", default_value = "10s")]
+    pub decorator_timeout: String,
+
     /// Where runs keep their logs, reports and default workspaces.
     #[arg(long, value_name = "DIR", env = "WEFT_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -151,6 +210,37 @@ pub struct RunArgs {
     /// The run store (SQLite); default `weft.db` in the data directory.
     #[arg(long, value_name = "PATH", env = "WEFT_DB")]
     pub db: Option<PathBuf>,
+
+    /// Workspace snapshots for recovery.
+    #[command(flatten)]
+    pub snapshots: SnapshotArgs,
+}
+
+/// Workspace snapshots of `weft run` (see `snapshots.rs`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct SnapshotArgs {
+    /// Archive the workspaces a task could write after it ends, for recovery: into the run
+    /// store (`db`, the default), a directory (`DIR` or `file:///DIR`), or `off` (even when
+    /// the pipeline sets `spec.workspaceSnapshots: true`).
+    #[arg(
+        long = "workspace-snapshots",
+        value_name = "TARGET",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "db"
+    )]
+    pub target: Option<String>,
+
+    /// Largest compressed snapshot, in bytes or with a `KiB`/`MiB`/`GiB` (or `k`/`M`/`G`)
+    /// suffix (default `64MiB`, also the most the run store takes); a larger workspace is
+    /// not archived (a warning, never a failure).
+    #[arg(long = "snapshot-max-bytes", value_name = "SIZE")]
+    pub max_bytes: Option<String>,
+
+    /// Snapshots kept per workspace of a run, the newest (default 3; at most 16 in the run
+    /// store).
+    #[arg(long = "snapshot-keep", value_name = "N")]
+    pub keep: Option<u32>,
 }
 
 /// `weft plugin ...`.
@@ -233,7 +323,8 @@ pub enum RunsCommand {
         store: StoreArgs,
     },
     /// Take over runs whose engine stopped (heartbeat older than the recovery timeout) and
-    /// finish them per their recovery strategy (`none`, `startOver`, `resume`).
+    /// finish them per their recovery strategy (`none`, `startOver`, `resume`); also
+    /// deliver statuses finished runs still owe their forges.
     Recover {
         /// Where the store is.
         #[command(flatten)]
@@ -241,6 +332,11 @@ pub enum RunsCommand {
         /// How old a heartbeat must be before the run counts as abandoned.
         #[arg(long, value_name = "DURATION", default_value = "30s")]
         recover_timeout: String,
+        /// Define a secret for the recovered runs, as `weft run --secret` (repeatable;
+        /// `secrets.json` in the data directory is read too). Secret values are never
+        /// stored with a run.
+        #[arg(long = "secret", value_name = "NAME.KEY=SOURCE")]
+        secrets: Vec<String>,
         /// Plugin sources.
         #[command(flatten)]
         plugins: PluginArgs,

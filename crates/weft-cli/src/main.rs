@@ -5,22 +5,25 @@
 
 mod access;
 mod cli;
+mod decorators;
 mod diagnostics;
+mod launch;
 mod runs;
+mod serve;
+mod snapshots;
 mod view;
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
 use weft_core::contract::{ParamType, ParamValue};
 use weft_core::{CancelMode, Diagnostic};
-use weft_engine::{PluginRegistry, RunOptions, RunTimeouts, cancel_channel, execute, prepare};
-use weft_runtime::{HttpRule, Runtime, RuntimeConfig};
+use weft_engine::{PluginRegistry, RunEnd, cancel_channel, prepare};
+use weft_runtime::{Runtime, RuntimeConfig};
 
 use cli::{Cli, Command, OutputFormat, PipelineArgs, PluginArgs, PluginCommand, RunArgs};
 
@@ -29,7 +32,7 @@ mod builtin {
 }
 
 /// Exit code: the pipeline or command line is invalid; nothing ran.
-const EXIT_INVALID: u8 = 2;
+pub(crate) const EXIT_INVALID: u8 = 2;
 /// Exit code: weft could not do its own work.
 const EXIT_ENVIRONMENT: u8 = 3;
 
@@ -79,6 +82,7 @@ fn main() -> ExitCode {
             Command::Validate(args) => validate(args).await,
             Command::Plugin(command) => plugin(command).await,
             Command::Runs(command) => runs::command(command).await,
+            Command::Serve(args) => serve::serve(*args).await,
         }
     });
     match result {
@@ -240,7 +244,7 @@ async fn validate(args: PipelineArgs) -> Result<u8, Failure> {
     }
 }
 
-fn duration_flag(
+pub(crate) fn duration_flag(
     flag: &str,
     value: &Option<String>,
 ) -> Result<Option<std::time::Duration>, Failure> {
@@ -256,216 +260,66 @@ fn duration_flag(
 async fn run(args: RunArgs) -> Result<u8, Failure> {
     let signals = Signals::install()?;
     let pipeline_args = &args.pipeline;
+    let output = pipeline_args.output;
     let file = pipeline_args.file.display().to_string();
-    let source = read_pipeline_for(&pipeline_args.file, pipeline_args.output)?;
+    let source = read_pipeline_for(&pipeline_args.file, output)?;
     let supplied = supplied_params(&source, &file, &pipeline_args.params)?;
-    let timeouts = RunTimeouts {
-        pipeline: duration_flag("timeout", &args.timeout)?,
-        tasks: duration_flag("tasks-timeout", &args.tasks_timeout)?,
-        finally: duration_flag("finally-timeout", &args.finally_timeout)?,
-    };
-    // Rules never contain `=`, so `TASK=RULE` is unambiguous.
-    let mut http_allow = Vec::new();
-    let mut http_allow_by_task: BTreeMap<String, Vec<HttpRule>> = BTreeMap::new();
-    for flag in &args.allow_http {
-        let (task, rule) = match flag.split_once('=') {
-            Some((task, rule)) => (Some(task), rule),
-            None => (None, flag.as_str()),
-        };
-        let rule = HttpRule::parse(rule)
-            .map_err(|e| Failure::invalid(format!("--allow-http {flag}: {e}")))?;
-        match task {
-            Some(task) => http_allow_by_task
-                .entry(task.to_string())
-                .or_default()
-                .push(rule),
-            None => http_allow.push(rule),
-        }
-    }
-    let mut bound: BTreeMap<String, PathBuf> = BTreeMap::new();
-    let mut secret_workspaces = Vec::new();
-    for flag in &args.workspaces {
-        let (name, dir) = flag
-            .split_once('=')
-            .ok_or_else(|| Failure::invalid(format!("--workspace {flag}: expected NAME=DIR")))?;
-        // `NAME=secret:SECRET`: mounted once the secrets are loaded (access.rs).
-        if let Some(secret) = dir.strip_prefix(access::SECRET_WORKSPACE) {
-            secret_workspaces.push((name.to_string(), secret.to_string()));
-        }
-        bound.insert(name.to_string(), PathBuf::from(dir));
-    }
-    let report_timeout = duration_flag("report-timeout", &Some(args.report_timeout.clone()))?
-        .unwrap_or(std::time::Duration::from_secs(30));
-    if args.parallelism == Some(0) {
-        return Err(Failure::invalid("--parallelism must be at least 1"));
-    }
-
     let registry = registry(&pipeline_args.plugins)?;
-    let prepared = match prepare(&registry, &source, &file, &supplied).await {
-        Ok(prepared) => prepared,
-        Err(diagnostics) => return report_invalid(&diagnostics, &source, pipeline_args.output),
-    };
-    let pipeline = weft_core::parse_pipeline(&source, &file)
-        .map_err(|_| Failure::invalid("the pipeline changed while it was read"))?;
-    for name in bound.keys() {
-        if !pipeline.workspaces.iter().any(|w| &w.name.value == name) {
-            return Err(Failure::invalid(format!(
-                "--workspace {name}: the pipeline declares no workspace `{name}`"
-            )));
-        }
-    }
-
-    let uid = uuid::Uuid::new_v4().to_string();
-    let run_name = args
-        .name
-        .clone()
-        .unwrap_or_else(|| format!("{}-{}", prepared.plan.pipeline_name, &uid[..8]));
-    // The run name becomes a directory name: it must be a DNS-1123 subdomain (no `/`,
-    // no `..`), which validation guarantees for pipeline names and we check for --name.
-    if !weft_core::validate::is_dns1123_subdomain(&run_name) {
-        return Err(Failure::invalid(format!(
-            "--name {run_name}: run names are DNS-1123 subdomains (lowercase letters, digits, `-`, `.`)"
-        )));
-    }
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-    let run_dir = data_dir.join("runs").join(&run_name);
-    std::fs::create_dir_all(&run_dir)
-        .map_err(|e| Failure::environment(format!("cannot create {}: {e}", run_dir.display())))?;
-    for declared in &pipeline.workspaces {
-        let name = &declared.name.value;
-        if !bound.contains_key(name) && !declared.optional {
-            let dir = run_dir.join("workspaces").join(name);
-            std::fs::create_dir_all(&dir).map_err(|e| {
-                Failure::environment(format!("cannot create {}: {e}", dir.display()))
-            })?;
-            bound.insert(name.clone(), dir);
-        }
-    }
-    // Secrets (secrets.json, --secret, --grant) and secret workspaces: access.rs.
-    let mut run_secrets = access::RunSecrets::load(&args, &data_dir)?;
-    run_secrets.mount_workspaces(&secret_workspaces, &mut bound)?;
-    for (name, dir) in &bound {
-        if !dir.is_dir() {
-            return Err(Failure::invalid(format!(
-                "--workspace {name}={}: not a directory",
-                dir.display()
-            )));
-        }
-    }
-
-    let mut options = RunOptions::new(&run_name, &uid);
-    options.workspaces = bound;
-    options.timeouts = timeouts;
-    options.http_allow = http_allow.clone();
-    for task in http_allow_by_task.keys() {
-        if prepared.plan.node_id(task).is_none() {
-            return Err(Failure::invalid(format!(
-                "--allow-http {task}=...: the pipeline has no task `{task}`"
-            )));
-        }
-    }
-    options.http_allow_by_task = http_allow_by_task;
-    options.secrets = run_secrets.store.flatten();
-    options.access = run_secrets.access.clone();
-    if let Some(parallelism) = args.parallelism {
-        options.parallelism = parallelism;
-    }
-
-    // Journal the run in the store before anything runs.
-    let store = runs::open_store(&runs::store_path(args.db.as_deref(), Some(&data_dir)))?;
-    let journal: Arc<dyn weft_store::RunStore> = store.clone();
-    let lease = weft_engine::submit(
-        &journal,
-        &options,
-        &prepared.plan.pipeline_name,
-        &source,
-        &file,
-        &supplied,
-        &runs::owner(),
-    )
-    .map_err(|e| match e {
-        weft_store::StoreError::AlreadyExists { .. } => Failure::invalid(format!(
-            "a run named `{run_name}` already exists; pick another --name"
-        )),
-        e => Failure::environment(format!("run store: {e}")),
-    })?;
-    options.durable = Some(weft_engine::Durable {
-        store: journal,
-        lease,
-        attempt_base: Default::default(),
-        replay: None,
-        heartbeat_every: runs::heartbeat_every(),
-    });
-
-    let text = pipeline_args.output == OutputFormat::Text;
-    let log_dir = run_dir.join("logs");
-    let (view, color) = view::LiveView::for_plan(&prepared.plan, text, log_dir.clone());
-    let view = Arc::new(view);
-    // Secret values masked in every log line; reporters (pending now) wrap the view.
-    let observer = run_secrets.mask(view);
-    let identity = weft_engine::report::RunIdentity {
-        run_name: run_name.clone(),
-        run_uid: uid.clone(),
-        pipeline_name: prepared.plan.pipeline_name.clone(),
+    let store_path = runs::store_path(args.db.as_deref(), Some(&data_dir));
+    let mut opened = None;
+    let submission = launch::Submission {
+        source: source.clone(),
+        file: file.clone(),
+        params: supplied,
     };
-    let params = prepared.plan.params.clone();
-    // The desired statuses live in the run's store, so a crash between "finished" and
-    // "reported" can still deliver them.
-    let outbox: Arc<dyn weft_engine::outbox::OutboxStore> = match &options.durable {
-        Some(durable) => {
-            weft_engine::outbox::RunStoreOutbox::new(durable.store.clone(), durable.lease.clone())
+    let display = match output {
+        OutputFormat::Text => launch::Display::Text,
+        OutputFormat::Json => launch::Display::Json,
+    };
+    let open = || {
+        let store = runs::open_store(&store_path)?;
+        opened = Some(store.clone());
+        Ok(store)
+    };
+    let started = match launch::start(&args, submission, &registry, open, display).await {
+        Ok(started) => started,
+        Err(launch::LaunchError::Invalid(diagnostics)) => {
+            return report_invalid(&diagnostics, &source, output);
         }
-        None => weft_engine::outbox::MemoryOutbox::new(),
+        Err(launch::LaunchError::Failed(failure)) => return Err(failure),
     };
-    let reporters = access::reporters(
-        &registry,
-        &pipeline,
-        &args,
-        &params,
-        identity,
-        &run_secrets,
-        &http_allow,
-        outbox,
-        observer.clone(),
-    )
-    .await?;
-    let observer: Arc<dyn weft_engine::RunObserver> = match &reporters {
-        Some(reporters) => reporters.clone(),
-        None => observer,
-    };
-    if text {
-        println!("Run {run_name} of {file}");
+    if output == OutputFormat::Text {
+        println!("Run {} of {file}", started.run_name);
     }
-
-    let (cancel, cancel_rx) = cancel_channel();
+    let (color, log_dir) = (started.color, started.log_dir());
+    let (cancel, control) = cancel_channel();
     let signals = tokio::spawn(forward_signals(signals, cancel));
-    let started = Instant::now();
-    let summary = execute(prepared, options, observer, cancel_rx).await;
+    let clock = Instant::now();
+    let end = started.execute(control, false).await;
     signals.abort();
-    access::finish_reporting(reporters.as_ref(), report_timeout).await;
-    drop(run_secrets);
-    if let Err(err) = store.close() {
+    if let Some(store) = opened
+        && let Err(err) = store.close()
+    {
         eprintln!("weft: the run store did not close cleanly: {err}");
     }
-
-    let report_json = serde_json::to_string_pretty(&summary.report)
-        .map_err(|e| Failure::environment(format!("cannot encode the report: {e}")))?;
-    if let Err(err) = std::fs::write(run_dir.join("report.json"), &report_json) {
-        tracing::warn!(error = %err, "cannot keep the run's report");
-    }
-    match pipeline_args.output {
-        OutputFormat::Json => println!("{report_json}"),
-        OutputFormat::Text => print!(
+    let RunEnd::Finished(summary) = end else {
+        return Err(Failure::environment("the run was let go of before it ended"));
+    };
+    match output {
+        OutputFormat::Json => println!(
             "{}",
-            view::summary(&summary, started.elapsed(), color, &log_dir)
+            serde_json::to_string_pretty(&summary.report)
+                .map_err(|e| Failure::environment(format!("cannot encode the report: {e}")))?
         ),
+        OutputFormat::Text => print!("{}", view::summary(&summary, clock.elapsed(), color, &log_dir)),
     }
     Ok(summary.status.exit_code().clamp(0, 255) as u8)
 }
 
 /// Signals a run listens to. Installed before anything slow happens, so an early Ctrl-C
 /// is never lost to the default handler.
-struct Signals {
+pub(crate) struct Signals {
     #[cfg(unix)]
     interrupt: tokio::signal::unix::Signal,
     #[cfg(unix)]
@@ -473,7 +327,7 @@ struct Signals {
 }
 
 impl Signals {
-    fn install() -> Result<Signals, Failure> {
+    pub(crate) fn install() -> Result<Signals, Failure> {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
@@ -490,7 +344,7 @@ impl Signals {
 
     /// The cancel mode the next signal asks for: Ctrl-C is `CancelledRunFinally`, a second
     /// Ctrl-C `Cancelled`; SIGTERM asks for a graceful stop (`StoppedRunFinally`).
-    async fn next(&mut self, interrupts: &mut u32) -> Option<CancelMode> {
+    pub(crate) async fn next(&mut self, interrupts: &mut u32) -> Option<CancelMode> {
         #[cfg(unix)]
         {
             tokio::select! {

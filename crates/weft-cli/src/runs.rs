@@ -4,10 +4,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use weft_engine::{RunOptions, cancel_channel, execute, take_over};
+use weft_engine::{RunEnd, cancel_channel};
 use weft_store::{BatchConfig, BatchingStore, RunStore, SqliteStore, StoreLimits, Timestamp};
 
 use crate::cli::{OutputFormat, RunsCommand, StoreArgs};
+use crate::launch::{self, Display};
 use crate::{Failure, default_data_dir, registry, view};
 
 /// The store's file: `--db`, else `weft.db` in the data directory.
@@ -86,9 +87,23 @@ pub async fn command(command: RunsCommand) -> Result<u8, Failure> {
         RunsCommand::Recover {
             store,
             recover_timeout,
+            secrets,
             plugins,
-        } => recover(&store, &recover_timeout, &plugins).await,
+        } => recover(&store, &recover_timeout, &secrets, &plugins).await,
     }
+}
+
+/// One row of `weft runs list --output json` and `GET /api/v1/runs`.
+pub fn list_item(r: &weft_store::RunListItem) -> serde_json::Value {
+    serde_json::json!({
+        "name": r.name,
+        "pipeline": r.pipeline_name,
+        "phase": format!("{:?}", r.phase),
+        "status": r.status,
+        "createdAt": r.created_at.millis(),
+        "finishedAt": r.finished_at.map(Timestamp::millis),
+        "durationMs": r.duration().map(|d| d.as_millis() as u64),
+    })
 }
 
 fn list(args: &StoreArgs, limit: usize) -> Result<u8, Failure> {
@@ -97,17 +112,7 @@ fn list(args: &StoreArgs, limit: usize) -> Result<u8, Failure> {
     if args.output == OutputFormat::Json {
         let rows: Vec<_> = runs
             .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "name": r.name,
-                    "pipeline": r.pipeline_name,
-                    "phase": format!("{:?}", r.phase),
-                    "status": r.status,
-                    "createdAt": r.created_at.millis(),
-                    "finishedAt": r.finished_at.map(Timestamp::millis),
-                    "durationMs": r.duration().map(|d| d.as_millis() as u64),
-                })
-            })
+            .map(list_item)
             .collect();
         println!("{}", serde_json::Value::Array(rows));
         return Ok(0);
@@ -132,42 +137,63 @@ fn list(args: &StoreArgs, limit: usize) -> Result<u8, Failure> {
     Ok(0)
 }
 
+/// A run as `weft runs show --output json` and `GET /api/v1/runs/{run}` give it; `None`
+/// when there is no such run.
+pub fn run_document(
+    store: &dyn RunStore,
+    run: &str,
+) -> Result<Option<serde_json::Value>, weft_store::StoreError> {
+    let Some(record) = store.run(run)? else {
+        return Ok(None);
+    };
+    let attempts = store.attempts(run)?;
+    // Workspace snapshots: those kept in the store, and what happened to them (events).
+    let snapshots = crate::snapshots::Listing::of(store, run)?;
+    let report: serde_json::Value = record
+        .report_json
+        .as_deref()
+        .and_then(|r| serde_json::from_str(r).ok())
+        .unwrap_or(serde_json::Value::Null);
+    Ok(Some(serde_json::json!({
+        "name": record.submitted.name,
+        "pipeline": record.submitted.pipeline_name,
+        "phase": format!("{:?}", record.phase),
+        "status": record.status,
+        "reason": record.reason,
+        "recovery": record.submitted.recovery.as_str(),
+        "createdAt": record.submitted.created_at.millis(),
+        "finishedAt": record.finished_at.map(Timestamp::millis),
+        "report": report,
+        "attempts": attempts.iter().map(|a| serde_json::json!({
+            "id": a.id.to_string(),
+            "task": a.id.task,
+            "attempt": a.id.attempt,
+            "phase": format!("{:?}", a.phase),
+            "outcome": a.outcome.map(|o| format!("{o:?}")),
+            "reason": a.reason,
+            "exitCode": a.exit_code,
+            "message": a.message,
+            "results": serde_json::from_str::<serde_json::Value>(&a.results_json).unwrap_or_default(),
+        })).collect::<Vec<_>>(),
+        "snapshots": snapshots.stored,
+        "snapshotEvents": snapshots.events,
+    })))
+}
+
 fn show(args: &StoreArgs, run: &str) -> Result<u8, Failure> {
     let store = open_for(args)?;
+    if args.output == OutputFormat::Json {
+        let doc = run_document(store.as_ref(), run)
+            .map_err(store_failure)?
+            .ok_or_else(|| Failure::invalid(format!("no run named `{run}`")))?;
+        println!("{doc:#}");
+        return Ok(0);
+    }
     let record = store
         .run(run)
         .map_err(store_failure)?
         .ok_or_else(|| Failure::invalid(format!("no run named `{run}`")))?;
     let attempts = store.attempts(run).map_err(store_failure)?;
-    if args.output == OutputFormat::Json {
-        let report: serde_json::Value = record
-            .report_json
-            .as_deref()
-            .and_then(|r| serde_json::from_str(r).ok())
-            .unwrap_or(serde_json::Value::Null);
-        let doc = serde_json::json!({
-            "name": record.submitted.name,
-            "pipeline": record.submitted.pipeline_name,
-            "phase": format!("{:?}", record.phase),
-            "status": record.status,
-            "reason": record.reason,
-            "recovery": record.submitted.recovery.as_str(),
-            "report": report,
-            "attempts": attempts.iter().map(|a| serde_json::json!({
-                "id": a.id.to_string(),
-                "task": a.id.task,
-                "attempt": a.id.attempt,
-                "phase": format!("{:?}", a.phase),
-                "outcome": a.outcome.map(|o| format!("{o:?}")),
-                "reason": a.reason,
-                "exitCode": a.exit_code,
-                "message": a.message,
-                "results": serde_json::from_str::<serde_json::Value>(&a.results_json).unwrap_or_default(),
-            })).collect::<Vec<_>>(),
-        });
-        println!("{doc:#}");
-        return Ok(0);
-    }
     println!(
         "Run {} of {}: {} {}",
         record.submitted.name,
@@ -195,6 +221,9 @@ fn show(args: &StoreArgs, run: &str) -> Result<u8, Failure> {
             a.results_json
         );
     }
+    crate::snapshots::Listing::of(&*store, run)
+        .map_err(store_failure)?
+        .print();
     Ok(0)
 }
 
@@ -245,54 +274,56 @@ async fn logs(
 async fn recover(
     args: &StoreArgs,
     timeout: &str,
+    secrets: &[String],
     plugins: &crate::cli::PluginArgs,
 ) -> Result<u8, Failure> {
     let older_than = weft_core::duration::parse_go_duration(timeout)
         .map_err(|e| Failure::invalid(format!("--recover-timeout {timeout}: {e}")))?;
     let store = open_for(args)?;
-    let dyn_store: Arc<dyn RunStore> = store.clone();
-    let stale = dyn_store
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    let stale = store
         .stale_runs(Timestamp::now(), older_than)
         .map_err(store_failure)?;
-    if stale.is_empty() {
-        println!("no run to recover");
-        return Ok(0);
-    }
     let registry = registry(plugins)?;
-    let owner = owner();
+    let display = match args.output {
+        OutputFormat::Text => Display::Text,
+        OutputFormat::Json => Display::Json,
+    };
     let mut worst = 0;
+    let mut recovered_any = false;
     for run in stale {
-        let recovered = match take_over(
-            &dyn_store,
+        let (started, strategy) = match launch::recover(
+            &store,
             &registry,
             &run.id,
-            &owner,
             older_than,
-            heartbeat_every(),
+            &data_dir,
+            secrets,
+            display,
         )
         .await
         {
             Ok(recovered) => recovered,
-            Err(err) => {
-                eprintln!("weft: cannot recover `{}`: {err}", run.id);
+            Err(failure) => {
+                eprintln!("weft: {}", failure.message);
                 worst = worst.max(1);
                 continue;
             }
         };
-        let RunOptions { run_name, .. } = &recovered.options;
-        println!(
-            "Recovering {run_name} (strategy {})",
-            recovered.strategy.as_str()
-        );
-        let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-        let log_dir = data_dir.join("runs").join(run_name).join("logs");
-        let text = args.output == OutputFormat::Text;
-        let (view, color) =
-            view::LiveView::for_plan(&recovered.prepared.plan, text, log_dir.clone());
-        let view = Arc::new(view);
-        let (_cancel, cancel_rx) = cancel_channel();
-        let started = Instant::now();
-        let summary = execute(recovered.prepared, recovered.options, view, cancel_rx).await;
+        recovered_any = true;
+        if args.output == OutputFormat::Text {
+            println!(
+                "Recovering {} (strategy {})",
+                started.run_name,
+                strategy.as_str()
+            );
+        }
+        let (color, log_dir) = (started.color, started.log_dir());
+        let (_cancel, control) = cancel_channel();
+        let clock = Instant::now();
+        let RunEnd::Finished(summary) = started.execute(control, false).await else {
+            continue;
+        };
         match args.output {
             OutputFormat::Json => println!(
                 "{}",
@@ -301,7 +332,7 @@ async fn recover(
             OutputFormat::Text => {
                 print!(
                     "{}",
-                    view::summary(&summary, started.elapsed(), color, &log_dir)
+                    view::summary(&summary, clock.elapsed(), color, &log_dir)
                 );
                 if let Some(hits) = summary.report.run.checkpoint_hits {
                     println!("  checkpoints hit: {hits}");
@@ -309,6 +340,25 @@ async fn recover(
             }
         }
         worst = worst.max(summary.status.exit_code().clamp(0, 255) as u8);
+    }
+    // Finished runs whose final statuses never reached their forges.
+    for (run, missed) in
+        launch::deliver_leftovers(&store, &registry, older_than, &data_dir, secrets).await?
+    {
+        recovered_any = true;
+        if args.output == OutputFormat::Text {
+            println!("Delivered the statuses run {run} still owed");
+        }
+        for missed in missed {
+            eprintln!(
+                "weft: warning: run {run}: status `{:?}` for `{}` still not reported by {}: {}",
+                missed.desired, missed.context, missed.reporter, missed.error
+            );
+            worst = worst.max(1);
+        }
+    }
+    if !recovered_any && args.output == OutputFormat::Text {
+        println!("no run to recover");
     }
     store.close().map_err(store_failure)?;
     Ok(worst)

@@ -24,6 +24,8 @@ pub struct LiveView {
     pub color: bool,
     /// Where each task's full log is written.
     pub log_dir: PathBuf,
+    /// Print log lines at all (`false`: only keep them in files).
+    pub print_logs: bool,
     files: Mutex<HashMap<String, File>>,
     width: usize,
 }
@@ -42,8 +44,18 @@ impl LiveView {
             logs_to_stderr,
             color,
             log_dir,
+            print_logs: true,
             files: Mutex::new(HashMap::new()),
             width,
+        }
+    }
+
+    /// A view that prints nothing and keeps every task's log in `log_dir` (`weft serve`).
+    pub fn files_only(log_dir: PathBuf) -> Self {
+        LiveView {
+            transitions: false,
+            print_logs: false,
+            ..LiveView::new(false, false, false, log_dir, 0)
         }
     }
 
@@ -133,6 +145,9 @@ impl RunObserver for LiveView {
                     task,
                     &format!("{}{origin}{}", level_tag(line.level), line.text),
                 );
+                if !self.print_logs {
+                    return;
+                }
                 let prefix = self.paint(Style::new().dimmed(), &format!("[{task}]"));
                 self.say(
                     format!("  {prefix} {origin}{}", line.text),

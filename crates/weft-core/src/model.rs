@@ -97,13 +97,28 @@ pub struct PipelineResult {
     pub description: String,
 }
 
-/// One entry of `spec.decorators` (weft).
+/// One entry of `spec.decorators` (weft): a form decorator run when a run is submitted.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Decorator {
-    /// `id`.
+    /// `id`: the form decorator plugin.
     pub id: Spanned<String>,
-    /// `input`, kept as written.
+    /// `input`, kept as written (`Null` when absent).
     pub input: serde_json::Value,
+    /// Where `input` starts (the entry's position when absent).
+    pub input_pos: Pos,
+    /// `secrets`: the secrets the decorator may read.
+    pub secrets: Vec<Spanned<String>>,
+    /// Index within `spec.decorators`.
+    pub index: usize,
+    /// Where the entry starts.
+    pub pos: Pos,
+}
+
+impl Decorator {
+    /// Its path in the document, e.g. `spec.decorators[1]`.
+    pub fn path(&self) -> String {
+        format!("spec.decorators[{}]", self.index)
+    }
 }
 
 /// `spec.recovery.strategy` (weft): what happens to a run whose engine died.

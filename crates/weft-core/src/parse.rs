@@ -507,13 +507,18 @@ impl Cx<'_> {
         if let Some(node) = spec.get("decorators") {
             for (index, item) in self.seq(node, "spec.decorators").iter().enumerate() {
                 let path = format!("spec.decorators[{index}]");
-                if let Some(fields) = self.fields(item, &path, &["id", "input"], &[]) {
+                if let Some(fields) = self.fields(item, &path, &["id", "input", "secrets"], &[])
+                {
+                    let input = fields.get("input");
                     pipeline.decorators.push(Decorator {
                         id: self.required_string(&fields, "id", &path, item.pos),
-                        input: fields
-                            .get("input")
+                        input: input
                             .map(Node::to_json)
                             .unwrap_or(serde_json::Value::Null),
+                        input_pos: input.map_or(item.pos, |node| node.pos),
+                        secrets: self.string_list(&fields, "secrets", &path),
+                        index,
+                        pos: item.pos,
                     });
                 }
             }

@@ -62,9 +62,14 @@ pub struct RunOptions {
     pub access: crate::secrets::RunAccess,
     /// Where the run is journaled; `None` keeps it in memory only.
     pub durable: Option<Durable>,
+    /// Workspace snapshots after each task (durable runs only): [`crate::snapshot`].
+    pub snapshots: Option<crate::snapshot::SnapshotConfig>,
     /// Time the run already spent before this process took it over (recovery): deadlines
     /// are computed from the run's stored start, so a restart never extends them.
     pub elapsed_before: Duration,
+    /// Set by [`execute_until`] for durable runs: a suspend request lets go of the run
+    /// instead of stopping it.
+    suspendable: bool,
 }
 
 impl RunOptions {
@@ -83,7 +88,9 @@ impl RunOptions {
             http_allow_by_task: BTreeMap::new(),
             access: crate::secrets::RunAccess::default(),
             durable: None,
+            snapshots: None,
             elapsed_before: Duration::ZERO,
+            suspendable: false,
         }
     }
 }
@@ -134,21 +141,52 @@ impl RunObserver for Quiet {
     fn event(&self, _event: RunEvent<'_>) {}
 }
 
-/// A handle to cancel a run from elsewhere (Ctrl-C, an API call).
+/// What a run can be told from outside while it runs.
+#[derive(Debug, Clone, Copy)]
+enum Control {
+    /// Cancel the run in this mode (semantics.md section 6).
+    Cancel(CancelMode),
+    /// Stop this engine's work on the run without ending it (graceful shutdown): nothing
+    /// new starts, running attempts get `grace` to finish, and what is left stays in the
+    /// journal for another engine to recover.
+    Suspend(Duration),
+}
+
+/// A handle to cancel a run from elsewhere (Ctrl-C, an API call) or to suspend it.
 #[derive(Clone)]
-pub struct CancelHandle(mpsc::UnboundedSender<CancelMode>);
+pub struct CancelHandle(mpsc::UnboundedSender<Control>);
 
 impl CancelHandle {
     /// Asks the run to cancel in `mode`. Ignored once the run is over.
     pub fn cancel(&self, mode: CancelMode) {
-        let _ = self.0.send(mode);
+        let _ = self.0.send(Control::Cancel(mode));
+    }
+
+    /// Asks the engine to let go of the run (shutdown): no new attempt starts, running
+    /// ones may finish within `grace`, then the rest is left to recovery. Only durable runs
+    /// can be suspended; an in-memory run treats this as `StoppedRunFinally`.
+    pub fn suspend(&self, grace: Duration) {
+        let _ = self.0.send(Control::Suspend(grace));
     }
 }
 
+/// The receiving end of a [`CancelHandle`], which `execute` listens on.
+pub struct ControlReceiver(mpsc::UnboundedReceiver<Control>);
+
 /// A new cancel handle and the receiving end `execute` listens on.
-pub fn cancel_channel() -> (CancelHandle, mpsc::UnboundedReceiver<CancelMode>) {
+pub fn cancel_channel() -> (CancelHandle, ControlReceiver) {
     let (tx, rx) = mpsc::unbounded_channel();
-    (CancelHandle(tx), rx)
+    (CancelHandle(tx), ControlReceiver(rx))
+}
+
+/// How [`execute_until`] left a run.
+#[derive(Debug)]
+pub enum RunEnd {
+    /// The run is over.
+    Finished(Box<RunSummary>),
+    /// The engine let go of the run (see [`CancelHandle::suspend`]); it is still open in
+    /// the store, for recovery.
+    Suspended,
 }
 
 struct TaskLog {
@@ -171,13 +209,30 @@ struct Attempt {
     started: Instant,
 }
 
-/// Runs a prepared pipeline to its end and returns the summary.
+/// Runs a prepared pipeline to its end and returns the summary. A suspend request is
+/// treated as `StoppedRunFinally` here, so the run always ends.
 pub async fn execute(
     prepared: Prepared,
-    options: RunOptions,
+    mut options: RunOptions,
     observer: Arc<dyn RunObserver>,
-    cancel: mpsc::UnboundedReceiver<CancelMode>,
+    cancel: ControlReceiver,
 ) -> RunSummary {
+    options.suspendable = false;
+    match Driver::new(prepared, options, observer).run(cancel).await {
+        RunEnd::Finished(summary) => *summary,
+        RunEnd::Suspended => unreachable!("a run that cannot be suspended was suspended"),
+    }
+}
+
+/// Runs a prepared pipeline until it ends or, for a durable run, until the engine is told
+/// to let go of it ([`CancelHandle::suspend`]).
+pub async fn execute_until(
+    prepared: Prepared,
+    mut options: RunOptions,
+    observer: Arc<dyn RunObserver>,
+    cancel: ControlReceiver,
+) -> RunEnd {
+    options.suspendable = options.durable.is_some();
     Driver::new(prepared, options, observer).run(cancel).await
 }
 
@@ -198,6 +253,9 @@ struct Driver {
     phantoms: Vec<(NodeId, u32)>,
     summary: Option<RunSummary>,
     journal: Option<Journal>,
+    /// Set once the engine was told to let go of the run: when running attempts must be
+    /// done. Nothing new launches meanwhile.
+    suspend_by: Option<Instant>,
 }
 
 impl Driver {
@@ -223,6 +281,7 @@ impl Driver {
             phantoms: Vec::new(),
             summary: None,
             journal,
+            suspend_by: None,
         }
     }
 
@@ -242,7 +301,7 @@ impl Driver {
         }
     }
 
-    async fn run(mut self, mut cancel: mpsc::UnboundedReceiver<CancelMode>) -> RunSummary {
+    async fn run(mut self, mut cancel: ControlReceiver) -> RunEnd {
         // Deadlines count from the run's first start, not this process's.
         let started = Instant::now()
             .checked_sub(self.options.elapsed_before)
@@ -267,19 +326,27 @@ impl Driver {
         if let Some(journal) = self.journal.as_mut() {
             journal.run_phase(weft_core::RunPhase::Running);
         }
-        let summary = self.drive(started, &mut cancel, &mut lost_lease).await;
+        let end = self.drive(started, &mut cancel, &mut lost_lease).await;
         if let Some(heartbeat) = heartbeat {
             heartbeat.abort();
+            let _ = heartbeat.await;
         }
-        summary
+        if let (RunEnd::Suspended, Some(journal)) = (&end, &self.journal) {
+            // Another engine may take the run over at once, not after the recovery timeout.
+            let durable = journal.durable();
+            if let Err(err) = durable.store.release(&durable.lease) {
+                tracing::warn!(error = %err, "cannot release the suspended run's lease");
+            }
+        }
+        end
     }
 
     async fn drive(
         &mut self,
         started: Instant,
-        cancel: &mut mpsc::UnboundedReceiver<CancelMode>,
+        cancel: &mut ControlReceiver,
         lost_lease: &mut mpsc::UnboundedReceiver<String>,
-    ) -> RunSummary {
+    ) -> RunEnd {
         self.pipeline_deadline = self.options.timeouts.pipeline.map(|d| started + d);
         self.tasks_deadline = self.options.timeouts.tasks.map(|d| started + d);
         let mut cancel_open = true;
@@ -322,7 +389,10 @@ impl Driver {
                     }
                 }
                 self.observer.event(RunEvent::Finished(&summary));
-                return summary;
+                return RunEnd::Finished(Box::new(summary));
+            }
+            if self.suspend_by.is_some() && self.running.is_empty() {
+                return self.let_go();
             }
             let actions = tokio::select! {
                 Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => match joined {
@@ -336,9 +406,20 @@ impl Driver {
                     self.journal = None;
                     self.state.infra_error(format!("lost the run's lease: {why}"))
                 },
-                mode = cancel.recv(), if cancel_open => match mode {
-                    Some(mode) => self.state.cancel(mode),
+                control = cancel.0.recv(), if cancel_open => match control {
+                    Some(Control::Cancel(mode)) => self.state.cancel(mode),
+                    Some(Control::Suspend(grace)) if self.options.suspendable && self.journal.is_some() => {
+                        tracing::info!(run = %self.options.run_name, grace_ms = grace.as_millis() as u64, "letting go of the run");
+                        let by = Instant::now() + grace;
+                        self.suspend_by = Some(self.suspend_by.map_or(by, |b| b.min(by)));
+                        Vec::new()
+                    }
+                    Some(Control::Suspend(_)) => self.state.cancel(CancelMode::StoppedRunFinally),
                     None => { cancel_open = false; Vec::new() }
+                },
+                () = sleep_until(self.suspend_by) => {
+                    // Grace is over: what still runs is left to recovery.
+                    return self.let_go();
                 },
                 () = sleep_until(self.pipeline_deadline) => {
                     self.pipeline_deadline = None;
@@ -429,9 +510,31 @@ impl Driver {
         }
     }
 
+    /// Lets go of a suspended run: running attempts are stopped without a record (they
+    /// stay in flight for recovery), queued ones are marked as never started, and
+    /// everything written so far is made durable.
+    fn let_go(&mut self) -> RunEnd {
+        for (_, attempt) in self.running.drain() {
+            attempt.abort.abort();
+        }
+        self.tasks.abort_all();
+        if let Some(journal) = self.journal.as_mut() {
+            for start in &self.queue {
+                journal.not_started(&start.name, start.attempt);
+            }
+            if let Err(err) = journal.flush() {
+                tracing::error!(error = %err, "cannot make the suspended run's journal durable");
+            }
+        }
+        RunEnd::Suspended
+    }
+
     /// Starts queued attempts while there is room.
     fn launch(&mut self) -> Vec<Action> {
         let mut actions = Vec::new();
+        if self.suspend_by.is_some() {
+            return actions;
+        }
         while self.running.len() < self.options.parallelism.max(1) {
             let Some(start) = self.queue.pop_front() else {
                 break;
@@ -445,11 +548,23 @@ impl Driver {
             };
             let plugin = resolved.plugin.clone();
             let request = self.request(&start, &resolved);
+            // Workspace snapshots, taken before the driver hears of the ending (snapshot.rs).
+            let snapshots = crate::snapshot::AfterTask::plan(
+                self.options.snapshots.as_ref(),
+                self.journal.as_ref().map(Journal::durable),
+                &self.options.access.read_only_workspaces,
+                &start,
+                &request,
+            );
             let (node, attempt) = (start.node, start.attempt);
             fault::point("task-start-before");
-            let abort = self
-                .tasks
-                .spawn(async move { (node, attempt, plugin.run(request).await) });
+            let abort = self.tasks.spawn(async move {
+                let report = plugin.run(request).await;
+                if let Some(snapshots) = snapshots {
+                    snapshots.run().await;
+                }
+                (node, attempt, report)
+            });
             self.running.insert(
                 node,
                 Attempt {

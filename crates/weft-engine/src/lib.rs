@@ -5,6 +5,7 @@
 //!
 //! [`RunState`]: weft_core::RunState
 
+pub mod decorate;
 pub mod execute;
 pub mod fault;
 pub mod outbox;
@@ -14,9 +15,15 @@ pub mod recover;
 pub mod registry;
 pub mod report;
 pub mod secrets;
+pub mod snapshot;
 
+pub use decorate::{
+    DecorateError, DecorateOptions, Decorated, DecoratorChange, decorate_submission,
+    record_decorations, recorded_decorations,
+};
 pub use execute::{
-    CancelHandle, Quiet, RunEvent, RunObserver, RunOptions, RunTimeouts, cancel_channel, execute,
+    CancelHandle, ControlReceiver, Quiet, RunEnd, RunEvent, RunObserver, RunOptions, RunTimeouts,
+    cancel_channel, execute, execute_until,
 };
 pub use persist::{Durable, Replay};
 pub use prepare::{PLUGIN_UNUSABLE, Prepared, prepare};

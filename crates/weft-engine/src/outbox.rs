@@ -322,6 +322,15 @@ impl RunStoreOutbox {
         self.store.write(op).map_err(|e| e.to_string())
     }
 
+    /// The row key of `key`: rows are kept under the store's run id (the lease's run), so
+    /// an engine recovering the run finds them from the run alone.
+    fn row_key(&self, key: &OutboxKey) -> OutboxKey {
+        OutboxKey {
+            run: self.lease.run.clone(),
+            ..key.clone()
+        }
+    }
+
     fn details(&self) -> std::sync::MutexGuard<'_, BTreeMap<OutboxKey, DesiredStatus>> {
         self.detail
             .lock()
@@ -348,7 +357,7 @@ impl OutboxStore for RunStoreOutbox {
     fn desire(&self, key: &OutboxKey, desired: &DesiredStatus) -> Result<bool, OutboxError> {
         let ack = self.write(WriteOp::OutboxDesire {
             lease: self.lease.clone(),
-            key: key.clone(),
+            key: self.row_key(key),
             state: desired.status.report_state(),
             description: Self::description(desired),
             at: now(),
@@ -370,7 +379,7 @@ impl OutboxStore for RunStoreOutbox {
     fn delivered(&self, key: &OutboxKey, status: ReportStatus) -> Result<(), OutboxError> {
         self.write(WriteOp::OutboxDelivered {
             lease: self.lease.clone(),
-            key: key.clone(),
+            key: self.row_key(key),
             state: status.report_state(),
             at: now(),
         })
@@ -391,7 +400,7 @@ impl OutboxStore for RunStoreOutbox {
         };
         self.write(WriteOp::OutboxFailed {
             lease: self.lease.clone(),
-            key: key.clone(),
+            key: self.row_key(key),
             error,
             next_attempt_at: next,
             at: now(),
@@ -400,11 +409,16 @@ impl OutboxStore for RunStoreOutbox {
     }
 
     fn entries(&self, run: &str) -> Result<Vec<OutboxEntry>, OutboxError> {
-        let rows = self.store.outbox(run).map_err(|e| e.to_string())?;
+        let rows = self
+            .store
+            .outbox(&self.lease.run)
+            .map_err(|e| e.to_string())?;
         let details = self.details();
         Ok(rows
             .into_iter()
-            .map(|row| {
+            .map(|mut row| {
+                // Back to the caller's run key (the run's uid).
+                row.key.run = run.to_string();
                 let status = ReportStatus::from_report_state(row.desired);
                 let desired = details
                     .get(&row.key)

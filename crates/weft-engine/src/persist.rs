@@ -24,6 +24,8 @@ use weft_store::{
 
 /// Event kind of a journaled attempt ending.
 pub const ATTEMPT_ENDED: &str = "attempt-ended";
+/// Event kind of a queued attempt the engine never began (it let go of the run).
+pub const ATTEMPT_NOT_STARTED: &str = "attempt-not-started";
 /// Event kind recording the attempt-number offsets after a `startOver`.
 pub const ATTEMPT_BASE: &str = "attempt-base";
 
@@ -182,6 +184,20 @@ impl Journal {
             task: Some(task.to_string()),
             attempt: Some(self.attempt_id(task, attempt).attempt),
             data_json: serde_json::to_string(ended).unwrap_or_else(|_| "{}".into()),
+        };
+        let lease = self.durable.lease.clone();
+        self.enqueue(WriteOp::Event { lease, event });
+    }
+
+    /// Records that a queued attempt was never begun (the engine let go of the run first):
+    /// recovery starts it like any new attempt instead of treating it as in flight.
+    pub(crate) fn not_started(&mut self, task: &str, attempt: u32) {
+        let event = NewEvent {
+            at: Timestamp::now(),
+            kind: ATTEMPT_NOT_STARTED.to_string(),
+            task: Some(task.to_string()),
+            attempt: Some(self.attempt_id(task, attempt).attempt),
+            data_json: "{}".into(),
         };
         let lease = self.durable.lease.clone();
         self.enqueue(WriteOp::Event { lease, event });

@@ -84,13 +84,18 @@ pub async fn prepare(
             );
         }
     }
+    // `spec.decorators`: each id a form decorator, each input matching its schema.
+    diagnostics.extend(crate::decorate::check_decorators(registry, &pipeline).await);
     let catalog = Catalog {
         described,
         known: registry.names(),
     };
     match Plan::new(&pipeline, supplied, Some(&catalog)) {
         Ok(plan) if diagnostics.is_empty() => Ok(Prepared { plan, plugins }),
-        Ok(_) => Err(diagnostics),
+        Ok(_) => {
+            diagnostics.sort_by_key(|d| (d.line, d.column));
+            Err(diagnostics)
+        }
         Err(found) => {
             diagnostics.extend(found.into_iter().filter(|d| {
                 !(d.code == weft_core::diag::codes::UNKNOWN_PLUGIN

@@ -14,7 +14,7 @@ use weft_runtime::HttpRule;
 use weft_store::{Lease, NewEvent, NewRun, Recovery, RunStore, StoreError, Timestamp, WriteOp};
 
 use crate::execute::{RunOptions, RunTimeouts};
-use crate::persist::{ATTEMPT_BASE, ATTEMPT_ENDED, Durable, Ended, Replay};
+use crate::persist::{ATTEMPT_BASE, ATTEMPT_ENDED, ATTEMPT_NOT_STARTED, Durable, Ended, Replay};
 use crate::prepare::{Prepared, prepare};
 use crate::registry::PluginRegistry;
 
@@ -40,6 +40,27 @@ pub struct StoredOptions {
     /// Per-task `--allow-http TASK=RULE` rules as written.
     #[serde(default)]
     pub http_allow_by_task: BTreeMap<String, Vec<String>>,
+    /// Workspace snapshots (`spec.workspaceSnapshots`, `--workspace-snapshots`).
+    #[serde(default)]
+    pub snapshots: Option<crate::snapshot::StoredSnapshotConfig>,
+    /// The run's unique id (`$(context.pipelineRun.uid)`, the reporter outbox's run key).
+    #[serde(default)]
+    pub run_uid: String,
+    /// `--grant TASK=SECRET` flags as written (names only).
+    #[serde(default)]
+    pub grants: Vec<String>,
+    /// `--workspace NAME=secret:SECRET` bindings: workspace and secret names.
+    #[serde(default)]
+    pub secret_workspaces: Vec<(String, String)>,
+    /// `--report FORGE:CONFIG` flags as written (they name secrets, never hold them).
+    #[serde(default)]
+    pub reports: Vec<String>,
+    /// How long to wait for statuses to be delivered after the run, in milliseconds.
+    #[serde(default)]
+    pub report_timeout_ms: Option<u64>,
+    /// The data directory the run's logs and report go to.
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
 }
 
 impl StoredOptions {
@@ -64,6 +85,12 @@ impl StoredOptions {
                     )
                 })
                 .collect(),
+            run_uid: options.run_uid.clone(),
+            snapshots: options
+                .snapshots
+                .as_ref()
+                .map(crate::snapshot::SnapshotConfig::stored),
+            ..StoredOptions::default()
         }
     }
 }
@@ -80,11 +107,13 @@ pub fn recovery_of(source: &str, file: &str) -> Recovery {
     }
 }
 
-/// Records a new run and takes its lease.
+/// Records a new run and takes its lease. `stored` is what another engine needs to
+/// continue it (see [`StoredOptions::of`]).
 #[allow(clippy::too_many_arguments)]
 pub fn submit(
     store: &Arc<dyn RunStore>,
     options: &RunOptions,
+    stored: &StoredOptions,
     pipeline_name: &str,
     source: &str,
     file: &str,
@@ -97,8 +126,7 @@ pub fn submit(
         pipeline_name: pipeline_name.to_string(),
         pipeline_source: source.to_string(),
         params_json: serde_json::to_string(params).unwrap_or_else(|_| "{}".into()),
-        options_json: serde_json::to_string(&StoredOptions::of(options, file))
-            .unwrap_or_else(|_| "{}".into()),
+        options_json: serde_json::to_string(stored).unwrap_or_else(|_| "{}".into()),
         created_at: Timestamp::now(),
         recovery: recovery_of(source, file),
     };
@@ -119,6 +147,14 @@ pub enum RecoverError {
         /// The first problems.
         detail: String,
     },
+    /// A workspace snapshot could not be restored (nothing ran).
+    #[error("run `{run}`: cannot restore its workspace snapshots: {detail}")]
+    Snapshot {
+        /// The run.
+        run: String,
+        /// What failed.
+        detail: String,
+    },
 }
 
 /// A run taken over from a stopped engine, ready for [`crate::execute`].
@@ -129,6 +165,14 @@ pub struct Recovered {
     pub options: RunOptions,
     /// The strategy applied.
     pub strategy: Recovery,
+    /// Workspaces restored from their latest snapshot before anything re-runs.
+    pub restored: Vec<crate::snapshot::Restored>,
+    /// How the run was asked for (grants, reporters, secret workspaces to set up again).
+    pub stored: StoredOptions,
+    /// The pipeline as submitted.
+    pub source: String,
+    /// The run's params as submitted.
+    pub params: BTreeMap<String, ParamValue>,
 }
 
 /// Claims `run` and rebuilds it for execution.
@@ -207,19 +251,35 @@ pub async fn take_over(
             };
             replay.ended.insert((task.clone(), attempt), ended);
         }
-        let ended: HashSet<(String, u32)> = replay.ended.keys().cloned().collect();
+        let mut settled: HashSet<(String, u32)> = replay.ended.keys().cloned().collect();
+        // Queued attempts the engine never began before it let go of the run start afresh.
+        for event in events
+            .iter()
+            .filter(|e| e.event.kind == ATTEMPT_NOT_STARTED)
+        {
+            if let (Some(task), Some(stored)) = (&event.event.task, event.event.attempt)
+                && let Some(attempt) = local(task, stored)
+            {
+                settled.insert((task.clone(), attempt));
+            }
+        }
         for attempt in attempts.iter().filter(|a| !a.is_terminal()) {
             if let Some(local) = local(&attempt.id.task, attempt.id.attempt) {
                 let key = (attempt.id.task.clone(), local);
-                if !ended.contains(&key) {
+                if !settled.contains(&key) {
                     replay.in_flight.insert(key);
                 }
             }
         }
     }
 
-    let mut options = RunOptions::new(&submitted.name, &submitted.id);
-    options.workspaces = stored.workspaces;
+    let uid = if stored.run_uid.is_empty() {
+        submitted.id.clone()
+    } else {
+        stored.run_uid.clone()
+    };
+    let mut options = RunOptions::new(&submitted.name, uid);
+    options.workspaces = stored.workspaces.clone();
     if stored.parallelism > 0 {
         options.parallelism = stored.parallelism;
     }
@@ -252,9 +312,28 @@ pub async fn take_over(
         replay: Some(Arc::new(replay)),
         heartbeat_every,
     });
+    // Workspace snapshots: every strategy re-runs something (finally tasks at least), so
+    // each workspace gets the files the last finished task left (snapshot.rs).
+    let mut restored = Vec::new();
+    if let (Some(config), Some(durable)) = (&stored.snapshots, &options.durable) {
+        let failed = |detail: String| RecoverError::Snapshot {
+            run: run.to_string(),
+            detail,
+        };
+        let config = crate::snapshot::SnapshotConfig::from_stored(config).map_err(failed)?;
+        restored =
+            crate::snapshot::restore_run(store, &durable.lease, &config, &options.workspaces)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+        options.snapshots = Some(config);
+    }
     Ok(Recovered {
         prepared,
         options,
         strategy,
+        restored,
+        stored,
+        source: submitted.pipeline_source.clone(),
+        params,
     })
 }

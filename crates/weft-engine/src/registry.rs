@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use weft_core::PluginCatalog;
 use weft_core::contract::PluginInfo;
-use weft_runtime::{LoadError, Plugin, Runtime};
+use weft_runtime::{LoadError, Plugin, PluginKind, Runtime};
 
 /// Why a plugin could not be had.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -42,6 +42,8 @@ pub struct ResolvedPlugin {
     pub plugin: Plugin,
     /// What it said about itself.
     pub info: PluginInfo,
+    /// For a form decorator, the JSON Schema (text) of its input; `None` for other kinds.
+    pub input_schema: Option<String>,
 }
 
 /// The plugins one process can use.
@@ -126,14 +128,21 @@ impl PluginRegistry {
             Source::File(path) => self.runtime.load_file(path),
         };
         let plugin = loaded.map_err(|e| PluginError::Load(e.to_string()))?;
-        let info = plugin
-            .describe()
-            .await
-            .map_err(|report| PluginError::Describe {
-                name: name.to_string(),
-                detail: format!("{:?}", report.ending),
-            })?;
-        Ok(ResolvedPlugin { plugin, info })
+        let failed = |report: weft_runtime::TaskReport| PluginError::Describe {
+            name: name.to_string(),
+            detail: format!("{:?}", report.ending),
+        };
+        let (info, input_schema) = if plugin.kind() == PluginKind::FormDecorator {
+            let described = plugin.describe_decorator().await.map_err(failed)?;
+            (described.info, Some(described.input_schema))
+        } else {
+            (plugin.describe().await.map_err(failed)?, None)
+        };
+        Ok(ResolvedPlugin {
+            plugin,
+            info,
+            input_schema,
+        })
     }
 }
 

@@ -621,6 +621,9 @@ impl Shared {
                     }
                 }
             };
+            if desired.task.is_none() && desired.status.is_terminal() {
+                crate::fault::point("report-final-before");
+            }
             let result = active
                 .plugin
                 .plugin

@@ -136,16 +136,47 @@ impl SecretStore {
         self.secrets.values().flat_map(BTreeMap::values)
     }
 
+    /// Every secret's name (without keys), sorted.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.secrets.keys().map(String::as_str)
+    }
+
+    /// Adds every key of `other` (e.g. a run's decorator secrets), replacing keys this
+    /// store already has under the same names.
+    pub fn extend(&mut self, other: &SecretStore) {
+        for (name, keys) in &other.secrets {
+            let entry = self.secrets.entry(name.clone()).or_default();
+            for (key, value) in keys {
+                entry.insert(key.clone(), value.clone());
+            }
+        }
+    }
+
     /// Loads the embedded store from `dir/secrets.json`, creating it (empty, mode 0600)
     /// when missing. Returns the store and warnings (short values, loose permissions).
     pub fn load_file(dir: &Path) -> Result<(SecretStore, Vec<String>), String> {
+        Self::ensure_file(dir)?;
+        Self::read_file(dir)
+    }
+
+    /// Creates `dir/secrets.json` (empty, mode 0600) when it is missing.
+    pub fn ensure_file(dir: &Path) -> Result<(), String> {
         let path = dir.join(SECRETS_FILE);
-        let mut warnings = Vec::new();
         if !path.exists() {
             std::fs::create_dir_all(dir)
                 .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
             write_private(&path, b"{}\n")
                 .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    /// Reads `dir/secrets.json` without creating anything: a missing file holds no
+    /// secrets. Returns the store and warnings (short values, loose permissions).
+    pub fn read_file(dir: &Path) -> Result<(SecretStore, Vec<String>), String> {
+        let path = dir.join(SECRETS_FILE);
+        let mut warnings = Vec::new();
+        if !path.exists() {
             return Ok((SecretStore::new(), warnings));
         }
         #[cfg(unix)]

@@ -41,7 +41,9 @@ pub use grants::{Grants, WorkspaceMount};
 pub use limits::{LimitKind, Limits};
 pub use load::LoadError;
 pub use masking::Masker;
-pub use plugin::{Plugin, PluginKind, TaskContext, TaskReport, TaskRequest};
+pub use plugin::{
+    Decorated, DecoratorInfo, Plugin, PluginKind, TaskContext, TaskReport, TaskRequest,
+};
 
 use state::HostState;
 

@@ -62,6 +62,25 @@ pub mod decorator {
     pub use crate::bindings::decorator::exports::weft::plugin::form_decorator_plugin::Decoration;
 }
 
+/// What a form decorator says about itself (`describe()`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecoratorInfo {
+    /// Id (`name`), version, description and capabilities.
+    pub info: PluginInfo,
+    /// The JSON Schema (text) its `input` must match; empty accepts any input.
+    pub input_schema: String,
+}
+
+/// What a form decorator returned: the new form state and the run-scoped secrets to add
+/// (`NAME` or `NAME.KEY`, value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decorated {
+    /// The params after the decorator, in full.
+    pub params: BTreeMap<String, ParamValue>,
+    /// Run-scoped secrets to add, in the order given.
+    pub secrets: Vec<(String, String)>,
+}
+
 /// Where a task runs: what the plugin sees in its `task-context`.
 #[derive(Debug, Clone, Default)]
 pub struct TaskContext {
@@ -232,21 +251,34 @@ impl Plugin {
                 })
                 .await?
             }
-            PluginKind::FormDecorator => {
-                self.invoke(&request, &[], &[], async move |store| {
-                    let decorator = crate::bindings::decorator::FormDecoratorPre::new(pre)?
-                        .instantiate_async(&mut *store)
-                        .await?;
-                    decorator
-                        .weft_plugin_form_decorator_plugin()
-                        .call_describe(&mut *store)
-                        .await
-                })
-                .await?
-            }
+            PluginKind::FormDecorator => return Ok(self.describe_decorator().await?.info),
             PluginKind::Command => unreachable!("commands are described above"),
         };
         Ok(info_from_wit(info))
+    }
+
+    /// Asks a form decorator to describe itself, with the JSON Schema of its input.
+    pub async fn describe_decorator(&self) -> Result<DecoratorInfo, TaskReport> {
+        self.expect_kind(PluginKind::FormDecorator)?;
+        let mut request = TaskRequest::new(format!("{}:describe", self.inner.name));
+        request.limits.cpu_budget = std::time::Duration::from_secs(10);
+        request.limits.wall_clock = Some(std::time::Duration::from_secs(30));
+        let pre = self.inner.pre.clone();
+        let raw = self
+            .invoke(&request, &[], &[], async move |store| {
+                let decorator = crate::bindings::decorator::FormDecoratorPre::new(pre)?
+                    .instantiate_async(&mut *store)
+                    .await?;
+                decorator
+                    .weft_plugin_form_decorator_plugin()
+                    .call_describe(&mut *store)
+                    .await
+            })
+            .await?;
+        Ok(DecoratorInfo {
+            info: info_from_wit(raw.info),
+            input_schema: raw.input_schema,
+        })
     }
 
     /// Runs `call` on a fresh store for `request`: waits for a pool slot, applies the
@@ -309,15 +341,16 @@ impl Plugin {
         .await
     }
 
-    /// Runs a form decorator on the submission's params with its `input` (JSON text).
-    /// `Ok(Err(message))` is the decorator refusing the submission.
+    /// Runs a form decorator on the submission's params with its `input` (JSON text), under
+    /// `request`'s grants and limits (the decoration and a refusal's message count against
+    /// `limits.result_bytes`). `Ok(Err(message))` is the decorator refusing the submission;
+    /// `Err` is a limit, trap or denied capability, with a reason naming it.
     pub async fn decorate(
         &self,
         request: TaskRequest,
         form_state: &BTreeMap<String, ParamValue>,
         input: &str,
-    ) -> Result<Result<(BTreeMap<String, ParamValue>, Vec<(String, String)>), String>, TaskReport>
-    {
+    ) -> Result<Result<Decorated, String>, TaskReport> {
         self.expect_kind(PluginKind::FormDecorator)?;
         self.check_grants(&request)?;
         let pre = self.inner.pre.clone();
@@ -337,13 +370,35 @@ impl Plugin {
                     .await
             })
             .await?;
-        Ok(decorated.map(|decoration| {
-            let params = decoration
+        let size = match &decorated {
+            Ok(decoration) => {
+                decoration
+                    .params
+                    .iter()
+                    .map(|(name, value)| name.len() + value_len(value))
+                    .sum::<usize>()
+                    + decoration
+                        .secrets
+                        .iter()
+                        .map(|(name, value)| name.len() + value.len())
+                        .sum::<usize>()
+            }
+            Err(message) => message.len(),
+        };
+        let budget = request.limits.result_bytes;
+        if size > budget {
+            return Err(TaskReport::limit(
+                LimitKind::ResultBytes,
+                format!("the decorator returned {size} bytes; the limit is {budget} bytes"),
+            ));
+        }
+        Ok(decorated.map(|decoration| Decorated {
+            params: decoration
                 .params
                 .into_iter()
                 .map(|(name, value)| (name, value_from_wit(value)))
-                .collect();
-            (params, decoration.secrets)
+                .collect(),
+            secrets: decoration.secrets,
         }))
     }
 
@@ -613,6 +668,14 @@ fn value_to_wit(value: &ParamValue) -> wit::ParamValue {
         ParamValue::Object(map) => {
             wit::ParamValue::Object(map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         }
+    }
+}
+
+fn value_len(value: &wit::ParamValue) -> usize {
+    match value {
+        wit::ParamValue::Str(s) => s.len(),
+        wit::ParamValue::Array(items) => items.iter().map(String::len).sum(),
+        wit::ParamValue::Object(pairs) => pairs.iter().map(|(k, v)| k.len() + v.len()).sum(),
     }
 }
 

@@ -71,11 +71,19 @@
 //! goes through `wasi:http` (the `http` cargo feature, `weft_sdk::http::get`), to granted hosts
 //! only (declare them with [`PluginInfo::http_host`]).
 //!
+//! # Other kinds of plugins
+//!
+//! The same crate writes status reporters ([`reporter`]: `impl Reporter` +
+//! [`export_reporter!`]) and form decorators ([`decorator`]: `impl Decorator` +
+//! [`export_decorator!`], code that shapes a run's params and secrets when it is
+//! submitted).
+//!
 //! The WIT version the SDK was built against ([`WIT_VERSION`]) is part of the exported
 //! interface's name, `weft:plugin/task-plugin@0.1.0`; the host checks it.
 
 pub mod checkpoint;
 mod context;
+pub mod decorator;
 #[cfg(feature = "http")]
 pub mod http;
 mod info;
@@ -86,6 +94,7 @@ pub mod secrets;
 
 pub use checkpoint::checkpoint;
 pub use context::{Context, ParamError};
+pub use decorator::Decorator;
 pub use info::{Param, PluginInfo, Workspace};
 pub use outcome::Outcome;
 pub use reporter::Reporter;

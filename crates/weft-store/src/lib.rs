@@ -33,7 +33,7 @@
 //! - **The outbox never regresses:** desired and delivered states only move
 //!   pending -> running -> terminal, and a terminal state is final ([`ReportState`]).
 //! - **Snapshots** above [`StoreLimits::snapshot_max_bytes`] are refused; only the last
-//!   [`StoreLimits::snapshots_per_run`] of a run are kept.
+//!   `keep` of a run's workspace (at most [`StoreLimits::snapshots_per_run`]) are kept.
 //! - **Corruption is an error, never a panic or a silent reset.** Opening checks the file
 //!   header and runs `PRAGMA quick_check`; a bad file is [`StoreError::Corrupt`] naming it.
 //!   A row that does not decode is [`StoreError::BadRow`].

@@ -447,6 +447,7 @@ impl SqliteStore {
                 workspace,
                 data,
                 at,
+                keep,
             } => {
                 check_lease(tx, &lease.run, &lease, &self.path)?;
                 ensure_unfinished(tx, &lease.run, "a snapshot", &self.path)?;
@@ -474,13 +475,13 @@ impl SqliteStore {
                 })
                 .map_err(e)?;
                 let id = tx.last_insert_rowid();
+                let keep = keep.clamp(1, self.limits.snapshots_per_run.max(1));
                 tx.prepare_cached(
-                    "DELETE FROM snapshots WHERE run = ?1 AND id NOT IN
-                         (SELECT id FROM snapshots WHERE run = ?1 ORDER BY id DESC LIMIT ?2)",
+                    "DELETE FROM snapshots WHERE run = ?1 AND workspace = ?2 AND id NOT IN
+                         (SELECT id FROM snapshots WHERE run = ?1 AND workspace = ?2
+                          ORDER BY id DESC LIMIT ?3)",
                 )
-                .and_then(|mut s| {
-                    s.execute(params![lease.run, i64::from(self.limits.snapshots_per_run)])
-                })
+                .and_then(|mut s| s.execute(params![lease.run, workspace, i64::from(keep)]))
                 .map_err(e)?;
                 Ok(WriteAck::Snapshot(to_u64("snapshots", "id", id)?))
             }

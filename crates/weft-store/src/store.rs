@@ -35,6 +35,13 @@ pub trait RunStore: Send + Sync {
     /// lease is no longer current. Durable on return.
     fn heartbeat(&self, lease: &Lease, now: Timestamp) -> Result<()>;
 
+    /// Gives a lease up (graceful shutdown): the run counts as abandoned at once, so the
+    /// next engine recovers it without waiting for the recovery timeout. The holder keeps
+    /// its token until someone claims the run.
+    fn release(&self, lease: &Lease) -> Result<()> {
+        self.heartbeat(lease, Timestamp(0))
+    }
+
     /// Unfinished runs whose heartbeat is older than `now - older_than` (or missing), oldest
     /// first: the runs to recover on start-up.
     fn stale_runs(&self, now: Timestamp, older_than: Duration) -> Result<Vec<StaleRun>>;

@@ -540,7 +540,8 @@ pub enum WriteOp {
         /// When.
         at: Timestamp,
     },
-    /// Stores a workspace snapshot (rejected above the size cap); keeps the last N per run.
+    /// Stores a workspace snapshot (rejected above the size cap); keeps the last `keep`
+    /// (at most [`StoreLimits::snapshots_per_run`]) of the run's workspace.
     Snapshot {
         /// Writer's lease.
         lease: Lease,
@@ -552,6 +553,8 @@ pub enum WriteOp {
         data: Vec<u8>,
         /// When.
         at: Timestamp,
+        /// Snapshots of this run's workspace to keep, this one included (0 counts as 1).
+        keep: u32,
     },
 }
 
@@ -617,7 +620,8 @@ pub struct StoreLimits {
     pub log_bytes_per_task: u64,
     /// Largest snapshot accepted.
     pub snapshot_max_bytes: u64,
-    /// Snapshots kept per run (oldest deleted first).
+    /// Most snapshots kept per (run, workspace), whatever a write asks for (oldest
+    /// deleted first).
     pub snapshots_per_run: u32,
 }
 
@@ -626,7 +630,7 @@ impl Default for StoreLimits {
         StoreLimits {
             log_bytes_per_task: 4 << 20,
             snapshot_max_bytes: 64 << 20,
-            snapshots_per_run: 3,
+            snapshots_per_run: 16,
         }
     }
 }

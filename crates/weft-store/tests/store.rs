@@ -110,6 +110,7 @@ fn every_op(lease: &Lease) -> Vec<WriteOp> {
             workspace: "src".into(),
             data: vec![1, 2, 3],
             at: T0,
+            keep: 3,
         },
         WriteOp::FinishRun {
             lease: lease.clone(),
@@ -682,13 +683,17 @@ fn snapshots_have_a_cap_and_retention() {
     let store = SqliteStore::open_in_memory(limits).unwrap();
     let a = store.create_run(&new_run("a"), "e", T0).unwrap();
     let b = store.create_run(&new_run("b"), "e", T0).unwrap();
-    let snap = |lease: &Lease, task: &str, data: &[u8]| WriteOp::Snapshot {
-        lease: lease.clone(),
-        task: task.into(),
-        workspace: "src".into(),
-        data: data.to_vec(),
-        at: T0,
-    };
+    let snap_in =
+        |lease: &Lease, workspace: &str, task: &str, data: &[u8], keep: u32| WriteOp::Snapshot {
+            lease: lease.clone(),
+            task: task.into(),
+            workspace: workspace.into(),
+            data: data.to_vec(),
+            at: T0,
+            keep,
+        };
+    // Asks for more than the store's limit: the limit (2) wins.
+    let snap = |lease: &Lease, task: &str, data: &[u8]| snap_in(lease, "src", task, data, 5);
     let err = store.write(snap(&a, "t0", &[0; 9])).unwrap_err();
     assert!(
         matches!(
@@ -720,6 +725,21 @@ fn snapshots_have_a_cap_and_retention() {
         "retention is per run"
     );
     assert!(store.latest_snapshot("a", "other").unwrap().is_none());
+
+    // Retention is per workspace: another workspace's snapshots never push these out, and
+    // a write may keep fewer than the limit.
+    store.write(snap_in(&a, "other", "o1", b"o1", 1)).unwrap();
+    store.write(snap_in(&a, "other", "o2", b"o2", 1)).unwrap();
+    store.write(snap(&a, "t4", b"t4")).unwrap();
+    let kept = store.snapshots("a").unwrap();
+    assert_eq!(
+        kept.iter()
+            .map(|s| format!("{}/{}", s.workspace, s.task))
+            .collect::<Vec<_>>(),
+        ["src/t3", "other/o2", "src/t4"]
+    );
+    let latest = store.latest_snapshot("a", "other").unwrap().unwrap();
+    assert_eq!((latest.task.as_str(), latest.data), ("o2", b"o2".to_vec()));
 }
 
 #[test]

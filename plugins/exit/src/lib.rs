@@ -1,8 +1,10 @@
 //! `exit`: ends with whatever outcome, exit code, results and delay it is told to. Used to
-//! exercise the engine's handling of task endings, retries and timeouts.
+//! exercise the engine's handling of task endings, retries and timeouts, and (with its
+//! optional workspace `ws`) what a workspace holds between tasks.
 
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
-use weft_sdk::{Context, Outcome, Param, PluginInfo, Task};
+use weft_sdk::{Context, Outcome, Param, PluginInfo, Task, Workspace};
 
 struct Exit;
 
@@ -53,6 +55,27 @@ impl Task for Exit {
                     .description("The first N attempts fail with exit code 1")
                     .default("0"),
             )
+            .param(
+                Param::string("writeFile")
+                    .description(
+                        "`PATH=CONTENT`: writes CONTENT to PATH (relative, parents created) in \
+                         workspace `ws` before ending",
+                    )
+                    .default(""),
+            )
+            .param(
+                Param::string("requireFile")
+                    .description(
+                        "`PATH` or `PATH=CONTENT`: fails (exit code 4) unless PATH exists in \
+                         workspace `ws` (and holds exactly CONTENT)",
+                    )
+                    .default(""),
+            )
+            .workspace(
+                Workspace::new("ws")
+                    .description("For `writeFile` and `requireFile`")
+                    .optional(),
+            )
             .results_fixed(false)
     }
 
@@ -67,6 +90,8 @@ fn run(ctx: &Context) -> Result<Outcome, Outcome> {
     let fail_times: u32 = ctx.parse_or("failTimes", 0)?;
     let message = ctx.param_or("message", "");
     let results = parse_results(ctx.param_or("results", ""))?;
+    require_file(ctx, ctx.param_or("requireFile", ""))?;
+    write_file(ctx, ctx.param_or("writeFile", ""))?;
 
     let checkpoint_key = ctx.param_or("checkpoint", "");
     let mut results = results;
@@ -111,6 +136,80 @@ fn run(ctx: &Context) -> Result<Outcome, Outcome> {
         }
     };
     Ok(outcome.results(results))
+}
+
+/// `PATH[=CONTENT]` of `param` as a path inside workspace `ws`, and the content.
+fn in_workspace<'a>(
+    ctx: &Context,
+    param: &str,
+    spec: &'a str,
+) -> Result<(PathBuf, Option<&'a str>), Outcome> {
+    let (path, content) = match spec.split_once('=') {
+        Some((path, content)) => (path, Some(content)),
+        None => (spec, None),
+    };
+    let relative = Path::new(path);
+    if path.is_empty()
+        || !relative
+            .components()
+            .all(|c| matches!(c, Component::Normal(_)))
+    {
+        return Err(Outcome::failure(
+            format!("param `{param}`: {path:?} is not a relative path inside the workspace"),
+            2,
+        ));
+    }
+    let workspace = ctx.workspace("ws").ok_or_else(|| {
+        Outcome::failure(format!("param `{param}` needs workspace `ws` bound"), 2)
+    })?;
+    Ok((workspace.join(relative), content))
+}
+
+/// `writeFile`: `PATH=CONTENT` into the workspace.
+fn write_file(ctx: &Context, spec: &str) -> Result<(), Outcome> {
+    if spec.is_empty() {
+        return Ok(());
+    }
+    let (path, content) = in_workspace(ctx, "writeFile", spec)?;
+    let failed = |e: std::io::Error| {
+        Outcome::failure(
+            format!("writeFile: cannot write {}: {e}", path.display()),
+            3,
+        )
+    };
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(failed)?;
+    }
+    std::fs::write(&path, content.unwrap_or_default()).map_err(failed)?;
+    weft_sdk::log::info!("wrote {}", path.display());
+    Ok(())
+}
+
+/// `requireFile`: `PATH` (or `PATH=CONTENT`) must be in the workspace.
+fn require_file(ctx: &Context, spec: &str) -> Result<(), Outcome> {
+    if spec.is_empty() {
+        return Ok(());
+    }
+    let (path, expected) = in_workspace(ctx, "requireFile", spec)?;
+    let found = std::fs::read_to_string(&path).map_err(|e| {
+        Outcome::failure(
+            format!("requireFile: cannot read {}: {e}", path.display()),
+            4,
+        )
+    })?;
+    match expected {
+        Some(expected) if found != expected => Err(Outcome::failure(
+            format!(
+                "requireFile: {} holds {found:?}, expected {expected:?}",
+                path.display()
+            ),
+            4,
+        )),
+        _ => {
+            weft_sdk::log::info!("found {}", path.display());
+            Ok(())
+        }
+    }
 }
 
 /// Parses `key=value,key2=value2` (blank entries ignored).
