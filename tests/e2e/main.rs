@@ -1,10 +1,12 @@
 //! End-to-end tests: real pipelines through the real `weft` binary with the real plugins.
 //! Built as the `e2e` test of weft-cli so Cargo provides the binary's path.
 
+mod decorators;
 mod fake_forge;
 mod malformed;
 mod recovery;
 mod reporting;
 mod runs;
+mod serve;
 mod snapshots;
 mod support;

@@ -1,7 +1,9 @@
 //! Crash recovery: the engine is killed with SIGKILL at each persistence boundary (the
-//! `WEFT_FAULT` points), then `weft runs recover` finishes the run. Every run must end with
-//! the same task outcomes as an uninterrupted one; no task with a stored terminal record
-//! runs again; the strategies behave as specified; checkpoints are hit; deadlines survive.
+//! `WEFT_FAULT` points, the reporter's final post included), then `weft runs recover`
+//! finishes the run. Every run must end with the same task outcomes as an uninterrupted
+//! one; no task with a stored terminal record runs again; the strategies behave as
+//! specified; checkpoints are hit; deadlines survive; the fake forge gets the final status
+//! exactly once.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -9,11 +11,17 @@ use std::process::Command;
 
 use serde_json::Value;
 
+use crate::fake_forge::FakeForge;
 use crate::support::{Ran, pipelines, weft};
+
+/// The GitLab token the crash trials' reporter uses (never stored with a run).
+const FORGE_TOKEN: &str = "glpat-crash-trial-token-0123";
 
 fn in_dir(data: &Path, args: &[&str], fault: Option<&str>) -> Ran {
     let mut cmd: Command = weft();
-    cmd.env("WEFT_DATA_DIR", data).args(args);
+    cmd.env("WEFT_DATA_DIR", data)
+        .env("WEFT_TEST_FORGE_TOKEN", FORGE_TOKEN)
+        .args(args);
     if let Some(fault) = fault {
         cmd.env("WEFT_FAULT", fault);
     }
@@ -97,7 +105,33 @@ const POINTS: &[(&str, u32)] = &[
     ("task-finish-after", 6),
     ("finally", 1),
     ("final-status-before", 1),
+    ("report-final-before", 1),
 ];
+
+/// `--report`, `--secret` and `--allow-http` flags reporting to `forge`.
+fn reporting_to(forge: &FakeForge) -> Vec<String> {
+    vec![
+        "--report".into(),
+        format!(
+            "gitlab:url={},project=group/app,sha=0123abcd,token-secret=forge-token",
+            forge.url()
+        ),
+        "--secret".into(),
+        "forge-token=env:WEFT_TEST_FORGE_TOKEN".into(),
+        "--allow-http".into(),
+        forge.rule(),
+    ]
+}
+
+/// The run-level states the forge accepted, in order.
+fn forge_states(forge: &FakeForge) -> Vec<String> {
+    forge
+        .requests()
+        .iter()
+        .filter(|r| r.ok())
+        .map(|r| r.field("state"))
+        .collect()
+}
 
 #[test]
 fn sigkill_at_every_persistence_boundary_then_resume_gives_the_same_outcomes() {
@@ -126,18 +160,12 @@ fn sigkill_at_every_persistence_boundary_then_resume_gives_the_same_outcomes() {
             let data = scratch.path().join(format!("{point}-{n}"));
             let run = format!("crash-{point}-{n}");
             let fault = format!("{point}:{n}");
-            let ran = in_dir(
-                &data,
-                &[
-                    "run",
-                    &pipeline("recoverable.yaml"),
-                    "--output",
-                    "json",
-                    "--name",
-                    &run,
-                ],
-                Some(&fault),
-            );
+            let forge = FakeForge::start();
+            let file = pipeline("recoverable.yaml");
+            let mut args = vec!["run", &file, "--output", "json", "--name", &run];
+            let report = reporting_to(&forge);
+            args.extend(report.iter().map(String::as_str));
+            let ran = in_dir(&data, &args, Some(&fault));
             if ran.code == 0 {
                 continue; // the point was not reached n times in this run
             }
@@ -158,6 +186,8 @@ fn sigkill_at_every_persistence_boundary_then_resume_gives_the_same_outcomes() {
                     "0s",
                     "--output",
                     "json",
+                    "--secret",
+                    "forge-token=env:WEFT_TEST_FORGE_TOKEN",
                 ],
                 None,
             );
@@ -179,6 +209,20 @@ fn sigkill_at_every_persistence_boundary_then_resume_gives_the_same_outcomes() {
                 failures.push(format!("{fault}: run status {}", report["run"]["status"]));
             }
             hits += report["run"]["checkpointHits"].as_u64().unwrap_or(0);
+            // The forge got the final status, once, after the earlier ones (which may be
+            // coalesced), never going backwards.
+            let states = forge_states(&forge);
+            let rank = |s: &String| match s.as_str() {
+                "pending" => 0,
+                "running" => 1,
+                _ => 2,
+            };
+            if states.last().map(String::as_str) != Some("success")
+                || states.iter().filter(|s| *s == "success").count() != 1
+                || states.windows(2).any(|w| rank(&w[0]) > rank(&w[1]))
+            {
+                failures.push(format!("{fault}: the forge accepted {states:?}"));
+            }
             // What had a terminal record before the crash never ran again.
             let (_, lines_after) = stored(&data, &run);
             for id in &terminal_before {

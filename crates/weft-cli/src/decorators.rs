@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use weft_core::contract::ParamValue;
-use weft_engine::PluginRegistry;
+use weft_engine::{PluginRegistry, ResolvedPlugin};
 use weft_engine::decorate::{
     self, DecorateOptions, DecoratorChange, DecoratorLog, FLAG_PREFIX, decorator_limits,
 };
@@ -68,18 +68,19 @@ pub async fn apply(
 }
 
 /// Journals what the decorators changed with the run (names only). A pipeline without
-/// decorators records nothing.
+/// decorators records nothing. The run exists already: a failure is a warning.
 pub fn record(
     store: &dyn RunStore,
     lease: &Lease,
     pipeline: &weft_core::model::Pipeline,
     changes: &[DecoratorChange],
-) -> Result<(), Failure> {
+) {
     if pipeline.decorators.is_empty() {
-        return Ok(());
+        return;
     }
-    decorate::record_decorations(store, lease, changes)
-        .map_err(|e| Failure::environment(format!("run store: {e}")))
+    if let Err(err) = decorate::record_decorations(store, lease, changes) {
+        eprintln!("weft: warning: cannot record what the form decorators changed: {err}");
+    }
 }
 
 /// Whether an `--allow-http` flag is decorator-scoped (`decorator:ID=RULE`): such rules
@@ -177,4 +178,34 @@ pub fn recorded(store: &dyn RunStore, run: &str) -> (serde_json::Value, Vec<Stri
         })
         .collect();
     (serde_json::to_value(&changes).unwrap_or_default(), lines)
+}
+
+/// `weft plugin describe --output json` of a plugin: its description, plus `inputSchema`
+/// for a form decorator.
+pub fn describe_json(resolved: &ResolvedPlugin) -> serde_json::Value {
+    let mut doc = serde_json::to_value(&resolved.info).unwrap_or_default();
+    if let (Some(schema), Some(object)) = (&resolved.input_schema, doc.as_object_mut()) {
+        let schema = serde_json::from_str(schema)
+            .unwrap_or_else(|_| serde_json::Value::String(schema.clone()));
+        object.insert("inputSchema".to_string(), schema);
+    }
+    doc
+}
+
+/// For a form decorator, the lines `weft plugin describe` adds: its input schema.
+pub fn describe_text(resolved: &ResolvedPlugin) -> Option<String> {
+    let schema = resolved.input_schema.as_deref()?;
+    let pretty = serde_json::from_str::<serde_json::Value>(schema)
+        .ok()
+        .and_then(|v| serde_json::to_string_pretty(&v).ok())
+        .unwrap_or_else(|| schema.to_string());
+    let pretty = if pretty.trim().is_empty() {
+        "(any input)".to_string()
+    } else {
+        pretty.replace('\n', "\n    ")
+    };
+    Some(format!(
+        "  form decorator: `spec.decorators: [{{id: {}, input: ...}}]`\n  input schema:\n    {pretty}",
+        resolved.info.name
+    ))
 }

@@ -298,7 +298,7 @@ pub async fn start(
         weft_store::StoreError::AlreadyExists { .. } => already_exists(&run_name),
         e => Failure::environment(format!("run store: {e}")),
     })?;
-    crate::decorators::record(&*journal, &lease, &pipeline, &decorations)?;
+    crate::decorators::record(&*journal, &lease, &pipeline, &decorations);
     options.durable = Some(weft_engine::Durable {
         store: journal.clone(),
         lease: lease.clone(),

@@ -428,7 +428,7 @@ async fn plugin(command: PluginCommand) -> Result<u8, Failure> {
             match output {
                 OutputFormat::Json => println!(
                     "{}",
-                    serde_json::to_string_pretty(info)
+                    serde_json::to_string_pretty(&decorators::describe_json(&resolved))
                         .map_err(|e| Failure::environment(e.to_string()))?
                 ),
                 OutputFormat::Text => {
@@ -462,6 +462,9 @@ async fn plugin(command: PluginCommand) -> Result<u8, Failure> {
                         println!("    {:<12} {}", r.name, r.description);
                     }
                     println!("  imports: {}", resolved.plugin.imports().join(", "));
+                    if let Some(decorator) = decorators::describe_text(&resolved) {
+                        println!("{decorator}");
+                    }
                 }
             }
             Ok(0)

@@ -177,6 +177,8 @@ pub fn run_document(
         })).collect::<Vec<_>>(),
         "snapshots": snapshots.stored,
         "snapshotEvents": snapshots.events,
+        // What the form decorators changed at submission (names only): decorators.rs.
+        "decorations": crate::decorators::recorded(store, run).0,
     })))
 }
 
@@ -204,6 +206,10 @@ fn show(args: &StoreArgs, run: &str) -> Result<u8, Failure> {
             .unwrap_or_else(|| format!("{:?}", record.phase)),
         record.reason
     );
+    let (_, decorations) = crate::decorators::recorded(&*store, run);
+    if !decorations.is_empty() {
+        println!("Decorated at submission:\n{}", decorations.join("\n"));
+    }
     println!(
         "{:<28} {:<10} {:<22} {:<20} {:>4}  RESULTS",
         "ATTEMPT", "PHASE", "OUTCOME", "REASON", "EXIT"

@@ -351,11 +351,22 @@ impl Reporters {
     /// Re-delivers what `outbox` still holds for this run (after a restart): call before
     /// new events. Entries are resumed as stored.
     pub fn resume(&self) -> Result<usize, String> {
-        let open = self.shared.outbox.pending_for(&self.shared.run.run_uid)?;
-        let count = open.len();
-        for entry in open {
-            self.shared
-                .enqueue(entry.key, entry.desired, entry.delivered);
+        let entries = self.shared.outbox.entries(&self.shared.run.run_uid)?;
+        let mut count = 0;
+        for entry in entries {
+            // The run was running before the restart: it is not announced again.
+            self.started
+                .fetch_or(entry.desired.status.rank() >= 1, Ordering::SeqCst);
+            if entry.is_open() {
+                count += 1;
+                self.shared
+                    .enqueue(entry.key, entry.desired, entry.delivered);
+            } else if let Some(delivered) = entry.delivered {
+                // Already on the forge: a later event of the same rank is not sent again.
+                let mut workers = self.shared.lock();
+                let worker = workers.entry(entry.key).or_default();
+                worker.delivered.get_or_insert(delivered);
+            }
         }
         Ok(count)
     }

@@ -1469,6 +1469,156 @@ mod tests {
         );
     }
 
+    /// A run in an in-memory store and its durable handle (task `t` has attempt base 2).
+    fn durable_run() -> (Arc<dyn RunStore>, Durable) {
+        let store: Arc<dyn RunStore> = Arc::new(
+            weft_store::SqliteStore::open_in_memory(weft_store::StoreLimits::default()).unwrap(),
+        );
+        let run = weft_store::NewRun {
+            id: "r".into(),
+            name: "r".into(),
+            pipeline_name: "p".into(),
+            pipeline_source: String::new(),
+            params_json: "{}".into(),
+            options_json: "{}".into(),
+            created_at: Timestamp::now(),
+            recovery: weft_store::Recovery::Resume,
+        };
+        let lease = store.create_run(&run, "test", Timestamp::now()).unwrap();
+        let durable = Durable {
+            store: store.clone(),
+            lease,
+            attempt_base: [("t".to_string(), 2)].into(),
+            replay: None,
+            heartbeat_every: Duration::from_secs(5),
+        };
+        (store, durable)
+    }
+
+    /// Attempt 1 of task `t` mounting `mounts` (task side, pipeline side, directory,
+    /// read-only), and the sink its log goes to.
+    fn start_and_request(
+        mounts: &[(&str, &str, &Path, bool)],
+    ) -> (StartTask, TaskRequest, Arc<weft_runtime::MemorySink>) {
+        let start = StartTask {
+            node: 0,
+            name: "t".into(),
+            plugin: "exit".into(),
+            attempt: 1,
+            retries: 1,
+            is_finally: false,
+            params: BTreeMap::new(),
+            timeout: None,
+            secrets: Vec::new(),
+            workspaces: mounts
+                .iter()
+                .map(|(task_side, pipeline_side, _, _)| {
+                    (task_side.to_string(), pipeline_side.to_string())
+                })
+                .collect(),
+        };
+        let sink = Arc::new(weft_runtime::MemorySink::default());
+        let mut request = TaskRequest::new("t");
+        request.log = sink.clone();
+        for (task_side, _, dir, read_only) in mounts {
+            request
+                .grants
+                .workspaces
+                .push(weft_runtime::WorkspaceMount {
+                    name: task_side.to_string(),
+                    host_path: dir.to_path_buf(),
+                    guest_path: format!("/workspace/{task_side}"),
+                    read_only: *read_only,
+                });
+        }
+        (start, request, sink)
+    }
+
+    #[tokio::test]
+    async fn only_writable_configured_non_secret_workspaces_are_archived() {
+        let dirs = tempfile::tempdir().unwrap();
+        let dir = |name: &str| {
+            let d = dirs.path().join(name);
+            fs::create_dir(&d).unwrap();
+            fs::write(d.join("file"), name).unwrap();
+            d
+        };
+        let (src, ro, creds, other) = (dir("src"), dir("ro"), dir("creds"), dir("other"));
+        let (store, durable) = durable_run();
+        let config = SnapshotConfig {
+            target: SnapshotTarget::Database,
+            max_bytes: 1 << 20,
+            keep: 3,
+            workspaces: ["src", "ro", "creds"].map(String::from).into(),
+        };
+        let secret: BTreeSet<String> = ["creds".to_string()].into();
+        let (start, request, _) = start_and_request(&[
+            ("w", "src", &src, false),
+            ("w2", "src", &src, false),
+            ("r", "ro", &ro, true),
+            ("c", "creds", &creds, false),
+            ("o", "other", &other, false),
+        ]);
+        assert!(
+            AfterTask::plan(None, Some(&durable), &secret, &start, &request).is_none(),
+            "no configuration"
+        );
+        assert!(
+            AfterTask::plan(Some(&config), None, &secret, &start, &request).is_none(),
+            "no durable store"
+        );
+        let after =
+            AfterTask::plan(Some(&config), Some(&durable), &secret, &start, &request).unwrap();
+        assert_eq!(after.workspaces, [("src".to_string(), src.clone())]);
+        assert_eq!(after.attempt, 3, "the stored attempt number");
+        after.run().await;
+        let kept = store.snapshots("r").unwrap();
+        assert_eq!(
+            kept.iter()
+                .map(|s| (s.task.as_str(), s.workspace.as_str()))
+                .collect::<Vec<_>>(),
+            [("t", "src")]
+        );
+        let latest = store.latest_snapshot("r", "src").unwrap().unwrap();
+        let restored = dirs.path().join("restored");
+        restore(&restored, &latest.data).unwrap();
+        assert_eq!(fs::read_to_string(restored.join("file")).unwrap(), "src");
+        let events = history(store.as_ref(), "r").unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0]["kind"], SNAPSHOT_TAKEN);
+        assert_eq!(events[0]["attempt"], 3);
+
+        // Over the cap: a warning in the task's log, a marker, and recovery leaves the
+        // workspace alone.
+        let small = SnapshotConfig {
+            max_bytes: 8,
+            ..config.clone()
+        };
+        let (start, request, sink) = start_and_request(&[("w", "src", &src, false)]);
+        AfterTask::plan(Some(&small), Some(&durable), &secret, &start, &request)
+            .unwrap()
+            .run()
+            .await;
+        assert!(
+            sink.text().contains("was not snapshotted"),
+            "{}",
+            sink.text()
+        );
+        let marker = store.latest_snapshot("r", "src").unwrap().unwrap();
+        assert!(marker.data.is_empty());
+        fs::write(src.join("file"), "changed since").unwrap();
+        let dirs_by_name: BTreeMap<String, PathBuf> = [("src".to_string(), src.clone())].into();
+        let restored = restore_run(&store, &durable.lease, &config, &dirs_by_name)
+            .await
+            .unwrap();
+        assert_eq!(restored.len(), 1);
+        assert!(!restored[0].restored);
+        assert_eq!(
+            fs::read_to_string(src.join("file")).unwrap(),
+            "changed since"
+        );
+    }
+
     #[test]
     fn targets_parse() {
         assert!(matches!(

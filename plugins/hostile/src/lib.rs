@@ -5,6 +5,8 @@
 //! - the action was prevented (an error came back): `failure("blocked: <error>", 3)`;
 //! - the action succeeded where it should not have: `failure("ESCAPED: <what>", 66)`;
 //! - `canary-write` succeeds; `canary-read` that finds nothing succeeds with no message;
+//! - `secret-print` (a granted secret reaching its task) prints the secret's value (the
+//!   host must mask it) and succeeds with result `length`;
 //! - modes the host is expected to kill (`loop`, `memory`, `recursion`, `flood`,
 //!   `log-flood`, `huge-result`) just do their thing;
 //! - an unknown mode is `failure("unknown mode", 2)`.
@@ -15,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 use weft_sdk::{Context, Outcome, Param, PluginInfo, Task, Workspace};
 
-const MODES: [&str; 15] = [
+const MODES: [&str; 16] = [
     "loop",
     "huge-hostcall",
     "memory",
@@ -28,6 +30,7 @@ const MODES: [&str; 15] = [
     "escape-symlink",
     "write-readonly",
     "secret",
+    "secret-print",
     "http",
     "canary-write",
     "canary-read",
@@ -101,6 +104,7 @@ impl Task for Hostile {
             "escape-symlink" => escape_symlink(&ctx),
             "write-readonly" => write_readonly(&ctx),
             "secret" => secret(&ctx),
+            "secret-print" => secret_print(&ctx),
             "http" => http(&ctx),
             "canary-write" => canary_write(canary(&ctx)),
             "canary-read" => canary_read(canary(&ctx)),
@@ -271,6 +275,18 @@ fn secret(ctx: &Context) -> Outcome {
         Ok(secret) => {
             let value = secret.reveal();
             escaped(format!("revealed secret `{name}` ({} bytes)", value.len()))
+        }
+        Err(e) => blocked(e),
+    }
+}
+
+fn secret_print(ctx: &Context) -> Outcome {
+    let name = ctx.param_or("secret", "not-granted");
+    match weft_sdk::secrets::get(name) {
+        Ok(secret) => {
+            let value = secret.reveal();
+            println!("the value of `{name}` is {value}");
+            Outcome::success().result("length", value.len().to_string())
         }
         Err(e) => blocked(e),
     }

@@ -1,0 +1,354 @@
+//! `weft serve`: the HTTP API (submit, get, list, logs, cancel), recovery on start-up, and
+//! the graceful stop on SIGTERM (running tasks finish within the grace period, the rest
+//! is left to the next engine, which takes it over at once).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::support::{pipelines, signal, weft};
+
+/// A running `weft serve` on a free port.
+struct Served {
+    child: Child,
+    address: String,
+    stderr: mpsc::Receiver<String>,
+    /// Sent as `Authorization: Bearer` when set.
+    token: Option<String>,
+}
+
+impl Served {
+    fn start(data: &Path, extra: &[&str]) -> Served {
+        let mut child = weft()
+            .env("WEFT_DATA_DIR", data)
+            .env_remove("WEFT_DB")
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("weft serve starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(address) = line.split("http://").nth(1) {
+                    let _ = tx.send(address.trim().to_string());
+                }
+            }
+        });
+        let stderr = child.stderr.take().expect("stderr");
+        let (err_tx, err_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = err_tx.send(line);
+            }
+        });
+        let address = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("weft serve prints the address it listens on");
+        Served {
+            child,
+            address,
+            stderr: err_rx,
+            token: None,
+        }
+    }
+
+    /// One request; returns the status and the body (JSON when it parses).
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let mut stream = TcpStream::connect(&self.address).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("timeout");
+        let body = body.map(Value::to_string).unwrap_or_default();
+        let auth = self
+            .token
+            .as_ref()
+            .map(|t| format!("Authorization: Bearer {t}\r\n"))
+            .unwrap_or_default();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            self.address,
+            body.len()
+        )
+        .expect("send");
+        let mut response = String::new();
+        stream.read_to_string(&mut response).expect("read");
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let body = serde_json::from_str(body).unwrap_or_else(|_| Value::String(body.to_string()));
+        (status, body)
+    }
+
+    fn submit(&self, file: &str, extra: Value) -> (u16, Value) {
+        let source = std::fs::read_to_string(pipelines().join(file)).expect("pipeline");
+        let mut request = json!({ "pipeline": source, "file": file });
+        if let (Some(request), Some(extra)) = (request.as_object_mut(), extra.as_object()) {
+            request.extend(extra.clone());
+        }
+        self.call("POST", "/api/v1/runs", Some(&request))
+    }
+
+    /// Polls the run until `done` says so (at most 60 s).
+    fn wait_for(&self, run: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (status, body) = self.call("GET", &format!("/api/v1/runs/{run}"), None);
+            if status == 200 && done(&body) {
+                return body;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "run {run} did not get there: {status} {body:#}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM, then the exit code and what it said on stderr.
+    fn stop(mut self) -> (i32, String, Duration) {
+        let asked = Instant::now();
+        signal(&self.child, "-TERM");
+        let status = self.child.wait().expect("weft serve exits");
+        let took = asked.elapsed();
+        let said: Vec<String> = self.stderr.try_iter().collect();
+        (status.code().unwrap_or(-1), said.join("\n"), took)
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn status(run: &Value) -> &str {
+    run["report"]["run"]["status"].as_str().unwrap_or_default()
+}
+
+fn attempts_of<'a>(run: &'a Value, task: &str) -> Vec<&'a Value> {
+    run["attempts"]
+        .as_array()
+        .map(|a| a.iter().filter(|a| a["task"] == task).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_api_submits_shows_lists_logs_and_cancels_runs() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let served = Served::start(data.path(), &[]);
+    assert_eq!(served.call("GET", "/healthz", None).0, 200);
+
+    let (code, created) = served.submit("all-succeed.yaml", json!({ "name": "served-1" }));
+    assert_eq!(code, 201, "{created:#}");
+    assert_eq!(created["name"], "served-1");
+    let done = served.wait_for("served-1", |r| !status(r).is_empty());
+    assert_eq!(status(&done), "Succeeded", "{done:#}");
+    assert!(done["finishedAt"].is_i64(), "{done:#}");
+
+    // The same name again is a conflict; nothing else is created.
+    let (code, body) = served.submit("all-succeed.yaml", json!({ "name": "served-1" }));
+    assert_eq!(code, 409, "{body:#}");
+
+    // An invalid pipeline: diagnostics with positions, and no run.
+    let source = std::fs::read_to_string(
+        crate::support::root().join("tests/malformed/19-runafter-unknown-task.yaml"),
+    )
+    .expect("fixture");
+    let (code, body) = served.call(
+        "POST",
+        "/api/v1/runs",
+        Some(&json!({ "pipeline": source, "file": "bad.yaml", "name": "never" })),
+    );
+    assert_eq!(code, 400, "{body:#}");
+    assert_eq!(body["error"], "invalid");
+    let first = &body["diagnostics"][0];
+    assert_eq!(first["file"], "bad.yaml");
+    assert!(first["line"].as_u64().unwrap_or(0) > 0, "{body:#}");
+    assert_eq!(served.call("GET", "/api/v1/runs/never", None).0, 404);
+    // A body that is not a submission.
+    let (code, body) = served.call("POST", "/api/v1/runs", Some(&json!({ "pipe": 1 })));
+    assert_eq!(code, 400, "{body:#}");
+
+    let (code, listed) = served.call("GET", "/api/v1/runs", None);
+    assert_eq!(code, 200);
+    let names: Vec<&str> = listed
+        .as_array()
+        .map(|runs| runs.iter().filter_map(|r| r["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(names, vec!["served-1"], "{listed:#}");
+
+    let (code, logs) = served.call("GET", "/api/v1/runs/served-1/logs", None);
+    assert_eq!(code, 200);
+    assert!(
+        logs["lines"].as_array().is_some_and(|l| !l.is_empty()),
+        "{logs:#}"
+    );
+
+    // Cancel a running run without its finally tasks.
+    let (code, _) = served.submit("cancel.yaml", json!({ "name": "served-cancel" }));
+    assert_eq!(code, 201);
+    served.wait_for("served-cancel", |r| {
+        attempts_of(r, "running")
+            .iter()
+            .any(|a| a["phase"] == "Running")
+    });
+    let (code, body) = served.call(
+        "POST",
+        "/api/v1/runs/served-cancel/cancel",
+        Some(&json!({ "mode": "Cancelled" })),
+    );
+    assert_eq!(code, 202, "{body:#}");
+    let cancelled = served.wait_for("served-cancel", |r| !status(r).is_empty());
+    assert_eq!(status(&cancelled), "Cancelled", "{cancelled:#}");
+    // `Cancelled` skips the finally tasks.
+    assert!(
+        attempts_of(&cancelled, "cleanup")
+            .iter()
+            .all(|a| a["outcome"] == "Skipped"),
+        "{cancelled:#}"
+    );
+    // A finished run cannot be cancelled; an unknown one is not found; a bad mode is refused.
+    assert_eq!(
+        served
+            .call("POST", "/api/v1/runs/served-cancel/cancel", None)
+            .0,
+        409
+    );
+    assert_eq!(served.call("POST", "/api/v1/runs/nope/cancel", None).0, 404);
+    let (code, _) = served.call(
+        "POST",
+        "/api/v1/runs/served-1/cancel",
+        Some(&json!({ "mode": "Later" })),
+    );
+    assert_eq!(code, 400);
+
+    let (code, said, _) = served.stop();
+    assert_eq!(code, 0, "{said}");
+}
+
+#[test]
+fn an_api_token_is_required_when_set() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut served = Served::start(data.path(), &["--api-token", "s3cret-api-token"]);
+    assert_eq!(served.call("GET", "/api/v1/runs", None).0, 401);
+    let (code, _) = served.submit("all-succeed.yaml", json!({}));
+    assert_eq!(code, 401);
+    served.token = Some("not-the-token-0000".into());
+    assert_eq!(served.call("GET", "/api/v1/runs", None).0, 401);
+    served.token = Some("s3cret-api-token".into());
+    let (code, listed) = served.call("GET", "/api/v1/runs", None);
+    assert_eq!(code, 200);
+    assert_eq!(listed, json!([]), "the refused submission created nothing");
+    let (code, _, _) = served.stop();
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn sigterm_lets_running_tasks_finish_and_a_new_server_takes_over_the_rest() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let served = Served::start(data.path(), &["--shutdown-grace", "20s"]);
+    let (code, body) = served.submit("serve-drain.yaml", json!({ "name": "drained" }));
+    assert_eq!(code, 201, "{body:#}");
+    served.wait_for("drained", |r| {
+        attempts_of(r, "first").iter().any(|a| a["phase"] == "Running")
+    });
+    let (code, said, took) = served.stop();
+    assert_eq!(code, 0, "{said}");
+    assert!(said.contains("left to recovery"), "{said}");
+    assert!(took < Duration::from_secs(15), "shutdown took {took:?}");
+
+    // `first` finished within the grace period; `second` never started; the run is open.
+    let shown = crate::support::run(&[
+        "runs",
+        "show",
+        "drained",
+        "--output",
+        "json",
+        "--db",
+        &data.path().join("weft.db").to_string_lossy(),
+    ]);
+    let shown = shown.json();
+    assert!(shown["report"].is_null(), "{shown:#}");
+    let first = attempts_of(&shown, "first");
+    assert_eq!(first.len(), 1, "{shown:#}");
+    assert_eq!(first[0]["outcome"], "Succeeded", "{shown:#}");
+    assert!(
+        attempts_of(&shown, "second")
+            .iter()
+            .all(|a| a["phase"] != "Running" && a["phase"] != "Terminal"),
+        "{shown:#}"
+    );
+
+    // The lease was released: the next server takes the run over at once (the default
+    // recovery timeout is 30 s) and finishes it without running `first` again.
+    let again = Served::start(data.path(), &[]);
+    let done = again.wait_for("drained", |r| !status(r).is_empty());
+    assert_eq!(status(&done), "Succeeded", "{done:#}");
+    assert_eq!(attempts_of(&done, "first").len(), 1, "{done:#}");
+    let second = &done["report"]["tasks"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == "second").cloned())
+        .unwrap_or_default();
+    assert_eq!(second["results"]["got"], "abc123", "{done:#}");
+    let (code, said, _) = again.stop();
+    assert_eq!(code, 0, "{said}");
+}
+
+#[test]
+fn a_task_still_running_after_the_grace_period_is_left_to_recovery() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let served = Served::start(data.path(), &["--shutdown-grace", "200ms"]);
+    let (code, body) = served.submit(
+        "serve-drain.yaml",
+        json!({ "name": "cut-short", "params": { "sleepMs": "30000" } }),
+    );
+    assert_eq!(code, 201, "{body:#}");
+    served.wait_for("cut-short", |r| {
+        attempts_of(r, "first").iter().any(|a| a["phase"] == "Running")
+    });
+    let (code, said, took) = served.stop();
+    assert_eq!(code, 0, "{said}");
+    assert!(took < Duration::from_secs(10), "shutdown took {took:?}");
+
+    // `resume` does not run a non-idempotent task that was in flight again.
+    let again = Served::start(data.path(), &[]);
+    let done = again.wait_for("cut-short", |r| !status(r).is_empty());
+    assert_eq!(status(&done), "Failed", "{done:#}");
+    let first = attempts_of(&done, "first");
+    assert_eq!(first.len(), 1, "{done:#}");
+    assert_eq!(first[0]["reason"], "NotIdempotent", "{done:#}");
+    let (code, said, _) = again.stop();
+    assert_eq!(code, 0, "{said}");
+}
+
+#[test]
+fn a_crashed_weft_run_is_recovered_when_the_server_starts() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let file = pipelines().join("recoverable.yaml");
+    let crashed = weft()
+        .env("WEFT_DATA_DIR", data.path())
+        .env("WEFT_FAULT", "task-finish-after:2")
+        .args(["run", &file.to_string_lossy(), "--name", "crashed"])
+        .output()
+        .expect("weft runs");
+    assert_eq!(crashed.status.code(), None, "expected SIGKILL");
+    let served = Served::start(data.path(), &["--recover-timeout", "0s"]);
+    let done = served.wait_for("crashed", |r| !status(r).is_empty());
+    assert_eq!(status(&done), "Succeeded", "{done:#}");
+    let (code, said, _) = served.stop();
+    assert_eq!(code, 0, "{said}");
+    assert!(said.contains("recovering run crashed"), "{said}");
+}
