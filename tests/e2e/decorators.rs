@@ -135,7 +135,9 @@ fn answer(
 /// `weft` with its own data directory (the component cache stays shared).
 fn weft_in(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
     let mut cmd = support::weft();
-    cmd.env("WEFT_DATA_DIR", data).env_remove("WEFT_DB").args(args);
+    cmd.env("WEFT_DATA_DIR", data)
+        .env_remove("WEFT_DB")
+        .args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -157,7 +159,10 @@ fn pipeline(name: &str) -> String {
 /// `tests/pipelines/NAME` with its placeholder URL pointed at `url`, written into `dir`.
 fn pointed_at(name: &str, url: &str, dir: &Path) -> String {
     let text = std::fs::read_to_string(support::pipelines().join(name)).expect("pipeline");
-    assert!(text.contains("http://token.invalid/token"), "{name} has no placeholder");
+    assert!(
+        text.contains("http://token.invalid/token"),
+        "{name} has no placeholder"
+    );
     let path = dir.join(name);
     std::fs::write(&path, text.replace("http://token.invalid/token", url)).expect("write");
     path.to_string_lossy().into_owned()
@@ -188,9 +193,14 @@ fn run_names(data: &Path) -> Vec<String> {
 /// named `name` exists, nor any run directory for it.
 #[track_caller]
 fn assert_refused(ran: &Ran, data: &Path, name: &str, decorator: &str, code: &str) {
-    assert_eq!(ran.code, 2, "stdout:\n{}\nstderr:\n{}", ran.stdout, ran.stderr);
+    assert_eq!(
+        ran.code, 2,
+        "stdout:\n{}\nstderr:\n{}",
+        ran.stdout, ran.stderr
+    );
     assert!(
-        ran.stderr.contains(&format!("form decorator `{decorator}`")),
+        ran.stderr
+            .contains(&format!("form decorator `{decorator}`")),
         "the error names the decorator: {}",
         ran.stderr
     );
@@ -200,7 +210,10 @@ fn assert_refused(ran: &Ran, data: &Path, name: &str, decorator: &str, code: &st
         !run_names(data).iter().any(|n| n == name),
         "a run `{name}` was created"
     );
-    assert!(!data.join("runs").join(name).exists(), "a run directory was created");
+    assert!(
+        !data.join("runs").join(name).exists(),
+        "a run directory was created"
+    );
 }
 
 /// Every file under `dir`, recursively.
@@ -274,7 +287,8 @@ fn derive_params_change_the_params_tasks_see_and_are_recorded() {
     );
     // The decorator's own log line, on stderr.
     assert!(
-        ran.stderr.contains("decorator derive-params [info] derived param `imageTag`"),
+        ran.stderr
+            .contains("decorator derive-params [info] derived param `imageTag`"),
         "{}",
         ran.stderr
     );
@@ -308,7 +322,12 @@ fn require_params_refuses_a_branch_outside_the_allow_list_and_creates_no_run() {
     // One run first, so the store exists and "no new run" is meaningful.
     let ok = weft_in(
         data.path(),
-        &["run", &pipeline("decorators-derive.yaml"), "--name", "allowed-main"],
+        &[
+            "run",
+            &pipeline("decorators-derive.yaml"),
+            "--name",
+            "allowed-main",
+        ],
         &[],
     );
     assert_eq!(ok.code, 0, "{}", ok.stderr);
@@ -324,7 +343,13 @@ fn require_params_refuses_a_branch_outside_the_allow_list_and_creates_no_run() {
         ],
         &[],
     );
-    assert_refused(&ran, data.path(), "refused-branch", "require-params", "decorator-refused");
+    assert_refused(
+        &ran,
+        data.path(),
+        "refused-branch",
+        "require-params",
+        "decorator-refused",
+    );
     assert!(
         ran.stderr.contains(
             "param `branch` is `feature/x`, which matches none of: main, release/* (builds run from main or a release branch)"
@@ -332,7 +357,11 @@ fn require_params_refuses_a_branch_outside_the_allow_list_and_creates_no_run() {
         "{}",
         ran.stderr
     );
-    assert!(ran.stderr.contains("decorators-derive.yaml:13:7"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("decorators-derive.yaml:13:7"),
+        "{}",
+        ran.stderr
+    );
     assert_eq!(run_names(data.path()), ["allowed-main"]);
     // JSON mode: the same diagnostic as one document on stdout.
     let json = weft_in(
@@ -386,7 +415,10 @@ fn an_http_token_reaches_only_the_granted_task_and_is_masked() {
     assert_eq!(seen[0].path, "/token");
     assert_eq!(seen[0].authorization, format!("Bearer {CREDENTIAL}"));
     let body: Value = serde_json::from_str(&seen[0].body).expect("JSON body");
-    assert_eq!(body, serde_json::json!({"audience": "deploy", "repo": "group/app"}));
+    assert_eq!(
+        body,
+        serde_json::json!({"audience": "deploy", "repo": "group/app"})
+    );
 
     let report = ran.json();
     let task = |name: &str| {
@@ -418,7 +450,11 @@ fn an_http_token_reaches_only_the_granted_task_and_is_masked() {
     assert_nowhere(TOKEN, &ran, data.path());
     assert_nowhere(CREDENTIAL, &ran, data.path());
     // The run records that http-token set the secret, by name.
-    let shown = weft_in(data.path(), &["runs", "show", "token-1", "--output", "json"], &[]);
+    let shown = weft_in(
+        data.path(),
+        &["runs", "show", "token-1", "--output", "json"],
+        &[],
+    );
     assert_eq!(
         shown.json()["decorations"][0]["secrets"],
         serde_json::json!(["deploy-token"])
@@ -430,17 +466,45 @@ fn a_schema_violation_stops_the_submission_with_the_field_and_position() {
     let data = tempfile::tempdir().expect("tempdir");
     let ran = weft_in(
         data.path(),
-        &["run", &pipeline("decorators-bad-input.yaml"), "--name", "bad-input"],
+        &[
+            "run",
+            &pipeline("decorators-bad-input.yaml"),
+            "--name",
+            "bad-input",
+        ],
         &[],
     );
-    assert_refused(&ran, data.path(), "bad-input", "derive-params", "decorator-input");
-    assert!(ran.stderr.contains("at `/params/imageTag`"), "{}", ran.stderr);
-    assert!(ran.stderr.contains("7 is not of type \"string\""), "{}", ran.stderr);
-    assert!(ran.stderr.contains("decorators-bad-input.yaml:13:9"), "{}", ran.stderr);
+    assert_refused(
+        &ran,
+        data.path(),
+        "bad-input",
+        "derive-params",
+        "decorator-input",
+    );
+    assert!(
+        ran.stderr.contains("at `/params/imageTag`"),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr.contains("7 is not of type \"string\""),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr.contains("decorators-bad-input.yaml:13:9"),
+        "{}",
+        ran.stderr
+    );
     // `weft validate` finds the same problem without running anything.
     let validated = weft_in(
         data.path(),
-        &["validate", &pipeline("decorators-bad-input.yaml"), "--output", "json"],
+        &[
+            "validate",
+            &pipeline("decorators-bad-input.yaml"),
+            "--output",
+            "json",
+        ],
         &[],
     );
     assert_eq!(validated.code, 2);
@@ -471,10 +535,17 @@ fn a_failing_decorator_stops_the_submission() {
         ],
         &[],
     );
-    assert_refused(&ran, data.path(), "failed-1", "hostile-decorator", "decorator-refused");
+    assert_refused(
+        &ran,
+        data.path(),
+        "failed-1",
+        "hostile-decorator",
+        "decorator-refused",
+    );
     assert!(
-        ran.stderr
-            .contains("form decorator `hostile-decorator` refused the submission: no deploys on Fridays"),
+        ran.stderr.contains(
+            "form decorator `hostile-decorator` refused the submission: no deploys on Fridays"
+        ),
         "{}",
         ran.stderr
     );
@@ -493,7 +564,13 @@ fn a_decorator_calling_a_host_it_was_not_granted_reaches_nothing() {
         &["run", &file, "--name", "http-1", "--plugins", &plugins],
         &[],
     );
-    assert_refused(&ran, data.path(), "http-1", "hostile-decorator", "decorator-failed");
+    assert_refused(
+        &ran,
+        data.path(),
+        "http-1",
+        "hostile-decorator",
+        "decorator-failed",
+    );
     assert!(ran.stderr.contains("CapabilityDenied"), "{}", ran.stderr);
     // A rule for another host, and a task-scoped rule for the endpoint (task rules never
     // apply to decorators): the request is denied by the egress policy.
@@ -514,7 +591,13 @@ fn a_decorator_calling_a_host_it_was_not_granted_reaches_nothing() {
         ],
         &[],
     );
-    assert_refused(&ran, data.path(), "http-2", "hostile-decorator", "decorator-refused");
+    assert_refused(
+        &ran,
+        data.path(),
+        "http-2",
+        "hostile-decorator",
+        "decorator-refused",
+    );
     assert!(
         ran.stderr.contains("blocked: destination not allowed"),
         "{}",
@@ -525,10 +608,25 @@ fn a_decorator_calling_a_host_it_was_not_granted_reaches_nothing() {
     let scoped = format!("decorator:hostile-decorator={}", endpoint.rule());
     let ran = weft_in(
         data.path(),
-        &["run", &file, "--name", "http-3", "--plugins", &plugins, "--allow-http", &scoped],
+        &[
+            "run",
+            &file,
+            "--name",
+            "http-3",
+            "--plugins",
+            &plugins,
+            "--allow-http",
+            &scoped,
+        ],
         &[],
     );
-    assert_refused(&ran, data.path(), "http-3", "hostile-decorator", "decorator-refused");
+    assert_refused(
+        &ran,
+        data.path(),
+        "http-3",
+        "hostile-decorator",
+        "decorator-refused",
+    );
     assert!(ran.stderr.contains("ESCAPED: HTTP 401"), "{}", ran.stderr);
     assert_eq!(endpoint.seen().len(), 1);
 }
@@ -555,10 +653,19 @@ fn a_decorator_that_never_returns_is_stopped_by_its_timeout() {
         &[],
     );
     let took = started.elapsed();
-    assert_refused(&ran, data.path(), "loop-1", "hostile-decorator", "decorator-failed");
+    assert_refused(
+        &ran,
+        data.path(),
+        "loop-1",
+        "hostile-decorator",
+        "decorator-failed",
+    );
     assert!(
-        ran.stderr.contains("TimedOut: it ran longer than the decorator timeout of 1s")
-            || ran.stderr.contains("CpuBudgetExceeded: it used its CPU budget of 1s"),
+        ran.stderr
+            .contains("TimedOut: it ran longer than the decorator timeout of 1s")
+            || ran
+                .stderr
+                .contains("CpuBudgetExceeded: it used its CPU budget of 1s"),
         "{}",
         ran.stderr
     );
@@ -586,12 +693,137 @@ fn a_decorator_never_replaces_an_operator_secret() {
         ],
         &[("WEFT_TEST_CREDENTIAL", CREDENTIAL)],
     );
-    assert_refused(&ran, data.path(), "overwrite-1", "hostile-decorator", "decorator-secret");
+    assert_refused(
+        &ran,
+        data.path(),
+        "overwrite-1",
+        "hostile-decorator",
+        "decorator-secret",
+    );
     assert!(
         ran.stderr
             .contains("the operator already has a secret `ci-credential`"),
         "{}",
         ran.stderr
     );
-    assert!(!ran.stderr.contains("decorator-value-123 "), "{}", ran.stderr);
+    assert!(
+        !ran.stderr.contains("decorator-value-123 "),
+        "{}",
+        ran.stderr
+    );
+}
+
+/// One HTTP request to `weft serve` at `address`: the status and the JSON body.
+fn call(address: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let body = body.map(Value::to_string).unwrap_or_default();
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (status, serde_json::from_str(body).unwrap_or(Value::Null))
+}
+
+/// `weft serve` on a free port; killed when dropped.
+struct Server {
+    child: std::process::Child,
+    address: String,
+}
+
+impl Server {
+    fn start(data: &Path) -> Server {
+        use std::io::BufRead;
+        let mut child = support::weft()
+            .env("WEFT_DATA_DIR", data)
+            .env_remove("WEFT_DB")
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("weft serve starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(address) = line.split("http://").nth(1) {
+                    let _ = tx.send(address.trim().to_string());
+                }
+            }
+        });
+        let address = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("weft serve prints its address");
+        Server { child, address }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_server_runs_decorators_on_every_submission() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(data.path());
+    let source = std::fs::read_to_string(support::pipelines().join("decorators-derive.yaml"))
+        .expect("pipeline");
+    let submit = |name: &str, branch: &str| {
+        let request = serde_json::json!({
+            "pipeline": source,
+            "file": "decorators-derive.yaml",
+            "name": name,
+            "params": {"commit": "abcdef1234567890", "branch": branch},
+        });
+        call(&server.address, "POST", "/api/v1/runs", Some(&request))
+    };
+    // Refused by require-params: 400 with the diagnostic, and no run.
+    let (status, body) = submit("served-refused", "feature/x");
+    assert_eq!(status, 400, "{body:#}");
+    assert_eq!(
+        body["diagnostics"][0]["code"], "decorator-refused",
+        "{body:#}"
+    );
+    assert_eq!(body["diagnostics"][0]["field"], "spec.decorators[0]");
+    let (status, _) = call(&server.address, "GET", "/api/v1/runs/served-refused", None);
+    assert_eq!(status, 404);
+    // Accepted: derive-params set the tag the task sees, and the run records it.
+    let (status, body) = submit("served-ok", "main");
+    assert_eq!(status, 201, "{body:#}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let run = loop {
+        let (status, run) = call(&server.address, "GET", "/api/v1/runs/served-ok", None);
+        if status == 200 && !run["finishedAt"].is_null() {
+            break run;
+        }
+        assert!(Instant::now() < deadline, "the run did not finish: {run:#}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        run["attempts"][0]["results"]["message"], "tag=main-abcdef1",
+        "{run:#}"
+    );
+    assert_eq!(
+        run["decorations"][1],
+        serde_json::json!({"decorator": "derive-params", "index": 1, "params": ["imageTag"], "secrets": []})
+    );
 }

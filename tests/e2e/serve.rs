@@ -263,7 +263,9 @@ fn sigterm_lets_running_tasks_finish_and_a_new_server_takes_over_the_rest() {
     let (code, body) = served.submit("serve-drain.yaml", json!({ "name": "drained" }));
     assert_eq!(code, 201, "{body:#}");
     served.wait_for("drained", |r| {
-        attempts_of(r, "first").iter().any(|a| a["phase"] == "Running")
+        attempts_of(r, "first")
+            .iter()
+            .any(|a| a["phase"] == "Running")
     });
     let (code, said, took) = served.stop();
     assert_eq!(code, 0, "{said}");
@@ -317,7 +319,9 @@ fn a_task_still_running_after_the_grace_period_is_left_to_recovery() {
     );
     assert_eq!(code, 201, "{body:#}");
     served.wait_for("cut-short", |r| {
-        attempts_of(r, "first").iter().any(|a| a["phase"] == "Running")
+        attempts_of(r, "first")
+            .iter()
+            .any(|a| a["phase"] == "Running")
     });
     let (code, said, took) = served.stop();
     assert_eq!(code, 0, "{said}");

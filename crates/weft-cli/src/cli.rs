@@ -39,12 +39,22 @@ pub enum Command {
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on (`HOST:PORT`; port 0 picks a free one).
-    #[arg(long, value_name = "ADDR", env = "WEFT_LISTEN", default_value = "127.0.0.1:7878")]
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "WEFT_LISTEN",
+        default_value = "127.0.0.1:7878"
+    )]
     pub listen: String,
 
     /// A bearer token the API requires (`Authorization: Bearer TOKEN`). Without one, keep
     /// the server on a loopback address.
-    #[arg(long, value_name = "TOKEN", env = "WEFT_API_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "WEFT_API_TOKEN",
+        hide_env_values = true
+    )]
     pub api_token: Option<String>,
 
     /// Runs whose heartbeat is older than this are taken over (on start-up, then

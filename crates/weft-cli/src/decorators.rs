@@ -12,10 +12,10 @@
 use std::collections::BTreeMap;
 
 use weft_core::contract::ParamValue;
-use weft_engine::{PluginRegistry, ResolvedPlugin};
 use weft_engine::decorate::{
     self, DecorateOptions, DecoratorChange, DecoratorLog, FLAG_PREFIX, decorator_limits,
 };
+use weft_engine::{PluginRegistry, ResolvedPlugin};
 use weft_runtime::HttpRule;
 use weft_store::{Lease, RunStore};
 
@@ -143,7 +143,10 @@ fn show(lines: &[DecoratorLog], display: Display) {
     for line in lines {
         match display {
             Display::Text | Display::Json => {
-                eprintln!("decorator {} [{}] {}", line.decorator, line.level, line.text);
+                eprintln!(
+                    "decorator {} [{}] {}",
+                    line.decorator, line.level, line.text
+                );
             }
             Display::Silent => {
                 tracing::info!(decorator = %line.decorator, level = line.level, "{}", line.text);

@@ -14,7 +14,7 @@ use weft_core::contract::ParamValue;
 use weft_engine::outbox::{OutboxStore, RunStoreOutbox};
 use weft_engine::report::{Reporters, RunIdentity};
 use weft_engine::{
-    ControlReceiver, Prepared, PluginRegistry, RunEnd, RunObserver, RunOptions, StoredOptions,
+    ControlReceiver, PluginRegistry, Prepared, RunEnd, RunObserver, RunOptions, StoredOptions,
     execute, execute_until, prepare,
 };
 use weft_runtime::HttpRule;
@@ -111,12 +111,13 @@ impl Started {
     }
 }
 
+/// HTTP rules by task name (`--allow-http TASK=RULE`).
+pub type TaskHttpRules = BTreeMap<String, Vec<HttpRule>>;
+
 /// Parses `--allow-http` flags: global rules and `TASK=RULE` rules.
-pub fn http_rules(
-    flags: &[String],
-) -> Result<(Vec<HttpRule>, BTreeMap<String, Vec<HttpRule>>), Failure> {
+pub fn http_rules(flags: &[String]) -> Result<(Vec<HttpRule>, TaskHttpRules), Failure> {
     let mut global = Vec::new();
-    let mut by_task: BTreeMap<String, Vec<HttpRule>> = BTreeMap::new();
+    let mut by_task = TaskHttpRules::new();
     for flag in flags {
         // Rules never contain `=`, so `TASK=RULE` is unambiguous.
         let (task, rule) = match flag.split_once('=') {
@@ -173,7 +174,10 @@ pub async fn start(
         return Err(Failure::invalid("--parallelism must be at least 1").into());
     }
 
-    let data_dir = args.data_dir.clone().unwrap_or_else(crate::default_data_dir);
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(crate::default_data_dir);
     // Secrets (secrets.json, --secret, --grant) and secret workspaces: access.rs.
     let mut secrets = RunSecrets::load(&args.secrets, &args.grants, &data_dir)?;
     // Form decorators shape the params and add run secrets here, before validation.
@@ -454,16 +458,20 @@ pub async fn deliver_leftovers(
             Err(e) => return Err(store_error(e)),
         };
         let submitted = &record.submitted;
-        let stored: StoredOptions = serde_json::from_str(&submitted.options_json).unwrap_or_default();
+        let stored: StoredOptions =
+            serde_json::from_str(&submitted.options_json).unwrap_or_default();
         let params: BTreeMap<String, ParamValue> =
             serde_json::from_str(&submitted.params_json).unwrap_or_default();
         let data_dir = stored
             .data_dir
             .clone()
             .unwrap_or_else(|| default_data_dir.to_path_buf());
-        let Ok(prepared) = prepare(registry, &submitted.pipeline_source, &stored.file, &params).await
+        let Ok(prepared) =
+            prepare(registry, &submitted.pipeline_source, &stored.file, &params).await
         else {
-            eprintln!("weft: run `{run}`: its pipeline no longer validates; statuses left undelivered");
+            eprintln!(
+                "weft: run `{run}`: its pipeline no longer validates; statuses left undelivered"
+            );
             continue;
         };
         let Ok(pipeline) = weft_core::parse_pipeline(&submitted.pipeline_source, &stored.file)

@@ -304,7 +304,9 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
         eprintln!("weft: the run store did not close cleanly: {err}");
     }
     let RunEnd::Finished(summary) = end else {
-        return Err(Failure::environment("the run was let go of before it ended"));
+        return Err(Failure::environment(
+            "the run was let go of before it ended",
+        ));
     };
     match output {
         OutputFormat::Json => println!(
@@ -312,7 +314,10 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
             serde_json::to_string_pretty(&summary.report)
                 .map_err(|e| Failure::environment(format!("cannot encode the report: {e}")))?
         ),
-        OutputFormat::Text => print!("{}", view::summary(&summary, clock.elapsed(), color, &log_dir)),
+        OutputFormat::Text => print!(
+            "{}",
+            view::summary(&summary, clock.elapsed(), color, &log_dir)
+        ),
     }
     Ok(summary.status.exit_code().clamp(0, 255) as u8)
 }

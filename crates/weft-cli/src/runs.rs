@@ -110,10 +110,7 @@ fn list(args: &StoreArgs, limit: usize) -> Result<u8, Failure> {
     let store = open_for(args)?;
     let runs = store.list_runs(limit).map_err(store_failure)?;
     if args.output == OutputFormat::Json {
-        let rows: Vec<_> = runs
-            .iter()
-            .map(list_item)
-            .collect();
+        let rows: Vec<_> = runs.iter().map(list_item).collect();
         println!("{}", serde_json::Value::Array(rows));
         return Ok(0);
     }
@@ -299,13 +296,7 @@ async fn recover(
     let mut recovered_any = false;
     for run in stale {
         let (started, strategy) = match launch::recover(
-            &store,
-            &registry,
-            &run.id,
-            older_than,
-            &data_dir,
-            secrets,
-            display,
+            &store, &registry, &run.id, older_than, &data_dir, secrets, display,
         )
         .await
         {

@@ -94,7 +94,9 @@ pub async fn serve(args: ServeArgs) -> Result<u8, Failure> {
     let sweeper = {
         let server = server.clone();
         tokio::spawn(async move {
-            let every = server.recover_timeout.clamp(Duration::from_secs(1), Duration::from_secs(60));
+            let every = server
+                .recover_timeout
+                .clamp(Duration::from_secs(1), Duration::from_secs(60));
             loop {
                 tokio::time::sleep(every).await;
                 if !server.accepting.load(Ordering::SeqCst) {
@@ -159,7 +161,9 @@ pub async fn serve(args: ServeArgs) -> Result<u8, Failure> {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Takes over stale runs and starts them; delivers statuses finished runs still owe.
@@ -251,8 +255,8 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
         .into_response()
 }
 
-/// Checks the bearer token when the server has one.
-fn authorized(server: &Server, headers: &HeaderMap) -> Result<(), Response> {
+/// Checks the bearer token when the server has one; the refusal is boxed (it is large).
+fn authorized(server: &Server, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let Some(expected) = &server.args.api_token else {
         return Ok(());
     };
@@ -271,11 +275,11 @@ fn authorized(server: &Server, headers: &HeaderMap) -> Result<(), Response> {
     if same {
         Ok(())
     } else {
-        Err(error(
+        Err(Box::new(error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
             "a valid `Authorization: Bearer` token is required",
-        ))
+        )))
     }
 }
 
@@ -347,7 +351,7 @@ async fn submit(
     body: axum::body::Bytes,
 ) -> Response {
     if let Err(denied) = authorized(&server, &headers) {
-        return denied;
+        return *denied;
     }
     if !server.accepting.load(Ordering::SeqCst) {
         return error(
@@ -421,9 +425,11 @@ async fn submit(
         Err(LaunchError::Failed(failure)) if failure.code == crate::EXIT_INVALID => {
             error(StatusCode::BAD_REQUEST, "invalid", failure.message)
         }
-        Err(LaunchError::Failed(failure)) => {
-            error(StatusCode::INTERNAL_SERVER_ERROR, "internal", failure.message)
-        }
+        Err(LaunchError::Failed(failure)) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            failure.message,
+        ),
     }
 }
 
@@ -438,10 +444,12 @@ async fn list(
     Query(query): Query<ListQuery>,
 ) -> Response {
     if let Err(denied) = authorized(&server, &headers) {
-        return denied;
+        return *denied;
     }
     match server.store.list_runs(query.limit.unwrap_or(50).min(1000)) {
-        Ok(found) => Json(Value::Array(found.iter().map(runs::list_item).collect())).into_response(),
+        Ok(found) => {
+            Json(Value::Array(found.iter().map(runs::list_item).collect())).into_response()
+        }
         Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", err.to_string()),
     }
 }
@@ -452,14 +460,18 @@ async fn show(
     Path(run): Path<String>,
 ) -> Response {
     if let Err(denied) = authorized(&server, &headers) {
-        return denied;
+        return *denied;
     }
     match runs::run_document(server.store.as_ref(), &run) {
         Ok(Some(mut document)) => {
             document["executing"] = json!(lock(&server.active).contains_key(&run));
             Json(document).into_response()
         }
-        Ok(None) => error(StatusCode::NOT_FOUND, "not-found", format!("no run named `{run}`")),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("no run named `{run}`"),
+        ),
         Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", err.to_string()),
     }
 }
@@ -478,12 +490,16 @@ async fn logs(
     Query(query): Query<LogsQuery>,
 ) -> Response {
     if let Err(denied) = authorized(&server, &headers) {
-        return denied;
+        return *denied;
     }
     match server.store.run(&run) {
         Ok(Some(_)) => {}
         Ok(None) => {
-            return error(StatusCode::NOT_FOUND, "not-found", format!("no run named `{run}`"));
+            return error(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                format!("no run named `{run}`"),
+            );
         }
         Err(err) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", err.to_string()),
     }
@@ -522,7 +538,7 @@ async fn cancel(
     body: axum::body::Bytes,
 ) -> Response {
     if let Err(denied) = authorized(&server, &headers) {
-        return denied;
+        return *denied;
     }
     let request: CancelRequest = if body.is_empty() {
         CancelRequest::default()
@@ -572,9 +588,15 @@ async fn cancel(
         Ok(Some(_)) => error(
             StatusCode::CONFLICT,
             "not-here",
-            format!("run `{run}` is not executing in this engine (another engine owns it, or it awaits recovery)"),
+            format!(
+                "run `{run}` is not executing in this engine (another engine owns it, or it awaits recovery)"
+            ),
         ),
-        Ok(None) => error(StatusCode::NOT_FOUND, "not-found", format!("no run named `{run}`")),
+        Ok(None) => error(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("no run named `{run}`"),
+        ),
         Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", err.to_string()),
     }
 }

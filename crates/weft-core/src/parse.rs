@@ -507,14 +507,11 @@ impl Cx<'_> {
         if let Some(node) = spec.get("decorators") {
             for (index, item) in self.seq(node, "spec.decorators").iter().enumerate() {
                 let path = format!("spec.decorators[{index}]");
-                if let Some(fields) = self.fields(item, &path, &["id", "input", "secrets"], &[])
-                {
+                if let Some(fields) = self.fields(item, &path, &["id", "input", "secrets"], &[]) {
                     let input = fields.get("input");
                     pipeline.decorators.push(Decorator {
                         id: self.required_string(&fields, "id", &path, item.pos),
-                        input: input
-                            .map(Node::to_json)
-                            .unwrap_or(serde_json::Value::Null),
+                        input: input.map(Node::to_json).unwrap_or(serde_json::Value::Null),
                         input_pos: input.map_or(item.pos, |node| node.pos),
                         secrets: self.string_list(&fields, "secrets", &path),
                         index,

@@ -126,7 +126,6 @@ pub fn decorator_limits(timeout: Duration) -> Limits {
         cpu_budget: timeout,
         wall_clock: Some(timeout),
         memory_bytes: 128 << 20,
-        hostcall_fuel: 1 << 20,
         log_bytes: 256 << 10,
         result_bytes: 1 << 20,
         ..Limits::default()
@@ -619,9 +618,12 @@ fn add_secret(
             "set secret `{full}`, which an earlier decorator (or this one) already set"
         ));
     }
-    run_secrets
-        .insert(name, key, value)
-        .map_err(|e| format!("set a secret that cannot be masked: {}", e.trim_end_matches("; ignored")))
+    run_secrets.insert(name, key, value).map_err(|e| {
+        format!(
+            "set a secret that cannot be masked: {}",
+            e.trim_end_matches("; ignored")
+        )
+    })
 }
 
 /// How a decorator invocation failed, naming the limit or fault.
@@ -805,7 +807,9 @@ spec:
         let again = add_secret(&operator, &mut run, "deploy-token", "run-value-789".into());
         assert!(matches!(&again, Err(m) if m.contains("already set")));
         let short = add_secret(&operator, &mut run, "short", "abc".into());
-        assert!(matches!(&short, Err(m) if m.contains("at least 8 characters") && !m.contains("abc")));
+        assert!(
+            matches!(&short, Err(m) if m.contains("at least 8 characters") && !m.contains("abc"))
+        );
         for bad in ["", ".x", "a..b", "a/b", "a.", "sp ace"] {
             assert!(
                 add_secret(&operator, &mut run, bad, "long-enough-value".into()).is_err(),

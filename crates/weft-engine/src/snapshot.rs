@@ -563,6 +563,10 @@ pub struct Unpacked {
     pub bytes: u64,
 }
 
+/// The most file content one snapshot may unpack to: archives are capped compressed, and
+/// this bounds what a planted one can inflate to.
+pub const RESTORE_MAX_BYTES: u64 = 16 << 30;
+
 /// Empties `dir` (creating it if missing) and unpacks `data` (a `.tar.gz` from
 /// [`archive`]) into it. Refuses absolute paths, `..`, entries through links, links
 /// leading out of `dir`, hard links and special files. Stops at the first refused entry:
@@ -603,7 +607,17 @@ pub fn restore(dir: &Path, data: &[u8]) -> Result<Unpacked, SnapshotError> {
                     .custom_flags(libc::O_NOFOLLOW)
                     .open(&full)
                     .map_err(io_err(&full))?;
-                unpacked.bytes += io::copy(&mut entry, &mut file).map_err(io_err(&full))?;
+                // A small archive may inflate to anything (a gzip bomb): bounded.
+                let room = RESTORE_MAX_BYTES.saturating_sub(unpacked.bytes);
+                let copied =
+                    io::copy(&mut (&mut entry).take(room + 1), &mut file).map_err(io_err(&full))?;
+                if copied > room {
+                    return Err(unsafe_entry(
+                        &raw,
+                        format!("the snapshot unpacks to more than {RESTORE_MAX_BYTES} bytes"),
+                    ));
+                }
+                unpacked.bytes += copied;
                 file.set_modified(UNIX_EPOCH + Duration::from_secs(mtime))
                     .map_err(io_err(&full))?;
                 file.set_permissions(fs::Permissions::from_mode(mode))

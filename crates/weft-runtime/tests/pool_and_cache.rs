@@ -124,10 +124,19 @@ fn the_cache_hits_rebuilds_corrupt_entries_and_evicts() {
 
     // A bound smaller than two entries keeps only the most recently written one.
     let size = std::fs::metadata(&entry).expect("entry").len();
+    let exit = std::fs::read(plugin_path("exit")).expect("exit.wasm");
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let measure = ComponentCache::new(elsewhere.path()).expect("cache");
+    measure
+        .load_or_compile(runtime.engine(), &exit)
+        .expect("compiles");
+    let exit_size = std::fs::metadata(measure.path_for(runtime.engine(), &exit))
+        .expect("entry")
+        .len();
+    // Room for the newer entry and half the older one.
     let small = ComponentCache::new(dir.path())
         .expect("cache")
-        .with_max_bytes(size + size / 2);
-    let exit = std::fs::read(plugin_path("exit")).expect("exit.wasm");
+        .with_max_bytes(exit_size + size / 2);
     small
         .load_or_compile(runtime.engine(), &exit)
         .expect("compiles");

@@ -404,7 +404,10 @@ mod tests {
                 prefix: String,
             }
             let input: In = input.parse()?;
-            let sha = form.str("sha").ok_or("param `sha` is required")?.to_string();
+            let sha = form
+                .str("sha")
+                .ok_or("param `sha` is required")?
+                .to_string();
             form.set("tag", format!("{}{sha}", input.prefix));
             form.remove("drop");
             form.set_secret("run-token", "0123456789");
@@ -438,7 +441,10 @@ mod tests {
             decoration.params,
             [
                 ("sha".to_string(), crate::raw::ParamValue::Str("abc".into())),
-                ("tag".to_string(), crate::raw::ParamValue::Str("v-abc".into())),
+                (
+                    "tag".to_string(),
+                    crate::raw::ParamValue::Str("v-abc".into())
+                ),
             ]
         );
         assert_eq!(
@@ -461,6 +467,9 @@ mod tests {
         );
         let map: BTreeMap<String, String> = [("k".to_string(), "v".to_string())].into();
         assert_eq!(Value::from(map.clone()).as_object(), Some(&map));
-        assert_eq!(Input::parse_text("  ").ok().map(|i| i.value().clone()), Some(serde_json::json!({})));
+        assert_eq!(
+            Input::parse_text("  ").ok().map(|i| i.value().clone()),
+            Some(serde_json::json!({}))
+        );
     }
 }

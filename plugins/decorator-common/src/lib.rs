@@ -254,8 +254,14 @@ mod tests {
         );
         assert_eq!(r("$(params.missing | default:x)").as_deref(), Ok("x"));
         assert_eq!(r("$(params.empty | default:y)").as_deref(), Ok("y"));
-        assert_eq!(r("cost: $5, $$(params.x)").as_deref(), Ok("cost: $5, $(params.x)"));
-        assert_eq!(r("$(params.commit | head:99)").as_deref(), Ok("0123456789abcdef"));
+        assert_eq!(
+            r("cost: $5, $$(params.x)").as_deref(),
+            Ok("cost: $5, $(params.x)")
+        );
+        assert_eq!(
+            r("$(params.commit | head:99)").as_deref(),
+            Ok("0123456789abcdef")
+        );
         assert_eq!(r("€$(params.commit | head:1)€").as_deref(), Ok("€0€"));
     }
 

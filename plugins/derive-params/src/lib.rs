@@ -79,7 +79,10 @@ fn derive(
     };
     let mut out = Vec::new();
     for (name, template) in &config.params {
-        let given = params.get(name).and_then(Value::as_str).is_some_and(|v| !v.is_empty());
+        let given = params
+            .get(name)
+            .and_then(Value::as_str)
+            .is_some_and(|v| !v.is_empty());
         if given && !config.overwrite {
             continue;
         }
@@ -123,7 +126,12 @@ mod tests {
 
     #[test]
     fn errors_name_the_param() {
-        let err = derive(&BTreeMap::new(), &config(true)).err().unwrap_or_default();
-        assert!(err.starts_with("param `sha`:") && err.contains("not set"), "{err}");
+        let err = derive(&BTreeMap::new(), &config(true))
+            .err()
+            .unwrap_or_default();
+        assert!(
+            err.starts_with("param `sha`:") && err.contains("not set"),
+            "{err}"
+        );
     }
 }

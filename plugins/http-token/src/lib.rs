@@ -104,26 +104,38 @@ impl Decorator for HttpToken {
     fn decorate(form: &mut Form, input: &Input) -> Result<(), String> {
         let config: Config = input.parse()?;
         let body = request_body(form.params(), &config)?;
-        let credential = weft_sdk::secrets::reveal(&config.credential).map_err(|e| e.to_string())?;
+        let credential =
+            weft_sdk::secrets::reveal(&config.credential).map_err(|e| e.to_string())?;
         let auth = if config.scheme.is_empty() {
             credential
         } else {
             format!("{} {credential}", config.scheme)
         };
+        // An explicit length: some token endpoints do not take chunked bodies.
+        let length = body.len().to_string();
         let response = weft_sdk::http::request(
             "POST",
             &config.url,
             &[
                 (config.header.as_str(), auth.as_str()),
                 ("content-type", "application/json"),
+                ("content-length", length.as_str()),
                 ("accept", "application/json"),
             ],
             Some(body.as_bytes()),
         )
         .map_err(|e| format!("token endpoint {}: {e}", config.url))?;
-        let token = token_from(response.status, &response.body, config.token_field.as_deref())
-            .map_err(|e| format!("token endpoint {}: {e}", config.url))?;
-        weft_sdk::log::info!("stored a token from {} as run secret `{}`", config.url, config.secret);
+        let token = token_from(
+            response.status,
+            &response.body,
+            config.token_field.as_deref(),
+        )
+        .map_err(|e| format!("token endpoint {}: {e}", config.url))?;
+        weft_sdk::log::info!(
+            "stored a token from {} as run secret `{}`",
+            config.url,
+            config.secret
+        );
         form.set_secret(config.secret, token);
         Ok(())
     }
@@ -165,7 +177,12 @@ fn token_from(status: u16, body: &[u8], field: Option<&str>) -> Result<String, S
         .find_map(|f| doc.get(f).and_then(serde_json::Value::as_str))
         .filter(|token| !token.is_empty())
         .map(str::to_string)
-        .ok_or_else(|| format!("the response has no string field `{}`", fields.join("` or `")))
+        .ok_or_else(|| {
+            format!(
+                "the response has no string field `{}`",
+                fields.join("` or `")
+            )
+        })
 }
 
 weft_sdk::export_decorator!(HttpToken);
@@ -181,7 +198,10 @@ mod tests {
         let alt = br#"{"token":"tok-abcdefghi"}"#;
         assert_eq!(token_from(201, alt, None).as_deref(), Ok("tok-abcdefghi"));
         let custom = br#"{"jwt":"tok-custom-000"}"#;
-        assert_eq!(token_from(200, custom, Some("jwt")).as_deref(), Ok("tok-custom-000"));
+        assert_eq!(
+            token_from(200, custom, Some("jwt")).as_deref(),
+            Ok("tok-custom-000")
+        );
         assert!(token_from(200, alt, Some("jwt")).is_err_and(|e| e.contains("`jwt`")));
         assert!(token_from(200, b"<html>", None).is_err_and(|e| e.contains("not JSON")));
         assert!(token_from(200, br#"{"token":""}"#, None).is_err());
@@ -201,7 +221,10 @@ mod tests {
             token_field: None,
         };
         let params = BTreeMap::from([("repo".to_string(), Value::from("group/app"))]);
-        assert_eq!(request_body(&params, &config).as_deref(), Ok(r#"{"repo":"group/app"}"#));
+        assert_eq!(
+            request_body(&params, &config).as_deref(),
+            Ok(r#"{"repo":"group/app"}"#)
+        );
         assert!(request_body(&BTreeMap::new(), &config).is_err_and(|e| e.contains("`repo`")));
     }
 }

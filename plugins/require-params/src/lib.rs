@@ -90,7 +90,12 @@ fn check(params: &BTreeMap<String, Value>, config: &Config) -> Result<(), String
         let matches = |text: &str| patterns.iter().any(|p| glob(p, text));
         let allowed = || patterns.join(", ");
         match params.get(name) {
-            None => return Err(format!("param `{name}` is required (allowed: {})", allowed())),
+            None => {
+                return Err(format!(
+                    "param `{name}` is required (allowed: {})",
+                    allowed()
+                ));
+            }
             Some(Value::Str(value)) if !matches(value) => {
                 return Err(format!(
                     "param `{name}` is `{value}`, which matches none of: {}",
@@ -153,12 +158,16 @@ mod tests {
 
     #[test]
     fn refuses_with_the_param_and_the_allow_list() {
-        let err = check(&params("feature/x", &[]), &config()).err().unwrap_or_default();
+        let err = check(&params("feature/x", &[]), &config())
+            .err()
+            .unwrap_or_default();
         assert_eq!(
             err,
             "param `branch` is `feature/x`, which matches none of: main, release/*"
         );
-        let err = check(&params("main", &["prod-1", "dev"]), &config()).err().unwrap_or_default();
+        let err = check(&params("main", &["prod-1", "dev"]), &config())
+            .err()
+            .unwrap_or_default();
         assert!(err.contains("`envs` has `dev`"), "{err}");
         let err = check(&BTreeMap::new(), &config()).err().unwrap_or_default();
         assert!(err.contains("`branch` is required"), "{err}");
