@@ -204,8 +204,9 @@ async fn recover_stale(server: &Arc<Server>) {
             Err(failure) => eprintln!("weft serve: {}", failure.message),
         }
     }
-    let server = server.clone();
-    lock(&server.clone().tasks).spawn(async move {
+    let shared = server.clone();
+    lock(&server.tasks).spawn(async move {
+        let server = shared;
         match launch::deliver_leftovers(
             &server.store,
             &server.registry,
@@ -233,8 +234,12 @@ fn spawn_run(server: &Arc<Server>, started: Started) {
     let (handle, control) = cancel_channel();
     let name = started.run_name.clone();
     lock(&server.active).insert(name.clone(), handle);
-    let server = server.clone();
-    lock(&server.clone().tasks).spawn(async move {
+    let mut tasks = lock(&server.tasks);
+    // Finished runs' entries are dropped here, so a long-lived server does not pile them up.
+    while tasks.try_join_next().is_some() {}
+    let shared = server.clone();
+    tasks.spawn(async move {
+        let server = shared;
         let end = started.execute(control, true).await;
         lock(&server.active).remove(&name);
         match end {
