@@ -14,6 +14,7 @@ use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::Value;
 
+use crate::serve::Served;
 use crate::support::{self, Ran};
 
 const CREDENTIAL: &str = "ci-Cred-Seekrit-0011223344";
@@ -713,78 +714,10 @@ fn a_decorator_never_replaces_an_operator_secret() {
     );
 }
 
-/// One HTTP request to `weft serve` at `address`: the status and the JSON body.
-fn call(address: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
-    use std::io::{Read, Write};
-    let mut stream = std::net::TcpStream::connect(address).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .expect("timeout");
-    let body = body.map(Value::to_string).unwrap_or_default();
-    write!(
-        stream,
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
-}
-
-/// `weft serve` on a free port; killed when dropped.
-struct Server {
-    child: std::process::Child,
-    address: String,
-}
-
-impl Server {
-    fn start(data: &Path) -> Server {
-        use std::io::BufRead;
-        let mut child = support::weft()
-            .env("WEFT_DATA_DIR", data)
-            .env_remove("WEFT_DB")
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("weft serve starts");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if let Some(address) = line.split("http://").nth(1) {
-                    let _ = tx.send(address.trim().to_string());
-                }
-            }
-        });
-        let address = rx
-            .recv_timeout(Duration::from_secs(120))
-            .expect("weft serve prints its address");
-        Server { child, address }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[test]
 fn the_server_runs_decorators_on_every_submission() {
     let data = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(data.path());
+    let server = Served::start(data.path(), &[]);
     let source = std::fs::read_to_string(support::pipelines().join("decorators-derive.yaml"))
         .expect("pipeline");
     let submit = |name: &str, branch: &str| {
@@ -794,7 +727,7 @@ fn the_server_runs_decorators_on_every_submission() {
             "name": name,
             "params": {"commit": "abcdef1234567890", "branch": branch},
         });
-        call(&server.address, "POST", "/api/v1/runs", Some(&request))
+        server.call("POST", "/api/v1/runs", Some(&request))
     };
     // Refused by require-params: 400 with the diagnostic, and no run.
     let (status, body) = submit("served-refused", "feature/x");
@@ -804,20 +737,12 @@ fn the_server_runs_decorators_on_every_submission() {
         "{body:#}"
     );
     assert_eq!(body["diagnostics"][0]["field"], "spec.decorators[0]");
-    let (status, _) = call(&server.address, "GET", "/api/v1/runs/served-refused", None);
+    let (status, _) = server.call("GET", "/api/v1/runs/served-refused", None);
     assert_eq!(status, 404);
     // Accepted: derive-params set the tag the task sees, and the run records it.
     let (status, body) = submit("served-ok", "main");
     assert_eq!(status, 201, "{body:#}");
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let run = loop {
-        let (status, run) = call(&server.address, "GET", "/api/v1/runs/served-ok", None);
-        if status == 200 && !run["finishedAt"].is_null() {
-            break run;
-        }
-        assert!(Instant::now() < deadline, "the run did not finish: {run:#}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let run = server.wait_for("served-ok", |run| !run["finishedAt"].is_null());
     assert_eq!(
         run["attempts"][0]["results"]["message"], "tag=main-abcdef1",
         "{run:#}"

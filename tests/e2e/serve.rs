@@ -13,8 +13,8 @@ use serde_json::{Value, json};
 
 use crate::support::{pipelines, signal, weft};
 
-/// A running `weft serve` on a free port.
-struct Served {
+/// A running `weft serve` on a free port; killed when dropped.
+pub struct Served {
     child: Child,
     address: String,
     stderr: mpsc::Receiver<String>,
@@ -23,7 +23,8 @@ struct Served {
 }
 
 impl Served {
-    fn start(data: &Path, extra: &[&str]) -> Served {
+    /// Starts `weft serve` with `data` as its data directory.
+    pub fn start(data: &Path, extra: &[&str]) -> Served {
         let mut child = weft()
             .env("WEFT_DATA_DIR", data)
             .env_remove("WEFT_DB")
@@ -61,7 +62,7 @@ impl Served {
     }
 
     /// One request; returns the status and the body (JSON when it parses).
-    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+    pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
         let mut stream = TcpStream::connect(&self.address).expect("connect");
         stream
             .set_read_timeout(Some(Duration::from_secs(60)))
@@ -101,7 +102,7 @@ impl Served {
     }
 
     /// Polls the run until `done` says so (at most 60 s).
-    fn wait_for(&self, run: &str, done: impl Fn(&Value) -> bool) -> Value {
+    pub fn wait_for(&self, run: &str, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             let (status, body) = self.call("GET", &format!("/api/v1/runs/{run}"), None);
