@@ -6,49 +6,14 @@
 //! Needs the plugins built (`cargo xtask test` does it; or `cargo xtask build-plugins`).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use weft_core::contract::{ParamValue, TaskEnding};
-use weft_runtime::{HttpRule, Plugin, PluginKind, Runtime, RuntimeConfig, TaskRequest};
+use weft_runtime::{HttpRule, PluginKind, TaskRequest};
 
-fn plugin_dir() -> PathBuf {
-    match std::env::var_os("WEFT_PLUGIN_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../plugins/target/wasm32-wasip2/release"),
-    }
-}
+mod common;
 
-fn runtime() -> &'static Runtime {
-    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
-        Runtime::new(RuntimeConfig {
-            cache_dir: Some(cache),
-            ..RuntimeConfig::default()
-        })
-        .expect("runtime starts")
-    })
-}
-
-/// `name.wasm` from the plugin directory (`target/plugins` names plugins by crate name,
-/// cargo's own output with `_`).
-fn plugin(name: &str) -> Plugin {
-    let dir = plugin_dir();
-    let path = [name.to_string(), name.replace('-', "_")]
-        .iter()
-        .map(|stem| dir.join(format!("{stem}.wasm")))
-        .find(|path| path.exists())
-        .unwrap_or_else(|| {
-            panic!(
-                "{name}.wasm is missing from {}: build the plugins first (`cargo xtask build-plugins`)",
-                dir.display()
-            )
-        });
-    runtime().load_file(&path).expect("plugin loads")
-}
+use common::plugin;
 
 fn request(http: bool) -> TaskRequest {
     let mut request = TaskRequest::new("decorator:test");

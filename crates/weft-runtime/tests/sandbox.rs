@@ -5,45 +5,18 @@
 //! Needs the plugins built (`cargo xtask test` does it; or `cargo xtask build-plugins`).
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use weft_core::contract::{ParamValue, TaskEnding};
 use weft_runtime::{
-    Grants, HttpRule, LoadError, MemorySink, Plugin, PluginKind, Runtime, RuntimeConfig,
-    SecretValue, TaskReport, TaskRequest, WorkspaceMount,
+    Grants, HttpRule, LoadError, MemorySink, PluginKind, SecretValue, TaskReport, TaskRequest,
+    WorkspaceMount,
 };
 
-fn plugin_dir() -> PathBuf {
-    match std::env::var_os("WEFT_PLUGIN_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../plugins/target/wasm32-wasip2/release"),
-    }
-}
+mod common;
 
-fn runtime() -> &'static Runtime {
-    static RUNTIME: OnceLock<Runtime> = OnceLock::new();
-    RUNTIME.get_or_init(|| {
-        let cache = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache");
-        Runtime::new(RuntimeConfig {
-            cache_dir: Some(cache),
-            ..RuntimeConfig::default()
-        })
-        .expect("runtime starts")
-    })
-}
-
-fn plugin(name: &str) -> Plugin {
-    let path = plugin_dir().join(format!("{name}.wasm"));
-    assert!(
-        path.exists(),
-        "{} is missing: build the plugins first (`cargo xtask build-plugins`)",
-        path.display()
-    );
-    runtime().load_file(&path).expect("plugin loads")
-}
+use common::{plugin, plugin_dir, runtime};
 
 /// A request for the hostile plugin in `mode`, with the grants its imports need.
 fn hostile_request(mode: &str) -> (TaskRequest, Arc<MemorySink>) {
