@@ -133,23 +133,6 @@ fn answer(
     }
 }
 
-/// `weft` with its own data directory (the component cache stays shared).
-fn weft_in(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
-    let mut cmd = support::weft();
-    cmd.env("WEFT_DATA_DIR", data)
-        .env_remove("WEFT_DB")
-        .args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let output = cmd.output().expect("weft starts");
-    Ran {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
-
 fn pipeline(name: &str) -> String {
     support::pipelines()
         .join(name)
@@ -175,7 +158,7 @@ fn plugin_dir() -> String {
 
 /// The names of the runs in the store of `data` (none when there is no store yet).
 fn run_names(data: &Path) -> Vec<String> {
-    let ran = weft_in(data, &["runs", "list", "--output", "json"], &[]);
+    let ran = support::run_in(data, &["runs", "list", "--output", "json"], &[]);
     if ran.code != 0 {
         assert!(ran.stderr.contains("no run store"), "{}", ran.stderr);
         return Vec::new();
@@ -259,7 +242,7 @@ fn assert_nowhere(secret: &str, ran: &Ran, data: &Path) {
 #[test]
 fn derive_params_change_the_params_tasks_see_and_are_recorded() {
     let data = tempfile::tempdir().expect("tempdir");
-    let ran = weft_in(
+    let ran = support::run_in(
         data.path(),
         &[
             "run",
@@ -294,7 +277,7 @@ fn derive_params_change_the_params_tasks_see_and_are_recorded() {
         ran.stderr
     );
     // What changed is recorded with the run: names, never values.
-    let shown = weft_in(
+    let shown = support::run_in(
         data.path(),
         &["runs", "show", "derived-1", "--output", "json"],
         &[],
@@ -308,7 +291,7 @@ fn derive_params_change_the_params_tasks_see_and_are_recorded() {
             {"decorator": "derive-params", "index": 1, "params": ["imageTag"], "secrets": []},
         ])
     );
-    let text = weft_in(data.path(), &["runs", "show", "derived-1"], &[]);
+    let text = support::run_in(data.path(), &["runs", "show", "derived-1"], &[]);
     assert!(
         text.stdout
             .contains("derive-params (spec.decorators[1]): params imageTag; secrets -"),
@@ -321,7 +304,7 @@ fn derive_params_change_the_params_tasks_see_and_are_recorded() {
 fn require_params_refuses_a_branch_outside_the_allow_list_and_creates_no_run() {
     let data = tempfile::tempdir().expect("tempdir");
     // One run first, so the store exists and "no new run" is meaningful.
-    let ok = weft_in(
+    let ok = support::run_in(
         data.path(),
         &[
             "run",
@@ -332,7 +315,7 @@ fn require_params_refuses_a_branch_outside_the_allow_list_and_creates_no_run() {
         &[],
     );
     assert_eq!(ok.code, 0, "{}", ok.stderr);
-    let ran = weft_in(
+    let ran = support::run_in(
         data.path(),
         &[
             "run",
@@ -365,7 +348,7 @@ fn require_params_refuses_a_branch_outside_the_allow_list_and_creates_no_run() {
     );
     assert_eq!(run_names(data.path()), ["allowed-main"]);
     // JSON mode: the same diagnostic as one document on stdout.
-    let json = weft_in(
+    let json = support::run_in(
         data.path(),
         &[
             "run",
@@ -391,7 +374,7 @@ fn an_http_token_reaches_only_the_granted_task_and_is_masked() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = tempfile::tempdir().expect("tempdir");
     let file = pointed_at("decorators-token.yaml", &endpoint.url(), dir.path());
-    let ran = weft_in(
+    let ran = support::run_in(
         data.path(),
         &[
             "run",
@@ -451,7 +434,7 @@ fn an_http_token_reaches_only_the_granted_task_and_is_masked() {
     assert_nowhere(TOKEN, &ran, data.path());
     assert_nowhere(CREDENTIAL, &ran, data.path());
     // The run records that http-token set the secret, by name.
-    let shown = weft_in(
+    let shown = support::run_in(
         data.path(),
         &["runs", "show", "token-1", "--output", "json"],
         &[],
@@ -465,7 +448,7 @@ fn an_http_token_reaches_only_the_granted_task_and_is_masked() {
 #[test]
 fn a_schema_violation_stops_the_submission_with_the_field_and_position() {
     let data = tempfile::tempdir().expect("tempdir");
-    let ran = weft_in(
+    let ran = support::run_in(
         data.path(),
         &[
             "run",
@@ -498,7 +481,7 @@ fn a_schema_violation_stops_the_submission_with_the_field_and_position() {
         ran.stderr
     );
     // `weft validate` finds the same problem without running anything.
-    let validated = weft_in(
+    let validated = support::run_in(
         data.path(),
         &[
             "validate",
@@ -521,7 +504,7 @@ fn a_schema_violation_stops_the_submission_with_the_field_and_position() {
 #[test]
 fn a_failing_decorator_stops_the_submission() {
     let data = tempfile::tempdir().expect("tempdir");
-    let ran = weft_in(
+    let ran = support::run_in(
         data.path(),
         &[
             "run",
@@ -560,7 +543,7 @@ fn a_decorator_calling_a_host_it_was_not_granted_reaches_nothing() {
     let file = pointed_at("decorators-http.yaml", &endpoint.url(), dir.path());
     let plugins = plugin_dir();
     // No rule at all: the decorator imports wasi:http, so it is not even instantiated.
-    let ran = weft_in(
+    let ran = support::run_in(
         data.path(),
         &["run", &file, "--name", "http-1", "--plugins", &plugins],
         &[],
@@ -576,7 +559,7 @@ fn a_decorator_calling_a_host_it_was_not_granted_reaches_nothing() {
     // A rule for another host, and a task-scoped rule for the endpoint (task rules never
     // apply to decorators): the request is denied by the egress policy.
     let task_rule = format!("never={}", endpoint.rule());
-    let ran = weft_in(
+    let ran = support::run_in(
         data.path(),
         &[
             "run",
@@ -607,7 +590,7 @@ fn a_decorator_calling_a_host_it_was_not_granted_reaches_nothing() {
     assert!(endpoint.seen().is_empty(), "{:?}", endpoint.seen());
     // The decorator-scoped rule is the one that lets it through.
     let scoped = format!("decorator:hostile-decorator={}", endpoint.rule());
-    let ran = weft_in(
+    let ran = support::run_in(
         data.path(),
         &[
             "run",
@@ -636,7 +619,7 @@ fn a_decorator_calling_a_host_it_was_not_granted_reaches_nothing() {
 fn a_decorator_that_never_returns_is_stopped_by_its_timeout() {
     let data = tempfile::tempdir().expect("tempdir");
     let started = Instant::now();
-    let ran = weft_in(
+    let ran = support::run_in(
         data.path(),
         &[
             "run",
@@ -677,7 +660,7 @@ fn a_decorator_that_never_returns_is_stopped_by_its_timeout() {
 #[test]
 fn a_decorator_never_replaces_an_operator_secret() {
     let data = tempfile::tempdir().expect("tempdir");
-    let ran = weft_in(
+    let ran = support::run_in(
         data.path(),
         &[
             "run",

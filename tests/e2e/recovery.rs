@@ -7,30 +7,19 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 
 use serde_json::Value;
 
 use crate::fake_forge::FakeForge;
-use crate::support::{Ran, pipelines, weft};
+use crate::support::{Ran, pipelines, run_in};
 
 /// The GitLab token the crash trials' reporter uses (never stored with a run).
 const FORGE_TOKEN: &str = "glpat-crash-trial-token-0123";
 
 fn in_dir(data: &Path, args: &[&str], fault: Option<&str>) -> Ran {
-    let mut cmd: Command = weft();
-    cmd.env("WEFT_DATA_DIR", data)
-        .env("WEFT_TEST_FORGE_TOKEN", FORGE_TOKEN)
-        .args(args);
-    if let Some(fault) = fault {
-        cmd.env("WEFT_FAULT", fault);
-    }
-    let output = cmd.output().expect("weft starts");
-    Ran {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    let mut env = vec![("WEFT_TEST_FORGE_TOKEN", FORGE_TOKEN)];
+    env.extend(fault.map(|fault| ("WEFT_FAULT", fault)));
+    run_in(data, args, &env)
 }
 
 fn pipeline(name: &str) -> String {

@@ -4,59 +4,20 @@
 //! received other than the header it authenticates.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::fake_forge::{FakeForge, Recorded};
-use crate::support;
+use crate::support::{self, Ran};
 
 const GITLAB_TOKEN: &str = "glpat-Seekrit-0123456789";
 const GITHUB_TOKEN: &str = "ghp_Seekrit_abcdefghijkl";
 const GITEA_TOKEN: &str = "gitea-Seekrit-98765432";
 const BITBUCKET_TOKEN: &str = "bb-Seekrit-1122334455";
 const WEBHOOK_SECRET: &str = "hook-Seekrit-5566778899";
-
-/// A finished `weft run`.
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not JSON ({e}):\n{}\n--- stderr\n{}",
-                self.stdout, self.stderr
-            )
-        })
-    }
-}
-
-/// `weft` with its own data directory (the component cache stays shared).
-fn weft_in(data: &Path) -> Command {
-    let mut cmd = support::weft();
-    cmd.env("WEFT_DATA_DIR", data).env_remove("WEFT_DB");
-    cmd
-}
-
-fn run_in(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
-    let mut cmd = weft_in(data);
-    cmd.args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let output = cmd.output().expect("weft starts");
-    Out {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
-}
 
 fn example(name: &str) -> String {
     support::root()
@@ -94,7 +55,7 @@ fn files(dir: &Path) -> Vec<std::path::PathBuf> {
 /// not in stdout, stderr, any file under the data directory (logs, report.json, the run
 /// store and its WAL), nor any other header or body the forge received.
 #[track_caller]
-fn assert_contained(secret: &str, out: &Out, data: &Path, forge: &FakeForge, auth_header: &str) {
+fn assert_contained(secret: &str, out: &Ran, data: &Path, forge: &FakeForge, auth_header: &str) {
     assert!(!out.stdout.contains(secret), "secret in stdout");
     assert!(!out.stderr.contains(secret), "secret in stderr");
     let scanned = files(data);
@@ -144,7 +105,7 @@ fn gitlab_report(forge: &FakeForge) -> String {
 }
 
 /// `weft run FILE --output json --report gitlab:... --secret gitlab-token=env:...`.
-fn run_with_gitlab(file: &str, extra: &[&str], forge: &FakeForge, data: &Path) -> Out {
+fn run_with_gitlab(file: &str, extra: &[&str], forge: &FakeForge, data: &Path) -> Ran {
     let report = gitlab_report(forge);
     let rule = forge.rule();
     let mut args = vec![
@@ -160,17 +121,17 @@ fn run_with_gitlab(file: &str, extra: &[&str], forge: &FakeForge, data: &Path) -
         &rule,
     ];
     args.extend_from_slice(extra);
-    run_in(data, &args, &[("WEFT_TEST_GITLAB_TOKEN", GITLAB_TOKEN)])
+    support::run_in(data, &args, &[("WEFT_TEST_GITLAB_TOKEN", GITLAB_TOKEN)])
 }
 
-fn seed(build_exit: &str) -> (Out, FakeForge, tempfile::TempDir) {
+fn seed(build_exit: &str) -> (Ran, FakeForge, tempfile::TempDir) {
     let forge = FakeForge::start();
     let data = tempfile::tempdir().expect("tempdir");
     let host = format!("gitlab-host={}", forge.url());
     let exit = format!("build-exit={build_exit}");
     let rule = forge.rule();
     let file = example("tekton-blog-seed.yaml");
-    let out = run_in(
+    let out = support::run_in(
         data.path(),
         &[
             "run",
@@ -239,7 +200,7 @@ fn seed_pipeline_without_a_grant_is_denied_and_says_which_secret() {
     let host = format!("gitlab-host={}", forge.url());
     let rule = forge.rule();
     let file = example("tekton-blog-seed.yaml");
-    let out = run_in(
+    let out = support::run_in(
         data.path(),
         &[
             "run",
@@ -335,7 +296,7 @@ fn a_cancelled_run_reports_canceled() {
     let data = tempfile::tempdir().expect("tempdir");
     let report = gitlab_report(&forge);
     let rule = forge.rule();
-    let child: Child = weft_in(data.path())
+    let child: Child = support::weft_in(data.path())
         .args([
             "run",
             &pipeline("cancel.yaml"),
@@ -356,7 +317,7 @@ fn a_cancelled_run_reports_canceled() {
     std::thread::sleep(Duration::from_millis(1500));
     support::signal(&child, "-INT");
     let output = child.wait_with_output().expect("weft finishes");
-    let out = Out {
+    let out = Ran {
         code: output.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -396,7 +357,7 @@ fn an_unreachable_forge_is_given_up_within_the_report_timeout() {
     let data = tempfile::tempdir().expect("tempdir");
     let report = format!("gitlab:url={url},project=g/a,sha=0123abcd,token-secret=gitlab-token");
     let started = std::time::Instant::now();
-    let out = run_in(
+    let out = support::run_in(
         data.path(),
         &[
             "run",
@@ -426,10 +387,10 @@ fn run_forge(
     secret_flag: &str,
     token: &str,
     forge: &FakeForge,
-) -> (Out, tempfile::TempDir) {
+) -> (Ran, tempfile::TempDir) {
     let data = tempfile::tempdir().expect("tempdir");
     let rule = forge.rule();
-    let out = run_in(
+    let out = support::run_in(
         data.path(),
         &[
             "run",
@@ -571,7 +532,7 @@ fn webhook_posts_signed_json() {
 #[test]
 fn short_secrets_are_refused_with_a_warning() {
     let data = tempfile::tempdir().expect("tempdir");
-    let out = run_in(
+    let out = support::run_in(
         data.path(),
         &[
             "run",
@@ -620,7 +581,7 @@ spec:
     )
     .expect("write");
     let data = tempfile::tempdir().expect("tempdir");
-    let out = run_in(
+    let out = support::run_in(
         data.path(),
         &[
             "run",

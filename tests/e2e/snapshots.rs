@@ -8,24 +8,18 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::support::{Ran, pipelines, weft};
+use crate::support::{Ran, pipelines, run_in};
 
 const PIPELINE: &str = "snapshots-resume.yaml";
 const FILE: &str = "out/artifact.txt";
 const CONTENT: &str = "built-abc123";
 
 fn in_dir(data: &Path, args: &[&str], fault: Option<&str>) -> Ran {
-    let mut cmd = weft();
-    cmd.env("WEFT_DATA_DIR", data).args(args);
-    if let Some(fault) = fault {
-        cmd.env("WEFT_FAULT", fault);
-    }
-    let output = cmd.output().expect("weft starts");
-    Ran {
-        code: output.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-    }
+    let env: Vec<_> = fault
+        .map(|fault| ("WEFT_FAULT", fault))
+        .into_iter()
+        .collect();
+    run_in(data, args, &env)
 }
 
 fn workspace(data: &Path, run: &str) -> PathBuf {

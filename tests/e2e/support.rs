@@ -77,6 +77,23 @@ impl Ran {
     }
 }
 
+/// `weft` with its own data directory (the component cache stays shared).
+pub fn weft_in(data: &Path) -> Command {
+    let mut cmd = weft();
+    cmd.env("WEFT_DATA_DIR", data).env_remove("WEFT_DB");
+    cmd
+}
+
+/// Runs `weft` with its own data directory, `args` and extra `env` to completion.
+pub fn run_in(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Ran {
+    let output = weft_in(data)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .expect("weft starts");
+    Ran::from(output)
+}
+
 /// Runs `weft` with `args` to completion.
 pub fn run(args: &[&str]) -> Ran {
     Ran::from(weft().args(args).output().expect("weft starts"))

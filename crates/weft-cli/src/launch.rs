@@ -72,6 +72,7 @@ pub struct Started {
     pub color: bool,
     prepared: Prepared,
     options: RunOptions,
+    /// The masked view; the reporters (when any) wrap it.
     observer: Arc<dyn RunObserver>,
     reporters: Option<Arc<Reporters>>,
     secrets: RunSecrets,
@@ -87,11 +88,16 @@ impl Started {
     /// Runs it until it ends (or, with `suspendable`, until the engine lets go of it),
     /// waits for its statuses to be delivered and keeps its report in the run directory.
     pub async fn execute(self, control: ControlReceiver, suspendable: bool) -> RunEnd {
+        // Reporters see every event first, then pass it on to the view.
+        let observer: Arc<dyn RunObserver> = match &self.reporters {
+            Some(reporters) => reporters.clone(),
+            None => self.observer,
+        };
         let end = if suspendable {
-            execute_until(self.prepared, self.options, self.observer, control).await
+            execute_until(self.prepared, self.options, observer, control).await
         } else {
             RunEnd::Finished(Box::new(
-                execute(self.prepared, self.options, self.observer, control).await,
+                execute(self.prepared, self.options, observer, control).await,
             ))
         };
         if let RunEnd::Finished(summary) = &end {
@@ -330,10 +336,7 @@ pub async fn start(
         run_name,
         run_dir,
         color,
-        observer: match &reporters {
-            Some(reporters) => reporters.clone(),
-            None => observer,
-        },
+        observer,
         prepared,
         options,
         reporters,
@@ -410,10 +413,7 @@ pub async fn recover(
             run_name,
             run_dir,
             color,
-            observer: match &reporters {
-                Some(reporters) => reporters.clone(),
-                None => observer,
-            },
+            observer,
             prepared: recovered.prepared,
             options: recovered.options,
             reporters,

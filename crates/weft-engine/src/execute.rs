@@ -67,9 +67,6 @@ pub struct RunOptions {
     /// Time the run already spent before this process took it over (recovery): deadlines
     /// are computed from the run's stored start, so a restart never extends them.
     pub elapsed_before: Duration,
-    /// Set by [`execute_until`] for durable runs: a suspend request lets go of the run
-    /// instead of stopping it.
-    suspendable: bool,
 }
 
 impl RunOptions {
@@ -90,7 +87,6 @@ impl RunOptions {
             durable: None,
             snapshots: None,
             elapsed_before: Duration::ZERO,
-            suspendable: false,
         }
     }
 }
@@ -213,12 +209,14 @@ struct Attempt {
 /// treated as `StoppedRunFinally` here, so the run always ends.
 pub async fn execute(
     prepared: Prepared,
-    mut options: RunOptions,
+    options: RunOptions,
     observer: Arc<dyn RunObserver>,
     cancel: ControlReceiver,
 ) -> RunSummary {
-    options.suspendable = false;
-    match Driver::new(prepared, options, observer).run(cancel).await {
+    match Driver::new(prepared, options, observer, false)
+        .run(cancel)
+        .await
+    {
         RunEnd::Finished(summary) => *summary,
         RunEnd::Suspended => unreachable!("a run that cannot be suspended was suspended"),
     }
@@ -228,12 +226,13 @@ pub async fn execute(
 /// to let go of it ([`CancelHandle::suspend`]).
 pub async fn execute_until(
     prepared: Prepared,
-    mut options: RunOptions,
+    options: RunOptions,
     observer: Arc<dyn RunObserver>,
     cancel: ControlReceiver,
 ) -> RunEnd {
-    options.suspendable = options.durable.is_some();
-    Driver::new(prepared, options, observer).run(cancel).await
+    Driver::new(prepared, options, observer, true)
+        .run(cancel)
+        .await
 }
 
 struct Driver {
@@ -256,10 +255,19 @@ struct Driver {
     /// Set once the engine was told to let go of the run: when running attempts must be
     /// done. Nothing new launches meanwhile.
     suspend_by: Option<Instant>,
+    /// Whether a suspend request lets go of the run (see [`execute_until`]).
+    suspendable: bool,
 }
 
 impl Driver {
-    fn new(prepared: Prepared, options: RunOptions, observer: Arc<dyn RunObserver>) -> Self {
+    /// `suspendable`: a suspend request lets go of the run (only a durable one can be
+    /// let go of) instead of stopping it.
+    fn new(
+        prepared: Prepared,
+        options: RunOptions,
+        observer: Arc<dyn RunObserver>,
+        suspendable: bool,
+    ) -> Self {
         let journal = options.durable.clone().map(Journal::new);
         let context = RunContext {
             run_name: options.run_name.clone(),
@@ -282,6 +290,7 @@ impl Driver {
             summary: None,
             journal,
             suspend_by: None,
+            suspendable,
         }
     }
 
@@ -408,7 +417,7 @@ impl Driver {
                 },
                 control = cancel.0.recv(), if cancel_open => match control {
                     Some(Control::Cancel(mode)) => self.state.cancel(mode),
-                    Some(Control::Suspend(grace)) if self.options.suspendable && self.journal.is_some() => {
+                    Some(Control::Suspend(grace)) if self.suspendable && self.journal.is_some() => {
                         tracing::info!(run = %self.options.run_name, grace_ms = grace.as_millis() as u64, "letting go of the run");
                         let by = Instant::now() + grace;
                         self.suspend_by = Some(self.suspend_by.map_or(by, |b| b.min(by)));
