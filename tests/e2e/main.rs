@@ -7,6 +7,7 @@ mod malformed;
 mod recovery;
 mod reporting;
 mod runs;
+mod security;
 mod serve;
 mod snapshots;
 mod support;

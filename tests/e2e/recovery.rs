@@ -112,6 +112,16 @@ fn reporting_to(forge: &FakeForge) -> Vec<String> {
     ]
 }
 
+/// The description of the final (successful) status the forge accepted.
+fn final_description(forge: &FakeForge) -> String {
+    forge
+        .requests()
+        .iter()
+        .rfind(|r| r.ok() && r.field("state") == "success")
+        .map(|r| r.field("description"))
+        .unwrap_or_default()
+}
+
 /// The run-level states the forge accepted, in order.
 fn forge_states(forge: &FakeForge) -> Vec<String> {
     forge
@@ -140,6 +150,23 @@ fn sigkill_at_every_persistence_boundary_then_resume_gives_the_same_outcomes() {
     );
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     let baseline = outcomes(&ran.json());
+    // What a run that never crashed tells the forge, for the descriptions below.
+    let baseline_forge = FakeForge::start();
+    let mut args = vec![
+        "run".to_string(),
+        pipeline("recoverable.yaml"),
+        "--name".into(),
+        "baseline-reported".into(),
+    ];
+    args.extend(reporting_to(&baseline_forge));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let ran = in_dir(&baseline_dir, &args, None);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let baseline_description = final_description(&baseline_forge);
+    assert!(
+        baseline_description.starts_with("all ") && baseline_description.contains("succeeded"),
+        "{baseline_description}"
+    );
 
     let mut failures = Vec::new();
     let mut crashed = 0;
@@ -212,6 +239,20 @@ fn sigkill_at_every_persistence_boundary_then_resume_gives_the_same_outcomes() {
             {
                 failures.push(format!("{fault}: the forge accepted {states:?}"));
             }
+            // The final status says what the uninterrupted run said, re-delivered or not.
+            let description = final_description(&forge);
+            if description != baseline_description {
+                failures.push(format!(
+                    "{fault}: the final description was {description:?}, not {baseline_description:?}"
+                ));
+            }
+            // Every attempt ends terminal in the store, with its own outcome.
+            let shown = show(&data, &run);
+            for attempt in shown["attempts"].as_array().into_iter().flatten() {
+                if attempt["phase"] != "Terminal" || attempt["outcome"].is_null() {
+                    failures.push(format!("{fault}: attempt left unfinished: {attempt}"));
+                }
+            }
             // What had a terminal record before the crash never ran again.
             let (_, lines_after) = stored(&data, &run);
             for id in &terminal_before {
@@ -233,6 +274,63 @@ fn sigkill_at_every_persistence_boundary_then_resume_gives_the_same_outcomes() {
         "{} of {crashed} trials failed:\n{}",
         failures.len(),
         failures.join("\n")
+    );
+}
+
+#[test]
+fn start_over_closes_the_attempt_it_abandons() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let data = scratch.path();
+    // Killed while `build` (the second task) runs: startOver abandons that attempt.
+    let ran = in_dir(
+        data,
+        &[
+            "run",
+            &pipeline("recoverable-start-over.yaml"),
+            "--name",
+            "abandoned",
+        ],
+        Some("task-start-after:2"),
+    );
+    assert_eq!(ran.code, -1, "{}", ran.stderr);
+    let recovered = in_dir(
+        data,
+        &[
+            "runs",
+            "recover",
+            "--recover-timeout",
+            "0s",
+            "--output",
+            "json",
+        ],
+        None,
+    );
+    assert_eq!(recovered.code, 0, "{}", recovered.stderr);
+    // The summary counts both attempts of `build`.
+    let build = recovered.json()["tasks"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["name"] == "build").cloned())
+        .unwrap_or_default();
+    assert_eq!(build["attempts"], 2, "{build}");
+    let shown = show(data, "abandoned");
+    let attempts = shown["attempts"].as_array().cloned().unwrap_or_default();
+    for attempt in &attempts {
+        assert_eq!(attempt["phase"], "Terminal", "{attempt}");
+    }
+    let first = attempts
+        .iter()
+        .find(|a| a["id"] == "abandoned/build/0")
+        .unwrap_or_else(|| panic!("no abandoned/build/0 in {attempts:?}"));
+    assert_eq!(
+        (first["outcome"].as_str(), first["reason"].as_str()),
+        (Some("Errored"), Some("EngineRestarted")),
+        "{first}"
+    );
+    assert!(
+        first["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("startOver")),
+        "{first}"
     );
 }
 

@@ -11,7 +11,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::fake_forge::{FakeForge, Recorded};
-use crate::support::{self, Ran};
+use crate::support::{self, Ran, assert_contained, files};
 
 const GITLAB_TOKEN: &str = "glpat-Seekrit-0123456789";
 const GITHUB_TOKEN: &str = "ghp_Seekrit_abcdefghijkl";
@@ -32,59 +32,6 @@ fn pipeline(name: &str) -> String {
         .join(name)
         .to_string_lossy()
         .into_owned()
-}
-
-/// Every file under `dir`, recursively.
-fn files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(files(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
-/// Asserts `secret` appears nowhere but in the `auth_header` of requests to the forge:
-/// not in stdout, stderr, any file under the data directory (logs, report.json, the run
-/// store and its WAL), nor any other header or body the forge received.
-#[track_caller]
-fn assert_contained(secret: &str, out: &Ran, data: &Path, forge: &FakeForge, auth_header: &str) {
-    assert!(!out.stdout.contains(secret), "secret in stdout");
-    assert!(!out.stderr.contains(secret), "secret in stderr");
-    let scanned = files(data);
-    assert!(
-        scanned.iter().any(|p| p.ends_with("report.json")),
-        "the scan must cover report.json: {scanned:?}"
-    );
-    for path in scanned {
-        if path.file_name().is_some_and(|n| n == "secrets.json") {
-            continue; // the secret store itself (empty in these tests)
-        }
-        let bytes = std::fs::read(&path).unwrap_or_default();
-        assert!(
-            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
-            "secret found in {}",
-            path.display()
-        );
-    }
-    for request in forge.requests() {
-        assert!(
-            !request.body.contains(secret),
-            "secret in a request body: {request:?}"
-        );
-        for (name, value) in &request.headers {
-            if name != &auth_header.to_ascii_lowercase() {
-                assert!(!value.contains(secret), "secret in header {name}");
-            }
-        }
-    }
 }
 
 /// The states the forge accepted, in order.

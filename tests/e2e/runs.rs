@@ -185,6 +185,58 @@ fn retries_succeed_on_the_last_attempt_and_exhausted_retries_fail() {
 }
 
 #[test]
+fn every_retried_attempt_ends_terminal_in_the_store_with_its_own_outcome() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let file = crate::support::pipelines().join("retries.yaml");
+    let ran = crate::support::run_in(
+        data.path(),
+        &["run", &file.to_string_lossy(), "--name", "flaky-run"],
+        &[],
+    );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let shown = crate::support::run_in(
+        data.path(),
+        &["runs", "show", "flaky-run", "--output", "json"],
+        &[],
+    )
+    .json();
+    let attempts: Vec<(String, String, String, i64)> = shown["attempts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|a| {
+            (
+                a["id"].as_str().unwrap_or_default().to_string(),
+                a["phase"].as_str().unwrap_or_default().to_string(),
+                a["outcome"].as_str().unwrap_or_default().to_string(),
+                a["exitCode"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect();
+    let expect = |id: &str, outcome: &str, exit: i64| {
+        (
+            id.to_string(),
+            "Terminal".to_string(),
+            outcome.to_string(),
+            exit,
+        )
+    };
+    let exit_code = attempts.first().map_or(-1, |a| a.3);
+    assert_ne!(exit_code, 0, "{attempts:?}");
+    assert_eq!(
+        attempts,
+        vec![
+            expect("flaky-run/flaky/0", "Failed", exit_code),
+            expect("flaky-run/flaky/1", "Failed", exit_code),
+            expect("flaky-run/flaky/2", "Succeeded", 0),
+        ]
+    );
+    // The summary counts the three attempts.
+    let text = crate::support::run_in(data.path(), &["runs", "show", "flaky-run"], &[]);
+    assert!(text.stdout.contains("flaky-run/flaky/1"), "{}", text.stdout);
+}
+
+#[test]
 fn a_task_past_its_timeout_is_timed_out() {
     let (ran, run) = run_pipeline("task-timeout.yaml", &[]);
     assert_eq!(ran.code, 1);

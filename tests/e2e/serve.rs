@@ -19,17 +19,34 @@ pub struct Served {
     address: String,
     stderr: mpsc::Receiver<String>,
     /// Sent as `Authorization: Bearer` when set.
-    token: Option<String>,
+    pub token: Option<String>,
 }
 
 impl Served {
-    /// Starts `weft serve` with `data` as its data directory.
+    /// Starts `weft serve` on 127.0.0.1 with `data` as its data directory.
     pub fn start(data: &Path, extra: &[&str]) -> Served {
+        Served::start_with_env(data, extra, &[])
+    }
+
+    /// [`Served::start`] with extra environment variables.
+    pub fn start_with_env(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Served {
+        let mut args = vec!["--listen", "127.0.0.1:0"];
+        args.extend_from_slice(extra);
+        Served::spawn(data, &args, env)
+    }
+
+    /// Starts `weft serve` with `args` (which give `--listen`).
+    pub fn start_listening(data: &Path, args: &[&str]) -> Served {
+        Served::spawn(data, args, &[])
+    }
+
+    fn spawn(data: &Path, args: &[&str], env: &[(&str, &str)]) -> Served {
         let mut child = weft()
             .env("WEFT_DATA_DIR", data)
             .env_remove("WEFT_DB")
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(extra)
+            .envs(env.iter().copied())
+            .arg("serve")
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -92,7 +109,8 @@ impl Served {
         (status, body)
     }
 
-    fn submit(&self, file: &str, extra: Value) -> (u16, Value) {
+    /// Submits `file` (under tests/pipelines) with `extra` request fields.
+    pub fn submit(&self, file: &str, extra: Value) -> (u16, Value) {
         let source = std::fs::read_to_string(pipelines().join(file)).expect("pipeline");
         let mut request = json!({ "pipeline": source, "file": file });
         if let (Some(request), Some(extra)) = (request.as_object_mut(), extra.as_object()) {
@@ -118,7 +136,7 @@ impl Served {
     }
 
     /// SIGTERM, then the exit code and what it said on stderr.
-    fn stop(mut self) -> (i32, String, Duration) {
+    pub fn stop(mut self) -> (i32, String, Duration) {
         let asked = Instant::now();
         signal(&self.child, "-TERM");
         let status = self.child.wait().expect("weft serve exits");
@@ -221,6 +239,35 @@ fn the_api_submits_shows_lists_logs_and_cancels_runs() {
             .all(|a| a["outcome"] == "Skipped"),
         "{cancelled:#}"
     );
+    // A cancel that lets the running task finish shows the run as Cancelling meanwhile.
+    let (code, _) = served.submit(
+        "cancel.yaml",
+        json!({ "name": "served-stopping", "params": {"sleepMs": "2500"} }),
+    );
+    assert_eq!(code, 201);
+    served.wait_for("served-stopping", |r| {
+        attempts_of(r, "running")
+            .iter()
+            .any(|a| a["phase"] == "Running")
+    });
+    let (code, body) = served.call(
+        "POST",
+        "/api/v1/runs/served-stopping/cancel",
+        Some(&json!({ "mode": "StoppedRunFinally" })),
+    );
+    assert_eq!(code, 202, "{body:#}");
+    let cancelling = served.wait_for("served-stopping", |r| r["phase"] != "Running");
+    assert_eq!(cancelling["phase"], "Cancelling", "{cancelling:#}");
+    assert!(
+        attempts_of(&cancelling, "running")
+            .iter()
+            .any(|a| a["phase"] == "Running"),
+        "the task is still running: {cancelling:#}"
+    );
+    let stopped = served.wait_for("served-stopping", |r| !status(r).is_empty());
+    assert_eq!(status(&stopped), "Cancelled", "{stopped:#}");
+    assert_eq!(stopped["phase"], "Finished", "{stopped:#}");
+
     // A finished run cannot be cancelled; an unknown one is not found; a bad mode is refused.
     assert_eq!(
         served

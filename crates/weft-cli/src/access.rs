@@ -7,12 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weft_core::contract::ParamValue;
+use weft_engine::mask::RunMasker;
 use weft_engine::report::{self, Reporters, RunIdentity};
-use weft_engine::secrets::{MaskingObserver, RunAccess, SecretMount, SecretStore};
+use weft_engine::secrets::{RunAccess, SecretMount, SecretStore};
 use weft_engine::{PluginRegistry, RunObserver};
 use weft_runtime::HttpRule;
 
 use crate::Failure;
+use weft_engine::policy::SubmissionPolicy;
 
 /// The prefix of a `--workspace NAME=secret:SECRET` binding.
 pub const SECRET_WORKSPACE: &str = "secret:";
@@ -25,6 +27,8 @@ pub struct RunSecrets {
     /// `--grant` and read-only secret workspaces.
     pub access: RunAccess,
     mounts: Vec<SecretMount>,
+    /// Secrets this run may not use (a submission's policy), still masked everywhere.
+    withheld: SecretStore,
 }
 
 impl RunSecrets {
@@ -54,7 +58,17 @@ impl RunSecrets {
             store,
             access,
             mounts: Vec::new(),
+            withheld: SecretStore::new(),
         })
+    }
+
+    /// Keeps only the secrets `policy` lets a submission use; the others stay masked in
+    /// everything the run's plugins hand back, but nothing can be granted them.
+    pub fn restrict(&mut self, policy: &SubmissionPolicy) {
+        let withheld = self
+            .store
+            .retain(|name, key| policy.allows_secret(&format!("{name}.{key}")));
+        self.withheld.extend(&withheld);
     }
 
     /// Mounts `--workspace NAME=secret:SECRET` bindings into private directories and binds
@@ -77,9 +91,10 @@ impl RunSecrets {
         Ok(())
     }
 
-    /// Wraps `observer` so every secret value is masked in the log lines it sees.
-    pub fn mask(&self, observer: Arc<dyn RunObserver>) -> Arc<dyn RunObserver> {
-        MaskingObserver::wrap(observer, self.store.values())
+    /// Masks every secret value the run knows (the operator's, the decorators', secret
+    /// workspaces' files) in what its plugins hand back.
+    pub fn masker(&self) -> RunMasker {
+        RunMasker::new(self.store.values().chain(self.withheld.values()))
     }
 }
 

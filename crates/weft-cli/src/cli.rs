@@ -47,8 +47,8 @@ pub struct ServeArgs {
     )]
     pub listen: String,
 
-    /// A bearer token the API requires (`Authorization: Bearer TOKEN`). Without one, keep
-    /// the server on a loopback address.
+    /// A bearer token the API requires (`Authorization: Bearer TOKEN`). Without one the
+    /// server listens only on a loopback address (or with `--insecure-no-auth`).
     #[arg(
         long,
         value_name = "TOKEN",
@@ -56,6 +56,30 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub api_token: Option<String>,
+
+    /// Listen on a non-loopback address without an API token: only for a server behind a
+    /// proxy that authenticates every caller itself. Anyone who reaches the port can submit,
+    /// read and cancel runs.
+    #[arg(long)]
+    pub insecure_no_auth: bool,
+
+    /// Secrets submissions may use, by name (`NAME` covers every key of NAME, `NAME.KEY`
+    /// one key; comma-separated, repeatable). Empty by default: a submitted pipeline's
+    /// tasks, grants, form decorators and reporters get no operator secret unless it is
+    /// listed here.
+    #[arg(
+        long = "submit-secrets",
+        value_name = "NAME,...",
+        value_delimiter = ',',
+        env = "WEFT_SUBMIT_SECRETS"
+    )]
+    pub submit_secrets: Vec<String>,
+
+    /// Destinations status reporters configured by a submission (`reports` in the request,
+    /// `spec.reporters` in its pipeline) may reach, as `--allow-http` rules (repeatable).
+    /// None by default.
+    #[arg(long = "report-allow-http", value_name = "RULE")]
+    pub report_allow_http: Vec<String>,
 
     /// Runs whose heartbeat is older than this are taken over (on start-up, then
     /// periodically).

@@ -24,30 +24,25 @@ use crate::access::RunSecrets;
 use crate::cli::RunArgs;
 use crate::launch::{Display, LaunchError};
 
-/// Runs the decorators of the pipeline in `source` on `params`: on success `params` is
-/// the decorated form state and `secrets` holds the run-scoped secrets too; returns what
-/// each decorator changed (names only). A pipeline that does not parse or has no
-/// decorators is left alone (validation reports what is wrong with it).
+/// Runs the decorators of `pipeline` on `params`: on success `params` is the decorated
+/// form state and `secrets` holds the run-scoped secrets too; returns what each decorator
+/// changed (names only). A pipeline without decorators is left alone.
 #[allow(clippy::too_many_arguments)]
 pub async fn apply(
     registry: &PluginRegistry,
-    source: &str,
-    file: &str,
+    pipeline: &weft_core::model::Pipeline,
     args: &RunArgs,
     params: &mut BTreeMap<String, ParamValue>,
     secrets: &mut RunSecrets,
     display: Display,
 ) -> Result<Vec<DecoratorChange>, LaunchError> {
-    let Ok(pipeline) = weft_core::parse_pipeline(source, file) else {
-        return Ok(Vec::new());
-    };
     if pipeline.decorators.is_empty() {
         return Ok(Vec::new());
     }
     let options = options(args, secrets)?;
     match decorate::decorate_submission(
         registry,
-        &pipeline,
+        pipeline,
         params.clone(),
         &secrets.store,
         &options,

@@ -12,6 +12,7 @@ use std::time::Duration;
 use weft_core::Diagnostic;
 use weft_core::contract::ParamValue;
 use weft_engine::outbox::{OutboxStore, RunStoreOutbox};
+use weft_engine::policy::SubmissionPolicy;
 use weft_engine::report::{Reporters, RunIdentity};
 use weft_engine::{
     ControlReceiver, PluginRegistry, Prepared, RunEnd, RunObserver, RunOptions, StoredOptions,
@@ -141,13 +142,15 @@ pub fn http_rules(flags: &[String]) -> Result<(Vec<HttpRule>, TaskHttpRules), Fa
 }
 
 /// Validates `submission` with `args`' flags, records the run in `store` and sets up its
-/// secrets, workspaces and reporters. Nothing is created when this fails.
+/// secrets, workspaces and reporters. Nothing is created when this fails. `policy` is what
+/// a `weft serve` submission may use (`None` for `weft run`, whose user is the operator).
 pub async fn start(
     args: &RunArgs,
     submission: Submission,
     registry: &PluginRegistry,
     store: impl FnOnce() -> Result<Arc<BatchingStore>, Failure>,
     display: Display,
+    policy: Option<&SubmissionPolicy>,
 ) -> Result<Started, LaunchError> {
     let Submission {
         source,
@@ -184,13 +187,24 @@ pub async fn start(
         .data_dir
         .clone()
         .unwrap_or_else(crate::default_data_dir);
+    let pipeline = weft_core::parse_pipeline(&source, &file).map_err(LaunchError::Invalid)?;
     // Secrets (secrets.json, --secret, --grant) and secret workspaces: access.rs.
     let mut secrets = RunSecrets::load(&args.secrets, &args.grants, &data_dir)?;
+    let reporter_http = match policy {
+        Some(policy) => {
+            let refused = policy.check(&pipeline, &args.grants, &args.reports);
+            if !refused.is_empty() {
+                return Err(LaunchError::Invalid(refused));
+            }
+            secrets.restrict(policy);
+            Some(policy.reporter_rules().map_err(Failure::invalid)?)
+        }
+        None => None,
+    };
     // Form decorators shape the params and add run secrets here, before validation.
     let decorations = crate::decorators::apply(
         registry,
-        &source,
-        &file,
+        &pipeline,
         args,
         &mut supplied,
         &mut secrets,
@@ -200,8 +214,6 @@ pub async fn start(
     let prepared = prepare(registry, &source, &file, &supplied)
         .await
         .map_err(LaunchError::Invalid)?;
-    let pipeline = weft_core::parse_pipeline(&source, &file)
-        .map_err(|_| Failure::invalid("the pipeline changed while it was read"))?;
     for name in bound.keys() {
         if !pipeline.workspaces.iter().any(|w| &w.name.value == name) {
             return Err(Failure::invalid(format!(
@@ -271,6 +283,7 @@ pub async fn start(
     options.http_allow = http_allow;
     options.http_allow_by_task = http_allow_by_task;
     options.secrets = secrets.store.flatten();
+    options.masker = secrets.masker();
     options.access = secrets.access.clone();
     if let Some(parallelism) = args.parallelism {
         options.parallelism = parallelism;
@@ -294,6 +307,7 @@ pub async fn start(
     stored.reports = args.reports.clone();
     stored.report_timeout_ms = Some(report_timeout.as_millis() as u64);
     stored.data_dir = Some(data_dir.clone());
+    stored.policy = policy.cloned();
     let lease = weft_engine::submit(
         &journal,
         &options,
@@ -317,13 +331,14 @@ pub async fn start(
         heartbeat_every: crate::runs::heartbeat_every(),
     });
 
-    let (observer, color) = observer(&prepared, display, &run_dir, &secrets);
+    let (observer, color) = observer(&prepared, display, &run_dir);
     let reporters = reporters(
         registry,
         &pipeline,
         &args.reports,
         &prepared,
         &options,
+        reporter_http.as_deref(),
         &secrets,
         RunStoreOutbox::new(journal, lease.clone()),
         observer.clone(),
@@ -377,8 +392,10 @@ pub async fn recover(
     let run_dir = data_dir.join("runs").join(&run_name);
     create_dir(&run_dir)?;
     let mut secrets = RunSecrets::load(secret_flags, &stored.grants, &data_dir)?;
+    let reporter_http = restrict(&mut secrets, stored.policy.as_ref(), run)?;
     secrets.mount_workspaces(&stored.secret_workspaces, &mut recovered.options.workspaces)?;
     recovered.options.secrets = secrets.store.flatten();
+    recovered.options.masker = secrets.masker();
     recovered.options.access = secrets.access.clone();
     let lease = recovered
         .options
@@ -389,13 +406,14 @@ pub async fn recover(
     let pipeline = weft_core::parse_pipeline(&recovered.source, &stored.file).map_err(|_| {
         Failure::environment(format!("run `{run}`: the stored pipeline does not parse"))
     })?;
-    let (observer, color) = observer(&recovered.prepared, display, &run_dir, &secrets);
+    let (observer, color) = observer(&recovered.prepared, display, &run_dir);
     let reporters = reporters(
         registry,
         &pipeline,
         &stored.reports,
         &recovered.prepared,
         &recovered.options,
+        reporter_http.as_deref(),
         &secrets,
         RunStoreOutbox::new(journal, lease.clone()),
         observer.clone(),
@@ -478,7 +496,8 @@ pub async fn deliver_leftovers(
         else {
             continue;
         };
-        let secrets = RunSecrets::load(secret_flags, &stored.grants, &data_dir)?;
+        let mut secrets = RunSecrets::load(secret_flags, &stored.grants, &data_dir)?;
+        let reporter_http = restrict(&mut secrets, stored.policy.as_ref(), &run)?;
         let mut options = RunOptions::new(&submitted.name, &stored.run_uid);
         let (http_allow, _) = http_rules(&stored.http_allow)?;
         options.http_allow = http_allow;
@@ -488,6 +507,7 @@ pub async fn deliver_leftovers(
             &stored.reports,
             &prepared,
             &options,
+            reporter_http.as_deref(),
             &secrets,
             RunStoreOutbox::new(journal.clone(), lease),
             Arc::new(weft_engine::Quiet),
@@ -514,23 +534,37 @@ fn resume(reporters: &Reporters, run: &str) {
     }
 }
 
-/// The run's view (masked: secret values never reach a log line) and whether it is
-/// coloured.
-fn observer(
-    prepared: &Prepared,
-    display: Display,
-    run_dir: &Path,
-    secrets: &RunSecrets,
-) -> (Arc<dyn RunObserver>, bool) {
+/// The run's view and whether it is coloured. Log lines reach it masked (the engine masks
+/// what plugins hand back before anything sees it: `weft_engine::mask`).
+fn observer(prepared: &Prepared, display: Display, run_dir: &Path) -> (Arc<dyn RunObserver>, bool) {
     let log_dir = run_dir.join("logs");
     let (view, color) = match display {
         Display::Text => view::LiveView::for_plan(&prepared.plan, true, log_dir),
         Display::Json => view::LiveView::for_plan(&prepared.plan, false, log_dir),
         Display::Silent => (view::LiveView::files_only(log_dir), false),
     };
-    (secrets.mask(Arc::new(view)), color)
+    (Arc::new(view), color)
 }
 
+/// Applies a submitted run's policy (see `weft_engine::policy`) to its secrets again, and
+/// returns the HTTP rules its reporters get (`None`: the run's own rules).
+fn restrict(
+    secrets: &mut RunSecrets,
+    policy: Option<&SubmissionPolicy>,
+    run: &str,
+) -> Result<Option<Vec<HttpRule>>, Failure> {
+    let Some(policy) = policy else {
+        return Ok(None);
+    };
+    secrets.restrict(policy);
+    policy
+        .reporter_rules()
+        .map(Some)
+        .map_err(|e| Failure::environment(format!("run `{run}`: its stored policy: {e}")))
+}
+
+/// The run's reporters; `reporter_http` replaces the run's HTTP rules for them (a
+/// submission's reporters reach only what the operator allowed for reporters).
 #[allow(clippy::too_many_arguments)]
 async fn reporters(
     registry: &PluginRegistry,
@@ -538,6 +572,7 @@ async fn reporters(
     report_flags: &[String],
     prepared: &Prepared,
     options: &RunOptions,
+    reporter_http: Option<&[HttpRule]>,
     secrets: &RunSecrets,
     outbox: Arc<dyn OutboxStore>,
     inner: Arc<dyn RunObserver>,
@@ -554,7 +589,7 @@ async fn reporters(
         &prepared.plan.params,
         identity,
         secrets,
-        &options.http_allow,
+        reporter_http.unwrap_or(&options.http_allow),
         outbox,
         inner,
     )

@@ -266,7 +266,7 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
     let supplied = supplied_params(&source, &file, &pipeline_args.params)?;
     let registry = registry(&pipeline_args.plugins)?;
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-    let store_path = runs::store_path(args.db.as_deref(), Some(&data_dir));
+    let store_path = runs::store_path(args.db.as_deref(), Some(&data_dir))?;
     let mut opened = None;
     let submission = launch::Submission {
         source: source.clone(),
@@ -282,7 +282,7 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
         opened = Some(store.clone());
         Ok(store)
     };
-    let started = match launch::start(&args, submission, &registry, open, display).await {
+    let started = match launch::start(&args, submission, &registry, open, display, None).await {
         Ok(started) => started,
         Err(launch::LaunchError::Invalid(diagnostics)) => {
             return report_invalid(&diagnostics, &source, output);

@@ -11,14 +11,28 @@ use crate::cli::{OutputFormat, RunsCommand, StoreArgs};
 use crate::launch::{self, Display};
 use crate::{Failure, default_data_dir, registry, view};
 
-/// The store's file: `--db`, else `weft.db` in the data directory.
-pub fn store_path(db: Option<&Path>, data_dir: Option<&Path>) -> PathBuf {
-    match db {
-        Some(db) => db.to_path_buf(),
-        None => data_dir
+/// The store's file: `--db` (a SQLite file's path, or `sqlite://PATH`), else `weft.db` in
+/// the data directory. A URL of any other scheme is refused, naming those supported,
+/// rather than taken for a file name.
+pub fn store_path(db: Option<&Path>, data_dir: Option<&Path>) -> Result<PathBuf, Failure> {
+    let Some(db) = db else {
+        return Ok(data_dir
             .map(Path::to_path_buf)
             .unwrap_or_else(default_data_dir)
-            .join("weft.db"),
+            .join("weft.db"));
+    };
+    let text = db.to_string_lossy();
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return Ok(db.to_path_buf());
+    };
+    match scheme.to_ascii_lowercase().as_str() {
+        "sqlite" | "file" if !rest.is_empty() => Ok(PathBuf::from(rest)),
+        "sqlite" | "file" => Err(Failure::invalid(format!(
+            "--db {text}: the URL names no file (e.g. sqlite:///var/lib/weft/weft.db)"
+        ))),
+        other => Err(Failure::invalid(format!(
+            "--db {text}: unsupported store `{other}://`; supported: a SQLite file path, or sqlite://PATH"
+        ))),
     }
 }
 
@@ -37,7 +51,7 @@ pub fn open_store(path: &Path) -> Result<Arc<BatchingStore>, Failure> {
 }
 
 fn open_for(args: &StoreArgs) -> Result<Arc<BatchingStore>, Failure> {
-    let path = store_path(args.db.as_deref(), args.data_dir.as_deref());
+    let path = store_path(args.db.as_deref(), args.data_dir.as_deref())?;
     if !path.exists() {
         return Err(Failure::invalid(format!(
             "no run store at {} (nothing has run with this data directory yet)",

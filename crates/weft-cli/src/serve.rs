@@ -32,6 +32,7 @@ use serde_json::{Value, json};
 use tokio::task::JoinSet;
 use weft_core::CancelMode;
 use weft_core::contract::ParamValue;
+use weft_engine::policy::SubmissionPolicy;
 use weft_engine::{CancelHandle, PluginRegistry, RunEnd, cancel_channel};
 use weft_store::{BatchingStore, RunStore, Timestamp};
 
@@ -52,19 +53,33 @@ struct Server {
     tasks: Mutex<JoinSet<()>>,
     /// Cleared on shutdown: submissions are refused from then on.
     accepting: AtomicBool,
+    /// What submissions may use (`--submit-secrets`, `--report-allow-http`).
+    policy: SubmissionPolicy,
 }
 
 /// Carries out `weft serve`.
-pub async fn serve(args: ServeArgs) -> Result<u8, Failure> {
+pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
+    // An empty token would let every caller in: it is no token.
+    args.api_token = args.api_token.take().filter(|t| !t.trim().is_empty());
     let recover_timeout = duration_flag("recover-timeout", &Some(args.recover_timeout.clone()))?
         .unwrap_or(weft_store::DEFAULT_RECOVERY_TIMEOUT);
     let grace = duration_flag("shutdown-grace", &Some(args.shutdown_grace.clone()))?
         .unwrap_or(Duration::from_secs(30));
     // Checked once here, so each submission's flags are known to parse.
     launch::http_rules(&args.allow_http)?;
+    let policy = SubmissionPolicy {
+        secrets: args
+            .submit_secrets
+            .iter()
+            .map(|name| name.trim().to_string())
+            .filter(|name| !name.is_empty())
+            .collect(),
+        reporter_http: args.report_allow_http.clone(),
+    };
+    policy.reporter_rules().map_err(Failure::invalid)?;
     duration_flag("report-timeout", &Some(args.report_timeout.clone()))?;
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-    let store = runs::open_store(&runs::store_path(args.db.as_deref(), Some(&data_dir)))?;
+    let store = runs::open_store(&runs::store_path(args.db.as_deref(), Some(&data_dir))?)?;
     let registry = registry(&args.plugins)?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -72,6 +87,7 @@ pub async fn serve(args: ServeArgs) -> Result<u8, Failure> {
     let address = listener
         .local_addr()
         .map_err(|e| Failure::environment(format!("cannot listen on {}: {e}", args.listen)))?;
+    authentication_check(&args, address)?;
     let mut signals = crate::Signals::install()?;
     let server = Arc::new(Server {
         registry,
@@ -82,12 +98,8 @@ pub async fn serve(args: ServeArgs) -> Result<u8, Failure> {
         active: Mutex::new(HashMap::new()),
         tasks: Mutex::new(JoinSet::new()),
         accepting: AtomicBool::new(true),
+        policy,
     });
-    if server.args.api_token.is_none() && !address.ip().is_loopback() {
-        eprintln!(
-            "weft: warning: the API on {address} has no token (set WEFT_API_TOKEN): anyone who can reach it can submit runs"
-        );
-    }
 
     // Recover what a stopped engine left, then keep looking (another engine may stop).
     recover_stale(&server).await;
@@ -158,6 +170,31 @@ pub async fn serve(args: ServeArgs) -> Result<u8, Failure> {
         .map_err(|e| Failure::environment(format!("the run store did not close cleanly: {e}")))?;
     eprintln!("weft serve: stopped");
     Ok(0)
+}
+
+/// Refuses an unauthenticated API on an address other machines can reach (unless the
+/// operator says a proxy in front authenticates callers), and says at start-up how the
+/// API is protected.
+fn authentication_check(args: &ServeArgs, address: std::net::SocketAddr) -> Result<(), Failure> {
+    if args.api_token.is_some() {
+        eprintln!("weft serve: the API requires a bearer token");
+        return Ok(());
+    }
+    if address.ip().is_loopback() {
+        eprintln!(
+            "weft serve: no API token: only processes on this machine can reach {address}; set --api-token (or WEFT_API_TOKEN) before listening elsewhere"
+        );
+        return Ok(());
+    }
+    if args.insecure_no_auth {
+        eprintln!(
+            "weft serve: WARNING: no authentication on {address} (--insecure-no-auth): anyone who can reach it can submit, read and cancel runs"
+        );
+        return Ok(());
+    }
+    Err(Failure::invalid(format!(
+        "refusing to listen on {address} without an API token: anyone who can reach it could submit, read and cancel runs; set --api-token (or WEFT_API_TOKEN), listen on a loopback address, or pass --insecure-no-auth when a proxy in front authenticates every caller"
+    )))
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -395,6 +432,7 @@ async fn submit(
         &server.registry,
         move || Ok(store),
         Display::Silent,
+        Some(&server.policy),
     )
     .await
     {

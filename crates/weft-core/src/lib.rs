@@ -18,6 +18,7 @@
 
 pub mod contract;
 pub mod dag;
+pub mod describe;
 pub mod diag;
 pub mod duration;
 pub mod model;

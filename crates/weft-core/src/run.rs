@@ -156,6 +156,21 @@ pub enum Action {
         /// Attempt, 0-based.
         attempt: u32,
     },
+    /// An attempt ended in a way that is retried: the attempt itself is over (with this
+    /// outcome and reason, for its own record), the task is not (its next attempt is
+    /// queued by the actions that follow).
+    AttemptRetried {
+        /// Node id.
+        node: NodeId,
+        /// Task name.
+        name: String,
+        /// The attempt that ended, 0-based.
+        attempt: u32,
+        /// How that attempt ended (`Failed`, `Errored` or `TimedOut`).
+        outcome: Outcome,
+        /// Its reason (`Failed`, the error's reason, `TaskRunTimeout`).
+        reason: String,
+    },
     /// Every non-finally task is terminal and `finally` tasks are being started.
     FinallyStarted,
     /// The run is over (emitted exactly once).
@@ -258,6 +273,9 @@ struct NodeState {
     results: BTreeMap<String, String>,
     waiting_on: u32,
     parent_skipped: bool,
+    /// Attempts an earlier engine made before this run state took over (recovery with
+    /// `startOver`): counted in the report, never in `$(context.task.retry-count)`.
+    prior_attempts: u32,
     /// What the node becomes once a requested cancel is confirmed.
     on_cancelled: Option<(Outcome, &'static str)>,
 }
@@ -303,6 +321,7 @@ impl RunState {
                 results: BTreeMap::new(),
                 waiting_on: node.parent_count,
                 parent_skipped: false,
+                prior_attempts: 0,
                 on_cancelled: None,
             })
             .collect();
@@ -325,6 +344,14 @@ impl RunState {
             finally_started: false,
             finished: false,
             settled: VecDeque::new(),
+        }
+    }
+
+    /// Counts `prior(task)` attempts made by an earlier engine (a run recovered with
+    /// `startOver` runs each task again as new attempts) in the report's `attempts`.
+    pub fn set_prior_attempts(&mut self, prior: impl Fn(&str) -> u32) {
+        for (spec, state) in self.plan.nodes.iter().zip(&mut self.nodes) {
+            state.prior_attempts = prior(&spec.name);
         }
     }
 
@@ -385,7 +412,11 @@ impl RunState {
         state.results = results;
         state.raw = Some(ending.clone());
         if retryable && self.may_retry(node) {
-            self.retry(node, &mut actions);
+            let (outcome, reason) = match &ending {
+                TaskEnding::Errored { reason, .. } => (Outcome::Errored, reason.clone()),
+                _ => (Outcome::Failed, reasons::FAILED.to_string()),
+            };
+            self.retry(node, outcome, reason, &mut actions);
             return actions;
         }
         let plan = Arc::clone(&self.plan);
@@ -439,7 +470,8 @@ impl RunState {
         state.exit_code = None;
         state.results.clear();
         if self.may_retry(node) {
-            self.retry(node, &mut actions);
+            let reason = reasons::TASK_TIMEOUT.to_string();
+            self.retry(node, Outcome::TimedOut, reason, &mut actions);
             return actions;
         }
         self.terminate(
@@ -636,7 +668,7 @@ impl RunState {
                     },
                     reason: state.reason.clone(),
                     exit_code: state.exit_code,
-                    attempts: state.attempts,
+                    attempts: state.prior_attempts + state.attempts,
                     results: state.results.clone(),
                     message: state.message.clone(),
                 })
@@ -682,8 +714,16 @@ impl RunState {
             && self.infra_error.is_none()
     }
 
-    fn retry(&mut self, node: NodeId, actions: &mut Vec<Action>) {
+    /// Ends the current attempt of `node` as `outcome` and queues the next one.
+    fn retry(&mut self, node: NodeId, outcome: Outcome, reason: String, actions: &mut Vec<Action>) {
         let state = &mut self.nodes[node];
+        actions.push(Action::AttemptRetried {
+            node,
+            name: self.plan.nodes[node].name.clone(),
+            attempt: state.attempt,
+            outcome,
+            reason,
+        });
         state.attempt += 1;
         state.phase = TaskPhase::Pending;
         self.queue(node, "Retrying", actions);

@@ -76,6 +76,8 @@ struct Harness {
     finished: usize,
     finally_started: usize,
     log: Vec<String>,
+    /// `task#attempt outcome reason` of every attempt that ended and was retried.
+    retried: Vec<String>,
 }
 
 impl Harness {
@@ -107,6 +109,7 @@ impl Harness {
             finished: 0,
             finally_started: 0,
             log: Vec::new(),
+            retried: Vec::new(),
         };
         let actions = harness.run.start();
         harness.apply(actions);
@@ -136,6 +139,15 @@ impl Harness {
                     queue.extend(self.run.task_cancelled(node, attempt));
                 }
                 Action::Transition { .. } => {}
+                Action::AttemptRetried {
+                    name,
+                    attempt,
+                    outcome,
+                    reason,
+                    ..
+                } => self
+                    .retried
+                    .push(format!("{name}#{attempt} {} {reason}", outcome.as_str())),
                 Action::FinallyStarted => {
                     self.log.push("finally".into());
                     self.finally_started += 1;
@@ -574,11 +586,16 @@ fn retries_succeed_on_the_last_attempt() {
         harness.params_of("flaky", 2)["n"],
         ParamValue::Str("2/2".into())
     );
+    // Each retried attempt ends with its own outcome, for its own record.
+    assert_eq!(
+        harness.retried,
+        ["flaky#0 Failed Failed", "flaky#1 Errored Trap"]
+    );
 }
 
 #[test]
 fn retries_exhausted_fail_the_task() {
-    run_scenario(Scenario {
+    let harness = run_scenario(Scenario {
         name: "retries exhausted",
         yaml: pipeline(&format!("    - {{name: flaky, {ECHO}, retries: 1}}\n"), ""),
         params: &[],
@@ -586,11 +603,13 @@ fn retries_exhausted_fail_the_task() {
         run: ["Failed", "Failed", "Failed", "Failed"],
         tasks: vec![("flaky", "Failed", "Failed", 2)],
     });
+    // The last attempt ends with the task, not as a retried attempt.
+    assert_eq!(harness.retried, ["flaky#0 Failed Failed"]);
 }
 
 #[test]
 fn a_task_timeout_is_retried_then_times_out() {
-    run_scenario(Scenario {
+    let harness = run_scenario(Scenario {
         name: "task timeout",
         yaml: pipeline(
             &format!(
@@ -606,6 +625,7 @@ fn a_task_timeout_is_retried_then_times_out() {
             ("next", "Skipped", "RunStopping", 0),
         ],
     });
+    assert_eq!(harness.retried, ["slow#0 TimedOut TaskRunTimeout"]);
 }
 
 #[test]
@@ -1070,4 +1090,27 @@ fn recovery_errors_are_not_retried() {
     let report = state.report();
     assert_eq!(report.tasks[0].status, "Errored");
     assert_eq!(report.tasks[0].attempts, 1);
+}
+
+#[test]
+fn attempts_of_an_earlier_engine_count_in_the_report_not_in_retry_count() {
+    use std::collections::BTreeMap;
+    let yaml = "apiVersion: weft.dev/v1\nkind: Pipeline\nmetadata: {name: r}\nspec:\n  tasks:\n    - name: a\n      taskRef: {name: exit}\n      params: [{name: n, value: \"$(context.task.retry-count)\"}]\n    - name: b\n      taskRef: {name: exit}\n";
+    let plan = weft_core::load(yaml, "r.yaml", &BTreeMap::new(), None).expect("valid");
+    let mut state =
+        weft_core::RunState::new(std::sync::Arc::new(plan), weft_core::RunContext::default());
+    // startOver after a crash: `a` had two stored attempts, `b` none.
+    state.set_prior_attempts(|task| if task == "a" { 2 } else { 0 });
+    let actions = state.start();
+    let start = actions
+        .iter()
+        .find_map(|a| match a {
+            weft_core::Action::Start(s) if s.name == "a" => Some(s.clone()),
+            _ => None,
+        })
+        .expect("a starts");
+    assert_eq!(start.params["n"], ParamValue::Str("0".into()));
+    let report = state.report();
+    assert_eq!(report.tasks[0].attempts, 3);
+    assert_eq!(report.tasks[1].attempts, 1);
 }

@@ -59,11 +59,10 @@ use weft_core::contract::{ParamValue, TaskEnding};
 use weft_core::diag::did_you_mean;
 use weft_core::model::{Decorator, Pipeline};
 use weft_core::{Diagnostic, Pos};
-use weft_runtime::{
-    Grants, HttpRule, Limits, Masker, MemorySink, PluginKind, TaskReport, TaskRequest,
-};
+use weft_runtime::{Grants, HttpRule, Limits, MemorySink, PluginKind, TaskReport, TaskRequest};
 use weft_store::{Lease, NewEvent, RunStore, StoreError, Timestamp, WriteOp};
 
+use crate::mask::RunMasker;
 use crate::registry::{PluginError, PluginRegistry, ResolvedPlugin};
 use crate::secrets::{SecretStore, split_name};
 
@@ -405,20 +404,14 @@ pub async fn decorate_submission(
         if let Ok(Ok(returned)) = &result {
             values.extend(returned.secrets.iter().map(|(_, value)| value.clone()));
         }
-        let masker = Masker::with_secrets(
-            values
-                .iter()
-                .map(String::as_str)
-                .filter(|v| weft_runtime::masking::check_secret(v).is_ok()),
-        )
-        .unwrap_or_default();
+        let masker = RunMasker::of_texts(values.iter().map(String::as_str));
         let lines: Vec<DecoratorLog> = log
             .lines()
             .into_iter()
             .map(|line| DecoratorLog {
                 decorator: id.to_string(),
                 level: line.level.as_str(),
-                text: masker.mask(&line.text).into_owned(),
+                text: masker.text(&line.text).into_owned(),
             })
             .collect();
         let at_entry = |code: &'static str, message: String| {
@@ -433,14 +426,14 @@ pub async fn decorate_submission(
             err.log = lines.clone();
             err
         };
-        let returned = match result {
+        let mut returned = match result {
             Ok(Ok(returned)) => returned,
             Ok(Err(message)) => {
                 return Err(at_entry(
                     codes::DECORATOR_REFUSED,
                     format!(
                         "form decorator `{id}` refused the submission: {}",
-                        masker.mask(&message)
+                        masker.text(&message)
                     ),
                 ));
             }
@@ -449,11 +442,16 @@ pub async fn decorate_submission(
                     codes::DECORATOR_FAILED,
                     format!(
                         "form decorator `{id}` failed: {}",
-                        masker.mask(&failure_text(&report, &options.limits))
+                        masker.text(&failure_text(&report, &options.limits))
                     ),
                 ));
             }
         };
+        // What a decorator hands back is masked like everything a plugin returns: a
+        // param holding a secret value becomes `***` (secrets travel as secrets only).
+        for value in returned.params.values_mut() {
+            *value = masker.param(value);
+        }
         let changed = changed_params(&decorated.params, &returned.params);
         if let Err(message) = check_params(pipeline, &changed, &returned.params) {
             return Err(at_entry(

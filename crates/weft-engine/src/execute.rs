@@ -64,6 +64,9 @@ pub struct RunOptions {
     pub durable: Option<Durable>,
     /// Workspace snapshots after each task (durable runs only): [`crate::snapshot`].
     pub snapshots: Option<crate::snapshot::SnapshotConfig>,
+    /// Masks every secret value the run knows in what its plugins hand back (logs,
+    /// results, messages) before anything else sees it: [`crate::mask`].
+    pub masker: crate::mask::RunMasker,
     /// Time the run already spent before this process took it over (recovery): deadlines
     /// are computed from the run's stored start, so a restart never extends them.
     pub elapsed_before: Duration,
@@ -86,6 +89,7 @@ impl RunOptions {
             access: crate::secrets::RunAccess::default(),
             durable: None,
             snapshots: None,
+            masker: crate::mask::RunMasker::default(),
             elapsed_before: Duration::ZERO,
         }
     }
@@ -257,6 +261,8 @@ struct Driver {
     suspend_by: Option<Instant>,
     /// Whether a suspend request lets go of the run (see [`execute_until`]).
     suspendable: bool,
+    /// The run phase last written to the journal.
+    journaled_phase: Option<weft_core::RunPhase>,
 }
 
 impl Driver {
@@ -274,8 +280,14 @@ impl Driver {
             run_uid: options.run_uid.clone(),
             bound_workspaces: options.workspaces.keys().cloned().collect(),
         };
+        let mut state = RunState::new(Arc::new(prepared.plan), context);
+        if let Some(durable) = &options.durable {
+            // After a `startOver`, earlier engines' attempts count in the report.
+            let base = &durable.attempt_base;
+            state.set_prior_attempts(|task| base.get(task).copied().unwrap_or(0));
+        }
         Driver {
-            state: RunState::new(Arc::new(prepared.plan), context),
+            state,
             plugins: prepared.plugins,
             options,
             observer,
@@ -291,6 +303,7 @@ impl Driver {
             journal,
             suspend_by: None,
             suspendable,
+            journaled_phase: None,
         }
     }
 
@@ -332,9 +345,6 @@ impl Driver {
                 }
             })
         });
-        if let Some(journal) = self.journal.as_mut() {
-            journal.run_phase(weft_core::RunPhase::Running);
-        }
         let end = self.drive(started, &mut cancel, &mut lost_lease).await;
         if let Some(heartbeat) = heartbeat {
             heartbeat.abort();
@@ -403,6 +413,7 @@ impl Driver {
             if self.suspend_by.is_some() && self.running.is_empty() {
                 return self.let_go();
             }
+            self.journal_run_phase();
             let actions = tokio::select! {
                 Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => match joined {
                     Ok((node, attempt, report)) => self.finished(node, attempt, report),
@@ -503,11 +514,29 @@ impl Driver {
                 });
                 Vec::new()
             }
+            Action::AttemptRetried {
+                node,
+                name,
+                attempt,
+                outcome,
+                reason,
+            } => {
+                // The attempt is over (its own record, with its exit code and message);
+                // the task goes on with the next attempt.
+                if let Some(journal) = self.journal.as_mut() {
+                    journal.transition(
+                        node,
+                        &name,
+                        TaskPhase::Terminal,
+                        Some(outcome),
+                        &reason,
+                        attempt,
+                    );
+                }
+                Vec::new()
+            }
             Action::FinallyStarted => {
                 fault::point("finally");
-                if let Some(journal) = self.journal.as_mut() {
-                    journal.run_phase(weft_core::RunPhase::RunningFinally);
-                }
                 self.finally_deadline = self.options.timeouts.finally.map(|d| Instant::now() + d);
                 self.observer.event(RunEvent::FinallyStarted);
                 Vec::new()
@@ -517,6 +546,20 @@ impl Driver {
                 Vec::new()
             }
         }
+    }
+
+    /// Records the run's phase (`Running`, `Cancelling`, `Stopping`, `RunningFinally`...)
+    /// when it changed, so `weft runs show` and the API see what the run is doing while it
+    /// waits for its tasks. `Finished` is recorded with the final status instead.
+    fn journal_run_phase(&mut self) {
+        let phase = self.state.phase();
+        if phase == weft_core::RunPhase::Finished || self.journaled_phase == Some(phase) {
+            return;
+        }
+        if let Some(journal) = self.journal.as_mut() {
+            journal.run_phase(phase);
+        }
+        self.journaled_phase = Some(phase);
     }
 
     /// Lets go of a suspended run: running attempts are stopped without a record (they
@@ -566,9 +609,12 @@ impl Driver {
                 &request,
             );
             let (node, attempt) = (start.node, start.attempt);
+            let (masker, log) = (self.options.masker.clone(), request.log.clone());
             fault::point("task-start-before");
             let abort = self.tasks.spawn(async move {
-                let report = plugin.run(request).await;
+                let mut report = plugin.run(request).await;
+                // Before anything sees it: the journal, dependents, reports, forges.
+                masker.task_report_logged(&mut report, &*log);
                 if let Some(snapshots) = snapshots {
                     snapshots.run().await;
                 }
@@ -796,6 +842,8 @@ impl Driver {
             Some(journal) => journal.log_sink(&start.name, start.attempt, log),
             None => log,
         };
+        // Masked first: the store, the view and the log files see masked lines only.
+        let log = self.options.masker.log_sink(log);
         TaskRequest {
             context: TaskContext {
                 run_name: self.options.run_name.clone(),

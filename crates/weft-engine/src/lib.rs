@@ -8,8 +8,10 @@
 pub mod decorate;
 pub mod execute;
 pub mod fault;
+pub mod mask;
 pub mod outbox;
 pub mod persist;
+pub mod policy;
 pub mod prepare;
 pub mod recover;
 pub mod registry;

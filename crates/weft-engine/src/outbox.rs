@@ -111,15 +111,21 @@ pub struct DesiredStatus {
 }
 
 impl DesiredStatus {
-    /// A run-level status with nothing else.
+    /// A run-level status with nothing else; pending and running ones get their
+    /// description ("waiting to start", "running").
     pub fn run(status: ReportStatus) -> Self {
+        let description = match status.rank() {
+            0 => weft_core::describe::describe_progress(false).to_string(),
+            1 => weft_core::describe::describe_progress(true).to_string(),
+            _ => String::new(),
+        };
         DesiredStatus {
             status,
             run_status: status,
             reason: String::new(),
             halted_by: None,
             message: String::new(),
-            description: String::new(),
+            description,
             task: None,
         }
     }
@@ -336,21 +342,6 @@ impl RunStoreOutbox {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
-
-    fn description(desired: &DesiredStatus) -> String {
-        if !desired.description.is_empty() {
-            return desired.description.clone();
-        }
-        let subject = desired.task.as_deref().unwrap_or("run");
-        match &desired.halted_by {
-            Some((task, message)) => format!("{subject} halted early by {task}: {message}"),
-            None if desired.status == ReportStatus::SucceededWithWarnings => {
-                format!("{subject} passed with warnings")
-            }
-            None if desired.message.is_empty() => format!("{subject}: {:?}", desired.status),
-            None => format!("{subject}: {:?}: {}", desired.status, desired.message),
-        }
-    }
 }
 
 impl OutboxStore for RunStoreOutbox {
@@ -359,7 +350,9 @@ impl OutboxStore for RunStoreOutbox {
             lease: self.lease.clone(),
             key: self.row_key(key),
             state: desired.status.report_state(),
-            description: Self::description(desired),
+            // The host's description, composed once from the run report (weft-core
+            // `describe`): a re-delivery after a restart sends exactly the same text.
+            description: desired.description.clone(),
             at: now(),
         })?;
         let mut details = self.details();

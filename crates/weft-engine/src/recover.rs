@@ -61,6 +61,9 @@ pub struct StoredOptions {
     /// The data directory the run's logs and report go to.
     #[serde(default)]
     pub data_dir: Option<PathBuf>,
+    /// For a `weft serve` submission: what it may use (recovery applies it again).
+    #[serde(default)]
+    pub policy: Option<crate::policy::SubmissionPolicy>,
 }
 
 impl StoredOptions {
@@ -219,12 +222,21 @@ pub async fn take_over(
         ..Replay::default()
     };
     if strategy == Recovery::StartOver {
-        // New attempts after every stored one: stored records stay as they are.
+        // New attempts after every stored one: stored records stay as they are, except
+        // that attempts the stopped engine left unfinished are closed: they never end
+        // otherwise, and each attempt ends terminal in the store with its own outcome.
         base.clear();
+        let now = Timestamp::now();
         for attempt in &attempts {
             let next = attempt.id.attempt + 1;
             let entry = base.entry(attempt.id.task.clone()).or_insert(0);
             *entry = (*entry).max(next);
+            if !attempt.is_terminal() {
+                store.write(WriteOp::Attempt {
+                    lease: lease.clone(),
+                    record: abandoned(attempt, now),
+                })?;
+            }
         }
         store.write(WriteOp::Event {
             lease: lease.clone(),
@@ -336,4 +348,19 @@ pub async fn take_over(
         source: submitted.pipeline_source.clone(),
         params,
     })
+}
+
+/// The terminal record of an attempt a stopped engine left unfinished, which `startOver`
+/// abandons (the task runs again as a new attempt).
+fn abandoned(attempt: &weft_store::AttemptRecord, now: Timestamp) -> weft_store::AttemptRecord {
+    let mut record =
+        weft_store::AttemptRecord::new(attempt.id.clone(), weft_store::TaskPhase::Terminal, now);
+    record.outcome = Some(weft_store::Outcome::Errored);
+    record.reason = "EngineRestarted".into();
+    record.message =
+        "the engine stopped while this attempt was unfinished; recovery (startOver) runs the task again as a new attempt"
+            .into();
+    record.started_at = attempt.started_at;
+    record.ended_at = Some(now);
+    record
 }

@@ -39,7 +39,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use weft_core::{Outcome, RunStatus, RunSummary, TaskPhase};
+use weft_core::{Outcome, RunStatus, RunSummary, TaskPhase, describe};
 use weft_runtime::plugin::reporter;
 use weft_runtime::{
     HttpRule, LogLevel, LogLine, LogSink, PluginKind, SecretValue, TaskReport, TaskRequest,
@@ -271,6 +271,8 @@ struct Shared {
     http: Vec<HttpRule>,
     workers: Mutex<HashMap<OutboxKey, Worker>>,
     handle: tokio::runtime::Handle,
+    /// Masks what reporter plugins hand back (errors kept in the outbox and printed).
+    masker: crate::mask::RunMasker,
 }
 
 /// The reporting observer: passes every event on to the wrapped observer and turns run
@@ -332,6 +334,7 @@ impl Reporters {
                 http,
                 workers: Mutex::new(HashMap::new()),
                 handle,
+                masker: crate::mask::RunMasker::new(secrets.values()),
             }),
             started: AtomicBool::new(false),
         })
@@ -418,13 +421,19 @@ impl Reporters {
                     self.shared
                         .desire_run(&DesiredStatus::run(ReportStatus::Running));
                 }
-                let status = match phase {
-                    TaskPhase::Running => Some(ReportStatus::Running),
-                    TaskPhase::Terminal => outcome.map(outcome_status),
+                let status = match (phase, outcome) {
+                    (TaskPhase::Running, _) => Some((
+                        ReportStatus::Running,
+                        describe::describe_progress(true).to_string(),
+                    )),
+                    (TaskPhase::Terminal, Some(outcome)) => Some((
+                        outcome_status(*outcome),
+                        describe::describe_task(*outcome, reason),
+                    )),
                     _ => None,
                 };
-                if let Some(status) = status {
-                    self.shared.desire_task(task, status, reason);
+                if let Some((status, description)) = status {
+                    self.shared.desire_task(task, status, reason, description);
                 }
             }
             RunEvent::Finished(summary) => {
@@ -504,7 +513,7 @@ pub fn final_status(summary: &RunSummary) -> DesiredStatus {
             .as_ref()
             .map(|h| (h.task.clone(), h.message.clone())),
         message,
-        description: String::new(),
+        description: describe::describe_run(summary.status, &summary.report),
         task: None,
     }
 }
@@ -535,7 +544,13 @@ impl Shared {
         }
     }
 
-    fn desire_task(self: &Arc<Self>, task: &str, status: ReportStatus, reason: &str) {
+    fn desire_task(
+        self: &Arc<Self>,
+        task: &str,
+        status: ReportStatus,
+        reason: &str,
+        description: String,
+    ) {
         for active in self.reporters.iter().filter(|a| a.spec.tasks) {
             let key = self.key(&active.spec, Some(task));
             let desired = DesiredStatus {
@@ -544,7 +559,7 @@ impl Shared {
                 reason: reason.to_string(),
                 halted_by: None,
                 message: String::new(),
-                description: String::new(),
+                description: description.clone(),
                 task: Some(task.to_string()),
             };
             self.desire(key, desired);
@@ -641,15 +656,18 @@ impl Shared {
                 .report(self.request(active), self.event(active, &desired, attempt))
                 .await;
             let outcome = match result {
+                Ok(reporter::Delivery::Permanent(message)) => {
+                    Err((self.masker.text(&message).into_owned(), None, true))
+                }
                 Ok(reporter::Delivery::Done) => Ok(()),
                 Ok(reporter::Delivery::RetryAfter(ms)) => Err((
                     format!("the forge asked to retry after {ms} ms"),
                     Some(ms),
                     false,
                 )),
-                Ok(reporter::Delivery::Permanent(message)) => Err((message, None, true)),
                 Err(report) => {
                     let (reason, message) = ending_text(&report);
+                    let message = self.masker.text(&message).into_owned();
                     let permanent = matches!(reason, "CapabilityDenied" | "WrongPluginKind");
                     Err((format!("{reason}: {message}"), None, permanent))
                 }
@@ -730,9 +748,9 @@ impl Shared {
         request.grants.secrets = active.secrets.clone();
         request.grants.http = self.http.clone();
         request.limits.wall_clock = Some(Duration::from_secs(60));
-        request.log = Arc::new(ReporterLog {
+        request.log = self.masker.log_sink(Arc::new(ReporterLog {
             reporter: active.spec.id.clone(),
-        });
+        }));
         request
     }
 

@@ -33,15 +33,13 @@
 //!
 //! `--workspace NAME=secret:SECRET` writes each key of `SECRET` as a file into a private
 //! directory (mode 0700, files 0400, removed when the [`SecretMount`] is dropped) and binds
-//! it read-only. Its values are masked in every task's log by [`MaskingObserver`].
+//! it read-only. Its values are masked in every task's log, like every secret value the run
+//! knows ([`crate::mask`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
-use weft_runtime::{Grants, LogLine, Masker, SecretValue};
-
-use crate::execute::{RunEvent, RunObserver};
+use weft_runtime::{Grants, SecretValue};
 
 /// The key a secret given without one has.
 pub const DEFAULT_KEY: &str = "token";
@@ -139,6 +137,29 @@ impl SecretStore {
     /// Every secret's name (without keys), sorted.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.secrets.keys().map(String::as_str)
+    }
+
+    /// Keeps only the secrets `keep(NAME, KEY)` says yes to; returns those taken out.
+    pub fn retain(&mut self, keep: impl Fn(&str, &str) -> bool) -> SecretStore {
+        let mut removed = SecretStore::new();
+        for (name, keys) in &mut self.secrets {
+            let gone: Vec<String> = keys
+                .keys()
+                .filter(|key| !keep(name, key))
+                .cloned()
+                .collect();
+            for key in gone {
+                if let Some(value) = keys.remove(&key) {
+                    removed
+                        .secrets
+                        .entry(name.clone())
+                        .or_default()
+                        .insert(key, value);
+                }
+            }
+        }
+        self.secrets.retain(|_, keys| !keys.is_empty());
+        removed
     }
 
     /// Adds every key of `other` (e.g. a run's decorator secrets), replacing keys this
@@ -406,56 +427,6 @@ impl Drop for SecretMount {
     fn drop(&mut self) {
         if let Err(err) = std::fs::remove_dir_all(&self.dir) {
             tracing::warn!(dir = %self.dir.display(), error = %err, "cannot remove a secret workspace");
-        }
-    }
-}
-
-/// Wraps an observer and masks every value in `masker` in log lines (belt and braces:
-/// the runtime masks what a task reveals; this also covers secret workspace files a task
-/// reads and prints).
-pub struct MaskingObserver {
-    inner: Arc<dyn RunObserver>,
-    masker: Masker,
-}
-
-impl MaskingObserver {
-    /// Masks `values` in the log lines passed on to `inner`. Returns `inner` itself when
-    /// there is nothing to mask.
-    pub fn wrap<'a>(
-        inner: Arc<dyn RunObserver>,
-        values: impl IntoIterator<Item = &'a SecretValue>,
-    ) -> Arc<dyn RunObserver> {
-        let mut masker = Masker::new();
-        for value in values {
-            // Too-short values never get here (refused when loaded).
-            let _ = masker.add(value.expose());
-        }
-        if masker.is_empty() {
-            inner
-        } else {
-            Arc::new(MaskingObserver { inner, masker })
-        }
-    }
-}
-
-impl RunObserver for MaskingObserver {
-    fn event(&self, event: RunEvent<'_>) {
-        match event {
-            RunEvent::Log { task, line } => match self.masker.mask(&line.text) {
-                std::borrow::Cow::Borrowed(_) => self.inner.event(RunEvent::Log { task, line }),
-                std::borrow::Cow::Owned(text) => {
-                    let masked = LogLine {
-                        stream: line.stream,
-                        level: line.level,
-                        text,
-                    };
-                    self.inner.event(RunEvent::Log {
-                        task,
-                        line: &masked,
-                    });
-                }
-            },
-            other => self.inner.event(other),
         }
     }
 }

@@ -65,14 +65,18 @@ impl EventView {
         }
     }
 
-    /// The description: config `description`, else the host's, else a generated one.
+    /// The description: config `description`, else the host's (composed once from the
+    /// run report, so a re-delivery says the same), else one generated here (a host that
+    /// sends none).
     pub fn description(&self) -> String {
         if let Some(d) = self.get("description") {
             return d.to_string();
         }
+        if !self.description.trim().is_empty() {
+            return self.description.trim().to_string();
+        }
         match &self.task {
             Some((task, desired)) => describe(task, desired),
-            None if !self.description.trim().is_empty() => self.description.trim().to_string(),
             None => describe(&self.pipeline_name, &self.run),
         }
     }

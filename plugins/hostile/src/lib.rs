@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 use weft_sdk::{Context, Outcome, Param, PluginInfo, Task, Workspace};
 
-const MODES: [&str; 16] = [
+const MODES: &[&str] = &[
     "loop",
     "huge-hostcall",
     "memory",
@@ -31,6 +31,7 @@ const MODES: [&str; 16] = [
     "write-readonly",
     "secret",
     "secret-print",
+    "secret-return",
     "http",
     "canary-write",
     "canary-read",
@@ -52,7 +53,7 @@ impl Task for Hostile {
             .param(
                 Param::string("mode")
                     .description("What to attempt")
-                    .one_of(MODES),
+                    .one_of(MODES.iter().copied()),
             )
             .param(
                 Param::string("path")
@@ -68,6 +69,13 @@ impl Task for Hostile {
                 Param::string("secret")
                     .description("Secret name for `secret`")
                     .default("not-granted"),
+            )
+            .param(
+                Param::string("via")
+                    .description(
+                        "How `secret-return` hands the secret back: success, warning, halt, skip, failure",
+                    )
+                    .default("success"),
             )
             .param(
                 Param::string("bytes")
@@ -105,6 +113,7 @@ impl Task for Hostile {
             "write-readonly" => write_readonly(&ctx),
             "secret" => secret(&ctx),
             "secret-print" => secret_print(&ctx),
+            "secret-return" => secret_return(&ctx),
             "http" => http(&ctx),
             "canary-write" => canary_write(canary(&ctx)),
             "canary-read" => canary_read(canary(&ctx)),
@@ -290,6 +299,25 @@ fn secret_print(ctx: &Context) -> Outcome {
         }
         Err(e) => blocked(e),
     }
+}
+
+/// Hands a granted secret back as a result and in the ending's message (the host must
+/// mask both before anything stores, prints or sends them).
+fn secret_return(ctx: &Context) -> Outcome {
+    let name = ctx.param_or("secret", "not-granted");
+    let value = match weft_sdk::secrets::get(name) {
+        Ok(secret) => secret.reveal(),
+        Err(e) => return blocked(e),
+    };
+    let message = format!("the value is {value}");
+    let outcome = match ctx.param_or("via", "success") {
+        "warning" => Outcome::warning(message),
+        "halt" => Outcome::halt(message),
+        "skip" => Outcome::skip(message),
+        "failure" => Outcome::failure(message, 9),
+        _ => Outcome::success(),
+    };
+    outcome.result("leaked", value)
 }
 
 fn http(ctx: &Context) -> Outcome {
