@@ -578,3 +578,59 @@ fn runs_commands_show_history_and_logs() {
         missing.stderr
     );
 }
+
+/// Task contexts still owed when the engine died are re-delivered to the task contexts
+/// (their task is read back from the stored context), never to the run's context.
+#[test]
+fn task_statuses_owed_at_a_crash_go_to_their_task_contexts() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let data = scratch.path();
+    let forge = FakeForge::start();
+    let mut report = reporting_to(&forge);
+    report[1].push_str(",tasks=true");
+    let file = pipeline("recoverable.yaml");
+    let mut args = vec!["run", file.as_str(), "--name", "tasked"];
+    args.extend(report.iter().map(String::as_str));
+    // Killed right after the first task's terminal record: its task status is still owed.
+    let ran = in_dir(data, &args, Some("task-finish-after:1"));
+    assert_eq!(ran.code, -1, "{}", ran.stderr);
+    let recovered = in_dir(
+        data,
+        &[
+            "runs",
+            "recover",
+            "--recover-timeout",
+            "0s",
+            "--secret",
+            "forge-token=env:WEFT_TEST_FORGE_TOKEN",
+        ],
+        None,
+    );
+    assert_eq!(
+        recovered.code, 0,
+        "{}{}",
+        recovered.stdout, recovered.stderr
+    );
+    let accepted: Vec<(String, String)> = forge
+        .requests()
+        .iter()
+        .filter(|r| r.ok())
+        .map(|r| (r.field("name"), r.field("state")))
+        .collect();
+    let run_states: Vec<&str> = accepted
+        .iter()
+        .filter(|(context, _)| context == "weft/recoverable")
+        .map(|(_, state)| state.as_str())
+        .collect();
+    assert_eq!(
+        run_states.iter().filter(|s| **s == "success").count(),
+        1,
+        "the run context got a task's status: {accepted:?}"
+    );
+    assert_eq!(run_states.last(), Some(&"success"), "{accepted:?}");
+    let fetch_final = accepted
+        .iter()
+        .rfind(|(context, _)| context == "weft/recoverable/fetch")
+        .map(|(_, state)| state.as_str());
+    assert_eq!(fetch_final, Some("success"), "{accepted:?}");
+}

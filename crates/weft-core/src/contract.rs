@@ -187,3 +187,152 @@ impl TaskEnding {
         }
     }
 }
+
+/// A status as reporters take it (the WIT `status` of the `reporter` world): what a
+/// forge is asked to show for a run or a task. The one vocabulary of the reporter outbox,
+/// the store and the reporters; [`ReportStatus::may_become`] is the one "never go
+/// backwards" rule they all apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ReportStatus {
+    /// Not started yet (queued, waiting).
+    Pending,
+    /// Started, not terminal.
+    Running,
+    /// Succeeded (also when halted early).
+    Succeeded,
+    /// Succeeded with warnings.
+    SucceededWithWarnings,
+    /// Completed (allowed failures or skips).
+    Completed,
+    /// Failed.
+    Failed,
+    /// Timed out.
+    TimedOut,
+    /// Errored.
+    Errored,
+    /// Rejected (an approval said no).
+    Rejected,
+    /// Cancelled.
+    Cancelled,
+    /// Task-level: did not run.
+    Skipped,
+}
+
+impl ReportStatus {
+    /// Every status.
+    pub const ALL: [ReportStatus; 11] = [
+        ReportStatus::Pending,
+        ReportStatus::Running,
+        ReportStatus::Succeeded,
+        ReportStatus::SucceededWithWarnings,
+        ReportStatus::Completed,
+        ReportStatus::Failed,
+        ReportStatus::TimedOut,
+        ReportStatus::Errored,
+        ReportStatus::Rejected,
+        ReportStatus::Cancelled,
+        ReportStatus::Skipped,
+    ];
+
+    /// Its name (as the WIT and the store spell it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportStatus::Pending => "Pending",
+            ReportStatus::Running => "Running",
+            ReportStatus::Succeeded => "Succeeded",
+            ReportStatus::SucceededWithWarnings => "SucceededWithWarnings",
+            ReportStatus::Completed => "Completed",
+            ReportStatus::Failed => "Failed",
+            ReportStatus::TimedOut => "TimedOut",
+            ReportStatus::Errored => "Errored",
+            ReportStatus::Rejected => "Rejected",
+            ReportStatus::Cancelled => "Cancelled",
+            ReportStatus::Skipped => "Skipped",
+        }
+    }
+
+    /// Parses a name.
+    pub fn parse(name: &str) -> Option<ReportStatus> {
+        ReportStatus::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// 0 pending, 1 running, 2 terminal.
+    pub fn rank(self) -> u8 {
+        match self {
+            ReportStatus::Pending => 0,
+            ReportStatus::Running => 1,
+            _ => 2,
+        }
+    }
+
+    /// Everything but pending and running.
+    pub fn is_terminal(self) -> bool {
+        self.rank() == 2
+    }
+
+    /// Whether a context desired (or shown) as `self` may be desired as `next`: never
+    /// backwards (pending -> running -> terminal) and never away from a terminal status.
+    /// The same non-terminal status may be desired again (with a newer description).
+    pub fn may_become(self, next: ReportStatus) -> bool {
+        !self.is_terminal() && next.rank() >= self.rank()
+    }
+}
+
+impl From<crate::status::Outcome> for ReportStatus {
+    fn from(outcome: crate::status::Outcome) -> Self {
+        use crate::status::Outcome;
+        match outcome {
+            Outcome::Succeeded => ReportStatus::Succeeded,
+            Outcome::SucceededWithWarnings => ReportStatus::SucceededWithWarnings,
+            Outcome::Failed => ReportStatus::Failed,
+            Outcome::TimedOut => ReportStatus::TimedOut,
+            Outcome::Cancelled => ReportStatus::Cancelled,
+            Outcome::Rejected => ReportStatus::Rejected,
+            Outcome::Errored => ReportStatus::Errored,
+            Outcome::Skipped => ReportStatus::Skipped,
+        }
+    }
+}
+
+impl From<crate::status::RunStatus> for ReportStatus {
+    fn from(status: crate::status::RunStatus) -> Self {
+        use crate::status::RunStatus;
+        match status {
+            RunStatus::Succeeded => ReportStatus::Succeeded,
+            RunStatus::SucceededWithWarnings => ReportStatus::SucceededWithWarnings,
+            RunStatus::Completed => ReportStatus::Completed,
+            RunStatus::Failed => ReportStatus::Failed,
+            RunStatus::TimedOut => ReportStatus::TimedOut,
+            RunStatus::Errored => ReportStatus::Errored,
+            RunStatus::Cancelled => ReportStatus::Cancelled,
+        }
+    }
+}
+
+#[cfg(test)]
+mod report_status_tests {
+    use super::ReportStatus::{self, *};
+
+    #[test]
+    fn never_backwards_never_away_from_terminal() {
+        // (from, to, allowed)
+        let table = [
+            (Pending, Running, true),
+            (Pending, Succeeded, true),
+            (Running, Failed, true),
+            (Running, Running, true),
+            (Pending, Pending, true),
+            (Running, Pending, false),
+            (Succeeded, Failed, false),
+            (Failed, Succeeded, false),
+            (Failed, Failed, false),
+            (Skipped, Running, false),
+        ];
+        for (from, to, allowed) in table {
+            assert_eq!(from.may_become(to), allowed, "{from:?} -> {to:?}");
+        }
+        for status in ReportStatus::ALL {
+            assert_eq!(ReportStatus::parse(status.as_str()), Some(status));
+        }
+    }
+}

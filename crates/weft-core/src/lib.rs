@@ -24,6 +24,7 @@ pub mod duration;
 pub mod model;
 pub mod parse;
 pub mod plan;
+pub mod replay;
 pub mod run;
 pub mod status;
 pub mod validate;

@@ -125,7 +125,10 @@ pub struct StartTask {
 
 /// Reasons of `Errored` endings that are never retried: the engine records them when it
 /// recovers a run, and a retry would run what the recovery strategy chose not to.
-pub const NOT_RETRIED: &[&str] = &["EngineRestarted", "NotIdempotent"];
+pub const NOT_RETRIED: &[&str] = &[
+    crate::replay::ENGINE_RESTARTED,
+    crate::replay::NOT_IDEMPOTENT,
+];
 
 /// What the engine must do next.
 #[derive(Debug, Clone, PartialEq)]

@@ -12,6 +12,8 @@ use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
 use weft_core::contract::TaskEnding;
+use weft_core::model::RecoveryStrategy;
+use weft_core::replay::{self, AttemptFacts, ReplayDecision};
 use weft_core::{
     Action, CancelMode, NodeId, Outcome, RunContext, RunState, RunSummary, StartTask, TaskPhase,
 };
@@ -712,9 +714,9 @@ impl Driver {
         );
     }
 
-    /// Queues a start, unless recovery knows better: an attempt with a journaled ending is
-    /// answered from the journal (it never runs twice); an in-flight one follows the
-    /// run's recovery strategy.
+    /// Queues a start, unless recovery knows better (weft-core's `replay::decide`): an
+    /// attempt with a journaled ending is answered from the journal (it never runs
+    /// twice); an in-flight one follows the run's recovery strategy.
     fn start_or_replay(&mut self, start: StartTask) -> Vec<Action> {
         let replay = self
             .journal
@@ -726,46 +728,47 @@ impl Driver {
         };
         let key = (start.name.clone(), start.attempt);
         let (node, attempt) = (start.node, start.attempt);
-        if let Some(ended) = replay.ended.get(&key) {
-            let mut actions = self.state.task_started(node, attempt);
-            actions.extend(match ended.how {
-                How::TimedOut => self.state.task_timed_out(node, attempt),
-                How::Cancelled => self.state.task_cancelled(node, attempt),
-                How::Ended => {
-                    let ending = ended.ending.clone().unwrap_or(TaskEnding::Errored {
-                        reason: "EngineRestarted".into(),
-                        message: "the journaled ending was unreadable".into(),
-                    });
-                    self.state
-                        .task_ended(node, attempt, ending, ended.results.clone())
-                }
-            });
-            return actions;
-        }
-        if replay.in_flight.contains(&key) {
-            let now = Instant::now();
-            let expired = self.pipeline_deadline.is_some_and(|d| d <= now)
-                || (!self.state.plan().nodes[node].is_finally
-                    && self.tasks_deadline.is_some_and(|d| d <= now));
-            if expired {
+        let spec = &self.state.plan().nodes[node];
+        let now = Instant::now();
+        let facts = AttemptFacts {
+            ended: replay.ended.contains_key(&key),
+            in_flight: replay.in_flight.contains(&key),
+            idempotent: spec.idempotent,
+            deadline_passed: self.pipeline_deadline.is_some_and(|d| d <= now)
+                || (!spec.is_finally && self.tasks_deadline.is_some_and(|d| d <= now)),
+        };
+        let strategy = replay.strategy.map_or(RecoveryStrategy::None, Into::into);
+        match replay::decide(strategy, facts) {
+            ReplayDecision::Run => {
+                self.queue.push_back(start);
+                Vec::new()
+            }
+            ReplayDecision::Replay => {
+                let Some(ended) = replay.ended.get(&key) else {
+                    return Vec::new();
+                };
+                let mut actions = self.state.task_started(node, attempt);
+                actions.extend(match ended.how {
+                    How::TimedOut => self.state.task_timed_out(node, attempt),
+                    How::Cancelled => self.state.task_cancelled(node, attempt),
+                    How::Ended => {
+                        let ending = ended.ending.clone().unwrap_or(TaskEnding::Errored {
+                            reason: replay::ENGINE_RESTARTED.into(),
+                            message: "the journaled ending was unreadable".into(),
+                        });
+                        self.state
+                            .task_ended(node, attempt, ending, ended.results.clone())
+                    }
+                });
+                actions
+            }
+            ReplayDecision::Expire => {
                 // It was running when its deadline passed: the deadline, not the restart,
                 // decides its outcome.
                 self.phantoms.push((node, attempt));
-                return self.state.task_started(node, attempt);
+                self.state.task_started(node, attempt)
             }
-            let idempotent = self.state.plan().nodes[node].idempotent;
-            let refuse = match replay.strategy {
-                Some(weft_store::Recovery::None) => Some((
-                    "EngineRestarted",
-                    "the engine restarted while this task ran (recovery strategy `none`)",
-                )),
-                Some(weft_store::Recovery::Resume) if !idempotent => Some((
-                    "NotIdempotent",
-                    "the engine restarted while this task ran and it is not marked idempotent, so `resume` does not run it again",
-                )),
-                _ => None,
-            };
-            if let Some((reason, message)) = refuse {
+            ReplayDecision::Refuse { reason, message } => {
                 let ending = TaskEnding::Errored {
                     reason: reason.into(),
                     message: message.into(),
@@ -782,11 +785,9 @@ impl Driver {
                     self.state
                         .task_ended(node, attempt, ending, BTreeMap::new()),
                 );
-                return actions;
+                actions
             }
         }
-        self.queue.push_back(start);
-        Vec::new()
     }
 
     fn request(&mut self, start: &StartTask, resolved: &ResolvedPlugin) -> TaskRequest {

@@ -17,79 +17,9 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use weft_store::{Lease, OutboxKey, ReportState, RunStore, Timestamp, WriteOp};
+use weft_store::{Lease, OutboxKey, RunStore, Timestamp, WriteOp};
 
-/// A status in weft's vocabulary, as reporters take it (the WIT `status`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ReportStatus {
-    /// Not started yet.
-    Pending,
-    /// Started, not terminal.
-    Running,
-    /// Succeeded (also when halted early).
-    Succeeded,
-    /// Succeeded with warnings.
-    SucceededWithWarnings,
-    /// Completed (allowed failures or skips).
-    Completed,
-    /// Failed.
-    Failed,
-    /// Timed out.
-    TimedOut,
-    /// Errored.
-    Errored,
-    /// Rejected.
-    Rejected,
-    /// Cancelled.
-    Cancelled,
-    /// Task-level: did not run.
-    Skipped,
-}
-
-impl ReportStatus {
-    /// 0 pending, 1 running, 2 terminal.
-    pub fn rank(self) -> u8 {
-        match self {
-            ReportStatus::Pending => 0,
-            ReportStatus::Running => 1,
-            _ => 2,
-        }
-    }
-
-    /// Everything but pending and running.
-    pub fn is_terminal(self) -> bool {
-        self.rank() == 2
-    }
-
-    /// The store's coarse state.
-    pub fn report_state(self) -> ReportState {
-        match self {
-            ReportStatus::Pending => ReportState::Pending,
-            ReportStatus::Running => ReportState::Running,
-            ReportStatus::Succeeded
-            | ReportStatus::SucceededWithWarnings
-            | ReportStatus::Completed
-            | ReportStatus::Skipped => ReportState::Success,
-            ReportStatus::Failed | ReportStatus::TimedOut | ReportStatus::Rejected => {
-                ReportState::Failure
-            }
-            ReportStatus::Errored => ReportState::Error,
-            ReportStatus::Cancelled => ReportState::Canceled,
-        }
-    }
-
-    /// The closest status to a stored coarse state (used when resuming from the store).
-    pub fn from_report_state(state: ReportState) -> Self {
-        match state {
-            ReportState::Pending => ReportStatus::Pending,
-            ReportState::Running => ReportStatus::Running,
-            ReportState::Success => ReportStatus::Succeeded,
-            ReportState::Failure => ReportStatus::Failed,
-            ReportState::Error => ReportStatus::Errored,
-            ReportState::Canceled => ReportStatus::Cancelled,
-        }
-    }
-}
+pub use weft_core::contract::ReportStatus;
 
 /// The desired status of one context: what the reporter is asked to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -225,8 +155,7 @@ impl OutboxStore for MemoryOutbox {
         let mut entries = self.lock();
         match entries.get_mut(key) {
             Some(entry) => {
-                let current = entry.desired.status;
-                if current.is_terminal() || desired.status.rank() < current.rank() {
+                if !entry.desired.status.may_become(desired.status) {
                     return Ok(false);
                 }
                 if *desired == entry.desired {
@@ -302,11 +231,10 @@ const PERMANENT_PREFIX: &str = "permanent: ";
 
 /// The outbox in a [`RunStore`] (its `outbox` rows), written with the run's lease.
 ///
-/// The store keeps a coarse state ([`ReportState`]) and a description, so an entry read
-/// back after a restart carries the closest [`ReportStatus`] and the host description
-/// (e.g. `SucceededWithWarnings` comes back as `Succeeded` with its "passed with
-/// warnings" description). A permanent failure is kept as `last_error` starting with
-/// `permanent: ` and a next attempt that is never due.
+/// The store keeps the exact [`ReportStatus`] and the host's description (composed once
+/// from the run report), so an entry read back after a restart is re-delivered as it was
+/// first desired. A permanent failure is kept as `last_error` starting with `permanent: `
+/// and a next attempt that is never due.
 pub struct RunStoreOutbox {
     store: Arc<dyn RunStore>,
     lease: Lease,
@@ -349,7 +277,7 @@ impl OutboxStore for RunStoreOutbox {
         let ack = self.write(WriteOp::OutboxDesire {
             lease: self.lease.clone(),
             key: self.row_key(key),
-            state: desired.status.report_state(),
+            state: desired.status,
             // The host's description, composed once from the run report (weft-core
             // `describe`): a re-delivery after a restart sends exactly the same text.
             description: desired.description.clone(),
@@ -357,9 +285,7 @@ impl OutboxStore for RunStoreOutbox {
         })?;
         let mut details = self.details();
         let changed = match details.get(key) {
-            Some(old) if old.status.is_terminal() || desired.status.rank() < old.status.rank() => {
-                false
-            }
+            Some(old) if !old.status.may_become(desired.status) => false,
             Some(old) => old != desired,
             None => ack != weft_store::WriteAck::Unchanged,
         };
@@ -373,7 +299,7 @@ impl OutboxStore for RunStoreOutbox {
         self.write(WriteOp::OutboxDelivered {
             lease: self.lease.clone(),
             key: self.row_key(key),
-            state: status.report_state(),
+            state: status,
             at: now(),
         })
         .map(drop)
@@ -412,20 +338,19 @@ impl OutboxStore for RunStoreOutbox {
             .map(|mut row| {
                 // Back to the caller's run key (the run's uid).
                 row.key.run = run.to_string();
-                let status = ReportStatus::from_report_state(row.desired);
                 let desired = details
                     .get(&row.key)
-                    .filter(|d| d.status.report_state() == row.desired)
+                    .filter(|d| d.status == row.desired)
                     .cloned()
                     .unwrap_or_else(|| DesiredStatus {
                         description: row.description.clone(),
-                        ..DesiredStatus::run(status)
+                        ..DesiredStatus::run(row.desired)
                     });
                 OutboxEntry {
                     permanent: row.last_error.starts_with(PERMANENT_PREFIX),
                     key: row.key,
                     desired,
-                    delivered: row.delivered.map(ReportStatus::from_report_state),
+                    delivered: row.delivered,
                     attempts: row.attempts,
                     next_attempt_at: row.next_attempt_at,
                     last_error: row.last_error,
@@ -483,7 +408,7 @@ mod tests {
             .expect("ok");
         let open = outbox.pending_for("run-1").expect("ok");
         assert_eq!(open.len(), 1);
-        assert_eq!(open[0].desired.status.report_state(), ReportState::Failure);
+        assert_eq!(open[0].desired.status, ReportStatus::Failed);
         assert_eq!(open[0].attempts, 1);
         outbox.delivered(&k, ReportStatus::Failed).expect("ok");
         assert!(outbox.pending_for("run-1").expect("ok").is_empty());
@@ -532,7 +457,7 @@ mod tests {
         let resumed = RunStoreOutbox::new(store, lease);
         let open = resumed.pending_for("run-1").expect("ok");
         assert_eq!(open.len(), 1);
-        assert_eq!(open[0].desired.status, ReportStatus::Succeeded);
+        assert_eq!(open[0].desired.status, ReportStatus::SucceededWithWarnings);
         assert_eq!(open[0].desired.description, "p passed with warnings");
     }
 

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use weft_core::contract::ParamValue;
-use weft_core::model::RecoveryStrategy;
 use weft_runtime::HttpRule;
 use weft_store::{Lease, NewEvent, NewRun, Recovery, RunStore, StoreError, Timestamp, WriteOp};
 
@@ -100,14 +99,10 @@ impl StoredOptions {
 
 /// The run's recovery strategy as the store spells it (`none` when the pipeline says nothing).
 pub fn recovery_of(source: &str, file: &str) -> Recovery {
-    match weft_core::parse_pipeline(source, file)
+    weft_core::parse_pipeline(source, file)
         .ok()
         .and_then(|p| p.recovery.map(|r| r.value))
-    {
-        Some(RecoveryStrategy::StartOver) => Recovery::StartOver,
-        Some(RecoveryStrategy::Resume) => Recovery::Resume,
-        Some(RecoveryStrategy::None) | None => Recovery::None,
-    }
+        .map_or(Recovery::None, Into::into)
 }
 
 /// Records a new run and takes its lease. `stored` is what another engine needs to
@@ -356,7 +351,7 @@ fn abandoned(attempt: &weft_store::AttemptRecord, now: Timestamp) -> weft_store:
     let mut record =
         weft_store::AttemptRecord::new(attempt.id.clone(), weft_store::TaskPhase::Terminal, now);
     record.outcome = Some(weft_store::Outcome::Errored);
-    record.reason = "EngineRestarted".into();
+    record.reason = weft_core::replay::ENGINE_RESTARTED.into();
     record.message =
         "the engine stopped while this attempt was unfinished; recovery (startOver) runs the task again as a new attempt"
             .into();

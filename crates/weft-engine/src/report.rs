@@ -39,7 +39,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use weft_core::{Outcome, RunStatus, RunSummary, TaskPhase, describe};
+use weft_core::{RunSummary, TaskPhase, describe};
 use weft_runtime::plugin::reporter;
 use weft_runtime::{
     HttpRule, LogLevel, LogLine, LogSink, PluginKind, SecretValue, TaskReport, TaskRequest,
@@ -356,10 +356,17 @@ impl Reporters {
     pub fn resume(&self) -> Result<usize, String> {
         let entries = self.shared.outbox.entries(&self.shared.run.run_uid)?;
         let mut count = 0;
-        for entry in entries {
+        for mut entry in entries {
             // The run was running before the restart: it is not announced again.
             self.started
                 .fetch_or(entry.desired.status.rank() >= 1, Ordering::SeqCst);
+            if entry.desired.task.is_none()
+                && let Some(task) = self.shared.task_of(&entry.key)
+            {
+                // A task context read back from the store: its task is in its context.
+                entry.desired.task = Some(task);
+                entry.desired.run_status = ReportStatus::Running;
+            }
             if entry.is_open() {
                 count += 1;
                 self.shared
@@ -427,7 +434,7 @@ impl Reporters {
                         describe::describe_progress(true).to_string(),
                     )),
                     (TaskPhase::Terminal, Some(outcome)) => Some((
-                        outcome_status(*outcome),
+                        ReportStatus::from(*outcome),
                         describe::describe_task(*outcome, reason),
                     )),
                     _ => None,
@@ -453,32 +460,10 @@ impl RunObserver for Reporters {
     }
 }
 
-/// A task outcome as a report status.
-fn outcome_status(outcome: Outcome) -> ReportStatus {
-    match outcome {
-        Outcome::Succeeded => ReportStatus::Succeeded,
-        Outcome::SucceededWithWarnings => ReportStatus::SucceededWithWarnings,
-        Outcome::Failed => ReportStatus::Failed,
-        Outcome::TimedOut => ReportStatus::TimedOut,
-        Outcome::Cancelled => ReportStatus::Cancelled,
-        Outcome::Rejected => ReportStatus::Rejected,
-        Outcome::Errored => ReportStatus::Errored,
-        Outcome::Skipped => ReportStatus::Skipped,
-    }
-}
-
 /// The run's final desired status: status, reason, halting task, and a message naming the
 /// first task that failed (with its message) for failing statuses.
 pub fn final_status(summary: &RunSummary) -> DesiredStatus {
-    let status = match summary.status {
-        RunStatus::Succeeded => ReportStatus::Succeeded,
-        RunStatus::SucceededWithWarnings => ReportStatus::SucceededWithWarnings,
-        RunStatus::Completed => ReportStatus::Completed,
-        RunStatus::Failed => ReportStatus::Failed,
-        RunStatus::TimedOut => ReportStatus::TimedOut,
-        RunStatus::Errored => ReportStatus::Errored,
-        RunStatus::Cancelled => ReportStatus::Cancelled,
-    };
+    let status = ReportStatus::from(summary.status);
     let message = match status {
         ReportStatus::Failed | ReportStatus::TimedOut | ReportStatus::Errored => summary
             .report
@@ -537,6 +522,16 @@ impl Shared {
         }
     }
 
+    /// The task of a task-level context (`<context>/<task>`), `None` for a run-level one.
+    fn task_of(&self, key: &OutboxKey) -> Option<String> {
+        let active = self.active(&key.reporter)?;
+        let base = active.spec.context(&self.run.pipeline_name);
+        key.context
+            .strip_prefix(&base)
+            .and_then(|rest| rest.strip_prefix('/'))
+            .map(str::to_string)
+    }
+
     fn desire_run(self: &Arc<Self>, desired: &DesiredStatus) {
         for active in &self.reporters {
             let key = self.key(&active.spec, None);
@@ -587,9 +582,8 @@ impl Shared {
                 worker.delivered = delivered;
             }
             let known = worker.queue.last().map(|d| d.status).or(worker.delivered);
-            match known {
-                Some(k) if k.is_terminal() || desired.status.rank() < k.rank() => return,
-                _ => {}
+            if known.is_some_and(|k| !k.may_become(desired.status)) {
+                return;
             }
             match worker.queue.last_mut() {
                 // Same rank, not terminal: the newer one supersedes the queued one.

@@ -31,7 +31,7 @@
 //!   of text are kept; the first line over the cap is replaced by one "log truncated"
 //!   marker (stream [`TRUNCATED_STREAM`]) and the rest is dropped.
 //! - **The outbox never regresses:** desired and delivered states only move
-//!   pending -> running -> terminal, and a terminal state is final ([`ReportState`]).
+//!   pending -> running -> terminal, and a terminal state is final ([`ReportStatus`]).
 //! - **Snapshots** above [`StoreLimits::snapshot_max_bytes`] are refused; only the last
 //!   `keep` of a run's workspace (at most [`StoreLimits::snapshots_per_run`]) are kept.
 //! - **Corruption is an error, never a panic or a silent reset.** Opening checks the file
@@ -61,7 +61,7 @@ pub use sqlite::{BUSY_TIMEOUT, MIGRATIONS, SCHEMA_VERSION, SqliteStore};
 pub use store::RunStore;
 pub use types::{
     AttemptId, AttemptRecord, EventRecord, Lease, LogEntry, NewEvent, NewLogLine, NewRun,
-    OutboxKey, OutboxRow, Recovery, ReportState, Result, RunListItem, RunRecord, Snapshot,
+    OutboxKey, OutboxRow, Recovery, ReportStatus, Result, RunListItem, RunRecord, Snapshot,
     StaleRun, StoreLimits, TRUNCATED_STREAM, Timestamp, WriteAck, WriteOp,
 };
 pub use vocab::{Outcome, RunPhase, TaskPhase};

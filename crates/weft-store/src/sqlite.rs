@@ -17,11 +17,15 @@ use crate::error::StoreError;
 use crate::store::RunStore;
 use crate::types::{
     AttemptId, AttemptRecord, EventRecord, Lease, LogEntry, NewEvent, NewLogLine, NewRun,
-    OutboxKey, OutboxRow, Outcome, Recovery, ReportState, Result, RunListItem, RunPhase, RunRecord,
-    Snapshot, StaleRun, StoreLimits, TRUNCATED_STREAM, TaskPhase, Timestamp, WriteAck, WriteOp,
+    OutboxKey, OutboxRow, Outcome, Recovery, ReportStatus, Result, RunListItem, RunPhase,
+    RunRecord, Snapshot, StaleRun, StoreLimits, TRUNCATED_STREAM, TaskPhase, Timestamp, WriteAck,
+    WriteOp,
 };
 
-const MIGRATION_LIST: &[M<'static>] = &[M::up(include_str!("migrations/0001_initial.sql"))];
+const MIGRATION_LIST: &[M<'static>] = &[
+    M::up(include_str!("migrations/0001_initial.sql")),
+    M::up(include_str!("migrations/0002_report_status.sql")),
+];
 
 /// The schema migrations, in order. Applying them to an up-to-date database does nothing.
 pub const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
@@ -641,7 +645,7 @@ fn outbox_state(
     key: &OutboxKey,
     column: &str,
     path: &Path,
-) -> Result<Option<Option<ReportState>>> {
+) -> Result<Option<Option<ReportStatus>>> {
     let sql =
         format!("SELECT {column} FROM outbox WHERE reporter = ?1 AND run = ?2 AND context = ?3");
     let raw: Option<Option<String>> = conn
@@ -652,7 +656,7 @@ fn outbox_state(
         })
         .map_err(|e| db_err(path, e))?;
     raw.map(|v| {
-        v.map(|s| parse_or_bad("outbox", "state", &s, ReportState::parse))
+        v.map(|s| parse_or_bad("outbox", "state", &s, ReportStatus::parse))
             .transpose()
     })
     .transpose()
@@ -1008,10 +1012,10 @@ fn outbox_row(raw: RawOutbox) -> Result<OutboxRow> {
             run,
             context,
         },
-        desired: parse_or_bad("outbox", "desired", &desired, ReportState::parse)?,
+        desired: parse_or_bad("outbox", "desired", &desired, ReportStatus::parse)?,
         description,
         delivered: delivered
-            .map(|d| parse_or_bad("outbox", "delivered", &d, ReportState::parse))
+            .map(|d| parse_or_bad("outbox", "delivered", &d, ReportStatus::parse))
             .transpose()?,
         attempts: to_u32("outbox", "attempts", attempts)?,
         next_attempt_at: next.map(Timestamp),

@@ -108,6 +108,28 @@ impl Recovery {
     }
 }
 
+#[cfg(feature = "core")]
+impl From<Recovery> for weft_core::model::RecoveryStrategy {
+    fn from(recovery: Recovery) -> Self {
+        match recovery {
+            Recovery::None => weft_core::model::RecoveryStrategy::None,
+            Recovery::StartOver => weft_core::model::RecoveryStrategy::StartOver,
+            Recovery::Resume => weft_core::model::RecoveryStrategy::Resume,
+        }
+    }
+}
+
+#[cfg(feature = "core")]
+impl From<weft_core::model::RecoveryStrategy> for Recovery {
+    fn from(strategy: weft_core::model::RecoveryStrategy) -> Self {
+        match strategy {
+            weft_core::model::RecoveryStrategy::None => Recovery::None,
+            weft_core::model::RecoveryStrategy::StartOver => Recovery::StartOver,
+            weft_core::model::RecoveryStrategy::Resume => Recovery::Resume,
+        }
+    }
+}
+
 /// A run as submitted.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewRun {
@@ -323,70 +345,9 @@ pub struct Snapshot {
     pub size: u64,
 }
 
-/// The state a reporter converges a forge to, in weft's neutral vocabulary (forges.md maps
-/// it per forge). Order: `Pending` < `Running` < terminal; a terminal state is final.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ReportState {
-    /// Queued or blocked.
-    Pending,
-    /// Running.
-    Running,
-    /// Passed.
-    Success,
-    /// Failed, timed out or rejected.
-    Failure,
-    /// Errored.
-    Error,
-    /// Cancelled.
-    Canceled,
-}
-
-impl ReportState {
-    /// Stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReportState::Pending => "pending",
-            ReportState::Running => "running",
-            ReportState::Success => "success",
-            ReportState::Failure => "failure",
-            ReportState::Error => "error",
-            ReportState::Canceled => "canceled",
-        }
-    }
-
-    /// Parses a stored name.
-    pub fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "pending" => ReportState::Pending,
-            "running" => ReportState::Running,
-            "success" => ReportState::Success,
-            "failure" => ReportState::Failure,
-            "error" => ReportState::Error,
-            "canceled" => ReportState::Canceled,
-            _ => return None,
-        })
-    }
-
-    /// Success, failure, error or canceled.
-    pub fn is_terminal(self) -> bool {
-        self.rank() == 2
-    }
-
-    /// 0 pending, 1 running, 2 terminal.
-    pub fn rank(self) -> u8 {
-        match self {
-            ReportState::Pending => 0,
-            ReportState::Running => 1,
-            _ => 2,
-        }
-    }
-
-    /// Whether moving from `self` to `next` is allowed: never backwards, never away from a
-    /// terminal state.
-    pub fn may_become(self, next: ReportState) -> bool {
-        !self.is_terminal() && next.rank() >= self.rank()
-    }
-}
+/// The status a reporter converges a forge to: weft-core's one report vocabulary, with its
+/// never-backwards rule ([`ReportStatus::may_become`]).
+pub use weft_core::contract::ReportStatus;
 
 /// Key of an outbox row.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -405,11 +366,11 @@ pub struct OutboxRow {
     /// Key.
     pub key: OutboxKey,
     /// What the forge should show.
-    pub desired: ReportState,
+    pub desired: ReportStatus,
     /// Its description.
     pub description: String,
     /// What the forge is known to show.
-    pub delivered: Option<ReportState>,
+    pub delivered: Option<ReportStatus>,
     /// Delivery attempts since the last success.
     pub attempts: u32,
     /// Earliest next delivery attempt.
@@ -509,7 +470,7 @@ pub enum WriteOp {
         /// Row.
         key: OutboxKey,
         /// Desired state.
-        state: ReportState,
+        state: ReportStatus,
         /// Description.
         description: String,
         /// When.
@@ -523,7 +484,7 @@ pub enum WriteOp {
         /// Row.
         key: OutboxKey,
         /// Delivered state.
-        state: ReportState,
+        state: ReportStatus,
         /// When.
         at: Timestamp,
     },

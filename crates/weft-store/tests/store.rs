@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use weft_store::{
     AttemptId, AttemptRecord, BatchConfig, BatchingStore, Lease, NewEvent, NewLogLine, NewRun,
-    OutboxKey, Outcome, Recovery, ReportState, RunPhase, RunStore, SqliteStore, StoreError,
+    OutboxKey, Outcome, Recovery, ReportStatus, RunPhase, RunStore, SqliteStore, StoreError,
     StoreLimits, TRUNCATED_STREAM, TaskPhase, Timestamp, WriteAck, WriteOp,
 };
 
@@ -100,7 +100,7 @@ fn every_op(lease: &Lease) -> Vec<WriteOp> {
         WriteOp::OutboxDesire {
             lease: lease.clone(),
             key: key(&run),
-            state: ReportState::Pending,
+            state: ReportStatus::Pending,
             description: "queued".into(),
             at: T0,
         },
@@ -551,21 +551,16 @@ fn checkpoints_round_trip_per_run_task_key() {
 
 #[test]
 fn outbox_never_regresses() {
-    use ReportState::*;
+    use ReportStatus::*;
     // (desired so far, then desired update, expected ack, expected desired afterwards)
     let table = [
         (vec![Pending], Running, WriteAck::Done, Running),
         (vec![Running], Pending, WriteAck::Unchanged, Running),
         (vec![Running], Running, WriteAck::Done, Running),
-        (vec![Running], Success, WriteAck::Done, Success),
-        (
-            vec![Pending, Failure],
-            Running,
-            WriteAck::Unchanged,
-            Failure,
-        ),
-        (vec![Success], Failure, WriteAck::Unchanged, Success),
-        (vec![Canceled], Canceled, WriteAck::Unchanged, Canceled),
+        (vec![Running], Succeeded, WriteAck::Done, Succeeded),
+        (vec![Pending, Failed], Running, WriteAck::Unchanged, Failed),
+        (vec![Succeeded], Failed, WriteAck::Unchanged, Succeeded),
+        (vec![Cancelled], Cancelled, WriteAck::Unchanged, Cancelled),
     ];
     for (history, next, ack, expect) in table {
         let store = mem();
@@ -636,19 +631,19 @@ fn outbox_never_regresses() {
             .unwrap()
             .is_empty()
     );
-    store.write(op_desire(Failure)).unwrap();
-    assert_eq!(store.due_outbox(T0, 10).unwrap()[0].desired, Failure);
-    store.write(delivered(Failure)).unwrap();
+    store.write(op_desire(Failed)).unwrap();
+    assert_eq!(store.due_outbox(T0, 10).unwrap()[0].desired, Failed);
+    store.write(delivered(Failed)).unwrap();
     assert_eq!(
         store.write(delivered(Running)).unwrap(),
         WriteAck::Unchanged
     );
     assert_eq!(
-        store.write(delivered(Success)).unwrap(),
+        store.write(delivered(Succeeded)).unwrap(),
         WriteAck::Unchanged
     );
     let row = &store.outbox("r").unwrap()[0];
-    assert_eq!(row.delivered, Some(Failure));
+    assert_eq!(row.delivered, Some(Failed));
     assert_eq!(row.attempts, 0);
     assert_eq!(row.next_attempt_at, None);
     assert!(
@@ -667,10 +662,7 @@ fn outbox_never_regresses() {
             finished_at: T0,
         })
         .unwrap();
-    assert_eq!(
-        store.write(delivered(Failure)).unwrap(),
-        WriteAck::Unchanged
-    );
+    assert_eq!(store.write(delivered(Failed)).unwrap(), WriteAck::Unchanged);
 }
 
 #[test]
@@ -1097,4 +1089,49 @@ fn the_default_path_is_weft_db() {
     if let Some(path) = SqliteStore::default_path() {
         assert!(path.ends_with("weft.db"), "{}", path.display());
     }
+}
+
+#[test]
+fn outbox_rows_of_the_first_schema_are_migrated_to_exact_statuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weft.db");
+    {
+        // A store written by the first schema, with coarse outbox states.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("../src/migrations/0001_initial.sql"))
+            .unwrap();
+        conn.pragma_update(None, "user_version", 1).unwrap();
+        conn.execute(
+            "INSERT INTO runs (id, name, pipeline_name, pipeline_source, params_json, options_json, recovery, phase, created_at) VALUES ('r', 'r', 'p', '', '{}', '{}', 'none', 'Running', 0)",
+            [],
+        )
+        .unwrap();
+        for (context, desired, delivered) in [
+            ("a", "success", Some("running")),
+            ("b", "canceled", None),
+            ("c", "failure", Some("failure")),
+        ] {
+            conn.execute(
+                "INSERT INTO outbox (reporter, run, context, desired, description, delivered, updated_at) VALUES ('g', 'r', ?1, ?2, '', ?3, 0)",
+                rusqlite::params![context, desired, delivered],
+            )
+            .unwrap();
+        }
+    }
+    let store = file_store(&dir, StoreLimits::default());
+    let rows: Vec<(String, ReportStatus, Option<ReportStatus>)> = store
+        .outbox("r")
+        .unwrap()
+        .into_iter()
+        .map(|row| (row.key.context, row.desired, row.delivered))
+        .collect();
+    use ReportStatus::*;
+    assert_eq!(
+        rows,
+        vec![
+            ("a".into(), Succeeded, Some(Running)),
+            ("b".into(), Cancelled, None),
+            ("c".into(), Failed, Some(Failed)),
+        ]
+    );
 }
