@@ -8,6 +8,7 @@
 pub mod decorate;
 pub mod execute;
 pub mod fault;
+pub mod grants;
 pub mod mask;
 pub mod outbox;
 pub mod persist;

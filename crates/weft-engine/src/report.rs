@@ -67,7 +67,7 @@ pub const FORGES: &[(&str, &str)] = &[
 ];
 
 /// One configured reporter.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ReporterSpec {
     /// Stable id within the run (`<plugin>#<index>`): the outbox's reporter key.
     pub id: String,

@@ -153,6 +153,22 @@ impl HttpRule {
     }
 }
 
+/// Stored as the rule's text; reading one back parses it again, strictly: a rule that no
+/// longer parses is an error, never dropped.
+impl serde::Serialize for HttpRule {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for HttpRule {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        HttpRule::parse(&text)
+            .map_err(|e| serde::de::Error::custom(format!("HTTP rule `{text}`: {e}")))
+    }
+}
+
 impl std::fmt::Display for HttpRule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.allow_private {
