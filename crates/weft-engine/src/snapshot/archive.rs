@@ -1,17 +1,16 @@
 //! The archive format, writing side: a workspace as a tar + gzip archive in memory,
-//! capped in size, without following links.
+//! capped in size, without following links or leaving the workspace.
 
-use std::fs;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::UNIX_EPOCH;
 
+use cap_std::fs::{Metadata, MetadataExt, OpenOptions};
 use flate2::Compression;
 use flate2::write::GzEncoder;
 
+use super::workspace::{Workspace, changed_underfoot, names_in};
 use super::{SnapshotError, io_err};
 
 /// A workspace archived into memory.
@@ -19,8 +18,8 @@ use super::{SnapshotError, io_err};
 pub struct Archive {
     /// The `.tar.gz` bytes.
     pub data: Vec<u8>,
-    /// Entries left out: special files, links leading out of the workspace, files that
-    /// vanished while the archive was written.
+    /// Entries left out: special files, links leading out of the workspace, entries that
+    /// vanished (or were replaced by a link) while the archive was written.
     pub skipped: Vec<PathBuf>,
 }
 
@@ -95,25 +94,33 @@ pub(super) fn link_stays_inside(link: &Path, target: &Path) -> bool {
     !target.as_os_str().is_empty() && ups <= depth
 }
 
-fn mtime_of(meta: &fs::Metadata) -> u64 {
-    meta.modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs())
-}
-
-fn header_for(meta: &fs::Metadata, kind: tar::EntryType, size: u64) -> tar::Header {
+/// A tar header for an entry of `kind` with `meta`'s mode and mtime.
+fn header_for(meta: &Metadata, kind: tar::EntryType, size: u64) -> tar::Header {
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(kind);
-    header.set_mode(meta.permissions().mode() & 0o7777);
-    header.set_mtime(mtime_of(meta));
+    header.set_mode(meta.mode() & 0o7777);
+    header.set_mtime(u64::try_from(meta.mtime()).unwrap_or(0));
     header.set_size(size);
     header
 }
 
 /// Archives the contents of `dir` (not following links), stopping with
 /// [`SnapshotError::TooLarge`] once the compressed archive would exceed `max_bytes`.
+/// Every path is resolved beneath `dir`: an entry that would lead out of it (a directory
+/// replaced by a link to outside while the archive is written) stops archiving with
+/// [`SnapshotError::Unsafe`].
 pub fn archive(dir: &Path, max_bytes: u64) -> Result<Archive, SnapshotError> {
+    archive_with(dir, max_bytes, &mut |_| {})
+}
+
+/// [`archive`], calling `on_listed` with each directory's workspace-relative path once
+/// its entries are listed and before any of them is opened (tests race the walk there).
+fn archive_with(
+    dir: &Path,
+    max_bytes: u64,
+    on_listed: &mut dyn FnMut(&Path),
+) -> Result<Archive, SnapshotError> {
+    let workspace = Workspace::open(dir)?;
     let exceeded = Arc::new(AtomicBool::new(false));
     let sink = CapWriter {
         data: Vec::new(),
@@ -129,7 +136,7 @@ pub fn archive(dir: &Path, max_bytes: u64) -> Result<Archive, SnapshotError> {
         }
     };
     let mut skipped = Vec::new();
-    walk(dir, &mut builder, &mut skipped).map_err(too_large)?;
+    walk(&workspace, &mut builder, &mut skipped, on_listed).map_err(too_large)?;
     let archive_path = Path::new("<archive>");
     let data = builder
         .into_inner()
@@ -140,67 +147,58 @@ pub fn archive(dir: &Path, max_bytes: u64) -> Result<Archive, SnapshotError> {
     Ok(Archive { data, skipped })
 }
 
-/// The entries of `dir`, sorted (archives are deterministic for the same tree).
-pub(super) fn children(dir: &Path) -> Result<Vec<std::ffi::OsString>, SnapshotError> {
-    let mut names = Vec::new();
-    for entry in fs::read_dir(dir).map_err(io_err(dir))? {
-        names.push(entry.map_err(io_err(dir))?.file_name());
-    }
-    names.sort();
-    Ok(names)
-}
-
+/// Appends every entry under the workspace root to `builder`, depth first in name order.
 fn walk<W: Write>(
-    root: &Path,
+    workspace: &Workspace,
     builder: &mut tar::Builder<W>,
     skipped: &mut Vec<PathBuf>,
+    on_listed: &mut dyn FnMut(&Path),
 ) -> Result<(), SnapshotError> {
-    let mut stack: Vec<PathBuf> = children(root)?
-        .into_iter()
-        .rev()
-        .map(PathBuf::from)
-        .collect();
+    let top = Path::new("");
+    let names = workspace.names(top).map_err(workspace.error(top))?;
+    on_listed(top);
+    let mut stack: Vec<PathBuf> = names.into_iter().rev().map(PathBuf::from).collect();
     while let Some(rel) = stack.pop() {
-        let full = root.join(&rel);
-        let meta = match fs::symlink_metadata(&full) {
+        let meta = match workspace.root().symlink_metadata(&rel) {
             Ok(meta) => meta,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            Err(e) if changed_underfoot(&e) => {
                 skipped.push(rel);
                 continue;
             }
-            Err(e) => return Err(io_err(&full)(e)),
+            Err(e) => return Err(workspace.error(&rel)(e)),
         };
         let kind = meta.file_type();
         if kind.is_dir() {
-            let mut header = header_for(&meta, tar::EntryType::Directory, 0);
-            builder
-                .append_data(&mut header, &rel, io::empty())
-                .map_err(io_err(&full))?;
-            let names = match children(&full) {
-                Ok(names) => names,
-                Err(SnapshotError::Io { source, .. })
-                    if source.kind() == io::ErrorKind::NotFound =>
-                {
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            stack.extend(names.into_iter().rev().map(|name| rel.join(name)));
-        } else if kind.is_file() {
-            // O_NOFOLLOW: a file swapped for a link after the lstat is not followed.
-            let file = match fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&full)
-            {
-                Ok(file) => file,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // Opened (not following a link in its place) before its mode is read and its
+            // entries listed, so both come from the same directory.
+            let listed = workspace
+                .open_dir(&rel)
+                .and_then(|dir| Ok((dir.dir_metadata()?, names_in(&dir)?)));
+            let (meta, names) = match listed {
+                Ok(listed) => listed,
+                Err(e) if changed_underfoot(&e) => {
                     skipped.push(rel);
                     continue;
                 }
-                Err(e) => return Err(io_err(&full)(e)),
+                Err(e) => return Err(workspace.error(&rel)(e)),
             };
-            let meta = file.metadata().map_err(io_err(&full))?;
+            let mut header = header_for(&meta, tar::EntryType::Directory, 0);
+            builder
+                .append_data(&mut header, &rel, io::empty())
+                .map_err(workspace.error(&rel))?;
+            on_listed(&rel);
+            stack.extend(names.into_iter().rev().map(|name| rel.join(name)));
+        } else if kind.is_file() {
+            // Not following a link that took the file's place after the lstat.
+            let file = match workspace.open_file(&rel, OpenOptions::new().read(true)) {
+                Ok(file) => file,
+                Err(e) if changed_underfoot(&e) => {
+                    skipped.push(rel);
+                    continue;
+                }
+                Err(e) => return Err(workspace.error(&rel)(e)),
+            };
+            let meta = file.metadata().map_err(workspace.error(&rel))?;
             if !meta.is_file() {
                 skipped.push(rel);
                 continue;
@@ -213,15 +211,16 @@ fn walk<W: Write>(
             };
             builder
                 .append_data(&mut header, &rel, data)
-                .map_err(io_err(&full))?;
+                .map_err(workspace.error(&rel))?;
         } else if kind.is_symlink() {
-            let target = match fs::read_link(&full) {
+            let target = match workspace.root().read_link_contents(&rel) {
                 Ok(target) => target,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // `InvalidInput`: no longer a link.
+                Err(e) if changed_underfoot(&e) || e.kind() == io::ErrorKind::InvalidInput => {
                     skipped.push(rel);
                     continue;
                 }
-                Err(e) => return Err(io_err(&full)(e)),
+                Err(e) => return Err(workspace.error(&rel)(e)),
             };
             if !link_stays_inside(&rel, &target) {
                 skipped.push(rel);
@@ -230,7 +229,7 @@ fn walk<W: Write>(
             let mut header = header_for(&meta, tar::EntryType::Symlink, 0);
             builder
                 .append_link(&mut header, &rel, &target)
-                .map_err(io_err(&full))?;
+                .map_err(workspace.error(&rel))?;
         } else {
             // FIFOs, sockets, devices.
             skipped.push(rel);
@@ -242,6 +241,8 @@ fn walk<W: Write>(
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+
+    use std::fs;
 
     use flate2::read::GzDecoder;
 
@@ -328,5 +329,53 @@ mod tests {
             "`..` after a name may cross another link"
         );
         assert!(!inside("a", ""));
+    }
+
+    /// A directory of the workspace swapped for a link to an outside directory between
+    /// being listed and its children being opened (a guest or another process racing the
+    /// walk) must not lead the archive out of the workspace.
+    #[test]
+    fn a_directory_swapped_for_a_link_mid_walk_is_not_followed_out() {
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("canary.txt"), "CANARY outside").unwrap();
+        fs::create_dir(outside.path().join("sub")).unwrap();
+        fs::write(outside.path().join("sub/canary.txt"), "CANARY outside").unwrap();
+        let moved = tempfile::tempdir().unwrap();
+        let src = tempfile::tempdir().unwrap();
+        let root = src.path();
+        fs::create_dir_all(root.join("out/sub")).unwrap();
+        fs::write(root.join("out/canary.txt"), "inside").unwrap();
+        fs::write(root.join("out/sub/canary.txt"), "inside").unwrap();
+
+        let mut swapped = false;
+        let result = archive_with(root, 1 << 20, &mut |rel| {
+            if rel == Path::new("out") && !swapped {
+                swapped = true;
+                fs::rename(root.join("out"), moved.path().join("out")).unwrap();
+                std::os::unix::fs::symlink(outside.path(), root.join("out")).unwrap();
+            }
+        });
+        assert!(swapped, "the hook ran");
+        match result {
+            Err(SnapshotError::Unsafe { path, why }) => {
+                assert!(path.starts_with("out/"), "{path}: {why}");
+                assert!(why.contains("leads out of the workspace"), "{why}");
+            }
+            Err(other) => panic!("not refused as unsafe: {other}"),
+            Ok(archive) => {
+                let mut reader = tar::Archive::new(GzDecoder::new(&archive.data[..]));
+                for entry in reader.entries().unwrap() {
+                    let mut entry = entry.unwrap();
+                    let mut content = String::new();
+                    entry.read_to_string(&mut content).unwrap();
+                    assert!(
+                        !content.contains("CANARY"),
+                        "read {} from outside the workspace",
+                        entry.path().unwrap().display()
+                    );
+                }
+                panic!("archived without refusing: {:?}", archive.skipped);
+            }
+        }
     }
 }

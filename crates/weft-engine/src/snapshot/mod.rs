@@ -11,23 +11,27 @@
 //!   skipped). Links are never followed; special files are skipped. Archiving stops as
 //!   soon as the compressed archive exceeds [`SnapshotConfig::max_bytes`]
 //!   ([`SnapshotError::TooLarge`]).
-//! - **When** ([`after_task`]): in the attempt's own tokio task, after the plugin returns
+//! - **When** (`after_task.rs`): in the attempt's own tokio task, after the plugin returns
 //!   and before the driver hears of the ending, so the snapshot is durable before any
 //!   dependent starts. A snapshot that cannot be taken (too large, unreadable) is replaced
 //!   by an empty *marker* (and a warning in the task's log): recovery then leaves that
 //!   workspace as it is instead of restoring an older state. It never fails the run.
-//! - **Retention**: the last [`SnapshotConfig::keep`] per (run, workspace) ([`bucket`], or
+//! - **Retention**: the last [`SnapshotConfig::keep`] per (run, workspace) (`bucket.rs`, or
 //!   the run store).
 //! - **Restore** ([`restore_run`], from `take_over`): the workspace directory is emptied
 //!   and the latest snapshot unpacked into it ([`restore`](restore())); entries that are
 //!   absolute, contain `..`, go through a symbolic link or are links leading out of the
 //!   workspace are refused.
+//! - **Paths** (`workspace.rs`): archiving and restoring open the workspace directory once
+//!   and resolve every path beneath it (cap-std), so a directory swapped for a link to
+//!   outside while they work cannot lead them out.
 
 mod after_task;
 mod archive;
 mod bucket;
 mod restore;
 mod unpack;
+mod workspace;
 
 use std::collections::BTreeSet;
 use std::io;
@@ -72,7 +76,8 @@ pub enum SnapshotError {
         /// What failed.
         source: io::Error,
     },
-    /// An archive entry that would land outside the workspace, or of a refused type.
+    /// An archive entry that would land outside the workspace or of a refused type, or a
+    /// path that would lead out of the workspace through a link while archiving.
     #[error("refused archive entry `{path}`: {why}")]
     Unsafe {
         /// The entry's path as the archive spells it.

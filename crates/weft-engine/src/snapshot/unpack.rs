@@ -2,36 +2,39 @@
 //! (no absolute paths, no `..`, nothing through or to a link leading out, no hard links
 //! or special files, a bound on what a small archive may inflate to).
 
-use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
+use cap_std::fs::{OpenOptions, OpenOptionsExt, Permissions, PermissionsExt};
 use flate2::read::GzDecoder;
 
-use super::archive::{children, link_stays_inside};
+use super::archive::link_stays_inside;
+use super::workspace::Workspace;
 use super::{SnapshotError, io_err, unsafe_entry};
 
-/// Removes `path` and everything under it without following links, making directories
+/// Removes `rel` and everything under it without following links, making directories
 /// writable first so read-only ones can be emptied.
-fn remove_tree(path: &Path) -> Result<(), SnapshotError> {
-    let meta = fs::symlink_metadata(path).map_err(io_err(path))?;
+fn remove_tree(workspace: &Workspace, rel: &Path) -> Result<(), SnapshotError> {
+    let root = workspace.root();
+    let meta = root.symlink_metadata(rel).map_err(workspace.error(rel))?;
     if meta.is_dir() {
-        fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(io_err(path))?;
-        for name in children(path)? {
-            remove_tree(&path.join(name))?;
+        root.set_permissions(rel, Permissions::from_mode(0o700))
+            .map_err(workspace.error(rel))?;
+        for name in workspace.names(rel).map_err(workspace.error(rel))? {
+            remove_tree(workspace, &rel.join(name))?;
         }
-        fs::remove_dir(path).map_err(io_err(path))
+        root.remove_dir(rel).map_err(workspace.error(rel))
     } else {
-        fs::remove_file(path).map_err(io_err(path))
+        root.remove_file(rel).map_err(workspace.error(rel))
     }
 }
 
-/// Empties `dir` (the directory itself stays: it may be a mount point).
-fn clear(dir: &Path) -> Result<(), SnapshotError> {
-    for name in children(dir)? {
-        remove_tree(&dir.join(name))?;
+/// Empties the workspace (the directory itself stays: it may be a mount point).
+fn clear(workspace: &Workspace) -> Result<(), SnapshotError> {
+    let top = Path::new("");
+    for name in workspace.names(top).map_err(workspace.error(top))? {
+        remove_tree(workspace, Path::new(&name))?;
     }
     Ok(())
 }
@@ -55,16 +58,16 @@ fn safe_relative(path: &Path) -> Result<PathBuf, SnapshotError> {
     Ok(clean)
 }
 
-/// Creates the directories leading to `rel` under `root`, refusing to go through
-/// anything that is not a real directory (a link planted by an earlier entry).
-fn make_parents(root: &Path, rel: &Path) -> Result<(), SnapshotError> {
-    let mut at = root.to_path_buf();
+/// Creates the directories leading to `rel`, refusing to go through anything that is not
+/// a real directory (a link planted by an earlier entry).
+fn make_parents(workspace: &Workspace, rel: &Path) -> Result<(), SnapshotError> {
     let Some(parent) = rel.parent() else {
         return Ok(());
     };
+    let mut at = PathBuf::new();
     for component in parent.components() {
         at.push(component);
-        match fs::symlink_metadata(&at) {
+        match workspace.root().symlink_metadata(&at) {
             Ok(meta) if meta.is_dir() => {}
             Ok(_) => {
                 return Err(unsafe_entry(
@@ -73,21 +76,27 @@ fn make_parents(root: &Path, rel: &Path) -> Result<(), SnapshotError> {
                 ));
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                fs::create_dir(&at).map_err(io_err(&at))?;
+                workspace
+                    .root()
+                    .create_dir(&at)
+                    .map_err(workspace.error(&at))?;
             }
-            Err(e) => return Err(io_err(&at)(e)),
+            Err(e) => return Err(workspace.error(&at)(e)),
         }
     }
     Ok(())
 }
 
-/// Removes a non-directory already at `path` (an archive may name a path twice).
-fn replace_existing(path: &Path, rel: &Path) -> Result<(), SnapshotError> {
-    match fs::symlink_metadata(path) {
+/// Removes a non-directory already at `rel` (an archive may name a path twice).
+fn replace_existing(workspace: &Workspace, rel: &Path) -> Result<(), SnapshotError> {
+    match workspace.root().symlink_metadata(rel) {
         Ok(meta) if meta.is_dir() => Err(unsafe_entry(rel, "a directory is already there")),
-        Ok(_) => fs::remove_file(path).map_err(io_err(path)),
+        Ok(_) => workspace
+            .root()
+            .remove_file(rel)
+            .map_err(workspace.error(rel)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_err(path)(e)),
+        Err(e) => Err(workspace.error(rel)(e)),
     }
 }
 
@@ -109,12 +118,26 @@ pub struct Unpacked {
 pub const RESTORE_MAX_BYTES: u64 = 16 << 30;
 
 /// Empties `dir` (creating it if missing) and unpacks `data` (a `.tar.gz` from
-/// [`archive`]) into it. Refuses absolute paths, `..`, entries through links, links
-/// leading out of `dir`, hard links and special files. Stops at the first refused entry:
-/// the directory then holds what was unpacked before it.
+/// [`archive`](super::archive())) into it. Refuses absolute paths, `..`, entries through
+/// links, links leading out of `dir`, hard links and special files; every path is
+/// resolved beneath `dir`, so a directory replaced by a link to outside while unpacking
+/// is refused too. Stops at the first refused entry: the directory then holds what was
+/// unpacked before it.
 pub fn restore(dir: &Path, data: &[u8]) -> Result<Unpacked, SnapshotError> {
-    fs::create_dir_all(dir).map_err(io_err(dir))?;
-    clear(dir)?;
+    restore_with(dir, data, &mut |_| {})
+}
+
+/// [`restore`], calling `on_entry` with each entry's path once its parent directories are
+/// in place and before it is written (tests race the unpack there).
+fn restore_with(
+    dir: &Path,
+    data: &[u8],
+    on_entry: &mut dyn FnMut(&Path),
+) -> Result<Unpacked, SnapshotError> {
+    // The workspace root itself is trusted (it comes from the run's configuration).
+    std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+    let workspace = Workspace::open(dir)?;
+    clear(&workspace)?;
     let archive_path = Path::new("<archive>");
     let mut archive = tar::Archive::new(GzDecoder::new(data));
     let mut unpacked = Unpacked::default();
@@ -123,35 +146,40 @@ pub fn restore(dir: &Path, data: &[u8]) -> Result<Unpacked, SnapshotError> {
         let mut entry = entry.map_err(io_err(archive_path))?;
         let raw = entry.path().map_err(io_err(archive_path))?.into_owned();
         let rel = safe_relative(&raw)?;
-        let full = dir.join(&rel);
         let header = entry.header();
         let mode = header.mode().map_err(io_err(&raw))? & 0o777;
         let mtime = header.mtime().unwrap_or(0);
         match header.entry_type() {
             tar::EntryType::Directory => {
-                make_parents(dir, &rel)?;
-                match fs::symlink_metadata(&full) {
+                make_parents(&workspace, &rel)?;
+                on_entry(&rel);
+                match workspace.root().symlink_metadata(&rel) {
                     Ok(meta) if meta.is_dir() => {}
                     Ok(_) => return Err(unsafe_entry(&raw, "a file or link is already there")),
-                    Err(_) => fs::create_dir(&full).map_err(io_err(&full))?,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => workspace
+                        .root()
+                        .create_dir(&rel)
+                        .map_err(workspace.error(&rel))?,
+                    Err(e) => return Err(workspace.error(&rel)(e)),
                 }
-                dir_modes.push((full, mode));
+                dir_modes.push((rel, mode));
                 unpacked.dirs += 1;
             }
             tar::EntryType::Regular | tar::EntryType::Continuous => {
-                make_parents(dir, &rel)?;
-                replace_existing(&full, &rel)?;
-                let mut file = fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&full)
-                    .map_err(io_err(&full))?;
+                make_parents(&workspace, &rel)?;
+                on_entry(&rel);
+                replace_existing(&workspace, &rel)?;
+                let mut file = workspace
+                    .open_file(
+                        &rel,
+                        OpenOptions::new().write(true).create_new(true).mode(0o600),
+                    )
+                    .map_err(workspace.error(&rel))?
+                    .into_std();
                 // A small archive may inflate to anything (a gzip bomb): bounded.
                 let room = RESTORE_MAX_BYTES.saturating_sub(unpacked.bytes);
-                let copied =
-                    io::copy(&mut (&mut entry).take(room + 1), &mut file).map_err(io_err(&full))?;
+                let copied = io::copy(&mut (&mut entry).take(room + 1), &mut file)
+                    .map_err(workspace.error(&rel))?;
                 if copied > room {
                     return Err(unsafe_entry(
                         &raw,
@@ -160,9 +188,9 @@ pub fn restore(dir: &Path, data: &[u8]) -> Result<Unpacked, SnapshotError> {
                 }
                 unpacked.bytes += copied;
                 file.set_modified(UNIX_EPOCH + Duration::from_secs(mtime))
-                    .map_err(io_err(&full))?;
-                file.set_permissions(fs::Permissions::from_mode(mode))
-                    .map_err(io_err(&full))?;
+                    .map_err(workspace.error(&rel))?;
+                file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))
+                    .map_err(workspace.error(&rel))?;
                 unpacked.files += 1;
             }
             tar::EntryType::Symlink => {
@@ -177,9 +205,13 @@ pub fn restore(dir: &Path, data: &[u8]) -> Result<Unpacked, SnapshotError> {
                         format!("a link to {} leads out of the workspace", target.display()),
                     ));
                 }
-                make_parents(dir, &rel)?;
-                replace_existing(&full, &rel)?;
-                std::os::unix::fs::symlink(&target, &full).map_err(io_err(&full))?;
+                make_parents(&workspace, &rel)?;
+                on_entry(&rel);
+                replace_existing(&workspace, &rel)?;
+                workspace
+                    .root()
+                    .symlink(&target, &rel)
+                    .map_err(workspace.error(&rel))?;
                 unpacked.links += 1;
             }
             other => {
@@ -191,8 +223,11 @@ pub fn restore(dir: &Path, data: &[u8]) -> Result<Unpacked, SnapshotError> {
         }
     }
     // Directory modes last (deepest first): a read-only directory is filled first.
-    for (path, mode) in dir_modes.into_iter().rev() {
-        fs::set_permissions(&path, fs::Permissions::from_mode(mode)).map_err(io_err(&path))?;
+    for (rel, mode) in dir_modes.into_iter().rev() {
+        workspace
+            .root()
+            .set_permissions(&rel, Permissions::from_mode(mode))
+            .map_err(workspace.error(&rel))?;
     }
     Ok(unpacked)
 }
@@ -201,7 +236,9 @@ pub fn restore(dir: &Path, data: &[u8]) -> Result<Unpacked, SnapshotError> {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
+    use std::fs;
     use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
 
     use flate2::Compression;
     use flate2::write::GzEncoder;
@@ -217,7 +254,12 @@ mod tests {
         let mut out = Vec::new();
         let mut stack = vec![PathBuf::new()];
         while let Some(rel) = stack.pop() {
-            for name in children(&root.join(&rel)).unwrap() {
+            let mut names: Vec<_> = fs::read_dir(root.join(&rel))
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            names.sort();
+            for name in names {
                 let rel = rel.join(name);
                 let full = root.join(&rel);
                 let meta = fs::symlink_metadata(&full).unwrap();
@@ -402,5 +444,62 @@ mod tests {
         ]);
         restore(&ws, &fine).unwrap();
         assert_eq!(fs::read_to_string(ws.join("l")).unwrap(), "x");
+    }
+
+    /// A directory of the workspace swapped for a link to an outside directory after the
+    /// entries' parents were checked and before an entry under it is written must not
+    /// lead the unpack out of the workspace, whatever the entry's type.
+    #[test]
+    fn a_directory_swapped_for_a_link_mid_unpack_is_not_followed_out() {
+        let cases: [(&str, Vec<u8>); 3] = [
+            (
+                "file",
+                hostile(&[
+                    (b"a/", tar::EntryType::Directory, b"", b""),
+                    (b"a/x", tar::EntryType::Regular, b"", b"payload"),
+                ]),
+            ),
+            (
+                "directory",
+                hostile(&[
+                    (b"a/", tar::EntryType::Directory, b"", b""),
+                    (b"a/d/", tar::EntryType::Directory, b"", b""),
+                ]),
+            ),
+            (
+                "link",
+                hostile(&[
+                    (b"a/", tar::EntryType::Directory, b"", b""),
+                    (b"a/l", tar::EntryType::Symlink, b"x", b""),
+                ]),
+            ),
+        ];
+        for (name, data) in cases {
+            let outside = tempfile::tempdir().unwrap();
+            let moved = tempfile::tempdir().unwrap();
+            let dir = tempfile::tempdir().unwrap();
+            let ws = dir.path().join("ws");
+            let mut swapped = false;
+            let result = restore_with(&ws, &data, &mut |rel| {
+                if rel.starts_with("a") && rel != Path::new("a") && !swapped {
+                    swapped = true;
+                    fs::rename(ws.join("a"), moved.path().join("a")).unwrap();
+                    std::os::unix::fs::symlink(outside.path(), ws.join("a")).unwrap();
+                }
+            });
+            assert!(swapped, "{name}: the hook ran");
+            let written: Vec<_> = fs::read_dir(outside.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert!(written.is_empty(), "{name}: wrote {written:?} outside");
+            match result {
+                Err(SnapshotError::Unsafe { path, why }) => {
+                    assert!(path.starts_with("a/"), "{name}: {path}: {why}");
+                    assert!(why.contains("leads out of the workspace"), "{name}: {why}");
+                }
+                other => panic!("{name}: not refused as unsafe: {other:?}"),
+            }
+        }
     }
 }
