@@ -602,7 +602,7 @@ impl Driver {
             };
             let plugin = resolved.plugin.clone();
             let request = self.request(&start, &resolved);
-            // Workspace snapshots, taken before the driver hears of the ending (snapshot.rs).
+            // Workspace snapshots, taken before the driver hears of the ending (snapshot/after_task.rs).
             let snapshots = crate::snapshot::AfterTask::plan(
                 self.options.snapshots.as_ref(),
                 self.journal.as_ref().map(Journal::durable),

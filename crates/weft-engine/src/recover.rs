@@ -320,7 +320,7 @@ pub async fn take_over(
         heartbeat_every,
     });
     // Workspace snapshots: every strategy re-runs something (finally tasks at least), so
-    // each workspace gets the files the last finished task left (snapshot.rs).
+    // each workspace gets the files the last finished task left (snapshot/restore.rs).
     let mut restored = Vec::new();
     if let (Some(config), Some(durable)) = (&stored.snapshots, &options.durable) {
         let failed = |detail: String| RecoverError::Snapshot {
