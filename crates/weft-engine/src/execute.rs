@@ -15,7 +15,7 @@ use weft_core::contract::TaskEnding;
 use weft_core::model::RecoveryStrategy;
 use weft_core::replay::{self, AttemptFacts, ReplayDecision};
 use weft_core::{
-    Action, CancelMode, NodeId, Outcome, RunContext, RunState, RunSummary, StartTask, TaskPhase,
+    Action, CancelMode, NodeId, RunContext, RunState, RunSummary, StartTask, TaskPhase,
 };
 use weft_runtime::{
     CheckpointStore, Grants, HttpRule, LimitKind, Limits, LogLine, LogSink, MemoryCheckpoints,
@@ -23,6 +23,7 @@ use weft_runtime::{
 };
 
 use crate::fault;
+use crate::observe::{RunEvent, RunObserver};
 use crate::persist::{Durable, Ended, How, Journal};
 use crate::prepare::Prepared;
 use crate::registry::ResolvedPlugin;
@@ -95,52 +96,6 @@ impl RunOptions {
             elapsed_before: Duration::ZERO,
         }
     }
-}
-
-/// Something that happened in a run, for live views and logs.
-#[derive(Debug)]
-pub enum RunEvent<'a> {
-    /// A task changed phase.
-    Transition {
-        /// Task name.
-        task: &'a str,
-        /// Whether it is a `finally` task.
-        is_finally: bool,
-        /// New phase.
-        phase: TaskPhase,
-        /// Outcome, when terminal.
-        outcome: Option<Outcome>,
-        /// Reason (skip reason, failure reason, ...).
-        reason: &'a str,
-        /// Attempt, 0-based.
-        attempt: u32,
-        /// How long the attempt ran, when it just ended.
-        elapsed: Option<Duration>,
-    },
-    /// A task wrote a log line.
-    Log {
-        /// Task name.
-        task: &'a str,
-        /// The line (already masked).
-        line: &'a LogLine,
-    },
-    /// `finally` tasks are starting.
-    FinallyStarted,
-    /// The run is over.
-    Finished(&'a RunSummary),
-}
-
-/// Receives a run's events. Called from several threads (log lines come from tasks).
-pub trait RunObserver: Send + Sync {
-    /// Takes one event.
-    fn event(&self, event: RunEvent<'_>);
-}
-
-/// An observer that ignores everything.
-pub struct Quiet;
-
-impl RunObserver for Quiet {
-    fn event(&self, _event: RunEvent<'_>) {}
 }
 
 /// What a run can be told from outside while it runs.

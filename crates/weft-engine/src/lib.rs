@@ -10,6 +10,7 @@ pub mod execute;
 pub mod fault;
 pub mod grants;
 pub mod mask;
+pub mod observe;
 pub mod outbox;
 pub mod persist;
 pub mod policy;
@@ -25,9 +26,10 @@ pub use decorate::{
     record_decorations, recorded_decorations,
 };
 pub use execute::{
-    CancelHandle, ControlReceiver, Quiet, RunEnd, RunEvent, RunObserver, RunOptions, RunTimeouts,
-    cancel_channel, execute, execute_until,
+    CancelHandle, ControlReceiver, RunEnd, RunOptions, RunTimeouts, cancel_channel, execute,
+    execute_until,
 };
+pub use observe::{Fanout, Quiet, RunEvent, RunObserver};
 pub use persist::{Durable, Replay};
 pub use prepare::{PLUGIN_UNUSABLE, Prepared, prepare};
 pub use recover::{Recovered, StoredOptions, submit, take_over};

@@ -46,7 +46,7 @@ use weft_runtime::{
 };
 use weft_store::{OutboxKey, Timestamp};
 
-use crate::execute::{RunEvent, RunObserver};
+use crate::observe::{RunEvent, RunObserver};
 use crate::outbox::{DesiredStatus, OutboxStore, ReportStatus, now};
 use crate::registry::{PluginRegistry, ResolvedPlugin};
 

@@ -1,0 +1,313 @@
+//! [`RunSpec`]: everything about how a run was asked for, as plain, versioned data. Only
+//! weft-cli (flags) and `weft serve` (JSON) turn user syntax into it; the engine takes it,
+//! the store keeps it (never flags), and a recovering engine reads it back to set the run
+//! up again.
+//!
+//! # Versions
+//!
+//! [`RUN_SPEC_VERSION`] is written with every stored run ([`StoredRun`]). Reading a stored
+//! run checks it: a run stored by a weft from before run specs (its record holds the
+//! command-line flags as written) is refused with a message saying so, never guessed at.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use weft_core::contract::ParamValue;
+
+use crate::grants::{HttpGrants, SecretGrants};
+use crate::policy::SubmissionPolicy;
+use crate::report::ReporterSpec;
+
+/// The version of [`RunSpec`] this build writes and reads.
+pub const RUN_SPEC_VERSION: u32 = 1;
+
+/// How a run was asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunSpec {
+    /// The pipeline, as submitted.
+    pub pipeline: PipelineSource,
+    /// The run's name; `None` gives `<pipeline>-<8 hex digits>`.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Params as submitted (the pipeline's defaults apply to the rest).
+    #[serde(default)]
+    pub params: BTreeMap<String, ParamValue>,
+    /// Pipeline workspaces bound by the submitter; unbound required ones get a fresh
+    /// directory under the run's directory.
+    #[serde(default)]
+    pub workspaces: BTreeMap<String, WorkspaceSource>,
+    /// Secrets granted by name (on top of each entry's `secrets:`).
+    #[serde(default)]
+    pub secret_grants: SecretGrants,
+    /// Outbound HTTP the run's plugins may use.
+    #[serde(default)]
+    pub http: HttpGrants,
+    /// Status reporters besides the pipeline's `spec.reporters` (e.g. `--report`).
+    #[serde(default)]
+    pub reporters: Vec<ReporterSpec>,
+    /// Run timeouts.
+    #[serde(default)]
+    pub timeouts: Timeouts,
+    /// How many task attempts run at once; `None`: 4 per core.
+    #[serde(default)]
+    pub parallelism: Option<usize>,
+    /// How long statuses may take to be delivered after the run.
+    #[serde(default = "default_report_timeout", with = "millis")]
+    pub report_timeout: Duration,
+    /// How long each form decorator may run.
+    #[serde(default = "default_decorator_timeout", with = "millis")]
+    pub decorator_timeout: Duration,
+    /// Workspace snapshots.
+    #[serde(default)]
+    pub snapshots: SnapshotRequest,
+    /// Where the run keeps its logs, report and default workspaces; `None`: the engine's
+    /// data directory.
+    #[serde(default)]
+    pub data_dir: Option<PathBuf>,
+    /// For a `weft serve` submission: what it may use.
+    #[serde(default)]
+    pub policy: Option<SubmissionPolicy>,
+}
+
+/// The default of [`RunSpec::report_timeout`].
+pub const DEFAULT_REPORT_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn default_report_timeout() -> Duration {
+    DEFAULT_REPORT_TIMEOUT
+}
+
+fn default_decorator_timeout() -> Duration {
+    crate::grants::DEFAULT_DECORATOR_TIMEOUT
+}
+
+impl RunSpec {
+    /// A run of `source` (its file name for diagnostics: `file`) with every default.
+    pub fn new(source: impl Into<String>, file: impl Into<String>) -> Self {
+        RunSpec {
+            pipeline: PipelineSource {
+                source: source.into(),
+                file: file.into(),
+            },
+            name: None,
+            params: BTreeMap::new(),
+            workspaces: BTreeMap::new(),
+            secret_grants: SecretGrants::default(),
+            http: HttpGrants::default(),
+            reporters: Vec::new(),
+            timeouts: Timeouts::default(),
+            parallelism: None,
+            report_timeout: DEFAULT_REPORT_TIMEOUT,
+            decorator_timeout: crate::grants::DEFAULT_DECORATOR_TIMEOUT,
+            snapshots: SnapshotRequest::default(),
+            data_dir: None,
+            policy: None,
+        }
+    }
+
+    /// Every secret name the spec grants by name (tasks and decorators).
+    pub fn granted_secret_names(&self) -> BTreeSet<&str> {
+        self.secret_grants
+            .tasks
+            .values()
+            .chain(self.secret_grants.decorators.values())
+            .flatten()
+            .map(String::as_str)
+            .collect()
+    }
+}
+
+/// A pipeline as submitted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PipelineSource {
+    /// The YAML text.
+    pub source: String,
+    /// Its file name, for diagnostics.
+    pub file: String,
+}
+
+/// What a bound workspace is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum WorkspaceSource {
+    /// A host directory (the operator's: `weft serve` submissions never bind one).
+    Directory(PathBuf),
+    /// A secret's keys as read-only files in a private directory removed after the run
+    /// (`--workspace NAME=secret:SECRET`).
+    Secret(String),
+}
+
+/// The run-level timeouts of semantics.md section 7.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Timeouts {
+    /// The whole run.
+    #[serde(default, with = "optional_millis")]
+    pub pipeline: Option<Duration>,
+    /// The non-finally tasks.
+    #[serde(default, with = "optional_millis")]
+    pub tasks: Option<Duration>,
+    /// The finally tasks, from when they start.
+    #[serde(default, with = "optional_millis")]
+    pub finally: Option<Duration>,
+}
+
+/// Workspace snapshots as asked for; the pipeline's `spec.workspaceSnapshots` decides
+/// what is left open.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SnapshotRequest {
+    /// `Some(false)` turns snapshots off even when the pipeline asks for them;
+    /// `Some(true)` turns them on; `None`: as the pipeline says.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Where: `db` (the run store, the default), a directory or a `file:///DIR` URL.
+    #[serde(default)]
+    pub target: Option<String>,
+    /// Largest compressed archive, in bytes.
+    #[serde(default)]
+    pub max_bytes: Option<u64>,
+    /// Snapshots kept per workspace.
+    #[serde(default)]
+    pub keep: Option<u32>,
+}
+
+/// What the store keeps of a run besides its journal: its spec, and the facts fixed when
+/// it was created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredRun {
+    /// [`RUN_SPEC_VERSION`] when written.
+    pub version: u32,
+    /// The run's unique id (`$(context.pipelineRun.uid)`, the outbox's run key).
+    pub uid: String,
+    /// Where its logs, report and default workspaces are.
+    pub data_dir: PathBuf,
+    /// How it was asked for.
+    pub spec: RunSpec,
+}
+
+impl StoredRun {
+    /// Reads a stored run's record, refusing one this build cannot read (say why).
+    pub fn from_json(run: &str, text: &str) -> Result<StoredRun, String> {
+        let value: serde_json::Value = serde_json::from_str(text)
+            .map_err(|e| format!("run `{run}`: its stored spec is not JSON: {e}"))?;
+        match value.get("version").and_then(serde_json::Value::as_u64) {
+            None => {
+                return Err(format!(
+                    "run `{run}` was stored by a weft from before run specs (it kept command-line flags); finish it with that version, or start it again"
+                ));
+            }
+            Some(v) if v != u64::from(RUN_SPEC_VERSION) => {
+                return Err(format!(
+                    "run `{run}` was stored with run spec version {v}; this weft reads version {RUN_SPEC_VERSION}"
+                ));
+            }
+            Some(_) => {}
+        }
+        serde_json::from_value(value)
+            .map_err(|e| format!("run `{run}`: its stored spec cannot be read: {e}"))
+    }
+
+    /// The record as JSON.
+    pub fn to_json(&self) -> String {
+        // Plain data (strings, maps, numbers): encoding cannot fail.
+        serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
+    }
+}
+
+/// `Duration` as milliseconds.
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+/// `Option<Duration>` as milliseconds.
+mod optional_millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<u64>::deserialize(d).map(|ms| ms.map(Duration::from_millis))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use weft_runtime::HttpRule;
+
+    fn full() -> RunSpec {
+        let mut spec = RunSpec::new("apiVersion: weft.dev/v1\n", "p.yaml");
+        spec.name = Some("r1".into());
+        spec.params
+            .insert("branch".into(), ParamValue::Str("main".into()));
+        spec.workspaces
+            .insert("src".into(), WorkspaceSource::Directory("/w/src".into()));
+        spec.workspaces
+            .insert("creds".into(), WorkspaceSource::Secret("deploy".into()));
+        spec.secret_grants
+            .tasks
+            .insert("report".into(), BTreeSet::from(["gitlab-token".into()]));
+        spec.http.all.push(HttpRule::parse("!private:127.0.0.1:8080").expect("rule"));
+        spec.http.reporters = Some(vec![HttpRule::parse("gitlab.example.com").expect("rule")]);
+        spec.timeouts.tasks = Some(Duration::from_millis(1500));
+        spec.snapshots.enabled = Some(true);
+        spec.snapshots.keep = Some(2);
+        spec
+    }
+
+    #[test]
+    fn a_stored_run_reads_back_as_written() {
+        let stored = StoredRun {
+            version: RUN_SPEC_VERSION,
+            uid: "u".into(),
+            data_dir: "/data".into(),
+            spec: full(),
+        };
+        let back = StoredRun::from_json("r1", &stored.to_json()).expect("reads");
+        assert_eq!(back, stored);
+    }
+
+    #[test]
+    fn old_and_unreadable_records_are_refused_with_a_reason() {
+        // What weft stored before run specs: the flags as written.
+        let legacy = r#"{"file":"p.yaml","httpAllow":["example.com"],"grants":["t=s"]}"#;
+        let err = StoredRun::from_json("old", legacy).expect_err("refused");
+        assert!(err.contains("before run specs"), "{err}");
+        let future = r#"{"version":99,"uid":"u","dataDir":"/d","spec":{}}"#;
+        let err = StoredRun::from_json("new", future).expect_err("refused");
+        assert!(err.contains("version 99"), "{err}");
+        // A stored HTTP rule that no longer parses is an error, never dropped.
+        let mut stored = serde_json::to_value(StoredRun {
+            version: RUN_SPEC_VERSION,
+            uid: "u".into(),
+            data_dir: "/data".into(),
+            spec: full(),
+        })
+        .expect("json");
+        stored["spec"]["http"]["all"][0] = serde_json::json!("http://[bad");
+        let err = StoredRun::from_json("bad", &stored.to_string()).expect_err("refused");
+        assert!(err.contains("HTTP rule"), "{err}");
+    }
+}
