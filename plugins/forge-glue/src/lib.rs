@@ -2,34 +2,17 @@
 //! classifies outcomes. Shared by the `reporter-*` and `*-set-status` plugins.
 
 use forge_common::reporter::{self, EventView};
-use forge_common::{Action, Desired, Forge, Request, RetryContext, TransportKind, WeftStatus};
+use forge_common::{Action, Desired, Forge, Request, RetryContext, TransportKind};
 use std::time::SystemTime;
 use weft_sdk::PluginInfo;
 use weft_sdk::http::{self, HttpError, Response};
-use weft_sdk::reporter::{Delivery, Event, Status};
+use weft_sdk::reporter::{Delivery, Event};
 
 pub mod task;
 
 /// A random value for jitter.
 pub fn jitter() -> u64 {
     http::wasip2::random::random::get_random_u64()
-}
-
-/// The SDK's status as `forge-common`'s.
-pub fn status(s: Status) -> WeftStatus {
-    match s {
-        Status::Pending => WeftStatus::Pending,
-        Status::Running => WeftStatus::Running,
-        Status::Succeeded => WeftStatus::Succeeded,
-        Status::SucceededWithWarnings => WeftStatus::SucceededWithWarnings,
-        Status::Completed => WeftStatus::Completed,
-        Status::Failed => WeftStatus::Failed,
-        Status::TimedOut => WeftStatus::TimedOut,
-        Status::Errored => WeftStatus::Errored,
-        Status::Rejected => WeftStatus::Rejected,
-        Status::Cancelled => WeftStatus::Cancelled,
-        Status::Skipped => WeftStatus::Skipped,
-    }
 }
 
 /// The event as plain data.
@@ -39,7 +22,7 @@ pub fn view(event: &Event) -> EventView {
         run_uid: event.run_uid().to_string(),
         pipeline_name: event.pipeline_name().to_string(),
         run: Desired {
-            status: status(event.status()),
+            status: event.status(),
             reason: event.reason().to_string(),
             halted_by: event
                 .halted_by()
@@ -51,7 +34,7 @@ pub fn view(event: &Event) -> EventView {
             (
                 t.name.clone(),
                 Desired {
-                    status: status(t.status),
+                    status: t.status,
                     reason: t.reason.clone(),
                     halted_by: None,
                     message: t.message.clone(),

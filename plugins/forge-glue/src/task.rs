@@ -17,7 +17,7 @@ pub fn state(forge: Forge, raw: &str) -> Result<String, String> {
     if let Some(s) = forge.states().iter().find(|s| s.eq_ignore_ascii_case(raw)) {
         return Ok((*s).to_string());
     }
-    if let Ok(status) = raw.parse::<forge_common::WeftStatus>() {
+    if let Ok(status) = forge_common::parse_status(raw) {
         return Ok(forge_common::forge_state(forge, status).to_string());
     }
     Err(format!(
