@@ -2,7 +2,11 @@
 //!
 //! A reporter receives the desired status of a run (or of one task) and posts it to a
 //! forge with **one** request, then tells the host how it went ([`Delivery`]). The host
-//! keeps the outbox: it retries, backs off and coalesces, so a reporter never loops.
+//! keeps the outbox: it retries, backs off and coalesces, so a reporter never loops and
+//! never computes a backoff of its own: on a transient failure it returns
+//! `RetryAfter(ms)` with the wait the *server* named (`Retry-After`, a rate-limit reset),
+//! or `RetryAfter(0)` when the server named none, and the host waits at least that long
+//! with its own backoff.
 //!
 //! ```no_run
 //! use weft_sdk::reporter::{Delivery, Event, Reporter};
@@ -48,6 +52,14 @@ pub mod bindings {
 pub use bindings::exports::weft::plugin::reporter_plugin as raw;
 
 /// What the reporter asks the host to do next.
+///
+/// - `Done`: delivered, or the forge already has that state.
+/// - `RetryAfter(ms)`: a transient failure. `ms` is the wait the *server* named
+///   (`Retry-After`, a rate-limit reset), or `0` when it named none. The host owns the
+///   retry policy: it waits the larger of its own exponential backoff (with jitter) and
+///   `ms`, so `RetryAfter(0)` means "retry with the host's backoff". A reporter never
+///   computes a backoff of its own (the two would compound).
+/// - `Permanent(message)`: will never succeed as configured; the host stops retrying.
 pub use raw::Delivery;
 /// The run that halted a run early: task and message.
 pub use raw::Halt;

@@ -13,7 +13,7 @@ pub mod reporter;
 pub mod request;
 pub mod webhook;
 
-pub use classify::{Action, RetryContext, TransportKind, backoff_ms, classify, classify_transport};
+pub use classify::{Action, TransportKind, classify, classify_transport, task_retry_wait_ms};
 pub use request::{Auth, Request, StatusUpdate, build};
 
 /// A forge (or the generic webhook).

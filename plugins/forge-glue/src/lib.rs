@@ -2,7 +2,7 @@
 //! classifies outcomes. Shared by the `reporter-*` and `*-set-status` plugins.
 
 use forge_common::reporter::{self, EventView};
-use forge_common::{Action, Desired, Forge, Request, RetryContext, TransportKind};
+use forge_common::{Action, Desired, Forge, Request, TransportKind};
 use std::time::SystemTime;
 use weft_sdk::PluginInfo;
 use weft_sdk::http::{self, HttpError, Response};
@@ -10,7 +10,7 @@ use weft_sdk::reporter::{Delivery, Event};
 
 pub mod task;
 
-/// A random value for jitter.
+/// A random value for the set-status tasks' backoff jitter.
 pub fn jitter() -> u64 {
     http::wasip2::random::random::get_random_u64()
 }
@@ -58,22 +58,24 @@ pub fn transport_kind(e: &HttpError) -> TransportKind {
     }
 }
 
-/// Sends `request` and classifies the outcome. Messages are redacted of `secret`.
-pub fn send(forge: Forge, request: &Request, attempt: u32, secret: &str) -> Action {
-    let cx = RetryContext {
-        now: SystemTime::now(),
-        attempt,
-        jitter: jitter(),
-    };
+/// Sends `request` and classifies the outcome. Messages are redacted of `secret`. A
+/// transient failure is `RetryAfter` the server's wait, or 0 when it named none: the
+/// caller backs off (the host for a reporter, [`task::run`] for a task).
+pub fn send(forge: Forge, request: &Request, secret: &str) -> Action {
     let headers = request.header_refs();
     let result: Result<Response, HttpError> =
         http::request(request.method, &request.url, &headers, Some(&request.body));
     let action = match result {
-        Ok(resp) => forge_common::classify(forge, resp.status, &resp.headers, &resp.body, cx),
+        Ok(resp) => forge_common::classify(
+            forge,
+            resp.status,
+            &resp.headers,
+            &resp.body,
+            SystemTime::now(),
+        ),
         Err(e) => forge_common::classify_transport(
             transport_kind(&e),
             &format!("POST {}: {e}", request.url),
-            cx,
         ),
     };
     match action {
@@ -82,7 +84,7 @@ pub fn send(forge: Forge, request: &Request, attempt: u32, secret: &str) -> Acti
     }
 }
 
-/// An action as the WIT delivery.
+/// An action as the WIT delivery (`RetryAfter(0)`: retry with the host's backoff).
 pub fn delivery(action: Action) -> Delivery {
     match action {
         Action::Done => Delivery::Done,
@@ -127,7 +129,7 @@ pub fn report(forge: Forge, event: &Event) -> Delivery {
         plan.update.state,
         subject
     );
-    delivery(send(forge, &request, event.attempt(), &token))
+    delivery(send(forge, &request, &token))
 }
 
 /// `describe` for a commit-status reporter.
