@@ -19,9 +19,13 @@
 //!   updates); after a failed attempt, the retry sends only the newest desired state
 //!   (a still-undelivered `pending` or `running` is superseded, the terminal state never
 //!   is). A state older than what the forge shows is never sent.
-//! - **Retries:** exponential backoff from 500 ms, doubling, capped at 30 s, with jitter
-//!   (the wait is drawn from [b/2, b]); a plugin's `retry-after(ms)` is honoured (the wait
-//!   is at least that). After [`MAX_ATTEMPTS`] failed attempts a context gives up.
+//! - **Retries:** the host's backoff is the only retry policy for reporter deliveries:
+//!   exponential from 500 ms, doubling, capped at 30 s, with jitter (the wait is drawn
+//!   from [b/2, b]). A plugin's `retry-after(ms)` carries the wait the *server* named
+//!   (`Retry-After`, a rate-limit reset) and is honoured (the wait is at least that, and
+//!   may exceed the cap); `retry-after(0)`, the server named none, gets the backoff
+//!   alone. Reporters compute no backoff of their own. After [`MAX_ATTEMPTS`] failed
+//!   attempts a context gives up.
 //! - `permanent` (or a host refusal such as a capability the reporter was not granted)
 //!   stops the context at once; a delivered terminal state is never sent again.
 //! - [`Reporters::finish`] waits for every context to settle, up to a bound; what was not
@@ -654,6 +658,11 @@ impl Shared {
                     Err((self.masker.text(&message).into_owned(), None, true))
                 }
                 Ok(reporter::Delivery::Done) => Ok(()),
+                Ok(reporter::Delivery::RetryAfter(0)) => Err((
+                    "transient failure (retrying with backoff)".to_string(),
+                    Some(0),
+                    false,
+                )),
                 Ok(reporter::Delivery::RetryAfter(ms)) => Err((
                     format!("the forge asked to retry after {ms} ms"),
                     Some(ms),
@@ -787,7 +796,8 @@ impl Shared {
 }
 
 /// The wait before retry `attempts` (1 for the first retry): exponential backoff with
-/// jitter, at least what the plugin asked for.
+/// jitter, at least what the plugin passed on from the server (`retry-after(ms)`; 0, or
+/// `None` for a failure that was not a delivery, leaves the backoff alone).
 pub fn retry_wait(attempts: u32, retry_after_ms: Option<u64>) -> Duration {
     let exp = BACKOFF_BASE
         .saturating_mul(1u32 << attempts.saturating_sub(1).min(16))
@@ -895,5 +905,22 @@ mod tests {
             assert!(wait >= exp / 2 && wait <= exp, "{attempts}: {wait:?}");
         }
         assert!(retry_wait(1, Some(5_000)) >= Duration::from_secs(5));
+    }
+
+    /// A reporter that got no wait from the server returns `retry-after(0)`: the host's
+    /// backoff applies unchanged (no floor, no second policy).
+    #[test]
+    fn a_plugins_zero_retry_after_gets_the_host_backoff() {
+        for attempts in 1..12 {
+            let exp = BACKOFF_BASE
+                .saturating_mul(1 << (attempts - 1).min(16))
+                .min(BACKOFF_CAP);
+            for _ in 0..20 {
+                let wait = retry_wait(attempts, Some(0));
+                assert!(wait >= exp / 2 && wait <= exp, "{attempts}: {wait:?}");
+            }
+        }
+        // A server-named wait beyond the host's cap is still honoured.
+        assert!(retry_wait(11, Some(120_000)) >= Duration::from_secs(120));
     }
 }

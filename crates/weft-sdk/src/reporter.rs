@@ -2,7 +2,11 @@
 //!
 //! A reporter receives the desired status of a run (or of one task) and posts it to a
 //! forge with **one** request, then tells the host how it went ([`Delivery`]). The host
-//! keeps the outbox: it retries, backs off and coalesces, so a reporter never loops.
+//! keeps the outbox: it retries, backs off and coalesces, so a reporter never loops and
+//! never computes a backoff of its own: on a transient failure it returns
+//! `RetryAfter(ms)` with the wait the *server* named (`Retry-After`, a rate-limit reset),
+//! or `RetryAfter(0)` when the server named none, and the host waits at least that long
+//! with its own backoff.
 //!
 //! ```no_run
 //! use weft_sdk::reporter::{Delivery, Event, Reporter};
@@ -18,6 +22,8 @@
 //! }
 //! weft_sdk::export_reporter!(Print);
 //! ```
+
+use std::fmt;
 
 use crate::PluginInfo;
 
@@ -46,6 +52,14 @@ pub mod bindings {
 pub use bindings::exports::weft::plugin::reporter_plugin as raw;
 
 /// What the reporter asks the host to do next.
+///
+/// - `Done`: delivered, or the forge already has that state.
+/// - `RetryAfter(ms)`: a transient failure. `ms` is the wait the *server* named
+///   (`Retry-After`, a rate-limit reset), or `0` when it named none. The host owns the
+///   retry policy: it waits the larger of its own exponential backoff (with jitter) and
+///   `ms`, so `RetryAfter(0)` means "retry with the host's backoff". A reporter never
+///   computes a backoff of its own (the two would compound).
+/// - `Permanent(message)`: will never succeed as configured; the host stops retrying.
 pub use raw::Delivery;
 /// The run that halted a run early: task and message.
 pub use raw::Halt;
@@ -55,6 +69,26 @@ pub use raw::Status;
 pub use raw::TaskEvent;
 
 impl Status {
+    /// Every status, in the WIT's order (for tables and exhaustive tests).
+    pub const ALL: [Status; 11] = [
+        Status::Pending,
+        Status::Running,
+        Status::Succeeded,
+        Status::SucceededWithWarnings,
+        Status::Completed,
+        Status::Failed,
+        Status::TimedOut,
+        Status::Errored,
+        Status::Rejected,
+        Status::Cancelled,
+        Status::Skipped,
+    ];
+
+    /// The status named exactly `name` (weft's name, as [`Status::as_str`] gives it).
+    pub fn parse(name: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
     /// weft's name for the status (`Pending`, `Running`, `Succeeded`,
     /// `SucceededWithWarnings`, ...).
     pub fn as_str(self) -> &'static str {
@@ -76,6 +110,12 @@ impl Status {
     /// True for every status but `Pending` and `Running`.
     pub fn is_terminal(self) -> bool {
         !matches!(self, Status::Pending | Status::Running)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -249,5 +289,26 @@ mod tests {
         assert!(event.status().is_terminal());
         assert_eq!(event.status().as_str(), "SucceededWithWarnings");
         assert_eq!(event.attempt(), 2);
+    }
+
+    #[test]
+    fn status_names_round_trip() {
+        for (i, s) in Status::ALL.into_iter().enumerate() {
+            assert_eq!(Status::parse(s.as_str()), Some(s));
+            assert_eq!(s.to_string(), s.as_str());
+            assert!(!Status::ALL[..i].contains(&s), "{s} listed twice");
+        }
+        let terminal = Status::ALL.iter().filter(|s| s.is_terminal()).count();
+        assert_eq!(terminal, Status::ALL.len() - 2);
+        // Exact names only: phases and other spellings are the caller's business.
+        for name in [
+            "succeeded",
+            "Queued",
+            "succeeded-with-warnings",
+            " Failed",
+            "",
+        ] {
+            assert_eq!(Status::parse(name), None, "{name:?}");
+        }
     }
 }

@@ -1,53 +1,63 @@
 //! Response classification: status + headers + body -> [`Action`].
 //!
+//! A reporter's retries belong to the host (its outbox backs off with jitter), so
+//! classification never computes a backoff: a transient failure is
+//! [`Action::RetryAfter`] with the wait the *server* named (`Retry-After`, a rate-limit
+//! reset), clamped to [`MIN_WAIT_MS`, `MAX_WAIT_MS`] and so never 0, or
+//! [`NO_SERVER_WAIT`] (0) when it named none, meaning "retry with the caller's backoff":
+//! the host's for a reporter (`retry-after(0)`), [`task_retry_wait_ms`] for the
+//! set-status tasks' own loop.
+//!
 //! | response | action |
 //! |---|---|
 //! | 2xx | done |
 //! | GitLab 400 `Cannot transition status ...` (already in that state) | done |
-//! | 408, 409 (GitLab's per-SHA lock), 5xx | retry: `Retry-After` if given, else backoff with jitter |
-//! | 429 | retry: `Retry-After` (seconds or HTTP-date), else `x-ratelimit-reset`, else 60 s |
+//! | 408, 409 (GitLab's per-SHA lock), 5xx | retry: `Retry-After` if given, else 0 |
+//! | 429 | retry: `Retry-After` (seconds or HTTP-date), else `x-ratelimit-reset`, else 0 |
 //! | GitHub 403 with `retry-after`, `x-ratelimit-remaining: 0` or "rate limit" in the body | retry as for 429 |
 //! | other 403 (role, protected ref), 401, 404, 422 (e.g. GitHub "No commit found"), other 4xx | permanent |
 //! | 1xx, 3xx (redirects are not followed) | permanent |
 //!
 //! Transport errors: policy denial, invalid request and TLS are permanent; DNS,
-//! connection, timeouts and others are retried with backoff.
+//! connection, timeouts and others are retried (0: the caller's backoff).
 
 use crate::{Forge, from_epoch_secs, ms_until};
 use std::time::SystemTime;
 
-/// The longest wait a reporter asks for (one hour).
+/// The longest wait a server may name (one hour); longer ones are cut to this.
 pub const MAX_WAIT_MS: u64 = 3_600_000;
-/// The shortest wait a reporter asks for.
+/// The shortest wait a server may name; shorter ones (`Retry-After: 0`, a past reset)
+/// are raised to this, so a server-named wait is never [`NO_SERVER_WAIT`].
 pub const MIN_WAIT_MS: u64 = 1_000;
-/// The wait for a rate limit that names no time (GitHub: "at least one minute").
-pub const RATE_LIMIT_WAIT_MS: u64 = 60_000;
+/// `RetryAfter(NO_SERVER_WAIT)`: transient, and the server named no wait; the caller
+/// retries with its own backoff (the WIT's `retry-after(0)`).
+pub const NO_SERVER_WAIT: u64 = 0;
 
 /// What to do after one request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Delivered, or the forge already has that state.
     Done,
-    /// Transient: try again after this many milliseconds.
+    /// Transient: try again after the wait the server named, in milliseconds, or
+    /// [`NO_SERVER_WAIT`] (0) to retry with the caller's backoff.
     RetryAfter(u64),
     /// Will never succeed as configured.
     Permanent(String),
 }
 
-/// What classification needs besides the response: the time (for HTTP-dates and
-/// reset times), the attempt number and a random value for jitter.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryContext {
-    /// The current time.
-    pub now: SystemTime,
-    /// 0 for the first attempt.
-    pub attempt: u32,
-    /// Any random value; spreads retries.
-    pub jitter: u64,
-}
-
-/// Exponential backoff: 1 s, 2 s, 4 s, ... capped at 5 minutes, plus up to 50% jitter.
-pub fn backoff_ms(attempt: u32, jitter: u64) -> u64 {
+/// The wait before the `*-set-status` tasks' next attempt (`attempt` is 0 for the
+/// first): the server's wait if it named one (`server_wait_ms` from
+/// [`Action::RetryAfter`]), else exponential backoff, 1 s, 2 s, 4 s, ... capped at
+/// 5 minutes, plus up to 50% jitter (`jitter` is any random value).
+///
+/// This is the only backoff in the plugins, and only the tasks' in-task retry loop
+/// (`forge-glue`'s `task::run`) uses it: a task's own HTTP calls have no host loop.
+/// Reporters never back off themselves; they return the server's wait (or 0) and the
+/// host's outbox applies its backoff.
+pub fn task_retry_wait_ms(server_wait_ms: u64, attempt: u32, jitter: u64) -> u64 {
+    if server_wait_ms != NO_SERVER_WAIT {
+        return server_wait_ms;
+    }
     let base = MIN_WAIT_MS
         .saturating_mul(1u64 << attempt.min(9))
         .min(300_000);
@@ -114,13 +124,14 @@ pub fn body_message(body: &[u8]) -> String {
     )
 }
 
-/// Classifies one response from `forge`.
+/// Classifies one response from `forge` received at `now` (for HTTP-dates and reset
+/// times).
 pub fn classify(
     forge: Forge,
     status: u16,
     headers: &[(String, String)],
     body: &[u8],
-    cx: RetryContext,
+    now: SystemTime,
 ) -> Action {
     let message = || body_message(body);
     let permanent = |what: &str| {
@@ -131,8 +142,7 @@ pub fn classify(
             format!("HTTP {status}: {what}: {m}")
         })
     };
-    let rate_limited =
-        || Action::RetryAfter(server_wait(headers, cx.now).unwrap_or(RATE_LIMIT_WAIT_MS));
+    let transient = || Action::RetryAfter(server_wait(headers, now).unwrap_or(NO_SERVER_WAIT));
     match status {
         200..=299 => Action::Done,
         400 if forge == Forge::GitLab && message().contains("Cannot transition status") => {
@@ -146,22 +156,20 @@ pub fn classify(
                 || header(headers, "x-ratelimit-remaining") == Some("0")
                 || m.contains("rate limit");
             if limited {
-                rate_limited()
+                transient()
             } else {
                 permanent("forbidden (the token lacks permission on the repository)")
             }
         }
-        403 if header(headers, "retry-after").is_some() => rate_limited(),
+        403 if header(headers, "retry-after").is_some() => transient(),
         403 => permanent("forbidden (the token lacks the role, or the ref is protected)"),
         404 => {
             permanent("not found (check the project/repository, the SHA and the token's access)")
         }
-        408 | 409 | 500..=599 => Action::RetryAfter(
-            server_wait(headers, cx.now).unwrap_or_else(|| backoff_ms(cx.attempt, cx.jitter)),
-        ),
+        408 | 409 | 500..=599 => transient(),
         422 if message().contains("No commit found") => permanent("commit not found"),
         422 => permanent("rejected"),
-        429 => rate_limited(),
+        429 => transient(),
         300..=399 => {
             let to = header(headers, "location").unwrap_or("?");
             Action::Permanent(format!(
@@ -192,8 +200,9 @@ pub enum TransportKind {
 }
 
 /// Classifies a transport failure: policy, invalid requests and TLS are permanent; the
-/// rest are retried with backoff.
-pub fn classify_transport(kind: TransportKind, message: &str, cx: RetryContext) -> Action {
+/// rest are retried with the caller's backoff ([`NO_SERVER_WAIT`]: no server named a
+/// wait).
+pub fn classify_transport(kind: TransportKind, message: &str) -> Action {
     match kind {
         TransportKind::Denied => Action::Permanent(format!(
             "{message} (grant the forge's host to the reporter, e.g. --allow-http)"
@@ -204,7 +213,7 @@ pub fn classify_transport(kind: TransportKind, message: &str, cx: RetryContext) 
         TransportKind::Dns
         | TransportKind::Connection
         | TransportKind::Timeout
-        | TransportKind::Other => Action::RetryAfter(backoff_ms(cx.attempt, cx.jitter)),
+        | TransportKind::Other => Action::RetryAfter(NO_SERVER_WAIT),
     }
 }
 
@@ -213,12 +222,8 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn cx() -> RetryContext {
-        RetryContext {
-            now: from_epoch_secs(1_700_000_000),
-            attempt: 0,
-            jitter: 0,
-        }
+    fn now() -> SystemTime {
+        from_epoch_secs(1_700_000_000)
     }
 
     fn h(pairs: &[(&str, &str)]) -> Headers {
@@ -233,7 +238,6 @@ mod tests {
     enum Want {
         Done,
         Retry(u64),
-        RetryBetween(u64, u64),
         Permanent(&'static str),
     }
 
@@ -287,13 +291,7 @@ mod tests {
                 r#"{"message":"404 Commit Not Found"}"#,
                 Want::Permanent("not found"),
             ),
-            (
-                Forge::GitLab,
-                409,
-                h(&[]),
-                "",
-                Want::RetryBetween(1000, 1500),
-            ),
+            (Forge::GitLab, 409, h(&[]), "", Want::Retry(NO_SERVER_WAIT)),
             (
                 Forge::GitLab,
                 409,
@@ -322,13 +320,7 @@ mod tests {
                 "",
                 Want::Retry(120_000),
             ),
-            (
-                Forge::GitLab,
-                429,
-                h(&[]),
-                "",
-                Want::Retry(RATE_LIMIT_WAIT_MS),
-            ),
+            (Forge::GitLab, 429, h(&[]), "", Want::Retry(NO_SERVER_WAIT)),
             (
                 Forge::GitLab,
                 429,
@@ -343,13 +335,7 @@ mod tests {
                 "",
                 Want::Retry(MAX_WAIT_MS),
             ),
-            (
-                Forge::GitLab,
-                500,
-                h(&[]),
-                "",
-                Want::RetryBetween(1000, 1500),
-            ),
+            (Forge::GitLab, 500, h(&[]), "", Want::Retry(NO_SERVER_WAIT)),
             (
                 Forge::GitLab,
                 503,
@@ -357,13 +343,7 @@ mod tests {
                 "",
                 Want::Retry(3000),
             ),
-            (
-                Forge::GitHub,
-                502,
-                h(&[]),
-                "",
-                Want::RetryBetween(1000, 1500),
-            ),
+            (Forge::GitHub, 502, h(&[]), "", Want::Retry(NO_SERVER_WAIT)),
             (
                 Forge::GitHub,
                 403,
@@ -386,7 +366,7 @@ mod tests {
                 403,
                 h(&[]),
                 r#"{"message":"You have exceeded a secondary rate limit. Please wait a few minutes"}"#,
-                Want::Retry(RATE_LIMIT_WAIT_MS),
+                Want::Retry(NO_SERVER_WAIT),
             ),
             (
                 Forge::GitHub,
@@ -444,13 +424,7 @@ mod tests {
                 "",
                 Want::Permanent("redirect to https://x/"),
             ),
-            (
-                Forge::Webhook,
-                408,
-                h(&[]),
-                "",
-                Want::RetryBetween(1000, 1500),
-            ),
+            (Forge::Webhook, 408, h(&[]), "", Want::Retry(NO_SERVER_WAIT)),
             (
                 Forge::Webhook,
                 418,
@@ -460,11 +434,10 @@ mod tests {
             ),
         ];
         for (forge, status, headers, body, want) in table {
-            let got = classify(forge, status, &headers, body.as_bytes(), cx());
+            let got = classify(forge, status, &headers, body.as_bytes(), now());
             let ok = match (&want, &got) {
                 (Want::Done, Action::Done) => true,
                 (Want::Retry(ms), Action::RetryAfter(got)) => ms == got,
-                (Want::RetryBetween(lo, hi), Action::RetryAfter(got)) => lo <= got && got <= hi,
                 (Want::Permanent(part), Action::Permanent(msg)) => msg.contains(part),
                 _ => false,
             };
@@ -473,20 +446,74 @@ mod tests {
     }
 
     #[test]
-    fn backoff_grows_and_is_capped() {
-        assert_eq!(backoff_ms(0, 0), 1000);
-        assert_eq!(backoff_ms(1, 0), 2000);
-        assert_eq!(backoff_ms(3, 0), 8000);
-        assert_eq!(backoff_ms(30, 0), 300_000);
+    fn task_backoff_grows_and_is_capped() {
+        let backoff = |attempt, jitter| task_retry_wait_ms(NO_SERVER_WAIT, attempt, jitter);
+        assert_eq!(backoff(0, 0), 1000);
+        assert_eq!(backoff(1, 0), 2000);
+        assert_eq!(backoff(3, 0), 8000);
+        assert_eq!(backoff(30, 0), 300_000);
         for jitter in [0, 1, 499, 500, 501, u64::MAX] {
-            let ms = backoff_ms(0, jitter);
+            let ms = backoff(0, jitter);
             assert!((1000..=1500).contains(&ms), "{jitter}: {ms}");
         }
         let mut seen = std::collections::BTreeSet::new();
         for j in 0..50 {
-            seen.insert(backoff_ms(2, j * 37));
+            seen.insert(backoff(2, j * 37));
         }
         assert!(seen.len() > 10, "jitter spreads retries");
+    }
+
+    #[test]
+    fn task_wait_is_the_servers_when_it_named_one() {
+        for attempt in [0, 3, 30] {
+            assert_eq!(task_retry_wait_ms(7000, attempt, 12_345), 7000);
+            assert_eq!(task_retry_wait_ms(MIN_WAIT_MS, attempt, 0), MIN_WAIT_MS);
+        }
+    }
+
+    /// Reporters leave the backoff to the host: with no wait named by the server, a
+    /// transient failure is `RetryAfter(0)` whatever the attempt; a named wait is passed
+    /// through (clamped, so never 0).
+    #[test]
+    fn host_backoff_unless_the_server_names_a_wait() {
+        let forges = [
+            Forge::GitLab,
+            Forge::GitHub,
+            Forge::Gitea,
+            Forge::Bitbucket,
+            Forge::Webhook,
+        ];
+        for forge in forges {
+            for status in [500, 502, 503, 504, 429, 408, 409] {
+                assert_eq!(
+                    classify(forge, status, &[], b"", now()),
+                    Action::RetryAfter(0),
+                    "{forge:?} {status}"
+                );
+            }
+            assert_eq!(
+                classify(forge, 429, &h(&[("Retry-After", "7")]), b"", now()),
+                Action::RetryAfter(7000),
+                "{forge:?}"
+            );
+            assert_eq!(
+                classify(forge, 503, &h(&[("retry-after", "7")]), b"", now()),
+                Action::RetryAfter(7000),
+                "{forge:?}"
+            );
+        }
+        for kind in [
+            TransportKind::Dns,
+            TransportKind::Connection,
+            TransportKind::Timeout,
+            TransportKind::Other,
+        ] {
+            assert_eq!(
+                classify_transport(kind, "boom"),
+                Action::RetryAfter(0),
+                "{kind:?}"
+            );
+        }
     }
 
     #[test]
@@ -513,8 +540,8 @@ mod tests {
             (K::Other, true),
         ];
         for (kind, retry) in table {
-            let got = classify_transport(kind, "boom", cx());
-            assert_eq!(matches!(got, Action::RetryAfter(_)), retry, "{kind:?}");
+            let got = classify_transport(kind, "boom");
+            assert_eq!(got == Action::RetryAfter(NO_SERVER_WAIT), retry, "{kind:?}");
             if let Action::Permanent(m) = got {
                 assert!(m.starts_with("boom"));
             }

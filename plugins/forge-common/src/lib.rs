@@ -1,19 +1,19 @@
 //! Pure forge logic shared by weft's status reporters and `*-set-status` tasks: mapping
 //! weft statuses to forge states, descriptions, truncation, request building, response
-//! classification and webhook signing. No I/O, no wit-bindgen: unit-tested on the host.
+//! classification and webhook signing. No I/O: unit-tested on the host. Statuses are the
+//! WIT's own type, [`weft_sdk::reporter::Status`] (the SDK builds on the host too).
 
 #![forbid(unsafe_code)]
 
-use std::fmt;
-use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use weft_sdk::reporter::Status;
 
 pub mod classify;
 pub mod reporter;
 pub mod request;
 pub mod webhook;
 
-pub use classify::{Action, RetryContext, TransportKind, backoff_ms, classify, classify_transport};
+pub use classify::{Action, TransportKind, classify, classify_transport, task_retry_wait_ms};
 pub use request::{Auth, Request, StatusUpdate, build};
 
 /// A forge (or the generic webhook).
@@ -65,114 +65,42 @@ impl Forge {
     }
 }
 
-/// A status in weft's vocabulary (the WIT `status` enum, without the WIT).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WeftStatus {
-    /// Queued, waiting: not started.
-    Pending,
-    /// Started, not terminal.
-    Running,
-    /// Succeeded (possibly halted early).
-    Succeeded,
-    /// Succeeded with warnings.
-    SucceededWithWarnings,
-    /// Completed (allowed failures or skips).
-    Completed,
-    /// Failed.
-    Failed,
-    /// A timeout passed.
-    TimedOut,
-    /// weft or a limit ended it.
-    Errored,
-    /// Rejected by an approval or gate.
-    Rejected,
-    /// Cancelled.
-    Cancelled,
-    /// Task-level: did not run.
-    Skipped,
-}
-
-impl WeftStatus {
-    /// All statuses, for tables.
-    pub const ALL: [WeftStatus; 11] = [
-        WeftStatus::Pending,
-        WeftStatus::Running,
-        WeftStatus::Succeeded,
-        WeftStatus::SucceededWithWarnings,
-        WeftStatus::Completed,
-        WeftStatus::Failed,
-        WeftStatus::TimedOut,
-        WeftStatus::Errored,
-        WeftStatus::Rejected,
-        WeftStatus::Cancelled,
-        WeftStatus::Skipped,
-    ];
-
-    /// weft's name (`SucceededWithWarnings`, ...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WeftStatus::Pending => "Pending",
-            WeftStatus::Running => "Running",
-            WeftStatus::Succeeded => "Succeeded",
-            WeftStatus::SucceededWithWarnings => "SucceededWithWarnings",
-            WeftStatus::Completed => "Completed",
-            WeftStatus::Failed => "Failed",
-            WeftStatus::TimedOut => "TimedOut",
-            WeftStatus::Errored => "Errored",
-            WeftStatus::Rejected => "Rejected",
-            WeftStatus::Cancelled => "Cancelled",
-            WeftStatus::Skipped => "Skipped",
+/// Parses a status given as text by a task param (the set-status tasks' `STATE`):
+/// weft's status names and run/task phase names, case-insensitively, with or without
+/// dashes, underscores or spaces (`Succeeded`, `succeeded-with-warnings`, `Queued`,
+/// `WaitingApproval`, `timed_out`, ...). A phase maps to the status a reporter would show
+/// for it (`Queued` -> `Pending`, `RunningFinally` -> `Running`, `Halted` ->
+/// `Succeeded`). For exact status names only, see [`Status::parse`].
+pub fn parse_status(s: &str) -> Result<Status, String> {
+    let key: String = s
+        .chars()
+        .filter(|c| !matches!(c, '-' | '_' | ' '))
+        .flat_map(char::to_lowercase)
+        .collect();
+    Ok(match key.as_str() {
+        "pending" | "queued" | "scheduled" | "waiting" | "waitingapproval" | "evaluatinggates"
+        | "blocked" => Status::Pending,
+        "running" | "started" | "stopping" | "halting" | "runningfinally" | "cancelling" => {
+            Status::Running
         }
-    }
-
-    /// True for everything but `Pending` and `Running`.
-    pub fn is_terminal(self) -> bool {
-        !matches!(self, WeftStatus::Pending | WeftStatus::Running)
-    }
-}
-
-impl fmt::Display for WeftStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for WeftStatus {
-    type Err = String;
-
-    /// Parses weft's names and phases, case-insensitively, with or without dashes
-    /// (`Succeeded`, `succeeded-with-warnings`, `Queued`, `WaitingApproval`, ...).
-    fn from_str(s: &str) -> Result<Self, String> {
-        let key: String = s
-            .chars()
-            .filter(|c| !matches!(c, '-' | '_' | ' '))
-            .flat_map(char::to_lowercase)
-            .collect();
-        Ok(match key.as_str() {
-            "pending" | "queued" | "scheduled" | "waiting" | "waitingapproval"
-            | "evaluatinggates" | "blocked" => WeftStatus::Pending,
-            "running" | "started" | "stopping" | "halting" | "runningfinally" | "cancelling" => {
-                WeftStatus::Running
-            }
-            "succeeded" | "halted" => WeftStatus::Succeeded,
-            "succeededwithwarnings" => WeftStatus::SucceededWithWarnings,
-            "completed" => WeftStatus::Completed,
-            "failed" => WeftStatus::Failed,
-            "timedout" => WeftStatus::TimedOut,
-            "errored" => WeftStatus::Errored,
-            "rejected" => WeftStatus::Rejected,
-            "cancelled" | "canceled" => WeftStatus::Cancelled,
-            "skipped" => WeftStatus::Skipped,
-            _ => return Err(format!("unknown weft status {s:?}")),
-        })
-    }
+        "succeeded" | "halted" => Status::Succeeded,
+        "succeededwithwarnings" => Status::SucceededWithWarnings,
+        "completed" => Status::Completed,
+        "failed" => Status::Failed,
+        "timedout" => Status::TimedOut,
+        "errored" => Status::Errored,
+        "rejected" => Status::Rejected,
+        "cancelled" | "canceled" => Status::Cancelled,
+        "skipped" => Status::Skipped,
+        _ => return Err(format!("unknown weft status {s:?}")),
+    })
 }
 
 /// What a reporter should converge the forge to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Desired {
     /// The status.
-    pub status: WeftStatus,
+    pub status: Status,
     /// weft's reason (`Halted`, a skip reason, ...); may be empty.
     pub reason: String,
     /// The task that halted the run early and its message.
@@ -183,7 +111,7 @@ pub struct Desired {
 
 impl Desired {
     /// A status with no reason, halt or message.
-    pub fn new(status: WeftStatus) -> Self {
+    pub fn new(status: Status) -> Self {
         Desired {
             status,
             reason: String::new(),
@@ -194,15 +122,15 @@ impl Desired {
 
     /// True when the run ended early through a halt.
     pub fn is_halt(&self) -> bool {
-        self.status == WeftStatus::Succeeded
+        self.status == Status::Succeeded
             && (self.halted_by.is_some() || self.reason.eq_ignore_ascii_case("halted"))
     }
 }
 
 /// The forge state for a weft status (forges.md, "Mapping from weft outcomes"). For the
 /// webhook, weft's own name.
-pub fn forge_state(forge: Forge, status: WeftStatus) -> &'static str {
-    use WeftStatus as W;
+pub fn forge_state(forge: Forge, status: Status) -> &'static str {
+    use Status as W;
     match forge {
         Forge::GitLab => match status {
             W::Pending => "pending",
@@ -246,25 +174,23 @@ pub fn describe(subject: &str, desired: &Desired) -> String {
         }
     };
     match desired.status {
-        WeftStatus::Pending => format!("{subject} is waiting to start"),
-        WeftStatus::Running => format!("{subject} is running"),
-        WeftStatus::Succeeded if desired.is_halt() => match &desired.halted_by {
+        Status::Pending => format!("{subject} is waiting to start"),
+        Status::Running => format!("{subject} is running"),
+        Status::Succeeded if desired.is_halt() => match &desired.halted_by {
             Some((task, msg)) if !msg.trim().is_empty() => {
                 format!("{subject} halted early by {task}: {}", one_line(msg))
             }
             Some((task, _)) => format!("{subject} halted early by {task}"),
             None => with_message(format!("{subject} halted early")),
         },
-        WeftStatus::Succeeded => format!("{subject} passed"),
-        WeftStatus::SucceededWithWarnings => {
-            with_message(format!("{subject} passed with warnings"))
-        }
-        WeftStatus::Completed => {
+        Status::Succeeded => format!("{subject} passed"),
+        Status::SucceededWithWarnings => with_message(format!("{subject} passed with warnings")),
+        Status::Completed => {
             format!("{subject} completed (some tasks failed or were skipped as allowed)")
         }
-        WeftStatus::Failed => with_message(format!("{subject} failed")),
-        WeftStatus::TimedOut => with_message(format!("{subject} timed out")),
-        WeftStatus::Errored => {
+        Status::Failed => with_message(format!("{subject} failed")),
+        Status::TimedOut => with_message(format!("{subject} timed out")),
+        Status::Errored => {
             let reason = if desired.reason.is_empty() {
                 String::new()
             } else {
@@ -272,8 +198,8 @@ pub fn describe(subject: &str, desired: &Desired) -> String {
             };
             with_message(format!("{subject} errored{reason}"))
         }
-        WeftStatus::Rejected => with_message(format!("{subject} was rejected")),
-        WeftStatus::Cancelled => {
+        Status::Rejected => with_message(format!("{subject} was rejected")),
+        Status::Cancelled => {
             let reason = if desired.reason.is_empty() || desired.reason == "Cancelled" {
                 String::new()
             } else {
@@ -281,7 +207,7 @@ pub fn describe(subject: &str, desired: &Desired) -> String {
             };
             format!("{subject} was cancelled{reason}")
         }
-        WeftStatus::Skipped => with_message(format!("{subject} was skipped")),
+        Status::Skipped => with_message(format!("{subject} was skipped")),
     }
 }
 
@@ -397,7 +323,7 @@ pub(crate) fn from_epoch_secs(secs: u64) -> SystemTime {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use WeftStatus as W;
+    use Status as W;
 
     #[test]
     fn mapping_table() {
@@ -458,12 +384,12 @@ mod tests {
             ("Skipped", W::Skipped),
         ];
         for (text, want) in table {
-            assert_eq!(text.parse::<W>(), Ok(want), "{text}");
+            assert_eq!(parse_status(text), Ok(want), "{text}");
         }
         for s in W::ALL {
-            assert_eq!(s.as_str().parse::<W>(), Ok(s));
+            assert_eq!(parse_status(s.as_str()), Ok(s));
         }
-        assert!("bogus".parse::<W>().is_err());
+        assert!(parse_status("bogus").is_err());
         assert!(!W::Running.is_terminal() && W::Skipped.is_terminal());
     }
 

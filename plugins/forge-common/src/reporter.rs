@@ -8,7 +8,7 @@
 //! `user:app-password` secret).
 
 use crate::request::{Auth, StatusUpdate};
-use crate::{Desired, Forge, WeftStatus, base_url, describe, forge_state, path_prefix};
+use crate::{Desired, Forge, base_url, describe, forge_state, path_prefix};
 
 /// A reporter event as plain data (the WIT record without the WIT).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,18 +243,14 @@ pub fn webhook_json(event: &EventView) -> serde_json::Value {
     doc
 }
 
-/// Parses a status name for callers that take one as text (`STATE` params).
-pub fn parse_status(s: &str) -> Option<WeftStatus> {
-    s.parse().ok()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use weft_sdk::reporter::Status;
 
     const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
 
-    fn view(status: WeftStatus, config: &[(&str, &str)]) -> EventView {
+    fn view(status: Status, config: &[(&str, &str)]) -> EventView {
         EventView {
             run_name: "ci-abc".into(),
             run_uid: "uid-1".into(),
@@ -304,7 +300,7 @@ mod tests {
             ),
         ];
         for (forge, base, api, state, secret, auth) in table {
-            let p = plan(forge, &view(WeftStatus::Cancelled, &cfg)).expect("plans");
+            let p = plan(forge, &view(Status::Cancelled, &cfg)).expect("plans");
             assert_eq!(p.update.base_url, base, "{forge:?}");
             assert_eq!(p.update.api_prefix, api);
             assert_eq!(p.update.state, state);
@@ -315,13 +311,13 @@ mod tests {
             assert_eq!(p.update.git_ref.as_deref(), Some("main"));
         }
         // Gitea has no default host.
-        assert!(plan(Forge::Gitea, &view(WeftStatus::Failed, &cfg)).is_err());
+        assert!(plan(Forge::Gitea, &view(Status::Failed, &cfg)).is_err());
     }
 
     #[test]
     fn config_overrides() {
         let v = view(
-            WeftStatus::SucceededWithWarnings,
+            Status::SucceededWithWarnings,
             &[
                 ("host", "http://127.0.0.1:8080/"),
                 ("api-path", "api/v4/"),
@@ -368,7 +364,7 @@ mod tests {
             ),
         ];
         for (cfg, want) in table {
-            let err = plan(Forge::GitLab, &view(WeftStatus::Running, cfg)).expect_err("fails");
+            let err = plan(Forge::GitLab, &view(Status::Running, cfg)).expect_err("fails");
             assert!(err.contains(want), "{err}");
         }
     }
@@ -376,13 +372,13 @@ mod tests {
     #[test]
     fn task_events_and_descriptions() {
         let mut v = view(
-            WeftStatus::Running,
+            Status::Running,
             &[("project", "o/r"), ("sha", SHA), ("key", "k")],
         );
         v.task = Some((
             "lint".into(),
             Desired {
-                status: WeftStatus::Skipped,
+                status: Status::Skipped,
                 reason: "WhenExpressionsFalse".into(),
                 halted_by: None,
                 message: String::new(),
@@ -397,7 +393,7 @@ mod tests {
         let p = plan(Forge::Bitbucket, &v).expect("plans");
         assert_eq!(p.update.key.as_deref(), Some("k/lint"));
 
-        let mut v = view(WeftStatus::Succeeded, &[]);
+        let mut v = view(Status::Succeeded, &[]);
         v.run.reason = "Halted".into();
         v.run.halted_by = Some(("check".into(), "up to date".into()));
         assert_eq!(v.description(), "ci halted early by check: up to date");
@@ -410,7 +406,7 @@ mod tests {
     #[test]
     fn webhook_document() {
         let mut v = view(
-            WeftStatus::Failed,
+            Status::Failed,
             &[
                 ("url", "https://hook"),
                 ("token-secret", "s"),
@@ -418,7 +414,7 @@ mod tests {
             ],
         );
         v.run.message = "build failed".into();
-        v.task = Some(("build".into(), Desired::new(WeftStatus::Failed)));
+        v.task = Some(("build".into(), Desired::new(Status::Failed)));
         let doc = webhook_json(&v);
         assert_eq!(doc["pipeline"], "ci");
         assert_eq!(doc["run"]["name"], "ci-abc");

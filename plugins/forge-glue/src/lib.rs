@@ -2,34 +2,17 @@
 //! classifies outcomes. Shared by the `reporter-*` and `*-set-status` plugins.
 
 use forge_common::reporter::{self, EventView};
-use forge_common::{Action, Desired, Forge, Request, RetryContext, TransportKind, WeftStatus};
+use forge_common::{Action, Desired, Forge, Request, TransportKind};
 use std::time::SystemTime;
 use weft_sdk::PluginInfo;
 use weft_sdk::http::{self, HttpError, Response};
-use weft_sdk::reporter::{Delivery, Event, Status};
+use weft_sdk::reporter::{Delivery, Event};
 
 pub mod task;
 
-/// A random value for jitter.
+/// A random value for the set-status tasks' backoff jitter.
 pub fn jitter() -> u64 {
     http::wasip2::random::random::get_random_u64()
-}
-
-/// The SDK's status as `forge-common`'s.
-pub fn status(s: Status) -> WeftStatus {
-    match s {
-        Status::Pending => WeftStatus::Pending,
-        Status::Running => WeftStatus::Running,
-        Status::Succeeded => WeftStatus::Succeeded,
-        Status::SucceededWithWarnings => WeftStatus::SucceededWithWarnings,
-        Status::Completed => WeftStatus::Completed,
-        Status::Failed => WeftStatus::Failed,
-        Status::TimedOut => WeftStatus::TimedOut,
-        Status::Errored => WeftStatus::Errored,
-        Status::Rejected => WeftStatus::Rejected,
-        Status::Cancelled => WeftStatus::Cancelled,
-        Status::Skipped => WeftStatus::Skipped,
-    }
 }
 
 /// The event as plain data.
@@ -39,7 +22,7 @@ pub fn view(event: &Event) -> EventView {
         run_uid: event.run_uid().to_string(),
         pipeline_name: event.pipeline_name().to_string(),
         run: Desired {
-            status: status(event.status()),
+            status: event.status(),
             reason: event.reason().to_string(),
             halted_by: event
                 .halted_by()
@@ -51,7 +34,7 @@ pub fn view(event: &Event) -> EventView {
             (
                 t.name.clone(),
                 Desired {
-                    status: status(t.status),
+                    status: t.status,
                     reason: t.reason.clone(),
                     halted_by: None,
                     message: t.message.clone(),
@@ -75,22 +58,24 @@ pub fn transport_kind(e: &HttpError) -> TransportKind {
     }
 }
 
-/// Sends `request` and classifies the outcome. Messages are redacted of `secret`.
-pub fn send(forge: Forge, request: &Request, attempt: u32, secret: &str) -> Action {
-    let cx = RetryContext {
-        now: SystemTime::now(),
-        attempt,
-        jitter: jitter(),
-    };
+/// Sends `request` and classifies the outcome. Messages are redacted of `secret`. A
+/// transient failure is `RetryAfter` the server's wait, or 0 when it named none: the
+/// caller backs off (the host for a reporter, [`task::run`] for a task).
+pub fn send(forge: Forge, request: &Request, secret: &str) -> Action {
     let headers = request.header_refs();
     let result: Result<Response, HttpError> =
         http::request(request.method, &request.url, &headers, Some(&request.body));
     let action = match result {
-        Ok(resp) => forge_common::classify(forge, resp.status, &resp.headers, &resp.body, cx),
+        Ok(resp) => forge_common::classify(
+            forge,
+            resp.status,
+            &resp.headers,
+            &resp.body,
+            SystemTime::now(),
+        ),
         Err(e) => forge_common::classify_transport(
             transport_kind(&e),
             &format!("POST {}: {e}", request.url),
-            cx,
         ),
     };
     match action {
@@ -99,7 +84,7 @@ pub fn send(forge: Forge, request: &Request, attempt: u32, secret: &str) -> Acti
     }
 }
 
-/// An action as the WIT delivery.
+/// An action as the WIT delivery (`RetryAfter(0)`: retry with the host's backoff).
 pub fn delivery(action: Action) -> Delivery {
     match action {
         Action::Done => Delivery::Done,
@@ -144,7 +129,7 @@ pub fn report(forge: Forge, event: &Event) -> Delivery {
         plan.update.state,
         subject
     );
-    delivery(send(forge, &request, event.attempt(), &token))
+    delivery(send(forge, &request, &token))
 }
 
 /// `describe` for a commit-status reporter.

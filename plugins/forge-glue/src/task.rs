@@ -1,6 +1,10 @@
 //! The Tekton-catalog-compatible `*-set-status` tasks: one status, retried in-task.
+//!
+//! Unlike a reporter (whose retries are the host outbox's), a task's own HTTP calls have
+//! no host loop, so the task retries itself: it waits the server's wait when it named
+//! one, else [`forge_common::task_retry_wait_ms`]'s backoff.
 
-use crate::{send, token};
+use crate::{jitter, send, token};
 use forge_common::request::Auth;
 use forge_common::{Action, Forge, StatusUpdate, base_url, path_prefix};
 use std::time::{Duration, Instant};
@@ -17,7 +21,7 @@ pub fn state(forge: Forge, raw: &str) -> Result<String, String> {
     if let Some(s) = forge.states().iter().find(|s| s.eq_ignore_ascii_case(raw)) {
         return Ok((*s).to_string());
     }
-    if let Ok(status) = raw.parse::<forge_common::WeftStatus>() {
+    if let Ok(status) = forge_common::parse_status(raw) {
         return Ok(forge_common::forge_state(forge, status).to_string());
     }
     Err(format!(
@@ -57,7 +61,7 @@ pub fn run(ctx: &Context, mut s: SetStatus<'_>) -> Outcome {
     let started = Instant::now();
     let mut waited = Duration::ZERO;
     for attempt in 0..MAX_ATTEMPTS {
-        match send(s.forge, &request, attempt, &token) {
+        match send(s.forge, &request, &token) {
             Action::Done => {
                 weft_sdk::log::info!(
                     "set {} status of {} to {} ({} attempt(s), {:?})",
@@ -70,12 +74,18 @@ pub fn run(ctx: &Context, mut s: SetStatus<'_>) -> Outcome {
                 return Outcome::success();
             }
             Action::Permanent(m) => return Outcome::failure(m, 1),
-            Action::RetryAfter(ms) => {
+            Action::RetryAfter(server_wait) => {
+                let ms = forge_common::task_retry_wait_ms(server_wait, attempt, jitter());
                 let wait = Duration::from_millis(ms);
                 if attempt + 1 == MAX_ATTEMPTS || waited + wait > MAX_TOTAL_WAIT {
+                    let why = if server_wait == 0 {
+                        "the next retry would wait"
+                    } else {
+                        "the forge asked to wait"
+                    };
                     return Outcome::failure(
                         format!(
-                            "gave up after {} attempt(s): the forge asked to wait {ms} ms more",
+                            "gave up after {} attempt(s): {why} {ms} ms more",
                             attempt + 1
                         ),
                         1,

@@ -37,12 +37,7 @@ impl Reporter for Webhook {
             Err(e) => return Delivery::Permanent(e),
         };
         let secret = secret.unwrap_or_default();
-        forge_glue::delivery(forge_glue::send(
-            Forge::Webhook,
-            &request,
-            event.attempt(),
-            &secret,
-        ))
+        forge_glue::delivery(forge_glue::send(Forge::Webhook, &request, &secret))
     }
 }
 
