@@ -2,9 +2,10 @@
 //! submitted, before the run exists (modelled on Backstage Scaffolder's form decorators).
 //!
 //! A pipeline lists them in `spec.decorators: [{id, input, secrets}]`. On every submission
-//! ([`decorate_submission`]) they run in order, each in a fresh sandbox under
-//! [`DecorateOptions::limits`] (a few seconds by default, so a decorator that never
-//! returns is stopped with a reason naming the limit):
+//! ([`decorate_submission`]) they run in order, each in a fresh sandbox under the limits
+//! the grant builder gives decorators ([`crate::grants::decorator_limits`]: a few seconds
+//! by default, so a decorator that never returns is stopped with a reason naming the
+//! limit):
 //!
 //! 1. `id` must name a form decorator plugin ([`check_decorators`], also part of
 //!    [`crate::prepare`], so `weft validate` reports it with file:line:column);
@@ -24,10 +25,10 @@
 //!
 //! # Grants
 //!
-//! A decorator gets only what is granted to it:
-//! - **secrets**: the names in its entry's `secrets:` list and those granted with
-//!   `--grant decorator:ID=SECRET` ([`DecorateOptions::secrets_by_decorator`]), resolved
-//!   in the operator's secret store, then in the secrets earlier decorators set;
+//! A decorator gets only what the grant builder ([`crate::grants`]) gives it:
+//! - **secrets**: the names in its entry's `secrets:` list and those granted to it by
+//!   name (`--grant decorator:ID=SECRET`), resolved in the operator's secret store, then
+//!   in the secrets earlier decorators set;
 //! - **HTTP**: the operator's global `--allow-http RULE` rules (which every task and
 //!   reporter gets too) and `--allow-http decorator:ID=RULE` for this decorator only;
 //!   per-task rules never apply. Without any rule, a decorator importing `wasi:http` is
@@ -59,9 +60,10 @@ use weft_core::contract::{ParamValue, TaskEnding};
 use weft_core::diag::did_you_mean;
 use weft_core::model::{Decorator, Pipeline};
 use weft_core::{Diagnostic, Pos};
-use weft_runtime::{Grants, HttpRule, Limits, MemorySink, PluginKind, TaskReport, TaskRequest};
+use weft_runtime::{Limits, MemorySink, PluginKind, TaskReport, TaskRequest};
 use weft_store::{Lease, NewEvent, RunStore, StoreError, Timestamp, WriteOp};
 
+use crate::grants::{Allowance, Grantee, RunGrants};
 use crate::mask::RunMasker;
 use crate::registry::{PluginError, PluginRegistry, ResolvedPlugin};
 use crate::secrets::{SecretStore, split_name};
@@ -86,50 +88,6 @@ pub mod codes {
 
 /// The kind of the run-store event that records what the decorators changed.
 pub const DECORATED_EVENT: &str = "decorated";
-
-/// The prefix of decorator-scoped command-line rules: `--allow-http decorator:ID=RULE`
-/// and `--grant decorator:ID=SECRET` (task names cannot contain `:`).
-pub const FLAG_PREFIX: &str = "decorator:";
-
-/// How long one decorator may run by default (wall clock and CPU).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Everything about how decorators run that does not come from the pipeline.
-#[derive(Debug, Clone)]
-pub struct DecorateOptions {
-    /// Limits each decorator runs under ([`decorator_limits`]).
-    pub limits: Limits,
-    /// Outbound HTTP rules every decorator gets (the global `--allow-http` rules).
-    pub http_allow: Vec<HttpRule>,
-    /// Extra HTTP rules per decorator id (`--allow-http decorator:ID=RULE`).
-    pub http_allow_by_decorator: BTreeMap<String, Vec<HttpRule>>,
-    /// Extra secrets per decorator id (`--grant decorator:ID=SECRET`).
-    pub secrets_by_decorator: BTreeMap<String, BTreeSet<String>>,
-}
-
-impl Default for DecorateOptions {
-    fn default() -> Self {
-        DecorateOptions {
-            limits: decorator_limits(DEFAULT_TIMEOUT),
-            http_allow: Vec::new(),
-            http_allow_by_decorator: BTreeMap::new(),
-            secrets_by_decorator: BTreeMap::new(),
-        }
-    }
-}
-
-/// The limits of one decorator invocation: `timeout` of wall clock and of CPU, 128 MiB
-/// of memory, 256 KiB of log, 1 MiB of decoration.
-pub fn decorator_limits(timeout: Duration) -> Limits {
-    Limits {
-        cpu_budget: timeout,
-        wall_clock: Some(timeout),
-        memory_bytes: 128 << 20,
-        log_bytes: 256 << 10,
-        result_bytes: 1 << 20,
-        ..Limits::default()
-    }
-}
 
 /// What one decorator changed: names only, never values.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -366,7 +324,7 @@ pub async fn decorate_submission(
     pipeline: &Pipeline,
     params: BTreeMap<String, ParamValue>,
     operator: &SecretStore,
-    options: &DecorateOptions,
+    grants: &RunGrants,
 ) -> Result<Decorated, DecorateError> {
     let file = pipeline.file.as_str();
     let params = if pipeline.decorators.is_empty() {
@@ -378,16 +336,18 @@ pub async fn decorate_submission(
         params,
         ..Decorated::default()
     };
+    // Earlier decorators' secrets resolve after the operator's.
+    let mut grants = grants.clone();
     for decorator in &pipeline.decorators {
         let checked = check_one(registry, file, decorator).await?;
         let id = decorator.id.value.as_str();
-        let granted = grants_for(decorator, operator, &decorated.run_secrets, options);
+        let Allowance { grants: granted, limits } = grants.grant(Grantee::Decorator { decorator });
         let log = Arc::new(MemorySink::default());
         let request = TaskRequest {
             grants: granted,
-            limits: options.limits.clone(),
+            limits: limits.clone(),
             log: log.clone(),
-            ..TaskRequest::new(format!("{FLAG_PREFIX}{id}"))
+            ..TaskRequest::new(format!("decorator:{id}"))
         };
         let input_text = checked.input.to_string();
         let result = checked
@@ -442,7 +402,7 @@ pub async fn decorate_submission(
                     codes::DECORATOR_FAILED,
                     format!(
                         "form decorator `{id}` failed: {}",
-                        masker.text(&failure_text(&report, &options.limits))
+                        masker.text(&failure_text(&report, &limits))
                     ),
                 ));
             }
@@ -469,6 +429,9 @@ pub async fn decorate_submission(
             }
             set.insert(full);
         }
+        for (name, value) in decorated.run_secrets.flatten() {
+            grants.secrets.entry(name).or_insert(value);
+        }
         decorated.params = returned.params;
         decorated.log.extend(lines);
         decorated.changes.push(DecoratorChange {
@@ -479,40 +442,6 @@ pub async fn decorate_submission(
         });
     }
     Ok(decorated)
-}
-
-/// What decorator `decorator` may use: its entry's `secrets:` and `--grant
-/// decorator:ID=...` names (operator secrets first, then earlier decorators' secrets),
-/// the global HTTP rules and its own.
-fn grants_for(
-    decorator: &Decorator,
-    operator: &SecretStore,
-    run_secrets: &SecretStore,
-    options: &DecorateOptions,
-) -> Grants {
-    let id = &decorator.id.value;
-    let mut grants = Grants::default();
-    let names = decorator.secrets.iter().map(|s| s.value.clone()).chain(
-        options
-            .secrets_by_decorator
-            .get(id)
-            .into_iter()
-            .flatten()
-            .cloned(),
-    );
-    for name in names {
-        if let Some(value) = operator
-            .resolve(&name)
-            .or_else(|| run_secrets.resolve(&name))
-        {
-            grants.secrets.insert(name, value);
-        }
-    }
-    grants.http = options.http_allow.clone();
-    if let Some(rules) = options.http_allow_by_decorator.get(id) {
-        grants.http.extend(rules.iter().cloned());
-    }
-    grants
 }
 
 /// Names of params set, changed or removed between `before` and `after`.
@@ -819,40 +748,6 @@ spec:
     }
 
     #[test]
-    fn grants_come_from_the_entry_and_decorator_flags_only() {
-        let p = pipeline(YAML);
-        let mut operator = SecretStore::new();
-        for (name, value) in [("cred", "credential-1"), ("other", "credential-2")] {
-            assert!(operator.insert(name, "token", value.into()).is_ok());
-        }
-        let mut run = SecretStore::new();
-        assert!(
-            run.insert("earlier", "token", "earlier-value".into())
-                .is_ok()
-        );
-        let mut options = DecorateOptions::default();
-        options
-            .secrets_by_decorator
-            .entry("derive-params".into())
-            .or_default()
-            .insert("earlier".into());
-        let rule = HttpRule::parse("example.com").ok();
-        options.http_allow.extend(rule.clone());
-        options
-            .http_allow_by_decorator
-            .entry("derive-params".into())
-            .or_default()
-            .extend(HttpRule::parse("auth.example.com").ok());
-        let first = grants_for(&p.decorators[0], &operator, &run, &options);
-        assert_eq!(first.secrets.keys().collect::<Vec<_>>(), ["cred"]);
-        assert_eq!(first.http.len(), 1);
-        let second = grants_for(&p.decorators[1], &operator, &run, &options);
-        assert_eq!(second.secrets.keys().collect::<Vec<_>>(), ["earlier"]);
-        assert_eq!(second.http.len(), 2);
-        assert!(second.workspaces.is_empty());
-    }
-
-    #[test]
     fn json_pointers_become_field_paths() {
         assert_eq!(dotted(""), "");
         assert_eq!(dotted("/params/0/a~1b"), ".params[0].a/b");
@@ -860,7 +755,7 @@ spec:
 
     #[test]
     fn failures_name_the_limit() {
-        let limits = decorator_limits(Duration::from_millis(1500));
+        let limits = crate::grants::decorator_limits(Duration::from_millis(1500));
         let report = |reason: &str| TaskReport {
             ending: TaskEnding::Errored {
                 reason: reason.into(),

@@ -4,7 +4,6 @@
 //! runs next live in weft-core; this file only does what it is told, promptly.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,24 +17,29 @@ use weft_core::{
     Action, CancelMode, NodeId, RunContext, RunState, RunSummary, StartTask, TaskPhase,
 };
 use weft_runtime::{
-    CheckpointStore, Grants, HttpRule, LimitKind, Limits, LogLine, LogSink, MemoryCheckpoints,
-    SecretValue, TaskContext, TaskReport, TaskRequest, WorkspaceMount,
+    CheckpointStore, LimitKind, LogLine, LogSink, MemoryCheckpoints,
+    TaskContext, TaskReport, TaskRequest,
 };
 
 use crate::fault;
+use crate::grants::{Allowance, Grantee, RunGrants};
 use crate::observe::{RunEvent, RunObserver};
 use crate::persist::{Durable, Ended, How, Journal};
 use crate::prepare::Prepared;
 use crate::registry::ResolvedPlugin;
 
 /// The run-level timeouts of semantics.md section 7.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RunTimeouts {
     /// The whole run.
+    #[serde(default, with = "crate::runs::spec::optional_millis")]
     pub pipeline: Option<Duration>,
     /// The non-finally tasks.
+    #[serde(default, with = "crate::runs::spec::optional_millis")]
     pub tasks: Option<Duration>,
     /// The finally tasks, from when they start.
+    #[serde(default, with = "crate::runs::spec::optional_millis")]
     pub finally: Option<Duration>,
 }
 
@@ -46,56 +50,46 @@ pub struct RunOptions {
     pub run_name: String,
     /// The run's unique id.
     pub run_uid: String,
-    /// Bound pipeline workspaces: name -> host directory.
-    pub workspaces: BTreeMap<String, PathBuf>,
     /// How many task attempts may run at once.
     pub parallelism: usize,
     /// Run-level timeouts.
     pub timeouts: RunTimeouts,
-    /// Limits for each task attempt (the wall clock comes from the task's `timeout`).
-    pub limits: Limits,
-    /// Secret values by name; a task gets those its `secrets:` list names.
-    pub secrets: BTreeMap<String, SecretValue>,
-    /// HTTP destinations the operator allows tasks to reach.
-    pub http_allow: Vec<HttpRule>,
-    /// HTTP destinations granted to one task only, by task name.
-    pub http_allow_by_task: BTreeMap<String, Vec<HttpRule>>,
-    /// Run-level grants on top of each task's `secrets:` (`--grant`, read-only secret
-    /// workspaces): see [`crate::secrets::RunAccess`].
-    pub access: crate::secrets::RunAccess,
+    /// What the run's tasks are given (secrets, HTTP, workspaces, limits): the one grant
+    /// builder, [`crate::grants`].
+    pub grants: RunGrants,
+    /// Masks every secret value the run knows in what its plugins hand back (logs,
+    /// results, messages) before anything else sees it: [`crate::mask`].
+    pub masker: crate::mask::RunMasker,
     /// Where the run is journaled; `None` keeps it in memory only.
     pub durable: Option<Durable>,
     /// Workspace snapshots after each task (durable runs only): [`crate::snapshot`].
     pub snapshots: Option<crate::snapshot::SnapshotConfig>,
-    /// Masks every secret value the run knows in what its plugins hand back (logs,
-    /// results, messages) before anything else sees it: [`crate::mask`].
-    pub masker: crate::mask::RunMasker,
     /// Time the run already spent before this process took it over (recovery): deadlines
     /// are computed from the run's stored start, so a restart never extends them.
     pub elapsed_before: Duration,
 }
 
 impl RunOptions {
-    /// Options with defaults: parallelism of 4 per core, no timeouts, default limits.
+    /// Options with defaults: parallelism of 4 per core, no timeouts, default limits,
+    /// nothing granted.
     pub fn new(run_name: impl Into<String>, run_uid: impl Into<String>) -> Self {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         RunOptions {
             run_name: run_name.into(),
             run_uid: run_uid.into(),
-            workspaces: BTreeMap::new(),
-            parallelism: cores * 4,
+            parallelism: default_parallelism(),
             timeouts: RunTimeouts::default(),
-            limits: Limits::default(),
-            secrets: BTreeMap::new(),
-            http_allow: Vec::new(),
-            http_allow_by_task: BTreeMap::new(),
-            access: crate::secrets::RunAccess::default(),
+            grants: RunGrants::default(),
+            masker: crate::mask::RunMasker::default(),
             durable: None,
             snapshots: None,
-            masker: crate::mask::RunMasker::default(),
             elapsed_before: Duration::ZERO,
         }
     }
+}
+
+/// How many task attempts run at once unless a run says otherwise: 4 per core.
+pub fn default_parallelism() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) * 4
 }
 
 /// What a run can be told from outside while it runs.
@@ -235,7 +229,7 @@ impl Driver {
         let context = RunContext {
             run_name: options.run_name.clone(),
             run_uid: options.run_uid.clone(),
-            bound_workspaces: options.workspaces.keys().cloned().collect(),
+            bound_workspaces: options.grants.workspaces.keys().cloned().collect(),
         };
         let mut state = RunState::new(Arc::new(prepared.plan), context);
         if let Some(durable) = &options.durable {
@@ -561,7 +555,7 @@ impl Driver {
             let snapshots = crate::snapshot::AfterTask::plan(
                 self.options.snapshots.as_ref(),
                 self.journal.as_ref().map(Journal::durable),
-                &self.options.access.read_only_workspaces,
+                &self.options.grants.read_only_workspaces,
                 &start,
                 &request,
             );
@@ -746,42 +740,10 @@ impl Driver {
     }
 
     fn request(&mut self, start: &StartTask, resolved: &ResolvedPlugin) -> TaskRequest {
-        let mut limits = self.options.limits.clone();
-        limits.wall_clock = start.timeout;
-        let mut grants = Grants::default();
-        for name in &start.secrets {
-            if let Some(value) = self.options.secrets.get(name) {
-                grants.secrets.insert(name.clone(), value.clone());
-            }
-        }
-        grants.http = self.options.http_allow.clone();
-        if let Some(rules) = self.options.http_allow_by_task.get(&start.name) {
-            grants.http.extend(rules.iter().cloned());
-        }
-        for (task_side, pipeline_side) in &start.workspaces {
-            if let Some(host_path) = self.options.workspaces.get(pipeline_side) {
-                let read_only = resolved
-                    .info
-                    .capabilities
-                    .workspaces
-                    .iter()
-                    .any(|w| &w.name == task_side && w.read_only);
-                grants.workspaces.push(WorkspaceMount {
-                    name: task_side.clone(),
-                    host_path: host_path.clone(),
-                    guest_path: format!("/workspace/{task_side}"),
-                    read_only,
-                });
-            }
-        }
-        // Run-level access (`--grant`, read-only secret workspaces): crate::secrets.
-        let access = &self.options.access;
-        access.apply(
-            &start.name,
-            &start.workspaces,
-            &self.options.secrets,
-            &mut grants,
-        );
+        let Allowance { grants, limits } = self.options.grants.grant(Grantee::Task {
+            start,
+            info: &resolved.info,
+        });
         let checkpoints = match &self.journal {
             Some(journal) => journal.checkpoints(&start.name),
             None => self

@@ -15,15 +15,15 @@ pub mod outbox;
 pub mod persist;
 pub mod policy;
 pub mod prepare;
-pub mod recover;
 pub mod registry;
 pub mod report;
+pub mod runs;
 pub mod secrets;
 pub mod snapshot;
 
 pub use decorate::{
-    DecorateError, DecorateOptions, Decorated, DecoratorChange, decorate_submission,
-    record_decorations, recorded_decorations,
+    DecorateError, Decorated, DecoratorChange, decorate_submission, record_decorations,
+    recorded_decorations,
 };
 pub use execute::{
     CancelHandle, ControlReceiver, RunEnd, RunOptions, RunTimeouts, cancel_channel, execute,
@@ -32,5 +32,7 @@ pub use execute::{
 pub use observe::{Fanout, Quiet, RunEvent, RunObserver};
 pub use persist::{Durable, Replay};
 pub use prepare::{PLUGIN_UNUSABLE, Prepared, prepare};
-pub use recover::{Recovered, StoredOptions, submit, take_over};
+pub use runs::{
+    Finished, LiveRun, RunService, RunSpec, ServiceConfig, StoreOpener, SubmitError, Warn,
+};
 pub use registry::{Catalog, PluginError, PluginRegistry, ResolvedPlugin};

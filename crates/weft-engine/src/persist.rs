@@ -338,3 +338,108 @@ impl CheckpointStore for StoredCheckpoints {
             .map_err(|e| format!("cannot store checkpoint `{key}`: {e}"))
     }
 }
+
+/// Reads `run`'s journal into what recovery replays (see [`Replay`]) and the attempt
+/// offsets to number new attempts with. With `startOver`, nothing is replayed: every
+/// attempt runs again after the stored ones, attempts the stopped engine left unfinished
+/// are closed (`EngineRestarted`), and the new offsets are journaled.
+pub(crate) fn read_replay(
+    store: &Arc<dyn RunStore>,
+    lease: &Lease,
+    strategy: Recovery,
+) -> Result<(Replay, HashMap<String, u32>), StoreError> {
+    let run = lease.run.as_str();
+    let attempts = store.attempts(run)?;
+    let events = store.events(run, 0, usize::MAX)?;
+    // Offsets from an earlier startOver, if any.
+    let mut base: HashMap<String, u32> = events
+        .iter()
+        .rev()
+        .find(|e| e.event.kind == ATTEMPT_BASE)
+        .and_then(|e| serde_json::from_str(&e.event.data_json).ok())
+        .unwrap_or_default();
+    let mut replay = Replay {
+        strategy: Some(strategy),
+        ..Replay::default()
+    };
+    if strategy == Recovery::StartOver {
+        // New attempts after every stored one: stored records stay as they are, except
+        // that attempts the stopped engine left unfinished are closed: they never end
+        // otherwise, and each attempt ends terminal in the store with its own outcome.
+        base.clear();
+        let now = Timestamp::now();
+        for attempt in &attempts {
+            let next = attempt.id.attempt + 1;
+            let entry = base.entry(attempt.id.task.clone()).or_insert(0);
+            *entry = (*entry).max(next);
+            if !attempt.is_terminal() {
+                store.write(WriteOp::Attempt {
+                    lease: lease.clone(),
+                    record: abandoned(attempt, now),
+                })?;
+            }
+        }
+        store.write(WriteOp::Event {
+            lease: lease.clone(),
+            event: NewEvent {
+                at: Timestamp::now(),
+                kind: ATTEMPT_BASE.to_string(),
+                task: None,
+                attempt: None,
+                data_json: serde_json::to_string(&base).unwrap_or_else(|_| "{}".into()),
+            },
+        })?;
+    } else {
+        let local =
+            |task: &str, stored: u32| stored.checked_sub(base.get(task).copied().unwrap_or(0));
+        for event in events.iter().filter(|e| e.event.kind == ATTEMPT_ENDED) {
+            let (Some(task), Some(stored)) = (&event.event.task, event.event.attempt) else {
+                continue;
+            };
+            let (Some(attempt), Ok(ended)) = (
+                local(task, stored),
+                serde_json::from_str::<Ended>(&event.event.data_json),
+            ) else {
+                continue;
+            };
+            replay.ended.insert((task.clone(), attempt), ended);
+        }
+        let mut settled: HashSet<(String, u32)> = replay.ended.keys().cloned().collect();
+        // Queued attempts the engine never began before it let go of the run start afresh.
+        for event in events
+            .iter()
+            .filter(|e| e.event.kind == ATTEMPT_NOT_STARTED)
+        {
+            if let (Some(task), Some(stored)) = (&event.event.task, event.event.attempt)
+                && let Some(attempt) = local(task, stored)
+            {
+                settled.insert((task.clone(), attempt));
+            }
+        }
+        for attempt in attempts.iter().filter(|a| !a.is_terminal()) {
+            if let Some(local) = local(&attempt.id.task, attempt.id.attempt) {
+                let key = (attempt.id.task.clone(), local);
+                if !settled.contains(&key) {
+                    replay.in_flight.insert(key);
+                }
+            }
+        }
+    }
+
+    Ok((replay, base))
+}
+
+/// The terminal record of an attempt a stopped engine left unfinished, which `startOver`
+/// abandons (the task runs again as a new attempt).
+fn abandoned(attempt: &weft_store::AttemptRecord, now: Timestamp) -> weft_store::AttemptRecord {
+    let mut record =
+        weft_store::AttemptRecord::new(attempt.id.clone(), weft_store::TaskPhase::Terminal, now);
+    record.outcome = Some(weft_store::Outcome::Errored);
+    record.reason = weft_core::replay::ENGINE_RESTARTED.into();
+    record.message =
+        "the engine stopped while this attempt was unfinished; recovery (startOver) runs the task again as a new attempt"
+            .into();
+    record.started_at = attempt.started_at;
+    record.ended_at = Some(now);
+    record
+}

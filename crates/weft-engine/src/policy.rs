@@ -13,19 +13,19 @@
 
 use std::collections::BTreeSet;
 
-use crate::report;
+use crate::grants::SecretGrants;
+use crate::report::ReporterSpec;
 use crate::secrets::split_name;
 use serde::{Deserialize, Serialize};
 use weft_core::Diagnostic;
 use weft_core::diag::Pos;
 use weft_core::model::Pipeline;
-use weft_runtime::HttpRule;
 
 /// Diagnostic code of a secret a submission may not use.
 pub const SECRET_NOT_SUBMITTABLE: &str = "secret-not-submittable";
 
-/// Where diagnostics about the request body (not the pipeline file) point.
-const REQUEST_BODY: &str = "request body";
+/// Where diagnostics about the submission itself (not the pipeline file) point.
+const REQUEST: &str = "submission";
 
 /// What submissions may use; kept with each submitted run so recovery applies it again.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,9 +34,6 @@ pub struct SubmissionPolicy {
     /// Secret names submissions may use: `NAME` allows every key of `NAME`, `NAME.KEY`
     /// that key.
     pub secrets: BTreeSet<String>,
-    /// Destinations reporters configured by a submission may reach (rules as written;
-    /// parsed again, strictly, where they are used).
-    pub reporter_http: Vec<String>,
 }
 
 impl SubmissionPolicy {
@@ -46,23 +43,13 @@ impl SubmissionPolicy {
         self.secrets.contains(requested) || self.secrets.contains(name)
     }
 
-    /// The reporters' HTTP rules. A rule that no longer parses is an error, never dropped.
-    pub fn reporter_rules(&self) -> Result<Vec<HttpRule>, String> {
-        self.reporter_http
-            .iter()
-            .map(|rule| {
-                HttpRule::parse(rule).map_err(|e| format!("--report-allow-http {rule}: {e}"))
-            })
-            .collect()
-    }
-
-    /// Every secret `pipeline`, the request's `grants` (`TASK=SECRET`) and its `reports`
-    /// (`FORGE:CONFIG`) name that submissions may not use, one diagnostic each.
+    /// Every secret `pipeline`, the run's `grants` and its `reporters` name that
+    /// submissions may not use, one diagnostic each.
     pub fn check(
         &self,
         pipeline: &Pipeline,
-        grants: &[String],
-        reports: &[String],
+        grants: &SecretGrants,
+        reporters: &[ReporterSpec],
     ) -> Vec<Diagnostic> {
         let file = pipeline.file.as_str();
         let mut found = Vec::new();
@@ -106,21 +93,24 @@ impl SubmissionPolicy {
                 );
             }
         }
-        for (i, grant) in grants.iter().enumerate() {
-            if let Some((_, secret)) = grant.split_once('=') {
-                refuse(REQUEST_BODY, Pos::default(), format!("grants[{i}]"), secret);
+        for (task, secrets) in &grants.tasks {
+            for secret in secrets {
+                refuse(REQUEST, Pos::default(), format!("grants[{task}={secret}]"), secret);
             }
         }
-        for (i, flag) in reports.iter().enumerate() {
-            if let Ok(spec) = report::spec_from_flag(flag)
-                && let Some(secret) = spec.get("token-secret")
-            {
+        for (id, secrets) in &grants.decorators {
+            for secret in secrets {
                 refuse(
-                    REQUEST_BODY,
+                    REQUEST,
                     Pos::default(),
-                    format!("reports[{i}].token-secret"),
+                    format!("grants[decorator:{id}={secret}]"),
                     secret,
                 );
+            }
+        }
+        for (i, spec) in reporters.iter().enumerate() {
+            if let Some(secret) = spec.get("token-secret") {
+                refuse(REQUEST, Pos::default(), format!("reports[{i}].token-secret"), secret);
             }
         }
         found
@@ -145,11 +135,11 @@ fn refusal(file: &str, pos: Pos, field: String, secret: &str) -> Diagnostic {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeMap;
 
     fn policy(secrets: &[&str]) -> SubmissionPolicy {
         SubmissionPolicy {
             secrets: secrets.iter().map(|s| s.to_string()).collect(),
-            reporter_http: Vec::new(),
         }
     }
 
@@ -181,11 +171,20 @@ spec:
     - {name: f, taskRef: {name: echo}, secrets: [ops.key]}
 "#;
         let pipeline = weft_core::parse_pipeline(yaml, "p.yaml").expect("parses");
-        let found = policy(&["deploy"]).check(
-            &pipeline,
-            &["a=gitlab-token".into(), "a=deploy".into()],
-            &["gitlab:url=https://x,token-secret=operator-token".into()],
-        );
+        let grants = SecretGrants {
+            tasks: BTreeMap::from([(
+                "a".to_string(),
+                BTreeSet::from(["gitlab-token".to_string(), "deploy".to_string()]),
+            )]),
+            decorators: BTreeMap::new(),
+        };
+        let reporter = ReporterSpec {
+            id: String::new(),
+            plugin: "reporter-gitlab".into(),
+            config: vec![("token-secret".into(), "operator-token".into())],
+            tasks: false,
+        };
+        let found = policy(&["deploy"]).check(&pipeline, &grants, &[reporter]);
         let fields: Vec<&str> = found.iter().map(|d| d.field_path.as_str()).collect();
         assert_eq!(
             fields,
@@ -194,22 +193,13 @@ spec:
                 "spec.finally[0].secrets[0]",
                 "spec.decorators[0].secrets[0]",
                 "spec.reporters[0].config.token-secret",
-                "grants[0]",
+                "grants[a=gitlab-token]",
                 "reports[0].token-secret",
             ]
         );
         assert!(found[0].line > 0 && found[0].message.contains("gitlab-token"));
-        assert_eq!(found[4].file, "request body");
-        assert!(
-            policy(&[
-                "deploy",
-                "gitlab-token",
-                "ops",
-                "ci-credential",
-                "operator-token"
-            ])
-            .check(&pipeline, &["a=gitlab-token".into()], &[])
-            .is_empty()
-        );
+        assert_eq!(found[4].file, "submission");
+        let all = policy(&["deploy", "gitlab-token", "ops", "ci-credential", "operator-token"]);
+        assert!(all.check(&pipeline, &grants, &[]).is_empty());
     }
 }

@@ -24,10 +24,11 @@
 //!
 //! # Grants (default deny)
 //!
-//! A task gets only the secrets its `secrets:` list names and those granted to it by name
-//! on the command line (`--grant TASK=SECRET`, so an unmodified Tekton pipeline can be
-//! granted without editing it). Anything else it asks for is refused with a log line
-//! naming the task and the secret (the runtime's `not-granted`).
+//! Which plugin gets which secret is the grant builder's decision ([`crate::grants`]): a
+//! task gets only the secrets its `secrets:` list names and those granted to it by name
+//! (`--grant TASK=SECRET`, so an unmodified Tekton pipeline can be granted without
+//! editing it). Anything else it asks for is refused with a log line naming the task and
+//! the secret (the runtime's `not-granted`).
 //!
 //! # Secret workspaces
 //!
@@ -36,10 +37,10 @@
 //! it read-only. Its values are masked in every task's log, like every secret value the run
 //! knows ([`crate::mask`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use weft_runtime::{Grants, SecretValue};
+use weft_runtime::SecretValue;
 
 /// The key a secret given without one has.
 pub const DEFAULT_KEY: &str = "token";
@@ -263,34 +264,6 @@ impl SecretStore {
         }
         Ok((store, warnings))
     }
-
-    /// Adds one `--secret NAME[.KEY]=env:VAR|file:PATH|literal:VALUE`. `Ok(Some(warning))`
-    /// when the value was refused as too short; `Err` for a malformed flag or a missing
-    /// source. Messages never contain the value.
-    pub fn add_flag(&mut self, flag: &str) -> Result<Option<String>, String> {
-        let (full, source) = flag.split_once('=').ok_or_else(|| {
-            "--secret: expected NAME[.KEY]=env:VAR|file:PATH|literal:VALUE".to_string()
-        })?;
-        if full.is_empty() {
-            return Err("--secret: the secret name is empty".into());
-        }
-        let (name, key) = split_name(full);
-        let value = if let Some(var) = source.strip_prefix("env:") {
-            std::env::var(var)
-                .map_err(|_| format!("--secret {full}: environment variable `{var}` is not set"))?
-        } else if let Some(path) = source.strip_prefix("file:") {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("--secret {full}: cannot read {path}: {e}"))?;
-            text.trim_end_matches(['\n', '\r']).to_string()
-        } else if let Some(value) = source.strip_prefix("literal:") {
-            value.to_string()
-        } else {
-            return Err(format!(
-                "--secret {full}: the source must start with env:, file: or literal:"
-            ));
-        };
-        Ok(self.insert(name, key, value).err())
-    }
 }
 
 /// Writes `data` to a new file only its owner may read and write.
@@ -305,59 +278,6 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     }
     let mut file = options.open(path)?;
     file.write_all(data)
-}
-
-/// Run-level access decisions applied to each task's grants on top of its `secrets:`
-/// list: `--grant TASK=SECRET` and read-only (secret) workspaces.
-#[derive(Debug, Clone, Default)]
-pub struct RunAccess {
-    /// Extra secrets per task name (`--grant TASK=SECRET`).
-    pub task_grants: BTreeMap<String, BTreeSet<String>>,
-    /// Pipeline workspaces every task must mount read-only (secret workspaces).
-    pub read_only_workspaces: BTreeSet<String>,
-}
-
-impl RunAccess {
-    /// Parses one `--grant TASK=SECRET`.
-    pub fn add_grant_flag(&mut self, flag: &str) -> Result<(), String> {
-        match flag.split_once('=') {
-            Some((task, secret)) if !task.is_empty() && !secret.is_empty() => {
-                self.task_grants
-                    .entry(task.to_string())
-                    .or_default()
-                    .insert(secret.to_string());
-                Ok(())
-            }
-            _ => Err(format!("--grant {flag}: expected TASK=SECRET")),
-        }
-    }
-
-    /// Adds what the run grants to task `task` (whose workspaces are `(task side,
-    /// pipeline side)`) to `grants`, resolving names in `secrets` (the flattened store).
-    pub fn apply(
-        &self,
-        task: &str,
-        workspaces: &[(String, String)],
-        secrets: &BTreeMap<String, SecretValue>,
-        grants: &mut Grants,
-    ) {
-        if let Some(names) = self.task_grants.get(task) {
-            for name in names {
-                if let Some(value) = secrets.get(name) {
-                    grants.secrets.insert(name.clone(), value.clone());
-                }
-            }
-        }
-        for mount in &mut grants.workspaces {
-            let pipeline_side = workspaces
-                .iter()
-                .find(|(task_side, _)| task_side == &mount.name)
-                .map(|(_, pipeline_side)| pipeline_side);
-            if pipeline_side.is_some_and(|ws| self.read_only_workspaces.contains(ws)) {
-                mount.read_only = true;
-            }
-        }
-    }
 }
 
 /// A secret's keys written as files in a private directory, removed on drop.
@@ -441,9 +361,9 @@ mod tests {
         assert_eq!(split_name("api.token"), ("api", "token"));
         assert_eq!(split_name("my.app.key"), ("my.app", "key"));
         let mut store = SecretStore::new();
-        assert!(store.add_flag("single=literal:abcdefgh1").is_ok());
-        assert!(store.add_flag("multi.user=literal:user-name-1").is_ok());
-        assert!(store.add_flag("multi.pass=literal:pass-word-1").is_ok());
+        assert!(store.insert("single", "token", "abcdefgh1".into()).is_ok());
+        assert!(store.insert("multi", "user", "user-name-1".into()).is_ok());
+        assert!(store.insert("multi", "pass", "pass-word-1".into()).is_ok());
         assert_eq!(
             store.resolve("single").map(|v| v.expose().to_string()),
             Some("abcdefgh1".into())
@@ -460,13 +380,10 @@ mod tests {
     fn short_values_are_refused_without_the_value() {
         let mut store = SecretStore::new();
         let warning = store
-            .add_flag("tiny=literal:abc12")
-            .expect("well formed")
-            .expect("refused");
+            .insert("tiny", "token", "abc12".into())
+            .expect_err("refused");
         assert!(warning.contains("tiny") && !warning.contains("abc12"));
         assert!(store.is_empty());
-        assert!(store.add_flag("x=nope:1").is_err());
-        assert!(store.add_flag("noequals").is_err());
     }
 
     #[test]
@@ -503,7 +420,7 @@ mod tests {
     fn secret_mount_is_private_and_removed() {
         let mut store = SecretStore::new();
         store
-            .add_flag("creds.token=literal:tok-123456789")
+            .insert("creds", "token", "tok-123456789".into())
             .expect("ok");
         let parent = tempfile::tempdir().expect("tempdir");
         let mount = SecretMount::create(&store, "creds", Some(parent.path())).expect("mount");
@@ -521,33 +438,5 @@ mod tests {
         drop(mount);
         assert!(!path.exists());
         assert!(SecretMount::create(&store, "missing", Some(parent.path())).is_err());
-    }
-
-    #[test]
-    fn grants_and_read_only() {
-        let mut store = SecretStore::new();
-        store
-            .add_flag("gitlab-api-secret.token=literal:tok-123456789")
-            .expect("ok");
-        let mut access = RunAccess::default();
-        access
-            .add_grant_flag("report=gitlab-api-secret.token")
-            .expect("ok");
-        access.read_only_workspaces.insert("creds".into());
-        assert!(access.add_grant_flag("nope").is_err());
-        let flat = store.flatten();
-        let mut grants = Grants::default();
-        grants.workspaces.push(weft_runtime::WorkspaceMount {
-            name: "secret".into(),
-            host_path: PathBuf::from("/tmp"),
-            guest_path: "/workspace/secret".into(),
-            read_only: false,
-        });
-        let ws = vec![("secret".to_string(), "creds".to_string())];
-        access.apply("build", &ws, &flat, &mut grants);
-        assert!(grants.secrets.is_empty());
-        assert!(grants.workspaces[0].read_only);
-        access.apply("report", &ws, &flat, &mut grants);
-        assert!(grants.secrets.contains_key("gitlab-api-secret.token"));
     }
 }

@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use weft_core::contract::ParamValue;
 
+use crate::execute::RunTimeouts;
 use crate::grants::{HttpGrants, SecretGrants};
 use crate::policy::SubmissionPolicy;
 use crate::report::ReporterSpec;
@@ -50,7 +51,7 @@ pub struct RunSpec {
     pub reporters: Vec<ReporterSpec>,
     /// Run timeouts.
     #[serde(default)]
-    pub timeouts: Timeouts,
+    pub timeouts: RunTimeouts,
     /// How many task attempts run at once; `None`: 4 per core.
     #[serde(default)]
     pub parallelism: Option<usize>,
@@ -97,7 +98,7 @@ impl RunSpec {
             secret_grants: SecretGrants::default(),
             http: HttpGrants::default(),
             reporters: Vec::new(),
-            timeouts: Timeouts::default(),
+            timeouts: RunTimeouts::default(),
             parallelism: None,
             report_timeout: DEFAULT_REPORT_TIMEOUT,
             decorator_timeout: crate::grants::DEFAULT_DECORATOR_TIMEOUT,
@@ -138,21 +139,6 @@ pub enum WorkspaceSource {
     /// A secret's keys as read-only files in a private directory removed after the run
     /// (`--workspace NAME=secret:SECRET`).
     Secret(String),
-}
-
-/// The run-level timeouts of semantics.md section 7.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct Timeouts {
-    /// The whole run.
-    #[serde(default, with = "optional_millis")]
-    pub pipeline: Option<Duration>,
-    /// The non-finally tasks.
-    #[serde(default, with = "optional_millis")]
-    pub tasks: Option<Duration>,
-    /// The finally tasks, from when they start.
-    #[serde(default, with = "optional_millis")]
-    pub finally: Option<Duration>,
 }
 
 /// Workspace snapshots as asked for; the pipeline's `spec.workspaceSnapshots` decides
@@ -220,7 +206,7 @@ impl StoredRun {
 }
 
 /// `Duration` as milliseconds.
-mod millis {
+pub(crate) mod millis {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};
@@ -235,7 +221,7 @@ mod millis {
 }
 
 /// `Option<Duration>` as milliseconds.
-mod optional_millis {
+pub(crate) mod optional_millis {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};
@@ -306,7 +292,7 @@ mod tests {
             spec: full(),
         })
         .expect("json");
-        stored["spec"]["http"]["all"][0] = serde_json::json!("http://[bad");
+        stored["spec"]["http"]["all"][0] = serde_json::json!("ftp://example.com");
         let err = StoredRun::from_json("bad", &stored.to_string()).expect_err("refused");
         assert!(err.contains("HTTP rule"), "{err}");
     }

@@ -1,0 +1,158 @@
+//! The engine's front door: a run's lifecycle around its [`RunSpec`]. `weft run`,
+//! `weft runs recover` and `weft serve` (and, next, approvals, schedules and workers on a
+//! shared store) all go through [`RunService`]:
+//!
+//! - [`RunService::submit`]: a spec becomes a run: validated (form decorators first),
+//!   recorded in the store under a fresh lease with its spec, and set up (secrets, secret
+//!   workspaces, reporters);
+//! - [`RunService::take_over`]: a run whose engine stopped is claimed and set up again from
+//!   its stored spec, its journal replayed per its recovery strategy;
+//! - [`RunService::deliver_leftovers`]: finished runs whose statuses were not all
+//!   delivered get their outbox delivered.
+//!
+//! Each gives a [`LiveRun`], which owns everything the run holds while it goes (its plan,
+//! options, secret workspaces, reporters) and is executed with the caller's observer.
+//! Nothing here parses user syntax: that is weft-cli's and the server's job.
+
+mod leftovers;
+mod live;
+mod setup;
+pub mod spec;
+mod submit;
+mod take_over;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use weft_core::Diagnostic;
+use weft_store::BatchingStore;
+
+pub use leftovers::Leftover;
+pub use live::{Finished, LiveRun};
+pub use spec::{
+    PipelineSource, RUN_SPEC_VERSION, RunSpec, SnapshotRequest, StoredRun, WorkspaceSource,
+};
+pub use submit::Submitted;
+pub use take_over::{TakeOverError, TakenOver};
+
+use crate::decorate::DecoratorLog;
+use crate::registry::PluginRegistry;
+use crate::secrets::SecretStore;
+
+/// Opens the run store when the service first needs it (so a submission refused before
+/// any run exists creates no store file).
+pub type StoreOpener = Box<dyn Fn() -> Result<Arc<BatchingStore>, String> + Send + Sync>;
+
+/// Receives warnings meant for the operator (secrets too short to mask, loose file
+/// permissions); never values.
+pub type Warn = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// How a [`RunService`] is set up.
+pub struct ServiceConfig {
+    /// Where runs keep their logs, reports and default workspaces unless their spec says
+    /// otherwise; its `secrets.json` is the operator's secret store.
+    pub data_dir: PathBuf,
+    /// Secrets the operator gave this process (e.g. `--secret`), on top of `secrets.json`.
+    pub secrets: SecretStore,
+    /// Who owns the runs this process executes (`host:pid`).
+    pub owner: String,
+    /// How often a running engine renews a run's lease.
+    pub heartbeat_every: Duration,
+    /// Where warnings go.
+    pub warn: Warn,
+}
+
+/// Runs' lifecycle (see the module docs).
+pub struct RunService {
+    registry: PluginRegistry,
+    config: ServiceConfig,
+    open: StoreOpener,
+    store: Mutex<Option<Arc<BatchingStore>>>,
+}
+
+/// Why a submission did not become a run. Nothing was created.
+#[derive(Debug)]
+pub enum SubmitError {
+    /// The pipeline, its params or a decorator refused it: diagnostics with positions.
+    Invalid {
+        /// What is wrong.
+        diagnostics: Vec<Diagnostic>,
+        /// What the form decorators logged before one refused (masked).
+        decorator_log: Vec<DecoratorLog>,
+    },
+    /// The spec asks for something impossible (a bad name, an undeclared workspace...).
+    Refused(String),
+    /// A run of that name exists.
+    Exists(String),
+    /// weft could not do its own work (the store, the data directory...).
+    Environment(String),
+}
+
+impl std::fmt::Display for SubmitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SubmitError::Invalid { diagnostics, .. } => write!(
+                f,
+                "the pipeline is invalid ({} problem{})",
+                diagnostics.len(),
+                if diagnostics.len() == 1 { "" } else { "s" }
+            ),
+            SubmitError::Refused(message) | SubmitError::Environment(message) => {
+                f.write_str(message)
+            }
+            SubmitError::Exists(name) => write!(
+                f,
+                "a run named `{name}` already exists; pick another name"
+            ),
+        }
+    }
+}
+
+impl RunService {
+    /// A service over `registry`, opening its store with `open` on first use.
+    pub fn new(registry: PluginRegistry, config: ServiceConfig, open: StoreOpener) -> Self {
+        RunService {
+            registry,
+            config,
+            open,
+            store: Mutex::new(None),
+        }
+    }
+
+    /// The plugins this service runs.
+    pub fn registry(&self) -> &PluginRegistry {
+        &self.registry
+    }
+
+    /// Where runs keep their files unless their spec says otherwise.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.config.data_dir
+    }
+
+    /// The store, opened now if it was not yet.
+    pub fn store(&self) -> Result<Arc<BatchingStore>, String> {
+        let mut slot = self
+            .store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(store) = slot.as_ref() {
+            return Ok(store.clone());
+        }
+        let store = (self.open)()?;
+        *slot = Some(store.clone());
+        Ok(store)
+    }
+
+    /// The store if it was opened (to close it cleanly).
+    pub fn opened_store(&self) -> Option<Arc<BatchingStore>> {
+        self.store
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    fn warn(&self, message: &str) {
+        (self.config.warn)(message);
+    }
+}

@@ -1,0 +1,264 @@
+//! Setting a run up from its spec: what a new run and a run taken over share (secrets,
+//! workspaces, grants, options, reporters, snapshots), so both are set up by the same code.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use weft_core::contract::ParamValue;
+use weft_core::model::Pipeline;
+
+use super::RunService;
+use super::spec::{RunSpec, SnapshotRequest, WorkspaceSource};
+use crate::execute::{RunOptions, default_parallelism};
+use crate::grants::RunGrants;
+use crate::mask::RunMasker;
+use crate::outbox::OutboxStore;
+use crate::policy::SubmissionPolicy;
+use crate::registry::PluginRegistry;
+use crate::report::{self, ReporterSpec, Reporters, RunIdentity};
+use crate::secrets::{SecretMount, SecretStore};
+use crate::snapshot::{DEFAULT_KEEP, DEFAULT_MAX_BYTES, SnapshotConfig, SnapshotTarget};
+
+/// One run's secrets: the operator's (those the run may use), the run-scoped ones form
+/// decorators set, and its secret workspaces' private directories (removed on drop).
+pub(super) struct RunSecrets {
+    /// What the run may use.
+    pub(super) store: SecretStore,
+    /// Operator secrets the run may not use (a submission's policy): still masked.
+    withheld: SecretStore,
+    mounts: Vec<SecretMount>,
+}
+
+impl RunSecrets {
+    /// Masks every value the run knows, withheld ones included.
+    pub(super) fn masker(&self) -> RunMasker {
+        RunMasker::new(self.store.values().chain(self.withheld.values()))
+    }
+}
+
+impl RunService {
+    /// The operator's secrets for a run keeping its files in `data_dir` (`secrets.json`
+    /// there, then this process's own), restricted to what `policy` lets a submission use.
+    pub(super) fn run_secrets(
+        &self,
+        data_dir: &Path,
+        policy: Option<&SubmissionPolicy>,
+    ) -> Result<RunSecrets, String> {
+        let (mut store, warnings) = SecretStore::read_file(data_dir)?;
+        for warning in warnings {
+            self.warn(&warning);
+        }
+        store.extend(&self.config.secrets);
+        let withheld = match policy {
+            Some(policy) => {
+                store.retain(|name, key| policy.allows_secret(&format!("{name}.{key}")))
+            }
+            None => SecretStore::new(),
+        };
+        Ok(RunSecrets {
+            store,
+            withheld,
+            mounts: Vec::new(),
+        })
+    }
+}
+
+/// The directory of a run's files.
+pub(super) fn run_dir(data_dir: &Path, run: &str) -> PathBuf {
+    data_dir.join("runs").join(run)
+}
+
+/// The run's bound workspaces and those every task mounts read-only: directories as the
+/// spec binds them, secret workspaces mounted into private directories, and each
+/// required one left unbound a directory under the run's directory.
+pub(super) fn bind_workspaces(
+    spec: &RunSpec,
+    pipeline: &Pipeline,
+    run_dir: &Path,
+    secrets: &mut RunSecrets,
+) -> Result<(BTreeMap<String, PathBuf>, BTreeSet<String>), String> {
+    let mut bound = BTreeMap::new();
+    let mut read_only = BTreeSet::new();
+    for (name, source) in &spec.workspaces {
+        if !pipeline.workspaces.iter().any(|w| &w.name.value == name) {
+            return Err(format!(
+                "workspace `{name}`: the pipeline declares no workspace `{name}`"
+            ));
+        }
+        let dir = match source {
+            WorkspaceSource::Directory(dir) => dir.clone(),
+            WorkspaceSource::Secret(secret) => {
+                let mount = SecretMount::create(&secrets.store, secret, None)
+                    .map_err(|e| format!("workspace `{name}` (secret `{secret}`): {e}"))?;
+                let dir = mount.path().to_path_buf();
+                secrets.mounts.push(mount);
+                read_only.insert(name.clone());
+                dir
+            }
+        };
+        bound.insert(name.clone(), dir);
+    }
+    for declared in &pipeline.workspaces {
+        let name = &declared.name.value;
+        if !bound.contains_key(name) && !declared.optional {
+            let dir = run_dir.join("workspaces").join(name);
+            create_dir(&dir)?;
+            bound.insert(name.clone(), dir);
+        }
+    }
+    for (name, dir) in &bound {
+        if !dir.is_dir() {
+            return Err(format!(
+                "workspace `{name}` ({}): not a directory",
+                dir.display()
+            ));
+        }
+    }
+    Ok((bound, read_only))
+}
+
+/// Creates `dir` and its parents.
+pub(super) fn create_dir(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))
+}
+
+/// What the run grants its plugins.
+pub(super) fn run_grants(
+    spec: &RunSpec,
+    secrets: &RunSecrets,
+    workspaces: BTreeMap<String, PathBuf>,
+    read_only_workspaces: BTreeSet<String>,
+) -> RunGrants {
+    RunGrants {
+        secrets: secrets.store.flatten(),
+        secret_grants: spec.secret_grants.clone(),
+        http: spec.http.clone(),
+        workspaces,
+        read_only_workspaces,
+        decorator_timeout: spec.decorator_timeout,
+        ..RunGrants::default()
+    }
+}
+
+/// The driver's options for the run.
+pub(super) fn options(
+    spec: &RunSpec,
+    name: &str,
+    uid: &str,
+    grants: RunGrants,
+    masker: RunMasker,
+) -> RunOptions {
+    RunOptions {
+        parallelism: spec.parallelism.unwrap_or_else(default_parallelism).max(1),
+        timeouts: spec.timeouts,
+        grants,
+        masker,
+        ..RunOptions::new(name, uid)
+    }
+}
+
+/// The run's reporters, ids assigned: the pipeline's `spec.reporters` (config values may
+/// use `$(params.NAME)`), then the spec's.
+pub(super) fn reporter_specs(
+    pipeline: &Pipeline,
+    spec: &RunSpec,
+    params: &BTreeMap<String, ParamValue>,
+) -> Result<Vec<ReporterSpec>, String> {
+    let strings: BTreeMap<String, String> = params
+        .iter()
+        .filter_map(|(name, value)| match value {
+            ParamValue::Str(s) => Some((name.clone(), s.clone())),
+            _ => None,
+        })
+        .collect();
+    let entries: Vec<serde_json::Value> =
+        pipeline.reporters.iter().map(|r| r.value.clone()).collect();
+    let mut specs = report::specs_from_pipeline(&entries, &strings)?;
+    specs.extend(spec.reporters.iter().cloned());
+    report::assign_ids(&mut specs);
+    Ok(specs)
+}
+
+/// Checks that every reporter names a reporter plugin, before anything is created.
+pub(super) async fn check_reporters(
+    registry: &PluginRegistry,
+    specs: &[ReporterSpec],
+) -> Result<(), String> {
+    for spec in specs {
+        Reporters::check(registry, spec).await?;
+    }
+    Ok(())
+}
+
+/// The run's reporters, or `None` when it has none.
+pub(super) async fn reporters(
+    registry: &PluginRegistry,
+    specs: Vec<ReporterSpec>,
+    run: RunIdentity,
+    grants: &RunGrants,
+    masker: RunMasker,
+    outbox: Arc<dyn OutboxStore>,
+) -> Result<Option<Arc<Reporters>>, String> {
+    if specs.is_empty() {
+        return Ok(None);
+    }
+    let reporters = Reporters::new(registry, specs, run, grants, masker, outbox).await?;
+    Ok(Some(Arc::new(reporters)))
+}
+
+/// The run's snapshot configuration, or `None` when snapshots are off: on when the
+/// pipeline sets `spec.workspaceSnapshots: true` or the request turns them on (a request
+/// turning them off wins). Bound, writable, non-secret workspaces are archived.
+pub(super) fn snapshot_config(
+    request: &SnapshotRequest,
+    pipeline: &Pipeline,
+    workspaces: &BTreeMap<String, PathBuf>,
+    read_only: &BTreeSet<String>,
+) -> Result<Option<SnapshotConfig>, String> {
+    let enabled = request.enabled.unwrap_or(pipeline.workspace_snapshots);
+    if !enabled {
+        if request.max_bytes.is_some() || request.keep.is_some() {
+            return Err(
+                "snapshot limits need workspace snapshots: set `spec.workspaceSnapshots: true` in the pipeline or turn snapshots on (--workspace-snapshots)"
+                    .into(),
+            );
+        }
+        return Ok(None);
+    }
+    let target = SnapshotTarget::parse(request.target.as_deref().unwrap_or("db"))
+        .map_err(|e| format!("workspace snapshots: {e}"))?;
+    let max_bytes = request.max_bytes.unwrap_or(DEFAULT_MAX_BYTES);
+    if max_bytes == 0 {
+        return Err("the snapshot size limit must be more than 0 bytes".into());
+    }
+    let keep = request.keep.unwrap_or(DEFAULT_KEEP);
+    if keep == 0 {
+        return Err("snapshots kept per workspace must be at least 1".into());
+    }
+    if matches!(target, SnapshotTarget::Database) {
+        let limits = weft_store::StoreLimits::default();
+        if max_bytes > limits.snapshot_max_bytes {
+            return Err(format!(
+                "snapshots of {max_bytes} bytes: the run store takes snapshots of at most {} bytes; use a directory target for larger ones",
+                limits.snapshot_max_bytes
+            ));
+        }
+        if keep > limits.snapshots_per_run {
+            return Err(format!(
+                "{keep} snapshots per workspace: the run store keeps at most {}",
+                limits.snapshots_per_run
+            ));
+        }
+    }
+    Ok(Some(SnapshotConfig {
+        target,
+        max_bytes,
+        keep,
+        workspaces: workspaces
+            .keys()
+            .filter(|name| !read_only.contains(*name))
+            .cloned()
+            .collect(),
+    }))
+}

@@ -1,0 +1,212 @@
+//! A spec becomes a run: checked, decorated, validated, recorded with its spec under a
+//! fresh lease, and set up. Nothing is created when any step refuses it.
+
+use std::sync::Arc;
+
+use weft_store::{NewRun, RunStore, StoreError, Timestamp};
+
+use super::live::LiveRun;
+use super::setup;
+use super::spec::{RUN_SPEC_VERSION, RunSpec, StoredRun};
+use super::{RunService, SubmitError};
+use crate::decorate::{self, DecoratorLog};
+use crate::outbox::RunStoreOutbox;
+use crate::persist::Durable;
+use crate::prepare::prepare;
+use crate::report::RunIdentity;
+
+/// A new run, ready to execute.
+pub struct Submitted {
+    /// The run.
+    pub run: LiveRun,
+    /// What its form decorators logged (masked).
+    pub decorator_log: Vec<DecoratorLog>,
+}
+
+impl RunService {
+    /// Validates `spec` (form decorators first), records the run in the store with its
+    /// spec and sets it up. Nothing is created when this fails.
+    pub async fn submit(&self, spec: RunSpec) -> Result<Submitted, SubmitError> {
+        let invalid = |diagnostics, decorator_log| SubmitError::Invalid {
+            diagnostics,
+            decorator_log,
+        };
+        let source = &spec.pipeline;
+        let pipeline = weft_core::parse_pipeline(&source.source, &source.file)
+            .map_err(|found| invalid(found, Vec::new()))?;
+        if let Some(name) = &spec.name
+            && !weft_core::validate::is_dns1123_subdomain(name)
+        {
+            return Err(SubmitError::Refused(format!(
+                "run name `{name}`: run names are DNS-1123 subdomains (lowercase letters, digits, `-`, `.`)"
+            )));
+        }
+        if spec.parallelism == Some(0) {
+            return Err(SubmitError::Refused(
+                "parallelism must be at least 1".into(),
+            ));
+        }
+        if let Some(policy) = &spec.policy {
+            let refused = policy.check(&pipeline, &spec.secret_grants, &spec.reporters);
+            if !refused.is_empty() {
+                return Err(invalid(refused, Vec::new()));
+            }
+        }
+        let data_dir = spec
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| self.config.data_dir.clone());
+        let mut secrets = self
+            .run_secrets(&data_dir, spec.policy.as_ref())
+            .map_err(SubmitError::Environment)?;
+
+        // Form decorators shape the params and add run secrets, before validation.
+        let mut params = spec.params.clone();
+        let mut decorator_log = Vec::new();
+        let mut changes = Vec::new();
+        if !pipeline.decorators.is_empty() {
+            let grants = setup::run_grants(&spec, &secrets, Default::default(), Default::default());
+            match decorate::decorate_submission(
+                &self.registry,
+                &pipeline,
+                params,
+                &secrets.store,
+                &grants,
+            )
+            .await
+            {
+                Ok(decorated) => {
+                    secrets.store.extend(&decorated.run_secrets);
+                    params = decorated.params;
+                    decorator_log = decorated.log;
+                    changes = decorated.changes;
+                }
+                Err(err) => return Err(invalid(vec![err.diagnostic], err.log)),
+            }
+        }
+        let prepared = prepare(&self.registry, &source.source, &source.file, &params)
+            .await
+            .map_err(|found| invalid(found, decorator_log.clone()))?;
+        for task in spec.http.tasks.keys() {
+            if prepared.plan.node_id(task).is_none() {
+                return Err(SubmitError::Refused(format!(
+                    "HTTP rules for task `{task}`: the pipeline has no task `{task}`"
+                )));
+            }
+        }
+        for task in spec.secret_grants.tasks.keys() {
+            if prepared.plan.node_id(task).is_none() {
+                return Err(SubmitError::Refused(format!(
+                    "secrets granted to task `{task}`: the pipeline has no task `{task}`"
+                )));
+            }
+        }
+
+        let reporter_specs = setup::reporter_specs(&pipeline, &spec, &prepared.plan.params)
+            .map_err(SubmitError::Refused)?;
+        setup::check_reporters(&self.registry, &reporter_specs)
+            .await
+            .map_err(SubmitError::Refused)?;
+
+        let uid = uuid::Uuid::new_v4().to_string();
+        let name = spec
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}", prepared.plan.pipeline_name, &uid[..8]));
+        let store = self.store().map_err(SubmitError::Environment)?;
+        let journal: Arc<dyn RunStore> = store;
+        if journal
+            .run(&name)
+            .map_err(|e| SubmitError::Environment(format!("run store: {e}")))?
+            .is_some()
+        {
+            return Err(SubmitError::Exists(name));
+        }
+        let run_dir = setup::run_dir(&data_dir, &name);
+        setup::create_dir(&run_dir).map_err(SubmitError::Environment)?;
+        // The embedded secret store is created (empty, private) on first use, for
+        // operators to fill in.
+        crate::secrets::SecretStore::ensure_file(&data_dir).map_err(SubmitError::Environment)?;
+        let (workspaces, read_only) =
+            setup::bind_workspaces(&spec, &pipeline, &run_dir, &mut secrets)
+                .map_err(SubmitError::Refused)?;
+        let snapshots =
+            setup::snapshot_config(&spec.snapshots, &pipeline, &workspaces, &read_only)
+                .map_err(SubmitError::Refused)?;
+        let masker = secrets.masker();
+        let grants = setup::run_grants(&spec, &secrets, workspaces, read_only);
+        let mut options = setup::options(&spec, &name, &uid, grants, masker.clone());
+        options.snapshots = snapshots;
+
+        // Recorded before anything runs; secret values never are.
+        let stored = StoredRun {
+            version: RUN_SPEC_VERSION,
+            uid: uid.clone(),
+            data_dir: data_dir.clone(),
+            spec: spec.clone(),
+        };
+        let new_run = NewRun {
+            id: name.clone(),
+            name: name.clone(),
+            pipeline_name: prepared.plan.pipeline_name.clone(),
+            pipeline_source: source.source.clone(),
+            params_json: serde_json::to_string(&params).unwrap_or_else(|_| "{}".into()),
+            options_json: stored.to_json(),
+            created_at: Timestamp::now(),
+            recovery: pipeline
+                .recovery
+                .as_ref()
+                .map_or(weft_store::Recovery::None, |r| r.value.into()),
+        };
+        let lease = journal
+            .create_run(&new_run, &self.config.owner, Timestamp::now())
+            .map_err(|e| match e {
+                StoreError::AlreadyExists { .. } => SubmitError::Exists(name.clone()),
+                e => SubmitError::Environment(format!("run store: {e}")),
+            })?;
+        if !changes.is_empty()
+            && let Err(err) = decorate::record_decorations(&*journal, &lease, &changes)
+        {
+            self.warn(&format!(
+                "cannot record what the form decorators changed: {err}"
+            ));
+        }
+        options.durable = Some(Durable {
+            store: journal.clone(),
+            lease: lease.clone(),
+            attempt_base: Default::default(),
+            replay: None,
+            heartbeat_every: self.config.heartbeat_every,
+        });
+        let identity = RunIdentity {
+            run_name: name.clone(),
+            run_uid: uid,
+            pipeline_name: prepared.plan.pipeline_name.clone(),
+        };
+        let reporters = setup::reporters(
+            &self.registry,
+            reporter_specs,
+            identity,
+            &options.grants,
+            masker,
+            RunStoreOutbox::new(journal, lease),
+        )
+        .await
+        .map_err(SubmitError::Environment)?;
+        if let Some(reporters) = &reporters {
+            reporters.submitted();
+        }
+        Ok(Submitted {
+            run: LiveRun::new(
+                name,
+                run_dir,
+                prepared,
+                options,
+                reporters,
+                secrets,
+                spec.report_timeout,
+            ),
+            decorator_log,
+        })
+    }
+}
