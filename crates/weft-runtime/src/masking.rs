@@ -9,11 +9,21 @@
 //!   base64 of a secret embedded in a longer base64 stream depends on its alignment (its
 //!   offset modulo 3), the *stable inner substrings* of the three alignments, as GitHub
 //!   Actions does: the characters that encode only bytes of the secret;
+//! - hex of its UTF-8 bytes, lower and upper case (`c3a9` and `C3A9` for `é`), inside
+//!   a longer hex dump too, since a byte is always two digits;
 //! - URL-encoded (percent-encoding), in the strict RFC 3986 form (everything but
 //!   unreserved characters), the JavaScript `encodeURIComponent` form and the Python
 //!   `quote` form (keeps `/`), each with upper- and lower-case hex (`%2F`, `%2f`), and
 //!   with `+` for spaces (form encoding) when the value has spaces;
-//! - JSON-escaped, as `serde_json::to_string` writes it, without the quotes;
+//! - JSON-escaped, without the quotes, as the common encoders write it by default:
+//!   serde_json, `JSON.stringify`, Jackson and Ruby (only `"`, `\` and control
+//!   characters escaped); PHP (`/` as `\/`, and everything past ASCII as `\uXXXX`),
+//!   PHP with `JSON_UNESCAPED_UNICODE` (`\/` only); Python `json.dumps` (past ASCII as
+//!   `\uXXXX`); Go `encoding/json` (`<`, `>`, `&`, U+2028, U+2029 as `\u003c`...);
+//!   Gson (`<`, `>`, `&`, `=`, `'`); .NET `System.Text.Json` (past ASCII, `<`, `>`,
+//!   `&`, `'`, `"`, `+` and the backtick, in upper-case hex: `\u003C`...). `\uXXXX`
+//!   is UTF-16, a surrogate pair past U+FFFF. For a plain alphanumeric secret most of
+//!   these forms equal the raw value, and are kept once;
 //! - for a value containing newlines: each of its lines (of at least
 //!   [`MIN_SECRET_CHARS`] characters), since output is masked line by line.
 //!
@@ -32,8 +42,13 @@
 //! **Short values.** Values under [`MIN_SECRET_CHARS`] characters are refused: masking
 //! them would blank out ordinary text and still leak them by elimination.
 //!
-//! Not covered: other encodings (hex, MIME base64 with line breaks, double encoding,
-//! compression). The automaton keeps its own copy of the patterns, which is not zeroized.
+//! **Not covered**, because no finite list of forms can be (GitHub Actions documents the
+//! same limit): a value transformed in any other way — reversed, upper- or lower-cased,
+//! split by other text or by a newline of the output, hex with separators (`de:ad`) or
+//! mixed case, base32 or another alphabet, MIME base64 with line breaks, encoded twice
+//! (base64 of the hex, URL-encoded JSON), JSON escaping every character as `\uXXXX`,
+//! compressed or encrypted. The automaton keeps its own copy of
+//! the patterns, which is not zeroized.
 
 use std::borrow::Cow;
 
@@ -48,9 +63,11 @@ pub const MASK: &str = "***";
 /// The shortest secret weft accepts, in characters.
 pub const MIN_SECRET_CHARS: usize = 8;
 
-/// Up to this many pattern bytes in all, the masker is a DFA (a few MiB of table at
-/// most); beyond, a contiguous NFA.
-const DFA_PATTERN_BYTES: usize = 16 * 1024;
+/// Up to this many pattern bytes in all, the masker is a DFA (its table takes about
+/// 400 bytes per pattern byte for random secrets, so 10 MiB at most); beyond, a
+/// contiguous NFA, about half as fast. 50 secrets of 16 to 48 characters, in all their
+/// forms, take some 17 KiB.
+const DFA_PATTERN_BYTES: usize = 24 * 1024;
 
 /// A value too short to be a secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -263,15 +280,116 @@ pub fn variants(secret: &str) -> Vec<Zeroizing<String>> {
             }
         }
     }
-    if let Ok(json) = serde_json::to_string(secret) {
-        let inner = json
-            .strip_prefix('"')
-            .and_then(|j| j.strip_suffix('"'))
-            .unwrap_or(&json);
-        push(inner.to_string());
+    push(hex::encode(bytes));
+    push(hex::encode_upper(bytes));
+    for style in &JSON_STYLES {
+        push(json_escape(secret, style));
     }
     out.sort_by_key(|f| std::cmp::Reverse(f.len()));
     out
+}
+
+/// How one JSON encoder writes a string's characters (see the [module docs](self)).
+struct JsonStyle {
+    /// `/` as `\/`.
+    slash: bool,
+    /// Every character from U+0080 on as `\uXXXX` (UTF-16, so a surrogate pair past
+    /// U+FFFF).
+    non_ascii: bool,
+    /// Further characters always written as `\uXXXX`, before any shorter escape.
+    extra: &'static [char],
+    /// Upper-case hex digits in `\uXXXX`.
+    upper: bool,
+}
+
+/// The encoders whose output is masked, by their default settings.
+const JSON_STYLES: [JsonStyle; 7] = [
+    // serde_json, JavaScript's JSON.stringify, Jackson, Ruby.
+    JsonStyle {
+        slash: false,
+        non_ascii: false,
+        extra: &[],
+        upper: false,
+    },
+    // PHP json_encode with JSON_UNESCAPED_UNICODE, json-simple.
+    JsonStyle {
+        slash: true,
+        non_ascii: false,
+        extra: &[],
+        upper: false,
+    },
+    // PHP json_encode.
+    JsonStyle {
+        slash: true,
+        non_ascii: true,
+        extra: &[],
+        upper: false,
+    },
+    // Python json.dumps.
+    JsonStyle {
+        slash: false,
+        non_ascii: true,
+        extra: &[],
+        upper: false,
+    },
+    // Go encoding/json (HTML-safe).
+    JsonStyle {
+        slash: false,
+        non_ascii: false,
+        extra: &['<', '>', '&', '\u{2028}', '\u{2029}'],
+        upper: false,
+    },
+    // Gson (HTML-safe).
+    JsonStyle {
+        slash: false,
+        non_ascii: false,
+        extra: &['<', '>', '&', '=', '\''],
+        upper: false,
+    },
+    // .NET System.Text.Json (its default encoder).
+    JsonStyle {
+        slash: false,
+        non_ascii: true,
+        extra: &['<', '>', '&', '\'', '"', '+', '`'],
+        upper: true,
+    },
+];
+
+/// `text` as the inside of a JSON string written in `style`.
+fn json_escape(text: &str, style: &JsonStyle) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            c if style.extra.contains(&c) => push_unicode_escape(&mut out, c, style.upper),
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '/' if style.slash => out.push_str("\\/"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c < ' ' || (style.non_ascii && !c.is_ascii()) => {
+                push_unicode_escape(&mut out, c, style.upper);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Appends `c` as `\uXXXX` (two of them, a surrogate pair, past U+FFFF).
+fn push_unicode_escape(out: &mut String, c: char, upper: bool) {
+    const UPPER: &[u8; 16] = b"0123456789ABCDEF";
+    const LOWER: &[u8; 16] = b"0123456789abcdef";
+    let hex = if upper { UPPER } else { LOWER };
+    let mut units = [0u16; 2];
+    for unit in c.encode_utf16(&mut units) {
+        out.push_str("\\u");
+        for shift in [12, 8, 4, 0] {
+            out.push(char::from(hex[usize::from((*unit >> shift) & 0xf)]));
+        }
+    }
 }
 
 /// The characters of the base64 of `bytes` placed `offset` bytes (0..3) into a longer

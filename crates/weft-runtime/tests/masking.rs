@@ -61,6 +61,78 @@ fn every_encoded_form_is_masked() {
     assert!(distinct.len() >= 8, "{distinct:?}");
 }
 
+/// `text` JSON-escaped with `/` as `\/` and, unless `unicode`, everything past ASCII as
+/// `\uXXXX` in the given case.
+fn json_escaped(text: &str, unicode: bool, upper: bool) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '/' => out.push_str("\\/"),
+            c if !c.is_ascii() && !unicode => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    if upper {
+                        out.push_str(&format!("\\u{unit:04X}"));
+                    } else {
+                        out.push_str(&format!("\\u{unit:04x}"));
+                    }
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[test]
+fn hex_and_json_forms_are_masked() {
+    let masker = Masker::with_secrets([SECRET]).expect("long enough");
+    let b = SECRET.as_bytes();
+    let hex: String = b.iter().map(|b| format!("{b:02x}")).collect();
+    let cases: Vec<(&str, String)> = vec![
+        ("hex lower", hex.clone()),
+        ("hex upper", hex.to_uppercase()),
+        ("hex inside a dump", format!("00ff{hex}ff00")),
+        (
+            "json \\/ (PHP unescaped unicode)",
+            json_escaped(SECRET, true, false),
+        ),
+        ("json \\/ and \\u (PHP)", json_escaped(SECRET, false, false)),
+        (
+            "json \\u (Python)",
+            json_escaped(SECRET, false, false).replace("\\/", "/"),
+        ),
+        (
+            ".NET",
+            json_escaped(SECRET, false, true)
+                .replace("\\/", "/")
+                .replace("\\\"", "\\u0022")
+                .replace('&', "\\u0026")
+                .replace('+', "\\u002B"),
+        ),
+        ("Gson", {
+            let json = serde_json::to_string(SECRET).expect("json");
+            json[1..json.len() - 1]
+                .replace('&', "\\u0026")
+                .replace('=', "\\u003d")
+        }),
+    ];
+    for (what, form) in &cases {
+        assert_ne!(form.as_str(), SECRET, "{what} differs from the raw value");
+        let masked = masker.mask(&format!("<{form}>")).into_owned();
+        assert!(
+            masked == "<***>" || (what.contains("dump") && masked == "<00ff***ff00>"),
+            "{what}: {form} -> {masked}"
+        );
+    }
+    // Past U+FFFF, `\\u` is a surrogate pair.
+    let emoji = "key-\u{1F511}-0123456789";
+    let masker = Masker::with_secrets([emoji]).expect("long enough");
+    assert_eq!(masker.mask("[key-\\ud83d\\udd11-0123456789]"), "[***]");
+}
+
 #[test]
 fn base64_inside_a_longer_stream_is_masked_at_every_alignment() {
     let secret = "ghp_0123456789abcdefABCDEF";
