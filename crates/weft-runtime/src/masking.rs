@@ -42,6 +42,10 @@
 //! **Short values.** Values under [`MIN_SECRET_CHARS`] characters are refused: masking
 //! them would blank out ordinary text and still leak them by elimination.
 //!
+//! **Values a plugin hands back** (results, messages) are masked with
+//! [`Masker::mask_values`] and [`Masker::mask_in_place`], which say whether anything
+//! was masked.
+//!
 //! **Not covered**, because no finite list of forms can be (GitHub Actions documents the
 //! same limit): a value transformed in any other way — reversed, upper- or lower-cased,
 //! split by other text or by a newline of the output, hex with separators (`de:ad`) or
@@ -51,6 +55,7 @@
 //! the patterns, which is not zeroized.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use base64::Engine as _;
@@ -211,6 +216,34 @@ impl Masker {
             String::from_utf8(out)
                 .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
         )
+    }
+
+    /// Masks `text` in place; `true` when something was masked.
+    pub fn mask_in_place(&self, text: &mut String) -> bool {
+        match self.mask(text) {
+            Cow::Borrowed(_) => false,
+            Cow::Owned(masked) => {
+                *text = masked;
+                true
+            }
+        }
+    }
+
+    /// Masks every value of `values` in place (results, messages a plugin hands back)
+    /// and returns the keys whose value contained a secret, in key order, themselves
+    /// masked so they can be logged: a key is the plugin's choice too. The keys of
+    /// `values` are left as they are.
+    pub fn mask_values(&self, values: &mut BTreeMap<String, String>) -> Vec<String> {
+        let mut masked = Vec::new();
+        if self.automaton.is_none() {
+            return masked;
+        }
+        for (key, value) in values.iter_mut() {
+            if self.mask_in_place(value) {
+                masked.push(self.mask(key).into_owned());
+            }
+        }
+        masked
     }
 
     /// How many leading bytes of `pending` (unterminated output that must be emitted

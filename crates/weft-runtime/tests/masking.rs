@@ -5,6 +5,7 @@
 //! The stdout/stderr capture path (split writes, overlong lines, host lines) is tested
 //! next to it, in `weft_runtime::masking`'s unit tests.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use base64::Engine as _;
@@ -131,6 +132,33 @@ fn hex_and_json_forms_are_masked() {
     let emoji = "key-\u{1F511}-0123456789";
     let masker = Masker::with_secrets([emoji]).expect("long enough");
     assert_eq!(masker.mask("[key-\\ud83d\\udd11-0123456789]"), "[***]");
+}
+
+#[test]
+fn mask_values_masks_results_and_says_which() {
+    let masker = Masker::with_secrets([SECRET]).expect("long enough");
+    let mut results = BTreeMap::from([
+        ("clean".to_string(), "nothing here".to_string()),
+        ("token".to_string(), format!("Bearer {SECRET}")),
+        ("encoded".to_string(), STANDARD.encode(SECRET)),
+        (format!("name-{SECRET}"), SECRET.to_string()),
+    ]);
+    let masked = masker.mask_values(&mut results);
+    assert_eq!(masked, ["encoded", "name-***", "token"]);
+    assert_eq!(results["clean"], "nothing here");
+    assert_eq!(results["token"], "Bearer ***");
+    assert_eq!(results["encoded"], "***");
+    assert_eq!(
+        results[&format!("name-{SECRET}")],
+        "***",
+        "keys stay as they are"
+    );
+    assert!(Masker::new().mask_values(&mut results).is_empty());
+
+    let mut message = format!("failed with {SECRET}");
+    assert!(masker.mask_in_place(&mut message));
+    assert_eq!(message, "failed with ***");
+    assert!(!masker.mask_in_place(&mut message), "nothing left to mask");
 }
 
 #[test]
