@@ -36,8 +36,10 @@
 //! the partial-line limit is emitted in pieces, and the cut is placed so that no possible
 //! match spans it ([`Masker::safe_prefix_len`]). A value cannot span a newline of the
 //! output unless it contains one itself, in which case each of its lines is masked.
-//! Each `weft:plugin/log` call is complete lines, so a value split across two log calls
-//! is not recognised.
+//! Consecutive `weft:plugin/log` calls are masked as one text joined at the call
+//! boundaries, holding back a line whose end may begin a secret until the next call
+//! ([`across_calls`]): a value split across two or more calls is masked, with at most
+//! its first [`across_calls::HOLD_MIN`]` - 1` bytes shown at the end of a line.
 //!
 //! **Short values.** Values under [`MIN_SECRET_CHARS`] characters are refused: masking
 //! them would blank out ordinary text and still leak them by elimination.
@@ -51,16 +53,20 @@
 //! split by other text or by a newline of the output, hex with separators (`de:ad`) or
 //! mixed case, base32 or another alphabet, MIME base64 with line breaks, encoded twice
 //! (base64 of the hex, URL-encoded JSON), JSON escaping every character as `\uXXXX`,
-//! compressed or encrypted. The automaton keeps its own copy of
+//! compressed or encrypted; and the parts of a value split across a log call and output
+//! on another stream (stdout, stderr) between them. The automaton keeps its own copy of
 //! the patterns, which is not zeroized.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::ops::Range;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use zeroize::Zeroizing;
+
+pub mod across_calls;
 
 /// What replaces a secret.
 pub const MASK: &str = "***";
@@ -95,12 +101,33 @@ pub fn check_secret(value: &str) -> Result<(), TooShort> {
 }
 
 /// Masks a set of secrets, in all the forms listed in the [module docs](self).
-#[derive(Default)]
 pub struct Masker {
     secrets: Vec<Zeroizing<String>>,
     patterns: Vec<Zeroizing<String>>,
     automaton: Option<AhoCorasick>,
     longest: usize,
+    /// Indices of `patterns` in byte order, to tell with a binary search whether a text
+    /// is the start of a pattern (see [`Masker::open_match_start`]).
+    sorted: Vec<usize>,
+    /// The bytes a pattern starts with.
+    first_bytes: [bool; 256],
+    /// The pairs of bytes a pattern starts with, a bit set indexed by
+    /// `first << 8 | second`: most places in a text are ruled out with one look.
+    first_pairs: Vec<u64>,
+}
+
+impl Default for Masker {
+    fn default() -> Masker {
+        Masker {
+            secrets: Vec::new(),
+            patterns: Vec::new(),
+            automaton: None,
+            longest: 0,
+            sorted: Vec::new(),
+            first_bytes: [false; 256],
+            first_pairs: Vec::new(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Masker {
@@ -155,6 +182,20 @@ impl Masker {
 
     fn rebuild(&mut self) {
         self.longest = self.patterns.iter().map(|p| p.len()).max().unwrap_or(0);
+        let mut sorted: Vec<usize> = (0..self.patterns.len()).collect();
+        sorted.sort_unstable_by(|&a, &b| {
+            self.patterns[a].as_bytes().cmp(self.patterns[b].as_bytes())
+        });
+        self.sorted = sorted;
+        self.first_bytes = [false; 256];
+        self.first_pairs = vec![0; (1 << 16) / 64];
+        for pattern in &self.patterns {
+            if let [first, second, ..] = *pattern.as_bytes() {
+                self.first_bytes[usize::from(first)] = true;
+                let pair = usize::from(first) << 8 | usize::from(second);
+                self.first_pairs[pair / 64] |= 1 << (pair % 64);
+            }
+        }
         self.automaton = if self.patterns.is_empty() {
             None
         } else {
@@ -244,6 +285,57 @@ impl Masker {
             }
         }
         masked
+    }
+
+    /// The matches in `text[from..]`, leftmost-longest, in order.
+    pub(crate) fn find_matches<'a>(
+        &'a self,
+        text: &'a str,
+        from: usize,
+    ) -> impl Iterator<Item = Range<usize>> + 'a {
+        let from = from.min(text.len());
+        self.automaton.iter().flat_map(move |automaton| {
+            automaton
+                .find_iter(aho_corasick::Input::new(text).span(from..text.len()))
+                .map(|m| m.range())
+        })
+    }
+
+    /// The first offset `s >= from` such that `text[s..]` is a proper prefix of a
+    /// pattern: a match that text still to come could complete. `None` when the end
+    /// of `text` cannot be the start of a secret.
+    pub(crate) fn open_match_start(&self, text: &[u8], from: usize) -> Option<usize> {
+        if self.longest == 0 {
+            return None;
+        }
+        let from = from.max(text.len().saturating_sub(self.longest - 1));
+        (from..text.len()).find(|&start| {
+            let first = text[start];
+            let may_start = match text.get(start + 1) {
+                Some(&second) => {
+                    let pair = usize::from(first) << 8 | usize::from(second);
+                    self.first_pairs
+                        .get(pair / 64)
+                        .is_some_and(|bits| bits >> (pair % 64) & 1 == 1)
+                }
+                None => self.first_bytes[usize::from(first)],
+            };
+            may_start && self.is_proper_prefix(&text[start..])
+        })
+    }
+
+    /// Whether a pattern longer than `text` starts with it.
+    fn is_proper_prefix(&self, text: &[u8]) -> bool {
+        let pattern = |i: usize| self.patterns[self.sorted[i]].as_bytes();
+        // Patterns starting with `text` sort together, from the first one not below it;
+        // `text` itself, if it is a pattern, comes first.
+        let mut at = self
+            .sorted
+            .partition_point(|&p| self.patterns[p].as_bytes() < text);
+        if at < self.sorted.len() && pattern(at) == text {
+            at += 1;
+        }
+        at < self.sorted.len() && pattern(at).starts_with(text)
     }
 
     /// How many leading bytes of `pending` (unterminated output that must be emitted
@@ -556,7 +648,7 @@ mod tests {
     fn log_interface_and_host_lines_are_masked() {
         let (out, sink) = output();
         out.add_mask(SECRET).expect("long enough");
-        out.log_line(LogLevel::Info, &format!("a {SECRET} b"))
+        out.log_call(LogLevel::Info, &format!("a {SECRET} b"))
             .expect("budget");
         out.host_line(
             LogLevel::Error,
@@ -569,10 +661,72 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_split_across_log_calls_is_masked() {
+        let (out, sink) = output();
+        out.add_mask(SECRET).expect("long enough");
+        let (a, b) = SECRET.split_at(9);
+        out.log_call(LogLevel::Info, &format!("token: {a}"))
+            .expect("budget");
+        assert!(sink.lines().is_empty(), "the possible start is held back");
+        out.log_call(LogLevel::Warn, &format!("{b} done\nnext"))
+            .expect("budget");
+        out.flush_partials();
+        let lines = sink.lines();
+        let got: Vec<(LogLevel, &str)> = lines.iter().map(|l| (l.level, l.text.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                (LogLevel::Info, "token: ***"),
+                (LogLevel::Warn, "*** done"),
+                (LogLevel::Warn, "next")
+            ]
+        );
+    }
+
+    #[test]
+    fn held_log_lines_keep_their_place_before_other_output() {
+        let (out, sink) = output();
+        out.add_mask(SECRET).expect("long enough");
+        out.log_call(LogLevel::Info, "starts like s3cr3t")
+            .expect("budget");
+        out.write_stream(LogStream::Stdout, b"from stdout\n")
+            .expect("budget");
+        out.log_call(LogLevel::Info, "again s3cr3t")
+            .expect("budget");
+        out.host_line(LogLevel::Warn, "from the host".into());
+        assert_eq!(
+            texts(&sink),
+            [
+                "starts like s3cr3t",
+                "from stdout",
+                "again s3cr3t",
+                "from the host"
+            ]
+        );
+    }
+
+    #[test]
+    fn open_match_start_finds_where_a_secret_may_begin() {
+        let masker = Masker::with_secrets([SECRET]).expect("long enough");
+        let at = |text: &str| masker.open_match_start(text.as_bytes(), 0);
+        assert_eq!(at("abc s3cr3t-T0"), Some(4));
+        assert_eq!(at("abc s"), Some(4));
+        assert_eq!(at("ab!"), None);
+        assert_eq!(at("abc"), Some(2), "the base64 form starts with `c`");
+        // A whole secret is not open, nothing longer starts with it; but its last `s`
+        // may begin it again.
+        assert_eq!(at(SECRET), Some(SECRET.len() - 1));
+        assert_eq!(masker.open_match_start(b"s3cr3t", 1), None, "from 1 on");
+        assert_eq!(Masker::new().open_match_start(b"s3cr3t", 0), None);
+        // The hex form is a pattern too.
+        assert_eq!(at(&format!("x {}", &hex::encode(SECRET)[..7])), Some(2));
+    }
+
+    #[test]
     fn short_values_are_refused_and_not_masked() {
         let (out, sink) = output();
         assert_eq!(out.add_mask("1234567"), Err(TooShort { chars: 7 }));
-        out.log_line(LogLevel::Info, "1234567").expect("budget");
+        out.log_call(LogLevel::Info, "1234567").expect("budget");
         assert_eq!(texts(&sink), ["1234567"]);
         // Characters, not bytes.
         assert!(check_secret("ééééééé").is_err());
