@@ -3,15 +3,22 @@
 //! release figure comes from the bench, this only guards against a collapse).
 //!
 //! The stdout/stderr capture path (split writes, overlong lines, host lines) is tested
-//! next to it, in `weft_runtime::masking`'s unit tests.
+//! next to it, in `weft_runtime::masking`'s unit tests. The tests through the `hostile`
+//! plugin (a value split across log calls, hex and JSON forms) need the plugins built
+//! (`cargo xtask build-plugins`).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use weft_core::contract::{ParamValue, TaskEnding};
+use weft_runtime::masking::across_calls::HOLD_MIN;
 use weft_runtime::masking::{MASK, MIN_SECRET_CHARS, Masker, TooShort, variants};
-use weft_runtime::{SecretError, SecretValue};
+use weft_runtime::{HttpRule, MemorySink, SecretError, SecretValue, TaskRequest};
+
+mod common;
 
 const SECRET: &str = "p@ss w0rd/with+every&kind=of\"chars\\é?";
 
@@ -159,6 +166,70 @@ fn mask_values_masks_results_and_says_which() {
     assert!(masker.mask_in_place(&mut message));
     assert_eq!(message, "failed with ***");
     assert!(!masker.mask_in_place(&mut message), "nothing left to mask");
+}
+
+/// Runs the hostile plugin in `mode` with `value` granted as secret `token`.
+async fn hostile_with_secret(mode: &str, value: &str) -> (TaskEnding, Arc<MemorySink>) {
+    let sink = Arc::new(MemorySink::default());
+    let mut request = TaskRequest::new(format!("hostile-{mode}"));
+    request.log = sink.clone();
+    // hostile imports wasi:http; a rule no test reaches lets it instantiate.
+    request.grants.http = vec![HttpRule::parse("allowed.invalid").expect("rule")];
+    for (name, param) in [("mode", mode), ("secret", "token")] {
+        request
+            .params
+            .insert(name.into(), ParamValue::Str(param.into()));
+    }
+    request.grants.secrets.insert(
+        "token".into(),
+        SecretValue::checked("token", value).expect("long"),
+    );
+    let report = common::plugin("hostile").run(request).await;
+    (report.ending, sink)
+}
+
+#[tokio::test]
+async fn a_secret_split_across_two_log_calls_by_a_plugin_is_masked() {
+    let value = "s3cr3t/välue-42";
+    let (ending, sink) = hostile_with_secret("secret-split", value).await;
+    assert_eq!(ending, TaskEnding::Success);
+    let lines: Vec<String> = sink.lines().into_iter().map(|l| l.text).collect();
+    let cuts = value.chars().count() - 1;
+    assert_eq!(lines.len(), 2 * cuts, "{lines:#?}");
+    // No run of HOLD_MIN bytes of the value shows, on a line or across a pair of them.
+    for pair in lines.chunks(2) {
+        let joined = pair.concat();
+        for window in value.as_bytes().windows(HOLD_MIN) {
+            assert!(
+                !joined.as_bytes().windows(HOLD_MIN).any(|w| w == window),
+                "{:?} shows in {pair:?}",
+                String::from_utf8_lossy(window)
+            );
+        }
+        assert!(
+            pair[1].starts_with(MASK) && pair[1].ends_with(" :end"),
+            "{pair:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn hex_and_json_forms_printed_by_a_plugin_are_masked() {
+    let value = "s3cr3t/välue-42";
+    let (ending, sink) = hostile_with_secret("secret-encoded", value).await;
+    assert_eq!(ending, TaskEnding::Success);
+    let text = sink.text();
+    let hex: String = value.bytes().map(|b| format!("{b:02x}")).collect();
+    for form in [
+        hex.clone(),
+        hex.to_uppercase(),
+        json_escaped(value, true, false),
+        json_escaped(value, false, false),
+    ] {
+        assert!(!text.contains(&form), "{form} leaked: {text}");
+    }
+    assert_eq!(sink.lines().len(), 12, "{text}");
+    assert_eq!(text.matches(MASK).count(), 12, "{text}");
 }
 
 #[test]

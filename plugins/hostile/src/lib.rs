@@ -7,6 +7,9 @@
 //! - `canary-write` succeeds; `canary-read` that finds nothing succeeds with no message;
 //! - `secret-print` (a granted secret reaching its task) prints the secret's value (the
 //!   host must mask it) and succeeds with result `length`;
+//! - `secret-split` logs the granted secret cut in two consecutive log calls, at every
+//!   character, and `secret-encoded` logs and prints it hex- and JSON-encoded (the host
+//!   must mask all of it); both succeed with result `lines`;
 //! - modes the host is expected to kill (`loop`, `memory`, `recursion`, `flood`,
 //!   `log-flood`, `huge-result`) just do their thing;
 //! - an unknown mode is `failure("unknown mode", 2)`.
@@ -17,7 +20,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU8, Ordering};
 use weft_sdk::{Context, Outcome, Param, PluginInfo, Task, Workspace};
 
-const MODES: [&str; 16] = [
+const MODES: [&str; 18] = [
     "loop",
     "huge-hostcall",
     "memory",
@@ -31,6 +34,8 @@ const MODES: [&str; 16] = [
     "write-readonly",
     "secret",
     "secret-print",
+    "secret-split",
+    "secret-encoded",
     "http",
     "canary-write",
     "canary-read",
@@ -105,6 +110,8 @@ impl Task for Hostile {
             "write-readonly" => write_readonly(&ctx),
             "secret" => secret(&ctx),
             "secret-print" => secret_print(&ctx),
+            "secret-split" => secret_split(&ctx),
+            "secret-encoded" => secret_encoded(&ctx),
             "http" => http(&ctx),
             "canary-write" => canary_write(canary(&ctx)),
             "canary-read" => canary_read(canary(&ctx)),
@@ -290,6 +297,70 @@ fn secret_print(ctx: &Context) -> Outcome {
         }
         Err(e) => blocked(e),
     }
+}
+
+/// Logs `value: <start>` and `<rest> :end` as two log calls, for every cut of the value.
+fn secret_split(ctx: &Context) -> Outcome {
+    let name = ctx.param_or("secret", "not-granted");
+    let value = match weft_sdk::secrets::get(name) {
+        Ok(secret) => secret.reveal(),
+        Err(e) => return blocked(e),
+    };
+    let mut lines = 0;
+    for (cut, _) in value.char_indices().skip(1) {
+        let (start, rest) = value.split_at(cut);
+        weft_sdk::log::info(&format!("value: {start}"));
+        weft_sdk::log::info(&format!("{rest} :end"));
+        lines += 2;
+    }
+    Outcome::success().result("lines", lines.to_string())
+}
+
+/// Logs and prints the value as hex (both cases) and as JSON encoders escape it.
+fn secret_encoded(ctx: &Context) -> Outcome {
+    let name = ctx.param_or("secret", "not-granted");
+    let value = match weft_sdk::secrets::get(name) {
+        Ok(secret) => secret.reveal(),
+        Err(e) => return blocked(e),
+    };
+    let hex: String = value.bytes().map(|b| format!("{b:02x}")).collect();
+    let forms = [
+        format!("hex {hex} ."),
+        format!("HEX {} .", hex.to_uppercase()),
+        format!("hexdump 00ff{hex}ff00"),
+        format!(r#"{{"php":"{}"}}"#, json(&value, true, false)),
+        format!(
+            r#"{{"php_unescaped_unicode":"{}"}}"#,
+            json(&value, true, true)
+        ),
+        format!(r#"{{"python":"{}"}}"#, json(&value, false, false)),
+    ];
+    for form in &forms {
+        weft_sdk::log::info(form);
+        println!("{form}");
+    }
+    Outcome::success().result("lines", (2 * forms.len()).to_string())
+}
+
+/// `value` JSON-escaped by hand: `/` as `\/` when `slash`, non-ASCII kept when
+/// `unicode`, else `\uXXXX` (lower case, as PHP and Python write it).
+fn json(value: &str, slash: bool, unicode: bool) -> String {
+    let mut out = String::new();
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '/' if slash => out.push_str("\\/"),
+            c if !c.is_ascii() && !unicode => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn http(ctx: &Context) -> Outcome {
