@@ -266,6 +266,7 @@ fn build_engine(config: &RuntimeConfig) -> Result<(Engine, Allocator), RuntimeEr
 fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     let mut linker = Linker::new(engine);
     capabilities::wasi::add_to_linker(&mut linker)?;
+    capabilities::links::add_to_linker(&mut linker, HostState::links_view)?;
     capabilities::http::add_to_linker(&mut linker)?;
     capabilities::log::add_to_linker(&mut linker, HostState::log_view)?;
     capabilities::secrets::add_to_linker(&mut linker, HostState::secrets_view)?;

@@ -9,11 +9,21 @@
 //!   base64 of a secret embedded in a longer base64 stream depends on its alignment (its
 //!   offset modulo 3), the *stable inner substrings* of the three alignments, as GitHub
 //!   Actions does: the characters that encode only bytes of the secret;
+//! - hex of its UTF-8 bytes, lower and upper case (`c3a9` and `C3A9` for `é`), inside
+//!   a longer hex dump too, since a byte is always two digits;
 //! - URL-encoded (percent-encoding), in the strict RFC 3986 form (everything but
 //!   unreserved characters), the JavaScript `encodeURIComponent` form and the Python
 //!   `quote` form (keeps `/`), each with upper- and lower-case hex (`%2F`, `%2f`), and
 //!   with `+` for spaces (form encoding) when the value has spaces;
-//! - JSON-escaped, as `serde_json::to_string` writes it, without the quotes;
+//! - JSON-escaped, without the quotes, as the common encoders write it by default:
+//!   serde_json, `JSON.stringify`, Jackson and Ruby (only `"`, `\` and control
+//!   characters escaped); PHP (`/` as `\/`, and everything past ASCII as `\uXXXX`),
+//!   PHP with `JSON_UNESCAPED_UNICODE` (`\/` only); Python `json.dumps` (past ASCII as
+//!   `\uXXXX`); Go `encoding/json` (`<`, `>`, `&`, U+2028, U+2029 as `\u003c`...);
+//!   Gson (`<`, `>`, `&`, `=`, `'`); .NET `System.Text.Json` (past ASCII, `<`, `>`,
+//!   `&`, `'`, `"`, `+` and the backtick, in upper-case hex: `\u003C`...). `\uXXXX`
+//!   is UTF-16, a surrogate pair past U+FFFF. For a plain alphanumeric secret most of
+//!   these forms equal the raw value, and are kept once;
 //! - for a value containing newlines: each of its lines (of at least
 //!   [`MIN_SECRET_CHARS`] characters), since output is masked line by line.
 //!
@@ -26,21 +36,37 @@
 //! the partial-line limit is emitted in pieces, and the cut is placed so that no possible
 //! match spans it ([`Masker::safe_prefix_len`]). A value cannot span a newline of the
 //! output unless it contains one itself, in which case each of its lines is masked.
-//! Each `weft:plugin/log` call is complete lines, so a value split across two log calls
-//! is not recognised.
+//! Consecutive `weft:plugin/log` calls are masked as one text joined at the call
+//! boundaries, holding back a line whose end may begin a secret until the next call
+//! ([`across_calls`]): a value split across two or more calls is masked, with at most
+//! its first [`across_calls::HOLD_MIN`]` - 1` bytes shown at the end of a line.
 //!
 //! **Short values.** Values under [`MIN_SECRET_CHARS`] characters are refused: masking
 //! them would blank out ordinary text and still leak them by elimination.
 //!
-//! Not covered: other encodings (hex, MIME base64 with line breaks, double encoding,
-//! compression). The automaton keeps its own copy of the patterns, which is not zeroized.
+//! **Values a plugin hands back** (results, messages) are masked with
+//! [`Masker::mask_values`] and [`Masker::mask_in_place`], which say whether anything
+//! was masked.
+//!
+//! **Not covered**, because no finite list of forms can be (GitHub Actions documents the
+//! same limit): a value transformed in any other way — reversed, upper- or lower-cased,
+//! split by other text or by a newline of the output, hex with separators (`de:ad`) or
+//! mixed case, base32 or another alphabet, MIME base64 with line breaks, encoded twice
+//! (base64 of the hex, URL-encoded JSON), JSON escaping every character as `\uXXXX`,
+//! compressed or encrypted; and the parts of a value split across a log call and output
+//! on another stream (stdout, stderr) between them. The automaton keeps its own copy of
+//! the patterns, which is not zeroized.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::ops::Range;
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use zeroize::Zeroizing;
+
+pub mod across_calls;
 
 /// What replaces a secret.
 pub const MASK: &str = "***";
@@ -48,9 +74,11 @@ pub const MASK: &str = "***";
 /// The shortest secret weft accepts, in characters.
 pub const MIN_SECRET_CHARS: usize = 8;
 
-/// Up to this many pattern bytes in all, the masker is a DFA (a few MiB of table at
-/// most); beyond, a contiguous NFA.
-const DFA_PATTERN_BYTES: usize = 16 * 1024;
+/// Up to this many pattern bytes in all, the masker is a DFA (its table takes about
+/// 400 bytes per pattern byte for random secrets, so 10 MiB at most); beyond, a
+/// contiguous NFA, about half as fast. 50 secrets of 16 to 48 characters, in all their
+/// forms, take some 17 KiB.
+const DFA_PATTERN_BYTES: usize = 24 * 1024;
 
 /// A value too short to be a secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -73,12 +101,33 @@ pub fn check_secret(value: &str) -> Result<(), TooShort> {
 }
 
 /// Masks a set of secrets, in all the forms listed in the [module docs](self).
-#[derive(Default)]
 pub struct Masker {
     secrets: Vec<Zeroizing<String>>,
     patterns: Vec<Zeroizing<String>>,
     automaton: Option<AhoCorasick>,
     longest: usize,
+    /// Indices of `patterns` in byte order, to tell with a binary search whether a text
+    /// is the start of a pattern (see [`Masker::open_match_start`]).
+    sorted: Vec<usize>,
+    /// The bytes a pattern starts with.
+    first_bytes: [bool; 256],
+    /// The pairs of bytes a pattern starts with, a bit set indexed by
+    /// `first << 8 | second`: most places in a text are ruled out with one look.
+    first_pairs: Vec<u64>,
+}
+
+impl Default for Masker {
+    fn default() -> Masker {
+        Masker {
+            secrets: Vec::new(),
+            patterns: Vec::new(),
+            automaton: None,
+            longest: 0,
+            sorted: Vec::new(),
+            first_bytes: [false; 256],
+            first_pairs: Vec::new(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Masker {
@@ -133,6 +182,20 @@ impl Masker {
 
     fn rebuild(&mut self) {
         self.longest = self.patterns.iter().map(|p| p.len()).max().unwrap_or(0);
+        let mut sorted: Vec<usize> = (0..self.patterns.len()).collect();
+        sorted.sort_unstable_by(|&a, &b| {
+            self.patterns[a].as_bytes().cmp(self.patterns[b].as_bytes())
+        });
+        self.sorted = sorted;
+        self.first_bytes = [false; 256];
+        self.first_pairs = vec![0; (1 << 16) / 64];
+        for pattern in &self.patterns {
+            if let [first, second, ..] = *pattern.as_bytes() {
+                self.first_bytes[usize::from(first)] = true;
+                let pair = usize::from(first) << 8 | usize::from(second);
+                self.first_pairs[pair / 64] |= 1 << (pair % 64);
+            }
+        }
         self.automaton = if self.patterns.is_empty() {
             None
         } else {
@@ -194,6 +257,85 @@ impl Masker {
             String::from_utf8(out)
                 .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
         )
+    }
+
+    /// Masks `text` in place; `true` when something was masked.
+    pub fn mask_in_place(&self, text: &mut String) -> bool {
+        match self.mask(text) {
+            Cow::Borrowed(_) => false,
+            Cow::Owned(masked) => {
+                *text = masked;
+                true
+            }
+        }
+    }
+
+    /// Masks every value of `values` in place (results, messages a plugin hands back)
+    /// and returns the keys whose value contained a secret, in key order, themselves
+    /// masked so they can be logged: a key is the plugin's choice too. The keys of
+    /// `values` are left as they are.
+    pub fn mask_values(&self, values: &mut BTreeMap<String, String>) -> Vec<String> {
+        let mut masked = Vec::new();
+        if self.automaton.is_none() {
+            return masked;
+        }
+        for (key, value) in values.iter_mut() {
+            if self.mask_in_place(value) {
+                masked.push(self.mask(key).into_owned());
+            }
+        }
+        masked
+    }
+
+    /// The matches in `text[from..]`, leftmost-longest, in order.
+    pub(crate) fn find_matches<'a>(
+        &'a self,
+        text: &'a str,
+        from: usize,
+    ) -> impl Iterator<Item = Range<usize>> + 'a {
+        let from = from.min(text.len());
+        self.automaton.iter().flat_map(move |automaton| {
+            automaton
+                .find_iter(aho_corasick::Input::new(text).span(from..text.len()))
+                .map(|m| m.range())
+        })
+    }
+
+    /// The first offset `s >= from` such that `text[s..]` is a proper prefix of a
+    /// pattern: a match that text still to come could complete. `None` when the end
+    /// of `text` cannot be the start of a secret.
+    pub(crate) fn open_match_start(&self, text: &[u8], from: usize) -> Option<usize> {
+        if self.longest == 0 {
+            return None;
+        }
+        let from = from.max(text.len().saturating_sub(self.longest - 1));
+        (from..text.len()).find(|&start| {
+            let first = text[start];
+            let may_start = match text.get(start + 1) {
+                Some(&second) => {
+                    let pair = usize::from(first) << 8 | usize::from(second);
+                    self.first_pairs
+                        .get(pair / 64)
+                        .is_some_and(|bits| bits >> (pair % 64) & 1 == 1)
+                }
+                None => self.first_bytes[usize::from(first)],
+            };
+            may_start && self.is_proper_prefix(&text[start..])
+        })
+    }
+
+    /// Whether a pattern longer than `text` starts with it.
+    fn is_proper_prefix(&self, text: &[u8]) -> bool {
+        let pattern = |i: usize| self.patterns[self.sorted[i]].as_bytes();
+        // Patterns starting with `text` sort together, from the first one not below it;
+        // `text` itself, if it is a pattern, comes first.
+        let mut at = self
+            .sorted
+            .partition_point(|&p| self.patterns[p].as_bytes() < text);
+        if at < self.sorted.len() && pattern(at) == text {
+            at += 1;
+        }
+        at < self.sorted.len() && pattern(at).starts_with(text)
     }
 
     /// How many leading bytes of `pending` (unterminated output that must be emitted
@@ -263,15 +405,116 @@ pub fn variants(secret: &str) -> Vec<Zeroizing<String>> {
             }
         }
     }
-    if let Ok(json) = serde_json::to_string(secret) {
-        let inner = json
-            .strip_prefix('"')
-            .and_then(|j| j.strip_suffix('"'))
-            .unwrap_or(&json);
-        push(inner.to_string());
+    push(hex::encode(bytes));
+    push(hex::encode_upper(bytes));
+    for style in &JSON_STYLES {
+        push(json_escape(secret, style));
     }
     out.sort_by_key(|f| std::cmp::Reverse(f.len()));
     out
+}
+
+/// How one JSON encoder writes a string's characters (see the [module docs](self)).
+struct JsonStyle {
+    /// `/` as `\/`.
+    slash: bool,
+    /// Every character from U+0080 on as `\uXXXX` (UTF-16, so a surrogate pair past
+    /// U+FFFF).
+    non_ascii: bool,
+    /// Further characters always written as `\uXXXX`, before any shorter escape.
+    extra: &'static [char],
+    /// Upper-case hex digits in `\uXXXX`.
+    upper: bool,
+}
+
+/// The encoders whose output is masked, by their default settings.
+const JSON_STYLES: [JsonStyle; 7] = [
+    // serde_json, JavaScript's JSON.stringify, Jackson, Ruby.
+    JsonStyle {
+        slash: false,
+        non_ascii: false,
+        extra: &[],
+        upper: false,
+    },
+    // PHP json_encode with JSON_UNESCAPED_UNICODE, json-simple.
+    JsonStyle {
+        slash: true,
+        non_ascii: false,
+        extra: &[],
+        upper: false,
+    },
+    // PHP json_encode.
+    JsonStyle {
+        slash: true,
+        non_ascii: true,
+        extra: &[],
+        upper: false,
+    },
+    // Python json.dumps.
+    JsonStyle {
+        slash: false,
+        non_ascii: true,
+        extra: &[],
+        upper: false,
+    },
+    // Go encoding/json (HTML-safe).
+    JsonStyle {
+        slash: false,
+        non_ascii: false,
+        extra: &['<', '>', '&', '\u{2028}', '\u{2029}'],
+        upper: false,
+    },
+    // Gson (HTML-safe).
+    JsonStyle {
+        slash: false,
+        non_ascii: false,
+        extra: &['<', '>', '&', '=', '\''],
+        upper: false,
+    },
+    // .NET System.Text.Json (its default encoder).
+    JsonStyle {
+        slash: false,
+        non_ascii: true,
+        extra: &['<', '>', '&', '\'', '"', '+', '`'],
+        upper: true,
+    },
+];
+
+/// `text` as the inside of a JSON string written in `style`.
+fn json_escape(text: &str, style: &JsonStyle) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            c if style.extra.contains(&c) => push_unicode_escape(&mut out, c, style.upper),
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '/' if style.slash => out.push_str("\\/"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c < ' ' || (style.non_ascii && !c.is_ascii()) => {
+                push_unicode_escape(&mut out, c, style.upper);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Appends `c` as `\uXXXX` (two of them, a surrogate pair, past U+FFFF).
+fn push_unicode_escape(out: &mut String, c: char, upper: bool) {
+    const UPPER: &[u8; 16] = b"0123456789ABCDEF";
+    const LOWER: &[u8; 16] = b"0123456789abcdef";
+    let hex = if upper { UPPER } else { LOWER };
+    let mut units = [0u16; 2];
+    for unit in c.encode_utf16(&mut units) {
+        out.push_str("\\u");
+        for shift in [12, 8, 4, 0] {
+            out.push(char::from(hex[usize::from((*unit >> shift) & 0xf)]));
+        }
+    }
 }
 
 /// The characters of the base64 of `bytes` placed `offset` bytes (0..3) into a longer
@@ -405,7 +648,7 @@ mod tests {
     fn log_interface_and_host_lines_are_masked() {
         let (out, sink) = output();
         out.add_mask(SECRET).expect("long enough");
-        out.log_line(LogLevel::Info, &format!("a {SECRET} b"))
+        out.log_call(LogLevel::Info, &format!("a {SECRET} b"))
             .expect("budget");
         out.host_line(
             LogLevel::Error,
@@ -418,10 +661,72 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_split_across_log_calls_is_masked() {
+        let (out, sink) = output();
+        out.add_mask(SECRET).expect("long enough");
+        let (a, b) = SECRET.split_at(9);
+        out.log_call(LogLevel::Info, &format!("token: {a}"))
+            .expect("budget");
+        assert!(sink.lines().is_empty(), "the possible start is held back");
+        out.log_call(LogLevel::Warn, &format!("{b} done\nnext"))
+            .expect("budget");
+        out.flush_partials();
+        let lines = sink.lines();
+        let got: Vec<(LogLevel, &str)> = lines.iter().map(|l| (l.level, l.text.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                (LogLevel::Info, "token: ***"),
+                (LogLevel::Warn, "*** done"),
+                (LogLevel::Warn, "next")
+            ]
+        );
+    }
+
+    #[test]
+    fn held_log_lines_keep_their_place_before_other_output() {
+        let (out, sink) = output();
+        out.add_mask(SECRET).expect("long enough");
+        out.log_call(LogLevel::Info, "starts like s3cr3t")
+            .expect("budget");
+        out.write_stream(LogStream::Stdout, b"from stdout\n")
+            .expect("budget");
+        out.log_call(LogLevel::Info, "again s3cr3t")
+            .expect("budget");
+        out.host_line(LogLevel::Warn, "from the host".into());
+        assert_eq!(
+            texts(&sink),
+            [
+                "starts like s3cr3t",
+                "from stdout",
+                "again s3cr3t",
+                "from the host"
+            ]
+        );
+    }
+
+    #[test]
+    fn open_match_start_finds_where_a_secret_may_begin() {
+        let masker = Masker::with_secrets([SECRET]).expect("long enough");
+        let at = |text: &str| masker.open_match_start(text.as_bytes(), 0);
+        assert_eq!(at("abc s3cr3t-T0"), Some(4));
+        assert_eq!(at("abc s"), Some(4));
+        assert_eq!(at("ab!"), None);
+        assert_eq!(at("abc"), Some(2), "the base64 form starts with `c`");
+        // A whole secret is not open, nothing longer starts with it; but its last `s`
+        // may begin it again.
+        assert_eq!(at(SECRET), Some(SECRET.len() - 1));
+        assert_eq!(masker.open_match_start(b"s3cr3t", 1), None, "from 1 on");
+        assert_eq!(Masker::new().open_match_start(b"s3cr3t", 0), None);
+        // The hex form is a pattern too.
+        assert_eq!(at(&format!("x {}", &hex::encode(SECRET)[..7])), Some(2));
+    }
+
+    #[test]
     fn short_values_are_refused_and_not_masked() {
         let (out, sink) = output();
         assert_eq!(out.add_mask("1234567"), Err(TooShort { chars: 7 }));
-        out.log_line(LogLevel::Info, "1234567").expect("budget");
+        out.log_call(LogLevel::Info, "1234567").expect("budget");
         assert_eq!(texts(&sink), ["1234567"]);
         // Characters, not bytes.
         assert!(check_secret("ééééééé").is_err());

@@ -14,6 +14,7 @@ use weft_core::contract::{
 use crate::bindings::weft::plugin::types as wit;
 use crate::capabilities::checkpoint::{CheckpointStore, MemoryCheckpoints};
 use crate::capabilities::http::EgressHooks;
+use crate::capabilities::links::WorkspaceRoots;
 use crate::capabilities::log::{LogLevel, LogSink, MemorySink, SharedOutput};
 use crate::grants::{Grants, first_ungranted};
 use crate::limits::{GrowthLimiter, LimitKind, Limits};
@@ -505,6 +506,19 @@ impl Plugin {
         let wasi =
             crate::capabilities::wasi::build_ctx(&output, &request.grants.workspaces, env, args)
                 .map_err(|message| TaskReport::errored("WorkspaceUnavailable", message))?;
+        let workspace_roots = WorkspaceRoots::of(
+            request
+                .grants
+                .workspaces
+                .iter()
+                .map(|mount| mount.host_path.as_path()),
+        )
+        .map_err(|err| {
+            TaskReport::errored(
+                "WorkspaceUnavailable",
+                format!("cannot read the workspace directories: {err}"),
+            )
+        })?;
         let state = HostState {
             wasi,
             table: wasmtime::component::ResourceTable::new(),
@@ -515,6 +529,7 @@ impl Plugin {
                 budget: Default::default(),
             },
             output: output.clone(),
+            workspace_roots: Arc::new(workspace_roots),
             secrets: request.grants.secrets.clone(),
             checkpoints: request.checkpoints.clone(),
             limiter: GrowthLimiter {

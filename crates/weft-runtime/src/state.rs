@@ -9,6 +9,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::capabilities::checkpoint::{CheckpointStore, CheckpointView};
 use crate::capabilities::http::EgressHooks;
+use crate::capabilities::links::{LinksView, WorkspaceRoots};
 use crate::capabilities::log::{LogView, SharedOutput};
 use crate::capabilities::secrets::{SecretValue, SecretsView};
 use crate::limits::GrowthLimiter;
@@ -27,6 +28,8 @@ pub(crate) struct HostState {
     pub(crate) http: WasiHttpCtx,
     pub(crate) egress: EgressHooks,
     pub(crate) output: SharedOutput,
+    /// The task's workspace directories, which links may not lead out of.
+    pub(crate) workspace_roots: Arc<WorkspaceRoots>,
     pub(crate) secrets: BTreeMap<String, SecretValue>,
     pub(crate) checkpoints: Arc<dyn CheckpointStore>,
     pub(crate) limiter: GrowthLimiter,
@@ -63,6 +66,13 @@ impl HostState {
         SecretsView {
             granted: &self.secrets,
             table: &mut self.table,
+            output: &self.output,
+        }
+    }
+
+    pub(crate) fn links_view(&mut self) -> LinksView<'_> {
+        LinksView {
+            roots: &self.workspace_roots,
             output: &self.output,
         }
     }

@@ -3,14 +3,22 @@
 //! release figure comes from the bench, this only guards against a collapse).
 //!
 //! The stdout/stderr capture path (split writes, overlong lines, host lines) is tested
-//! next to it, in `weft_runtime::masking`'s unit tests.
+//! next to it, in `weft_runtime::masking`'s unit tests. The tests through the `hostile`
+//! plugin (a value split across log calls, hex and JSON forms) need the plugins built
+//! (`cargo xtask build-plugins`).
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use weft_core::contract::{ParamValue, TaskEnding};
+use weft_runtime::masking::across_calls::HOLD_MIN;
 use weft_runtime::masking::{MASK, MIN_SECRET_CHARS, Masker, TooShort, variants};
-use weft_runtime::{SecretError, SecretValue};
+use weft_runtime::{HttpRule, MemorySink, SecretError, SecretValue, TaskRequest};
+
+mod common;
 
 const SECRET: &str = "p@ss w0rd/with+every&kind=of\"chars\\é?";
 
@@ -59,6 +67,169 @@ fn every_encoded_form_is_masked() {
     distinct.sort();
     distinct.dedup();
     assert!(distinct.len() >= 8, "{distinct:?}");
+}
+
+/// `text` JSON-escaped with `/` as `\/` and, unless `unicode`, everything past ASCII as
+/// `\uXXXX` in the given case.
+fn json_escaped(text: &str, unicode: bool, upper: bool) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '/' => out.push_str("\\/"),
+            c if !c.is_ascii() && !unicode => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    if upper {
+                        out.push_str(&format!("\\u{unit:04X}"));
+                    } else {
+                        out.push_str(&format!("\\u{unit:04x}"));
+                    }
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[test]
+fn hex_and_json_forms_are_masked() {
+    let masker = Masker::with_secrets([SECRET]).expect("long enough");
+    let b = SECRET.as_bytes();
+    let hex: String = b.iter().map(|b| format!("{b:02x}")).collect();
+    let cases: Vec<(&str, String)> = vec![
+        ("hex lower", hex.clone()),
+        ("hex upper", hex.to_uppercase()),
+        ("hex inside a dump", format!("00ff{hex}ff00")),
+        (
+            "json \\/ (PHP unescaped unicode)",
+            json_escaped(SECRET, true, false),
+        ),
+        ("json \\/ and \\u (PHP)", json_escaped(SECRET, false, false)),
+        (
+            "json \\u (Python)",
+            json_escaped(SECRET, false, false).replace("\\/", "/"),
+        ),
+        (
+            ".NET",
+            json_escaped(SECRET, false, true)
+                .replace("\\/", "/")
+                .replace("\\\"", "\\u0022")
+                .replace('&', "\\u0026")
+                .replace('+', "\\u002B"),
+        ),
+        ("Gson", {
+            let json = serde_json::to_string(SECRET).expect("json");
+            json[1..json.len() - 1]
+                .replace('&', "\\u0026")
+                .replace('=', "\\u003d")
+        }),
+    ];
+    for (what, form) in &cases {
+        assert_ne!(form.as_str(), SECRET, "{what} differs from the raw value");
+        let masked = masker.mask(&format!("<{form}>")).into_owned();
+        assert!(
+            masked == "<***>" || (what.contains("dump") && masked == "<00ff***ff00>"),
+            "{what}: {form} -> {masked}"
+        );
+    }
+    // Past U+FFFF, `\\u` is a surrogate pair.
+    let emoji = "key-\u{1F511}-0123456789";
+    let masker = Masker::with_secrets([emoji]).expect("long enough");
+    assert_eq!(masker.mask("[key-\\ud83d\\udd11-0123456789]"), "[***]");
+}
+
+#[test]
+fn mask_values_masks_results_and_says_which() {
+    let masker = Masker::with_secrets([SECRET]).expect("long enough");
+    let mut results = BTreeMap::from([
+        ("clean".to_string(), "nothing here".to_string()),
+        ("token".to_string(), format!("Bearer {SECRET}")),
+        ("encoded".to_string(), STANDARD.encode(SECRET)),
+        (format!("name-{SECRET}"), SECRET.to_string()),
+    ]);
+    let masked = masker.mask_values(&mut results);
+    assert_eq!(masked, ["encoded", "name-***", "token"]);
+    assert_eq!(results["clean"], "nothing here");
+    assert_eq!(results["token"], "Bearer ***");
+    assert_eq!(results["encoded"], "***");
+    assert_eq!(
+        results[&format!("name-{SECRET}")],
+        "***",
+        "keys stay as they are"
+    );
+    assert!(Masker::new().mask_values(&mut results).is_empty());
+
+    let mut message = format!("failed with {SECRET}");
+    assert!(masker.mask_in_place(&mut message));
+    assert_eq!(message, "failed with ***");
+    assert!(!masker.mask_in_place(&mut message), "nothing left to mask");
+}
+
+/// Runs the hostile plugin in `mode` with `value` granted as secret `token`.
+async fn hostile_with_secret(mode: &str, value: &str) -> (TaskEnding, Arc<MemorySink>) {
+    let sink = Arc::new(MemorySink::default());
+    let mut request = TaskRequest::new(format!("hostile-{mode}"));
+    request.log = sink.clone();
+    // hostile imports wasi:http; a rule no test reaches lets it instantiate.
+    request.grants.http = vec![HttpRule::parse("allowed.invalid").expect("rule")];
+    for (name, param) in [("mode", mode), ("secret", "token")] {
+        request
+            .params
+            .insert(name.into(), ParamValue::Str(param.into()));
+    }
+    request.grants.secrets.insert(
+        "token".into(),
+        SecretValue::checked("token", value).expect("long"),
+    );
+    let report = common::plugin("hostile").run(request).await;
+    (report.ending, sink)
+}
+
+#[tokio::test]
+async fn a_secret_split_across_two_log_calls_by_a_plugin_is_masked() {
+    let value = "s3cr3t/välue-42";
+    let (ending, sink) = hostile_with_secret("secret-split", value).await;
+    assert_eq!(ending, TaskEnding::Success);
+    let lines: Vec<String> = sink.lines().into_iter().map(|l| l.text).collect();
+    let cuts = value.chars().count() - 1;
+    assert_eq!(lines.len(), 2 * cuts, "{lines:#?}");
+    // No run of HOLD_MIN bytes of the value shows, on a line or across a pair of them.
+    for pair in lines.chunks(2) {
+        let joined = pair.concat();
+        for window in value.as_bytes().windows(HOLD_MIN) {
+            assert!(
+                !joined.as_bytes().windows(HOLD_MIN).any(|w| w == window),
+                "{:?} shows in {pair:?}",
+                String::from_utf8_lossy(window)
+            );
+        }
+        assert!(
+            pair[1].starts_with(MASK) && pair[1].ends_with(" :end"),
+            "{pair:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn hex_and_json_forms_printed_by_a_plugin_are_masked() {
+    let value = "s3cr3t/välue-42";
+    let (ending, sink) = hostile_with_secret("secret-encoded", value).await;
+    assert_eq!(ending, TaskEnding::Success);
+    let text = sink.text();
+    let hex: String = value.bytes().map(|b| format!("{b:02x}")).collect();
+    for form in [
+        hex.clone(),
+        hex.to_uppercase(),
+        json_escaped(value, true, false),
+        json_escaped(value, false, false),
+    ] {
+        assert!(!text.contains(&form), "{form} leaked: {text}");
+    }
+    assert_eq!(sink.lines().len(), 12, "{text}");
+    assert_eq!(text.matches(MASK).count(), 12, "{text}");
 }
 
 #[test]

@@ -278,6 +278,139 @@ async fn escaping_the_workspace_with_a_symlink_is_blocked() {
     blocked(&report);
 }
 
+/// Every symbolic link under `root` on the host, with its target.
+fn host_links(root: &std::path::Path) -> Vec<(std::path::PathBuf, std::path::PathBuf)> {
+    let mut links = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).expect("readable") {
+            let path = entry.expect("entry").path();
+            let meta = std::fs::symlink_metadata(&path).expect("metadata");
+            if meta.is_symlink() {
+                let target = std::fs::read_link(&path).expect("link");
+                links.push((
+                    path.strip_prefix(root).expect("under").to_path_buf(),
+                    target,
+                ));
+            } else if meta.is_dir() {
+                dirs.push(path);
+            }
+        }
+    }
+    links.sort();
+    links
+}
+
+/// Where `link` (relative to `root`, whose directories are real) leads, read as text;
+/// `None` if above `root`.
+fn lexical_target(link: &std::path::Path, target: &std::path::Path) -> Option<std::path::PathBuf> {
+    use std::path::Component;
+    let mut parts: Vec<Component> = link.parent()?.components().collect();
+    for part in target.components() {
+        match part {
+            Component::ParentDir => {
+                parts.pop()?;
+            }
+            Component::CurDir => {}
+            Component::Normal(_) => parts.push(part),
+            Component::RootDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(parts.iter().collect())
+}
+
+#[tokio::test]
+async fn links_out_of_the_workspace_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ws = dir.path().join("ws");
+    std::fs::create_dir(&ws).expect("ws");
+    let (mut request, sink) = hostile_request("symlink-out");
+    with_workspace(&mut request, &ws, false);
+    let report = plugin("hostile").run(request).await;
+    let message = blocked(&report);
+    let shapes = [
+        "climb",
+        "absolute",
+        "tangled",
+        "subdir",
+        "through-link",
+        "after-link",
+        "rename-link",
+        "hard-link",
+        "rename-dir",
+    ];
+    let errors: Vec<&str> = message["blocked: ".len()..].split("; ").collect();
+    assert_eq!(errors.len(), shapes.len(), "{message}");
+    for (shape, error) in shapes.iter().zip(&errors) {
+        assert!(
+            error.starts_with(&format!("{shape}: ")) && error.contains("not permitted"),
+            "{shape}: {error}"
+        );
+    }
+    // Nothing was made, moved or linked out: only the set-up links are on the host,
+    // where they were, and each leads inside.
+    let links = host_links(&ws);
+    let names: Vec<String> = links
+        .iter()
+        .map(|(link, target)| format!("{} -> {}", link.display(), target.display()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "deep/er/l -> ../../x",
+            "sub/rel -> ../inside.txt",
+            "sub/up -> .."
+        ]
+    );
+    for (link, target) in &links {
+        assert!(lexical_target(link, target).is_some(), "{}", link.display());
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("readable").count(),
+        1,
+        "nothing next to the workspace"
+    );
+    // The task's log says what was refused.
+    let log = sink.text();
+    assert!(
+        log.contains("refused to make the symbolic link `out-climb` -> `../../etc/passwd`"),
+        "{log}"
+    );
+    assert!(log.contains("refused to move `deep/er` to `er`"), "{log}");
+    host_still_serves().await;
+}
+
+#[tokio::test]
+async fn links_inside_the_workspace_keep_working() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (mut request, _) = hostile_request("symlink-inside");
+    with_workspace(&mut request, dir.path(), false);
+    let report = plugin("hostile").run(request).await;
+    assert_eq!(report.ending, TaskEnding::Success);
+    let links = host_links(dir.path());
+    let names: Vec<String> = links
+        .iter()
+        .map(|(link, target)| format!("{} -> {}", link.display(), target.display()))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "link-chain -> sub/link-up",
+            "link-same -> data.txt",
+            "moved/a/b/deep -> ../../data.txt",
+            "p/q/two-up -> ../../data.txt",
+            "r/fits -> ../x",
+            "sub/link-hard -> ../data.txt",
+            "sub/link-moved -> ../data.txt",
+        ]
+    );
+    for (link, target) in &links {
+        assert!(lexical_target(link, target).is_some(), "{}", link.display());
+    }
+    let data = std::fs::read_to_string(dir.path().join("sub/link-moved")).expect("follows");
+    assert_eq!(data, "inside data");
+}
+
 #[tokio::test]
 async fn read_only_workspaces_cannot_be_written() {
     let dir = tempfile::tempdir().expect("tempdir");

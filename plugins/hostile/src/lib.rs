@@ -7,6 +7,14 @@
 //! - `canary-write` succeeds; `canary-read` that finds nothing succeeds with no message;
 //! - `secret-print` (a granted secret reaching its task) prints the secret's value (the
 //!   host must mask it) and succeeds with result `length`;
+//! - `secret-split` logs the granted secret cut in two consecutive log calls, at every
+//!   character, and `secret-encoded` logs and prints it hex- and JSON-encoded (the host
+//!   must mask all of it); both succeed with result `lines`;
+//! - `symlink-out` tries, in its workspace, every way to leave a link that leads out of
+//!   it (after setting up links that stay inside): blocked only if every one failed;
+//!   a failed set-up step is `failure("setup: <error>", 4)`;
+//! - `symlink-inside` makes, follows, moves and hard-links links that stay inside its
+//!   workspace: succeeds, or `failure("inside link refused: <error>", 5)`;
 //! - modes the host is expected to kill (`loop`, `memory`, `recursion`, `flood`,
 //!   `log-flood`, `huge-result`) just do their thing;
 //! - an unknown mode is `failure("unknown mode", 2)`.
@@ -28,10 +36,14 @@ const MODES: &[&str] = &[
     "read-passwd",
     "escape-dotdot",
     "escape-symlink",
+    "symlink-out",
+    "symlink-inside",
     "write-readonly",
     "secret",
     "secret-print",
     "secret-return",
+    "secret-split",
+    "secret-encoded",
     "http",
     "canary-write",
     "canary-read",
@@ -110,10 +122,14 @@ impl Task for Hostile {
             "read-passwd" => read_file(PathBuf::from("/etc/passwd")),
             "escape-dotdot" => read_file(workspace(&ctx).join("../../../../etc/passwd")),
             "escape-symlink" => escape_symlink(&ctx),
+            "symlink-out" => symlink_out(&workspace(&ctx)),
+            "symlink-inside" => symlink_inside(&workspace(&ctx)),
             "write-readonly" => write_readonly(&ctx),
             "secret" => secret(&ctx),
             "secret-print" => secret_print(&ctx),
             "secret-return" => secret_return(&ctx),
+            "secret-split" => secret_split(&ctx),
+            "secret-encoded" => secret_encoded(&ctx),
             "http" => http(&ctx),
             "canary-write" => canary_write(canary(&ctx)),
             "canary-read" => canary_read(canary(&ctx)),
@@ -252,6 +268,105 @@ fn escape_symlink(ctx: &Context) -> Outcome {
     blocked(errors.join("; "))
 }
 
+/// Every shape of link out of the workspace `ws`: each must fail.
+fn symlink_out(ws: &std::path::Path) -> Outcome {
+    // Links that stay inside, used below as stepping stones.
+    let setup = || -> std::io::Result<()> {
+        std::fs::create_dir_all(ws.join("sub"))?;
+        std::fs::create_dir_all(ws.join("a"))?;
+        std::fs::create_dir_all(ws.join("deep/er"))?;
+        symlink("..", &ws.join("sub/up"))?;
+        symlink("../inside.txt", &ws.join("sub/rel"))?;
+        symlink("../../x", &ws.join("deep/er/l"))
+    };
+    if let Err(e) = setup() {
+        return Outcome::failure(format!("setup: {e}"), 4);
+    }
+    let attempts: [(&str, std::io::Result<()>); 9] = [
+        ("climb", symlink("../../etc/passwd", &ws.join("out-climb"))),
+        ("absolute", symlink("/etc/passwd", &ws.join("out-absolute"))),
+        ("tangled", symlink("a/../../x", &ws.join("out-tangled"))),
+        ("subdir", symlink("../../x", &ws.join("sub/out-subdir"))),
+        // `sub/up` is the workspace itself: one `..` from there is out.
+        (
+            "through-link",
+            symlink("../x", &ws.join("sub/up/out-chain")),
+        ),
+        (
+            "after-link",
+            symlink("sub/up/../x", &ws.join("out-after-link")),
+        ),
+        (
+            "rename-link",
+            std::fs::rename(ws.join("sub/rel"), ws.join("out-renamed")),
+        ),
+        (
+            "hard-link",
+            std::fs::hard_link(ws.join("sub/rel"), ws.join("out-hard")),
+        ),
+        // `er/l` climbs two: fine two levels down, out one level down.
+        (
+            "rename-dir",
+            std::fs::rename(ws.join("deep/er"), ws.join("er")),
+        ),
+    ];
+    let mut escaped_by = Vec::new();
+    let mut errors = Vec::new();
+    for (shape, result) in attempts {
+        match result {
+            Ok(()) => escaped_by.push(shape),
+            Err(e) => errors.push(format!("{shape}: {e}")),
+        }
+    }
+    if escaped_by.is_empty() {
+        blocked(errors.join("; "))
+    } else {
+        escaped(format!("made links out with {}", escaped_by.join(", ")))
+    }
+}
+
+/// Links that stay inside the workspace `ws`: made, followed, moved, hard-linked.
+fn symlink_inside(ws: &std::path::Path) -> Outcome {
+    let read = |path: &str| std::fs::read_to_string(ws.join(path));
+    let steps = || -> std::io::Result<()> {
+        std::fs::write(ws.join("data.txt"), "inside data")?;
+        std::fs::create_dir_all(ws.join("sub"))?;
+        std::fs::create_dir_all(ws.join("p/q"))?;
+        std::fs::create_dir_all(ws.join("a/b"))?;
+        std::fs::create_dir_all(ws.join("moved"))?;
+        symlink("data.txt", &ws.join("link-same"))?;
+        symlink("../data.txt", &ws.join("sub/link-up"))?;
+        symlink("sub/link-up", &ws.join("link-chain"))?;
+        symlink("../../data.txt", &ws.join("p/q/two-up"))?;
+        symlink("../../data.txt", &ws.join("a/b/deep"))?;
+        for path in ["link-same", "sub/link-up", "link-chain", "p/q/two-up"] {
+            if read(path)? != "inside data" {
+                return Err(std::io::Error::other(format!("{path} reads wrong")));
+            }
+        }
+        // Moved within its directory, hard-linked beside itself: same depth.
+        std::fs::rename(ws.join("sub/link-up"), ws.join("sub/link-moved"))?;
+        std::fs::hard_link(ws.join("sub/link-moved"), ws.join("sub/link-hard"))?;
+        std::fs::hard_link(ws.join("data.txt"), ws.join("data-hard.txt"))?;
+        // A directory moved down, and one moved up whose links still fit.
+        std::fs::rename(ws.join("a"), ws.join("moved/a"))?;
+        std::fs::create_dir_all(ws.join("p/q/r"))?;
+        symlink("../x", &ws.join("p/q/r/fits"))?;
+        std::fs::rename(ws.join("p/q/r"), ws.join("r"))
+            .map_err(|e| std::io::Error::other(format!("moving r up: {e}")))?;
+        for path in ["sub/link-moved", "sub/link-hard", "data-hard.txt"] {
+            if read(path)? != "inside data" {
+                return Err(std::io::Error::other(format!("{path} reads wrong")));
+            }
+        }
+        Ok(())
+    };
+    match steps() {
+        Ok(()) => Outcome::success(),
+        Err(e) => Outcome::failure(format!("inside link refused: {e}"), 5),
+    }
+}
+
 /// `symlink(2)` from wasi-libc (`std::os::wasi::fs::symlink_path` is unstable); it
 /// resolves `link` against the preopens like `std::fs` does.
 #[allow(unsafe_code)]
@@ -318,6 +433,70 @@ fn secret_return(ctx: &Context) -> Outcome {
         _ => Outcome::success(),
     };
     outcome.result("leaked", value)
+}
+
+/// Logs `value: <start>` and `<rest> :end` as two log calls, for every cut of the value.
+fn secret_split(ctx: &Context) -> Outcome {
+    let name = ctx.param_or("secret", "not-granted");
+    let value = match weft_sdk::secrets::get(name) {
+        Ok(secret) => secret.reveal(),
+        Err(e) => return blocked(e),
+    };
+    let mut lines = 0;
+    for (cut, _) in value.char_indices().skip(1) {
+        let (start, rest) = value.split_at(cut);
+        weft_sdk::log::info(&format!("value: {start}"));
+        weft_sdk::log::info(&format!("{rest} :end"));
+        lines += 2;
+    }
+    Outcome::success().result("lines", lines.to_string())
+}
+
+/// Logs and prints the value as hex (both cases) and as JSON encoders escape it.
+fn secret_encoded(ctx: &Context) -> Outcome {
+    let name = ctx.param_or("secret", "not-granted");
+    let value = match weft_sdk::secrets::get(name) {
+        Ok(secret) => secret.reveal(),
+        Err(e) => return blocked(e),
+    };
+    let hex: String = value.bytes().map(|b| format!("{b:02x}")).collect();
+    let forms = [
+        format!("hex {hex} ."),
+        format!("HEX {} .", hex.to_uppercase()),
+        format!("hexdump 00ff{hex}ff00"),
+        format!(r#"{{"php":"{}"}}"#, json(&value, true, false)),
+        format!(
+            r#"{{"php_unescaped_unicode":"{}"}}"#,
+            json(&value, true, true)
+        ),
+        format!(r#"{{"python":"{}"}}"#, json(&value, false, false)),
+    ];
+    for form in &forms {
+        weft_sdk::log::info(form);
+        println!("{form}");
+    }
+    Outcome::success().result("lines", (2 * forms.len()).to_string())
+}
+
+/// `value` JSON-escaped by hand: `/` as `\/` when `slash`, non-ASCII kept when
+/// `unicode`, else `\uXXXX` (lower case, as PHP and Python write it).
+fn json(value: &str, slash: bool, unicode: bool) -> String {
+    let mut out = String::new();
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '/' if slash => out.push_str("\\/"),
+            c if !c.is_ascii() && !unicode => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn http(ctx: &Context) -> Outcome {

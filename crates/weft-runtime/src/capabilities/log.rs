@@ -11,6 +11,7 @@ use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 use crate::bindings::weft::plugin::log as wit;
 use crate::limits::LimitKind;
 use crate::masking::Masker;
+use crate::masking::across_calls::CallJoiner;
 
 /// Where a log line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +119,8 @@ pub(crate) struct TaskOutput {
     used: usize,
     pub(crate) exceeded: bool,
     masker: Masker,
+    /// `weft:plugin/log` calls, masked as one text (a value split across calls).
+    calls: CallJoiner<LogLevel>,
     partial_stdout: Vec<u8>,
     partial_stderr: Vec<u8>,
 }
@@ -134,6 +137,7 @@ impl SharedOutput {
             used: 0,
             exceeded: false,
             masker: Masker::new(),
+            calls: CallJoiner::default(),
             partial_stdout: Vec::new(),
             partial_stderr: Vec::new(),
         })))
@@ -158,7 +162,8 @@ impl SharedOutput {
 
     /// A line from the host about the task; not counted against the budget.
     pub(crate) fn host_line(&self, level: LogLevel, text: String) {
-        let out = self.lock();
+        let mut out = self.lock();
+        out.flush_calls();
         // Host lines may quote guest-chosen text (a URL, a secret name).
         let text = match out.masker.mask(&text) {
             std::borrow::Cow::Borrowed(_) => text,
@@ -171,9 +176,26 @@ impl SharedOutput {
         });
     }
 
-    /// A whole line from the log interface. `Err` means the budget is spent.
-    pub(crate) fn log_line(&self, level: LogLevel, text: &str) -> Result<(), LimitKind> {
-        self.lock().emit(LogStream::Log, level, text.as_bytes())
+    /// One `weft:plugin/log` call: a line per `\n`-separated part, masked together with
+    /// the calls before and after it (see [`crate::masking::across_calls`]). `Err` means
+    /// the budget is spent.
+    pub(crate) fn log_call(&self, level: LogLevel, message: &str) -> Result<(), LimitKind> {
+        let mut out = self.lock();
+        let mut lines = message.split('\n').peekable();
+        while let Some(line) = lines.next() {
+            out.charge(line.len() + 1)?;
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            let last = lines.peek().is_none();
+            let TaskOutput { masker, calls, .. } = &mut *out;
+            for (level, text) in calls.push(masker, level, line, last) {
+                out.sink.line(LogLine {
+                    stream: LogStream::Log,
+                    level,
+                    text,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Bytes written to stdout or stderr. `Err` means the budget is spent.
@@ -208,6 +230,7 @@ impl SharedOutput {
     /// Emits what is left of unterminated stdout/stderr lines (at the end of a task).
     pub(crate) fn flush_partials(&self) {
         let mut out = self.lock();
+        out.flush_calls();
         for (stream, level) in [
             (LogStream::Stdout, LogLevel::Info),
             (LogStream::Stderr, LogLevel::Warn),
@@ -236,6 +259,7 @@ impl TaskOutput {
         self.used = self.used.saturating_add(bytes);
         if self.used > self.budget {
             self.exceeded = true;
+            self.flush_calls();
             self.sink.line(LogLine {
                 stream: LogStream::Host,
                 level: LogLevel::Error,
@@ -249,13 +273,19 @@ impl TaskOutput {
         Ok(())
     }
 
-    fn emit(&mut self, stream: LogStream, level: LogLevel, bytes: &[u8]) -> Result<(), LimitKind> {
-        self.charge(bytes.len() + 1)?;
-        self.send(stream, level, bytes);
-        Ok(())
+    /// Emits the held log lines: other output is about to follow them.
+    fn flush_calls(&mut self) {
+        for (level, text) in self.calls.flush(&self.masker) {
+            self.sink.line(LogLine {
+                stream: LogStream::Log,
+                level,
+                text,
+            });
+        }
     }
 
-    fn send(&self, stream: LogStream, level: LogLevel, bytes: &[u8]) {
+    fn send(&mut self, stream: LogStream, level: LogLevel, bytes: &[u8]) {
+        self.flush_calls();
         let mut text = String::from_utf8_lossy(bytes).into_owned();
         if text.ends_with('\r') {
             text.pop();
@@ -375,10 +405,8 @@ impl wit::Host for LogView<'_> {
             wit::Level::Warn => LogLevel::Warn,
             wit::Level::Error => LogLevel::Error,
         };
-        for line in message.split('\n') {
-            if let Err(limit) = self.output.log_line(level, line) {
-                wasmtime::bail!("{}", limit.reason());
-            }
+        if let Err(limit) = self.output.log_call(level, &message) {
+            wasmtime::bail!("{}", limit.reason());
         }
         Ok(())
     }

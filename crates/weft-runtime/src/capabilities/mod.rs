@@ -3,6 +3,7 @@
 
 pub mod checkpoint;
 pub mod http;
+pub mod links;
 pub mod log;
 pub mod secrets;
 pub mod wasi;
