@@ -198,7 +198,7 @@ fn a_submission_uses_only_the_secrets_and_reporter_destinations_it_was_allowed()
             "a grant in the request",
             secret_user("deploy", ""),
             serde_json::json!({"grants": ["use=op-token"]}),
-            "grants[0]",
+            "grants[use=op-token]",
         ),
         (
             "a reporter in the request",

@@ -3,26 +3,27 @@
 //! command line is invalid (nothing ran); 3 weft itself could not work (e.g. an unwritable
 //! data directory).
 
-mod access;
 mod cli;
 mod decorators;
 mod diagnostics;
-mod launch;
 mod runs;
 mod serve;
 mod snapshots;
+mod spec_flags;
 mod view;
 
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
-use weft_core::contract::{ParamType, ParamValue};
 use weft_core::{CancelMode, Diagnostic};
-use weft_engine::{PluginRegistry, RunEnd, cancel_channel, prepare};
+use weft_engine::{
+    PluginRegistry, RunEnd, RunService, ServiceConfig, StoreOpener, SubmitError, cancel_channel,
+    prepare,
+};
 use weft_runtime::{Runtime, RuntimeConfig};
 
 use cli::{Cli, Command, OutputFormat, PipelineArgs, PluginArgs, PluginCommand, RunArgs};
@@ -37,6 +38,7 @@ pub(crate) const EXIT_INVALID: u8 = 2;
 const EXIT_ENVIRONMENT: u8 = 3;
 
 /// A failure that ends the command with a message and an exit code.
+#[derive(Debug)]
 struct Failure {
     code: u8,
     message: String,
@@ -145,48 +147,6 @@ fn read_pipeline(file: &Path) -> Result<String, Failure> {
         .map_err(|e| Failure::invalid(format!("cannot read {}: {e}", file.display())))
 }
 
-/// Parses `-p NAME=VALUE` flags. Params the pipeline declares as arrays or objects take
-/// JSON; others are strings.
-fn supplied_params(
-    source: &str,
-    file: &str,
-    flags: &[String],
-) -> Result<BTreeMap<String, ParamValue>, Failure> {
-    let declared: BTreeMap<String, ParamType> = weft_core::parse_pipeline(source, file)
-        .map(|p| {
-            p.params
-                .iter()
-                .map(|d| (d.name.value.clone(), d.param_type))
-                .collect()
-        })
-        .unwrap_or_default();
-    let mut params = BTreeMap::new();
-    for flag in flags {
-        let (name, raw) = flag
-            .split_once('=')
-            .ok_or_else(|| Failure::invalid(format!("-p {flag}: expected NAME=VALUE")))?;
-        let value = match declared.get(name) {
-            Some(ParamType::Array) => serde_json::from_str::<Vec<String>>(raw)
-                .map(ParamValue::Array)
-                .map_err(|e| {
-                    Failure::invalid(format!(
-                        "-p {name}: `{name}` is an array param; give a JSON array of strings like '[\"a\",\"b\"]' ({e})"
-                    ))
-                })?,
-            Some(ParamType::Object) => serde_json::from_str::<BTreeMap<String, String>>(raw)
-                .map(ParamValue::Object)
-                .map_err(|e| {
-                    Failure::invalid(format!(
-                        "-p {name}: `{name}` is an object param; give a JSON object of strings like '{{\"k\":\"v\"}}' ({e})"
-                    ))
-                })?,
-            _ => ParamValue::Str(raw.to_string()),
-        };
-        params.insert(name.to_string(), value);
-    }
-    Ok(params)
-}
-
 fn report_invalid(
     diagnostics: &[Diagnostic],
     source: &str,
@@ -226,7 +186,7 @@ fn read_pipeline_for(file: &Path, output: OutputFormat) -> Result<String, Failur
 async fn validate(args: PipelineArgs) -> Result<u8, Failure> {
     let file = args.file.display().to_string();
     let source = read_pipeline_for(&args.file, args.output)?;
-    let supplied = supplied_params(&source, &file, &args.params)?;
+    let supplied = spec_flags::params(&source, &file, &args.params)?;
     let registry = registry(&args.plugins)?;
     match prepare(&registry, &source, &file, &supplied).await {
         Ok(prepared) => {
@@ -244,66 +204,53 @@ async fn validate(args: PipelineArgs) -> Result<u8, Failure> {
     }
 }
 
-pub(crate) fn duration_flag(
-    flag: &str,
-    value: &Option<String>,
-) -> Result<Option<std::time::Duration>, Failure> {
-    value
-        .as_deref()
-        .map(|text| {
-            weft_core::duration::parse_go_duration(text)
-                .map_err(|e| Failure::invalid(format!("--{flag} {text}: {e}")))
-        })
-        .transpose()
-}
-
 async fn run(args: RunArgs) -> Result<u8, Failure> {
     let signals = Signals::install()?;
     let pipeline_args = &args.pipeline;
     let output = pipeline_args.output;
     let file = pipeline_args.file.display().to_string();
     let source = read_pipeline_for(&pipeline_args.file, output)?;
-    let supplied = supplied_params(&source, &file, &pipeline_args.params)?;
-    let registry = registry(&pipeline_args.plugins)?;
+    let params = spec_flags::params(&source, &file, &pipeline_args.params)?;
+    let spec = spec_flags::run_spec(&args, source.clone(), file.clone(), params)?;
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let store_path = runs::store_path(args.db.as_deref(), Some(&data_dir))?;
-    let mut opened = None;
-    let submission = launch::Submission {
-        source: source.clone(),
-        file: file.clone(),
-        params: supplied,
-    };
+    let opener: StoreOpener =
+        Box::new(move || runs::open_store(&store_path).map_err(|failure| failure.message));
+    let service = service(&pipeline_args.plugins, data_dir, &args.secrets, opener)?;
     let display = match output {
-        OutputFormat::Text => launch::Display::Text,
-        OutputFormat::Json => launch::Display::Json,
+        OutputFormat::Text => view::Display::Text,
+        OutputFormat::Json => view::Display::Json,
     };
-    let open = || {
-        let store = runs::open_store(&store_path)?;
-        opened = Some(store.clone());
-        Ok(store)
-    };
-    let started = match launch::start(&args, submission, &registry, open, display, None).await {
-        Ok(started) => started,
-        Err(launch::LaunchError::Invalid(diagnostics)) => {
+    let submitted = match service.submit(spec).await {
+        Ok(submitted) => submitted,
+        Err(SubmitError::Invalid {
+            diagnostics,
+            decorator_log,
+        }) => {
+            view::decorator_log(&decorator_log, display);
             return report_invalid(&diagnostics, &source, output);
         }
-        Err(launch::LaunchError::Failed(failure)) => return Err(failure),
+        Err(err) => return Err(spec_flags::failure(err)),
     };
+    view::decorator_log(&submitted.decorator_log, display);
+    let live = submitted.run;
     if output == OutputFormat::Text {
-        println!("Run {} of {file}", started.run_name);
+        println!("Run {} of {file}", live.name());
     }
-    let (color, log_dir) = (started.color, started.log_dir());
+    let log_dir = live.log_dir();
+    let (observer, color) = view::observer(live.plan(), display, live.run_dir());
     let (cancel, control) = cancel_channel();
     let signals = tokio::spawn(forward_signals(signals, cancel));
     let clock = Instant::now();
-    let end = started.execute(control, false).await;
+    let finished = live.execute(observer, control, false).await;
     signals.abort();
-    if let Some(store) = opened
+    view::undelivered(&finished.undelivered, finished.report_timeout);
+    if let Some(store) = service.opened_store()
         && let Err(err) = store.close()
     {
         eprintln!("weft: the run store did not close cleanly: {err}");
     }
-    let RunEnd::Finished(summary) = end else {
+    let RunEnd::Finished(summary) = finished.end else {
         return Err(Failure::environment(
             "the run was let go of before it ended",
         ));
@@ -320,6 +267,24 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
         ),
     }
     Ok(summary.status.exit_code().clamp(0, 255) as u8)
+}
+
+/// The run lifecycle service of this process: its plugins, its data directory, the
+/// secrets its flags give (`--secret`), and how it opens the run store.
+pub(crate) fn service(
+    plugins: &PluginArgs,
+    data_dir: PathBuf,
+    secret_flags: &[String],
+    open: StoreOpener,
+) -> Result<RunService, Failure> {
+    let config = ServiceConfig {
+        data_dir,
+        secrets: spec_flags::secrets(secret_flags)?,
+        owner: runs::owner(),
+        heartbeat_every: runs::heartbeat_every(),
+        warn: Arc::new(|message: &str| eprintln!("weft: warning: {message}")),
+    };
+    Ok(RunService::new(registry(plugins)?, config, open))
 }
 
 /// Signals a run listens to. Installed before anything slow happens, so an early Ctrl-C

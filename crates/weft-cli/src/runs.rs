@@ -8,8 +8,8 @@ use weft_engine::{RunEnd, cancel_channel};
 use weft_store::{BatchConfig, BatchingStore, RunStore, SqliteStore, StoreLimits, Timestamp};
 
 use crate::cli::{OutputFormat, RunsCommand, StoreArgs};
-use crate::launch::{self, Display};
-use crate::{Failure, default_data_dir, registry, view};
+use crate::view::{self, Display};
+use crate::{Failure, default_data_dir};
 
 /// The store's file: `--db` (a SQLite file's path, or `sqlite://PATH`), else `weft.db` in
 /// the data directory. A URL of any other scheme is refused, naming those supported,
@@ -301,7 +301,13 @@ async fn recover(
     let stale = store
         .stale_runs(Timestamp::now(), older_than)
         .map_err(store_failure)?;
-    let registry = registry(plugins)?;
+    let opened = store.clone();
+    let service = crate::service(
+        plugins,
+        data_dir,
+        secrets,
+        Box::new(move || Ok(opened.clone())),
+    )?;
     let display = match args.output {
         OutputFormat::Text => Display::Text,
         OutputFormat::Json => Display::Json,
@@ -309,30 +315,37 @@ async fn recover(
     let mut worst = 0;
     let mut recovered_any = false;
     for run in stale {
-        let (started, strategy) = match launch::recover(
-            &store, &registry, &run.id, older_than, &data_dir, secrets, display,
-        )
-        .await
-        {
-            Ok(recovered) => recovered,
-            Err(failure) => {
-                eprintln!("weft: {}", failure.message);
+        let taken = match service.take_over(&run.id, older_than).await {
+            Ok(taken) => taken,
+            Err(err) => {
+                eprintln!("weft: cannot recover `{}`: {err}", run.id);
                 worst = worst.max(1);
                 continue;
             }
         };
         recovered_any = true;
+        let live = taken.run;
         if args.output == OutputFormat::Text {
             println!(
                 "Recovering {} (strategy {})",
-                started.run_name,
-                strategy.as_str()
+                live.name(),
+                taken.strategy.as_str()
             );
         }
-        let (color, log_dir) = (started.color, started.log_dir());
+        if taken.redelivering > 0 {
+            tracing::info!(
+                run = live.name(),
+                statuses = taken.redelivering,
+                "re-delivering statuses from the outbox"
+            );
+        }
+        let log_dir = live.log_dir();
+        let (observer, color) = view::observer(live.plan(), display, live.run_dir());
         let (_cancel, control) = cancel_channel();
         let clock = Instant::now();
-        let RunEnd::Finished(summary) = started.execute(control, false).await else {
+        let finished = live.execute(observer, control, false).await;
+        view::undelivered(&finished.undelivered, finished.report_timeout);
+        let RunEnd::Finished(summary) = finished.end else {
             continue;
         };
         match args.output {
@@ -353,14 +366,17 @@ async fn recover(
         worst = worst.max(summary.status.exit_code().clamp(0, 255) as u8);
     }
     // Finished runs whose final statuses never reached their forges.
-    for (run, missed) in
-        launch::deliver_leftovers(&store, &registry, older_than, &data_dir, secrets).await?
+    for leftover in service
+        .deliver_leftovers(older_than)
+        .await
+        .map_err(Failure::environment)?
     {
         recovered_any = true;
+        let run = &leftover.run;
         if args.output == OutputFormat::Text {
             println!("Delivered the statuses run {run} still owed");
         }
-        for missed in missed {
+        for missed in &leftover.undelivered {
             eprintln!(
                 "weft: warning: run {run}: status `{:?}` for `{}` still not reported by {}: {}",
                 missed.desired, missed.context, missed.reporter, missed.error

@@ -26,23 +26,26 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use clap::Parser;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::task::JoinSet;
 use weft_core::CancelMode;
 use weft_core::contract::ParamValue;
+use weft_engine::grants::HttpGrants;
 use weft_engine::policy::SubmissionPolicy;
-use weft_engine::{CancelHandle, PluginRegistry, RunEnd, cancel_channel};
+use weft_engine::runs::LiveRun;
+use weft_engine::{
+    CancelHandle, RunEnd, RunService, RunSpec, RunTimeouts, SubmitError, cancel_channel,
+};
 use weft_store::{BatchingStore, RunStore, Timestamp};
 
-use crate::cli::{RunArgs, ServeArgs};
-use crate::launch::{self, Display, LaunchError, Started, Submission};
-use crate::{Failure, default_data_dir, diagnostics, duration_flag, registry, runs};
+use crate::cli::ServeArgs;
+use crate::view::{self, Display};
+use crate::{Failure, default_data_dir, diagnostics, runs, spec_flags};
 
 /// The server's shared state.
 struct Server {
-    registry: PluginRegistry,
+    service: RunService,
     store: Arc<BatchingStore>,
     args: ServeArgs,
     data_dir: PathBuf,
@@ -53,34 +56,54 @@ struct Server {
     tasks: Mutex<JoinSet<()>>,
     /// Cleared on shutdown: submissions are refused from then on.
     accepting: AtomicBool,
-    /// What submissions may use (`--submit-secrets`, `--report-allow-http`).
+    /// What every submission gets and may use: the operator's HTTP rules (reporters
+    /// get only `--report-allow-http`), `--submit-secrets`, the report timeout.
+    defaults: SubmissionDefaults,
+}
+
+/// What the operator's flags give every submission.
+struct SubmissionDefaults {
+    http: HttpGrants,
     policy: SubmissionPolicy,
+    report_timeout: Duration,
 }
 
 /// Carries out `weft serve`.
 pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
     // An empty token would let every caller in: it is no token.
     args.api_token = args.api_token.take().filter(|t| !t.trim().is_empty());
-    let recover_timeout = duration_flag("recover-timeout", &Some(args.recover_timeout.clone()))?
+    let recover_timeout = spec_flags::duration("recover-timeout", Some(&args.recover_timeout))?
         .unwrap_or(weft_store::DEFAULT_RECOVERY_TIMEOUT);
-    let grace = duration_flag("shutdown-grace", &Some(args.shutdown_grace.clone()))?
+    let grace = spec_flags::duration("shutdown-grace", Some(&args.shutdown_grace))?
         .unwrap_or(Duration::from_secs(30));
-    // Checked once here, so each submission's flags are known to parse.
-    launch::http_rules(&args.allow_http)?;
-    let policy = SubmissionPolicy {
-        secrets: args
-            .submit_secrets
-            .iter()
-            .map(|name| name.trim().to_string())
-            .filter(|name| !name.is_empty())
-            .collect(),
-        reporter_http: args.report_allow_http.clone(),
+    // Parsed once here: every submission gets these.
+    let mut http = spec_flags::http_rules(&args.allow_http)?;
+    http.reporters = Some(spec_flags::plain_rules(
+        "report-allow-http",
+        &args.report_allow_http,
+    )?);
+    let defaults = SubmissionDefaults {
+        http,
+        policy: SubmissionPolicy {
+            secrets: args
+                .submit_secrets
+                .iter()
+                .map(|name| name.trim().to_string())
+                .filter(|name| !name.is_empty())
+                .collect(),
+        },
+        report_timeout: spec_flags::duration("report-timeout", Some(&args.report_timeout))?
+            .unwrap_or(weft_engine::runs::spec::DEFAULT_REPORT_TIMEOUT),
     };
-    policy.reporter_rules().map_err(Failure::invalid)?;
-    duration_flag("report-timeout", &Some(args.report_timeout.clone()))?;
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let store = runs::open_store(&runs::store_path(args.db.as_deref(), Some(&data_dir))?)?;
-    let registry = registry(&args.plugins)?;
+    let opened = store.clone();
+    let service = crate::service(
+        &args.plugins,
+        data_dir.clone(),
+        &args.secrets,
+        Box::new(move || Ok(opened.clone())),
+    )?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .map_err(|e| Failure::environment(format!("cannot listen on {}: {e}", args.listen)))?;
@@ -90,7 +113,7 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
     authentication_check(&args, address)?;
     let mut signals = crate::Signals::install()?;
     let server = Arc::new(Server {
-        registry,
+        service,
         store,
         args,
         data_dir,
@@ -98,7 +121,7 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
         active: Mutex::new(HashMap::new()),
         tasks: Mutex::new(JoinSet::new()),
         accepting: AtomicBool::new(true),
-        policy,
+        defaults,
     });
 
     // Recover what a stopped engine left, then keep looking (another engine may stop).
@@ -219,57 +242,48 @@ async fn recover_stale(server: &Arc<Server>) {
         if lock(&server.active).contains_key(&run.id) {
             continue;
         }
-        match launch::recover(
-            &server.store,
-            &server.registry,
-            &run.id,
-            server.recover_timeout,
-            &server.data_dir,
-            &server.args.secrets,
-            Display::Silent,
-        )
-        .await
+        match server
+            .service
+            .take_over(&run.id, server.recover_timeout)
+            .await
         {
-            Ok((started, strategy)) => {
+            Ok(taken) => {
                 eprintln!(
                     "weft serve: recovering run {} (strategy {})",
-                    started.run_name,
-                    strategy.as_str()
+                    taken.run.name(),
+                    taken.strategy.as_str()
                 );
-                spawn_run(server, started);
+                spawn_run(server, taken.run);
             }
-            Err(failure) => eprintln!("weft serve: {}", failure.message),
+            Err(err) => eprintln!("weft serve: cannot recover `{}`: {err}", run.id),
         }
     }
     let shared = server.clone();
     lock(&server.tasks).spawn(async move {
         let server = shared;
-        match launch::deliver_leftovers(
-            &server.store,
-            &server.registry,
-            server.recover_timeout,
-            &server.data_dir,
-            &server.args.secrets,
-        )
-        .await
+        match server
+            .service
+            .deliver_leftovers(server.recover_timeout)
+            .await
         {
             Ok(delivered) => {
-                for (run, missed) in delivered {
+                for leftover in delivered {
                     eprintln!(
-                        "weft serve: delivered the statuses run {run} still owed ({} not delivered)",
-                        missed.len()
+                        "weft serve: delivered the statuses run {} still owed ({} not delivered)",
+                        leftover.run,
+                        leftover.undelivered.len()
                     );
                 }
             }
-            Err(failure) => eprintln!("weft serve: {}", failure.message),
+            Err(err) => eprintln!("weft serve: {err}"),
         }
     });
 }
 
-/// Executes `started` in the background until it ends or the server lets go of it.
-fn spawn_run(server: &Arc<Server>, started: Started) {
+/// Executes `run` in the background until it ends or the server lets go of it.
+fn spawn_run(server: &Arc<Server>, run: LiveRun) {
     let (handle, control) = cancel_channel();
-    let name = started.run_name.clone();
+    let name = run.name().to_string();
     lock(&server.active).insert(name.clone(), handle);
     let mut tasks = lock(&server.tasks);
     // Finished runs' entries are dropped here, so a long-lived server does not pile them up.
@@ -277,9 +291,11 @@ fn spawn_run(server: &Arc<Server>, started: Started) {
     let shared = server.clone();
     tasks.spawn(async move {
         let server = shared;
-        let end = started.execute(control, true).await;
+        let (observer, _) = view::observer(run.plan(), Display::Silent, run.run_dir());
+        let finished = run.execute(observer, control, true).await;
         lock(&server.active).remove(&name);
-        match end {
+        view::undelivered(&finished.undelivered, finished.report_timeout);
+        match finished.end {
             RunEnd::Finished(summary) => {
                 tracing::info!(run = %name, status = summary.status.as_str(), "run finished");
             }
@@ -358,33 +374,38 @@ struct SubmitRequest {
     reports: Vec<String>,
 }
 
-/// `weft run`'s flags for one submission: the request's, on top of the server's.
-fn run_args(server: &Server, request: &SubmitRequest, file: &str) -> Result<RunArgs, String> {
-    #[derive(Parser)]
-    struct Defaults {
-        #[command(flatten)]
-        run: RunArgs,
-    }
-    let mut args = Defaults::try_parse_from(["weft", file])
-        .map_err(|e| e.to_string())?
-        .run;
-    args.pipeline.plugins = server.args.plugins.clone();
-    args.pipeline.output = crate::cli::OutputFormat::Json;
-    args.name = request.name.clone();
-    args.parallelism = request.parallelism;
-    args.timeout = request.timeout.clone();
-    args.tasks_timeout = request.tasks_timeout.clone();
-    args.finally_timeout = request.finally_timeout.clone();
-    args.grants = request.grants.clone();
-    args.reports = request.reports.clone();
-    args.allow_http = server.args.allow_http.clone();
-    args.secrets = server.args.secrets.clone();
-    args.report_timeout = server.args.report_timeout.clone();
-    args.data_dir = Some(server.data_dir.clone());
-    args.db = server.args.db.clone();
-    // Host directories are the operator's: a submission never binds them.
-    args.workspaces = Vec::new();
-    Ok(args)
+/// The run a submission asks for: the request's fields (in the same grammar as `weft
+/// run`'s flags: `TASK=SECRET` grants, `FORGE:CONFIG` reports, Go durations) on top of what
+/// the operator gives every submission. Host directories are the operator's: a
+/// submission never binds one.
+fn run_spec(server: &Server, request: SubmitRequest) -> Result<RunSpec, String> {
+    let file = request
+        .file
+        .clone()
+        .unwrap_or_else(|| "submitted.yaml".to_string());
+    let mut spec = RunSpec::new(request.pipeline, file);
+    spec.name = request.name;
+    spec.params = request.params;
+    spec.parallelism = request.parallelism;
+    let duration = |field: &str, value: Option<&str>| {
+        spec_flags::duration(field, value).map_err(|failure| failure.message)
+    };
+    spec.timeouts = RunTimeouts {
+        pipeline: duration("timeout", request.timeout.as_deref())?,
+        tasks: duration("tasksTimeout", request.tasks_timeout.as_deref())?,
+        finally: duration("finallyTimeout", request.finally_timeout.as_deref())?,
+    };
+    spec.secret_grants = spec_flags::grants(&request.grants).map_err(|f| f.message)?;
+    spec.reporters = request
+        .reports
+        .iter()
+        .map(|flag| spec_flags::reporter(flag))
+        .collect::<Result<_, _>>()?;
+    spec.http = server.defaults.http.clone();
+    spec.report_timeout = server.defaults.report_timeout;
+    spec.data_dir = Some(server.data_dir.clone());
+    spec.policy = Some(server.defaults.policy.clone());
+    Ok(spec)
 }
 
 async fn submit(
@@ -412,33 +433,15 @@ async fn submit(
             );
         }
     };
-    let file = request
-        .file
-        .clone()
-        .unwrap_or_else(|| "submitted.yaml".to_string());
-    let args = match run_args(&server, &request, &file) {
-        Ok(args) => args,
+    let spec = match run_spec(&server, request) {
+        Ok(spec) => spec,
         Err(err) => return error(StatusCode::BAD_REQUEST, "bad-request", err),
     };
-    let submission = Submission {
-        source: request.pipeline,
-        file,
-        params: request.params,
-    };
-    let store = server.store.clone();
-    match launch::start(
-        &args,
-        submission,
-        &server.registry,
-        move || Ok(store),
-        Display::Silent,
-        Some(&server.policy),
-    )
-    .await
-    {
-        Ok(started) => {
-            let name = started.run_name.clone();
-            spawn_run(&server, started);
+    match server.service.submit(spec).await {
+        Ok(submitted) => {
+            view::decorator_log(&submitted.decorator_log, Display::Silent);
+            let name = submitted.run.name().to_string();
+            spawn_run(&server, submitted.run);
             (
                 StatusCode::CREATED,
                 Json(json!({
@@ -452,7 +455,11 @@ async fn submit(
             )
                 .into_response()
         }
-        Err(LaunchError::Invalid(found)) => {
+        Err(SubmitError::Invalid {
+            diagnostics: found,
+            decorator_log,
+        }) => {
+            view::decorator_log(&decorator_log, Display::Silent);
             let mut document = diagnostics::to_json(&found);
             document["error"] = json!("invalid");
             document["message"] = json!(format!(
@@ -462,17 +469,15 @@ async fn submit(
             ));
             (StatusCode::BAD_REQUEST, Json(document)).into_response()
         }
-        Err(LaunchError::Failed(failure)) if failure.message.contains("already exists") => {
-            error(StatusCode::CONFLICT, "exists", failure.message)
-        }
-        Err(LaunchError::Failed(failure)) if failure.code == crate::EXIT_INVALID => {
-            error(StatusCode::BAD_REQUEST, "invalid", failure.message)
-        }
-        Err(LaunchError::Failed(failure)) => error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            failure.message,
+        Err(SubmitError::Exists(name)) => error(
+            StatusCode::CONFLICT,
+            "exists",
+            format!("a run named `{name}` already exists; pick another name"),
         ),
+        Err(SubmitError::Refused(message)) => error(StatusCode::BAD_REQUEST, "invalid", message),
+        Err(SubmitError::Environment(message)) => {
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+        }
     }
 }
 

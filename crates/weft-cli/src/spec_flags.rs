@@ -258,9 +258,7 @@ pub fn snapshots(args: &SnapshotArgs) -> Result<SnapshotRequest, Failure> {
         .transpose()?;
     Ok(SnapshotRequest {
         enabled: target.map(|t| t != SNAPSHOTS_OFF),
-        target: target
-            .filter(|t| *t != SNAPSHOTS_OFF)
-            .map(str::to_string),
+        target: target.filter(|t| *t != SNAPSHOTS_OFF).map(str::to_string),
         max_bytes,
         keep: args.keep,
     })
@@ -375,7 +373,10 @@ mod tests {
         assert!(spec.tasks);
         assert_eq!(spec.get("project"), Some("group/app"));
         assert!(reporter("gitlab:novalue").is_err());
-        assert_eq!(reporter("reporter-custom:url=x").unwrap().plugin, "reporter-custom");
+        assert_eq!(
+            reporter("reporter-custom:url=x").unwrap().plugin,
+            "reporter-custom"
+        );
     }
 
     #[test]
@@ -397,7 +398,13 @@ mod tests {
         let unset = snapshots(&SnapshotArgs::default()).unwrap();
         assert_eq!(unset.enabled, None);
         assert!(parse_size("10 parsecs").is_err());
+        assert_eq!(parse_size("123").unwrap(), 123);
         assert_eq!(parse_size("512k").unwrap(), 512 << 10);
+        assert_eq!(parse_size("64MiB").unwrap(), 64 << 20);
+        assert_eq!(parse_size("2 GiB").unwrap(), 2 << 30);
+        assert!(parse_size("").is_err());
+        assert!(parse_size("MiB").is_err());
+        assert!(parse_size("99999999999999999999G").is_err());
     }
 
     #[test]

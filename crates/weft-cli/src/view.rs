@@ -5,14 +5,82 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
-use std::sync::Mutex;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anstyle::{AnsiColor, Style};
 use weft_core::{Outcome, RunSummary, TaskPhase};
+use weft_engine::decorate::DecoratorLog;
+use weft_engine::report::Undelivered;
 use weft_engine::{RunEvent, RunObserver};
 use weft_runtime::{LogLevel, LogStream};
+
+/// What is printed while a run goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Display {
+    /// Transitions and log lines on stdout (`weft run`).
+    Text,
+    /// Log lines on stderr, the JSON report at the end (`--output json`).
+    Json,
+    /// Nothing: logs go to files and the store only (`weft serve`).
+    Silent,
+}
+
+/// The run's view (log lines reach it masked: the engine masks what plugins hand back
+/// before anything sees it) and whether it is coloured.
+pub fn observer(
+    plan: &weft_core::Plan,
+    display: Display,
+    run_dir: &Path,
+) -> (Arc<dyn RunObserver>, bool) {
+    let log_dir = run_dir.join("logs");
+    let (view, color) = match display {
+        Display::Text => LiveView::for_plan(plan, true, log_dir),
+        Display::Json => LiveView::for_plan(plan, false, log_dir),
+        Display::Silent => (LiveView::files_only(log_dir), false),
+    };
+    (Arc::new(view), color)
+}
+
+/// Shows what the form decorators logged (masked): on stderr for `weft run`, as tracing
+/// events for the server.
+pub fn decorator_log(lines: &[DecoratorLog], display: Display) {
+    for line in lines {
+        match display {
+            Display::Text | Display::Json => {
+                eprintln!(
+                    "decorator {} [{}] {}",
+                    line.decorator, line.level, line.text
+                );
+            }
+            Display::Silent => {
+                tracing::info!(decorator = %line.decorator, level = line.level, "{}", line.text);
+            }
+        }
+    }
+}
+
+/// Says on stderr which statuses were not delivered (waited `timeout` for them).
+pub fn undelivered(missed: &[Undelivered], timeout: Duration) {
+    for missed in missed {
+        let why = if missed.permanent {
+            format!("it was refused: {}", missed.error)
+        } else if missed.error.is_empty() {
+            format!("gave up waiting after {}s", timeout.as_secs())
+        } else {
+            format!(
+                "gave up waiting after {}s (last error: {})",
+                timeout.as_secs(),
+                missed.error
+            )
+        };
+        eprintln!(
+            "weft: warning: status `{:?}` for `{}` was not reported by {}: {why}",
+            missed.desired, missed.context, missed.reporter
+        );
+    }
+}
 
 /// Prints a run as it happens and keeps its logs.
 pub struct LiveView {

@@ -341,7 +341,10 @@ pub async fn decorate_submission(
     for decorator in &pipeline.decorators {
         let checked = check_one(registry, file, decorator).await?;
         let id = decorator.id.value.as_str();
-        let Allowance { grants: granted, limits } = grants.grant(Grantee::Decorator { decorator });
+        let Allowance {
+            grants: granted,
+            limits,
+        } = grants.grant(Grantee::Decorator { decorator });
         let log = Arc::new(MemorySink::default());
         let request = TaskRequest {
             grants: granted,

@@ -17,8 +17,8 @@ use weft_core::{
     Action, CancelMode, NodeId, RunContext, RunState, RunSummary, StartTask, TaskPhase,
 };
 use weft_runtime::{
-    CheckpointStore, LimitKind, LogLine, LogSink, MemoryCheckpoints,
-    TaskContext, TaskReport, TaskRequest,
+    CheckpointStore, LimitKind, LogLine, LogSink, MemoryCheckpoints, TaskContext, TaskReport,
+    TaskRequest,
 };
 
 use crate::fault;

@@ -146,11 +146,19 @@ impl RunGrants {
         let limits = match grantee {
             Grantee::Task { start, info } => {
                 let named = self.secret_grants.tasks.get(&start.name);
-                self.add_secrets(&mut grants, start.secrets.iter().chain(named.into_iter().flatten()));
+                self.add_secrets(
+                    &mut grants,
+                    start.secrets.iter().chain(named.into_iter().flatten()),
+                );
                 grants.http = self.http.all.clone();
-                grants
-                    .http
-                    .extend(self.http.tasks.get(&start.name).into_iter().flatten().cloned());
+                grants.http.extend(
+                    self.http
+                        .tasks
+                        .get(&start.name)
+                        .into_iter()
+                        .flatten()
+                        .cloned(),
+                );
                 for (task_side, pipeline_side) in &start.workspaces {
                     let Some(host_path) = self.workspaces.get(pipeline_side) else {
                         continue;
@@ -175,7 +183,10 @@ impl RunGrants {
             }
             Grantee::Reporter { spec, info } => {
                 let token = spec.get("token-secret").map(str::to_string);
-                self.add_secrets(&mut grants, info.capabilities.secrets.iter().chain(token.iter()));
+                self.add_secrets(
+                    &mut grants,
+                    info.capabilities.secrets.iter().chain(token.iter()),
+                );
                 grants.http = self
                     .http
                     .reporters
@@ -260,13 +271,22 @@ mod tests {
                 ("other".to_string(), secret("other-value-1")),
             ]),
             secret_grants: SecretGrants {
-                tasks: BTreeMap::from([("report".to_string(), BTreeSet::from(["gitlab-token".to_string()]))]),
-                decorators: BTreeMap::from([("http-token".to_string(), BTreeSet::from(["ci".to_string()]))]),
+                tasks: BTreeMap::from([(
+                    "report".to_string(),
+                    BTreeSet::from(["gitlab-token".to_string()]),
+                )]),
+                decorators: BTreeMap::from([(
+                    "http-token".to_string(),
+                    BTreeSet::from(["ci".to_string()]),
+                )]),
             },
             http: HttpGrants {
                 all: vec![rule("api.example.com")],
                 tasks: BTreeMap::from([("report".to_string(), vec![rule("gitlab.example.com")])]),
-                decorators: BTreeMap::from([("http-token".to_string(), vec![rule("auth.example.com")])]),
+                decorators: BTreeMap::from([(
+                    "http-token".to_string(),
+                    vec![rule("auth.example.com")],
+                )]),
                 reporters: None,
             },
             workspaces: BTreeMap::from([
@@ -330,7 +350,10 @@ mod tests {
             info: &info(&[], &[]),
         });
         assert_eq!(names(&report.grants.secrets), ["gitlab-token"]);
-        assert_eq!(hosts(&report.grants.http), ["api.example.com", "gitlab.example.com"]);
+        assert_eq!(
+            hosts(&report.grants.http),
+            ["api.example.com", "gitlab.example.com"]
+        );
     }
 
     #[test]
@@ -374,7 +397,10 @@ mod tests {
             decorator: &decorator,
         });
         assert_eq!(names(&given.grants.secrets), ["ci", "deploy"]);
-        assert_eq!(hosts(&given.grants.http), ["api.example.com", "auth.example.com"]);
+        assert_eq!(
+            hosts(&given.grants.http),
+            ["api.example.com", "auth.example.com"]
+        );
         assert!(given.grants.workspaces.is_empty());
         assert_eq!(given.limits.wall_clock, Some(Duration::from_secs(3)));
         assert_eq!(given.limits.memory_bytes, 128 << 20);

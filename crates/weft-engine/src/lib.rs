@@ -32,7 +32,7 @@ pub use execute::{
 pub use observe::{Fanout, Quiet, RunEvent, RunObserver};
 pub use persist::{Durable, Replay};
 pub use prepare::{PLUGIN_UNUSABLE, Prepared, prepare};
+pub use registry::{Catalog, PluginError, PluginRegistry, ResolvedPlugin};
 pub use runs::{
     Finished, LiveRun, RunService, RunSpec, ServiceConfig, StoreOpener, SubmitError, Warn,
 };
-pub use registry::{Catalog, PluginError, PluginRegistry, ResolvedPlugin};

@@ -90,21 +90,12 @@ impl RunMasker {
             | TaskEnding::Failure { message, .. }
             | TaskEnding::Errored { message, .. } => message,
         };
-        if let Cow::Owned(masked) = self.text(message) {
-            *message = masked;
-        }
+        self.0.mask_in_place(message);
     }
 
     /// Masks result values in place; returns the names of those that changed.
     pub fn results(&self, results: &mut BTreeMap<String, String>) -> Vec<String> {
-        let mut masked = Vec::new();
-        for (name, value) in results.iter_mut() {
-            if let Cow::Owned(text) = self.text(value) {
-                *value = text;
-                masked.push(name.clone());
-            }
-        }
-        masked
+        self.0.mask_values(results)
     }
 
     /// A log sink that masks every line before passing it to `next` (the store, the
@@ -139,9 +130,7 @@ struct MaskingSink {
 
 impl LogSink for MaskingSink {
     fn line(&self, mut line: LogLine) {
-        if let Cow::Owned(text) = self.masker.text(&line.text) {
-            line.text = text;
-        }
+        self.masker.0.mask_in_place(&mut line.text);
         self.next.line(line);
     }
 }

@@ -60,7 +60,7 @@ pub struct Fanout(pub Vec<Arc<dyn RunObserver>>);
 impl RunObserver for Fanout {
     fn event(&self, event: RunEvent<'_>) {
         for observer in &self.0 {
-            observer.event(event.clone());
+            observer.event(event);
         }
     }
 }

@@ -95,7 +95,12 @@ impl SubmissionPolicy {
         }
         for (task, secrets) in &grants.tasks {
             for secret in secrets {
-                refuse(REQUEST, Pos::default(), format!("grants[{task}={secret}]"), secret);
+                refuse(
+                    REQUEST,
+                    Pos::default(),
+                    format!("grants[{task}={secret}]"),
+                    secret,
+                );
             }
         }
         for (id, secrets) in &grants.decorators {
@@ -110,7 +115,12 @@ impl SubmissionPolicy {
         }
         for (i, spec) in reporters.iter().enumerate() {
             if let Some(secret) = spec.get("token-secret") {
-                refuse(REQUEST, Pos::default(), format!("reports[{i}].token-secret"), secret);
+                refuse(
+                    REQUEST,
+                    Pos::default(),
+                    format!("reports[{i}].token-secret"),
+                    secret,
+                );
             }
         }
         found
@@ -199,7 +209,13 @@ spec:
         );
         assert!(found[0].line > 0 && found[0].message.contains("gitlab-token"));
         assert_eq!(found[4].file, "submission");
-        let all = policy(&["deploy", "gitlab-token", "ops", "ci-credential", "operator-token"]);
+        let all = policy(&[
+            "deploy",
+            "gitlab-token",
+            "ops",
+            "ci-credential",
+            "operator-token",
+        ]);
         assert!(all.check(&pipeline, &grants, &[]).is_empty());
     }
 }

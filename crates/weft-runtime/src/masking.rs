@@ -67,6 +67,7 @@ use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_S
 use zeroize::Zeroizing;
 
 pub mod across_calls;
+pub mod corpus;
 
 /// What replaces a secret.
 pub const MASK: &str = "***";

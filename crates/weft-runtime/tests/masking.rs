@@ -9,7 +9,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Instant;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
@@ -374,119 +373,24 @@ fn variants_are_deduplicated_and_long_enough() {
     assert!(seen.contains(&STANDARD.encode("plainalnum123").as_str()));
 }
 
-/// A small deterministic PRNG (xorshift), so the benchmark needs no extra crate.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
+/// 50 secrets in 4 MiB of log lines, raw and encoded: every one is masked, nothing else
+/// is. (Throughput is measured by B12 in `cargo xtask bench`, not here.)
 #[test]
-fn throughput_with_50_secrets_and_no_miss() {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    const WORDS: &[&str] = &[
-        "build",
-        "step",
-        "compiling",
-        "crate",
-        "warning:",
-        "error",
-        "ok",
-        "test",
-        "running",
-        "finished",
-        "in",
-        "0.42s",
-        "src/lib.rs:12:5",
-        "=>",
-        "cache",
-        "hit",
-        "the",
-        "of",
-        "download",
-        "GET",
-        "/api/v4/projects",
-        "200",
-        "{\"id\":",
-        "42}",
-    ];
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let secrets: Vec<String> = (0..50)
-        .map(|_| {
-            let len = 16 + rng.below(33);
-            (0..len)
-                .map(|_| char::from(ALPHABET[rng.below(ALPHABET.len())]))
-                .collect()
-        })
-        .collect();
-    let masker = Masker::with_secrets(secrets.iter().map(String::as_str)).expect("long enough");
-
-    // 64 MiB of log lines; one in 200 carries a secret, raw or encoded.
-    let target = 64usize << 20;
-    let mut lines: Vec<String> = Vec::new();
-    let mut total = 0;
-    let mut embedded = 0;
-    while total < target {
-        let mut line = String::new();
-        let words = 6 + rng.below(14);
-        for _ in 0..words {
-            line.push_str(WORDS[rng.below(WORDS.len())]);
-            line.push(' ');
-        }
-        if lines.len().is_multiple_of(200) {
-            let secret = &secrets[rng.below(secrets.len())];
-            let form = match rng.below(4) {
-                0 => secret.clone(),
-                1 => STANDARD.encode(secret),
-                2 => URL_SAFE_NO_PAD.encode(secret),
-                _ => format!("Bearer {secret}"),
-            };
-            line.push_str(&form);
-            line.push_str(" trailing words");
-            embedded += 1;
-        }
-        total += line.len() + 1;
-        lines.push(line);
-    }
-
-    let start = Instant::now();
+fn fifty_secrets_are_all_masked_and_nothing_else() {
+    let corpus = weft_runtime::masking::corpus::corpus(0x9E37_79B9_7F4A_7C15, 50, 4 << 20);
+    let masker =
+        Masker::with_secrets(corpus.secrets.iter().map(String::as_str)).expect("long enough");
     let mut masks = 0;
-    let mut leaked = 0;
-    let mut masked_lines = Vec::with_capacity(lines.len() / 200 + 1);
-    for (i, line) in lines.iter().enumerate() {
+    for line in &corpus.lines {
         let masked = masker.mask(line);
         masks += masked.matches(MASK).count();
-        if i.is_multiple_of(200) {
-            masked_lines.push(masked);
-        }
+        assert!(
+            !corpus.secrets.iter().any(|s| masked.contains(s.as_str())),
+            "a secret leaked: {masked}"
+        );
     }
-    let elapsed = start.elapsed();
-    for text in &masked_lines {
-        if secrets.iter().any(|s| text.contains(s.as_str())) {
-            leaked += 1;
-        }
-    }
-    let mb_per_s = total as f64 / (1 << 20) as f64 / elapsed.as_secs_f64();
-    println!(
-        "masking: {} MiB, {} lines, 50 secrets ({} patterns): {:.3} s, {mb_per_s:.0} MiB/s",
-        total >> 20,
-        lines.len(),
-        masker.pattern_count(),
-        elapsed.as_secs_f64()
-    );
-    assert_eq!(leaked, 0);
     assert_eq!(
-        masks, embedded,
+        masks, corpus.embedded,
         "every embedded secret masked once, nothing else"
     );
-    assert!(mb_per_s >= 20.0, "{mb_per_s:.1} MiB/s");
 }

@@ -41,7 +41,6 @@
 //! HTTP rules. Config holds secret names only; values never leave the token request they
 //! authenticate, and what a reporter hands back is masked ([`crate::mask`]).
 
-
 pub mod config;
 mod delivery;
 pub mod events;

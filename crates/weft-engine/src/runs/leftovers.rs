@@ -74,9 +74,14 @@ impl RunService {
             .map_err(|e| format!("its stored params cannot be read: {e}"))?;
         let pipeline = weft_core::parse_pipeline(&submitted.pipeline_source, &spec.pipeline.file)
             .map_err(|_| "its stored pipeline no longer parses".to_string())?;
-        let prepared = prepare(&self.registry, &submitted.pipeline_source, &spec.pipeline.file, &params)
-            .await
-            .map_err(|_| "its pipeline no longer validates".to_string())?;
+        let prepared = prepare(
+            &self.registry,
+            &submitted.pipeline_source,
+            &spec.pipeline.file,
+            &params,
+        )
+        .await
+        .map_err(|_| "its pipeline no longer validates".to_string())?;
         let secrets = self.run_secrets(&stored.data_dir, spec.policy.as_ref())?;
         let grants = setup::run_grants(spec, &secrets, BTreeMap::new(), Default::default());
         let identity = RunIdentity {

@@ -101,10 +101,9 @@ impl std::fmt::Display for SubmitError {
             SubmitError::Refused(message) | SubmitError::Environment(message) => {
                 f.write_str(message)
             }
-            SubmitError::Exists(name) => write!(
-                f,
-                "a run named `{name}` already exists; pick another name"
-            ),
+            SubmitError::Exists(name) => {
+                write!(f, "a run named `{name}` already exists; pick another name")
+            }
         }
     }
 }

@@ -220,7 +220,7 @@ pub(super) fn snapshot_config(
     if !enabled {
         if request.max_bytes.is_some() || request.keep.is_some() {
             return Err(
-                "snapshot limits need workspace snapshots: set `spec.workspaceSnapshots: true` in the pipeline or turn snapshots on (--workspace-snapshots)"
+                "a snapshot limit (size or count) needs workspace snapshots: set `spec.workspaceSnapshots: true` in the pipeline or turn snapshots on (--workspace-snapshots)"
                     .into(),
             );
         }
@@ -261,4 +261,121 @@ pub(super) fn snapshot_config(
             .cloned()
             .collect(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn pipeline(snapshots: bool) -> Pipeline {
+        let source = format!(
+            "apiVersion: weft.dev/v1\nkind: Pipeline\nmetadata: {{name: p}}\nspec:\n  \
+             workspaceSnapshots: {snapshots}\n  workspaces: [{{name: src}}, {{name: creds}}]\n  \
+             tasks:\n    - {{name: a, taskRef: {{name: echo}}}}\n"
+        );
+        weft_core::parse_pipeline(&source, "p.yaml").unwrap()
+    }
+
+    fn bound() -> BTreeMap<String, PathBuf> {
+        [("src", "/tmp/src"), ("creds", "/tmp/creds")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), PathBuf::from(v)))
+            .collect()
+    }
+
+    fn request(
+        enabled: Option<bool>,
+        target: Option<&str>,
+        max_bytes: Option<u64>,
+        keep: Option<u32>,
+    ) -> SnapshotRequest {
+        SnapshotRequest {
+            enabled,
+            target: target.map(str::to_string),
+            max_bytes,
+            keep,
+        }
+    }
+
+    #[test]
+    fn the_pipeline_or_the_request_turns_snapshots_on() {
+        let secret: BTreeSet<String> = ["creds".to_string()].into();
+        // (what, request, pipeline sets workspaceSnapshots, expected (max_bytes, keep) or off)
+        let table = [
+            (
+                "off by default",
+                request(None, None, None, None),
+                false,
+                None,
+            ),
+            (
+                "the pipeline turns them on",
+                request(None, None, None, None),
+                true,
+                Some((DEFAULT_MAX_BYTES, DEFAULT_KEEP)),
+            ),
+            (
+                "the request turns them on with limits",
+                request(Some(true), Some("db"), Some(1 << 20), Some(2)),
+                false,
+                Some((1 << 20, 2)),
+            ),
+            (
+                "the request turns them off",
+                request(Some(false), None, None, None),
+                true,
+                None,
+            ),
+        ];
+        for (what, request, in_pipeline, expected) in table {
+            let got = snapshot_config(&request, &pipeline(in_pipeline), &bound(), &secret).unwrap();
+            assert_eq!(
+                got.as_ref().map(|c| (c.max_bytes, c.keep)),
+                expected,
+                "{what}"
+            );
+            if let Some(config) = got {
+                assert!(matches!(config.target, SnapshotTarget::Database), "{what}");
+                assert_eq!(
+                    config.workspaces.iter().collect::<Vec<_>>(),
+                    ["src"],
+                    "{what}: secret workspaces are never archived"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn impossible_requests_are_refused() {
+        let none = BTreeSet::new();
+        let p = pipeline(false);
+        for (request, why) in [
+            (
+                request(None, None, None, Some(2)),
+                "needs workspace snapshots",
+            ),
+            (
+                request(Some(true), Some("db"), Some(0), None),
+                "more than 0",
+            ),
+            (
+                request(Some(true), Some("db"), Some(1 << 30), None),
+                "at most",
+            ),
+            (request(Some(true), Some("db"), None, Some(0)), "at least 1"),
+            (
+                request(Some(true), Some("db"), None, Some(100)),
+                "at most 16",
+            ),
+            (
+                request(Some(true), Some("s3://bucket/x"), None, None),
+                "s3://bucket/x",
+            ),
+        ] {
+            let err = snapshot_config(&request, &p, &bound(), &none).unwrap_err();
+            assert!(err.contains(why), "{request:?}: {err}");
+        }
+    }
 }

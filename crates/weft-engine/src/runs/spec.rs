@@ -255,7 +255,9 @@ mod tests {
         spec.secret_grants
             .tasks
             .insert("report".into(), BTreeSet::from(["gitlab-token".into()]));
-        spec.http.all.push(HttpRule::parse("!private:127.0.0.1:8080").expect("rule"));
+        spec.http
+            .all
+            .push(HttpRule::parse("!private:127.0.0.1:8080").expect("rule"));
         spec.http.reporters = Some(vec![HttpRule::parse("gitlab.example.com").expect("rule")]);
         spec.timeouts.tasks = Some(Duration::from_millis(1500));
         spec.snapshots.enabled = Some(true);

@@ -130,9 +130,8 @@ impl RunService {
         let (workspaces, read_only) =
             setup::bind_workspaces(&spec, &pipeline, &run_dir, &mut secrets)
                 .map_err(SubmitError::Refused)?;
-        let snapshots =
-            setup::snapshot_config(&spec.snapshots, &pipeline, &workspaces, &read_only)
-                .map_err(SubmitError::Refused)?;
+        let snapshots = setup::snapshot_config(&spec.snapshots, &pipeline, &workspaces, &read_only)
+            .map_err(SubmitError::Refused)?;
         let masker = secrets.masker();
         let grants = setup::run_grants(&spec, &secrets, workspaces, read_only);
         let mut options = setup::options(&spec, &name, &uid, grants, masker.clone());

@@ -104,7 +104,8 @@ impl RunService {
             .map_err(unusable)?;
         let masker = secrets.masker();
         let grants = setup::run_grants(spec, &secrets, workspaces, read_only);
-        let mut options = setup::options(spec, &submitted.name, &stored.uid, grants, masker.clone());
+        let mut options =
+            setup::options(spec, &submitted.name, &stored.uid, grants, masker.clone());
         // Deadlines count from the run's first start: a restart never extends them.
         options.elapsed_before = Timestamp::now().since(submitted.created_at);
         options.durable = Some(Durable {
@@ -149,9 +150,9 @@ impl RunService {
             secrets,
             spec.report_timeout,
         );
-        let redelivering = live.resume_reporting().map_err(|e| {
-            unusable(format!("cannot read its reporter outbox: {e}"))
-        })?;
+        let redelivering = live
+            .resume_reporting()
+            .map_err(|e| unusable(format!("cannot read its reporter outbox: {e}")))?;
         Ok(TakenOver {
             run: live,
             strategy,
