@@ -7,9 +7,8 @@ use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use weft_engine::{
-    PluginRegistry, RunEvent, RunObserver, RunOptions, cancel_channel, execute, prepare,
-};
+use weft_engine::driver::{RunOptions, execute, prepare};
+use weft_engine::runs::{PluginRegistry, RunEvent, RunObserver, cancel_channel};
 use weft_runtime::{Runtime, RuntimeConfig};
 
 use crate::{Figure, Inputs, shapes};

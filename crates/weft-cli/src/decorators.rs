@@ -2,14 +2,13 @@
 //! `weft runs show`) and what `weft plugin describe` says of one. They run in the
 //! engine, on every submission (`weft_engine::decorate`).
 
-use weft_engine::ResolvedPlugin;
-use weft_engine::decorate;
+use weft_engine::runs::{ResolvedPlugin, recorded_decorations};
 use weft_store::RunStore;
 
 /// What the decorators of `run` changed, as recorded: JSON for `weft runs show --output
 /// json` (`null` when nothing was recorded) and one line per decorator for people.
 pub fn recorded(store: &dyn RunStore, run: &str) -> (serde_json::Value, Vec<String>) {
-    let Ok(Some(changes)) = decorate::recorded_decorations(store, run) else {
+    let Ok(Some(changes)) = recorded_decorations(store, run) else {
         return (serde_json::Value::Null, Vec::new());
     };
     let lines = changes

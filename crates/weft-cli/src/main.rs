@@ -20,9 +20,9 @@ use std::time::Instant;
 
 use clap::Parser;
 use weft_core::{CancelMode, Diagnostic};
-use weft_engine::{
-    PluginRegistry, RunEnd, RunService, ServiceConfig, StoreOpener, SubmitError, cancel_channel,
-    prepare,
+use weft_engine::runs::{
+    CancelHandle, PipelineSource, PluginRegistry, RunEnd, RunService, ServiceConfig, StoreOpener,
+    SubmitError, cancel_channel, validate as validate_pipeline,
 };
 use weft_runtime::{Runtime, RuntimeConfig};
 
@@ -188,7 +188,11 @@ async fn validate(args: PipelineArgs) -> Result<u8, Failure> {
     let source = read_pipeline_for(&args.file, args.output)?;
     let supplied = spec_flags::params(&source, &file, &args.params)?;
     let registry = registry(&args.plugins)?;
-    match prepare(&registry, &source, &file, &supplied).await {
+    let pipeline = PipelineSource {
+        source: source.clone(),
+        file: file.clone(),
+    };
+    match validate_pipeline(&registry, &pipeline, &supplied).await {
         Ok(prepared) => {
             match args.output {
                 OutputFormat::Json => println!("{}", diagnostics::to_json(&[])),
@@ -339,7 +343,7 @@ impl Signals {
     }
 }
 
-async fn forward_signals(mut signals: Signals, cancel: weft_engine::CancelHandle) {
+async fn forward_signals(mut signals: Signals, cancel: CancelHandle) {
     let mut interrupts = 0;
     while let Some(mode) = signals.next(&mut interrupts).await {
         eprintln!(

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use weft_engine::{RunEnd, cancel_channel};
+use weft_engine::runs::{RunEnd, cancel_channel};
 use weft_store::{BatchConfig, BatchingStore, RunStore, SqliteStore, StoreLimits, Timestamp};
 
 use crate::cli::{OutputFormat, RunsCommand, StoreArgs};

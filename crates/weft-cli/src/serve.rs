@@ -31,11 +31,9 @@ use serde_json::{Value, json};
 use tokio::task::JoinSet;
 use weft_core::CancelMode;
 use weft_core::contract::ParamValue;
-use weft_engine::grants::HttpGrants;
-use weft_engine::policy::SubmissionPolicy;
-use weft_engine::runs::LiveRun;
-use weft_engine::{
-    CancelHandle, RunEnd, RunService, RunSpec, RunTimeouts, SubmitError, cancel_channel,
+use weft_engine::runs::{
+    CancelHandle, HttpGrants, LiveRun, RunEnd, RunService, RunSpec, RunTimeouts, SubmissionPolicy,
+    SubmitError, cancel_channel,
 };
 use weft_store::{BatchingStore, RunStore, Timestamp};
 

@@ -29,7 +29,7 @@ impl Listing {
                 })
             })
             .collect();
-        let events = weft_engine::snapshot::history(store, run)?;
+        let events = weft_engine::runs::snapshot_history(store, run)?;
         Ok(Listing { stored, events })
     }
 

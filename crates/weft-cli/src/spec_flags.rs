@@ -8,11 +8,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use weft_core::contract::{ParamType, ParamValue};
-use weft_engine::grants::{HttpGrants, SecretGrants};
-use weft_engine::report::ReporterSpec;
-use weft_engine::runs::{RunSpec, SnapshotRequest, WorkspaceSource};
-use weft_engine::secrets::{SecretStore, split_name};
-use weft_engine::{RunTimeouts, SubmitError};
+use weft_engine::runs::{
+    DEFAULT_DECORATOR_TIMEOUT, HttpGrants, ReporterSpec, RunSpec, RunTimeouts, SecretGrants,
+    SecretStore, SnapshotRequest, SubmitError, WorkspaceSource, split_name,
+};
 use weft_runtime::HttpRule;
 
 use crate::Failure;
@@ -66,7 +65,7 @@ pub fn run_spec(
     spec.report_timeout = duration("report-timeout", Some(&args.report_timeout))?
         .unwrap_or(weft_engine::runs::spec::DEFAULT_REPORT_TIMEOUT);
     spec.decorator_timeout = duration("decorator-timeout", Some(&args.decorator_timeout))?
-        .unwrap_or(weft_engine::grants::DEFAULT_DECORATOR_TIMEOUT);
+        .unwrap_or(DEFAULT_DECORATOR_TIMEOUT);
     if spec.decorator_timeout.is_zero() {
         return Err(Failure::invalid("--decorator-timeout must be more than 0s"));
     }

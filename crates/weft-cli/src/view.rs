@@ -11,9 +11,7 @@ use std::time::Duration;
 
 use anstyle::{AnsiColor, Style};
 use weft_core::{Outcome, RunSummary, TaskPhase};
-use weft_engine::decorate::DecoratorLog;
-use weft_engine::report::Undelivered;
-use weft_engine::{RunEvent, RunObserver};
+use weft_engine::runs::{DecoratorLog, RunEvent, RunObserver, Undelivered};
 use weft_runtime::{LogLevel, LogStream};
 
 /// What is printed while a run goes.

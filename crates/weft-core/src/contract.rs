@@ -278,37 +278,6 @@ impl ReportStatus {
     }
 }
 
-impl From<crate::status::Outcome> for ReportStatus {
-    fn from(outcome: crate::status::Outcome) -> Self {
-        use crate::status::Outcome;
-        match outcome {
-            Outcome::Succeeded => ReportStatus::Succeeded,
-            Outcome::SucceededWithWarnings => ReportStatus::SucceededWithWarnings,
-            Outcome::Failed => ReportStatus::Failed,
-            Outcome::TimedOut => ReportStatus::TimedOut,
-            Outcome::Cancelled => ReportStatus::Cancelled,
-            Outcome::Rejected => ReportStatus::Rejected,
-            Outcome::Errored => ReportStatus::Errored,
-            Outcome::Skipped => ReportStatus::Skipped,
-        }
-    }
-}
-
-impl From<crate::status::RunStatus> for ReportStatus {
-    fn from(status: crate::status::RunStatus) -> Self {
-        use crate::status::RunStatus;
-        match status {
-            RunStatus::Succeeded => ReportStatus::Succeeded,
-            RunStatus::SucceededWithWarnings => ReportStatus::SucceededWithWarnings,
-            RunStatus::Completed => ReportStatus::Completed,
-            RunStatus::Failed => ReportStatus::Failed,
-            RunStatus::TimedOut => ReportStatus::TimedOut,
-            RunStatus::Errored => ReportStatus::Errored,
-            RunStatus::Cancelled => ReportStatus::Cancelled,
-        }
-    }
-}
-
 #[cfg(test)]
 mod report_status_tests {
     use super::ReportStatus::{self, *};

@@ -7,6 +7,7 @@
 //! The aggregates are computed from a [`Tally`]: counts over terminal nodes that the run
 //! state updates in O(1) per event, so reading `$(tasks.status)` never rescans the run.
 
+use crate::contract::ReportStatus;
 use crate::contract::TaskEnding;
 use crate::model::{Flow, OnError, OnStatusRule, PolicyOutcome};
 use serde::Serialize;
@@ -545,6 +546,37 @@ pub fn final_status(facts: &RunFacts, all: &Tally) -> (RunStatus, String) {
         (RunStatus::Completed, RunStatus::Completed.as_str().into())
     } else {
         (RunStatus::Succeeded, RunStatus::Succeeded.as_str().into())
+    }
+}
+
+/// The status a forge is asked to show for a task that ended so.
+impl From<Outcome> for ReportStatus {
+    fn from(outcome: Outcome) -> Self {
+        match outcome {
+            Outcome::Succeeded => ReportStatus::Succeeded,
+            Outcome::SucceededWithWarnings => ReportStatus::SucceededWithWarnings,
+            Outcome::Failed => ReportStatus::Failed,
+            Outcome::TimedOut => ReportStatus::TimedOut,
+            Outcome::Cancelled => ReportStatus::Cancelled,
+            Outcome::Rejected => ReportStatus::Rejected,
+            Outcome::Errored => ReportStatus::Errored,
+            Outcome::Skipped => ReportStatus::Skipped,
+        }
+    }
+}
+
+/// The status a forge is asked to show for a run that ended so.
+impl From<RunStatus> for ReportStatus {
+    fn from(status: RunStatus) -> Self {
+        match status {
+            RunStatus::Succeeded => ReportStatus::Succeeded,
+            RunStatus::SucceededWithWarnings => ReportStatus::SucceededWithWarnings,
+            RunStatus::Completed => ReportStatus::Completed,
+            RunStatus::Failed => ReportStatus::Failed,
+            RunStatus::TimedOut => ReportStatus::TimedOut,
+            RunStatus::Errored => ReportStatus::Errored,
+            RunStatus::Cancelled => ReportStatus::Cancelled,
+        }
     }
 }
 

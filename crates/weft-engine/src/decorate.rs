@@ -129,10 +129,6 @@ pub struct Decorated {
 /// Why a submission was stopped by a decorator. No run was created.
 #[derive(Debug, Clone)]
 pub struct DecorateError {
-    /// The decorator's id.
-    pub decorator: String,
-    /// Its index in `spec.decorators`.
-    pub index: usize,
     /// What went wrong, with file, line and column (the entry, or its `input`).
     pub diagnostic: Diagnostic,
     /// What the decorator logged before it failed, masked.
@@ -155,15 +151,12 @@ struct Checked {
 
 fn entry_error(
     file: &str,
-    decorator: &Decorator,
     pos: Pos,
     field: String,
     code: &'static str,
     message: String,
 ) -> DecorateError {
     DecorateError {
-        decorator: decorator.id.value.clone(),
-        index: decorator.index,
         diagnostic: Diagnostic::new(file, pos, field, code, message),
         log: Vec::new(),
     }
@@ -179,7 +172,6 @@ async fn check_one(
     let at_id = |code: &'static str, message: String| {
         entry_error(
             file,
-            decorator,
             decorator.id.pos,
             format!("{}.id", decorator.path()),
             code,
@@ -248,7 +240,6 @@ async fn check_one(
             let field = format!("{}.input{}", decorator.path(), dotted(pointer));
             let mut err = entry_error(
                 file,
-                decorator,
                 decorator.input_pos,
                 field,
                 codes::DECORATOR_INPUT,
@@ -378,14 +369,7 @@ pub async fn decorate_submission(
             })
             .collect();
         let at_entry = |code: &'static str, message: String| {
-            let mut err = entry_error(
-                file,
-                decorator,
-                decorator.pos,
-                decorator.path(),
-                code,
-                message,
-            );
+            let mut err = entry_error(file, decorator.pos, decorator.path(), code, message);
             err.log = lines.clone();
             err
         };

@@ -19,8 +19,6 @@ use weft_core::contract::PluginInfo;
 use weft_core::model::Decorator;
 use weft_runtime::{Grants, HttpRule, Limits, SecretValue, WorkspaceMount};
 
-use crate::report::ReporterSpec;
-
 /// How long one reporter call may take (a forge request and its retries are the host's).
 pub const REPORTER_CALL_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -83,8 +81,8 @@ pub enum Grantee<'a> {
     },
     /// A status reporter.
     Reporter {
-        /// Its configuration.
-        spec: &'a ReporterSpec,
+        /// The secret its config names as its token (`token-secret`).
+        token_secret: Option<&'a str>,
         /// What its plugin declares (secrets it needs).
         info: &'a PluginInfo,
     },
@@ -181,8 +179,8 @@ impl RunGrants {
                     ..self.task_limits.clone()
                 }
             }
-            Grantee::Reporter { spec, info } => {
-                let token = spec.get("token-secret").map(str::to_string);
+            Grantee::Reporter { token_secret, info } => {
+                let token = token_secret.map(str::to_string);
                 self.add_secrets(
                     &mut grants,
                     info.capabilities.secrets.iter().chain(token.iter()),
@@ -359,14 +357,8 @@ mod tests {
     #[test]
     fn a_reporter_gets_its_declared_secrets_its_token_and_the_reporters_rules() {
         let mut run = run();
-        let spec = ReporterSpec {
-            id: "reporter-gitlab#0".into(),
-            plugin: "reporter-gitlab".into(),
-            config: vec![("token-secret".into(), "gitlab-token".into())],
-            tasks: false,
-        };
         let given = run.grant(Grantee::Reporter {
-            spec: &spec,
+            token_secret: Some("gitlab-token"),
             info: &info(&["other"], &[]),
         });
         assert_eq!(names(&given.grants.secrets), ["gitlab-token", "other"]);
@@ -376,7 +368,7 @@ mod tests {
         // A submission's reporters reach only what the operator allowed for reporters.
         run.http.reporters = Some(vec![rule("status.example.com")]);
         let given = run.grant(Grantee::Reporter {
-            spec: &spec,
+            token_secret: Some("gitlab-token"),
             info: &info(&[], &[]),
         });
         assert_eq!(hosts(&given.grants.http), ["status.example.com"]);

@@ -5,34 +5,29 @@
 //!
 //! [`RunState`]: weft_core::RunState
 
-pub mod decorate;
-pub mod execute;
-pub mod fault;
-pub mod grants;
-pub mod mask;
-pub mod observe;
-pub mod outbox;
-pub mod persist;
-pub mod policy;
-pub mod prepare;
-pub mod registry;
-pub mod report;
+mod decorate;
+mod execute;
+mod fault;
+mod grants;
+mod mask;
+mod observe;
+mod outbox;
+mod persist;
+mod policy;
+mod prepare;
+mod registry;
+mod report;
 pub mod runs;
-pub mod secrets;
-pub mod snapshot;
+mod secrets;
+mod snapshot;
 
-pub use decorate::{
-    DecorateError, Decorated, DecoratorChange, decorate_submission, record_decorations,
-    recorded_decorations,
-};
-pub use execute::{
-    CancelHandle, ControlReceiver, RunEnd, RunOptions, RunTimeouts, cancel_channel, execute,
-    execute_until,
-};
-pub use observe::{Fanout, Quiet, RunEvent, RunObserver};
-pub use persist::{Durable, Replay};
-pub use prepare::{PLUGIN_UNUSABLE, Prepared, prepare};
-pub use registry::{Catalog, PluginError, PluginRegistry, ResolvedPlugin};
 pub use runs::{
     Finished, LiveRun, RunService, RunSpec, ServiceConfig, StoreOpener, SubmitError, Warn,
 };
+
+/// The driver itself, for benchmarks that measure it without a store: a prepared plan run
+/// in memory. Everything else goes through [`runs::RunService`].
+pub mod driver {
+    pub use crate::execute::{RunOptions, execute, execute_until};
+    pub use crate::prepare::prepare;
+}

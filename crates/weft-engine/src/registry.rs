@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use weft_core::PluginCatalog;
 use weft_core::contract::PluginInfo;
@@ -163,6 +163,3 @@ impl PluginCatalog for Catalog {
         self.known.iter().map(String::as_str).collect()
     }
 }
-
-/// Shared handle used by the executor.
-pub type SharedRegistry = Arc<PluginRegistry>;

@@ -53,8 +53,7 @@ use std::time::Duration;
 use weft_runtime::PluginKind;
 
 pub use config::{ReporterSpec, RunIdentity, assign_ids, specs_from_pipeline};
-pub use delivery::{MAX_ATTEMPTS, Undelivered, retry_wait};
-pub use events::final_status;
+pub use delivery::Undelivered;
 
 use crate::grants::{Grantee, RunGrants};
 use crate::mask::RunMasker;
@@ -88,7 +87,7 @@ impl Reporters {
         for spec in specs {
             let plugin = Reporters::check(registry, &spec).await?;
             let allowance = grants.grant(Grantee::Reporter {
-                spec: &spec,
+                token_secret: spec.get("token-secret"),
                 info: &plugin.info,
             });
             reporters.push(Active {
@@ -127,11 +126,6 @@ impl Reporters {
             ));
         }
         Ok(plugin)
-    }
-
-    /// Whether any reporter is configured.
-    pub fn is_empty(&self) -> bool {
-        self.shared.reporters.is_empty()
     }
 
     /// The run was submitted: every run-level context becomes `pending`.

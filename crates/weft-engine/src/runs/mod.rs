@@ -28,6 +28,18 @@ use std::time::Duration;
 use weft_core::Diagnostic;
 use weft_store::BatchingStore;
 
+// The types the service's API names, so that its callers need nothing else of the
+// engine.
+pub use crate::decorate::{DecoratorChange, DecoratorLog, recorded_decorations};
+pub use crate::execute::{CancelHandle, ControlReceiver, RunEnd, RunTimeouts, cancel_channel};
+pub use crate::grants::{DEFAULT_DECORATOR_TIMEOUT, HttpGrants, SecretGrants};
+pub use crate::observe::{Quiet, RunEvent, RunObserver};
+pub use crate::policy::SubmissionPolicy;
+pub use crate::prepare::Prepared;
+pub use crate::registry::{PluginError, PluginRegistry, ResolvedPlugin};
+pub use crate::report::{ReporterSpec, Undelivered};
+pub use crate::secrets::{SecretStore, split_name};
+pub use crate::snapshot::history as snapshot_history;
 pub use leftovers::Leftover;
 pub use live::{Finished, LiveRun};
 pub use spec::{
@@ -35,10 +47,6 @@ pub use spec::{
 };
 pub use submit::Submitted;
 pub use take_over::{TakeOverError, TakenOver};
-
-use crate::decorate::DecoratorLog;
-use crate::registry::PluginRegistry;
-use crate::secrets::SecretStore;
 
 /// Opens the run store when the service first needs it (so a submission refused before
 /// any run exists creates no store file).
@@ -106,6 +114,16 @@ impl std::fmt::Display for SubmitError {
             }
         }
     }
+}
+
+/// Validates a pipeline against `registry`'s plugins as a submission would be (without
+/// running its decorators or creating anything): its plan, or every problem found.
+pub async fn validate(
+    registry: &PluginRegistry,
+    pipeline: &PipelineSource,
+    params: &std::collections::BTreeMap<String, weft_core::contract::ParamValue>,
+) -> Result<Prepared, Vec<Diagnostic>> {
+    crate::prepare::prepare(registry, &pipeline.source, &pipeline.file, params).await
 }
 
 impl RunService {

@@ -40,10 +40,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub(crate) use after_task::AfterTask;
-pub use archive::{Archive, archive};
-pub use bucket::{Bucket, BucketEntry};
+pub(crate) use archive::archive;
+pub use bucket::Bucket;
 pub use restore::{Restored, history, restore_run};
-pub use unpack::{RESTORE_MAX_BYTES, Unpacked, restore};
+pub(crate) use unpack::restore;
 
 /// Default cap on one compressed snapshot (the run store's own limit).
 pub const DEFAULT_MAX_BYTES: u64 = 64 << 20;
