@@ -1,6 +1,8 @@
-//! Plain data mirroring the WIT contract (`wit/types.wit`), shared by the runtime (which
-//! converts to and from the generated bindings) and the engine (which validates pipelines
-//! against what plugins declare). No behaviour lives here.
+//! Plain data mirroring the WIT contract (`wit/`: the shared types, and what the task,
+//! reporter and form-decorator worlds pass), shared by the runtime (which converts to and
+//! from the generated bindings of each contract version) and the engine (which validates
+//! pipelines against what plugins declare, and builds what it hands plugins). No
+//! behaviour lives here beyond the status vocabulary's ordering rule.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -125,6 +127,53 @@ pub struct PluginInfo {
     pub accepts_any_params: bool,
     /// What it needs from the host.
     pub capabilities: Capabilities,
+}
+
+/// Where a task runs: the part of its `task-context` that is not params or workspaces.
+#[derive(Debug, Clone, Default)]
+pub struct TaskContext {
+    /// The run's name.
+    pub run_name: String,
+    /// The run's unique id.
+    pub run_uid: String,
+    /// The pipeline's name.
+    pub pipeline_name: String,
+    /// The pipeline task's name.
+    pub task_name: String,
+    /// 0 for the first attempt.
+    pub retry_count: u32,
+    /// Retries allowed.
+    pub retries: u32,
+}
+
+/// A workspace as the task sees it in its `task-context` (the WIT `workspace-binding`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkspaceBinding {
+    /// Workspace name as the task knows it.
+    pub name: String,
+    /// Path the guest sees (e.g. `/workspace/source`).
+    pub path: String,
+    /// Whether the guest may only read it.
+    pub read_only: bool,
+}
+
+/// What a form decorator says about itself (`describe()`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecoratorInfo {
+    /// Id (`name`), version, description and capabilities.
+    pub info: PluginInfo,
+    /// The JSON Schema (text) its `input` must match; empty accepts any input.
+    pub input_schema: String,
+}
+
+/// What a form decorator returned: the new form state and the run-scoped secrets to add
+/// (`NAME` or `NAME.KEY`, value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decorated {
+    /// The params after the decorator, in full.
+    pub params: BTreeMap<String, ParamValue>,
+    /// Run-scoped secrets to add, in the order given.
+    pub secrets: Vec<(String, String)>,
 }
 
 /// How a task ended, as the plugin said it (the "raw" ending of semantics.md section 2).
@@ -276,6 +325,67 @@ impl ReportStatus {
     pub fn may_become(self, next: ReportStatus) -> bool {
         !self.is_terminal() && next.rank() >= self.rank()
     }
+}
+
+/// One event a reporter is asked to report (the WIT `run-event`): the desired status of a
+/// run, or of one of its tasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportEvent {
+    /// The run's name.
+    pub run_name: String,
+    /// The run's unique id.
+    pub run_uid: String,
+    /// The pipeline's name.
+    pub pipeline_name: String,
+    /// The run's desired status.
+    pub status: ReportStatus,
+    /// The run's reason (`Halted`, `CancelledRunFinally`, ...); may be empty.
+    pub reason: String,
+    /// Set when a task halted the run early.
+    pub halted_by: Option<ReportHalt>,
+    /// The run's message; may be empty.
+    pub message: String,
+    /// A human description suggested by the host; may be empty.
+    pub description: String,
+    /// Set for a task-level event.
+    pub task: Option<ReportTask>,
+    /// The reporter's configuration (secret names, never values).
+    pub config: Vec<(String, String)>,
+    /// 0 for the first delivery attempt of this event, 1 for the first retry, ...
+    pub attempt: u32,
+}
+
+/// The task that ended a run early with a successful halt (the WIT `halt`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportHalt {
+    /// The task's name.
+    pub task: String,
+    /// The message it halted with.
+    pub message: String,
+}
+
+/// The task of a task-level [`ReportEvent`] (the WIT `task-event`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportTask {
+    /// The task's name in the pipeline.
+    pub name: String,
+    /// The task's desired status.
+    pub status: ReportStatus,
+    /// The task's reason; may be empty.
+    pub reason: String,
+    /// The task's message; may be empty.
+    pub message: String,
+}
+
+/// What a reporter asks the host to do next (the WIT `delivery`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// Delivered, or the forge already has that state.
+    Done,
+    /// A transient failure; the wait the server named in milliseconds, 0 for none.
+    RetryAfter(u64),
+    /// Will never succeed as configured; the message says why.
+    Permanent(String),
 }
 
 #[cfg(test)]

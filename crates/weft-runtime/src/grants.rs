@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use crate::capabilities::http::HttpRule;
-use crate::capabilities::secrets::SecretValue;
+use crate::secret::SecretValue;
 
 /// A directory preopened for the guest.
 #[derive(Debug, Clone)]

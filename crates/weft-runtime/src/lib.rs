@@ -15,7 +15,6 @@
 //! # Ok(()) }
 //! ```
 
-mod bindings;
 pub mod cache;
 pub mod capabilities;
 pub mod grants;
@@ -23,7 +22,9 @@ pub mod limits;
 pub mod load;
 pub mod masking;
 pub mod plugin;
+mod secret;
 mod state;
+mod wit;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,7 +37,6 @@ pub use cache::ComponentCache;
 pub use capabilities::checkpoint::{CheckpointStore, MemoryCheckpoints};
 pub use capabilities::http::{AddressClass, EgressLimits, HttpRule, classify_ip};
 pub use capabilities::log::{LogLevel, LogLine, LogSink, LogStream, MemorySink, NullSink};
-pub use capabilities::secrets::{SecretError, SecretValue};
 pub use grants::{Grants, WorkspaceMount};
 pub use limits::{LimitKind, Limits};
 pub use load::LoadError;
@@ -44,16 +44,13 @@ pub use masking::Masker;
 pub use plugin::{
     Decorated, DecoratorInfo, Plugin, PluginKind, TaskContext, TaskReport, TaskRequest,
 };
+pub use secret::{SecretError, SecretValue};
+pub use wit::WIT_VERSION;
 
 use state::HostState;
 
 /// How often the epoch ticks; the unit of the CPU budget.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
-
-/// The `weft:plugin` WIT version this host serves.
-pub const WIT_VERSION: &str = "0.1.0";
-
-const SUPPORTED_WIT: semver::Version = semver::Version::new(0, 1, 0);
 
 /// How instance memory is allocated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use wasmtime::component::Component;
 
+use crate::Runtime;
 use crate::grants::{InterfaceClass, classify, split_version};
 use crate::plugin::{Plugin, PluginInner, PluginKind};
-use crate::{Runtime, SUPPORTED_WIT};
+use crate::wit::{self, WIT_VERSION};
 
 /// Largest component weft accepts.
 pub const MAX_COMPONENT_BYTES: usize = 64 << 20;
@@ -41,7 +42,7 @@ pub enum LoadError {
     },
     /// Built against a `weft:plugin` version this host cannot serve.
     #[error(
-        "plugin `{name}` was built for weft:plugin@{found}, but this host serves weft:plugin@{SUPPORTED_WIT} (compatible: {compatible}); rebuild it with a matching weft-sdk"
+        "plugin `{name}` was built for weft:plugin@{found}, but this host serves weft:plugin@{WIT_VERSION} (compatible: {compatible}); rebuild it with a matching weft-sdk"
     )]
     UnsupportedWitVersion {
         /// Plugin name.
@@ -110,17 +111,6 @@ fn check_header(name: &str, bytes: &[u8]) -> Result<(), LoadError> {
     }
 }
 
-/// Whether `found` can be served by a host speaking [`SUPPORTED_WIT`]: same major, and for
-/// 0.x the same minor (semver's rule for pre-1.0), any patch.
-pub(crate) fn wit_compatible(found: &semver::Version) -> bool {
-    let supported = &SUPPORTED_WIT;
-    if supported.major == 0 {
-        found.major == 0 && found.minor == supported.minor
-    } else {
-        found.major == supported.major
-    }
-}
-
 pub(crate) fn load(runtime: &Runtime, name: &str, bytes: &[u8]) -> Result<Plugin, LoadError> {
     check_header(name, bytes)?;
     let compiled = match runtime.cache() {
@@ -151,7 +141,7 @@ pub(crate) fn load(runtime: &Runtime, name: &str, bytes: &[u8]) -> Result<Plugin
             let found = version.unwrap_or("unversioned");
             let parsed = semver::Version::parse(found).ok();
             match parsed {
-                Some(v) if wit_compatible(&v) => {
+                Some(v) if wit::accepts(&v) => {
                     wit_version = Some(v);
                     kind = Some(weft_kind);
                 }
@@ -159,19 +149,19 @@ pub(crate) fn load(runtime: &Runtime, name: &str, bytes: &[u8]) -> Result<Plugin
                     return Err(LoadError::UnsupportedWitVersion {
                         name: name.to_string(),
                         found: found.to_string(),
-                        compatible: "0.1.x",
+                        compatible: wit::ACCEPTED_RANGE,
                     });
                 }
             }
         } else if interface.starts_with("weft:plugin/") {
             // Another weft world (reporter, form decorator) or a newer task contract.
             if let Some(v) = version.and_then(|v| semver::Version::parse(v).ok())
-                && !wit_compatible(&v)
+                && !wit::accepts(&v)
             {
                 return Err(LoadError::UnsupportedWitVersion {
                     name: name.to_string(),
                     found: v.to_string(),
-                    compatible: "0.1.x",
+                    compatible: wit::ACCEPTED_RANGE,
                 });
             }
         } else if interface == "wasi:cli/run" && kind.is_none() {
@@ -203,12 +193,12 @@ pub(crate) fn load(runtime: &Runtime, name: &str, bytes: &[u8]) -> Result<Plugin
         }
         if interface.starts_with("weft:plugin/")
             && let Some(v) = version.and_then(|v| semver::Version::parse(v).ok())
-            && !wit_compatible(&v)
+            && !wit::accepts(&v)
         {
             return Err(LoadError::UnsupportedWitVersion {
                 name: name.to_string(),
                 found: v.to_string(),
-                compatible: "0.1.x",
+                compatible: wit::ACCEPTED_RANGE,
             });
         }
     }

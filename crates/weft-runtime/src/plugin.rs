@@ -7,11 +7,9 @@ use std::sync::Arc;
 use wasmtime::component::{Component, InstancePre};
 use wasmtime::{Store, Trap, UpdateDeadline};
 use weft_core::contract::{
-    Capabilities, ParamSpec, ParamType, ParamValue, PluginInfo, ResultSpec, TaskEnding,
-    WorkspaceSpec,
+    Capabilities, Delivery, ParamValue, PluginInfo, ReportEvent, TaskEnding, WorkspaceBinding,
 };
 
-use crate::bindings::weft::plugin::types as wit;
 use crate::capabilities::checkpoint::{CheckpointStore, MemoryCheckpoints};
 use crate::capabilities::http::EgressHooks;
 use crate::capabilities::links::WorkspaceRoots;
@@ -19,7 +17,11 @@ use crate::capabilities::log::{LogLevel, LogSink, MemorySink, SharedOutput};
 use crate::grants::{Grants, first_ungranted};
 use crate::limits::{GrowthLimiter, LimitKind, Limits};
 use crate::state::{CpuMeter, HostState};
+use crate::wit::{Returned, since_v0_1_0};
 use crate::{EPOCH_TICK, Runtime};
+
+/// The plain data of the contract that a plugin's callers build or get back.
+pub use weft_core::contract::{Decorated, DecoratorInfo, TaskContext};
 
 /// What contract a component implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,54 +51,6 @@ impl PluginKind {
     pub fn is_task(self) -> bool {
         matches!(self, PluginKind::Task | PluginKind::Command)
     }
-}
-
-/// The reporter contract's types, as plugins see them.
-pub mod reporter {
-    pub use crate::bindings::reporter::exports::weft::plugin::reporter_plugin::{
-        Delivery, Halt, RunEvent, Status, TaskEvent,
-    };
-}
-
-/// The form decorator contract's types, as plugins see them.
-pub mod decorator {
-    pub use crate::bindings::decorator::exports::weft::plugin::form_decorator_plugin::Decoration;
-}
-
-/// What a form decorator says about itself (`describe()`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DecoratorInfo {
-    /// Id (`name`), version, description and capabilities.
-    pub info: PluginInfo,
-    /// The JSON Schema (text) its `input` must match; empty accepts any input.
-    pub input_schema: String,
-}
-
-/// What a form decorator returned: the new form state and the run-scoped secrets to add
-/// (`NAME` or `NAME.KEY`, value).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decorated {
-    /// The params after the decorator, in full.
-    pub params: BTreeMap<String, ParamValue>,
-    /// Run-scoped secrets to add, in the order given.
-    pub secrets: Vec<(String, String)>,
-}
-
-/// Where a task runs: what the plugin sees in its `task-context`.
-#[derive(Debug, Clone, Default)]
-pub struct TaskContext {
-    /// The run's name.
-    pub run_name: String,
-    /// The run's unique id.
-    pub run_uid: String,
-    /// The pipeline's name.
-    pub pipeline_name: String,
-    /// The pipeline task's name.
-    pub task_name: String,
-    /// 0 for the first attempt.
-    pub retry_count: u32,
-    /// Retries allowed.
-    pub retries: u32,
 }
 
 /// One invocation of a task plugin.
@@ -228,34 +182,22 @@ impl Plugin {
         request.limits.cpu_budget = std::time::Duration::from_secs(10);
         request.limits.wall_clock = Some(std::time::Duration::from_secs(30));
         let pre = self.inner.pre.clone();
-        let info = match self.inner.kind {
+        match self.inner.kind {
             PluginKind::Task => {
                 self.invoke(&request, &[], &[], async move |store| {
-                    let task = crate::bindings::TaskPre::new(pre)?
-                        .instantiate_async(&mut *store)
-                        .await?;
-                    task.weft_plugin_task_plugin()
-                        .call_describe(&mut *store)
-                        .await
+                    since_v0_1_0::describe_task(store, pre).await
                 })
-                .await?
+                .await
             }
             PluginKind::Reporter => {
                 self.invoke(&request, &[], &[], async move |store| {
-                    let reporter = crate::bindings::reporter::ReporterPre::new(pre)?
-                        .instantiate_async(&mut *store)
-                        .await?;
-                    reporter
-                        .weft_plugin_reporter_plugin()
-                        .call_describe(&mut *store)
-                        .await
+                    since_v0_1_0::describe_reporter(store, pre).await
                 })
-                .await?
+                .await
             }
-            PluginKind::FormDecorator => return Ok(self.describe_decorator().await?.info),
+            PluginKind::FormDecorator => Ok(self.describe_decorator().await?.info),
             PluginKind::Command => unreachable!("commands are described above"),
-        };
-        Ok(info_from_wit(info))
+        }
     }
 
     /// Asks a form decorator to describe itself, with the JSON Schema of its input.
@@ -265,21 +207,10 @@ impl Plugin {
         request.limits.cpu_budget = std::time::Duration::from_secs(10);
         request.limits.wall_clock = Some(std::time::Duration::from_secs(30));
         let pre = self.inner.pre.clone();
-        let raw = self
-            .invoke(&request, &[], &[], async move |store| {
-                let decorator = crate::bindings::decorator::FormDecoratorPre::new(pre)?
-                    .instantiate_async(&mut *store)
-                    .await?;
-                decorator
-                    .weft_plugin_form_decorator_plugin()
-                    .call_describe(&mut *store)
-                    .await
-            })
-            .await?;
-        Ok(DecoratorInfo {
-            info: info_from_wit(raw.info),
-            input_schema: raw.input_schema,
+        self.invoke(&request, &[], &[], async move |store| {
+            since_v0_1_0::describe_decorator(store, pre).await
         })
+        .await
     }
 
     /// Runs `call` on a fresh store for `request`: waits for a pool slot, applies the
@@ -325,19 +256,13 @@ impl Plugin {
     pub async fn report(
         &self,
         request: TaskRequest,
-        event: reporter::RunEvent,
-    ) -> Result<reporter::Delivery, TaskReport> {
+        event: ReportEvent,
+    ) -> Result<Delivery, TaskReport> {
         self.expect_kind(PluginKind::Reporter)?;
         self.check_grants(&request)?;
         let pre = self.inner.pre.clone();
         self.invoke(&request, &[], &[], async move |store| {
-            let reporter = crate::bindings::reporter::ReporterPre::new(pre)?
-                .instantiate_async(&mut *store)
-                .await?;
-            reporter
-                .weft_plugin_reporter_plugin()
-                .call_report(&mut *store, &event)
-                .await
+            since_v0_1_0::report(store, pre, &event).await
         })
         .await
     }
@@ -355,52 +280,19 @@ impl Plugin {
         self.expect_kind(PluginKind::FormDecorator)?;
         self.check_grants(&request)?;
         let pre = self.inner.pre.clone();
-        let state: Vec<(String, wit::ParamValue)> = form_state
-            .iter()
-            .map(|(name, value)| (name.clone(), value_to_wit(value)))
-            .collect();
-        let input = input.to_string();
         let decorated = self
             .invoke(&request, &[], &[], async move |store| {
-                let decorator = crate::bindings::decorator::FormDecoratorPre::new(pre)?
-                    .instantiate_async(&mut *store)
-                    .await?;
-                decorator
-                    .weft_plugin_form_decorator_plugin()
-                    .call_decorate(&mut *store, &state, &input)
-                    .await
+                since_v0_1_0::decorate(store, pre, form_state, input).await
             })
             .await?;
-        let size = match &decorated {
-            Ok(decoration) => {
-                decoration
-                    .params
-                    .iter()
-                    .map(|(name, value)| name.len() + value_len(value))
-                    .sum::<usize>()
-                    + decoration
-                        .secrets
-                        .iter()
-                        .map(|(name, value)| name.len() + value.len())
-                        .sum::<usize>()
-            }
-            Err(message) => message.len(),
-        };
-        let budget = request.limits.result_bytes;
+        let (size, budget) = (decorated.bytes, request.limits.result_bytes);
         if size > budget {
             return Err(TaskReport::limit(
                 LimitKind::ResultBytes,
                 format!("the decorator returned {size} bytes; the limit is {budget} bytes"),
             ));
         }
-        Ok(decorated.map(|decoration| Decorated {
-            params: decoration
-                .params
-                .into_iter()
-                .map(|(name, value)| (name, value_from_wit(value)))
-                .collect(),
-            secrets: decoration.secrets,
-        }))
+        Ok(decorated.value)
     }
 
     fn expect_kind(&self, kind: PluginKind) -> Result<(), TaskReport> {
@@ -440,20 +332,25 @@ impl Plugin {
     }
 
     async fn run_task(&self, request: TaskRequest) -> TaskReport {
-        let ctx = context_to_wit(&request);
+        let workspaces: Vec<WorkspaceBinding> = request
+            .grants
+            .workspaces
+            .iter()
+            .map(|mount| WorkspaceBinding {
+                name: mount.name.clone(),
+                path: mount.guest_path.clone(),
+                read_only: mount.read_only,
+            })
+            .collect();
         let pre = self.inner.pre.clone();
+        let (context, params) = (&request.context, &request.params);
         let outcome = self
             .invoke(&request, &[], &[], async move |store| {
-                let task = crate::bindings::TaskPre::new(pre)?
-                    .instantiate_async(&mut *store)
-                    .await?;
-                task.weft_plugin_task_plugin()
-                    .call_run(&mut *store, &ctx)
-                    .await
+                since_v0_1_0::run_task(store, pre, context, params, &workspaces).await
             })
             .await;
         match outcome {
-            Ok(outcome) => outcome_from_wit(outcome, request.limits.result_bytes),
+            Ok(returned) => within_result_budget(returned, request.limits.result_bytes),
             Err(report) => report,
         }
     }
@@ -676,119 +573,13 @@ fn command_env(request: &TaskRequest) -> Vec<(String, String)> {
     env
 }
 
-fn value_to_wit(value: &ParamValue) -> wit::ParamValue {
-    match value {
-        ParamValue::Str(s) => wit::ParamValue::Str(s.clone()),
-        ParamValue::Array(items) => wit::ParamValue::Array(items.clone()),
-        ParamValue::Object(map) => {
-            wit::ParamValue::Object(map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        }
-    }
-}
-
-fn value_len(value: &wit::ParamValue) -> usize {
-    match value {
-        wit::ParamValue::Str(s) => s.len(),
-        wit::ParamValue::Array(items) => items.iter().map(String::len).sum(),
-        wit::ParamValue::Object(pairs) => pairs.iter().map(|(k, v)| k.len() + v.len()).sum(),
-    }
-}
-
-fn value_from_wit(value: wit::ParamValue) -> ParamValue {
-    match value {
-        wit::ParamValue::Str(s) => ParamValue::Str(s),
-        wit::ParamValue::Array(items) => ParamValue::Array(items),
-        wit::ParamValue::Object(pairs) => ParamValue::Object(pairs.into_iter().collect()),
-    }
-}
-
-fn context_to_wit(request: &TaskRequest) -> wit::TaskContext {
-    let ctx = &request.context;
-    wit::TaskContext {
-        run_name: ctx.run_name.clone(),
-        run_uid: ctx.run_uid.clone(),
-        pipeline_name: ctx.pipeline_name.clone(),
-        task_name: ctx.task_name.clone(),
-        retry_count: ctx.retry_count,
-        retries: ctx.retries,
-        params: request
-            .params
-            .iter()
-            .map(|(name, value)| (name.clone(), value_to_wit(value)))
-            .collect(),
-        workspaces: request
-            .grants
-            .workspaces
-            .iter()
-            .map(|mount| wit::WorkspaceBinding {
-                name: mount.name.clone(),
-                path: mount.guest_path.clone(),
-                read_only: mount.read_only,
-            })
-            .collect(),
-    }
-}
-
-fn info_from_wit(info: wit::PluginInfo) -> PluginInfo {
-    PluginInfo {
-        name: info.name,
-        version: info.version,
-        description: info.description,
-        params: info
-            .params
-            .into_iter()
-            .map(|p| ParamSpec {
-                name: p.name,
-                description: p.description,
-                param_type: match p.type_ {
-                    wit::ParamType::Str => ParamType::String,
-                    wit::ParamType::Array => ParamType::Array,
-                    wit::ParamType::Object => ParamType::Object,
-                },
-                default: p.default.map(value_from_wit),
-                allowed: p.enum_,
-            })
-            .collect(),
-        results: info
-            .results
-            .into_iter()
-            .map(|r| ResultSpec {
-                name: r.name,
-                description: r.description,
-            })
-            .collect(),
-        results_fixed: info.results_fixed,
-        accepts_any_params: false,
-        capabilities: Capabilities {
-            secrets: info.capabilities.secrets,
-            http_hosts: info.capabilities.http_hosts,
-            workspaces: info
-                .capabilities
-                .workspaces
-                .into_iter()
-                .map(|w| WorkspaceSpec {
-                    name: w.name,
-                    description: w.description,
-                    read_only: w.read_only,
-                    optional: w.optional,
-                })
-                .collect(),
-        },
-    }
-}
-
-fn outcome_from_wit(outcome: wit::TaskOutcome, result_budget: usize) -> TaskReport {
-    let message_len = match &outcome.ending {
-        wit::Ending::Success => 0,
-        wit::Ending::Warning(m) | wit::Ending::Halt(m) | wit::Ending::Skip(m) => m.len(),
-        wit::Ending::Failure(f) => f.message.len(),
-    };
-    let size = message_len
-        + outcome
-            .results
-            .iter()
-            .map(|(k, v)| k.len() + v.len())
-            .sum::<usize>();
+/// The task's report, unless what it returned (its ending's message and its results)
+/// exceeds `result_budget` bytes.
+fn within_result_budget(
+    returned: Returned<(TaskEnding, BTreeMap<String, String>)>,
+    result_budget: usize,
+) -> TaskReport {
+    let size = returned.bytes;
     if size > result_budget {
         return TaskReport::limit(
             LimitKind::ResultBytes,
@@ -797,18 +588,6 @@ fn outcome_from_wit(outcome: wit::TaskOutcome, result_budget: usize) -> TaskRepo
             ),
         );
     }
-    let ending = match outcome.ending {
-        wit::Ending::Success => TaskEnding::Success,
-        wit::Ending::Warning(message) => TaskEnding::Warning { message },
-        wit::Ending::Halt(message) => TaskEnding::Halt { message },
-        wit::Ending::Skip(message) => TaskEnding::Skip { message },
-        wit::Ending::Failure(f) => TaskEnding::Failure {
-            message: f.message,
-            exit_code: f.exit_code,
-        },
-    };
-    TaskReport {
-        ending,
-        results: outcome.results.into_iter().collect(),
-    }
+    let (ending, results) = returned.value;
+    TaskReport { ending, results }
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use weft_runtime::plugin::reporter;
+use weft_core::contract::{Delivery, ReportEvent, ReportHalt, ReportTask};
 use weft_runtime::{LogLevel, LogLine, LogSink, TaskReport, TaskRequest};
 use weft_store::{OutboxKey, Timestamp};
 
@@ -224,16 +224,16 @@ impl Shared {
                 .report(self.request(active), self.event(active, &desired, attempt))
                 .await;
             let outcome = match result {
-                Ok(reporter::Delivery::Permanent(message)) => {
+                Ok(Delivery::Permanent(message)) => {
                     Err((self.masker.text(&message).into_owned(), None, true))
                 }
-                Ok(reporter::Delivery::Done) => Ok(()),
-                Ok(reporter::Delivery::RetryAfter(0)) => Err((
+                Ok(Delivery::Done) => Ok(()),
+                Ok(Delivery::RetryAfter(0)) => Err((
                     "transient failure (retrying with backoff)".to_string(),
                     Some(0),
                     false,
                 )),
-                Ok(reporter::Delivery::RetryAfter(ms)) => Err((
+                Ok(Delivery::RetryAfter(ms)) => Err((
                     format!("the forge asked to retry after {ms} ms"),
                     Some(ms),
                     false,
@@ -326,19 +326,19 @@ impl Shared {
         request
     }
 
-    fn event(&self, active: &Active, desired: &DesiredStatus, attempt: u32) -> reporter::RunEvent {
-        let task = desired.task.as_ref().map(|name| reporter::TaskEvent {
+    fn event(&self, active: &Active, desired: &DesiredStatus, attempt: u32) -> ReportEvent {
+        let task = desired.task.as_ref().map(|name| ReportTask {
             name: name.clone(),
-            status: wit_status(desired.status),
+            status: desired.status,
             reason: desired.reason.clone(),
             message: desired.message.clone(),
         });
         let is_task = task.is_some();
-        reporter::RunEvent {
+        ReportEvent {
             run_name: self.run.run_name.clone(),
             run_uid: self.run.run_uid.clone(),
             pipeline_name: self.run.pipeline_name.clone(),
-            status: wit_status(desired.run_status),
+            status: desired.run_status,
             reason: if is_task {
                 String::new()
             } else {
@@ -347,7 +347,7 @@ impl Shared {
             halted_by: desired
                 .halted_by
                 .as_ref()
-                .map(|(task, message)| reporter::Halt {
+                .map(|(task, message)| ReportHalt {
                     task: task.clone(),
                     message: message.clone(),
                 }),
@@ -391,22 +391,6 @@ fn ending_text(report: &TaskReport) -> (&str, String) {
     match &report.ending {
         TaskEnding::Errored { reason, message } => (reason.as_str(), message.clone()),
         other => ("Errored", format!("{other:?}")),
-    }
-}
-
-fn wit_status(status: ReportStatus) -> reporter::Status {
-    match status {
-        ReportStatus::Pending => reporter::Status::Pending,
-        ReportStatus::Running => reporter::Status::Running,
-        ReportStatus::Succeeded => reporter::Status::Succeeded,
-        ReportStatus::SucceededWithWarnings => reporter::Status::SucceededWithWarnings,
-        ReportStatus::Completed => reporter::Status::Completed,
-        ReportStatus::Failed => reporter::Status::Failed,
-        ReportStatus::TimedOut => reporter::Status::TimedOut,
-        ReportStatus::Errored => reporter::Status::Errored,
-        ReportStatus::Rejected => reporter::Status::Rejected,
-        ReportStatus::Cancelled => reporter::Status::Cancelled,
-        ReportStatus::Skipped => reporter::Status::Skipped,
     }
 }
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use wasmtime::component::{HasData, Linker};
 
-use crate::bindings::weft::plugin::checkpoint as wit;
+use crate::wit::since_v0_1_0::weft::plugin::checkpoint as wit;
 
 /// Largest value a task may store under one key.
 pub const MAX_CHECKPOINT_BYTES: usize = 1 << 20;

@@ -8,10 +8,10 @@ use wasmtime::component::{HasData, Linker};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
-use crate::bindings::weft::plugin::log as wit;
 use crate::limits::LimitKind;
 use crate::masking::Masker;
 use crate::masking::across_calls::CallJoiner;
+use crate::wit::since_v0_1_0::weft::plugin::log as wit;
 
 /// Where a log line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

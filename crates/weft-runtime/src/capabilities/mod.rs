@@ -1,5 +1,6 @@
 //! One small module per host capability, all of the same shape: a view over the task's
-//! state, the generated `Host` trait implemented on it, and an `add_to_linker`.
+//! state, the generated `Host` trait implemented on it (for `weft:plugin` interfaces, the
+//! traits of `wit::since_v0_1_0`), and an `add_to_linker`.
 
 pub mod checkpoint;
 pub mod http;

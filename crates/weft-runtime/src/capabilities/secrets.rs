@@ -9,74 +9,15 @@
 //! never revealed, so there is nothing to mask.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
-use zeroize::Zeroizing;
 
 use super::log::{LogLevel, SharedOutput};
-use crate::bindings::weft::plugin::secrets as wit;
-use crate::masking::{MIN_SECRET_CHARS, check_secret};
+use crate::masking::MIN_SECRET_CHARS;
+use crate::secret::SecretHandle;
+use crate::wit::since_v0_1_0::weft::plugin::secrets as wit;
 
-/// A secret's value. Zeroized when the last copy is dropped; never printed by `Debug`.
-#[derive(Clone)]
-pub struct SecretValue(Arc<Zeroizing<String>>);
-
-impl SecretValue {
-    /// Wraps a value. A value shorter than [`MIN_SECRET_CHARS`] characters is accepted
-    /// here but never granted to a task; prefer [`SecretValue::checked`].
-    pub fn new(value: impl Into<String>) -> Self {
-        SecretValue(Arc::new(Zeroizing::new(value.into())))
-    }
-
-    /// Wraps a value, refusing one shorter than [`MIN_SECRET_CHARS`] characters. `name`
-    /// is only used in the error message (never the value).
-    pub fn checked(name: &str, value: impl Into<String>) -> Result<Self, SecretError> {
-        let value = Zeroizing::new(value.into());
-        check_secret(&value).map_err(|short| SecretError::TooShort {
-            name: name.to_string(),
-            chars: short.chars,
-        })?;
-        Ok(SecretValue(Arc::new(value)))
-    }
-
-    /// Whether the value is long enough to be granted and masked.
-    pub fn is_maskable(&self) -> bool {
-        check_secret(self.expose()).is_ok()
-    }
-
-    /// The value in clear. Callers must not log it.
-    pub fn expose(&self) -> &str {
-        self.0.as_str()
-    }
-}
-
-impl std::fmt::Debug for SecretValue {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SecretValue(***)")
-    }
-}
-
-/// Why a secret value was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SecretError {
-    /// The value is too short to be masked in logs.
-    #[error(
-        "secret `{name}` is {chars} characters long; secrets must have at least {MIN_SECRET_CHARS} characters so they can be masked in logs"
-    )]
-    TooShort {
-        /// The secret's name.
-        name: String,
-        /// Its length in characters.
-        chars: usize,
-    },
-}
-
-/// What a guest's secret handle points at.
-pub struct SecretHandle {
-    name: String,
-    value: SecretValue,
-}
+pub use crate::secret::{SecretError, SecretValue};
 
 /// The view the secrets interface works on.
 pub struct SecretsView<'a> {
