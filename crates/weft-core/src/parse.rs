@@ -69,6 +69,14 @@ impl<'n> Fields<'n> {
             .find(|(key, _, _)| *key == name)
             .map(|(_, value, _)| *value)
     }
+
+    /// Where the key `name` was written (an empty value has no useful position).
+    fn key_pos(&self, name: &str) -> Option<Pos> {
+        self.entries
+            .iter()
+            .find(|(key, _, _)| *key == name)
+            .map(|(_, _, pos)| *pos)
+    }
 }
 
 fn join(path: &str, field: &str) -> String {
@@ -198,6 +206,34 @@ impl Cx<'_> {
                 Spanned::new(String::new(), owner_pos)
             }
         }
+    }
+
+    /// A required string naming a plugin (`taskRef.name`, a decorator's `id`): blank is as
+    /// good as missing, and nothing could ever run it.
+    fn required_plugin(
+        &mut self,
+        fields: &Fields<'_>,
+        name: &str,
+        path: &str,
+        owner_pos: Pos,
+    ) -> Spanned<String> {
+        let value = self.required_string(fields, name, path, owner_pos);
+        let given = fields.get(name).is_some_and(|node| !node.is_null());
+        if given && value.value.trim().is_empty() {
+            let what = if value.value.is_empty() {
+                "empty"
+            } else {
+                "only whitespace"
+            };
+            self.error(
+                value.pos,
+                &join(path, name),
+                codes::INVALID_VALUE,
+                format!("`{name}` is {what}: it must name a plugin"),
+            )
+            .hint = Some("name a plugin, e.g. `exit`; `weft plugin list` shows them".into());
+        }
+        value
     }
 
     fn optional_string(&mut self, fields: &Fields<'_>, name: &str, path: &str) -> String {
@@ -510,7 +546,7 @@ impl Cx<'_> {
                 if let Some(fields) = self.fields(item, &path, &["id", "input", "secrets"], &[]) {
                     let input = fields.get("input");
                     pipeline.decorators.push(Decorator {
-                        id: self.required_string(&fields, "id", &path, item.pos),
+                        id: self.required_plugin(&fields, "id", &path, item.pos),
                         input: input.map(Node::to_json).unwrap_or(serde_json::Value::Null),
                         input_pos: input.map_or(item.pos, |node| node.pos),
                         secrets: self.string_list(&fields, "secrets", &path),
@@ -672,6 +708,16 @@ impl Cx<'_> {
                 }
                 Spanned::new(String::new(), node.pos)
             }
+            Some(task_ref) if task_ref.is_null() => {
+                self.error(
+                    fields.key_pos("taskRef").unwrap_or(task_ref.pos),
+                    &join(path, "taskRef"),
+                    codes::MISSING_FIELD,
+                    "`taskRef` is empty: it must name a plugin",
+                )
+                .hint = Some("name the plugin: `taskRef: {name: <plugin>}`".into());
+                Spanned::new(String::new(), task_ref.pos)
+            }
             Some(task_ref) => {
                 let ref_path = join(path, "taskRef");
                 match self.fields(
@@ -703,7 +749,7 @@ impl Cx<'_> {
                                 .and_then(|name| self.string(name, &join(&ref_path, "name")))
                                 .unwrap_or_else(|| Spanned::new(String::new(), task_ref.pos))
                         } else {
-                            self.required_string(&ref_fields, "name", &ref_path, task_ref.pos)
+                            self.required_plugin(&ref_fields, "name", &ref_path, task_ref.pos)
                         }
                     }
                     None => Spanned::new(String::new(), task_ref.pos),
