@@ -2,7 +2,7 @@
 //! fields, wrong types, missing fields) instead of stopping at the first.
 
 use crate::contract::{ParamType, ParamValue};
-use crate::diag::{Diagnostic, Pos, Spanned, codes, did_you_mean};
+use crate::diag::{Diagnostic, Pos, Spanned, codes, did_you_mean, shown};
 use crate::duration::parse_go_duration;
 use crate::model::*;
 use crate::yaml::{self, Node, NodeKind};
@@ -141,7 +141,7 @@ impl Cx<'_> {
                     key.pos,
                     &field_path,
                     codes::DUPLICATE_NAME,
-                    format!("field `{name}` is given twice"),
+                    format!("field `{}` is given twice", shown(name)),
                 );
                 continue;
             }
@@ -160,7 +160,7 @@ impl Cx<'_> {
                     key.pos,
                     &field_path,
                     codes::UNKNOWN_FIELD,
-                    format!("unknown field `{name}`"),
+                    format!("unknown field `{}`", shown(name)),
                 )
                 .hint = hint;
             }
@@ -313,7 +313,7 @@ impl Cx<'_> {
             text.pos,
             &path,
             codes::INVALID_VALUE,
-            format!("`{}` is not a valid `{name}`", text.value),
+            format!("`{}` is not a valid `{name}`", shown(&text.value)),
         )
         .hint = Some(hint);
         None

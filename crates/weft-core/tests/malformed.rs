@@ -941,3 +941,84 @@ spec:
     assert!(pipeline.workspace_snapshots);
     assert_eq!(pipeline.tasks[0].name.pos, weft_core::Pos::new(25, 13));
 }
+
+#[test]
+fn names_longer_than_their_bound_are_refused_saying_the_bound() {
+    let task = "t".repeat(64);
+    let long = "n".repeat(254);
+    let table = [
+        (
+            format!("    - name: {task}\n      taskRef: {{name: echo}}\n"),
+            (7, 13),
+            "is 64 characters long; a task name is a DNS-1123 label of at most 63 characters",
+        ),
+        (
+            format!(
+                "apiVersion: weft.dev/v1\nkind: Pipeline\nmetadata: {{name: {long}}}\nspec: {{}}\n"
+            ),
+            (3, 18),
+            "is 254 characters long; a pipeline name is a DNS-1123 subdomain of at most 253",
+        ),
+        (
+            format!(
+                "    - name: a\n      taskRef: {{name: echo}}\n  params:\n    - {{name: {long}, default: x}}\n"
+            ),
+            (10, 14),
+            "param name `nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn… (254 characters)` is 254 characters long",
+        ),
+        (
+            format!(
+                "    - name: a\n      taskRef: {{name: echo}}\n  workspaces:\n    - name: {long}\n"
+            ),
+            (10, 13),
+            "workspace name `nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn… (254 characters)` is 254 characters long",
+        ),
+        (
+            format!(
+                "    - name: a\n      taskRef: {{name: echo}}\n  results:\n    - {{name: {long}, value: x}}\n"
+            ),
+            (10, 14),
+            "result name `nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn… (254 characters)` is 254 characters long",
+        ),
+    ];
+    for (body, at, fragment) in table {
+        let yaml = if body.starts_with("apiVersion") {
+            body
+        } else {
+            format!("{HEAD}{body}")
+        };
+        let Err(diagnostics) = load(&yaml, "p.yaml", &BTreeMap::new(), None) else {
+            panic!("accepted: {fragment}")
+        };
+        assert!(
+            diagnostics.iter().any(|d| d.code == "invalid-name"
+                && d.message.contains(fragment)
+                && (d.line, d.column) == at),
+            "wanted {at:?} `{fragment}`:\n{}",
+            render(&diagnostics)
+        );
+        // One problem per cause: a long name is not also "not a valid DNS-1123 label".
+        assert_eq!(diagnostics.len(), 1, "{}", render(&diagnostics));
+    }
+}
+
+#[test]
+fn long_unknown_names_get_short_messages_and_no_hint() {
+    let long = "b".repeat(20_000);
+    let yaml = format!(
+        "{HEAD}    - name: a\n      taskRef: {{name: echo}}\n      runAfter: [{long}]\n      params: [{{name: x, value: \"$(tasks.{long}.results.r)\"}}]\n"
+    );
+    let Err(diagnostics) = load(&yaml, "p.yaml", &BTreeMap::new(), None) else {
+        panic!("accepted")
+    };
+    assert_eq!(diagnostics.len(), 2, "{}", render(&diagnostics));
+    for diagnostic in &diagnostics {
+        assert!(diagnostic.message.len() < 300, "{}", diagnostic.message);
+        assert!(
+            diagnostic.message.contains("… (20000 characters)"),
+            "{}",
+            diagnostic.message
+        );
+        assert_eq!(diagnostic.hint, None);
+    }
+}
