@@ -5,7 +5,6 @@
 
 mod cli;
 mod decorators;
-mod diagnostics;
 mod runs;
 mod serve;
 mod snapshots;
@@ -27,6 +26,7 @@ use weft_engine::{
 use weft_runtime::{Runtime, RuntimeConfig};
 
 use cli::{Cli, Command, OutputFormat, PipelineArgs, PluginArgs, PluginCommand, RunArgs};
+use weft_cli::diagnostics;
 
 mod builtin {
     include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));
