@@ -225,14 +225,14 @@ pub fn render(diagnostics: &[Diagnostic], source: &str, color: bool) -> String {
     for (at, diagnostic) in diagnostics.iter().enumerate() {
         // The plain one-line form first: greppable and exact.
         out.push_str(&format!(
-            "{}:{}:{}: error[{}]: {}: {}\n",
-            diagnostic.file,
-            diagnostic.line,
-            diagnostic.column,
-            diagnostic.code,
-            diagnostic.field_path,
-            diagnostic.message
+            "{}:{}:{}: error[{}]: ",
+            diagnostic.file, diagnostic.line, diagnostic.column, diagnostic.code
         ));
+        if !diagnostic.field_path.is_empty() {
+            out.push_str(&format!("{}: ", diagnostic.field_path));
+        }
+        out.push_str(&diagnostic.message);
+        out.push('\n');
         let Some(offset) = offsets.get(at) else {
             continue;
         };

@@ -114,6 +114,8 @@ impl std::error::Error for Diagnostic {}
 
 /// Stable diagnostic codes. Tools may match on these strings; never rename one.
 pub mod codes {
+    /// The file is not UTF-8 text.
+    pub const ENCODING: &str = "encoding";
     /// The YAML itself does not parse.
     pub const YAML_SYNTAX: &str = "yaml-syntax";
     /// `apiVersion` is not one weft reads.

@@ -28,14 +28,10 @@ pub(crate) fn parse_lenient(source: &str, file: &str) -> (Option<Pipeline>, Vec<
         diagnostics: Vec::new(),
     };
     let root = match yaml::parse(source) {
-        Ok(Some(root)) => root,
-        Ok(None) => {
-            cx.error(
-                Pos::new(1, 1),
-                "",
-                codes::MISSING_FIELD,
-                "the file is empty",
-            );
+        Ok(Some(root)) if !root.is_null() => root,
+        // Nothing, comments, `---` or `~`: say so, rather than find no problem at all.
+        Ok(_) => {
+            cx.no_pipeline(source);
             return (None, cx.diagnostics);
         }
         Err(error) => {
@@ -49,6 +45,9 @@ pub(crate) fn parse_lenient(source: &str, file: &str) -> (Option<Pipeline>, Vec<
         }
     };
     let pipeline = cx.pipeline(&root);
+    if pipeline.is_none() && cx.diagnostics.is_empty() {
+        cx.no_pipeline(source);
+    }
     (pipeline, cx.diagnostics)
 }
 
@@ -88,6 +87,26 @@ fn join(path: &str, field: &str) -> String {
 }
 
 impl Cx<'_> {
+    /// The file holds no pipeline document: empty, only comments, or an empty document.
+    fn no_pipeline(&mut self, source: &str) {
+        let blank = |line: &str| line.trim().is_empty();
+        let what = if source.lines().all(blank) {
+            "the file is empty"
+        } else if source
+            .lines()
+            .all(|line| blank(line) || line.trim_start().starts_with('#'))
+        {
+            "the file is empty but for comments"
+        } else {
+            "its YAML document is empty"
+        };
+        let message = format!("{} holds no pipeline: {what}", self.file);
+        self.error(Pos::new(1, 1), "", codes::MISSING_FIELD, message)
+            .hint = Some(
+            "a pipeline has `apiVersion: tekton.dev/v1` (or `weft.dev/v1`), `kind: Pipeline`, `metadata.name` and `spec.tasks`".into(),
+        );
+    }
+
     fn error(
         &mut self,
         pos: Pos,

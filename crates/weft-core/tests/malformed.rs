@@ -1022,3 +1022,47 @@ fn long_unknown_names_get_short_messages_and_no_hint() {
         assert_eq!(diagnostic.hint, None);
     }
 }
+
+#[test]
+fn a_file_without_a_pipeline_says_so() {
+    let table = [
+        ("", "p.yaml holds no pipeline: the file is empty"),
+        ("\n  \n", "p.yaml holds no pipeline: the file is empty"),
+        (
+            "# nothing yet\n\n  # still nothing\n",
+            "p.yaml holds no pipeline: the file is empty but for comments",
+        ),
+        (
+            "---\n",
+            "p.yaml holds no pipeline: its YAML document is empty",
+        ),
+        (
+            "--- # a comment\n...\n",
+            "p.yaml holds no pipeline: its YAML document is empty",
+        ),
+        (
+            "~\n",
+            "p.yaml holds no pipeline: its YAML document is empty",
+        ),
+        (
+            "null\n",
+            "p.yaml holds no pipeline: its YAML document is empty",
+        ),
+    ];
+    for (yaml, message) in table {
+        let Err(diagnostics) = load(yaml, "p.yaml", &BTreeMap::new(), None) else {
+            panic!("accepted: {yaml:?}")
+        };
+        assert_eq!(diagnostics.len(), 1, "{yaml:?}: {}", render(&diagnostics));
+        let found = &diagnostics[0];
+        assert_eq!(
+            (found.line, found.column, found.code, found.message.as_str()),
+            (1, 1, "missing-field", message),
+            "{yaml:?}"
+        );
+        assert!(
+            weft_core::parse_pipeline(yaml, "p.yaml").is_err_and(|d| !d.is_empty()),
+            "{yaml:?}: parse_pipeline must give a reason"
+        );
+    }
+}
