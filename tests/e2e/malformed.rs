@@ -355,3 +355,50 @@ fn missing_pipeline_file_is_refused() {
         );
     }
 }
+
+#[test]
+fn an_unknown_plugin_says_where_weft_looked_and_how_to_add_one() {
+    let first = scratch("plugins-a");
+    let second = scratch("plugins-b");
+    let (a, b) = (
+        first.path().to_string_lossy().into_owned(),
+        second.path().to_string_lossy().into_owned(),
+    );
+    let file = "tests/malformed/30-unknown-plugin.yaml";
+    let ran = support::run(&["validate", file, "--plugins", &a, "--plugins", &b]);
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    // Same position as ever; then the places searched, in order.
+    let line = ran
+        .stderr
+        .lines()
+        .find(|l| l.starts_with(&format!("{file}:10:23: error[unknown-plugin]")))
+        .unwrap_or_else(|| panic!("no diagnostic line:\n{}", ran.stderr));
+    let builtins = line.find("built-in plugin").expect("names the built-ins");
+    let at_a = line
+        .find(&format!("`{a}`"))
+        .expect("names the first --plugins dir");
+    let at_b = line
+        .find(&format!("`{b}`"))
+        .expect("names the second --plugins dir");
+    assert!(builtins < at_a && at_a < at_b, "{line}");
+    // The hint, unwrapped: how to add one.
+    let json = support::run(&["validate", file, "--plugins", &a, "--output", "json"]).json();
+    let hint = json["diagnostics"][0]["hint"].as_str().unwrap_or_default();
+    for fragment in [
+        "did you mean `echo`?",
+        "`ecoh.wasm`",
+        "--plugins DIR",
+        "weft plugin list",
+    ] {
+        assert!(hint.contains(fragment), "no `{fragment}` in: {hint}");
+    }
+    let described = support::run(&["plugin", "describe", "ecoh", "--plugins", &a]);
+    assert_eq!(described.code, 2, "{}", described.stderr);
+    assert!(
+        described.stderr.contains("built-in plugin")
+            && described.stderr.contains(&format!("`{a}`"))
+            && described.stderr.contains("--plugins DIR"),
+        "{}",
+        described.stderr
+    );
+}

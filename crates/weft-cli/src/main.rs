@@ -425,10 +425,14 @@ async fn plugin(command: PluginCommand) -> Result<u8, Failure> {
                 name.clone()
             };
             let registry = registry(&plugins)?;
-            let resolved = registry
-                .resolve(&lookup)
-                .await
-                .map_err(|e| Failure::invalid(e.to_string()))?;
+            let resolved = registry.resolve(&lookup).await.map_err(|e| match e {
+                weft_engine::PluginError::NotFound(_) => Failure::invalid(format!(
+                    "{e}: weft looked in {}\n  hint: {}",
+                    registry.searched().join(", then "),
+                    PluginRegistry::how_to_add(&lookup)
+                )),
+                other => Failure::invalid(other.to_string()),
+            })?;
             let info = &resolved.info;
             match output {
                 OutputFormat::Json => println!(

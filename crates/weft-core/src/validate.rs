@@ -14,6 +14,15 @@ pub trait PluginCatalog {
     fn lookup(&self, name: &str) -> Option<&PluginInfo>;
     /// Every known plugin name (for "did you mean" hints).
     fn names(&self) -> Vec<&str>;
+    /// Where plugins were looked for, in search order, for people (e.g. "the 14 built-in
+    /// plugins", a directory): an unknown plugin's diagnostic lists them.
+    fn searched(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// How to make plugin `name` known (the hint of an unknown plugin's diagnostic).
+    fn how_to_add(&self, _name: &str) -> Option<String> {
+        None
+    }
 }
 
 impl PluginCatalog for BTreeMap<String, PluginInfo> {
@@ -543,12 +552,28 @@ impl<'p> Checker<'p> {
         }
         let found = catalog.lookup(name);
         if found.is_none() {
-            let hint = self.suggester.did_you_mean(name, catalog.names());
+            let searched = catalog.searched();
+            let message = if searched.is_empty() {
+                format!("unknown plugin `{}`", shown(name))
+            } else {
+                format!(
+                    "unknown plugin `{}`: weft looked in {}",
+                    shown(name),
+                    searched.join(", then ")
+                )
+            };
+            let hint = match (
+                self.suggester.did_you_mean(name, catalog.names()),
+                catalog.how_to_add(name),
+            ) {
+                (Some(typo), Some(add)) => Some(format!("{typo} If not, {add}")),
+                (typo, add) => typo.or(add),
+            };
             self.error(
                 task.plugin.pos,
                 format!("{}.taskRef.name", task.path()),
                 codes::UNKNOWN_PLUGIN,
-                format!("unknown plugin `{}`", shown(name)),
+                message,
             )
             .hint = hint;
         }

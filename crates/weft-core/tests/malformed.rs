@@ -1066,3 +1066,50 @@ fn a_file_without_a_pipeline_says_so() {
         );
     }
 }
+
+/// The test catalog, as a registry that says where it looked.
+struct Searched(BTreeMap<String, PluginInfo>);
+
+impl weft_core::PluginCatalog for Searched {
+    fn lookup(&self, name: &str) -> Option<&PluginInfo> {
+        self.0.get(name)
+    }
+    fn names(&self) -> Vec<&str> {
+        self.0.keys().map(String::as_str).collect()
+    }
+    fn searched(&self) -> Vec<String> {
+        vec!["the 2 built-in plugins".into(), "`/opt/plugins`".into()]
+    }
+    fn how_to_add(&self, name: &str) -> Option<String> {
+        Some(format!("add `{name}.wasm` with --plugins"))
+    }
+}
+
+#[test]
+fn an_unknown_plugin_says_where_it_was_looked_for() {
+    let catalog = Searched(catalog());
+    for (plugin, hint) in [
+        (
+            "git-clnoe",
+            "did you mean `git-clone`? If not, add `git-clnoe.wasm` with --plugins",
+        ),
+        ("kaniko", "add `kaniko.wasm` with --plugins"),
+    ] {
+        let yaml = format!("{HEAD}    - name: a\n      taskRef: {{name: {plugin}}}\n");
+        let Err(diagnostics) = load(&yaml, "p.yaml", &BTreeMap::new(), Some(&catalog)) else {
+            panic!("accepted")
+        };
+        let found = &diagnostics[0];
+        assert_eq!(
+            (found.line, found.column, found.code),
+            (8, 23, "unknown-plugin")
+        );
+        assert_eq!(
+            found.message,
+            format!(
+                "unknown plugin `{plugin}`: weft looked in the 2 built-in plugins, then `/opt/plugins`"
+            )
+        );
+        assert_eq!(found.hint.as_deref(), Some(hint));
+    }
+}
