@@ -18,7 +18,7 @@ fn validate_and_render(yaml: &str) -> Result<(Duration, usize), String> {
         Err(diagnostics) => diagnostics,
     };
     let text = weft_cli::diagnostics::render(&diagnostics, yaml, false);
-    let json = weft_cli::diagnostics::to_json(&diagnostics).to_string();
+    let json = weft_cli::diagnostics::to_json_text(&diagnostics);
     std::hint::black_box((text, json));
     Ok((started.elapsed(), diagnostics.len()))
 }

@@ -262,20 +262,52 @@ pub fn render(diagnostics: &[Diagnostic], source: &str, color: bool) -> String {
     out
 }
 
+/// The JSON document of `weft validate --output json`, borrowed from the diagnostics
+/// (fields in alphabetical order, as the document has always been printed).
+#[derive(serde::Serialize)]
+struct JsonDocument<'d> {
+    diagnostics: Vec<JsonDiagnostic<'d>>,
+    valid: bool,
+}
+
+#[derive(serde::Serialize)]
+struct JsonDiagnostic<'d> {
+    code: &'d str,
+    column: u32,
+    field: &'d str,
+    file: &'d str,
+    hint: Option<&'d str>,
+    line: u32,
+    message: &'d str,
+}
+
+fn document(diagnostics: &[Diagnostic]) -> JsonDocument<'_> {
+    JsonDocument {
+        diagnostics: diagnostics
+            .iter()
+            .map(|d| JsonDiagnostic {
+                code: d.code,
+                column: d.column,
+                field: &d.field_path,
+                file: &d.file,
+                hint: d.hint.as_deref(),
+                line: d.line,
+                message: &d.message,
+            })
+            .collect(),
+        valid: diagnostics.is_empty(),
+    }
+}
+
 /// The JSON form: `{"valid": false, "diagnostics": [...]}`.
 pub fn to_json(diagnostics: &[Diagnostic]) -> serde_json::Value {
-    serde_json::json!({
-        "valid": diagnostics.is_empty(),
-        "diagnostics": diagnostics.iter().map(|d| serde_json::json!({
-            "file": d.file,
-            "line": d.line,
-            "column": d.column,
-            "field": d.field_path,
-            "code": d.code,
-            "message": d.message,
-            "hint": d.hint,
-        })).collect::<Vec<_>>(),
-    })
+    serde_json::to_value(document(diagnostics)).unwrap_or(serde_json::Value::Null)
+}
+
+/// The JSON form as text, written straight from the diagnostics (no intermediate value:
+/// a file with 100,000 problems prints in linear time and memory).
+pub fn to_json_text(diagnostics: &[Diagnostic]) -> String {
+    serde_json::to_string(&document(diagnostics)).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -334,6 +366,20 @@ mod tests {
         assert!(out.contains("axbbb"), "{out}");
         assert!(out.contains(" 4 │ end: 1"), "{out}");
         assert!(out.len() < 2_000, "{} bytes:\n{out}", out.len());
+    }
+
+    #[test]
+    fn json_text_and_value_agree() {
+        let mut hinted = diagnostic(2, 3);
+        hinted.hint = Some("did you mean `b`?".into());
+        let all = [diagnostic(1, 1), hinted];
+        let text = to_json_text(&all);
+        assert_eq!(text, to_json(&all).to_string());
+        assert!(
+            text.starts_with(r#"{"diagnostics":[{"code":"unknown-task","column":1,"#),
+            "{text}"
+        );
+        assert_eq!(to_json_text(&[]), r#"{"diagnostics":[],"valid":true}"#);
     }
 
     #[test]

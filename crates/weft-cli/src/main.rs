@@ -173,7 +173,7 @@ fn report_invalid(
     output: OutputFormat,
 ) -> Result<u8, Failure> {
     match output {
-        OutputFormat::Json => println!("{}", diagnostics::to_json(diagnostics)),
+        OutputFormat::Json => println!("{}", diagnostics::to_json_text(diagnostics)),
         OutputFormat::Text => eprint!(
             "{}",
             diagnostics::render(diagnostics, source, std::io::stderr().is_terminal())
@@ -223,7 +223,7 @@ async fn validate(args: PipelineArgs) -> Result<u8, Failure> {
     match prepare(&registry, &source, &file, &supplied).await {
         Ok(prepared) => {
             match args.output {
-                OutputFormat::Json => println!("{}", diagnostics::to_json(&[])),
+                OutputFormat::Json => println!("{}", diagnostics::to_json_text(&[])),
                 OutputFormat::Text => println!(
                     "{file}: valid ({} tasks, {} finally)",
                     prepared.plan.dag_len,
