@@ -91,7 +91,9 @@ fn parse_expect(text: &str) -> Result<Expect, String> {
 
 /// Reads the `# expect:` and `# expect-bug:` lines of a fixture's leading comments.
 fn header(path: &Path) -> Result<Header, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
+    // Lossy: a fixture may hold bytes that are not UTF-8 after its header.
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read: {e}"))?;
+    let text = String::from_utf8_lossy(&bytes);
     let mut header = Header {
         expects: Vec::new(),
         bugs: Vec::new(),
@@ -271,6 +273,11 @@ fn run_refuses_malformed_pipelines_and_runs_nothing() {
         ),
         ("22-cycle-of-two.yaml", "9:13: error[cycle]"),
         (
+            "70-only-a-document-marker.yaml",
+            "1:1: error[missing-field]: tests/malformed/70-only-a-document-marker.yaml holds no pipeline",
+        ),
+        ("71-not-utf8.yaml", "9:16: error[encoding]"),
+        (
             "31-missing-plugin-param.yaml",
             "10:23: error[missing-param]",
         ),
@@ -347,4 +354,51 @@ fn missing_pipeline_file_is_refused() {
             ran.stderr
         );
     }
+}
+
+#[test]
+fn an_unknown_plugin_says_where_weft_looked_and_how_to_add_one() {
+    let first = scratch("plugins-a");
+    let second = scratch("plugins-b");
+    let (a, b) = (
+        first.path().to_string_lossy().into_owned(),
+        second.path().to_string_lossy().into_owned(),
+    );
+    let file = "tests/malformed/30-unknown-plugin.yaml";
+    let ran = support::run(&["validate", file, "--plugins", &a, "--plugins", &b]);
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    // Same position as ever; then the places searched, in order.
+    let line = ran
+        .stderr
+        .lines()
+        .find(|l| l.starts_with(&format!("{file}:10:23: error[unknown-plugin]")))
+        .unwrap_or_else(|| panic!("no diagnostic line:\n{}", ran.stderr));
+    let builtins = line.find("built-in plugin").expect("names the built-ins");
+    let at_a = line
+        .find(&format!("`{a}`"))
+        .expect("names the first --plugins dir");
+    let at_b = line
+        .find(&format!("`{b}`"))
+        .expect("names the second --plugins dir");
+    assert!(builtins < at_a && at_a < at_b, "{line}");
+    // The hint, unwrapped: how to add one.
+    let json = support::run(&["validate", file, "--plugins", &a, "--output", "json"]).json();
+    let hint = json["diagnostics"][0]["hint"].as_str().unwrap_or_default();
+    for fragment in [
+        "did you mean `echo`?",
+        "`ecoh.wasm`",
+        "--plugins DIR",
+        "weft plugin list",
+    ] {
+        assert!(hint.contains(fragment), "no `{fragment}` in: {hint}");
+    }
+    let described = support::run(&["plugin", "describe", "ecoh", "--plugins", &a]);
+    assert_eq!(described.code, 2, "{}", described.stderr);
+    assert!(
+        described.stderr.contains("built-in plugin")
+            && described.stderr.contains(&format!("`{a}`"))
+            && described.stderr.contains("--plugins DIR"),
+        "{}",
+        described.stderr
+    );
 }

@@ -477,3 +477,56 @@ fn array_params_take_json_and_bad_flags_exit_2() {
     let ran = run(&["run", "tests/pipelines/all-succeed.yaml", "--bogus"]);
     assert_eq!(ran.code, 2);
 }
+
+/// Waits for `child` at most `limit`; kills it and panics if it is still running.
+fn finish_within(
+    mut child: std::process::Child,
+    limit: Duration,
+) -> (crate::support::Ran, crate::support::Run) {
+    let started = std::time::Instant::now();
+    loop {
+        match child.try_wait() {
+            Ok(Some(_)) => return finish(child),
+            Ok(None) if started.elapsed() < limit => std::thread::sleep(Duration::from_millis(50)),
+            _ => {
+                let _ = child.kill();
+                let output = child.wait_with_output().expect("weft was killed");
+                panic!(
+                    "the run did not end within {limit:?}\n--- stderr\n{}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_task_that_cannot_be_launched_ends_errored_and_the_run_ends() {
+    // The first launch fails (WEFT_FAULT): that task ends Errored without retries, its
+    // dependent is skipped, `finally` runs, and the run ends instead of hanging.
+    let child = crate::support::weft()
+        .arg("run")
+        .arg(crate::support::pipelines().join("launch-fails.yaml"))
+        .args(["--output", "json"])
+        .env("WEFT_FAULT", "task-launch-fail")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("weft starts");
+    let (ran, run) = finish_within(child, Duration::from_secs(60));
+    assert_eq!(ran.code, 1, "{}", ran.stderr);
+    run.expect_run("Failed", "Failed", "Failed", "Failed");
+    run.expect_tasks(&[
+        ("first", "Errored", "LaunchFailed"),
+        ("second", "Skipped", "RunStopping"),
+        ("cleanup", "Succeeded", ""),
+    ]);
+    assert_eq!(run.task("first")["attempts"], 1);
+    assert!(
+        run.task("first")["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("fault point")),
+        "{:#}",
+        run.0
+    );
+}

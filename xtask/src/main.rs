@@ -28,7 +28,7 @@ fn main() -> ExitCode {
                  test            build the plugins, run all tests, then fmt and clippy\n  \
                  build-plugins   build plugins/ for {WASM_TARGET} into target/plugins/\n  \
                  lint            cargo fmt --check and cargo clippy --all-targets\n  \
-                 bench           release-build weft and run the benchmarks (B1 B2 B4 B6 B9, memory);\n  \
+                 bench           release-build weft and run the benchmarks (B1 B2 B4 B6 B9 B10, memory);\n  \
                                  --output json for tracking, --only B1,B6 to pick"
             );
             return ExitCode::from(2);

@@ -7,12 +7,15 @@
 //! - B4: a 10,000-task chain in the engine: per-hop latency p50.
 //! - B6: validate + plan + schedule at N = 100 .. 100,000: the fitted exponent.
 //! - B9: first use of a plugin (compile) vs a compiled-cache hit.
+//! - B10: validation of hostile input (long names, unknown names among many tasks, merge
+//!   keys, wide and deep maps): the fitted exponent of each shape.
 //! - B12: log masking throughput with 50 secrets vs a plain scan of the same text.
 //! - Memory: peak RSS of the 1,000-task run; bytes per pending task at 10,000.
 
 mod alloc;
 mod b1;
 mod engine_runs;
+mod hostile;
 mod masking;
 mod scaling;
 mod shapes;
@@ -116,6 +119,9 @@ fn main() -> ExitCode {
     }
     if wanted("B6") {
         record(scaling::run(), "B6");
+    }
+    if wanted("B10") {
+        record(hostile::run(), "B10");
     }
     if wanted("B4") || wanted("MEM") {
         record(

@@ -63,3 +63,65 @@ pub fn chain(n: usize) -> String {
     }
     yaml
 }
+
+/// The head of every adversarial pipeline, up to `spec:`.
+const HEAD: &str = "apiVersion: weft.dev/v1\nkind: Pipeline\nmetadata:\n  name: hostile\nspec:\n";
+
+/// One task with an `n`-character name and an `n`-character unknown `runAfter` name.
+pub fn long_names(n: usize) -> String {
+    format!(
+        "{HEAD}  tasks:\n    - name: {}\n      taskRef: {{name: exit}}\n      runAfter: [{}]\n",
+        "a".repeat(n),
+        "b".repeat(n)
+    )
+}
+
+/// `n` tasks with 50-character names, each after an unknown name one edit away from
+/// every other: each hint could compare against all `n` tasks.
+pub fn unknown_run_after(n: usize) -> String {
+    let mut yaml = String::with_capacity(n * 160);
+    yaml.push_str(HEAD);
+    yaml.push_str("  tasks:\n");
+    for i in 0..n {
+        let _ = write!(
+            yaml,
+            "    - name: task-{i:045}\n      taskRef: {{name: exit}}\n      runAfter: [task-{i:045}x]\n"
+        );
+    }
+    yaml
+}
+
+/// A task whose `taskRef` holds `n` YAML merge keys (`<<: *anchor`), each a problem.
+pub fn merge_keys(n: usize) -> String {
+    let mut yaml = String::with_capacity(n * 16);
+    yaml.push_str(HEAD);
+    yaml.push_str(
+        "  tasks:\n    - name: a\n      taskRef: &r {name: exit}\n    - name: b\n      taskRef:\n",
+    );
+    for _ in 0..n {
+        yaml.push_str("        <<: *r\n");
+    }
+    yaml
+}
+
+/// A task with `n` unknown fields, each a problem with a did-you-mean lookup.
+pub fn wide_map(n: usize) -> String {
+    let mut yaml = String::with_capacity(n * 24);
+    yaml.push_str(HEAD);
+    yaml.push_str("  tasks:\n    - name: a\n      taskRef: {name: exit}\n");
+    for i in 0..n {
+        let _ = writeln!(yaml, "      runafter{i}: x");
+    }
+    yaml
+}
+
+/// `n` unknown `spec` fields, each holding lists nested 100 deep.
+pub fn deep_maps(n: usize) -> String {
+    let deep = format!("{}x{}", "[".repeat(100), "]".repeat(100));
+    let mut yaml = String::with_capacity(n * (deep.len() + 16));
+    yaml.push_str(HEAD);
+    for i in 0..n {
+        let _ = writeln!(yaml, "  deep{i}: {deep}");
+    }
+    yaml
+}

@@ -5,7 +5,6 @@
 
 mod cli;
 mod decorators;
-mod diagnostics;
 mod runs;
 mod serve;
 mod snapshots;
@@ -27,6 +26,7 @@ use weft_engine::runs::{
 use weft_runtime::{Runtime, RuntimeConfig};
 
 use cli::{Cli, Command, OutputFormat, PipelineArgs, PluginArgs, PluginCommand, RunArgs};
+use weft_cli::diagnostics;
 
 mod builtin {
     include!(concat!(env!("OUT_DIR"), "/builtin_plugins.rs"));
@@ -132,19 +132,39 @@ fn default_data_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(".weft"))
 }
 
-fn read_pipeline(file: &Path) -> Result<String, Failure> {
+/// Why a pipeline file gave no text.
+enum Unreadable {
+    /// It could not be read (missing, too large).
+    Failed(Failure),
+    /// It is not UTF-8: a diagnostic at the first bad byte, and the text as far as it can
+    /// be shown (bad bytes replaced) for the snippet.
+    NotText(Box<Diagnostic>, String),
+}
+
+fn read_pipeline(file: &Path) -> Result<String, Unreadable> {
     const MAX_PIPELINE_BYTES: u64 = 8 << 20;
-    let meta = std::fs::metadata(file)
-        .map_err(|e| Failure::invalid(format!("cannot read {}: {e}", file.display())))?;
+    let unreadable = |e: std::io::Error| {
+        Unreadable::Failed(Failure::invalid(format!(
+            "cannot read {}: {e}",
+            file.display()
+        )))
+    };
+    let meta = std::fs::metadata(file).map_err(unreadable)?;
     if meta.len() > MAX_PIPELINE_BYTES {
-        return Err(Failure::invalid(format!(
+        return Err(Unreadable::Failed(Failure::invalid(format!(
             "{} is {} bytes; pipeline files are limited to {MAX_PIPELINE_BYTES} bytes",
             file.display(),
             meta.len()
-        )));
+        ))));
     }
-    std::fs::read_to_string(file)
-        .map_err(|e| Failure::invalid(format!("cannot read {}: {e}", file.display())))
+    let bytes = std::fs::read(file).map_err(unreadable)?;
+    match weft_core::source::decode(&bytes, &file.display().to_string()) {
+        Ok(text) => Ok(text.to_string()),
+        Err(diagnostic) => Err(Unreadable::NotText(
+            Box::new(diagnostic),
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )),
+    }
 }
 
 fn report_invalid(
@@ -153,7 +173,7 @@ fn report_invalid(
     output: OutputFormat,
 ) -> Result<u8, Failure> {
     match output {
-        OutputFormat::Json => println!("{}", diagnostics::to_json(diagnostics)),
+        OutputFormat::Json => println!("{}", diagnostics::to_json_text(diagnostics)),
         OutputFormat::Text => eprint!(
             "{}",
             diagnostics::render(diagnostics, source, std::io::stderr().is_terminal())
@@ -163,29 +183,41 @@ fn report_invalid(
 }
 
 /// Reads the pipeline; in JSON mode an unreadable file is still reported as a document.
-fn read_pipeline_for(file: &Path, output: OutputFormat) -> Result<String, Failure> {
-    read_pipeline(file).inspect_err(|failure| {
-        if output == OutputFormat::Json {
-            let document = serde_json::json!({
-                "valid": false,
-                "diagnostics": [{
-                    "file": file.display().to_string(),
-                    "line": 0,
-                    "column": 0,
-                    "field": "",
-                    "code": "unreadable-file",
-                    "message": failure.message,
-                    "hint": null,
-                }],
-            });
-            println!("{document}");
+/// `Err` holds the command's result: a file that is not UTF-8 is reported like any invalid
+/// pipeline (file:line:column, exit 2).
+fn read_pipeline_for(file: &Path, output: OutputFormat) -> Result<String, Result<u8, Failure>> {
+    match read_pipeline(file) {
+        Ok(source) => Ok(source),
+        Err(Unreadable::NotText(diagnostic, shown)) => {
+            Err(report_invalid(&[*diagnostic], &shown, output))
         }
-    })
+        Err(Unreadable::Failed(failure)) => {
+            if output == OutputFormat::Json {
+                let document = serde_json::json!({
+                    "valid": false,
+                    "diagnostics": [{
+                        "file": file.display().to_string(),
+                        "line": 0,
+                        "column": 0,
+                        "field": "",
+                        "code": "unreadable-file",
+                        "message": failure.message,
+                        "hint": null,
+                    }],
+                });
+                println!("{document}");
+            }
+            Err(Err(failure))
+        }
+    }
 }
 
 async fn validate(args: PipelineArgs) -> Result<u8, Failure> {
     let file = args.file.display().to_string();
-    let source = read_pipeline_for(&args.file, args.output)?;
+    let source = match read_pipeline_for(&args.file, args.output) {
+        Ok(source) => source,
+        Err(done) => return done,
+    };
     let supplied = spec_flags::params(&source, &file, &args.params)?;
     let registry = registry(&args.plugins)?;
     let pipeline = PipelineSource {
@@ -195,7 +227,7 @@ async fn validate(args: PipelineArgs) -> Result<u8, Failure> {
     match validate_pipeline(&registry, &pipeline, &supplied).await {
         Ok(prepared) => {
             match args.output {
-                OutputFormat::Json => println!("{}", diagnostics::to_json(&[])),
+                OutputFormat::Json => println!("{}", diagnostics::to_json_text(&[])),
                 OutputFormat::Text => println!(
                     "{file}: valid ({} tasks, {} finally)",
                     prepared.plan.dag_len,
@@ -213,7 +245,10 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
     let pipeline_args = &args.pipeline;
     let output = pipeline_args.output;
     let file = pipeline_args.file.display().to_string();
-    let source = read_pipeline_for(&pipeline_args.file, output)?;
+    let source = match read_pipeline_for(&pipeline_args.file, output) {
+        Ok(source) => source,
+        Err(done) => return done,
+    };
     let params = spec_flags::params(&source, &file, &pipeline_args.params)?;
     let spec = spec_flags::run_spec(&args, source.clone(), file.clone(), params)?;
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
@@ -394,10 +429,14 @@ async fn plugin(command: PluginCommand) -> Result<u8, Failure> {
                 name.clone()
             };
             let registry = registry(&plugins)?;
-            let resolved = registry
-                .resolve(&lookup)
-                .await
-                .map_err(|e| Failure::invalid(e.to_string()))?;
+            let resolved = registry.resolve(&lookup).await.map_err(|e| match e {
+                weft_engine::runs::PluginError::NotFound(_) => Failure::invalid(format!(
+                    "{e}: weft looked in {}\n  hint: {}",
+                    registry.searched().join(", then "),
+                    PluginRegistry::how_to_add(&lookup)
+                )),
+                other => Failure::invalid(other.to_string()),
+            })?;
             let info = &resolved.info;
             match output {
                 OutputFormat::Json => println!(

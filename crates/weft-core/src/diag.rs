@@ -114,6 +114,8 @@ impl std::error::Error for Diagnostic {}
 
 /// Stable diagnostic codes. Tools may match on these strings; never rename one.
 pub mod codes {
+    /// The file is not UTF-8 text.
+    pub const ENCODING: &str = "encoding";
     /// The YAML itself does not parse.
     pub const YAML_SYNTAX: &str = "yaml-syntax";
     /// `apiVersion` is not one weft reads.
@@ -191,18 +193,130 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
     previous[b.len()]
 }
 
-/// The closest candidate to `name`, if it is close enough to be a plausible typo.
+/// The edit distance of `a` and `b` (as [`edit_distance`]) when it is at most `limit`.
+/// Only a band of `2 * limit + 1` cells per row is computed and it stops as soon as no
+/// cell of a row is within `limit`, so the cost is O(len(a) * limit), never
+/// O(len(a) * len(b)). `cells` counts the cells computed.
+fn distance_within(a: &[char], b: &[char], limit: usize, cells: &mut usize) -> Option<usize> {
+    if a.len().abs_diff(b.len()) > limit {
+        return None;
+    }
+    // Out-of-band cells read as `limit + 1`: too far whatever follows.
+    let far = limit + 1;
+    let mut before_previous = vec![far; b.len() + 1];
+    let mut previous: Vec<usize> = (0..=b.len()).map(|j| j.min(far)).collect();
+    let mut current = vec![far; b.len() + 1];
+    for i in 1..=a.len() {
+        let low = i.saturating_sub(limit).max(1);
+        let high = (i + limit).min(b.len());
+        current[low - 1] = if low == 1 { i.min(far) } else { far };
+        let mut row_best = current[low - 1];
+        for j in low..=high {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut best = (previous[j - 1] + cost)
+                .min(previous[j] + 1)
+                .min(current[j - 1] + 1);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(before_previous[j - 2] + 1);
+            }
+            current[j] = best.min(far);
+            row_best = row_best.min(current[j]);
+        }
+        if high < b.len() {
+            current[high + 1] = far;
+        }
+        *cells += high + 2 - low;
+        if row_best > limit {
+            return None;
+        }
+        std::mem::swap(&mut before_previous, &mut previous);
+        std::mem::swap(&mut previous, &mut current);
+    }
+    Some(previous[b.len()]).filter(|distance| *distance <= limit)
+}
+
+/// Did-you-mean hints under a work budget, so that no input makes validation slow: a name
+/// longer than [`Suggester::MAX_NAME_CHARS`] gets none (typos are made in short names),
+/// one lookup compares at most [`Suggester::MAX_CANDIDATES`] candidates with a bounded
+/// edit distance, and once [`Suggester::BUDGET`] cells of that work are spent, later
+/// problems get no hint. Use one per validation.
+#[derive(Debug, Default)]
+pub struct Suggester {
+    spent: usize,
+}
+
+impl Suggester {
+    /// Longest name that gets a hint, in characters.
+    pub const MAX_NAME_CHARS: usize = 64;
+    /// Candidates one lookup compares, at most (the first ones given).
+    pub const MAX_CANDIDATES: usize = 1_000;
+    /// Edit-distance cells all lookups of one suggester may compute.
+    pub const BUDGET: usize = 8_000_000;
+
+    /// A suggester with its whole budget.
+    pub fn new() -> Self {
+        Suggester::default()
+    }
+
+    /// The closest candidate to `name`, if it is close enough to be a plausible typo (ties
+    /// go to the earlier candidate).
+    pub fn did_you_mean<'a>(
+        &mut self,
+        name: &str,
+        candidates: impl IntoIterator<Item = &'a str>,
+    ) -> Option<String> {
+        if self.spent >= Self::BUDGET || name.len() > 4 * Self::MAX_NAME_CHARS {
+            return None;
+        }
+        let name: Vec<char> = name.chars().collect();
+        if name.len() > Self::MAX_NAME_CHARS {
+            return None;
+        }
+        let limit = (name.len() / 3).clamp(1, 3);
+        let mut best: Option<(usize, &str)> = None;
+        let mut candidate_chars = Vec::new();
+        for candidate in candidates.into_iter().take(Self::MAX_CANDIDATES) {
+            if self.spent >= Self::BUDGET {
+                break;
+            }
+            // A candidate far longer than the name is never within the limit: skip it
+            // without reading all of it.
+            candidate_chars.clear();
+            candidate_chars.extend(candidate.chars().take(name.len() + limit + 1));
+            let limit = best.map_or(limit, |(distance, _)| distance.saturating_sub(1));
+            if let Some(distance) = distance_within(&name, &candidate_chars, limit, &mut self.spent)
+            {
+                best = Some((distance, candidate));
+                if distance == 0 {
+                    break;
+                }
+            }
+        }
+        best.map(|(_, candidate)| format!("did you mean `{candidate}`?"))
+    }
+}
+
+/// The closest candidate to `name`, if it is close enough to be a plausible typo. A
+/// one-off [`Suggester`]: bounded work, whatever the input.
 pub fn did_you_mean<'a>(
     name: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<String> {
-    let limit = (name.chars().count() / 3).clamp(1, 3);
-    candidates
-        .into_iter()
-        .map(|candidate| (edit_distance(name, candidate), candidate))
-        .filter(|(distance, _)| *distance <= limit)
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, candidate)| format!("did you mean `{candidate}`?"))
+    Suggester::new().did_you_mean(name, candidates)
+}
+
+/// Longest name quoted whole in a message, in characters.
+const SHOWN_MAX_CHARS: usize = 64;
+
+/// `name` as a message quotes it: whole when short, else its start and its length, so
+/// that a diagnostic stays readable (and its size bounded) whatever was written.
+pub fn shown(name: &str) -> std::borrow::Cow<'_, str> {
+    let count = name.chars().count();
+    if count <= SHOWN_MAX_CHARS {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    let start: String = name.chars().take(SHOWN_MAX_CHARS / 2).collect();
+    std::borrow::Cow::Owned(format!("{start}… ({count} characters)"))
 }
 
 #[cfg(test)]
@@ -225,6 +339,101 @@ mod tests {
             Some("did you mean `runAfter`?")
         );
         assert_eq!(did_you_mean("zzzzzz", ["runAfter"]), None);
+    }
+
+    #[test]
+    fn bounded_distance_agrees_with_the_full_one_within_the_limit() {
+        let words = [
+            "",
+            "a",
+            "ab",
+            "ba",
+            "abc",
+            "acb",
+            "build",
+            "biuld",
+            "bulid",
+            "buidl",
+            "rebuild",
+            "kitten",
+            "sitting",
+            "runAfter",
+            "runafter",
+            "retries",
+            "retires",
+            "é",
+            "éa",
+            "aé",
+            "abcdef",
+            "badcfe",
+            "xyz",
+            "build-and-test",
+            "build-and-tset",
+        ];
+        for a in words {
+            for b in words {
+                let full = edit_distance(a, b);
+                let (a_chars, b_chars): (Vec<char>, Vec<char>) =
+                    (a.chars().collect(), b.chars().collect());
+                for limit in 0..=4 {
+                    let mut cells = 0;
+                    let bounded = distance_within(&a_chars, &b_chars, limit, &mut cells);
+                    let expected = (full <= limit).then_some(full);
+                    assert_eq!(bounded, expected, "{a:?} {b:?} limit {limit}");
+                    assert!(cells <= (a.len() + 1) * (2 * limit + 2), "{a:?} {b:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn suggestions_are_bounded_whatever_the_input() {
+        let long = "a".repeat(100_000);
+        // A long name gets no hint, and computes nothing.
+        let mut suggester = Suggester::new();
+        assert_eq!(suggester.did_you_mean(&long, [long.as_str()]), None);
+        assert_eq!(suggester.spent, 0);
+        // A long candidate is read only as far as it could match.
+        assert_eq!(suggester.did_you_mean("aaaa", [long.as_str()]), None);
+        assert!(suggester.spent < 100, "{}", suggester.spent);
+        // At most MAX_CANDIDATES are compared: the match beyond them is not found.
+        let far = vec!["zzzzzzzz"; Suggester::MAX_CANDIDATES];
+        let mut suggester = Suggester::new();
+        assert_eq!(
+            suggester.did_you_mean("biuld", far.iter().copied().chain(["build"])),
+            None
+        );
+        assert_eq!(
+            suggester.did_you_mean("biuld", far[..10].iter().copied().chain(["build"])),
+            Some("did you mean `build`?".into())
+        );
+        // Once the budget is spent, no more hints.
+        let mut suggester = Suggester {
+            spent: Suggester::BUDGET,
+        };
+        assert_eq!(suggester.did_you_mean("biuld", ["build"]), None);
+    }
+
+    #[test]
+    fn suggestions_prefer_the_closest_then_the_first() {
+        assert_eq!(
+            did_you_mean("biuld", ["bxild", "build", "biuldx"]).as_deref(),
+            Some("did you mean `build`?")
+        );
+        assert_eq!(
+            did_you_mean("abcd", ["abce", "abcf"]).as_deref(),
+            Some("did you mean `abce`?")
+        );
+    }
+
+    #[test]
+    fn long_names_are_shown_shortened() {
+        assert_eq!(shown("build"), "build");
+        let long = "b".repeat(20_000);
+        assert_eq!(
+            shown(&long),
+            format!("{}… (20000 characters)", "b".repeat(32))
+        );
     }
 
     #[test]

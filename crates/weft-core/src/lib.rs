@@ -4,6 +4,8 @@
 //!
 //! # What a caller does, in order
 //!
+//! 0. [`source::decode`] turns a file's bytes into text, or a diagnostic at the first
+//!    byte that is not UTF-8.
 //! 1. [`load`]`(source, file, &supplied_params, Some(&catalog))` parses, validates (all
 //!    problems at once, as [`Diagnostic`]s with file, line and column) and plans. Or step
 //!    by step: [`parse_pipeline`], [`validate()`], [`Plan::new`].
@@ -26,6 +28,7 @@ pub mod parse;
 pub mod plan;
 pub mod replay;
 pub mod run;
+pub mod source;
 pub mod status;
 pub mod validate;
 pub mod vars;

@@ -2,7 +2,7 @@
 //! fields, wrong types, missing fields) instead of stopping at the first.
 
 use crate::contract::{ParamType, ParamValue};
-use crate::diag::{Diagnostic, Pos, Spanned, codes, did_you_mean};
+use crate::diag::{Diagnostic, Pos, Spanned, codes, did_you_mean, shown};
 use crate::duration::parse_go_duration;
 use crate::model::*;
 use crate::yaml::{self, Node, NodeKind};
@@ -28,14 +28,10 @@ pub(crate) fn parse_lenient(source: &str, file: &str) -> (Option<Pipeline>, Vec<
         diagnostics: Vec::new(),
     };
     let root = match yaml::parse(source) {
-        Ok(Some(root)) => root,
-        Ok(None) => {
-            cx.error(
-                Pos::new(1, 1),
-                "",
-                codes::MISSING_FIELD,
-                "the file is empty",
-            );
+        Ok(Some(root)) if !root.is_null() => root,
+        // Nothing, comments, `---` or `~`: say so, rather than find no problem at all.
+        Ok(_) => {
+            cx.no_pipeline(source);
             return (None, cx.diagnostics);
         }
         Err(error) => {
@@ -49,6 +45,9 @@ pub(crate) fn parse_lenient(source: &str, file: &str) -> (Option<Pipeline>, Vec<
         }
     };
     let pipeline = cx.pipeline(&root);
+    if pipeline.is_none() && cx.diagnostics.is_empty() {
+        cx.no_pipeline(source);
+    }
     (pipeline, cx.diagnostics)
 }
 
@@ -69,6 +68,14 @@ impl<'n> Fields<'n> {
             .find(|(key, _, _)| *key == name)
             .map(|(_, value, _)| *value)
     }
+
+    /// Where the key `name` was written (an empty value has no useful position).
+    fn key_pos(&self, name: &str) -> Option<Pos> {
+        self.entries
+            .iter()
+            .find(|(key, _, _)| *key == name)
+            .map(|(_, _, pos)| *pos)
+    }
 }
 
 fn join(path: &str, field: &str) -> String {
@@ -80,6 +87,26 @@ fn join(path: &str, field: &str) -> String {
 }
 
 impl Cx<'_> {
+    /// The file holds no pipeline document: empty, only comments, or an empty document.
+    fn no_pipeline(&mut self, source: &str) {
+        let blank = |line: &str| line.trim().is_empty();
+        let what = if source.lines().all(blank) {
+            "the file is empty"
+        } else if source
+            .lines()
+            .all(|line| blank(line) || line.trim_start().starts_with('#'))
+        {
+            "the file is empty but for comments"
+        } else {
+            "its YAML document is empty"
+        };
+        let message = format!("{} holds no pipeline: {what}", self.file);
+        self.error(Pos::new(1, 1), "", codes::MISSING_FIELD, message)
+            .hint = Some(
+            "a pipeline has `apiVersion: tekton.dev/v1` (or `weft.dev/v1`), `kind: Pipeline`, `metadata.name` and `spec.tasks`".into(),
+        );
+    }
+
     fn error(
         &mut self,
         pos: Pos,
@@ -133,7 +160,7 @@ impl Cx<'_> {
                     key.pos,
                     &field_path,
                     codes::DUPLICATE_NAME,
-                    format!("field `{name}` is given twice"),
+                    format!("field `{}` is given twice", shown(name)),
                 );
                 continue;
             }
@@ -152,7 +179,7 @@ impl Cx<'_> {
                     key.pos,
                     &field_path,
                     codes::UNKNOWN_FIELD,
-                    format!("unknown field `{name}`"),
+                    format!("unknown field `{}`", shown(name)),
                 )
                 .hint = hint;
             }
@@ -198,6 +225,34 @@ impl Cx<'_> {
                 Spanned::new(String::new(), owner_pos)
             }
         }
+    }
+
+    /// A required string naming a plugin (`taskRef.name`, a decorator's `id`): blank is as
+    /// good as missing, and nothing could ever run it.
+    fn required_plugin(
+        &mut self,
+        fields: &Fields<'_>,
+        name: &str,
+        path: &str,
+        owner_pos: Pos,
+    ) -> Spanned<String> {
+        let value = self.required_string(fields, name, path, owner_pos);
+        let given = fields.get(name).is_some_and(|node| !node.is_null());
+        if given && value.value.trim().is_empty() {
+            let what = if value.value.is_empty() {
+                "empty"
+            } else {
+                "only whitespace"
+            };
+            self.error(
+                value.pos,
+                &join(path, name),
+                codes::INVALID_VALUE,
+                format!("`{name}` is {what}: it must name a plugin"),
+            )
+            .hint = Some("name a plugin, e.g. `exit`; `weft plugin list` shows them".into());
+        }
+        value
     }
 
     fn optional_string(&mut self, fields: &Fields<'_>, name: &str, path: &str) -> String {
@@ -277,7 +332,7 @@ impl Cx<'_> {
             text.pos,
             &path,
             codes::INVALID_VALUE,
-            format!("`{}` is not a valid `{name}`", text.value),
+            format!("`{}` is not a valid `{name}`", shown(&text.value)),
         )
         .hint = Some(hint);
         None
@@ -510,7 +565,7 @@ impl Cx<'_> {
                 if let Some(fields) = self.fields(item, &path, &["id", "input", "secrets"], &[]) {
                     let input = fields.get("input");
                     pipeline.decorators.push(Decorator {
-                        id: self.required_string(&fields, "id", &path, item.pos),
+                        id: self.required_plugin(&fields, "id", &path, item.pos),
                         input: input.map(Node::to_json).unwrap_or(serde_json::Value::Null),
                         input_pos: input.map_or(item.pos, |node| node.pos),
                         secrets: self.string_list(&fields, "secrets", &path),
@@ -672,6 +727,16 @@ impl Cx<'_> {
                 }
                 Spanned::new(String::new(), node.pos)
             }
+            Some(task_ref) if task_ref.is_null() => {
+                self.error(
+                    fields.key_pos("taskRef").unwrap_or(task_ref.pos),
+                    &join(path, "taskRef"),
+                    codes::MISSING_FIELD,
+                    "`taskRef` is empty: it must name a plugin",
+                )
+                .hint = Some("name the plugin: `taskRef: {name: <plugin>}`".into());
+                Spanned::new(String::new(), task_ref.pos)
+            }
             Some(task_ref) => {
                 let ref_path = join(path, "taskRef");
                 match self.fields(
@@ -703,7 +768,7 @@ impl Cx<'_> {
                                 .and_then(|name| self.string(name, &join(&ref_path, "name")))
                                 .unwrap_or_else(|| Spanned::new(String::new(), task_ref.pos))
                         } else {
-                            self.required_string(&ref_fields, "name", &ref_path, task_ref.pos)
+                            self.required_plugin(&ref_fields, "name", &ref_path, task_ref.pos)
                         }
                     }
                     None => Spanned::new(String::new(), task_ref.pos),

@@ -10,7 +10,9 @@
 //!    [`RunState::task_ended`], [`RunState::task_timed_out`] (its own `timeout`),
 //!    [`RunState::task_cancelled`] (confirmation after an [`Action::Cancel`]),
 //!    [`RunState::cancel`], [`RunState::tasks_timeout`], [`RunState::finally_timeout`],
-//!    [`RunState::pipeline_timeout`], [`RunState::infra_error`].
+//!    [`RunState::pipeline_timeout`], [`RunState::infra_error`],
+//!    [`RunState::task_launch_failed`] (an attempt the engine could not begin), and
+//!    [`RunState::abandon`] (the last resort for a run that cannot progress).
 //! 4. [`Action::Finished`] comes exactly once, when every task is terminal.
 //!    [`RunState::report`] gives the machine-readable document at any time.
 //!
@@ -135,7 +137,9 @@ pub const NOT_RETRIED: &[&str] = &[
 pub enum Action {
     /// Run an attempt of a task.
     Start(StartTask),
-    /// Abort an attempt, then call [`RunState::task_cancelled`].
+    /// Abort an attempt, then call [`RunState::task_cancelled`]. The engine confirms every
+    /// cancel, at once for an attempt it does not hold (never launched, already gone):
+    /// until it does, the task stays `Cancelling` and the run cannot end.
     Cancel {
         /// Node id.
         node: NodeId,
@@ -492,6 +496,49 @@ impl RunState {
         actions
     }
 
+    /// The engine could not launch `attempt` of `node` (its plugin was not prepared, the
+    /// host refused it): the plugin never ran, so the attempt ends `Errored` with reason
+    /// `LaunchFailed` and `message`, whatever `retries`, `onError` and `onStatus` say (they
+    /// are about what a plugin did). The run goes on as after any stopping error: nothing
+    /// new starts, dependents are skipped, `finally` runs. An attempt the run had already
+    /// asked to cancel ends as that cancel said: it never ran, as asked.
+    pub fn task_launch_failed(
+        &mut self,
+        node: NodeId,
+        attempt: u32,
+        message: impl Into<String>,
+    ) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if !self.is_current(node, attempt) {
+            return actions;
+        }
+        if self.nodes[node].phase == TaskPhase::Cancelling {
+            return self.task_cancelled(node, attempt);
+        }
+        let message = message.into();
+        let state = &mut self.nodes[node];
+        state.exit_code = None;
+        state.results.clear();
+        state.message.clone_from(&message);
+        state.raw = Some(TaskEnding::Errored {
+            reason: reasons::LAUNCH_FAILED.into(),
+            message,
+        });
+        self.terminate(
+            node,
+            Outcome::Errored,
+            reasons::LAUNCH_FAILED.into(),
+            Flow::Stop,
+            &mut actions,
+        );
+        if !self.plan.nodes[node].is_finally {
+            self.stopping = true;
+            self.sweep_pending(false, &mut actions);
+        }
+        self.settle(&mut actions);
+        actions
+    }
+
     /// The engine confirms `attempt` of `node` was aborted after an [`Action::Cancel`].
     pub fn task_cancelled(&mut self, node: NodeId, attempt: u32) -> Vec<Action> {
         let mut actions = Vec::new();
@@ -601,6 +648,53 @@ impl RunState {
         );
         self.settle(&mut actions);
         actions
+    }
+
+    /// Last resort when the engine finds the run stalled: nothing runs, nothing is queued
+    /// and nothing is due, yet the run is not over (a bug somewhere). Every task not yet
+    /// terminal ends now, reason `InfrastructureError`: `Skipped` if it never started,
+    /// `Cancelled` otherwise. The run ends `Errored` (with the first infrastructure error,
+    /// else `message`). Always ends the run: [`Action::Finished`] comes with these actions
+    /// unless it already came.
+    pub fn abandon(&mut self, message: impl Into<String>) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if self.finished {
+            return actions;
+        }
+        if self.infra_error.is_none() {
+            self.infra_error = Some(message.into());
+        }
+        for node in 0..self.nodes.len() {
+            match self.nodes[node].phase {
+                TaskPhase::Terminal => {}
+                TaskPhase::Pending | TaskPhase::Blocked => {
+                    self.skip(node, reasons::INFRASTRUCTURE_ERROR, &mut actions);
+                }
+                TaskPhase::Queued | TaskPhase::Running | TaskPhase::Cancelling => self.terminate(
+                    node,
+                    Outcome::Cancelled,
+                    reasons::INFRASTRUCTURE_ERROR.into(),
+                    Flow::Continue,
+                    &mut actions,
+                ),
+            }
+        }
+        // Every task is terminal; with the infrastructure error set, `finally` is not
+        // announced and the run finishes.
+        self.settle(&mut actions);
+        actions
+    }
+
+    /// Tasks that are not terminal yet, with their phases, in declaration order (for a
+    /// watchdog naming what a stalled run waits for).
+    pub fn unfinished_tasks(&self) -> Vec<(&str, TaskPhase)> {
+        self.plan
+            .nodes
+            .iter()
+            .zip(&self.nodes)
+            .filter(|(_, state)| state.phase != TaskPhase::Terminal)
+            .map(|(spec, state)| (spec.name.as_str(), state.phase))
+            .collect()
     }
 
     /// Where the run is.

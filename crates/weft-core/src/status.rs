@@ -86,6 +86,8 @@ pub mod reasons {
     pub const HALTED: &str = "Halted";
     /// The run stopped on an infrastructure error.
     pub const INFRASTRUCTURE_ERROR: &str = "InfrastructureError";
+    /// The engine could not launch the task's attempt; its plugin never ran.
+    pub const LAUNCH_FAILED: &str = "LaunchFailed";
     /// A task mapped to `skipped` by the plugin or `onStatus`.
     pub const SELF_SKIPPED: &str = "SelfSkipped";
 }

@@ -3,7 +3,7 @@
 
 use crate::contract::{ParamType, ParamValue, PluginInfo};
 use crate::dag::Graph;
-use crate::diag::{Diagnostic, Pos, codes, did_you_mean};
+use crate::diag::{Diagnostic, Pos, Suggester, codes, shown};
 use crate::model::{ParamDecl, Pipeline, PipelineTask};
 use crate::vars::{Piece, Selector, Template, VarError, VarRef, parse_template};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -14,6 +14,15 @@ pub trait PluginCatalog {
     fn lookup(&self, name: &str) -> Option<&PluginInfo>;
     /// Every known plugin name (for "did you mean" hints).
     fn names(&self) -> Vec<&str>;
+    /// Where plugins were looked for, in search order, for people (e.g. "the 14 built-in
+    /// plugins", a directory): an unknown plugin's diagnostic lists them.
+    fn searched(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// How to make plugin `name` known (the hint of an unknown plugin's diagnostic).
+    fn how_to_add(&self, _name: &str) -> Option<String> {
+        None
+    }
 }
 
 impl PluginCatalog for BTreeMap<String, PluginInfo> {
@@ -39,6 +48,7 @@ pub fn validate(
         tasks: HashMap::new(),
         workspaces: HashSet::new(),
         catalog,
+        suggester: Suggester::new(),
     };
     checker.pipeline_name();
     checker.params(supplied);
@@ -53,6 +63,13 @@ pub fn validate(
     diagnostics.sort_by_key(|d| (d.line, d.column));
     diagnostics
 }
+
+/// Longest task name: a DNS-1123 label, as Tekton requires of pipeline task names.
+pub const MAX_TASK_NAME_CHARS: usize = 63;
+
+/// Longest pipeline name (a DNS-1123 subdomain, as Kubernetes requires) and weft's bound on
+/// the names a pipeline declares (params, workspaces, results), which Tekton leaves open.
+pub const MAX_NAME_CHARS: usize = 253;
 
 /// True for a Kubernetes DNS-1123 label, as Tekton requires of pipeline task names.
 pub fn is_dns1123_label(name: &str) -> bool {
@@ -102,6 +119,8 @@ struct Checker<'p> {
     tasks: HashMap<&'p str, &'p PipelineTask>,
     workspaces: HashSet<&'p str>,
     catalog: Option<&'p dyn PluginCatalog>,
+    /// Did-you-mean hints, under one work budget for the whole validation.
+    suggester: Suggester,
 }
 
 /// Where a string sits, which decides how `[*]` may be used in it.
@@ -134,11 +153,49 @@ impl<'p> Checker<'p> {
         &mut self.diagnostics[last]
     }
 
+    /// Reports `name` when it is longer than `max` characters (`rule` says why it may not
+    /// be); true when it was.
+    fn too_long(
+        &mut self,
+        what: &str,
+        name: &crate::diag::Spanned<String>,
+        path: String,
+        max: usize,
+        rule: &str,
+    ) -> bool {
+        // Bytes first: counting characters of a huge name is itself work.
+        if name.value.len() <= max {
+            return false;
+        }
+        let count = name.value.chars().count();
+        if count <= max {
+            return false;
+        }
+        self.error(
+            name.pos,
+            path,
+            codes::INVALID_NAME,
+            format!(
+                "{what} `{}` is {count} characters long; {rule}",
+                shown(&name.value)
+            ),
+        )
+        .hint = Some(format!("use a name of at most {max} characters"));
+        true
+    }
+
     fn params(&mut self, supplied: &BTreeMap<String, ParamValue>) {
         for (index, decl) in self.pipeline.params.iter().enumerate() {
             let path = format!("spec.params[{index}]");
             let name = decl.name.value.as_str();
-            if !is_valid_param_name(name) {
+            let long = self.too_long(
+                "param name",
+                &decl.name,
+                format!("{path}.name"),
+                MAX_NAME_CHARS,
+                "weft allows names of at most 253 characters",
+            );
+            if !long && !is_valid_param_name(name) {
                 if name.is_empty() {
                     continue; // Already reported as a missing field.
                 }
@@ -146,7 +203,7 @@ impl<'p> Checker<'p> {
                     decl.name.pos,
                     format!("{path}.name"),
                     codes::INVALID_NAME,
-                    format!("invalid param name `{name}`"),
+                    format!("invalid param name `{}`", shown(name)),
                 )
                 .hint = Some(
                     "use letters, digits, `_`, `-` and `.`, starting with a letter or `_`".into(),
@@ -157,7 +214,7 @@ impl<'p> Checker<'p> {
                     decl.name.pos,
                     format!("{path}.name"),
                     codes::DUPLICATE_NAME,
-                    format!("param `{name}` is declared twice"),
+                    format!("param `{}` is declared twice", shown(name)),
                 );
                 continue;
             }
@@ -209,7 +266,7 @@ impl<'p> Checker<'p> {
         }
         for name in supplied.keys() {
             if !self.params.contains_key(name.as_str()) {
-                let hint = did_you_mean(name, self.params.keys().copied());
+                let hint = self.suggester.did_you_mean(name, self.param_names());
                 self.error(
                     Pos::default(),
                     format!("params.{name}"),
@@ -252,12 +309,19 @@ impl<'p> Checker<'p> {
 
     fn workspaces(&mut self) {
         for (index, decl) in self.pipeline.workspaces.iter().enumerate() {
+            self.too_long(
+                "workspace name",
+                &decl.name,
+                format!("spec.workspaces[{index}].name"),
+                MAX_NAME_CHARS,
+                "weft allows names of at most 253 characters",
+            );
             if !self.workspaces.insert(decl.name.value.as_str()) {
                 self.error(
                     decl.name.pos,
                     format!("spec.workspaces[{index}].name"),
                     codes::DUPLICATE_NAME,
-                    format!("workspace `{}` is declared twice", decl.name.value),
+                    format!("workspace `{}` is declared twice", shown(&decl.name.value)),
                 );
             }
         }
@@ -265,13 +329,23 @@ impl<'p> Checker<'p> {
 
     fn pipeline_name(&mut self) {
         let name = &self.pipeline.name;
+        let long = self.too_long(
+            "pipeline name",
+            name,
+            "metadata.name".to_string(),
+            MAX_NAME_CHARS,
+            "a pipeline name is a DNS-1123 subdomain of at most 253 characters (as in Kubernetes)",
+        );
         // A missing name is reported by the parser.
-        if !name.value.is_empty() && !is_dns1123_subdomain(&name.value) {
+        if !long && !name.value.is_empty() && !is_dns1123_subdomain(&name.value) {
             self.error(
                 name.pos,
                 "metadata.name".to_string(),
                 codes::INVALID_NAME,
-                format!("pipeline name `{}` is not a valid DNS-1123 subdomain", name.value),
+                format!(
+                    "pipeline name `{}` is not a valid DNS-1123 subdomain",
+                    shown(&name.value)
+                ),
             )
             .hint = Some("use lowercase letters, digits, `-` and `.`, starting and ending with a letter or digit".into());
         }
@@ -292,20 +366,48 @@ impl<'p> Checker<'p> {
                 }
                 continue;
             }
-            if !is_dns1123_label(name) {
+            let long = self.too_long(
+                "task name",
+                &task.name,
+                path.clone(),
+                MAX_TASK_NAME_CHARS,
+                "a task name is a DNS-1123 label of at most 63 characters (as in Tekton)",
+            );
+            if !long && !is_dns1123_label(name) {
                 self.error(task.name.pos, path.clone(), codes::INVALID_NAME, format!("task name `{name}` is not a valid DNS-1123 label"))
                     .hint = Some("use at most 63 lowercase letters, digits and `-`, starting and ending with a letter or digit".into());
             }
             if self.tasks.contains_key(name) {
-                self.error(task.name.pos, path, codes::DUPLICATE_NAME, format!("task name `{name}` is used twice (names are unique across `tasks` and `finally`)"));
+                self.error(task.name.pos, path, codes::DUPLICATE_NAME, format!("task name `{}` is used twice (names are unique across `tasks` and `finally`)", shown(name)));
             } else {
                 self.tasks.insert(name, task);
             }
         }
     }
 
-    fn task_hint(&self, name: &str) -> Option<String> {
-        did_you_mean(name, self.tasks.keys().copied())
+    /// Declared task names, in declaration order (so hints do not depend on hashing).
+    fn task_hint(&mut self, name: &str) -> Option<String> {
+        let names = self
+            .pipeline
+            .all_tasks()
+            .map(|task| task.name.value.as_str());
+        self.suggester.did_you_mean(name, names)
+    }
+
+    /// Declared param names, in declaration order.
+    fn param_names(&self) -> impl Iterator<Item = &'p str> + use<'p> {
+        self.pipeline
+            .params
+            .iter()
+            .map(|decl| decl.name.value.as_str())
+    }
+
+    /// Declared workspace names, in declaration order.
+    fn workspace_names(&self) -> impl Iterator<Item = &'p str> + use<'p> {
+        self.pipeline
+            .workspaces
+            .iter()
+            .map(|decl| decl.name.value.as_str())
     }
 
     fn task(&mut self, task: &'p PipelineTask) {
@@ -328,12 +430,12 @@ impl<'p> Checker<'p> {
                         target.pos,
                         path,
                         codes::UNKNOWN_TASK,
-                        format!("`runAfter` names unknown task `{}`", target.value),
+                        format!("`runAfter` names unknown task `{}`", shown(&target.value)),
                     )
                     .hint = hint;
                 }
                 Some(other) if other.is_finally => {
-                    self.error(target.pos, path, codes::RUN_AFTER_FINALLY, format!("`runAfter` names `finally` task `{}`", target.value))
+                    self.error(target.pos, path, codes::RUN_AFTER_FINALLY, format!("`runAfter` names `finally` task `{}`", shown(&target.value)))
                         .hint = Some("finally tasks run after every task; move it to `tasks` or drop it from `runAfter`".into());
                 }
                 Some(_) => {}
@@ -406,7 +508,9 @@ impl<'p> Checker<'p> {
         }
         for (index, binding) in task.workspaces.iter().enumerate() {
             if !self.workspaces.contains(binding.workspace.value.as_str()) {
-                let hint = did_you_mean(&binding.workspace.value, self.workspaces.iter().copied());
+                let hint = self
+                    .suggester
+                    .did_you_mean(&binding.workspace.value, self.workspace_names());
                 self.error(
                     binding.workspace.pos,
                     format!("{base}.workspaces[{index}].workspace"),
@@ -448,12 +552,28 @@ impl<'p> Checker<'p> {
         }
         let found = catalog.lookup(name);
         if found.is_none() {
-            let hint = did_you_mean(name, catalog.names());
+            let searched = catalog.searched();
+            let message = if searched.is_empty() {
+                format!("unknown plugin `{}`", shown(name))
+            } else {
+                format!(
+                    "unknown plugin `{}`: weft looked in {}",
+                    shown(name),
+                    searched.join(", then ")
+                )
+            };
+            let hint = match (
+                self.suggester.did_you_mean(name, catalog.names()),
+                catalog.how_to_add(name),
+            ) {
+                (Some(typo), Some(add)) => Some(format!("{typo} If not, {add}")),
+                (typo, add) => typo.or(add),
+            };
             self.error(
                 task.plugin.pos,
                 format!("{}.taskRef.name", task.path()),
                 codes::UNKNOWN_PLUGIN,
-                format!("unknown plugin `{name}`"),
+                message,
             )
             .hint = hint;
         }
@@ -474,7 +594,7 @@ impl<'p> Checker<'p> {
             .find(|spec| spec.name == param.name.value)
         else {
             if !info.accepts_any_params {
-                let hint = did_you_mean(
+                let hint = self.suggester.did_you_mean(
                     &param.name.value,
                     info.params.iter().map(|spec| spec.name.as_str()),
                 );
@@ -579,12 +699,16 @@ impl<'p> Checker<'p> {
         match var {
             VarRef::Param { name, selector } => {
                 let Some((decl, _)) = self.params.get(name.as_str()) else {
-                    let hint = did_you_mean(name, self.params.keys().copied());
+                    let hint = self.suggester.did_you_mean(name, self.param_names());
                     self.error(
                         pos,
                         path,
                         codes::UNKNOWN_VARIABLE,
-                        format!("unknown param `{name}` in `$(params.{name}...)`"),
+                        format!(
+                            "unknown param `{}` in `$(params.{}...)`",
+                            shown(name),
+                            shown(name)
+                        ),
                     )
                     .hint = hint;
                     return;
@@ -646,7 +770,9 @@ impl<'p> Checker<'p> {
                                 codes::UNKNOWN_VARIABLE,
                                 format!("object param `{name}` has no key `{key}`"),
                             )
-                            .hint = did_you_mean(key, known_keys.iter().map(String::as_str));
+                            .hint = self
+                                .suggester
+                                .did_you_mean(key, known_keys.iter().map(String::as_str));
                         }
                     }
                     (Selector::Key(_), other) => {
@@ -668,7 +794,11 @@ impl<'p> Checker<'p> {
                         pos,
                         path,
                         codes::UNKNOWN_VARIABLE,
-                        format!("unknown task `{task}` in a `$(tasks.{task}...)` variable"),
+                        format!(
+                            "unknown task `{}` in a `$(tasks.{}...)` variable",
+                            shown(task),
+                            shown(task)
+                        ),
                     )
                     .hint = hint;
                     return;
@@ -703,7 +833,9 @@ impl<'p> Checker<'p> {
             }
             VarRef::WorkspaceBound { workspace } => {
                 if !self.workspaces.contains(workspace.as_str()) {
-                    let hint = did_you_mean(workspace, self.workspaces.iter().copied());
+                    let hint = self
+                        .suggester
+                        .did_you_mean(workspace, self.workspace_names());
                     self.error(
                         pos,
                         path,
@@ -736,7 +868,9 @@ impl<'p> Checker<'p> {
             return;
         };
         if info.results_fixed && !info.results.iter().any(|spec| &spec.name == result) {
-            let hint = did_you_mean(result, info.results.iter().map(|spec| spec.name.as_str()));
+            let hint = self
+                .suggester
+                .did_you_mean(result, info.results.iter().map(|spec| spec.name.as_str()));
             self.error(
                 pos,
                 path,
@@ -754,12 +888,19 @@ impl<'p> Checker<'p> {
         let mut seen = HashSet::new();
         for (index, result) in self.pipeline.results.iter().enumerate() {
             let path = format!("spec.results[{index}]");
+            self.too_long(
+                "result name",
+                &result.name,
+                format!("{path}.name"),
+                MAX_NAME_CHARS,
+                "weft allows names of at most 253 characters",
+            );
             if !seen.insert(result.name.value.as_str()) {
                 self.error(
                     result.name.pos,
                     format!("{path}.name"),
                     codes::DUPLICATE_NAME,
-                    format!("result `{}` is declared twice", result.name.value),
+                    format!("result `{}` is declared twice", shown(&result.name.value)),
                 );
             }
             let value_path = format!("{path}.value");

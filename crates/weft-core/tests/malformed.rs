@@ -271,6 +271,70 @@ fn cases() -> Vec<Case> {
             "missing required field `taskRef`",
             (7, 7),
         ),
+        // --- plugin references that name nothing (they used to validate, then hang) ---
+        case(
+            "null taskRef",
+            "    - name: a\n      taskRef:\n",
+            "missing-field",
+            "`taskRef` is empty: it must name a plugin",
+            (8, 7),
+        ),
+        case(
+            "taskRef with an empty name",
+            "    - name: a\n      taskRef: {name: \"\"}\n",
+            "invalid-value",
+            "`name` is empty: it must name a plugin",
+            (8, 23),
+        ),
+        case(
+            "taskRef with a blank name",
+            "    - name: a\n      taskRef:\n        name: '   '\n",
+            "invalid-value",
+            "`name` is only whitespace: it must name a plugin",
+            (9, 15),
+        ),
+        case(
+            "taskRef without a name",
+            "    - name: a\n      taskRef: {}\n",
+            "missing-field",
+            "missing required field `name`",
+            (8, 16),
+        ),
+        case(
+            "taskRef as a list",
+            "    - name: a\n      taskRef: []\n",
+            "wrong-type",
+            "expected a mapping, found a list",
+            (8, 16),
+        ),
+        case(
+            "taskRef with a null name",
+            "    - name: a\n      taskRef: {name: ~}\n",
+            "wrong-type",
+            "expected a string, found null",
+            (8, 23),
+        ),
+        case(
+            "finally taskRef with an empty name",
+            "    - name: a\n      taskRef: {name: echo}\n  finally:\n    - name: f\n      taskRef: {name: ''}\n",
+            "invalid-value",
+            "`name` is empty: it must name a plugin",
+            (11, 23),
+        ),
+        case(
+            "null finally taskRef",
+            "    - name: a\n      taskRef: {name: echo}\n  finally:\n    - name: f\n      taskRef: ~\n",
+            "missing-field",
+            "`taskRef` is empty: it must name a plugin",
+            (11, 7),
+        ),
+        case(
+            "decorator with an empty id",
+            "    - name: a\n      taskRef: {name: echo}\n  decorators:\n    - {id: \"\"}\n",
+            "invalid-value",
+            "`id` is empty: it must name a plugin",
+            (10, 12),
+        ),
         // --- wrong types and values ---
         case(
             "retries not an int",
@@ -876,4 +940,176 @@ spec:
     assert_eq!(pipeline.decorators[0].id.value, "form");
     assert!(pipeline.workspace_snapshots);
     assert_eq!(pipeline.tasks[0].name.pos, weft_core::Pos::new(25, 13));
+}
+
+#[test]
+fn names_longer_than_their_bound_are_refused_saying_the_bound() {
+    let task = "t".repeat(64);
+    let long = "n".repeat(254);
+    let table = [
+        (
+            format!("    - name: {task}\n      taskRef: {{name: echo}}\n"),
+            (7, 13),
+            "is 64 characters long; a task name is a DNS-1123 label of at most 63 characters",
+        ),
+        (
+            format!(
+                "apiVersion: weft.dev/v1\nkind: Pipeline\nmetadata: {{name: {long}}}\nspec: {{}}\n"
+            ),
+            (3, 18),
+            "is 254 characters long; a pipeline name is a DNS-1123 subdomain of at most 253",
+        ),
+        (
+            format!(
+                "    - name: a\n      taskRef: {{name: echo}}\n  params:\n    - {{name: {long}, default: x}}\n"
+            ),
+            (10, 14),
+            "param name `nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn… (254 characters)` is 254 characters long",
+        ),
+        (
+            format!(
+                "    - name: a\n      taskRef: {{name: echo}}\n  workspaces:\n    - name: {long}\n"
+            ),
+            (10, 13),
+            "workspace name `nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn… (254 characters)` is 254 characters long",
+        ),
+        (
+            format!(
+                "    - name: a\n      taskRef: {{name: echo}}\n  results:\n    - {{name: {long}, value: x}}\n"
+            ),
+            (10, 14),
+            "result name `nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn… (254 characters)` is 254 characters long",
+        ),
+    ];
+    for (body, at, fragment) in table {
+        let yaml = if body.starts_with("apiVersion") {
+            body
+        } else {
+            format!("{HEAD}{body}")
+        };
+        let Err(diagnostics) = load(&yaml, "p.yaml", &BTreeMap::new(), None) else {
+            panic!("accepted: {fragment}")
+        };
+        assert!(
+            diagnostics.iter().any(|d| d.code == "invalid-name"
+                && d.message.contains(fragment)
+                && (d.line, d.column) == at),
+            "wanted {at:?} `{fragment}`:\n{}",
+            render(&diagnostics)
+        );
+        // One problem per cause: a long name is not also "not a valid DNS-1123 label".
+        assert_eq!(diagnostics.len(), 1, "{}", render(&diagnostics));
+    }
+}
+
+#[test]
+fn long_unknown_names_get_short_messages_and_no_hint() {
+    let long = "b".repeat(20_000);
+    let yaml = format!(
+        "{HEAD}    - name: a\n      taskRef: {{name: echo}}\n      runAfter: [{long}]\n      params: [{{name: x, value: \"$(tasks.{long}.results.r)\"}}]\n"
+    );
+    let Err(diagnostics) = load(&yaml, "p.yaml", &BTreeMap::new(), None) else {
+        panic!("accepted")
+    };
+    assert_eq!(diagnostics.len(), 2, "{}", render(&diagnostics));
+    for diagnostic in &diagnostics {
+        assert!(diagnostic.message.len() < 300, "{}", diagnostic.message);
+        assert!(
+            diagnostic.message.contains("… (20000 characters)"),
+            "{}",
+            diagnostic.message
+        );
+        assert_eq!(diagnostic.hint, None);
+    }
+}
+
+#[test]
+fn a_file_without_a_pipeline_says_so() {
+    let table = [
+        ("", "p.yaml holds no pipeline: the file is empty"),
+        ("\n  \n", "p.yaml holds no pipeline: the file is empty"),
+        (
+            "# nothing yet\n\n  # still nothing\n",
+            "p.yaml holds no pipeline: the file is empty but for comments",
+        ),
+        (
+            "---\n",
+            "p.yaml holds no pipeline: its YAML document is empty",
+        ),
+        (
+            "--- # a comment\n...\n",
+            "p.yaml holds no pipeline: its YAML document is empty",
+        ),
+        (
+            "~\n",
+            "p.yaml holds no pipeline: its YAML document is empty",
+        ),
+        (
+            "null\n",
+            "p.yaml holds no pipeline: its YAML document is empty",
+        ),
+    ];
+    for (yaml, message) in table {
+        let Err(diagnostics) = load(yaml, "p.yaml", &BTreeMap::new(), None) else {
+            panic!("accepted: {yaml:?}")
+        };
+        assert_eq!(diagnostics.len(), 1, "{yaml:?}: {}", render(&diagnostics));
+        let found = &diagnostics[0];
+        assert_eq!(
+            (found.line, found.column, found.code, found.message.as_str()),
+            (1, 1, "missing-field", message),
+            "{yaml:?}"
+        );
+        assert!(
+            weft_core::parse_pipeline(yaml, "p.yaml").is_err_and(|d| !d.is_empty()),
+            "{yaml:?}: parse_pipeline must give a reason"
+        );
+    }
+}
+
+/// The test catalog, as a registry that says where it looked.
+struct Searched(BTreeMap<String, PluginInfo>);
+
+impl weft_core::PluginCatalog for Searched {
+    fn lookup(&self, name: &str) -> Option<&PluginInfo> {
+        self.0.get(name)
+    }
+    fn names(&self) -> Vec<&str> {
+        self.0.keys().map(String::as_str).collect()
+    }
+    fn searched(&self) -> Vec<String> {
+        vec!["the 2 built-in plugins".into(), "`/opt/plugins`".into()]
+    }
+    fn how_to_add(&self, name: &str) -> Option<String> {
+        Some(format!("add `{name}.wasm` with --plugins"))
+    }
+}
+
+#[test]
+fn an_unknown_plugin_says_where_it_was_looked_for() {
+    let catalog = Searched(catalog());
+    for (plugin, hint) in [
+        (
+            "git-clnoe",
+            "did you mean `git-clone`? If not, add `git-clnoe.wasm` with --plugins",
+        ),
+        ("kaniko", "add `kaniko.wasm` with --plugins"),
+    ] {
+        let yaml = format!("{HEAD}    - name: a\n      taskRef: {{name: {plugin}}}\n");
+        let Err(diagnostics) = load(&yaml, "p.yaml", &BTreeMap::new(), Some(&catalog)) else {
+            panic!("accepted")
+        };
+        let found = &diagnostics[0];
+        assert_eq!(
+            (found.line, found.column, found.code),
+            (8, 23, "unknown-plugin")
+        );
+        assert_eq!(
+            found.message,
+            format!(
+                "unknown plugin `{plugin}`: weft looked in the 2 built-in plugins, then `/opt/plugins`"
+            )
+        );
+        assert_eq!(found.hint.as_deref(), Some(hint));
+    }
 }

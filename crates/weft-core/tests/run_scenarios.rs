@@ -20,6 +20,8 @@ enum Step {
     FinallyTimeout,
     PipelineTimeout,
     InfraError(&'static str),
+    /// The engine could not launch the task's current (held) attempt.
+    LaunchFailed(&'static str),
 }
 
 use Step::*;
@@ -78,10 +80,18 @@ struct Harness {
     log: Vec<String>,
     /// `task#attempt outcome reason` of every attempt that ended and was retried.
     retried: Vec<String>,
+    /// Tasks whose starts stay queued (the engine has not begun them): a launch failure
+    /// happens to a queued attempt.
+    held: Vec<&'static str>,
 }
 
 impl Harness {
     fn new(yaml: &str, params: &[(&str, &str)]) -> Harness {
+        Harness::holding(yaml, params, &[])
+    }
+
+    /// Like `new`, but the `held` tasks are never begun: their starts stay queued.
+    fn holding(yaml: &str, params: &[(&str, &str)], held: &[&'static str]) -> Harness {
         let supplied: BTreeMap<String, ParamValue> = params
             .iter()
             .map(|(k, v)| (k.to_string(), ParamValue::Str(v.to_string())))
@@ -110,6 +120,7 @@ impl Harness {
             finally_started: 0,
             log: Vec::new(),
             retried: Vec::new(),
+            held: held.to_vec(),
         };
         let actions = harness.run.start();
         harness.apply(actions);
@@ -121,11 +132,16 @@ impl Harness {
         while let Some(action) = queue.pop_front() {
             match action {
                 Action::Start(start) => {
-                    self.log
-                        .push(format!("start {}#{}", start.name, start.attempt));
                     self.running
                         .insert(start.name.clone(), (start.node, start.attempt));
-                    queue.extend(self.run.task_started(start.node, start.attempt));
+                    if self.held.contains(&start.name.as_str()) {
+                        self.log
+                            .push(format!("queue {}#{}", start.name, start.attempt));
+                    } else {
+                        self.log
+                            .push(format!("start {}#{}", start.name, start.attempt));
+                        queue.extend(self.run.task_started(start.node, start.attempt));
+                    }
                     self.starts.push(start);
                 }
                 Action::Cancel {
@@ -183,6 +199,11 @@ impl Harness {
             FinallyTimeout => self.run.finally_timeout(),
             PipelineTimeout => self.run.pipeline_timeout(),
             InfraError(message) => self.run.infra_error(message),
+            LaunchFailed(task) => {
+                let (node, attempt) = self.current(task);
+                self.run
+                    .task_launch_failed(node, attempt, "plugin `echo` was not prepared")
+            }
         };
         self.apply(actions);
     }
@@ -221,7 +242,12 @@ fn pipeline(tasks: &str, finally: &str) -> String {
 }
 
 fn run_scenario(scenario: Scenario) -> Harness {
-    let mut harness = Harness::new(&scenario.yaml, scenario.params);
+    run_scenario_holding(scenario, &[])
+}
+
+/// Runs a scenario whose `held` tasks are queued but never begun by the engine.
+fn run_scenario_holding(scenario: Scenario, held: &[&'static str]) -> Harness {
+    let mut harness = Harness::holding(&scenario.yaml, scenario.params, held);
     for step in scenario.steps {
         harness.step(step);
     }
@@ -1113,4 +1139,177 @@ fn attempts_of_an_earlier_engine_count_in_the_report_not_in_retry_count() {
     let report = state.report();
     assert_eq!(report.tasks[0].attempts, 3);
     assert_eq!(report.tasks[1].attempts, 1);
+}
+
+/// `a`, `b` after `a`, `c` on its own; finally `fin`.
+fn launch_pipeline(a_fields: &str) -> String {
+    pipeline(
+        &format!(
+            "    - {{name: a, {ECHO}{a_fields}}}\n    - {{name: b, {ECHO}, runAfter: [a]}}\n    - {{name: c, {ECHO}}}\n"
+        ),
+        &format!("    - {{name: fin, {ECHO}}}\n"),
+    )
+}
+
+#[test]
+fn a_task_that_cannot_be_launched_ends_errored_and_the_run_goes_on() {
+    let failed_a = [
+        ("a", "Errored", "LaunchFailed", 1),
+        ("b", "Skipped", "RunStopping", 0),
+        ("c", "Succeeded", "", 1),
+        ("fin", "Succeeded", "", 1),
+    ];
+    let table: Vec<(Scenario, &[&'static str])> = vec![
+        (
+            Scenario {
+                name: "launch of a root task fails",
+                yaml: launch_pipeline(""),
+                params: &[],
+                steps: vec![LaunchFailed("a"), ok("c"), ok("fin")],
+                run: ["Failed", "Failed", "Failed", "Failed"],
+                tasks: failed_a.to_vec(),
+            },
+            &["a"],
+        ),
+        (
+            Scenario {
+                name: "retries, onError and onStatus are about what a plugin did: not applied",
+                yaml: launch_pipeline(
+                    ", retries: 2, onError: continue, onStatus: [{exitCodes: [1], outcome: success}]",
+                ),
+                params: &[],
+                steps: vec![LaunchFailed("a"), ok("c"), ok("fin")],
+                run: ["Failed", "Failed", "Failed", "Failed"],
+                tasks: failed_a.to_vec(),
+            },
+            &["a"],
+        ),
+        (
+            Scenario {
+                name: "launch of a finally task fails",
+                yaml: launch_pipeline(""),
+                params: &[],
+                steps: vec![ok("a"), ok("c"), ok("b"), LaunchFailed("fin")],
+                run: ["Failed", "Failed", "Succeeded", "Succeeded"],
+                tasks: vec![
+                    ("a", "Succeeded", "", 1),
+                    ("b", "Succeeded", "", 1),
+                    ("c", "Succeeded", "", 1),
+                    ("fin", "Errored", "LaunchFailed", 1),
+                ],
+            },
+            &["fin"],
+        ),
+        (
+            Scenario {
+                name: "a queued task the run cancels is confirmed, never launched",
+                yaml: launch_pipeline(""),
+                params: &[],
+                steps: vec![Cancel(CancelMode::CancelledRunFinally), ok("fin")],
+                run: ["Cancelled", "CancelledRunFinally", "None", "Cancelled"],
+                tasks: vec![
+                    ("a", "Cancelled", "RunCancelled", 1),
+                    ("b", "Skipped", "RunCancelled", 0),
+                    ("c", "Cancelled", "RunCancelled", 1),
+                    ("fin", "Succeeded", "", 1),
+                ],
+            },
+            &["a"],
+        ),
+    ];
+    for (scenario, held) in table {
+        let harness = run_scenario_holding(scenario, held);
+        let report = harness.run.report();
+        if let Some(task) = report.tasks.iter().find(|t| t.reason == "LaunchFailed") {
+            assert_eq!(task.message, "plugin `echo` was not prepared");
+        }
+    }
+}
+
+fn started_state(yaml: &str) -> (RunState, Vec<Action>) {
+    let plan = load(yaml, "p.yaml", &BTreeMap::new(), None).expect("valid");
+    let mut state = RunState::new(Arc::new(plan), RunContext::default());
+    let actions = state.start();
+    (state, actions)
+}
+
+#[test]
+fn a_launch_failure_of_an_attempt_being_cancelled_ends_it_as_the_cancel_said() {
+    let (mut state, _) = started_state(&launch_pipeline(""));
+    // a and c are queued; the user cancels before the engine launches either.
+    let actions = state.cancel(CancelMode::CancelledRunFinally);
+    assert!(
+        actions
+            .iter()
+            .any(|a| matches!(a, Action::Cancel { node: 0, .. })),
+        "{actions:?}"
+    );
+    let _ = state.task_launch_failed(0, 0, "plugin `echo` was not prepared");
+    let _ = state.task_cancelled(2, 0);
+    let report = state.report();
+    assert_eq!(
+        (
+            report.tasks[0].status.as_str(),
+            report.tasks[0].reason.as_str()
+        ),
+        ("Cancelled", "RunCancelled")
+    );
+    // Stale and repeated launch failures change nothing.
+    assert!(state.task_launch_failed(0, 0, "again").is_empty());
+    assert!(state.task_launch_failed(0, 7, "stale").is_empty());
+}
+
+#[test]
+fn abandon_ends_a_stalled_run_from_any_point() {
+    // Stalls as the engine can leave a run: cancels never confirmed, starts never begun,
+    // and tasks still pending behind them.
+    type Stall = fn(&mut RunState) -> Vec<Action>;
+    let stalls: Vec<(&str, Stall)> = vec![
+        ("nothing begun", |_| Vec::new()),
+        ("running, then a cancel never confirmed", |state| {
+            let mut actions = state.task_started(0, 0);
+            actions.extend(state.cancel(CancelMode::CancelledRunFinally));
+            actions
+        }),
+        (
+            "an infra error whose cancels were never confirmed",
+            |state| state.infra_error("lost the store"),
+        ),
+        ("finally queued, never begun", |state| {
+            let mut actions = Vec::new();
+            for node in [0, 2, 1] {
+                actions.extend(state.task_started(node, 0));
+                actions.extend(state.task_ended(node, 0, TaskEnding::Success, BTreeMap::new()));
+            }
+            actions
+        }),
+    ];
+    for (name, stall) in stalls {
+        let (mut state, mut actions) = started_state(&launch_pipeline(""));
+        actions.extend(stall(&mut state));
+        assert!(!state.is_finished(), "{name}: not stalled");
+        assert!(!state.unfinished_tasks().is_empty(), "{name}");
+        let actions = state.abandon("the run stalled");
+        let finished: Vec<_> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Finished(summary) => Some(summary),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(finished.len(), 1, "{name}: {actions:?}");
+        assert_eq!(finished[0].status.as_str(), "Errored", "{name}");
+        assert!(state.is_finished(), "{name}");
+        assert!(state.unfinished_tasks().is_empty(), "{name}");
+        assert!(
+            state
+                .report()
+                .tasks
+                .iter()
+                .all(|t| t.status != "Cancelling" && t.status != "Queued" && t.status != "Pending"),
+            "{name}: {:?}",
+            state.report().tasks
+        );
+        assert!(state.abandon("again").is_empty(), "{name}: finished once");
+    }
 }

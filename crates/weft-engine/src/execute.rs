@@ -364,6 +364,10 @@ impl Driver {
             if self.suspend_by.is_some() && self.running.is_empty() {
                 return self.let_go();
             }
+            if self.stalled() {
+                pending.extend(self.unstall());
+                continue;
+            }
             self.journal_run_phase();
             let actions = tokio::select! {
                 Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => match joined {
@@ -409,6 +413,42 @@ impl Driver {
         }
     }
 
+    /// Whether the run can make no progress by itself: nothing runs, nothing is queued,
+    /// no deadline or grace period is pending, and yet the run is not over. Only a user's
+    /// cancel could still arrive, and it cannot finish tasks nobody holds.
+    fn stalled(&self) -> bool {
+        self.summary.is_none()
+            && !self.state.is_finished()
+            && self.tasks.is_empty()
+            && self.running.is_empty()
+            && self.queue.is_empty()
+            && self.phantoms.is_empty()
+            && self.pipeline_deadline.is_none()
+            && self.tasks_deadline.is_none()
+            && self.finally_deadline.is_none()
+            && self.suspend_by.is_none()
+    }
+
+    /// A stalled run is a bug: debug builds stop at once, naming the stuck tasks; release
+    /// builds end the run `Errored` rather than hang (and keep a lease) forever.
+    fn unstall(&mut self) -> Vec<Action> {
+        let stuck: Vec<String> = self
+            .state
+            .unfinished_tasks()
+            .into_iter()
+            .map(|(task, phase)| format!("{task} ({phase:?})"))
+            .collect();
+        let message = format!(
+            "the run stalled: nothing runs or is due, yet these tasks are not done: {}",
+            stuck.join(", ")
+        );
+        if cfg!(debug_assertions) {
+            panic!("weft watchdog: run `{}`: {message}", self.options.run_name);
+        }
+        tracing::error!(run = %self.options.run_name, "{message}");
+        self.state.abandon(message)
+    }
+
     /// Carries out one action; returns the actions that follow from it.
     fn apply(&mut self, action: Action) -> Vec<Action> {
         match action {
@@ -436,7 +476,10 @@ impl Driver {
                         self.running.remove(&node);
                         follow
                     }
-                    _ => Vec::new(),
+                    // Not queued, not running: nothing to abort, so the cancel is done
+                    // (the run state ignores it if the attempt is stale). Left unconfirmed,
+                    // the task would stay `Cancelling` and the run would never end.
+                    _ => self.state.task_cancelled(node, attempt),
                 }
             }
             Action::Transition {
@@ -542,12 +585,22 @@ impl Driver {
             let Some(start) = self.queue.pop_front() else {
                 break;
             };
-            let Some(resolved) = self.plugins.get(&start.plugin).cloned() else {
-                actions.extend(self.state.infra_error(format!(
+            let resolved = match self.plugins.get(&start.plugin) {
+                _ if fault::fails("task-launch-fail") => {
+                    Err("the launch failed at a test fault point (WEFT_FAULT)".to_string())
+                }
+                Some(resolved) => Ok(resolved.clone()),
+                None => Err(format!(
                     "plugin `{}` of task `{}` was not prepared",
                     start.plugin, start.name
-                )));
-                continue;
+                )),
+            };
+            let resolved = match resolved {
+                Ok(resolved) => resolved,
+                Err(message) => {
+                    actions.extend(self.launch_failed(&start, message));
+                    continue;
+                }
             };
             let plugin = resolved.plugin.clone();
             let request = self.request(&start, &resolved);
@@ -583,6 +636,25 @@ impl Driver {
             fault::point("task-start-after");
         }
         actions
+    }
+
+    /// An attempt that could not be launched ends `Errored` (`LaunchFailed`), journaled like
+    /// any ending so that recovery never launches it again; the run goes on.
+    fn launch_failed(&mut self, start: &StartTask, message: String) -> Vec<Action> {
+        tracing::error!(task = %start.name, attempt = start.attempt, %message, "cannot launch a task");
+        let ending = TaskEnding::Errored {
+            reason: weft_core::status::reasons::LAUNCH_FAILED.into(),
+            message: message.clone(),
+        };
+        self.journal_ended(
+            start.node,
+            start.attempt,
+            How::Ended,
+            Some(ending),
+            BTreeMap::new(),
+        );
+        self.state
+            .task_launch_failed(start.node, start.attempt, message)
     }
 
     fn finished(&mut self, node: NodeId, attempt: u32, report: TaskReport) -> Vec<Action> {

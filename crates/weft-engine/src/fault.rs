@@ -6,6 +6,9 @@
 //! Points: `task-start-before`, `task-start-after`, `task-finish-before` (an attempt ended
 //! but its record is not yet durable), `task-finish-after`, `finally`,
 //! `final-status-before`, `report-final-before`.
+//!
+//! Failure points make an operation fail instead of killing the process, the n-th time it
+//! is reached: `task-launch-fail` (the launch of a task attempt fails; see [`fails`]).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,6 +50,14 @@ pub fn point(name: &str) {
     if fault.point == name && fault.hits.fetch_add(1, Ordering::SeqCst) + 1 == fault.nth {
         kill_self();
     }
+}
+
+/// Reaches the failure point `name`: true the n-th time when it is the configured point,
+/// and the caller then fails the operation as the real failure would.
+pub fn fails(name: &str) -> bool {
+    configured().is_some_and(|fault| {
+        fault.point == name && fault.hits.fetch_add(1, Ordering::SeqCst) + 1 == fault.nth
+    })
 }
 
 #[allow(unsafe_code)]

@@ -89,6 +89,7 @@ pub async fn prepare(
     let catalog = Catalog {
         described,
         known: registry.names(),
+        searched: registry.searched(),
     };
     match Plan::new(&pipeline, supplied, Some(&catalog)) {
         Ok(plan) if diagnostics.is_empty() => Ok(Prepared { plan, plugins }),

@@ -50,6 +50,9 @@ pub struct ResolvedPlugin {
 pub struct PluginRegistry {
     runtime: Runtime,
     sources: BTreeMap<String, Source>,
+    /// Built-in plugins, then the directories added, in search order (for messages).
+    builtins: usize,
+    dirs: Vec<PathBuf>,
     resolved: Mutex<HashMap<String, Result<ResolvedPlugin, PluginError>>>,
 }
 
@@ -63,6 +66,8 @@ impl PluginRegistry {
         PluginRegistry {
             runtime,
             sources,
+            builtins: builtins.len(),
+            dirs: Vec::new(),
             resolved: Mutex::new(HashMap::new()),
         }
     }
@@ -76,6 +81,7 @@ impl PluginRegistry {
             .filter(|path| path.extension().is_some_and(|ext| ext == "wasm"))
             .collect();
         found.sort();
+        self.dirs.push(dir.to_path_buf());
         for path in found {
             if let Some(stem) = path.file_stem().map(|s| s.to_string_lossy().into_owned()) {
                 self.sources.entry(stem).or_insert(Source::File(path));
@@ -92,6 +98,27 @@ impl PluginRegistry {
     /// Every known plugin name, sorted.
     pub fn names(&self) -> Vec<String> {
         self.sources.keys().cloned().collect()
+    }
+
+    /// Where plugins are looked for, in order, for people: the built-ins, then each
+    /// directory added (`--plugins`).
+    pub fn searched(&self) -> Vec<String> {
+        let builtins = match self.builtins {
+            0 => "the built-in plugins (none in this build)".to_string(),
+            1 => "the 1 built-in plugin".to_string(),
+            n => format!("the {n} built-in plugins"),
+        };
+        std::iter::once(builtins)
+            .chain(self.dirs.iter().map(|dir| format!("`{}`", dir.display())))
+            .collect()
+    }
+
+    /// How to make plugin `name` known, for people (a hint, starting in lower case).
+    pub fn how_to_add(name: &str) -> String {
+        format!(
+            "put `{}.wasm` (a plugin is a `NAME.wasm` component) in a directory and pass it with `--plugins DIR` (repeatable, searched after the built-ins); `weft plugin list` shows every plugin weft finds",
+            weft_core::diag::shown(name)
+        )
     }
 
     /// Where `name` comes from, for people (`built-in` or the file path).
@@ -152,6 +179,8 @@ pub struct Catalog {
     pub described: BTreeMap<String, PluginInfo>,
     /// Every known name (for "did you mean").
     pub known: Vec<String>,
+    /// Where plugins were looked for, in order ([`PluginRegistry::searched`]).
+    pub searched: Vec<String>,
 }
 
 impl PluginCatalog for Catalog {
@@ -161,5 +190,13 @@ impl PluginCatalog for Catalog {
 
     fn names(&self) -> Vec<&str> {
         self.known.iter().map(String::as_str).collect()
+    }
+
+    fn searched(&self) -> Vec<String> {
+        self.searched.clone()
+    }
+
+    fn how_to_add(&self, name: &str) -> Option<String> {
+        Some(PluginRegistry::how_to_add(name))
     }
 }
