@@ -5,154 +5,31 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
-use weft_core::contract::TaskEnding;
-use weft_core::model::RecoveryStrategy;
-use weft_core::replay::{self, AttemptFacts, ReplayDecision};
 use weft_core::{
     Action, CancelMode, NodeId, RunContext, RunState, RunSummary, StartTask, TaskPhase,
 };
-use weft_runtime::{
-    CheckpointStore, LimitKind, LogLine, LogSink, MemoryCheckpoints, TaskContext, TaskReport,
-    TaskRequest,
-};
+use weft_runtime::{CheckpointStore, TaskReport};
+
+mod control;
+mod launch;
+mod options;
+mod replay;
+mod watchdog;
+
+use control::Control;
+pub use control::{CancelHandle, ControlReceiver, RunEnd, cancel_channel};
+pub use options::{RunOptions, RunTimeouts, default_parallelism};
 
 use crate::fault;
-use crate::grants::{Allowance, Grantee, RunGrants};
+
 use crate::observe::{RunEvent, RunObserver};
-use crate::persist::{Durable, Ended, How, Journal};
+use crate::persist::{How, Journal};
 use crate::prepare::Prepared;
 use crate::registry::ResolvedPlugin;
-
-/// The run-level timeouts of semantics.md section 7.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RunTimeouts {
-    /// The whole run.
-    #[serde(default, with = "crate::runs::spec::optional_millis")]
-    pub pipeline: Option<Duration>,
-    /// The non-finally tasks.
-    #[serde(default, with = "crate::runs::spec::optional_millis")]
-    pub tasks: Option<Duration>,
-    /// The finally tasks, from when they start.
-    #[serde(default, with = "crate::runs::spec::optional_millis")]
-    pub finally: Option<Duration>,
-}
-
-/// How to run one pipeline run.
-#[derive(Debug, Clone)]
-pub struct RunOptions {
-    /// The run's name (`$(context.pipelineRun.name)`).
-    pub run_name: String,
-    /// The run's unique id.
-    pub run_uid: String,
-    /// How many task attempts may run at once.
-    pub parallelism: usize,
-    /// Run-level timeouts.
-    pub timeouts: RunTimeouts,
-    /// What the run's tasks are given (secrets, HTTP, workspaces, limits): the one grant
-    /// builder, [`crate::grants`].
-    pub grants: RunGrants,
-    /// Masks every secret value the run knows in what its plugins hand back (logs,
-    /// results, messages) before anything else sees it: [`crate::mask`].
-    pub masker: crate::mask::RunMasker,
-    /// Where the run is journaled; `None` keeps it in memory only.
-    pub durable: Option<Durable>,
-    /// Workspace snapshots after each task (durable runs only): [`crate::snapshot`].
-    pub snapshots: Option<crate::snapshot::SnapshotConfig>,
-    /// Time the run already spent before this process took it over (recovery): deadlines
-    /// are computed from the run's stored start, so a restart never extends them.
-    pub elapsed_before: Duration,
-}
-
-impl RunOptions {
-    /// Options with defaults: parallelism of 4 per core, no timeouts, default limits,
-    /// nothing granted.
-    pub fn new(run_name: impl Into<String>, run_uid: impl Into<String>) -> Self {
-        RunOptions {
-            run_name: run_name.into(),
-            run_uid: run_uid.into(),
-            parallelism: default_parallelism(),
-            timeouts: RunTimeouts::default(),
-            grants: RunGrants::default(),
-            masker: crate::mask::RunMasker::default(),
-            durable: None,
-            snapshots: None,
-            elapsed_before: Duration::ZERO,
-        }
-    }
-}
-
-/// How many task attempts run at once unless a run says otherwise: 4 per core.
-pub fn default_parallelism() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get()) * 4
-}
-
-/// What a run can be told from outside while it runs.
-#[derive(Debug, Clone, Copy)]
-enum Control {
-    /// Cancel the run in this mode (semantics.md section 6).
-    Cancel(CancelMode),
-    /// Stop this engine's work on the run without ending it (graceful shutdown): nothing
-    /// new starts, running attempts get `grace` to finish, and what is left stays in the
-    /// journal for another engine to recover.
-    Suspend(Duration),
-}
-
-/// A handle to cancel a run from elsewhere (Ctrl-C, an API call) or to suspend it.
-#[derive(Clone)]
-pub struct CancelHandle(mpsc::UnboundedSender<Control>);
-
-impl CancelHandle {
-    /// Asks the run to cancel in `mode`. Ignored once the run is over.
-    pub fn cancel(&self, mode: CancelMode) {
-        let _ = self.0.send(Control::Cancel(mode));
-    }
-
-    /// Asks the engine to let go of the run (shutdown): no new attempt starts, running
-    /// ones may finish within `grace`, then the rest is left to recovery. Only durable runs
-    /// can be suspended; an in-memory run treats this as `StoppedRunFinally`.
-    pub fn suspend(&self, grace: Duration) {
-        let _ = self.0.send(Control::Suspend(grace));
-    }
-}
-
-/// The receiving end of a [`CancelHandle`], which `execute` listens on.
-pub struct ControlReceiver(mpsc::UnboundedReceiver<Control>);
-
-/// A new cancel handle and the receiving end `execute` listens on.
-pub fn cancel_channel() -> (CancelHandle, ControlReceiver) {
-    let (tx, rx) = mpsc::unbounded_channel();
-    (CancelHandle(tx), ControlReceiver(rx))
-}
-
-/// How [`execute_until`] left a run.
-#[derive(Debug)]
-pub enum RunEnd {
-    /// The run is over.
-    Finished(Box<RunSummary>),
-    /// The engine let go of the run (see [`CancelHandle::suspend`]); it is still open in
-    /// the store, for recovery.
-    Suspended,
-}
-
-struct TaskLog {
-    task: String,
-    observer: Arc<dyn RunObserver>,
-}
-
-impl LogSink for TaskLog {
-    fn line(&self, line: LogLine) {
-        self.observer.event(RunEvent::Log {
-            task: &self.task,
-            line: &line,
-        });
-    }
-}
 
 struct Attempt {
     attempt: u32,
@@ -413,42 +290,6 @@ impl Driver {
         }
     }
 
-    /// Whether the run can make no progress by itself: nothing runs, nothing is queued,
-    /// no deadline or grace period is pending, and yet the run is not over. Only a user's
-    /// cancel could still arrive, and it cannot finish tasks nobody holds.
-    fn stalled(&self) -> bool {
-        self.summary.is_none()
-            && !self.state.is_finished()
-            && self.tasks.is_empty()
-            && self.running.is_empty()
-            && self.queue.is_empty()
-            && self.phantoms.is_empty()
-            && self.pipeline_deadline.is_none()
-            && self.tasks_deadline.is_none()
-            && self.finally_deadline.is_none()
-            && self.suspend_by.is_none()
-    }
-
-    /// A stalled run is a bug: debug builds stop at once, naming the stuck tasks; release
-    /// builds end the run `Errored` rather than hang (and keep a lease) forever.
-    fn unstall(&mut self) -> Vec<Action> {
-        let stuck: Vec<String> = self
-            .state
-            .unfinished_tasks()
-            .into_iter()
-            .map(|(task, phase)| format!("{task} ({phase:?})"))
-            .collect();
-        let message = format!(
-            "the run stalled: nothing runs or is due, yet these tasks are not done: {}",
-            stuck.join(", ")
-        );
-        if cfg!(debug_assertions) {
-            panic!("weft watchdog: run `{}`: {message}", self.options.run_name);
-        }
-        tracing::error!(run = %self.options.run_name, "{message}");
-        self.state.abandon(message)
-    }
-
     /// Carries out one action; returns the actions that follow from it.
     fn apply(&mut self, action: Action) -> Vec<Action> {
         match action {
@@ -575,280 +416,12 @@ impl Driver {
         RunEnd::Suspended
     }
 
-    /// Starts queued attempts while there is room.
-    fn launch(&mut self) -> Vec<Action> {
-        let mut actions = Vec::new();
-        if self.suspend_by.is_some() {
-            return actions;
-        }
-        while self.running.len() < self.options.parallelism.max(1) {
-            let Some(start) = self.queue.pop_front() else {
-                break;
-            };
-            let resolved = match self.plugins.get(&start.plugin) {
-                _ if fault::fails("task-launch-fail") => {
-                    Err("the launch failed at a test fault point (WEFT_FAULT)".to_string())
-                }
-                Some(resolved) => Ok(resolved.clone()),
-                None => Err(format!(
-                    "plugin `{}` of task `{}` was not prepared",
-                    start.plugin, start.name
-                )),
-            };
-            let resolved = match resolved {
-                Ok(resolved) => resolved,
-                Err(message) => {
-                    actions.extend(self.launch_failed(&start, message));
-                    continue;
-                }
-            };
-            let plugin = resolved.plugin.clone();
-            let request = self.request(&start, &resolved);
-            // Workspace snapshots, taken before the driver hears of the ending (snapshot/after_task.rs).
-            let snapshots = crate::snapshot::AfterTask::plan(
-                self.options.snapshots.as_ref(),
-                self.journal.as_ref().map(Journal::durable),
-                &self.options.grants.read_only_workspaces,
-                &start,
-                &request,
-            );
-            let (node, attempt) = (start.node, start.attempt);
-            let (masker, log) = (self.options.masker.clone(), request.log.clone());
-            fault::point("task-start-before");
-            let abort = self.tasks.spawn(async move {
-                let mut report = plugin.run(request).await;
-                // Before anything sees it: the journal, dependents, reports, forges.
-                masker.task_report_logged(&mut report, &*log);
-                if let Some(snapshots) = snapshots {
-                    snapshots.run().await;
-                }
-                (node, attempt, report)
-            });
-            self.running.insert(
-                node,
-                Attempt {
-                    attempt,
-                    abort,
-                    started: Instant::now(),
-                },
-            );
-            actions.extend(self.state.task_started(node, attempt));
-            fault::point("task-start-after");
-        }
-        actions
-    }
-
-    /// An attempt that could not be launched ends `Errored` (`LaunchFailed`), journaled like
-    /// any ending so that recovery never launches it again; the run goes on.
-    fn launch_failed(&mut self, start: &StartTask, message: String) -> Vec<Action> {
-        tracing::error!(task = %start.name, attempt = start.attempt, %message, "cannot launch a task");
-        let ending = TaskEnding::Errored {
-            reason: weft_core::status::reasons::LAUNCH_FAILED.into(),
-            message: message.clone(),
-        };
-        self.journal_ended(
-            start.node,
-            start.attempt,
-            How::Ended,
-            Some(ending),
-            BTreeMap::new(),
-        );
-        self.state
-            .task_launch_failed(start.node, start.attempt, message)
-    }
-
-    fn finished(&mut self, node: NodeId, attempt: u32, report: TaskReport) -> Vec<Action> {
-        if self
-            .running
-            .get(&node)
-            .is_some_and(|r| r.attempt == attempt)
-        {
-            fault::point("task-finish-before");
-            // Keep the entry until the terminal transition has read its start time.
-            let timed_out = matches!(&report.ending,
-                TaskEnding::Errored { reason, .. } if reason == LimitKind::WallClock.reason());
-            let actions = if timed_out {
-                self.journal_ended(node, attempt, How::TimedOut, None, BTreeMap::new());
-                self.state.task_timed_out(node, attempt)
-            } else {
-                // The journal keeps its own copy; without one, nothing is cloned.
-                if self.journal.is_some() {
-                    self.journal_ended(
-                        node,
-                        attempt,
-                        How::Ended,
-                        Some(report.ending.clone()),
-                        report.results.clone(),
-                    );
-                }
-                self.state
-                    .task_ended(node, attempt, report.ending, report.results)
-            };
-            let mut follow = self.apply_all(actions);
-            if fault::armed("task-finish-after") {
-                follow.extend(self.flush());
-                fault::point("task-finish-after");
-            }
-            if self
-                .running
-                .get(&node)
-                .is_some_and(|r| r.attempt == attempt)
-            {
-                self.running.remove(&node);
-            }
-            follow
-        } else {
-            Vec::new()
-        }
-    }
-
     fn apply_all(&mut self, actions: Vec<Action>) -> Vec<Action> {
         let mut follow = Vec::new();
         for action in actions {
             follow.extend(self.apply(action));
         }
         follow
-    }
-
-    fn journal_ended(
-        &mut self,
-        node: NodeId,
-        attempt: u32,
-        how: How,
-        ending: Option<TaskEnding>,
-        results: BTreeMap<String, String>,
-    ) {
-        let Some(journal) = self.journal.as_mut() else {
-            return;
-        };
-        // Disjoint fields: the journal is written while the plan is read.
-        let name = &self.state.plan().nodes[node].name;
-        journal.ended(
-            node,
-            name,
-            attempt,
-            &Ended {
-                how,
-                ending,
-                results,
-            },
-        );
-    }
-
-    /// Queues a start, unless recovery knows better (weft-core's `replay::decide`): an
-    /// attempt with a journaled ending is answered from the journal (it never runs
-    /// twice); an in-flight one follows the run's recovery strategy.
-    fn start_or_replay(&mut self, start: StartTask) -> Vec<Action> {
-        let replay = self
-            .journal
-            .as_ref()
-            .and_then(|j| j.durable().replay.clone());
-        let Some(replay) = replay else {
-            self.queue.push_back(start);
-            return Vec::new();
-        };
-        let key = (start.name.clone(), start.attempt);
-        let (node, attempt) = (start.node, start.attempt);
-        let spec = &self.state.plan().nodes[node];
-        let now = Instant::now();
-        let facts = AttemptFacts {
-            ended: replay.ended.contains_key(&key),
-            in_flight: replay.in_flight.contains(&key),
-            idempotent: spec.idempotent,
-            deadline_passed: self.pipeline_deadline.is_some_and(|d| d <= now)
-                || (!spec.is_finally && self.tasks_deadline.is_some_and(|d| d <= now)),
-        };
-        let strategy = replay.strategy.map_or(RecoveryStrategy::None, Into::into);
-        match replay::decide(strategy, facts) {
-            ReplayDecision::Run => {
-                self.queue.push_back(start);
-                Vec::new()
-            }
-            ReplayDecision::Replay => {
-                let Some(ended) = replay.ended.get(&key) else {
-                    return Vec::new();
-                };
-                let mut actions = self.state.task_started(node, attempt);
-                actions.extend(match ended.how {
-                    How::TimedOut => self.state.task_timed_out(node, attempt),
-                    How::Cancelled => self.state.task_cancelled(node, attempt),
-                    How::Ended => {
-                        let ending = ended.ending.clone().unwrap_or(TaskEnding::Errored {
-                            reason: replay::ENGINE_RESTARTED.into(),
-                            message: "the journaled ending was unreadable".into(),
-                        });
-                        self.state
-                            .task_ended(node, attempt, ending, ended.results.clone())
-                    }
-                });
-                actions
-            }
-            ReplayDecision::Expire => {
-                // It was running when its deadline passed: the deadline, not the restart,
-                // decides its outcome.
-                self.phantoms.push((node, attempt));
-                self.state.task_started(node, attempt)
-            }
-            ReplayDecision::Refuse { reason, message } => {
-                let ending = TaskEnding::Errored {
-                    reason: reason.into(),
-                    message: message.into(),
-                };
-                self.journal_ended(
-                    node,
-                    attempt,
-                    How::Ended,
-                    Some(ending.clone()),
-                    BTreeMap::new(),
-                );
-                let mut actions = self.state.task_started(node, attempt);
-                actions.extend(
-                    self.state
-                        .task_ended(node, attempt, ending, BTreeMap::new()),
-                );
-                actions
-            }
-        }
-    }
-
-    fn request(&mut self, start: &StartTask, resolved: &ResolvedPlugin) -> TaskRequest {
-        let Allowance { grants, limits } = self.options.grants.grant(Grantee::Task {
-            start,
-            info: &resolved.info,
-        });
-        let checkpoints = match &self.journal {
-            Some(journal) => journal.checkpoints(&start.name),
-            None => self
-                .checkpoints
-                .entry(start.node)
-                .or_insert_with(|| Arc::new(MemoryCheckpoints::default()))
-                .clone(),
-        };
-        let log: Arc<dyn LogSink> = Arc::new(TaskLog {
-            task: start.name.clone(),
-            observer: self.observer.clone(),
-        });
-        let log = match &self.journal {
-            Some(journal) => journal.log_sink(&start.name, start.attempt, log),
-            None => log,
-        };
-        // Masked first: the store, the view and the log files see masked lines only.
-        let log = self.options.masker.log_sink(log);
-        TaskRequest {
-            context: TaskContext {
-                run_name: self.options.run_name.clone(),
-                run_uid: self.options.run_uid.clone(),
-                pipeline_name: self.state.plan().pipeline_name.clone(),
-                task_name: start.name.clone(),
-                retry_count: start.attempt,
-                retries: start.retries,
-            },
-            params: start.params.clone(),
-            grants,
-            limits,
-            log,
-            checkpoints,
-        }
     }
 }
 

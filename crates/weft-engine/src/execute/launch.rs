@@ -1,0 +1,233 @@
+//! Starting attempts: each `Start` the run state asks for is granted (the grant builder),
+//! given its log sink (masked, journaled, observed) and checkpoints, and run on tokio; its
+//! ending is masked, journaled and fed back.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::time::Instant;
+use weft_core::contract::TaskEnding;
+use weft_core::{Action, NodeId, StartTask};
+use weft_runtime::{
+    LimitKind, LogLine, LogSink, MemoryCheckpoints, TaskContext, TaskReport, TaskRequest,
+};
+
+use super::{Attempt, Driver};
+use crate::fault;
+use crate::grants::{Allowance, Grantee};
+use crate::observe::{RunEvent, RunObserver};
+use crate::persist::{Ended, How, Journal};
+use crate::registry::ResolvedPlugin;
+
+struct TaskLog {
+    task: String,
+    observer: Arc<dyn RunObserver>,
+}
+
+impl LogSink for TaskLog {
+    fn line(&self, line: LogLine) {
+        self.observer.event(RunEvent::Log {
+            task: &self.task,
+            line: &line,
+        });
+    }
+}
+
+impl Driver {
+    /// Starts queued attempts while there is room.
+    pub(super) fn launch(&mut self) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if self.suspend_by.is_some() {
+            return actions;
+        }
+        while self.running.len() < self.options.parallelism.max(1) {
+            let Some(start) = self.queue.pop_front() else {
+                break;
+            };
+            let resolved = match self.plugins.get(&start.plugin) {
+                _ if fault::fails("task-launch-fail") => {
+                    Err("the launch failed at a test fault point (WEFT_FAULT)".to_string())
+                }
+                Some(resolved) => Ok(resolved.clone()),
+                None => Err(format!(
+                    "plugin `{}` of task `{}` was not prepared",
+                    start.plugin, start.name
+                )),
+            };
+            let resolved = match resolved {
+                Ok(resolved) => resolved,
+                Err(message) => {
+                    actions.extend(self.launch_failed(&start, message));
+                    continue;
+                }
+            };
+            let plugin = resolved.plugin.clone();
+            let request = self.request(&start, &resolved);
+            // Workspace snapshots, taken before the driver hears of the ending (snapshot/after_task.rs).
+            let snapshots = crate::snapshot::AfterTask::plan(
+                self.options.snapshots.as_ref(),
+                self.journal.as_ref().map(Journal::durable),
+                &self.options.grants.read_only_workspaces,
+                &start,
+                &request,
+            );
+            let (node, attempt) = (start.node, start.attempt);
+            let (masker, log) = (self.options.masker.clone(), request.log.clone());
+            fault::point("task-start-before");
+            let abort = self.tasks.spawn(async move {
+                let mut report = plugin.run(request).await;
+                // Before anything sees it: the journal, dependents, reports, forges.
+                masker.task_report_logged(&mut report, &*log);
+                if let Some(snapshots) = snapshots {
+                    snapshots.run().await;
+                }
+                (node, attempt, report)
+            });
+            self.running.insert(
+                node,
+                Attempt {
+                    attempt,
+                    abort,
+                    started: Instant::now(),
+                },
+            );
+            actions.extend(self.state.task_started(node, attempt));
+            fault::point("task-start-after");
+        }
+        actions
+    }
+
+    /// An attempt that could not be launched ends `Errored` (`LaunchFailed`), journaled like
+    /// any ending so that recovery never launches it again; the run goes on.
+    fn launch_failed(&mut self, start: &StartTask, message: String) -> Vec<Action> {
+        tracing::error!(task = %start.name, attempt = start.attempt, %message, "cannot launch a task");
+        let ending = TaskEnding::Errored {
+            reason: weft_core::status::reasons::LAUNCH_FAILED.into(),
+            message: message.clone(),
+        };
+        self.journal_ended(
+            start.node,
+            start.attempt,
+            How::Ended,
+            Some(ending),
+            BTreeMap::new(),
+        );
+        self.state
+            .task_launch_failed(start.node, start.attempt, message)
+    }
+
+    pub(super) fn finished(
+        &mut self,
+        node: NodeId,
+        attempt: u32,
+        report: TaskReport,
+    ) -> Vec<Action> {
+        if self
+            .running
+            .get(&node)
+            .is_some_and(|r| r.attempt == attempt)
+        {
+            fault::point("task-finish-before");
+            // Keep the entry until the terminal transition has read its start time.
+            let timed_out = matches!(&report.ending,
+                TaskEnding::Errored { reason, .. } if reason == LimitKind::WallClock.reason());
+            let actions = if timed_out {
+                self.journal_ended(node, attempt, How::TimedOut, None, BTreeMap::new());
+                self.state.task_timed_out(node, attempt)
+            } else {
+                // The journal keeps its own copy; without one, nothing is cloned.
+                if self.journal.is_some() {
+                    self.journal_ended(
+                        node,
+                        attempt,
+                        How::Ended,
+                        Some(report.ending.clone()),
+                        report.results.clone(),
+                    );
+                }
+                self.state
+                    .task_ended(node, attempt, report.ending, report.results)
+            };
+            let mut follow = self.apply_all(actions);
+            if fault::armed("task-finish-after") {
+                follow.extend(self.flush());
+                fault::point("task-finish-after");
+            }
+            if self
+                .running
+                .get(&node)
+                .is_some_and(|r| r.attempt == attempt)
+            {
+                self.running.remove(&node);
+            }
+            follow
+        } else {
+            Vec::new()
+        }
+    }
+
+    pub(super) fn journal_ended(
+        &mut self,
+        node: NodeId,
+        attempt: u32,
+        how: How,
+        ending: Option<TaskEnding>,
+        results: BTreeMap<String, String>,
+    ) {
+        let Some(journal) = self.journal.as_mut() else {
+            return;
+        };
+        // Disjoint fields: the journal is written while the plan is read.
+        let name = &self.state.plan().nodes[node].name;
+        journal.ended(
+            node,
+            name,
+            attempt,
+            &Ended {
+                how,
+                ending,
+                results,
+            },
+        );
+    }
+
+    fn request(&mut self, start: &StartTask, resolved: &ResolvedPlugin) -> TaskRequest {
+        let Allowance { grants, limits } = self.options.grants.grant(Grantee::Task {
+            start,
+            info: &resolved.info,
+        });
+        let checkpoints = match &self.journal {
+            Some(journal) => journal.checkpoints(&start.name),
+            None => self
+                .checkpoints
+                .entry(start.node)
+                .or_insert_with(|| Arc::new(MemoryCheckpoints::default()))
+                .clone(),
+        };
+        let log: Arc<dyn LogSink> = Arc::new(TaskLog {
+            task: start.name.clone(),
+            observer: self.observer.clone(),
+        });
+        let log = match &self.journal {
+            Some(journal) => journal.log_sink(&start.name, start.attempt, log),
+            None => log,
+        };
+        // Masked first: the store, the view and the log files see masked lines only.
+        let log = self.options.masker.log_sink(log);
+        TaskRequest {
+            context: TaskContext {
+                run_name: self.options.run_name.clone(),
+                run_uid: self.options.run_uid.clone(),
+                pipeline_name: self.state.plan().pipeline_name.clone(),
+                task_name: start.name.clone(),
+                retry_count: start.attempt,
+                retries: start.retries,
+            },
+            params: start.params.clone(),
+            grants,
+            limits,
+            log,
+            checkpoints,
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! How to run one pipeline run: its name, parallelism, timeouts, what it grants, masking,
+//! journal and snapshots.
+
+use std::time::Duration;
+
+use crate::grants::RunGrants;
+use crate::persist::Durable;
+
+/// The run-level timeouts of semantics.md section 7.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunTimeouts {
+    /// The whole run.
+    #[serde(default, with = "crate::runs::spec::optional_millis")]
+    pub pipeline: Option<Duration>,
+    /// The non-finally tasks.
+    #[serde(default, with = "crate::runs::spec::optional_millis")]
+    pub tasks: Option<Duration>,
+    /// The finally tasks, from when they start.
+    #[serde(default, with = "crate::runs::spec::optional_millis")]
+    pub finally: Option<Duration>,
+}
+
+/// How to run one pipeline run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The run's name (`$(context.pipelineRun.name)`).
+    pub run_name: String,
+    /// The run's unique id.
+    pub run_uid: String,
+    /// How many task attempts may run at once.
+    pub parallelism: usize,
+    /// Run-level timeouts.
+    pub timeouts: RunTimeouts,
+    /// What the run's tasks are given (secrets, HTTP, workspaces, limits): the one grant
+    /// builder, [`crate::grants`].
+    pub grants: RunGrants,
+    /// Masks every secret value the run knows in what its plugins hand back (logs,
+    /// results, messages) before anything else sees it: [`crate::mask`].
+    pub masker: crate::mask::RunMasker,
+    /// Where the run is journaled; `None` keeps it in memory only.
+    pub durable: Option<Durable>,
+    /// Workspace snapshots after each task (durable runs only): [`crate::snapshot`].
+    pub snapshots: Option<crate::snapshot::SnapshotConfig>,
+    /// Time the run already spent before this process took it over (recovery): deadlines
+    /// are computed from the run's stored start, so a restart never extends them.
+    pub elapsed_before: Duration,
+}
+
+impl RunOptions {
+    /// Options with defaults: parallelism of 4 per core, no timeouts, default limits,
+    /// nothing granted.
+    pub fn new(run_name: impl Into<String>, run_uid: impl Into<String>) -> Self {
+        RunOptions {
+            run_name: run_name.into(),
+            run_uid: run_uid.into(),
+            parallelism: default_parallelism(),
+            timeouts: RunTimeouts::default(),
+            grants: RunGrants::default(),
+            masker: crate::mask::RunMasker::default(),
+            durable: None,
+            snapshots: None,
+            elapsed_before: Duration::ZERO,
+        }
+    }
+}
+
+/// How many task attempts run at once unless a run says otherwise: 4 per core.
+pub fn default_parallelism() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()) * 4
+}
