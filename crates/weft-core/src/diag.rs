@@ -164,6 +164,8 @@ pub mod codes {
     pub const UNKNOWN_RESULT: &str = "unknown-result";
     /// A workspace nobody declared.
     pub const UNKNOWN_WORKSPACE: &str = "unknown-workspace";
+    /// A wait (approval, intervention, gate) asks for something a wait cannot have.
+    pub const INVALID_WAIT: &str = "invalid-wait";
 }
 
 /// Edit distance with adjacent transpositions counting as one edit (optimal string

@@ -32,6 +32,7 @@ pub mod source;
 pub mod status;
 pub mod validate;
 pub mod vars;
+pub mod waits;
 mod yaml;
 
 pub use diag::{Diagnostic, Pos, Spanned};

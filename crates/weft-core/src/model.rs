@@ -230,13 +230,39 @@ pub struct WorkspaceBinding {
     pub workspace: Spanned<String>,
 }
 
+/// What a pipeline task does (release-control.md): run a plugin, or wait.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TaskKind {
+    /// Runs its plugin (`taskRef: {name}`, or `kind: Task`).
+    #[default]
+    Plugin,
+    /// Waits for approvers' votes (`taskRef: {kind: ApprovalTask}`).
+    Approval,
+    /// Waits for a person to resume it (`taskRef: {kind: ManualIntervention}`).
+    Intervention,
+    /// Samples a gate plugin until it passes steadily (`taskRef: {kind: Gate, name}`).
+    Gate,
+}
+
+impl TaskKind {
+    /// Whether the task waits instead of running work.
+    pub fn waits(self) -> bool {
+        !matches!(self, TaskKind::Plugin)
+    }
+}
+
 /// One pipeline task (in `spec.tasks` or `spec.finally`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PipelineTask {
     /// `name`.
     pub name: Spanned<String>,
-    /// `taskRef.name`: the plugin.
+    /// What it does (`taskRef.kind`).
+    pub kind: TaskKind,
+    /// `taskRef.name`: the plugin (a gate's plugin for `kind: Gate`; empty for approvals
+    /// and interventions).
     pub plugin: Spanned<String>,
+    /// `gate` (weft): how a gate is sampled; `None` for the defaults.
+    pub gate: Option<Spanned<crate::waits::GateTiming>>,
     /// `params`.
     pub params: Vec<TaskParam>,
     /// `workspaces`.

@@ -674,6 +674,100 @@ impl Cx<'_> {
         })
     }
 
+    /// `taskRef.kind` (and `apiVersion`): a plugin task, or one of the waits of
+    /// release-control.md (Tekton's `ApprovalTask` custom task, weft's
+    /// `ManualIntervention` and `Gate`).
+    fn task_kind(&mut self, ref_fields: &Fields<'_>, ref_path: &str) -> TaskKind {
+        const APPROVAL_APIS: &[&str] = &["openshift-pipelines.org/v1alpha1", "weft.dev/v1"];
+        const WEFT_API: &[&str] = &["weft.dev/v1"];
+        let kind = ref_fields
+            .get("kind")
+            .and_then(|kind| self.string(kind, &join(ref_path, "kind")));
+        let api = ref_fields
+            .get("apiVersion")
+            .and_then(|api| self.string(api, &join(ref_path, "apiVersion")));
+        let (found, apis) = match kind.as_ref().map(|k| k.value.as_str()) {
+            None | Some("Task") => (TaskKind::Plugin, &[][..]),
+            Some("ApprovalTask") => (TaskKind::Approval, APPROVAL_APIS),
+            Some("ManualIntervention") => (TaskKind::Intervention, WEFT_API),
+            Some("Gate") => (TaskKind::Gate, WEFT_API),
+            Some(other) => {
+                if let Some(kind) = &kind {
+                    self.error(
+                        kind.pos,
+                        &join(ref_path, "kind"),
+                        codes::UNSUPPORTED_FIELD,
+                        format!(
+                            "taskRef kind `{other}` is not supported; weft knows `Task`, `ApprovalTask`, `ManualIntervention` and `Gate`"
+                        ),
+                    );
+                }
+                return TaskKind::Plugin;
+            }
+        };
+        if let Some(api) = api
+            && !apis.contains(&api.value.as_str())
+        {
+            let message = if apis.is_empty() {
+                format!(
+                    "taskRef `apiVersion: {}` names a custom task, which weft does not run",
+                    api.value
+                )
+            } else {
+                format!(
+                    "taskRef kind `{}` takes apiVersion {}, not `{}`",
+                    kind.as_ref().map_or("", |k| k.value.as_str()),
+                    apis.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(" or "),
+                    api.value
+                )
+            };
+            self.error(api.pos, &join(ref_path, "apiVersion"), codes::UNSUPPORTED_FIELD, message)
+                .hint = Some(
+                "weft's own waits are `kind: ApprovalTask`, `ManualIntervention` and `Gate`".into(),
+            );
+        }
+        found
+    }
+
+    /// A gate's `gate: {samplingInterval, stableFor, timeout}` (Go durations).
+    fn gate_timing(&mut self, node: &Node, path: &str) -> Option<Spanned<crate::waits::GateTiming>> {
+        let fields = self.fields(node, path, &["samplingInterval", "stableFor", "timeout"], &[])?;
+        let mut timing = crate::waits::GateTiming::default();
+        for (key, slot) in [
+            ("samplingInterval", &mut timing.sampling_interval),
+            ("stableFor", &mut timing.stable_for),
+            ("timeout", &mut timing.timeout),
+        ] {
+            let Some(value) = fields.get(key) else {
+                continue;
+            };
+            let field = join(path, key);
+            if let Some(text) = self.string(value, &field) {
+                match parse_go_duration(&text.value) {
+                    Ok(duration) => *slot = duration,
+                    Err(message) => {
+                        self.error(
+                            text.pos,
+                            &field,
+                            codes::WRONG_TYPE,
+                            format!("invalid {key}: {message}"),
+                        )
+                        .hint = Some("write a Go duration such as `30s`, `2m` or `1h`".into());
+                    }
+                }
+            }
+        }
+        if timing.sampling_interval.is_zero() {
+            self.error(
+                node.pos,
+                &join(path, "samplingInterval"),
+                codes::WRONG_TYPE,
+                "samplingInterval must be more than 0s",
+            );
+        }
+        Some(Spanned::new(timing, node.pos))
+    }
+
     fn task(
         &mut self,
         node: &Node,
@@ -700,6 +794,7 @@ impl Cx<'_> {
                 "idempotent",
                 "displayName",
                 "description",
+                "gate",
             ],
             &[
                 "taskSpec",
@@ -710,6 +805,7 @@ impl Cx<'_> {
             ],
         )?;
         let name = self.required_string(&fields, "name", path, node.pos);
+        let mut kind = TaskKind::Plugin;
         let plugin = match fields.get("taskRef") {
             None => {
                 // Only complain when the task is not already reported for an unsupported
@@ -742,27 +838,17 @@ impl Cx<'_> {
                 match self.fields(
                     task_ref,
                     &ref_path,
-                    &["name", "kind"],
-                    &["bundle", "resolver", "params", "apiVersion"],
+                    &["name", "kind", "apiVersion"],
+                    &["bundle", "resolver", "params"],
                 ) {
                     Some(ref_fields) => {
-                        if let Some(kind) = ref_fields.get("kind")
-                            && let Some(kind) = self.string(kind, &join(&ref_path, "kind"))
-                            && kind.value != "Task"
-                        {
-                            self.error(
-                                kind.pos,
-                                &join(&ref_path, "kind"),
-                                codes::UNSUPPORTED_FIELD,
-                                format!(
-                                    "taskRef kind `{}` is not supported; only `Task`",
-                                    kind.value
-                                ),
-                            );
-                        }
+                        kind = self.task_kind(&ref_fields, &ref_path);
                         let has_resolver = matches!(&task_ref.kind, NodeKind::Map(entries)
                             if entries.iter().any(|(key, _)| matches!(key.as_scalar(), Some("resolver" | "bundle"))));
-                        if has_resolver {
+                        if matches!(kind, TaskKind::Approval | TaskKind::Intervention) {
+                            // Waits for people run no plugin.
+                            Spanned::new(String::new(), task_ref.pos)
+                        } else if has_resolver {
                             ref_fields
                                 .get("name")
                                 .and_then(|name| self.string(name, &join(&ref_path, "name")))
@@ -775,9 +861,14 @@ impl Cx<'_> {
                 }
             }
         };
+        let gate = fields
+            .get("gate")
+            .and_then(|gate| self.gate_timing(gate, &join(path, "gate")));
         let mut task = PipelineTask {
             name,
+            kind,
             plugin,
+            gate,
             params: Vec::new(),
             workspaces: Vec::new(),
             run_after: self.string_list(&fields, "runAfter", path),

@@ -5,7 +5,10 @@
 use crate::contract::ParamValue;
 use crate::dag::Graph;
 use crate::diag::Diagnostic;
-use crate::model::{HaltMode, OnError, OnStatusRule, Pipeline, PipelineTask, WhenOperator};
+use crate::model::{
+    HaltMode, OnError, OnStatusRule, Pipeline, PipelineTask, TaskKind, WhenOperator,
+};
+use crate::waits::WaitKind;
 use crate::parse::parse_lenient;
 use crate::validate::{PluginCatalog, dag_parents, select_string, validate};
 use crate::vars::{Piece, Selector, Template, VarRef, parse_template};
@@ -53,8 +56,10 @@ pub(crate) struct WhenTemplate {
 pub struct PlanNode {
     /// Pipeline task name.
     pub name: String,
-    /// Plugin (`taskRef.name`).
+    /// Plugin (`taskRef.name`; a gate's plugin; empty for approvals and interventions).
     pub plugin: String,
+    /// What the task waits for, if it is a wait (release-control.md).
+    pub wait: Option<WaitKind>,
     /// In `spec.finally`.
     pub is_finally: bool,
     /// `retries`.
@@ -206,6 +211,14 @@ impl Plan {
                 PlanNode {
                     name: task.name.value.clone(),
                     plugin: task.plugin.value.clone(),
+                    wait: match task.kind {
+                        TaskKind::Plugin => None,
+                        TaskKind::Approval => Some(WaitKind::Approval),
+                        TaskKind::Intervention => Some(WaitKind::Intervention),
+                        TaskKind::Gate => Some(WaitKind::Gate(
+                            task.gate.as_ref().map(|g| g.value).unwrap_or_default(),
+                        )),
+                    },
                     is_finally: task.is_finally,
                     retries: task.retries,
                     timeout: task.timeout,

@@ -36,6 +36,7 @@ use crate::status::{
     TasksStatus, apply_policy, final_status, reasons, skip_reason, task_status_view,
 };
 use crate::vars::{Piece, Template};
+use crate::waits::{WaitEnding, WaitKind};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -125,6 +126,16 @@ pub struct StartTask {
     pub workspaces: Vec<(String, String)>,
 }
 
+/// A task that waits: its attempt as a [`StartTask`] (params rendered; a gate's plugin
+/// and params) and what it waits for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WaitTask {
+    /// The attempt.
+    pub start: StartTask,
+    /// What it waits for.
+    pub kind: WaitKind,
+}
+
 /// Reasons of `Errored` endings that are never retried: the engine records them when it
 /// recovers a run, and a retry would run what the recovery strategy chose not to.
 pub const NOT_RETRIED: &[&str] = &[
@@ -137,6 +148,10 @@ pub const NOT_RETRIED: &[&str] = &[
 pub enum Action {
     /// Run an attempt of a task.
     Start(StartTask),
+    /// Wait for people or for a gate (release-control.md): the engine keeps the wait in
+    /// the store and calls [`RunState::task_waited`] when it ends (or confirms an
+    /// [`Action::Cancel`] with [`RunState::task_cancelled`]).
+    Wait(WaitTask),
     /// Abort an attempt, then call [`RunState::task_cancelled`]. The engine confirms every
     /// cancel, at once for an attempt it does not hold (never launched, already gone):
     /// until it does, the task stays `Cancelling` and the run cannot end.
@@ -539,6 +554,36 @@ impl RunState {
         actions
     }
 
+    /// `attempt` of waiting `node` ended as `ending` (a decision, a deferral passed, a
+    /// gate passing or timing out, a wait's timeout): see [`crate::waits::wait_result`].
+    pub fn task_waited(&mut self, node: NodeId, attempt: u32, ending: &WaitEnding) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if !self.is_current(node, attempt) || self.nodes[node].phase == TaskPhase::Cancelling {
+            return actions;
+        }
+        let plan = Arc::clone(&self.plan);
+        let spec = &plan.nodes[node];
+        let result = crate::waits::wait_result(ending, spec.on_error);
+        let state = &mut self.nodes[node];
+        state.exit_code = None;
+        state.raw = None;
+        state.message.clone_from(&result.message);
+        state.results = result.results;
+        self.terminate(
+            node,
+            result.outcome,
+            result.reason.to_string(),
+            result.flow,
+            &mut actions,
+        );
+        if !spec.is_finally && result.flow == Flow::Stop {
+            self.stopping = true;
+            self.sweep_pending(false, &mut actions);
+        }
+        self.settle(&mut actions);
+        actions
+    }
+
     /// The engine confirms `attempt` of `node` was aborted after an [`Action::Cancel`].
     pub fn task_cancelled(&mut self, node: NodeId, attempt: u32) -> Vec<Action> {
         let mut actions = Vec::new();
@@ -787,7 +832,10 @@ impl RunState {
             state.attempt == attempt
                 && matches!(
                     state.phase,
-                    TaskPhase::Queued | TaskPhase::Running | TaskPhase::Cancelling
+                    TaskPhase::Blocked
+                        | TaskPhase::Queued
+                        | TaskPhase::Running
+                        | TaskPhase::Cancelling
                 )
         })
     }
@@ -845,10 +893,25 @@ impl RunState {
         });
     }
 
-    /// Emits the Start of the node's current attempt.
+    /// Emits the Start of the node's current attempt (a wait's Wait).
     fn queue(&mut self, node: NodeId, reason: &str, actions: &mut Vec<Action>) {
         self.nodes[node].attempts += 1;
-        self.set_phase(node, TaskPhase::Queued, reason, actions);
+        let wait = self.plan.nodes[node].wait;
+        let phase = if wait.is_some() {
+            TaskPhase::Blocked
+        } else {
+            TaskPhase::Queued
+        };
+        self.set_phase(node, phase, reason, actions);
+        let start = self.start_of(node);
+        actions.push(match wait {
+            Some(kind) => Action::Wait(WaitTask { start, kind }),
+            None => Action::Start(start),
+        });
+    }
+
+    /// The node's current attempt, its params rendered.
+    fn start_of(&self, node: NodeId) -> StartTask {
         let attempt = self.nodes[node].attempt;
         let spec = &self.plan.nodes[node];
         let params = spec
@@ -856,7 +919,7 @@ impl RunState {
             .iter()
             .map(|(name, value)| (name.clone(), self.render_value(value, node)))
             .collect();
-        actions.push(Action::Start(StartTask {
+        StartTask {
             node,
             name: spec.name.clone(),
             plugin: spec.plugin.clone(),
@@ -867,7 +930,7 @@ impl RunState {
             timeout: spec.timeout,
             secrets: spec.secrets.clone(),
             workspaces: spec.workspaces.clone(),
-        }));
+        }
     }
 
     /// A pending node whose parents are all terminal: start it or skip it.
@@ -879,24 +942,8 @@ impl RunState {
             self.skip(node, reasons::INFRASTRUCTURE_ERROR, actions);
             return;
         }
+        let mut facts = self.run_facts_for(node);
         let spec = &self.plan.nodes[node];
-        let state = &self.nodes[node];
-        let mut facts = if spec.is_finally {
-            SkipFacts {
-                run_cancelled: self.cancelled == Some(CancelMode::Cancelled),
-                run_timed_out: self.pipeline_timed_out || self.finally_timed_out,
-                ..SkipFacts::default()
-            }
-        } else {
-            SkipFacts {
-                run_cancelled: self.cancelled.is_some(),
-                run_timed_out: self.pipeline_timed_out || self.tasks_timed_out,
-                run_stopping: self.stopping,
-                run_halted: self.halted_by.is_some(),
-                parent_skipped: state.parent_skipped,
-                ..SkipFacts::default()
-            }
-        };
         facts.results_missing = spec
             .result_refs
             .iter()
@@ -911,6 +958,48 @@ impl RunState {
             None if ready => self.queue(node, "", actions),
             None => {}
         }
+    }
+
+    /// What the run's state says about starting `node` now (run-level skip reasons).
+    fn run_facts_for(&self, node: NodeId) -> SkipFacts {
+        let spec = &self.plan.nodes[node];
+        let state = &self.nodes[node];
+        if spec.is_finally {
+            SkipFacts {
+                run_cancelled: self.cancelled == Some(CancelMode::Cancelled),
+                run_timed_out: self.pipeline_timed_out || self.finally_timed_out,
+                ..SkipFacts::default()
+            }
+        } else {
+            SkipFacts {
+                run_cancelled: self.cancelled.is_some(),
+                run_timed_out: self.pipeline_timed_out || self.tasks_timed_out,
+                run_stopping: self.stopping,
+                run_halted: self.halted_by.is_some(),
+                parent_skipped: state.parent_skipped,
+                ..SkipFacts::default()
+            }
+        }
+    }
+
+    /// A wait nobody answered when the run stopped, halted, was cancelled or timed out
+    /// ends as a task that never started would: it waits for nothing any more.
+    fn end_blocked(&mut self, node: NodeId, actions: &mut Vec<Action>) {
+        let Some(reason) = skip_reason(self.run_facts_for(node)) else {
+            return;
+        };
+        let outcome = match reason {
+            SkipReason::RunCancelled => Outcome::Cancelled,
+            SkipReason::RunTimedOut => Outcome::TimedOut,
+            _ => Outcome::Skipped,
+        };
+        self.nodes[node].on_cancelled = Some((outcome, reason.as_str()));
+        self.set_phase(node, TaskPhase::Cancelling, reason.as_str(), actions);
+        actions.push(Action::Cancel {
+            node,
+            attempt: self.nodes[node].attempt,
+            reason: reason.as_str().to_string(),
+        });
     }
 
     fn when_holds(&self, node: NodeId) -> bool {
@@ -1014,9 +1103,11 @@ impl RunState {
             self.plan.dag_len
         };
         for node in 0..end {
-            if self.nodes[node].phase == TaskPhase::Pending {
+            match self.nodes[node].phase {
                 // `consider` applies the precedence rules; run-level reasons win here.
-                self.consider(node, actions);
+                TaskPhase::Pending => self.consider(node, actions),
+                TaskPhase::Blocked => self.end_blocked(node, actions),
+                _ => {}
             }
         }
     }
@@ -1031,7 +1122,7 @@ impl RunState {
         for node in range {
             if matches!(
                 self.nodes[node].phase,
-                TaskPhase::Queued | TaskPhase::Running
+                TaskPhase::Blocked | TaskPhase::Queued | TaskPhase::Running
             ) {
                 self.nodes[node].on_cancelled = Some(then);
                 self.set_phase(node, TaskPhase::Cancelling, then.1, actions);

@@ -4,7 +4,7 @@
 use crate::contract::{ParamType, ParamValue, PluginInfo};
 use crate::dag::Graph;
 use crate::diag::{Diagnostic, Pos, Suggester, codes, shown};
-use crate::model::{ParamDecl, Pipeline, PipelineTask};
+use crate::model::{ParamDecl, Pipeline, PipelineTask, TaskKind};
 use crate::vars::{Piece, Selector, Template, VarError, VarRef, parse_template};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -441,6 +441,7 @@ impl<'p> Checker<'p> {
                 Some(_) => {}
             }
         }
+        self.wait(task);
         let plugin = self.plugin(task);
         let mut seen_params = HashSet::new();
         for (index, param) in task.params.iter().enumerate() {
@@ -544,7 +545,114 @@ impl<'p> Checker<'p> {
         }
     }
 
+    /// What a wait (approval, intervention, gate) may not have, and what an approval's
+    /// literal params must agree on.
+    fn wait(&mut self, task: &PipelineTask) {
+        let base = task.path();
+        let what = match task.kind {
+            TaskKind::Plugin => {
+                if let Some(gate) = &task.gate {
+                    self.error(
+                        gate.pos,
+                        format!("{base}.gate"),
+                        codes::INVALID_WAIT,
+                        "`gate` applies to gates only (`taskRef: {kind: Gate, name: ...}`)",
+                    );
+                }
+                return;
+            }
+            TaskKind::Approval => "an approval",
+            TaskKind::Intervention => "a manual intervention",
+            TaskKind::Gate => "a gate",
+        };
+        if task.retries > 0 {
+            self.error(
+                task.pos,
+                format!("{base}.retries"),
+                codes::INVALID_WAIT,
+                format!("`retries` on {what}: a decision is never retried"),
+            );
+        }
+        if !task.on_status.is_empty() {
+            self.error(
+                task.pos,
+                format!("{base}.onStatus"),
+                codes::INVALID_WAIT,
+                format!("`onStatus` on {what}: it has no exit code (use `onError: continue` to tolerate a rejection)"),
+            );
+        }
+        if task.kind != TaskKind::Gate {
+            if let Some(gate) = &task.gate {
+                self.error(
+                    gate.pos,
+                    format!("{base}.gate"),
+                    codes::INVALID_WAIT,
+                    "`gate` applies to gates only (`taskRef: {kind: Gate, name: ...}`)",
+                );
+            }
+            if let Some(binding) = task.workspaces.first() {
+                self.error(
+                    binding.name.pos,
+                    format!("{base}.workspaces"),
+                    codes::INVALID_WAIT,
+                    format!("{what} takes no workspaces: it runs no plugin"),
+                );
+            }
+            if let Some(secret) = task.secrets.first() {
+                self.error(
+                    secret.pos,
+                    format!("{base}.secrets"),
+                    codes::INVALID_WAIT,
+                    format!("{what} takes no secrets: it runs no plugin"),
+                );
+            }
+        }
+        if task.kind == TaskKind::Approval {
+            let param = |name: &str| task.params.iter().find(|p| p.name.value == name);
+            let approvers = match param("approvers").map(|p| &p.value.value) {
+                Some(ParamValue::Array(items)) if !items.iter().any(|i| i.contains("$(")) => {
+                    Some(items.len())
+                }
+                _ => None,
+            };
+            if let Some(required) = param("numberOfApprovalsRequired") {
+                let text = match &required.value.value {
+                    ParamValue::Str(text) => self.resolve_params_only(text),
+                    _ => None,
+                };
+                match text.as_deref().map(|t| t.trim().parse::<u32>()) {
+                    Some(Ok(0)) | Some(Err(_)) => {
+                        self.error(
+                            required.value.pos,
+                            format!("{base}.params.numberOfApprovalsRequired"),
+                            codes::INVALID_VALUE,
+                            format!(
+                                "numberOfApprovalsRequired must be a whole number of at least 1, not `{}`",
+                                text.unwrap_or_default()
+                            ),
+                        );
+                    }
+                    Some(Ok(n)) if approvers.is_some_and(|listed| n as usize > listed) => {
+                        self.error(
+                            required.value.pos,
+                            format!("{base}.params.numberOfApprovalsRequired"),
+                            codes::INVALID_VALUE,
+                            format!(
+                                "{n} approvals are required but only {} approvers are listed",
+                                approvers.unwrap_or_default()
+                            ),
+                        );
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
     fn plugin(&mut self, task: &PipelineTask) -> Option<&'p PluginInfo> {
+        if let Some(info) = wait_info(task.kind) {
+            return Some(info);
+        }
         let catalog = self.catalog?;
         let name = task.plugin.value.as_str();
         if name.is_empty() {
@@ -861,11 +969,17 @@ impl<'p> Checker<'p> {
         let VarRef::TaskResult { task, result } = var else {
             return;
         };
-        let Some(catalog) = self.catalog else {
-            return;
-        };
-        let Some(info) = catalog.lookup(&target.plugin.value) else {
-            return;
+        let info = match wait_info(target.kind) {
+            Some(info) => info,
+            None => {
+                let Some(catalog) = self.catalog else {
+                    return;
+                };
+                let Some(info) = catalog.lookup(&target.plugin.value) else {
+                    return;
+                };
+                info
+            }
         };
         if info.results_fixed && !info.results.iter().any(|spec| &spec.name == result) {
             let hint = self
@@ -1006,5 +1120,15 @@ pub(crate) fn select_string(value: &ParamValue, selector: &Selector) -> Option<S
         (ParamValue::Array(items), Selector::Index(index)) => items.get(*index).cloned(),
         (ParamValue::Object(map), Selector::Key(key)) => map.get(key).cloned(),
         _ => None,
+    }
+}
+
+/// The description of a wait that runs no plugin (approvals, interventions): their params
+/// and results are validated like a plugin's.
+fn wait_info(kind: TaskKind) -> Option<&'static PluginInfo> {
+    match kind {
+        TaskKind::Approval => Some(crate::waits::approval_info()),
+        TaskKind::Intervention => Some(crate::waits::intervention_info()),
+        TaskKind::Plugin | TaskKind::Gate => None,
     }
 }

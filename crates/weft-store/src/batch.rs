@@ -24,7 +24,7 @@ use crate::error::StoreError;
 use crate::store::RunStore;
 use crate::types::{
     AttemptId, AttemptRecord, EventRecord, Lease, LogEntry, NewRun, OutboxRow, Result, RunListItem,
-    RunRecord, Snapshot, StaleRun, Timestamp, WriteAck, WriteOp,
+    RunRecord, Snapshot, StaleRun, Timestamp, VoteRecord, WaitRecord, WriteAck, WriteOp,
 };
 
 /// When the writer commits.
@@ -391,5 +391,25 @@ impl RunStore for BatchingStore {
     fn latest_snapshot(&self, run: &str, workspace: &str) -> Result<Option<Snapshot>> {
         self.barrier()?;
         self.inner.latest_snapshot(run, workspace)
+    }
+
+    fn waits(&self, run: &str) -> Result<Vec<WaitRecord>> {
+        self.barrier()?;
+        self.inner.waits(run)
+    }
+
+    fn wait(&self, id: &AttemptId) -> Result<Option<WaitRecord>> {
+        self.barrier()?;
+        self.inner.wait(id)
+    }
+
+    /// Straight to the inner store: a decision is durable on return and does not wait
+    /// behind the owner's queued work (the wait it needs was flushed when it opened).
+    fn cast_vote(&self, vote: &VoteRecord) -> Result<()> {
+        self.inner.cast_vote(vote)
+    }
+
+    fn votes(&self, run: &str) -> Result<Vec<VoteRecord>> {
+        self.inner.votes(run)
     }
 }

@@ -62,7 +62,7 @@ pub use store::RunStore;
 pub use types::{
     AttemptId, AttemptRecord, EventRecord, Lease, LogEntry, NewEvent, NewLogLine, NewRun,
     OutboxKey, OutboxRow, Recovery, ReportStatus, Result, RunListItem, RunRecord, Snapshot,
-    StaleRun, StoreLimits, TRUNCATED_STREAM, Timestamp, WriteAck, WriteOp,
+    StaleRun, StoreLimits, TRUNCATED_STREAM, Timestamp, VoteRecord, WaitRecord, WriteAck, WriteOp,
 };
 pub use vocab::{Outcome, RunPhase, TaskPhase};
 

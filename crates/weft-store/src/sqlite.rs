@@ -18,13 +18,14 @@ use crate::store::RunStore;
 use crate::types::{
     AttemptId, AttemptRecord, EventRecord, Lease, LogEntry, NewEvent, NewLogLine, NewRun,
     OutboxKey, OutboxRow, Outcome, Recovery, ReportStatus, Result, RunListItem, RunPhase,
-    RunRecord, Snapshot, StaleRun, StoreLimits, TRUNCATED_STREAM, TaskPhase, Timestamp, WriteAck,
-    WriteOp,
+    RunRecord, Snapshot, StaleRun, StoreLimits, TRUNCATED_STREAM, TaskPhase, Timestamp, VoteRecord,
+    WaitRecord, WriteAck, WriteOp,
 };
 
 const MIGRATION_LIST: &[M<'static>] = &[
     M::up(include_str!("migrations/0001_initial.sql")),
     M::up(include_str!("migrations/0002_report_status.sql")),
+    M::up(include_str!("migrations/0003_waits.sql")),
 ];
 
 /// The schema migrations, in order. Applying them to an up-to-date database does nothing.
@@ -488,6 +489,55 @@ impl SqliteStore {
                 .and_then(|mut s| s.execute(params![lease.run, workspace, i64::from(keep)]))
                 .map_err(e)?;
                 Ok(WriteAck::Snapshot(to_u64("snapshots", "id", id)?))
+            }
+            WriteOp::OpenWait { lease, wait } => {
+                check_lease(tx, &lease.run, &lease, &self.path)?;
+                ensure_unfinished(tx, &lease.run, "a wait", &self.path)?;
+                if wait.id.run != lease.run {
+                    return Err(StoreError::Invalid {
+                        detail: format!("wait {} written under the lease of run {}", wait.id, lease.run),
+                    });
+                }
+                let n = tx
+                    .prepare_cached(
+                        "INSERT INTO waits (run, task, attempt, kind, request_json, since, deadline)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                         ON CONFLICT (run, task, attempt) DO NOTHING",
+                    )
+                    .and_then(|mut s| {
+                        s.execute(params![
+                            wait.id.run,
+                            wait.id.task,
+                            wait.id.attempt,
+                            wait.kind,
+                            wait.request_json,
+                            wait.since.0,
+                            wait.deadline.map(|d| d.0),
+                        ])
+                    })
+                    .map_err(e)?;
+                Ok(if n == 0 { WriteAck::Unchanged } else { WriteAck::Done })
+            }
+            WriteOp::CloseWait {
+                lease,
+                id,
+                outcome,
+                at,
+            } => {
+                check_lease(tx, &lease.run, &lease, &self.path)?;
+                let n = tx
+                    .prepare_cached(
+                        "UPDATE waits SET closed_at = ?4, outcome = ?5
+                         WHERE run = ?1 AND task = ?2 AND attempt = ?3 AND closed_at IS NULL",
+                    )
+                    .and_then(|mut s| s.execute(params![id.run, id.task, id.attempt, at.0, outcome]))
+                    .map_err(e)?;
+                if n == 0 {
+                    return Err(StoreError::NotFound {
+                        what: format!("an open wait of {id}"),
+                    });
+                }
+                Ok(WriteAck::Done)
             }
         }
     }
@@ -1408,7 +1458,8 @@ impl RunStore for SqliteStore {
                     "SELECT {OUTBOX_COLUMNS} FROM outbox
                      WHERE next_attempt_at IS NOT NULL AND next_attempt_at <= ?1
                        AND (delivered IS NULL OR (delivered <> desired
-                            AND delivered NOT IN ('success', 'failure', 'error', 'canceled')))
+                            AND delivered NOT IN ('Succeeded', 'SucceededWithWarnings', 'Completed', 'Failed',
+                                                'TimedOut', 'Errored', 'Rejected', 'Cancelled', 'Skipped')))
                      ORDER BY next_attempt_at, reporter, run, context LIMIT ?2"
                 ))
                 .and_then(|mut s| {
@@ -1493,4 +1544,153 @@ impl RunStore for SqliteStore {
             .transpose()
         })
     }
+
+    fn waits(&self, run: &str) -> Result<Vec<WaitRecord>> {
+        self.read(|conn| {
+            let rows = conn
+                .prepare_cached(&format!(
+                    "SELECT {WAIT_COLUMNS} FROM waits WHERE run = ?1 ORDER BY task, attempt"
+                ))
+                .and_then(|mut s| {
+                    s.query_map([run], raw_wait)?
+                        .collect::<rusqlite::Result<Vec<_>>>()
+                });
+            collect(&self.path, rows, wait_record)
+        })
+    }
+
+    fn wait(&self, id: &AttemptId) -> Result<Option<WaitRecord>> {
+        self.read(|conn| {
+            let raw = conn
+                .prepare_cached(&format!(
+                    "SELECT {WAIT_COLUMNS} FROM waits WHERE run = ?1 AND task = ?2 AND attempt = ?3"
+                ))
+                .and_then(|mut s| {
+                    s.query_row(params![id.run, id.task, id.attempt], raw_wait)
+                        .optional()
+                })
+                .map_err(|e| self.err(e))?;
+            raw.map(wait_record).transpose()
+        })
+    }
+
+    fn cast_vote(&self, vote: &VoteRecord) -> Result<()> {
+        let mut conn = lock(&self.writer);
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
+        let open: bool = tx
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM waits
+                 WHERE run = ?1 AND task = ?2 AND attempt = ?3 AND closed_at IS NULL)",
+            )
+            .and_then(|mut s| s.query_row(params![vote.id.run, vote.id.task, vote.id.attempt], |r| r.get(0)))
+            .map_err(|e| self.err(e))?;
+        if !open {
+            return Err(StoreError::NotFound {
+                what: format!("an open wait of {}", vote.id),
+            });
+        }
+        let inserted = tx
+            .prepare_cached(
+                "INSERT INTO votes (run, task, attempt, identity, approve, message, defer_until, at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (run, task, attempt, identity) DO NOTHING",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    vote.id.run,
+                    vote.id.task,
+                    vote.id.attempt,
+                    vote.identity,
+                    vote.approve,
+                    vote.message,
+                    vote.defer_until.map(|t| t.0),
+                    vote.at.0,
+                ])
+            })
+            .map_err(|e| self.err(e))?;
+        if inserted == 0 {
+            return Err(StoreError::AlreadyExists {
+                what: format!("a decision by `{}` on {}", vote.identity, vote.id),
+            });
+        }
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    fn votes(&self, run: &str) -> Result<Vec<VoteRecord>> {
+        self.read(|conn| {
+            let rows = conn
+                .prepare_cached(
+                    "SELECT task, attempt, identity, approve, message, defer_until, at FROM votes
+                     WHERE run = ?1 ORDER BY at, task, attempt, identity",
+                )
+                .and_then(|mut s| {
+                    s.query_map([run], |r| {
+                        Ok((
+                            r.get::<_, String>(0)?,
+                            r.get::<_, i64>(1)?,
+                            r.get::<_, String>(2)?,
+                            r.get::<_, bool>(3)?,
+                            r.get::<_, String>(4)?,
+                            r.get::<_, Option<i64>>(5)?,
+                            r.get::<_, i64>(6)?,
+                        ))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                });
+            collect(&self.path, rows, |(task, attempt, identity, approve, message, defer_until, at)| {
+                Ok(VoteRecord {
+                    id: AttemptId::new(run, &task, to_u32("votes", "attempt", attempt)?),
+                    identity,
+                    approve,
+                    message,
+                    defer_until: defer_until.map(Timestamp),
+                    at: Timestamp(at),
+                })
+            })
+        })
+    }
+}
+
+const WAIT_COLUMNS: &str =
+    "run, task, attempt, kind, request_json, since, deadline, closed_at, outcome";
+
+type RawWait = (
+    String,
+    String,
+    i64,
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<i64>,
+    Option<String>,
+);
+
+fn raw_wait(r: &Row<'_>) -> rusqlite::Result<RawWait> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+        r.get(8)?,
+    ))
+}
+
+fn wait_record(raw: RawWait) -> Result<WaitRecord> {
+    let (run, task, attempt, kind, request_json, since, deadline, closed_at, outcome) = raw;
+    Ok(WaitRecord {
+        id: AttemptId::new(&run, &task, to_u32("waits", "attempt", attempt)?),
+        kind,
+        request_json,
+        since: Timestamp(since),
+        deadline: deadline.map(Timestamp),
+        closed_at: closed_at.map(Timestamp),
+        outcome,
+    })
 }

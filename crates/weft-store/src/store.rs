@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::error::StoreError;
 use crate::types::{
     AttemptId, AttemptRecord, EventRecord, Lease, LogEntry, NewRun, OutboxRow, Result, RunListItem,
-    RunRecord, Snapshot, StaleRun, Timestamp, WriteAck, WriteOp,
+    RunRecord, Snapshot, StaleRun, Timestamp, VoteRecord, WaitRecord, WriteAck, WriteOp,
 };
 
 /// Persistence of runs. Object-safe, `Send + Sync`, synchronous: the engine calls it from a
@@ -111,4 +111,19 @@ pub trait RunStore: Send + Sync {
 
     /// The newest snapshot of a run's workspace, with its data.
     fn latest_snapshot(&self, run: &str, workspace: &str) -> Result<Option<Snapshot>>;
+
+    /// The waits of a run (every attempt that waited), by task then attempt.
+    fn waits(&self, run: &str) -> Result<Vec<WaitRecord>>;
+
+    /// One attempt's wait.
+    fn wait(&self, id: &AttemptId) -> Result<Option<WaitRecord>>;
+
+    /// Casts a decision on an open wait, durable on return. Not under a lease: anyone the
+    /// engine allowed may decide. [`StoreError::NotFound`] when the attempt has no open
+    /// wait; [`StoreError::AlreadyExists`] when the identity already decided (one decision
+    /// per identity, journaled once).
+    fn cast_vote(&self, vote: &VoteRecord) -> Result<()>;
+
+    /// Every decision cast on a run's waits, in the order they were cast.
+    fn votes(&self, run: &str) -> Result<Vec<VoteRecord>>;
 }

@@ -401,6 +401,51 @@ pub enum WriteAck {
     Snapshot(u64),
 }
 
+/// A task waiting for people or for a gate: what it waits for (`request_json`, the
+/// engine's), since when and until when, and how it ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WaitRecord {
+    /// The waiting attempt.
+    pub id: AttemptId,
+    /// `approval`, `intervention` or `gate`.
+    pub kind: String,
+    /// What it waits for, as the engine wrote it (approvers, required count...).
+    pub request_json: String,
+    /// When it started waiting. Kept across restarts.
+    pub since: Timestamp,
+    /// When it times out, if ever. Kept across restarts.
+    pub deadline: Option<Timestamp>,
+    /// When it ended.
+    pub closed_at: Option<Timestamp>,
+    /// How it ended (e.g. `Approved`, `Rejected`, `Cancelled`).
+    pub outcome: Option<String>,
+}
+
+impl WaitRecord {
+    /// Whether it still waits.
+    pub fn is_open(&self) -> bool {
+        self.closed_at.is_none()
+    }
+}
+
+/// A decision cast on a wait (an approval vote, a resume or reject). Cast by anyone the
+/// engine allowed (not under the run's lease), journaled once per identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VoteRecord {
+    /// The waiting attempt.
+    pub id: AttemptId,
+    /// Who.
+    pub identity: String,
+    /// Approve (resume) rather than reject.
+    pub approve: bool,
+    /// Their message.
+    pub message: String,
+    /// An approval deferred until then.
+    pub defer_until: Option<Timestamp>,
+    /// When.
+    pub at: Timestamp,
+}
+
 /// One change to the store. Every variant concerning a run carries the writer's [`Lease`]:
 /// it is checked in the same transaction as the write.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -501,6 +546,25 @@ pub enum WriteOp {
         /// When.
         at: Timestamp,
     },
+    /// A task starts waiting. When the attempt already has a wait (a run taken over), the
+    /// stored one stays as it is: its `since` and `deadline` hold across restarts.
+    OpenWait {
+        /// Writer's lease.
+        lease: Lease,
+        /// The wait (`closed_at` and `outcome` ignored).
+        wait: WaitRecord,
+    },
+    /// A wait ended. Rejected when it is already closed.
+    CloseWait {
+        /// Writer's lease.
+        lease: Lease,
+        /// The waiting attempt.
+        id: AttemptId,
+        /// How it ended.
+        outcome: String,
+        /// When.
+        at: Timestamp,
+    },
     /// Stores a workspace snapshot (rejected above the size cap); keeps the last `keep`
     /// (at most [`StoreLimits::snapshots_per_run`]) of the run's workspace.
     Snapshot {
@@ -532,6 +596,8 @@ impl WriteOp {
             | WriteOp::OutboxDesire { lease, .. }
             | WriteOp::OutboxDelivered { lease, .. }
             | WriteOp::OutboxFailed { lease, .. }
+            | WriteOp::OpenWait { lease, .. }
+            | WriteOp::CloseWait { lease, .. }
             | WriteOp::Snapshot { lease, .. } => lease,
         }
     }
@@ -569,6 +635,8 @@ impl WriteOp {
             WriteOp::Snapshot {
                 task, workspace, ..
             } => format!("run {run}: snapshot {task}/{workspace}"),
+            WriteOp::OpenWait { wait, .. } => format!("wait {}: open ({})", wait.id, wait.kind),
+            WriteOp::CloseWait { id, outcome, .. } => format!("wait {id}: closed ({outcome})"),
         }
     }
 }

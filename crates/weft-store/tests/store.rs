@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use weft_store::{
     AttemptId, AttemptRecord, BatchConfig, BatchingStore, Lease, NewEvent, NewLogLine, NewRun,
     OutboxKey, Outcome, Recovery, ReportStatus, RunPhase, RunStore, SqliteStore, StoreError,
+    VoteRecord, WaitRecord,
     StoreLimits, TRUNCATED_STREAM, TaskPhase, Timestamp, WriteAck, WriteOp,
 };
 
@@ -112,6 +113,16 @@ fn every_op(lease: &Lease) -> Vec<WriteOp> {
             at: T0,
             keep: 3,
         },
+        WriteOp::OpenWait {
+            lease: lease.clone(),
+            wait: wait(&run, "w", 0, T0, None),
+        },
+        WriteOp::CloseWait {
+            lease: lease.clone(),
+            id: AttemptId::new(&run, "w", 0),
+            outcome: "Approved".into(),
+            at: T0,
+        },
         WriteOp::FinishRun {
             lease: lease.clone(),
             status: "Succeeded".into(),
@@ -120,6 +131,29 @@ fn every_op(lease: &Lease) -> Vec<WriteOp> {
             finished_at: T0,
         },
     ]
+}
+
+fn wait(run: &str, task: &str, n: u32, since: Timestamp, deadline: Option<Timestamp>) -> WaitRecord {
+    WaitRecord {
+        id: AttemptId::new(run, task, n),
+        kind: "approval".into(),
+        request_json: r#"{"approvers":["alice","bob"],"required":2}"#.into(),
+        since,
+        deadline,
+        closed_at: None,
+        outcome: None,
+    }
+}
+
+fn vote(run: &str, task: &str, identity: &str, approve: bool, at: Timestamp) -> VoteRecord {
+    VoteRecord {
+        id: AttemptId::new(run, task, 0),
+        identity: identity.into(),
+        approve,
+        message: format!("{identity} says so"),
+        defer_until: None,
+        at,
+    }
 }
 
 fn line(text: &str) -> NewLogLine {
@@ -1134,4 +1168,62 @@ fn outbox_rows_of_the_first_schema_are_migrated_to_exact_statuses() {
             ("c".into(), Failed, Some(Failed)),
         ]
     );
+}
+
+
+#[test]
+fn waits_keep_their_deadline_and_take_each_decision_once() {
+    let store = mem();
+    let lease = store.create_run(&new_run("r"), "e", T0).unwrap();
+    let deadline = Some(T0.plus(Duration::from_secs(60)));
+    let open = |since| WriteOp::OpenWait {
+        lease: lease.clone(),
+        wait: wait("r", "approve", 0, since, deadline),
+    };
+    assert_eq!(store.write(open(T0)).unwrap(), WriteAck::Done);
+    // Opened again after a restart: the first `since` and deadline hold.
+    let later = T0.plus(Duration::from_secs(30));
+    assert_eq!(store.write(open(later)).unwrap(), WriteAck::Unchanged);
+    let id = AttemptId::new("r", "approve", 0);
+    let stored = store.wait(&id).unwrap().unwrap();
+    assert_eq!((stored.since, stored.deadline, stored.is_open()), (T0, deadline, true));
+
+    // (what, vote, expected)
+    let table: Vec<(&str, VoteRecord, Result<(), &str>)> = vec![
+        ("a first vote", vote("r", "approve", "alice", true, T0), Ok(())),
+        ("a second vote by the same identity", vote("r", "approve", "alice", false, T0), Err("already exists")),
+        ("another identity", vote("r", "approve", "bob", false, later), Ok(())),
+        ("a task that does not wait", vote("r", "deploy", "carol", true, T0), Err("not found")),
+    ];
+    for (what, ballot, expected) in table {
+        match (store.cast_vote(&ballot), expected) {
+            (Ok(()), Ok(())) => {}
+            (Err(err), Err(want)) => assert!(err.to_string().contains(want), "{what}: {err}"),
+            (got, want) => panic!("{what}: got {got:?}, want {want:?}"),
+        }
+    }
+    let votes = store.votes("r").unwrap();
+    let cast: Vec<(&str, bool)> = votes.iter().map(|v| (v.identity.as_str(), v.approve)).collect();
+    assert_eq!(cast, [("alice", true), ("bob", false)]);
+
+    store
+        .write(WriteOp::CloseWait {
+            lease: lease.clone(),
+            id: id.clone(),
+            outcome: "Rejected".into(),
+            at: later,
+        })
+        .unwrap();
+    assert_eq!(store.wait(&id).unwrap().unwrap().outcome.as_deref(), Some("Rejected"));
+    // Closed: no more decisions, and it is not closed twice.
+    let late = store.cast_vote(&vote("r", "approve", "carol", true, later));
+    assert!(late.unwrap_err().to_string().contains("not found"));
+    let again = store.write(WriteOp::CloseWait {
+        lease: lease.clone(),
+        id: id.clone(),
+        outcome: "Approved".into(),
+        at: later,
+    });
+    assert!(again.is_err());
+    assert_eq!(store.waits("r").unwrap().len(), 1);
 }
