@@ -33,6 +33,39 @@ pub enum Command {
     /// Run the engine as a server: an HTTP API to submit, inspect and cancel runs, recovery
     /// of stopped engines' runs, and a graceful stop on SIGTERM.
     Serve(Box<ServeArgs>),
+    /// Vote on a run's approval (`kind: ApprovalTask`): approve, or `--reject`.
+    Approve(DecideArgs),
+    /// Resume a run's manual intervention (`kind: ManualIntervention`), or `--reject` it.
+    Resume(DecideArgs),
+}
+
+/// `weft approve` and `weft resume`.
+#[derive(Debug, Clone, Args)]
+pub struct DecideArgs {
+    /// The run.
+    pub run: String,
+    /// The task that waits.
+    pub task: String,
+    /// Reject instead of approving (resuming).
+    #[arg(long)]
+    pub reject: bool,
+    /// A message kept with the decision (and shown on the forge for a rejection).
+    #[arg(long, short = 'm', value_name = "TEXT", default_value = "")]
+    pub message: String,
+    /// Who decides (default: the OS user name). For a single operator's store; a server
+    /// takes the identity from the caller's token.
+    #[arg(long = "as", value_name = "NAME")]
+    pub identity: Option<String>,
+    /// Defer an approval until this time (RFC 3339, e.g. `2026-12-24T02:00:00Z`).
+    #[arg(long, value_name = "TIME")]
+    pub defer_until: Option<String>,
+    /// Identities and their groups (JSON, default `identities.json` in the data
+    /// directory): `{"alice": {"groups": ["release-managers"]}}`.
+    #[arg(long, value_name = "FILE", env = "WEFT_IDENTITIES")]
+    pub identities: Option<PathBuf>,
+    /// Where the store is.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// `weft serve`.
@@ -62,6 +95,13 @@ pub struct ServeArgs {
     /// read and cancel runs.
     #[arg(long)]
     pub insecure_no_auth: bool,
+
+    /// Identities, their groups and their API tokens (JSON, default `identities.json` in
+    /// the data directory): `{"alice": {"groups": ["release-managers"], "token": "..."}}`.
+    /// A caller's token names who approves or resumes; `--api-token` callers are
+    /// `operator`.
+    #[arg(long, value_name = "FILE", env = "WEFT_IDENTITIES")]
+    pub identities: Option<PathBuf>,
 
     /// Secrets submissions may use, by name (`NAME` covers every key of NAME, `NAME.KEY`
     /// one key; comma-separated, repeatable). Empty by default: a submitted pipeline's
@@ -197,6 +237,11 @@ pub struct RunArgs {
     /// The run's name (default: the pipeline's name and a random suffix).
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
+
+    /// Hand the run to the store and exit, printing its name: `weft runs recover` or
+    /// `weft serve` on the same store runs it (useful for runs that wait for people).
+    #[arg(long)]
+    pub detach: bool,
 
     /// Allow HTTP(S) requests to this destination, `[!private:][scheme://]host[:port]`,
     /// where host may be `*.suffix` (repeatable). `TASK=RULE` grants it to that task only;

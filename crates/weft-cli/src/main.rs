@@ -4,7 +4,9 @@
 //! data directory).
 
 mod cli;
+mod decide;
 mod decorators;
+mod identities;
 mod runs;
 mod serve;
 mod snapshots;
@@ -20,8 +22,8 @@ use std::time::Instant;
 use clap::Parser;
 use weft_core::{CancelMode, Diagnostic};
 use weft_engine::runs::{
-    CancelHandle, PipelineSource, PluginRegistry, RunEnd, RunService, ServiceConfig, StoreOpener,
-    SubmitError, cancel_channel, validate as validate_pipeline,
+    CancelHandle, DecisionKind, PipelineSource, PluginRegistry, RunEnd, RunService, ServiceConfig,
+    StoreOpener, SubmitError, cancel_channel, validate as validate_pipeline,
 };
 use weft_runtime::{Runtime, RuntimeConfig};
 
@@ -85,6 +87,8 @@ fn main() -> ExitCode {
             Command::Plugin(command) => plugin(command).await,
             Command::Runs(command) => runs::command(command).await,
             Command::Serve(args) => serve::serve(*args).await,
+            Command::Approve(args) => decide::command(&args, DecisionKind::Approval),
+            Command::Resume(args) => decide::command(&args, DecisionKind::Intervention),
         }
     });
     match result {
@@ -273,11 +277,29 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
     };
     view::decorator_log(&submitted.decorator_log, display);
     let live = submitted.run;
+    if args.detach {
+        let name = live.name().to_string();
+        live.detach().map_err(Failure::environment)?;
+        if let Some(store) = service.opened_store() {
+            store
+                .close()
+                .map_err(|e| Failure::environment(format!("run store: {e}")))?;
+        }
+        match output {
+            OutputFormat::Json => {
+                println!("{}", serde_json::json!({ "name": name, "detached": true }))
+            }
+            OutputFormat::Text => println!(
+                "{name}: handed to the run store; `weft runs recover` or `weft serve` on this store runs it"
+            ),
+        }
+        return Ok(0);
+    }
     if output == OutputFormat::Text {
         println!("Run {} of {file}", live.name());
     }
     let log_dir = live.log_dir();
-    let (observer, color) = view::observer(live.plan(), display, live.run_dir());
+    let (observer, color) = view::observer(live.plan(), live.name(), display, live.run_dir());
     let (cancel, control) = cancel_channel();
     let signals = tokio::spawn(forward_signals(signals, cancel));
     let clock = Instant::now();

@@ -50,7 +50,8 @@ pub fn open_store(path: &Path) -> Result<Arc<BatchingStore>, Failure> {
         .map_err(|e| Failure::environment(format!("run store {}: {e}", path.display())))
 }
 
-fn open_for(args: &StoreArgs) -> Result<Arc<BatchingStore>, Failure> {
+/// Opens an existing store (`weft runs`, `weft approve`): nothing is created.
+pub fn open_for(args: &StoreArgs) -> Result<Arc<BatchingStore>, Failure> {
     let path = store_path(args.db.as_deref(), args.data_dir.as_deref())?;
     if !path.exists() {
         return Err(Failure::invalid(format!(
@@ -190,6 +191,8 @@ pub fn run_document(
         "snapshotEvents": snapshots.events,
         // What the form decorators changed at submission (names only): decorators.rs.
         "decorations": crate::decorators::recorded(store, run).0,
+        // Approvals, manual interventions and gates, with every decision cast.
+        "waits": weft_engine::runs::waits_document(store, run)?,
     })))
 }
 
@@ -238,10 +241,54 @@ fn show(args: &StoreArgs, run: &str) -> Result<u8, Failure> {
             a.results_json
         );
     }
+    print_waits(&*store, run)?;
     crate::snapshots::Listing::of(&*store, run)
         .map_err(store_failure)?
         .print();
     Ok(0)
+}
+
+/// The run's waits and their decisions, for people.
+fn print_waits(store: &dyn RunStore, run: &str) -> Result<(), Failure> {
+    let waits = weft_engine::runs::waits_document(store, run).map_err(store_failure)?;
+    let Some(waits) = waits.as_array().filter(|w| !w.is_empty()) else {
+        return Ok(());
+    };
+    println!("Waits:");
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or("-").to_string();
+    for wait in waits {
+        let state = if wait["open"] == true {
+            "waiting".to_string()
+        } else {
+            text(&wait["outcome"])
+        };
+        println!(
+            "  {:<24} {:<13} {:<20} since {}{}",
+            format!("{}/{}", text(&wait["task"]), wait["attempt"]),
+            text(&wait["kind"]),
+            state,
+            text(&wait["since"]),
+            wait["deadline"]
+                .as_str()
+                .map(|d| format!(", times out {d}"))
+                .unwrap_or_default()
+        );
+        for vote in wait["votes"].as_array().into_iter().flatten() {
+            let message = text(&vote["message"]);
+            println!(
+                "    {} {} at {}{}",
+                text(&vote["identity"]),
+                text(&vote["decision"]),
+                text(&vote["at"]),
+                if message.is_empty() || message == "-" {
+                    String::new()
+                } else {
+                    format!(": {message}")
+                }
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn logs(
@@ -340,7 +387,7 @@ async fn recover(
             );
         }
         let log_dir = live.log_dir();
-        let (observer, color) = view::observer(live.plan(), display, live.run_dir());
+        let (observer, color) = view::observer(live.plan(), live.name(), display, live.run_dir());
         let (_cancel, control) = cancel_channel();
         let clock = Instant::now();
         let finished = live.execute(observer, control, false).await;

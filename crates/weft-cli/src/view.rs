@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anstyle::{AnsiColor, Style};
+use weft_core::waits::WaitKind;
 use weft_core::{Outcome, RunSummary, TaskPhase};
 use weft_engine::runs::{DecoratorLog, RunEvent, RunObserver, Undelivered};
 use weft_runtime::{LogLevel, LogStream};
@@ -29,13 +30,14 @@ pub enum Display {
 /// before anything sees it) and whether it is coloured.
 pub fn observer(
     plan: &weft_core::Plan,
+    run_name: &str,
     display: Display,
     run_dir: &Path,
 ) -> (Arc<dyn RunObserver>, bool) {
     let log_dir = run_dir.join("logs");
     let (view, color) = match display {
-        Display::Text => LiveView::for_plan(plan, true, log_dir),
-        Display::Json => LiveView::for_plan(plan, false, log_dir),
+        Display::Text => LiveView::for_plan(plan, run_name, true, log_dir),
+        Display::Json => LiveView::for_plan(plan, run_name, false, log_dir),
         Display::Silent => (LiveView::files_only(log_dir), false),
     };
     (Arc::new(view), color)
@@ -94,6 +96,8 @@ pub struct LiveView {
     pub print_logs: bool,
     files: Mutex<HashMap<String, File>>,
     width: usize,
+    /// The run's name, for the commands that decide what it waits for.
+    run_name: String,
 }
 
 impl LiveView {
@@ -113,6 +117,7 @@ impl LiveView {
             print_logs: true,
             files: Mutex::new(HashMap::new()),
             width,
+            run_name: String::new(),
         }
     }
 
@@ -127,10 +132,19 @@ impl LiveView {
 
     /// The view `weft run` and `weft runs recover` show: transitions on stdout in text
     /// mode (coloured on a terminal), log lines only (on stderr) in JSON mode.
-    pub fn for_plan(plan: &weft_core::Plan, text: bool, log_dir: PathBuf) -> (Self, bool) {
+    pub fn for_plan(
+        plan: &weft_core::Plan,
+        run_name: &str,
+        text: bool,
+        log_dir: PathBuf,
+    ) -> (Self, bool) {
         let color = text && std::io::stdout().is_terminal();
         let width = plan.nodes.iter().map(|n| n.name.len()).max().unwrap_or(4);
-        (LiveView::new(text, !text, color, log_dir, width), color)
+        let view = LiveView {
+            run_name: run_name.to_string(),
+            ..LiveView::new(text, !text, color, log_dir, width)
+        };
+        (view, color)
     }
 
     fn paint(&self, style: Style, text: &str) -> String {
@@ -219,6 +233,27 @@ impl RunObserver for LiveView {
                     format!("  {prefix} {origin}{}", line.text),
                     self.logs_to_stderr,
                 );
+            }
+            RunEvent::Waiting { task, wait, .. } => {
+                if !self.print_logs {
+                    return;
+                }
+                let command = match wait.kind {
+                    WaitKind::Approval => {
+                        format!("weft approve {} {task} [--reject]", self.run_name)
+                    }
+                    WaitKind::Intervention => {
+                        format!("weft resume {} {task} [--reject]", self.run_name)
+                    }
+                    WaitKind::Gate(_) => String::new(),
+                };
+                let mark = self.paint(Style::new().fg_color(Some(AnsiColor::Yellow.into())), "⏸");
+                let line = if command.is_empty() {
+                    format!("{mark} {}", wait.describe(task))
+                } else {
+                    format!("{mark} {}: decide with `{command}`", wait.describe(task))
+                };
+                self.say(line, self.logs_to_stderr);
             }
             RunEvent::Transition {
                 task,

@@ -41,7 +41,8 @@ pub use parse::parse_pipeline;
 pub use plan::{NodeId, Plan, PlanNode, load};
 pub use run::{
     Action, HaltedBy, RunContext, RunHeader, RunPhase, RunReport, RunState, RunSummary, StartTask,
-    TaskPhase, TaskReport,
+    TaskPhase, TaskReport, WaitTask,
 };
 pub use status::{CancelMode, Outcome, RunStatus, TasksOutcome, TasksStatus};
 pub use validate::{PluginCatalog, validate};
+pub use waits::RunWait;

@@ -717,12 +717,20 @@ impl Cx<'_> {
                 format!(
                     "taskRef kind `{}` takes apiVersion {}, not `{}`",
                     kind.as_ref().map_or("", |k| k.value.as_str()),
-                    apis.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(" or "),
+                    apis.iter()
+                        .map(|a| format!("`{a}`"))
+                        .collect::<Vec<_>>()
+                        .join(" or "),
                     api.value
                 )
             };
-            self.error(api.pos, &join(ref_path, "apiVersion"), codes::UNSUPPORTED_FIELD, message)
-                .hint = Some(
+            self.error(
+                api.pos,
+                &join(ref_path, "apiVersion"),
+                codes::UNSUPPORTED_FIELD,
+                message,
+            )
+            .hint = Some(
                 "weft's own waits are `kind: ApprovalTask`, `ManualIntervention` and `Gate`".into(),
             );
         }
@@ -730,8 +738,17 @@ impl Cx<'_> {
     }
 
     /// A gate's `gate: {samplingInterval, stableFor, timeout}` (Go durations).
-    fn gate_timing(&mut self, node: &Node, path: &str) -> Option<Spanned<crate::waits::GateTiming>> {
-        let fields = self.fields(node, path, &["samplingInterval", "stableFor", "timeout"], &[])?;
+    fn gate_timing(
+        &mut self,
+        node: &Node,
+        path: &str,
+    ) -> Option<Spanned<crate::waits::GateTiming>> {
+        let fields = self.fields(
+            node,
+            path,
+            &["samplingInterval", "stableFor", "timeout"],
+            &[],
+        )?;
         let mut timing = crate::waits::GateTiming::default();
         for (key, slot) in [
             ("samplingInterval", &mut timing.sampling_interval),

@@ -8,10 +8,10 @@ use crate::diag::Diagnostic;
 use crate::model::{
     HaltMode, OnError, OnStatusRule, Pipeline, PipelineTask, TaskKind, WhenOperator,
 };
-use crate::waits::WaitKind;
 use crate::parse::parse_lenient;
 use crate::validate::{PluginCatalog, dag_parents, select_string, validate};
 use crate::vars::{Piece, Selector, Template, VarRef, parse_template};
+use crate::waits::WaitKind;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 

@@ -465,7 +465,6 @@ impl RunState {
                             message: ending.message().to_string(),
                         });
                     }
-                    self.sweep_pending(false, &mut actions);
                     if spec.halt == HaltMode::Cancel {
                         self.cancel_active(
                             0..self.plan.dag_len,
@@ -473,6 +472,7 @@ impl RunState {
                             &mut actions,
                         );
                     }
+                    self.sweep_pending(false, &mut actions);
                 }
             }
         }
@@ -607,13 +607,13 @@ impl RunState {
         self.cancelled = Some(mode);
         let user = (Outcome::Cancelled, reasons::RUN_CANCELLED);
         if mode == CancelMode::Cancelled {
-            self.sweep_pending(true, &mut actions);
             self.cancel_active(0..self.plan.nodes.len(), user, &mut actions);
+            self.sweep_pending(true, &mut actions);
         } else if !self.finally_started {
-            self.sweep_pending(false, &mut actions);
             if mode.cancels_running() {
                 self.cancel_active(0..self.plan.dag_len, user, &mut actions);
             }
+            self.sweep_pending(false, &mut actions);
         }
         self.settle(&mut actions);
         actions
@@ -627,12 +627,12 @@ impl RunState {
             return actions;
         }
         self.tasks_timed_out = true;
-        self.sweep_pending(false, &mut actions);
         self.cancel_active(
             0..self.plan.dag_len,
             (Outcome::TimedOut, reasons::TASKS_TIMEOUT),
             &mut actions,
         );
+        self.sweep_pending(false, &mut actions);
         self.settle(&mut actions);
         actions
     }
@@ -667,12 +667,12 @@ impl RunState {
             return actions;
         }
         self.pipeline_timed_out = true;
-        self.sweep_pending(true, &mut actions);
         self.cancel_active(
             0..self.plan.nodes.len(),
             (Outcome::TimedOut, reasons::PIPELINE_RUN_TIMEOUT),
             &mut actions,
         );
+        self.sweep_pending(true, &mut actions);
         self.settle(&mut actions);
         actions
     }
@@ -685,12 +685,12 @@ impl RunState {
             return actions;
         }
         self.infra_error = Some(message.into());
-        self.sweep_pending(true, &mut actions);
         self.cancel_active(
             0..self.plan.nodes.len(),
             (Outcome::Cancelled, reasons::INFRASTRUCTURE_ERROR),
             &mut actions,
         );
+        self.sweep_pending(true, &mut actions);
         self.settle(&mut actions);
         actions
     }
@@ -982,8 +982,10 @@ impl RunState {
         }
     }
 
-    /// A wait nobody answered when the run stopped, halted, was cancelled or timed out
-    /// ends as a task that never started would: it waits for nothing any more.
+    /// A wait nobody answered when the run stopped or halted (or was stopped gracefully)
+    /// ends as a task that never started would: it waits for nothing any more. Where the
+    /// run cancels its running tasks (a cancel, a timeout, an infrastructure error), waits
+    /// are cancelled with them first, as running tasks.
     fn end_blocked(&mut self, node: NodeId, actions: &mut Vec<Action>) {
         let Some(reason) = skip_reason(self.run_facts_for(node)) else {
             return;

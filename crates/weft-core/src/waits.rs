@@ -12,9 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::contract::{
-    Capabilities, ParamSpec, ParamType, ParamValue, PluginInfo, ResultSpec,
-};
+use crate::contract::{Capabilities, ParamSpec, ParamType, ParamValue, PluginInfo, ResultSpec};
 use crate::model::{Flow, OnError};
 use crate::status::Outcome;
 
@@ -55,6 +53,33 @@ impl WaitKind {
     }
 }
 
+/// What a waiting task waits for, as views and reporters show it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunWait {
+    /// What kind of wait.
+    pub kind: WaitKind,
+    /// How far along it is ("1 of 2 approvals", "passing for 30s of 120s").
+    pub progress: String,
+    /// When it times out (ms since the epoch), if ever.
+    pub deadline_ms: Option<i64>,
+}
+
+impl RunWait {
+    /// "waiting for approval of approve-prod (1 of 2 approvals)".
+    pub fn describe(&self, task: &str) -> String {
+        let what = match self.kind {
+            WaitKind::Approval => "approval of",
+            WaitKind::Intervention => "a manual intervention on",
+            WaitKind::Gate(_) => "gate",
+        };
+        if self.progress.is_empty() {
+            format!("waiting for {what} {task}")
+        } else {
+            format!("waiting for {what} {task} ({})", self.progress)
+        }
+    }
+}
+
 /// How a gate is sampled (`gate: {samplingInterval, stableFor, timeout}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GateTiming {
@@ -85,14 +110,24 @@ pub fn approval_info() -> &'static PluginInfo {
         version: "v1alpha1".into(),
         description: "Waits for the votes of listed approvers".into(),
         params: vec![
-            param("approvers", ParamType::Array, None, "Identities and `group:NAME`s who may vote"),
+            param(
+                "approvers",
+                ParamType::Array,
+                None,
+                "Identities and `group:NAME`s who may vote",
+            ),
             param(
                 "numberOfApprovalsRequired",
                 ParamType::String,
                 Some("1"),
                 "Approvals needed",
             ),
-            param("description", ParamType::String, Some(""), "What is being approved"),
+            param(
+                "description",
+                ParamType::String,
+                Some(""),
+                "What is being approved",
+            ),
         ],
         results: vec![
             ResultSpec {
@@ -118,14 +153,29 @@ pub fn intervention_info() -> &'static PluginInfo {
         version: "v1".into(),
         description: "Waits for a person to resume or reject the run".into(),
         params: vec![
-            param("instructions", ParamType::String, Some(""), "What to check before resuming"),
+            param(
+                "instructions",
+                ParamType::String,
+                Some(""),
+                "What to check before resuming",
+            ),
             ParamSpec {
                 allowed: vec!["reject".into(), "resume".into()],
-                ..param("onTimeout", ParamType::String, Some("reject"), "What a timeout does")
+                ..param(
+                    "onTimeout",
+                    ParamType::String,
+                    Some("reject"),
+                    "What a timeout does",
+                )
             },
             ParamSpec {
                 default: Some(ParamValue::Array(Vec::new())),
-                ..param("approvers", ParamType::Array, None, "Who may decide (anyone when empty)")
+                ..param(
+                    "approvers",
+                    ParamType::Array,
+                    None,
+                    "Who may decide (anyone when empty)",
+                )
             },
         ],
         results: vec![ResultSpec {
@@ -170,9 +220,10 @@ impl ApprovalRequest {
         }
         let required = match params.get("numberOfApprovalsRequired") {
             None => 1,
-            Some(ParamValue::Str(text)) => text.trim().parse::<u32>().map_err(|_| {
-                format!("numberOfApprovalsRequired `{text}` is not a whole number")
-            })?,
+            Some(ParamValue::Str(text)) => text
+                .trim()
+                .parse::<u32>()
+                .map_err(|_| format!("numberOfApprovalsRequired `{text}` is not a whole number"))?,
             Some(_) => return Err("numberOfApprovalsRequired must be a string".into()),
         };
         if required == 0 {
@@ -285,10 +336,12 @@ pub fn check_vote(
     votes: &[Vote],
 ) -> Result<(), VoteRefusal> {
     let listed = approvers.is_empty()
-        || approvers.iter().any(|entry| match entry.strip_prefix(GROUP_PREFIX) {
-            Some(group) => groups.iter().any(|g| g == group),
-            None => entry == identity,
-        });
+        || approvers
+            .iter()
+            .any(|entry| match entry.strip_prefix(GROUP_PREFIX) {
+                Some(group) => groups.iter().any(|g| g == group),
+                None => entry == identity,
+            });
     if !listed {
         return Err(VoteRefusal::NotAnApprover {
             identity: identity.to_string(),
@@ -539,9 +592,11 @@ pub fn wait_result(ending: &WaitEnding, on_error: OnError) -> WaitResult {
             BTreeMap::from([("decision".to_string(), "resumed".to_string())]),
         ),
         WaitEnding::GatesPassed { message } => ok(message.clone(), BTreeMap::new()),
-        WaitEnding::Rejected { by, message } => {
-            failed(Outcome::Rejected, reasons::REJECTED, decided("rejected", by, message))
-        }
+        WaitEnding::Rejected { by, message } => failed(
+            Outcome::Rejected,
+            reasons::REJECTED,
+            decided("rejected", by, message),
+        ),
         WaitEnding::ApprovalTimedOut => failed(
             Outcome::Rejected,
             reasons::APPROVAL_TIMED_OUT,
@@ -571,11 +626,35 @@ fn decided(what: &str, by: &str, message: &str) -> String {
 mod tests {
     use super::*;
 
+    /// (what, required, votes, now, deadline, expected)
+    type ApprovalRow<'a> = (&'a str, u32, Vec<Vote>, i64, Option<i64>, &'a str);
+    /// (what, identity, groups, votes so far, expected)
+    type VoteRow<'a> = (
+        &'a str,
+        &'a str,
+        &'a [String],
+        Vec<Vote>,
+        Result<(), &'a str>,
+    );
+    /// (what, request, votes, now, deadline, expected)
+    type InterventionRow<'a> = (
+        &'a str,
+        &'a InterventionRequest,
+        Vec<Vote>,
+        i64,
+        Option<i64>,
+        &'a str,
+    );
+
     fn vote(identity: &str, approve: bool, at_ms: i64) -> Vote {
         Vote {
             identity: identity.into(),
             approve,
-            message: if approve { String::new() } else { "not today".into() },
+            message: if approve {
+                String::new()
+            } else {
+                "not today".into()
+            },
             at_ms,
             defer_until_ms: None,
         }
@@ -608,19 +687,103 @@ mod tests {
             ..vote(identity, true, 10)
         };
         // (what, required, votes, now, deadline, expected)
-        let table: Vec<(&str, u32, Vec<Vote>, i64, Option<i64>, &str)> = vec![
-            ("no vote yet", 2, vec![], 100, None, "waiting: 0 of 2 approvals"),
-            ("one of two", 2, vec![vote("alice", true, 10)], 100, None, "waiting: 1 of 2 approvals"),
-            ("two of two", 2, vec![vote("alice", true, 10), vote("bob", true, 20)], 100, None, "approved by alice,bob"),
-            ("one required", 1, vec![vote("bob", true, 10)], 100, None, "approved by bob"),
-            ("a reject wins over approvals", 2, vec![vote("alice", true, 10), vote("bob", false, 20)], 100, None, "rejected by bob"),
-            ("a reject alone", 2, vec![vote("alice", false, 10)], 100, None, "rejected by alice"),
-            ("the deadline passes undecided", 2, vec![vote("alice", true, 10)], 500, Some(400), "ApprovalTimedOut"),
-            ("approved before the deadline", 1, vec![vote("alice", true, 10)], 500, Some(400), "approved by alice"),
-            ("a vote after the deadline does not count", 1, vec![vote("alice", true, 450)], 500, Some(400), "ApprovalTimedOut"),
-            ("deferred", 1, vec![deferred("alice", 300)], 100, None, "deferred until 300"),
-            ("deferral over", 1, vec![deferred("alice", 300)], 300, None, "approved by alice"),
-            ("the latest deferral wins", 2, vec![deferred("alice", 300), deferred("bob", 600)], 400, None, "deferred until 600"),
+        let table: Vec<ApprovalRow<'_>> = vec![
+            (
+                "no vote yet",
+                2,
+                vec![],
+                100,
+                None,
+                "waiting: 0 of 2 approvals",
+            ),
+            (
+                "one of two",
+                2,
+                vec![vote("alice", true, 10)],
+                100,
+                None,
+                "waiting: 1 of 2 approvals",
+            ),
+            (
+                "two of two",
+                2,
+                vec![vote("alice", true, 10), vote("bob", true, 20)],
+                100,
+                None,
+                "approved by alice,bob",
+            ),
+            (
+                "one required",
+                1,
+                vec![vote("bob", true, 10)],
+                100,
+                None,
+                "approved by bob",
+            ),
+            (
+                "a reject wins over approvals",
+                2,
+                vec![vote("alice", true, 10), vote("bob", false, 20)],
+                100,
+                None,
+                "rejected by bob",
+            ),
+            (
+                "a reject alone",
+                2,
+                vec![vote("alice", false, 10)],
+                100,
+                None,
+                "rejected by alice",
+            ),
+            (
+                "the deadline passes undecided",
+                2,
+                vec![vote("alice", true, 10)],
+                500,
+                Some(400),
+                "ApprovalTimedOut",
+            ),
+            (
+                "approved before the deadline",
+                1,
+                vec![vote("alice", true, 10)],
+                500,
+                Some(400),
+                "approved by alice",
+            ),
+            (
+                "a vote after the deadline does not count",
+                1,
+                vec![vote("alice", true, 450)],
+                500,
+                Some(400),
+                "ApprovalTimedOut",
+            ),
+            (
+                "deferred",
+                1,
+                vec![deferred("alice", 300)],
+                100,
+                None,
+                "deferred until 300",
+            ),
+            (
+                "deferral over",
+                1,
+                vec![deferred("alice", 300)],
+                300,
+                None,
+                "approved by alice",
+            ),
+            (
+                "the latest deferral wins",
+                2,
+                vec![deferred("alice", 300), deferred("bob", 600)],
+                400,
+                None,
+                "deferred until 600",
+            ),
         ];
         for (what, required, votes, now, deadline, expected) in table {
             let got = name(&approval_state(&request(required), &votes, now, deadline));
@@ -634,12 +797,30 @@ mod tests {
         let groups = vec!["release".to_string()];
         let ops = vec!["ops".to_string()];
         // (what, identity, groups, votes so far, expected)
-        let table: Vec<(&str, &str, &[String], Vec<Vote>, Result<(), &str>)> = vec![
+        let table: Vec<VoteRow<'_>> = vec![
             ("listed", "alice", &[], vec![], Ok(())),
             ("through a group", "carol", &groups, vec![], Ok(())),
-            ("not listed", "mallory", &[], vec![], Err("not one of the approvers")),
-            ("not in the group", "mallory", &ops, vec![], Err("not one of the approvers")),
-            ("a second vote", "alice", &[], vec![vote("alice", true, 1)], Err("already voted")),
+            (
+                "not listed",
+                "mallory",
+                &[],
+                vec![],
+                Err("not one of the approvers"),
+            ),
+            (
+                "not in the group",
+                "mallory",
+                &ops,
+                vec![],
+                Err("not one of the approvers"),
+            ),
+            (
+                "a second vote",
+                "alice",
+                &[],
+                vec![vote("alice", true, 1)],
+                Err("already voted"),
+            ),
         ];
         for (what, identity, groups, votes, expected) in table {
             let got = check_vote(&approvers, identity, groups, &votes);
@@ -664,15 +845,54 @@ mod tests {
             resume_on_timeout: true,
             ..reject.clone()
         };
-        let table: Vec<(&str, &InterventionRequest, Vec<Vote>, i64, Option<i64>, &str)> = vec![
-            ("undecided", &reject, vec![], 10, None, "waiting: waiting to be resumed"),
-            ("resumed", &reject, vec![vote("ops", true, 5)], 10, None, "Resumed { by: \"ops\", message: \"\" }"),
-            ("rejected", &reject, vec![vote("ops", false, 5)], 10, None, "rejected by ops"),
-            ("the first decision wins", &reject, vec![vote("a", false, 7), vote("b", true, 5)], 10, None, "Resumed { by: \"b\", message: \"\" }"),
-            ("timeout rejects", &reject, vec![], 100, Some(50), "InterventionTimedOut"),
+        let table: Vec<InterventionRow<'_>> = vec![
+            (
+                "undecided",
+                &reject,
+                vec![],
+                10,
+                None,
+                "waiting: waiting to be resumed",
+            ),
+            (
+                "resumed",
+                &reject,
+                vec![vote("ops", true, 5)],
+                10,
+                None,
+                "Resumed { by: \"ops\", message: \"\" }",
+            ),
+            (
+                "rejected",
+                &reject,
+                vec![vote("ops", false, 5)],
+                10,
+                None,
+                "rejected by ops",
+            ),
+            (
+                "the first decision wins",
+                &reject,
+                vec![vote("a", false, 7), vote("b", true, 5)],
+                10,
+                None,
+                "Resumed { by: \"b\", message: \"\" }",
+            ),
+            (
+                "timeout rejects",
+                &reject,
+                vec![],
+                100,
+                Some(50),
+                "InterventionTimedOut",
+            ),
         ];
         for (what, request, votes, now, deadline, expected) in table {
-            assert_eq!(name(&intervention_state(request, &votes, now, deadline)), expected, "{what}");
+            assert_eq!(
+                name(&intervention_state(request, &votes, now, deadline)),
+                expected,
+                "{what}"
+            );
         }
         assert!(matches!(
             intervention_state(&resume, &[], 100, Some(50)),
@@ -714,7 +934,14 @@ mod tests {
             WaitState::Ended(WaitEnding::GatesPassed { .. })
         ));
         assert!(matches!(
-            gate_sample(&mut GateWindow::default(), &timing, 0, 900_000, false, "down"),
+            gate_sample(
+                &mut GateWindow::default(),
+                &timing,
+                0,
+                900_000,
+                false,
+                "down"
+            ),
             WaitState::Ended(WaitEnding::GatesFailed { .. })
         ));
     }
@@ -727,18 +954,79 @@ mod tests {
         };
         // (ending, onError, outcome, reason, flow)
         let table = [
-            (WaitEnding::Approved { approvers: vec!["a".into()] }, OnError::StopAndFail, Outcome::Succeeded, "", Flow::Continue),
-            (rejected.clone(), OnError::StopAndFail, Outcome::Rejected, reasons::REJECTED, Flow::Stop),
-            (rejected.clone(), OnError::Continue, Outcome::SucceededWithWarnings, "FailureIgnored", Flow::Continue),
-            (WaitEnding::ApprovalTimedOut, OnError::StopAndFail, Outcome::Rejected, reasons::APPROVAL_TIMED_OUT, Flow::Stop),
-            (WaitEnding::InterventionTimedOut, OnError::StopAndFail, Outcome::Rejected, reasons::INTERVENTION_TIMED_OUT, Flow::Stop),
-            (WaitEnding::Resumed { by: "ops".into(), message: String::new() }, OnError::StopAndFail, Outcome::Succeeded, "", Flow::Continue),
-            (WaitEnding::GatesPassed { message: "up".into() }, OnError::StopAndFail, Outcome::Succeeded, "", Flow::Continue),
-            (WaitEnding::GatesFailed { message: "down".into() }, OnError::StopAndFail, Outcome::Failed, reasons::GATES_FAILED, Flow::Stop),
+            (
+                WaitEnding::Approved {
+                    approvers: vec!["a".into()],
+                },
+                OnError::StopAndFail,
+                Outcome::Succeeded,
+                "",
+                Flow::Continue,
+            ),
+            (
+                rejected.clone(),
+                OnError::StopAndFail,
+                Outcome::Rejected,
+                reasons::REJECTED,
+                Flow::Stop,
+            ),
+            (
+                rejected.clone(),
+                OnError::Continue,
+                Outcome::SucceededWithWarnings,
+                "FailureIgnored",
+                Flow::Continue,
+            ),
+            (
+                WaitEnding::ApprovalTimedOut,
+                OnError::StopAndFail,
+                Outcome::Rejected,
+                reasons::APPROVAL_TIMED_OUT,
+                Flow::Stop,
+            ),
+            (
+                WaitEnding::InterventionTimedOut,
+                OnError::StopAndFail,
+                Outcome::Rejected,
+                reasons::INTERVENTION_TIMED_OUT,
+                Flow::Stop,
+            ),
+            (
+                WaitEnding::Resumed {
+                    by: "ops".into(),
+                    message: String::new(),
+                },
+                OnError::StopAndFail,
+                Outcome::Succeeded,
+                "",
+                Flow::Continue,
+            ),
+            (
+                WaitEnding::GatesPassed {
+                    message: "up".into(),
+                },
+                OnError::StopAndFail,
+                Outcome::Succeeded,
+                "",
+                Flow::Continue,
+            ),
+            (
+                WaitEnding::GatesFailed {
+                    message: "down".into(),
+                },
+                OnError::StopAndFail,
+                Outcome::Failed,
+                reasons::GATES_FAILED,
+                Flow::Stop,
+            ),
         ];
         for (ending, on_error, outcome, reason, flow) in table {
             let result = wait_result(&ending, on_error);
-            assert_eq!((result.outcome, result.reason, result.flow), (outcome, reason, flow), "{ending:?}");
+            assert_eq!(
+                (result.outcome, result.reason, result.flow),
+                (outcome, reason, flow),
+                "{ending:?}"
+            );
         }
         let approved = wait_result(
             &WaitEnding::Approved {
@@ -748,7 +1036,10 @@ mod tests {
         );
         assert_eq!(approved.results["decision"], "approved");
         assert_eq!(approved.results["approvers"], "[\"alice\",\"bob\"]");
-        assert_eq!(wait_result(&rejected, OnError::StopAndFail).message, "rejected by bob: not today");
+        assert_eq!(
+            wait_result(&rejected, OnError::StopAndFail).message,
+            "rejected by bob: not today"
+        );
     }
 
     #[test]
@@ -767,14 +1058,36 @@ mod tests {
         assert_eq!(ok.required, 2);
         for (bad, why) in [
             (params(&[]), "empty"),
-            (params(&[("approvers", ParamValue::Array(vec!["a".into()])), ("numberOfApprovalsRequired", ParamValue::Str("2".into()))]), "only 1 approvers"),
-            (params(&[("approvers", ParamValue::Array(vec!["a".into()])), ("numberOfApprovalsRequired", ParamValue::Str("x".into()))]), "not a whole number"),
+            (
+                params(&[
+                    ("approvers", ParamValue::Array(vec!["a".into()])),
+                    ("numberOfApprovalsRequired", ParamValue::Str("2".into())),
+                ]),
+                "only 1 approvers",
+            ),
+            (
+                params(&[
+                    ("approvers", ParamValue::Array(vec!["a".into()])),
+                    ("numberOfApprovalsRequired", ParamValue::Str("x".into())),
+                ]),
+                "not a whole number",
+            ),
         ] {
             let err = ApprovalRequest::from_params(&bad).expect_err("refused");
             assert!(err.contains(why), "{err}");
         }
-        let intervention = InterventionRequest::from_params(&params(&[("onTimeout", ParamValue::Str("resume".into()))])).expect("valid");
+        let intervention = InterventionRequest::from_params(&params(&[(
+            "onTimeout",
+            ParamValue::Str("resume".into()),
+        )]))
+        .expect("valid");
         assert!(intervention.resume_on_timeout);
-        assert!(InterventionRequest::from_params(&params(&[("onTimeout", ParamValue::Str("later".into()))])).is_err());
+        assert!(
+            InterventionRequest::from_params(&params(&[(
+                "onTimeout",
+                ParamValue::Str("later".into())
+            )]))
+            .is_err()
+        );
     }
 }

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use weft_core::contract::{ParamValue, TaskEnding};
+use weft_core::waits::WaitEnding;
 use weft_core::{Action, CancelMode, RunContext, RunState, StartTask, load};
 
 enum Step {
@@ -22,6 +23,8 @@ enum Step {
     InfraError(&'static str),
     /// The engine could not launch the task's current (held) attempt.
     LaunchFailed(&'static str),
+    /// A wait (approval, intervention, gate) was decided.
+    Decided(&'static str, WaitEnding),
 }
 
 use Step::*;
@@ -154,6 +157,14 @@ impl Harness {
                     self.running.remove(&name);
                     queue.extend(self.run.task_cancelled(node, attempt));
                 }
+                Action::Wait(wait) => {
+                    let start = wait.start;
+                    self.running
+                        .insert(start.name.clone(), (start.node, start.attempt));
+                    self.log
+                        .push(format!("wait {}#{}", start.name, start.attempt));
+                    self.starts.push(start);
+                }
                 Action::Transition { .. } => {}
                 Action::AttemptRetried {
                     name,
@@ -203,6 +214,10 @@ impl Harness {
                 let (node, attempt) = self.current(task);
                 self.run
                     .task_launch_failed(node, attempt, "plugin `echo` was not prepared")
+            }
+            Decided(task, ending) => {
+                let (node, attempt) = self.current(task);
+                self.run.task_waited(node, attempt, &ending)
             }
         };
         self.apply(actions);
@@ -1312,4 +1327,174 @@ fn abandon_ends_a_stalled_run_from_any_point() {
         );
         assert!(state.abandon("again").is_empty(), "{name}: finished once");
     }
+}
+
+/// A pipeline whose `deploy` waits for `gate` (an approval, by default), after `build`,
+/// with `notify` in finally.
+fn wait_pipeline(gate_fields: &str) -> String {
+    pipeline(
+        &format!(
+            "    - {{name: build, {ECHO}}}\n    - name: gate\n      runAfter: [build]\n      taskRef: {{apiVersion: weft.dev/v1, kind: ApprovalTask}}\n      params:\n        - {{name: approvers, value: [alice, bob]}}\n        - {{name: numberOfApprovalsRequired, value: \"2\"}}\n{gate_fields}    - {{name: deploy, {ECHO}, runAfter: [gate]}}\n"
+        ),
+        &format!("    - {{name: notify, {ECHO}}}\n"),
+    )
+}
+
+fn approved() -> WaitEnding {
+    WaitEnding::Approved {
+        approvers: vec!["alice".into(), "bob".into()],
+    }
+}
+
+fn rejected() -> WaitEnding {
+    WaitEnding::Rejected {
+        by: "bob".into(),
+        message: "not today".into(),
+    }
+}
+
+/// Waits end like tasks: approved goes on, rejected or timed out stops the run (or
+/// only warns with `onError: continue`), and a run that stops, is cancelled or times out
+/// while a wait is open ends the wait as a task that never started would.
+#[test]
+fn waits_end_as_their_decision_says() {
+    let cases = vec![
+        Scenario {
+            name: "approved: the run goes on",
+            yaml: wait_pipeline(""),
+            params: &[],
+            steps: vec![
+                ok("build"),
+                Decided("gate", approved()),
+                ok("deploy"),
+                ok("notify"),
+            ],
+            run: ["Succeeded", "Succeeded", "Succeeded", "Succeeded"],
+            tasks: vec![
+                ("build", "Succeeded", "", 1),
+                ("gate", "Succeeded", "", 1),
+                ("deploy", "Succeeded", "", 1),
+                ("notify", "Succeeded", "", 1),
+            ],
+        },
+        Scenario {
+            name: "rejected: deploy never starts, finally runs",
+            yaml: wait_pipeline(""),
+            params: &[],
+            steps: vec![ok("build"), Decided("gate", rejected()), ok("notify")],
+            run: ["Failed", "Failed", "Failed", "Failed"],
+            tasks: vec![
+                ("build", "Succeeded", "", 1),
+                ("gate", "Rejected", "Rejected", 1),
+                ("deploy", "Skipped", "RunStopping", 0),
+                ("notify", "Succeeded", "", 1),
+            ],
+        },
+        Scenario {
+            name: "approval timed out",
+            yaml: wait_pipeline(""),
+            params: &[],
+            steps: vec![
+                ok("build"),
+                Decided("gate", WaitEnding::ApprovalTimedOut),
+                ok("notify"),
+            ],
+            run: ["Failed", "Failed", "Failed", "Failed"],
+            tasks: vec![
+                ("build", "Succeeded", "", 1),
+                ("gate", "Rejected", "ApprovalTimedOut", 1),
+                ("deploy", "Skipped", "RunStopping", 0),
+                ("notify", "Succeeded", "", 1),
+            ],
+        },
+        Scenario {
+            name: "rejected with onError: continue only warns",
+            yaml: wait_pipeline("      onError: continue\n"),
+            params: &[],
+            steps: vec![
+                ok("build"),
+                Decided("gate", rejected()),
+                ok("deploy"),
+                ok("notify"),
+            ],
+            run: [
+                "SucceededWithWarnings",
+                "SucceededWithWarnings",
+                "Succeeded",
+                "SucceededWithWarnings",
+            ],
+            tasks: vec![
+                ("build", "Succeeded", "", 1),
+                ("gate", "SucceededWithWarnings", "FailureIgnored", 1),
+                ("deploy", "Succeeded", "", 1),
+                ("notify", "Succeeded", "", 1),
+            ],
+        },
+        Scenario {
+            name: "cancelled while waiting: the wait is cancelled as a running task",
+            yaml: wait_pipeline(""),
+            params: &[],
+            steps: vec![ok("build"), Cancel(CancelMode::Cancelled)],
+            run: ["Cancelled", "Cancelled", "None", "Cancelled"],
+            tasks: vec![
+                ("build", "Succeeded", "", 1),
+                ("gate", "Cancelled", "RunCancelled", 1),
+                ("deploy", "Skipped", "RunCancelled", 0),
+                ("notify", "Skipped", "RunCancelled", 0),
+            ],
+        },
+        Scenario {
+            name: "stopped while waiting: the wait ends, finally runs",
+            yaml: wait_pipeline(""),
+            params: &[],
+            steps: vec![
+                ok("build"),
+                Cancel(CancelMode::StoppedRunFinally),
+                ok("notify"),
+            ],
+            run: ["Cancelled", "StoppedRunFinally", "None", "Cancelled"],
+            tasks: vec![
+                ("build", "Succeeded", "", 1),
+                ("gate", "Cancelled", "RunCancelled", 1),
+                ("deploy", "Skipped", "RunCancelled", 0),
+                ("notify", "Succeeded", "", 1),
+            ],
+        },
+        Scenario {
+            name: "tasks timeout while waiting: the wait times out as a running task",
+            yaml: wait_pipeline(""),
+            params: &[],
+            steps: vec![ok("build"), TasksTimeout, ok("notify")],
+            run: ["TimedOut", "PipelineRunTimeout", "Failed", "TimedOut"],
+            tasks: vec![
+                ("build", "Succeeded", "", 1),
+                ("gate", "TimedOut", "TasksTimeout", 1),
+                ("deploy", "Skipped", "RunTimedOut", 0),
+                ("notify", "Succeeded", "", 1),
+            ],
+        },
+    ];
+    for scenario in cases {
+        run_scenario(scenario);
+    }
+}
+
+/// A decision that arrives after the wait was cancelled (the run was cancelled while
+/// someone was voting) changes nothing.
+#[test]
+fn a_decision_after_the_wait_was_cancelled_is_ignored() {
+    let mut harness = Harness::new(&wait_pipeline(""), &[]);
+    harness.step(ok("build"));
+    let (node, attempt) = harness.running["gate"];
+    harness.step(Cancel(CancelMode::Cancelled));
+    assert_eq!(harness.finished, 1, "log {:?}", harness.log);
+    let actions = harness.run.task_waited(node, attempt, &approved());
+    assert!(actions.is_empty(), "{actions:?}");
+    let report = harness.run.report();
+    let gate = report
+        .tasks
+        .iter()
+        .find(|t| t.name == "gate")
+        .expect("gate");
+    assert_eq!(gate.status.as_str(), "Cancelled");
 }

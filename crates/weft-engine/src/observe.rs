@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use weft_core::{Outcome, RunSummary, TaskPhase};
+use weft_core::{Outcome, RunSummary, RunWait, TaskPhase};
 use weft_runtime::LogLine;
 
 /// Something that happened in a run, for live views and logs.
@@ -34,6 +34,15 @@ pub enum RunEvent<'a> {
         task: &'a str,
         /// The line (already masked).
         line: &'a LogLine,
+    },
+    /// A task waits (for approvers, a person, a gate), or what it waits for changed.
+    Waiting {
+        /// Task name.
+        task: &'a str,
+        /// Whether it is a `finally` task.
+        is_finally: bool,
+        /// What it waits for, and how far along it is.
+        wait: &'a RunWait,
     },
     /// `finally` tasks are starting.
     FinallyStarted,

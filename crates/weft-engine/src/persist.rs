@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use weft_core::contract::TaskEnding;
+use weft_core::model::OnError;
 use weft_core::{NodeId, Outcome, RunPhase, RunSummary, TaskPhase};
 use weft_runtime::{CheckpointStore, LogLine, LogSink, LogStream};
 use weft_store::{
@@ -39,6 +40,8 @@ pub enum How {
     TimedOut,
     /// The engine cancelled it.
     Cancelled,
+    /// A wait (approval, intervention, gate) ended as `waited` says.
+    Waited,
 }
 
 /// One journaled attempt ending: enough to feed it back into `RunState`.
@@ -50,6 +53,9 @@ pub struct Ended {
     pub ending: Option<TaskEnding>,
     /// Its results.
     pub results: BTreeMap<String, String>,
+    /// How a wait ended, for [`How::Waited`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waited: Option<weft_core::waits::WaitEnding>,
 }
 
 /// What recovery found, for the driver to replay.
@@ -129,6 +135,11 @@ impl Journal {
         }
     }
 
+    /// Queues a write under the run's lease (made durable by the next flush).
+    pub(crate) fn write_op(&mut self, op: WriteOp) {
+        self.enqueue(op);
+    }
+
     /// Records a phase change of an attempt.
     pub(crate) fn transition(
         &mut self,
@@ -171,12 +182,22 @@ impl Journal {
     /// Journals how an attempt ended, before the run state acts on it.
     pub(crate) fn ended(&mut self, node: NodeId, task: &str, attempt: u32, ended: &Ended) {
         let exit_code = ended.ending.as_ref().and_then(TaskEnding::exit_code);
-        let message = ended
-            .ending
-            .as_ref()
-            .map(|e| e.message().to_string())
-            .unwrap_or_default();
-        let results = serde_json::to_string(&ended.results).unwrap_or_else(|_| "{}".into());
+        let (message, results) = match &ended.waited {
+            // A wait's record says how it was decided (who, what they said).
+            Some(waited) => {
+                let result = weft_core::waits::wait_result(waited, OnError::StopAndFail);
+                (result.message, result.results)
+            }
+            None => (
+                ended
+                    .ending
+                    .as_ref()
+                    .map(|e| e.message().to_string())
+                    .unwrap_or_default(),
+                ended.results.clone(),
+            ),
+        };
+        let results = serde_json::to_string(&results).unwrap_or_else(|_| "{}".into());
         self.endings.insert(node, (exit_code, message, results));
         let event = NewEvent {
             at: Timestamp::now(),
@@ -377,6 +398,16 @@ pub(crate) fn read_replay(
                     lease: lease.clone(),
                     record: abandoned(attempt, now),
                 })?;
+                // A wait it left open takes no more decisions: the task waits again as
+                // a new attempt.
+                if store.wait(&attempt.id)?.is_some_and(|w| w.is_open()) {
+                    store.write(WriteOp::CloseWait {
+                        lease: lease.clone(),
+                        id: attempt.id.clone(),
+                        outcome: "Abandoned".into(),
+                        at: now,
+                    })?;
+                }
             }
         }
         store.write(WriteOp::Event {

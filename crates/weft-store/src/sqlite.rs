@@ -495,7 +495,10 @@ impl SqliteStore {
                 ensure_unfinished(tx, &lease.run, "a wait", &self.path)?;
                 if wait.id.run != lease.run {
                     return Err(StoreError::Invalid {
-                        detail: format!("wait {} written under the lease of run {}", wait.id, lease.run),
+                        detail: format!(
+                            "wait {} written under the lease of run {}",
+                            wait.id, lease.run
+                        ),
                     });
                 }
                 let n = tx
@@ -516,7 +519,11 @@ impl SqliteStore {
                         ])
                     })
                     .map_err(e)?;
-                Ok(if n == 0 { WriteAck::Unchanged } else { WriteAck::Done })
+                Ok(if n == 0 {
+                    WriteAck::Unchanged
+                } else {
+                    WriteAck::Done
+                })
             }
             WriteOp::CloseWait {
                 lease,
@@ -530,7 +537,9 @@ impl SqliteStore {
                         "UPDATE waits SET closed_at = ?4, outcome = ?5
                          WHERE run = ?1 AND task = ?2 AND attempt = ?3 AND closed_at IS NULL",
                     )
-                    .and_then(|mut s| s.execute(params![id.run, id.task, id.attempt, at.0, outcome]))
+                    .and_then(|mut s| {
+                        s.execute(params![id.run, id.task, id.attempt, at.0, outcome])
+                    })
                     .map_err(e)?;
                 if n == 0 {
                     return Err(StoreError::NotFound {
@@ -1584,7 +1593,11 @@ impl RunStore for SqliteStore {
                 "SELECT EXISTS (SELECT 1 FROM waits
                  WHERE run = ?1 AND task = ?2 AND attempt = ?3 AND closed_at IS NULL)",
             )
-            .and_then(|mut s| s.query_row(params![vote.id.run, vote.id.task, vote.id.attempt], |r| r.get(0)))
+            .and_then(|mut s| {
+                s.query_row(params![vote.id.run, vote.id.task, vote.id.attempt], |r| {
+                    r.get(0)
+                })
+            })
             .map_err(|e| self.err(e))?;
         if !open {
             return Err(StoreError::NotFound {
@@ -1639,16 +1652,20 @@ impl RunStore for SqliteStore {
                     })?
                     .collect::<rusqlite::Result<Vec<_>>>()
                 });
-            collect(&self.path, rows, |(task, attempt, identity, approve, message, defer_until, at)| {
-                Ok(VoteRecord {
-                    id: AttemptId::new(run, &task, to_u32("votes", "attempt", attempt)?),
-                    identity,
-                    approve,
-                    message,
-                    defer_until: defer_until.map(Timestamp),
-                    at: Timestamp(at),
-                })
-            })
+            collect(
+                &self.path,
+                rows,
+                |(task, attempt, identity, approve, message, defer_until, at)| {
+                    Ok(VoteRecord {
+                        id: AttemptId::new(run, &task, to_u32("votes", "attempt", attempt)?),
+                        identity,
+                        approve,
+                        message,
+                        defer_until: defer_until.map(Timestamp),
+                        at: Timestamp(at),
+                    })
+                },
+            )
         })
     }
 }

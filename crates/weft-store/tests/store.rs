@@ -8,8 +8,7 @@ use std::time::{Duration, Instant};
 use weft_store::{
     AttemptId, AttemptRecord, BatchConfig, BatchingStore, Lease, NewEvent, NewLogLine, NewRun,
     OutboxKey, Outcome, Recovery, ReportStatus, RunPhase, RunStore, SqliteStore, StoreError,
-    VoteRecord, WaitRecord,
-    StoreLimits, TRUNCATED_STREAM, TaskPhase, Timestamp, WriteAck, WriteOp,
+    StoreLimits, TRUNCATED_STREAM, TaskPhase, Timestamp, VoteRecord, WaitRecord, WriteAck, WriteOp,
 };
 
 const T0: Timestamp = Timestamp(1_700_000_000_000);
@@ -133,7 +132,13 @@ fn every_op(lease: &Lease) -> Vec<WriteOp> {
     ]
 }
 
-fn wait(run: &str, task: &str, n: u32, since: Timestamp, deadline: Option<Timestamp>) -> WaitRecord {
+fn wait(
+    run: &str,
+    task: &str,
+    n: u32,
+    since: Timestamp,
+    deadline: Option<Timestamp>,
+) -> WaitRecord {
     WaitRecord {
         id: AttemptId::new(run, task, n),
         kind: "approval".into(),
@@ -1170,7 +1175,6 @@ fn outbox_rows_of_the_first_schema_are_migrated_to_exact_statuses() {
     );
 }
 
-
 #[test]
 fn waits_keep_their_deadline_and_take_each_decision_once() {
     let store = mem();
@@ -1186,14 +1190,33 @@ fn waits_keep_their_deadline_and_take_each_decision_once() {
     assert_eq!(store.write(open(later)).unwrap(), WriteAck::Unchanged);
     let id = AttemptId::new("r", "approve", 0);
     let stored = store.wait(&id).unwrap().unwrap();
-    assert_eq!((stored.since, stored.deadline, stored.is_open()), (T0, deadline, true));
+    assert_eq!(
+        (stored.since, stored.deadline, stored.is_open()),
+        (T0, deadline, true)
+    );
 
     // (what, vote, expected)
     let table: Vec<(&str, VoteRecord, Result<(), &str>)> = vec![
-        ("a first vote", vote("r", "approve", "alice", true, T0), Ok(())),
-        ("a second vote by the same identity", vote("r", "approve", "alice", false, T0), Err("already exists")),
-        ("another identity", vote("r", "approve", "bob", false, later), Ok(())),
-        ("a task that does not wait", vote("r", "deploy", "carol", true, T0), Err("not found")),
+        (
+            "a first vote",
+            vote("r", "approve", "alice", true, T0),
+            Ok(()),
+        ),
+        (
+            "a second vote by the same identity",
+            vote("r", "approve", "alice", false, T0),
+            Err("already exists"),
+        ),
+        (
+            "another identity",
+            vote("r", "approve", "bob", false, later),
+            Ok(()),
+        ),
+        (
+            "a task that does not wait",
+            vote("r", "deploy", "carol", true, T0),
+            Err("not found"),
+        ),
     ];
     for (what, ballot, expected) in table {
         match (store.cast_vote(&ballot), expected) {
@@ -1203,7 +1226,10 @@ fn waits_keep_their_deadline_and_take_each_decision_once() {
         }
     }
     let votes = store.votes("r").unwrap();
-    let cast: Vec<(&str, bool)> = votes.iter().map(|v| (v.identity.as_str(), v.approve)).collect();
+    let cast: Vec<(&str, bool)> = votes
+        .iter()
+        .map(|v| (v.identity.as_str(), v.approve))
+        .collect();
     assert_eq!(cast, [("alice", true), ("bob", false)]);
 
     store
@@ -1214,7 +1240,10 @@ fn waits_keep_their_deadline_and_take_each_decision_once() {
             at: later,
         })
         .unwrap();
-    assert_eq!(store.wait(&id).unwrap().unwrap().outcome.as_deref(), Some("Rejected"));
+    assert_eq!(
+        store.wait(&id).unwrap().unwrap().outcome.as_deref(),
+        Some("Rejected")
+    );
     // Closed: no more decisions, and it is not closed twice.
     let late = store.cast_vote(&vote("r", "approve", "carol", true, later));
     assert!(late.unwrap_err().to_string().contains("not found"));

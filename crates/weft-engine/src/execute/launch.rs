@@ -187,6 +187,7 @@ impl Driver {
                 how,
                 ending,
                 results,
+                waited: None,
             },
         );
     }
@@ -204,16 +205,7 @@ impl Driver {
                 .or_insert_with(|| Arc::new(MemoryCheckpoints::default()))
                 .clone(),
         };
-        let log: Arc<dyn LogSink> = Arc::new(TaskLog {
-            task: start.name.clone(),
-            observer: self.observer.clone(),
-        });
-        let log = match &self.journal {
-            Some(journal) => journal.log_sink(&start.name, start.attempt, log),
-            None => log,
-        };
-        // Masked first: the store, the view and the log files see masked lines only.
-        let log = self.options.masker.log_sink(log);
+        let log = self.task_log(start);
         TaskRequest {
             context: TaskContext {
                 run_name: self.options.run_name.clone(),
@@ -229,5 +221,19 @@ impl Driver {
             log,
             checkpoints,
         }
+    }
+
+    /// The log of an attempt: masked first (the store, the view and the log files see
+    /// masked lines only), journaled, then passed to the observers.
+    pub(super) fn task_log(&self, start: &StartTask) -> Arc<dyn LogSink> {
+        let log: Arc<dyn LogSink> = Arc::new(TaskLog {
+            task: start.name.clone(),
+            observer: self.observer.clone(),
+        });
+        let log = match &self.journal {
+            Some(journal) => journal.log_sink(&start.name, start.attempt, log),
+            None => log,
+        };
+        self.options.masker.log_sink(log)
     }
 }

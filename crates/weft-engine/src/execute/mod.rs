@@ -18,6 +18,7 @@ mod control;
 mod launch;
 mod options;
 mod replay;
+pub(crate) mod waits;
 mod watchdog;
 
 use control::Control;
@@ -91,6 +92,10 @@ struct Driver {
     suspendable: bool,
     /// The run phase last written to the journal.
     journaled_phase: Option<weft_core::RunPhase>,
+    /// Tasks waiting for people or gates: [`waits`].
+    waits: HashMap<NodeId, waits::Waiting>,
+    /// Gate samples being evaluated.
+    gate_samples: JoinSet<waits::Sampled>,
 }
 
 impl Driver {
@@ -132,6 +137,8 @@ impl Driver {
             suspend_by: None,
             suspendable,
             journaled_phase: None,
+            waits: HashMap::new(),
+            gate_samples: JoinSet::new(),
         }
     }
 
@@ -246,6 +253,7 @@ impl Driver {
                 continue;
             }
             self.journal_run_phase();
+            let wait_wakeup = self.next_wait_wakeup();
             let actions = tokio::select! {
                 Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => match joined {
                     Ok((node, attempt, report)) => self.finished(node, attempt, report),
@@ -253,7 +261,13 @@ impl Driver {
                     Err(err) if err.is_cancelled() => Vec::new(),
                     Err(err) => self.state.infra_error(format!("a task's host thread failed: {err}")),
                 },
-                                Some(why) = lost_lease.recv() => {
+                Some(sampled) = self.gate_samples.join_next(), if !self.gate_samples.is_empty() => match sampled {
+                    Ok(sampled) => self.gate_sampled(sampled),
+                    Err(err) if err.is_cancelled() => Vec::new(),
+                    Err(err) => self.state.infra_error(format!("a gate's host thread failed: {err}")),
+                },
+                () = sleep_until(wait_wakeup) => self.poll_waits(),
+                Some(why) = lost_lease.recv() => {
                     tracing::error!(reason = %why, "lost the run's lease; stopping without further writes");
                     self.journal = None;
                     self.state.infra_error(format!("lost the run's lease: {why}"))
@@ -294,7 +308,11 @@ impl Driver {
     fn apply(&mut self, action: Action) -> Vec<Action> {
         match action {
             Action::Start(start) => self.start_or_replay(start),
+            Action::Wait(wait) => self.wait(wait),
             Action::Cancel { node, attempt, .. } => {
+                if let Some(follow) = self.cancel_wait(node, attempt) {
+                    return follow;
+                }
                 if let Some(at) = self
                     .queue
                     .iter()

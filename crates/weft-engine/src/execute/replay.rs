@@ -50,6 +50,10 @@ impl Driver {
                 actions.extend(match ended.how {
                     How::TimedOut => self.state.task_timed_out(node, attempt),
                     How::Cancelled => self.state.task_cancelled(node, attempt),
+                    How::Waited => match &ended.waited {
+                        Some(waited) => self.state.task_waited(node, attempt, waited),
+                        None => self.state.task_cancelled(node, attempt),
+                    },
                     How::Ended => {
                         let ending = ended.ending.clone().unwrap_or(TaskEnding::Errored {
                             reason: replay::ENGINE_RESTARTED.into(),

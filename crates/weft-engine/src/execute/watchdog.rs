@@ -7,8 +7,8 @@ use weft_core::Action;
 use super::Driver;
 
 impl Driver {
-    /// Whether the run can make no progress by itself: nothing runs, nothing is queued,
-    /// no deadline or grace period is pending, and yet the run is not over. Only a user's
+    /// Whether the run can make no progress by itself: nothing runs, nothing is queued or
+    /// waits, no deadline or grace period is pending, and yet the run is not over. Only a user's
     /// cancel could still arrive, and it cannot finish tasks nobody holds.
     pub(super) fn stalled(&self) -> bool {
         self.summary.is_none()
@@ -17,6 +17,8 @@ impl Driver {
             && self.running.is_empty()
             && self.queue.is_empty()
             && self.phantoms.is_empty()
+            && !self.waiting()
+            && self.gate_samples.is_empty()
             && self.pipeline_deadline.is_none()
             && self.tasks_deadline.is_none()
             && self.finally_deadline.is_none()

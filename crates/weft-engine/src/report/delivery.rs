@@ -136,8 +136,13 @@ impl Shared {
     }
 
     pub(super) fn desire(self: &Arc<Self>, key: OutboxKey, desired: DesiredStatus) {
-        if let Err(err) = self.outbox.desire(&key, &desired) {
-            tracing::warn!(reporter = %key.reporter, context = %key.context, error = %err, "cannot record a desired status");
+        match self.outbox.desire(&key, &desired) {
+            // Nothing new: already desired (or it would go backwards).
+            Ok(false) => return,
+            Ok(true) => {}
+            Err(err) => {
+                tracing::warn!(reporter = %key.reporter, context = %key.context, error = %err, "cannot record a desired status");
+            }
         }
         self.enqueue(key, desired, None);
     }
@@ -199,7 +204,9 @@ impl Shared {
                 };
                 if let Some(d) = w.delivered {
                     w.queue
-                        .retain(|q| !d.is_terminal() && q.status.rank() > d.rank());
+                        // Newer desires of the delivered rank stay: they say something new
+                        // (what the run now waits for).
+                        .retain(|q| !d.is_terminal() && q.status.rank() >= d.rank());
                 }
                 if w.attempts > 0 && w.queue.len() > 1 {
                     // Retrying: superseded states are dropped; send the newest.

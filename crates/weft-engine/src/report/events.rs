@@ -21,7 +21,11 @@ impl Reporters {
                 reason,
                 ..
             } => {
-                if *phase == TaskPhase::Running && !self.started.swap(true, Ordering::SeqCst) {
+                let after_wait =
+                    *phase == TaskPhase::Running && self.showing_wait.swap(false, Ordering::SeqCst);
+                if (*phase == TaskPhase::Running && !self.started.swap(true, Ordering::SeqCst))
+                    || after_wait
+                {
                     self.shared
                         .desire_run(&DesiredStatus::run(ReportStatus::Running));
                 }
@@ -39,6 +43,23 @@ impl Reporters {
                 if let Some((status, description)) = status {
                     self.shared.desire_task(task, status, reason, description);
                 }
+            }
+            RunEvent::Waiting { task, wait, .. } => {
+                // The forge shows what the run waits for; it stays pending until a task
+                // has run, running after.
+                let description = wait.describe(task);
+                let status = if self.started.load(Ordering::SeqCst) {
+                    ReportStatus::Running
+                } else {
+                    ReportStatus::Pending
+                };
+                self.showing_wait.store(true, Ordering::SeqCst);
+                self.shared.desire_run(&DesiredStatus {
+                    description: description.clone(),
+                    ..DesiredStatus::run(status)
+                });
+                self.shared
+                    .desire_task(task, ReportStatus::Pending, "Waiting", description);
             }
             RunEvent::Finished(summary) => {
                 self.shared.desire_run(&final_status(summary));

@@ -67,6 +67,8 @@ use delivery::{Active, Shared};
 pub struct Reporters {
     shared: Arc<Shared>,
     started: AtomicBool,
+    /// The run context shows a wait: the next task to run says "running" again.
+    showing_wait: AtomicBool,
 }
 
 impl Reporters {
@@ -106,6 +108,7 @@ impl Reporters {
                 masker,
             }),
             started: AtomicBool::new(false),
+            showing_wait: AtomicBool::new(false),
         })
     }
 

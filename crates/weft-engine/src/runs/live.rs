@@ -85,6 +85,20 @@ impl LiveRun {
         }
     }
 
+    /// Hands the run to the store without running anything: its lease is released at
+    /// once, so `weft runs recover` or `weft serve` on the same store takes it over and
+    /// runs it (its secret workspaces are mounted again there).
+    pub fn detach(self) -> Result<(), String> {
+        if let Some(durable) = &self.options.durable {
+            durable
+                .store
+                .flush()
+                .and_then(|()| durable.store.release(&durable.lease))
+                .map_err(|e| format!("run store: {e}"))?;
+        }
+        Ok(())
+    }
+
     /// Runs it until it ends (or, with `suspendable`, until the engine lets go of it),
     /// telling `observer` (after the reporters) what happens; then waits for its statuses
     /// to be delivered and keeps its report (`report.json`) in the run directory.

@@ -14,6 +14,7 @@
 //! options, secret workspaces, reporters) and is executed with the caller's observer.
 //! Nothing here parses user syntax: that is weft-cli's and the server's job.
 
+mod decide;
 mod leftovers;
 mod live;
 mod setup;
@@ -40,6 +41,7 @@ pub use crate::registry::{PluginError, PluginRegistry, ResolvedPlugin};
 pub use crate::report::{ReporterSpec, Undelivered};
 pub use crate::secrets::{SecretStore, split_name};
 pub use crate::snapshot::history as snapshot_history;
+pub use decide::{Ballot, DecideError, DecisionKind, Receipt, decide, waits_document};
 pub use leftovers::Leftover;
 pub use live::{Finished, LiveRun};
 pub use spec::{

@@ -37,7 +37,11 @@ use weft_engine::runs::{
 };
 use weft_store::{BatchingStore, RunStore, Timestamp};
 
+mod auth;
+mod waits;
+
 use crate::cli::ServeArgs;
+use crate::identities::Identities;
 use crate::view::{self, Display};
 use crate::{Failure, default_data_dir, diagnostics, runs, spec_flags};
 
@@ -57,6 +61,8 @@ struct Server {
     /// What every submission gets and may use: the operator's HTTP rules (reporters
     /// get only `--report-allow-http`), `--submit-secrets`, the report timeout.
     defaults: SubmissionDefaults,
+    /// Who callers are (`--identities`): their tokens and groups.
+    identities: Identities,
 }
 
 /// What the operator's flags give every submission.
@@ -94,6 +100,7 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
             .unwrap_or(weft_engine::runs::spec::DEFAULT_REPORT_TIMEOUT),
     };
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    let identities = Identities::load(args.identities.as_deref(), &data_dir)?;
     let store = runs::open_store(&runs::store_path(args.db.as_deref(), Some(&data_dir))?)?;
     let opened = store.clone();
     let service = crate::service(
@@ -108,7 +115,7 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
     let address = listener
         .local_addr()
         .map_err(|e| Failure::environment(format!("cannot listen on {}: {e}", args.listen)))?;
-    authentication_check(&args, address)?;
+    authentication_check(&args, &identities, address)?;
     let mut signals = crate::Signals::install()?;
     let server = Arc::new(Server {
         service,
@@ -120,6 +127,7 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
         tasks: Mutex::new(JoinSet::new()),
         accepting: AtomicBool::new(true),
         defaults,
+        identities,
     });
 
     // Recover what a stopped engine left, then keep looking (another engine may stop).
@@ -146,6 +154,12 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
         .route("/api/v1/runs/{run}", get(show))
         .route("/api/v1/runs/{run}/logs", get(logs))
         .route("/api/v1/runs/{run}/cancel", post(cancel))
+        .route("/api/v1/runs/{run}/approvals", get(waits::list))
+        .route("/api/v1/runs/{run}/approvals/{task}", post(waits::approve))
+        .route(
+            "/api/v1/runs/{run}/interventions/{task}",
+            post(waits::intervene),
+        )
         .with_state(server.clone());
     // The address line is what scripts wait for.
     println!("weft serve: listening on http://{address}");
@@ -196,8 +210,12 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
 /// Refuses an unauthenticated API on an address other machines can reach (unless the
 /// operator says a proxy in front authenticates callers), and says at start-up how the
 /// API is protected.
-fn authentication_check(args: &ServeArgs, address: std::net::SocketAddr) -> Result<(), Failure> {
-    if args.api_token.is_some() {
+fn authentication_check(
+    args: &ServeArgs,
+    identities: &Identities,
+    address: std::net::SocketAddr,
+) -> Result<(), Failure> {
+    if args.api_token.is_some() || identities.has_tokens() {
         eprintln!("weft serve: the API requires a bearer token");
         return Ok(());
     }
@@ -289,7 +307,7 @@ fn spawn_run(server: &Arc<Server>, run: LiveRun) {
     let shared = server.clone();
     tasks.spawn(async move {
         let server = shared;
-        let (observer, _) = view::observer(run.plan(), Display::Silent, run.run_dir());
+        let (observer, _) = view::observer(run.plan(), run.name(), Display::Silent, run.run_dir());
         let finished = run.execute(observer, control, true).await;
         lock(&server.active).remove(&name);
         view::undelivered(&finished.undelivered, finished.report_timeout);
@@ -309,34 +327,6 @@ fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response
         Json(json!({ "error": code, "message": message.into() })),
     )
         .into_response()
-}
-
-/// Checks the bearer token when the server has one; the refusal is boxed (it is large).
-fn authorized(server: &Server, headers: &HeaderMap) -> Result<(), Box<Response>> {
-    let Some(expected) = &server.args.api_token else {
-        return Ok(());
-    };
-    let given = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    // Compared in constant time: the token must not leak through timing.
-    let same = given.len() == expected.len()
-        && given
-            .bytes()
-            .zip(expected.bytes())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0;
-    if same {
-        Ok(())
-    } else {
-        Err(Box::new(error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "a valid `Authorization: Bearer` token is required",
-        )))
-    }
 }
 
 async fn health(State(server): State<Arc<Server>>) -> Response {
@@ -411,7 +401,7 @@ async fn submit(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(denied) = authorized(&server, &headers) {
+    if let Err(denied) = auth::caller(&server, &headers) {
         return *denied;
     }
     if !server.accepting.load(Ordering::SeqCst) {
@@ -489,7 +479,7 @@ async fn list(
     headers: HeaderMap,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    if let Err(denied) = authorized(&server, &headers) {
+    if let Err(denied) = auth::caller(&server, &headers) {
         return *denied;
     }
     match server.store.list_runs(query.limit.unwrap_or(50).min(1000)) {
@@ -505,7 +495,7 @@ async fn show(
     headers: HeaderMap,
     Path(run): Path<String>,
 ) -> Response {
-    if let Err(denied) = authorized(&server, &headers) {
+    if let Err(denied) = auth::caller(&server, &headers) {
         return *denied;
     }
     match runs::run_document(server.store.as_ref(), &run) {
@@ -535,7 +525,7 @@ async fn logs(
     Path(run): Path<String>,
     Query(query): Query<LogsQuery>,
 ) -> Response {
-    if let Err(denied) = authorized(&server, &headers) {
+    if let Err(denied) = auth::caller(&server, &headers) {
         return *denied;
     }
     match server.store.run(&run) {
@@ -583,7 +573,7 @@ async fn cancel(
     Path(run): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(denied) = authorized(&server, &headers) {
+    if let Err(denied) = auth::caller(&server, &headers) {
         return *denied;
     }
     let request: CancelRequest = if body.is_empty() {

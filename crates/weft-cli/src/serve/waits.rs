@@ -1,0 +1,172 @@
+//! The API of runs that wait: `GET /api/v1/runs/{run}/approvals` lists a run's waits
+//! (approvals, manual interventions, gates) with every decision cast;
+//! `POST /api/v1/runs/{run}/approvals/{task}` votes (`{"decision": "approve"|"reject",
+//! "message", "deferUntil"}`), `POST /api/v1/runs/{run}/interventions/{task}` resumes or
+//! rejects (`{"decision": "resume"|"reject", "message"}`), as the caller's identity.
+//! 404: no such run or wait; 403: the caller may not decide; 409: already decided, or the
+//! task no longer waits; 400: a malformed body.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use weft_engine::runs::{Ballot, DecideError, DecisionKind, decide, waits_document};
+use weft_store::RunStore;
+
+use super::{Server, auth, error};
+
+/// The body of a decision.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DecisionRequest {
+    decision: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    defer_until: Option<String>,
+}
+
+/// `GET /api/v1/runs/{run}/approvals`.
+pub async fn list(
+    State(server): State<Arc<Server>>,
+    headers: HeaderMap,
+    Path(run): Path<String>,
+) -> Response {
+    if let Err(denied) = auth::caller(&server, &headers) {
+        return *denied;
+    }
+    match server.store.run(&run) {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            return error(
+                StatusCode::NOT_FOUND,
+                "not-found",
+                format!("no run named `{run}`"),
+            );
+        }
+        Err(err) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", err.to_string()),
+    }
+    match waits_document(server.store.as_ref(), &run) {
+        Ok(document) => Json(json!({ "run": run, "waits": document })).into_response(),
+        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", err.to_string()),
+    }
+}
+
+/// `POST /api/v1/runs/{run}/approvals/{task}`.
+pub async fn approve(
+    State(server): State<Arc<Server>>,
+    headers: HeaderMap,
+    Path((run, task)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    decide_as_caller(
+        &server,
+        &headers,
+        &run,
+        &task,
+        &body,
+        DecisionKind::Approval,
+    )
+}
+
+/// `POST /api/v1/runs/{run}/interventions/{task}`.
+pub async fn intervene(
+    State(server): State<Arc<Server>>,
+    headers: HeaderMap,
+    Path((run, task)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    decide_as_caller(
+        &server,
+        &headers,
+        &run,
+        &task,
+        &body,
+        DecisionKind::Intervention,
+    )
+}
+
+fn decide_as_caller(
+    server: &Server,
+    headers: &HeaderMap,
+    run: &str,
+    task: &str,
+    body: &[u8],
+    kind: DecisionKind,
+) -> Response {
+    let caller = match auth::caller(server, headers) {
+        Ok(caller) => caller,
+        Err(denied) => return *denied,
+    };
+    let request: DecisionRequest = match serde_json::from_slice(body) {
+        Ok(request) => request,
+        Err(err) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                format!("the request body is not a valid decision: {err}"),
+            );
+        }
+    };
+    let (yes, verb) = match kind {
+        DecisionKind::Approval => ("approve", "approval"),
+        DecisionKind::Intervention => ("resume", "intervention"),
+    };
+    let approve = match request.decision.as_str() {
+        d if d == yes => true,
+        "reject" => false,
+        other => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                format!("decision `{other}` on an {verb} is not `{yes}` or `reject`"),
+            );
+        }
+    };
+    let defer_until_ms = match request
+        .defer_until
+        .as_deref()
+        .map(crate::decide::parse_time)
+    {
+        Some(Ok(ms)) => Some(ms),
+        Some(Err(failure)) => {
+            return error(StatusCode::BAD_REQUEST, "bad-request", failure.message);
+        }
+        None => None,
+    };
+    let ballot = Ballot {
+        kind,
+        identity: caller.identity,
+        groups: caller.groups,
+        approve,
+        message: request.message,
+        defer_until_ms,
+    };
+    match decide(server.store.as_ref(), run, task, &ballot) {
+        Ok(receipt) => (
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "run": run,
+                "task": receipt.task,
+                "attempt": receipt.attempt,
+                "identity": ballot.identity,
+                "decision": request.decision,
+            })),
+        )
+            .into_response(),
+        Err(err @ (DecideError::NoRun(_) | DecideError::NoWait { .. })) => {
+            error(StatusCode::NOT_FOUND, "not-found", err.to_string())
+        }
+        Err(err) if err.is_forbidden() => {
+            error(StatusCode::FORBIDDEN, "forbidden", err.to_string())
+        }
+        Err(DecideError::Store(err)) => {
+            error(StatusCode::INTERNAL_SERVER_ERROR, "store", err.to_string())
+        }
+        Err(err) => error(StatusCode::CONFLICT, "conflict", err.to_string()),
+    }
+}
