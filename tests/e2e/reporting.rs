@@ -303,7 +303,7 @@ fn a_runs_ending_is_reported_as_a_state_and_a_description() {
             states: Some(&["success"]),
             description: Description::Is("The build succeeded"),
             auth: Auth::Header("authorization", "Bearer {token}"),
-            also: vec![],
+            also: vec![Also::Requests(1)],
         },
         Reported {
             name: "--report: a failed run posts pending, running, then failed, naming the failed task",

@@ -12,6 +12,7 @@ use crate::support::{
 };
 
 /// One `weft run FILE --output json` of a pipeline, and what it must end with.
+#[derive(Default)]
 struct Case {
     name: &'static str,
     /// Relative to the repository root.
@@ -25,21 +26,6 @@ struct Case {
     /// `(name, status, reason)` of these tasks.
     tasks: &'static [(&'static str, &'static str, &'static str)],
     also: Vec<Also>,
-}
-
-impl Default for Case {
-    fn default() -> Case {
-        Case {
-            name: "",
-            file: "",
-            flags: &[],
-            env: &[],
-            code: 0,
-            run: [""; 4],
-            tasks: &[],
-            also: Vec::new(),
-        }
-    }
 }
 
 /// A check of a case beyond the run's status and its tasks' outcomes.
