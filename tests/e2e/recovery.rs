@@ -3,15 +3,17 @@
 //! finishes the run. Every run must end with the same task outcomes as an uninterrupted
 //! one; no task with a stored terminal record runs again; the strategies behave as
 //! specified; checkpoints are hit; deadlines survive; the fake forge gets the final status
-//! exactly once.
+//! exactly once. The crash matrix and the store tests stand alone; single crashes at one
+//! point, recovered, are tables of named rows (`Crash`).
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::fake_forge::FakeForge;
-use crate::support::{Ran, pipelines, run_in};
+use crate::support::{Ran, each_row, pipelines, run_in};
 
 /// The GitLab token the crash trials' reporter uses (never stored with a run).
 const FORGE_TOKEN: &str = "glpat-crash-trial-token-0123";
@@ -278,208 +280,6 @@ fn sigkill_at_every_persistence_boundary_then_resume_gives_the_same_outcomes() {
 }
 
 #[test]
-fn start_over_closes_the_attempt_it_abandons() {
-    let scratch = tempfile::tempdir().expect("tempdir");
-    let data = scratch.path();
-    // Killed while `build` (the second task) runs: startOver abandons that attempt.
-    let ran = in_dir(
-        data,
-        &[
-            "run",
-            &pipeline("recoverable-start-over.yaml"),
-            "--name",
-            "abandoned",
-        ],
-        Some("task-start-after:2"),
-    );
-    assert_eq!(ran.code, -1, "{}", ran.stderr);
-    let recovered = in_dir(
-        data,
-        &[
-            "runs",
-            "recover",
-            "--recover-timeout",
-            "0s",
-            "--output",
-            "json",
-        ],
-        None,
-    );
-    assert_eq!(recovered.code, 0, "{}", recovered.stderr);
-    // The summary counts both attempts of `build`.
-    let build = recovered.json()["tasks"]
-        .as_array()
-        .and_then(|t| t.iter().find(|t| t["name"] == "build").cloned())
-        .unwrap_or_default();
-    assert_eq!(build["attempts"], 2, "{build}");
-    let shown = show(data, "abandoned");
-    let attempts = shown["attempts"].as_array().cloned().unwrap_or_default();
-    for attempt in &attempts {
-        assert_eq!(attempt["phase"], "Terminal", "{attempt}");
-    }
-    let first = attempts
-        .iter()
-        .find(|a| a["id"] == "abandoned/build/0")
-        .unwrap_or_else(|| panic!("no abandoned/build/0 in {attempts:?}"));
-    assert_eq!(
-        (first["outcome"].as_str(), first["reason"].as_str()),
-        (Some("Errored"), Some("EngineRestarted")),
-        "{first}"
-    );
-    assert!(
-        first["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("startOver")),
-        "{first}"
-    );
-}
-
-#[test]
-fn start_over_runs_everything_again_under_new_attempts() {
-    let scratch = tempfile::tempdir().expect("tempdir");
-    let data = scratch.path();
-    let ran = in_dir(
-        data,
-        &[
-            "run",
-            &pipeline("recoverable-start-over.yaml"),
-            "--name",
-            "again",
-        ],
-        Some("task-finish-after:2"),
-    );
-    assert_eq!(ran.code, -1, "{}", ran.stderr);
-    let recovered = in_dir(data, &["runs", "recover", "--recover-timeout", "0s"], None);
-    assert_eq!(
-        recovered.code, 0,
-        "{}{}",
-        recovered.stdout, recovered.stderr
-    );
-    assert!(
-        recovered.stdout.contains("strategy startOver"),
-        "{}",
-        recovered.stdout
-    );
-    let shown = show(data, "again");
-    assert_eq!(shown["report"]["run"]["status"], "Succeeded");
-    let ids: Vec<&str> = shown["attempts"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|a| a["id"].as_str()).collect())
-        .unwrap_or_default();
-    // The first two tasks had terminal records; they ran again as attempt 1, and the old
-    // records are still there, unchanged.
-    for id in [
-        "again/fetch/0",
-        "again/fetch/1",
-        "again/build/0",
-        "again/build/1",
-    ] {
-        assert!(ids.contains(&id), "{id} missing from {ids:?}");
-    }
-}
-
-#[test]
-fn strategy_none_errors_in_flight_tasks_and_still_runs_finally() {
-    let scratch = tempfile::tempdir().expect("tempdir");
-    let data = scratch.path();
-    // Killed while `build` runs (the second task to start).
-    let ran = in_dir(
-        data,
-        &["run", &pipeline("recoverable-none.yaml"), "--name", "none"],
-        Some("task-start-after:2"),
-    );
-    assert_eq!(ran.code, -1, "{}", ran.stderr);
-    let recovered = in_dir(
-        data,
-        &[
-            "runs",
-            "recover",
-            "--recover-timeout",
-            "0s",
-            "--output",
-            "json",
-        ],
-        None,
-    );
-    assert_eq!(recovered.code, 1, "{}", recovered.stderr);
-    let report = show(data, "none")["report"].clone();
-    let got = outcomes(&report);
-    assert_eq!(got["fetch"].0, "Succeeded");
-    assert_eq!(
-        (got["build"].0.as_str(), got["build"].1.as_str()),
-        ("Errored", "EngineRestarted")
-    );
-    assert_eq!(
-        (got["package"].0.as_str(), got["package"].1.as_str()),
-        ("Skipped", "RunStopping")
-    );
-    assert_eq!(got["report"].0, "Succeeded", "finally still runs");
-    assert_eq!(report["run"]["status"], "Failed");
-}
-
-#[test]
-fn a_fresh_heartbeat_is_not_taken_over() {
-    let scratch = tempfile::tempdir().expect("tempdir");
-    let data = scratch.path();
-    let ran = in_dir(
-        data,
-        &["run", &pipeline("recoverable.yaml"), "--name", "fresh"],
-        Some("task-start-after:1"),
-    );
-    assert_eq!(ran.code, -1);
-    // Within the default 30 s recovery timeout the run still counts as owned.
-    let recovered = in_dir(data, &["runs", "recover"], None);
-    assert_eq!(recovered.code, 0);
-    assert!(
-        recovered.stdout.contains("no run to recover"),
-        "{}",
-        recovered.stdout
-    );
-}
-
-#[test]
-fn deadlines_survive_a_restart() {
-    let scratch = tempfile::tempdir().expect("tempdir");
-    let data = scratch.path();
-    let ran = in_dir(
-        data,
-        &[
-            "run",
-            &pipeline("tasks-timeout.yaml"),
-            "--name",
-            "late",
-            "--tasks-timeout",
-            "1500ms",
-        ],
-        Some("task-start-after:1"),
-    );
-    assert_eq!(ran.code, -1);
-    std::thread::sleep(std::time::Duration::from_millis(1600));
-    // The tasks deadline passed while no engine ran: the recovered run times out at once
-    // instead of granting the 10 s task a fresh 1.5 s.
-    let started = std::time::Instant::now();
-    let recovered = in_dir(
-        data,
-        &[
-            "runs",
-            "recover",
-            "--recover-timeout",
-            "0s",
-            "--output",
-            "json",
-        ],
-        None,
-    );
-    assert_eq!(recovered.code, 1, "{}", recovered.stderr);
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(8),
-        "the deadline was extended"
-    );
-    let report = show(data, "late")["report"].clone();
-    assert_eq!(report["run"]["status"], "TimedOut");
-}
-
-#[test]
 fn a_corrupt_store_is_a_clear_error_and_nothing_claims_success() {
     let scratch = tempfile::tempdir().expect("tempdir");
     let data = scratch.path();
@@ -579,58 +379,311 @@ fn runs_commands_show_history_and_logs() {
     );
 }
 
-/// Task contexts still owed when the engine died are re-delivered to the task contexts
-/// (their task is read back from the stored context), never to the run's context.
-#[test]
-fn task_statuses_owed_at_a_crash_go_to_their_task_contexts() {
+/// A run killed at a fault point, then `weft runs recover`, and what that must give.
+struct Crash {
+    name: &'static str,
+    /// A file of tests/pipelines.
+    pipeline: &'static str,
+    /// The run's `--name`.
+    run: &'static str,
+    flags: &'static [&'static str],
+    /// Options appended to the GitLab reporter's spec, when the run reports to a fake forge.
+    report: Option<&'static str>,
+    /// `WEFT_FAULT`: where the engine is killed.
+    fault: &'static str,
+    /// How long no engine runs between the crash and the recovery.
+    down: Duration,
+    /// The flags of `weft runs recover`.
+    recover: &'static [&'static str],
+    /// Exit code of `weft runs recover`.
+    code: i32,
+    expect: Vec<Expect>,
+}
+
+/// What a recovered run must show.
+enum Expect {
+    /// `runs recover` printed this.
+    Says(&'static str),
+    /// `runs recover` took less than this.
+    Within(Duration),
+    /// The recovered run's summary (`--output json`) counts this many attempts of a task.
+    SummaryAttempts(&'static str, u64),
+    /// The stored run's status.
+    Status(&'static str),
+    /// A stored task's `(status, reason)`.
+    Task(&'static str, &'static str, &'static str),
+    /// Every stored attempt is terminal.
+    AllTerminal,
+    /// A stored attempt's outcome and reason, and a part of its message.
+    Attempt(&'static str, &'static str, &'static str, &'static str),
+    /// The stored attempts include these.
+    AttemptIds(&'static [&'static str]),
+    /// The forge accepted this state for this context exactly once, last.
+    ForgeOnceLast(&'static str, &'static str),
+    /// The last state the forge accepted for this context.
+    ForgeLast(&'static str, &'static str),
+}
+
+fn crash_and_recover(crash: Crash) {
+    let name = crash.name;
     let scratch = tempfile::tempdir().expect("tempdir");
     let data = scratch.path();
-    let forge = FakeForge::start();
-    let mut report = reporting_to(&forge);
-    report[1].push_str(",tasks=true");
-    let file = pipeline("recoverable.yaml");
-    let mut args = vec!["run", file.as_str(), "--name", "tasked"];
-    args.extend(report.iter().map(String::as_str));
-    // Killed right after the first task's terminal record: its task status is still owed.
-    let ran = in_dir(data, &args, Some("task-finish-after:1"));
-    assert_eq!(ran.code, -1, "{}", ran.stderr);
-    let recovered = in_dir(
-        data,
-        &[
-            "runs",
-            "recover",
-            "--recover-timeout",
-            "0s",
-            "--secret",
-            "forge-token=env:WEFT_TEST_FORGE_TOKEN",
-        ],
-        None,
-    );
+    let forge = crash.report.map(|_| FakeForge::start());
+    let file = pipeline(crash.pipeline);
+    let mut args: Vec<String> = ["run", &file, "--name", crash.run]
+        .iter()
+        .map(|a| a.to_string())
+        .collect();
+    args.extend(crash.flags.iter().map(|f| f.to_string()));
+    if let (Some(forge), Some(options)) = (&forge, crash.report) {
+        let mut report = reporting_to(forge);
+        report[1].push_str(options);
+        args.extend(report);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let ran = in_dir(data, &args, Some(crash.fault));
+    assert_eq!(ran.code, -1, "{name}: expected SIGKILL: {}", ran.stderr);
+    if !crash.down.is_zero() {
+        std::thread::sleep(crash.down);
+    }
+    let mut args = vec!["runs", "recover"];
+    args.extend_from_slice(crash.recover);
+    let started = std::time::Instant::now();
+    let recovered = in_dir(data, &args, None);
+    let took = started.elapsed();
     assert_eq!(
-        recovered.code, 0,
-        "{}{}",
+        recovered.code, crash.code,
+        "{name}: runs recover: {}{}",
         recovered.stdout, recovered.stderr
     );
-    let accepted: Vec<(String, String)> = forge
-        .requests()
-        .iter()
-        .filter(|r| r.ok())
-        .map(|r| (r.field("name"), r.field("state")))
-        .collect();
-    let run_states: Vec<&str> = accepted
-        .iter()
-        .filter(|(context, _)| context == "weft/recoverable")
-        .map(|(_, state)| state.as_str())
-        .collect();
-    assert_eq!(
-        run_states.iter().filter(|s| **s == "success").count(),
-        1,
-        "the run context got a task's status: {accepted:?}"
-    );
-    assert_eq!(run_states.last(), Some(&"success"), "{accepted:?}");
-    let fetch_final = accepted
-        .iter()
-        .rfind(|(context, _)| context == "weft/recoverable/fetch")
-        .map(|(_, state)| state.as_str());
-    assert_eq!(fetch_final, Some("success"), "{accepted:?}");
+    let accepted = |context: &str| -> Vec<String> {
+        let forge = forge.as_ref().expect("the case reports to a forge");
+        forge
+            .requests()
+            .iter()
+            .filter(|r| r.ok() && r.field("name") == context)
+            .map(|r| r.field("state"))
+            .collect()
+    };
+    for expect in crash.expect {
+        match expect {
+            Expect::Says(text) => {
+                assert!(
+                    recovered.stdout.contains(text),
+                    "{name}: {}",
+                    recovered.stdout
+                )
+            }
+            Expect::Within(most) => assert!(took < most, "{name}: took {took:?}"),
+            Expect::SummaryAttempts(task, attempts) => {
+                let summary = recovered.json()["tasks"]
+                    .as_array()
+                    .and_then(|t| t.iter().find(|t| t["name"] == task).cloned())
+                    .unwrap_or_default();
+                assert_eq!(summary["attempts"], attempts, "{name}: {summary}");
+            }
+            Expect::Status(status) => assert_eq!(
+                show(data, crash.run)["report"]["run"]["status"],
+                status,
+                "{name}"
+            ),
+            Expect::Task(task, status, reason) => {
+                let got = outcomes(&show(data, crash.run)["report"]);
+                let (got_status, got_reason, _) = &got[task];
+                assert_eq!(
+                    (got_status.as_str(), got_reason.as_str()),
+                    (status, reason),
+                    "{name}: {task}"
+                );
+            }
+            Expect::AllTerminal => {
+                let shown = show(data, crash.run);
+                for attempt in shown["attempts"].as_array().into_iter().flatten() {
+                    assert_eq!(attempt["phase"], "Terminal", "{name}: {attempt}");
+                }
+            }
+            Expect::Attempt(id, outcome, reason, message) => {
+                let shown = show(data, crash.run);
+                let attempts = shown["attempts"].as_array().cloned().unwrap_or_default();
+                let attempt = attempts
+                    .iter()
+                    .find(|a| a["id"] == id)
+                    .unwrap_or_else(|| panic!("{name}: no {id} in {attempts:?}"));
+                assert_eq!(
+                    (attempt["outcome"].as_str(), attempt["reason"].as_str()),
+                    (Some(outcome), Some(reason)),
+                    "{name}: {attempt}"
+                );
+                assert!(
+                    attempt["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains(message)),
+                    "{name}: {attempt}"
+                );
+            }
+            Expect::AttemptIds(ids) => {
+                let shown = show(data, crash.run);
+                let got: Vec<&str> = shown["attempts"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|a| a["id"].as_str()).collect())
+                    .unwrap_or_default();
+                for id in ids {
+                    assert!(got.contains(id), "{name}: {id} missing from {got:?}");
+                }
+            }
+            Expect::ForgeOnceLast(context, state) => {
+                let states = accepted(context);
+                assert_eq!(
+                    states.iter().filter(|s| *s == state).count(),
+                    1,
+                    "{name}: {context} got {states:?}"
+                );
+                assert_eq!(
+                    states.last().map(String::as_str),
+                    Some(state),
+                    "{name}: {context} got {states:?}"
+                );
+            }
+            Expect::ForgeLast(context, state) => {
+                let states = accepted(context);
+                assert_eq!(
+                    states.last().map(String::as_str),
+                    Some(state),
+                    "{name}: {context} got {states:?}"
+                );
+            }
+        }
+    }
+}
+
+/// `runs recover` at once (no wait for the dead engine's lease), printing the summary.
+const RECOVER_NOW: &[&str] = &["--recover-timeout", "0s", "--output", "json"];
+
+#[test]
+fn each_strategy_recovers_a_crashed_run() {
+    let rows = vec![
+        Crash {
+            name: "startOver closes the attempt it abandons (killed while `build`, the second task, runs)",
+            pipeline: "recoverable-start-over.yaml",
+            run: "abandoned",
+            flags: &[],
+            report: None,
+            fault: "task-start-after:2",
+            down: Duration::ZERO,
+            recover: RECOVER_NOW,
+            code: 0,
+            expect: vec![
+                Expect::SummaryAttempts("build", 2),
+                Expect::AllTerminal,
+                Expect::Attempt(
+                    "abandoned/build/0",
+                    "Errored",
+                    "EngineRestarted",
+                    "startOver",
+                ),
+            ],
+        },
+        Crash {
+            // The first two tasks had terminal records; they ran again as attempt 1, and
+            // the old records are still there, unchanged.
+            name: "startOver runs everything again under new attempts",
+            pipeline: "recoverable-start-over.yaml",
+            run: "again",
+            flags: &[],
+            report: None,
+            fault: "task-finish-after:2",
+            down: Duration::ZERO,
+            recover: &["--recover-timeout", "0s"],
+            code: 0,
+            expect: vec![
+                Expect::Says("strategy startOver"),
+                Expect::Status("Succeeded"),
+                Expect::AttemptIds(&[
+                    "again/fetch/0",
+                    "again/fetch/1",
+                    "again/build/0",
+                    "again/build/1",
+                ]),
+            ],
+        },
+        Crash {
+            name: "strategy none errors in-flight tasks and still runs finally (killed while `build` runs)",
+            pipeline: "recoverable-none.yaml",
+            run: "none",
+            flags: &[],
+            report: None,
+            fault: "task-start-after:2",
+            down: Duration::ZERO,
+            recover: RECOVER_NOW,
+            code: 1,
+            expect: vec![
+                Expect::Task("fetch", "Succeeded", ""),
+                Expect::Task("build", "Errored", "EngineRestarted"),
+                Expect::Task("package", "Skipped", "RunStopping"),
+                Expect::Task("report", "Succeeded", ""),
+                Expect::Status("Failed"),
+            ],
+        },
+    ];
+    each_row(rows, |row| row.name, crash_and_recover);
+}
+
+#[test]
+fn what_recovery_takes_over_and_keeps() {
+    let rows = vec![
+        Crash {
+            // Within the default 30 s recovery timeout the run still counts as owned.
+            name: "a fresh heartbeat is not taken over",
+            pipeline: "recoverable.yaml",
+            run: "fresh",
+            flags: &[],
+            report: None,
+            fault: "task-start-after:1",
+            down: Duration::ZERO,
+            recover: &[],
+            code: 0,
+            expect: vec![Expect::Says("no run to recover")],
+        },
+        Crash {
+            // The tasks deadline passed while no engine ran: the recovered run times out
+            // at once instead of granting the 10 s task a fresh 1.5 s.
+            name: "deadlines survive a restart",
+            pipeline: "tasks-timeout.yaml",
+            run: "late",
+            flags: &["--tasks-timeout", "1500ms"],
+            report: None,
+            fault: "task-start-after:1",
+            down: Duration::from_millis(1600),
+            recover: RECOVER_NOW,
+            code: 1,
+            expect: vec![
+                Expect::Within(Duration::from_secs(8)),
+                Expect::Status("TimedOut"),
+            ],
+        },
+        Crash {
+            // Killed right after the first task's terminal record: its task status is still
+            // owed, and goes to the task's context (read back from the stored context),
+            // never to the run's.
+            name: "task statuses owed at a crash go to their task contexts",
+            pipeline: "recoverable.yaml",
+            run: "tasked",
+            flags: &[],
+            report: Some(",tasks=true"),
+            fault: "task-finish-after:1",
+            down: Duration::ZERO,
+            recover: &[
+                "--recover-timeout",
+                "0s",
+                "--secret",
+                "forge-token=env:WEFT_TEST_FORGE_TOKEN",
+            ],
+            code: 0,
+            expect: vec![
+                Expect::ForgeOnceLast("weft/recoverable", "success"),
+                Expect::ForgeLast("weft/recoverable/fetch", "success"),
+            ],
+        },
+    ];
+    each_row(rows, |row| row.name, crash_and_recover);
 }

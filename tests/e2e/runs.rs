@@ -1,187 +1,420 @@
 //! Real pipelines through `weft run --output json`, asserting the document of
-//! semantics.md section 8 and the exit code, one scenario per rule family.
+//! semantics.md section 8 and the exit code: one table per question, each row named; the
+//! signal, containment and store tests stand on their own.
 
+use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::{finish, plugin_dir, run, run_pipeline, signal, spawn_pipeline};
+use serde_json::{Value, json};
+
+use crate::support::{
+    each_row, finish, plugin_dir, root, run, run_pipeline, signal, spawn_pipeline, weft,
+};
+
+/// One `weft run FILE --output json` of a pipeline, and what it must end with.
+#[derive(Default)]
+struct Case {
+    name: &'static str,
+    /// Relative to the repository root.
+    file: &'static str,
+    flags: &'static [&'static str],
+    env: &'static [(&'static str, &'static str)],
+    /// Exit code.
+    code: i32,
+    /// status, reason, tasksStatus, tasksOutcome
+    run: [&'static str; 4],
+    /// `(name, status, reason)` of these tasks.
+    tasks: &'static [(&'static str, &'static str, &'static str)],
+    also: Vec<Also>,
+}
+
+/// A check of a case beyond the run's status and its tasks' outcomes.
+enum Also {
+    /// A field of a task's entry (a JSON pointer into it) is this value.
+    Field(&'static str, &'static str, Value),
+    /// A string field of a task's entry starts with this.
+    StartsWith(&'static str, &'static str, &'static str),
+    /// A string field of a task's entry contains this.
+    Contains(&'static str, &'static str, &'static str),
+    /// A field of `run` (a JSON pointer into it) is this value.
+    RunField(&'static str, Value),
+    /// Stderr, where task logs go, has this.
+    Stderr(&'static str),
+}
+
+/// Runs a case; every run must end within 60 s (generous: this is no timing test, but a
+/// run that hangs fails instead of hanging the suite).
+fn run_case(case: Case) {
+    let name = case.name;
+    let child = weft()
+        .arg("run")
+        .arg(root().join(case.file))
+        .args(["--output", "json"])
+        .args(case.flags)
+        .envs(case.env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("weft starts");
+    let (ran, run) = finish_within(child, Duration::from_secs(60));
+    assert_eq!(ran.code, case.code, "{name}: exit code; {}", ran.stderr);
+    let [status, reason, tasks_status, tasks_outcome] = case.run;
+    run.expect_run(status, reason, tasks_status, tasks_outcome);
+    run.expect_tasks(case.tasks);
+    for also in case.also {
+        let field = |task: &str, pointer: &str| {
+            run.task(task)
+                .pointer(pointer)
+                .cloned()
+                .unwrap_or(Value::Null)
+        };
+        let text = |task: &str, pointer: &str| match field(task, pointer) {
+            Value::String(text) => text,
+            other => panic!("{name}: {task}{pointer} is not a string: {other}"),
+        };
+        match also {
+            Also::Field(task, pointer, value) => {
+                assert_eq!(field(task, pointer), value, "{name}: {task}{pointer}")
+            }
+            Also::StartsWith(task, pointer, start) => {
+                let got = text(task, pointer);
+                assert!(got.starts_with(start), "{name}: {task}{pointer} is {got:?}")
+            }
+            Also::Contains(task, pointer, part) => {
+                let got = text(task, pointer);
+                assert!(got.contains(part), "{name}: {task}{pointer} is {got:?}")
+            }
+            Also::RunField(pointer, value) => assert_eq!(
+                run.0["run"].pointer(pointer),
+                Some(&value),
+                "{name}: run{pointer}"
+            ),
+            Also::Stderr(line) => assert!(ran.stderr.contains(line), "{name}: {}", ran.stderr),
+        }
+    }
+}
+
+fn cases(cases: Vec<Case>) {
+    each_row(cases, |case| case.name, run_case);
+}
+
+const ALL_SUCCEEDED: [&str; 4] = ["Succeeded", "Succeeded", "Succeeded", "Succeeded"];
+const ALL_FAILED: [&str; 4] = ["Failed", "Failed", "Failed", "Failed"];
+const HALTED: [&str; 4] = ["Succeeded", "Halted", "Completed", "Halted"];
 
 #[test]
-fn all_tasks_succeed() {
-    let (ran, run) = run_pipeline("all-succeed.yaml", &[]);
-    assert_eq!(ran.code, 0, "{}", ran.stderr);
-    run.expect_run("Succeeded", "Succeeded", "Succeeded", "Succeeded");
-    run.expect_tasks(&[
-        ("fetch", "Succeeded", ""),
-        ("build", "Succeeded", ""),
-        ("lint", "Succeeded", ""),
-        ("package", "Succeeded", ""),
-        ("report", "Succeeded", ""),
+fn task_endings_decide_the_statuses_and_the_exit_code() {
+    cases(vec![
+        Case {
+            name: "all succeed; logs go to stderr, prefixed with the task name",
+            file: "tests/pipelines/all-succeed.yaml",
+            code: 0,
+            run: ALL_SUCCEEDED,
+            tasks: &[
+                ("fetch", "Succeeded", ""),
+                ("build", "Succeeded", ""),
+                ("lint", "Succeeded", ""),
+                ("package", "Succeeded", ""),
+                ("report", "Succeeded", ""),
+            ],
+            also: vec![
+                Also::Field("build", "/results/message", json!("build abc123 for linux")),
+                Also::StartsWith(
+                    "package",
+                    "/results/message",
+                    "build abc123 for linux in all-succeed-",
+                ),
+                Also::Field(
+                    "report",
+                    "/results/message",
+                    json!("status=Succeeded outcome=Succeeded"),
+                ),
+                Also::Field("report", "/finally", json!(true)),
+                Also::Field("fetch", "/attempts", json!(1)),
+                Also::Stderr("[build] build abc123 for linux"),
+            ],
+            ..Case::default()
+        },
+        Case {
+            name: "a when-skipped task completes the run; a task ordered after it still runs",
+            file: "tests/pipelines/when-skipped.yaml",
+            code: 0,
+            run: ["Completed", "Completed", "Completed", "Completed"],
+            tasks: &[
+                ("unit", "Succeeded", ""),
+                ("integration", "Skipped", "WhenExpressionsFalse"),
+                ("publish", "Succeeded", ""),
+            ],
+            ..Case::default()
+        },
+        Case {
+            name: "the when holds: every task runs",
+            file: "tests/pipelines/when-skipped.yaml",
+            flags: &["-p", "mode=full"],
+            code: 0,
+            run: ALL_SUCCEEDED,
+            tasks: &[
+                ("unit", "Succeeded", ""),
+                ("integration", "Succeeded", ""),
+                ("publish", "Succeeded", ""),
+            ],
+            ..Case::default()
+        },
+        Case {
+            name: "a failure while a sibling runs stops the run; the sibling finishes; finally runs",
+            file: "tests/pipelines/failure-while-sibling-runs.yaml",
+            code: 1,
+            run: ALL_FAILED,
+            tasks: &[
+                ("fails-fast", "Failed", "Failed"),
+                ("slow-sibling", "Succeeded", ""),
+                ("after-sibling", "Skipped", "RunStopping"),
+                ("cleanup", "Succeeded", ""),
+            ],
+            also: vec![Also::Field("fails-fast", "/exitCode", json!(4))],
+            ..Case::default()
+        },
+        Case {
+            name: "onError continue lets ordered tasks run but not result consumers",
+            file: "tests/pipelines/on-error-continue.yaml",
+            code: 0,
+            run: [
+                "SucceededWithWarnings",
+                "SucceededWithWarnings",
+                "Completed",
+                "SucceededWithWarnings",
+            ],
+            tasks: &[
+                ("flaky", "SucceededWithWarnings", "FailureIgnored"),
+                ("ordered", "Succeeded", ""),
+                ("consumer", "Skipped", "ResultsMissing"),
+            ],
+            also: vec![Also::Field("flaky", "/exitCode", json!(1))],
+            ..Case::default()
+        },
+        Case {
+            name: "onStatus: success + continue",
+            file: "tests/pipelines/on-status.yaml",
+            flags: &["-p", "code=0"],
+            code: 0,
+            run: ALL_SUCCEEDED,
+            tasks: &[("check", "Succeeded", ""), ("next", "Succeeded", "")],
+            ..Case::default()
+        },
+        Case {
+            name: "onStatus: failure + stop (an unmapped non-zero code)",
+            file: "tests/pipelines/on-status.yaml",
+            flags: &["-p", "code=1"],
+            code: 1,
+            run: ALL_FAILED,
+            tasks: &[
+                ("check", "Failed", "Failed"),
+                ("next", "Skipped", "RunStopping"),
+                ("report", "Succeeded", ""),
+            ],
+            ..Case::default()
+        },
+        Case {
+            name: "onStatus: failure + continue, as a warning; $(tasks.check.status) is the raw ending",
+            file: "tests/pipelines/on-status.yaml",
+            flags: &["-p", "code=2"],
+            code: 0,
+            run: [
+                "SucceededWithWarnings",
+                "SucceededWithWarnings",
+                "Succeeded",
+                "SucceededWithWarnings",
+            ],
+            tasks: &[
+                ("check", "SucceededWithWarnings", ""),
+                ("next", "Succeeded", ""),
+            ],
+            also: vec![
+                Also::Field("check", "/exitCode", json!(2)),
+                Also::Field(
+                    "report",
+                    "/results/message",
+                    json!("Failed Succeeded SucceededWithWarnings"),
+                ),
+            ],
+            ..Case::default()
+        },
+        Case {
+            name: "onStatus: success + halt",
+            file: "tests/pipelines/on-status.yaml",
+            flags: &["-p", "code=3"],
+            code: 0,
+            run: HALTED,
+            tasks: &[
+                ("check", "Succeeded", ""),
+                ("next", "Skipped", "RunHalted"),
+                ("report", "Succeeded", ""),
+            ],
+            also: vec![
+                Also::RunField("/haltedBy/task", json!("check")),
+                Also::RunField("/haltedBy/message", json!("check said 3")),
+            ],
+            ..Case::default()
+        },
+        Case {
+            name: "a finally task failing after a green DAG fails the run",
+            file: "tests/pipelines/finally-fails.yaml",
+            code: 1,
+            run: ["Failed", "Failed", "Succeeded", "Succeeded"],
+            tasks: &[
+                ("green", "Succeeded", ""),
+                ("upload-logs", "Failed", "Failed"),
+            ],
+            ..Case::default()
+        },
+        Case {
+            name: "the seed pipeline reports failure in finally",
+            file: "examples/build-test-report.yaml",
+            flags: &["-p", "testExit=1"],
+            code: 1,
+            run: ALL_FAILED,
+            tasks: &[
+                ("build", "Succeeded", ""),
+                ("test", "Failed", "Failed"),
+                ("report-failure", "Succeeded", ""),
+                ("report-success", "Skipped", "WhenExpressionsFalse"),
+            ],
+            also: vec![Also::Field(
+                "report-failure",
+                "/results/message",
+                json!("commit 0123abc failed (test: Failed)"),
+            )],
+            ..Case::default()
+        },
+        Case {
+            // The first launch fails (WEFT_FAULT): that task ends Errored without retries,
+            // its dependent is skipped, `finally` runs, and the run ends instead of hanging.
+            name: "a task that cannot be launched ends Errored and the run ends",
+            file: "tests/pipelines/launch-fails.yaml",
+            env: &[("WEFT_FAULT", "task-launch-fail")],
+            code: 1,
+            run: ALL_FAILED,
+            tasks: &[
+                ("first", "Errored", "LaunchFailed"),
+                ("second", "Skipped", "RunStopping"),
+                ("cleanup", "Succeeded", ""),
+            ],
+            also: vec![
+                Also::Field("first", "/attempts", json!(1)),
+                Also::Contains("first", "/message", "fault point"),
+            ],
+            ..Case::default()
+        },
     ]);
-    assert_eq!(
-        run.task("build")["results"]["message"],
-        "build abc123 for linux"
-    );
-    let package = run.task("package")["results"]["message"]
-        .as_str()
-        .unwrap_or_default();
-    assert!(
-        package.starts_with("build abc123 for linux in all-succeed-"),
-        "{package}"
-    );
-    assert_eq!(
-        run.task("report")["results"]["message"],
-        "status=Succeeded outcome=Succeeded"
-    );
-    assert_eq!(run.task("report")["finally"], true);
-    assert_eq!(run.task("fetch")["attempts"], 1);
-    // Logs go to stderr, prefixed with the task name; stdout holds only the document.
-    assert!(
-        ran.stderr.contains("[build] build abc123 for linux"),
-        "{}",
-        ran.stderr
-    );
 }
 
 #[test]
-fn a_when_skipped_task_completes_the_run() {
-    let (ran, run) = run_pipeline("when-skipped.yaml", &[]);
-    assert_eq!(ran.code, 0);
-    run.expect_run("Completed", "Completed", "Completed", "Completed");
-    run.expect_tasks(&[
-        ("unit", "Succeeded", ""),
-        ("integration", "Skipped", "WhenExpressionsFalse"),
-        // Ordered after a when-skipped task, it still runs (Tekton).
-        ("publish", "Succeeded", ""),
-    ]);
-    let (_, run) = run_pipeline("when-skipped.yaml", &["-p", "mode=full"]);
-    run.expect_run("Succeeded", "Succeeded", "Succeeded", "Succeeded");
-}
-
-#[test]
-fn a_failure_while_a_sibling_runs_stops_the_run_and_runs_finally() {
-    let (ran, run) = run_pipeline("failure-while-sibling-runs.yaml", &[]);
-    assert_eq!(ran.code, 1);
-    run.expect_run("Failed", "Failed", "Failed", "Failed");
-    run.expect_tasks(&[
-        ("fails-fast", "Failed", "Failed"),
-        // The running sibling is not killed: it finishes.
-        ("slow-sibling", "Succeeded", ""),
-        ("after-sibling", "Skipped", "RunStopping"),
-        ("cleanup", "Succeeded", ""),
-    ]);
-    assert_eq!(run.task("fails-fast")["exitCode"], 4);
-}
-
-#[test]
-fn on_error_continue_lets_ordered_tasks_run_but_not_result_consumers() {
-    let (ran, run) = run_pipeline("on-error-continue.yaml", &[]);
-    assert_eq!(ran.code, 0);
-    run.expect_run(
-        "SucceededWithWarnings",
-        "SucceededWithWarnings",
-        "Completed",
-        "SucceededWithWarnings",
-    );
-    run.expect_tasks(&[
-        ("flaky", "SucceededWithWarnings", "FailureIgnored"),
-        ("ordered", "Succeeded", ""),
-        ("consumer", "Skipped", "ResultsMissing"),
-    ]);
-    assert_eq!(run.task("flaky")["exitCode"], 1);
-}
-
-#[test]
-fn on_status_gives_all_four_combinations() {
-    // success + continue
-    let (ran, run) = run_pipeline("on-status.yaml", &["-p", "code=0"]);
-    assert_eq!(ran.code, 0);
-    run.expect_run("Succeeded", "Succeeded", "Succeeded", "Succeeded");
-    run.expect_tasks(&[("check", "Succeeded", ""), ("next", "Succeeded", "")]);
-
-    // failure + stop (an unmapped non-zero code)
-    let (ran, run) = run_pipeline("on-status.yaml", &["-p", "code=1"]);
-    assert_eq!(ran.code, 1);
-    run.expect_run("Failed", "Failed", "Failed", "Failed");
-    run.expect_tasks(&[
-        ("check", "Failed", "Failed"),
-        ("next", "Skipped", "RunStopping"),
-        ("report", "Succeeded", ""),
-    ]);
-
-    // failure + continue, as a warning
-    let (ran, run) = run_pipeline("on-status.yaml", &["-p", "code=2"]);
-    assert_eq!(ran.code, 0);
-    run.expect_run(
-        "SucceededWithWarnings",
-        "SucceededWithWarnings",
-        "Succeeded",
-        "SucceededWithWarnings",
-    );
-    run.expect_tasks(&[
-        ("check", "SucceededWithWarnings", ""),
-        ("next", "Succeeded", ""),
-    ]);
-    assert_eq!(run.task("check")["exitCode"], 2);
-    // $(tasks.check.status) is Tekton's view of the raw ending: the plugin failed.
-    assert_eq!(
-        run.task("report")["results"]["message"],
-        "Failed Succeeded SucceededWithWarnings"
-    );
-
-    // success + halt
-    let (ran, run) = run_pipeline("on-status.yaml", &["-p", "code=3"]);
-    assert_eq!(ran.code, 0);
-    run.expect_run("Succeeded", "Halted", "Completed", "Halted");
-    run.expect_tasks(&[
-        ("check", "Succeeded", ""),
-        ("next", "Skipped", "RunHalted"),
-        ("report", "Succeeded", ""),
-    ]);
-    assert_eq!(run.0["run"]["haltedBy"]["task"], "check");
-    assert_eq!(run.0["run"]["haltedBy"]["message"], "check said 3");
-}
-
-#[test]
-fn halt_wait_lets_running_siblings_finish() {
-    let (ran, run) = run_pipeline("halt-wait.yaml", &[]);
-    assert_eq!(ran.code, 0);
-    run.expect_run("Succeeded", "Halted", "Completed", "Halted");
-    run.expect_tasks(&[
-        ("gate", "Succeeded", ""),
-        ("long-sibling", "Succeeded", ""),
-        ("release", "Skipped", "RunHalted"),
-        ("notify", "Succeeded", ""),
+fn halt_modes() {
+    cases(vec![
+        Case {
+            name: "halt wait lets running siblings finish",
+            file: "tests/pipelines/halt-wait.yaml",
+            code: 0,
+            run: HALTED,
+            tasks: &[
+                ("gate", "Succeeded", ""),
+                ("long-sibling", "Succeeded", ""),
+                ("release", "Skipped", "RunHalted"),
+                ("notify", "Succeeded", ""),
+            ],
+            ..Case::default()
+        },
+        Case {
+            // The 1.5 s sibling is cut short.
+            name: "halt cancel cancels running siblings without cancelling the run",
+            file: "tests/pipelines/halt-cancel.yaml",
+            code: 0,
+            run: HALTED,
+            tasks: &[
+                ("gate", "Succeeded", ""),
+                ("long-sibling", "Cancelled", "RunHalted"),
+                ("release", "Skipped", "RunHalted"),
+                ("notify", "Succeeded", ""),
+            ],
+            ..Case::default()
+        },
     ]);
 }
 
 #[test]
-fn halt_cancel_cancels_running_siblings_without_cancelling_the_run() {
-    let started = std::time::Instant::now();
-    let (ran, run) = run_pipeline("halt-cancel.yaml", &[]);
-    assert_eq!(ran.code, 0);
-    run.expect_run("Succeeded", "Halted", "Completed", "Halted");
-    run.expect_tasks(&[
-        ("gate", "Succeeded", ""),
-        ("long-sibling", "Cancelled", "RunHalted"),
-        ("release", "Skipped", "RunHalted"),
-        ("notify", "Succeeded", ""),
+fn retries() {
+    cases(vec![
+        Case {
+            name: "retries succeed on the last attempt",
+            file: "tests/pipelines/retries.yaml",
+            code: 0,
+            run: ALL_SUCCEEDED,
+            tasks: &[("flaky", "Succeeded", "")],
+            also: vec![
+                Also::Field("flaky", "/attempts", json!(3)),
+                Also::Field("flaky", "/results/seen", json!("2/2")),
+            ],
+            ..Case::default()
+        },
+        Case {
+            name: "exhausted retries fail the task",
+            file: "tests/pipelines/retries.yaml",
+            flags: &["-p", "failTimes=3"],
+            code: 1,
+            run: ALL_FAILED,
+            tasks: &[("flaky", "Failed", "Failed")],
+            also: vec![Also::Field("flaky", "/attempts", json!(3))],
+            ..Case::default()
+        },
     ]);
-    // The 1.5 s sibling was cut short (generous bound: this is not a timing test).
-    assert!(started.elapsed() < Duration::from_secs(60));
 }
 
 #[test]
-fn retries_succeed_on_the_last_attempt_and_exhausted_retries_fail() {
-    let (ran, run) = run_pipeline("retries.yaml", &[]);
-    assert_eq!(ran.code, 0);
-    run.expect_run("Succeeded", "Succeeded", "Succeeded", "Succeeded");
-    assert_eq!(run.task("flaky")["attempts"], 3);
-    assert_eq!(run.task("flaky")["results"]["seen"], "2/2");
-
-    let (ran, run) = run_pipeline("retries.yaml", &["-p", "failTimes=3"]);
-    assert_eq!(ran.code, 1);
-    run.expect_tasks(&[("flaky", "Failed", "Failed")]);
-    assert_eq!(run.task("flaky")["attempts"], 3);
+fn timeouts() {
+    cases(vec![
+        Case {
+            name: "a task past its timeout is timed out",
+            file: "tests/pipelines/task-timeout.yaml",
+            code: 1,
+            run: ["Failed", "Failed", "Failed", "TimedOut"],
+            tasks: &[
+                ("hangs", "TimedOut", "TaskRunTimeout"),
+                ("independent", "Succeeded", ""),
+            ],
+            ..Case::default()
+        },
+        Case {
+            name: "the tasks timeout times out tasks and still runs finally",
+            file: "tests/pipelines/tasks-timeout.yaml",
+            flags: &["--tasks-timeout", "300ms"],
+            code: 1,
+            run: ["TimedOut", "PipelineRunTimeout", "Failed", "TimedOut"],
+            tasks: &[
+                ("slow", "TimedOut", "TasksTimeout"),
+                ("never-started", "Skipped", "RunTimedOut"),
+                ("still-reports", "Succeeded", ""),
+            ],
+            also: vec![Also::Field(
+                "still-reports",
+                "/results/message",
+                json!("tasks ended Failed"),
+            )],
+            ..Case::default()
+        },
+        Case {
+            name: "the pipeline timeout times out the run, finally included",
+            file: "tests/pipelines/tasks-timeout.yaml",
+            flags: &["--timeout", "300ms"],
+            code: 1,
+            run: ["TimedOut", "PipelineRunTimeout", "Failed", "TimedOut"],
+            tasks: &[
+                ("slow", "TimedOut", "PipelineRunTimeout"),
+                ("never-started", "Skipped", "RunTimedOut"),
+                ("still-reports", "Skipped", "RunTimedOut"),
+            ],
+            ..Case::default()
+        },
+    ]);
 }
 
 #[test]
@@ -234,53 +467,6 @@ fn every_retried_attempt_ends_terminal_in_the_store_with_its_own_outcome() {
     // The summary counts the three attempts.
     let text = crate::support::run_in(data.path(), &["runs", "show", "flaky-run"], &[]);
     assert!(text.stdout.contains("flaky-run/flaky/1"), "{}", text.stdout);
-}
-
-#[test]
-fn a_task_past_its_timeout_is_timed_out() {
-    let (ran, run) = run_pipeline("task-timeout.yaml", &[]);
-    assert_eq!(ran.code, 1);
-    run.expect_run("Failed", "Failed", "Failed", "TimedOut");
-    run.expect_tasks(&[
-        ("hangs", "TimedOut", "TaskRunTimeout"),
-        ("independent", "Succeeded", ""),
-    ]);
-}
-
-#[test]
-fn the_tasks_timeout_times_out_tasks_and_still_runs_finally() {
-    let (ran, run) = run_pipeline("tasks-timeout.yaml", &["--tasks-timeout", "300ms"]);
-    assert_eq!(ran.code, 1);
-    run.expect_run("TimedOut", "PipelineRunTimeout", "Failed", "TimedOut");
-    run.expect_tasks(&[
-        ("slow", "TimedOut", "TasksTimeout"),
-        ("never-started", "Skipped", "RunTimedOut"),
-        ("still-reports", "Succeeded", ""),
-    ]);
-    assert_eq!(
-        run.task("still-reports")["results"]["message"],
-        "tasks ended Failed"
-    );
-}
-
-#[test]
-fn the_pipeline_timeout_times_out_the_run() {
-    let (ran, run) = run_pipeline("tasks-timeout.yaml", &["--timeout", "300ms"]);
-    assert_eq!(ran.code, 1);
-    assert_eq!(run.run("status"), "TimedOut");
-    assert_eq!(run.run("reason"), "PipelineRunTimeout");
-    assert_eq!(run.outcome("slow").0, "TimedOut");
-}
-
-#[test]
-fn a_finally_task_failing_after_a_green_dag_fails_the_run() {
-    let (ran, run) = run_pipeline("finally-fails.yaml", &[]);
-    assert_eq!(ran.code, 1);
-    run.expect_run("Failed", "Failed", "Succeeded", "Succeeded");
-    run.expect_tasks(&[
-        ("green", "Succeeded", ""),
-        ("upload-logs", "Failed", "Failed"),
-    ]);
 }
 
 /// Waits until the spawned run has its first task running (its log dir is not a signal
@@ -418,24 +604,6 @@ fn run_pipeline_raw(extra: &[&str]) -> crate::support::Ran {
 }
 
 #[test]
-fn the_seed_pipeline_reports_failure_in_finally() {
-    let example = crate::support::root().join("examples/build-test-report.yaml");
-    let example = example.to_string_lossy();
-    let ran = run(&["run", &example, "-p", "testExit=1", "--output", "json"]);
-    assert_eq!(ran.code, 1);
-    let run = crate::support::Run(ran.json());
-    run.expect_tasks(&[
-        ("test", "Failed", "Failed"),
-        ("report-failure", "Succeeded", ""),
-        ("report-success", "Skipped", "WhenExpressionsFalse"),
-    ]);
-    assert_eq!(
-        run.task("report-failure")["results"]["message"],
-        "commit 0123abc failed (test: Failed)"
-    );
-}
-
-#[test]
 fn text_output_shows_a_live_view_and_a_summary() {
     let example = crate::support::root().join("examples/early-exit.yaml");
     let example = example.to_string_lossy();
@@ -461,23 +629,6 @@ fn text_output_shows_a_live_view_and_a_summary() {
     assert!(!ran.stdout.contains('\u{1b}'), "{}", ran.stdout);
 }
 
-#[test]
-fn array_params_take_json_and_bad_flags_exit_2() {
-    let ran = run(&["run", "tests/pipelines/all-succeed.yaml", "-p", "nonsense"]);
-    assert_eq!(ran.code, 2);
-    assert!(ran.stderr.contains("expected NAME=VALUE"), "{}", ran.stderr);
-    let ran = run(&[
-        "run",
-        "tests/pipelines/all-succeed.yaml",
-        "--timeout",
-        "soon",
-    ]);
-    assert_eq!(ran.code, 2);
-    assert!(ran.stderr.contains("--timeout soon"), "{}", ran.stderr);
-    let ran = run(&["run", "tests/pipelines/all-succeed.yaml", "--bogus"]);
-    assert_eq!(ran.code, 2);
-}
-
 /// Waits for `child` at most `limit`; kills it and panics if it is still running.
 fn finish_within(
     mut child: std::process::Child,
@@ -501,32 +652,41 @@ fn finish_within(
 }
 
 #[test]
-fn a_task_that_cannot_be_launched_ends_errored_and_the_run_ends() {
-    // The first launch fails (WEFT_FAULT): that task ends Errored without retries, its
-    // dependent is skipped, `finally` runs, and the run ends instead of hanging.
-    let child = crate::support::weft()
-        .arg("run")
-        .arg(crate::support::pipelines().join("launch-fails.yaml"))
-        .args(["--output", "json"])
-        .env("WEFT_FAULT", "task-launch-fail")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("weft starts");
-    let (ran, run) = finish_within(child, Duration::from_secs(60));
-    assert_eq!(ran.code, 1, "{}", ran.stderr);
-    run.expect_run("Failed", "Failed", "Failed", "Failed");
-    run.expect_tasks(&[
-        ("first", "Errored", "LaunchFailed"),
-        ("second", "Skipped", "RunStopping"),
-        ("cleanup", "Succeeded", ""),
-    ]);
-    assert_eq!(run.task("first")["attempts"], 1);
-    assert!(
-        run.task("first")["message"]
-            .as_str()
-            .is_some_and(|m| m.contains("fault point")),
-        "{:#}",
-        run.0
+fn bad_flags_exit_2_saying_what_is_wrong() {
+    struct Bad {
+        name: &'static str,
+        flags: &'static [&'static str],
+        /// Stderr has this (when given).
+        says: Option<&'static str>,
+    }
+    let rows = vec![
+        Bad {
+            name: "a param without a value",
+            flags: &["-p", "nonsense"],
+            says: Some("expected NAME=VALUE"),
+        },
+        Bad {
+            name: "a timeout that is not a duration",
+            flags: &["--timeout", "soon"],
+            says: Some("--timeout soon"),
+        },
+        Bad {
+            name: "an unknown flag",
+            flags: &["--bogus"],
+            says: None,
+        },
+    ];
+    each_row(
+        rows,
+        |bad| bad.name,
+        |bad| {
+            let mut args = vec!["run", "tests/pipelines/all-succeed.yaml"];
+            args.extend_from_slice(bad.flags);
+            let ran = run(&args);
+            assert_eq!(ran.code, 2, "{}: {}", bad.name, ran.stderr);
+            if let Some(says) = bad.says {
+                assert!(ran.stderr.contains(says), "{}: {}", bad.name, ran.stderr);
+            }
+        },
     );
 }

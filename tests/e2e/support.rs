@@ -258,3 +258,18 @@ pub fn assert_contained(
         }
     }
 }
+
+/// Runs `check` on every row of a table, each on its own (as Go's `t.Run`): a failing row
+/// is reported by name and does not hide the rows after it.
+#[track_caller]
+pub fn each_row<R>(rows: Vec<R>, name: impl Fn(&R) -> &'static str, check: impl Fn(R)) {
+    let mut failed = Vec::new();
+    for row in rows {
+        let row_name = name(&row);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| check(row)));
+        if outcome.is_err() {
+            failed.push(row_name);
+        }
+    }
+    assert!(failed.is_empty(), "rows failed: {failed:?}");
+}

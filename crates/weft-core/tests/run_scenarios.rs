@@ -1,6 +1,12 @@
 //! Scenario tests for the run state machine: feed event sequences into `RunState`, assert
 //! the report. The harness plays a well-behaved engine: every `Start` is acknowledged
 //! with `task_started`, every `Cancel` is confirmed with `task_cancelled`.
+//!
+//! One table per question (how an ending maps to outcome and flow, onStatus, skip reasons,
+//! halt, retries, timeouts, cancellation, finally, engine failures), each row named, over
+//! named pipeline fixtures shared between rows. What a table would hide (params rendered
+//! before an event, stale events, the JSON shape, scale, prior attempts, stalls) has its
+//! own test.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -232,15 +238,148 @@ impl Harness {
     }
 }
 
-struct Scenario {
+/// One row of a table: a pipeline fixture, the events the engine feeds in, and the report
+/// the run must end with.
+struct Row {
     name: &'static str,
-    yaml: String,
+    /// A named pipeline fixture (below).
+    pipeline: fn() -> String,
+    /// `-p` params.
     params: &'static [(&'static str, &'static str)],
+    /// Tasks whose starts stay queued: the engine never begins them.
+    held: &'static [&'static str],
     steps: Vec<Step>,
     /// status, reason, tasksStatus, tasksOutcome
     run: [&'static str; 4],
     /// name, status, reason, attempts
-    tasks: Vec<(&'static str, &'static str, &'static str, u32)>,
+    tasks: &'static [(&'static str, &'static str, &'static str, u32)],
+    /// What else the row checks, beyond the report.
+    also: &'static [Check],
+}
+
+impl Default for Row {
+    fn default() -> Row {
+        Row {
+            name: "",
+            pipeline: || panic!("a row without a pipeline"),
+            params: &[],
+            held: &[],
+            steps: Vec::new(),
+            run: [""; 4],
+            tasks: &[],
+            also: &[],
+        }
+    }
+}
+
+/// A check of a row beyond its report.
+enum Check {
+    /// The engine's log, exactly (`start t#n`, `queue t#n`, `cancel t reason`, `finally`).
+    Log(&'static [&'static str]),
+    /// The engine's log has this line.
+    Logged(&'static str),
+    /// `task#attempt` started with param `name` rendered as this string.
+    Param(&'static str, u32, &'static str, &'static str),
+    /// `task#attempt outcome reason` of every attempt that ended and was retried, in order.
+    Retried(&'static [&'static str]),
+    /// How many times `finally` started.
+    FinallyStarted(usize),
+    /// A task's exit code in the report.
+    ExitCode(&'static str, Option<i32>),
+    /// A task's message in the report.
+    Message(&'static str, &'static str),
+    /// The task the run says halted it.
+    HaltedBy(&'static str),
+}
+
+/// Runs a row: feeds its steps, asserts the run finished once with nothing left running,
+/// then its report and its other checks.
+fn run_row(row: Row) {
+    let name = row.name;
+    let mut harness = Harness::holding(&(row.pipeline)(), row.params, row.held);
+    for step in row.steps {
+        harness.step(step);
+    }
+    let log = &harness.log;
+    assert_eq!(
+        harness.finished, 1,
+        "{name}: Finished exactly once; log {log:?}"
+    );
+    assert!(
+        harness.running.is_empty(),
+        "{name}: still running {:?}",
+        harness.running
+    );
+    let report = harness.run.report();
+    let got_run = [
+        report.run.status.as_str(),
+        report.run.reason.as_str(),
+        report.run.tasks_status.as_str(),
+        report.run.tasks_outcome.as_str(),
+    ];
+    assert_eq!(got_run, row.run, "{name}: run; log {log:?}");
+    let got_tasks: Vec<(&str, &str, &str, u32)> = report
+        .tasks
+        .iter()
+        .map(|task| {
+            (
+                task.name.as_str(),
+                task.status.as_str(),
+                task.reason.as_str(),
+                task.attempts,
+            )
+        })
+        .collect();
+    assert_eq!(got_tasks, row.tasks, "{name}: tasks; log {log:?}");
+    let task = |task: &str| match report.tasks.iter().find(|t| t.name == task) {
+        Some(found) => found,
+        None => panic!("{name}: no task {task} in the report"),
+    };
+    for check in row.also {
+        match check {
+            Check::Log(expected) => assert_eq!(log, expected, "{name}: log"),
+            Check::Logged(line) => assert!(
+                log.iter().any(|l| l == line),
+                "{name}: {line:?} not in log {log:?}"
+            ),
+            Check::Param(task, attempt, param, value) => assert_eq!(
+                harness.params_of(task, *attempt)[*param],
+                ParamValue::Str(value.to_string()),
+                "{name}: param {param} of {task}#{attempt}"
+            ),
+            Check::Retried(expected) => {
+                assert_eq!(harness.retried, *expected, "{name}: retried attempts")
+            }
+            Check::FinallyStarted(times) => assert_eq!(
+                harness.finally_started, *times,
+                "{name}: finally started; log {log:?}"
+            ),
+            Check::ExitCode(of, code) => {
+                assert_eq!(task(of).exit_code, *code, "{name}: exit code of {of}")
+            }
+            Check::Message(of, message) => {
+                assert_eq!(task(of).message, *message, "{name}: message of {of}")
+            }
+            Check::HaltedBy(by) => assert_eq!(
+                report.run.halted_by.as_ref().map(|h| h.task.as_str()),
+                Some(*by),
+                "{name}: halted by"
+            ),
+        }
+    }
+}
+
+/// Runs every row of a table, each on its own (as Go's `t.Run`): a failing row is reported
+/// by name and does not hide the rows after it.
+fn table(rows: Vec<Row>) {
+    let mut failed = Vec::new();
+    for row in rows {
+        let name = row.name;
+        if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_row(row))).is_err() {
+            failed.push(name);
+        }
+    }
+    assert!(failed.is_empty(), "rows failed: {failed:?}");
 }
 
 /// A pipeline from task and finally YAML (each a YAML list, indented by 4).
@@ -256,152 +395,63 @@ fn pipeline(tasks: &str, finally: &str) -> String {
     yaml
 }
 
-fn run_scenario(scenario: Scenario) -> Harness {
-    run_scenario_holding(scenario, &[])
-}
-
-/// Runs a scenario whose `held` tasks are queued but never begun by the engine.
-fn run_scenario_holding(scenario: Scenario, held: &[&'static str]) -> Harness {
-    let mut harness = Harness::holding(&scenario.yaml, scenario.params, held);
-    for step in scenario.steps {
-        harness.step(step);
-    }
-    let name = scenario.name;
-    assert_eq!(
-        harness.finished, 1,
-        "{name}: Finished exactly once; log {:?}",
-        harness.log
-    );
-    assert!(
-        harness.running.is_empty(),
-        "{name}: still running {:?}",
-        harness.running
-    );
-    let report = harness.run.report();
-    let got_run = [
-        report.run.status.as_str(),
-        report.run.reason.as_str(),
-        report.run.tasks_status.as_str(),
-        report.run.tasks_outcome.as_str(),
-    ];
-    assert_eq!(got_run, scenario.run, "{name}: run; log {:?}", harness.log);
-    let got_tasks: Vec<(&str, &str, &str, u32)> = report
-        .tasks
-        .iter()
-        .map(|task| {
-            (
-                task.name.as_str(),
-                task.status.as_str(),
-                task.reason.as_str(),
-                task.attempts,
-            )
-        })
-        .collect();
-    assert_eq!(
-        got_tasks, scenario.tasks,
-        "{name}: tasks; log {:?}",
-        harness.log
-    );
-    harness
-}
-
 const ECHO: &str = "taskRef: {name: echo}";
 
-#[test]
-fn all_succeed() {
-    let harness = run_scenario(Scenario {
-        name: "all succeed",
-        yaml: pipeline(
-            &format!(
-                "    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}, runAfter: [a]}}\n    - {{name: c, {ECHO}, runAfter: [a]}}\n    - {{name: d, {ECHO}, runAfter: [b, c]}}\n"
-            ),
-            "",
-        ),
-        params: &[],
-        steps: vec![ok("a"), ok("c"), ok("b"), ok("d")],
-        run: ["Succeeded", "Succeeded", "Succeeded", "Succeeded"],
-        tasks: vec![
-            ("a", "Succeeded", "", 1),
-            ("b", "Succeeded", "", 1),
-            ("c", "Succeeded", "", 1),
-            ("d", "Succeeded", "", 1),
-        ],
-    });
-    // d only starts once both parents are done.
-    let order: Vec<&str> = harness.log.iter().map(String::as_str).collect();
-    assert_eq!(order, ["start a#0", "start b#0", "start c#0", "start d#0"]);
+// Pipeline fixtures, named after their shape; rows of different tables share them.
+
+/// No tasks at all.
+fn empty() -> String {
+    "apiVersion: weft.dev/v1\nkind: Pipeline\nmetadata: {name: empty}\nspec: {}\n".into()
 }
 
-#[test]
-fn when_skipped_task_and_its_run_after_dependent_still_runs() {
-    run_scenario(Scenario {
-        name: "when skipped",
-        yaml: pipeline(
-            &format!(
-                "    - name: a\n      {ECHO}\n      when: [{{input: \"$(params.go)\", operator: in, values: [\"yes\"]}}]\n    - {{name: b, {ECHO}, runAfter: [a]}}\n"
-            ),
-            "",
+/// `a`, then `b` and `c`, then `d` after both.
+fn diamond() -> String {
+    pipeline(
+        &format!(
+            "    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}, runAfter: [a]}}\n    - {{name: c, {ECHO}, runAfter: [a]}}\n    - {{name: d, {ECHO}, runAfter: [b, c]}}\n"
         ),
-        params: &[("go", "no")],
-        steps: vec![ok("b")],
-        run: ["Completed", "Completed", "Completed", "Completed"],
-        tasks: vec![
-            ("a", "Skipped", "WhenExpressionsFalse", 0),
-            ("b", "Succeeded", "", 1),
-        ],
-    });
+        "",
+    )
 }
 
-#[test]
-fn failure_while_a_sibling_runs_stops_the_run_and_finally_runs() {
-    run_scenario(Scenario {
-        name: "failure",
-        yaml: pipeline(
-            &format!(
-                "    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}}}\n    - {{name: c, {ECHO}, runAfter: [a]}}\n    - {{name: d, {ECHO}, runAfter: [c]}}\n"
-            ),
-            &format!("    - {{name: fin, {ECHO}}}\n"),
-        ),
-        params: &[],
-        steps: vec![fail("a", 2), ok("b"), ok("fin")],
-        run: ["Failed", "Failed", "Failed", "Failed"],
-        tasks: vec![
-            ("a", "Failed", "Failed", 1),
-            ("b", "Succeeded", "", 1),
-            ("c", "Skipped", "RunStopping", 0),
-            ("d", "Skipped", "RunStopping", 0),
-            ("fin", "Succeeded", "", 1),
-        ],
-    });
+/// One task `a`.
+fn single() -> String {
+    pipeline(&format!("    - {{name: a, {ECHO}}}\n"), "")
 }
 
-#[test]
-fn on_error_continue_runs_run_after_dependents_and_skips_result_consumers() {
-    run_scenario(Scenario {
-        name: "onError continue",
-        yaml: pipeline(
-            &format!(
-                "    - {{name: a, {ECHO}, onError: continue}}\n    - {{name: b, {ECHO}, runAfter: [a]}}\n    - name: c\n      {ECHO}\n      params: [{{name: x, value: \"$(tasks.a.results.out)\"}}]\n"
-            ),
-            "",
+/// `a` and `b` side by side, `c` after `a`.
+fn two_roots_and_a_child() -> String {
+    pipeline(
+        &format!(
+            "    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}}}\n    - {{name: c, {ECHO}, runAfter: [a]}}\n"
         ),
-        params: &[],
-        steps: vec![fail("a", 1), ok("b")],
-        run: [
-            "SucceededWithWarnings",
-            "SucceededWithWarnings",
-            "Completed",
-            "SucceededWithWarnings",
-        ],
-        tasks: vec![
-            ("a", "SucceededWithWarnings", "FailureIgnored", 1),
-            ("b", "Succeeded", "", 1),
-            ("c", "Skipped", "ResultsMissing", 0),
-        ],
-    });
+        "",
+    )
 }
 
-fn on_status_pipeline() -> String {
+/// `a` with the chain `c`, `d` behind it, `b` beside it; finally `fin`.
+fn sibling_and_chain_with_finally() -> String {
+    pipeline(
+        &format!(
+            "    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}}}\n    - {{name: c, {ECHO}, runAfter: [a]}}\n    - {{name: d, {ECHO}, runAfter: [c]}}\n"
+        ),
+        &format!("    - {{name: fin, {ECHO}}}\n"),
+    )
+}
+
+/// `a` (`onError: continue`), `b` ordered after it, `c` consuming its result.
+fn on_error_continue() -> String {
+    pipeline(
+        &format!(
+            "    - {{name: a, {ECHO}, onError: continue}}\n    - {{name: b, {ECHO}, runAfter: [a]}}\n    - name: c\n      {ECHO}\n      params: [{{name: x, value: \"$(tasks.a.results.out)\"}}]\n"
+        ),
+        "",
+    )
+}
+
+/// `check` mapping exit codes 2, 3, 4, 5 and 78 with `onStatus`; `next` after it; finally
+/// `fin`.
+fn on_status() -> String {
     pipeline(
         &format!(
             "    - name: check\n      {ECHO}\n      onStatus:\n        - {{exitCodes: [2], outcome: warning}}\n        - {{exitCodes: [3], outcome: success, flow: halt}}\n        - {{exitCodes: [4], outcome: failure, flow: continue}}\n        - {{exitCodes: [5], outcome: success}}\n        - {{exitCodes: [78], outcome: skipped}}\n    - {{name: next, {ECHO}, runAfter: [check]}}\n"
@@ -410,139 +460,39 @@ fn on_status_pipeline() -> String {
     )
 }
 
-#[test]
-fn on_status_failure_as_warning_continues() {
-    run_scenario(Scenario {
-        name: "warning+continue",
-        yaml: on_status_pipeline(),
-        params: &[],
-        steps: vec![fail("check", 2), ok("next"), ok("fin")],
-        run: [
-            "SucceededWithWarnings",
-            "SucceededWithWarnings",
-            "Succeeded",
-            "SucceededWithWarnings",
-        ],
-        tasks: vec![
-            ("check", "SucceededWithWarnings", "", 1),
-            ("next", "Succeeded", "", 1),
-            ("fin", "Succeeded", "", 1),
-        ],
-    });
-}
-
-#[test]
-fn on_status_success_and_halt_ends_the_run_early_and_successfully() {
-    let harness = run_scenario(Scenario {
-        name: "success+halt",
-        yaml: on_status_pipeline(),
-        params: &[],
-        steps: vec![fail("check", 3), ok("fin")],
-        run: ["Succeeded", "Halted", "Completed", "Halted"],
-        tasks: vec![
-            ("check", "Succeeded", "", 1),
-            ("next", "Skipped", "RunHalted", 0),
-            ("fin", "Succeeded", "", 1),
-        ],
-    });
-    let report = harness.run.report();
-    assert_eq!(report.tasks[0].exit_code, Some(3));
-    assert_eq!(
-        report.run.halted_by.as_ref().map(|h| h.task.as_str()),
-        Some("check")
-    );
-}
-
-#[test]
-fn on_status_failure_with_flow_continue_runs_dependents_but_fails_the_run() {
-    run_scenario(Scenario {
-        name: "failure+continue",
-        yaml: on_status_pipeline(),
-        params: &[],
-        steps: vec![fail("check", 4), ok("next"), ok("fin")],
-        run: ["Failed", "Failed", "Failed", "Failed"],
-        tasks: vec![
-            ("check", "Failed", "Failed", 1),
-            ("next", "Succeeded", "", 1),
-            ("fin", "Succeeded", "", 1),
-        ],
-    });
-}
-
-#[test]
-fn on_status_success_and_continue() {
-    run_scenario(Scenario {
-        name: "success+continue",
-        yaml: on_status_pipeline(),
-        params: &[],
-        steps: vec![fail("check", 5), ok("next"), ok("fin")],
-        run: ["Succeeded", "Succeeded", "Succeeded", "Succeeded"],
-        tasks: vec![
-            ("check", "Succeeded", "", 1),
-            ("next", "Succeeded", "", 1),
-            ("fin", "Succeeded", "", 1),
-        ],
-    });
-}
-
-#[test]
-fn on_status_unmatched_code_is_failure_and_stop() {
-    run_scenario(Scenario {
-        name: "failure+stop",
-        yaml: on_status_pipeline(),
-        params: &[],
-        steps: vec![fail("check", 1), ok("fin")],
-        run: ["Failed", "Failed", "Failed", "Failed"],
-        tasks: vec![
-            ("check", "Failed", "Failed", 1),
-            ("next", "Skipped", "RunStopping", 0),
-            ("fin", "Succeeded", "", 1),
-        ],
-    });
-}
-
-#[test]
-fn on_status_skipped_makes_dependents_parent_skipped() {
-    run_scenario(Scenario {
-        name: "skipped",
-        yaml: on_status_pipeline(),
-        params: &[],
-        steps: vec![fail("check", 78), ok("fin")],
-        run: ["Completed", "Completed", "Completed", "Completed"],
-        tasks: vec![
-            ("check", "Skipped", "SelfSkipped", 1),
-            ("next", "Skipped", "ParentSkipped", 0),
-            ("fin", "Succeeded", "", 1),
-        ],
-    });
-}
-
-#[test]
-fn plugin_skip_and_warning() {
-    run_scenario(Scenario {
-        name: "self skip",
-        yaml: pipeline(
-            &format!(
-                "    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}}}\n    - {{name: c, {ECHO}, runAfter: [a]}}\n"
-            ),
-            "",
+/// `a` runs when `$(params.go)` is `yes`; `b` after it.
+fn when_go() -> String {
+    pipeline(
+        &format!(
+            "    - name: a\n      {ECHO}\n      when: [{{input: \"$(params.go)\", operator: in, values: [\"yes\"]}}]\n    - {{name: b, {ECHO}, runAfter: [a]}}\n"
         ),
-        params: &[],
-        steps: vec![self_skip("a"), warn("b")],
-        run: [
-            "SucceededWithWarnings",
-            "SucceededWithWarnings",
-            "Completed",
-            "SucceededWithWarnings",
-        ],
-        tasks: vec![
-            ("a", "Skipped", "SelfSkipped", 1),
-            ("b", "SucceededWithWarnings", "", 1),
-            ("c", "Skipped", "ParentSkipped", 0),
-        ],
-    });
+        "",
+    )
 }
 
+/// `a` runs unless `$(params.go)` is `no`; dependents by order, by status, by result, and
+/// a grandchild behind the result consumer.
+fn when_go_with_every_kind_of_dependent() -> String {
+    pipeline(
+        &format!(
+            "    - name: a\n      {ECHO}\n      when: [{{input: \"$(params.go)\", operator: notin, values: [\"no\"]}}]\n    - {{name: by-order, {ECHO}, runAfter: [a]}}\n    - name: by-status\n      {ECHO}\n      params: [{{name: s, value: \"$(tasks.a.status)\"}}]\n    - name: by-result\n      {ECHO}\n      params: [{{name: r, value: \"$(tasks.a.results.x)\"}}]\n    - {{name: grandchild, {ECHO}, runAfter: [by-result]}}\n"
+        ),
+        "",
+    )
+}
+
+/// `a`, `b`, and `c` after `b` behind a `when` that is always false.
+fn never_when_after_a_sibling() -> String {
+    pipeline(
+        &format!(
+            "    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}}}\n    - name: c\n      {ECHO}\n      runAfter: [b]\n      when: [{{input: x, operator: in, values: [y]}}]\n"
+        ),
+        "",
+    )
+}
+
+/// `gate` (with `halt: MODE`), `slow` beside it, `after` behind it; finally `fin` rendering
+/// `$(tasks.status)/$(tasks.outcome)`.
 fn halt_pipeline(mode: &str) -> String {
     pipeline(
         &format!(
@@ -553,274 +503,74 @@ fn halt_pipeline(mode: &str) -> String {
         ),
     )
 }
-
-#[test]
-fn halt_wait_lets_siblings_finish() {
-    let harness = run_scenario(Scenario {
-        name: "halt wait",
-        yaml: halt_pipeline("wait"),
-        params: &[],
-        steps: vec![halt("gate"), ok("slow"), ok("fin")],
-        run: ["Succeeded", "Halted", "Completed", "Halted"],
-        tasks: vec![
-            ("gate", "Succeeded", "", 1),
-            ("slow", "Succeeded", "", 1),
-            ("after", "Skipped", "RunHalted", 0),
-            ("fin", "Succeeded", "", 1),
-        ],
-    });
-    assert_eq!(
-        harness.params_of("fin", 0)["s"],
-        ParamValue::Str("Completed/Halted".into())
-    );
+fn halt_wait() -> String {
+    halt_pipeline("wait")
+}
+fn halt_cancel() -> String {
+    halt_pipeline("cancel")
 }
 
-#[test]
-fn halt_cancel_cancels_siblings_without_cancelling_the_run() {
-    let harness = run_scenario(Scenario {
-        name: "halt cancel",
-        yaml: halt_pipeline("cancel"),
-        params: &[],
-        steps: vec![halt("gate"), ok("fin")],
-        run: ["Succeeded", "Halted", "Completed", "Halted"],
-        tasks: vec![
-            ("gate", "Succeeded", "", 1),
-            ("slow", "Cancelled", "RunHalted", 1),
-            ("after", "Skipped", "RunHalted", 0),
-            ("fin", "Succeeded", "", 1),
-        ],
-    });
-    assert!(harness.log.contains(&"cancel slow RunHalted".to_string()));
-}
-
-#[test]
-fn retries_succeed_on_the_last_attempt() {
-    let harness = run_scenario(Scenario {
-        name: "retries succeed",
-        yaml: pipeline(
-            &format!(
-                "    - name: flaky\n      {ECHO}\n      retries: 2\n      params: [{{name: n, value: \"$(context.task.retry-count)/$(context.pipelineTask.retries)\"}}]\n"
-            ),
-            "",
+/// `flaky` with 2 retries, rendering `$(context.task.retry-count)/$(context.pipelineTask.retries)`.
+fn flaky_counting_retries() -> String {
+    pipeline(
+        &format!(
+            "    - name: flaky\n      {ECHO}\n      retries: 2\n      params: [{{name: n, value: \"$(context.task.retry-count)/$(context.pipelineTask.retries)\"}}]\n"
         ),
-        params: &[],
-        steps: vec![
-            fail("flaky", 1),
-            End(
-                "flaky",
-                TaskEnding::Errored {
-                    reason: "Trap".into(),
-                    message: "trap".into(),
-                },
-                &[],
-            ),
-            ok("flaky"),
-        ],
-        run: ["Succeeded", "Succeeded", "Succeeded", "Succeeded"],
-        tasks: vec![("flaky", "Succeeded", "", 3)],
-    });
-    assert_eq!(
-        harness.params_of("flaky", 0)["n"],
-        ParamValue::Str("0/2".into())
-    );
-    assert_eq!(
-        harness.params_of("flaky", 2)["n"],
-        ParamValue::Str("2/2".into())
-    );
-    // Each retried attempt ends with its own outcome, for its own record.
-    assert_eq!(
-        harness.retried,
-        ["flaky#0 Failed Failed", "flaky#1 Errored Trap"]
-    );
+        "",
+    )
 }
 
-#[test]
-fn retries_exhausted_fail_the_task() {
-    let harness = run_scenario(Scenario {
-        name: "retries exhausted",
-        yaml: pipeline(&format!("    - {{name: flaky, {ECHO}, retries: 1}}\n"), ""),
-        params: &[],
-        steps: vec![fail("flaky", 1), fail("flaky", 7)],
-        run: ["Failed", "Failed", "Failed", "Failed"],
-        tasks: vec![("flaky", "Failed", "Failed", 2)],
-    });
-    // The last attempt ends with the task, not as a retried attempt.
-    assert_eq!(harness.retried, ["flaky#0 Failed Failed"]);
+/// `flaky` with 1 retry.
+fn flaky_once() -> String {
+    pipeline(&format!("    - {{name: flaky, {ECHO}, retries: 1}}\n"), "")
 }
 
-#[test]
-fn a_task_timeout_is_retried_then_times_out() {
-    let harness = run_scenario(Scenario {
-        name: "task timeout",
-        yaml: pipeline(
-            &format!(
-                "    - {{name: slow, {ECHO}, timeout: 1m30s, retries: 1}}\n    - {{name: next, {ECHO}, runAfter: [slow]}}\n"
-            ),
-            "",
+/// `slow` (timeout 1m30s, 1 retry), `next` after it.
+fn slow_with_a_timeout_and_a_retry() -> String {
+    pipeline(
+        &format!(
+            "    - {{name: slow, {ECHO}, timeout: 1m30s, retries: 1}}\n    - {{name: next, {ECHO}, runAfter: [slow]}}\n"
         ),
-        params: &[],
-        steps: vec![TimedOut("slow"), TimedOut("slow")],
-        run: ["Failed", "Failed", "Failed", "TimedOut"],
-        tasks: vec![
-            ("slow", "TimedOut", "TaskRunTimeout", 2),
-            ("next", "Skipped", "RunStopping", 0),
-        ],
-    });
-    assert_eq!(harness.retried, ["slow#0 TimedOut TaskRunTimeout"]);
+        "",
+    )
 }
 
-#[test]
-fn tasks_timeout_times_out_running_skips_unstarted_and_finally_still_runs() {
-    run_scenario(Scenario {
-        name: "tasks timeout",
-        yaml: pipeline(
-            &format!("    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}, runAfter: [a]}}\n"),
-            &format!(
-                "    - name: fin\n      {ECHO}\n      when: [{{input: \"$(tasks.status)\", operator: in, values: [Failed]}}]\n"
-            ),
-        ),
-        params: &[],
-        steps: vec![TasksTimeout, ok("fin")],
-        run: ["TimedOut", "PipelineRunTimeout", "Failed", "TimedOut"],
-        tasks: vec![
-            ("a", "TimedOut", "TasksTimeout", 1),
-            ("b", "Skipped", "RunTimedOut", 0),
-            ("fin", "Succeeded", "", 1),
-        ],
-    });
-}
-
-#[test]
-fn pipeline_timeout_stops_everything_and_skips_finally() {
-    run_scenario(Scenario {
-        name: "pipeline timeout",
-        yaml: pipeline(
-            &format!("    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}, runAfter: [a]}}\n"),
-            &format!("    - {{name: fin, {ECHO}}}\n"),
-        ),
-        params: &[],
-        steps: vec![PipelineTimeout],
-        run: ["TimedOut", "PipelineRunTimeout", "Failed", "TimedOut"],
-        tasks: vec![
-            ("a", "TimedOut", "PipelineRunTimeout", 1),
-            ("b", "Skipped", "RunTimedOut", 0),
-            ("fin", "Skipped", "RunTimedOut", 0),
-        ],
-    });
-}
-
-#[test]
-fn finally_timeout_times_out_running_finally_tasks() {
-    run_scenario(Scenario {
-        name: "finally timeout",
-        yaml: pipeline(
-            &format!("    - {{name: a, {ECHO}}}\n"),
-            &format!("    - {{name: f1, {ECHO}}}\n    - {{name: f2, {ECHO}}}\n"),
-        ),
-        params: &[],
-        steps: vec![ok("a"), ok("f1"), FinallyTimeout],
-        run: ["Failed", "Failed", "Succeeded", "Succeeded"],
-        tasks: vec![
-            ("a", "Succeeded", "", 1),
-            ("f1", "Succeeded", "", 1),
-            ("f2", "TimedOut", "FinallyTimeout", 1),
-        ],
-    });
-}
-
-fn cancel_pipeline() -> String {
+/// `a`, `b` after it; finally `fin`.
+fn chain_with_finally() -> String {
     pipeline(
         &format!("    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}, runAfter: [a]}}\n"),
         &format!("    - {{name: fin, {ECHO}}}\n"),
     )
 }
 
-#[test]
-fn cancel_cancelled_cancels_running_and_skips_finally() {
-    let harness = run_scenario(Scenario {
-        name: "Cancelled",
-        yaml: cancel_pipeline(),
-        params: &[],
-        steps: vec![Cancel(CancelMode::Cancelled)],
-        run: ["Cancelled", "Cancelled", "None", "Cancelled"],
-        tasks: vec![
-            ("a", "Cancelled", "RunCancelled", 1),
-            ("b", "Skipped", "RunCancelled", 0),
-            ("fin", "Skipped", "RunCancelled", 0),
-        ],
-    });
-    assert_eq!(harness.finally_started, 0);
-}
-
-#[test]
-fn cancel_cancelled_run_finally_cancels_running_then_runs_finally() {
-    let harness = run_scenario(Scenario {
-        name: "CancelledRunFinally",
-        yaml: cancel_pipeline(),
-        params: &[],
-        steps: vec![Cancel(CancelMode::CancelledRunFinally), ok("fin")],
-        run: ["Cancelled", "CancelledRunFinally", "None", "Cancelled"],
-        tasks: vec![
-            ("a", "Cancelled", "RunCancelled", 1),
-            ("b", "Skipped", "RunCancelled", 0),
-            ("fin", "Succeeded", "", 1),
-        ],
-    });
-    assert_eq!(harness.finally_started, 1);
-}
-
-#[test]
-fn cancel_stopped_run_finally_lets_running_finish() {
-    run_scenario(Scenario {
-        name: "StoppedRunFinally",
-        yaml: cancel_pipeline(),
-        params: &[],
-        steps: vec![Cancel(CancelMode::StoppedRunFinally), ok("a"), ok("fin")],
-        run: ["Cancelled", "StoppedRunFinally", "None", "Cancelled"],
-        tasks: vec![
-            ("a", "Succeeded", "", 1),
-            ("b", "Skipped", "RunCancelled", 0),
-            ("fin", "Succeeded", "", 1),
-        ],
-    });
-}
-
-#[test]
-fn a_second_cancel_escalates_and_cancels_finally() {
-    run_scenario(Scenario {
-        name: "second Ctrl-C",
-        yaml: cancel_pipeline(),
-        params: &[],
-        steps: vec![
-            Cancel(CancelMode::CancelledRunFinally),
-            Cancel(CancelMode::Cancelled),
-        ],
-        run: ["Cancelled", "Cancelled", "None", "Cancelled"],
-        tasks: vec![
-            ("a", "Cancelled", "RunCancelled", 1),
-            ("b", "Skipped", "RunCancelled", 0),
-            ("fin", "Cancelled", "RunCancelled", 1),
-        ],
-    });
-}
-
-#[test]
-fn a_finally_task_failing_after_a_green_dag_fails_the_run() {
-    run_scenario(Scenario {
-        name: "finally fails",
-        yaml: pipeline(
-            &format!("    - {{name: a, {ECHO}}}\n"),
-            &format!("    - {{name: fin, {ECHO}}}\n"),
+/// `a`, `b` after it; finally `fin` only when `$(tasks.status)` is `Failed`.
+fn chain_with_finally_on_failure() -> String {
+    pipeline(
+        &format!("    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}, runAfter: [a]}}\n"),
+        &format!(
+            "    - name: fin\n      {ECHO}\n      when: [{{input: \"$(tasks.status)\", operator: in, values: [Failed]}}]\n"
         ),
-        params: &[],
-        steps: vec![ok("a"), fail("fin", 1)],
-        run: ["Failed", "Failed", "Succeeded", "Succeeded"],
-        tasks: vec![("a", "Succeeded", "", 1), ("fin", "Failed", "Failed", 1)],
-    });
+    )
+}
+
+/// `a`; finally `fin`.
+fn single_with_finally() -> String {
+    pipeline(
+        &format!("    - {{name: a, {ECHO}}}\n"),
+        &format!("    - {{name: fin, {ECHO}}}\n"),
+    )
+}
+
+/// `a`; finally `f1` and `f2`.
+fn single_with_two_finally() -> String {
+    pipeline(
+        &format!("    - {{name: a, {ECHO}}}\n"),
+        &format!("    - {{name: f1, {ECHO}}}\n    - {{name: f2, {ECHO}}}\n"),
+    )
 }
 
 /// The two finally tasks of Tekton's "exit handler" blog post.
-fn notify_pipeline() -> String {
+fn notify() -> String {
     pipeline(
         &format!("    - {{name: build, {ECHO}}}\n"),
         &format!(
@@ -829,70 +579,577 @@ fn notify_pipeline() -> String {
     )
 }
 
-#[test]
-fn finally_when_on_tasks_status_after_success() {
-    run_scenario(Scenario {
-        name: "notify success",
-        yaml: notify_pipeline(),
-        params: &[],
-        steps: vec![ok("build"), ok("notify-success")],
-        run: ["Completed", "Completed", "Succeeded", "Succeeded"],
-        tasks: vec![
-            ("build", "Succeeded", "", 1),
-            ("notify-failure", "Skipped", "WhenExpressionsFalse", 0),
-            ("notify-success", "Succeeded", "", 1),
-        ],
-    });
-}
-
-#[test]
-fn finally_when_on_tasks_status_after_failure() {
-    run_scenario(Scenario {
-        name: "notify failure",
-        yaml: notify_pipeline(),
-        params: &[],
-        steps: vec![fail("build", 1), ok("notify-failure")],
-        run: ["Failed", "Failed", "Failed", "Failed"],
-        tasks: vec![
-            ("build", "Failed", "Failed", 1),
-            ("notify-failure", "Succeeded", "", 1),
-            ("notify-success", "Skipped", "WhenExpressionsFalse", 0),
-        ],
-    });
-}
-
-#[test]
-fn finally_sees_task_status_reason_and_results_and_skips_on_missing_results() {
-    let harness = run_scenario(Scenario {
-        name: "finally variables",
-        yaml: pipeline(
-            &format!("    - {{name: a, {ECHO}, onError: continue}}\n    - {{name: b, {ECHO}}}\n"),
-            &format!(
-                "    - name: report\n      {ECHO}\n      params:\n        - {{name: a, value: \"$(tasks.a.status)/$(tasks.a.reason)\"}}\n        - {{name: b, value: \"$(tasks.b.status)/$(tasks.b.results.digest)\"}}\n    - name: needs-a\n      {ECHO}\n      params: [{{name: x, value: \"$(tasks.a.results.digest)\"}}]\n"
-            ),
+/// `a` (`onError: continue`) and `b`; finally `report` rendering their status, reason and
+/// results, and `needs-a` consuming `a`'s result.
+fn finally_reading_tasks() -> String {
+    pipeline(
+        &format!("    - {{name: a, {ECHO}, onError: continue}}\n    - {{name: b, {ECHO}}}\n"),
+        &format!(
+            "    - name: report\n      {ECHO}\n      params:\n        - {{name: a, value: \"$(tasks.a.status)/$(tasks.a.reason)\"}}\n        - {{name: b, value: \"$(tasks.b.status)/$(tasks.b.results.digest)\"}}\n    - name: needs-a\n      {ECHO}\n      params: [{{name: x, value: \"$(tasks.a.results.digest)\"}}]\n"
         ),
-        params: &[],
-        steps: vec![
-            fail("a", 1),
-            ok_with("b", &[("digest", "sha256:1")]),
-            ok("report"),
-        ],
-        run: [
-            "SucceededWithWarnings",
-            "SucceededWithWarnings",
-            "Succeeded",
-            "SucceededWithWarnings",
-        ],
-        tasks: vec![
-            ("a", "SucceededWithWarnings", "FailureIgnored", 1),
-            ("b", "Succeeded", "", 1),
-            ("report", "Succeeded", "", 1),
-            ("needs-a", "Skipped", "ResultsMissing", 0),
-        ],
-    });
-    let params = harness.params_of("report", 0);
-    assert_eq!(params["a"], ParamValue::Str("Failed/FailureIgnored".into()));
-    assert_eq!(params["b"], ParamValue::Str("Succeeded/sha256:1".into()));
+    )
+}
+
+/// `a`, `b` after `a`, `c` on its own; finally `fin`.
+fn launch_pipeline(a_fields: &str) -> String {
+    pipeline(
+        &format!(
+            "    - {{name: a, {ECHO}{a_fields}}}\n    - {{name: b, {ECHO}, runAfter: [a]}}\n    - {{name: c, {ECHO}}}\n"
+        ),
+        &format!("    - {{name: fin, {ECHO}}}\n"),
+    )
+}
+fn launch() -> String {
+    launch_pipeline("")
+}
+/// `launch`, with retries, onError and onStatus on `a`.
+fn launch_with_every_policy() -> String {
+    launch_pipeline(
+        ", retries: 2, onError: continue, onStatus: [{exitCodes: [1], outcome: success}]",
+    )
+}
+
+fn errored(task: &'static str, reason: &str, message: &str) -> Step {
+    End(
+        task,
+        TaskEnding::Errored {
+            reason: reason.into(),
+            message: message.into(),
+        },
+        &[],
+    )
+}
+
+const ALL_SUCCEEDED: [&str; 4] = ["Succeeded", "Succeeded", "Succeeded", "Succeeded"];
+const ALL_COMPLETED: [&str; 4] = ["Completed", "Completed", "Completed", "Completed"];
+const ALL_FAILED: [&str; 4] = ["Failed", "Failed", "Failed", "Failed"];
+/// A run that succeeded with warnings, every task having run.
+const WARNED: [&str; 4] = [
+    "SucceededWithWarnings",
+    "SucceededWithWarnings",
+    "Succeeded",
+    "SucceededWithWarnings",
+];
+/// A run that succeeded with warnings, some task skipped.
+const WARNED_SOME_SKIPPED: [&str; 4] = [
+    "SucceededWithWarnings",
+    "SucceededWithWarnings",
+    "Completed",
+    "SucceededWithWarnings",
+];
+const HALTED: [&str; 4] = ["Succeeded", "Halted", "Completed", "Halted"];
+
+#[test]
+fn a_task_ending_decides_its_outcome_what_runs_next_and_the_run_status() {
+    table(vec![
+        Row {
+            name: "no tasks: finishes at start",
+            pipeline: empty,
+            run: ALL_SUCCEEDED,
+            ..Row::default()
+        },
+        Row {
+            name: "all succeed: d starts only once both parents are done",
+            pipeline: diamond,
+            steps: vec![ok("a"), ok("c"), ok("b"), ok("d")],
+            run: ALL_SUCCEEDED,
+            tasks: &[
+                ("a", "Succeeded", "", 1),
+                ("b", "Succeeded", "", 1),
+                ("c", "Succeeded", "", 1),
+                ("d", "Succeeded", "", 1),
+            ],
+            also: &[Check::Log(&[
+                "start a#0",
+                "start b#0",
+                "start c#0",
+                "start d#0",
+            ])],
+            ..Row::default()
+        },
+        Row {
+            name: "failure while a sibling runs: the run stops, the sibling finishes, finally runs",
+            pipeline: sibling_and_chain_with_finally,
+            steps: vec![fail("a", 2), ok("b"), ok("fin")],
+            run: ALL_FAILED,
+            tasks: &[
+                ("a", "Failed", "Failed", 1),
+                ("b", "Succeeded", "", 1),
+                ("c", "Skipped", "RunStopping", 0),
+                ("d", "Skipped", "RunStopping", 0),
+                ("fin", "Succeeded", "", 1),
+            ],
+            ..Row::default()
+        },
+        Row {
+            name: "onError continue: runAfter dependents run, result consumers are skipped",
+            pipeline: on_error_continue,
+            steps: vec![fail("a", 1), ok("b")],
+            run: WARNED_SOME_SKIPPED,
+            tasks: &[
+                ("a", "SucceededWithWarnings", "FailureIgnored", 1),
+                ("b", "Succeeded", "", 1),
+                ("c", "Skipped", "ResultsMissing", 0),
+            ],
+            ..Row::default()
+        },
+        Row {
+            name: "plugin skip skips its dependents; plugin warning warns the run",
+            pipeline: two_roots_and_a_child,
+            steps: vec![self_skip("a"), warn("b")],
+            run: WARNED_SOME_SKIPPED,
+            tasks: &[
+                ("a", "Skipped", "SelfSkipped", 1),
+                ("b", "SucceededWithWarnings", "", 1),
+                ("c", "Skipped", "ParentSkipped", 0),
+            ],
+            ..Row::default()
+        },
+        Row {
+            name: "errored task fails the run with its reason",
+            pipeline: single,
+            steps: vec![errored("a", "MemoryLimitExceeded", "oom")],
+            run: ALL_FAILED,
+            tasks: &[("a", "Errored", "MemoryLimitExceeded", 1)],
+            ..Row::default()
+        },
+    ]);
+}
+
+#[test]
+fn on_status_maps_an_exit_code_to_an_outcome_and_a_flow() {
+    table(vec![
+        Row {
+            name: "unmatched code: failure + stop",
+            pipeline: on_status,
+            steps: vec![fail("check", 1), ok("fin")],
+            run: ALL_FAILED,
+            tasks: &[
+                ("check", "Failed", "Failed", 1),
+                ("next", "Skipped", "RunStopping", 0),
+                ("fin", "Succeeded", "", 1),
+            ],
+            ..Row::default()
+        },
+        Row {
+            name: "2: warning + continue",
+            pipeline: on_status,
+            steps: vec![fail("check", 2), ok("next"), ok("fin")],
+            run: WARNED,
+            tasks: &[
+                ("check", "SucceededWithWarnings", "", 1),
+                ("next", "Succeeded", "", 1),
+                ("fin", "Succeeded", "", 1),
+            ],
+            ..Row::default()
+        },
+        Row {
+            name: "3: success + halt ends the run early and successfully",
+            pipeline: on_status,
+            steps: vec![fail("check", 3), ok("fin")],
+            run: HALTED,
+            tasks: &[
+                ("check", "Succeeded", "", 1),
+                ("next", "Skipped", "RunHalted", 0),
+                ("fin", "Succeeded", "", 1),
+            ],
+            also: &[Check::ExitCode("check", Some(3)), Check::HaltedBy("check")],
+            ..Row::default()
+        },
+        Row {
+            name: "4: failure + continue runs dependents but fails the run",
+            pipeline: on_status,
+            steps: vec![fail("check", 4), ok("next"), ok("fin")],
+            run: ALL_FAILED,
+            tasks: &[
+                ("check", "Failed", "Failed", 1),
+                ("next", "Succeeded", "", 1),
+                ("fin", "Succeeded", "", 1),
+            ],
+            ..Row::default()
+        },
+        Row {
+            name: "5: success + continue",
+            pipeline: on_status,
+            steps: vec![fail("check", 5), ok("next"), ok("fin")],
+            run: ALL_SUCCEEDED,
+            tasks: &[
+                ("check", "Succeeded", "", 1),
+                ("next", "Succeeded", "", 1),
+                ("fin", "Succeeded", "", 1),
+            ],
+            ..Row::default()
+        },
+        Row {
+            name: "78: skipped makes dependents ParentSkipped",
+            pipeline: on_status,
+            steps: vec![fail("check", 78), ok("fin")],
+            run: ALL_COMPLETED,
+            tasks: &[
+                ("check", "Skipped", "SelfSkipped", 1),
+                ("next", "Skipped", "ParentSkipped", 0),
+                ("fin", "Succeeded", "", 1),
+            ],
+            ..Row::default()
+        },
+    ]);
+}
+
+#[test]
+fn skip_reasons() {
+    table(vec![
+        Row {
+            name: "when false: skipped, its runAfter dependent still runs",
+            pipeline: when_go,
+            params: &[("go", "no")],
+            steps: vec![ok("b")],
+            run: ALL_COMPLETED,
+            tasks: &[
+                ("a", "Skipped", "WhenExpressionsFalse", 0),
+                ("b", "Succeeded", "", 1),
+            ],
+            ..Row::default()
+        },
+        Row {
+            name: "when false propagates through results, not through order or status",
+            pipeline: when_go_with_every_kind_of_dependent,
+            params: &[("go", "no")],
+            steps: vec![ok("by-order"), ok("by-status")],
+            run: ALL_COMPLETED,
+            tasks: &[
+                ("a", "Skipped", "WhenExpressionsFalse", 0),
+                ("by-order", "Succeeded", "", 1),
+                ("by-status", "Succeeded", "", 1),
+                ("by-result", "Skipped", "ResultsMissing", 0),
+                ("grandchild", "Skipped", "ParentSkipped", 0),
+            ],
+            ..Row::default()
+        },
+        Row {
+            name: "RunStopping wins over WhenExpressionsFalse",
+            pipeline: never_when_after_a_sibling,
+            steps: vec![fail("a", 1), ok("b")],
+            run: ALL_FAILED,
+            tasks: &[
+                ("a", "Failed", "Failed", 1),
+                ("b", "Succeeded", "", 1),
+                ("c", "Skipped", "RunStopping", 0),
+            ],
+            ..Row::default()
+        },
+    ]);
+}
+
+#[test]
+fn halt_modes() {
+    table(vec![
+        Row {
+            name: "wait: running siblings finish",
+            pipeline: halt_wait,
+            steps: vec![halt("gate"), ok("slow"), ok("fin")],
+            run: HALTED,
+            tasks: &[
+                ("gate", "Succeeded", "", 1),
+                ("slow", "Succeeded", "", 1),
+                ("after", "Skipped", "RunHalted", 0),
+                ("fin", "Succeeded", "", 1),
+            ],
+            also: &[Check::Param("fin", 0, "s", "Completed/Halted")],
+            ..Row::default()
+        },
+        Row {
+            name: "cancel: running siblings are cancelled, the run is not",
+            pipeline: halt_cancel,
+            steps: vec![halt("gate"), ok("fin")],
+            run: HALTED,
+            tasks: &[
+                ("gate", "Succeeded", "", 1),
+                ("slow", "Cancelled", "RunHalted", 1),
+                ("after", "Skipped", "RunHalted", 0),
+                ("fin", "Succeeded", "", 1),
+            ],
+            also: &[Check::Logged("cancel slow RunHalted")],
+            ..Row::default()
+        },
+    ]);
+}
+
+#[test]
+fn retries() {
+    table(vec![
+        Row {
+            name: "succeed on the last attempt; each retried attempt keeps its own outcome",
+            pipeline: flaky_counting_retries,
+            steps: vec![
+                fail("flaky", 1),
+                errored("flaky", "Trap", "trap"),
+                ok("flaky"),
+            ],
+            run: ALL_SUCCEEDED,
+            tasks: &[("flaky", "Succeeded", "", 3)],
+            also: &[
+                Check::Param("flaky", 0, "n", "0/2"),
+                Check::Param("flaky", 2, "n", "2/2"),
+                Check::Retried(&["flaky#0 Failed Failed", "flaky#1 Errored Trap"]),
+            ],
+            ..Row::default()
+        },
+        Row {
+            name: "exhausted: the task fails; its last attempt ends with it, not as retried",
+            pipeline: flaky_once,
+            steps: vec![fail("flaky", 1), fail("flaky", 7)],
+            run: ALL_FAILED,
+            tasks: &[("flaky", "Failed", "Failed", 2)],
+            also: &[Check::Retried(&["flaky#0 Failed Failed"])],
+            ..Row::default()
+        },
+    ]);
+}
+
+#[test]
+fn timeouts() {
+    table(vec![
+        Row {
+            name: "task timeout: retried, then times the task out",
+            pipeline: slow_with_a_timeout_and_a_retry,
+            steps: vec![TimedOut("slow"), TimedOut("slow")],
+            run: ["Failed", "Failed", "Failed", "TimedOut"],
+            tasks: &[
+                ("slow", "TimedOut", "TaskRunTimeout", 2),
+                ("next", "Skipped", "RunStopping", 0),
+            ],
+            also: &[Check::Retried(&["slow#0 TimedOut TaskRunTimeout"])],
+            ..Row::default()
+        },
+        Row {
+            name: "tasks timeout: running tasks time out, unstarted are skipped, finally runs",
+            pipeline: chain_with_finally_on_failure,
+            steps: vec![TasksTimeout, ok("fin")],
+            run: ["TimedOut", "PipelineRunTimeout", "Failed", "TimedOut"],
+            tasks: &[
+                ("a", "TimedOut", "TasksTimeout", 1),
+                ("b", "Skipped", "RunTimedOut", 0),
+                ("fin", "Succeeded", "", 1),
+            ],
+            ..Row::default()
+        },
+        Row {
+            name: "pipeline timeout: everything stops, finally is skipped",
+            pipeline: chain_with_finally,
+            steps: vec![PipelineTimeout],
+            run: ["TimedOut", "PipelineRunTimeout", "Failed", "TimedOut"],
+            tasks: &[
+                ("a", "TimedOut", "PipelineRunTimeout", 1),
+                ("b", "Skipped", "RunTimedOut", 0),
+                ("fin", "Skipped", "RunTimedOut", 0),
+            ],
+            ..Row::default()
+        },
+        Row {
+            name: "finally timeout: running finally tasks time out",
+            pipeline: single_with_two_finally,
+            steps: vec![ok("a"), ok("f1"), FinallyTimeout],
+            run: ["Failed", "Failed", "Succeeded", "Succeeded"],
+            tasks: &[
+                ("a", "Succeeded", "", 1),
+                ("f1", "Succeeded", "", 1),
+                ("f2", "TimedOut", "FinallyTimeout", 1),
+            ],
+            ..Row::default()
+        },
+    ]);
+}
+
+#[test]
+fn cancellation_modes() {
+    table(vec![
+        Row {
+            name: "Cancelled: cancels running tasks, skips finally",
+            pipeline: chain_with_finally,
+            steps: vec![Cancel(CancelMode::Cancelled)],
+            run: ["Cancelled", "Cancelled", "None", "Cancelled"],
+            tasks: &[
+                ("a", "Cancelled", "RunCancelled", 1),
+                ("b", "Skipped", "RunCancelled", 0),
+                ("fin", "Skipped", "RunCancelled", 0),
+            ],
+            also: &[Check::FinallyStarted(0)],
+            ..Row::default()
+        },
+        Row {
+            name: "CancelledRunFinally: cancels running tasks, then runs finally",
+            pipeline: chain_with_finally,
+            steps: vec![Cancel(CancelMode::CancelledRunFinally), ok("fin")],
+            run: ["Cancelled", "CancelledRunFinally", "None", "Cancelled"],
+            tasks: &[
+                ("a", "Cancelled", "RunCancelled", 1),
+                ("b", "Skipped", "RunCancelled", 0),
+                ("fin", "Succeeded", "", 1),
+            ],
+            also: &[Check::FinallyStarted(1)],
+            ..Row::default()
+        },
+        Row {
+            name: "StoppedRunFinally: running tasks finish",
+            pipeline: chain_with_finally,
+            steps: vec![Cancel(CancelMode::StoppedRunFinally), ok("a"), ok("fin")],
+            run: ["Cancelled", "StoppedRunFinally", "None", "Cancelled"],
+            tasks: &[
+                ("a", "Succeeded", "", 1),
+                ("b", "Skipped", "RunCancelled", 0),
+                ("fin", "Succeeded", "", 1),
+            ],
+            ..Row::default()
+        },
+        Row {
+            name: "a second cancel (Ctrl-C) escalates and cancels finally",
+            pipeline: chain_with_finally,
+            steps: vec![
+                Cancel(CancelMode::CancelledRunFinally),
+                Cancel(CancelMode::Cancelled),
+            ],
+            run: ["Cancelled", "Cancelled", "None", "Cancelled"],
+            tasks: &[
+                ("a", "Cancelled", "RunCancelled", 1),
+                ("b", "Skipped", "RunCancelled", 0),
+                ("fin", "Cancelled", "RunCancelled", 1),
+            ],
+            ..Row::default()
+        },
+    ]);
+}
+
+#[test]
+fn finally_and_tasks_status() {
+    table(vec![
+        Row {
+            name: "a finally task failing after a green DAG fails the run",
+            pipeline: single_with_finally,
+            steps: vec![ok("a"), fail("fin", 1)],
+            run: ["Failed", "Failed", "Succeeded", "Succeeded"],
+            tasks: &[("a", "Succeeded", "", 1), ("fin", "Failed", "Failed", 1)],
+            ..Row::default()
+        },
+        Row {
+            name: "when on $(tasks.status) after success",
+            pipeline: notify,
+            steps: vec![ok("build"), ok("notify-success")],
+            run: ["Completed", "Completed", "Succeeded", "Succeeded"],
+            tasks: &[
+                ("build", "Succeeded", "", 1),
+                ("notify-failure", "Skipped", "WhenExpressionsFalse", 0),
+                ("notify-success", "Succeeded", "", 1),
+            ],
+            ..Row::default()
+        },
+        Row {
+            name: "when on $(tasks.status) after failure",
+            pipeline: notify,
+            steps: vec![fail("build", 1), ok("notify-failure")],
+            run: ALL_FAILED,
+            tasks: &[
+                ("build", "Failed", "Failed", 1),
+                ("notify-failure", "Succeeded", "", 1),
+                ("notify-success", "Skipped", "WhenExpressionsFalse", 0),
+            ],
+            ..Row::default()
+        },
+        Row {
+            name: "finally sees status, reason and results; skips on missing results",
+            pipeline: finally_reading_tasks,
+            steps: vec![
+                fail("a", 1),
+                ok_with("b", &[("digest", "sha256:1")]),
+                ok("report"),
+            ],
+            run: WARNED,
+            tasks: &[
+                ("a", "SucceededWithWarnings", "FailureIgnored", 1),
+                ("b", "Succeeded", "", 1),
+                ("report", "Succeeded", "", 1),
+                ("needs-a", "Skipped", "ResultsMissing", 0),
+            ],
+            also: &[
+                Check::Param("report", 0, "a", "Failed/FailureIgnored"),
+                Check::Param("report", 0, "b", "Succeeded/sha256:1"),
+            ],
+            ..Row::default()
+        },
+    ]);
+}
+
+#[test]
+fn launch_failures_and_infra_errors() {
+    const FAILED_A: &[(&str, &str, &str, u32)] = &[
+        ("a", "Errored", "LaunchFailed", 1),
+        ("b", "Skipped", "RunStopping", 0),
+        ("c", "Succeeded", "", 1),
+        ("fin", "Succeeded", "", 1),
+    ];
+    const NOT_PREPARED: &str = "plugin `echo` was not prepared";
+    table(vec![
+        Row {
+            name: "infra error: cancels running tasks, skips the rest and finally",
+            pipeline: chain_with_finally,
+            steps: vec![InfraError("StoreUnavailable")],
+            run: ["Errored", "StoreUnavailable", "Completed", "Completed"],
+            tasks: &[
+                ("a", "Cancelled", "InfrastructureError", 1),
+                ("b", "Skipped", "InfrastructureError", 0),
+                ("fin", "Skipped", "InfrastructureError", 0),
+            ],
+            ..Row::default()
+        },
+        Row {
+            name: "launch of a root task fails: it ends Errored, the run goes on",
+            pipeline: launch,
+            held: &["a"],
+            steps: vec![LaunchFailed("a"), ok("c"), ok("fin")],
+            run: ALL_FAILED,
+            tasks: FAILED_A,
+            also: &[Check::Message("a", NOT_PREPARED)],
+            ..Row::default()
+        },
+        Row {
+            name: "retries, onError and onStatus are about what a plugin did: not applied",
+            pipeline: launch_with_every_policy,
+            held: &["a"],
+            steps: vec![LaunchFailed("a"), ok("c"), ok("fin")],
+            run: ALL_FAILED,
+            tasks: FAILED_A,
+            also: &[Check::Message("a", NOT_PREPARED)],
+            ..Row::default()
+        },
+        Row {
+            name: "launch of a finally task fails",
+            pipeline: launch,
+            held: &["fin"],
+            steps: vec![ok("a"), ok("c"), ok("b"), LaunchFailed("fin")],
+            run: ["Failed", "Failed", "Succeeded", "Succeeded"],
+            tasks: &[
+                ("a", "Succeeded", "", 1),
+                ("b", "Succeeded", "", 1),
+                ("c", "Succeeded", "", 1),
+                ("fin", "Errored", "LaunchFailed", 1),
+            ],
+            also: &[Check::Message("fin", NOT_PREPARED)],
+            ..Row::default()
+        },
+        Row {
+            name: "a queued task the run cancels is confirmed, never launched",
+            pipeline: launch,
+            held: &["a"],
+            steps: vec![Cancel(CancelMode::CancelledRunFinally), ok("fin")],
+            run: ["Cancelled", "CancelledRunFinally", "None", "Cancelled"],
+            tasks: &[
+                ("a", "Cancelled", "RunCancelled", 1),
+                ("b", "Skipped", "RunCancelled", 0),
+                ("c", "Cancelled", "RunCancelled", 1),
+                ("fin", "Succeeded", "", 1),
+            ],
+            ..Row::default()
+        },
+    ]);
 }
 
 #[test]
@@ -927,81 +1184,6 @@ fn results_flow_into_params_with_implicit_edges_and_array_expansion() {
 }
 
 #[test]
-fn when_skip_propagation_through_results_and_status_references() {
-    run_scenario(Scenario {
-        name: "when skip propagation",
-        yaml: pipeline(
-            &format!(
-                "    - name: a\n      {ECHO}\n      when: [{{input: \"$(params.go)\", operator: notin, values: [\"no\"]}}]\n    - {{name: by-order, {ECHO}, runAfter: [a]}}\n    - name: by-status\n      {ECHO}\n      params: [{{name: s, value: \"$(tasks.a.status)\"}}]\n    - name: by-result\n      {ECHO}\n      params: [{{name: r, value: \"$(tasks.a.results.x)\"}}]\n    - {{name: grandchild, {ECHO}, runAfter: [by-result]}}\n"
-            ),
-            "",
-        ),
-        params: &[("go", "no")],
-        steps: vec![ok("by-order"), ok("by-status")],
-        run: ["Completed", "Completed", "Completed", "Completed"],
-        tasks: vec![
-            ("a", "Skipped", "WhenExpressionsFalse", 0),
-            ("by-order", "Succeeded", "", 1),
-            ("by-status", "Succeeded", "", 1),
-            ("by-result", "Skipped", "ResultsMissing", 0),
-            ("grandchild", "Skipped", "ParentSkipped", 0),
-        ],
-    });
-}
-
-#[test]
-fn run_stopping_wins_over_when_expressions_false() {
-    run_scenario(Scenario {
-        name: "stopping beats when",
-        yaml: pipeline(
-            &format!(
-                "    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}}}\n    - name: c\n      {ECHO}\n      runAfter: [b]\n      when: [{{input: x, operator: in, values: [y]}}]\n"
-            ),
-            "",
-        ),
-        params: &[],
-        steps: vec![fail("a", 1), ok("b")],
-        run: ["Failed", "Failed", "Failed", "Failed"],
-        tasks: vec![
-            ("a", "Failed", "Failed", 1),
-            ("b", "Succeeded", "", 1),
-            ("c", "Skipped", "RunStopping", 0),
-        ],
-    });
-}
-
-#[test]
-fn errored_task_and_infra_error() {
-    run_scenario(Scenario {
-        name: "errored",
-        yaml: pipeline(&format!("    - {{name: a, {ECHO}}}\n"), ""),
-        params: &[],
-        steps: vec![End(
-            "a",
-            TaskEnding::Errored {
-                reason: "MemoryLimitExceeded".into(),
-                message: "oom".into(),
-            },
-            &[],
-        )],
-        run: ["Failed", "Failed", "Failed", "Failed"],
-        tasks: vec![("a", "Errored", "MemoryLimitExceeded", 1)],
-    });
-    run_scenario(Scenario {
-        name: "infra error",
-        yaml: cancel_pipeline(),
-        params: &[],
-        steps: vec![InfraError("StoreUnavailable")],
-        run: ["Errored", "StoreUnavailable", "Completed", "Completed"],
-        tasks: vec![
-            ("a", "Cancelled", "InfrastructureError", 1),
-            ("b", "Skipped", "InfrastructureError", 0),
-            ("fin", "Skipped", "InfrastructureError", 0),
-        ],
-    });
-}
-
-#[test]
 fn stale_and_duplicate_events_are_ignored() {
     let mut harness = Harness::new(
         &pipeline(&format!("    - {{name: a, {ECHO}, retries: 1}}\n"), ""),
@@ -1029,18 +1211,8 @@ fn stale_and_duplicate_events_are_ignored() {
 }
 
 #[test]
-fn empty_pipeline_finishes_at_start() {
-    let harness = Harness::new(
-        "apiVersion: weft.dev/v1\nkind: Pipeline\nmetadata: {name: empty}\nspec: {}\n",
-        &[],
-    );
-    assert_eq!(harness.finished, 1);
-    assert_eq!(harness.run.report().run.status, "Succeeded");
-}
-
-#[test]
 fn report_serializes_to_the_documented_json_shape() {
-    let mut harness = Harness::new(&on_status_pipeline(), &[]);
+    let mut harness = Harness::new(&on_status(), &[]);
     harness.step(End(
         "check",
         TaskEnding::Failure {
@@ -1157,90 +1329,6 @@ fn attempts_of_an_earlier_engine_count_in_the_report_not_in_retry_count() {
 }
 
 /// `a`, `b` after `a`, `c` on its own; finally `fin`.
-fn launch_pipeline(a_fields: &str) -> String {
-    pipeline(
-        &format!(
-            "    - {{name: a, {ECHO}{a_fields}}}\n    - {{name: b, {ECHO}, runAfter: [a]}}\n    - {{name: c, {ECHO}}}\n"
-        ),
-        &format!("    - {{name: fin, {ECHO}}}\n"),
-    )
-}
-
-#[test]
-fn a_task_that_cannot_be_launched_ends_errored_and_the_run_goes_on() {
-    let failed_a = [
-        ("a", "Errored", "LaunchFailed", 1),
-        ("b", "Skipped", "RunStopping", 0),
-        ("c", "Succeeded", "", 1),
-        ("fin", "Succeeded", "", 1),
-    ];
-    let table: Vec<(Scenario, &[&'static str])> = vec![
-        (
-            Scenario {
-                name: "launch of a root task fails",
-                yaml: launch_pipeline(""),
-                params: &[],
-                steps: vec![LaunchFailed("a"), ok("c"), ok("fin")],
-                run: ["Failed", "Failed", "Failed", "Failed"],
-                tasks: failed_a.to_vec(),
-            },
-            &["a"],
-        ),
-        (
-            Scenario {
-                name: "retries, onError and onStatus are about what a plugin did: not applied",
-                yaml: launch_pipeline(
-                    ", retries: 2, onError: continue, onStatus: [{exitCodes: [1], outcome: success}]",
-                ),
-                params: &[],
-                steps: vec![LaunchFailed("a"), ok("c"), ok("fin")],
-                run: ["Failed", "Failed", "Failed", "Failed"],
-                tasks: failed_a.to_vec(),
-            },
-            &["a"],
-        ),
-        (
-            Scenario {
-                name: "launch of a finally task fails",
-                yaml: launch_pipeline(""),
-                params: &[],
-                steps: vec![ok("a"), ok("c"), ok("b"), LaunchFailed("fin")],
-                run: ["Failed", "Failed", "Succeeded", "Succeeded"],
-                tasks: vec![
-                    ("a", "Succeeded", "", 1),
-                    ("b", "Succeeded", "", 1),
-                    ("c", "Succeeded", "", 1),
-                    ("fin", "Errored", "LaunchFailed", 1),
-                ],
-            },
-            &["fin"],
-        ),
-        (
-            Scenario {
-                name: "a queued task the run cancels is confirmed, never launched",
-                yaml: launch_pipeline(""),
-                params: &[],
-                steps: vec![Cancel(CancelMode::CancelledRunFinally), ok("fin")],
-                run: ["Cancelled", "CancelledRunFinally", "None", "Cancelled"],
-                tasks: vec![
-                    ("a", "Cancelled", "RunCancelled", 1),
-                    ("b", "Skipped", "RunCancelled", 0),
-                    ("c", "Cancelled", "RunCancelled", 1),
-                    ("fin", "Succeeded", "", 1),
-                ],
-            },
-            &["a"],
-        ),
-    ];
-    for (scenario, held) in table {
-        let harness = run_scenario_holding(scenario, held);
-        let report = harness.run.report();
-        if let Some(task) = report.tasks.iter().find(|t| t.reason == "LaunchFailed") {
-            assert_eq!(task.message, "plugin `echo` was not prepared");
-        }
-    }
-}
-
 fn started_state(yaml: &str) -> (RunState, Vec<Action>) {
     let plan = load(yaml, "p.yaml", &BTreeMap::new(), None).expect("valid");
     let mut state = RunState::new(Arc::new(plan), RunContext::default());
@@ -1250,7 +1338,7 @@ fn started_state(yaml: &str) -> (RunState, Vec<Action>) {
 
 #[test]
 fn a_launch_failure_of_an_attempt_being_cancelled_ends_it_as_the_cancel_said() {
-    let (mut state, _) = started_state(&launch_pipeline(""));
+    let (mut state, _) = started_state(&launch());
     // a and c are queued; the user cancels before the engine launches either.
     let actions = state.cancel(CancelMode::CancelledRunFinally);
     assert!(
@@ -1300,7 +1388,7 @@ fn abandon_ends_a_stalled_run_from_any_point() {
         }),
     ];
     for (name, stall) in stalls {
-        let (mut state, mut actions) = started_state(&launch_pipeline(""));
+        let (mut state, mut actions) = started_state(&launch());
         actions.extend(stall(&mut state));
         assert!(!state.is_finished(), "{name}: not stalled");
         assert!(!state.unfinished_tasks().is_empty(), "{name}");
