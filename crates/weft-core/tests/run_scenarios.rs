@@ -1417,8 +1417,17 @@ fn abandon_ends_a_stalled_run_from_any_point() {
     }
 }
 
-/// A pipeline whose `deploy` waits for `gate` (an approval, by default), after `build`,
-/// with `notify` in finally.
+/// A pipeline whose `deploy` waits for `gate` (an approval of two) after `build`, with
+/// `notify` in finally.
+fn approval_gate() -> String {
+    wait_pipeline("")
+}
+
+/// [`approval_gate`] whose wait only warns when it fails.
+fn approval_gate_continue() -> String {
+    wait_pipeline("      onError: continue\n")
+}
+
 fn wait_pipeline(gate_fields: &str) -> String {
     pipeline(
         &format!(
@@ -1442,15 +1451,14 @@ fn rejected() -> WaitEnding {
 }
 
 /// Waits end like tasks: approved goes on, rejected or timed out stops the run (or
-/// only warns with `onError: continue`), and a run that stops, is cancelled or times out
-/// while a wait is open ends the wait as a task that never started would.
+/// only warns with `onError: continue`); a cancel or a timeout ends an open wait as it
+/// ends a running task, a graceful stop ends it as a task that never started.
 #[test]
 fn waits_end_as_their_decision_says() {
-    let cases = vec![
-        Scenario {
+    table(vec![
+        Row {
             name: "approved: the run goes on",
-            yaml: wait_pipeline(""),
-            params: &[],
+            pipeline: approval_gate,
             steps: vec![
                 ok("build"),
                 Decided("gate", approved()),
@@ -1458,47 +1466,58 @@ fn waits_end_as_their_decision_says() {
                 ok("notify"),
             ],
             run: ["Succeeded", "Succeeded", "Succeeded", "Succeeded"],
-            tasks: vec![
+            tasks: &[
                 ("build", "Succeeded", "", 1),
                 ("gate", "Succeeded", "", 1),
                 ("deploy", "Succeeded", "", 1),
                 ("notify", "Succeeded", "", 1),
             ],
+            also: &[
+                Check::Log(&[
+                    "start build#0",
+                    "wait gate#0",
+                    "start deploy#0",
+                    "finally",
+                    "start notify#0",
+                ]),
+                Check::Message("gate", "approved by alice, bob"),
+            ],
+            ..Row::default()
         },
-        Scenario {
+        Row {
             name: "rejected: deploy never starts, finally runs",
-            yaml: wait_pipeline(""),
-            params: &[],
+            pipeline: approval_gate,
             steps: vec![ok("build"), Decided("gate", rejected()), ok("notify")],
             run: ["Failed", "Failed", "Failed", "Failed"],
-            tasks: vec![
+            tasks: &[
                 ("build", "Succeeded", "", 1),
                 ("gate", "Rejected", "Rejected", 1),
                 ("deploy", "Skipped", "RunStopping", 0),
                 ("notify", "Succeeded", "", 1),
             ],
+            also: &[Check::Message("gate", "rejected by bob: not today")],
+            ..Row::default()
         },
-        Scenario {
+        Row {
             name: "approval timed out",
-            yaml: wait_pipeline(""),
-            params: &[],
+            pipeline: approval_gate,
             steps: vec![
                 ok("build"),
                 Decided("gate", WaitEnding::ApprovalTimedOut),
                 ok("notify"),
             ],
             run: ["Failed", "Failed", "Failed", "Failed"],
-            tasks: vec![
+            tasks: &[
                 ("build", "Succeeded", "", 1),
                 ("gate", "Rejected", "ApprovalTimedOut", 1),
                 ("deploy", "Skipped", "RunStopping", 0),
                 ("notify", "Succeeded", "", 1),
             ],
+            ..Row::default()
         },
-        Scenario {
+        Row {
             name: "rejected with onError: continue only warns",
-            yaml: wait_pipeline("      onError: continue\n"),
-            params: &[],
+            pipeline: approval_gate_continue,
             steps: vec![
                 ok("build"),
                 Decided("gate", rejected()),
@@ -1511,67 +1530,65 @@ fn waits_end_as_their_decision_says() {
                 "Succeeded",
                 "SucceededWithWarnings",
             ],
-            tasks: vec![
+            tasks: &[
                 ("build", "Succeeded", "", 1),
                 ("gate", "SucceededWithWarnings", "FailureIgnored", 1),
                 ("deploy", "Succeeded", "", 1),
                 ("notify", "Succeeded", "", 1),
             ],
+            ..Row::default()
         },
-        Scenario {
+        Row {
             name: "cancelled while waiting: the wait is cancelled as a running task",
-            yaml: wait_pipeline(""),
-            params: &[],
+            pipeline: approval_gate,
             steps: vec![ok("build"), Cancel(CancelMode::Cancelled)],
             run: ["Cancelled", "Cancelled", "None", "Cancelled"],
-            tasks: vec![
+            tasks: &[
                 ("build", "Succeeded", "", 1),
                 ("gate", "Cancelled", "RunCancelled", 1),
                 ("deploy", "Skipped", "RunCancelled", 0),
                 ("notify", "Skipped", "RunCancelled", 0),
             ],
+            ..Row::default()
         },
-        Scenario {
+        Row {
             name: "stopped while waiting: the wait ends, finally runs",
-            yaml: wait_pipeline(""),
-            params: &[],
+            pipeline: approval_gate,
             steps: vec![
                 ok("build"),
                 Cancel(CancelMode::StoppedRunFinally),
                 ok("notify"),
             ],
             run: ["Cancelled", "StoppedRunFinally", "None", "Cancelled"],
-            tasks: vec![
+            tasks: &[
                 ("build", "Succeeded", "", 1),
                 ("gate", "Cancelled", "RunCancelled", 1),
                 ("deploy", "Skipped", "RunCancelled", 0),
                 ("notify", "Succeeded", "", 1),
             ],
+            ..Row::default()
         },
-        Scenario {
+        Row {
             name: "tasks timeout while waiting: the wait times out as a running task",
-            yaml: wait_pipeline(""),
-            params: &[],
+            pipeline: approval_gate,
             steps: vec![ok("build"), TasksTimeout, ok("notify")],
             run: ["TimedOut", "PipelineRunTimeout", "Failed", "TimedOut"],
-            tasks: vec![
+            tasks: &[
                 ("build", "Succeeded", "", 1),
                 ("gate", "TimedOut", "TasksTimeout", 1),
                 ("deploy", "Skipped", "RunTimedOut", 0),
                 ("notify", "Succeeded", "", 1),
             ],
+            ..Row::default()
         },
-    ];
-    for scenario in cases {
-        run_scenario(scenario);
-    }
+    ]);
 }
 
 /// A decision that arrives after the wait was cancelled (the run was cancelled while
 /// someone was voting) changes nothing.
 #[test]
 fn a_decision_after_the_wait_was_cancelled_is_ignored() {
-    let mut harness = Harness::new(&wait_pipeline(""), &[]);
+    let mut harness = Harness::new(&approval_gate(), &[]);
     harness.step(ok("build"));
     let (node, attempt) = harness.running["gate"];
     harness.step(Cancel(CancelMode::Cancelled));
