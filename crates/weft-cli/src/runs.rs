@@ -166,8 +166,14 @@ pub fn run_document(
         .as_deref()
         .and_then(|r| serde_json::from_str(r).ok())
         .unwrap_or(serde_json::Value::Null);
+    // The `<status, operationStatus>` pairs as the store has them now (the report's are
+    // those at the end).
+    let operation = weft_engine::runs::operation_view(store, run)?;
     Ok(Some(serde_json::json!({
         "name": record.submitted.name,
+        "attempt": 1,
+        "operation": operation.as_ref().map(|view| view.run),
+        "taskOperations": operation.as_ref().map(|view| &view.tasks),
         "pipeline": record.submitted.pipeline_name,
         "phase": format!("{:?}", record.phase),
         "status": record.status,
@@ -220,6 +226,12 @@ fn show(args: &StoreArgs, run: &str) -> Result<u8, Failure> {
             .unwrap_or_else(|| format!("{:?}", record.phase)),
         record.reason
     );
+    if let Some(view) = weft_engine::runs::operation_view(&*store, run).map_err(store_failure)? {
+        println!(
+            "Operation: <{:?}, {:?}>",
+            view.run.status, view.run.operation_status
+        );
+    }
     let (_, decorations) = crate::decorators::recorded(&*store, run);
     if !decorations.is_empty() {
         println!("Decorated at submission:\n{}", decorations.join("\n"));

@@ -257,6 +257,13 @@ mod tests {
             attempts: 1,
             results: Default::default(),
             message: String::new(),
+            operation: crate::operation::task_operation(&crate::operation::TaskFacts {
+                kind: crate::model::TaskKind::Plugin,
+                finally: false,
+                stage: crate::operation::TaskStage::NotStarted,
+                started: false,
+                ended_at: None,
+            }),
         }
     }
 
@@ -270,6 +277,11 @@ mod tests {
                 tasks_outcome: String::new(),
                 halted_by: None,
                 checkpoint_hits: None,
+                attempt: 1,
+                operation: crate::operation::run_operation(
+                    crate::operation::RunStage::Running,
+                    &[],
+                ),
             },
             tasks,
         }

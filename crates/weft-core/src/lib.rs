@@ -24,6 +24,7 @@ pub mod describe;
 pub mod diag;
 pub mod duration;
 pub mod model;
+pub mod operation;
 pub mod parse;
 pub mod plan;
 pub mod replay;

@@ -251,6 +251,17 @@ impl TaskKind {
     }
 }
 
+/// One more gate plugin of a gate node (`gates: {before: {plugins: [{name, params}]}}`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateCheck {
+    /// The gate plugin.
+    pub plugin: Spanned<String>,
+    /// Its params.
+    pub params: Vec<TaskParam>,
+    /// Its path in the document (`spec.tasks[1].gates.before.plugins[1]`).
+    pub path: String,
+}
+
 /// One pipeline task (in `spec.tasks` or `spec.finally`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PipelineTask {
@@ -263,6 +274,9 @@ pub struct PipelineTask {
     pub plugin: Spanned<String>,
     /// `gate` (weft): how a gate is sampled; `None` for the defaults.
     pub gate: Option<Spanned<crate::waits::GateTiming>>,
+    /// More gate plugins sampled with this gate's own, all of which must pass in the same
+    /// sample (from the `gates:` sugar, which lists several); empty otherwise.
+    pub gate_checks: Vec<GateCheck>,
     /// `params`.
     pub params: Vec<TaskParam>,
     /// `workspaces`.
@@ -291,12 +305,39 @@ pub struct PipelineTask {
     pub index: usize,
     /// Where the task entry starts.
     pub pos: Pos,
+    /// For a task weft wrote from a task's `approval:` or `gates:` block: that block's
+    /// path (`spec.tasks[2].approval.before`).
+    pub origin: Option<String>,
 }
 
 impl PipelineTask {
-    /// Its path in the document, e.g. `spec.tasks[2]`.
+    /// Its path in the document, e.g. `spec.tasks[2]` (or the block it was written from).
     pub fn path(&self) -> String {
+        if let Some(origin) = &self.origin {
+            return origin.clone();
+        }
         let section = if self.is_finally { "finally" } else { "tasks" };
         format!("spec.{section}[{}]", self.index)
+    }
+
+    /// Every string that may hold `$(...)` references: param values (its gate checks'
+    /// too) and `when` inputs and values.
+    pub fn template_strings(&self) -> impl Iterator<Item = &str> {
+        let params = self
+            .params
+            .iter()
+            .chain(self.gate_checks.iter().flat_map(|check| &check.params));
+        let values = params.flat_map(|param| -> Box<dyn Iterator<Item = &str> + '_> {
+            match &param.value.value {
+                ParamValue::Str(text) => Box::new(std::iter::once(text.as_str())),
+                ParamValue::Array(items) => Box::new(items.iter().map(String::as_str)),
+                ParamValue::Object(entries) => Box::new(entries.values().map(String::as_str)),
+            }
+        });
+        let when = self.when.iter().flat_map(|expr| {
+            std::iter::once(expr.input.value.as_str())
+                .chain(expr.values.iter().map(|value| value.value.as_str()))
+        });
+        values.chain(when)
     }
 }

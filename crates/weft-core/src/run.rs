@@ -36,6 +36,8 @@ use crate::status::{
     TasksStatus, apply_policy, final_status, reasons, skip_reason, task_status_view,
 };
 use crate::vars::{Piece, Template};
+use crate::model::TaskKind;
+use crate::operation::{Operation, RunStage, TaskFacts, TaskStage, WaitStage};
 use crate::waits::{WaitEnding, WaitKind};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -256,6 +258,10 @@ pub struct RunHeader {
     /// Checkpoints found already stored (a recovered run skipping work), when journaled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checkpoint_hits: Option<u64>,
+    /// Which attempt of the run this is (release-control.md section 6); 1 for now.
+    pub attempt: u32,
+    /// Its `<status, operationStatus>` pair.
+    pub operation: Operation,
 }
 
 /// One task of the report.
@@ -279,6 +285,8 @@ pub struct TaskReport {
     /// Message of the raw ending, if any.
     #[serde(skip_serializing_if = "String::is_empty")]
     pub message: String,
+    /// Its `<status, operationStatus>` pair.
+    pub operation: Operation,
 }
 
 #[derive(Debug, Clone)]
@@ -300,6 +308,10 @@ struct NodeState {
     prior_attempts: u32,
     /// What the node becomes once a requested cancel is confirmed.
     on_cancelled: Option<(Outcome, &'static str)>,
+    /// An approval approved but deferred (release-control.md section 1).
+    deferred: bool,
+    /// When it became terminal, as the count of nodes that did before it.
+    ended_order: Option<i64>,
 }
 
 /// The state of one pipeline run. See the module docs for the contract.
@@ -322,6 +334,8 @@ pub struct RunState {
     finished: bool,
     /// Nodes that just became terminal and whose children still need telling.
     settled: VecDeque<NodeId>,
+    /// How many nodes became terminal so far (orders endings for the operation view).
+    ended_count: i64,
 }
 
 impl RunState {
@@ -345,6 +359,8 @@ impl RunState {
                 parent_skipped: false,
                 prior_attempts: 0,
                 on_cancelled: None,
+                deferred: false,
+                ended_order: None,
             })
             .collect();
         let dag_len = plan.dag_len;
@@ -366,6 +382,7 @@ impl RunState {
             finally_started: false,
             finished: false,
             settled: VecDeque::new(),
+            ended_count: 0,
         }
     }
 
@@ -552,6 +569,14 @@ impl RunState {
         }
         self.settle(&mut actions);
         actions
+    }
+
+    /// `attempt` of waiting `node` was approved but deferred (`true`), or is no longer
+    /// (`false`): only the operation view changes.
+    pub fn task_deferred(&mut self, node: NodeId, attempt: u32, deferred: bool) {
+        if self.is_current(node, attempt) {
+            self.nodes[node].deferred = deferred;
+        }
     }
 
     /// `attempt` of waiting `node` ended as `ending` (a decision, a deferral passed, a
@@ -795,13 +820,16 @@ impl RunState {
                 tasks_outcome: self.tasks_outcome().as_str().to_string(),
                 halted_by: self.halted_by.clone(),
                 checkpoint_hits: None,
+                attempt: 1,
+                operation: self.operation(),
             },
             tasks: self
                 .plan
                 .nodes
                 .iter()
                 .zip(&self.nodes)
-                .map(|(spec, state)| TaskReport {
+                .enumerate()
+                .map(|(node, (spec, state))| TaskReport {
                     name: spec.name.clone(),
                     finally: spec.is_finally,
                     status: match state.outcome {
@@ -813,8 +841,52 @@ impl RunState {
                     attempts: state.prior_attempts + state.attempts,
                     results: state.results.clone(),
                     message: state.message.clone(),
+                    operation: crate::operation::task_operation(&self.task_facts(node)),
                 })
                 .collect(),
+        }
+    }
+
+    /// The run's `<status, operationStatus>` pair (release-control.md section 7).
+    pub fn operation(&self) -> Operation {
+        let stage = if self.finished {
+            match self.final_status() {
+                Some((status, _)) => RunStage::Ended(status),
+                None => RunStage::Running,
+            }
+        } else if self.cancelled.is_some() {
+            RunStage::Cancelling
+        } else {
+            RunStage::Running
+        };
+        let tasks: Vec<TaskFacts> = (0..self.nodes.len())
+            .map(|node| self.task_facts(node))
+            .collect();
+        crate::operation::run_operation(stage, &tasks)
+    }
+
+    /// What the operation view reads of one node.
+    fn task_facts(&self, node: NodeId) -> TaskFacts {
+        let spec = &self.plan.nodes[node];
+        let state = &self.nodes[node];
+        let kind = spec.wait.map_or(TaskKind::Plugin, WaitKind::task_kind);
+        let stage = match state.phase {
+            TaskPhase::Pending => TaskStage::NotStarted,
+            TaskPhase::Queued => TaskStage::QueuedForSlot,
+            TaskPhase::Running => TaskStage::Running,
+            TaskPhase::Blocked => TaskStage::Waiting(WaitStage::of(kind, state.deferred)),
+            TaskPhase::Cancelling => TaskStage::Cancelling,
+            TaskPhase::Terminal => TaskStage::Ended {
+                outcome: state.outcome.unwrap_or(Outcome::Skipped),
+                reason: state.reason.clone(),
+            },
+        };
+        TaskFacts {
+            kind,
+            finally: spec.is_finally,
+            stage,
+            started: state.prior_attempts + state.attempts > 0,
+            ended_at: state.ended_order,
         }
     }
 
@@ -1037,15 +1109,18 @@ impl RunState {
         flow: Flow,
         actions: &mut Vec<Action>,
     ) {
-        let state = &mut self.nodes[node];
-        if state.phase == TaskPhase::Terminal {
+        if self.nodes[node].phase == TaskPhase::Terminal {
             return;
         }
+        let order = self.ended_count;
+        self.ended_count += 1;
+        let state = &mut self.nodes[node];
         state.phase = TaskPhase::Terminal;
         state.outcome = Some(outcome);
         state.flow = flow;
         state.reason = reason;
         state.on_cancelled = None;
+        state.ended_order = Some(order);
         actions.push(Action::Transition {
             node,
             name: self.plan.nodes[node].name.clone(),

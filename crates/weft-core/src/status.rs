@@ -490,6 +490,22 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    /// Every status.
+    pub const ALL: [RunStatus; 7] = [
+        RunStatus::Succeeded,
+        RunStatus::SucceededWithWarnings,
+        RunStatus::Completed,
+        RunStatus::Failed,
+        RunStatus::TimedOut,
+        RunStatus::Errored,
+        RunStatus::Cancelled,
+    ];
+
+    /// The status named `name` (as [`RunStatus::as_str`] writes it).
+    pub fn parse(name: &str) -> Option<RunStatus> {
+        RunStatus::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
     /// The status name.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -1090,7 +1090,7 @@ pub(crate) fn dag_parents(task: &PipelineTask, index: &HashMap<&str, usize>) -> 
         .iter()
         .filter_map(|name| index.get(name.value.as_str()).copied())
         .collect();
-    let mut add_refs = |text: &str| {
+    for text in task.template_strings() {
         if let Ok(template) = parse_template(text) {
             for var in template.vars() {
                 if let Some(target) = var.depends_on().and_then(|name| index.get(name)) {
@@ -1098,17 +1098,6 @@ pub(crate) fn dag_parents(task: &PipelineTask, index: &HashMap<&str, usize>) -> 
                 }
             }
         }
-    };
-    for param in &task.params {
-        match &param.value.value {
-            ParamValue::Str(text) => add_refs(text),
-            ParamValue::Array(items) => items.iter().for_each(|item| add_refs(item)),
-            ParamValue::Object(entries) => entries.values().for_each(|value| add_refs(value)),
-        }
-    }
-    for expr in &task.when {
-        add_refs(&expr.input.value);
-        expr.values.iter().for_each(|value| add_refs(&value.value));
     }
     parents
 }

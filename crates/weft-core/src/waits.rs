@@ -43,6 +43,15 @@ pub enum WaitKind {
 }
 
 impl WaitKind {
+    /// The task kind that waits this way.
+    pub fn task_kind(self) -> crate::model::TaskKind {
+        match self {
+            WaitKind::Approval => crate::model::TaskKind::Approval,
+            WaitKind::Intervention => crate::model::TaskKind::Intervention,
+            WaitKind::Gate(_) => crate::model::TaskKind::Gate,
+        }
+    }
+
     /// The name as stored and shown (`approval`, `intervention`, `gate`).
     pub fn as_str(self) -> &'static str {
         match self {

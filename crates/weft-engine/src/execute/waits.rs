@@ -218,6 +218,11 @@ impl Driver {
 
     /// Acts on where a wait stands: ends it, or says what it waits for when that changed.
     fn settle_wait(&mut self, node: NodeId, state: WaitState) -> Vec<Action> {
+        if let Some(waiting) = self.waits.get(&node) {
+            let deferred = matches!(state, WaitState::Deferred { .. });
+            self.state
+                .task_deferred(node, waiting.start.attempt, deferred);
+        }
         let progress = match state {
             WaitState::Ended(ending) => return self.end_wait(node, ending),
             WaitState::Waiting { progress } => progress,

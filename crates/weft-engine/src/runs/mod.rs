@@ -21,6 +21,7 @@ mod setup;
 pub mod spec;
 mod submit;
 mod take_over;
+mod view;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -49,6 +50,7 @@ pub use spec::{
 };
 pub use submit::Submitted;
 pub use take_over::{TakeOverError, TakenOver};
+pub use view::{OperationView, TaskOperation, operation_view};
 
 /// Opens the run store when the service first needs it (so a submission refused before
 /// any run exists creates no store file).

@@ -8,6 +8,11 @@ use crate::model::*;
 use crate::yaml::{self, Node, NodeKind};
 use std::collections::{BTreeMap, HashSet};
 
+mod sugar;
+
+/// The fields of a gate's sampling (`gate:` and each `gates:` block).
+const GATE_TIMING_FIELDS: [&str; 3] = ["samplingInterval", "stableFor", "timeout"];
+
 /// Parses a pipeline. `file` is only used to label diagnostics.
 ///
 /// Returns every structural problem at once. For semantic checks (references, cycles,
@@ -26,6 +31,7 @@ pub(crate) fn parse_lenient(source: &str, file: &str) -> (Option<Pipeline>, Vec<
     let mut cx = Cx {
         file,
         diagnostics: Vec::new(),
+        sugar: Vec::new(),
     };
     let root = match yaml::parse(source) {
         Ok(Some(root)) if !root.is_null() => root,
@@ -54,6 +60,8 @@ pub(crate) fn parse_lenient(source: &str, file: &str) -> (Option<Pipeline>, Vec<
 struct Cx<'f> {
     file: &'f str,
     diagnostics: Vec<Diagnostic>,
+    /// Tasks' `approval:` and `gates:` blocks, written out once every task is parsed.
+    sugar: Vec<sugar::TaskSugar>,
 }
 
 /// Fields of a mapping, looked up by name after unknown ones were reported.
@@ -515,6 +523,7 @@ impl Cx<'_> {
                 }
             }
         }
+        self.desugar(&mut pipeline);
         if let Some(node) = spec.get("results") {
             for (index, item) in self.seq(node, "spec.results").iter().enumerate() {
                 let path = format!("spec.results[{index}]");
@@ -743,12 +752,20 @@ impl Cx<'_> {
         node: &Node,
         path: &str,
     ) -> Option<Spanned<crate::waits::GateTiming>> {
-        let fields = self.fields(
-            node,
-            path,
-            &["samplingInterval", "stableFor", "timeout"],
-            &[],
-        )?;
+        let fields = self.fields(node, path, &GATE_TIMING_FIELDS, &[])?;
+        Some(Spanned::new(
+            self.gate_timing_fields(&fields, path, node.pos),
+            node.pos,
+        ))
+    }
+
+    /// The sampling fields of a gate (`gate:`, or a `gates:` block) among `fields`.
+    fn gate_timing_fields(
+        &mut self,
+        fields: &Fields<'_>,
+        path: &str,
+        pos: Pos,
+    ) -> crate::waits::GateTiming {
         let mut timing = crate::waits::GateTiming::default();
         for (key, slot) in [
             ("samplingInterval", &mut timing.sampling_interval),
@@ -759,30 +776,37 @@ impl Cx<'_> {
                 continue;
             };
             let field = join(path, key);
-            if let Some(text) = self.string(value, &field) {
-                match parse_go_duration(&text.value) {
-                    Ok(duration) => *slot = duration,
-                    Err(message) => {
-                        self.error(
-                            text.pos,
-                            &field,
-                            codes::WRONG_TYPE,
-                            format!("invalid {key}: {message}"),
-                        )
-                        .hint = Some("write a Go duration such as `30s`, `2m` or `1h`".into());
-                    }
-                }
+            if let Some(duration) = self.duration(value, &field, key) {
+                *slot = duration;
             }
         }
         if timing.sampling_interval.is_zero() {
             self.error(
-                node.pos,
+                pos,
                 &join(path, "samplingInterval"),
                 codes::WRONG_TYPE,
                 "samplingInterval must be more than 0s",
             );
         }
-        Some(Spanned::new(timing, node.pos))
+        timing
+    }
+
+    /// A Go duration (`30s`, `2m`, `1h`).
+    fn duration(&mut self, node: &Node, path: &str, what: &str) -> Option<std::time::Duration> {
+        let text = self.string(node, path)?;
+        match parse_go_duration(&text.value) {
+            Ok(duration) => Some(duration),
+            Err(message) => {
+                self.error(
+                    text.pos,
+                    path,
+                    codes::WRONG_TYPE,
+                    format!("invalid {what}: {message}"),
+                )
+                .hint = Some("write a Go duration such as `30s`, `2m` or `1h`".into());
+                None
+            }
+        }
     }
 
     fn task(
@@ -812,6 +836,8 @@ impl Cx<'_> {
                 "displayName",
                 "description",
                 "gate",
+                "approval",
+                "gates",
             ],
             &[
                 "taskSpec",
@@ -886,6 +912,7 @@ impl Cx<'_> {
             kind,
             plugin,
             gate,
+            gate_checks: Vec::new(),
             params: Vec::new(),
             workspaces: Vec::new(),
             run_after: self.string_list(&fields, "runAfter", path),
@@ -900,31 +927,12 @@ impl Cx<'_> {
             is_finally,
             index,
             pos: node.pos,
+            origin: None,
         };
         if let Some(params) = fields.get("params") {
-            let params_path = join(path, "params");
-            for (index, item) in self.seq(params, &params_path).iter().enumerate() {
-                let item_path = format!("{params_path}[{index}]");
-                if let Some(param_fields) = self.fields(item, &item_path, &["name", "value"], &[]) {
-                    let name = self.required_string(&param_fields, "name", &item_path, item.pos);
-                    let value = match param_fields.get("value") {
-                        Some(value) => self.param_value(value, &join(&item_path, "value")),
-                        None => {
-                            self.error(
-                                item.pos,
-                                &item_path,
-                                codes::MISSING_FIELD,
-                                "missing required field `value`",
-                            );
-                            None
-                        }
-                    };
-                    if let Some(value) = value {
-                        task.params.push(TaskParam { name, value });
-                    }
-                }
-            }
+            task.params = self.task_params(params, &join(path, "params"));
         }
+        self.release_sugar(&fields, path, &task);
         if let Some(workspaces) = fields.get("workspaces") {
             let list_path = join(path, "workspaces");
             for (index, item) in self.seq(workspaces, &list_path).iter().enumerate() {
@@ -1081,6 +1089,33 @@ impl Cx<'_> {
             }
         }
         Some(task)
+    }
+
+    /// A `params` list of `{name, value}` entries.
+    fn task_params(&mut self, params: &Node, params_path: &str) -> Vec<TaskParam> {
+        let mut out = Vec::new();
+        for (index, item) in self.seq(params, params_path).iter().enumerate() {
+            let item_path = format!("{params_path}[{index}]");
+            if let Some(param_fields) = self.fields(item, &item_path, &["name", "value"], &[]) {
+                let name = self.required_string(&param_fields, "name", &item_path, item.pos);
+                let value = match param_fields.get("value") {
+                    Some(value) => self.param_value(value, &join(&item_path, "value")),
+                    None => {
+                        self.error(
+                            item.pos,
+                            &item_path,
+                            codes::MISSING_FIELD,
+                            "missing required field `value`",
+                        );
+                        None
+                    }
+                };
+                if let Some(value) = value {
+                    out.push(TaskParam { name, value });
+                }
+            }
+        }
+        out
     }
 
     fn on_status_rule(&mut self, node: &Node, path: &str) -> Option<OnStatusRule> {
