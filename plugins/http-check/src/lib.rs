@@ -35,6 +35,8 @@ impl Gate for HttpCheck {
             .description(
                 "Passes while a URL answers with the expected status (and JSON value at a pointer)",
             )
+            // A gate produces no results: referring to one is a validation error.
+            .results_fixed(true)
             .param(
                 Param::string("url")
                     .description("The URL to check (http:// or https://); the host must allow it"),

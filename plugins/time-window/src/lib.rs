@@ -32,6 +32,8 @@ impl Gate for TimeWindow {
     fn describe() -> PluginInfo {
         PluginInfo::new("time-window", env!("CARGO_PKG_VERSION"))
             .description("Passes inside a weekly time window (weekdays and hours in a time zone)")
+            // A gate produces no results: referring to one is a validation error.
+            .results_fixed(true)
             .param(
                 Param::string("weekdays")
                     .description("Days the window is open: `Mon-Fri`, `Mon,Wed`, `Sat-Sun`")
