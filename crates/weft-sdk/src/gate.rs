@@ -15,7 +15,7 @@
 //! A gate keeps nothing between samples (there are no checkpoints and no workspaces);
 //! what it needs is in its [`GateContext`]: its params, the sample number and when the
 //! wait began. It may read the secrets it is granted ([`crate::secrets`]), write log lines
-//! ([`crate::log`]) and call the hosts the operator allows ([`crate::http`], cargo feature
+//! ([`crate::log`]) and call the hosts the operator allows (`weft_sdk::http`, cargo feature
 //! `http`).
 //!
 //! ```no_run

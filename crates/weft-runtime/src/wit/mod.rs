@@ -55,7 +55,7 @@ pub(crate) const ACCEPTED_RANGE: &str = "0.1.x or 0.2.x";
 /// What serves gates, for messages: the `gate` world came with 0.2.0.
 pub(crate) const GATES_RANGE: &str = "0.2.x for gates";
 
-/// The newest `weft:plugin` WIT version this host serves (the last of [`ACCEPTED`]).
+/// The newest `weft:plugin` WIT version this host serves (the last of the accepted ones).
 pub const WIT_VERSION: &str = "0.2.0";
 
 /// Whether a component built against `found` can be served: it matches an accepted
