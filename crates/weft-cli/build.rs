@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 /// Plugins built with the others but never embedded.
-const TEST_ONLY: &[&str] = &["hostile", "hostile-decorator"];
+const TEST_ONLY: &[&str] = &["hostile", "hostile-decorator", "hostile-gate"];
 
 fn main() {
     println!("cargo:rerun-if-env-changed=WEFT_EMBED_PLUGINS");

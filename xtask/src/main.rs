@@ -165,8 +165,9 @@ fn test(extra: &[String]) -> Result<(), String> {
         .args(extra)
         .env("WEFT_EMBED_PLUGINS", &plugins)
         .env("WEFT_PLUGIN_DIR", &plugins))?;
-    // The forges' mapping and classification, and the first-party form decorators'
-    // templates and patterns, are plain Rust, tested on the host.
+    // The forges' mapping and classification, the first-party form decorators'
+    // templates and patterns, and the first-party gates' checks, are plain Rust, tested
+    // on the host.
     run(cargo().args([
         "test",
         "--manifest-path",
@@ -181,6 +182,10 @@ fn test(extra: &[String]) -> Result<(), String> {
         "require-params",
         "-p",
         "http-token",
+        "-p",
+        "http-check",
+        "-p",
+        "time-window",
     ]))?;
     lint()
 }

@@ -468,6 +468,7 @@ async fn plugin(command: PluginCommand) -> Result<u8, Failure> {
                 ),
                 OutputFormat::Text => {
                     println!("{} {}: {}", info.name, info.version, info.description);
+                    println!("  kind: {}", resolved.plugin.kind().as_str());
                     if let Some(version) = resolved.plugin.wit_version() {
                         println!("  built for weft:plugin@{version}");
                     }

@@ -1,5 +1,5 @@
 //! Plain data mirroring the WIT contract (`wit/`: the shared types, and what the task,
-//! reporter and form-decorator worlds pass), shared by the runtime (which converts to and
+//! reporter, form-decorator and gate worlds pass), shared by the runtime (which converts to and
 //! from the generated bindings of each contract version) and the engine (which validates
 //! pipelines against what plugins declare, and builds what it hands plugins). No
 //! behaviour lives here beyond the status vocabulary's ordering rule.
@@ -386,6 +386,38 @@ pub enum Delivery {
     RetryAfter(u64),
     /// Will never succeed as configured; the message says why.
     Permanent(String),
+}
+
+/// Where one evaluation of a gate runs (the WIT `gate-context` of the `gate` world, but
+/// its params, which travel with the request as a task's do).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GateContext {
+    /// The run's name.
+    pub run_name: String,
+    /// The run's unique id.
+    pub run_uid: String,
+    /// The pipeline's name.
+    pub pipeline_name: String,
+    /// The gate's name in the pipeline (the name of the task that refers to it).
+    pub task_name: String,
+    /// Which evaluation of this wait this is: 0 for the first.
+    pub sample: u32,
+    /// When the gate started waiting, in milliseconds since the Unix epoch (UTC); the same
+    /// for every sample of one wait.
+    pub waiting_since_ms: u64,
+}
+
+/// What one sample of a gate found (the WIT `gate-result`), with the gate's message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "message", rename_all = "camelCase")]
+pub enum GateResult {
+    /// The condition holds now.
+    Passed(String),
+    /// The condition does not hold yet: sample again.
+    Failed(String),
+    /// The condition could not be checked; counts as a failed sample.
+    Error(String),
 }
 
 #[cfg(test)]

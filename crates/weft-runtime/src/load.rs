@@ -54,7 +54,7 @@ pub enum LoadError {
     },
     /// Exports none of weft's plugin contracts nor `wasi:cli/run`.
     #[error(
-        "plugin `{name}` exports none of `weft:plugin/task-plugin`, `weft:plugin/reporter-plugin`, `weft:plugin/form-decorator-plugin` or `wasi:cli/run` (it exports: {exports})"
+        "plugin `{name}` exports none of `weft:plugin/task-plugin`, `weft:plugin/reporter-plugin`, `weft:plugin/form-decorator-plugin`, `weft:plugin/gate-plugin` or `wasi:cli/run` (it exports: {exports})"
     )]
     NotATask {
         /// Plugin name.
@@ -135,12 +135,26 @@ pub(crate) fn load(runtime: &Runtime, name: &str, bytes: &[u8]) -> Result<Plugin
             "weft:plugin/task-plugin" => Some(PluginKind::Task),
             "weft:plugin/reporter-plugin" => Some(PluginKind::Reporter),
             "weft:plugin/form-decorator-plugin" => Some(PluginKind::FormDecorator),
+            "weft:plugin/gate-plugin" => Some(PluginKind::Gate),
             _ => None,
         };
         if let Some(weft_kind) = weft_kind {
             let found = version.unwrap_or("unversioned");
             let parsed = semver::Version::parse(found).ok();
             match parsed {
+                // Gates came with 0.2.0: 0.1 has no `gate-plugin`, so a component claiming
+                // one is not a 0.1 plugin of any kind.
+                Some(v)
+                    if weft_kind == PluginKind::Gate
+                        && wit::accepts(&v)
+                        && !wit::Contract::of(&v).has_gates() =>
+                {
+                    return Err(LoadError::UnsupportedWitVersion {
+                        name: name.to_string(),
+                        found: v.to_string(),
+                        compatible: wit::GATES_RANGE,
+                    });
+                }
                 Some(v) if wit::accepts(&v) => {
                     wit_version = Some(v);
                     kind = Some(weft_kind);

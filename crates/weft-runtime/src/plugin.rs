@@ -1,5 +1,6 @@
 //! A loaded plugin: its compiled component, what kind it is, what it imports, and the
-//! calls that run it (`describe`, `run`) in a fresh, limited `Store`.
+//! calls that run it (`describe`, `run`, `report`, `decorate`, `evaluate`) in a fresh,
+//! limited `Store`, through the contract version module of the version it was built for.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,11 +18,11 @@ use crate::capabilities::log::{LogLevel, LogSink, MemorySink, SharedOutput};
 use crate::grants::{Grants, first_ungranted};
 use crate::limits::{GrowthLimiter, LimitKind, Limits};
 use crate::state::{CpuMeter, HostState};
-use crate::wit::{Returned, since_v0_1_0};
+use crate::wit::{Contract, Returned, since_v0_1_0, since_v0_2_0};
 use crate::{EPOCH_TICK, Runtime};
 
 /// The plain data of the contract that a plugin's callers build or get back.
-pub use weft_core::contract::{Decorated, DecoratorInfo, TaskContext};
+pub use weft_core::contract::{Decorated, DecoratorInfo, GateContext, GateResult, TaskContext};
 
 /// What contract a component implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +35,8 @@ pub enum PluginKind {
     Reporter,
     /// Exports `weft:plugin/form-decorator-plugin`: shapes a submission.
     FormDecorator,
+    /// Exports `weft:plugin/gate-plugin` (0.2.0 on): a condition a run waits for.
+    Gate,
 }
 
 impl PluginKind {
@@ -44,6 +47,7 @@ impl PluginKind {
             PluginKind::Command => "command",
             PluginKind::Reporter => "reporter",
             PluginKind::FormDecorator => "form decorator",
+            PluginKind::Gate => "gate",
         }
     }
 
@@ -51,6 +55,23 @@ impl PluginKind {
     pub fn is_task(self) -> bool {
         matches!(self, PluginKind::Task | PluginKind::Command)
     }
+}
+
+/// Evaluates `$call` with `$v` naming the contract version module that serves `$contract`
+/// (every version module has the same typed calls with the same plain signatures).
+macro_rules! by_contract {
+    ($contract:expr, $v:ident => $call:expr) => {
+        match $contract {
+            Contract::V0_1 => {
+                use since_v0_1_0 as $v;
+                $call
+            }
+            Contract::V0_2 => {
+                use since_v0_2_0 as $v;
+                $call
+            }
+        }
+    };
 }
 
 /// One invocation of a task plugin.
@@ -163,6 +184,15 @@ impl Plugin {
         &self.inner.component
     }
 
+    /// The contract version module serving this plugin (commands have no version; they
+    /// never reach a version module).
+    fn contract(&self) -> Contract {
+        self.inner
+            .wit_version
+            .as_ref()
+            .map_or(Contract::V0_2, Contract::of)
+    }
+
     /// Asks the plugin to describe itself. Plain commands are described by the host: no
     /// declared params, any accepted.
     pub async fn describe(&self) -> Result<PluginInfo, TaskReport> {
@@ -182,16 +212,23 @@ impl Plugin {
         request.limits.cpu_budget = std::time::Duration::from_secs(10);
         request.limits.wall_clock = Some(std::time::Duration::from_secs(30));
         let pre = self.inner.pre.clone();
+        let contract = self.contract();
         match self.inner.kind {
             PluginKind::Task => {
                 self.invoke(&request, &[], &[], async move |store| {
-                    since_v0_1_0::describe_task(store, pre).await
+                    by_contract!(contract, v => v::describe_task(store, pre).await)
                 })
                 .await
             }
             PluginKind::Reporter => {
                 self.invoke(&request, &[], &[], async move |store| {
-                    since_v0_1_0::describe_reporter(store, pre).await
+                    by_contract!(contract, v => v::describe_reporter(store, pre).await)
+                })
+                .await
+            }
+            PluginKind::Gate => {
+                self.invoke(&request, &[], &[], async move |store| {
+                    since_v0_2_0::describe_gate(store, pre).await
                 })
                 .await
             }
@@ -207,9 +244,13 @@ impl Plugin {
         request.limits.cpu_budget = std::time::Duration::from_secs(10);
         request.limits.wall_clock = Some(std::time::Duration::from_secs(30));
         let pre = self.inner.pre.clone();
-        self.invoke(&request, &[], &[], async move |store| {
-            since_v0_1_0::describe_decorator(store, pre).await
-        })
+        let contract = self.contract();
+        self.invoke(
+            &request,
+            &[],
+            &[],
+            async move |store| by_contract!(contract, v => v::describe_decorator(store, pre).await),
+        )
         .await
     }
 
@@ -261,9 +302,13 @@ impl Plugin {
         self.expect_kind(PluginKind::Reporter)?;
         self.check_grants(&request)?;
         let pre = self.inner.pre.clone();
-        self.invoke(&request, &[], &[], async move |store| {
-            since_v0_1_0::report(store, pre, &event).await
-        })
+        let contract = self.contract();
+        self.invoke(
+            &request,
+            &[],
+            &[],
+            async move |store| by_contract!(contract, v => v::report(store, pre, &event).await),
+        )
         .await
     }
 
@@ -280,9 +325,10 @@ impl Plugin {
         self.expect_kind(PluginKind::FormDecorator)?;
         self.check_grants(&request)?;
         let pre = self.inner.pre.clone();
+        let contract = self.contract();
         let decorated = self
             .invoke(&request, &[], &[], async move |store| {
-                since_v0_1_0::decorate(store, pre, form_state, input).await
+                by_contract!(contract, v => v::decorate(store, pre, form_state, input).await)
             })
             .await?;
         let (size, budget) = (decorated.bytes, request.limits.result_bytes);
@@ -293,6 +339,55 @@ impl Plugin {
             ));
         }
         Ok(decorated.value)
+    }
+
+    /// Evaluates a gate once (one sample) under `request`'s grants and limits, exactly as a
+    /// task runs: a fresh `Store`, the same limits, log lines masked with the secrets it
+    /// reveals, the message counted against `limits.result_bytes`. `ctx` says where it
+    /// runs (`request.context` is not read); its params are `request.params`. A gate gets
+    /// no workspaces (`request.grants.workspaces` is ignored: nothing is preopened) and no
+    /// checkpoints (a component importing `weft:plugin/checkpoint` is refused).
+    ///
+    /// `Ok` is what the gate said, unmasked like a task's results (the caller masks it);
+    /// `Err` is a limit, trap or denied capability, with a reason naming it, which the
+    /// caller counts as an `error` sample.
+    pub async fn evaluate(
+        &self,
+        mut request: TaskRequest,
+        ctx: GateContext,
+    ) -> Result<GateResult, TaskReport> {
+        self.expect_kind(PluginKind::Gate)?;
+        if let Some(import) = self
+            .inner
+            .imports
+            .iter()
+            .find(|import| crate::grants::split_version(import).0 == "weft:plugin/checkpoint")
+        {
+            let message = format!(
+                "gate `{}` imports `{import}`, but gates are given no checkpoints; it was not instantiated",
+                self.inner.name
+            );
+            let output = SharedOutput::new(request.log.clone(), request.limits.log_bytes);
+            output.host_line(LogLevel::Error, message.clone());
+            return Err(TaskReport::errored("CapabilityDenied", message));
+        }
+        request.grants.workspaces.clear();
+        self.check_grants(&request)?;
+        let pre = self.inner.pre.clone();
+        let params = &request.params;
+        let returned = self
+            .invoke(&request, &[], &[], async move |store| {
+                since_v0_2_0::evaluate(store, pre, &ctx, params).await
+            })
+            .await?;
+        let (size, budget) = (returned.bytes, request.limits.result_bytes);
+        if size > budget {
+            return Err(TaskReport::limit(
+                LimitKind::ResultBytes,
+                format!("the gate returned a {size}-byte message; the limit is {budget} bytes"),
+            ));
+        }
+        Ok(returned.value)
     }
 
     fn expect_kind(&self, kind: PluginKind) -> Result<(), TaskReport> {
@@ -343,10 +438,13 @@ impl Plugin {
             })
             .collect();
         let pre = self.inner.pre.clone();
+        let contract = self.contract();
         let (context, params) = (&request.context, &request.params);
         let outcome = self
             .invoke(&request, &[], &[], async move |store| {
-                since_v0_1_0::run_task(store, pre, context, params, &workspaces).await
+                by_contract!(contract, v => {
+                    v::run_task(store, pre, context, params, &workspaces).await
+                })
             })
             .await;
         match outcome {

@@ -61,19 +61,12 @@ impl Context {
 
     /// The value of param `name`, whatever its type.
     pub fn param_value(&self, name: &str) -> Option<&ParamValue> {
-        self.raw
-            .params
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v)
+        params::value(&self.raw.params, name)
     }
 
     /// The string param `name`; `None` when it is absent or not a string.
     pub fn param(&self, name: &str) -> Option<&str> {
-        match self.param_value(name)? {
-            ParamValue::Str(s) => Some(s),
-            _ => None,
-        }
+        params::string(&self.raw.params, name)
     }
 
     /// The string param `name`, or `default` when it is absent or not a string.
@@ -83,34 +76,23 @@ impl Context {
 
     /// The array param `name`; `None` when it is absent or not an array.
     pub fn param_array(&self, name: &str) -> Option<&[String]> {
-        match self.param_value(name)? {
-            ParamValue::Array(a) => Some(a),
-            _ => None,
-        }
+        params::array(&self.raw.params, name)
     }
 
     /// The object param `name` as `(key, value)` pairs; `None` when it is absent or not
     /// an object.
     pub fn param_object(&self, name: &str) -> Option<&[(String, String)]> {
-        match self.param_value(name)? {
-            ParamValue::Object(o) => Some(o),
-            _ => None,
-        }
+        params::object(&self.raw.params, name)
     }
 
     /// One key of the object param `name` (`$(params.name.key)`).
     pub fn param_key(&self, name: &str, key: &str) -> Option<&str> {
-        self.param_object(name)?
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v.as_str())
+        params::key(&self.raw.params, name, key)
     }
 
     /// The string param `name`, or a [`ParamError`] saying it is missing.
     pub fn required(&self, name: &str) -> Result<&str, ParamError> {
-        self.param(name).ok_or_else(|| ParamError::Missing {
-            name: name.to_string(),
-        })
+        params::required(&self.raw.params, name)
     }
 
     /// The string param `name` parsed as a `T`, or `default` when it is absent. A value
@@ -129,14 +111,7 @@ impl Context {
         T: FromStr,
         T::Err: fmt::Display,
     {
-        match self.param(name) {
-            None => Ok(default),
-            Some(s) => s.trim().parse().map_err(|e: T::Err| ParamError::Invalid {
-                name: name.to_string(),
-                value: s.to_string(),
-                reason: e.to_string(),
-            }),
-        }
+        params::parse_or(&self.raw.params, name, default)
     }
 
     /// The guest path at which workspace `name` is preopened; `std::fs` works on it
@@ -156,8 +131,90 @@ impl Context {
     }
 }
 
+/// The param accessors of [`Context`] and [`GateContext`](crate::gate::GateContext), on
+/// the params as the host passed them.
+pub(crate) mod params {
+    use super::ParamError;
+    use crate::raw::ParamValue;
+    use std::fmt;
+    use std::str::FromStr;
+
+    pub(crate) fn value<'a>(
+        params: &'a [(String, ParamValue)],
+        name: &str,
+    ) -> Option<&'a ParamValue> {
+        params.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    pub(crate) fn string<'a>(params: &'a [(String, ParamValue)], name: &str) -> Option<&'a str> {
+        match value(params, name)? {
+            ParamValue::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn array<'a>(
+        params: &'a [(String, ParamValue)],
+        name: &str,
+    ) -> Option<&'a [String]> {
+        match value(params, name)? {
+            ParamValue::Array(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn object<'a>(
+        params: &'a [(String, ParamValue)],
+        name: &str,
+    ) -> Option<&'a [(String, String)]> {
+        match value(params, name)? {
+            ParamValue::Object(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn key<'a>(
+        params: &'a [(String, ParamValue)],
+        name: &str,
+        key: &str,
+    ) -> Option<&'a str> {
+        object(params, name)?
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub(crate) fn required<'a>(
+        params: &'a [(String, ParamValue)],
+        name: &str,
+    ) -> Result<&'a str, ParamError> {
+        string(params, name).ok_or_else(|| ParamError::Missing {
+            name: name.to_string(),
+        })
+    }
+
+    pub(crate) fn parse_or<T>(
+        params: &[(String, ParamValue)],
+        name: &str,
+        default: T,
+    ) -> Result<T, ParamError>
+    where
+        T: FromStr,
+        T::Err: fmt::Display,
+    {
+        match string(params, name) {
+            None => Ok(default),
+            Some(s) => s.trim().parse().map_err(|e: T::Err| ParamError::Invalid {
+                name: name.to_string(),
+                value: s.to_string(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
 /// A param that is missing or does not parse. Converts into [`Outcome`] as a failure
-/// with exit code 2.
+/// with exit code 2, and into [`GateOutcome`](crate::GateOutcome) as an error.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParamError {
     /// A required param was not given (or is not a string).

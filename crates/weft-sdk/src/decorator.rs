@@ -51,14 +51,14 @@ pub mod bindings {
         export_macro_name: "export",
         additional_derives: [PartialEq, Eq],
         with: {
-            "weft:plugin/types@0.1.0": crate::bindings::weft::plugin::types,
-            "weft:plugin/log@0.1.0": crate::bindings::weft::plugin::log,
-            "weft:plugin/secrets@0.1.0": crate::bindings::weft::plugin::secrets,
+            "weft:plugin/types@0.2.0": crate::bindings::weft::plugin::types,
+            "weft:plugin/log@0.2.0": crate::bindings::weft::plugin::log,
+            "weft:plugin/secrets@0.2.0": crate::bindings::weft::plugin::secrets,
         },
     });
 }
 
-/// The raw WIT types of `weft:plugin/form-decorator-plugin@0.1.0`.
+/// The raw WIT types of `weft:plugin/form-decorator-plugin@0.2.0`.
 pub use bindings::exports::weft::plugin::form_decorator_plugin as raw;
 
 /// A param value as a decorator sees it.

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use wasmtime::component::{HasData, Linker};
 
 use crate::wit::since_v0_1_0::weft::plugin::checkpoint as wit;
+use crate::wit::since_v0_2_0::weft::plugin::checkpoint as wit_v0_2;
 
 /// Largest value a task may store under one key.
 pub const MAX_CHECKPOINT_BYTES: usize = 1 << 20;
@@ -45,19 +46,39 @@ pub struct CheckpointView<'a> {
     pub(crate) store: &'a Arc<dyn CheckpointStore>,
 }
 
+impl CheckpointView<'_> {
+    fn get_value(&self, key: &str) -> Option<Vec<u8>> {
+        self.store.get(key)
+    }
+
+    fn put_value(&self, key: &str, value: Vec<u8>) -> Result<(), String> {
+        if value.len() > MAX_CHECKPOINT_BYTES {
+            return Err(format!(
+                "checkpoint `{key}` is {} bytes; the limit is {MAX_CHECKPOINT_BYTES}",
+                value.len()
+            ));
+        }
+        self.store.put(key, value)
+    }
+}
+
 impl wit::Host for CheckpointView<'_> {
     fn get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
-        Ok(self.store.get(&key))
+        Ok(self.get_value(&key))
     }
 
     fn put(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
-        if value.len() > MAX_CHECKPOINT_BYTES {
-            return Ok(Err(format!(
-                "checkpoint `{key}` is {} bytes; the limit is {MAX_CHECKPOINT_BYTES}",
-                value.len()
-            )));
-        }
-        Ok(self.store.put(&key, value))
+        Ok(self.put_value(&key, value))
+    }
+}
+
+impl wit_v0_2::Host for CheckpointView<'_> {
+    fn get(&mut self, key: String) -> wasmtime::Result<Option<Vec<u8>>> {
+        Ok(self.get_value(&key))
+    }
+
+    fn put(&mut self, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), String>> {
+        Ok(self.put_value(&key, value))
     }
 }
 
@@ -67,10 +88,11 @@ impl HasData for HasCheckpoint {
     type Data<'a> = CheckpointView<'a>;
 }
 
-/// Adds `weft:plugin/checkpoint` to `linker`.
+/// Adds `weft:plugin/checkpoint`, every served version, to `linker`.
 pub fn add_to_linker<T: 'static>(
     linker: &mut Linker<T>,
     get: fn(&mut T) -> CheckpointView<'_>,
 ) -> wasmtime::Result<()> {
-    wit::add_to_linker::<T, HasCheckpoint>(linker, get)
+    wit::add_to_linker::<T, HasCheckpoint>(linker, get)?;
+    wit_v0_2::add_to_linker::<T, HasCheckpoint>(linker, get)
 }

@@ -12,6 +12,7 @@ use crate::limits::LimitKind;
 use crate::masking::Masker;
 use crate::masking::across_calls::CallJoiner;
 use crate::wit::since_v0_1_0::weft::plugin::log as wit;
+use crate::wit::since_v0_2_0::weft::plugin::log as wit_v0_2;
 
 /// Where a log line came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -396,6 +397,16 @@ pub struct LogView<'a> {
     pub(crate) output: &'a SharedOutput,
 }
 
+impl LogView<'_> {
+    /// `write`, whichever contract version the guest called it through.
+    fn write_line(&mut self, level: LogLevel, message: &str) -> wasmtime::Result<()> {
+        if let Err(limit) = self.output.log_call(level, message) {
+            wasmtime::bail!("{}", limit.reason());
+        }
+        Ok(())
+    }
+}
+
 impl wit::Host for LogView<'_> {
     fn write(&mut self, level: wit::Level, message: String) -> wasmtime::Result<()> {
         let level = match level {
@@ -405,10 +416,20 @@ impl wit::Host for LogView<'_> {
             wit::Level::Warn => LogLevel::Warn,
             wit::Level::Error => LogLevel::Error,
         };
-        if let Err(limit) = self.output.log_call(level, &message) {
-            wasmtime::bail!("{}", limit.reason());
-        }
-        Ok(())
+        self.write_line(level, &message)
+    }
+}
+
+impl wit_v0_2::Host for LogView<'_> {
+    fn write(&mut self, level: wit_v0_2::Level, message: String) -> wasmtime::Result<()> {
+        let level = match level {
+            wit_v0_2::Level::Trace => LogLevel::Trace,
+            wit_v0_2::Level::Debug => LogLevel::Debug,
+            wit_v0_2::Level::Info => LogLevel::Info,
+            wit_v0_2::Level::Warn => LogLevel::Warn,
+            wit_v0_2::Level::Error => LogLevel::Error,
+        };
+        self.write_line(level, &message)
     }
 }
 
@@ -418,10 +439,11 @@ impl HasData for HasLog {
     type Data<'a> = LogView<'a>;
 }
 
-/// Adds `weft:plugin/log` to `linker`.
+/// Adds `weft:plugin/log`, every served version, to `linker`.
 pub fn add_to_linker<T: 'static>(
     linker: &mut Linker<T>,
     get: fn(&mut T) -> LogView<'_>,
 ) -> wasmtime::Result<()> {
-    wit::add_to_linker::<T, HasLog>(linker, get)
+    wit::add_to_linker::<T, HasLog>(linker, get)?;
+    wit_v0_2::add_to_linker::<T, HasLog>(linker, get)
 }

@@ -16,6 +16,7 @@ use super::log::{LogLevel, SharedOutput};
 use crate::masking::MIN_SECRET_CHARS;
 use crate::secret::SecretHandle;
 use crate::wit::since_v0_1_0::weft::plugin::secrets as wit;
+use crate::wit::since_v0_2_0::weft::plugin::secrets as wit_v0_2;
 
 pub use crate::secret::{SecretError, SecretValue};
 
@@ -26,11 +27,17 @@ pub struct SecretsView<'a> {
     pub(crate) output: &'a SharedOutput,
 }
 
-impl wit::Host for SecretsView<'_> {
-    fn get(
+/// Why `get` handed out no secret (the WIT `secret-error`, whichever version).
+enum Refused {
+    NotGranted,
+}
+
+impl SecretsView<'_> {
+    /// `get`: a handle to a granted, maskable secret.
+    fn get_handle(
         &mut self,
         name: String,
-    ) -> wasmtime::Result<Result<Resource<SecretHandle>, wit::SecretError>> {
+    ) -> wasmtime::Result<Result<Resource<SecretHandle>, Refused>> {
         let Some(value) = self.granted.get(&name) else {
             // The name is the task's choice, not a secret; saying it helps the operator.
             self.output.host_line(
@@ -38,7 +45,7 @@ impl wit::Host for SecretsView<'_> {
                 format!("secret `{name}` was requested but is not granted to this task"),
             );
             tracing::warn!(secret = %name, "task asked for a secret it was not granted");
-            return Ok(Err(wit::SecretError::NotGranted));
+            return Ok(Err(Refused::NotGranted));
         };
         if !value.is_maskable() {
             self.output.host_line(
@@ -48,7 +55,7 @@ impl wit::Host for SecretsView<'_> {
                 ),
             );
             tracing::warn!(secret = %name, "a granted secret is too short to mask; refused");
-            return Ok(Err(wit::SecretError::NotGranted));
+            return Ok(Err(Refused::NotGranted));
         }
         let handle = SecretHandle {
             name,
@@ -56,15 +63,13 @@ impl wit::Host for SecretsView<'_> {
         };
         Ok(Ok(self.table.push(handle)?))
     }
-}
 
-impl wit::HostSecret for SecretsView<'_> {
-    fn name(&mut self, secret: Resource<SecretHandle>) -> wasmtime::Result<String> {
-        Ok(self.table.get(&secret)?.name.clone())
+    fn handle_name(&mut self, secret: &Resource<SecretHandle>) -> wasmtime::Result<String> {
+        Ok(self.table.get(secret)?.name.clone())
     }
 
-    fn reveal(&mut self, secret: Resource<SecretHandle>) -> wasmtime::Result<String> {
-        let handle = self.table.get(&secret)?;
+    fn reveal_value(&mut self, secret: &Resource<SecretHandle>) -> wasmtime::Result<String> {
+        let handle = self.table.get(secret)?;
         // Mask before the guest can print it. `get` only hands out maskable values; if
         // masking is refused anyway, so is the value.
         if self.output.add_mask(handle.value.expose()).is_err() {
@@ -76,9 +81,59 @@ impl wit::HostSecret for SecretsView<'_> {
         Ok(handle.value.expose().to_string())
     }
 
-    fn drop(&mut self, secret: Resource<SecretHandle>) -> wasmtime::Result<()> {
+    fn drop_handle(&mut self, secret: Resource<SecretHandle>) -> wasmtime::Result<()> {
         self.table.delete(secret)?;
         Ok(())
+    }
+}
+
+impl wit::Host for SecretsView<'_> {
+    fn get(
+        &mut self,
+        name: String,
+    ) -> wasmtime::Result<Result<Resource<SecretHandle>, wit::SecretError>> {
+        Ok(self
+            .get_handle(name)?
+            .map_err(|Refused::NotGranted| wit::SecretError::NotGranted))
+    }
+}
+
+impl wit::HostSecret for SecretsView<'_> {
+    fn name(&mut self, secret: Resource<SecretHandle>) -> wasmtime::Result<String> {
+        self.handle_name(&secret)
+    }
+
+    fn reveal(&mut self, secret: Resource<SecretHandle>) -> wasmtime::Result<String> {
+        self.reveal_value(&secret)
+    }
+
+    fn drop(&mut self, secret: Resource<SecretHandle>) -> wasmtime::Result<()> {
+        self.drop_handle(secret)
+    }
+}
+
+impl wit_v0_2::Host for SecretsView<'_> {
+    fn get(
+        &mut self,
+        name: String,
+    ) -> wasmtime::Result<Result<Resource<SecretHandle>, wit_v0_2::SecretError>> {
+        Ok(self
+            .get_handle(name)?
+            .map_err(|Refused::NotGranted| wit_v0_2::SecretError::NotGranted))
+    }
+}
+
+impl wit_v0_2::HostSecret for SecretsView<'_> {
+    fn name(&mut self, secret: Resource<SecretHandle>) -> wasmtime::Result<String> {
+        self.handle_name(&secret)
+    }
+
+    fn reveal(&mut self, secret: Resource<SecretHandle>) -> wasmtime::Result<String> {
+        self.reveal_value(&secret)
+    }
+
+    fn drop(&mut self, secret: Resource<SecretHandle>) -> wasmtime::Result<()> {
+        self.drop_handle(secret)
     }
 }
 
@@ -88,10 +143,11 @@ impl HasData for HasSecrets {
     type Data<'a> = SecretsView<'a>;
 }
 
-/// Adds `weft:plugin/secrets` to `linker`.
+/// Adds `weft:plugin/secrets`, every served version, to `linker`.
 pub fn add_to_linker<T: 'static>(
     linker: &mut Linker<T>,
     get: fn(&mut T) -> SecretsView<'_>,
 ) -> wasmtime::Result<()> {
-    wit::add_to_linker::<T, HasSecrets>(linker, get)
+    wit::add_to_linker::<T, HasSecrets>(linker, get)?;
+    wit_v0_2::add_to_linker::<T, HasSecrets>(linker, get)
 }

@@ -11,36 +11,52 @@
 //! The arrows point one way: `plugin.rs` and the capabilities use a version module; a
 //! version module uses plain data only (`weft_core::contract`, [`crate::secret`]).
 //!
-//! # Adding a contract version (say 0.2.0)
+//! # The versions served
+//!
+//! - `0.1.x` through [`since_v0_1_0`], bound to `wit/since_v0.1.0/` (the 0.1.0 contract as
+//!   released, never edited): the `task`, `reporter` and `form-decorator` worlds.
+//! - `0.2.x` through [`since_v0_2_0`], bound to `wit/`: the same worlds, unchanged, plus
+//!   `gate`.
+//!
+//! The loader records each plugin's version (`Plugin::wit_version`) and `plugin.rs` calls
+//! the module of that version ([`Contract`]).
+//!
+//! # Adding a contract version (say 0.3.0)
 //!
 //! 1. Copy the WIT package as it was released somewhere the old bindings can still find
-//!    it (e.g. `wit/since_v0.1.0/`), point `since_v0_1_0`'s `path` there, and change
-//!    `wit/` to 0.2.0.
-//! 2. Add `since_v0_2_0.rs`: its `bindgen!` (reusing unchanged interfaces of 0.1.0 and
-//!    the shared resource types with `with:`), its conversions to and from
-//!    `weft_core::contract` (add plain fields there for what 0.2 adds; 0.1 fills them
-//!    with defaults), and the same typed calls (`describe_task`, `run_task`, `report`,
-//!    ...) with the same plain signatures.
-//! 3. Add 0.2.0 to [`ACCEPTED`] (and [`ACCEPTED_RANGE`], [`WIT_VERSION`]); the loader then
-//!    records each plugin's version (`Plugin::wit_version`), and `plugin.rs` picks the
-//!    version module by it where it calls `since_v0_1_0` today.
-//! 4. Linker wiring: an interface that changed gets its own `Host` impl in its capability
-//!    module, added to the one linker next to the 0.1.0 one (`build_linker` in `lib.rs`);
-//!    the linker tells them apart by their versioned names. An unchanged interface is
-//!    shared through `with:` and needs nothing.
+//!    it (`wit/since_v0.2.0/`: `wit-parser` ignores subdirectories of `wit/` other than
+//!    `deps/`), point `since_v0_2_0`'s `path` there, and change `wit/` to 0.3.0.
+//! 2. Add `since_v0_3_0.rs`: its `bindgen!` (reusing, with `with:`, the function-less
+//!    interfaces that did not change, such as `types`, and the shared resource types),
+//!    its conversions to and from `weft_core::contract` (add plain fields there for what
+//!    0.3 adds; older versions fill them with defaults), and the same typed calls
+//!    (`describe_task`, `run_task`, `report`, ...) with the same plain signatures.
+//! 3. Add 0.3.0 to [`ACCEPTED`] (and [`ACCEPTED_RANGE`], [`WIT_VERSION`]) and a
+//!    [`Contract`] variant; `plugin.rs` then calls the new module for plugins of that
+//!    version.
+//! 4. Linker wiring: every imported interface with functions (`log`, `secrets`,
+//!    `checkpoint`) is imported under its versioned name (`weft:plugin/log@0.3.0`), and
+//!    0.x versions of different minors are not semver-compatible for the linker, so each
+//!    version's `Host` traits are implemented in the capability module (delegating to one
+//!    implementation) and added to the one linker next to the older ones (`build_linker`
+//!    in `lib.rs`). A function-less interface (`types`) needs no linker entry.
 
 pub(crate) mod since_v0_1_0;
+pub(crate) mod since_v0_2_0;
 
 use semver::Version;
 
 /// The `weft:plugin` versions this host serves, oldest first: one `since_v*` module each.
-pub(crate) const ACCEPTED: &[Version] = &[Version::new(0, 1, 0)];
+pub(crate) const ACCEPTED: &[Version] = &[Version::new(0, 1, 0), Version::new(0, 2, 0)];
 
 /// What [`accepts`] lets through, for messages.
-pub(crate) const ACCEPTED_RANGE: &str = "0.1.x";
+pub(crate) const ACCEPTED_RANGE: &str = "0.1.x or 0.2.x";
 
-/// The newest `weft:plugin` WIT version this host serves (the last of [`ACCEPTED`]).
-pub const WIT_VERSION: &str = "0.1.0";
+/// What serves gates, for messages: the `gate` world came with 0.2.0.
+pub(crate) const GATES_RANGE: &str = "0.2.x for gates";
+
+/// The newest `weft:plugin` WIT version this host serves (the last of the accepted ones).
+pub const WIT_VERSION: &str = "0.2.0";
 
 /// Whether a component built against `found` can be served: it matches an accepted
 /// version's major, and for 0.x its minor too (semver's rule for pre-1.0), any patch.
@@ -52,6 +68,31 @@ pub(crate) fn accepts(found: &Version) -> bool {
             found.major == served.major
         }
     })
+}
+
+/// The contract version module that serves a plugin, by the version it was built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Contract {
+    /// `weft:plugin@0.1.x`: [`since_v0_1_0`].
+    V0_1,
+    /// `weft:plugin@0.2.x`: [`since_v0_2_0`].
+    V0_2,
+}
+
+impl Contract {
+    /// The module serving `version`, which the loader has already [`accepts`]ed.
+    pub(crate) fn of(version: &Version) -> Contract {
+        if version.major == 0 && version.minor == 1 {
+            Contract::V0_1
+        } else {
+            Contract::V0_2
+        }
+    }
+
+    /// Whether this version defines the `gate` world.
+    pub(crate) fn has_gates(self) -> bool {
+        self != Contract::V0_1
+    }
 }
 
 /// What a plugin's call returned, converted to plain data, with how many bytes of text it
@@ -79,11 +120,23 @@ mod tests {
     }
 
     #[test]
+    fn each_accepted_version_has_its_module() {
+        let v = |s: &str| Version::parse(s).expect("version");
+        assert_eq!(Contract::of(&v("0.1.0")), Contract::V0_1);
+        assert_eq!(Contract::of(&v("0.1.4")), Contract::V0_1);
+        assert_eq!(Contract::of(&v("0.2.0")), Contract::V0_2);
+        assert!(!Contract::V0_1.has_gates() && Contract::V0_2.has_gates());
+    }
+
+    #[test]
     fn same_minor_any_patch_before_1_0() {
         let v = |s: &str| Version::parse(s).expect("version");
         assert!(accepts(&v("0.1.0")));
         assert!(accepts(&v("0.1.7")));
-        assert!(!accepts(&v("0.2.0")));
+        assert!(accepts(&v("0.2.0")));
+        assert!(accepts(&v("0.2.3")));
+        assert!(!accepts(&v("0.3.0")));
+        assert!(!accepts(&v("0.0.9")));
         assert!(!accepts(&v("1.1.0")));
     }
 }

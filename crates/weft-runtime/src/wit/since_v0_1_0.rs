@@ -1,7 +1,11 @@
-//! `weft:plugin@0.1.0`: the host bindings generated from `wit/` for the `task`, `reporter`
-//! and `form-decorator` worlds, the typed calls of their exports, and every conversion
-//! between the generated types and weft-core's plain data (`weft_core::contract`), both
-//! directions. Callers hand in and get back plain data only.
+//! `weft:plugin@0.1.0`: the host bindings generated from `wit/since_v0.1.0/` (the 0.1.0
+//! contract as released) for the `task`, `reporter` and `form-decorator` worlds, the typed
+//! calls of their exports, and every conversion between the generated types and
+//! weft-core's plain data (`weft_core::contract`), both directions. Callers hand in and get
+//! back plain data only.
+//!
+//! The `types` interface did not change in 0.2.0, so `since_v0_2_0` shares this module's
+//! types and the conversions of the task world (`pub(super)` below).
 
 use std::collections::BTreeMap;
 
@@ -16,7 +20,7 @@ use weft_core::contract::{
 use super::Returned;
 
 wasmtime::component::bindgen!({
-    path: "../../wit",
+    path: "../../wit/since_v0.1.0",
     world: "task",
     imports: { default: trappable },
     exports: { default: async },
@@ -29,7 +33,7 @@ wasmtime::component::bindgen!({
 /// linker serves every kind of plugin.
 pub(crate) mod reporter {
     wasmtime::component::bindgen!({
-        path: "../../wit",
+        path: "../../wit/since_v0.1.0",
         world: "reporter",
         imports: { default: trappable },
         exports: { default: async },
@@ -44,7 +48,7 @@ pub(crate) mod reporter {
 /// The `form-decorator` world, sharing interfaces like [`reporter`].
 pub(crate) mod decorator {
     wasmtime::component::bindgen!({
-        path: "../../wit",
+        path: "../../wit/since_v0.1.0",
         world: "form-decorator",
         imports: { default: trappable },
         exports: { default: async },
@@ -185,7 +189,7 @@ pub(crate) async fn decorate<T: Send + 'static>(
 
 // ---- conversions ----
 
-fn value_to_wit(value: &ParamValue) -> wit::ParamValue {
+pub(super) fn value_to_wit(value: &ParamValue) -> wit::ParamValue {
     match value {
         ParamValue::Str(s) => wit::ParamValue::Str(s.clone()),
         ParamValue::Array(items) => wit::ParamValue::Array(items.clone()),
@@ -195,7 +199,7 @@ fn value_to_wit(value: &ParamValue) -> wit::ParamValue {
     }
 }
 
-fn value_len(value: &wit::ParamValue) -> usize {
+pub(super) fn value_len(value: &wit::ParamValue) -> usize {
     match value {
         wit::ParamValue::Str(s) => s.len(),
         wit::ParamValue::Array(items) => items.iter().map(String::len).sum(),
@@ -203,7 +207,7 @@ fn value_len(value: &wit::ParamValue) -> usize {
     }
 }
 
-fn value_from_wit(value: wit::ParamValue) -> ParamValue {
+pub(super) fn value_from_wit(value: wit::ParamValue) -> ParamValue {
     match value {
         wit::ParamValue::Str(s) => ParamValue::Str(s),
         wit::ParamValue::Array(items) => ParamValue::Array(items),
@@ -211,7 +215,7 @@ fn value_from_wit(value: wit::ParamValue) -> ParamValue {
     }
 }
 
-fn context_to_wit(
+pub(super) fn context_to_wit(
     ctx: &TaskContext,
     params: &BTreeMap<String, ParamValue>,
     workspaces: &[WorkspaceBinding],
@@ -238,7 +242,7 @@ fn context_to_wit(
     }
 }
 
-fn info_from_wit(info: wit::PluginInfo) -> PluginInfo {
+pub(super) fn info_from_wit(info: wit::PluginInfo) -> PluginInfo {
     PluginInfo {
         name: info.name,
         version: info.version,
@@ -286,7 +290,9 @@ fn info_from_wit(info: wit::PluginInfo) -> PluginInfo {
     }
 }
 
-fn outcome_from_wit(outcome: wit::TaskOutcome) -> Returned<(TaskEnding, BTreeMap<String, String>)> {
+pub(super) fn outcome_from_wit(
+    outcome: wit::TaskOutcome,
+) -> Returned<(TaskEnding, BTreeMap<String, String>)> {
     let message_len = match &outcome.ending {
         wit::Ending::Success => 0,
         wit::Ending::Warning(m) | wit::Ending::Halt(m) | wit::Ending::Skip(m) => m.len(),
