@@ -80,6 +80,7 @@ fn main() -> ExitCode {
             return ExitCode::from(EXIT_ENVIRONMENT);
         }
     };
+    end_quietly_on_closed_stdout();
     let result = runtime.block_on(async {
         match cli.command {
             Command::Run(args) => run(*args).await,
@@ -521,4 +522,27 @@ async fn plugin(command: PluginCommand) -> Result<u8, Failure> {
             Ok(0)
         }
     }
+}
+
+/// Exit code when stdout's reader went away (`weft runs show RUN | head`): 128 + SIGPIPE,
+/// as a shell reports a command a closed pipe stopped.
+const EXIT_CLOSED_STDOUT: i32 = 141;
+
+/// When stdout's reader goes away (`weft runs show RUN | head`), weft ends quietly with
+/// [`EXIT_CLOSED_STDOUT`], as `cat` does, instead of reporting a crash: Rust's `println!`
+/// panics on a closed pipe, and this hook tells that panic from real ones.
+fn end_quietly_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(EXIT_CLOSED_STDOUT);
+        }
+        default(info);
+    }));
 }

@@ -447,33 +447,3 @@ mod report_status_tests {
         }
     }
 }
-
-/// What a gate plugin is told when it is evaluated (the WIT `gate-context`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct GateContext {
-    /// The run's name.
-    pub run_name: String,
-    /// The run's uid.
-    pub run_uid: String,
-    /// The pipeline's name.
-    pub pipeline_name: String,
-    /// The gate's task name.
-    pub task_name: String,
-    /// Its params, rendered.
-    pub params: BTreeMap<String, ParamValue>,
-    /// Which sample this is, 0-based.
-    pub sample: u32,
-    /// When the gate started waiting, ms since the epoch.
-    pub started_at_ms: u64,
-}
-
-/// What one evaluation of a gate said (the WIT `gate-result`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum GateResult {
-    /// The condition holds now.
-    Passed(String),
-    /// Not yet: sample again.
-    Failed(String),
-    /// The check itself went wrong (counts as a failed sample).
-    Error(String),
-}

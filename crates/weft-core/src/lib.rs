@@ -41,8 +41,8 @@ pub use model::Pipeline;
 pub use parse::parse_pipeline;
 pub use plan::{NodeId, Plan, PlanNode, load};
 pub use run::{
-    Action, HaltedBy, RunContext, RunHeader, RunPhase, RunReport, RunState, RunSummary, StartTask,
-    TaskPhase, TaskReport, WaitTask,
+    Action, GateCheck, HaltedBy, RunContext, RunHeader, RunPhase, RunReport, RunState, RunSummary,
+    StartTask, TaskPhase, TaskReport, WaitTask,
 };
 pub use status::{CancelMode, Outcome, RunStatus, TasksOutcome, TasksStatus};
 pub use validate::{PluginCatalog, validate};

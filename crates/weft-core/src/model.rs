@@ -320,6 +320,15 @@ impl PipelineTask {
         format!("spec.{section}[{}]", self.index)
     }
 
+    /// The path of the field naming its plugin (`spec.tasks[2].taskRef.name`, or a
+    /// written-out gate's first plugin, `spec.tasks[2].gates.before.plugins[0].name`).
+    pub fn plugin_path(&self) -> String {
+        match &self.origin {
+            Some(origin) => format!("{origin}.plugins[0].name"),
+            None => format!("{}.taskRef.name", self.path()),
+        }
+    }
+
     /// Every string that may hold `$(...)` references: param values (its gate checks'
     /// too) and `when` inputs and values.
     pub fn template_strings(&self) -> impl Iterator<Item = &str> {

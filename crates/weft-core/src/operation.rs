@@ -176,7 +176,11 @@ pub fn run_operation(run: RunStage, tasks: &[TaskFacts]) -> Operation {
     use DeploymentStatus as D;
     use OperationStatus as O;
     let deployed = tasks.iter().any(TaskFacts::deployed);
-    let going = if deployed { D::InProgress } else { D::NotDeployed };
+    let going = if deployed {
+        D::InProgress
+    } else {
+        D::NotDeployed
+    };
     match run {
         RunStage::Cancelling => Operation::pair(D::InProgress, O::Cancelling),
         RunStage::Running => {
@@ -316,6 +320,9 @@ mod tests {
         facts.finally = true;
         facts
     }
+    /// name, the run's stage, its tasks, the pair wanted.
+    type RunRow = (&'static str, RunStage, Vec<TaskFacts>, (D, O));
+
     const PLUGIN: TaskKind = TaskKind::Plugin;
     const APPROVAL: TaskKind = TaskKind::Approval;
     const GATE: TaskKind = TaskKind::Gate;
@@ -325,7 +332,7 @@ mod tests {
     /// (queues and schedules come with their issue).
     #[test]
     fn run_pairs() {
-        let rows: Vec<(&str, RunStage, Vec<TaskFacts>, (D, O))> = vec![
+        let rows: Vec<RunRow> = vec![
             (
                 "first ready node is an approval, pending",
                 RunStage::Running,
@@ -593,11 +600,7 @@ mod tests {
                 ended(PLUGIN, Outcome::Cancelled, "RunCancelled", 0),
                 (D::Failed, O::Canceled),
             ),
-            (
-                "skipped",
-                skipped(PLUGIN, 0),
-                (D::NotDeployed, O::Canceled),
-            ),
+            ("skipped", skipped(PLUGIN, 0), (D::NotDeployed, O::Canceled)),
             (
                 "warnings",
                 ended(PLUGIN, Outcome::SucceededWithWarnings, "FailureIgnored", 0),

@@ -51,6 +51,13 @@ pub(crate) struct WhenTemplate {
     pub values: Vec<Template<RunVar>>,
 }
 
+/// One more plugin of a gate, its params still to render.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct GateCheckPlan {
+    pub plugin: String,
+    pub params: Vec<(String, ValueTemplate)>,
+}
+
 /// One task of the plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanNode {
@@ -83,6 +90,8 @@ pub struct PlanNode {
     /// How many distinct tasks this one waits for.
     pub parent_count: u32,
     pub(crate) params: Vec<(String, ValueTemplate)>,
+    /// A gate's further plugins (from the `gates:` sugar), all sampled with its own.
+    pub(crate) gate_checks: Vec<GateCheckPlan>,
     pub(crate) when: Vec<WhenTemplate>,
     /// Results this task consumes: if one is missing, it is skipped `ResultsMissing`.
     pub(crate) result_refs: Vec<(NodeId, String)>,
@@ -193,6 +202,22 @@ impl Plan {
                         (param.name.value.clone(), value)
                     })
                     .collect();
+                let gate_checks = task
+                    .gate_checks
+                    .iter()
+                    .map(|check| GateCheckPlan {
+                        plugin: check.plugin.value.clone(),
+                        params: check
+                            .params
+                            .iter()
+                            .map(|param| {
+                                let value =
+                                    lowering.value(&param.value.value, task, &mut result_refs);
+                                (param.name.value.clone(), value)
+                            })
+                            .collect(),
+                    })
+                    .collect();
                 let when = task
                     .when
                     .iter()
@@ -235,6 +260,7 @@ impl Plan {
                     children: graph.children.get(id).cloned().unwrap_or_default(),
                     parent_count: graph.parent_count.get(id).copied().unwrap_or(0),
                     params: node_params,
+                    gate_checks,
                     when,
                     result_refs,
                 }

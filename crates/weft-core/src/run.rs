@@ -29,15 +29,15 @@
 //! halt, cancel, timeout), which happens a bounded number of times.
 
 use crate::contract::{ParamValue, TaskEnding};
+use crate::model::TaskKind;
 use crate::model::{Flow, HaltMode, WhenOperator};
+use crate::operation::{Operation, RunStage, TaskFacts, TaskStage, WaitStage};
 use crate::plan::{NodeId, Plan, RunVar, ValueTemplate};
 use crate::status::{
     CancelMode, Outcome, RunFacts, RunStatus, SkipFacts, SkipReason, Tally, TasksOutcome,
     TasksStatus, apply_policy, final_status, reasons, skip_reason, task_status_view,
 };
 use crate::vars::{Piece, Template};
-use crate::model::TaskKind;
-use crate::operation::{Operation, RunStage, TaskFacts, TaskStage, WaitStage};
 use crate::waits::{WaitEnding, WaitKind};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -129,6 +129,15 @@ pub struct StartTask {
 }
 
 /// A task that waits: its attempt as a [`StartTask`] (params rendered; a gate's plugin
+/// One more plugin of a gate and its rendered params.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GateCheck {
+    /// The gate plugin.
+    pub plugin: String,
+    /// Its params.
+    pub params: BTreeMap<String, ParamValue>,
+}
+
 /// and params) and what it waits for.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WaitTask {
@@ -136,6 +145,9 @@ pub struct WaitTask {
     pub start: StartTask,
     /// What it waits for.
     pub kind: WaitKind,
+    /// A gate's further plugins (the `gates:` sugar lists several), params rendered: each
+    /// sample evaluates the start's plugin and these, and passes only if all pass.
+    pub checks: Vec<GateCheck>,
 }
 
 /// Reasons of `Errored` endings that are never retried: the engine records them when it
@@ -977,7 +989,22 @@ impl RunState {
         self.set_phase(node, phase, reason, actions);
         let start = self.start_of(node);
         actions.push(match wait {
-            Some(kind) => Action::Wait(WaitTask { start, kind }),
+            Some(kind) => Action::Wait(WaitTask {
+                checks: self.plan.nodes[node]
+                    .gate_checks
+                    .iter()
+                    .map(|check| GateCheck {
+                        plugin: check.plugin.clone(),
+                        params: check
+                            .params
+                            .iter()
+                            .map(|(name, value)| (name.clone(), self.render_value(value, node)))
+                            .collect(),
+                    })
+                    .collect(),
+                start,
+                kind,
+            }),
             None => Action::Start(start),
         });
     }

@@ -3,8 +3,8 @@
 
 use crate::contract::{ParamType, ParamValue, PluginInfo};
 use crate::dag::Graph;
-use crate::diag::{Diagnostic, Pos, Suggester, codes, shown};
-use crate::model::{ParamDecl, Pipeline, PipelineTask, TaskKind};
+use crate::diag::{Diagnostic, Pos, Spanned, Suggester, codes, shown};
+use crate::model::{ParamDecl, Pipeline, PipelineTask, TaskKind, TaskParam};
 use crate::vars::{Piece, Selector, Template, VarError, VarRef, parse_template};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -373,7 +373,8 @@ impl<'p> Checker<'p> {
                 MAX_TASK_NAME_CHARS,
                 "a task name is a DNS-1123 label of at most 63 characters (as in Tekton)",
             );
-            if !long && !is_dns1123_label(name) {
+            // Tasks written from `approval:`/`gates:` blocks are named `<task>.<what>`.
+            if !long && task.origin.is_none() && !is_dns1123_label(name) {
                 self.error(task.name.pos, path.clone(), codes::INVALID_NAME, format!("task name `{name}` is not a valid DNS-1123 label"))
                     .hint = Some("use at most 63 lowercase letters, digits and `-`, starting and ending with a letter or digit".into());
             }
@@ -443,8 +444,61 @@ impl<'p> Checker<'p> {
         }
         self.wait(task);
         let plugin = self.plugin(task);
+        self.task_params(task, &task.params, plugin, &base, task.plugin.pos);
+        for check in &task.gate_checks {
+            let info = self.lookup_plugin(&check.plugin, &format!("{}.name", check.path));
+            self.task_params(task, &check.params, info, &check.path, check.plugin.pos);
+        }
+        for (index, binding) in task.workspaces.iter().enumerate() {
+            if !self.workspaces.contains(binding.workspace.value.as_str()) {
+                let hint = self
+                    .suggester
+                    .did_you_mean(&binding.workspace.value, self.workspace_names());
+                self.error(
+                    binding.workspace.pos,
+                    format!("{base}.workspaces[{index}].workspace"),
+                    codes::UNKNOWN_WORKSPACE,
+                    format!(
+                        "pipeline workspace `{}` is not declared",
+                        binding.workspace.value
+                    ),
+                )
+                .hint = hint;
+            }
+        }
+        for (index, expr) in task.when.iter().enumerate() {
+            let path = format!("{base}.when[{index}]");
+            self.strings(
+                task,
+                &expr.input.value,
+                expr.input.pos,
+                &format!("{path}.input"),
+                Slot::StringOnly,
+            );
+            for (value_index, value) in expr.values.iter().enumerate() {
+                self.strings(
+                    task,
+                    &value.value,
+                    value.pos,
+                    &format!("{path}.values[{value_index}]"),
+                    Slot::ArrayElement,
+                );
+            }
+        }
+    }
+
+    /// A plugin's `params` (a task's own, or a gate check's): names unique, references
+    /// valid, and what the plugin declares (types, allowed values, required params).
+    fn task_params(
+        &mut self,
+        task: &'p PipelineTask,
+        params: &'p [TaskParam],
+        plugin: Option<&'p PluginInfo>,
+        base: &str,
+        plugin_pos: Pos,
+    ) {
         let mut seen_params = HashSet::new();
-        for (index, param) in task.params.iter().enumerate() {
+        for (index, param) in params.iter().enumerate() {
             let path = format!("{base}.params[{index}]");
             if !seen_params.insert(param.name.value.as_str()) {
                 self.error(
@@ -490,13 +544,10 @@ impl<'p> Checker<'p> {
         if let Some(info) = plugin {
             for spec in &info.params {
                 if spec.default.is_none()
-                    && !task
-                        .params
-                        .iter()
-                        .any(|param| param.name.value == spec.name)
+                    && !params.iter().any(|param| param.name.value == spec.name)
                 {
                     self.error(
-                        task.plugin.pos,
+                        plugin_pos,
                         format!("{base}.params"),
                         codes::MISSING_PARAM,
                         format!(
@@ -505,42 +556,6 @@ impl<'p> Checker<'p> {
                         ),
                     );
                 }
-            }
-        }
-        for (index, binding) in task.workspaces.iter().enumerate() {
-            if !self.workspaces.contains(binding.workspace.value.as_str()) {
-                let hint = self
-                    .suggester
-                    .did_you_mean(&binding.workspace.value, self.workspace_names());
-                self.error(
-                    binding.workspace.pos,
-                    format!("{base}.workspaces[{index}].workspace"),
-                    codes::UNKNOWN_WORKSPACE,
-                    format!(
-                        "pipeline workspace `{}` is not declared",
-                        binding.workspace.value
-                    ),
-                )
-                .hint = hint;
-            }
-        }
-        for (index, expr) in task.when.iter().enumerate() {
-            let path = format!("{base}.when[{index}]");
-            self.strings(
-                task,
-                &expr.input.value,
-                expr.input.pos,
-                &format!("{path}.input"),
-                Slot::StringOnly,
-            );
-            for (value_index, value) in expr.values.iter().enumerate() {
-                self.strings(
-                    task,
-                    &value.value,
-                    value.pos,
-                    &format!("{path}.values[{value_index}]"),
-                    Slot::ArrayElement,
-                );
             }
         }
     }
@@ -653,8 +668,13 @@ impl<'p> Checker<'p> {
         if let Some(info) = wait_info(task.kind) {
             return Some(info);
         }
+        self.lookup_plugin(&task.plugin, &task.plugin_path())
+    }
+
+    /// The catalog's plugin `plugin` names; an unknown one is reported at `path`.
+    fn lookup_plugin(&mut self, plugin: &Spanned<String>, path: &str) -> Option<&'p PluginInfo> {
         let catalog = self.catalog?;
-        let name = task.plugin.value.as_str();
+        let name = plugin.value.as_str();
         if name.is_empty() {
             return None;
         }
@@ -677,13 +697,8 @@ impl<'p> Checker<'p> {
                 (Some(typo), Some(add)) => Some(format!("{typo} If not, {add}")),
                 (typo, add) => typo.or(add),
             };
-            self.error(
-                task.plugin.pos,
-                format!("{}.taskRef.name", task.path()),
-                codes::UNKNOWN_PLUGIN,
-                message,
-            )
-            .hint = hint;
+            self.error(plugin.pos, path.to_string(), codes::UNKNOWN_PLUGIN, message)
+                .hint = hint;
         }
         found
     }

@@ -1231,14 +1231,19 @@ fn report_serializes_to_the_documented_json_shape() {
         serde_json::json!({
             "run": {"name": "run-1", "status": "Succeeded", "reason": "Halted",
                     "tasksStatus": "Completed", "tasksOutcome": "Halted",
-                    "haltedBy": {"task": "check", "message": "done early"}},
+                    "haltedBy": {"task": "check", "message": "done early"},
+                    "attempt": 1,
+                    "operation": {"status": "Succeeded", "operationStatus": "PhaseSucceeded"}},
             "tasks": [
                 {"name": "check", "finally": false, "status": "Succeeded", "reason": "",
-                 "exitCode": 3, "attempts": 1, "results": {"k": "v"}, "message": "done early"},
+                 "exitCode": 3, "attempts": 1, "results": {"k": "v"}, "message": "done early",
+                 "operation": {"status": "Succeeded", "operationStatus": "PhaseSucceeded"}},
                 {"name": "next", "finally": false, "status": "Skipped", "reason": "RunHalted",
-                 "exitCode": null, "attempts": 0, "results": {}},
+                 "exitCode": null, "attempts": 0, "results": {},
+                 "operation": {"status": "NotDeployed", "operationStatus": "Canceled"}},
                 {"name": "fin", "finally": true, "status": "Succeeded", "reason": "",
-                 "exitCode": 0, "attempts": 1, "results": {}}
+                 "exitCode": 0, "attempts": 1, "results": {},
+                 "operation": {"status": "Succeeded", "operationStatus": "PhaseSucceeded"}}
             ]
         })
     );

@@ -1,12 +1,13 @@
 //! What each plugin of a run is given: one function, [`RunGrants::grant`], decides the
 //! secrets, HTTP destinations, workspaces and limits of every task attempt, status
-//! reporter and form decorator (and gates, next). Default deny: a plugin gets only what
+//! reporter, gate sample and form decorator. Default deny: a plugin gets only what
 //! its entry names plus what the run grants it by name.
 //!
 //! | plugin | secrets | HTTP | workspaces | limits |
 //! |---|---|---|---|---|
 //! | task | its `secrets:` list, `--grant TASK=SECRET` | the run's rules, its own `TASK=RULE` ones | its bindings (read-only when the plugin declares so, or the workspace is a secret one) | the run's task limits, its `timeout` as wall clock |
 //! | reporter | the secrets its plugin declares, its config's `token-secret` | the reporters' rules (a submission's: only what the operator allowed for reporters) | none | [`REPORTER_CALL_TIMEOUT`] per call |
+//! | gate (each sample) | its `secrets:` list, `--grant TASK=SECRET` | the run's rules, its own `TASK=RULE` ones | none | the run's task limits, [`GATE_SAMPLE_TIMEOUT`] as wall clock |
 //! | decorator | its entry's `secrets:`, `--grant decorator:ID=SECRET` | the run's rules, its own `decorator:ID=RULE` ones | none | [`decorator_limits`] |
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -21,6 +22,9 @@ use weft_runtime::{Grants, HttpRule, Limits, SecretValue, WorkspaceMount};
 
 /// How long one reporter call may take (a forge request and its retries are the host's).
 pub const REPORTER_CALL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long one sample of a gate may take (each of its plugins), in wall clock.
+pub const GATE_SAMPLE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The default time a form decorator may run, in wall clock and CPU.
 pub const DEFAULT_DECORATOR_TIMEOUT: Duration = Duration::from_secs(10);
@@ -85,6 +89,11 @@ pub enum Grantee<'a> {
         token_secret: Option<&'a str>,
         /// What its plugin declares (secrets it needs).
         info: &'a PluginInfo,
+    },
+    /// One sample of a gate (each of its plugins).
+    Gate {
+        /// The gate's attempt as the run state asks for it.
+        start: &'a StartTask,
     },
     /// A form decorator.
     Decorator {
@@ -176,6 +185,26 @@ impl RunGrants {
                 }
                 Limits {
                     wall_clock: start.timeout,
+                    ..self.task_limits.clone()
+                }
+            }
+            Grantee::Gate { start } => {
+                let named = self.secret_grants.tasks.get(&start.name);
+                self.add_secrets(
+                    &mut grants,
+                    start.secrets.iter().chain(named.into_iter().flatten()),
+                );
+                grants.http = self.http.all.clone();
+                grants.http.extend(
+                    self.http
+                        .tasks
+                        .get(&start.name)
+                        .into_iter()
+                        .flatten()
+                        .cloned(),
+                );
+                Limits {
+                    wall_clock: Some(GATE_SAMPLE_TIMEOUT),
                     ..self.task_limits.clone()
                 }
             }
@@ -352,6 +381,22 @@ mod tests {
             hosts(&report.grants.http),
             ["api.example.com", "gitlab.example.com"]
         );
+    }
+
+    #[test]
+    fn a_gate_gets_its_list_its_grants_and_its_rules_but_no_workspace() {
+        let run = run();
+        let given = run.grant(Grantee::Gate {
+            start: &start("report", &["deploy"]),
+        });
+        assert_eq!(names(&given.grants.secrets), ["deploy", "gitlab-token"]);
+        assert_eq!(
+            hosts(&given.grants.http),
+            ["api.example.com", "gitlab.example.com"]
+        );
+        assert!(given.grants.workspaces.is_empty());
+        // One sample is bounded on its own, whatever the gate's timeout.
+        assert_eq!(given.limits.wall_clock, Some(GATE_SAMPLE_TIMEOUT));
     }
 
     #[test]

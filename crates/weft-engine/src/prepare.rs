@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use weft_core::contract::ParamValue;
-use weft_core::{Diagnostic, Plan, parse_pipeline};
+use weft_core::model::TaskKind;
+use weft_core::{Diagnostic, Plan, Spanned, parse_pipeline};
+use weft_runtime::PluginKind;
 
 use crate::registry::{Catalog, PluginError, PluginRegistry, ResolvedPlugin};
 
@@ -36,28 +38,46 @@ pub async fn prepare(
                 .unwrap_or(diagnostics));
         }
     };
-    let names: BTreeSet<&str> = pipeline
+    // Every plugin named, where, and whether it must be a gate (a gate task's plugin and
+    // its further checks) or a task.
+    let uses: Vec<PluginUse<'_>> = pipeline
         .all_tasks()
-        .map(|task| task.plugin.value.as_str())
-        .filter(|name| !name.is_empty())
+        .flat_map(|task| {
+            let gate = task.kind == TaskKind::Gate;
+            let own = PluginUse {
+                name: &task.plugin,
+                gate,
+                path: task.plugin_path(),
+            };
+            std::iter::once(own).chain(task.gate_checks.iter().map(|check| PluginUse {
+                name: &check.plugin,
+                gate: true,
+                path: format!("{}.name", check.path),
+            }))
+        })
+        .filter(|used| !used.name.value.is_empty())
         .collect();
+    let names: BTreeSet<&str> = uses.iter().map(|used| used.name.value.as_str()).collect();
     let mut plugins = BTreeMap::new();
     let mut described = BTreeMap::new();
     let mut unusable = BTreeMap::new();
     for name in names {
         match registry.resolve(name).await {
-            Ok(resolved) if !resolved.plugin.kind().is_task() => {
+            Ok(resolved)
+                if resolved.plugin.kind().is_task()
+                    || resolved.plugin.kind() == PluginKind::Gate =>
+            {
+                described.insert(name.to_string(), resolved.info.clone());
+                plugins.insert(name.to_string(), resolved);
+            }
+            Ok(resolved) => {
                 unusable.insert(
                     name.to_string(),
                     format!(
-                        "plugin `{name}` is a {}, not a task",
+                        "plugin `{name}` is a {}, not a task or a gate",
                         resolved.plugin.kind().as_str()
                     ),
                 );
-            }
-            Ok(resolved) => {
-                described.insert(name.to_string(), resolved.info.clone());
-                plugins.insert(name.to_string(), resolved);
             }
             Err(PluginError::NotFound(_)) => {}
             Err(err) => {
@@ -67,22 +87,41 @@ pub async fn prepare(
     }
     let mut diagnostics = Vec::new();
     let mut unusable_at = HashSet::new();
-    for task in pipeline.all_tasks() {
-        if let Some(err) = unusable.get(&task.plugin.value) {
-            unusable_at.insert((task.plugin.pos.line, task.plugin.pos.column));
-            diagnostics.push(
-                Diagnostic::new(
-                    file,
-                    task.plugin.pos,
-                    format!("{}.taskRef.name", task.path()),
-                    PLUGIN_UNUSABLE,
-                    err.clone(),
-                )
-                .with_hint(
-                    "rebuild the plugin, or point --plugins at a directory with a working one",
-                ),
-            );
-        }
+    for used in &uses {
+        let name = used.name.value.as_str();
+        let wrong_kind = plugins.get(name).and_then(|resolved| {
+            let is_gate = resolved.plugin.kind() == PluginKind::Gate;
+            match (used.gate, is_gate) {
+                (true, false) => Some((
+                    format!("plugin `{name}` is a {}, not a gate", resolved.plugin.kind().as_str()),
+                    "a gate's taskRef names a gate plugin (`weft plugin describe NAME` says its kind), e.g. `http-check` or `time-window`",
+                )),
+                (false, true) => Some((
+                    format!("plugin `{name}` is a gate, not a task"),
+                    "run a gate as `taskRef: {apiVersion: weft.dev/v1, kind: Gate, name: ...}`",
+                )),
+                _ => None,
+            }
+        });
+        let (message, hint) = match (unusable.get(name), wrong_kind) {
+            (Some(err), _) => (
+                err.clone(),
+                "rebuild the plugin, or point --plugins at a directory with a working one",
+            ),
+            (None, Some(found)) => found,
+            (None, None) => continue,
+        };
+        unusable_at.insert((used.name.pos.line, used.name.pos.column));
+        diagnostics.push(
+            Diagnostic::new(
+                file,
+                used.name.pos,
+                used.path.clone(),
+                PLUGIN_UNUSABLE,
+                message,
+            )
+            .with_hint(hint),
+        );
     }
     // `spec.decorators`: each id a form decorator, each input matching its schema.
     diagnostics.extend(crate::decorate::check_decorators(registry, &pipeline).await);
@@ -106,4 +145,13 @@ pub async fn prepare(
             Err(diagnostics)
         }
     }
+}
+
+/// A plugin named by a pipeline.
+struct PluginUse<'p> {
+    name: &'p Spanned<String>,
+    /// Named where a gate is expected.
+    gate: bool,
+    /// Its path in the document.
+    path: String,
 }

@@ -686,7 +686,8 @@ impl Cx<'_> {
     /// `taskRef.kind` (and `apiVersion`): a plugin task, or one of the waits of
     /// release-control.md (Tekton's `ApprovalTask` custom task, weft's
     /// `ManualIntervention` and `Gate`).
-    fn task_kind(&mut self, ref_fields: &Fields<'_>, ref_path: &str) -> TaskKind {
+    /// The task's kind; `None` (reported) for a kind weft does not know.
+    fn task_kind(&mut self, ref_fields: &Fields<'_>, ref_path: &str) -> Option<TaskKind> {
         const APPROVAL_APIS: &[&str] = &["openshift-pipelines.org/v1alpha1", "weft.dev/v1"];
         const WEFT_API: &[&str] = &["weft.dev/v1"];
         let kind = ref_fields
@@ -711,7 +712,7 @@ impl Cx<'_> {
                         ),
                     );
                 }
-                return TaskKind::Plugin;
+                return None;
             }
         };
         if let Some(api) = api
@@ -743,7 +744,7 @@ impl Cx<'_> {
                 "weft's own waits are `kind: ApprovalTask`, `ManualIntervention` and `Gate`".into(),
             );
         }
-        found
+        Some(found)
     }
 
     /// A gate's `gate: {samplingInterval, stableFor, timeout}` (Go durations).
@@ -885,11 +886,15 @@ impl Cx<'_> {
                     &["bundle", "resolver", "params"],
                 ) {
                     Some(ref_fields) => {
-                        kind = self.task_kind(&ref_fields, &ref_path);
+                        let known = self.task_kind(&ref_fields, &ref_path);
+                        kind = known.unwrap_or_default();
                         let has_resolver = matches!(&task_ref.kind, NodeKind::Map(entries)
                             if entries.iter().any(|(key, _)| matches!(key.as_scalar(), Some("resolver" | "bundle"))));
-                        if matches!(kind, TaskKind::Approval | TaskKind::Intervention) {
-                            // Waits for people run no plugin.
+                        if known.is_none()
+                            || matches!(kind, TaskKind::Approval | TaskKind::Intervention)
+                        {
+                            // Waits for people run no plugin (and an unknown kind is
+                            // already reported: one error per cause).
                             Spanned::new(String::new(), task_ref.pos)
                         } else if has_resolver {
                             ref_fields

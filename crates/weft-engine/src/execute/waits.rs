@@ -13,7 +13,7 @@ use weft_core::waits::{
     self, ApprovalRequest, GateTiming, GateWindow, InterventionRequest, Vote, WaitEnding, WaitKind,
     WaitState,
 };
-use weft_core::{Action, NodeId, RunWait, StartTask};
+use weft_core::{Action, GateCheck, NodeId, RunWait, StartTask};
 use weft_runtime::{LogLevel, LogLine, LogStream, TaskContext, TaskRequest};
 use weft_store::{AttemptId, Timestamp, VoteRecord, WaitRecord, WriteOp};
 
@@ -21,6 +21,7 @@ use super::Driver;
 use crate::grants::{Allowance, Grantee};
 use crate::observe::RunEvent;
 use crate::persist::{Ended, How};
+use crate::registry::ResolvedPlugin;
 
 /// How often open approvals and interventions look for new decisions in the store.
 const DECISION_POLL: Duration = Duration::from_millis(250);
@@ -29,6 +30,8 @@ const DECISION_POLL: Duration = Duration::from_millis(250);
 pub(super) struct Waiting {
     start: StartTask,
     kind: WaitKind,
+    /// A gate's further plugins, sampled with its own.
+    checks: Vec<GateCheck>,
     id: AttemptId,
     since_ms: i64,
     deadline_ms: Option<i64>,
@@ -131,6 +134,7 @@ impl Driver {
             Waiting {
                 start: task.start,
                 kind: task.kind,
+                checks: task.checks,
                 id,
                 since_ms,
                 deadline_ms,
@@ -328,66 +332,86 @@ impl Driver {
         let start = waiting.start.clone();
         let since_ms = waiting.since_ms;
         let attempt = start.attempt;
-        let Some(resolved) = self.plugins.get(&start.plugin).cloned() else {
-            self.gate_samples.spawn(async move {
-                (
-                    node,
-                    attempt,
-                    Err(format!("gate plugin `{}` was not prepared", start.plugin)),
-                )
-            });
-            return;
-        };
-        let Allowance { grants, limits } = self.options.grants.grant(Grantee::Task {
-            start: &start,
-            info: &resolved.info,
-        });
+        // The gate's own plugin first, then the further ones: all must pass.
+        let mut checks = vec![(start.plugin.clone(), start.params.clone())];
+        checks.extend(
+            waiting
+                .checks
+                .iter()
+                .map(|check| (check.plugin.clone(), check.params.clone())),
+        );
+        let resolved: Vec<(String, BTreeMap<_, _>, Option<ResolvedPlugin>)> = checks
+            .into_iter()
+            .map(|(plugin, params)| {
+                let found = self.plugins.get(&plugin).cloned();
+                (plugin, params, found)
+            })
+            .collect();
+        let Allowance { grants, limits } =
+            self.options.grants.grant(Grantee::Gate { start: &start });
         let log = self.task_log(&start);
-        let request = TaskRequest {
-            context: TaskContext {
-                run_name: self.options.run_name.clone(),
-                run_uid: self.options.run_uid.clone(),
-                pipeline_name: self.state.plan().pipeline_name.clone(),
-                task_name: start.name.clone(),
-                retry_count: attempt,
-                retries: 0,
-            },
-            params: start.params.clone(),
-            grants,
-            limits,
-            log: log.clone(),
-            checkpoints: std::sync::Arc::new(weft_runtime::MemoryCheckpoints::default()),
-        };
         let context = GateContext {
             run_name: self.options.run_name.clone(),
             run_uid: self.options.run_uid.clone(),
             pipeline_name: self.state.plan().pipeline_name.clone(),
             task_name: start.name.clone(),
-            params: start.params.clone(),
             sample,
-            started_at_ms: u64::try_from(since_ms).unwrap_or(0),
+            waiting_since_ms: u64::try_from(since_ms).unwrap_or(0),
+        };
+        let task_context = TaskContext {
+            run_name: self.options.run_name.clone(),
+            run_uid: self.options.run_uid.clone(),
+            pipeline_name: self.state.plan().pipeline_name.clone(),
+            task_name: start.name.clone(),
+            retry_count: 0,
+            retries: 0,
         };
         let masker = self.options.masker.clone();
         self.gate_samples.spawn(async move {
-            let result = evaluate(&resolved, request, context).await;
-            // Masked before anything else sees it, like a task's ending.
-            let result = match result {
-                Ok(GateResult::Passed(m)) => Ok(GateResult::Passed(masker.text(&m).into_owned())),
-                Ok(GateResult::Failed(m)) => Ok(GateResult::Failed(masker.text(&m).into_owned())),
-                Ok(GateResult::Error(m)) => Ok(GateResult::Error(masker.text(&m).into_owned())),
-                Err(m) => Err(masker.text(&m).into_owned()),
+            let several = resolved.len() > 1;
+            let mut messages = Vec::new();
+            let mut passed = true;
+            for (plugin, params, found) in resolved {
+                let request = TaskRequest {
+                    context: task_context.clone(),
+                    params,
+                    grants: grants.clone(),
+                    limits: limits.clone(),
+                    log: log.clone(),
+                    checkpoints: std::sync::Arc::new(weft_runtime::MemoryCheckpoints::default()),
+                };
+                let result = match found {
+                    Some(gate) => evaluate(&gate, request, context.clone()).await,
+                    None => Err(format!("gate plugin `{plugin}` was not prepared")),
+                };
+                // Masked before anything else sees it, like a task's ending.
+                let (ok, text) = match result {
+                    Ok(GateResult::Passed(m)) => (true, format!("passed: {}", masker.text(&m))),
+                    Ok(GateResult::Failed(m)) => (false, format!("not yet: {}", masker.text(&m))),
+                    Ok(GateResult::Error(m)) | Err(m) => {
+                        (false, format!("error: {}", masker.text(&m)))
+                    }
+                };
+                let text = if several {
+                    format!("{plugin} {text}")
+                } else {
+                    text
+                };
+                log.line(LogLine {
+                    stream: LogStream::Host,
+                    level: if ok { LogLevel::Info } else { LogLevel::Warn },
+                    text: format!("gate sample {sample}: {text}"),
+                });
+                passed &= ok;
+                messages.push(text);
+            }
+            let message = messages.join("; ");
+            let result = if passed {
+                GateResult::Passed(message)
+            } else {
+                GateResult::Failed(message)
             };
-            let line = match &result {
-                Ok(GateResult::Passed(m)) => format!("gate sample {sample}: passed: {m}"),
-                Ok(GateResult::Failed(m)) => format!("gate sample {sample}: not yet: {m}"),
-                Ok(GateResult::Error(m)) | Err(m) => format!("gate sample {sample}: error: {m}"),
-            };
-            log.line(LogLine {
-                stream: LogStream::Host,
-                level: LogLevel::Info,
-                text: line,
-            });
-            (node, attempt, result)
+            (node, attempt, Ok(result))
         });
     }
 
@@ -465,13 +489,22 @@ fn millis(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
-/// One evaluation of a gate plugin.
+/// One evaluation of a gate plugin in a fresh sandbox; a trap, a limit or a refused
+/// capability comes back as the error it is (a failed sample).
 async fn evaluate(
-    _gate: &crate::registry::ResolvedPlugin,
-    _request: TaskRequest,
-    _context: GateContext,
+    gate: &ResolvedPlugin,
+    request: TaskRequest,
+    context: GateContext,
 ) -> Result<GateResult, String> {
-    Err("TEMPORARY: gates are not wired to the runtime yet".into())
+    gate.plugin
+        .evaluate(request, context)
+        .await
+        .map_err(|report| match &report.ending {
+            weft_core::contract::TaskEnding::Errored { reason, message } => {
+                format!("{reason}: {message}")
+            }
+            ending => ending.message().to_string(),
+        })
 }
 
 /// `ms` since the epoch as RFC 3339 (UTC).

@@ -6,9 +6,7 @@
 use weft_core::model::TaskKind;
 use weft_core::operation::{self, Operation, RunStage, TaskFacts, TaskStage, WaitStage};
 use weft_core::waits::{self, ApprovalRequest, WaitState};
-use weft_store::{
-    AttemptRecord, RunPhase, RunStore, StoreError, TaskPhase, Timestamp, WaitRecord,
-};
+use weft_store::{AttemptRecord, RunPhase, RunStore, StoreError, TaskPhase, Timestamp, WaitRecord};
 
 /// A run's operation and its tasks', as stored now.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -31,7 +29,10 @@ pub struct TaskOperation {
 }
 
 /// The operation view of `run`; `None` when there is no such run.
-pub fn operation_view(store: &dyn RunStore, run: &str) -> Result<Option<OperationView>, StoreError> {
+pub fn operation_view(
+    store: &dyn RunStore,
+    run: &str,
+) -> Result<Option<OperationView>, StoreError> {
     let Some(record) = store.run(run)? else {
         return Ok(None);
     };
