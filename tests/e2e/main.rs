@@ -5,6 +5,7 @@ mod decorators;
 mod fake_forge;
 mod malformed;
 mod recovery;
+mod release;
 mod reporting;
 mod runs;
 mod security;

@@ -603,7 +603,7 @@ impl RunState {
         let result = crate::waits::wait_result(ending, spec.on_error);
         let state = &mut self.nodes[node];
         state.exit_code = None;
-        state.raw = None;
+        state.raw = Some(result.raw);
         state.message.clone_from(&result.message);
         state.results = result.results;
         self.terminate(

@@ -12,7 +12,9 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use crate::contract::{Capabilities, ParamSpec, ParamType, ParamValue, PluginInfo, ResultSpec};
+use crate::contract::{
+    Capabilities, ParamSpec, ParamType, ParamValue, PluginInfo, ResultSpec, TaskEnding,
+};
 use crate::model::{Flow, OnError};
 use crate::status::Outcome;
 
@@ -556,6 +558,9 @@ pub struct WaitResult {
     pub message: String,
     /// Its results.
     pub results: BTreeMap<String, String>,
+    /// The ending it stands for, as `$(tasks.t.status)` reads it (`Succeeded` for an
+    /// approval, `Failed` for a rejection even when `onError: continue` tolerates it).
+    pub raw: TaskEnding,
 }
 
 /// The task outcome of a wait's ending: approvals give results `decision` and
@@ -568,12 +573,18 @@ pub fn wait_result(ending: &WaitEnding, on_error: OnError) -> WaitResult {
         flow: Flow::Continue,
         message,
         results,
+        raw: TaskEnding::Success,
+    };
+    let raw_failure = |message: &str| TaskEnding::Failure {
+        message: message.to_string(),
+        exit_code: 1,
     };
     let failed = |outcome: Outcome, reason: &'static str, message: String| match on_error {
         OnError::StopAndFail => WaitResult {
             outcome,
             reason,
             flow: Flow::Stop,
+            raw: raw_failure(&message),
             message,
             results: BTreeMap::new(),
         },
@@ -581,6 +592,7 @@ pub fn wait_result(ending: &WaitEnding, on_error: OnError) -> WaitResult {
             outcome: Outcome::SucceededWithWarnings,
             reason: crate::status::reasons::FAILURE_IGNORED,
             flow: Flow::Continue,
+            raw: raw_failure(&message),
             message,
             results: BTreeMap::new(),
         },

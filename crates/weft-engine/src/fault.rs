@@ -5,7 +5,9 @@
 //!
 //! Points: `task-start-before`, `task-start-after`, `task-finish-before` (an attempt ended
 //! but its record is not yet durable), `task-finish-after`, `finally`,
-//! `final-status-before`, `report-final-before`.
+//! `final-status-before`, `report-final-before`; for waits, `wait-opened` (the wait is
+//! durable in the store), `wait-progress` (a wait's progress changed: a vote was counted,
+//! a gate sample came back) and `gate-sampling` (a gate sample is being taken).
 //!
 //! Failure points make an operation fail instead of killing the process, the n-th time it
 //! is reached: `task-launch-fail` (the launch of a task attempt fails; see [`fails`]).

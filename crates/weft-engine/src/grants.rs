@@ -7,7 +7,7 @@
 //! |---|---|---|---|---|
 //! | task | its `secrets:` list, `--grant TASK=SECRET` | the run's rules, its own `TASK=RULE` ones | its bindings (read-only when the plugin declares so, or the workspace is a secret one) | the run's task limits, its `timeout` as wall clock |
 //! | reporter | the secrets its plugin declares, its config's `token-secret` | the reporters' rules (a submission's: only what the operator allowed for reporters) | none | [`REPORTER_CALL_TIMEOUT`] per call |
-//! | gate (each sample) | its `secrets:` list, `--grant TASK=SECRET` | the run's rules, its own `TASK=RULE` ones | none | the run's task limits, [`GATE_SAMPLE_TIMEOUT`] as wall clock |
+//! | gate (each sample) | its `secrets:` list, `--grant TASK=SECRET` | the run's rules, its own `TASK=RULE` ones | none | the run's task limits; wall clock [`GATE_SAMPLE_TIMEOUT`] or the time left before the gate's timeout |
 //! | decorator | its entry's `secrets:`, `--grant decorator:ID=SECRET` | the run's rules, its own `decorator:ID=RULE` ones | none | [`decorator_limits`] |
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -94,6 +94,8 @@ pub enum Grantee<'a> {
     Gate {
         /// The gate's attempt as the run state asks for it.
         start: &'a StartTask,
+        /// Time left before the gate's timeout, if it has one: a sample may not outlast it.
+        time_left: Option<Duration>,
     },
     /// A form decorator.
     Decorator {
@@ -188,7 +190,7 @@ impl RunGrants {
                     ..self.task_limits.clone()
                 }
             }
-            Grantee::Gate { start } => {
+            Grantee::Gate { start, time_left } => {
                 let named = self.secret_grants.tasks.get(&start.name);
                 self.add_secrets(
                     &mut grants,
@@ -203,8 +205,10 @@ impl RunGrants {
                         .flatten()
                         .cloned(),
                 );
+                let wall_clock =
+                    time_left.map_or(GATE_SAMPLE_TIMEOUT, |left| left.min(GATE_SAMPLE_TIMEOUT));
                 Limits {
-                    wall_clock: Some(GATE_SAMPLE_TIMEOUT),
+                    wall_clock: Some(wall_clock),
                     ..self.task_limits.clone()
                 }
             }
@@ -388,6 +392,7 @@ mod tests {
         let run = run();
         let given = run.grant(Grantee::Gate {
             start: &start("report", &["deploy"]),
+            time_left: None,
         });
         assert_eq!(names(&given.grants.secrets), ["deploy", "gitlab-token"]);
         assert_eq!(
@@ -395,8 +400,13 @@ mod tests {
             ["api.example.com", "gitlab.example.com"]
         );
         assert!(given.grants.workspaces.is_empty());
-        // One sample is bounded on its own, whatever the gate's timeout.
+        // One sample is bounded on its own, and never outlasts the gate's timeout.
         assert_eq!(given.limits.wall_clock, Some(GATE_SAMPLE_TIMEOUT));
+        let near_the_end = run.grant(Grantee::Gate {
+            start: &start("report", &[]),
+            time_left: Some(Duration::from_secs(2)),
+        });
+        assert_eq!(near_the_end.limits.wall_clock, Some(Duration::from_secs(2)));
     }
 
     #[test]

@@ -137,10 +137,13 @@ pub async fn prepare(
             Err(diagnostics)
         }
         Err(found) => {
-            diagnostics.extend(found.into_iter().filter(|d| {
-                !(d.code == weft_core::diag::codes::UNKNOWN_PLUGIN
-                    && unusable_at.contains(&(d.line, d.column)))
-            }));
+            // One error per cause: what validation says of a plugin that cannot be used
+            // there (unknown, required params) is said already.
+            diagnostics.extend(
+                found
+                    .into_iter()
+                    .filter(|d| !unusable_at.contains(&(d.line, d.column))),
+            );
             diagnostics.sort_by_key(|d| (d.line, d.column));
             Err(diagnostics)
         }

@@ -50,6 +50,8 @@ enum Request {
         samples: u32,
         /// When the next sample is due (ms since the epoch); `None` while one runs.
         next_ms: Option<i64>,
+        /// What the last sample said.
+        last_message: String,
     },
 }
 
@@ -88,6 +90,7 @@ impl Driver {
                 window: GateWindow::default(),
                 samples: 0,
                 next_ms: Some(now_ms()),
+                last_message: String::new(),
             }),
         };
         let request = match request {
@@ -128,6 +131,7 @@ impl Driver {
             if !lost.is_empty() {
                 return lost;
             }
+            crate::fault::point("wait-opened");
         }
         self.waits.insert(
             node,
@@ -170,14 +174,11 @@ impl Driver {
                 Request::Approval(_) | Request::Intervention(_) => {
                     Some(now + millis(DECISION_POLL))
                 }
-                Request::Gate { next_ms, .. } => {
-                    let next = (*next_ms)?;
-                    Some(
-                        waiting
-                            .deadline_ms
-                            .map_or(next, |deadline| next.min(deadline)),
-                    )
-                }
+                // The next sample, or the timeout (also while a sample runs).
+                Request::Gate { next_ms, .. } => match (*next_ms, waiting.deadline_ms) {
+                    (Some(next), Some(deadline)) => Some(next.min(deadline)),
+                    (next, deadline) => next.or(deadline),
+                },
             })
             .min()
             .map(|at_ms| {
@@ -210,11 +211,34 @@ impl Driver {
                 let votes = self.votes_of(&waiting.id);
                 waits::intervention_state(request, &votes, now, waiting.deadline_ms)
             }
-            Request::Gate { next_ms, .. } => {
-                if next_ms.is_some_and(|next| next <= now) {
-                    self.sample_gate(node);
+            Request::Gate {
+                next_ms,
+                last_message,
+                ..
+            } => {
+                if waiting.deadline_ms.is_some_and(|deadline| now >= deadline) {
+                    // Out of time, even with a sample still running (it is dropped).
+                    if next_ms.is_none() {
+                        self.task_log(&waiting.start).line(LogLine {
+                            stream: LogStream::Host,
+                            level: LogLevel::Warn,
+                            text: "gate sample still running at the gate's timeout: stopped".into(),
+                        });
+                    }
+                    let message = match (next_ms.is_none(), last_message.is_empty()) {
+                        (true, true) => "a sample was still running at the timeout".to_string(),
+                        (true, false) => {
+                            format!("{last_message} (a sample was still running at the timeout)")
+                        }
+                        (false, _) => last_message.clone(),
+                    };
+                    WaitState::Ended(WaitEnding::GatesFailed { message })
+                } else {
+                    if next_ms.is_some_and(|next| next <= now) {
+                        self.sample_gate(node);
+                    }
+                    return Vec::new();
                 }
-                return Vec::new();
             }
         };
         self.settle_wait(node, state)
@@ -250,6 +274,7 @@ impl Driver {
                 is_finally,
                 wait: &wait,
             });
+            crate::fault::point("wait-progress");
         }
         Vec::new()
     }
@@ -331,6 +356,7 @@ impl Driver {
         *samples += 1;
         let start = waiting.start.clone();
         let since_ms = waiting.since_ms;
+        let deadline_ms = waiting.deadline_ms;
         let attempt = start.attempt;
         // The gate's own plugin first, then the further ones: all must pass.
         let mut checks = vec![(start.plugin.clone(), start.params.clone())];
@@ -347,8 +373,14 @@ impl Driver {
                 (plugin, params, found)
             })
             .collect();
-        let Allowance { grants, limits } =
-            self.options.grants.grant(Grantee::Gate { start: &start });
+        // A sample may not outlast the gate's timeout.
+        let time_left = deadline_ms.map(|deadline| {
+            Duration::from_millis(u64::try_from(deadline.saturating_sub(now_ms())).unwrap_or(0))
+        });
+        let Allowance { grants, limits } = self.options.grants.grant(Grantee::Gate {
+            start: &start,
+            time_left,
+        });
         let log = self.task_log(&start);
         let context = GateContext {
             run_name: self.options.run_name.clone(),
@@ -368,6 +400,7 @@ impl Driver {
         };
         let masker = self.options.masker.clone();
         self.gate_samples.spawn(async move {
+            crate::fault::point("gate-sampling");
             let several = resolved.len() > 1;
             let mut messages = Vec::new();
             let mut passed = true;
@@ -430,6 +463,7 @@ impl Driver {
             timing,
             window,
             next_ms,
+            last_message,
             ..
         } = &mut waiting.request
         else {
@@ -443,6 +477,7 @@ impl Driver {
             }
         };
         let state = waits::gate_sample(window, timing, since_ms, now, passed, &message);
+        last_message.clone_from(&message);
         *next_ms = Some(now.saturating_add(millis(timing.sampling_interval)));
         self.settle_wait(node, state)
     }
