@@ -6,6 +6,7 @@ mod fake_forge;
 mod malformed;
 mod recovery;
 mod release;
+mod release_api;
 mod reporting;
 mod runs;
 mod security;

@@ -221,7 +221,7 @@ fn two_approvers_vote_and_refused_votes_change_nothing() {
         ),
         (
             decide(data, "approve", "two", "deploy", "alice", &[]),
-            "has no task `deploy`",
+            "is not waiting",
         ),
         (
             decide(data, "resume", "two", "approve", "alice", &[]),

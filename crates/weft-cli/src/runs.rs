@@ -166,6 +166,9 @@ pub fn run_document(
         .as_deref()
         .and_then(|r| serde_json::from_str(r).ok())
         .unwrap_or(serde_json::Value::Null);
+    // Approvals, manual interventions and gates, with every decision cast; read before
+    // the operation view so that a wait shown open is also open in that view.
+    let waits = weft_engine::runs::waits_document(store, run)?;
     // The `<status, operationStatus>` pairs as the store has them now (the report's are
     // those at the end).
     let operation = weft_engine::runs::operation_view(store, run)?;
@@ -197,8 +200,7 @@ pub fn run_document(
         "snapshotEvents": snapshots.events,
         // What the form decorators changed at submission (names only): decorators.rs.
         "decorations": crate::decorators::recorded(store, run).0,
-        // Approvals, manual interventions and gates, with every decision cast.
-        "waits": weft_engine::runs::waits_document(store, run)?,
+        "waits": waits,
     })))
 }
 

@@ -164,6 +164,9 @@ fn decide_as_caller(
         Err(err) if err.is_forbidden() => {
             error(StatusCode::FORBIDDEN, "forbidden", err.to_string())
         }
+        Err(err) if err.is_malformed() => {
+            error(StatusCode::BAD_REQUEST, "bad-request", err.to_string())
+        }
         Err(DecideError::Store(err)) => {
             error(StatusCode::INTERNAL_SERVER_ERROR, "store", err.to_string())
         }

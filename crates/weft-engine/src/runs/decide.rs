@@ -59,15 +59,16 @@ pub enum DecideError {
     /// No run of that name.
     #[error("no run named `{0}`")]
     NoRun(String),
-    /// The run has no task of that name that ever waited.
-    #[error("run `{run}` has no task `{task}` waiting for a decision")]
+    /// The run has no task of that name.
+    #[error("run `{run}` has no task `{task}`")]
     NoWait {
         /// The run.
         run: String,
         /// The task.
         task: String,
     },
-    /// The task waited, but no longer does (or waits for another kind of decision).
+    /// The task is not waiting now (it never did, no longer does, or waits for another
+    /// kind of decision).
     #[error("{0}")]
     NotWaiting(String),
     /// The identity may not decide, or decided already.
@@ -86,6 +87,11 @@ impl DecideError {
             DecideError::Refused(VoteRefusal::NotAnApprover { .. })
         )
     }
+
+    /// Whether the decision itself is malformed (e.g. a deferred reject).
+    pub fn is_malformed(&self) -> bool {
+        matches!(self, DecideError::Refused(VoteRefusal::Malformed(_)))
+    }
 }
 
 /// Casts `ballot` on the wait of `task` in `run`. Checks, in order: the run exists; the
@@ -98,15 +104,27 @@ pub fn decide(
     task: &str,
     ballot: &Ballot,
 ) -> Result<Receipt, DecideError> {
-    if store.run(run).map_err(DecideError::Store)?.is_none() {
+    let Some(record) = store.run(run).map_err(DecideError::Store)? else {
         return Err(DecideError::NoRun(run.to_string()));
-    }
+    };
     let waits = store.waits(run).map_err(DecideError::Store)?;
     let Some(wait) = waits
         .iter()
         .filter(|w| w.id.task == task)
         .max_by_key(|w| w.id.attempt)
     else {
+        // A task of the run that never waited (a plain task, or a wait not reached yet)
+        // is a conflict; a task the run does not have is not found.
+        let declared = weft_core::parse_pipeline(
+            &record.submitted.pipeline_source,
+            &record.submitted.pipeline_name,
+        )
+        .is_ok_and(|pipeline| pipeline.all_tasks().any(|t| t.name.value == task));
+        if declared {
+            return Err(DecideError::NotWaiting(format!(
+                "task `{task}` of run `{run}` is not waiting for a decision"
+            )));
+        }
         return Err(DecideError::NoWait {
             run: run.to_string(),
             task: task.to_string(),

@@ -65,7 +65,13 @@ pub fn operation_view(
                 .iter()
                 .filter(|a| a.id.task == name)
                 .max_by_key(|a| a.id.attempt);
-            let wait = latest.and_then(|a| waits.iter().find(|w| w.id == a.id));
+            // The open wait is written (and flushed) before anyone is told of it, the
+            // attempt's phase maybe later: an open wait is what says the task waits.
+            let wait = waits
+                .iter()
+                .filter(|w| w.id.task == name)
+                .max_by_key(|w| w.id.attempt);
+            let open = wait.is_some_and(WaitRecord::is_open);
             let deferred = wait.is_some_and(|wait| {
                 let votes: Vec<waits::Vote> = votes
                     .iter()
@@ -74,7 +80,11 @@ pub fn operation_view(
                     .collect();
                 deferred_now(wait, &votes, now)
             });
-            let facts = task_facts(kind, finally, latest, deferred);
+            let mut facts = task_facts(kind, finally, latest, deferred);
+            if open {
+                facts.stage = TaskStage::Waiting(WaitStage::of(kind, deferred));
+                facts.started = true;
+            }
             (name, facts)
         })
         .collect();
