@@ -7,6 +7,7 @@ mod malformed;
 mod recovery;
 mod release;
 mod release_api;
+mod release_crash;
 mod reporting;
 mod runs;
 mod security;
