@@ -792,3 +792,88 @@ fn the_foreground_view_says_what_it_waits_for_and_how_to_decide() {
         "{said}"
     );
 }
+
+#[test]
+fn the_release_example_goes_to_production_and_tells_gitlab_either_way() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let health = Health::start(true);
+    let example = crate::support::root()
+        .join("examples/release.yaml")
+        .to_string_lossy()
+        .into_owned();
+    for (name, reject) in [("shipped", false), ("stopped", true)] {
+        let data = scratch.path().join(name);
+        let forge = FakeForge::start();
+        let (health_rule, forge_rule) = (health.rule(), forge.rule());
+        let child = weft_in(&data)
+            .args(["run", &example, "--output", "json", "--name", name])
+            .args(["-p", &format!("health-url={}", health.url())])
+            .args(["-p", &format!("gitlab-host={}", forge.url())])
+            .args(["--secret", "gitlab-api-secret.token=env:GITLAB_TOKEN"])
+            .args(["--grant", "report-success=gitlab-api-secret.token"])
+            .args(["--grant", "report-failure=gitlab-api-secret.token"])
+            .args(["--allow-http", &health_rule, "--allow-http", &forge_rule])
+            .env("GITLAB_TOKEN", "glpat-release-example-token")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("weft starts");
+        wait_until(&data, name, "the production approval waits", |s| {
+            is_waiting(s, "approve-prod")
+        });
+        if reject {
+            let ran = decide(
+                &data,
+                "approve",
+                name,
+                "approve-prod",
+                "bob",
+                &["--reject", "-m", "change freeze"],
+            );
+            assert_eq!(ran.code, 0, "{}", ran.stderr);
+        } else {
+            for who in ["alice", "bob"] {
+                assert_eq!(
+                    decide(&data, "approve", name, "approve-prod", who, &[]).code,
+                    0
+                );
+            }
+            wait_until(&data, name, "the canary check waits", |s| {
+                is_waiting(s, "check-canary")
+            });
+            assert_eq!(
+                decide(&data, "resume", name, "check-canary", "ops", &[]).code,
+                0
+            );
+        }
+        let ran = finish(child);
+        let run = Run(ran.json());
+        let posted: Vec<String> = forge
+            .requests()
+            .iter()
+            .filter(|r| r.ok())
+            .map(|r| r.field("state"))
+            .collect();
+        if reject {
+            assert_eq!(ran.code, 1, "{}", ran.stderr);
+            run.expect_tasks(&[
+                ("approve-prod", "Rejected", "Rejected"),
+                ("deploy-prod", "Skipped", "RunStopping"),
+                ("report-failure", "Succeeded", ""),
+                ("report-success", "Skipped", "WhenExpressionsFalse"),
+            ]);
+            assert_eq!(posted, ["failed"]);
+            let description = forge.requests()[0].field("description");
+            assert!(description.contains("approval Failed"), "{description}");
+        } else {
+            assert_eq!(ran.code, 0, "{}", ran.stderr);
+            // `Completed`: report-failure was skipped by its `when`.
+            run.expect_run("Completed", "Completed", "Succeeded", "Succeeded");
+            assert_eq!(
+                run.task("deploy-prod")["results"]["message"],
+                r#"deploying registry.example.com/app:1.4.2 to production, approved by ["alice","bob"]"#
+            );
+            assert_eq!(posted, ["success"]);
+        }
+    }
+}
