@@ -1428,6 +1428,16 @@ fn approval_gate() -> String {
     wait_pipeline("")
 }
 
+/// A build, then in `finally` an approval of the release notes and a notice after it.
+fn approval_in_finally() -> String {
+    pipeline(
+        &format!("    - {{name: build, {ECHO}}}\n"),
+        &format!(
+            "    - name: sign-off\n      taskRef: {{apiVersion: weft.dev/v1, kind: ApprovalTask}}\n      params: [{{name: approvers, value: [alice]}}]\n    - {{name: notify, {ECHO}}}\n"
+        ),
+    )
+}
+
 /// [`approval_gate`] whose wait only warns when it fails.
 fn approval_gate_continue() -> String {
     wait_pipeline("      onError: continue\n")
@@ -1541,6 +1551,19 @@ fn waits_end_as_their_decision_says() {
                 ("deploy", "Succeeded", "", 1),
                 ("notify", "Succeeded", "", 1),
             ],
+            ..Row::default()
+        },
+        Row {
+            name: "an approval in finally waits like any other",
+            pipeline: approval_in_finally,
+            steps: vec![ok("build"), ok("notify"), Decided("sign-off", rejected())],
+            run: ["Failed", "Failed", "Succeeded", "Succeeded"],
+            tasks: &[
+                ("build", "Succeeded", "", 1),
+                ("sign-off", "Rejected", "Rejected", 1),
+                ("notify", "Succeeded", "", 1),
+            ],
+            also: &[Check::FinallyStarted(1)],
             ..Row::default()
         },
         Row {
