@@ -202,7 +202,13 @@ fn approvers_of(wait: &WaitRecord) -> Vec<String> {
 pub fn waits_document(store: &dyn RunStore, run: &str) -> Result<serde_json::Value, StoreError> {
     let votes = store.votes(run)?;
     let waits = store.waits(run)?;
-    let rfc = crate::execute::waits::rfc3339;
+    // Milliseconds: these are records (when a vote was cast, when a wait closed).
+    let rfc = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+            || ms.to_string(),
+            |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        )
+    };
     Ok(serde_json::Value::Array(
         waits
             .iter()
