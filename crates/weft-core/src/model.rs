@@ -43,6 +43,8 @@ pub struct Pipeline {
     pub decorators: Vec<Decorator>,
     /// `spec.recovery.strategy` (weft).
     pub recovery: Option<Spanned<RecoveryStrategy>>,
+    /// `spec.concurrency` (weft): the group runs of this pipeline share a limit in.
+    pub concurrency: Option<Concurrency>,
     /// `spec.workspaceSnapshots` (weft).
     pub workspace_snapshots: bool,
     /// Where `spec` starts (diagnostics about the whole spec point here).
@@ -251,6 +253,19 @@ impl TaskKind {
     }
 }
 
+/// A concurrency group (release-control.md section 4): `{group, limit, policy}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Concurrency {
+    /// The group's name; `$(params.NAME)` is substituted.
+    pub group: Spanned<String>,
+    /// How many may hold a slot at once (default 1).
+    pub limit: Spanned<u32>,
+    /// What a new arrival does to the others (default `queue`).
+    pub policy: Spanned<crate::queue::QueuePolicy>,
+    /// Where the block starts.
+    pub pos: Pos,
+}
+
 /// One more gate plugin of a gate node (`gates: {before: {plugins: [{name, params}]}}`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct GateCheck {
@@ -299,6 +314,9 @@ pub struct PipelineTask {
     pub halt: HaltMode,
     /// `idempotent` (weft): safe to re-run on recovery.
     pub idempotent: bool,
+    /// `concurrency` (weft): a group this task's attempts share a limit in, across runs
+    /// (GitLab's `resource_group`); policy `queue` only.
+    pub concurrency: Option<Concurrency>,
     /// True for `spec.finally` entries.
     pub is_finally: bool,
     /// Index within its section.

@@ -51,6 +51,17 @@ pub(crate) struct WhenTemplate {
     pub values: Vec<Template<RunVar>>,
 }
 
+/// A run's concurrency group, rendered (release-control.md section 4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunConcurrency {
+    /// The group, params substituted.
+    pub group: String,
+    /// Slots in the group.
+    pub limit: u32,
+    /// What an arrival does to the others.
+    pub policy: crate::queue::QueuePolicy,
+}
+
 /// One more plugin of a gate, its params still to render.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct GateCheckPlan {
@@ -85,6 +96,8 @@ pub struct PlanNode {
     pub halt: HaltMode,
     /// `idempotent`.
     pub idempotent: bool,
+    /// `concurrency`: the group (params substituted) and its limit; slots are queued.
+    pub concurrency: Option<(String, u32)>,
     /// Tasks that wait for this one (non-finally only).
     pub children: Vec<NodeId>,
     /// How many distinct tasks this one waits for.
@@ -110,6 +123,8 @@ pub struct Plan {
     pub params: BTreeMap<String, ParamValue>,
     /// `spec.results`: name and value template.
     pub(crate) results: Vec<(String, Template<RunVar>)>,
+    /// `spec.concurrency`, its group rendered with the run's params.
+    pub concurrency: Option<RunConcurrency>,
     index: HashMap<String, NodeId>,
 }
 
@@ -257,6 +272,10 @@ impl Plan {
                     on_status: task.on_status.clone(),
                     halt: task.halt,
                     idempotent: task.idempotent,
+                    concurrency: task
+                        .concurrency
+                        .as_ref()
+                        .map(|c| (params_only(&c.group.value, &params), c.limit.value)),
                     children: graph.children.get(id).cloned().unwrap_or_default(),
                     parent_count: graph.parent_count.get(id).copied().unwrap_or(0),
                     params: node_params,
@@ -277,6 +296,11 @@ impl Plan {
             .collect();
         Plan {
             pipeline_name: pipeline.name.value.clone(),
+            concurrency: pipeline.concurrency.as_ref().map(|c| RunConcurrency {
+                group: params_only(&c.group.value, &params),
+                limit: c.limit.value,
+                policy: c.policy.value,
+            }),
             nodes,
             dag_len,
             params,
@@ -284,6 +308,25 @@ impl Plan {
             index,
         }
     }
+}
+
+/// `text` with its `$(params.NAME)` references substituted (validation allowed no others).
+fn params_only(text: &str, params: &BTreeMap<String, ParamValue>) -> String {
+    let Ok(template) = parse_template(text) else {
+        return text.to_string();
+    };
+    template
+        .pieces
+        .iter()
+        .map(|piece| match piece {
+            crate::vars::Piece::Literal(literal) => literal.clone(),
+            crate::vars::Piece::Var(VarRef::Param { name, selector }) => params
+                .get(name)
+                .and_then(|value| crate::validate::select_string(value, selector))
+                .unwrap_or_default(),
+            crate::vars::Piece::Var(_) => String::new(),
+        })
+        .collect()
 }
 
 struct Lowering<'a> {

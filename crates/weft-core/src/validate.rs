@@ -58,6 +58,9 @@ pub fn validate(
         checker.task(task);
     }
     checker.pipeline_results();
+    if let Some(concurrency) = &pipeline.concurrency {
+        checker.concurrency(concurrency, "spec.concurrency");
+    }
     checker.cycles();
     let mut diagnostics = checker.diagnostics;
     diagnostics.sort_by_key(|d| (d.line, d.column));
@@ -443,6 +446,9 @@ impl<'p> Checker<'p> {
             }
         }
         self.wait(task);
+        if let Some(concurrency) = &task.concurrency {
+            self.concurrency(concurrency, &format!("{base}.concurrency"));
+        }
         let plugin = self.plugin(task);
         self.task_params(task, &task.params, plugin, &base, task.plugin.pos);
         for check in &task.gate_checks {
@@ -1062,6 +1068,35 @@ impl<'p> Checker<'p> {
                         message,
                     );
                 }
+            }
+        }
+    }
+
+    /// A concurrency group names its group from pipeline params only: it is decided before
+    /// anything runs.
+    fn concurrency(&mut self, concurrency: &crate::model::Concurrency, path: &str) {
+        let group = &concurrency.group;
+        let group_path = format!("{path}.group");
+        match parse_template(&group.value) {
+            Ok(template) => {
+                for var in template.vars() {
+                    if matches!(var, VarRef::Param { .. }) {
+                        self.var(None, var, group.pos, &group_path, Slot::StringOnly, false);
+                    } else {
+                        self.error(
+                            group.pos,
+                            group_path.clone(),
+                            codes::INVALID_VALUE,
+                            "a concurrency group may use only `$(params.NAME)`: it is decided before anything runs",
+                        );
+                    }
+                }
+            }
+            Err(VarError::Malformed(message)) => {
+                self.error(group.pos, group_path, codes::MALFORMED_VARIABLE, message);
+            }
+            Err(VarError::Unknown(message)) => {
+                self.error(group.pos, group_path, codes::UNKNOWN_VARIABLE, message);
             }
         }
     }

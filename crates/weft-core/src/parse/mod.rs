@@ -456,6 +456,7 @@ impl Cx<'_> {
             reporters: Vec::new(),
             decorators: Vec::new(),
             recovery: None,
+            concurrency: None,
             workspace_snapshots: false,
             spec_pos: root.pos,
         };
@@ -479,6 +480,7 @@ impl Cx<'_> {
                 "decorators",
                 "recovery",
                 "workspaceSnapshots",
+                "concurrency",
             ],
             &["resources"],
         ) else {
@@ -599,6 +601,9 @@ impl Cx<'_> {
             );
         }
         pipeline.workspace_snapshots = self.bool(&spec, "workspaceSnapshots", "spec");
+        pipeline.concurrency = spec
+            .get("concurrency")
+            .and_then(|node| self.concurrency(node, "spec.concurrency", true));
         Some(pipeline)
     }
 
@@ -834,6 +839,7 @@ impl Cx<'_> {
                 "secrets",
                 "halt",
                 "idempotent",
+                "concurrency",
                 "displayName",
                 "description",
                 "gate",
@@ -929,6 +935,9 @@ impl Cx<'_> {
             secrets: self.string_list(&fields, "secrets", path),
             halt: HaltMode::Wait,
             idempotent: self.bool(&fields, "idempotent", path),
+            concurrency: fields
+                .get("concurrency")
+                .and_then(|node| self.concurrency(node, &join(path, "concurrency"), false)),
             is_finally,
             index,
             pos: node.pos,
@@ -1094,6 +1103,93 @@ impl Cx<'_> {
             }
         }
         Some(task)
+    }
+
+    /// A `concurrency: {group, limit, policy}` block; a task's takes no `policy` (its
+    /// slots are queued, as GitLab's `resource_group`).
+    fn concurrency(&mut self, node: &Node, path: &str, run_level: bool) -> Option<Concurrency> {
+        let known: &[&str] = if run_level {
+            &["group", "limit", "policy"]
+        } else {
+            &["group", "limit"]
+        };
+        if !run_level
+            && let NodeKind::Map(entries) = &node.kind
+            && let Some((key, _)) = entries
+                .iter()
+                .find(|(k, _)| k.as_scalar() == Some("policy"))
+        {
+            self.error(
+                key.pos,
+                &join(path, "policy"),
+                codes::INVALID_VALUE,
+                "a task's concurrency has no `policy`: its slots are always queued in submission order",
+            )
+            .hint = Some("set `policy` on `spec.concurrency` to govern whole runs".into());
+        }
+        let mut known = known.to_vec();
+        if !run_level {
+            // Reported above, once.
+            known.push("policy");
+        }
+        let fields = self.fields(node, path, &known, &[])?;
+        let group = self.required_string(&fields, "group", path, node.pos);
+        if group.value.trim().is_empty() && fields.get("group").is_some() {
+            self.error(
+                group.pos,
+                &join(path, "group"),
+                codes::INVALID_VALUE,
+                "`group` is empty: it must name the group that shares the limit",
+            );
+        }
+        let mut limit = Spanned::new(1, node.pos);
+        if let Some(value) = fields.get("limit") {
+            let limit_path = join(path, "limit");
+            if let Some(text) = self.string(value, &limit_path) {
+                match text.value.trim().parse::<u32>() {
+                    Ok(n) if n >= 1 => limit = Spanned::new(n, text.pos),
+                    _ => {
+                        self.error(
+                            text.pos,
+                            &limit_path,
+                            codes::INVALID_VALUE,
+                            format!(
+                                "`limit` must be a whole number of at least 1, not `{}`",
+                                text.value
+                            ),
+                        )
+                        .hint = Some(
+                            "a limit of 0 would never let anything run; remove the block for no limit"
+                                .into(),
+                        );
+                    }
+                }
+            }
+        }
+        let policy = if run_level {
+            self.keyword(
+                &fields,
+                "policy",
+                path,
+                &[
+                    ("queue", crate::queue::QueuePolicy::Queue),
+                    ("latestOnly", crate::queue::QueuePolicy::LatestOnly),
+                    (
+                        "cancelInProgress",
+                        crate::queue::QueuePolicy::CancelInProgress,
+                    ),
+                ],
+            )
+        } else {
+            None
+        }
+        .unwrap_or(Spanned::new(crate::queue::QueuePolicy::Queue, node.pos));
+        Some(Concurrency {
+            group,
+            limit,
+            policy,
+            pos: node.pos,
+        })
     }
 
     /// A `params` list of `{name, value}` entries.

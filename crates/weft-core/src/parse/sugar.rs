@@ -334,6 +334,7 @@ impl Written<'_> {
             secrets: Vec::new(),
             halt: HaltMode::Wait,
             idempotent: false,
+            concurrency: None,
             is_finally: false,
             index: self.index,
             pos,
