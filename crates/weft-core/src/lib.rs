@@ -30,6 +30,7 @@ pub mod plan;
 pub mod queue;
 pub mod replay;
 pub mod run;
+pub mod schedule;
 pub mod source;
 pub mod status;
 pub mod validate;

@@ -146,6 +146,10 @@ impl TaskFacts {
 /// Where the run stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunStage {
+    /// Waiting for a slot of its concurrency group.
+    Queued,
+    /// Waiting for its scheduled time.
+    Scheduled,
     /// Going (including stopping on a failure and running `finally`).
     Running,
     /// A cancel was requested and it drains.
@@ -182,6 +186,8 @@ pub fn run_operation(run: RunStage, tasks: &[TaskFacts]) -> Operation {
         D::NotDeployed
     };
     match run {
+        RunStage::Queued => Operation::pair(D::NotDeployed, O::Queued),
+        RunStage::Scheduled => Operation::pair(D::NotDeployed, O::Scheduled),
         RunStage::Cancelling => Operation::pair(D::InProgress, O::Cancelling),
         RunStage::Running => {
             let waiting = |stage: WaitStage| {
@@ -328,11 +334,22 @@ mod tests {
     const GATE: TaskKind = TaskKind::Gate;
     const INTERVENTION: TaskKind = TaskKind::Intervention;
 
-    /// Every run-level row of release-control.md section 7 that weft produces today
-    /// (queues and schedules come with their issue).
+    /// Every run-level row of release-control.md section 7.
     #[test]
     fn run_pairs() {
         let rows: Vec<RunRow> = vec![
+            (
+                "queued by a concurrency group",
+                RunStage::Queued,
+                vec![task(PLUGIN, TaskStage::NotStarted)],
+                (D::NotDeployed, O::Queued),
+            ),
+            (
+                "scheduled for later",
+                RunStage::Scheduled,
+                vec![task(PLUGIN, TaskStage::NotStarted)],
+                (D::NotDeployed, O::Scheduled),
+            ),
             (
                 "first ready node is an approval, pending",
                 RunStage::Running,
