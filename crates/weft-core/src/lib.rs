@@ -43,8 +43,8 @@ pub use model::Pipeline;
 pub use parse::parse_pipeline;
 pub use plan::{NodeId, Plan, PlanNode, load};
 pub use run::{
-    Action, GateCheck, HaltedBy, RunContext, RunHeader, RunPhase, RunReport, RunState, RunSummary,
-    StartTask, TaskPhase, TaskReport, WaitTask,
+    Action, Carried, GateCheck, HaltedBy, RunContext, RunHeader, RunPhase, RunReport, RunState,
+    RunSummary, StartTask, TaskPhase, TaskReport, WaitTask,
 };
 pub use status::{CancelMode, Outcome, RunStatus, TasksOutcome, TasksStatus};
 pub use validate::{PluginCatalog, validate};

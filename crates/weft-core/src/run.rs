@@ -30,6 +30,9 @@
 
 use crate::contract::{ParamValue, TaskEnding};
 use crate::model::TaskKind;
+
+/// Reason of a task a `--failed-only` re-run kept from the previous attempt.
+pub const CARRIED: &str = "Carried";
 use crate::model::{Flow, HaltMode, WhenOperator};
 use crate::operation::{Operation, RunStage, TaskFacts, TaskStage, WaitStage};
 use crate::plan::{NodeId, Plan, RunVar, ValueTemplate};
@@ -348,6 +351,31 @@ pub struct RunState {
     settled: VecDeque<NodeId>,
     /// How many nodes became terminal so far (orders endings for the operation view).
     ended_count: i64,
+    /// Tasks a re-run (`--failed-only`) keeps from the previous attempt, by node.
+    carried: Vec<Option<Carried>>,
+}
+
+/// A task a re-run keeps from the previous attempt of its run (release-control.md section
+/// 6, `--failed-only`): its outcome and results stand, and it does not run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Carried {
+    /// `Succeeded` or `SucceededWithWarnings`.
+    pub outcome: Outcome,
+    /// Its results.
+    pub results: BTreeMap<String, String>,
+    /// Its message.
+    pub message: String,
+    /// Its exit code.
+    pub exit_code: Option<i32>,
+    /// The attempt of the run it comes from.
+    pub from_attempt: u32,
+}
+
+impl Carried {
+    /// Whether a task that ended with `outcome` is kept by a `--failed-only` re-run.
+    pub fn keeps(outcome: Outcome) -> bool {
+        matches!(outcome, Outcome::Succeeded | Outcome::SucceededWithWarnings)
+    }
 }
 
 impl RunState {
@@ -395,6 +423,7 @@ impl RunState {
             finished: false,
             settled: VecDeque::new(),
             ended_count: 0,
+            carried: Vec::new(),
         }
     }
 
@@ -404,6 +433,18 @@ impl RunState {
         for (spec, state) in self.plan.nodes.iter().zip(&mut self.nodes) {
             state.prior_attempts = prior(&spec.name);
         }
+    }
+
+    /// Keeps what `kept` says of each task from the previous attempt of the run (a
+    /// `--failed-only` re-run): such a task ends as it did there when it is ready, without
+    /// running. `finally` tasks always run again; only successes are kept.
+    pub fn set_carried(&mut self, kept: impl Fn(&str) -> Option<Carried>) {
+        self.carried = self
+            .plan
+            .nodes
+            .iter()
+            .map(|node| kept(&node.name).filter(|c| !node.is_finally && Carried::keeps(c.outcome)))
+            .collect();
     }
 
     /// The plan this run executes.
@@ -1051,12 +1092,43 @@ impl RunState {
             facts.when_false = !self.when_holds(node);
         }
         let ready = self.nodes[node].waiting_on == 0;
+        if ready
+            && skip_reason(facts).is_none()
+            && let Some(carried) = self.carried.get(node).cloned().flatten()
+        {
+            self.carry(node, carried, actions);
+            return;
+        }
         match skip_reason(facts) {
             Some(reason) => self.skip(node, reason.as_str(), actions),
             // A sweep may look at a node whose parents are not done: only skip it then.
             None if ready => self.queue(node, "", actions),
             None => {}
         }
+    }
+
+    /// Ends `node` as the previous attempt of the run did, without running it.
+    fn carry(&mut self, node: NodeId, carried: Carried, actions: &mut Vec<Action>) {
+        let state = &mut self.nodes[node];
+        state.results = carried.results;
+        state.exit_code = carried.exit_code;
+        state.message = format!("kept from attempt {}", carried.from_attempt);
+        if !carried.message.is_empty() {
+            state.message = format!("{}: {}", state.message, carried.message);
+        }
+        state.raw = Some(match carried.outcome {
+            Outcome::SucceededWithWarnings => TaskEnding::Warning {
+                message: carried.message,
+            },
+            _ => TaskEnding::Success,
+        });
+        self.terminate(
+            node,
+            carried.outcome,
+            CARRIED.to_string(),
+            Flow::Continue,
+            actions,
+        );
     }
 
     /// What the run's state says about starting `node` now (run-level skip reasons).

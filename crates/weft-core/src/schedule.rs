@@ -102,13 +102,38 @@ mod tests {
     fn next_occurrences_follow_the_time_zone() {
         let rows = [
             // (expression, zone, after, next)
-            ("0 2 * * 1-5", "UTC", "2026-12-04T10:00:00Z", "2026-12-07T02:00:00Z"),
-            ("0 2 * * 1-5", "Europe/Paris", "2026-12-04T10:00:00Z", "2026-12-07T01:00:00Z"),
+            (
+                "0 2 * * 1-5",
+                "UTC",
+                "2026-12-04T10:00:00Z",
+                "2026-12-07T02:00:00Z",
+            ),
+            (
+                "0 2 * * 1-5",
+                "Europe/Paris",
+                "2026-12-04T10:00:00Z",
+                "2026-12-07T01:00:00Z",
+            ),
             // Summer time in Paris: UTC+2.
-            ("0 2 * * *", "Europe/Paris", "2026-07-01T12:00:00Z", "2026-07-02T00:00:00Z"),
+            (
+                "0 2 * * *",
+                "Europe/Paris",
+                "2026-07-01T12:00:00Z",
+                "2026-07-02T00:00:00Z",
+            ),
             // Seconds first, six fields.
-            ("*/5 * * * * *", "UTC", "2026-12-04T10:00:01Z", "2026-12-04T10:00:05Z"),
-            ("@daily", "UTC", "2026-12-04T10:00:00Z", "2026-12-05T00:00:00Z"),
+            (
+                "*/5 * * * * *",
+                "UTC",
+                "2026-12-04T10:00:01Z",
+                "2026-12-04T10:00:05Z",
+            ),
+            (
+                "@daily",
+                "UTC",
+                "2026-12-04T10:00:00Z",
+                "2026-12-05T00:00:00Z",
+            ),
         ];
         for (expression, zone, after, want) in rows {
             let schedule = CronSchedule::parse(expression, zone).expect(expression);
@@ -124,7 +149,10 @@ mod tests {
     fn a_missed_tick_fires_once_and_moves_past_now() {
         let schedule = CronSchedule::parse("0 * * * *", "UTC").expect("hourly");
         let next = ms("2026-12-04T10:00:00Z");
-        assert_eq!(due(&schedule, next, ms("2026-12-04T09:59:59Z")), Tick::NotYet);
+        assert_eq!(
+            due(&schedule, next, ms("2026-12-04T09:59:59Z")),
+            Tick::NotYet
+        );
         assert_eq!(
             due(&schedule, next, ms("2026-12-04T10:00:00Z")),
             Tick::Fire {

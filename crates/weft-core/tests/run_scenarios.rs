@@ -1631,3 +1631,102 @@ fn a_decision_after_the_wait_was_cancelled_is_ignored() {
         .expect("gate");
     assert_eq!(gate.status.as_str(), "Cancelled");
 }
+
+/// A `--failed-only` re-run keeps the tasks that succeeded in the previous attempt (their
+/// outcome and results, without running them) and runs everything else again.
+#[test]
+fn a_failed_only_rerun_keeps_successes_and_runs_the_rest() {
+    use weft_core::{Carried, Outcome};
+    let yaml = pipeline(
+        &format!(
+            "    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}, runAfter: [a]}}\n    - {{name: c, {ECHO}, runAfter: [a]}}\n    - name: d\n      {ECHO}\n      runAfter: [b, c]\n      params: [{{name: from-b, value: \"$(tasks.b.results.out)\"}}]\n"
+        ),
+        &format!("    - {{name: fin, {ECHO}}}\n"),
+    );
+    let supplied = BTreeMap::new();
+    let plan = match load(&yaml, "pipeline.yaml", &supplied, None) {
+        Ok(plan) => plan,
+        Err(d) => panic!("{d:?}"),
+    };
+    let mut run = RunState::new(
+        Arc::new(plan),
+        RunContext {
+            run_name: "run-1".into(),
+            run_uid: "uid-1".into(),
+            bound_workspaces: ["src".to_string()].into(),
+        },
+    );
+    // Attempt 1: a and b succeeded (b with a warning), c failed, d was skipped, fin ran.
+    run.set_carried(|task| {
+        let kept = |outcome, results: &[(&str, &str)]| Carried {
+            outcome,
+            results: results
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            message: String::new(),
+            exit_code: Some(0),
+            from_attempt: 1,
+        };
+        match task {
+            "a" => Some(kept(Outcome::Succeeded, &[])),
+            "b" => Some(kept(
+                Outcome::SucceededWithWarnings,
+                &[("out", "from-attempt-1")],
+            )),
+            "c" => Some(kept(Outcome::Failed, &[])),
+            "fin" => Some(kept(Outcome::Succeeded, &[])),
+            _ => None,
+        }
+    });
+    let mut started = Vec::new();
+    let mut actions = run.start();
+    let mut report_d_param = None;
+    while !actions.is_empty() {
+        let mut next = Vec::new();
+        for action in actions {
+            if let Action::Start(start) = action {
+                started.push(start.name.clone());
+                if start.name == "d" {
+                    report_d_param = start.params.get("from-b").cloned();
+                }
+                next.extend(run.task_started(start.node, start.attempt));
+                next.extend(run.task_ended(
+                    start.node,
+                    start.attempt,
+                    TaskEnding::Success,
+                    BTreeMap::new(),
+                ));
+            }
+        }
+        actions = next;
+    }
+    assert_eq!(
+        started,
+        ["c", "d", "fin"],
+        "only what did not succeed runs, and finally"
+    );
+    assert_eq!(
+        report_d_param,
+        Some(ParamValue::Str("from-attempt-1".into())),
+        "kept results flow on"
+    );
+    let report = run.report();
+    let row = |name: &str| {
+        let task = report.tasks.iter().find(|t| t.name == name).expect(name);
+        (task.status.clone(), task.reason.clone(), task.attempts)
+    };
+    assert_eq!(row("a"), ("Succeeded".into(), "Carried".into(), 0));
+    assert_eq!(
+        row("b"),
+        ("SucceededWithWarnings".into(), "Carried".into(), 0)
+    );
+    assert_eq!(row("c"), ("Succeeded".into(), "".into(), 1));
+    assert_eq!(row("fin"), ("Succeeded".into(), "".into(), 1));
+    assert_eq!(report.run.status, "SucceededWithWarnings");
+    assert!(
+        report.tasks[0].message.starts_with("kept from attempt 1"),
+        "{}",
+        report.tasks[0].message
+    );
+}
