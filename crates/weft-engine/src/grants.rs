@@ -154,20 +154,7 @@ impl RunGrants {
         let mut grants = Grants::default();
         let limits = match grantee {
             Grantee::Task { start, info } => {
-                let named = self.secret_grants.tasks.get(&start.name);
-                self.add_secrets(
-                    &mut grants,
-                    start.secrets.iter().chain(named.into_iter().flatten()),
-                );
-                grants.http = self.http.all.clone();
-                grants.http.extend(
-                    self.http
-                        .tasks
-                        .get(&start.name)
-                        .into_iter()
-                        .flatten()
-                        .cloned(),
-                );
+                self.grant_task_secrets_and_http(&mut grants, start);
                 for (task_side, pipeline_side) in &start.workspaces {
                     let Some(host_path) = self.workspaces.get(pipeline_side) else {
                         continue;
@@ -191,20 +178,8 @@ impl RunGrants {
                 }
             }
             Grantee::Gate { start, time_left } => {
-                let named = self.secret_grants.tasks.get(&start.name);
-                self.add_secrets(
-                    &mut grants,
-                    start.secrets.iter().chain(named.into_iter().flatten()),
-                );
-                grants.http = self.http.all.clone();
-                grants.http.extend(
-                    self.http
-                        .tasks
-                        .get(&start.name)
-                        .into_iter()
-                        .flatten()
-                        .cloned(),
-                );
+                // A gate is granted as its task would be, without workspaces.
+                self.grant_task_secrets_and_http(&mut grants, start);
                 let wall_clock =
                     time_left.map_or(GATE_SAMPLE_TIMEOUT, |left| left.min(GATE_SAMPLE_TIMEOUT));
                 Limits {
@@ -241,6 +216,25 @@ impl RunGrants {
             }
         };
         Allowance { grants, limits }
+    }
+
+    /// A task's (or gate's) secrets: its `secrets:` list and what the run grants it by
+    /// name; its HTTP: the run's rules and its own.
+    fn grant_task_secrets_and_http(&self, grants: &mut Grants, start: &StartTask) {
+        let named = self.secret_grants.tasks.get(&start.name);
+        self.add_secrets(
+            grants,
+            start.secrets.iter().chain(named.into_iter().flatten()),
+        );
+        grants.http = self.http.all.clone();
+        grants.http.extend(
+            self.http
+                .tasks
+                .get(&start.name)
+                .into_iter()
+                .flatten()
+                .cloned(),
+        );
     }
 
     /// Grants each name that resolves; the rest is refused at `secrets.get` time with a
