@@ -17,6 +17,7 @@
 mod leftovers;
 mod live;
 mod setup;
+mod signal;
 pub mod spec;
 mod submit;
 mod take_over;
@@ -42,6 +43,7 @@ pub use crate::secrets::{SecretStore, split_name};
 pub use crate::snapshot::history as snapshot_history;
 pub use leftovers::Leftover;
 pub use live::{Finished, LiveRun};
+pub use signal::{RunSignal, cancel_mode};
 pub use spec::{
     PipelineSource, RUN_SPEC_VERSION, RunSpec, SnapshotRequest, StoredRun, WorkspaceSource,
 };
@@ -67,6 +69,14 @@ pub struct ServiceConfig {
     pub owner: String,
     /// How often a running engine renews a run's lease.
     pub heartbeat_every: Duration,
+    /// How long a lease lasts without a heartbeat (the recovery timeout): a run whose
+    /// heartbeats fail (the database is unreachable) is given up once its lease may have
+    /// expired, since another engine may own it by then.
+    pub lease_ttl: Duration,
+    /// Runs taken over keep their files under this service's data directory rather than
+    /// the one they were submitted with: servers sharing a database run on different
+    /// machines.
+    pub take_over_here: bool,
     /// Where warnings go.
     pub warn: Warn,
 }
