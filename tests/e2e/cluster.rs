@@ -58,7 +58,9 @@ impl Schema {
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
         client
-            .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"))
+            .batch_execute(&format!(
+                "DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name}"
+            ))
             .expect("create schema");
         Some(Schema { base, name })
     }
@@ -169,7 +171,10 @@ fn wait_all_finished(db: &mut postgres::Client, expected: i64, within: Duration)
 /// no attempt after a succeeded one).
 fn check_store(db: &mut postgres::Client, status: &str) {
     let bad: Vec<String> = db
-        .query("SELECT id, coalesce(status, '-') FROM runs WHERE status IS DISTINCT FROM $1", &[&status])
+        .query(
+            "SELECT id, coalesce(status, '-') FROM runs WHERE status IS DISTINCT FROM $1",
+            &[&status],
+        )
         .expect("statuses")
         .iter()
         .map(|r| format!("{}={}", r.get::<_, String>(0), r.get::<_, String>(1)))
@@ -197,7 +202,10 @@ fn check_store(db: &mut postgres::Client, status: &str) {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert!(again.is_empty(), "tasks that ran again after succeeding: {again:?}");
+    assert!(
+        again.is_empty(),
+        "tasks that ran again after succeeding: {again:?}"
+    );
     let unfinished: i64 = db
         .query_one(
             "SELECT count(*) FROM attempts WHERE phase <> 'Terminal'",
@@ -218,7 +226,12 @@ fn check_forge(forge: &FakeForge, runs: &BTreeSet<String>) {
     };
     let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for request in forge.requests().iter().filter(|r| r.ok()) {
-        let sha = request.path.rsplit('/').next().unwrap_or_default().to_string();
+        let sha = request
+            .path
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_string();
         seen.entry(sha).or_default().push(request.field("state"));
     }
     let all = forge.requests();
@@ -230,12 +243,20 @@ fn check_forge(forge: &FakeForge, runs: &BTreeSet<String>) {
     for run in runs {
         let states = seen.get(&sha(run)).cloned().unwrap_or_default();
         let distinct: BTreeSet<&String> = states.iter().collect();
-        assert_eq!(distinct.len(), states.len(), "{run}: a state arrived twice: {states:?}");
+        assert_eq!(
+            distinct.len(),
+            states.len(),
+            "{run}: a state arrived twice: {states:?}"
+        );
         assert!(
             states.windows(2).all(|w| rank(&w[0]) < rank(&w[1])),
             "{run}: states went backwards: {states:?}"
         );
-        assert_eq!(states.last().map(String::as_str), Some("success"), "{run}: {states:?}");
+        assert_eq!(
+            states.last().map(String::as_str),
+            Some("success"),
+            "{run}: {states:?}"
+        );
     }
 }
 
@@ -263,40 +284,62 @@ fn three_servers_share_200_runs_and_take_over_a_killed_ones() {
         .collect();
     let total = 200;
     let names: BTreeSet<String> = (0..total).map(|i| format!("c-{i:03}")).collect();
-    // Submitted to the three servers at once, round robin.
+    let victim = servers[0].pid();
+    // (when, how many unfinished runs it held)
+    let killed: Mutex<Option<(Instant, i64)>> = Mutex::new(None);
+    let mut taken_over = None;
+    // Submitted to the three servers at once, round robin. The first server is killed
+    // after its 20th submission, while its runs go and the others keep taking work; what
+    // it would have got goes to the second (as a load balancer would).
     std::thread::scope(|s| {
         for (k, served) in servers.iter().enumerate() {
-            let (forge, names) = (&forge, &names);
+            let (forge, names, servers, killed, schema) =
+                (&forge, &names, &servers, &killed, &schema);
             s.spawn(move || {
-                for name in names.iter().skip(k).step_by(3) {
-                    submit(served, forge, "cluster.yaml", name, json!({}));
+                for (j, name) in names.iter().skip(k).step_by(3).enumerate() {
+                    let mut target = served;
+                    if k == 0 && j >= 20 {
+                        if j == 20 {
+                            let held = held_by(&mut schema.client(), victim);
+                            servers[0].signal("-KILL");
+                            *killed.lock().unwrap_or_else(|e| e.into_inner()) =
+                                Some((Instant::now(), held));
+                        }
+                        target = &servers[1];
+                    }
+                    submit(target, forge, "cluster.yaml", name, json!({}));
                 }
             });
         }
-    });
-    let mut db = schema.client();
-    // Kill the first server while it still holds runs.
-    let victim = servers[0].pid();
-    let held = held_by(&mut db, victim);
-    assert!(held > 0, "the server to kill holds runs");
-    servers[0].signal("-KILL");
-    let killed = Instant::now();
-    eprintln!("killed server {victim} holding {held} unfinished runs");
-    let mut taken_over = None;
-    while taken_over.is_none() && killed.elapsed() < Duration::from_secs(60) {
-        if held_by(&mut db, victim) == 0 {
-            taken_over = Some(killed.elapsed());
+        // Meanwhile: how long until a live server holds every run the dead one held.
+        let mut db = schema.client();
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while taken_over.is_none() && Instant::now() < deadline {
+            let at = *killed.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((at, _)) = at
+                && held_by(&mut db, victim) == 0
+            {
+                taken_over = Some(at.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    });
+    let (_, held) = killed
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .expect("the first server was killed");
+    assert!(held > 0, "the killed server held unfinished runs");
     let taken_over = taken_over.expect("the killed server's runs are taken over");
-    eprintln!("its runs were all taken over {taken_over:?} after the kill (TTL {TTL:?})");
+    eprintln!(
+        "killed server {victim} holding {held} unfinished runs; all taken over {taken_over:?} later (TTL {TTL:?})"
+    );
     // Its leases lapse one TTL after its last heartbeat (before the kill); a live server
     // sweeps a few times per TTL. Slack for a debug build on a loaded machine.
     assert!(
         taken_over <= TTL * 2 + Duration::from_secs(2),
         "taken over only after {taken_over:?}"
     );
+    let mut db = schema.client();
     wait_all_finished(&mut db, total, Duration::from_secs(240));
     check_store(&mut db, "Succeeded");
     // Reporters finish delivering after their run ends.
@@ -306,7 +349,10 @@ fn three_servers_share_200_runs_and_take_over_a_killed_ones() {
         .query_one("SELECT count(*) FROM runs WHERE lease_token > 1", &[])
         .expect("count")
         .get(0);
-    assert!(recovered >= held, "{recovered} runs changed hands, {held} were held");
+    assert!(
+        recovered >= held,
+        "{recovered} runs changed hands, {held} were held"
+    );
 }
 
 #[test]
@@ -318,7 +364,10 @@ fn a_frozen_server_is_fenced_and_its_workspace_comes_from_the_bucket() {
     let url = schema.url_via(None);
     let bucket = tempfile::tempdir().expect("tmp");
     let snapshots = format!("--workspace-snapshots={}", bucket.path().display());
-    let (a_dir, b_dir) = (tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"));
+    let (a_dir, b_dir) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
     let a = server(a_dir.path(), &url, &forge, &[&snapshots]);
     let b = server(b_dir.path(), &url, &forge, &[&snapshots]);
     let names: BTreeSet<String> = (0..4).map(|i| format!("frozen-{i}")).collect();
@@ -369,12 +418,25 @@ fn a_frozen_server_is_fenced_and_its_workspace_comes_from_the_bucket() {
     check_store(&mut db, "Succeeded");
     check_forge(&forge, &names);
     let restored: i64 = db
-        .query_one("SELECT count(*) FROM events WHERE kind = 'snapshot-restored'", &[])
+        .query_one(
+            "SELECT count(*) FROM events WHERE kind = 'snapshot-restored'",
+            &[],
+        )
         .expect("count")
         .get(0);
-    assert_eq!(restored, names.len() as i64, "each run's workspace came from the bucket");
+    assert_eq!(
+        restored,
+        names.len() as i64,
+        "each run's workspace came from the bucket"
+    );
     // A still serves: a new run submitted to it succeeds.
-    submit(&a, &forge, "cluster.yaml", "after-thaw", json!({"sleepMs": "10"}));
+    submit(
+        &a,
+        &forge,
+        "cluster.yaml",
+        "after-thaw",
+        json!({"sleepMs": "10"}),
+    );
     wait_all_finished(&mut db, names.len() as i64 + 1, Duration::from_secs(60));
     check_store(&mut db, "Succeeded");
 }
@@ -408,7 +470,10 @@ impl Proxy {
                     open.push(c);
                     open.push(s);
                 }
-                pipe(client.try_clone().expect("clone"), server.try_clone().expect("clone"));
+                pipe(
+                    client.try_clone().expect("clone"),
+                    server.try_clone().expect("clone"),
+                );
                 pipe(server, client);
             }
         });
@@ -418,7 +483,12 @@ impl Proxy {
     /// Drops every connection and refuses new ones.
     fn cut(&self) {
         self.cut.store(true, Ordering::SeqCst);
-        for stream in self.open.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        for stream in self
+            .open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
             let _ = stream.shutdown(std::net::Shutdown::Both);
         }
     }
@@ -456,8 +526,16 @@ fn a_server_that_loses_the_database_keeps_its_runs_only_while_its_lease_holds() 
     }
     let forge = FakeForge::start();
     let proxy = Proxy::start("127.0.0.1:5432");
-    let (a_dir, b_dir) = (tempfile::tempdir().expect("tmp"), tempfile::tempdir().expect("tmp"));
-    let a = server(a_dir.path(), &schema.url_via(Some(&proxy.address)), &forge, &[]);
+    let (a_dir, b_dir) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let a = server(
+        a_dir.path(),
+        &schema.url_via(Some(&proxy.address)),
+        &forge,
+        &[],
+    );
     let b = server(b_dir.path(), &schema.url_via(None), &forge, &[]);
     let mut db = schema.client();
     let mut names = BTreeSet::new();
@@ -465,7 +543,13 @@ fn a_server_that_loses_the_database_keeps_its_runs_only_while_its_lease_holds() 
     // A blip shorter than the lease: A keeps its runs and finishes them.
     for i in 0..3 {
         let name = format!("blip-{i}");
-        submit(&a, &forge, "cluster.yaml", &name, json!({"sleepMs": "1500"}));
+        submit(
+            &a,
+            &forge,
+            "cluster.yaml",
+            &name,
+            json!({"sleepMs": "1500"}),
+        );
         names.insert(name);
     }
     std::thread::sleep(Duration::from_millis(500));
@@ -483,7 +567,13 @@ fn a_server_that_loses_the_database_keeps_its_runs_only_while_its_lease_holds() 
     // (its writes would be refused), reconnects and serves again.
     for i in 0..3 {
         let name = format!("outage-{i}");
-        submit(&a, &forge, "cluster.yaml", &name, json!({"sleepMs": "2500"}));
+        submit(
+            &a,
+            &forge,
+            "cluster.yaml",
+            &name,
+            json!({"sleepMs": "2500"}),
+        );
         names.insert(name);
     }
     std::thread::sleep(Duration::from_millis(500));
@@ -500,10 +590,59 @@ fn a_server_that_loses_the_database_keeps_its_runs_only_while_its_lease_holds() 
     assert_eq!(by_b, 3, "B finished the runs A could not");
     proxy.restore();
     std::thread::sleep(TTL * 2);
-    submit(&a, &forge, "cluster.yaml", "reconnected", json!({"sleepMs": "10"}));
+    submit(
+        &a,
+        &forge,
+        "cluster.yaml",
+        "reconnected",
+        json!({"sleepMs": "10"}),
+    );
     names.insert("reconnected".into());
     wait_all_finished(&mut db, 7, Duration::from_secs(60));
     check_store(&mut db, "Succeeded");
     std::thread::sleep(Duration::from_secs(1));
     check_forge(&forge, &names);
+}
+
+#[test]
+fn a_cancel_sent_to_any_server_reaches_the_owner() {
+    let Some(schema) = Schema::create() else {
+        return;
+    };
+    let forge = FakeForge::start();
+    let url = schema.url_via(None);
+    let (a_dir, b_dir) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
+    let a = server(a_dir.path(), &url, &forge, &[]);
+    let b = server(b_dir.path(), &url, &forge, &[]);
+    submit(
+        &a,
+        &forge,
+        "cluster.yaml",
+        "far",
+        json!({"sleepMs": "20000"}),
+    );
+    a.wait_for("far", |r| {
+        r["attempts"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|t| t["phase"] == "Running"))
+    });
+    let sent = Instant::now();
+    let (code, body) = b.call(
+        "POST",
+        "/api/v1/runs/far/cancel",
+        Some(&json!({"mode": "Cancelled"})),
+    );
+    assert_eq!(code, 202, "{body:#}");
+    assert_eq!(body["forwarded"], true, "{body:#}");
+    let done = b.wait_for("far", |r| r["status"].is_string());
+    let took = sent.elapsed();
+    eprintln!("a cancel sent to another server ended the run {took:?} later");
+    assert_eq!(done["status"], "Cancelled", "{done:#}");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    // A finished run takes no more cancels, from any server.
+    assert_eq!(b.call("POST", "/api/v1/runs/far/cancel", None).0, 409);
+    assert_eq!(b.call("POST", "/api/v1/runs/nope/cancel", None).0, 404);
 }

@@ -147,7 +147,11 @@ impl Served {
 
     /// What it said on stderr since the last call.
     pub fn said(&self) -> Vec<String> {
-        self.stderr.lock().unwrap_or_else(std::sync::PoisonError::into_inner).try_iter().collect()
+        self.stderr
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .try_iter()
+            .collect()
     }
 
     /// SIGTERM, then the exit code and what it said on stderr.
@@ -156,7 +160,12 @@ impl Served {
         signal(&self.child, "-TERM");
         let status = self.child.wait().expect("weft serve exits");
         let took = asked.elapsed();
-        let said: Vec<String> = self.stderr.lock().unwrap_or_else(std::sync::PoisonError::into_inner).try_iter().collect();
+        let said: Vec<String> = self
+            .stderr
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .try_iter()
+            .collect();
         (status.code().unwrap_or(-1), said.join("\n"), took)
     }
 }
