@@ -147,6 +147,29 @@ impl PgStore {
             .enable_all()
             .build()
             .map_err(|e| open_err(format!("cannot start its runtime: {e}")))?;
+        match Self::start(&runtime, config, limits, &options, &open_err) {
+            Ok((shared, wakeup)) => Ok(PgStore {
+                shared,
+                target,
+                runtime: Some(runtime),
+                wakeup,
+            }),
+            Err(err) => {
+                // Not dropped: the caller may be inside another runtime.
+                runtime.shutdown_background();
+                Err(err)
+            }
+        }
+    }
+
+    /// The pool, the schema and the listener, on `runtime`.
+    fn start(
+        runtime: &tokio::runtime::Runtime,
+        config: tokio_postgres::Config,
+        limits: StoreLimits,
+        options: &PgOptions,
+        open_err: &dyn Fn(String) -> StoreError,
+    ) -> Result<(Arc<Shared>, Arc<tokio::sync::Notify>)> {
         let manager = Manager::from_config(
             config.clone(),
             NoTls,
@@ -176,16 +199,14 @@ impl PgStore {
         tracing::debug!(from = migrated.from, to = migrated.to, "PostgreSQL schema");
         let wakeup = Arc::new(tokio::sync::Notify::new());
         runtime.spawn(listen::run(config, wakeup.clone()));
-        Ok(PgStore {
-            shared: Arc::new(Shared {
+        Ok((
+            Arc::new(Shared {
                 pool,
                 limits,
                 retry_for: options.retry_for,
             }),
-            target,
-            runtime: Some(runtime),
             wakeup,
-        })
+        ))
     }
 
     /// Applies pending migrations to the database at `url` (`weft db migrate`): the
@@ -210,11 +231,12 @@ impl PgStore {
         runtime.spawn(async move {
             let _ = tx.send(migrate_with(&config, true).await);
         });
-        let migrated = rx
-            .recv()
+        let migrated = rx.recv();
+        // Not dropped: the caller may be inside another runtime.
+        runtime.shutdown_background();
+        let migrated = migrated
             .map_err(|_| open_err("its runtime stopped".into()))?
             .map_err(open_err)?;
-        runtime.shutdown_background();
         Ok((migrated.from, migrated.to))
     }
 
