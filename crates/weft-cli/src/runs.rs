@@ -501,3 +501,50 @@ async fn recover(
     store.close().map_err(store_failure)?;
     Ok(worst)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn db_flags_name_a_sqlite_file_or_a_postgres_database() {
+        let data = Path::new("/data");
+        let sqlite = |p: &str| Some(StoreLocation::Sqlite(PathBuf::from(p)));
+        let pg = |u: &str| Some(StoreLocation::Postgres(u.to_string()));
+        let table: [(Option<&str>, Option<StoreLocation>); 7] = [
+            (None, sqlite("/data/weft.db")),
+            (Some("/var/weft.db"), sqlite("/var/weft.db")),
+            (Some("sqlite:///var/weft.db"), sqlite("/var/weft.db")),
+            (
+                Some("postgres://weft@db:5432/weft"),
+                pg("postgres://weft@db:5432/weft"),
+            ),
+            (Some("PostgreSQL://db/weft"), pg("PostgreSQL://db/weft")),
+            (Some("sqlite://"), None),
+            (Some("mysql://db/weft"), None),
+        ];
+        for (db, expected) in table {
+            let got = store_location(db.map(Path::new), Some(data)).ok();
+            assert_eq!(got, expected, "{db:?}");
+        }
+    }
+
+    #[test]
+    fn a_database_url_is_shown_without_its_password() {
+        let table = [
+            (
+                "postgres://weft:secret@db/weft",
+                "postgres://weft:***@db/weft",
+            ),
+            ("postgres://weft@db/weft", "postgres://weft@db/weft"),
+            ("postgres://db/weft", "postgres://db/weft"),
+        ];
+        for (url, shown) in table {
+            assert_eq!(
+                StoreLocation::Postgres(url.into()).to_string(),
+                shown,
+                "{url}"
+            );
+        }
+    }
+}
