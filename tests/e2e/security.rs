@@ -327,9 +327,9 @@ fn an_unknown_store_url_scheme_is_refused() {
             "run",
             &*example.to_string_lossy(),
             "--db",
-            "postgres://localhost/weft",
+            "mysql://localhost/weft",
         ],
-        vec!["runs", "list", "--db", "postgres://localhost/weft"],
+        vec!["runs", "list", "--db", "redis://localhost/weft"],
         vec!["serve", "--db", "mysql://localhost/weft"],
     ] {
         let out = support::weft_in(dir.path())

@@ -17,7 +17,7 @@ use crate::support::{pipelines, signal, weft};
 pub struct Served {
     child: Child,
     address: String,
-    stderr: mpsc::Receiver<String>,
+    stderr: std::sync::Mutex<mpsc::Receiver<String>>,
     /// Sent as `Authorization: Bearer` when set.
     pub token: Option<String>,
 }
@@ -73,7 +73,7 @@ impl Served {
         Served {
             child,
             address,
-            stderr: err_rx,
+            stderr: std::sync::Mutex::new(err_rx),
             token: None,
         }
     }
@@ -135,13 +135,37 @@ impl Served {
         }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `sig` (e.g. `-KILL`, `-STOP`, `-CONT`).
+    pub fn signal(&self, sig: &str) {
+        signal(&self.child, sig);
+    }
+
+    /// What it said on stderr since the last call.
+    pub fn said(&self) -> Vec<String> {
+        self.stderr
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .try_iter()
+            .collect()
+    }
+
     /// SIGTERM, then the exit code and what it said on stderr.
     pub fn stop(mut self) -> (i32, String, Duration) {
         let asked = Instant::now();
         signal(&self.child, "-TERM");
         let status = self.child.wait().expect("weft serve exits");
         let took = asked.elapsed();
-        let said: Vec<String> = self.stderr.try_iter().collect();
+        let said: Vec<String> = self
+            .stderr
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .try_iter()
+            .collect();
         (status.code().unwrap_or(-1), said.join("\n"), took)
     }
 }

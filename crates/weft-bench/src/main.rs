@@ -9,11 +9,15 @@
 //! - B9: first use of a plugin (compile) vs a compiled-cache hit.
 //! - B10: validation of hostile input (long names, unknown names among many tasks, merge
 //!   keys, wide and deep maps): the fitted exponent of each shape.
+//! - B11: scale-out: 1, 2 and 4 `weft serve` processes on one PostgreSQL database, task
+//!   attempts per second of no-op 10-task runs (ratios vs one server; SQLite as baseline),
+//!   and CPU per attempt of weft and of PostgreSQL.
 //! - B12: log masking throughput with 50 secrets vs a plain scan of the same text.
 //! - Memory: peak RSS of the 1,000-task run; bytes per pending task at 10,000.
 
 mod alloc;
 mod b1;
+mod cluster;
 mod engine_runs;
 mod hostile;
 mod masking;
@@ -134,6 +138,9 @@ fn main() -> ExitCode {
     }
     if wanted("B2") {
         record(engine_runs::dag_vs_make(&inputs), "B2");
+    }
+    if wanted("B11") {
+        record(cluster::run(&inputs), "B11");
     }
     if json {
         let doc = serde_json::json!({ "figures": figures, "failures": failures });

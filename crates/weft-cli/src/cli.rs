@@ -37,6 +37,9 @@ pub enum Command {
     Approve(DecideArgs),
     /// Resume a run's manual intervention (`kind: ManualIntervention`), or `--reject` it.
     Resume(DecideArgs),
+    /// The run store itself.
+    #[command(subcommand)]
+    Db(DbCommand),
 }
 
 /// `weft approve` and `weft resume`.
@@ -66,6 +69,18 @@ pub struct DecideArgs {
     /// Where the store is.
     #[command(flatten)]
     pub store: StoreArgs,
+}
+
+/// `weft db ...`.
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Bring the store's schema up to date (for operators who migrate separately, with
+    /// `WEFT_DB_MIGRATE=off` on the servers); says from which version to which.
+    Migrate {
+        /// Where the store is.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 /// `weft serve`.
@@ -121,10 +136,24 @@ pub struct ServeArgs {
     #[arg(long = "report-allow-http", value_name = "RULE")]
     pub report_allow_http: Vec<String>,
 
-    /// Runs whose heartbeat is older than this are taken over (on start-up, then
-    /// periodically).
-    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    /// The lease TTL: runs whose heartbeat is older than this (their server died or lost
+    /// the database) are taken over by a live server within about this long. Servers
+    /// sharing a database should agree on it.
+    #[arg(
+        long,
+        visible_alias = "lease-ttl",
+        value_name = "DURATION",
+        env = "WEFT_LEASE_TTL",
+        default_value = "30s"
+    )]
     pub recover_timeout: String,
+
+    /// Workspace snapshots for runs that ask for them (`spec.workspaceSnapshots: true`):
+    /// `db` (the run store, the default), a bucket directory shared by the servers (`DIR`
+    /// or `file:///DIR`), or `off`. A run taken over on another machine restores its
+    /// workspaces from there.
+    #[arg(long = "workspace-snapshots", value_name = "TARGET")]
+    pub workspace_snapshots: Option<String>,
 
     /// On SIGTERM, how long running tasks may take to finish before they are left to
     /// recovery.
@@ -149,8 +178,9 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DIR", env = "WEFT_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
 
-    /// The run store (SQLite); default `weft.db` in the data directory.
-    #[arg(long, value_name = "PATH", env = "WEFT_DB")]
+    /// The run store: a SQLite file (default `weft.db` in the data directory), or a
+    /// `postgres://USER@HOST:PORT/DATABASE` URL that several servers share.
+    #[arg(long, value_name = "PATH|URL", env = "WEFT_DB", hide_env_values = true)]
     pub db: Option<PathBuf>,
 
     /// Plugin sources.
@@ -355,8 +385,9 @@ pub enum PluginCommand {
 /// Where the run store is.
 #[derive(Debug, Clone, Args)]
 pub struct StoreArgs {
-    /// The run store (SQLite); default `weft.db` in the data directory.
-    #[arg(long, value_name = "PATH", env = "WEFT_DB")]
+    /// The run store: a SQLite file (default `weft.db` in the data directory) or a
+    /// `postgres://` URL.
+    #[arg(long, value_name = "PATH|URL", env = "WEFT_DB", hide_env_values = true)]
     pub db: Option<PathBuf>,
 
     /// The data directory (for the default store path).

@@ -27,7 +27,9 @@ use weft_engine::runs::{
 };
 use weft_runtime::{Runtime, RuntimeConfig};
 
-use cli::{Cli, Command, OutputFormat, PipelineArgs, PluginArgs, PluginCommand, RunArgs};
+use cli::{
+    Cli, Command, DbCommand, OutputFormat, PipelineArgs, PluginArgs, PluginCommand, RunArgs,
+};
 use weft_cli::diagnostics;
 
 mod builtin {
@@ -90,6 +92,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::serve(*args).await,
             Command::Approve(args) => decide::command(&args, DecisionKind::Approval),
             Command::Resume(args) => decide::command(&args, DecisionKind::Intervention),
+            Command::Db(DbCommand::Migrate { store }) => runs::migrate(&store),
         }
     });
     match result {
@@ -257,10 +260,16 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
     let params = spec_flags::params(&source, &file, &pipeline_args.params)?;
     let spec = spec_flags::run_spec(&args, source.clone(), file.clone(), params)?;
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-    let store_path = runs::store_path(args.db.as_deref(), Some(&data_dir))?;
+    let location = runs::store_location(args.db.as_deref(), Some(&data_dir))?;
     let opener: StoreOpener =
-        Box::new(move || runs::open_store(&store_path).map_err(|failure| failure.message));
-    let service = service(&pipeline_args.plugins, data_dir, &args.secrets, opener)?;
+        Box::new(move || runs::open_store(&location).map_err(|failure| failure.message));
+    let service = service(
+        &pipeline_args.plugins,
+        data_dir,
+        &args.secrets,
+        opener,
+        Leases::default(),
+    )?;
     let display = match output {
         OutputFormat::Text => view::Display::Text,
         OutputFormat::Json => view::Display::Json,
@@ -331,19 +340,42 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
     Ok(summary.status.exit_code().clamp(0, 255) as u8)
 }
 
+/// How this process holds its runs' leases.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Leases {
+    /// A lease lasts this long without a heartbeat (the recovery timeout).
+    pub(crate) ttl: std::time::Duration,
+    /// Runs taken over keep their files in this process's data directory (a server on a
+    /// shared database) rather than where they were submitted.
+    pub(crate) take_over_here: bool,
+}
+
+impl Default for Leases {
+    fn default() -> Self {
+        Leases {
+            ttl: weft_store::DEFAULT_RECOVERY_TIMEOUT,
+            take_over_here: false,
+        }
+    }
+}
+
 /// The run lifecycle service of this process: its plugins, its data directory, the
-/// secrets its flags give (`--secret`), and how it opens the run store.
+/// secrets its flags give (`--secret`), how it opens the run store and holds leases.
 pub(crate) fn service(
     plugins: &PluginArgs,
     data_dir: PathBuf,
     secret_flags: &[String],
     open: StoreOpener,
+    leases: Leases,
 ) -> Result<RunService, Failure> {
     let config = ServiceConfig {
         data_dir,
         secrets: spec_flags::secrets(secret_flags)?,
         owner: runs::owner(),
-        heartbeat_every: runs::heartbeat_every(),
+        // A third of the TTL at most: two heartbeats may fail before the lease lapses.
+        heartbeat_every: runs::heartbeat_every().min(leases.ttl / 3),
+        lease_ttl: leases.ttl,
+        take_over_here: leases.take_over_here,
         warn: Arc::new(|message: &str| eprintln!("weft: warning: {message}")),
     };
     Ok(RunService::new(registry(plugins)?, config, open))

@@ -112,6 +112,11 @@ pub trait OutboxStore: Send + Sync {
     /// Every entry of `run`: on restart, the open ones ([`OutboxEntry::is_open`]) are
     /// what is left to deliver.
     fn entries(&self, run: &str) -> Result<Vec<OutboxEntry>, OutboxError>;
+    /// Whether the run's lease was lost (another engine claimed the run): nothing more is
+    /// sent from here, the new owner reports.
+    fn fenced(&self) -> bool {
+        false
+    }
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -233,6 +238,8 @@ const PERMANENT_PREFIX: &str = "permanent: ";
 pub struct RunStoreOutbox {
     store: Arc<dyn RunStore>,
     lease: Lease,
+    /// Set once a write was refused for a stale lease.
+    fenced: std::sync::atomic::AtomicBool,
     /// Details the store cannot hold, for entries written by this process.
     detail: Mutex<BTreeMap<OutboxKey, DesiredStatus>>,
 }
@@ -243,12 +250,18 @@ impl RunStoreOutbox {
         Arc::new(RunStoreOutbox {
             store,
             lease,
+            fenced: std::sync::atomic::AtomicBool::new(false),
             detail: Mutex::new(BTreeMap::new()),
         })
     }
 
     fn write(&self, op: WriteOp) -> Result<weft_store::WriteAck, OutboxError> {
-        self.store.write(op).map_err(|e| e.to_string())
+        self.store.write(op).map_err(|e| {
+            if e.is_stale_lease() {
+                self.fenced.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+            e.to_string()
+        })
     }
 
     /// The row key of `key`: rows are kept under the store's run id (the lease's run), so
@@ -268,6 +281,10 @@ impl RunStoreOutbox {
 }
 
 impl OutboxStore for RunStoreOutbox {
+    fn fenced(&self) -> bool {
+        self.fenced.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     fn desire(&self, key: &OutboxKey, desired: &DesiredStatus) -> Result<bool, OutboxError> {
         let ack = self.write(WriteOp::OutboxDesire {
             lease: self.lease.clone(),

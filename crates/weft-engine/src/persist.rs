@@ -83,6 +83,9 @@ pub struct Durable {
     pub replay: Option<Arc<Replay>>,
     /// How often to heartbeat the lease.
     pub heartbeat_every: Duration,
+    /// How long the lease lasts without a heartbeat: heartbeats that fail for longer give
+    /// the run up.
+    pub lease_ttl: Duration,
 }
 
 impl std::fmt::Debug for Durable {

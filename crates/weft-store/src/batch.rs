@@ -23,8 +23,9 @@ use std::time::{Duration, Instant};
 use crate::error::StoreError;
 use crate::store::RunStore;
 use crate::types::{
-    AttemptId, AttemptRecord, EventRecord, Lease, LogEntry, NewRun, OutboxRow, Result, RunListItem,
-    RunRecord, Snapshot, StaleRun, Timestamp, VoteRecord, WaitRecord, WriteAck, WriteOp,
+    AttemptId, AttemptRecord, EventRecord, Lease, LogEntry, NewRun, NewSignal, OutboxRow, Result,
+    RunListItem, RunRecord, SignalRecord, Snapshot, StaleRun, Timestamp, VoteRecord, WaitRecord,
+    WriteAck, WriteOp,
 };
 
 /// When the writer commits.
@@ -306,8 +307,36 @@ impl RunStore for BatchingStore {
         self.inner.heartbeat(lease, now)
     }
 
+    fn release(&self, lease: &Lease) -> Result<()> {
+        self.inner.release(lease)
+    }
+
     fn stale_runs(&self, now: Timestamp, older_than: Duration) -> Result<Vec<StaleRun>> {
         self.inner.stale_runs(now, older_than)
+    }
+
+    fn claim_stale(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        stale_after: Duration,
+        limit: usize,
+    ) -> Result<Vec<Lease>> {
+        self.inner.claim_stale(owner, now, stale_after, limit)
+    }
+
+    fn send_signal(&self, signal: &NewSignal) -> Result<u64> {
+        self.inner.send_signal(signal)
+    }
+
+    /// After queued writes, so a signal marked handled is not seen again.
+    fn pending_signals(&self, owner: &str, limit: usize) -> Result<Vec<SignalRecord>> {
+        self.barrier()?;
+        self.inner.pending_signals(owner, limit)
+    }
+
+    fn wakeup(&self) -> Option<Arc<tokio::sync::Notify>> {
+        self.inner.wakeup()
     }
 
     /// Applies `ops` in one transaction, after everything queued before.

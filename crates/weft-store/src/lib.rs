@@ -1,7 +1,9 @@
 //! Persistence for weft runs, behind the [`RunStore`] trait so the embedded SQLite store
-//! ([`SqliteStore`], the default) and a later PostgreSQL one serve the same engine.
+//! ([`SqliteStore`], the default) and the shared PostgreSQL one ([`PgStore`], several
+//! `weft serve` processes on one database) serve the same engine with the same semantics
+//! (one table of test cases runs against both).
 //!
-//! # What is stored (schema version 1, `src/migrations/0001_initial.sql`)
+//! # What is stored (`src/migrations/{sqlite,postgres}/V*.sql`)
 //!
 //! | table | key | holds |
 //! |---|---|---|
@@ -13,10 +15,11 @@
 //! | `checkpoints` | `(run, task, key)` | checkpoint values |
 //! | `outbox` | `(reporter, run, context)` | desired state and description, delivered state, delivery attempts, next attempt, last error |
 //! | `snapshots` | `id` | workspace archives per (run, task, workspace) |
+//! | `signals` | `id` | messages for a run's owner (cancel; later approvals, reruns, ticks), handled under its lease |
 //!
 //! Times are milliseconds since the Unix epoch ([`Timestamp`]); deadlines after a restart
-//! are computed from them. The schema version is SQLite's `user_version`, managed by
-//! `rusqlite_migration`; opening an up-to-date database changes nothing.
+//! are computed from them. Both backends are migrated by refinery ([`migrate`]): the same
+//! versions, one SQL file per backend; opening an up-to-date database changes nothing.
 //!
 //! # Invariants the store enforces (not just the engine)
 //!
@@ -40,6 +43,13 @@
 //! - A rejected write changes nothing and does not affect the other writes of its batch; a
 //!   database failure fails the whole batch, so nothing claims success.
 //!
+//! # Leases across servers
+//!
+//! [`RunStore::claim_stale`] hands abandoned runs (heartbeat older than the lease TTL, or
+//! released) to one claimer each: on PostgreSQL in batches with `FOR UPDATE SKIP LOCKED`.
+//! Signals ([`RunStore::send_signal`]) reach whichever engine owns a run through the
+//! database; [`RunStore::wakeup`] (PostgreSQL `LISTEN`) only wakes pollers early.
+//!
 //! # Group commit
 //!
 //! [`BatchingStore`] wraps any store: [`RunStore::enqueue`] queues a write for a single
@@ -50,6 +60,8 @@
 
 mod batch;
 mod error;
+pub mod migrate;
+mod postgres;
 mod sqlite;
 mod store;
 mod types;
@@ -57,12 +69,15 @@ mod vocab;
 
 pub use batch::{BatchConfig, BatchStats, BatchingStore};
 pub use error::StoreError;
-pub use sqlite::{BUSY_TIMEOUT, MIGRATIONS, SCHEMA_VERSION, SqliteStore};
+pub use migrate::SCHEMA_VERSION;
+pub use postgres::{PgOptions, PgStore, is_postgres_url};
+pub use sqlite::{BUSY_TIMEOUT, SqliteStore};
 pub use store::RunStore;
 pub use types::{
     AttemptId, AttemptRecord, EventRecord, Lease, LogEntry, NewEvent, NewLogLine, NewRun,
-    OutboxKey, OutboxRow, Recovery, ReportStatus, Result, RunListItem, RunRecord, Snapshot,
-    StaleRun, StoreLimits, TRUNCATED_STREAM, Timestamp, VoteRecord, WaitRecord, WriteAck, WriteOp,
+    NewSignal, OutboxKey, OutboxRow, Recovery, ReportStatus, Result, RunListItem, RunRecord,
+    SignalRecord, Snapshot, StaleRun, StoreLimits, TRUNCATED_STREAM, Timestamp, VoteRecord,
+    WaitRecord, WriteAck, WriteOp,
 };
 pub use vocab::{Outcome, RunPhase, TaskPhase};
 

@@ -1,5 +1,5 @@
-//! The embedded default: SQLite (bundled) in WAL mode, schema managed by
-//! `rusqlite_migration` (the schema version is SQLite's `user_version`).
+//! The embedded default: SQLite (bundled) in WAL mode, schema managed by refinery
+//! (`migrate.rs`; SQLite's `user_version` is kept equal to the schema version).
 
 use std::fs::File;
 use std::io::Read;
@@ -11,28 +11,15 @@ use rusqlite::{
     Connection, ErrorCode, OpenFlags, OptionalExtension, Row, Transaction, TransactionBehavior,
     params,
 };
-use rusqlite_migration::{M, Migrations};
 
 use crate::error::StoreError;
 use crate::store::RunStore;
 use crate::types::{
     AttemptId, AttemptRecord, EventRecord, Lease, LogEntry, NewEvent, NewLogLine, NewRun,
-    OutboxKey, OutboxRow, Outcome, Recovery, ReportStatus, Result, RunListItem, RunPhase,
-    RunRecord, Snapshot, StaleRun, StoreLimits, TRUNCATED_STREAM, TaskPhase, Timestamp, VoteRecord,
-    WaitRecord, WriteAck, WriteOp,
+    NewSignal, OutboxKey, OutboxRow, Outcome, Recovery, ReportStatus, Result, RunListItem,
+    RunPhase, RunRecord, SignalRecord, Snapshot, StaleRun, StoreLimits, TRUNCATED_STREAM,
+    TaskPhase, Timestamp, VoteRecord, WaitRecord, WriteAck, WriteOp,
 };
-
-const MIGRATION_LIST: &[M<'static>] = &[
-    M::up(include_str!("migrations/0001_initial.sql")),
-    M::up(include_str!("migrations/0002_report_status.sql")),
-    M::up(include_str!("migrations/0003_waits.sql")),
-];
-
-/// The schema migrations, in order. Applying them to an up-to-date database does nothing.
-pub const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATION_LIST);
-
-/// The schema version this build writes (SQLite `user_version`).
-pub const SCHEMA_VERSION: usize = MIGRATION_LIST.len();
 
 /// How long a connection waits for another process's lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -91,9 +78,7 @@ impl SqliteStore {
         .map_err(|e| open_err(&path, e))?;
         configure(&conn, &path, true)?;
         quick_check(&conn, &path)?;
-        MIGRATIONS
-            .to_latest(&mut conn)
-            .map_err(|e| migration_err(&path, e))?;
+        crate::migrate::sqlite(&mut conn).map_err(|e| migration_err(&path, e))?;
         Ok(SqliteStore {
             path,
             memory: false,
@@ -125,9 +110,7 @@ impl SqliteStore {
         let path = PathBuf::from(":memory:");
         let mut conn = Connection::open_in_memory().map_err(|e| open_err(&path, e))?;
         configure(&conn, &path, false)?;
-        MIGRATIONS
-            .to_latest(&mut conn)
-            .map_err(|e| migration_err(&path, e))?;
+        crate::migrate::sqlite(&mut conn).map_err(|e| migration_err(&path, e))?;
         Ok(SqliteStore {
             path,
             memory: true,
@@ -548,6 +531,30 @@ impl SqliteStore {
                 }
                 Ok(WriteAck::Done)
             }
+            WriteOp::SignalHandled { lease, id, at } => {
+                check_lease(tx, &lease.run, &lease, &self.path)?;
+                let handled: Option<Option<i64>> = tx
+                    .prepare_cached("SELECT handled_at FROM signals WHERE id = ?1 AND run = ?2")
+                    .and_then(|mut s| {
+                        s.query_row(params![to_i64(id), lease.run], |r| r.get(0))
+                            .optional()
+                    })
+                    .map_err(e)?;
+                match handled {
+                    None => Err(StoreError::NotFound {
+                        what: format!("signal {id} of run {}", lease.run),
+                    }),
+                    Some(Some(_)) => Ok(WriteAck::Unchanged),
+                    Some(None) => {
+                        tx.prepare_cached(
+                            "UPDATE signals SET handled_at = ?2, handled_by = ?3 WHERE id = ?1",
+                        )
+                        .and_then(|mut s| s.execute(params![to_i64(id), at.0, lease.owner]))
+                        .map_err(e)?;
+                        Ok(WriteAck::Done)
+                    }
+                }
+            }
         }
     }
 
@@ -834,15 +841,8 @@ fn open_err(path: &Path, e: rusqlite::Error) -> StoreError {
     }
 }
 
-fn migration_err(path: &Path, e: rusqlite_migration::Error) -> StoreError {
-    if let rusqlite_migration::Error::RusqliteError { err, .. } = &e
-        && is_corruption(err)
-    {
-        return StoreError::Corrupt {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-        };
-    }
+fn migration_err(path: &Path, e: String) -> StoreError {
+    // The header and integrity checks ran before: what is left is a schema problem.
     StoreError::Open {
         path: path.to_path_buf(),
         detail: format!("schema migration failed: {e}"),
@@ -1237,6 +1237,74 @@ impl RunStore for SqliteStore {
                     token: to_u64("runs", "lease_token", token)?,
                     heartbeat_at: hb.map(Timestamp),
                     recovery: parse_or_bad("runs", "recovery", &recovery, Recovery::parse)?,
+                })
+            })
+        })
+    }
+
+    fn send_signal(&self, signal: &NewSignal) -> Result<u64> {
+        let conn = lock(&self.writer);
+        let finished: Option<Option<i64>> = conn
+            .prepare_cached("SELECT finished_at FROM runs WHERE id = ?1")
+            .and_then(|mut s| s.query_row([&signal.run], |r| r.get(0)).optional())
+            .map_err(|e| self.err(e))?;
+        match finished {
+            None => {
+                return Err(StoreError::NotFound {
+                    what: format!("run {}", signal.run),
+                });
+            }
+            Some(Some(_)) => {
+                return Err(StoreError::RunFinished {
+                    run: signal.run.clone(),
+                    what: format!("a `{}` signal", signal.kind),
+                });
+            }
+            Some(None) => {}
+        }
+        conn.prepare_cached(
+            "INSERT INTO signals (run, kind, payload_json, sent_at) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                signal.run,
+                signal.kind,
+                signal.payload_json,
+                signal.sent_at.0
+            ])
+        })
+        .map_err(|e| self.err(e))?;
+        to_u64("signals", "id", conn.last_insert_rowid())
+    }
+
+    fn pending_signals(&self, owner: &str, limit: usize) -> Result<Vec<SignalRecord>> {
+        self.read(|conn| {
+            let rows = conn
+                .prepare_cached(
+                    "SELECT s.id, s.run, s.kind, s.payload_json, s.sent_at
+                     FROM signals s JOIN runs r ON r.id = s.run
+                     WHERE s.handled_at IS NULL AND r.lease_owner = ?1 AND r.finished_at IS NULL
+                     ORDER BY s.id LIMIT ?2",
+                )
+                .and_then(|mut s| {
+                    s.query_map(params![owner, limit_i64(limit)], |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            [r.get::<_, String>(1)?, r.get(2)?, r.get(3)?],
+                            r.get::<_, i64>(4)?,
+                        ))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                });
+            collect(&self.path, rows, |(id, [run, kind, payload_json], at)| {
+                Ok(SignalRecord {
+                    id: to_u64("signals", "id", id)?,
+                    signal: NewSignal {
+                        run,
+                        kind,
+                        payload_json,
+                        sent_at: Timestamp(at),
+                    },
                 })
             })
         })

@@ -1,11 +1,13 @@
 //! The [`RunStore`] trait: what the engine and the CLI need from persistence.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::StoreError;
 use crate::types::{
-    AttemptId, AttemptRecord, EventRecord, Lease, LogEntry, NewRun, OutboxRow, Result, RunListItem,
-    RunRecord, Snapshot, StaleRun, Timestamp, VoteRecord, WaitRecord, WriteAck, WriteOp,
+    AttemptId, AttemptRecord, EventRecord, Lease, LogEntry, NewRun, NewSignal, OutboxRow, Result,
+    RunListItem, RunRecord, SignalRecord, Snapshot, StaleRun, Timestamp, VoteRecord, WaitRecord,
+    WriteAck, WriteOp,
 };
 
 /// Persistence of runs. Object-safe, `Send + Sync`, synchronous: the engine calls it from a
@@ -45,6 +47,44 @@ pub trait RunStore: Send + Sync {
     /// Unfinished runs whose heartbeat is older than `now - older_than` (or missing), oldest
     /// first: the runs to recover on start-up.
     fn stale_runs(&self, now: Timestamp, older_than: Duration) -> Result<Vec<StaleRun>>;
+
+    /// Claims up to `limit` of the [`RunStore::stale_runs`] for `owner`, oldest heartbeat
+    /// first, as [`RunStore::claim`] would one by one: each gets a new token and a fresh
+    /// heartbeat. Runs another caller claims at the same time are skipped, never claimed
+    /// twice, so each abandoned run is recovered by exactly one engine. Durable on return.
+    fn claim_stale(
+        &self,
+        owner: &str,
+        now: Timestamp,
+        stale_after: Duration,
+        limit: usize,
+    ) -> Result<Vec<Lease>> {
+        let mut claimed = Vec::new();
+        for run in self.stale_runs(now, stale_after)?.into_iter().take(limit) {
+            match self.claim(&run.id, owner, now, stale_after) {
+                Ok(lease) => claimed.push(lease),
+                Err(StoreError::LeaseHeld { .. } | StoreError::NotFound { .. }) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Sends a signal to whichever engine owns the run; its id. [`StoreError::NotFound`]
+    /// for an unknown run, [`StoreError::RunFinished`] for a finished one. Durable on
+    /// return.
+    fn send_signal(&self, signal: &NewSignal) -> Result<u64>;
+
+    /// Signals not yet handled of the unfinished runs `owner` holds, oldest first, at most
+    /// `limit`. The owner acts on each and marks it [`WriteOp::SignalHandled`].
+    fn pending_signals(&self, owner: &str, limit: usize) -> Result<Vec<SignalRecord>>;
+
+    /// Woken when another process may have changed something this one waits for (a signal
+    /// sent, a lease released), where the backend can tell (PostgreSQL `LISTEN`). Only an
+    /// early wake-up: callers poll anyway, so nothing depends on it.
+    fn wakeup(&self) -> Option<Arc<tokio::sync::Notify>> {
+        None
+    }
 
     /// Applies `ops` in order in one transaction. The outer error is a database failure
     /// (nothing was applied); otherwise one result per op, `Err` for a rejected op.

@@ -345,6 +345,22 @@ pub struct Snapshot {
     pub size: u64,
 }
 
+/// Where a write applies: the run whose lease is checked (an attempt's, a log's or an
+/// outbox row's run, which must be the lease's).
+impl WriteOp {
+    /// The run the write changes.
+    pub fn target_run(&self) -> &str {
+        match self {
+            WriteOp::Attempt { record, .. } => &record.id.run,
+            WriteOp::Logs { id, .. } => &id.run,
+            WriteOp::OutboxDesire { key, .. }
+            | WriteOp::OutboxDelivered { key, .. }
+            | WriteOp::OutboxFailed { key, .. } => &key.run,
+            other => &other.lease().run,
+        }
+    }
+}
+
 /// The status a reporter converges a forge to: weft-core's one report vocabulary, with its
 /// never-backwards rule ([`ReportStatus::may_become`]).
 pub use weft_core::contract::ReportStatus;
@@ -379,6 +395,31 @@ pub struct OutboxRow {
     pub last_error: String,
     /// Last change.
     pub updated_at: Timestamp,
+}
+
+/// A message for whichever engine owns a run (cancel today; approval votes, reruns and
+/// schedule ticks later). Any process may send one ([`crate::RunStore::send_signal`]); the
+/// run's owner takes it ([`crate::RunStore::pending_signals`]), acts on it and marks it
+/// handled under its lease ([`WriteOp::SignalHandled`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSignal {
+    /// The run it is for.
+    pub run: String,
+    /// What kind (`cancel`, ...): the engine's vocabulary, versioned by its payload.
+    pub kind: String,
+    /// Its details as JSON.
+    pub payload_json: String,
+    /// When it was sent.
+    pub sent_at: Timestamp,
+}
+
+/// A stored signal, not yet handled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignalRecord {
+    /// Its id (increases).
+    pub id: u64,
+    /// The signal.
+    pub signal: NewSignal,
 }
 
 /// What a write did.
@@ -581,6 +622,16 @@ pub enum WriteOp {
         /// Snapshots of this run's workspace to keep, this one included (0 counts as 1).
         keep: u32,
     },
+    /// Marks a signal of the lease's run handled. `Unchanged` when it already was;
+    /// [`StoreError::NotFound`] when the run has no such signal.
+    SignalHandled {
+        /// Writer's lease.
+        lease: Lease,
+        /// The signal.
+        id: u64,
+        /// When.
+        at: Timestamp,
+    },
 }
 
 impl WriteOp {
@@ -598,7 +649,8 @@ impl WriteOp {
             | WriteOp::OutboxFailed { lease, .. }
             | WriteOp::OpenWait { lease, .. }
             | WriteOp::CloseWait { lease, .. }
-            | WriteOp::Snapshot { lease, .. } => lease,
+            | WriteOp::Snapshot { lease, .. }
+            | WriteOp::SignalHandled { lease, .. } => lease,
         }
     }
 
@@ -637,6 +689,7 @@ impl WriteOp {
             } => format!("run {run}: snapshot {task}/{workspace}"),
             WriteOp::OpenWait { wait, .. } => format!("wait {}: open ({})", wait.id, wait.kind),
             WriteOp::CloseWait { id, outcome, .. } => format!("wait {id}: closed ({outcome})"),
+            WriteOp::SignalHandled { id, .. } => format!("run {run}: signal {id} handled"),
         }
     }
 }

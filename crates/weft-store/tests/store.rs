@@ -1,14 +1,22 @@
 //! Behaviour of the store: round-trips, invariants, fencing, corruption, group commit.
+//! One table of cases (`both_backends!` at the end), each run against SQLite and
+//! PostgreSQL; a few cases only make sense for one backend (a SQLite file's corruption,
+//! PostgreSQL's connections).
 
 #![allow(clippy::unwrap_used)]
+
+mod backends;
+
+use backends::Db;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use weft_store::{
     AttemptId, AttemptRecord, BatchConfig, BatchingStore, Lease, NewEvent, NewLogLine, NewRun,
-    OutboxKey, Outcome, Recovery, ReportStatus, RunPhase, RunStore, SqliteStore, StoreError,
-    StoreLimits, TRUNCATED_STREAM, TaskPhase, Timestamp, VoteRecord, WaitRecord, WriteAck, WriteOp,
+    NewSignal, OutboxKey, Outcome, PgOptions, PgStore, Recovery, ReportStatus, RunPhase, RunStore,
+    SqliteStore, StoreError, StoreLimits, TRUNCATED_STREAM, TaskPhase, Timestamp, VoteRecord,
+    WaitRecord, WriteAck, WriteOp,
 };
 
 const T0: Timestamp = Timestamp(1_700_000_000_000);
@@ -24,10 +32,6 @@ fn new_run(id: &str) -> NewRun {
         created_at: T0,
         recovery: Recovery::Resume,
     }
-}
-
-fn mem() -> SqliteStore {
-    SqliteStore::open_in_memory(StoreLimits::default()).unwrap()
 }
 
 fn file_store(dir: &tempfile::TempDir, limits: StoreLimits) -> SqliteStore {
@@ -169,9 +173,8 @@ fn line(text: &str) -> NewLogLine {
     }
 }
 
-#[test]
-fn run_round_trips_and_lists() {
-    let store = mem();
+fn run_round_trips_and_lists(db: &Db) {
+    let store = db.store();
     let lease = store.create_run(&new_run("r1"), "engine-a", T0).unwrap();
     assert_eq!(lease.token, 1);
     let mut second = new_run("r2");
@@ -225,9 +228,8 @@ fn run_round_trips_and_lists() {
     assert_eq!(store.list_runs(1).unwrap().len(), 1);
 }
 
-#[test]
-fn finished_run_is_immutable() {
-    let store = mem();
+fn finished_run_is_immutable(db: &Db) {
+    let store = db.store();
     let lease = store.create_run(&new_run("r"), "e", T0).unwrap();
     let finish = WriteOp::FinishRun {
         lease: lease.clone(),
@@ -254,9 +256,8 @@ fn finished_run_is_immutable() {
     );
 }
 
-#[test]
-fn attempts_round_trip_through_their_phases() {
-    let store = mem();
+fn attempts_round_trip_through_their_phases(db: &Db) {
+    let store = db.store();
     let lease = store.create_run(&new_run("r"), "e", T0).unwrap();
     // (phase written, started_at written, expected started_at afterwards)
     let steps = [
@@ -295,36 +296,36 @@ fn attempts_round_trip_through_their_phases() {
     assert_eq!(all[0], end);
 }
 
-#[test]
-fn terminal_attempts_are_immutable() {
+fn terminal_attempts_are_immutable(db: &Db) {
     // Every outcome, and every kind of later update: all rejected, nothing overwritten.
+    let store = db.store();
     for outcome in Outcome::ALL.iter().copied() {
-        let store = mem();
-        let lease = store.create_run(&new_run("r"), "e", T0).unwrap();
-        let end = terminal("r", "t", 0, outcome);
+        let run = format!("r-{outcome}");
+        let run = run.as_str();
+        let lease = store.create_run(&new_run(run), "e", T0).unwrap();
+        let end = terminal(run, "t", 0, outcome);
         store.write(put(&lease, end.clone())).unwrap();
         let late = [
-            attempt("r", "t", 0, TaskPhase::Running),
-            attempt("r", "t", 0, TaskPhase::Cancelling),
-            terminal("r", "t", 0, Outcome::Succeeded),
-            terminal("r", "t", 0, Outcome::Cancelled),
+            attempt(run, "t", 0, TaskPhase::Running),
+            attempt(run, "t", 0, TaskPhase::Cancelling),
+            terminal(run, "t", 0, Outcome::Succeeded),
+            terminal(run, "t", 0, Outcome::Cancelled),
         ];
         for rec in late {
             let err = store.write(put(&lease, rec)).unwrap_err();
             assert!(err.is_terminal_attempt(), "{outcome}: {err}");
             assert!(err.is_rejection());
-            assert!(err.to_string().contains("r/t/0"), "{err}");
+            assert!(err.to_string().contains(&format!("{run}/t/0")), "{err}");
         }
         assert_eq!(
-            store.attempt(&AttemptId::new("r", "t", 0)).unwrap(),
+            store.attempt(&AttemptId::new(run, "t", 0)).unwrap(),
             Some(end)
         );
     }
 }
 
-#[test]
-fn a_rejection_does_not_spoil_its_batch() {
-    let store = mem();
+fn a_rejection_does_not_spoil_its_batch(db: &Db) {
+    let store = db.store();
     let lease = store.create_run(&new_run("r"), "e", T0).unwrap();
     store
         .write(put(&lease, terminal("r", "t", 0, Outcome::Succeeded)))
@@ -344,9 +345,8 @@ fn a_rejection_does_not_spoil_its_batch() {
     assert_eq!(store.attempts("r").unwrap().len(), 3);
 }
 
-#[test]
-fn stale_lease_writes_are_rejected() {
-    let store = mem();
+fn stale_lease_writes_are_rejected(db: &Db) {
+    let store = db.store();
     let old = store.create_run(&new_run("r"), "engine-a", T0).unwrap();
     // Still fresh: another engine cannot take it.
     let later = T0.plus(Duration::from_secs(10));
@@ -409,9 +409,8 @@ fn stale_lease_writes_are_rejected() {
     ));
 }
 
-#[test]
-fn stale_runs_by_heartbeat_age() {
-    let store = mem();
+fn stale_runs_by_heartbeat_age(db: &Db) {
+    let store = db.store();
     let timeout = weft_store::DEFAULT_RECOVERY_TIMEOUT;
     // (run, last heartbeat offset in s, finished, expected stale at T0+60s)
     let table = [
@@ -450,9 +449,8 @@ fn stale_runs_by_heartbeat_age() {
     assert_eq!(stale[0].token, 1);
 }
 
-#[test]
-fn events_are_sequenced_per_run() {
-    let store = mem();
+fn events_are_sequenced_per_run(db: &Db) {
+    let store = db.store();
     let a = store.create_run(&new_run("a"), "e", T0).unwrap();
     let b = store.create_run(&new_run("b"), "e", T0).unwrap();
     let ev = |lease: &Lease, kind: &str| WriteOp::Event {
@@ -495,13 +493,12 @@ fn events_are_sequenced_per_run() {
     assert_eq!(store.events("a", 0, 1).unwrap().len(), 1);
 }
 
-#[test]
-fn logs_are_capped_per_task_with_one_marker() {
+fn logs_are_capped_per_task_with_one_marker(db: &Db) {
     let limits = StoreLimits {
         log_bytes_per_task: 10,
         ..StoreLimits::default()
     };
-    let store = SqliteStore::open_in_memory(limits).unwrap();
+    let store = db.open(limits);
     let lease = store.create_run(&new_run("r"), "e", T0).unwrap();
     let logs = |task: &str, n: u32, lines: &[&str]| WriteOp::Logs {
         lease: lease.clone(),
@@ -553,9 +550,8 @@ fn logs_are_capped_per_task_with_one_marker() {
     assert_eq!(store.logs("r", None, all[4].cursor, 100).unwrap(), []);
 }
 
-#[test]
-fn checkpoints_round_trip_per_run_task_key() {
-    let store = mem();
+fn checkpoints_round_trip_per_run_task_key(db: &Db) {
+    let store = db.store();
     let lease = store.create_run(&new_run("r"), "e", T0).unwrap();
     let cp = |task: &str, key: &str, value: &[u8]| WriteOp::Checkpoint {
         lease: lease.clone(),
@@ -588,8 +584,7 @@ fn checkpoints_round_trip_per_run_task_key() {
     }
 }
 
-#[test]
-fn outbox_never_regresses() {
+fn outbox_never_regresses(db: &Db) {
     use ReportStatus::*;
     // (desired so far, then desired update, expected ack, expected desired afterwards)
     let table = [
@@ -601,12 +596,13 @@ fn outbox_never_regresses() {
         (vec![Succeeded], Failed, WriteAck::Unchanged, Succeeded),
         (vec![Cancelled], Cancelled, WriteAck::Unchanged, Cancelled),
     ];
-    for (history, next, ack, expect) in table {
-        let store = mem();
-        let lease = store.create_run(&new_run("r"), "e", T0).unwrap();
+    let store = db.store();
+    for (i, (history, next, ack, expect)) in table.into_iter().enumerate() {
+        let run = format!("row{i}");
+        let lease = store.create_run(&new_run(&run), "e", T0).unwrap();
         let desire = |state| WriteOp::OutboxDesire {
             lease: lease.clone(),
-            key: key("r"),
+            key: key(&run),
             state,
             description: format!("{state:?}"),
             at: T0,
@@ -619,11 +615,19 @@ fn outbox_never_regresses() {
             ack,
             "{history:?} -> {next:?}"
         );
-        assert_eq!(store.outbox("r").unwrap()[0].desired, expect);
+        assert_eq!(store.outbox(&run).unwrap()[0].desired, expect);
     }
 
-    // Delivery: failures count attempts, delivered states never regress.
-    let store = mem();
+    // Delivery: failures count attempts, delivered states never regress. (The rows above
+    // are due too: only this run's count.)
+    let due = |at: Timestamp| {
+        store
+            .due_outbox(at, 100)
+            .unwrap()
+            .into_iter()
+            .filter(|row| row.key.run == "r")
+            .collect::<Vec<_>>()
+    };
     let lease = store.create_run(&new_run("r"), "e", T0).unwrap();
     let op_desire = |state| WriteOp::OutboxDesire {
         lease: lease.clone(),
@@ -643,7 +647,7 @@ fn outbox_never_regresses() {
         Err(StoreError::NotFound { .. })
     ));
     store.write(op_desire(Running)).unwrap();
-    assert_eq!(store.due_outbox(T0, 10).unwrap().len(), 1);
+    assert_eq!(due(T0).len(), 1);
     store
         .write(WriteOp::OutboxFailed {
             lease: lease.clone(),
@@ -655,23 +659,12 @@ fn outbox_never_regresses() {
         .unwrap();
     let row = &store.outbox("r").unwrap()[0];
     assert_eq!((row.attempts, row.last_error.as_str()), (1, "429"));
-    assert!(store.due_outbox(T0, 10).unwrap().is_empty(), "backing off");
-    assert_eq!(
-        store
-            .due_outbox(T0.plus(Duration::from_secs(5)), 10)
-            .unwrap()
-            .len(),
-        1
-    );
+    assert!(due(T0).is_empty(), "backing off");
+    assert_eq!(due(T0.plus(Duration::from_secs(5))).len(), 1);
     store.write(delivered(Running)).unwrap();
-    assert!(
-        store
-            .due_outbox(T0.plus(Duration::from_secs(60)), 10)
-            .unwrap()
-            .is_empty()
-    );
+    assert!(due(T0.plus(Duration::from_secs(60))).is_empty());
     store.write(op_desire(Failed)).unwrap();
-    assert_eq!(store.due_outbox(T0, 10).unwrap()[0].desired, Failed);
+    assert_eq!(due(T0)[0].desired, Failed);
     store.write(delivered(Failed)).unwrap();
     assert_eq!(
         store.write(delivered(Running)).unwrap(),
@@ -685,12 +678,7 @@ fn outbox_never_regresses() {
     assert_eq!(row.delivered, Some(Failed));
     assert_eq!(row.attempts, 0);
     assert_eq!(row.next_attempt_at, None);
-    assert!(
-        store
-            .due_outbox(T0.plus(Duration::from_secs(600)), 10)
-            .unwrap()
-            .is_empty()
-    );
+    assert!(due(T0.plus(Duration::from_secs(600))).is_empty());
     // Delivery continues after the run finished (the final status must get out).
     store
         .write(WriteOp::FinishRun {
@@ -704,14 +692,13 @@ fn outbox_never_regresses() {
     assert_eq!(store.write(delivered(Failed)).unwrap(), WriteAck::Unchanged);
 }
 
-#[test]
-fn snapshots_have_a_cap_and_retention() {
+fn snapshots_have_a_cap_and_retention(db: &Db) {
     let limits = StoreLimits {
         snapshot_max_bytes: 8,
         snapshots_per_run: 2,
         ..StoreLimits::default()
     };
-    let store = SqliteStore::open_in_memory(limits).unwrap();
+    let store = db.open(limits);
     let a = store.create_run(&new_run("a"), "e", T0).unwrap();
     let b = store.create_run(&new_run("b"), "e", T0).unwrap();
     let snap_in =
@@ -773,21 +760,17 @@ fn snapshots_have_a_cap_and_retention() {
     assert_eq!((latest.task.as_str(), latest.data), ("o2", b"o2".to_vec()));
 }
 
-#[test]
-fn reopen_keeps_everything_and_migrations_are_idempotent() {
-    let dir = tempfile::tempdir().unwrap();
+fn reopen_keeps_everything_and_migrations_are_idempotent(db: &Db) {
     let lease;
     {
-        let store = file_store(&dir, StoreLimits::default());
-        assert_eq!(store.schema_version().unwrap(), weft_store::SCHEMA_VERSION);
+        let store = db.store();
         lease = store.create_run(&new_run("r"), "e", T0).unwrap();
         for op in every_op(&lease) {
             store.write(op).unwrap();
         }
     }
     for _ in 0..2 {
-        let store = file_store(&dir, StoreLimits::default());
-        assert_eq!(store.schema_version().unwrap(), weft_store::SCHEMA_VERSION);
+        let store = db.store();
         let run = store.run("r").unwrap().unwrap();
         assert_eq!(run.submitted, new_run("r"));
         assert_eq!(run.status.as_deref(), Some("Succeeded"));
@@ -803,7 +786,22 @@ fn reopen_keeps_everything_and_migrations_are_idempotent() {
         // The old lease is still the current one after a restart.
         store.heartbeat(&lease, T0).unwrap();
     }
-    weft_store::MIGRATIONS.validate().unwrap();
+    let version = match db.backend {
+        backends::Backend::Sqlite => SqliteStore::open(db.sqlite_path(), StoreLimits::default())
+            .unwrap()
+            .schema_version()
+            .unwrap(),
+        backends::Backend::Postgres => PgStore::open(
+            &db.pg_url().unwrap(),
+            StoreLimits::default(),
+            PgOptions::default(),
+        )
+        .unwrap()
+        .schema_version()
+        .unwrap(),
+    };
+    assert_eq!(version, weft_store::SCHEMA_VERSION);
+    weft_store::migrate::validate().unwrap();
 }
 
 #[test]
@@ -857,24 +855,17 @@ fn a_truncated_database_is_reported() {
     assert!(err.to_string().contains("weft.db"), "{err}");
 }
 
-#[test]
-fn a_corrupt_row_is_an_error_not_a_panic() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("weft.db");
+fn a_corrupt_row_is_an_error_not_a_panic(db: &Db) {
     {
-        let store = SqliteStore::open(&path, StoreLimits::default()).unwrap();
+        let store = db.store();
         let lease = store.create_run(&new_run("r"), "e", T0).unwrap();
         store
             .write(put(&lease, attempt("r", "a", 0, TaskPhase::Running)))
             .unwrap();
     }
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    conn.execute("UPDATE attempts SET phase = 'Exploded'", [])
+    db.exec("UPDATE attempts SET phase = 'Exploded'; UPDATE runs SET lease_token = -4")
         .unwrap();
-    conn.execute("UPDATE runs SET lease_token = -4", [])
-        .unwrap();
-    drop(conn);
-    let store = SqliteStore::open(&path, StoreLimits::default()).unwrap();
+    let store = db.store();
     let err = store.attempts("r").unwrap_err();
     assert!(
         matches!(
@@ -893,31 +884,41 @@ fn a_corrupt_row_is_an_error_not_a_panic() {
     ));
 }
 
-#[test]
-fn the_terminal_trigger_backs_up_the_store() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("weft.db");
+fn the_terminal_trigger_backs_up_the_store(db: &Db) {
     {
-        let store = SqliteStore::open(&path, StoreLimits::default()).unwrap();
+        let store = db.store();
         let lease = store.create_run(&new_run("r"), "e", T0).unwrap();
         store
             .write(put(&lease, terminal("r", "a", 0, Outcome::Succeeded)))
             .unwrap();
+        store
+            .write(WriteOp::FinishRun {
+                lease,
+                status: "Succeeded".into(),
+                reason: String::new(),
+                report_json: "{}".into(),
+                finished_at: T0,
+            })
+            .unwrap();
     }
-    let conn = rusqlite::Connection::open(&path).unwrap();
-    let err = conn
-        .execute("UPDATE attempts SET outcome = 'Failed'", [])
-        .unwrap_err();
-    assert!(err.to_string().contains("immutable"), "{err}");
+    for sql in [
+        "UPDATE attempts SET outcome = 'Failed'",
+        "UPDATE runs SET status = 'Failed'",
+        "UPDATE runs SET report_json = '{\"forged\":true}'",
+    ] {
+        let err = db.exec(sql).unwrap_err();
+        assert!(err.contains("immutable"), "{sql}: {err}");
+    }
+    // The lease of a finished run may still move (outbox delivery).
+    db.exec("UPDATE runs SET lease_token = 7").unwrap();
 }
 
-fn batching(inner: SqliteStore) -> BatchingStore {
-    BatchingStore::new(Arc::new(inner), BatchConfig::default()).unwrap()
+fn batching(inner: Arc<dyn RunStore>) -> BatchingStore {
+    BatchingStore::new(inner, BatchConfig::default()).unwrap()
 }
 
-#[test]
-fn batched_rejections_surface_at_flush() {
-    let store = batching(mem());
+fn batched_rejections_surface_at_flush(db: &Db) {
+    let store = batching(db.store());
     let lease = store.create_run(&new_run("r"), "e", T0).unwrap();
     store
         .enqueue(put(&lease, terminal("r", "t", 0, Outcome::Succeeded)))
@@ -965,10 +966,8 @@ fn batched_rejections_surface_at_flush() {
     ));
 }
 
-#[test]
-fn concurrent_writers_share_commits() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(batching(file_store(&dir, StoreLimits::default())));
+fn concurrent_writers_share_commits(db: &Db) {
+    let store = Arc::new(batching(db.store()));
     let threads = 8;
     let per_thread = 200u32;
     let leases: Vec<Lease> = (0..threads)
@@ -1031,11 +1030,9 @@ fn concurrent_writers_share_commits() {
 /// Not a benchmark harness, but a measurement: 10,000 attempt transitions through group
 /// commit against a real file (WAL, synchronous=NORMAL), compared with one transaction per
 /// write. Prints the per-write cost; asserts only a very generous bound.
-#[test]
-fn group_commit_cost_per_write() {
+fn group_commit_cost_per_write(db: &Db) {
     const N: u32 = 10_000;
-    let dir = tempfile::tempdir().unwrap();
-    let store = batching(file_store(&dir, StoreLimits::default()));
+    let store = batching(db.store());
     let lease = store.create_run(&new_run("bench"), "e", T0).unwrap();
     let ops = |n: u32| {
         // Queued -> Running -> Terminal for n/3 tasks.
@@ -1073,14 +1070,15 @@ fn group_commit_cost_per_write() {
     );
 
     // Unbatched: one transaction per write, on a fresh run.
-    let plain = file_store(&tempfile::tempdir().unwrap(), StoreLimits::default());
-    let lease2 = plain.create_run(&new_run("bench"), "e", T0).unwrap();
+    let plain = db.store();
+    let lease2 = plain.create_run(&new_run("bench2"), "e", T0).unwrap();
     let n2 = 1_000;
     let start = Instant::now();
     for op in ops(n2) {
-        let WriteOp::Attempt { record, .. } = op else {
+        let WriteOp::Attempt { mut record, .. } = op else {
             unreachable!()
         };
+        record.id.run = "bench2".into();
         plain.write(put(&lease2, record)).unwrap();
     }
     let per_plain = start.elapsed() / n2;
@@ -1090,11 +1088,8 @@ fn group_commit_cost_per_write() {
     assert!(per_write < Duration::from_millis(2), "{per_write:?}");
 }
 
-#[test]
-fn committed_writes_survive_a_crash_without_close() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("nested/dir/weft.db");
-    let store = batching(SqliteStore::open(&path, StoreLimits::default()).unwrap());
+fn committed_writes_survive_a_crash_without_close(db: &Db) {
+    let store = batching(db.store());
     let lease = store.create_run(&new_run("r"), "e", T0).unwrap();
     store
         .enqueue(put(&lease, terminal("r", "a", 0, Outcome::Succeeded)))
@@ -1102,7 +1097,7 @@ fn committed_writes_survive_a_crash_without_close() {
     store.flush().unwrap();
     // Simulate a crash: no close, no WAL checkpoint, connections leaked.
     std::mem::forget(store);
-    let reopened = SqliteStore::open(&path, StoreLimits::default()).unwrap();
+    let reopened = db.store();
     let got = reopened
         .attempt(&AttemptId::new("r", "a", 0))
         .unwrap()
@@ -1137,7 +1132,7 @@ fn outbox_rows_of_the_first_schema_are_migrated_to_exact_statuses() {
     {
         // A store written by the first schema, with coarse outbox states.
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(include_str!("../src/migrations/0001_initial.sql"))
+        conn.execute_batch(include_str!("../src/migrations/sqlite/V1__initial.sql"))
             .unwrap();
         conn.pragma_update(None, "user_version", 1).unwrap();
         conn.execute(
@@ -1175,9 +1170,8 @@ fn outbox_rows_of_the_first_schema_are_migrated_to_exact_statuses() {
     );
 }
 
-#[test]
-fn waits_keep_their_deadline_and_take_each_decision_once() {
-    let store = mem();
+fn waits_keep_their_deadline_and_take_each_decision_once(db: &Db) {
+    let store = db.store();
     let lease = store.create_run(&new_run("r"), "e", T0).unwrap();
     let deadline = Some(T0.plus(Duration::from_secs(60)));
     let open = |since| WriteOp::OpenWait {
@@ -1255,4 +1249,334 @@ fn waits_keep_their_deadline_and_take_each_decision_once() {
     });
     assert!(again.is_err());
     assert_eq!(store.waits("r").unwrap().len(), 1);
+}
+
+fn signals_reach_the_owner(db: &Db) {
+    let store = db.store();
+    let a = store.create_run(&new_run("a"), "engine-a", T0).unwrap();
+    store.create_run(&new_run("b"), "engine-b", T0).unwrap();
+    let signal = |run: &str, kind: &str| NewSignal {
+        run: run.into(),
+        kind: kind.into(),
+        payload_json: r#"{"mode":"Cancelled"}"#.into(),
+        sent_at: T0,
+    };
+    let first = store.send_signal(&signal("a", "cancel")).unwrap();
+    let second = store.send_signal(&signal("a", "approve")).unwrap();
+    store.send_signal(&signal("b", "cancel")).unwrap();
+    assert!(second > first);
+    assert!(matches!(
+        store.send_signal(&signal("missing", "cancel")),
+        Err(StoreError::NotFound { .. })
+    ));
+    // Each owner sees only its runs' signals, oldest first.
+    let pending = store.pending_signals("engine-a", 10).unwrap();
+    assert_eq!(
+        pending
+            .iter()
+            .map(|s| (s.id, s.signal.kind.as_str()))
+            .collect::<Vec<_>>(),
+        [(first, "cancel"), (second, "approve")]
+    );
+    assert_eq!(pending[0].signal, signal("a", "cancel"));
+    assert_eq!(store.pending_signals("engine-b", 10).unwrap().len(), 1);
+    assert_eq!(store.pending_signals("engine-a", 1).unwrap().len(), 1);
+    // Handled under the lease, once.
+    let handled = |lease: &Lease, id| WriteOp::SignalHandled {
+        lease: lease.clone(),
+        id,
+        at: T0,
+    };
+    assert_eq!(store.write(handled(&a, first)).unwrap(), WriteAck::Done);
+    assert_eq!(
+        store.write(handled(&a, first)).unwrap(),
+        WriteAck::Unchanged
+    );
+    assert!(matches!(
+        store.write(handled(&a, 9_999)),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(store.pending_signals("engine-a", 10).unwrap().len(), 1);
+    // A new owner takes the run's unhandled signals over; the old one can no longer mark
+    // them handled.
+    let taken = store
+        .claim(
+            "a",
+            "engine-c",
+            T0.plus(Duration::from_secs(60)),
+            Duration::from_secs(30),
+        )
+        .unwrap();
+    assert!(store.pending_signals("engine-a", 10).unwrap().is_empty());
+    assert_eq!(store.pending_signals("engine-c", 10).unwrap()[0].id, second);
+    assert!(
+        store
+            .write(handled(&a, second))
+            .unwrap_err()
+            .is_stale_lease()
+    );
+    store.write(handled(&taken, second)).unwrap();
+    // A finished run takes no more signals.
+    store
+        .write(WriteOp::FinishRun {
+            lease: taken,
+            status: "Cancelled".into(),
+            reason: String::new(),
+            report_json: "{}".into(),
+            finished_at: T0,
+        })
+        .unwrap();
+    assert!(matches!(
+        store.send_signal(&signal("a", "cancel")),
+        Err(StoreError::RunFinished { .. })
+    ));
+}
+
+fn claim_stale_claims_each_run_once(db: &Db) {
+    let store = db.store();
+    let later = T0.plus(Duration::from_secs(60));
+    let ttl = Duration::from_secs(30);
+    for i in 0..40 {
+        store
+            .create_run(&new_run(&format!("r{i:02}")), "dead", T0)
+            .unwrap();
+    }
+    let fresh = store.create_run(&new_run("fresh"), "alive", later).unwrap();
+    let done = store.create_run(&new_run("done"), "dead", T0).unwrap();
+    store
+        .write(WriteOp::FinishRun {
+            lease: done,
+            status: "Succeeded".into(),
+            reason: String::new(),
+            report_json: "{}".into(),
+            finished_at: T0,
+        })
+        .unwrap();
+    // Four claimers at once, in small batches, until nothing is left.
+    let claimed: Vec<Lease> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|c| {
+                let store = store.clone();
+                s.spawn(move || {
+                    let mut mine = Vec::new();
+                    loop {
+                        let got = store
+                            .claim_stale(&format!("claimer-{c}"), later, ttl, 3)
+                            .unwrap();
+                        if got.is_empty() {
+                            return mine;
+                        }
+                        assert!(got.len() <= 3);
+                        mine.extend(got);
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let mut runs: Vec<&str> = claimed.iter().map(|l| l.run.as_str()).collect();
+    runs.sort_unstable();
+    let expected: Vec<String> = (0..40).map(|i| format!("r{i:02}")).collect();
+    assert_eq!(runs, expected, "each stale run claimed exactly once");
+    for lease in &claimed {
+        assert_eq!(lease.token, 2);
+        let record = store.run(&lease.run).unwrap().unwrap();
+        assert_eq!(record.lease_owner.as_deref(), Some(lease.owner.as_str()));
+        assert_eq!(record.heartbeat_at, Some(later));
+        store.heartbeat(lease, later).unwrap();
+    }
+    // The fresh run and the finished one were left alone.
+    store.heartbeat(&fresh, later).unwrap();
+    assert!(
+        store
+            .claim_stale("late", later, ttl, 10)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+fn a_released_run_is_claimable_at_once(db: &Db) {
+    let store = db.store();
+    let lease = store.create_run(&new_run("r"), "a", T0).unwrap();
+    let soon = T0.plus(Duration::from_secs(1));
+    assert!(
+        store
+            .claim_stale("b", soon, Duration::from_secs(30), 10)
+            .unwrap()
+            .is_empty()
+    );
+    store.release(&lease).unwrap();
+    let taken = store
+        .claim_stale("b", soon, Duration::from_secs(30), 10)
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].token, 2);
+    assert!(store.release(&lease).unwrap_err().is_stale_lease());
+}
+
+both_backends! {
+    run_round_trips_and_lists,
+    finished_run_is_immutable,
+    attempts_round_trip_through_their_phases,
+    terminal_attempts_are_immutable,
+    a_rejection_does_not_spoil_its_batch,
+    stale_lease_writes_are_rejected,
+    stale_runs_by_heartbeat_age,
+    events_are_sequenced_per_run,
+    logs_are_capped_per_task_with_one_marker,
+    checkpoints_round_trip_per_run_task_key,
+    outbox_never_regresses,
+    snapshots_have_a_cap_and_retention,
+    reopen_keeps_everything_and_migrations_are_idempotent,
+    a_corrupt_row_is_an_error_not_a_panic,
+    the_terminal_trigger_backs_up_the_store,
+    batched_rejections_surface_at_flush,
+    concurrent_writers_share_commits,
+    group_commit_cost_per_write,
+    committed_writes_survive_a_crash_without_close,
+    signals_reach_the_owner,
+    claim_stale_claims_each_run_once,
+    a_released_run_is_claimable_at_once,
+    waits_keep_their_deadline_and_take_each_decision_once,
+}
+
+/// A SQLite database written before weft used refinery (only `user_version` says which
+/// migrations it has) is adopted: its history recorded, nothing applied twice.
+#[test]
+fn a_database_from_before_refinery_is_adopted() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weft.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!("../src/migrations/sqlite/V1__initial.sql"))
+            .unwrap();
+        conn.execute_batch(include_str!(
+            "../src/migrations/sqlite/V2__report_status.sql"
+        ))
+        .unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+    }
+    for _ in 0..2 {
+        let store = file_store(&dir, StoreLimits::default());
+        assert_eq!(store.schema_version().unwrap(), weft_store::SCHEMA_VERSION);
+        store.create_run(&new_run("r"), "e", T0).ok();
+        store
+            .send_signal(&NewSignal {
+                run: "r".into(),
+                kind: "cancel".into(),
+                payload_json: "{}".into(),
+                sent_at: T0,
+            })
+            .unwrap();
+    }
+    // A database from a newer weft is refused, not damaged.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    conn.pragma_update(None, "user_version", 99).unwrap();
+    drop(conn);
+    let err = SqliteStore::open(&path, StoreLimits::default()).unwrap_err();
+    assert!(err.to_string().contains("upgrade weft"), "{err}");
+}
+
+/// PostgreSQL only: servers starting at once migrate one at a time; a store told not to
+/// migrate refuses an out-of-date database and says how to migrate it.
+#[test]
+fn postgres_migrations_run_once_and_can_be_left_to_the_operator() {
+    let Some(db) = Db::new(backends::Backend::Postgres) else {
+        return;
+    };
+    let url = db.pg_url().unwrap();
+    let err = PgStore::open(
+        &url,
+        StoreLimits::default(),
+        PgOptions {
+            migrate: false,
+            ..PgOptions::default()
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("weft db migrate"), "{err}");
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| {
+                PgStore::open(&url, StoreLimits::default(), PgOptions::default()).unwrap();
+            });
+        }
+    });
+    assert_eq!(
+        PgStore::migrate(&url, Duration::from_secs(5)).unwrap(),
+        (weft_store::SCHEMA_VERSION, weft_store::SCHEMA_VERSION)
+    );
+    PgStore::open(
+        &url,
+        StoreLimits::default(),
+        PgOptions {
+            migrate: false,
+            ..PgOptions::default()
+        },
+    )
+    .unwrap();
+    assert!(
+        PgStore::open(
+            "postgres://nobody@127.0.0.1:1/none",
+            StoreLimits::default(),
+            PgOptions {
+                connect_timeout: Duration::from_millis(500),
+                ..PgOptions::default()
+            }
+        )
+        .is_err()
+    );
+}
+
+/// PostgreSQL only: a connection the server ended is replaced; queued writes retry on a
+/// new one; a signal wakes the owner's listener.
+#[test]
+fn postgres_reconnects_and_wakes_listeners() {
+    let Some(db) = Db::new(backends::Backend::Postgres) else {
+        return;
+    };
+    let store = batching(db.store());
+    let lease = store.create_run(&new_run("r"), "e", T0).unwrap();
+    let wakeup = store.wakeup().expect("PostgreSQL wakes listeners");
+    for round in 0..3 {
+        db.kill_connections();
+        store
+            .enqueue(put(
+                &lease,
+                attempt("r", &format!("t{round}"), 0, TaskPhase::Running),
+            ))
+            .unwrap();
+        store.flush().unwrap();
+        store.heartbeat(&lease, T0).unwrap();
+        assert_eq!(store.attempts("r").unwrap().len(), round + 1);
+    }
+    // The listener reconnects too; a signal wakes it (retried: it may still be connecting).
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let woken = runtime.block_on(async {
+        for _ in 0..50 {
+            let notified = wakeup.notified();
+            store
+                .send_signal(&NewSignal {
+                    run: "r".into(),
+                    kind: "cancel".into(),
+                    payload_json: "{}".into(),
+                    sent_at: T0,
+                })
+                .unwrap();
+            if tokio::time::timeout(Duration::from_millis(200), notified)
+                .await
+                .is_ok()
+            {
+                return true;
+            }
+        }
+        false
+    });
+    assert!(woken, "a signal wakes the owner's listener");
 }

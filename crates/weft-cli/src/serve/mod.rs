@@ -10,10 +10,17 @@
 //! | `POST /api/v1/runs/{run}/cancel` | `{mode: Cancelled or CancelledRunFinally or StoppedRunFinally}` (default `CancelledRunFinally`) |
 //! | `GET /healthz` | `ok`, or `503` while shutting down |
 //!
-//! On start-up it takes over runs whose heartbeat is older than `--recover-timeout` (and
-//! looks again every so often), and delivers statuses finished runs still owe. On SIGTERM
-//! or Ctrl-C it stops taking work, gives running tasks `--shutdown-grace` to finish, and
-//! leaves the rest in the store for the next engine (its lease released, so no wait).
+//! On start-up it takes over runs whose heartbeat is older than `--recover-timeout` (the
+//! lease TTL; and keeps looking, see `cluster.rs`), and delivers statuses finished runs
+//! still owe. On SIGTERM or Ctrl-C it stops taking work, gives running tasks
+//! `--shutdown-grace` to finish, and leaves the rest in the store for the next engine (its
+//! lease released, so no wait).
+//!
+//! Several servers may share one PostgreSQL store (`--db postgres://...`): each executes
+//! the runs submitted to it; abandoned runs are claimed in batches by whichever live
+//! server sweeps first; a cancel sent to any server reaches the owner through the store.
+
+mod cluster;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -32,10 +39,10 @@ use tokio::task::JoinSet;
 use weft_core::CancelMode;
 use weft_core::contract::ParamValue;
 use weft_engine::runs::{
-    CancelHandle, HttpGrants, LiveRun, RunEnd, RunService, RunSpec, RunTimeouts, SubmissionPolicy,
-    SubmitError, cancel_channel,
+    CancelHandle, HttpGrants, LiveRun, RunEnd, RunService, RunSignal, RunSpec, RunTimeouts,
+    SnapshotRequest, SubmissionPolicy, SubmitError, cancel_channel, cancel_mode,
 };
-use weft_store::{BatchingStore, RunStore, Timestamp};
+use weft_store::{BatchingStore, RunStore, StoreError, Timestamp};
 
 mod auth;
 mod waits;
@@ -70,6 +77,8 @@ struct SubmissionDefaults {
     http: HttpGrants,
     policy: SubmissionPolicy,
     report_timeout: Duration,
+    /// Where snapshots go when a pipeline asks for them (`--workspace-snapshots`).
+    snapshots: SnapshotRequest,
 }
 
 /// Carries out `weft serve`.
@@ -98,16 +107,23 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
         },
         report_timeout: spec_flags::duration("report-timeout", Some(&args.report_timeout))?
             .unwrap_or(weft_engine::runs::spec::DEFAULT_REPORT_TIMEOUT),
+        snapshots: snapshot_defaults(args.workspace_snapshots.as_deref())?,
     };
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let identities = Identities::load(args.identities.as_deref(), &data_dir)?;
-    let store = runs::open_store(&runs::store_path(args.db.as_deref(), Some(&data_dir))?)?;
+    let location = runs::store_location(args.db.as_deref(), Some(&data_dir))?;
+    // A batch that cannot reach the database is retried while the lease may be valid.
+    let store = runs::open_store_with(&location, recover_timeout)?;
     let opened = store.clone();
     let service = crate::service(
         &args.plugins,
         data_dir.clone(),
         &args.secrets,
         Box::new(move || Ok(opened.clone())),
+        crate::Leases {
+            ttl: recover_timeout,
+            take_over_here: true,
+        },
     )?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -130,23 +146,11 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
         identities,
     });
 
-    // Recover what a stopped engine left, then keep looking (another engine may stop).
-    recover_stale(&server).await;
-    let sweeper = {
-        let server = server.clone();
-        tokio::spawn(async move {
-            let every = server
-                .recover_timeout
-                .clamp(Duration::from_secs(1), Duration::from_secs(60));
-            loop {
-                tokio::time::sleep(every).await;
-                if !server.accepting.load(Ordering::SeqCst) {
-                    return;
-                }
-                recover_stale(&server).await;
-            }
-        })
-    };
+    // Recover what a stopped engine left, then keep looking (another engine may stop);
+    // deliver signals other servers forward to the runs executing here.
+    cluster::recover_stale(&server).await;
+    let sweeper = tokio::spawn(cluster::sweep(server.clone()));
+    let signals_loop = tokio::spawn(cluster::signals(server.clone()));
 
     let app = axum::Router::new()
         .route("/healthz", get(health))
@@ -179,6 +183,7 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
     );
     server.accepting.store(false, Ordering::SeqCst);
     sweeper.abort();
+    signals_loop.abort();
     let _ = stop_tx.send(());
     let handles: Vec<CancelHandle> = lock(&server.active).values().cloned().collect();
     for handle in &handles {
@@ -240,60 +245,6 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// Takes over stale runs and starts them; delivers statuses finished runs still owe.
-async fn recover_stale(server: &Arc<Server>) {
-    let stale = match server
-        .store
-        .stale_runs(Timestamp::now(), server.recover_timeout)
-    {
-        Ok(stale) => stale,
-        Err(err) => {
-            eprintln!("weft serve: cannot look for runs to recover: {err}");
-            return;
-        }
-    };
-    for run in stale {
-        if lock(&server.active).contains_key(&run.id) {
-            continue;
-        }
-        match server
-            .service
-            .take_over(&run.id, server.recover_timeout)
-            .await
-        {
-            Ok(taken) => {
-                eprintln!(
-                    "weft serve: recovering run {} (strategy {})",
-                    taken.run.name(),
-                    taken.strategy.as_str()
-                );
-                spawn_run(server, taken.run);
-            }
-            Err(err) => eprintln!("weft serve: cannot recover `{}`: {err}", run.id),
-        }
-    }
-    let shared = server.clone();
-    lock(&server.tasks).spawn(async move {
-        let server = shared;
-        match server
-            .service
-            .deliver_leftovers(server.recover_timeout)
-            .await
-        {
-            Ok(delivered) => {
-                for leftover in delivered {
-                    eprintln!(
-                        "weft serve: delivered the statuses run {} still owed ({} not delivered)",
-                        leftover.run,
-                        leftover.undelivered.len()
-                    );
-                }
-            }
-            Err(err) => eprintln!("weft serve: {err}"),
-        }
-    });
 }
 
 /// Executes `run` in the background until it ends or the server lets go of it.
@@ -393,7 +344,21 @@ fn run_spec(server: &Server, request: SubmitRequest) -> Result<RunSpec, String> 
     spec.report_timeout = server.defaults.report_timeout;
     spec.data_dir = Some(server.data_dir.clone());
     spec.policy = Some(server.defaults.policy.clone());
+    spec.snapshots = server.defaults.snapshots.clone();
     Ok(spec)
+}
+
+/// `--workspace-snapshots TARGET`: where snapshots go; whether a run takes them is its
+/// pipeline's choice (`spec.workspaceSnapshots`), unless the target is `off`.
+fn snapshot_defaults(target: Option<&str>) -> Result<SnapshotRequest, Failure> {
+    let mut request = spec_flags::snapshots(&crate::cli::SnapshotArgs {
+        target: target.map(str::to_string),
+        ..Default::default()
+    })?;
+    if request.enabled == Some(true) {
+        request.enabled = None;
+    }
+    Ok(request)
 }
 
 async fn submit(
@@ -590,11 +555,14 @@ async fn cancel(
             }
         }
     };
-    let mode = match request.mode.as_deref() {
-        None | Some("CancelledRunFinally") => CancelMode::CancelledRunFinally,
-        Some("Cancelled") => CancelMode::Cancelled,
-        Some("StoppedRunFinally") => CancelMode::StoppedRunFinally,
-        Some(other) => {
+    let mode = match request
+        .mode
+        .as_deref()
+        .map(|name| (name, cancel_mode(name)))
+    {
+        None => CancelMode::CancelledRunFinally,
+        Some((_, Some(mode))) => mode,
+        Some((other, None)) => {
             return error(
                 StatusCode::BAD_REQUEST,
                 "bad-request",
@@ -612,23 +580,30 @@ async fn cancel(
         )
             .into_response();
     }
-    match server.store.run(&run) {
-        Ok(Some(record)) if record.finished_at.is_some() => error(
-            StatusCode::CONFLICT,
-            "finished",
-            format!(
-                "run `{run}` already finished ({})",
-                record.status.unwrap_or_default()
-            ),
-        ),
-        Ok(Some(_)) => error(
-            StatusCode::CONFLICT,
-            "not-here",
-            format!(
-                "run `{run}` is not executing in this engine (another engine owns it, or it awaits recovery)"
-            ),
-        ),
-        Ok(None) => error(
+    // Another server executes it (or will, once it takes it over): the cancel reaches the
+    // owner through the store.
+    let signal = RunSignal::Cancel(mode).to_stored(&run, Timestamp::now());
+    match server.store.send_signal(&signal) {
+        Ok(_) => (
+            StatusCode::ACCEPTED,
+            Json(json!({ "name": run, "mode": mode.as_str(), "forwarded": true })),
+        )
+            .into_response(),
+        Err(StoreError::RunFinished { .. }) => {
+            let status = server
+                .store
+                .run(&run)
+                .ok()
+                .flatten()
+                .and_then(|r| r.status)
+                .unwrap_or_default();
+            error(
+                StatusCode::CONFLICT,
+                "finished",
+                format!("run `{run}` already finished ({status})"),
+            )
+        }
+        Err(StoreError::NotFound { .. }) => error(
             StatusCode::NOT_FOUND,
             "not-found",
             format!("no run named `{run}`"),

@@ -168,14 +168,35 @@ impl Driver {
             let durable = journal.durable().clone();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(durable.heartbeat_every);
+                let mut renewed = Instant::now();
                 loop {
                     tick.tick().await;
-                    if let Err(err) = durable
-                        .store
-                        .heartbeat(&durable.lease, weft_store::Timestamp::now())
-                    {
-                        let _ = lost_tx.send(err.to_string());
-                        return;
+                    let (store, lease) = (durable.store.clone(), durable.lease.clone());
+                    // Off the runtime's threads: a shared store answers over the network.
+                    let beat = tokio::task::spawn_blocking(move || {
+                        store.heartbeat(&lease, weft_store::Timestamp::now())
+                    })
+                    .await
+                    .unwrap_or_else(|e| Err(weft_store::StoreError::Backend(e.to_string())));
+                    match beat {
+                        Ok(()) => renewed = Instant::now(),
+                        // Refused: another engine claimed the run.
+                        Err(err) if err.is_rejection() => {
+                            let _ = lost_tx.send(err.to_string());
+                            return;
+                        }
+                        // The database is unreachable: the run is ours while the lease
+                        // may still be valid, not a moment longer.
+                        Err(err) if renewed.elapsed() >= durable.lease_ttl => {
+                            let _ = lost_tx.send(format!(
+                                "no heartbeat for {:?}, the lease may have expired: {err}",
+                                durable.lease_ttl
+                            ));
+                            return;
+                        }
+                        Err(err) => {
+                            tracing::warn!(error = %err, "cannot renew the run's lease; retrying");
+                        }
                     }
                 }
             })

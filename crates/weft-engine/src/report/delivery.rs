@@ -144,6 +144,10 @@ impl Shared {
                 tracing::warn!(reporter = %key.reporter, context = %key.context, error = %err, "cannot record a desired status");
             }
         }
+        // Another engine owns the run now: it reports, not this one.
+        if self.outbox.fenced() {
+            return;
+        }
         self.enqueue(key, desired, None);
     }
 
@@ -215,7 +219,7 @@ impl Shared {
                     w.queue.extend(newest);
                 }
                 match w.queue.first() {
-                    Some(d) if !w.stopped => (d.clone(), w.attempts),
+                    Some(d) if !w.stopped && !self.outbox.fenced() => (d.clone(), w.attempts),
                     _ => {
                         w.running = false;
                         return;

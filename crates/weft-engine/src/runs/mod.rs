@@ -18,6 +18,7 @@ mod decide;
 mod leftovers;
 mod live;
 mod setup;
+mod signal;
 pub mod spec;
 mod submit;
 mod take_over;
@@ -45,6 +46,7 @@ pub use crate::snapshot::history as snapshot_history;
 pub use decide::{Ballot, DecideError, DecisionKind, Receipt, decide, waits_document};
 pub use leftovers::Leftover;
 pub use live::{Finished, LiveRun};
+pub use signal::{RunSignal, cancel_mode};
 pub use spec::{
     PipelineSource, RUN_SPEC_VERSION, RunSpec, SnapshotRequest, StoredRun, WorkspaceSource,
 };
@@ -71,6 +73,14 @@ pub struct ServiceConfig {
     pub owner: String,
     /// How often a running engine renews a run's lease.
     pub heartbeat_every: Duration,
+    /// How long a lease lasts without a heartbeat (the recovery timeout): a run whose
+    /// heartbeats fail (the database is unreachable) is given up once its lease may have
+    /// expired, since another engine may own it by then.
+    pub lease_ttl: Duration,
+    /// Runs taken over keep their files under this service's data directory rather than
+    /// the one they were submitted with: servers sharing a database run on different
+    /// machines.
+    pub take_over_here: bool,
     /// Where warnings go.
     pub warn: Warn,
 }

@@ -176,6 +176,7 @@ impl RunService {
             attempt_base: Default::default(),
             replay: None,
             heartbeat_every: self.config.heartbeat_every,
+            lease_ttl: self.config.lease_ttl,
         });
         let identity = RunIdentity {
             run_name: name.clone(),

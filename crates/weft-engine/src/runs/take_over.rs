@@ -56,12 +56,39 @@ impl RunService {
         run: &str,
         stale_after: Duration,
     ) -> Result<TakenOver, TakeOverError> {
+        let store: Arc<dyn RunStore> = self.store().map_err(|detail| TakeOverError::Unusable {
+            run: run.to_string(),
+            detail,
+        })?;
+        let lease = store.claim(run, &self.config.owner, Timestamp::now(), stale_after)?;
+        self.take_over_claimed(lease).await
+    }
+
+    /// Claims up to `limit` abandoned runs (heartbeat older than `stale_after`, or
+    /// released) at once; another engine sweeping at the same time gets other ones. Each is
+    /// then set up with [`RunService::take_over_claimed`].
+    pub fn claim_stale(
+        &self,
+        stale_after: Duration,
+        limit: usize,
+    ) -> Result<Vec<weft_store::Lease>, String> {
+        self.store()?
+            .claim_stale(&self.config.owner, Timestamp::now(), stale_after, limit)
+            .map_err(|e| format!("run store: {e}"))
+    }
+
+    /// Sets a run this service just claimed (`lease`) up again.
+    pub async fn take_over_claimed(
+        &self,
+        lease: weft_store::Lease,
+    ) -> Result<TakenOver, TakeOverError> {
+        let run = lease.run.clone();
+        let run = run.as_str();
         let unusable = |detail: String| TakeOverError::Unusable {
             run: run.to_string(),
             detail,
         };
         let store: Arc<dyn RunStore> = self.store().map_err(unusable)?;
-        let lease = store.claim(run, &self.config.owner, Timestamp::now(), stale_after)?;
         let record = store.run(run)?.ok_or_else(|| StoreError::NotFound {
             what: format!("run `{run}`"),
         })?;
@@ -92,11 +119,16 @@ impl RunService {
         let strategy = submitted.recovery;
         let (replay, attempt_base) = read_replay(&store, &lease, strategy)?;
 
-        let run_dir = setup::run_dir(&stored.data_dir, run);
+        let data_dir = if self.config.take_over_here {
+            &self.config.data_dir
+        } else {
+            &stored.data_dir
+        };
+        let run_dir = setup::run_dir(data_dir, run);
         setup::create_dir(&run_dir).map_err(unusable)?;
         // Decorator-set secrets are never stored: a run taken over does not have them.
         let mut secrets = self
-            .run_secrets(&stored.data_dir, spec.policy.as_ref())
+            .run_secrets(data_dir, spec.policy.as_ref())
             .map_err(unusable)?;
         let (workspaces, read_only) =
             setup::bind_workspaces(spec, &pipeline, &run_dir, &mut secrets).map_err(unusable)?;
@@ -114,6 +146,7 @@ impl RunService {
             attempt_base,
             replay: Some(Arc::new(replay)),
             heartbeat_every: self.config.heartbeat_every,
+            lease_ttl: self.config.lease_ttl,
         });
         // Every strategy re-runs something (finally tasks at least), so each workspace
         // gets the files the last finished task left.

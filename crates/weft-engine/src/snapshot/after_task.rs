@@ -226,6 +226,7 @@ mod tests {
             attempt_base: [("t".to_string(), 2)].into(),
             replay: None,
             heartbeat_every: Duration::from_secs(5),
+            lease_ttl: Duration::from_secs(30),
         };
         (store, durable)
     }
