@@ -101,11 +101,11 @@ export class Context {
 
 export interface Task {
   describe(): PluginInfo;
-  run(ctx: Context): Outcome;
+  run(ctx: Context): Outcome | Promise<Outcome>;
 }
 export function exportTask(task: new () => Task): {
   describe(): raw.PluginInfo;
-  run(ctx: raw.TaskContext): raw.TaskOutcome;
+  run(ctx: raw.TaskContext): Promise<raw.TaskOutcome>;
 };
 
 export class Delivery {
@@ -119,11 +119,11 @@ export interface Event extends Omit<rawReporter.RunEvent, "config"> {
 }
 export interface Reporter {
   describe(): PluginInfo;
-  report(event: Event): Delivery;
+  report(event: Event): Delivery | Promise<Delivery>;
 }
 export function exportReporter(reporter: new () => Reporter): {
   describe(): raw.PluginInfo;
-  report(event: rawReporter.RunEvent): rawReporter.Delivery;
+  report(event: rawReporter.RunEvent): Promise<rawReporter.Delivery>;
 };
 
 export class Refuse extends Error {}
@@ -144,9 +144,9 @@ export class Form {
 }
 export interface Decorator {
   describe(): DecoratorInfo;
-  decorate(form: Form, input: any): void;
+  decorate(form: Form, input: any): void | Promise<void>;
 }
 export function exportDecorator(decorator: new () => Decorator): {
   describe(): rawDecorator.DecoratorInfo;
-  decorate(formState: [string, raw.ParamValue][], input: string): rawDecorator.Decoration;
+  decorate(formState: [string, raw.ParamValue][], input: string): Promise<rawDecorator.Decoration>;
 };

@@ -231,10 +231,13 @@ function describeError(err) {
   return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }
 
+// A plugin's methods may be sync or async (to await `fetch`): componentize-js runs the
+// event loop until an export's promise settles, so every wrapper below is async.
+
 /** Calls `task.run(ctx)` and turns what escapes it into an Outcome, as the host sees it. */
-export function runTask(task, ctx) {
+export async function runTask(task, ctx) {
   try {
-    const outcome = task.run(ctx);
+    const outcome = await task.run(ctx);
     if (!(outcome instanceof Outcome)) return Outcome.failure("run did not return an Outcome", 1);
     return outcome;
   } catch (err) {
@@ -250,7 +253,7 @@ export function exportTask(TaskClass) {
   const task = new TaskClass();
   return {
     describe: () => task.describe().toRaw(),
-    run: (ctx) => runTask(task, Context.fromRaw(ctx)).toRaw(),
+    run: async (ctx) => (await runTask(task, Context.fromRaw(ctx))).toRaw(),
   };
 }
 
@@ -281,9 +284,9 @@ export function eventFromRaw(raw) {
 }
 
 /** Calls `reporter.report(event)`; an exception is a permanent failure. */
-export function reportEvent(reporter, event) {
+export async function reportEvent(reporter, event) {
   try {
-    const delivery = reporter.report(event);
+    const delivery = await reporter.report(event);
     return delivery instanceof Delivery ? delivery : Delivery.permanent("report did not return a Delivery");
   } catch (err) {
     log.error(err?.stack ?? String(err));
@@ -297,7 +300,7 @@ export function exportReporter(ReporterClass) {
   const reporter = new ReporterClass();
   return {
     describe: () => reporter.describe().toRaw(),
-    report: (event) => reportEvent(reporter, eventFromRaw(event)).toRaw(),
+    report: async (event) => (await reportEvent(reporter, eventFromRaw(event))).toRaw(),
   };
 }
 
@@ -340,9 +343,9 @@ export class Form {
 }
 
 /** Runs `decorator.decorate(form, input)`; returns the refusal message or undefined. */
-export function decorateForm(decorator, form, inputText) {
+export async function decorateForm(decorator, form, inputText) {
   try {
-    decorator.decorate(form, JSON.parse(inputText || "{}"));
+    await decorator.decorate(form, JSON.parse(inputText || "{}"));
     return undefined;
   } catch (err) {
     if (err instanceof Refuse) return err.message;
@@ -358,9 +361,9 @@ export function exportDecorator(DecoratorClass) {
   const decorator = new DecoratorClass();
   return {
     describe: () => decorator.describe().toRaw(),
-    decorate(formState, input) {
+    async decorate(formState, input) {
       const form = new Form(Object.fromEntries(formState.map(([name, value]) => [name, paramValueFromRaw(value)])));
-      const refusal = decorateForm(decorator, form, input);
+      const refusal = await decorateForm(decorator, form, input);
       // A thrown value is the `err` of the WIT `result`.
       if (refusal !== undefined) throw refusal;
       return {

@@ -4,9 +4,9 @@ export type Logs = [string, string][];
 export function runTask(
   task: new () => Task,
   options?: { params?: Record<string, ParamValue>; workspaces?: Record<string, string>; secrets?: Record<string, string>; checkpoints?: Record<string, string> },
-): { outcome: Outcome; logs: Logs; checkpoints: Record<string, string> };
-export function report(reporter: new () => Reporter, event: Partial<Event>, options?: { secrets?: Record<string, string> }): { outcome: Delivery; logs: Logs };
+): Promise<{ outcome: Outcome; logs: Logs; checkpoints: Record<string, string> }>;
+export function report(reporter: new () => Reporter, event: Partial<Event>, options?: { secrets?: Record<string, string> }): Promise<{ outcome: Delivery; logs: Logs }>;
 export function decorate(
   decorator: new () => Decorator,
   options?: { params?: Record<string, ParamValue>; input?: unknown; secrets?: Record<string, string> },
-): { outcome: string | undefined; form: Form; logs: Logs };
+): Promise<{ outcome: string | undefined; form: Form; logs: Logs }>;
