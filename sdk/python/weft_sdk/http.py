@@ -68,6 +68,9 @@ def request(
             header_list.append(("content-type", "application/json"))
     if isinstance(body, str):
         body = body.encode("utf-8")
+    # Without a length wasi:http sends the body chunked, which some servers do not read.
+    if body and not any(k == "content-length" for k, _ in header_list):
+        header_list.append(("content-length", str(len(body))))
     req = Request(method.upper(), url, header_list, bytes(body))
     if not _host.IN_COMPONENT:
         if _host.fake.http is None:
