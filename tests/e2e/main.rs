@@ -7,6 +7,7 @@ mod malformed;
 mod recovery;
 mod reporting;
 mod runs;
+mod sdk;
 mod security;
 mod serve;
 mod snapshots;

@@ -10,6 +10,8 @@
 //! - B10: validation of hostile input (long names, unknown names among many tasks, merge
 //!   keys, wide and deep maps): the fitted exponent of each shape.
 //! - B12: log masking throughput with 50 secrets vs a plain scan of the same text.
+//! - B13: echo written with the Python and JavaScript SDKs vs the Rust `echo`: cold start
+//!   (compile), compiled-cache load and one run, as ratios.
 //! - Memory: peak RSS of the 1,000-task run; bytes per pending task at 10,000.
 
 mod alloc;
@@ -18,6 +20,7 @@ mod engine_runs;
 mod hostile;
 mod masking;
 mod scaling;
+mod sdk;
 mod shapes;
 
 use std::path::PathBuf;
@@ -54,6 +57,8 @@ pub struct Inputs {
     pub weft: PathBuf,
     /// Directory of built plugins.
     pub plugins: PathBuf,
+    /// Directory of the SDK examples built by `weft plugin build` (B13).
+    pub sdk_plugins: PathBuf,
 }
 
 fn arg_value(args: &[String], flag: &str) -> Option<String> {
@@ -72,6 +77,9 @@ fn main() -> ExitCode {
         plugins: arg_value(&args, "--plugins")
             .map(PathBuf::from)
             .unwrap_or_else(|| root.join("target/plugins")),
+        sdk_plugins: arg_value(&args, "--sdk-plugins")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target/sdk-plugins")),
     };
     let json = arg_value(&args, "--output").as_deref() == Some("json");
     let only = arg_value(&args, "--only");
@@ -131,6 +139,9 @@ fn main() -> ExitCode {
     }
     if wanted("B12") {
         record(masking::run(), "B12");
+    }
+    if wanted("B13") {
+        record(runtime.block_on(sdk::run(&inputs)), "B13");
     }
     if wanted("B2") {
         record(engine_runs::dag_vs_make(&inputs), "B2");
