@@ -24,6 +24,7 @@ fn main() -> ExitCode {
             .and_then(|plugins| build_weft(&plugins))
             .and_then(|weft| sdk::build_examples(&weft))
             .map(|_| ()),
+        Some("sdk-types") => sdk::write_js_types(),
         Some("demo") => demo(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("lint") => lint(),
@@ -36,6 +37,7 @@ fn main() -> ExitCode {
                  test            build the plugins, run all tests, then fmt and clippy\n  \
                  build-plugins   build plugins/ for {WASM_TARGET} into target/plugins/\n  \
                  build-sdk-plugins  build the Python and JavaScript examples into target/sdk-plugins/\n  \
+                 sdk-types       regenerate the JavaScript SDK's raw WIT types (jco types)\n  \
                  lint            cargo fmt --check and cargo clippy --all-targets\n  \
                  bench           release-build weft and run the benchmarks (B1 B2 B4 B6 B9 B10, memory);\n  \
                                  --output json for tracking, --only B1,B6 to pick"
@@ -178,6 +180,7 @@ fn test(extra: &[String]) -> Result<(), String> {
     // The SDK examples are built by that `weft` (`weft plugin build`), then their own
     // tests run natively (unittest, node --test); the e2e tests run them through weft.
     let sdk = sdk::build_examples(&weft)?;
+    sdk::check_js_types(&sdk.tools.jco)?;
     sdk::test_examples()?;
     run(cargo()
         .args(["test", "--workspace"])

@@ -178,3 +178,61 @@ pub fn test_examples() -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The worlds whose raw TypeScript types the JavaScript SDK ships.
+const JS_TYPE_WORLDS: &[&str] = &["task", "reporter", "form-decorator"];
+
+/// Generates the raw WIT types with `jco types` into `dest/<world>/`.
+fn generate_js_types(jco: &Path, dest: &Path) -> Result<(), String> {
+    for world in JS_TYPE_WORLDS {
+        let out = dest.join(world);
+        if out.exists() {
+            std::fs::remove_dir_all(&out)
+                .map_err(|e| format!("cannot remove {}: {e}", out.display()))?;
+        }
+        run(Command::new(jco)
+            .arg("types")
+            .arg(root().join("wit"))
+            .args(["--world-name", world, "--out-dir"])
+            .arg(&out))?;
+    }
+    Ok(())
+}
+
+/// Every file under `dir`, relative, with its contents.
+fn tree(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        for entry in std::fs::read_dir(&current).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if let Ok(relative) = path.strip_prefix(dir) {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                files.push((relative.to_path_buf(), text));
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+/// `cargo xtask sdk-types`: regenerates `sdk/js/weft-sdk/types/` from `wit/`.
+pub fn write_js_types() -> Result<(), String> {
+    generate_js_types(&jco()?, &root().join("sdk/js/weft-sdk/types"))
+}
+
+/// Fails when `sdk/js/weft-sdk/types/` is not what `jco types` makes of `wit/` now.
+pub fn check_js_types(jco: &Path) -> Result<(), String> {
+    let fresh = root().join("target/tmp/js-types");
+    generate_js_types(jco, &fresh)?;
+    let committed = root().join("sdk/js/weft-sdk/types");
+    if tree(&fresh) != tree(&committed) {
+        return Err(format!(
+            "{} is stale: the WIT changed; run `cargo xtask sdk-types` and commit the result",
+            committed.display()
+        ));
+    }
+    Ok(())
+}

@@ -150,3 +150,83 @@ fn plug(stub: &[u8], plugin: &[u8]) -> Result<Vec<u8>, String> {
         .encode(EncodeOptions::default())
         .map_err(|e| fail("encode the plugin", &e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A component of a world importing `imports` (WIT `import` lines), made with
+    /// wit-component's dummy module, over the WASI WIT the SDKs ship.
+    fn component(imports: &str) -> Vec<u8> {
+        let mut resolve = Resolve::default();
+        for (name, text) in [
+            ("io.wit", include_str!("../../../../sdk/wasi-wit/io.wit")),
+            (
+                "clocks.wit",
+                include_str!("../../../../sdk/wasi-wit/clocks.wit"),
+            ),
+            (
+                "sockets.wit",
+                include_str!("../../../../sdk/wasi-wit/sockets.wit"),
+            ),
+        ] {
+            resolve.push_str(name, text).expect("WASI WIT parses");
+        }
+        let app =
+            format!("package test:app;\nworld app {{\n{imports}\n  export run: func();\n}}\n");
+        let package = resolve.push_str("app.wit", &app).expect("test WIT parses");
+        let world = resolve
+            .select_world(&[package], Some("app"))
+            .expect("the world");
+        let mut module = wit_component::dummy_module(&resolve, world, ManglingAndAbi::Standard32);
+        wit_component::embed_component_metadata(&mut module, &resolve, world, StringEncoding::UTF8)
+            .expect("metadata");
+        ComponentEncoder::default()
+            .module(&module)
+            .and_then(|encoder| encoder.encode())
+            .expect("a component")
+    }
+
+    fn imports(component: &[u8]) -> Vec<String> {
+        let DecodedWasm::Component(resolve, world) =
+            wit_component::decode(component).expect("decodes")
+        else {
+            panic!("not a component");
+        };
+        resolve.worlds[world]
+            .imports
+            .values()
+            .filter_map(|item| match item {
+                WorldItem::Interface { id, .. } => resolve.id_of(*id),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn socket_imports_are_plugged_and_the_rest_kept() {
+        let original = component(
+            "  import wasi:clocks/wall-clock@0.2.12;\n  import wasi:sockets/tcp-create-socket@0.2.12;",
+        );
+        assert!(imports(&original).iter().any(|i| i.starts_with(SOCKETS)));
+        let (stripped, what) = strip_sockets(&original).expect("stripped");
+        let Stripped::Imports(names) = what else {
+            panic!("nothing stripped");
+        };
+        assert!(names.contains(&"wasi:sockets/tcp-create-socket@0.2.12".to_string()));
+        let left = imports(&stripped);
+        assert!(!left.iter().any(|i| i.starts_with(SOCKETS)), "{left:?}");
+        assert!(
+            left.contains(&"wasi:clocks/wall-clock@0.2.12".to_string()),
+            "{left:?}"
+        );
+    }
+
+    #[test]
+    fn a_component_without_sockets_is_left_alone() {
+        let original = component("  import wasi:clocks/wall-clock@0.2.12;");
+        let (same, what) = strip_sockets(&original).expect("read");
+        assert_eq!(what, Stripped::Nothing);
+        assert_eq!(same, original);
+    }
+}
