@@ -11,6 +11,7 @@ mod release_api;
 mod release_crash;
 mod reporting;
 mod runs;
+mod sdk;
 mod security;
 mod serve;
 mod snapshots;

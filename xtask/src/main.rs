@@ -4,7 +4,11 @@
 //! - `cargo xtask test`: builds the plugins, runs every test, then fmt and clippy.
 //!
 //! Also: `cargo xtask build-plugins` (installs the `wasm32-wasip2` target when missing and
-//! builds `plugins/` into `target/plugins/`).
+//! builds `plugins/` into `target/plugins/`) and `cargo xtask build-sdk-plugins` (installs
+//! componentize-py and jco under `target/sdk-tools/` when missing and builds the Python
+//! and JavaScript examples in `examples/plugins/` into `target/sdk-plugins/`).
+
+mod sdk;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -16,6 +20,11 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("build-plugins") => build_plugins().map(|_| ()),
+        Some("build-sdk-plugins") => build_plugins()
+            .and_then(|plugins| build_weft(&plugins))
+            .and_then(|weft| sdk::build_examples(&weft))
+            .map(|_| ()),
+        Some("sdk-types") => sdk::write_js_types(),
         Some("demo") => demo(&args[1..]),
         Some("test") => test(&args[1..]),
         Some("lint") => lint(),
@@ -27,6 +36,8 @@ fn main() -> ExitCode {
                  demo            build everything and run the demo pipeline\n  \
                  test            build the plugins, run all tests, then fmt and clippy\n  \
                  build-plugins   build plugins/ for {WASM_TARGET} into target/plugins/\n  \
+                 build-sdk-plugins  build the Python and JavaScript examples into target/sdk-plugins/\n  \
+                 sdk-types       regenerate the JavaScript SDK's raw WIT types (jco types)\n  \
                  lint            cargo fmt --check and cargo clippy --all-targets\n  \
                  bench           release-build weft and run the benchmarks (B1 B2 B4 B6 B9 B10, memory);\n  \
                                  --output json for tracking, --only B1,B6 to pick"
@@ -43,7 +54,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)
@@ -56,7 +67,7 @@ fn cargo() -> Command {
     cmd
 }
 
-fn run(cmd: &mut Command) -> Result<(), String> {
+pub(crate) fn run(cmd: &mut Command) -> Result<(), String> {
     eprintln!("xtask: running {cmd:?}");
     let status = cmd
         .status()
@@ -135,12 +146,17 @@ fn build_plugins() -> Result<PathBuf, String> {
     Ok(out)
 }
 
-fn demo(extra: &[String]) -> Result<(), String> {
-    let plugins = build_plugins()?;
+/// Builds the debug `weft` with the first-party plugins built in; returns its path.
+fn build_weft(plugins: &Path) -> Result<PathBuf, String> {
     run(cargo()
         .args(["build", "-p", "weft-cli"])
-        .env("WEFT_EMBED_PLUGINS", &plugins))?;
-    let weft = root().join("target/debug/weft");
+        .env("WEFT_EMBED_PLUGINS", plugins))?;
+    Ok(root().join("target/debug/weft"))
+}
+
+fn demo(extra: &[String]) -> Result<(), String> {
+    let plugins = build_plugins()?;
+    let weft = build_weft(&plugins)?;
     let mut cmd = Command::new(&weft);
     cmd.current_dir(root())
         .arg("run")
@@ -160,11 +176,20 @@ fn demo(extra: &[String]) -> Result<(), String> {
 
 fn test(extra: &[String]) -> Result<(), String> {
     let plugins = build_plugins()?;
+    let weft = build_weft(&plugins)?;
+    // The SDK examples are built by that `weft` (`weft plugin build`), then their own
+    // tests run natively (unittest, node --test); the e2e tests run them through weft.
+    let sdk = sdk::build_examples(&weft)?;
+    sdk::check_js_types(&sdk.tools.jco)?;
+    sdk::test_examples()?;
     run(cargo()
         .args(["test", "--workspace"])
         .args(extra)
         .env("WEFT_EMBED_PLUGINS", &plugins)
-        .env("WEFT_PLUGIN_DIR", &plugins))?;
+        .env("WEFT_PLUGIN_DIR", &plugins)
+        .env("WEFT_SDK_PLUGIN_DIR", &sdk.plugins)
+        .env("WEFT_COMPONENTIZE_PY", &sdk.tools.componentize_py)
+        .env("WEFT_JCO", &sdk.tools.jco))?;
     // The forges' mapping and classification, the first-party form decorators'
     // templates and patterns, and the first-party gates' checks, are plain Rust, tested
     // on the host.
@@ -192,6 +217,8 @@ fn test(extra: &[String]) -> Result<(), String> {
 
 fn bench(extra: &[String]) -> Result<(), String> {
     let plugins = build_plugins()?;
+    // B14 compares the SDK examples (built by the debug weft: building is not measured).
+    let sdk = sdk::build_examples(&build_weft(&plugins)?)?;
     run(cargo()
         .args(["build", "--release", "-p", "weft-cli", "-p", "weft-bench"])
         .env("WEFT_EMBED_PLUGINS", &plugins))?;
@@ -202,6 +229,8 @@ fn bench(extra: &[String]) -> Result<(), String> {
         .arg(root.join("target/release/weft"))
         .arg("--plugins")
         .arg(&plugins)
+        .arg("--sdk-plugins")
+        .arg(&sdk.plugins)
         .args(extra))
 }
 

@@ -13,6 +13,8 @@
 //!   attempts per second of no-op 10-task runs (ratios vs one server; SQLite as baseline),
 //!   and CPU per attempt of weft and of PostgreSQL.
 //! - B12: log masking throughput with 50 secrets vs a plain scan of the same text.
+//! - B14: echo written with the Python and JavaScript SDKs vs the Rust `echo`: cold start
+//!   (compile), compiled-cache load and one run, as ratios.
 //! - Memory: peak RSS of the 1,000-task run; bytes per pending task at 10,000.
 
 mod alloc;
@@ -22,6 +24,7 @@ mod engine_runs;
 mod hostile;
 mod masking;
 mod scaling;
+mod sdk;
 mod shapes;
 
 use std::path::PathBuf;
@@ -58,6 +61,8 @@ pub struct Inputs {
     pub weft: PathBuf,
     /// Directory of built plugins.
     pub plugins: PathBuf,
+    /// Directory of the SDK examples built by `weft plugin build` (B14).
+    pub sdk_plugins: PathBuf,
 }
 
 fn arg_value(args: &[String], flag: &str) -> Option<String> {
@@ -76,6 +81,9 @@ fn main() -> ExitCode {
         plugins: arg_value(&args, "--plugins")
             .map(PathBuf::from)
             .unwrap_or_else(|| root.join("target/plugins")),
+        sdk_plugins: arg_value(&args, "--sdk-plugins")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target/sdk-plugins")),
     };
     let json = arg_value(&args, "--output").as_deref() == Some("json");
     let only = arg_value(&args, "--only");
@@ -135,6 +143,9 @@ fn main() -> ExitCode {
     }
     if wanted("B12") {
         record(masking::run(), "B12");
+    }
+    if wanted("B14") {
+        record(runtime.block_on(sdk::run(&inputs)), "B14");
     }
     if wanted("B2") {
         record(engine_runs::dag_vs_make(&inputs), "B2");

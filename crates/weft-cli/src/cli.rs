@@ -372,6 +372,28 @@ pub enum PluginCommand {
         #[arg(long, value_enum, default_value = "text")]
         output: OutputFormat,
     },
+    /// Write a new plugin project (a task, reporter or decorator in Rust, Python or
+    /// JavaScript) that builds with `weft plugin build` and passes its own test.
+    New {
+        /// What the plugin is.
+        #[arg(value_enum)]
+        kind: weft_cli::plugin_build::manifest::Kind,
+        /// Its name (lower-case letters, digits and `-`): the component is `NAME.wasm`.
+        name: String,
+        /// The language to write it in.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: weft_cli::plugin_build::manifest::Lang,
+        /// Where to write it (default: `./NAME`); must not exist or be empty.
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+    /// Build the plugin project in DIR (default `.`) into `DIR/NAME.wasm`, with cargo,
+    /// componentize-py or `jco componentize` as its `weft-plugin.toml` says.
+    Build {
+        /// The project directory.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
     /// Compile a component ahead of time into the cache.
     Compile {
         /// The `.wasm` file.

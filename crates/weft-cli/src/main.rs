@@ -452,6 +452,23 @@ async fn forward_signals(mut signals: Signals, cancel: CancelHandle) {
 
 async fn plugin(command: PluginCommand) -> Result<u8, Failure> {
     match command {
+        PluginCommand::New {
+            kind,
+            name,
+            lang,
+            dir,
+        } => {
+            let dir = dir.unwrap_or_else(|| PathBuf::from(&name));
+            let written =
+                weft_cli::plugin_new::create(&dir, kind, &name, lang).map_err(Failure::invalid)?;
+            println!("{}", written.summary());
+            Ok(0)
+        }
+        PluginCommand::Build { dir } => {
+            let out = weft_cli::plugin_build::build(&dir).map_err(Failure::environment)?;
+            println!("built {}", out.display());
+            Ok(0)
+        }
         PluginCommand::List { plugins } => {
             let registry = registry(&plugins)?;
             for name in registry.names() {
