@@ -2,7 +2,7 @@
 // skips work already done. A module of its own so that reporters and decorators, whose
 // worlds do not import weft:plugin/checkpoint, never import it.
 
-import { get as getRaw, put as putRaw } from "weft:plugin/checkpoint@0.1.0";
+import { get as getRaw, put as putRaw } from "weft:plugin/checkpoint@0.2.0";
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();

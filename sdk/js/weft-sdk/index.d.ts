@@ -6,7 +6,7 @@ import type * as rawDecorator from "./types/form-decorator/interfaces/weft-plugi
 
 export type { raw, rawReporter, rawDecorator };
 
-export const WIT_VERSION: "0.1.0";
+export const WIT_VERSION: "0.2.0";
 
 /** A param's value: a string, an array of strings or an object with string values. */
 export type ParamValue = string | string[] | Record<string, string>;

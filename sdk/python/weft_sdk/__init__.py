@@ -1,7 +1,7 @@
 """weft_sdk: write weft plugins in Python.
 
 A weft plugin is a WebAssembly component built against the WIT package
-``weft:plugin@0.1.0`` (``wit/`` in the weft repository). This package wraps the bindings
+``weft:plugin@0.2.0`` (``wit/`` in the weft repository). This package wraps the bindings
 componentize-py generates so that a plugin is one file, as with the Rust SDK::
 
     from weft_sdk import Context, Outcome, Param, PluginInfo, Task, export_task, log
@@ -49,8 +49,8 @@ from .reporter import Delivery, Event, Reporter, TaskEvent, export_reporter
 from .task import Task, export_task
 
 #: The version of the ``weft:plugin`` WIT package this SDK was written against; it is
-#: part of the exported interface's name (``weft:plugin/task-plugin@0.1.0``).
-WIT_VERSION = "0.1.0"
+#: part of the exported interface's name (``weft:plugin/task-plugin@0.2.0``).
+WIT_VERSION = "0.2.0"
 
 __all__ = [
     "Context", "Decorator", "DecoratorInfo", "Delivery", "Event", "Form", "Input",

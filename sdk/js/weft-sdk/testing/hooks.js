@@ -1,4 +1,4 @@
-// Module resolution hook: `weft:plugin/log@0.1.0` -> ./fake/log.js, and so on.
+// Module resolution hook: `weft:plugin/log@0.2.0` -> ./fake/log.js, and so on.
 const FAKES = new Set(["log", "secrets", "checkpoint"]);
 
 export async function resolve(specifier, context, nextResolve) {
