@@ -40,6 +40,9 @@ pub enum Command {
     /// The run store itself.
     #[command(subcommand)]
     Db(DbCommand),
+    /// Cron schedules that `weft serve` fires.
+    #[command(subcommand)]
+    Schedules(SchedulesCommand),
 }
 
 /// `weft approve` and `weft resume`.
@@ -273,6 +276,16 @@ pub struct RunArgs {
     #[arg(long)]
     pub detach: bool,
 
+    /// Start the run at this time (RFC 3339, e.g. `2026-12-24T02:00:00Z` or
+    /// `2026-12-24T02:00:00+01:00`): it is created now in phase `Scheduled`. With
+    /// `--detach`, `weft serve` on the same store starts it then.
+    #[arg(long, value_name = "TIME", conflicts_with = "in_")]
+    pub at: Option<String>,
+
+    /// Start the run after this long (Go duration: `10m`, `1h30m`), as `--at`.
+    #[arg(long = "in", id = "in_", value_name = "DURATION")]
+    pub in_: Option<String>,
+
     /// Allow HTTP(S) requests to this destination, `[!private:][scheme://]host[:port]`,
     /// where host may be `*.suffix` (repeatable). `TASK=RULE` grants it to that task only;
     /// a bare rule to every task and reporter. Nothing is allowed by default. Loopback,
@@ -437,6 +450,9 @@ pub enum RunsCommand {
     Show {
         /// The run's name.
         run: String,
+        /// Which attempt (default: the latest; see `weft runs rerun`).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        attempt: Option<u32>,
         /// Where the store is.
         #[command(flatten)]
         store: StoreArgs,
@@ -447,6 +463,9 @@ pub enum RunsCommand {
         run: String,
         /// Only this task.
         task: Option<String>,
+        /// Which attempt (default: the latest).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+        attempt: Option<u32>,
         /// Keep printing new lines until the run finishes.
         #[arg(long)]
         follow: bool,
@@ -454,6 +473,10 @@ pub enum RunsCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Start the next attempt of a finished run (Azure's redeploy, GitHub's re-run): the
+    /// earlier attempts stay readable (`weft runs show RUN --attempt N`). Runs in the
+    /// foreground like `weft run`, with the same view, JSON document and exit codes.
+    Rerun(Box<RerunArgs>),
     /// Take over runs whose engine stopped (heartbeat older than the recovery timeout) and
     /// finish them per their recovery strategy (`none`, `startOver`, `resume`); also
     /// deliver statuses finished runs still owe their forges.
@@ -472,5 +495,69 @@ pub enum RunsCommand {
         /// Plugin sources.
         #[command(flatten)]
         plugins: PluginArgs,
+    },
+}
+
+/// `weft runs rerun`.
+#[derive(Debug, Clone, Args)]
+pub struct RerunArgs {
+    /// The run (its name, or an attempt's id such as `deploy~2`).
+    pub run: String,
+    /// Keep the tasks that succeeded in the latest attempt (their outcome and results);
+    /// run the rest, and every `finally` task, again.
+    #[arg(long)]
+    pub failed_only: bool,
+    /// Replace a param, `NAME=VALUE` (repeatable).
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// Hand the attempt to the store and exit, as `weft run --detach`.
+    #[arg(long)]
+    pub detach: bool,
+    /// Define a secret, as `weft run --secret` (repeatable; secret values are never stored
+    /// with a run, so a re-run needs them again).
+    #[arg(long = "secret", value_name = "NAME.KEY=SOURCE")]
+    pub secrets: Vec<String>,
+    /// Where the store is.
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Plugin sources.
+    #[command(flatten)]
+    pub plugins: PluginArgs,
+}
+
+/// `weft schedules ...`: cron schedules `weft serve` fires.
+#[derive(Debug, Subcommand)]
+pub enum SchedulesCommand {
+    /// Add a schedule: every tick of CRON (in TIMEZONE) starts a run of FILE, named
+    /// `NAME-<time>`, on whichever `weft serve` sharing the store claims the tick first.
+    Add {
+        /// The schedule's name (a DNS-1123 label).
+        name: String,
+        /// The cron expression: 5 fields (`0 2 * * 1-5`), or 6 with seconds first.
+        #[arg(long, value_name = "EXPR")]
+        cron: String,
+        /// The IANA time zone the expression is read in.
+        #[arg(long, value_name = "ZONE", default_value = "UTC")]
+        timezone: String,
+        /// The pipeline and its params.
+        #[command(flatten)]
+        pipeline: PipelineArgs,
+        /// Where the store is.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// The schedules, with their next tick.
+    List {
+        /// Where the store is.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Remove a schedule (runs it started are kept).
+    Remove {
+        /// The schedule.
+        name: String,
+        /// Where the store is.
+        #[command(flatten)]
+        store: StoreArgs,
     },
 }

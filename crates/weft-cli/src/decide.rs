@@ -30,11 +30,12 @@ pub fn command(args: &DecideArgs, kind: DecisionKind) -> Result<u8, Failure> {
         defer_until_ms,
     };
     let store = runs::open_for(&args.store)?;
-    let receipt =
-        decide(store.as_ref(), &args.run, &args.task, &ballot).map_err(|err| match err {
-            DecideError::Store(err) => Failure::environment(format!("run store: {err}")),
-            other => Failure::invalid(other.to_string()),
-        })?;
+    // The run's latest attempt (or the attempt named).
+    let run = runs::resolve(&*store, &args.run, None)?;
+    let receipt = decide(store.as_ref(), &run, &args.task, &ballot).map_err(|err| match err {
+        DecideError::Store(err) => Failure::environment(format!("run store: {err}")),
+        other => Failure::invalid(other.to_string()),
+    })?;
     let what = match (kind, ballot.approve) {
         (DecisionKind::Approval, true) => "approved",
         (DecisionKind::Approval, false) => "rejected",

@@ -1,13 +1,14 @@
 //! The `weft` binary. Exit codes: 0 the run succeeded (also with warnings, or completed
 //! with skips); 1 it failed, timed out, errored or was cancelled; 2 the pipeline or the
 //! command line is invalid (nothing ran); 3 weft itself could not work (e.g. an unwritable
-//! data directory).
+//! data directory); 4 the run's state does not allow it (re-running an unfinished run).
 
 mod cli;
 mod decide;
 mod decorators;
 mod identities;
 mod runs;
+mod schedules;
 mod serve;
 mod snapshots;
 mod spec_flags;
@@ -40,6 +41,8 @@ mod builtin {
 pub(crate) const EXIT_INVALID: u8 = 2;
 /// Exit code: weft could not do its own work.
 const EXIT_ENVIRONMENT: u8 = 3;
+/// Exit code: the run is not in a state that allows this (re-running an unfinished run).
+pub(crate) const EXIT_CONFLICT: u8 = 4;
 
 /// A failure that ends the command with a message and an exit code.
 #[derive(Debug)]
@@ -93,6 +96,7 @@ fn main() -> ExitCode {
             Command::Approve(args) => decide::command(&args, DecisionKind::Approval),
             Command::Resume(args) => decide::command(&args, DecisionKind::Intervention),
             Command::Db(DbCommand::Migrate { store }) => runs::migrate(&store),
+            Command::Schedules(command) => schedules::command(command).await,
         }
     });
     match result {
@@ -175,7 +179,7 @@ fn read_pipeline(file: &Path) -> Result<String, Unreadable> {
     }
 }
 
-fn report_invalid(
+pub(crate) fn report_invalid(
     diagnostics: &[Diagnostic],
     source: &str,
     output: OutputFormat,
@@ -193,7 +197,10 @@ fn report_invalid(
 /// Reads the pipeline; in JSON mode an unreadable file is still reported as a document.
 /// `Err` holds the command's result: a file that is not UTF-8 is reported like any invalid
 /// pipeline (file:line:column, exit 2).
-fn read_pipeline_for(file: &Path, output: OutputFormat) -> Result<String, Result<u8, Failure>> {
+pub(crate) fn read_pipeline_for(
+    file: &Path,
+    output: OutputFormat,
+) -> Result<String, Result<u8, Failure>> {
     match read_pipeline(file) {
         Ok(source) => Ok(source),
         Err(Unreadable::NotText(diagnostic, shown)) => {
@@ -286,8 +293,24 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
         Err(err) => return Err(spec_flags::failure(err)),
     };
     view::decorator_log(&submitted.decorator_log, display);
-    let live = submitted.run;
-    if args.detach {
+    foreground(&service, submitted.run, output, args.detach, signals, &file).await
+}
+
+/// Runs a submitted run in the foreground with the live view (or hands it to the store
+/// with `detach`): `weft run` and `weft runs rerun`. The exit code is the run's.
+pub(crate) async fn foreground(
+    service: &RunService,
+    live: weft_engine::runs::LiveRun,
+    output: OutputFormat,
+    detach: bool,
+    signals: Signals,
+    file: &str,
+) -> Result<u8, Failure> {
+    let display = match output {
+        OutputFormat::Text => view::Display::Text,
+        OutputFormat::Json => view::Display::Json,
+    };
+    if detach {
         let name = live.name().to_string();
         live.detach().map_err(Failure::environment)?;
         if let Some(store) = service.opened_store() {

@@ -199,13 +199,19 @@ fn store_failure(e: weft_store::StoreError) -> Failure {
 pub async fn command(command: RunsCommand) -> Result<u8, Failure> {
     match command {
         RunsCommand::List { store, limit } => list(&store, limit),
-        RunsCommand::Show { run, store } => show(&store, &run),
+        RunsCommand::Show {
+            run,
+            attempt,
+            store,
+        } => show(&store, &run, attempt),
         RunsCommand::Logs {
             run,
             task,
+            attempt,
             follow,
             store,
-        } => logs(&store, &run, task.as_deref(), follow).await,
+        } => logs(&store, &run, task.as_deref(), attempt, follow).await,
+        RunsCommand::Rerun(args) => rerun(*args).await,
         RunsCommand::Recover {
             store,
             recover_timeout,
@@ -215,9 +221,40 @@ pub async fn command(command: RunsCommand) -> Result<u8, Failure> {
     }
 }
 
+/// The attempt number of the stored run `id` (`deploy~3` is attempt 3).
+pub fn attempt_number(id: &str) -> u32 {
+    id.rsplit_once('~')
+        .and_then(|(_, n)| n.parse().ok())
+        .unwrap_or(1)
+}
+
+/// The stored id of `run`'s attempt `attempt` (default: its latest).
+pub fn resolve(store: &dyn RunStore, run: &str, attempt: Option<u32>) -> Result<String, Failure> {
+    weft_engine::runs::attempt_id(store, run, attempt)
+        .map_err(Failure::environment)?
+        .ok_or_else(|| match attempt {
+            Some(n) => Failure::invalid(format!("run `{run}` has no attempt {n}")),
+            None => Failure::invalid(format!("no run named `{run}`")),
+        })
+}
+
+/// Why a run waits before its first task, if it does ("queued: deploy group, 2 ahead").
+pub fn held(store: &dyn RunStore, r: &weft_store::RunListItem) -> Option<String> {
+    matches!(
+        r.phase,
+        weft_store::RunPhase::Queued | weft_store::RunPhase::Scheduled
+    )
+    .then(|| weft_engine::runs::held_view(store, &r.id, weft_store::DEFAULT_RECOVERY_TIMEOUT).ok())
+    .flatten()
+    .flatten()
+}
+
 /// One row of `weft runs list --output json` and `GET /api/v1/runs`.
-pub fn list_item(r: &weft_store::RunListItem) -> serde_json::Value {
+pub fn list_item(r: &weft_store::RunListItem, held: Option<String>) -> serde_json::Value {
     serde_json::json!({
+        "id": r.id,
+        "attempt": attempt_number(&r.id),
+        "waitingFor": held,
         "name": r.name,
         "pipeline": r.pipeline_name,
         "phase": format!("{:?}", r.phase),
@@ -232,7 +269,10 @@ fn list(args: &StoreArgs, limit: usize) -> Result<u8, Failure> {
     let store = open_for(args)?;
     let runs = store.list_runs(limit).map_err(store_failure)?;
     if args.output == OutputFormat::Json {
-        let rows: Vec<_> = runs.iter().map(list_item).collect();
+        let rows: Vec<_> = runs
+            .iter()
+            .map(|r| list_item(r, held(&*store, r)))
+            .collect();
         println!("{}", serde_json::Value::Array(rows));
         return Ok(0);
     }
@@ -245,9 +285,13 @@ fn list(args: &StoreArgs, limit: usize) -> Result<u8, Failure> {
             .status
             .clone()
             .unwrap_or_else(|| format!("{:?}", run.phase));
+        let status = match held(&*store, &run) {
+            Some(why) => format!("{status} ({why})"),
+            None => status,
+        };
         println!(
             "{:<36} {:<24} {:<22} {:>9}",
-            run.name,
+            run.id,
             run.pipeline_name,
             status,
             millis_to_text(run.duration())
@@ -279,9 +323,13 @@ pub fn run_document(
     // The `<status, operationStatus>` pairs as the store has them now (the report's are
     // those at the end).
     let operation = weft_engine::runs::operation_view(store, run)?;
+    let run_attempts = store.runs_named(&record.submitted.name)?;
     Ok(Some(serde_json::json!({
+        "id": run,
         "name": record.submitted.name,
-        "attempt": 1,
+        "attempt": attempt_number(run),
+        "runAttempts": run_attempts,
+        "waitingFor": weft_engine::runs::held_view(store, run, weft_store::DEFAULT_RECOVERY_TIMEOUT)?,
         "operation": operation.as_ref().map(|view| view.run),
         "taskOperations": operation.as_ref().map(|view| &view.tasks),
         "pipeline": record.submitted.pipeline_name,
@@ -311,8 +359,10 @@ pub fn run_document(
     })))
 }
 
-fn show(args: &StoreArgs, run: &str) -> Result<u8, Failure> {
+fn show(args: &StoreArgs, run: &str, attempt: Option<u32>) -> Result<u8, Failure> {
     let store = open_for(args)?;
+    let id = resolve(&*store, run, attempt)?;
+    let run = id.as_str();
     if args.output == OutputFormat::Json {
         let doc = run_document(store.as_ref(), run)
             .map_err(store_failure)?
@@ -326,8 +376,9 @@ fn show(args: &StoreArgs, run: &str) -> Result<u8, Failure> {
         .ok_or_else(|| Failure::invalid(format!("no run named `{run}`")))?;
     let attempts = store.attempts(run).map_err(store_failure)?;
     println!(
-        "Run {} of {}: {} {}",
+        "Run {} (attempt {}) of {}: {} {}",
         record.submitted.name,
+        attempt_number(run),
         record.submitted.pipeline_name,
         record
             .status
@@ -335,6 +386,12 @@ fn show(args: &StoreArgs, run: &str) -> Result<u8, Failure> {
             .unwrap_or_else(|| format!("{:?}", record.phase)),
         record.reason
     );
+    if let Some(why) =
+        weft_engine::runs::held_view(&*store, run, weft_store::DEFAULT_RECOVERY_TIMEOUT)
+            .map_err(store_failure)?
+    {
+        println!("Waiting: {why}");
+    }
     if let Some(view) = weft_engine::runs::operation_view(&*store, run).map_err(store_failure)? {
         println!(
             "Operation: <{:?}, {:?}>",
@@ -416,12 +473,12 @@ async fn logs(
     args: &StoreArgs,
     run: &str,
     task: Option<&str>,
+    attempt: Option<u32>,
     follow: bool,
 ) -> Result<u8, Failure> {
     let store = open_for(args)?;
-    if store.run(run).map_err(store_failure)?.is_none() {
-        return Err(Failure::invalid(format!("no run named `{run}`")));
-    }
+    let id = resolve(&*store, run, attempt)?;
+    let run = id.as_str();
     let mut cursor = 0;
     loop {
         let lines = store.logs(run, task, cursor, 1000).map_err(store_failure)?;
@@ -454,6 +511,53 @@ async fn logs(
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// `weft runs rerun`: the next attempt of a finished run, in the foreground.
+async fn rerun(args: crate::cli::RerunArgs) -> Result<u8, Failure> {
+    let signals = crate::Signals::install()?;
+    let store = open_for(&args.store)?;
+    let latest = resolve(&*store, &args.run, None)?;
+    let record = store
+        .run(&latest)
+        .map_err(store_failure)?
+        .ok_or_else(|| Failure::invalid(format!("no run named `{}`", args.run)))?;
+    let file = record.submitted.pipeline_name.clone();
+    let params = crate::spec_flags::params(&record.submitted.pipeline_source, &file, &args.params)?;
+    let data_dir = args.store.data_dir.clone().unwrap_or_else(default_data_dir);
+    let opened = store.clone();
+    let service = crate::service(
+        &args.plugins,
+        data_dir,
+        &args.secrets,
+        Box::new(move || Ok(opened.clone())),
+        crate::Leases::default(),
+    )?;
+    let request = weft_engine::runs::RerunRequest {
+        failed_only: args.failed_only,
+        params,
+        policy: None,
+    };
+    let submitted = match service.rerun(&args.run, request).await {
+        Ok(submitted) => submitted,
+        Err(weft_engine::runs::SubmitError::Invalid { diagnostics, .. }) => {
+            return crate::report_invalid(
+                &diagnostics,
+                &record.submitted.pipeline_source,
+                args.store.output,
+            );
+        }
+        Err(err) => return Err(crate::spec_flags::failure(err)),
+    };
+    crate::foreground(
+        &service,
+        submitted.run,
+        args.store.output,
+        args.detach,
+        signals,
+        &file,
+    )
+    .await
 }
 
 async fn recover(

@@ -71,7 +71,32 @@ pub fn run_spec(
     }
     spec.snapshots = snapshots(&args.snapshots)?;
     spec.data_dir = args.data_dir.clone();
+    spec.scheduled_at_ms = scheduled_at(args.at.as_deref(), args.in_.as_deref())?;
     Ok(spec)
+}
+
+/// `--at TIME` (RFC 3339) or `--in DURATION`, as milliseconds since the Unix epoch.
+pub fn scheduled_at(at: Option<&str>, after: Option<&str>) -> Result<Option<i64>, Failure> {
+    if let Some(text) = at {
+        let time = chrono::DateTime::parse_from_rfc3339(text).map_err(|e| {
+            Failure::invalid(format!(
+                "--at `{text}`: not an RFC 3339 time such as 2026-12-24T02:00:00Z ({e})"
+            ))
+        })?;
+        let ms = time.timestamp_millis();
+        if ms < chrono::Utc::now().timestamp_millis() {
+            return Err(Failure::invalid(format!("--at `{text}` is in the past")));
+        }
+        return Ok(Some(ms));
+    }
+    match duration("in", after)? {
+        Some(wait) => Ok(Some(
+            chrono::Utc::now().timestamp_millis()
+                + i64::try_from(wait.as_millis())
+                    .map_err(|_| Failure::invalid("--in is too long"))?,
+        )),
+        None => Ok(None),
+    }
 }
 
 /// Parses `-p NAME=VALUE` flags. Params the pipeline declares as arrays or objects take
@@ -330,6 +355,14 @@ pub fn failure(err: SubmitError) -> Failure {
         SubmitError::Exists(name) => Failure::invalid(format!(
             "a run named `{name}` already exists; pick another --name"
         )),
+        SubmitError::NotFound(run) => Failure {
+            code: crate::EXIT_INVALID,
+            message: format!("no run named `{run}`"),
+        },
+        SubmitError::NotTerminal(message) => Failure {
+            code: crate::EXIT_CONFLICT,
+            message,
+        },
         other => Failure::invalid(other.to_string()),
     }
 }

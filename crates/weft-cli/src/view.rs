@@ -304,6 +304,13 @@ impl RunObserver for LiveView {
                     _ => {}
                 }
             }
+            RunEvent::Held(why) => {
+                if self.transitions {
+                    let mark =
+                        self.paint(Style::new().fg_color(Some(AnsiColor::Yellow.into())), "⏳");
+                    self.say(format!("{mark} {}", why.describe()), false);
+                }
+            }
             RunEvent::FinallyStarted => {
                 if self.transitions {
                     self.say(self.paint(Style::new().dimmed(), "── finally ──"), false);

@@ -78,6 +78,11 @@ pub enum TaskPhase {
 /// Where the run is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum RunPhase {
+    /// Waiting for a slot of its concurrency group (release-control.md section 4); the
+    /// engine holds it here before [`RunState::start`].
+    Queued,
+    /// Waiting for the time it was scheduled for (section 5).
+    Scheduled,
     /// Tasks are running.
     Running,
     /// A task failed: nothing new starts.
@@ -96,6 +101,8 @@ impl RunPhase {
     /// The phase name.
     pub fn as_str(self) -> &'static str {
         match self {
+            RunPhase::Queued => "Queued",
+            RunPhase::Scheduled => "Scheduled",
             RunPhase::Running => "Running",
             RunPhase::Stopping => "Stopping",
             RunPhase::Halting => "Halting",
@@ -340,6 +347,8 @@ pub struct RunState {
     stopping: bool,
     halted_by: Option<HaltedBy>,
     cancelled: Option<CancelMode>,
+    /// A newer run of its concurrency group displaced it (the cancel's reason).
+    superseded: bool,
     tasks_timed_out: bool,
     finally_timed_out: bool,
     pipeline_timed_out: bool,
@@ -353,6 +362,8 @@ pub struct RunState {
     ended_count: i64,
     /// Tasks a re-run (`--failed-only`) keeps from the previous attempt, by node.
     carried: Vec<Option<Carried>>,
+    /// Which attempt of its run this is (1 unless re-run).
+    attempt: u32,
 }
 
 /// A task a re-run keeps from the previous attempt of its run (release-control.md section
@@ -414,6 +425,7 @@ impl RunState {
             stopping: false,
             halted_by: None,
             cancelled: None,
+            superseded: false,
             tasks_timed_out: false,
             finally_timed_out: false,
             pipeline_timed_out: false,
@@ -424,6 +436,7 @@ impl RunState {
             settled: VecDeque::new(),
             ended_count: 0,
             carried: Vec::new(),
+            attempt: 1,
         }
     }
 
@@ -445,6 +458,12 @@ impl RunState {
             .iter()
             .map(|node| kept(&node.name).filter(|c| !node.is_finally && Carried::keeps(c.outcome)))
             .collect();
+    }
+
+    /// This is attempt `attempt` of its run (release-control.md section 6): the report
+    /// says so.
+    pub fn set_attempt(&mut self, attempt: u32) {
+        self.attempt = attempt.max(1);
     }
 
     /// The plan this run executes.
@@ -697,6 +716,35 @@ impl RunState {
         actions
     }
 
+    /// Ends a run that never started (it waited in its concurrency group's queue or for
+    /// its scheduled time): no task runs, `finally` included, whatever cancel was asked
+    /// for; reason `Superseded` when a newer run of its group displaced it, else
+    /// `Cancelled`. A run already started is cancelled as [`RunState::supersede`] or
+    /// [`RunState::cancel`] would.
+    pub fn withdraw(&mut self, superseded: bool) -> Vec<Action> {
+        if self.started {
+            return if superseded {
+                self.supersede()
+            } else {
+                self.cancel(CancelMode::Cancelled)
+            };
+        }
+        // Nothing may start after this.
+        self.started = true;
+        self.superseded |= superseded;
+        self.cancel(CancelMode::Cancelled)
+    }
+
+    /// A newer run of its group displaced this running one (`cancelInProgress`): it is
+    /// cancelled as `CancelledRunFinally`, with reason `Superseded`.
+    pub fn supersede(&mut self) -> Vec<Action> {
+        if self.finished {
+            return Vec::new();
+        }
+        self.superseded = true;
+        self.cancel(CancelMode::CancelledRunFinally)
+    }
+
     /// The run's `tasks` timeout passed: running tasks time out, unstarted ones are
     /// skipped `RunTimedOut`, `finally` still runs.
     pub fn tasks_timeout(&mut self) -> Vec<Action> {
@@ -873,7 +921,7 @@ impl RunState {
                 tasks_outcome: self.tasks_outcome().as_str().to_string(),
                 halted_by: self.halted_by.clone(),
                 checkpoint_hits: None,
-                attempt: 1,
+                attempt: self.attempt,
                 operation: self.operation(),
             },
             tasks: self
@@ -948,6 +996,7 @@ impl RunState {
             timed_out: self.pipeline_timed_out || self.tasks_timed_out,
             infra_error: self.infra_error.clone(),
             cancelled: self.cancelled,
+            superseded: self.superseded,
             halted_by: self.halted_by.as_ref().map(|halted| halted.task.clone()),
         }
     }

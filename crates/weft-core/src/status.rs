@@ -537,6 +537,8 @@ pub struct RunFacts {
     pub infra_error: Option<String>,
     /// A user cancelled it (the strongest mode asked for).
     pub cancelled: Option<CancelMode>,
+    /// The cancel came from a newer run of its concurrency group (reason `Superseded`).
+    pub superseded: bool,
     /// The task that halted the run.
     pub halted_by: Option<String>,
 }
@@ -552,7 +554,12 @@ pub fn final_status(facts: &RunFacts, all: &Tally) -> (RunStatus, String) {
     } else if all.failed > 0 || all.timed_out > 0 {
         (RunStatus::Failed, reasons::FAILED.into())
     } else if let Some(mode) = facts.cancelled {
-        (RunStatus::Cancelled, mode.as_str().into())
+        let reason = if facts.superseded {
+            crate::queue::SUPERSEDED
+        } else {
+            mode.as_str()
+        };
+        (RunStatus::Cancelled, reason.into())
     } else if all.warnings > 0 {
         (
             RunStatus::SucceededWithWarnings,

@@ -1730,3 +1730,127 @@ fn a_failed_only_rerun_keeps_successes_and_runs_the_rest() {
         report.tasks[0].message
     );
 }
+
+/// A run that waited in its concurrency group's queue or for its scheduled time and is
+/// cancelled or displaced by a newer run (`withdraw`), and a running run a newer one
+/// displaces (`supersede`, `cancelInProgress`): who runs, the status, the reason and the
+/// `<status, operationStatus>` pair.
+#[test]
+fn withdrawn_and_superseded_runs() {
+    enum How {
+        /// Before `start`: `withdraw(superseded)`.
+        Withdraw(bool),
+        /// After `a` began: `supersede()`.
+        SupersedeRunning,
+        /// After `a` began: `withdraw(true)` acts as `supersede`.
+        WithdrawRunning,
+    }
+    let yaml = pipeline(
+        &format!("    - {{name: a, {ECHO}}}\n    - {{name: b, {ECHO}, runAfter: [a]}}\n"),
+        &format!("    - {{name: fin, {ECHO}}}\n"),
+    );
+    // (row, how, tasks that ran, status, reason, operation pair)
+    let rows: &[(&str, How, &[&str], &str, &str, (&str, &str))] = &[
+        (
+            "queued run cancelled",
+            How::Withdraw(false),
+            &[],
+            "Cancelled",
+            "Cancelled",
+            ("NotDeployed", "Canceled"),
+        ),
+        (
+            "queued run superseded",
+            How::Withdraw(true),
+            &[],
+            "Cancelled",
+            "Superseded",
+            ("NotDeployed", "Canceled"),
+        ),
+        (
+            "running run superseded: finally runs",
+            How::SupersedeRunning,
+            &["a", "fin"],
+            "Cancelled",
+            "Superseded",
+            ("Failed", "Canceled"),
+        ),
+        (
+            "withdraw of a started run supersedes it",
+            How::WithdrawRunning,
+            &["a", "fin"],
+            "Cancelled",
+            "Superseded",
+            ("Failed", "Canceled"),
+        ),
+    ];
+    for (row, how, ran, status, reason, pair) in rows {
+        let plan = match load(&yaml, "pipeline.yaml", &BTreeMap::new(), None) {
+            Ok(plan) => plan,
+            Err(d) => panic!("{d:?}"),
+        };
+        let mut run = RunState::new(
+            Arc::new(plan),
+            RunContext {
+                run_name: "run-1".into(),
+                run_uid: "uid-1".into(),
+                bound_workspaces: ["src".to_string()].into(),
+            },
+        );
+        let mut started = Vec::new();
+        let mut pending = match how {
+            How::Withdraw(superseded) => {
+                let mut actions = run.withdraw(*superseded);
+                // The engine may still call `start`; nothing starts.
+                actions.extend(run.start());
+                actions
+            }
+            How::SupersedeRunning | How::WithdrawRunning => run.start(),
+        };
+        let mut displaced = false;
+        while !pending.is_empty() {
+            let mut next = Vec::new();
+            for action in std::mem::take(&mut pending) {
+                match action {
+                    Action::Start(start) => {
+                        started.push(start.name.clone());
+                        next.extend(run.task_started(start.node, start.attempt));
+                        if start.name == "a" && !displaced {
+                            displaced = true;
+                            next.extend(match how {
+                                How::WithdrawRunning => run.withdraw(true),
+                                _ => run.supersede(),
+                            });
+                        } else {
+                            next.extend(run.task_ended(
+                                start.node,
+                                start.attempt,
+                                TaskEnding::Success,
+                                BTreeMap::new(),
+                            ));
+                        }
+                    }
+                    Action::Cancel { node, attempt, .. } => {
+                        next.extend(run.task_cancelled(node, attempt))
+                    }
+                    _ => {}
+                }
+            }
+            pending = next;
+        }
+        assert!(run.is_finished(), "{row}: the run ends");
+        assert_eq!(started, *ran, "{row}: tasks that ran");
+        let report = run.report();
+        assert_eq!(
+            (report.run.status.as_str(), report.run.reason.as_str()),
+            (*status, *reason),
+            "{row}"
+        );
+        let op = serde_json::to_value(&report.run.operation).expect("json");
+        assert_eq!(
+            (op["status"].as_str(), op["operationStatus"].as_str()),
+            (Some(pair.0), Some(pair.1)),
+            "{row}"
+        );
+    }
+}

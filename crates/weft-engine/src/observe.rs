@@ -44,10 +44,45 @@ pub enum RunEvent<'a> {
         /// What it waits for, and how far along it is.
         wait: &'a RunWait,
     },
+    /// The run waits before its first task, or what it waits for changed.
+    Held(&'a Held),
     /// `finally` tasks are starting.
     FinallyStarted,
     /// The run is over.
     Finished(&'a RunSummary),
+}
+
+/// What a run waits for before its first task (release-control.md sections 4 and 5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Held {
+    /// Its scheduled time.
+    Scheduled {
+        /// When it starts.
+        at: std::time::SystemTime,
+    },
+    /// A slot of its concurrency group.
+    Queued {
+        /// "queued: deploy-prod group, 2 ahead".
+        description: String,
+    },
+}
+
+impl Held {
+    /// What the live view and `weft runs list` say: "queued: deploy group, 2 ahead",
+    /// "scheduled for 2026-12-24T02:00:00Z".
+    pub fn describe(&self) -> String {
+        match self {
+            Held::Scheduled { at } => format!("scheduled for {}", describe_time(*at)),
+            Held::Queued { description } => description.clone(),
+        }
+    }
+}
+
+/// A time as RFC 3339 in UTC, to the second.
+pub fn describe_time(at: std::time::SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(at)
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 /// Receives a run's events. Called from several threads (log lines come from tasks).

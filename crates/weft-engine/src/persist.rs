@@ -227,6 +227,19 @@ impl Journal {
         self.enqueue(WriteOp::Event { lease, event });
     }
 
+    /// Records a run-level event (`kind`, with `data`): a concurrency group's admission.
+    pub(crate) fn run_event(&mut self, kind: &str, data: serde_json::Value) {
+        let event = NewEvent {
+            at: Timestamp::now(),
+            kind: kind.to_string(),
+            task: None,
+            attempt: None,
+            data_json: data.to_string(),
+        };
+        let lease = self.durable.lease.clone();
+        self.enqueue(WriteOp::Event { lease, event });
+    }
+
     /// Records the run's phase.
     pub(crate) fn run_phase(&mut self, phase: RunPhase) {
         let lease = self.durable.lease.clone();

@@ -24,8 +24,8 @@ use crate::error::StoreError;
 use crate::store::RunStore;
 use crate::types::{
     AttemptId, AttemptRecord, EventRecord, Lease, LogEntry, NewRun, NewSignal, OutboxRow, Result,
-    RunListItem, RunRecord, SignalRecord, Snapshot, StaleRun, Timestamp, VoteRecord, WaitRecord,
-    WriteAck, WriteOp,
+    RunListItem, RunRecord, ScheduleRecord, SignalRecord, SlotChange, SlotRow, Snapshot, StaleRun,
+    Timestamp, VoteRecord, WaitRecord, WriteAck, WriteOp,
 };
 
 /// When the writer commits.
@@ -440,5 +440,47 @@ impl RunStore for BatchingStore {
 
     fn votes(&self, run: &str) -> Result<Vec<VoteRecord>> {
         self.inner.votes(run)
+    }
+
+    fn in_group(
+        &self,
+        group: &str,
+        now: Timestamp,
+        stale_after: Duration,
+        decide: &mut dyn FnMut(&[SlotRow]) -> Vec<SlotChange>,
+    ) -> Result<Vec<SlotRow>> {
+        self.inner.in_group(group, now, stale_after, decide)
+    }
+
+    fn groups_of(&self, run: &str, now: Timestamp, stale_after: Duration) -> Result<Vec<SlotRow>> {
+        self.inner.groups_of(run, now, stale_after)
+    }
+
+    fn leave_groups(&self, run: &str) -> Result<()> {
+        self.inner.leave_groups(run)
+    }
+
+    fn add_schedule(&self, schedule: &ScheduleRecord) -> Result<()> {
+        self.inner.add_schedule(schedule)
+    }
+
+    fn schedules(&self) -> Result<Vec<ScheduleRecord>> {
+        self.inner.schedules()
+    }
+
+    fn remove_schedule(&self, name: &str) -> Result<bool> {
+        self.inner.remove_schedule(name)
+    }
+
+    fn claim_tick(&self, name: &str, tick: Timestamp, next: Option<Timestamp>) -> Result<bool> {
+        self.inner.claim_tick(name, tick, next)
+    }
+
+    fn tick_fired(&self, name: &str, tick: Timestamp) -> Result<()> {
+        self.inner.tick_fired(name, tick)
+    }
+
+    fn runs_named(&self, name: &str) -> Result<Vec<String>> {
+        self.inner.runs_named(name)
     }
 }

@@ -76,8 +76,8 @@ pub use store::RunStore;
 pub use types::{
     AttemptId, AttemptRecord, EventRecord, Lease, LogEntry, NewEvent, NewLogLine, NewRun,
     NewSignal, OutboxKey, OutboxRow, Recovery, ReportStatus, Result, RunListItem, RunRecord,
-    SignalRecord, Snapshot, StaleRun, StoreLimits, TRUNCATED_STREAM, Timestamp, VoteRecord,
-    WaitRecord, WriteAck, WriteOp,
+    ScheduleRecord, SignalRecord, SlotChange, SlotRow, Snapshot, StaleRun, StoreLimits,
+    TRUNCATED_STREAM, Timestamp, VoteRecord, WaitRecord, WriteAck, WriteOp,
 };
 pub use vocab::{Outcome, RunPhase, TaskPhase};
 

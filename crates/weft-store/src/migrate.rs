@@ -24,6 +24,10 @@ const SQLITE: &Sources = &[
         include_str!("migrations/sqlite/V3__signals.sql"),
     ),
     ("V4__waits", include_str!("migrations/sqlite/V4__waits.sql")),
+    (
+        "V5__groups_and_schedules",
+        include_str!("migrations/sqlite/V5__groups_and_schedules.sql"),
+    ),
 ];
 
 const POSTGRES: &Sources = &[
@@ -42,6 +46,10 @@ const POSTGRES: &Sources = &[
     (
         "V4__waits",
         include_str!("migrations/postgres/V4__waits.sql"),
+    ),
+    (
+        "V5__groups_and_schedules",
+        include_str!("migrations/postgres/V5__groups_and_schedules.sql"),
     ),
 ];
 

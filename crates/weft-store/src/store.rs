@@ -6,8 +6,8 @@ use std::time::Duration;
 use crate::error::StoreError;
 use crate::types::{
     AttemptId, AttemptRecord, EventRecord, Lease, LogEntry, NewRun, NewSignal, OutboxRow, Result,
-    RunListItem, RunRecord, SignalRecord, Snapshot, StaleRun, Timestamp, VoteRecord, WaitRecord,
-    WriteAck, WriteOp,
+    RunListItem, RunRecord, ScheduleRecord, SignalRecord, SlotChange, SlotRow, Snapshot, StaleRun,
+    Timestamp, VoteRecord, WaitRecord, WriteAck, WriteOp,
 };
 
 /// Persistence of runs. Object-safe, `Send + Sync`, synchronous: the engine calls it from a
@@ -166,4 +166,42 @@ pub trait RunStore: Send + Sync {
 
     /// Every decision cast on a run's waits, in the order they were cast.
     fn votes(&self, run: &str) -> Result<Vec<VoteRecord>>;
+    /// Runs `decide` on the rows of concurrency group `group` inside one transaction that
+    /// no other engine sharing the store can interleave with, applies the changes it
+    /// returns, and gives the rows as they are then. A row is `alive` when its run is
+    /// unfinished and was heartbeaten within `stale_after` of `now`.
+    fn in_group(
+        &self,
+        group: &str,
+        now: Timestamp,
+        stale_after: Duration,
+        decide: &mut dyn FnMut(&[SlotRow]) -> Vec<SlotChange>,
+    ) -> Result<Vec<SlotRow>>;
+
+    /// Every row of every group `run` (or one of its tasks) is in, with the others of
+    /// those groups, for views ("queued: deploy group, 2 ahead").
+    fn groups_of(&self, run: &str, now: Timestamp, stale_after: Duration) -> Result<Vec<SlotRow>>;
+
+    /// `run` (and its tasks) leave every group: its slots free at once.
+    fn leave_groups(&self, run: &str) -> Result<()>;
+
+    /// Adds a cron schedule; [`StoreError::AlreadyExists`] when the name is taken.
+    fn add_schedule(&self, schedule: &ScheduleRecord) -> Result<()>;
+
+    /// Every schedule, by name.
+    fn schedules(&self) -> Result<Vec<ScheduleRecord>>;
+
+    /// Removes a schedule; whether there was one.
+    fn remove_schedule(&self, name: &str) -> Result<bool>;
+
+    /// Claims the tick `tick` of schedule `name` for this engine: only if it is still the
+    /// schedule's next tick and no tick is being fired; the next becomes `next` and `tick`
+    /// is marked firing. Whether this caller won (exactly one caller wins a tick).
+    fn claim_tick(&self, name: &str, tick: Timestamp, next: Option<Timestamp>) -> Result<bool>;
+
+    /// The run of tick `tick` of schedule `name` exists: the tick is fired.
+    fn tick_fired(&self, name: &str, tick: Timestamp) -> Result<()>;
+
+    /// The ids of the runs named `name` (its attempts), oldest first.
+    fn runs_named(&self, name: &str) -> Result<Vec<String>>;
 }

@@ -719,3 +719,64 @@ impl Default for StoreLimits {
 
 /// Result alias of the store.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// One entry of a concurrency group (release-control.md section 4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotRow {
+    /// The group.
+    pub group: String,
+    /// Who: a run id, or `run/task` for a task's slot.
+    pub holder: String,
+    /// Its run.
+    pub run: String,
+    /// Arrival order in the store (lower came first).
+    pub seq: i64,
+    /// Holding a slot (else waiting for one).
+    pub holding: bool,
+    /// A newer arrival displaced it while it waited.
+    pub superseded: bool,
+    /// Its run is unfinished and its lease live (heartbeat within the staleness bound).
+    pub alive: bool,
+}
+
+/// A change to a concurrency group, decided on its rows inside one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SlotChange {
+    /// `holder` (of `run`) arrives: it waits, after everyone already there.
+    Join {
+        /// Who.
+        holder: String,
+        /// Its run.
+        run: String,
+    },
+    /// `holder` takes a slot.
+    Hold(String),
+    /// `holder` waits (again), keeping its place.
+    Wait(String),
+    /// `holder` leaves the group.
+    Leave(String),
+    /// `holder`, waiting, is displaced by a newer arrival.
+    Supersede(String),
+    /// `run`'s lease is revoked (its engine stopped heartbeating and its slot is given
+    /// away): its engine, if it comes back, can write nothing more.
+    Fence(String),
+}
+
+/// A cron schedule `weft serve` keeps (release-control.md section 5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleRecord {
+    /// Its name (unique).
+    pub name: String,
+    /// The cron expression as given.
+    pub cron: String,
+    /// Its IANA time zone.
+    pub zone: String,
+    /// What each tick runs: the engine's versioned run spec, as `runs.options_json`.
+    pub spec_json: String,
+    /// The next tick; `None`: it never fires again.
+    pub next_at: Option<Timestamp>,
+    /// A tick claimed whose run may not have been created yet.
+    pub firing_at: Option<Timestamp>,
+    /// When it was added.
+    pub created_at: Timestamp,
+}

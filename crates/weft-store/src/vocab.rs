@@ -78,6 +78,10 @@ vocab! {
 vocab! {
     /// Where a run is (weft-core `RunPhase`).
     RunPhase {
+        /// Waiting for a slot of its concurrency group.
+        Queued,
+        /// Waiting for the time it was scheduled for.
+        Scheduled,
         /// Tasks are running.
         Running,
         /// A task failed: nothing new starts.

@@ -1441,6 +1441,134 @@ both_backends! {
     claim_stale_claims_each_run_once,
     a_released_run_is_claimable_at_once,
     waits_keep_their_deadline_and_take_each_decision_once,
+    groups_decide_in_one_transaction_and_forget_finished_runs,
+    schedule_ticks_are_claimed_once,
+}
+
+/// A concurrency group: rows come back in arrival order with their liveness (heartbeat
+/// within the bound, run unfinished); `decide` sees the rows and its changes land in the
+/// same transaction; a fence bumps the run's token (its old lease is refused); a finished
+/// run's rows are gone at the next decision; `leave_groups` empties a run's slots.
+fn groups_decide_in_one_transaction_and_forget_finished_runs(db: &Db) {
+    use weft_store::SlotChange::*;
+    let store = db.store();
+    let now = Timestamp::now();
+    let a = store.create_run(&new_run("ga"), "engine-a", now).unwrap();
+    let b = store.create_run(&new_run("gb"), "engine-b", now).unwrap();
+    let stale = Duration::from_secs(30);
+    let join = |who: &str| Join {
+        holder: who.into(),
+        run: who.into(),
+    };
+    let rows = store
+        .in_group("deploy", now, stale, &mut |rows| {
+            assert!(rows.is_empty());
+            vec![join("ga"), Hold("ga".into())]
+        })
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].holding && rows[0].alive);
+    let rows = store
+        .in_group("deploy", now, stale, &mut |rows| {
+            assert_eq!(rows.len(), 1, "the first decision landed");
+            vec![join("gb"), join("gb")]
+        })
+        .unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.holder.as_str(), r.holding))
+            .collect::<Vec<_>>(),
+        [("ga", true), ("gb", false)],
+        "arrival order; joining twice is joining once"
+    );
+    assert!(rows[0].seq < rows[1].seq);
+    // Seen from later than the staleness bound, nobody is alive.
+    let later = Timestamp(now.0 + 60_000);
+    let rows = store.groups_of("gb", later, stale).unwrap();
+    assert!(rows.iter().all(|r| !r.alive), "{rows:?}");
+    // The dead holder is demoted and fenced; the waiter takes the slot, superseded flags stick.
+    store
+        .in_group("deploy", later, stale, &mut |_| {
+            vec![
+                Wait("ga".into()),
+                Fence("ga".into()),
+                Hold("gb".into()),
+                Supersede("ga".into()),
+            ]
+        })
+        .unwrap();
+    assert!(
+        store.heartbeat(&a, later).unwrap_err().is_rejection(),
+        "a fenced run's engine may write nothing more"
+    );
+    let rows = store.groups_of("ga", later, stale).unwrap();
+    let ga = rows.iter().find(|r| r.holder == "ga").unwrap();
+    assert!(!ga.holding && ga.superseded);
+    // A finished run holds nothing.
+    store.flush().unwrap();
+    let finished = store.apply(vec![WriteOp::FinishRun {
+        lease: b.clone(),
+        status: "Succeeded".into(),
+        reason: String::new(),
+        report_json: "{}".into(),
+        finished_at: later,
+    }]);
+    assert!(finished.unwrap().iter().all(|ack| ack.is_ok()));
+    let rows = store
+        .in_group("deploy", later, stale, &mut |_| Vec::new())
+        .unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.holder.as_str()).collect::<Vec<_>>(),
+        ["ga"]
+    );
+    store.leave_groups("ga").unwrap();
+    assert!(store.groups_of("ga", later, stale).unwrap().is_empty());
+    assert_eq!(store.runs_named("ga-name").unwrap(), ["ga"]);
+}
+
+/// Schedules: names are unique; a tick is claimed by one caller only, and only while it is
+/// the schedule's next tick and none is firing; once fired the next can be claimed.
+fn schedule_ticks_are_claimed_once(db: &Db) {
+    let store = db.store();
+    let schedule = weft_store::ScheduleRecord {
+        name: "nightly".into(),
+        cron: "0 2 * * *".into(),
+        zone: "Europe/Paris".into(),
+        spec_json: "{}".into(),
+        next_at: Some(Timestamp(1_000)),
+        firing_at: None,
+        created_at: T0,
+    };
+    store.add_schedule(&schedule).unwrap();
+    assert!(matches!(
+        store.add_schedule(&schedule),
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    assert!(
+        store
+            .claim_tick("nightly", Timestamp(1_000), Some(Timestamp(2_000)))
+            .unwrap()
+    );
+    assert!(
+        !store
+            .claim_tick("nightly", Timestamp(1_000), Some(Timestamp(2_000)))
+            .unwrap(),
+        "a tick is claimed once"
+    );
+    assert!(
+        !store
+            .claim_tick("nightly", Timestamp(2_000), Some(Timestamp(3_000)))
+            .unwrap(),
+        "not while the previous tick is firing"
+    );
+    let listed = store.schedules().unwrap();
+    assert_eq!(listed[0].firing_at, Some(Timestamp(1_000)));
+    assert_eq!(listed[0].next_at, Some(Timestamp(2_000)));
+    store.tick_fired("nightly", Timestamp(1_000)).unwrap();
+    assert!(store.claim_tick("nightly", Timestamp(2_000), None).unwrap());
+    assert!(store.remove_schedule("nightly").unwrap());
+    assert!(!store.remove_schedule("nightly").unwrap());
+    assert!(store.schedules().unwrap().is_empty());
 }
 
 /// A SQLite database written before weft used refinery (only `user_version` says which

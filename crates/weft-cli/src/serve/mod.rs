@@ -8,6 +8,12 @@
 //! | `GET /api/v1/runs/{run}` | one run: status, report, attempts |
 //! | `GET /api/v1/runs/{run}/logs?task=T&after=CURSOR` | log lines |
 //! | `POST /api/v1/runs/{run}/cancel` | `{mode: Cancelled or CancelledRunFinally or StoppedRunFinally}` (default `CancelledRunFinally`) |
+//! | `POST /api/v1/runs/{run}/rerun` | `{failedOnly?, params?}`: the next attempt of a finished run; `201`, `404`, `409` when it is not finished |
+//! | `GET/POST /api/v1/schedules`, `DELETE /api/v1/schedules/{name}` | cron schedules (`schedules.rs`) |
+//!
+//! `{run}` is a run's name (its latest attempt) or an attempt's id (`deploy~2`); `GET`s
+//! take `?attempt=N`. A submission may carry `scheduledAt` (RFC 3339): the run waits in
+//! phase `Scheduled` until then.
 //! | `GET /healthz` | `ok`, or `503` while shutting down |
 //!
 //! On start-up it takes over runs whose heartbeat is older than `--recover-timeout` (the
@@ -45,6 +51,8 @@ use weft_engine::runs::{
 use weft_store::{BatchingStore, RunStore, StoreError, Timestamp};
 
 mod auth;
+mod reruns;
+mod schedules;
 mod waits;
 
 use crate::cli::ServeArgs;
@@ -151,6 +159,7 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
     cluster::recover_stale(&server).await;
     let sweeper = tokio::spawn(cluster::sweep(server.clone()));
     let signals_loop = tokio::spawn(cluster::signals(server.clone()));
+    let ticks = tokio::spawn(schedules::ticks(server.clone()));
 
     let app = axum::Router::new()
         .route("/healthz", get(health))
@@ -158,6 +167,15 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
         .route("/api/v1/runs/{run}", get(show))
         .route("/api/v1/runs/{run}/logs", get(logs))
         .route("/api/v1/runs/{run}/cancel", post(cancel))
+        .route("/api/v1/runs/{run}/rerun", post(reruns::rerun))
+        .route(
+            "/api/v1/schedules",
+            get(schedules::list).post(schedules::add),
+        )
+        .route(
+            "/api/v1/schedules/{name}",
+            axum::routing::delete(schedules::remove),
+        )
         .route("/api/v1/runs/{run}/approvals", get(waits::list))
         .route("/api/v1/runs/{run}/approvals/{task}", post(waits::approve))
         .route(
@@ -184,6 +202,7 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
     server.accepting.store(false, Ordering::SeqCst);
     sweeper.abort();
     signals_loop.abort();
+    ticks.abort();
     let _ = stop_tx.send(());
     let handles: Vec<CancelHandle> = lock(&server.active).values().cloned().collect();
     for handle in &handles {
@@ -311,6 +330,9 @@ struct SubmitRequest {
     /// `FORGE:CONFIG` reporters.
     #[serde(default)]
     reports: Vec<String>,
+    /// When the run starts (RFC 3339): it waits in phase `Scheduled` until then.
+    #[serde(default)]
+    scheduled_at: Option<String>,
 }
 
 /// The run a submission asks for: the request's fields (in the same grammar as `weft
@@ -345,6 +367,14 @@ fn run_spec(server: &Server, request: SubmitRequest) -> Result<RunSpec, String> 
     spec.data_dir = Some(server.data_dir.clone());
     spec.policy = Some(server.defaults.policy.clone());
     spec.snapshots = server.defaults.snapshots.clone();
+    if let Some(at) = &request.scheduled_at {
+        let ms = crate::decide::parse_time(at)
+            .map_err(|failure| format!("scheduledAt: {}", failure.message))?;
+        if ms < Timestamp::now().0 {
+            return Err(format!("scheduledAt `{at}` is in the past"));
+        }
+        spec.scheduled_at_ms = Some(ms);
+    }
     Ok(spec)
 }
 
@@ -390,15 +420,25 @@ async fn submit(
         Ok(spec) => spec,
         Err(err) => return error(StatusCode::BAD_REQUEST, "bad-request", err),
     };
-    match server.service.submit(spec).await {
+    submitted(&server, server.service.submit(spec).await)
+}
+
+/// The answer to a submission (a run or a re-run): `201` with the run's links (and the
+/// run executing here), or the refusal with its status.
+fn submitted(
+    server: &Arc<Server>,
+    result: Result<weft_engine::runs::Submitted, SubmitError>,
+) -> Response {
+    match result {
         Ok(submitted) => {
             view::decorator_log(&submitted.decorator_log, Display::Silent);
             let name = submitted.run.name().to_string();
-            spawn_run(&server, submitted.run);
+            spawn_run(server, submitted.run);
             (
                 StatusCode::CREATED,
                 Json(json!({
                     "name": name,
+                    "attempt": runs::attempt_number(&name),
                     "links": {
                         "self": format!("/api/v1/runs/{name}"),
                         "logs": format!("/api/v1/runs/{name}/logs"),
@@ -408,10 +448,17 @@ async fn submit(
             )
                 .into_response()
         }
-        Err(SubmitError::Invalid {
+        Err(err) => refusal(err),
+    }
+}
+
+/// A refused submission as an API error.
+fn refusal(err: SubmitError) -> Response {
+    match err {
+        SubmitError::Invalid {
             diagnostics: found,
             decorator_log,
-        }) => {
+        } => {
             view::decorator_log(&decorator_log, Display::Silent);
             let mut document = diagnostics::to_json(&found);
             document["error"] = json!("invalid");
@@ -422,15 +469,48 @@ async fn submit(
             ));
             (StatusCode::BAD_REQUEST, Json(document)).into_response()
         }
-        Err(SubmitError::Exists(name)) => error(
+        SubmitError::Exists(name) => error(
             StatusCode::CONFLICT,
             "exists",
-            format!("a run named `{name}` already exists; pick another name"),
+            format!("`{name}` already exists; pick another name"),
         ),
-        Err(SubmitError::Refused(message)) => error(StatusCode::BAD_REQUEST, "invalid", message),
-        Err(SubmitError::Environment(message)) => {
+        SubmitError::Refused(message) => error(StatusCode::BAD_REQUEST, "invalid", message),
+        SubmitError::NotFound(run) => error(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("no run named `{run}`"),
+        ),
+        SubmitError::NotTerminal(message) => error(StatusCode::CONFLICT, "not-finished", message),
+        SubmitError::Environment(message) => {
             error(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
         }
+    }
+}
+
+/// `?attempt=N` of the run routes.
+#[derive(Debug, Default, Deserialize)]
+struct AttemptQuery {
+    attempt: Option<u32>,
+}
+
+/// The stored id of `run`'s attempt `attempt` (default: the latest), or the `404` (or
+/// store error) to answer with.
+fn resolve(server: &Server, run: &str, attempt: Option<u32>) -> Result<String, Box<Response>> {
+    match weft_engine::runs::attempt_id(server.store.as_ref(), run, attempt) {
+        Ok(Some(id)) => Ok(id),
+        Ok(None) => Err(Box::new(error(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            match attempt {
+                Some(n) => format!("run `{run}` has no attempt {n}"),
+                None => format!("no run named `{run}`"),
+            },
+        ))),
+        Err(err) => Err(Box::new(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store",
+            err,
+        ))),
     }
 }
 
@@ -448,9 +528,13 @@ async fn list(
         return *denied;
     }
     match server.store.list_runs(query.limit.unwrap_or(50).min(1000)) {
-        Ok(found) => {
-            Json(Value::Array(found.iter().map(runs::list_item).collect())).into_response()
-        }
+        Ok(found) => Json(Value::Array(
+            found
+                .iter()
+                .map(|r| runs::list_item(r, runs::held(server.store.as_ref(), r)))
+                .collect(),
+        ))
+        .into_response(),
         Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", err.to_string()),
     }
 }
@@ -459,10 +543,15 @@ async fn show(
     State(server): State<Arc<Server>>,
     headers: HeaderMap,
     Path(run): Path<String>,
+    Query(query): Query<AttemptQuery>,
 ) -> Response {
     if let Err(denied) = auth::caller(&server, &headers) {
         return *denied;
     }
+    let run = match resolve(&server, &run, query.attempt) {
+        Ok(id) => id,
+        Err(answer) => return *answer,
+    };
     match runs::run_document(server.store.as_ref(), &run) {
         Ok(Some(mut document)) => {
             document["executing"] = json!(lock(&server.active).contains_key(&run));
@@ -480,6 +569,7 @@ async fn show(
 #[derive(Debug, Deserialize)]
 struct LogsQuery {
     task: Option<String>,
+    attempt: Option<u32>,
     after: Option<u64>,
     limit: Option<usize>,
 }
@@ -493,17 +583,10 @@ async fn logs(
     if let Err(denied) = auth::caller(&server, &headers) {
         return *denied;
     }
-    match server.store.run(&run) {
-        Ok(Some(_)) => {}
-        Ok(None) => {
-            return error(
-                StatusCode::NOT_FOUND,
-                "not-found",
-                format!("no run named `{run}`"),
-            );
-        }
-        Err(err) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", err.to_string()),
-    }
+    let run = match resolve(&server, &run, query.attempt) {
+        Ok(id) => id,
+        Err(answer) => return *answer,
+    };
     let lines = server.store.logs(
         &run,
         query.task.as_deref(),
@@ -571,6 +654,11 @@ async fn cancel(
                 ),
             );
         }
+    };
+    // The latest attempt (or the one named).
+    let run = match resolve(&server, &run, None) {
+        Ok(id) => id,
+        Err(answer) => return *answer,
     };
     if let Some(handle) = lock(&server.active).get(&run) {
         handle.cancel(mode);

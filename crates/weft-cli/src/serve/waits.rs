@@ -15,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use weft_engine::runs::{Ballot, DecideError, DecisionKind, decide, waits_document};
-use weft_store::RunStore;
 
 use super::{Server, auth, error};
 
@@ -39,17 +38,10 @@ pub async fn list(
     if let Err(denied) = auth::caller(&server, &headers) {
         return *denied;
     }
-    match server.store.run(&run) {
-        Ok(Some(_)) => {}
-        Ok(None) => {
-            return error(
-                StatusCode::NOT_FOUND,
-                "not-found",
-                format!("no run named `{run}`"),
-            );
-        }
-        Err(err) => return error(StatusCode::INTERNAL_SERVER_ERROR, "store", err.to_string()),
-    }
+    let run = match super::resolve(&server, &run, None) {
+        Ok(id) => id,
+        Err(answer) => return *answer,
+    };
     match waits_document(server.store.as_ref(), &run) {
         Ok(document) => Json(json!({ "run": run, "waits": document })).into_response(),
         Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", err.to_string()),
@@ -137,6 +129,10 @@ fn decide_as_caller(
             return error(StatusCode::BAD_REQUEST, "bad-request", failure.message);
         }
         None => None,
+    };
+    let run = &match super::resolve(server, run, None) {
+        Ok(id) => id,
+        Err(answer) => return *answer,
     };
     let ballot = Ballot {
         kind,

@@ -44,6 +44,11 @@ impl Driver {
             let Some(start) = self.queue.pop_front() else {
                 break;
             };
+            if !self.task_slot(&start) {
+                // Waits aside for its group (`QueuedForAgent`); asked again shortly.
+                self.slot_waiting.push(start);
+                continue;
+            }
             let resolved = match self.plugins.get(&start.plugin) {
                 _ if fault::fails("task-launch-fail") => {
                     Err("the launch failed at a test fault point (WEFT_FAULT)".to_string())
@@ -128,6 +133,7 @@ impl Driver {
             .is_some_and(|r| r.attempt == attempt)
         {
             fault::point("task-finish-before");
+            self.free_task_slot(node);
             // Keep the entry until the terminal transition has read its start time.
             let timed_out = matches!(&report.ending,
                 TaskEnding::Errored { reason, .. } if reason == LimitKind::WallClock.reason());

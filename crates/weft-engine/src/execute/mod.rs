@@ -14,6 +14,7 @@ use weft_core::{
 };
 use weft_runtime::{CheckpointStore, TaskReport};
 
+mod admission;
 mod control;
 mod launch;
 mod options;
@@ -96,6 +97,10 @@ struct Driver {
     waits: HashMap<NodeId, waits::Waiting>,
     /// Gate samples being evaluated.
     gate_samples: JoinSet<waits::Sampled>,
+    /// Starts of tasks waiting for a slot of their concurrency group ([`admission`]).
+    slot_waiting: Vec<StartTask>,
+    /// When slots were last looked at.
+    slot_checked: Instant,
 }
 
 impl Driver {
@@ -119,6 +124,10 @@ impl Driver {
             let base = &durable.attempt_base;
             state.set_prior_attempts(|task| base.get(task).copied().unwrap_or(0));
         }
+        state.set_attempt(options.attempt);
+        if !options.carried.is_empty() {
+            state.set_carried(|task| options.carried.get(task).cloned());
+        }
         Driver {
             state,
             plugins: prepared.plugins,
@@ -139,6 +148,8 @@ impl Driver {
             journaled_phase: None,
             waits: HashMap::new(),
             gate_samples: JoinSet::new(),
+            slot_waiting: Vec::new(),
+            slot_checked: Instant::now(),
         }
     }
 
@@ -222,10 +233,17 @@ impl Driver {
         cancel: &mut ControlReceiver,
         lost_lease: &mut mpsc::UnboundedReceiver<String>,
     ) -> RunEnd {
+        let held_since = Instant::now();
+        let mut pending: VecDeque<Action> = match self.hold_back(cancel, lost_lease).await {
+            admission::HeldBack::Go => self.state.start().into(),
+            admission::HeldBack::Withdrawn { superseded } => self.state.withdraw(superseded).into(),
+            admission::HeldBack::Ended(end) => return end,
+        };
+        // Time spent waiting for the schedule or a slot does not count against deadlines.
+        let started = started + held_since.elapsed();
         self.pipeline_deadline = self.options.timeouts.pipeline.map(|d| started + d);
         self.tasks_deadline = self.options.timeouts.tasks.map(|d| started + d);
         let mut cancel_open = true;
-        let mut pending: VecDeque<Action> = self.state.start().into();
         loop {
             while let Some(action) = pending.pop_front() {
                 pending.extend(self.apply(action));
@@ -263,6 +281,7 @@ impl Driver {
                         tracing::error!(error = %err, "cannot store the run's final status");
                     }
                 }
+                self.leave_groups();
                 self.observer.event(RunEvent::Finished(&summary));
                 return RunEnd::Finished(Box::new(summary));
             }
@@ -275,6 +294,7 @@ impl Driver {
             }
             self.journal_run_phase();
             let wait_wakeup = self.next_wait_wakeup();
+            let slot_check = self.next_slot_check();
             let actions = tokio::select! {
                 Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => match joined {
                     Ok((node, attempt, report)) => self.finished(node, attempt, report),
@@ -288,6 +308,7 @@ impl Driver {
                     Err(err) => self.state.infra_error(format!("a gate's host thread failed: {err}")),
                 },
                 () = sleep_until(wait_wakeup) => self.poll_waits(),
+                () = sleep_until(slot_check) => self.check_slots(),
                 Some(why) = lost_lease.recv() => {
                     tracing::error!(reason = %why, "lost the run's lease; stopping without further writes");
                     self.journal = None;
@@ -350,11 +371,21 @@ impl Driver {
                 match self.running.get(&node) {
                     Some(running) if running.attempt == attempt => {
                         running.abort.abort();
+                        self.free_task_slot(node);
                         self.journal_ended(node, attempt, How::Cancelled, None, BTreeMap::new());
                         let actions = self.state.task_cancelled(node, attempt);
                         let follow = self.apply_all(actions);
                         self.running.remove(&node);
                         follow
+                    }
+                    _ if self
+                        .slot_waiting
+                        .iter()
+                        .any(|s| s.node == node && s.attempt == attempt) =>
+                    {
+                        self.slot_waiting
+                            .retain(|s| !(s.node == node && s.attempt == attempt));
+                        self.state.task_cancelled(node, attempt)
                     }
                     // Not queued, not running: nothing to abort, so the cancel is done
                     // (the run state ignores it if the attempt is stale). Left unconfirmed,
@@ -445,7 +476,7 @@ impl Driver {
         }
         self.tasks.abort_all();
         if let Some(journal) = self.journal.as_mut() {
-            for start in &self.queue {
+            for start in self.queue.iter().chain(&self.slot_waiting) {
                 journal.not_started(&start.name, start.attempt);
             }
             if let Err(err) = journal.flush() {

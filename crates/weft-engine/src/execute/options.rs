@@ -45,6 +45,12 @@ pub struct RunOptions {
     /// Time the run already spent before this process took it over (recovery): deadlines
     /// are computed from the run's stored start, so a restart never extends them.
     pub elapsed_before: Duration,
+    /// Which attempt of its run this is (1 unless re-run).
+    pub attempt: u32,
+    /// When the run may start (a scheduled run): it waits in phase `Scheduled` until then.
+    pub not_before: Option<std::time::SystemTime>,
+    /// Tasks a `--failed-only` re-run keeps from the previous attempt, by task name.
+    pub carried: std::collections::BTreeMap<String, weft_core::Carried>,
 }
 
 impl RunOptions {
@@ -61,6 +67,9 @@ impl RunOptions {
             durable: None,
             snapshots: None,
             elapsed_before: Duration::ZERO,
+            not_before: None,
+            attempt: 1,
+            carried: Default::default(),
         }
     }
 }

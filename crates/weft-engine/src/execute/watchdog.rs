@@ -16,6 +16,7 @@ impl Driver {
             && self.tasks.is_empty()
             && self.running.is_empty()
             && self.queue.is_empty()
+            && self.slot_waiting.is_empty()
             && self.phantoms.is_empty()
             && !self.waiting()
             && self.gate_samples.is_empty()

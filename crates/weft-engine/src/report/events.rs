@@ -64,7 +64,7 @@ impl Reporters {
             RunEvent::Finished(summary) => {
                 self.shared.desire_run(&final_status(summary));
             }
-            RunEvent::Log { .. } | RunEvent::FinallyStarted => {}
+            RunEvent::Log { .. } | RunEvent::FinallyStarted | RunEvent::Held(_) => {}
         }
     }
 }

@@ -17,6 +17,8 @@
 mod decide;
 mod leftovers;
 mod live;
+mod rerun;
+mod schedules;
 mod setup;
 mod signal;
 pub mod spec;
@@ -36,7 +38,7 @@ use weft_store::BatchingStore;
 pub use crate::decorate::{DecoratorChange, DecoratorLog, recorded_decorations};
 pub use crate::execute::{CancelHandle, ControlReceiver, RunEnd, RunTimeouts, cancel_channel};
 pub use crate::grants::{DEFAULT_DECORATOR_TIMEOUT, HttpGrants, SecretGrants};
-pub use crate::observe::{Quiet, RunEvent, RunObserver};
+pub use crate::observe::{Held, Quiet, RunEvent, RunObserver, describe_time};
 pub use crate::policy::SubmissionPolicy;
 pub use crate::prepare::Prepared;
 pub use crate::registry::{PluginError, PluginRegistry, ResolvedPlugin};
@@ -46,13 +48,16 @@ pub use crate::snapshot::history as snapshot_history;
 pub use decide::{Ballot, DecideError, DecisionKind, Receipt, decide, waits_document};
 pub use leftovers::Leftover;
 pub use live::{Finished, LiveRun};
+pub use rerun::RerunRequest;
+pub use rerun::attempt_id;
+pub use schedules::{Fired, NewSchedule, tick_run_name};
 pub use signal::{RunSignal, cancel_mode};
 pub use spec::{
-    PipelineSource, RUN_SPEC_VERSION, RunSpec, SnapshotRequest, StoredRun, WorkspaceSource,
+    PipelineSource, RUN_SPEC_VERSION, Rerun, RunSpec, SnapshotRequest, StoredRun, WorkspaceSource,
 };
 pub use submit::Submitted;
 pub use take_over::{TakeOverError, TakenOver};
-pub use view::{OperationView, TaskOperation, operation_view};
+pub use view::{OperationView, TaskOperation, held_view, operation_view};
 
 /// Opens the run store when the service first needs it (so a submission refused before
 /// any run exists creates no store file).
@@ -107,6 +112,10 @@ pub enum SubmitError {
     Refused(String),
     /// A run of that name exists.
     Exists(String),
+    /// The run to re-run does not exist.
+    NotFound(String),
+    /// The run to re-run is not finished (only a terminal run can be re-run).
+    NotTerminal(String),
     /// weft could not do its own work (the store, the data directory...).
     Environment(String),
 }
@@ -126,6 +135,8 @@ impl std::fmt::Display for SubmitError {
             SubmitError::Exists(name) => {
                 write!(f, "a run named `{name}` already exists; pick another name")
             }
+            SubmitError::NotFound(run) => write!(f, "no run named `{run}`"),
+            SubmitError::NotTerminal(message) => f.write_str(message),
         }
     }
 }

@@ -152,6 +152,11 @@ pub(super) fn options(
     RunOptions {
         parallelism: spec.parallelism.unwrap_or_else(default_parallelism).max(1),
         timeouts: spec.timeouts,
+        not_before: spec
+            .scheduled_at_ms
+            .and_then(|ms| u64::try_from(ms).ok())
+            .map(|ms| std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms)),
+        attempt: spec.rerun.as_ref().map_or(1, |rerun| rerun.attempt),
         grants,
         masker,
         ..RunOptions::new(name, uid)

@@ -71,6 +71,40 @@ pub struct RunSpec {
     /// For a `weft serve` submission: what it may use.
     #[serde(default)]
     pub policy: Option<SubmissionPolicy>,
+    /// When the run starts, in milliseconds since the Unix epoch (`weft run --at/--in`,
+    /// the API's `scheduledAt`): until then it waits in phase `Scheduled`.
+    #[serde(default)]
+    pub scheduled_at_ms: Option<i64>,
+    /// Set on a re-run: which attempt of which run it is.
+    #[serde(default)]
+    pub rerun: Option<Rerun>,
+}
+
+/// A re-run of a finished run (release-control.md section 6): attempt `attempt` of the
+/// run named `of`, stored under the id `<of>~<attempt>` beside the earlier attempts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Rerun {
+    /// The run's name (its first attempt's id).
+    pub of: String,
+    /// This attempt's number (2 and up).
+    pub attempt: u32,
+    /// The id of the attempt it follows.
+    pub previous: String,
+    /// Tasks that succeeded in the previous attempt keep their outcome and results and do
+    /// not run.
+    pub failed_only: bool,
+}
+
+impl Rerun {
+    /// The store id of attempt `attempt` of run `name`: the name itself for the first.
+    pub fn id(name: &str, attempt: u32) -> String {
+        if attempt <= 1 {
+            name.to_string()
+        } else {
+            format!("{name}~{attempt}")
+        }
+    }
 }
 
 /// The default of [`RunSpec::report_timeout`].
@@ -105,6 +139,8 @@ impl RunSpec {
             snapshots: SnapshotRequest::default(),
             data_dir: None,
             policy: None,
+            scheduled_at_ms: None,
+            rerun: None,
         }
     }
 

@@ -7,7 +7,7 @@ use weft_store::{NewRun, RunStore, StoreError, Timestamp};
 
 use super::live::LiveRun;
 use super::setup;
-use super::spec::{RUN_SPEC_VERSION, RunSpec, StoredRun};
+use super::spec::{RUN_SPEC_VERSION, Rerun, RunSpec, StoredRun};
 use super::{RunService, SubmitError};
 use crate::decorate::{self, DecoratorLog};
 use crate::outbox::RunStoreOutbox;
@@ -39,6 +39,17 @@ impl RunService {
         {
             return Err(SubmitError::Refused(format!(
                 "run name `{name}`: run names are DNS-1123 subdomains (lowercase letters, digits, `-`, `.`)"
+            )));
+        }
+        if let Some(at) = spec.scheduled_at_ms
+            && spec.rerun.is_none()
+            && at < Timestamp::now().0
+        {
+            return Err(SubmitError::Refused(format!(
+                "the run is scheduled for {}, which is in the past",
+                crate::observe::describe_time(
+                    std::time::UNIX_EPOCH + std::time::Duration::from_millis(at.max(0) as u64)
+                )
             )));
         }
         if spec.parallelism == Some(0) {
@@ -113,16 +124,26 @@ impl RunService {
             .name
             .clone()
             .unwrap_or_else(|| format!("{}-{}", prepared.plan.pipeline_name, &uid[..8]));
+        // A re-run is another attempt of the same run: its own id, the run's name.
+        let (id, name) = match &spec.rerun {
+            Some(rerun) => (Rerun::id(&rerun.of, rerun.attempt), rerun.of.clone()),
+            None => (name.clone(), name),
+        };
         let store = self.store().map_err(SubmitError::Environment)?;
         let journal: Arc<dyn RunStore> = store;
+        let carried = match &spec.rerun {
+            Some(rerun) if rerun.failed_only => super::rerun::carried(&*journal, &rerun.previous)
+                .map_err(SubmitError::Environment)?,
+            _ => Default::default(),
+        };
         if journal
-            .run(&name)
+            .run(&id)
             .map_err(|e| SubmitError::Environment(format!("run store: {e}")))?
             .is_some()
         {
-            return Err(SubmitError::Exists(name));
+            return Err(SubmitError::Exists(id));
         }
-        let run_dir = setup::run_dir(&data_dir, &name);
+        let run_dir = setup::run_dir(&data_dir, &id);
         setup::create_dir(&run_dir).map_err(SubmitError::Environment)?;
         // The embedded secret store is created (empty, private) on first use, for
         // operators to fill in.
@@ -136,6 +157,7 @@ impl RunService {
         let grants = setup::run_grants(&spec, &secrets, workspaces, read_only);
         let mut options = setup::options(&spec, &name, &uid, grants, masker.clone());
         options.snapshots = snapshots;
+        options.carried = carried;
 
         // Recorded before anything runs; secret values never are.
         let stored = StoredRun {
@@ -145,7 +167,7 @@ impl RunService {
             spec: spec.clone(),
         };
         let new_run = NewRun {
-            id: name.clone(),
+            id: id.clone(),
             name: name.clone(),
             pipeline_name: prepared.plan.pipeline_name.clone(),
             pipeline_source: source.source.clone(),
@@ -160,7 +182,7 @@ impl RunService {
         let lease = journal
             .create_run(&new_run, &self.config.owner, Timestamp::now())
             .map_err(|e| match e {
-                StoreError::AlreadyExists { .. } => SubmitError::Exists(name.clone()),
+                StoreError::AlreadyExists { .. } => SubmitError::Exists(id.clone()),
                 e => SubmitError::Environment(format!("run store: {e}")),
             })?;
         if !changes.is_empty()
@@ -198,7 +220,7 @@ impl RunService {
         }
         Ok(Submitted {
             run: LiveRun::new(
-                name,
+                id,
                 run_dir,
                 prepared,
                 options,

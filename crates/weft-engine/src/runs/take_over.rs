@@ -138,8 +138,18 @@ impl RunService {
         let grants = setup::run_grants(spec, &secrets, workspaces, read_only);
         let mut options =
             setup::options(spec, &submitted.name, &stored.uid, grants, masker.clone());
-        // Deadlines count from the run's first start: a restart never extends them.
-        options.elapsed_before = Timestamp::now().since(submitted.created_at);
+        // Deadlines count from the run's first task: a restart never extends them, and
+        // the time it waited in its group's queue or for its scheduled time does not count.
+        let first_start = store
+            .attempts(&lease.run)?
+            .iter()
+            .filter_map(|attempt| attempt.started_at)
+            .min();
+        if let Some(rerun) = spec.rerun.as_ref().filter(|rerun| rerun.failed_only) {
+            options.carried = super::rerun::carried(&*store, &rerun.previous).map_err(unusable)?;
+        }
+        options.elapsed_before =
+            first_start.map_or(Duration::ZERO, |at| Timestamp::now().since(at));
         options.durable = Some(Durable {
             store: store.clone(),
             lease: lease.clone(),
@@ -175,7 +185,7 @@ impl RunService {
         .await
         .map_err(unusable)?;
         let live = LiveRun::new(
-            submitted.name.clone(),
+            run.to_string(),
             run_dir,
             prepared,
             options,

@@ -97,6 +97,8 @@ pub fn operation_view(
             status.map_or(RunStage::Running, RunStage::Ended)
         }
         RunPhase::Cancelling => RunStage::Cancelling,
+        RunPhase::Queued => RunStage::Queued,
+        RunPhase::Scheduled => RunStage::Scheduled,
         _ => RunStage::Running,
     };
     let all: Vec<TaskFacts> = facts.iter().map(|(_, f)| f.clone()).collect();
@@ -166,4 +168,49 @@ fn deferred_now(wait: &WaitRecord, votes: &[waits::Vote], now: i64) -> bool {
         waits::approval_state(&request, votes, now, wait.deadline.map(|d| d.0)),
         WaitState::Deferred { .. }
     )
+}
+
+/// Why the stored run `run` waits before its first task, as the live view says it
+/// ("queued: deploy group, 2 ahead", "scheduled for 2026-12-24T02:00:00Z"); `None` when it
+/// does not wait (or there is no such run).
+pub fn held_view(
+    store: &dyn RunStore,
+    run: &str,
+    stale_after: std::time::Duration,
+) -> Result<Option<String>, StoreError> {
+    let Some(record) = store.run(run)? else {
+        return Ok(None);
+    };
+    match record.phase {
+        RunPhase::Scheduled => {
+            let at = super::StoredRun::from_json(run, &record.submitted.options_json)
+                .ok()
+                .and_then(|stored| stored.spec.scheduled_at_ms)
+                .and_then(|ms| u64::try_from(ms).ok());
+            Ok(at.map(|ms| {
+                crate::observe::Held::Scheduled {
+                    at: std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms),
+                }
+                .describe()
+            }))
+        }
+        RunPhase::Queued => {
+            let rows = store.groups_of(run, Timestamp::now(), stale_after)?;
+            let Some(mine) = rows.iter().find(|row| row.holder == run) else {
+                return Ok(Some("queued".into()));
+            };
+            let group: Vec<_> = rows.iter().filter(|row| row.group == mine.group).collect();
+            let holding = group.iter().filter(|row| row.holding && row.alive).count();
+            let ahead = group
+                .iter()
+                .filter(|row| !row.holding && row.alive && !row.superseded && row.seq < mine.seq)
+                .count();
+            Ok(Some(weft_core::queue::describe_waiting(
+                &mine.group,
+                ahead,
+                holding,
+            )))
+        }
+        _ => Ok(None),
+    }
 }

@@ -28,6 +28,7 @@
 //! and fails as a database error. Leases stay the fence: a write retried after another
 //! engine claimed the run is refused as stale.
 
+mod groups;
 mod lease;
 mod listen;
 mod read;
@@ -48,8 +49,8 @@ use crate::migrate::{self, Migrated};
 use crate::store::RunStore;
 use crate::types::{
     AttemptId, AttemptRecord, EventRecord, Lease, LogEntry, NewRun, NewSignal, OutboxRow, Result,
-    RunListItem, RunRecord, SignalRecord, Snapshot, StaleRun, StoreLimits, Timestamp, VoteRecord,
-    WaitRecord, WriteAck, WriteOp,
+    RunListItem, RunRecord, ScheduleRecord, SignalRecord, SlotChange, SlotRow, Snapshot, StaleRun,
+    StoreLimits, Timestamp, VoteRecord, WaitRecord, WriteAck, WriteOp,
 };
 
 /// How the PostgreSQL store connects and migrates.
@@ -532,6 +533,57 @@ impl RunStore for PgStore {
     fn votes(&self, run: &str) -> Result<Vec<VoteRecord>> {
         let run = run.to_string();
         self.block(|s| async move { waits::votes(&s, &run).await })
+    }
+
+    fn in_group(
+        &self,
+        group: &str,
+        now: Timestamp,
+        stale_after: Duration,
+        decide: &mut dyn FnMut(&[SlotRow]) -> Vec<SlotChange>,
+    ) -> Result<Vec<SlotRow>> {
+        self.group_decision(group, now, stale_after, decide)
+    }
+
+    fn groups_of(&self, run: &str, now: Timestamp, stale_after: Duration) -> Result<Vec<SlotRow>> {
+        let (run, cutoff) = (run.to_string(), groups::cutoff_of(now, stale_after));
+        self.block(|s| async move { groups::groups_of(&s, &run, cutoff).await })
+    }
+
+    fn leave_groups(&self, run: &str) -> Result<()> {
+        let run = run.to_string();
+        self.block(|s| async move { groups::leave_groups(&s, &run).await })
+    }
+
+    fn add_schedule(&self, schedule: &ScheduleRecord) -> Result<()> {
+        let schedule = schedule.clone();
+        self.block(|s| async move { groups::add_schedule(&s, &schedule).await })
+    }
+
+    fn schedules(&self) -> Result<Vec<ScheduleRecord>> {
+        self.block(|s| async move { groups::schedules(&s).await })
+    }
+
+    fn remove_schedule(&self, name: &str) -> Result<bool> {
+        let name = name.to_string();
+        self.block(|s| async move { groups::remove_schedule(&s, &name).await })
+    }
+
+    fn claim_tick(&self, name: &str, tick: Timestamp, next: Option<Timestamp>) -> Result<bool> {
+        let name = name.to_string();
+        self.block(
+            |s| async move { groups::claim_tick(&s, &name, tick.0, next.map(|t| t.0)).await },
+        )
+    }
+
+    fn tick_fired(&self, name: &str, tick: Timestamp) -> Result<()> {
+        let name = name.to_string();
+        self.block(|s| async move { groups::tick_fired(&s, &name, tick.0).await })
+    }
+
+    fn runs_named(&self, name: &str) -> Result<Vec<String>> {
+        let name = name.to_string();
+        self.block(|s| async move { groups::runs_named(&s, &name).await })
     }
 }
 

@@ -12,13 +12,15 @@ use rusqlite::{
     params,
 };
 
+mod groups;
+
 use crate::error::StoreError;
 use crate::store::RunStore;
 use crate::types::{
     AttemptId, AttemptRecord, EventRecord, Lease, LogEntry, NewEvent, NewLogLine, NewRun,
     NewSignal, OutboxKey, OutboxRow, Outcome, Recovery, ReportStatus, Result, RunListItem,
-    RunPhase, RunRecord, SignalRecord, Snapshot, StaleRun, StoreLimits, TRUNCATED_STREAM,
-    TaskPhase, Timestamp, VoteRecord, WaitRecord, WriteAck, WriteOp,
+    RunPhase, RunRecord, ScheduleRecord, SignalRecord, SlotChange, SlotRow, Snapshot, StaleRun,
+    StoreLimits, TRUNCATED_STREAM, TaskPhase, Timestamp, VoteRecord, WaitRecord, WriteAck, WriteOp,
 };
 
 /// How long a connection waits for another process's lock before failing.
@@ -1735,6 +1737,48 @@ impl RunStore for SqliteStore {
                 },
             )
         })
+    }
+
+    fn in_group(
+        &self,
+        group: &str,
+        now: Timestamp,
+        stale_after: Duration,
+        decide: &mut dyn FnMut(&[SlotRow]) -> Vec<SlotChange>,
+    ) -> Result<Vec<SlotRow>> {
+        self.group_decision(group, now, stale_after, decide)
+    }
+
+    fn groups_of(&self, run: &str, now: Timestamp, stale_after: Duration) -> Result<Vec<SlotRow>> {
+        self.groups_of_run(run, now, stale_after)
+    }
+
+    fn leave_groups(&self, run: &str) -> Result<()> {
+        self.leave_all_groups(run)
+    }
+
+    fn add_schedule(&self, schedule: &ScheduleRecord) -> Result<()> {
+        self.insert_schedule(schedule)
+    }
+
+    fn schedules(&self) -> Result<Vec<ScheduleRecord>> {
+        self.all_schedules()
+    }
+
+    fn remove_schedule(&self, name: &str) -> Result<bool> {
+        self.delete_schedule(name)
+    }
+
+    fn claim_tick(&self, name: &str, tick: Timestamp, next: Option<Timestamp>) -> Result<bool> {
+        self.claim_schedule_tick(name, tick, next)
+    }
+
+    fn tick_fired(&self, name: &str, tick: Timestamp) -> Result<()> {
+        self.schedule_tick_fired(name, tick)
+    }
+
+    fn runs_named(&self, name: &str) -> Result<Vec<String>> {
+        self.ids_named(name)
     }
 }
 

@@ -1,0 +1,65 @@
+//! `POST /api/v1/runs/{run}/rerun` (`{failedOnly?, params?}`): the next attempt of a
+//! finished run (release-control.md section 6), executed here. It gets the server's
+//! submission policy, never the one stored with an earlier attempt: a re-run may use no
+//! more than a new submission could.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+use weft_core::contract::ParamValue;
+use weft_engine::runs::RerunRequest;
+
+use super::{Server, auth, error, submitted};
+
+/// The body of a re-run.
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RerunBody {
+    #[serde(default)]
+    failed_only: bool,
+    #[serde(default)]
+    params: BTreeMap<String, ParamValue>,
+}
+
+/// `POST /api/v1/runs/{run}/rerun`.
+pub async fn rerun(
+    State(server): State<Arc<Server>>,
+    headers: HeaderMap,
+    Path(run): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(denied) = auth::caller(&server, &headers) {
+        return *denied;
+    }
+    if !server.accepting.load(std::sync::atomic::Ordering::SeqCst) {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting-down",
+            "the server is shutting down; ask another one",
+        );
+    }
+    let body: RerunBody = if body.is_empty() {
+        RerunBody::default()
+    } else {
+        match serde_json::from_slice(&body) {
+            Ok(body) => body,
+            Err(err) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "bad-request",
+                    format!("the request body is not a valid re-run: {err}"),
+                );
+            }
+        }
+    };
+    let request = RerunRequest {
+        failed_only: body.failed_only,
+        params: body.params,
+        policy: Some(server.defaults.policy.clone()),
+    };
+    submitted(&server, server.service.rerun(&run, request).await)
+}

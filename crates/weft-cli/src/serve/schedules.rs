@@ -1,0 +1,148 @@
+//! Cron schedules through the API, and the loop that fires them:
+//!
+//! | method and path | does |
+//! |---|---|
+//! | `GET /api/v1/schedules` | every schedule with its next tick |
+//! | `POST /api/v1/schedules` | `{name, cron, timezone?, run: {pipeline, params?, ...}}` (`run` as `POST /api/v1/runs`, without `name` and `scheduledAt`); `201`, `400`, `409` when the name is taken |
+//! | `DELETE /api/v1/schedules/{name}` | `204`, `404` |
+//!
+//! A schedule added through the API keeps the server's submission policy with its spec,
+//! so its runs may use no more than a submission could. Every server sharing the store
+//! fires due ticks ([`ticks`]); the store gives each tick to one of them.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::Value;
+use weft_engine::runs::{Fired, NewSchedule};
+use weft_store::RunStore;
+
+use super::{Server, SubmitRequest, auth, error, refusal, run_spec, spawn_run};
+use crate::schedules::schedule_json;
+
+/// How often a server looks for due ticks.
+const TICK_POLL: Duration = Duration::from_millis(250);
+
+/// The body of `POST /api/v1/schedules`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct ScheduleRequest {
+    name: String,
+    cron: String,
+    #[serde(default = "utc")]
+    timezone: String,
+    run: SubmitRequest,
+}
+
+fn utc() -> String {
+    "UTC".into()
+}
+
+/// `GET /api/v1/schedules`.
+pub async fn list(State(server): State<Arc<Server>>, headers: HeaderMap) -> Response {
+    if let Err(denied) = auth::caller(&server, &headers) {
+        return *denied;
+    }
+    match server.store.schedules() {
+        Ok(all) => Json(Value::Array(all.iter().map(schedule_json).collect())).into_response(),
+        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", err.to_string()),
+    }
+}
+
+/// `POST /api/v1/schedules`.
+pub async fn add(
+    State(server): State<Arc<Server>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(denied) = auth::caller(&server, &headers) {
+        return *denied;
+    }
+    let request: ScheduleRequest = match serde_json::from_slice(&body) {
+        Ok(request) => request,
+        Err(err) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                format!("the request body is not a valid schedule: {err}"),
+            );
+        }
+    };
+    let spec = match run_spec(&server, request.run) {
+        Ok(spec) => spec,
+        Err(err) => return error(StatusCode::BAD_REQUEST, "bad-request", err),
+    };
+    let new = NewSchedule {
+        name: request.name,
+        cron: request.cron,
+        zone: request.timezone,
+        spec,
+    };
+    match server.service.add_schedule(new).await {
+        Ok(record) => (StatusCode::CREATED, Json(schedule_json(&record))).into_response(),
+        Err(err) => refusal(err),
+    }
+}
+
+/// `DELETE /api/v1/schedules/{name}`.
+pub async fn remove(
+    State(server): State<Arc<Server>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    if let Err(denied) = auth::caller(&server, &headers) {
+        return *denied;
+    }
+    match server.store.remove_schedule(&name) {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => error(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("no schedule named `{name}`"),
+        ),
+        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", err.to_string()),
+    }
+}
+
+/// Fires due ticks while the server accepts work; each tick's run executes here.
+pub async fn ticks(server: Arc<Server>) {
+    let mut every = tokio::time::interval(TICK_POLL);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        every.tick().await;
+        if !server.accepting.load(Ordering::SeqCst) {
+            return;
+        }
+        let fired = match server.service.fire_due_ticks().await {
+            Ok(fired) => fired,
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot look for due schedule ticks");
+                continue;
+            }
+        };
+        for fired in fired {
+            match fired {
+                Fired::Run(submitted) => {
+                    tracing::info!(
+                        run = submitted.run.name(),
+                        "a schedule's tick started a run"
+                    );
+                    spawn_run(&server, submitted.run);
+                }
+                Fired::Failed {
+                    schedule,
+                    run,
+                    error,
+                } => eprintln!(
+                    "weft serve: schedule {schedule}: the tick's run {run} could not start: {error}"
+                ),
+            }
+        }
+    }
+}
