@@ -5,6 +5,7 @@ mod cluster;
 mod decorators;
 mod fake_forge;
 mod malformed;
+mod queues;
 mod recovery;
 mod release;
 mod release_api;

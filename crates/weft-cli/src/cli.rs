@@ -539,9 +539,14 @@ pub enum SchedulesCommand {
         /// The IANA time zone the expression is read in.
         #[arg(long, value_name = "ZONE", default_value = "UTC")]
         timezone: String,
-        /// The pipeline and its params.
+        /// The pipeline file.
+        file: PathBuf,
+        /// A param value, `NAME=VALUE` (repeatable), as `weft run -p`.
+        #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+        params: Vec<String>,
+        /// Plugin sources (to validate the pipeline now rather than at every tick).
         #[command(flatten)]
-        pipeline: PipelineArgs,
+        plugins: PluginArgs,
         /// Where the store is.
         #[command(flatten)]
         store: StoreArgs,

@@ -374,9 +374,18 @@ pub(crate) struct Leases {
 }
 
 impl Default for Leases {
+    /// The recovery timeout, or `WEFT_LEASE_TTL_MS` (how long a crashed `weft run` keeps
+    /// its run, and its concurrency slot, before another engine may take them).
     fn default() -> Self {
         Leases {
-            ttl: weft_store::DEFAULT_RECOVERY_TIMEOUT,
+            ttl: std::env::var("WEFT_LEASE_TTL_MS")
+                .ok()
+                .and_then(|ms| ms.parse().ok())
+                .filter(|ms| *ms > 0)
+                .map_or(
+                    weft_store::DEFAULT_RECOVERY_TIMEOUT,
+                    std::time::Duration::from_millis,
+                ),
             take_over_here: false,
         }
     }

@@ -347,6 +347,8 @@ pub fn run_document(
             "phase": format!("{:?}", a.phase),
             "outcome": a.outcome.map(|o| format!("{o:?}")),
             "reason": a.reason,
+            "startedAt": a.started_at.map(Timestamp::millis),
+            "endedAt": a.ended_at.map(Timestamp::millis),
             "exitCode": a.exit_code,
             "message": a.message,
             "results": serde_json::from_str::<serde_json::Value>(&a.results_json).unwrap_or_default(),

@@ -14,20 +14,22 @@ pub async fn command(command: SchedulesCommand) -> Result<u8, Failure> {
             name,
             cron,
             timezone,
-            pipeline,
+            file: path,
+            params,
+            plugins,
             store,
         } => {
             let output = store.output;
-            let file = pipeline.file.display().to_string();
-            let source = match read_pipeline_for(&pipeline.file, output) {
+            let file = path.display().to_string();
+            let source = match read_pipeline_for(&path, output) {
                 Ok(source) => source,
                 Err(done) => return done,
             };
             let mut spec = RunSpec::new(source.clone(), file.clone());
-            spec.params = spec_flags::params(&source, &file, &pipeline.params)?;
+            spec.params = spec_flags::params(&source, &file, &params)?;
             let location = runs::store_location(store.db.as_deref(), store.data_dir.as_deref())?;
             let service = crate::service(
-                &pipeline.plugins,
+                &plugins,
                 store.data_dir.clone().unwrap_or_else(default_data_dir),
                 &[],
                 Box::new(move || runs::open_store(&location).map_err(|f| f.message)),
