@@ -595,3 +595,173 @@ fn rerun_failed_only_is_a_new_attempt() {
     let (status, second) = served.call("GET", "/api/v1/runs/rel?attempt=2", None);
     assert_eq!((status, second["attempt"].as_u64()), (200, Some(2)));
 }
+
+/// A server killed between claiming a tick and creating its run: the tick stays claimed
+/// (`firingAt`), and the next server creates that tick's run, once.
+#[test]
+fn a_tick_claimed_by_a_dying_server_fires_once() {
+    let data = tempfile::tempdir().expect("tmp");
+    let data = data.path();
+    let db = data.join("weft.db");
+    let db = db.to_str().expect("utf-8");
+    let file = pipelines().join("queue.yaml");
+    let added = run_in(
+        data,
+        &[
+            "schedules",
+            "add",
+            "crash",
+            "--cron",
+            "* * * * * *",
+            "--db",
+            db,
+            file.to_str().expect("utf-8"),
+            "-p",
+            "sleepMs=0",
+            "-p",
+            "env=crash",
+        ],
+        &[],
+    );
+    assert_eq!(added.code, 0, "{added:?}");
+    let mut env = FAST.to_vec();
+    env.push(("WEFT_FAULT", "tick-claimed"));
+    let mut dying = Served::start_with_env(data, &["--db", db], &env);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while dying.try_wait().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the server never reached the fault point"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let listed = run_in(
+        data,
+        &["schedules", "list", "--db", db, "--output", "json"],
+        &[],
+    );
+    let firing = listed.json()[0]["firingAt"]
+        .as_i64()
+        .expect("a tick is claimed, not fired");
+    let run = format!(
+        "crash-{}",
+        chrono::DateTime::<chrono::Utc>::from_timestamp_millis(firing)
+            .expect("time")
+            .format("%Y%m%d-%H%M%S")
+    );
+    let heir = Served::start_with_env(data, &["--db", db], FAST);
+    let done = heir.wait_for(&run, |r| r["finishedAt"].is_i64());
+    assert_eq!(done["status"], "Succeeded", "{done:#}");
+    let removed = run_in(data, &["schedules", "remove", "crash", "--db", db], &[]);
+    assert_eq!(removed.code, 0);
+    let (_, runs) = heir.call("GET", "/api/v1/runs?limit=200", None);
+    let same = runs
+        .as_array()
+        .expect("runs")
+        .iter()
+        .filter(|r| r["name"] == run.as_str())
+        .count();
+    assert_eq!(same, 1, "the claimed tick's run exists once");
+}
+
+/// A scheduled run whose engine is killed before its time: recovered after it, it starts
+/// once, never before its time.
+#[test]
+fn a_scheduled_run_killed_before_its_time_starts_once() {
+    let data = tempfile::tempdir().expect("tmp");
+    let data = data.path();
+    let asked = chrono_ms();
+    let mut waiting = spawn_run(
+        data,
+        "queue.yaml",
+        "sched",
+        &["--in", "2s", "-p", "sleepMs=0"],
+    );
+    wait_until(data, "sched", "scheduled", |doc| {
+        doc["phase"] == "Scheduled"
+    });
+    waiting.kill().expect("kill -9");
+    let _ = waiting.wait();
+    std::thread::sleep(Duration::from_millis(1600));
+    let recovered = run_in(
+        data,
+        &[
+            "runs",
+            "recover",
+            "--recover-timeout",
+            "1s",
+            "--output",
+            "json",
+        ],
+        FAST,
+    );
+    assert_eq!(recovered.code, 0, "{recovered:?}");
+    let doc = show(data, "sched", &[]);
+    assert_eq!(doc["status"], "Succeeded", "{doc:#}");
+    let starts: Vec<i64> = doc["attempts"]
+        .as_array()
+        .expect("attempts")
+        .iter()
+        .filter(|a| a["task"] == "deploy")
+        .filter_map(|a| a["startedAt"].as_i64())
+        .collect();
+    assert_eq!(starts.len(), 1, "started once: {doc:#}");
+    assert!(starts[0] >= asked + 2000, "not before its time");
+}
+
+/// A re-run killed in its first task is recovered as that attempt: attempt 2 finishes,
+/// what it kept stays kept, attempt 1 is unchanged.
+#[test]
+fn a_rerun_killed_in_its_first_task_recovers_as_that_attempt() {
+    let data = tempfile::tempdir().expect("tmp");
+    let data = data.path();
+    let file = pipelines().join("rerun.yaml");
+    let first = run_in(
+        data,
+        &[
+            "run",
+            file.to_str().expect("utf-8"),
+            "--name",
+            "crashy",
+            "--output",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(first.code, 1, "{first:?}");
+    let mut env = FAST.to_vec();
+    env.push(("WEFT_FAULT", "task-start-after"));
+    let killed = run_in(
+        data,
+        &["runs", "rerun", "crashy", "--failed-only", "-p", "code=0"],
+        &env,
+    );
+    assert_eq!(killed.code, -1, "killed at the fault point: {killed:?}");
+    std::thread::sleep(Duration::from_millis(1600));
+    let recovered = run_in(
+        data,
+        &[
+            "runs",
+            "recover",
+            "--recover-timeout",
+            "1s",
+            "--output",
+            "json",
+        ],
+        FAST,
+    );
+    assert!(recovered.code <= 1, "{recovered:?}");
+    let second = show(data, "crashy", &[]);
+    assert_eq!(second["attempt"], 2, "{second:#}");
+    assert!(second["finishedAt"].is_i64(), "{second:#}");
+    let build = second["report"]["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .find(|t| t["name"] == "build")
+        .cloned()
+        .expect("build");
+    assert_eq!(build["reason"], "Carried", "{second:#}");
+    let first = show(data, "crashy", &["--attempt", "1"]);
+    assert_eq!(first["status"], "Failed", "attempt 1 is unchanged");
+}

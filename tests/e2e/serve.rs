@@ -135,6 +135,11 @@ impl Served {
         }
     }
 
+    /// Whether the server exited (and how), without waiting.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

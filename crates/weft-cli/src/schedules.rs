@@ -133,6 +133,7 @@ pub fn schedule_json(record: &weft_store::ScheduleRecord) -> serde_json::Value {
         "pipeline": spec.as_ref().map(|s| s.pipeline.file.clone()),
         "params": spec.as_ref().map(|s| &s.params),
         "nextAt": record.next_at.map(|t| t.0),
+        "firingAt": record.firing_at.map(|t| t.0),
         "next": next_text(record),
         "createdAt": record.created_at.0,
     })

@@ -7,7 +7,8 @@
 //! but its record is not yet durable), `task-finish-after`, `finally`,
 //! `final-status-before`, `report-final-before`; for waits, `wait-opened` (the wait is
 //! durable in the store), `wait-progress` (a wait's progress changed: a vote was counted,
-//! a gate sample came back) and `gate-sampling` (a gate sample is being taken).
+//! a gate sample came back) and `gate-sampling` (a gate sample is being taken); for
+//! schedules, `tick-claimed` (a server claimed a tick and has not created its run).
 //!
 //! Failure points make an operation fail instead of killing the process, the n-th time it
 //! is reached: `task-launch-fail` (the launch of a task attempt fails; see [`fails`]).

@@ -116,6 +116,7 @@ impl RunService {
                 .claim_tick(&record.name, Timestamp(tick_ms), next_ms.map(Timestamp))
                 .map_err(|e| format!("run store: {e}"))?;
             if won {
+                crate::fault::point("tick-claimed");
                 fired.extend(self.fire(&*store, &record, tick_ms).await);
             }
         }
