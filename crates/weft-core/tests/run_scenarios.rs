@@ -1750,7 +1750,15 @@ fn withdrawn_and_superseded_runs() {
         &format!("    - {{name: fin, {ECHO}}}\n"),
     );
     // (row, how, tasks that ran, status, reason, operation pair)
-    let rows: &[(&str, How, &[&str], &str, &str, (&str, &str))] = &[
+    type Row = (
+        &'static str,
+        How,
+        &'static [&'static str],
+        &'static str,
+        &'static str,
+        (&'static str, &'static str),
+    );
+    let rows: &[Row] = &[
         (
             "queued run cancelled",
             How::Withdraw(false),
@@ -1846,7 +1854,7 @@ fn withdrawn_and_superseded_runs() {
             (*status, *reason),
             "{row}"
         );
-        let op = serde_json::to_value(&report.run.operation).expect("json");
+        let op = serde_json::to_value(report.run.operation).expect("json");
         assert_eq!(
             (op["status"].as_str(), op["operationStatus"].as_str()),
             (Some(pair.0), Some(pair.1)),

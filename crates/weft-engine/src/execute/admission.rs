@@ -407,6 +407,16 @@ mod tests {
     }
 
     /// (row, rows, me, limit, policy, changes, decision)
+    type Case = (
+        &'static str,
+        Vec<SlotRow>,
+        &'static str,
+        u32,
+        QueuePolicy,
+        Vec<SlotChange>,
+        Decision,
+    );
+
     #[test]
     fn decisions() {
         use Decision::{Go, Superseded};
@@ -416,15 +426,7 @@ mod tests {
             holder: me.into(),
             run: me.into(),
         };
-        let cases: Vec<(
-            &str,
-            Vec<SlotRow>,
-            &str,
-            u32,
-            QueuePolicy,
-            Vec<SlotChange>,
-            Decision,
-        )> = vec![
+        let cases: Vec<Case> = vec![
             (
                 "first arrival takes the slot",
                 vec![],
