@@ -114,6 +114,15 @@ fn queue_runs_one_at_a_time_across_processes_in_submission_order() {
         wait_until(data, name, "recorded", |_| true);
     }
     let waiting = wait_until(data, "q3", "queued", |doc| doc["phase"] == "Queued");
+    let running = wait_until(data, "q1", "running", |doc| {
+        doc["phase"] == "Running" || doc["finishedAt"].is_i64()
+    });
+    if running["phase"] == "Running" {
+        assert_eq!(
+            pair(&running["operation"]),
+            ("InProgress".into(), "PhaseInProgress".into())
+        );
+    }
     assert_eq!(
         pair(&waiting["operation"]),
         ("NotDeployed".into(), "Queued".into())
@@ -515,6 +524,10 @@ fn rerun_failed_only_is_a_new_attempt() {
         &[],
     );
     assert_eq!(first.code, 1, "{first:?}");
+    assert_eq!(
+        pair(&first.json()["run"]["operation"]),
+        ("Failed".into(), "PhaseFailed".into())
+    );
     let again = run_in(
         data,
         &[
@@ -764,4 +777,26 @@ fn a_rerun_killed_in_its_first_task_recovers_as_that_attempt() {
     assert_eq!(build["reason"], "Carried", "{second:#}");
     let first = show(data, "crashy", &["--attempt", "1"]);
     assert_eq!(first["status"], "Failed", "attempt 1 is unchanged");
+}
+
+/// A run that succeeded with warnings reads `<PartiallySucceeded, PhasePartiallySucceeded>`.
+#[test]
+fn warnings_read_as_partially_succeeded() {
+    let data = tempfile::tempdir().expect("tmp");
+    let file = crate::support::root().join("examples/warning.yaml");
+    let ran = run_in(
+        data.path(),
+        &["run", file.to_str().expect("utf-8"), "--output", "json"],
+        &[],
+    );
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let report = ran.json();
+    assert_eq!(report["run"]["status"], "SucceededWithWarnings");
+    assert_eq!(
+        pair(&report["run"]["operation"]),
+        (
+            "PartiallySucceeded".into(),
+            "PhasePartiallySucceeded".into()
+        )
+    );
 }

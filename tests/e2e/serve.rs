@@ -287,6 +287,10 @@ fn the_api_submits_shows_lists_logs_and_cancels_runs() {
     assert_eq!(code, 202, "{body:#}");
     let cancelling = served.wait_for("served-stopping", |r| r["phase"] != "Running");
     assert_eq!(cancelling["phase"], "Cancelling", "{cancelling:#}");
+    assert_eq!(
+        cancelling["operation"],
+        json!({"status": "InProgress", "operationStatus": "Cancelling"})
+    );
     assert!(
         attempts_of(&cancelling, "running")
             .iter()

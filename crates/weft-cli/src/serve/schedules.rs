@@ -119,6 +119,29 @@ pub async fn ticks(server: Arc<Server>) {
         if !server.accepting.load(Ordering::SeqCst) {
             return;
         }
+        // The store answers off the runtime's threads (over the network, it may hang while
+        // the database is unreachable); most of the time nothing is due.
+        let store = server.store.clone();
+        let due = tokio::task::spawn_blocking(move || {
+            let now = weft_store::Timestamp::now().0;
+            store.schedules().map(|all| {
+                all.iter()
+                    .any(|s| s.firing_at.is_some() || s.next_at.is_some_and(|next| next.0 <= now))
+            })
+        })
+        .await;
+        match due {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false)) => continue,
+            Ok(Err(err)) => {
+                tracing::warn!(error = %err, "cannot read the schedules");
+                continue;
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "cannot read the schedules");
+                continue;
+            }
+        }
         let fired = match server.service.fire_due_ticks().await {
             Ok(fired) => fired,
             Err(err) => {

@@ -380,7 +380,10 @@ impl Driver {
 
     /// The run ended: it leaves every group (its slots free at once).
     pub(super) fn leave_groups(&self) {
-        let Some(journal) = self.journal.as_ref() else {
+        let plan = self.state.plan();
+        let grouped =
+            plan.concurrency.is_some() || plan.nodes.iter().any(|node| node.concurrency.is_some());
+        let Some(journal) = self.journal.as_ref().filter(|_| grouped) else {
             return;
         };
         let durable = journal.durable();

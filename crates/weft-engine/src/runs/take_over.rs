@@ -138,13 +138,25 @@ impl RunService {
         let grants = setup::run_grants(spec, &secrets, workspaces, read_only);
         let mut options =
             setup::options(spec, &submitted.name, &stored.uid, grants, masker.clone());
-        // Deadlines count from the run's first task: a restart never extends them, and
-        // the time it waited in its group's queue or for its scheduled time does not count.
+        // Deadlines count from the run's start: a restart never extends them. A run that
+        // starts when it is created counts from then; one that waited for its scheduled
+        // time or its group's slot counts from its first task (the wait does not count),
+        // or, for a scheduled run none of whose tasks is on record, from its time.
         let first_start = store
             .attempts(&lease.run)?
             .iter()
             .filter_map(|attempt| attempt.started_at)
             .min();
+        let held_back = prepared.plan.concurrency.is_some() || spec.scheduled_at_ms.is_some();
+        let first_start = if held_back {
+            first_start.or_else(|| {
+                spec.scheduled_at_ms
+                    .map(|at| Timestamp(at.max(submitted.created_at.0)))
+                    .filter(|at| at.0 <= Timestamp::now().0)
+            })
+        } else {
+            Some(submitted.created_at)
+        };
         if let Some(rerun) = spec.rerun.as_ref().filter(|rerun| rerun.failed_only) {
             options.carried = super::rerun::carried(&*store, &rerun.previous).map_err(unusable)?;
         }
