@@ -1,6 +1,7 @@
 //! End-to-end tests: real pipelines through the real `weft` binary with the real plugins.
 //! Built as the `e2e` test of weft-cli so Cargo provides the binary's path.
 
+mod catalogue;
 mod cluster;
 mod decorators;
 mod fake_forge;

@@ -1,13 +1,16 @@
 //! Plugins written with the Python and JavaScript SDKs, end to end: the examples in
 //! `examples/plugins/` (built by `cargo xtask` with `weft plugin build` into the directory
-//! `WEFT_SDK_PLUGIN_DIR` names) run through `weft run` as tasks, a reporter and a
-//! decorator; and `weft plugin new` + its own test + `weft plugin build` + `weft run`
-//! for a task in each language.
+//! `WEFT_SDK_PLUGIN_DIR` names) run through `weft run` as tasks, a reporter, a
+//! decorator and gates; and `weft plugin new` + its own test + `weft plugin build` +
+//! `weft run` for a task and a gate in each language.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use std::time::{Duration, Instant};
+
 use crate::fake_forge::FakeForge;
+use crate::release::{self, Health};
 use crate::support::{self, Ran, Run};
 
 /// Where the SDK examples were built.
@@ -201,14 +204,140 @@ fn js_decorator_sets_a_param_and_refuses_bad_input() {
     );
 }
 
-/// `weft plugin new task greet-LANG --lang LANG`, the project's own test, `weft plugin
-/// build`, then `weft run pipeline.yaml --plugins DIR`: the greeting comes back.
-fn new_build_run(lang: &str, test: &[&str]) {
+/// The SDK examples' directory, checked to hold the gate examples, which are described
+/// once here: they say they are gates of the 0.2.0 contract, and are compiled into the
+/// shared cache before a test's clock starts.
+fn sdk_gates() -> String {
+    let dir = sdk_plugins();
+    for gate in ["health-py", "freeze-js"] {
+        assert!(
+            Path::new(&dir).join(format!("{gate}.wasm")).is_file(),
+            "{dir} has no {gate}.wasm: run `cargo xtask build-sdk-plugins`"
+        );
+        let described = support::run(&["plugin", "describe", gate, "--plugins", &dir]);
+        assert_eq!(described.code, 0, "{}", described.stderr);
+        assert!(
+            described.stdout.contains("kind: gate")
+                && described.stdout.contains("built for weft:plugin@0.2.0"),
+            "{}",
+            described.stdout
+        );
+    }
+    dir
+}
+
+#[test]
+fn python_and_js_gates_hold_a_deploy_until_both_pass() {
     let scratch = tempfile::tempdir().expect("tempdir");
-    let name = format!("greet-{lang}");
+    let data = scratch.path();
+    let plugins = sdk_gates();
+    let health = Health::start(false);
+    let url = format!("url={}", health.url());
+    let rule = health.rule();
+    let child = release::spawn_run(
+        data,
+        "sdk-gates.yaml",
+        "sdk-gates",
+        &["--plugins", &plugins, "-p", &url, "--allow-http", &rule],
+    );
+    release::wait_until(data, "sdk-gates", "the Python gate samples", |s| {
+        release::is_waiting(s, "healthy")
+    });
+    // The Python gate sees 503s first; then the endpoint turns healthy and stays so.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while health.hits() < 3 {
+        assert!(Instant::now() < deadline, "the Python gate is not sampled");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let turned = Instant::now();
+    health.set(true);
+    let ran = release::finish(child);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert!(
+        turned.elapsed() >= Duration::from_secs(1),
+        "passed before holding for stableFor"
+    );
+    Run(ran.json()).expect_tasks(&[
+        ("healthy", "Succeeded", ""),
+        ("no-freeze", "Succeeded", ""),
+        ("deploy", "Succeeded", ""),
+    ]);
+    let logs = support::run_in(data, &["runs", "logs", "sdk-gates", "healthy"], &[]);
+    assert!(
+        logs.stdout.contains("HTTP 503 (expected 200)"),
+        "{}",
+        logs.stdout
+    );
+    assert!(logs.stdout.contains("passed: GET"), "{}", logs.stdout);
+    let logs = support::run_in(data, &["runs", "logs", "sdk-gates", "no-freeze"], &[]);
+    assert!(
+        logs.stdout.contains("no change freeze is on (0 listed)"),
+        "{}",
+        logs.stdout
+    );
+}
+
+#[test]
+fn a_js_gate_fails_at_its_timeout_while_frozen_or_misconfigured() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let plugins = sdk_gates();
+    let health = Health::start(true);
+    let url = format!("url={}", health.url());
+    let rule = health.rule();
+    for (name, freezes, message) in [
+        (
+            "frozen",
+            r#"["2000-01-01T00:00:00Z/2999-01-01T00:00:00Z"]"#,
+            "change freeze 2000-01-01T00:00:00Z/2999-01-01T00:00:00Z is on until 2999-01-01T00:00:00.000Z",
+        ),
+        (
+            "malformed",
+            r#"["after the holidays"]"#,
+            "is not an ISO 8601 interval START/END",
+        ),
+    ] {
+        let data = scratch.path().join(name);
+        let freezes = format!("freezes={freezes}");
+        let ran = support::run_in(
+            &data,
+            &[
+                "run",
+                &release::pipeline("sdk-gates.yaml"),
+                "--output",
+                "json",
+                "--name",
+                name,
+                "--plugins",
+                &plugins,
+                "-p",
+                &url,
+                "-p",
+                &freezes,
+                "--allow-http",
+                &rule,
+            ],
+            &[],
+        );
+        assert_eq!(ran.code, 1, "{name}: {}", ran.stderr);
+        let run = Run(ran.json());
+        run.expect_tasks(&[
+            ("no-freeze", "Failed", "GatesFailed"),
+            ("deploy", "Skipped", "RunStopping"),
+        ]);
+        let logs = support::run_in(&data, &["runs", "logs", name, "no-freeze"], &[]);
+        assert!(logs.stdout.contains(message), "{name}: {}", logs.stdout);
+    }
+}
+
+/// `weft plugin new task greet-LANG --lang LANG` (or a gate), the project's own test,
+/// `weft plugin build`, then `weft run pipeline.yaml --plugins DIR`: the greeting comes
+/// back (after the gate held, for a gate).
+fn new_build_run(kind: &str, lang: &str, test: &[&str]) {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let name = format!("greet-{kind}-{lang}");
     let dir = scratch.path().join(&name);
     let created = ran(support::weft()
-        .args(["plugin", "new", "task", &name, "--lang", lang, "--dir"])
+        .args(["plugin", "new", kind, &name, "--lang", lang, "--dir"])
         .arg(&dir));
     assert_eq!(created.code, 0, "{}", created.stderr);
     assert!(
@@ -244,10 +373,13 @@ fn new_build_run(lang: &str, test: &[&str]) {
         "json",
     ]);
     assert_eq!(out.code, 0, "{lang} run:\n{}", out.stderr);
-    assert_eq!(
-        Run(out.json()).task("greet")["results"]["greeting"],
-        "hello, world"
-    );
+    let run = Run(out.json());
+    if kind == "gate" {
+        run.expect_tasks(&[("soak", "Succeeded", ""), ("greet", "Succeeded", "")]);
+        assert_eq!(run.task("greet")["results"]["message"], "hello, world");
+    } else {
+        assert_eq!(run.task("greet")["results"]["greeting"], "hello, world");
+    }
 }
 
 /// Kept between test runs, so the generated Rust project's dependencies compile once.
@@ -257,15 +389,30 @@ fn rust_target() -> PathBuf {
 
 #[test]
 fn plugin_new_build_run_rust() {
-    new_build_run("rust", &["cargo", "test", "--quiet"]);
+    new_build_run("task", "rust", &["cargo", "test", "--quiet"]);
 }
 
 #[test]
 fn plugin_new_build_run_python() {
-    new_build_run("python", &["python3", "-m", "unittest"]);
+    new_build_run("task", "python", &["python3", "-m", "unittest"]);
 }
 
 #[test]
 fn plugin_new_build_run_js() {
-    new_build_run("js", &["npm", "test", "--silent"]);
+    new_build_run("task", "js", &["npm", "test", "--silent"]);
+}
+
+#[test]
+fn plugin_new_gate_build_run_rust() {
+    new_build_run("gate", "rust", &["cargo", "test", "--quiet"]);
+}
+
+#[test]
+fn plugin_new_gate_build_run_python() {
+    new_build_run("gate", "python", &["python3", "-m", "unittest"]);
+}
+
+#[test]
+fn plugin_new_gate_build_run_js() {
+    new_build_run("gate", "js", &["npm", "test", "--silent"]);
 }

@@ -191,8 +191,8 @@ fn test(extra: &[String]) -> Result<(), String> {
         .env("WEFT_COMPONENTIZE_PY", &sdk.tools.componentize_py)
         .env("WEFT_JCO", &sdk.tools.jco))?;
     // The forges' mapping and classification, the first-party form decorators'
-    // templates and patterns, and the first-party gates' checks, are plain Rust, tested
-    // on the host.
+    // templates and patterns, the first-party gates' checks, and the catalogue tasks'
+    // durations, statuses and backoff, are plain Rust, tested on the host.
     run(cargo().args([
         "test",
         "--manifest-path",
@@ -211,6 +211,8 @@ fn test(extra: &[String]) -> Result<(), String> {
         "http-check",
         "-p",
         "time-window",
+        "-p",
+        "catalogue-common",
     ]))?;
     lint()
 }

@@ -180,7 +180,7 @@ pub fn test_examples() -> Result<(), String> {
 }
 
 /// The worlds whose raw TypeScript types the JavaScript SDK ships.
-const JS_TYPE_WORLDS: &[&str] = &["task", "reporter", "form-decorator"];
+const JS_TYPE_WORLDS: &[&str] = &["task", "reporter", "form-decorator", "gate"];
 
 /// Generates the raw WIT types with `jco types` into `dest/<world>/`.
 fn generate_js_types(jco: &Path, dest: &Path) -> Result<(), String> {

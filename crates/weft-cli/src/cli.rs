@@ -385,8 +385,8 @@ pub enum PluginCommand {
         #[arg(long, value_enum, default_value = "text")]
         output: OutputFormat,
     },
-    /// Write a new plugin project (a task, reporter or decorator in Rust, Python or
-    /// JavaScript) that builds with `weft plugin build` and passes its own test.
+    /// Write a new plugin project (a task, reporter, decorator or gate in Rust, Python
+    /// or JavaScript) that builds with `weft plugin build` and passes its own test.
     New {
         /// What the plugin is.
         #[arg(value_enum)]

@@ -34,6 +34,7 @@ fn templates(kind: Kind, lang: Lang, name: &str) -> Vec<(String, &'static str)> 
         Kind::Task => template!("common/pipeline-task.yaml"),
         Kind::Reporter => template!("common/pipeline-reporter.yaml"),
         Kind::Decorator => template!("common/pipeline-decorator.yaml"),
+        Kind::Gate => template!("common/pipeline-gate.yaml"),
     };
     files.push(("pipeline.yaml".into(), pipeline));
     let module = python_module(name);
@@ -41,6 +42,7 @@ fn templates(kind: Kind, lang: Lang, name: &str) -> Vec<(String, &'static str)> 
         (Lang::Rust, Kind::Task) => [("src/lib.rs", template!("rust/task.rs")), ("", "")],
         (Lang::Rust, Kind::Reporter) => [("src/lib.rs", template!("rust/reporter.rs")), ("", "")],
         (Lang::Rust, Kind::Decorator) => [("src/lib.rs", template!("rust/decorator.rs")), ("", "")],
+        (Lang::Rust, Kind::Gate) => [("src/lib.rs", template!("rust/gate.rs")), ("", "")],
         (Lang::Python, Kind::Task) => [
             ("MODULE.py", template!("python/task.py")),
             ("test_MODULE.py", template!("python/test_task.py")),
@@ -53,6 +55,10 @@ fn templates(kind: Kind, lang: Lang, name: &str) -> Vec<(String, &'static str)> 
             ("MODULE.py", template!("python/decorator.py")),
             ("test_MODULE.py", template!("python/test_decorator.py")),
         ],
+        (Lang::Python, Kind::Gate) => [
+            ("MODULE.py", template!("python/gate.py")),
+            ("test_MODULE.py", template!("python/test_gate.py")),
+        ],
         (Lang::Js, Kind::Task) => [
             ("NAME.js", template!("js/task.js")),
             ("NAME.test.js", template!("js/task.test.js")),
@@ -64,6 +70,10 @@ fn templates(kind: Kind, lang: Lang, name: &str) -> Vec<(String, &'static str)> 
         (Lang::Js, Kind::Decorator) => [
             ("NAME.js", template!("js/decorator.js")),
             ("NAME.test.js", template!("js/decorator.test.js")),
+        ],
+        (Lang::Js, Kind::Gate) => [
+            ("NAME.js", template!("js/gate.js")),
+            ("NAME.test.js", template!("js/gate.test.js")),
         ],
     };
     for (path, text) in code.into_iter().filter(|(path, _)| !path.is_empty()) {
@@ -227,7 +237,7 @@ mod tests {
     #[test]
     fn writes_every_kind_in_every_language_without_leftover_placeholders() {
         for lang in [Lang::Rust, Lang::Python, Lang::Js] {
-            for kind in [Kind::Task, Kind::Reporter, Kind::Decorator] {
+            for kind in [Kind::Task, Kind::Reporter, Kind::Decorator, Kind::Gate] {
                 let dir = tempfile::tempdir().expect("tempdir");
                 let project = dir.path().join("p");
                 let written = create(&project, kind, "my-plugin", lang).expect("created");

@@ -3,8 +3,9 @@
 import type * as raw from "./types/task/interfaces/weft-plugin-types.js";
 import type * as rawReporter from "./types/reporter/interfaces/weft-plugin-reporter-plugin.js";
 import type * as rawDecorator from "./types/form-decorator/interfaces/weft-plugin-form-decorator-plugin.js";
+import type * as rawGate from "./types/gate/interfaces/weft-plugin-gate-plugin.js";
 
-export type { raw, rawReporter, rawDecorator };
+export type { raw, rawReporter, rawDecorator, rawGate };
 
 export const WIT_VERSION: "0.2.0";
 
@@ -149,4 +150,42 @@ export interface Decorator {
 export function exportDecorator(decorator: new () => Decorator): {
   describe(): rawDecorator.DecoratorInfo;
   decorate(formState: [string, raw.ParamValue][], input: string): Promise<rawDecorator.Decoration>;
+};
+
+export class GateResult {
+  readonly kind: "passed" | "failed" | "error";
+  readonly message: string;
+  static passed(message: string): GateResult;
+  static failed(message: string): GateResult;
+  static error(message: string): GateResult;
+  readonly isPassed: boolean;
+  toRaw(): rawGate.GateResult;
+}
+export class GateContext {
+  constructor(init?: Partial<Pick<GateContext, "params" | "runName" | "runUid" | "pipelineName" | "taskName" | "sample" | "waitingSinceMs">>);
+  params: Record<string, ParamValue>;
+  runName: string;
+  runUid: string;
+  pipelineName: string;
+  /** The gate's name in the pipeline. */
+  taskName: string;
+  /** 0 for the first evaluation of this wait, 1 for the second, ... */
+  sample: number;
+  /** When the gate started waiting, in milliseconds since the Unix epoch. */
+  waitingSinceMs: number;
+  readonly waitingSince: Date;
+  param(name: string): string | undefined;
+  paramOr(name: string, fallback: string): string;
+  paramArray(name: string): string[] | undefined;
+  paramObject(name: string): Record<string, string> | undefined;
+  required(name: string): string;
+}
+export interface Gate {
+  describe(): PluginInfo;
+  evaluate(ctx: GateContext): GateResult | Promise<GateResult>;
+}
+export function evaluateGate(gate: Gate, ctx: GateContext): Promise<GateResult>;
+export function exportGate(gate: new () => Gate): {
+  describe(): raw.PluginInfo;
+  evaluate(ctx: rawGate.GateContext): Promise<rawGate.GateResult>;
 };

@@ -31,8 +31,9 @@ under the name componentize-py looks for:
   ``ReporterPlugin = export_reporter(...)``;
 - form decorators: :class:`~weft_sdk.decorator.Decorator` +
   ``FormDecoratorPlugin = export_decorator(...)``;
-- gates are a fourth kind still to come: they will be ``weft_sdk.gate`` with
-  ``export_gate``, alongside these three.
+- gates: :class:`~weft_sdk.gate.Gate` + ``GatePlugin = export_gate(...)`` (since
+  ``weft:plugin@0.2.0``): one sample of a condition a run waits for, returning a
+  :class:`~weft_sdk.gate.GateResult`.
 
 Logs: :mod:`weft_sdk.log` (``print`` works too). Secrets: :mod:`weft_sdk.secrets`.
 Checkpoints (tasks): :mod:`weft_sdk.checkpoint`. Workspaces: ``ctx.workspace(name)``
@@ -43,6 +44,7 @@ CPython: :mod:`weft_sdk.testing`.
 from . import checkpoint, http, log, secrets
 from .context import Context, ParamError, WorkspaceBinding
 from .decorator import Decorator, DecoratorInfo, Form, Input, Refuse, export_decorator
+from .gate import Gate, GateContext, GateResult, export_gate
 from .info import Param, PluginInfo, Workspace
 from .outcome import Outcome
 from .reporter import Delivery, Event, Reporter, TaskEvent, export_reporter
@@ -53,8 +55,9 @@ from .task import Task, export_task
 WIT_VERSION = "0.2.0"
 
 __all__ = [
-    "Context", "Decorator", "DecoratorInfo", "Delivery", "Event", "Form", "Input",
-    "Outcome", "Param", "ParamError", "PluginInfo", "Refuse", "Reporter", "Task",
-    "TaskEvent", "Workspace", "WorkspaceBinding", "WIT_VERSION", "checkpoint",
-    "export_decorator", "export_reporter", "export_task", "http", "log", "secrets",
+    "Context", "Decorator", "DecoratorInfo", "Delivery", "Event", "Form", "Gate",
+    "GateContext", "GateResult", "Input", "Outcome", "Param", "ParamError", "PluginInfo",
+    "Refuse", "Reporter", "Task", "TaskEvent", "Workspace", "WorkspaceBinding",
+    "WIT_VERSION", "checkpoint", "export_decorator", "export_gate", "export_reporter",
+    "export_task", "http", "log", "secrets",
 ]

@@ -1,7 +1,7 @@
 """The host's imports, or a stand-in for plain CPython.
 
 Inside a component, componentize-py generates the ``wit_world`` package from the world
-the plugin was built for (``task``, ``reporter`` or ``form-decorator``, with or without
+the plugin was built for (``task``, ``reporter``, ``form-decorator`` or ``gate``, with or without
 ``wasi:http``). Its modules must be imported now, at module import: componentize-py
 snapshots the interpreter after importing the app, and a module imported later does not
 exist. Outside a component (unit tests on plain CPython) there is no ``wit_world``: the

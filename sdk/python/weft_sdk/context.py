@@ -34,31 +34,11 @@ class WorkspaceBinding:
         return f"WorkspaceBinding({self.name!r}, {self.path!r}, read_only={self.read_only})"
 
 
-class Context:
-    """One task invocation: the run, the task, the attempt, the params and the
-    workspaces."""
+class ParamAccess:
+    """Reading params (``self.params``, name -> value) as a plugin expects them; shared
+    by a task's :class:`Context` and a gate's ``GateContext``."""
 
-    def __init__(
-        self,
-        params: Optional[Dict[str, ParamValue]] = None,
-        workspaces: Optional[List[WorkspaceBinding]] = None,
-        run_name: str = "run",
-        run_uid: str = "00000000-0000-0000-0000-000000000000",
-        pipeline_name: str = "pipeline",
-        task_name: str = "task",
-        retry_count: int = 0,
-        retries: int = 0,
-    ):
-        self.params: Dict[str, ParamValue] = dict(params or {})
-        self.workspaces: List[WorkspaceBinding] = list(workspaces or [])
-        self.run_name = run_name
-        self.run_uid = run_uid
-        self.pipeline_name = pipeline_name
-        self.task_name = task_name
-        #: 0 for the first attempt, 1 for the first retry, ...
-        self.retry_count = retry_count
-        #: How many retries the pipeline allows this task.
-        self.retries = retries
+    params: Dict[str, ParamValue]
 
     def param(self, name: str) -> Optional[str]:
         """The string param ``name``, or ``None`` when absent or not a string."""
@@ -97,6 +77,33 @@ class Context:
             return parse(value)
         except (TypeError, ValueError) as err:
             raise ParamError(f"param `{name}`: invalid value {value!r}: {err}") from None
+
+
+class Context(ParamAccess):
+    """One task invocation: the run, the task, the attempt, the params and the
+    workspaces."""
+
+    def __init__(
+        self,
+        params: Optional[Dict[str, ParamValue]] = None,
+        workspaces: Optional[List[WorkspaceBinding]] = None,
+        run_name: str = "run",
+        run_uid: str = "00000000-0000-0000-0000-000000000000",
+        pipeline_name: str = "pipeline",
+        task_name: str = "task",
+        retry_count: int = 0,
+        retries: int = 0,
+    ):
+        self.params: Dict[str, ParamValue] = dict(params or {})
+        self.workspaces: List[WorkspaceBinding] = list(workspaces or [])
+        self.run_name = run_name
+        self.run_uid = run_uid
+        self.pipeline_name = pipeline_name
+        self.task_name = task_name
+        #: 0 for the first attempt, 1 for the first retry, ...
+        self.retry_count = retry_count
+        #: How many retries the pipeline allows this task.
+        self.retries = retries
 
     def workspace(self, name: str) -> Optional[str]:
         """The guest path of the workspace ``name``, or ``None`` when not bound."""

@@ -19,6 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from . import _host
 from .context import Context, WorkspaceBinding
 from .decorator import Form, decorate_form
+from .gate import GateContext, GateResult, evaluate_gate
 from .info import ParamValue
 from .outcome import Outcome
 from .reporter import Delivery, Event, report_event
@@ -28,7 +29,8 @@ from .task import run_task as _run_task
 @dataclass
 class Ran:
     """What one call did: the outcome (a task's :class:`Outcome`, a reporter's
-    :class:`Delivery`, a decorator's refusal message or ``None``), the log lines as
+    :class:`Delivery`, a decorator's refusal message or ``None``, a gate's
+    :class:`~weft_sdk.gate.GateResult`), the log lines as
     ``(level, message)`` and the checkpoints stored."""
 
     outcome: Any
@@ -94,3 +96,25 @@ def decorate(
     form = Form(params)
     refusal = decorate_form(decorator_class(), form, json.dumps({} if input is None else input))
     return Ran(refusal, fake.logs, fake.checkpoints, form)
+
+
+def evaluate(
+    gate_class,
+    params: Optional[Dict[str, ParamValue]] = None,
+    secrets: Optional[Dict[str, str]] = None,
+    http: Optional[Callable] = None,
+    sample: int = 0,
+    waiting_since_ms: int = 0,
+    **context,
+) -> Ran:
+    """Evaluates ``gate_class`` once (one sample) with ``params`` (defaults from its
+    ``describe`` filled in, as the host does), granted ``secrets``, an ``http`` handler
+    (``Request -> Response``), the sample number and when the wait began (milliseconds
+    since the Unix epoch); ``Ran.outcome`` is the :class:`~weft_sdk.gate.GateResult`."""
+    fake = _install(secrets, None, http)
+    gate = gate_class()
+    merged = {p.name: p.default_value for p in gate.describe().params if p.default_value is not None}
+    merged.update(params or {})
+    ctx = GateContext(params=merged, sample=sample, waiting_since_ms=waiting_since_ms, **context)
+    result: GateResult = evaluate_gate(gate, ctx)
+    return Ran(result, fake.logs, fake.checkpoints)

@@ -19,7 +19,8 @@ pub enum Kind {
     Reporter,
     /// A form decorator (`world form-decorator`).
     Decorator,
-    // Gates come with their own world; they will be a fourth kind here.
+    /// A gate (`world gate`, since `weft:plugin@0.2.0`).
+    Gate,
 }
 
 impl Kind {
@@ -29,6 +30,7 @@ impl Kind {
             Kind::Task => "task",
             Kind::Reporter => "reporter",
             Kind::Decorator => "form-decorator",
+            Kind::Gate => "gate",
         };
         if http {
             format!("{base}-http")
@@ -43,6 +45,7 @@ impl Kind {
             Kind::Task => "task",
             Kind::Reporter => "reporter",
             Kind::Decorator => "decorator",
+            Kind::Gate => "gate",
         }
     }
 
@@ -51,6 +54,7 @@ impl Kind {
             "task" => Some(Kind::Task),
             "reporter" => Some(Kind::Reporter),
             "decorator" | "form-decorator" => Some(Kind::Decorator),
+            "gate" => Some(Kind::Gate),
             _ => None,
         }
     }
@@ -147,7 +151,7 @@ impl Manifest {
                     let text = string()?;
                     kind = Some(Kind::parse(&text).ok_or_else(|| {
                         at(&format!(
-                            "unknown kind `{text}` (task, reporter or decorator)"
+                            "unknown kind `{text}` (task, reporter, decorator or gate)"
                         ))
                     })?);
                 }
@@ -172,7 +176,7 @@ impl Manifest {
         check_name(&name)?;
         Ok(Manifest {
             name,
-            kind: kind.ok_or("`kind` is required (task, reporter or decorator)")?,
+            kind: kind.ok_or("`kind` is required (task, reporter, decorator or gate)")?,
             lang: lang.ok_or("`lang` is required (rust, python or js)")?,
             entry,
             http,
@@ -248,13 +252,21 @@ mod tests {
         assert_eq!(Manifest::parse(&manifest.render()), Ok(manifest.clone()));
         assert_eq!(manifest.entry(), "echo_py.py");
         assert_eq!(manifest.kind.world(true), "task-http");
+        let gate = Manifest {
+            kind: Kind::Gate,
+            http: true,
+            ..manifest
+        };
+        assert_eq!(Manifest::parse(&gate.render()), Ok(gate.clone()));
+        assert_eq!(gate.kind.world(true), "gate-http");
+        assert_eq!(gate.kind.world(false), "gate");
     }
 
     #[test]
     fn refuses_what_it_does_not_know() {
         let cases = [
             (
-                "name = \"x\"\nkind = \"gate\"\nlang = \"rust\"",
+                "name = \"x\"\nkind = \"trigger\"\nlang = \"rust\"",
                 "unknown kind",
             ),
             (

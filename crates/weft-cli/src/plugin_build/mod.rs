@@ -17,6 +17,10 @@ use manifest::{Lang, Manifest};
 
 /// Builds the project in `project`; returns the component's path.
 pub fn build(project: &Path) -> Result<PathBuf, String> {
+    // The toolchains run in the project directory: every path handed to them is absolute,
+    // so `weft plugin build some/dir` works from anywhere.
+    let project = &std::path::absolute(project)
+        .map_err(|e| format!("cannot resolve {}: {e}", project.display()))?;
     let manifest = Manifest::read(project)?;
     let staged = stage::stage(project)?;
     let out = project.join(format!("{}.wasm", manifest.name));

@@ -89,6 +89,8 @@ mod tests {
             "python/weft_sdk/__init__.py",
             "js/weft-sdk/index.js",
             "js/weft-sdk/types/task/task.d.ts",
+            "js/weft-sdk/types/gate/gate.d.ts",
+            "python/weft_sdk/gate.py",
             "rust/weft-sdk/src/lib.rs",
             "rust/weft-sdk/Cargo.toml",
         ] {

@@ -1,4 +1,4 @@
-import type { Decorator, Delivery, Event, Form, Outcome, ParamValue, Reporter, Task } from "../index.js";
+import type { Decorator, Delivery, Event, Form, Gate, GateResult, Outcome, ParamValue, Reporter, Task } from "../index.js";
 
 export type Logs = [string, string][];
 export function runTask(
@@ -10,3 +10,7 @@ export function decorate(
   decorator: new () => Decorator,
   options?: { params?: Record<string, ParamValue>; input?: unknown; secrets?: Record<string, string> },
 ): Promise<{ outcome: string | undefined; form: Form; logs: Logs }>;
+export function evaluate(
+  gate: new () => Gate,
+  options?: { params?: Record<string, ParamValue>; secrets?: Record<string, string>; sample?: number; waitingSinceMs?: number; runName?: string; taskName?: string },
+): Promise<{ outcome: GateResult; logs: Logs }>;

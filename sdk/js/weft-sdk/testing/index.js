@@ -2,7 +2,7 @@
 // `node --import ./.weft/js/weft-sdk/testing/register.js --test` (the generated
 // package.json's `npm test`). Each helper calls the plugin as weft would and returns what
 // it did: a promise of { outcome, logs: [[level, message]], checkpoints, form }.
-import { Context, Form, decorateForm, reportEvent, runTask as run } from "../index.js";
+import { Context, Form, GateContext, decorateForm, evaluateGate, reportEvent, runTask as run } from "../index.js";
 import { host, reset } from "./fake/host.js";
 
 function checkpointsAsText() {
@@ -41,4 +41,17 @@ export async function decorate(DecoratorClass, { params = {}, input = {}, secret
   const form = new Form(params);
   const outcome = await decorateForm(new DecoratorClass(), form, JSON.stringify(input));
   return { outcome, form, logs: host.logs };
+}
+
+/** Evaluates `GateClass` once (one sample) with `params` (its declared defaults filled
+ * in, as the host does), granted `secrets`, the `sample` number and `waitingSinceMs`;
+ * `outcome` is the GateResult. */
+export async function evaluate(GateClass, { params = {}, secrets = {}, ...context } = {}) {
+  reset({ secrets });
+  const gate = new GateClass();
+  const defaults = Object.fromEntries(
+    gate.describe().params.filter((p) => p.defaultValue !== undefined).map((p) => [p.name, p.defaultValue]),
+  );
+  const outcome = await evaluateGate(gate, new GateContext({ params: { ...defaults, ...params }, ...context }));
+  return { outcome, logs: host.logs };
 }

@@ -1,5 +1,5 @@
-// world weft:plugin/form-decorator@0.1.0
-export type * as WeftPluginLog010 from './interfaces/weft-plugin-log.js'; // import weft:plugin/log@0.1.0
-export type * as WeftPluginSecrets010 from './interfaces/weft-plugin-secrets.js'; // import weft:plugin/secrets@0.1.0
-export type * as WeftPluginTypes010 from './interfaces/weft-plugin-types.js'; // import weft:plugin/types@0.1.0
-export * as formDecoratorPlugin from './interfaces/weft-plugin-form-decorator-plugin.js'; // export weft:plugin/form-decorator-plugin@0.1.0
+// world weft:plugin/form-decorator@0.2.0
+export type * as WeftPluginLog020 from './interfaces/weft-plugin-log.js'; // import weft:plugin/log@0.2.0
+export type * as WeftPluginSecrets020 from './interfaces/weft-plugin-secrets.js'; // import weft:plugin/secrets@0.2.0
+export type * as WeftPluginTypes020 from './interfaces/weft-plugin-types.js'; // import weft:plugin/types@0.2.0
+export * as formDecoratorPlugin from './interfaces/weft-plugin-form-decorator-plugin.js'; // export weft:plugin/form-decorator-plugin@0.2.0

@@ -1,6 +1,6 @@
-// world weft:plugin/task@0.1.0
-export type * as WeftPluginCheckpoint010 from './interfaces/weft-plugin-checkpoint.js'; // import weft:plugin/checkpoint@0.1.0
-export type * as WeftPluginLog010 from './interfaces/weft-plugin-log.js'; // import weft:plugin/log@0.1.0
-export type * as WeftPluginSecrets010 from './interfaces/weft-plugin-secrets.js'; // import weft:plugin/secrets@0.1.0
-export type * as WeftPluginTypes010 from './interfaces/weft-plugin-types.js'; // import weft:plugin/types@0.1.0
-export * as taskPlugin from './interfaces/weft-plugin-task-plugin.js'; // export weft:plugin/task-plugin@0.1.0
+// world weft:plugin/task@0.2.0
+export type * as WeftPluginCheckpoint020 from './interfaces/weft-plugin-checkpoint.js'; // import weft:plugin/checkpoint@0.2.0
+export type * as WeftPluginLog020 from './interfaces/weft-plugin-log.js'; // import weft:plugin/log@0.2.0
+export type * as WeftPluginSecrets020 from './interfaces/weft-plugin-secrets.js'; // import weft:plugin/secrets@0.2.0
+export type * as WeftPluginTypes020 from './interfaces/weft-plugin-types.js'; // import weft:plugin/types@0.2.0
+export * as taskPlugin from './interfaces/weft-plugin-task-plugin.js'; // export weft:plugin/task-plugin@0.2.0

@@ -1,4 +1,4 @@
-/** @module Interface weft:plugin/form-decorator-plugin@0.1.0 **/
+/** @module Interface weft:plugin/form-decorator-plugin@0.2.0 **/
 /**
  * Describes the decorator: id, version, input schema and capabilities.
  */

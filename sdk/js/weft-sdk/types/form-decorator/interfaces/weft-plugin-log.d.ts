@@ -1,4 +1,4 @@
-/** @module Interface weft:plugin/log@0.1.0 **/
+/** @module Interface weft:plugin/log@0.2.0 **/
 /**
  * Writes one log line. Lines past the task's log budget end the task as errored.
  */

@@ -1,4 +1,4 @@
-/** @module Interface weft:plugin/secrets@0.1.0 **/
+/** @module Interface weft:plugin/secrets@0.2.0 **/
 /**
  * Gets a handle to a secret by name (`NAME` or `NAME.KEY`).
  */

@@ -1,4 +1,4 @@
-/** @module Interface weft:plugin/types@0.1.0 **/
+/** @module Interface weft:plugin/types@0.2.0 **/
 /**
  * The value of a pipeline parameter, typed like Tekton's params.
  */

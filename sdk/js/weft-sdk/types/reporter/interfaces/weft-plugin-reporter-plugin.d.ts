@@ -1,4 +1,4 @@
-/** @module Interface weft:plugin/reporter-plugin@0.1.0 **/
+/** @module Interface weft:plugin/reporter-plugin@0.2.0 **/
 /**
  * Describes the reporter: its config keys (as params) and the capabilities it needs
  * (the token secret's default name, the forge's default host).

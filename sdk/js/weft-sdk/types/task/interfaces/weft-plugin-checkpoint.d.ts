@@ -1,4 +1,4 @@
-/** @module Interface weft:plugin/checkpoint@0.1.0 **/
+/** @module Interface weft:plugin/checkpoint@0.2.0 **/
 /**
  * The stored value for `key`, if any.
  */

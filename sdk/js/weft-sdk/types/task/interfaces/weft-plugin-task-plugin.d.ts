@@ -1,4 +1,4 @@
-/** @module Interface weft:plugin/task-plugin@0.1.0 **/
+/** @module Interface weft:plugin/task-plugin@0.2.0 **/
 /**
  * Describes the task: params, results and the capabilities it needs.
  */
