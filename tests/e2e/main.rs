@@ -16,3 +16,4 @@ mod security;
 mod serve;
 mod snapshots;
 mod support;
+mod tekton;

@@ -7,6 +7,7 @@ mod cli;
 mod decide;
 mod decorators;
 mod identities;
+mod pipeline_run;
 mod runs;
 mod serve;
 mod snapshots;
@@ -20,10 +21,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
+use weft_core::pipeline_run::SpecStatus;
 use weft_core::{CancelMode, Diagnostic};
 use weft_engine::runs::{
-    CancelHandle, DecisionKind, PipelineSource, PluginRegistry, RunEnd, RunService, ServiceConfig,
-    StoreOpener, SubmitError, cancel_channel, validate as validate_pipeline,
+    CancelHandle, DecisionKind, PluginRegistry, RunEnd, RunService, ServiceConfig, StoreOpener,
+    SubmitError, cancel_channel, validate as validate_pipeline,
 };
 use weft_runtime::{Runtime, RuntimeConfig};
 
@@ -169,7 +171,7 @@ fn read_pipeline(file: &Path) -> Result<String, Unreadable> {
     match weft_core::source::decode(&bytes, &file.display().to_string()) {
         Ok(text) => Ok(text.to_string()),
         Err(diagnostic) => Err(Unreadable::NotText(
-            Box::new(diagnostic),
+            diagnostic,
             String::from_utf8_lossy(&bytes).into_owned(),
         )),
     }
@@ -180,11 +182,22 @@ fn report_invalid(
     source: &str,
     output: OutputFormat,
 ) -> Result<u8, Failure> {
+    report_invalid_in(diagnostics, None, source, output)
+}
+
+/// [`report_invalid`] for problems that may be in several files: snippets are drawn for
+/// those in `main` (whose text is `source`).
+fn report_invalid_in(
+    diagnostics: &[Diagnostic],
+    main: Option<&str>,
+    source: &str,
+    output: OutputFormat,
+) -> Result<u8, Failure> {
     match output {
         OutputFormat::Json => println!("{}", diagnostics::to_json_text(diagnostics)),
         OutputFormat::Text => eprint!(
             "{}",
-            diagnostics::render(diagnostics, source, std::io::stderr().is_terminal())
+            diagnostics::render_in(diagnostics, main, source, std::io::stderr().is_terminal())
         ),
     }
     Ok(EXIT_INVALID)
@@ -226,12 +239,11 @@ async fn validate(args: PipelineArgs) -> Result<u8, Failure> {
         Ok(source) => source,
         Err(done) => return done,
     };
-    let supplied = spec_flags::params(&source, &file, &args.params)?;
+    let library = pipeline_run::library(&args.pipeline_dirs)?;
+    let (pipeline, parsed) = pipeline_run::files(source.clone(), file.clone(), library);
+    let supplied = spec_flags::params(parsed.pipeline.as_ref(), &args.params)?;
+    let supplied = parsed.supplied(&supplied);
     let registry = registry(&args.plugins)?;
-    let pipeline = PipelineSource {
-        source: source.clone(),
-        file: file.clone(),
-    };
     match validate_pipeline(&registry, &pipeline, &supplied).await {
         Ok(prepared) => {
             match args.output {
@@ -244,7 +256,7 @@ async fn validate(args: PipelineArgs) -> Result<u8, Failure> {
             }
             Ok(0)
         }
-        Err(diagnostics) => report_invalid(&diagnostics, &source, args.output),
+        Err(diagnostics) => report_invalid_in(&diagnostics, Some(&file), &source, args.output),
     }
 }
 
@@ -257,8 +269,29 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
         Ok(source) => source,
         Err(done) => return done,
     };
-    let params = spec_flags::params(&source, &file, &pipeline_args.params)?;
-    let spec = spec_flags::run_spec(&args, source.clone(), file.clone(), params)?;
+    let library = pipeline_run::library(&pipeline_args.pipeline_dirs)?;
+    let (pipeline, parsed) = pipeline_run::files(source.clone(), file.clone(), library);
+    let params = spec_flags::params(parsed.pipeline.as_ref(), &pipeline_args.params)?;
+    let mut spec = spec_flags::run_spec(&args, pipeline, params)?;
+    let volumes = pipeline_run::volumes(&args.volumes)?;
+    let applied = pipeline_run::apply(&parsed, &mut spec, Some(&volumes));
+    if !applied.problems.is_empty() || !parsed.diagnostics.is_empty() {
+        // Everything else validation finds, reported with them at once.
+        let registry = registry(&pipeline_args.plugins)?;
+        let mut all = validate_pipeline(&registry, &spec.pipeline, &spec.params)
+            .await
+            .err()
+            .unwrap_or_default();
+        all.extend(applied.problems);
+        all.sort_by_key(|d| (d.line, d.column));
+        return report_invalid_in(&all, Some(&file), &source, output);
+    }
+    for dir in &applied.sub_dirs {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Failure::environment(format!("cannot create subPath {}: {e}", dir.display()))
+        })?;
+    }
+    let status = applied.status;
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let location = runs::store_location(args.db.as_deref(), Some(&data_dir))?;
     let opener: StoreOpener =
@@ -281,12 +314,31 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
             decorator_log,
         }) => {
             view::decorator_log(&decorator_log, display);
-            return report_invalid(&diagnostics, &source, output);
+            return report_invalid_in(&diagnostics, Some(&file), &source, output);
         }
         Err(err) => return Err(spec_flags::failure(err)),
     };
     view::decorator_log(&submitted.decorator_log, display);
     let live = submitted.run;
+    if status == Some(SpecStatus::Pending) {
+        let name = live.name().to_string();
+        live.hold().map_err(Failure::environment)?;
+        if let Some(store) = service.opened_store() {
+            store
+                .close()
+                .map_err(|e| Failure::environment(format!("run store: {e}")))?;
+        }
+        match output {
+            OutputFormat::Json => println!(
+                "{}",
+                serde_json::json!({ "name": name, "status": "PipelineRunPending" })
+            ),
+            OutputFormat::Text => println!(
+                "{name}: created pending (spec.status: PipelineRunPending); `weft runs start {name}` starts it"
+            ),
+        }
+        return Ok(0);
+    }
     if args.detach {
         let name = live.name().to_string();
         live.detach().map_err(Failure::environment)?;
@@ -311,6 +363,10 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
     let log_dir = live.log_dir();
     let (observer, color) = view::observer(live.plan(), live.name(), display, live.run_dir());
     let (cancel, control) = cancel_channel();
+    if let Some(mode) = status.and_then(SpecStatus::cancel_mode) {
+        // Created cancelled (`spec.status: Cancelled`, ...): cancelled before it starts.
+        cancel.cancel(mode);
+    }
     let signals = tokio::spawn(forward_signals(signals, cancel));
     let clock = Instant::now();
     let finished = live.execute(observer, control, false).await;

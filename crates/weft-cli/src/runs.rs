@@ -212,7 +212,72 @@ pub async fn command(command: RunsCommand) -> Result<u8, Failure> {
             secrets,
             plugins,
         } => recover(&store, &recover_timeout, &secrets, &plugins).await,
+        RunsCommand::Start {
+            run,
+            store,
+            secrets,
+            plugins,
+        } => start(&store, &run, &secrets, &plugins).await,
     }
+}
+
+/// `weft runs start RUN`: a run held pending is released and run here to its end.
+async fn start(
+    args: &StoreArgs,
+    run: &str,
+    secrets: &[String],
+    plugins: &crate::cli::PluginArgs,
+) -> Result<u8, Failure> {
+    let store = open_for(args)?;
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    let opened = store.clone();
+    let service = crate::service(
+        plugins,
+        data_dir,
+        secrets,
+        Box::new(move || Ok(opened.clone())),
+        crate::Leases::default(),
+    )?;
+    let taken = match service.start_pending(run).await {
+        Ok(taken) => taken,
+        Err(weft_engine::runs::TakeOverError::Store(weft_store::StoreError::NotFound {
+            ..
+        })) => {
+            return Err(Failure::invalid(format!("no run `{run}` in the store")));
+        }
+        Err(err) => return Err(Failure::invalid(format!("cannot start `{run}`: {err}"))),
+    };
+    let live = taken.run;
+    let display = match args.output {
+        OutputFormat::Text => Display::Text,
+        OutputFormat::Json => Display::Json,
+    };
+    if args.output == OutputFormat::Text {
+        println!("Run {}", live.name());
+    }
+    let log_dir = live.log_dir();
+    let (observer, color) = view::observer(live.plan(), live.name(), display, live.run_dir());
+    let (_cancel, control) = cancel_channel();
+    let clock = Instant::now();
+    let finished = live.execute(observer, control, false).await;
+    view::undelivered(&finished.undelivered, finished.report_timeout);
+    store.close().map_err(store_failure)?;
+    let RunEnd::Finished(summary) = finished.end else {
+        return Err(Failure::environment(
+            "the run was let go of before it ended",
+        ));
+    };
+    match args.output {
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&summary.report).unwrap_or_default()
+        ),
+        OutputFormat::Text => print!(
+            "{}",
+            view::summary(&summary, clock.elapsed(), color, &log_dir)
+        ),
+    }
+    Ok(summary.status.exit_code().clamp(0, 255) as u8)
 }
 
 /// One row of `weft runs list --output json` and `GET /api/v1/runs`.

@@ -225,7 +225,12 @@ impl Driver {
         self.pipeline_deadline = self.options.timeouts.pipeline.map(|d| started + d);
         self.tasks_deadline = self.options.timeouts.tasks.map(|d| started + d);
         let mut cancel_open = true;
-        let mut pending: VecDeque<Action> = self.state.start().into();
+        // A run created cancelled (a PipelineRun's `spec.status`) starts nothing.
+        let mut pending: VecDeque<Action> = VecDeque::new();
+        if let Ok(Control::Cancel(mode)) = cancel.0.try_recv() {
+            pending.extend(self.state.cancel(mode));
+        }
+        pending.extend(self.state.start());
         loop {
             while let Some(action) = pending.pop_front() {
                 pending.extend(self.apply(action));

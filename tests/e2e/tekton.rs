@@ -1,0 +1,258 @@
+//! The Tekton corpus: every `tests/tekton/*.yaml` (PipelineRuns, Pipelines and their
+//! documents, modelled on Tekton's own examples, with steps pointing at weft plugins) is
+//! run through the binary, each in its own data directory, and checked against what its
+//! header announces:
+//!
+//! ```text
+//! # run: EXTRA ARGS                  ({tmp} is the file's scratch directory)
+//! # expect-exit: CODE
+//! # expect-run: STATUS
+//! # expect-name-prefix: PREFIX      (the run's name starts with it: `generateName`)
+//! # expect-task: NAME STATUS REASON  (`-` for no reason)
+//! # expect-result: TASK.RESULT=VALUE
+//! # expect-file: PATH=CONTENT
+//! # expect-pending: true            (`weft run` only creates it; `weft runs start` runs it)
+//! # expect-diag: LINE:COL CODE "fragment" ["document" | "field"]...
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::support;
+
+/// Every top-level `tests/tekton/*.yaml` (`library/` holds what `--pipelines` reads).
+fn corpus() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(support::root().join("tests/tekton"))
+        .expect("tests/tekton exists")
+        .map(|entry| entry.expect("readable entry").path())
+        .filter(|path| path.is_file() && path.extension().is_some_and(|ext| ext == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The quoted strings of a header line, in order.
+fn quoted(text: &str) -> Vec<String> {
+    text.split('"')
+        .enumerate()
+        .filter(|(index, _)| index % 2 == 1)
+        .map(|(_, part)| part.to_string())
+        .collect()
+}
+
+/// What one file's header expects.
+#[derive(Debug, Default)]
+struct Expected {
+    args: Vec<String>,
+    exit: Option<i32>,
+    run: Option<String>,
+    name_prefix: Option<String>,
+    tasks: Vec<(String, String, String)>,
+    results: Vec<(String, String, String)>,
+    files: Vec<(String, String)>,
+    pending: bool,
+    diags: Vec<(u64, u64, String, Vec<String>)>,
+}
+
+fn header(path: &Path, tmp: &Path) -> Expected {
+    let text = std::fs::read_to_string(path).expect("readable fixture");
+    let tmp = tmp.to_string_lossy();
+    let mut expected = Expected::default();
+    for line in text.lines().take_while(|line| line.starts_with('#')) {
+        let line = line.replace("{tmp}", &tmp);
+        let Some((key, value)) = line.trim_start_matches("# ").split_once(": ") else {
+            continue;
+        };
+        let value = value.trim();
+        match key {
+            "run" => expected.args = value.split_whitespace().map(String::from).collect(),
+            "expect-exit" => expected.exit = value.parse().ok(),
+            "expect-run" => expected.run = Some(value.to_string()),
+            "expect-name-prefix" => expected.name_prefix = Some(value.to_string()),
+            "expect-pending" => expected.pending = value == "true",
+            "expect-task" => {
+                let parts: Vec<&str> = value.split_whitespace().collect();
+                let reason = match parts.get(2) {
+                    Some(&"-") | None => "",
+                    Some(reason) => reason,
+                };
+                expected
+                    .tasks
+                    .push((parts[0].into(), parts[1].into(), reason.into()));
+            }
+            "expect-result" => {
+                let (key, result) = value.split_once('=').expect("TASK.RESULT=VALUE");
+                let (task, name) = key.split_once('.').expect("TASK.RESULT");
+                expected
+                    .results
+                    .push((task.into(), name.into(), result.into()));
+            }
+            "expect-file" => {
+                let (file, content) = value.split_once('=').expect("PATH=CONTENT");
+                expected.files.push((file.into(), content.into()));
+            }
+            "expect-diag" => {
+                let (at, rest) = value.split_once(' ').expect("LINE:COL CODE ...");
+                let (line, column) = at.split_once(':').expect("LINE:COL");
+                let code = rest.split_whitespace().next().expect("CODE");
+                expected.diags.push((
+                    line.parse().expect("line"),
+                    column.parse().expect("column"),
+                    code.to_string(),
+                    quoted(rest),
+                ));
+            }
+            _ => {}
+        }
+    }
+    expected
+}
+
+/// Checks a run report against the expectations.
+fn check_report(name: &str, report: &Value, expected: &Expected) {
+    if let Some(status) = &expected.run {
+        assert_eq!(
+            report["run"]["status"], **status,
+            "{name}: run status in {report:#}"
+        );
+    }
+    if let Some(prefix) = &expected.name_prefix {
+        let run_name = report["run"]["name"].as_str().unwrap_or_default();
+        assert!(
+            run_name.starts_with(prefix.as_str()) && run_name.len() == prefix.len() + 5,
+            "{name}: run name `{run_name}` is not `{prefix}` and five characters"
+        );
+    }
+    let tasks = report["tasks"].as_array().cloned().unwrap_or_default();
+    let task = |task: &str| {
+        tasks
+            .iter()
+            .find(|t| t["name"] == task)
+            .unwrap_or_else(|| panic!("{name}: no task `{task}` in {report:#}"))
+            .clone()
+    };
+    for (task_name, status, reason) in &expected.tasks {
+        let got = task(task_name);
+        assert_eq!(
+            (got["status"].as_str(), got["reason"].as_str()),
+            (Some(status.as_str()), Some(reason.as_str())),
+            "{name}: task `{task_name}` in {report:#}"
+        );
+    }
+    for (task_name, result, value) in &expected.results {
+        assert_eq!(
+            task(task_name)["results"][result].as_str(),
+            Some(value.as_str()),
+            "{name}: result `{task_name}.{result}` in {report:#}"
+        );
+    }
+}
+
+fn check_diagnostics(name: &str, document: &Value, expected: &Expected) {
+    let got = document["diagnostics"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        got.len(),
+        expected.diags.len(),
+        "{name}: diagnostics {document:#}"
+    );
+    for (line, column, code, fragments) in &expected.diags {
+        let found = got.iter().any(|d| {
+            d["line"] == *line
+                && d["column"] == *column
+                && d["code"] == code.as_str()
+                && fragments.iter().all(|fragment| {
+                    ["message", "document", "field"].iter().any(|key| {
+                        d[*key]
+                            .as_str()
+                            .is_some_and(|text| text.contains(fragment.as_str()))
+                    })
+                })
+        });
+        assert!(
+            found,
+            "{name}: no diagnostic {line}:{column} {code} {fragments:?} in {document:#}"
+        );
+    }
+}
+
+#[test]
+fn the_corpus_runs_as_its_headers_say() {
+    let files = corpus();
+    assert!(files.len() >= 14, "the corpus has {} files", files.len());
+    for path in files {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let scratch = tempfile::tempdir().expect("scratch dir");
+        let data = scratch.path().join("data");
+        let tmp = scratch.path().join("tmp");
+        std::fs::create_dir_all(&tmp).expect("tmp dir");
+        let expected = header(&path, &tmp);
+        let file = path.to_string_lossy().into_owned();
+        let mut args = vec!["run", file.as_str(), "--output", "json"];
+        args.extend(expected.args.iter().map(String::as_str));
+        let ran = support::run_in(&data, &args, &[]);
+        let document = ran.json();
+        if let Some(code) = expected.exit
+            && !expected.pending
+        {
+            assert_eq!(ran.code, code, "{name}: exit code; stderr:\n{}", ran.stderr);
+        }
+        if !expected.diags.is_empty() {
+            check_diagnostics(&name, &document, &expected);
+            continue;
+        }
+        let report = if expected.pending {
+            assert_eq!(
+                ran.code, 0,
+                "{name}: created pending; stderr:\n{}",
+                ran.stderr
+            );
+            assert_eq!(
+                document["status"], "PipelineRunPending",
+                "{name}: {document}"
+            );
+            let run = document["name"]
+                .as_str()
+                .expect("the run's name")
+                .to_string();
+            // Nothing ran, and recovery does not take a pending run.
+            let recovered =
+                support::run_in(&data, &["runs", "recover", "--recover-timeout", "0s"], &[]);
+            assert!(
+                recovered.stdout.contains("no run to recover"),
+                "{name}: recover took the pending run:\n{}",
+                recovered.stdout
+            );
+            let started = support::run_in(&data, &["runs", "start", &run, "--output", "json"], &[]);
+            if let Some(code) = expected.exit {
+                assert_eq!(
+                    started.code, code,
+                    "{name}: runs start; stderr:\n{}",
+                    started.stderr
+                );
+            }
+            let again = support::run_in(&data, &["runs", "start", &run], &[]);
+            assert_eq!(
+                again.code, 2,
+                "{name}: a started run starts again:\n{}",
+                again.stderr
+            );
+            assert!(again.stderr.contains("not pending"), "{}", again.stderr);
+            started.json()
+        } else {
+            document
+        };
+        check_report(&name, &report, &expected);
+        for (file, content) in &expected.files {
+            let got = std::fs::read_to_string(file)
+                .unwrap_or_else(|e| panic!("{name}: {file} was not written: {e}"));
+            assert_eq!(got, *content, "{name}: {file}");
+        }
+    }
+}
