@@ -13,6 +13,10 @@
 //! # expect-file: PATH=CONTENT
 //! # expect-pending: true            (`weft run` only creates it; `weft runs start` runs it)
 //! # expect-diag: LINE:COL CODE "fragment" ["document" | "field"]...
+//! # expect-condition: STATUS REASON "MESSAGE"   (`weft runs show RUN --output tekton`)
+//! # expect-skipped: TASK "TEKTON SKIPPING REASON"
+//! # expect-children: TASK,TASK,...  (the tasks with a TaskRun child reference)
+//! # expect-pipeline-result: NAME=VALUE
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -53,6 +57,10 @@ struct Expected {
     files: Vec<(String, String)>,
     pending: bool,
     diags: Vec<(u64, u64, String, Vec<String>)>,
+    condition: Option<(String, String, String)>,
+    skipped: Vec<(String, String)>,
+    children: Option<Vec<String>>,
+    pipeline_results: Vec<(String, String)>,
 }
 
 fn header(path: &Path, tmp: &Path) -> Expected {
@@ -103,10 +111,96 @@ fn header(path: &Path, tmp: &Path) -> Expected {
                     quoted(rest),
                 ));
             }
+            "expect-condition" => {
+                let parts: Vec<&str> = value.splitn(3, ' ').collect();
+                let message = parts[2].trim();
+                let message = message.strip_prefix('"').unwrap_or(message);
+                let message = message.strip_suffix('"').unwrap_or(message);
+                expected.condition = Some((parts[0].into(), parts[1].into(), message.into()));
+            }
+            "expect-skipped" => {
+                let (task, _) = value.split_once(' ').expect("TASK \"REASON\"");
+                let reason = quoted(value).into_iter().next().unwrap_or_default();
+                expected.skipped.push((task.into(), reason));
+            }
+            "expect-children" => {
+                expected.children = Some(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|t| !t.is_empty() && *t != "-")
+                        .map(String::from)
+                        .collect(),
+                );
+            }
+            "expect-pipeline-result" => {
+                let (name, result) = value.split_once('=').expect("NAME=VALUE");
+                expected.pipeline_results.push((name.into(), result.into()));
+            }
             _ => {}
         }
     }
     expected
+}
+
+/// Checks `weft runs show RUN --output tekton` against the expectations.
+fn check_tekton(name: &str, object: &Value, expected: &Expected) {
+    assert_eq!(object["kind"], "PipelineRun", "{name}: {object:#}");
+    if let Some((status, reason, message)) = &expected.condition {
+        let condition = &object["status"]["conditions"][0];
+        assert_eq!(
+            (
+                condition["type"].as_str(),
+                condition["status"].as_str(),
+                condition["reason"].as_str(),
+                condition["message"].as_str()
+            ),
+            (
+                Some("Succeeded"),
+                Some(status.as_str()),
+                Some(reason.as_str()),
+                Some(message.as_str())
+            ),
+            "{name}: {object:#}"
+        );
+    }
+    let skipped: Vec<(String, String)> = object["status"]["skippedTasks"]
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|t| {
+                    (
+                        t["name"].as_str().unwrap_or_default().to_string(),
+                        t["reason"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if expected.condition.is_some() {
+        assert_eq!(
+            skipped, expected.skipped,
+            "{name}: skippedTasks in {object:#}"
+        );
+    }
+    if let Some(children) = &expected.children {
+        let got: Vec<&str> = object["status"]["childReferences"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter_map(|c| c["pipelineTaskName"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(got, *children, "{name}: childReferences in {object:#}");
+    }
+    for (result, value) in &expected.pipeline_results {
+        let found = object["status"]["results"]
+            .as_array()
+            .and_then(|list| list.iter().find(|r| r["name"] == result.as_str()))
+            .and_then(|r| r["value"].as_str());
+        assert_eq!(found, Some(value.as_str()), "{name}: results in {object:#}");
+    }
 }
 
 /// Checks a run report against the expectations.
@@ -249,10 +343,43 @@ fn the_corpus_runs_as_its_headers_say() {
             document
         };
         check_report(&name, &report, &expected);
+        let run_name = report["run"]["name"].as_str().unwrap_or_default();
+        let shown = support::run_in(
+            &data,
+            &["runs", "show", run_name, "--output", "tekton"],
+            &[],
+        );
+        assert_eq!(
+            shown.code, 0,
+            "{name}: runs show; stderr:\n{}",
+            shown.stderr
+        );
+        check_tekton(&name, &shown.json(), &expected);
         for (file, content) in &expected.files {
             let got = std::fs::read_to_string(file)
                 .unwrap_or_else(|e| panic!("{name}: {file} was not written: {e}"));
             assert_eq!(got, *content, "{name}: {file}");
         }
     }
+}
+
+#[test]
+fn weft_run_prints_what_runs_show_reads_back() {
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let file =
+        support::root().join("tests/tekton/03-pipelinerun-with-when-expressions-v1beta1.yaml");
+    let file = file.to_string_lossy();
+    let ran = support::run_in(scratch.path(), &["run", &file, "--output", "tekton"], &[]);
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let printed = ran.json();
+    let shown = support::run_in(
+        scratch.path(),
+        &["runs", "show", "guarded-pr", "--output", "tekton"],
+        &[],
+    );
+    assert_eq!(printed, shown.json());
+    assert_eq!(
+        printed["status"]["conditions"][0]["message"],
+        "Tasks Completed: 3 (Failed: 0, Cancelled 0), Skipped: 1"
+    );
 }

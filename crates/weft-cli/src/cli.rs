@@ -195,6 +195,19 @@ pub enum OutputFormat {
     Text,
     /// One JSON document on stdout.
     Json,
+    /// The run as a Tekton `PipelineRun` object with its status (`weft run`, `weft runs
+    /// show`); elsewhere the same as `json`.
+    Tekton,
+}
+
+impl OutputFormat {
+    /// `json` for `tekton`: what commands without a Tekton form print.
+    pub fn plain(self) -> OutputFormat {
+        match self {
+            OutputFormat::Tekton => OutputFormat::Json,
+            other => other,
+        }
+    }
 }
 
 /// Where plugins and compiled components come from.

@@ -12,6 +12,7 @@ mod runs;
 mod serve;
 mod snapshots;
 mod spec_flags;
+mod tekton_output;
 mod view;
 
 use std::io::IsTerminal;
@@ -194,7 +195,9 @@ fn report_invalid_in(
     output: OutputFormat,
 ) -> Result<u8, Failure> {
     match output {
-        OutputFormat::Json => println!("{}", diagnostics::to_json_text(diagnostics)),
+        OutputFormat::Json | OutputFormat::Tekton => {
+            println!("{}", diagnostics::to_json_text(diagnostics))
+        }
         OutputFormat::Text => eprint!(
             "{}",
             diagnostics::render_in(diagnostics, main, source, std::io::stderr().is_terminal())
@@ -213,7 +216,7 @@ fn read_pipeline_for(file: &Path, output: OutputFormat) -> Result<String, Result
             Err(report_invalid(&[*diagnostic], &shown, output))
         }
         Err(Unreadable::Failed(failure)) => {
-            if output == OutputFormat::Json {
+            if output.plain() == OutputFormat::Json {
                 let document = serde_json::json!({
                     "valid": false,
                     "diagnostics": [{
@@ -247,7 +250,9 @@ async fn validate(args: PipelineArgs) -> Result<u8, Failure> {
     match validate_pipeline(&registry, &pipeline, &supplied).await {
         Ok(prepared) => {
             match args.output {
-                OutputFormat::Json => println!("{}", diagnostics::to_json_text(&[])),
+                OutputFormat::Json | OutputFormat::Tekton => {
+                    println!("{}", diagnostics::to_json_text(&[]))
+                }
                 OutputFormat::Text => println!(
                     "{file}: valid ({} tasks, {} finally)",
                     prepared.plan.dag_len,
@@ -263,7 +268,8 @@ async fn validate(args: PipelineArgs) -> Result<u8, Failure> {
 async fn run(args: RunArgs) -> Result<u8, Failure> {
     let signals = Signals::install()?;
     let pipeline_args = &args.pipeline;
-    let output = pipeline_args.output;
+    let tekton = pipeline_args.output == OutputFormat::Tekton;
+    let output = pipeline_args.output.plain();
     let file = pipeline_args.file.display().to_string();
     let source = match read_pipeline_for(&pipeline_args.file, output) {
         Ok(source) => source,
@@ -292,6 +298,7 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
         })?;
     }
     let status = applied.status;
+    let timeouts = spec.timeouts;
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let location = runs::store_location(args.db.as_deref(), Some(&data_dir))?;
     let opener: StoreOpener =
@@ -305,7 +312,7 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
     )?;
     let display = match output {
         OutputFormat::Text => view::Display::Text,
-        OutputFormat::Json => view::Display::Json,
+        OutputFormat::Json | OutputFormat::Tekton => view::Display::Json,
     };
     let submitted = match service.submit(spec).await {
         Ok(submitted) => submitted,
@@ -323,13 +330,18 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
     if status == Some(SpecStatus::Pending) {
         let name = live.name().to_string();
         live.hold().map_err(Failure::environment)?;
+        let object = service
+            .opened_store()
+            .and_then(|store| tekton_output::from_store(&*store, &name).ok().flatten())
+            .unwrap_or_default();
         if let Some(store) = service.opened_store() {
             store
                 .close()
                 .map_err(|e| Failure::environment(format!("run store: {e}")))?;
         }
         match output {
-            OutputFormat::Json => println!(
+            OutputFormat::Json | OutputFormat::Tekton if tekton => println!("{object:#}"),
+            OutputFormat::Json | OutputFormat::Tekton => println!(
                 "{}",
                 serde_json::json!({ "name": name, "status": "PipelineRunPending" })
             ),
@@ -348,7 +360,7 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
                 .map_err(|e| Failure::environment(format!("run store: {e}")))?;
         }
         match output {
-            OutputFormat::Json => {
+            OutputFormat::Json | OutputFormat::Tekton => {
                 println!("{}", serde_json::json!({ "name": name, "detached": true }))
             }
             OutputFormat::Text => println!(
@@ -361,6 +373,7 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
         println!("Run {} of {file}", live.name());
     }
     let log_dir = live.log_dir();
+    let pipeline_name = live.plan().pipeline_name.clone();
     let (observer, color) = view::observer(live.plan(), live.name(), display, live.run_dir());
     let (cancel, control) = cancel_channel();
     if let Some(mode) = status.and_then(SpecStatus::cancel_mode) {
@@ -383,7 +396,11 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
         ));
     };
     match output {
-        OutputFormat::Json => println!(
+        OutputFormat::Json | OutputFormat::Tekton if tekton => println!(
+            "{:#}",
+            tekton_output::from_summary(&summary, &pipeline_name, &timeouts)
+        ),
+        OutputFormat::Json | OutputFormat::Tekton => println!(
             "{}",
             serde_json::to_string_pretty(&summary.report)
                 .map_err(|e| Failure::environment(format!("cannot encode the report: {e}")))?
@@ -567,7 +584,7 @@ async fn plugin(command: PluginCommand) -> Result<u8, Failure> {
             })?;
             let info = &resolved.info;
             match output {
-                OutputFormat::Json => println!(
+                OutputFormat::Json | OutputFormat::Tekton => println!(
                     "{}",
                     serde_json::to_string_pretty(&decorators::describe_json(&resolved))
                         .map_err(|e| Failure::environment(e.to_string()))?

@@ -156,7 +156,7 @@ pub fn migrate(args: &StoreArgs) -> Result<u8, Failure> {
             (if existed { to } else { 0 }, to)
         }
     };
-    if args.output == OutputFormat::Json {
+    if args.output.plain() == OutputFormat::Json {
         println!(
             "{}",
             serde_json::json!({"store": location.to_string(), "from": from, "to": to})
@@ -250,7 +250,7 @@ async fn start(
     let live = taken.run;
     let display = match args.output {
         OutputFormat::Text => Display::Text,
-        OutputFormat::Json => Display::Json,
+        OutputFormat::Json | OutputFormat::Tekton => Display::Json,
     };
     if args.output == OutputFormat::Text {
         println!("Run {}", live.name());
@@ -261,13 +261,19 @@ async fn start(
     let clock = Instant::now();
     let finished = live.execute(observer, control, false).await;
     view::undelivered(&finished.undelivered, finished.report_timeout);
-    store.close().map_err(store_failure)?;
+    store.flush().map_err(store_failure)?;
     let RunEnd::Finished(summary) = finished.end else {
         return Err(Failure::environment(
             "the run was let go of before it ended",
         ));
     };
     match args.output {
+        OutputFormat::Tekton => {
+            let object = crate::tekton_output::from_store(store.as_ref(), run)
+                .map_err(store_failure)?
+                .unwrap_or_default();
+            println!("{object:#}");
+        }
         OutputFormat::Json => println!(
             "{}",
             serde_json::to_string_pretty(&summary.report).unwrap_or_default()
@@ -277,6 +283,7 @@ async fn start(
             view::summary(&summary, clock.elapsed(), color, &log_dir)
         ),
     }
+    store.close().map_err(store_failure)?;
     Ok(summary.status.exit_code().clamp(0, 255) as u8)
 }
 
@@ -296,7 +303,7 @@ pub fn list_item(r: &weft_store::RunListItem) -> serde_json::Value {
 fn list(args: &StoreArgs, limit: usize) -> Result<u8, Failure> {
     let store = open_for(args)?;
     let runs = store.list_runs(limit).map_err(store_failure)?;
-    if args.output == OutputFormat::Json {
+    if args.output.plain() == OutputFormat::Json {
         let rows: Vec<_> = runs.iter().map(list_item).collect();
         println!("{}", serde_json::Value::Array(rows));
         return Ok(0);
@@ -378,6 +385,13 @@ pub fn run_document(
 
 fn show(args: &StoreArgs, run: &str) -> Result<u8, Failure> {
     let store = open_for(args)?;
+    if args.output == OutputFormat::Tekton {
+        let object = crate::tekton_output::from_store(store.as_ref(), run)
+            .map_err(store_failure)?
+            .ok_or_else(|| Failure::invalid(format!("no run named `{run}`")))?;
+        println!("{object:#}");
+        return Ok(0);
+    }
     if args.output == OutputFormat::Json {
         let doc = run_document(store.as_ref(), run)
             .map_err(store_failure)?
@@ -492,7 +506,7 @@ async fn logs(
         let lines = store.logs(run, task, cursor, 1000).map_err(store_failure)?;
         for entry in &lines {
             cursor = cursor.max(entry.cursor);
-            if args.output == OutputFormat::Json {
+            if args.output.plain() == OutputFormat::Json {
                 println!(
                     "{}",
                     serde_json::json!({
@@ -547,7 +561,7 @@ async fn recover(
     )?;
     let display = match args.output {
         OutputFormat::Text => Display::Text,
-        OutputFormat::Json => Display::Json,
+        OutputFormat::Json | OutputFormat::Tekton => Display::Json,
     };
     let mut worst = 0;
     let mut recovered_any = false;
@@ -586,7 +600,7 @@ async fn recover(
             continue;
         };
         match args.output {
-            OutputFormat::Json => println!(
+            OutputFormat::Json | OutputFormat::Tekton => println!(
                 "{}",
                 serde_json::to_string(&summary.report).unwrap_or_default()
             ),

@@ -49,7 +49,7 @@ pub use live::{Finished, LiveRun};
 pub use signal::{RunSignal, cancel_mode};
 pub use spec::{
     PipelineSource, RUN_SPEC_VERSION, ReferencedFile, RunSpec, SnapshotRequest, StoredRun,
-    WorkspaceSource,
+    WorkspaceSource, stored_pipeline,
 };
 pub use submit::Submitted;
 pub use take_over::{TakeOverError, TakenOver};

@@ -187,7 +187,7 @@ impl PipelineSource {
 
 /// The pipeline a stored run runs, read from its stored spec (its referenced files too);
 /// `None` when it no longer parses.
-pub(crate) fn stored_pipeline(record: &weft_store::RunRecord) -> Option<weft_core::Pipeline> {
+pub fn stored_pipeline(record: &weft_store::RunRecord) -> Option<weft_core::Pipeline> {
     let submitted = &record.submitted;
     match StoredRun::from_json(&submitted.id, &submitted.options_json) {
         Ok(stored) => {
