@@ -315,6 +315,12 @@ fn the_corpus_runs_as_its_headers_say() {
                 .as_str()
                 .expect("the run's name")
                 .to_string();
+            let shown = support::run_in(&data, &["runs", "show", &run], &[]);
+            assert!(
+                shown.stdout.contains("PipelineRunPending (not started"),
+                "{name}: runs show:\n{}",
+                shown.stdout
+            );
             // Nothing ran, and recovery does not take a pending run.
             let recovered =
                 support::run_in(&data, &["runs", "recover", "--recover-timeout", "0s"], &[]);

@@ -408,10 +408,16 @@ fn show(args: &StoreArgs, run: &str) -> Result<u8, Failure> {
         "Run {} of {}: {} {}",
         record.submitted.name,
         record.submitted.pipeline_name,
-        record
-            .status
-            .clone()
-            .unwrap_or_else(|| format!("{:?}", record.phase)),
+        record.status.clone().unwrap_or_else(|| {
+            if weft_engine::runs::is_pending(&record) {
+                format!(
+                    "PipelineRunPending (not started: `weft runs start {}`)",
+                    record.submitted.name
+                )
+            } else {
+                format!("{:?}", record.phase)
+            }
+        }),
         record.reason
     );
     if let Some(view) = weft_engine::runs::operation_view(&*store, run).map_err(store_failure)? {

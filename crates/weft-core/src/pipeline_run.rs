@@ -32,6 +32,8 @@ pub struct PipelineRun {
     pub workspaces: Vec<RunWorkspace>,
     /// `spec.timeouts` (and v1beta1's `spec.timeout`).
     pub timeouts: RunTimeouts,
+    /// Where the timeouts are written (the document's start when they are not).
+    pub timeouts_pos: Pos,
     /// `spec.taskRunSpecs`: the per-task timeouts they set.
     pub task_run_specs: Vec<TaskRunSpec>,
     /// `spec.status`.
@@ -272,7 +274,7 @@ impl PipelineRun {
             if let Some((field, message)) = message {
                 found.push(Diagnostic::new(
                     &self.file,
-                    self.pos,
+                    self.timeouts_pos,
                     format!("spec.timeouts.{field}"),
                     codes::INVALID_VALUE,
                     message,

@@ -194,7 +194,7 @@ fn what_the_documents_cannot_decide_is_an_error() {
             "tasks timeout over the pipeline's",
             "apiVersion: tekton.dev/v1\nkind: PipelineRun\nmetadata: {name: r}\nspec:\n  timeouts: {pipeline: 1m, tasks: 2m}\n  pipelineSpec:\n    tasks: [{name: t, taskRef: {name: exit}}]\n",
             "invalid-value",
-            (1, 1),
+            (5, 13),
         ),
         (
             "pipelineRef and pipelineSpec",
@@ -307,4 +307,29 @@ spec:
         "{:#?}",
         parsed.diagnostics
     );
+}
+
+#[test]
+fn every_prefix_of_the_corpus_parses_without_panicking() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/tekton");
+    let mut files = 0;
+    for entry in std::fs::read_dir(dir).expect("tests/tekton") {
+        let path = entry.expect("entry").path();
+        if path.extension().is_none_or(|ext| ext != "yaml") {
+            continue;
+        }
+        files += 1;
+        let text = std::fs::read_to_string(&path).expect("readable");
+        let mut cut = 0;
+        while let Some(next) = text[cut..].find('\n') {
+            cut += next + 1;
+            // Whole lines, and a line cut in its middle.
+            for end in [cut, cut.saturating_sub(4).max(1)] {
+                if text.is_char_boundary(end) {
+                    let _ = load(&text[..end], "p.yaml", &BTreeMap::new(), None);
+                }
+            }
+        }
+    }
+    assert!(files >= 15, "{files} corpus files");
 }

@@ -34,6 +34,7 @@ impl Cx<'_> {
             params: Vec::new(),
             workspaces: Vec::new(),
             timeouts: RunTimeouts::default(),
+            timeouts_pos: root.pos,
             task_run_specs: Vec::new(),
             status: None,
             pos: root.pos,
@@ -220,6 +221,9 @@ impl Cx<'_> {
                     run.workspaces.push(binding);
                 }
             }
+        }
+        if let Some(node) = spec.get("timeouts") {
+            run.timeouts_pos = node.pos;
         }
         if let Some(node) = spec.get("timeouts")
             && let Some(fields) = self.fields(
