@@ -389,3 +389,56 @@ fn weft_run_prints_what_runs_show_reads_back() {
         "Tasks Completed: 3 (Failed: 0, Cancelled 0), Skipped: 1"
     );
 }
+
+#[test]
+fn a_run_of_a_pipeline_from_a_directory_is_recovered_from_what_the_store_kept() {
+    let scratch = tempfile::tempdir().expect("scratch dir");
+    let root = support::root();
+    // The directory is copied so that it can go away before recovery.
+    let library = scratch.path().join("library");
+    std::fs::create_dir_all(&library).expect("library dir");
+    std::fs::copy(
+        root.join("tests/tekton/library/pipelines.yaml"),
+        library.join("pipelines.yaml"),
+    )
+    .expect("copy");
+    let file = root.join("tests/tekton/04-pipelineref-from-directory.yaml");
+    let data = scratch.path().join("data");
+    let ran = support::run_in(
+        &data,
+        &[
+            "run",
+            &file.to_string_lossy(),
+            "--pipelines",
+            &library.to_string_lossy(),
+            "--detach",
+        ],
+        &[],
+    );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    std::fs::remove_dir_all(&library).expect("library removed");
+    let recovered = support::run_in(
+        &data,
+        &[
+            "runs",
+            "recover",
+            "--recover-timeout",
+            "0s",
+            "--output",
+            "json",
+        ],
+        &[],
+    );
+    assert_eq!(recovered.code, 0, "{}", recovered.stderr);
+    let report = recovered.json();
+    assert_eq!(report["run"]["status"], "Succeeded", "{report:#}");
+    let test = report["tasks"]
+        .as_array()
+        .and_then(|tasks| tasks.iter().find(|t| t["name"] == "test"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        test["results"]["message"], "testing app-darwin",
+        "{report:#}"
+    );
+}

@@ -332,6 +332,10 @@ mod tests {
         spec.timeouts.tasks = Some(Duration::from_millis(1500));
         spec.snapshots.enabled = Some(true);
         spec.snapshots.keep = Some(2);
+        spec.pipeline.referenced.push(ReferencedFile {
+            file: "lib/build.yaml".into(),
+            source: "apiVersion: tekton.dev/v1\n".into(),
+        });
         spec
     }
 
