@@ -225,10 +225,19 @@ impl Driver {
         self.pipeline_deadline = self.options.timeouts.pipeline.map(|d| started + d);
         self.tasks_deadline = self.options.timeouts.tasks.map(|d| started + d);
         let mut cancel_open = true;
-        // A run created cancelled (a PipelineRun's `spec.status`) starts nothing.
+        // A run created cancelled (a PipelineRun's `spec.status`) starts nothing: a control
+        // sent before the run starts is taken before its first task.
         let mut pending: VecDeque<Action> = VecDeque::new();
-        if let Ok(Control::Cancel(mode)) = cancel.0.try_recv() {
-            pending.extend(self.state.cancel(mode));
+        match cancel.0.try_recv() {
+            Ok(Control::Cancel(mode)) => pending.extend(self.state.cancel(mode)),
+            Ok(Control::Suspend(grace)) if self.suspendable && self.journal.is_some() => {
+                let by = Instant::now() + grace;
+                self.suspend_by = Some(self.suspend_by.map_or(by, |b| b.min(by)));
+            }
+            Ok(Control::Suspend(_)) => {
+                pending.extend(self.state.cancel(CancelMode::StoppedRunFinally));
+            }
+            Err(_) => {}
         }
         pending.extend(self.state.start());
         loop {
