@@ -333,3 +333,31 @@ fn every_prefix_of_the_corpus_parses_without_panicking() {
     }
     assert!(files >= 15, "{files} corpus files");
 }
+
+#[test]
+fn many_documents_each_label_their_own_problems() {
+    // Several Pipelines and no PipelineRun: each document's problem names that document.
+    let count = 3_000;
+    let text: String = (0..count)
+        .map(|i| {
+            format!(
+                "apiVersion: tekton.dev/v1\nkind: Pipeline\nmetadata: {{name: p{i}}}\nspec:\n  bogus: 1\n  tasks: [{{name: t, taskRef: {{name: exit}}}}]\n---\n"
+            )
+        })
+        .collect();
+    let parsed = parse(&text);
+    let unknown: Vec<_> = parsed
+        .diagnostics
+        .iter()
+        .filter(|d| d.code == "unknown-field")
+        .collect();
+    assert_eq!(unknown.len(), count);
+    for (i, diagnostic) in unknown.iter().enumerate() {
+        assert_eq!(diagnostic.line as usize, i * 7 + 5);
+        assert_eq!(
+            diagnostic.document.as_deref().map(String::as_str),
+            Some(format!("document {} (Pipeline p{i})", i + 1).as_str())
+        );
+    }
+    assert!(parsed.diagnostics.iter().any(|d| d.code == "documents"));
+}

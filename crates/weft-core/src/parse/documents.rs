@@ -85,12 +85,19 @@ impl Layout {
     /// Labels each problem with its document, and moves the paths of problems inside an
     /// inline `pipelineSpec` under `spec.pipelineSpec`.
     pub fn label(&self, diagnostics: &mut [Diagnostic]) {
+        // Spans of one file are in line order: a binary search per problem, so a file of
+        // many documents with many problems is labelled in O(P log D).
+        let mut spans: Vec<&DocumentSpan> = self.spans.iter().collect();
+        spans.sort_by(|a, b| (&a.file, a.first_line).cmp(&(&b.file, b.first_line)));
         for diagnostic in diagnostics {
-            let Some(span) = self.spans.iter().find(|span| {
-                span.file == diagnostic.file
-                    && diagnostic.line >= span.first_line
-                    && diagnostic.line <= span.last_line
-            }) else {
+            let after = spans.partition_point(|span| {
+                (span.file.as_str(), span.first_line) <= (diagnostic.file.as_str(), diagnostic.line)
+            });
+            let Some(span) = after
+                .checked_sub(1)
+                .and_then(|at| spans.get(at))
+                .filter(|span| span.file == diagnostic.file && diagnostic.line <= span.last_line)
+            else {
                 continue;
             };
             if diagnostic.document.is_none() {
@@ -172,12 +179,15 @@ fn docs(documents: &[yaml::Document]) -> Vec<Doc<'_>> {
 }
 
 fn spans(file: &str, documents: &[yaml::Document], labelled: bool) -> Vec<DocumentSpan> {
-    let all = docs(documents);
+    let all: std::collections::HashMap<usize, Doc<'_>> = docs(documents)
+        .into_iter()
+        .map(|doc| (doc.number, doc))
+        .collect();
     documents
         .iter()
         .enumerate()
         .map(|(index, document)| {
-            let doc = all.iter().find(|doc| doc.number == index + 1);
+            let doc = all.get(&(index + 1));
             let label = match (labelled, doc) {
                 (true, Some(doc)) => Some(match (&doc.kind, &doc.name) {
                     (Some(kind), Some(name)) => format!("document {} ({kind} {name})", doc.number),
@@ -283,14 +293,15 @@ pub fn parse_run(main: SourceFile<'_>, referenced: &[SourceFile<'_>]) -> RunFile
         }
     } else {
         let mut pipelines: Vec<(usize, Pipeline)> = Vec::new();
+        let mut pipeline_names: std::collections::HashMap<String, usize> =
+            std::collections::HashMap::new();
         let mut runs: Vec<(usize, PipelineRun, Option<Pipeline>)> = Vec::new();
         for doc in &found {
             match doc.kind.as_deref() {
                 Some("Pipeline") => {
                     if let Some(pipeline) = cx.pipeline(doc.root) {
-                        if let Some((number, _)) = pipelines
-                            .iter()
-                            .find(|(_, p)| p.name.value == pipeline.name.value)
+                        if let Some(number) =
+                            pipeline_names.insert(pipeline.name.value.clone(), doc.number)
                         {
                             cx.error(
                                 pipeline.name.pos,
