@@ -343,6 +343,9 @@ pub fn parse_run(main: SourceFile<'_>, referenced: &[SourceFile<'_>]) -> RunFile
                         codes::MISSING_FIELD
                     };
                     cx.error(pos, "kind", code, message).hint = Some(match other {
+                        Some("Task" | "ClusterTask" | "StepAction") => {
+                            "weft runs plugins, not containers: name a plugin in the pipeline task's `taskRef.name` (`weft plugin list` shows them) and remove this document".into()
+                        }
                         Some("PersistentVolumeClaim" | "ConfigMap" | "Secret") => {
                             "remove it: volumes are host directories (`weft run --volume NAME=DIR`) and secrets come from weft's secret store".into()
                         }
