@@ -18,3 +18,4 @@ mod security;
 mod serve;
 mod snapshots;
 mod support;
+mod tekton;

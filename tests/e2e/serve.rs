@@ -437,3 +437,54 @@ fn a_crashed_weft_run_is_recovered_when_the_server_starts() {
     assert_eq!(code, 0, "{said}");
     assert!(said.contains("recovering run crashed"), "{said}");
 }
+
+#[test]
+fn a_pipelinerun_is_submitted_with_its_name_params_and_workspaces() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let served = Served::start(data.path(), &[]);
+    let root = crate::support::root();
+    let read = |file: &str| std::fs::read_to_string(root.join(file)).expect("fixture");
+    // Its name, params (the undeclared one dropped) and results, as `weft run` gives them.
+    let (code, created) = served.call(
+        "POST",
+        "/api/v1/runs",
+        Some(&json!({
+            "pipeline": read("tests/tekton/01-pipelinerun-with-pipelinespec.yaml"),
+            "file": "greetings.yaml",
+        })),
+    );
+    assert_eq!(code, 201, "{created:#}");
+    assert_eq!(created["name"], "pipelinerun-echo-greetings");
+    let done = served.wait_for("pipelinerun-echo-greetings", |r| !status(r).is_empty());
+    assert_eq!(status(&done), "Succeeded", "{done:#}");
+    // A volume needs a host directory, which submitters never bind: refused, nothing made.
+    let (code, body) = served.call(
+        "POST",
+        "/api/v1/runs",
+        Some(&json!({
+            "pipeline": read("tests/tekton/13-bad-volume-without-directory.yaml"),
+            "file": "volume.yaml",
+        })),
+    );
+    assert_eq!(code, 400, "{body:#}");
+    assert!(
+        body.to_string()
+            .contains("submissions bind no host directory"),
+        "{body:#}"
+    );
+    assert_eq!(
+        served.call("GET", "/api/v1/runs/needs-a-volume", None).0,
+        404
+    );
+    // `spec.status` is the cancel endpoint's job.
+    let (code, body) = served.call(
+        "POST",
+        "/api/v1/runs",
+        Some(&json!({
+            "pipeline": read("tests/tekton/10-pipelinerun-pending.yaml"),
+            "file": "pending.yaml",
+        })),
+    );
+    assert_eq!(code, 400, "{body:#}");
+    assert_eq!(served.call("GET", "/api/v1/runs/pending-run", None).0, 404);
+}

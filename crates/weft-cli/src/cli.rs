@@ -198,6 +198,19 @@ pub enum OutputFormat {
     Text,
     /// One JSON document on stdout.
     Json,
+    /// The run as a Tekton `PipelineRun` object with its status (`weft run`, `weft runs
+    /// show`); elsewhere the same as `json`.
+    Tekton,
+}
+
+impl OutputFormat {
+    /// `json` for `tekton`: what commands without a Tekton form print.
+    pub fn plain(self) -> OutputFormat {
+        match self {
+            OutputFormat::Tekton => OutputFormat::Json,
+            other => other,
+        }
+    }
 }
 
 /// Where plugins and compiled components come from.
@@ -232,6 +245,11 @@ pub struct PipelineArgs {
     #[command(flatten)]
     pub plugins: PluginArgs,
 
+    /// A directory of YAML files where a `PipelineRun`'s `pipelineRef` is looked up when
+    /// the file does not hold the Pipeline (repeatable).
+    #[arg(long = "pipelines", value_name = "DIR")]
+    pub pipeline_dirs: Vec<PathBuf>,
+
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub output: OutputFormat,
@@ -250,6 +268,11 @@ pub struct RunArgs {
     /// the run's directory.
     #[arg(long = "workspace", value_name = "NAME=DIR")]
     pub workspaces: Vec<String>,
+
+    /// The host directory of a `PipelineRun` workspace's `persistentVolumeClaim` or
+    /// `configMap` called NAME, `NAME=DIR` (repeatable); its `subPath` is a directory in it.
+    #[arg(long = "volume", value_name = "NAME=DIR")]
+    pub volumes: Vec<String>,
 
     /// How many tasks may run at once (default: 4 per core).
     #[arg(long, value_name = "N")]
@@ -477,6 +500,21 @@ pub enum RunsCommand {
     /// earlier attempts stay readable (`weft runs show RUN --attempt N`). Runs in the
     /// foreground like `weft run`, with the same view, JSON document and exit codes.
     Rerun(Box<RerunArgs>),
+    /// Start a run created pending (a `PipelineRun` with `spec.status: PipelineRunPending`)
+    /// and run it to its end, as `weft run` does.
+    Start {
+        /// The run's name.
+        run: String,
+        /// Where the store is.
+        #[command(flatten)]
+        store: StoreArgs,
+        /// Define a secret for the run, as `weft run --secret` (repeatable).
+        #[arg(long = "secret", value_name = "NAME.KEY=SOURCE")]
+        secrets: Vec<String>,
+        /// Plugin sources.
+        #[command(flatten)]
+        plugins: PluginArgs,
+    },
     /// Take over runs whose engine stopped (heartbeat older than the recovery timeout) and
     /// finish them per their recovery strategy (`none`, `startOver`, `resume`); also
     /// deliver statuses finished runs still owe their forges.

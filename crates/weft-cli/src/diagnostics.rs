@@ -208,6 +208,17 @@ impl<'s> LineIndex<'s> {
 /// Renders every diagnostic (the first [`MAX_SNIPPETS`] with a snippet); `color` when
 /// writing to a terminal.
 pub fn render(diagnostics: &[Diagnostic], source: &str, color: bool) -> String {
+    render_in(diagnostics, None, source, color)
+}
+
+/// [`render`] for problems that may be in several files: only those in `main` (the file
+/// `source` is the text of) are drawn with their snippet; `None` draws them all.
+pub fn render_in(
+    diagnostics: &[Diagnostic],
+    main: Option<&str>,
+    source: &str,
+    color: bool,
+) -> String {
     let theme = if color {
         GraphicalTheme::unicode()
     } else {
@@ -228,6 +239,9 @@ pub fn render(diagnostics: &[Diagnostic], source: &str, color: bool) -> String {
             "{}:{}:{}: error[{}]: ",
             diagnostic.file, diagnostic.line, diagnostic.column, diagnostic.code
         ));
+        if let Some(document) = &diagnostic.document {
+            out.push_str(&format!("{document}: "));
+        }
         if !diagnostic.field_path.is_empty() {
             out.push_str(&format!("{}: ", diagnostic.field_path));
         }
@@ -236,6 +250,13 @@ pub fn render(diagnostics: &[Diagnostic], source: &str, color: bool) -> String {
         let Some(offset) = offsets.get(at) else {
             continue;
         };
+        if main.is_some_and(|main| main != diagnostic.file) {
+            if let Some(hint) = &diagnostic.hint {
+                out.push_str(&format!("  help: {hint}\n"));
+            }
+            out.push('\n');
+            continue;
+        }
         let (src, span) = index.excerpt(&diagnostic.file, *offset);
         let rendered = Rendered {
             message: diagnostic.message.clone(),
@@ -274,6 +295,8 @@ struct JsonDocument<'d> {
 struct JsonDiagnostic<'d> {
     code: &'d str,
     column: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    document: Option<&'d str>,
     field: &'d str,
     file: &'d str,
     hint: Option<&'d str>,
@@ -293,6 +316,7 @@ fn document(diagnostics: &[Diagnostic]) -> JsonDocument<'_> {
                 hint: d.hint.as_deref(),
                 line: d.line,
                 message: &d.message,
+                document: d.document.as_deref().map(String::as_str),
             })
             .collect(),
         valid: diagnostics.is_empty(),

@@ -7,11 +7,13 @@ mod cli;
 mod decide;
 mod decorators;
 mod identities;
+mod pipeline_run;
 mod runs;
 mod schedules;
 mod serve;
 mod snapshots;
 mod spec_flags;
+mod tekton_output;
 mod view;
 
 use std::io::IsTerminal;
@@ -21,10 +23,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
+use weft_core::pipeline_run::SpecStatus;
 use weft_core::{CancelMode, Diagnostic};
 use weft_engine::runs::{
-    CancelHandle, DecisionKind, PipelineSource, PluginRegistry, RunEnd, RunService, ServiceConfig,
-    StoreOpener, SubmitError, cancel_channel, validate as validate_pipeline,
+    CancelHandle, DecisionKind, PluginRegistry, RunEnd, RunService, ServiceConfig, StoreOpener,
+    SubmitError, cancel_channel, validate as validate_pipeline,
 };
 use weft_runtime::{Runtime, RuntimeConfig};
 
@@ -173,7 +176,7 @@ fn read_pipeline(file: &Path) -> Result<String, Unreadable> {
     match weft_core::source::decode(&bytes, &file.display().to_string()) {
         Ok(text) => Ok(text.to_string()),
         Err(diagnostic) => Err(Unreadable::NotText(
-            Box::new(diagnostic),
+            diagnostic,
             String::from_utf8_lossy(&bytes).into_owned(),
         )),
     }
@@ -184,11 +187,24 @@ pub(crate) fn report_invalid(
     source: &str,
     output: OutputFormat,
 ) -> Result<u8, Failure> {
+    report_invalid_in(diagnostics, None, source, output)
+}
+
+/// [`report_invalid`] for problems that may be in several files: snippets are drawn for
+/// those in `main` (whose text is `source`).
+fn report_invalid_in(
+    diagnostics: &[Diagnostic],
+    main: Option<&str>,
+    source: &str,
+    output: OutputFormat,
+) -> Result<u8, Failure> {
     match output {
-        OutputFormat::Json => println!("{}", diagnostics::to_json_text(diagnostics)),
+        OutputFormat::Json | OutputFormat::Tekton => {
+            println!("{}", diagnostics::to_json_text(diagnostics))
+        }
         OutputFormat::Text => eprint!(
             "{}",
-            diagnostics::render(diagnostics, source, std::io::stderr().is_terminal())
+            diagnostics::render_in(diagnostics, main, source, std::io::stderr().is_terminal())
         ),
     }
     Ok(EXIT_INVALID)
@@ -207,7 +223,7 @@ pub(crate) fn read_pipeline_for(
             Err(report_invalid(&[*diagnostic], &shown, output))
         }
         Err(Unreadable::Failed(failure)) => {
-            if output == OutputFormat::Json {
+            if output.plain() == OutputFormat::Json {
                 let document = serde_json::json!({
                     "valid": false,
                     "diagnostics": [{
@@ -233,16 +249,17 @@ async fn validate(args: PipelineArgs) -> Result<u8, Failure> {
         Ok(source) => source,
         Err(done) => return done,
     };
-    let supplied = spec_flags::params(&source, &file, &args.params)?;
+    let library = pipeline_run::library(&args.pipeline_dirs)?;
+    let (pipeline, parsed) = pipeline_run::files(source.clone(), file.clone(), library);
+    let supplied = spec_flags::params(parsed.pipeline.as_ref(), &args.params)?;
+    let supplied = parsed.supplied(&supplied);
     let registry = registry(&args.plugins)?;
-    let pipeline = PipelineSource {
-        source: source.clone(),
-        file: file.clone(),
-    };
     match validate_pipeline(&registry, &pipeline, &supplied).await {
         Ok(prepared) => {
             match args.output {
-                OutputFormat::Json => println!("{}", diagnostics::to_json_text(&[])),
+                OutputFormat::Json | OutputFormat::Tekton => {
+                    println!("{}", diagnostics::to_json_text(&[]))
+                }
                 OutputFormat::Text => println!(
                     "{file}: valid ({} tasks, {} finally)",
                     prepared.plan.dag_len,
@@ -251,21 +268,44 @@ async fn validate(args: PipelineArgs) -> Result<u8, Failure> {
             }
             Ok(0)
         }
-        Err(diagnostics) => report_invalid(&diagnostics, &source, args.output),
+        Err(diagnostics) => report_invalid_in(&diagnostics, Some(&file), &source, args.output),
     }
 }
 
 async fn run(args: RunArgs) -> Result<u8, Failure> {
     let signals = Signals::install()?;
     let pipeline_args = &args.pipeline;
-    let output = pipeline_args.output;
+    let tekton = pipeline_args.output == OutputFormat::Tekton;
+    let output = pipeline_args.output.plain();
     let file = pipeline_args.file.display().to_string();
     let source = match read_pipeline_for(&pipeline_args.file, output) {
         Ok(source) => source,
         Err(done) => return done,
     };
-    let params = spec_flags::params(&source, &file, &pipeline_args.params)?;
-    let spec = spec_flags::run_spec(&args, source.clone(), file.clone(), params)?;
+    let library = pipeline_run::library(&pipeline_args.pipeline_dirs)?;
+    let (pipeline, parsed) = pipeline_run::files(source.clone(), file.clone(), library);
+    let params = spec_flags::params(parsed.pipeline.as_ref(), &pipeline_args.params)?;
+    let mut spec = spec_flags::run_spec(&args, pipeline, params)?;
+    let volumes = pipeline_run::volumes(&args.volumes)?;
+    let applied = pipeline_run::apply(&parsed, &mut spec, Some(&volumes));
+    if !applied.problems.is_empty() || !parsed.diagnostics.is_empty() {
+        // Everything else validation finds, reported with them at once.
+        let registry = registry(&pipeline_args.plugins)?;
+        let mut all = validate_pipeline(&registry, &spec.pipeline, &spec.params)
+            .await
+            .err()
+            .unwrap_or_default();
+        all.extend(applied.problems);
+        all.sort_by_key(|d| (d.line, d.column));
+        return report_invalid_in(&all, Some(&file), &source, output);
+    }
+    for dir in &applied.sub_dirs {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            Failure::environment(format!("cannot create subPath {}: {e}", dir.display()))
+        })?;
+    }
+    let status = applied.status;
+    let timeouts = spec.timeouts;
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let location = runs::store_location(args.db.as_deref(), Some(&data_dir))?;
     let opener: StoreOpener =
@@ -279,7 +319,7 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
     )?;
     let display = match output {
         OutputFormat::Text => view::Display::Text,
-        OutputFormat::Json => view::Display::Json,
+        OutputFormat::Json | OutputFormat::Tekton => view::Display::Json,
     };
     let submitted = match service.submit(spec).await {
         Ok(submitted) => submitted,
@@ -288,12 +328,58 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
             decorator_log,
         }) => {
             view::decorator_log(&decorator_log, display);
-            return report_invalid(&diagnostics, &source, output);
+            return report_invalid_in(&diagnostics, Some(&file), &source, output);
         }
         Err(err) => return Err(spec_flags::failure(err)),
     };
     view::decorator_log(&submitted.decorator_log, display);
-    foreground(&service, submitted.run, output, args.detach, signals, &file).await
+    let live = submitted.run;
+    if status == Some(SpecStatus::Pending) {
+        let name = live.name().to_string();
+        live.hold().map_err(Failure::environment)?;
+        let object = service
+            .opened_store()
+            .and_then(|store| tekton_output::from_store(&*store, &name).ok().flatten())
+            .unwrap_or_default();
+        if let Some(store) = service.opened_store() {
+            store
+                .close()
+                .map_err(|e| Failure::environment(format!("run store: {e}")))?;
+        }
+        match output {
+            OutputFormat::Json | OutputFormat::Tekton if tekton => println!("{object:#}"),
+            OutputFormat::Json | OutputFormat::Tekton => println!(
+                "{}",
+                serde_json::json!({ "name": name, "status": "PipelineRunPending" })
+            ),
+            OutputFormat::Text => println!(
+                "{name}: created pending (spec.status: PipelineRunPending); `weft runs start {name}` starts it"
+            ),
+        }
+        return Ok(0);
+    }
+    let how = Foreground {
+        output,
+        tekton,
+        detach: args.detach,
+        cancel_first: status.and_then(SpecStatus::cancel_mode),
+        timeouts,
+    };
+    foreground(&service, live, how, signals, &file).await
+}
+
+/// How [`foreground`] runs a submitted run and what it prints.
+pub(crate) struct Foreground {
+    /// Text or JSON (`tekton` says which JSON).
+    pub(crate) output: OutputFormat,
+    /// Print the run as a Tekton `PipelineRun` object.
+    pub(crate) tekton: bool,
+    /// Hand the run to the store instead.
+    pub(crate) detach: bool,
+    /// Cancelled before it starts (a `PipelineRun` created with `spec.status: Cancelled`).
+    pub(crate) cancel_first: Option<CancelMode>,
+    /// The run's timeouts (for the Tekton form).
+    pub(crate) timeouts: weft_engine::runs::RunTimeouts,
 }
 
 /// Runs a submitted run in the foreground with the live view (or hands it to the store
@@ -301,14 +387,20 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
 pub(crate) async fn foreground(
     service: &RunService,
     live: weft_engine::runs::LiveRun,
-    output: OutputFormat,
-    detach: bool,
+    how: Foreground,
     signals: Signals,
     file: &str,
 ) -> Result<u8, Failure> {
+    let Foreground {
+        output,
+        tekton,
+        detach,
+        cancel_first,
+        timeouts,
+    } = how;
     let display = match output {
         OutputFormat::Text => view::Display::Text,
-        OutputFormat::Json => view::Display::Json,
+        OutputFormat::Json | OutputFormat::Tekton => view::Display::Json,
     };
     if detach {
         let name = live.name().to_string();
@@ -319,7 +411,7 @@ pub(crate) async fn foreground(
                 .map_err(|e| Failure::environment(format!("run store: {e}")))?;
         }
         match output {
-            OutputFormat::Json => {
+            OutputFormat::Json | OutputFormat::Tekton => {
                 println!("{}", serde_json::json!({ "name": name, "detached": true }))
             }
             OutputFormat::Text => println!(
@@ -332,8 +424,13 @@ pub(crate) async fn foreground(
         println!("Run {} of {file}", live.name());
     }
     let log_dir = live.log_dir();
+    let pipeline_name = live.plan().pipeline_name.clone();
     let (observer, color) = view::observer(live.plan(), live.name(), display, live.run_dir());
     let (cancel, control) = cancel_channel();
+    if let Some(mode) = cancel_first {
+        // Created cancelled (`spec.status: Cancelled`, ...): cancelled before it starts.
+        cancel.cancel(mode);
+    }
     let signals = tokio::spawn(forward_signals(signals, cancel));
     let clock = Instant::now();
     let finished = live.execute(observer, control, false).await;
@@ -350,7 +447,11 @@ pub(crate) async fn foreground(
         ));
     };
     match output {
-        OutputFormat::Json => println!(
+        OutputFormat::Json | OutputFormat::Tekton if tekton => println!(
+            "{:#}",
+            tekton_output::from_summary(&summary, &pipeline_name, &timeouts)
+        ),
+        OutputFormat::Json | OutputFormat::Tekton => println!(
             "{}",
             serde_json::to_string_pretty(&summary.report)
                 .map_err(|e| Failure::environment(format!("cannot encode the report: {e}")))?
@@ -543,7 +644,7 @@ async fn plugin(command: PluginCommand) -> Result<u8, Failure> {
             })?;
             let info = &resolved.info;
             match output {
-                OutputFormat::Json => println!(
+                OutputFormat::Json | OutputFormat::Tekton => println!(
                     "{}",
                     serde_json::to_string_pretty(&decorators::describe_json(&resolved))
                         .map_err(|e| Failure::environment(e.to_string()))?

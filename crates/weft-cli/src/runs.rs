@@ -156,7 +156,7 @@ pub fn migrate(args: &StoreArgs) -> Result<u8, Failure> {
             (if existed { to } else { 0 }, to)
         }
     };
-    if args.output == OutputFormat::Json {
+    if args.output.plain() == OutputFormat::Json {
         println!(
             "{}",
             serde_json::json!({"store": location.to_string(), "from": from, "to": to})
@@ -218,6 +218,12 @@ pub async fn command(command: RunsCommand) -> Result<u8, Failure> {
             secrets,
             plugins,
         } => recover(&store, &recover_timeout, &secrets, &plugins).await,
+        RunsCommand::Start {
+            run,
+            store,
+            secrets,
+            plugins,
+        } => start(&store, &run, &secrets, &plugins).await,
     }
 }
 
@@ -249,6 +255,72 @@ pub fn held(store: &dyn RunStore, r: &weft_store::RunListItem) -> Option<String>
     .flatten()
 }
 
+/// `weft runs start RUN`: a run held pending is released and run here to its end.
+async fn start(
+    args: &StoreArgs,
+    run: &str,
+    secrets: &[String],
+    plugins: &crate::cli::PluginArgs,
+) -> Result<u8, Failure> {
+    let store = open_for(args)?;
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    let opened = store.clone();
+    let service = crate::service(
+        plugins,
+        data_dir,
+        secrets,
+        Box::new(move || Ok(opened.clone())),
+        crate::Leases::default(),
+    )?;
+    let taken = match service.start_pending(run).await {
+        Ok(taken) => taken,
+        Err(weft_engine::runs::TakeOverError::Store(weft_store::StoreError::NotFound {
+            ..
+        })) => {
+            return Err(Failure::invalid(format!("no run `{run}` in the store")));
+        }
+        Err(err) => return Err(Failure::invalid(format!("cannot start `{run}`: {err}"))),
+    };
+    let live = taken.run;
+    let display = match args.output {
+        OutputFormat::Text => Display::Text,
+        OutputFormat::Json | OutputFormat::Tekton => Display::Json,
+    };
+    if args.output == OutputFormat::Text {
+        println!("Run {}", live.name());
+    }
+    let log_dir = live.log_dir();
+    let (observer, color) = view::observer(live.plan(), live.name(), display, live.run_dir());
+    let (_cancel, control) = cancel_channel();
+    let clock = Instant::now();
+    let finished = live.execute(observer, control, false).await;
+    view::undelivered(&finished.undelivered, finished.report_timeout);
+    store.flush().map_err(store_failure)?;
+    let RunEnd::Finished(summary) = finished.end else {
+        return Err(Failure::environment(
+            "the run was let go of before it ended",
+        ));
+    };
+    match args.output {
+        OutputFormat::Tekton => {
+            let object = crate::tekton_output::from_store(store.as_ref(), run)
+                .map_err(store_failure)?
+                .unwrap_or_default();
+            println!("{object:#}");
+        }
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&summary.report).unwrap_or_default()
+        ),
+        OutputFormat::Text => print!(
+            "{}",
+            view::summary(&summary, clock.elapsed(), color, &log_dir)
+        ),
+    }
+    store.close().map_err(store_failure)?;
+    Ok(summary.status.exit_code().clamp(0, 255) as u8)
+}
+
 /// One row of `weft runs list --output json` and `GET /api/v1/runs`.
 pub fn list_item(r: &weft_store::RunListItem, held: Option<String>) -> serde_json::Value {
     serde_json::json!({
@@ -268,7 +340,7 @@ pub fn list_item(r: &weft_store::RunListItem, held: Option<String>) -> serde_jso
 fn list(args: &StoreArgs, limit: usize) -> Result<u8, Failure> {
     let store = open_for(args)?;
     let runs = store.list_runs(limit).map_err(store_failure)?;
-    if args.output == OutputFormat::Json {
+    if args.output.plain() == OutputFormat::Json {
         let rows: Vec<_> = runs
             .iter()
             .map(|r| list_item(r, held(&*store, r)))
@@ -365,6 +437,13 @@ fn show(args: &StoreArgs, run: &str, attempt: Option<u32>) -> Result<u8, Failure
     let store = open_for(args)?;
     let id = resolve(&*store, run, attempt)?;
     let run = id.as_str();
+    if args.output == OutputFormat::Tekton {
+        let object = crate::tekton_output::from_store(store.as_ref(), run)
+            .map_err(store_failure)?
+            .ok_or_else(|| Failure::invalid(format!("no run named `{run}`")))?;
+        println!("{object:#}");
+        return Ok(0);
+    }
     if args.output == OutputFormat::Json {
         let doc = run_document(store.as_ref(), run)
             .map_err(store_failure)?
@@ -382,10 +461,16 @@ fn show(args: &StoreArgs, run: &str, attempt: Option<u32>) -> Result<u8, Failure
         record.submitted.name,
         attempt_number(run),
         record.submitted.pipeline_name,
-        record
-            .status
-            .clone()
-            .unwrap_or_else(|| format!("{:?}", record.phase)),
+        record.status.clone().unwrap_or_else(|| {
+            if weft_engine::runs::is_pending(&record) {
+                format!(
+                    "PipelineRunPending (not started: `weft runs start {}`)",
+                    record.submitted.name
+                )
+            } else {
+                format!("{:?}", record.phase)
+            }
+        }),
         record.reason
     );
     if let Some(why) =
@@ -486,7 +571,7 @@ async fn logs(
         let lines = store.logs(run, task, cursor, 1000).map_err(store_failure)?;
         for entry in &lines {
             cursor = cursor.max(entry.cursor);
-            if args.output == OutputFormat::Json {
+            if args.output.plain() == OutputFormat::Json {
                 println!(
                     "{}",
                     serde_json::json!({
@@ -515,6 +600,13 @@ async fn logs(
     }
 }
 
+/// The timeouts a stored run was asked for (for its Tekton form).
+fn pipeline_timeouts(record: &weft_store::RunRecord) -> weft_engine::runs::RunTimeouts {
+    weft_engine::runs::StoredRun::from_json(&record.submitted.id, &record.submitted.options_json)
+        .map(|stored| stored.spec.timeouts)
+        .unwrap_or_default()
+}
+
 /// `weft runs rerun`: the next attempt of a finished run, in the foreground.
 async fn rerun(args: crate::cli::RerunArgs) -> Result<u8, Failure> {
     let signals = crate::Signals::install()?;
@@ -525,7 +617,8 @@ async fn rerun(args: crate::cli::RerunArgs) -> Result<u8, Failure> {
         .map_err(store_failure)?
         .ok_or_else(|| Failure::invalid(format!("no run named `{}`", args.run)))?;
     let file = record.submitted.pipeline_name.clone();
-    let params = crate::spec_flags::params(&record.submitted.pipeline_source, &file, &args.params)?;
+    let pipeline = weft_engine::runs::stored_pipeline(&record);
+    let params = crate::spec_flags::params(pipeline.as_ref(), &args.params)?;
     let data_dir = args.store.data_dir.clone().unwrap_or_else(default_data_dir);
     let opened = store.clone();
     let service = crate::service(
@@ -551,15 +644,14 @@ async fn rerun(args: crate::cli::RerunArgs) -> Result<u8, Failure> {
         }
         Err(err) => return Err(crate::spec_flags::failure(err)),
     };
-    crate::foreground(
-        &service,
-        submitted.run,
-        args.store.output,
-        args.detach,
-        signals,
-        &file,
-    )
-    .await
+    let how = crate::Foreground {
+        output: args.store.output,
+        tekton: args.store.output == OutputFormat::Tekton,
+        detach: args.detach,
+        cancel_first: None,
+        timeouts: pipeline_timeouts(&record),
+    };
+    crate::foreground(&service, submitted.run, how, signals, &file).await
 }
 
 async fn recover(
@@ -588,7 +680,7 @@ async fn recover(
     )?;
     let display = match args.output {
         OutputFormat::Text => Display::Text,
-        OutputFormat::Json => Display::Json,
+        OutputFormat::Json | OutputFormat::Tekton => Display::Json,
     };
     let mut worst = 0;
     let mut recovered_any = false;
@@ -627,7 +719,7 @@ async fn recover(
             continue;
         };
         match args.output {
-            OutputFormat::Json => println!(
+            OutputFormat::Json | OutputFormat::Tekton => println!(
                 "{}",
                 serde_json::to_string(&summary.report).unwrap_or_default()
             ),

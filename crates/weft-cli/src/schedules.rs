@@ -19,14 +19,15 @@ pub async fn command(command: SchedulesCommand) -> Result<u8, Failure> {
             plugins,
             store,
         } => {
-            let output = store.output;
+            let output = store.output.plain();
             let file = path.display().to_string();
             let source = match read_pipeline_for(&path, output) {
                 Ok(source) => source,
                 Err(done) => return done,
             };
             let mut spec = RunSpec::new(source.clone(), file.clone());
-            spec.params = spec_flags::params(&source, &file, &params)?;
+            let pipeline = weft_core::parse_pipeline(&source, &file).ok();
+            spec.params = spec_flags::params(pipeline.as_ref(), &params)?;
             let location = runs::store_location(store.db.as_deref(), store.data_dir.as_deref())?;
             let service = crate::service(
                 &plugins,
@@ -61,7 +62,9 @@ pub async fn command(command: SchedulesCommand) -> Result<u8, Failure> {
                     .map_err(|e| Failure::environment(format!("run store: {e}")))?;
             }
             match output {
-                OutputFormat::Json => println!("{}", schedule_json(&record)),
+                OutputFormat::Json | OutputFormat::Tekton => {
+                    println!("{}", schedule_json(&record))
+                }
                 OutputFormat::Text => println!(
                     "schedule {} added: `{}` in {}, next tick {}; `weft serve` on this store fires it",
                     record.name,
@@ -77,7 +80,7 @@ pub async fn command(command: SchedulesCommand) -> Result<u8, Failure> {
             let all = opened
                 .schedules()
                 .map_err(|e| Failure::environment(format!("run store: {e}")))?;
-            if store.output == OutputFormat::Json {
+            if store.output.plain() == OutputFormat::Json {
                 let rows: Vec<_> = all.iter().map(schedule_json).collect();
                 println!("{}", serde_json::Value::Array(rows));
                 return Ok(0);

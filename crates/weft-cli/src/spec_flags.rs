@@ -37,11 +37,11 @@ pub const FORGES: &[(&str, &str)] = &[
 /// with `params` already parsed ([`params`]).
 pub fn run_spec(
     args: &RunArgs,
-    source: String,
-    file: String,
+    pipeline: weft_engine::runs::PipelineSource,
     params: BTreeMap<String, ParamValue>,
 ) -> Result<RunSpec, Failure> {
-    let mut spec = RunSpec::new(source, file);
+    let mut spec = RunSpec::new(String::new(), String::new());
+    spec.pipeline = pipeline;
     spec.name = args.name.clone();
     spec.params = params;
     spec.workspaces = workspaces(&args.workspaces)?;
@@ -102,11 +102,10 @@ pub fn scheduled_at(at: Option<&str>, after: Option<&str>) -> Result<Option<i64>
 /// Parses `-p NAME=VALUE` flags. Params the pipeline declares as arrays or objects take
 /// JSON; others are strings.
 pub fn params(
-    source: &str,
-    file: &str,
+    pipeline: Option<&weft_core::Pipeline>,
     flags: &[String],
 ) -> Result<BTreeMap<String, ParamValue>, Failure> {
-    let declared: BTreeMap<String, ParamType> = weft_core::parse_pipeline(source, file)
+    let declared: BTreeMap<String, ParamType> = pipeline
         .map(|p| {
             p.params
                 .iter()

@@ -53,6 +53,10 @@ pub struct Diagnostic {
     pub hint: Option<String>,
     /// Stable machine-readable code, e.g. `unknown-field`, `cycle`.
     pub code: &'static str,
+    /// In a file of several YAML documents, the one it is in: `document 2 (PipelineRun
+    /// build-run)`. `None` for a file of one document.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub document: Option<Box<String>>,
 }
 
 impl Diagnostic {
@@ -72,6 +76,7 @@ impl Diagnostic {
             message: message.into(),
             hint: None,
             code,
+            document: None,
         }
     }
 
@@ -98,6 +103,9 @@ impl fmt::Display for Diagnostic {
                 "{}:{}:{}: error[{}]: ",
                 self.file, self.line, self.column, self.code
             )?;
+        }
+        if let Some(document) = &self.document {
+            write!(f, "{document}: ")?;
         }
         if !self.field_path.is_empty() {
             write!(f, "{}: ", self.field_path)?;
@@ -166,6 +174,10 @@ pub mod codes {
     pub const UNKNOWN_WORKSPACE: &str = "unknown-workspace";
     /// A wait (approval, intervention, gate) asks for something a wait cannot have.
     pub const INVALID_WAIT: &str = "invalid-wait";
+    /// A `pipelineRef` (or other reference between documents) names nothing there is.
+    pub const UNRESOLVED_REFERENCE: &str = "unresolved-reference";
+    /// The documents of a file do not say which one to run (none, or several).
+    pub const DOCUMENTS: &str = "documents";
 }
 
 /// Edit distance with adjacent transpositions counting as one edit (optimal string

@@ -26,6 +26,7 @@ pub mod duration;
 pub mod model;
 pub mod operation;
 pub mod parse;
+pub mod pipeline_run;
 pub mod plan;
 pub mod queue;
 pub mod replay;
@@ -33,6 +34,7 @@ pub mod run;
 pub mod schedule;
 pub mod source;
 pub mod status;
+pub mod tekton_status;
 pub mod validate;
 pub mod vars;
 pub mod waits;
@@ -40,6 +42,7 @@ mod yaml;
 
 pub use diag::{Diagnostic, Pos, Spanned};
 pub use model::Pipeline;
+pub use parse::documents::{Layout, RunFiles, SourceFile, parse_run};
 pub use parse::parse_pipeline;
 pub use plan::{NodeId, Plan, PlanNode, load};
 pub use run::{

@@ -8,7 +8,6 @@ use crate::diag::Diagnostic;
 use crate::model::{
     HaltMode, OnError, OnStatusRule, Pipeline, PipelineTask, TaskKind, WhenOperator,
 };
-use crate::parse::parse_lenient;
 use crate::validate::{PluginCatalog, dag_parents, select_string, validate};
 use crate::vars::{Piece, Selector, Template, VarRef, parse_template};
 use crate::waits::WaitKind;
@@ -136,11 +135,15 @@ pub fn load(
     supplied: &BTreeMap<String, ParamValue>,
     catalog: Option<&dyn PluginCatalog>,
 ) -> Result<Plan, Vec<Diagnostic>> {
-    let (pipeline, mut diagnostics) = parse_lenient(source, file);
-    let Some(pipeline) = pipeline else {
+    let parsed = crate::parse::documents::parse_single(source, file);
+    let supplied = &parsed.supplied(supplied);
+    let mut diagnostics = parsed.diagnostics;
+    let Some(pipeline) = parsed.pipeline else {
         return Err(diagnostics);
     };
-    diagnostics.extend(validate(&pipeline, supplied, catalog));
+    let mut found = validate(&pipeline, supplied, catalog);
+    parsed.layout.label(&mut found);
+    diagnostics.extend(found);
     if !diagnostics.is_empty() {
         diagnostics.sort_by_key(|d| (d.line, d.column));
         return Err(diagnostics);

@@ -4,7 +4,7 @@
 use crate::diag::{Diagnostic, Pos, codes};
 
 /// `bytes` as UTF-8 text, or a diagnostic locating the first byte that is not.
-pub fn decode<'b>(bytes: &'b [u8], file: &str) -> Result<&'b str, Diagnostic> {
+pub fn decode<'b>(bytes: &'b [u8], file: &str) -> Result<&'b str, Box<Diagnostic>> {
     let error = match std::str::from_utf8(bytes) {
         Ok(text) => return Ok(text),
         Err(error) => error,
@@ -32,11 +32,11 @@ pub fn decode<'b>(bytes: &'b [u8], file: &str) -> Result<&'b str, Diagnostic> {
     } else {
         format!("the file is not UTF-8 text: {what} (line {line}, column {column})")
     };
-    Err(
+    Err(Box::new(
         Diagnostic::new(file, pos, "", codes::ENCODING, message).with_hint(
             "save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 FILE`); weft reads UTF-8 only",
         ),
-    )
+    ))
 }
 
 #[cfg(test)]

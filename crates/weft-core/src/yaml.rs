@@ -82,15 +82,39 @@ fn indentation_tab_after(source: &str, from: Pos) -> Option<Pos> {
         })
 }
 
-/// Parses the first document of `source`. An empty document gives `None`.
+/// One document of a YAML stream: its root (`None` when empty) and where it starts.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Document {
+    pub root: Option<Node>,
+    /// Where the document starts (its `---`, or its first node).
+    pub start: Pos,
+}
+
+/// Parses the only document of `source`. An empty document gives `None`; a second
+/// document is a syntax error.
+#[cfg(test)]
 pub(crate) fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
+    let mut documents = parse_documents(source)?;
+    if documents.len() > 1 {
+        return Err(SyntaxError {
+            pos: documents[1].start,
+            message: "more than one YAML document".to_string(),
+        });
+    }
+    Ok(documents.pop().and_then(|document| document.root))
+}
+
+/// Parses every document of `source` (`---`-separated), in order. Anchors belong to
+/// their document; the node and alias budgets are the whole file's.
+pub(crate) fn parse_documents(source: &str) -> Result<Vec<Document>, SyntaxError> {
     let mut parser = Parser::new_from_str(source);
     let mut stack: Vec<Frame> = Vec::new();
     let mut anchors: HashMap<usize, (Node, Extent)> = HashMap::new();
     let mut total_nodes = 0usize;
     let mut alias_nodes = 0usize;
     let mut root: Option<Node> = None;
-    let mut documents = 0usize;
+    let mut documents: Vec<Document> = Vec::new();
+    let mut start = Pos::new(1, 1);
     while let Some(event) = parser.next_event() {
         let (event, span) = event.map_err(|error| {
             let reported = Pos::new(
@@ -122,14 +146,15 @@ pub(crate) fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
         }
         let finished: Option<(Node, usize, Extent)> = match event {
             Event::DocumentStart(_) => {
-                documents += 1;
-                if documents > 1 {
-                    return Err(SyntaxError {
-                        pos,
-                        message: "more than one YAML document; a pipeline file holds one"
-                            .to_string(),
-                    });
-                }
+                anchors.clear();
+                start = pos;
+                None
+            }
+            Event::DocumentEnd => {
+                documents.push(Document {
+                    root: root.take(),
+                    start,
+                });
                 None
             }
             Event::Scalar(text, style, anchor, _tag) => Some((
@@ -221,7 +246,7 @@ pub(crate) fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
                 )),
                 _ => None,
             },
-            Event::StreamStart | Event::StreamEnd | Event::DocumentEnd | Event::Nothing => None,
+            Event::StreamStart | Event::StreamEnd | Event::Nothing => None,
         };
         if let Some((node, anchor, extent)) = finished {
             if anchor != 0 {
@@ -243,7 +268,13 @@ pub(crate) fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
             }
         }
     }
-    Ok(root)
+    if let Some(root) = root {
+        documents.push(Document {
+            root: Some(root),
+            start,
+        });
+    }
+    Ok(documents)
 }
 
 impl Node {

@@ -5,10 +5,11 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use weft_core::contract::ParamValue;
 use weft_core::model::TaskKind;
-use weft_core::{Diagnostic, Plan, Spanned, parse_pipeline};
+use weft_core::{Diagnostic, Plan, Spanned};
 use weft_runtime::PluginKind;
 
 use crate::registry::{Catalog, PluginError, PluginRegistry, ResolvedPlugin};
+use crate::runs::PipelineSource;
 
 /// A validated plan and the plugins it needs.
 pub struct Prepared {
@@ -29,13 +30,40 @@ pub async fn prepare(
     file: &str,
     supplied: &BTreeMap<String, ParamValue>,
 ) -> Result<Prepared, Vec<Diagnostic>> {
-    let pipeline = match parse_pipeline(source, file) {
-        Ok(pipeline) => pipeline,
+    prepare_files(
+        registry,
+        &PipelineSource::new(source, file),
+        source,
+        supplied,
+    )
+    .await
+}
+
+/// [`prepare`] for a run's files (a `PipelineRun` and the files it references), the main
+/// file's text being `source` (as the store kept it). A `PipelineRun`'s params are given
+/// under `supplied`; every problem is labelled with its document.
+pub async fn prepare_files(
+    registry: &PluginRegistry,
+    files: &PipelineSource,
+    source: &str,
+    supplied: &BTreeMap<String, ParamValue>,
+) -> Result<Prepared, Vec<Diagnostic>> {
+    let file = files.file.as_str();
+    let parsed = files.parse_with(source);
+    let supplied = &parsed.supplied(supplied);
+    let layout = parsed.layout;
+    let pipeline = match parsed.pipeline {
+        Some(pipeline) if parsed.diagnostics.is_empty() => pipeline,
         // Structural problems: report them with whatever else validation can find.
-        Err(diagnostics) => {
-            return Err(weft_core::load(source, file, supplied, None)
-                .err()
-                .unwrap_or(diagnostics));
+        pipeline => {
+            let mut diagnostics = parsed.diagnostics;
+            if let Some(pipeline) = pipeline {
+                let mut found = weft_core::validate(&pipeline, supplied, None);
+                layout.label(&mut found);
+                diagnostics.extend(found);
+            }
+            diagnostics.sort_by_key(|d| (d.line, d.column));
+            return Err(diagnostics);
         }
     };
     // Every plugin named, where, and whether it must be a gate (a gate task's plugin and
@@ -130,7 +158,7 @@ pub async fn prepare(
         known: registry.names(),
         searched: registry.searched(),
     };
-    match Plan::new(&pipeline, supplied, Some(&catalog)) {
+    let result = match Plan::new(&pipeline, supplied, Some(&catalog)) {
         Ok(plan) if diagnostics.is_empty() => Ok(Prepared { plan, plugins }),
         Ok(_) => {
             diagnostics.sort_by_key(|d| (d.line, d.column));
@@ -147,7 +175,11 @@ pub async fn prepare(
             diagnostics.sort_by_key(|d| (d.line, d.column));
             Err(diagnostics)
         }
-    }
+    };
+    result.map_err(|mut diagnostics| {
+        layout.label(&mut diagnostics);
+        diagnostics
+    })
 }
 
 /// A plugin named by a pipeline.

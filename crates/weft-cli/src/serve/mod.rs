@@ -362,6 +362,17 @@ fn run_spec(server: &Server, request: SubmitRequest) -> Result<RunSpec, String> 
         .iter()
         .map(|flag| spec_flags::reporter(flag))
         .collect::<Result<_, _>>()?;
+    // A PipelineRun's name, params, workspaces and timeouts, under the request's own.
+    let parsed = spec.pipeline.parse();
+    let applied = crate::pipeline_run::apply(&parsed, &mut spec, None);
+    if let Some(problem) = applied.problems.first() {
+        return Err(problem.to_string());
+    }
+    if let Some(status) = applied.status {
+        return Err(format!(
+            "the PipelineRun's `spec.status: {status:?}` is not taken through the API: submit it without `spec.status` (cancel with POST /api/v1/runs/RUN/cancel)"
+        ));
+    }
     spec.http = server.defaults.http.clone();
     spec.report_timeout = server.defaults.report_timeout;
     spec.data_dir = Some(server.data_dir.clone());

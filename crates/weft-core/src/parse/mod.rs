@@ -5,9 +5,11 @@ use crate::contract::{ParamType, ParamValue};
 use crate::diag::{Diagnostic, Pos, Spanned, codes, did_you_mean, shown};
 use crate::duration::parse_go_duration;
 use crate::model::*;
-use crate::yaml::{self, Node, NodeKind};
+use crate::yaml::{Node, NodeKind};
 use std::collections::{BTreeMap, HashSet};
 
+pub mod documents;
+mod pipeline_run;
 mod sugar;
 
 /// The fields of a gate's sampling (`gate:` and each `gates:` block).
@@ -28,33 +30,8 @@ pub fn parse_pipeline(source: &str, file: &str) -> Result<Pipeline, Vec<Diagnost
 /// Parses as much as it can: a model (unless the YAML itself is broken) plus every problem
 /// found. Lets [`crate::load`] report structural and semantic problems together.
 pub(crate) fn parse_lenient(source: &str, file: &str) -> (Option<Pipeline>, Vec<Diagnostic>) {
-    let mut cx = Cx {
-        file,
-        diagnostics: Vec::new(),
-        sugar: Vec::new(),
-    };
-    let root = match yaml::parse(source) {
-        Ok(Some(root)) if !root.is_null() => root,
-        // Nothing, comments, `---` or `~`: say so, rather than find no problem at all.
-        Ok(_) => {
-            cx.no_pipeline(source);
-            return (None, cx.diagnostics);
-        }
-        Err(error) => {
-            cx.error(
-                error.pos,
-                "",
-                codes::YAML_SYNTAX,
-                format!("invalid YAML: {}", error.message),
-            );
-            return (None, cx.diagnostics);
-        }
-    };
-    let pipeline = cx.pipeline(&root);
-    if pipeline.is_none() && cx.diagnostics.is_empty() {
-        cx.no_pipeline(source);
-    }
-    (pipeline, cx.diagnostics)
+    let parsed = documents::parse_single(source, file);
+    (parsed.pipeline, parsed.diagnostics)
 }
 
 struct Cx<'f> {
@@ -443,7 +420,7 @@ impl Cx<'_> {
                 }
             }
         };
-        let mut pipeline = Pipeline {
+        let pipeline = Pipeline {
             file: self.file.to_string(),
             api_version,
             name,
@@ -460,8 +437,18 @@ impl Cx<'_> {
             workspace_snapshots: false,
             spec_pos: root.pos,
         };
-        let Some(spec_node) = top.get("spec") else {
-            self.error(root.pos, "", codes::MISSING_FIELD, "missing `spec`");
+        self.pipeline_spec(pipeline, root.pos, top.get("spec"))
+    }
+
+    /// A pipeline's `spec` (or a `PipelineRun`'s `pipelineSpec`) into `pipeline`.
+    fn pipeline_spec(
+        &mut self,
+        mut pipeline: Pipeline,
+        owner: Pos,
+        spec_node: Option<&Node>,
+    ) -> Option<Pipeline> {
+        let Some(spec_node) = spec_node else {
+            self.error(owner, "", codes::MISSING_FIELD, "missing `spec`");
             return Some(pipeline);
         };
         pipeline.spec_pos = spec_node.pos;

@@ -235,7 +235,7 @@ impl Driver {
     ) -> RunEnd {
         let held_since = Instant::now();
         let mut pending: VecDeque<Action> = match self.hold_back(cancel, lost_lease).await {
-            admission::HeldBack::Go => self.state.start().into(),
+            admission::HeldBack::Go => self.start(cancel),
             admission::HeldBack::Withdrawn { superseded } => self.state.withdraw(superseded).into(),
             admission::HeldBack::Ended(end) => return end,
         };
@@ -344,6 +344,25 @@ impl Driver {
             };
             pending.extend(actions);
         }
+    }
+
+    /// Starts the run. A control sent before it started is taken first: a run created
+    /// cancelled (a `PipelineRun`'s `spec.status`) starts nothing.
+    fn start(&mut self, cancel: &mut ControlReceiver) -> VecDeque<Action> {
+        let mut pending: VecDeque<Action> = VecDeque::new();
+        match cancel.0.try_recv() {
+            Ok(Control::Cancel(mode)) => pending.extend(self.state.cancel(mode)),
+            Ok(Control::Suspend(grace)) if self.suspendable && self.journal.is_some() => {
+                let by = Instant::now() + grace;
+                self.suspend_by = Some(self.suspend_by.map_or(by, |b| b.min(by)));
+            }
+            Ok(Control::Suspend(_)) => {
+                pending.extend(self.state.cancel(CancelMode::StoppedRunFinally));
+            }
+            Err(_) => {}
+        }
+        pending.extend(self.state.start());
+        pending
     }
 
     /// Carries out one action; returns the actions that follow from it.

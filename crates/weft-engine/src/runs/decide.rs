@@ -115,11 +115,8 @@ pub fn decide(
     else {
         // A task of the run that never waited (a plain task, or a wait not reached yet)
         // is a conflict; a task the run does not have is not found.
-        let declared = weft_core::parse_pipeline(
-            &record.submitted.pipeline_source,
-            &record.submitted.pipeline_name,
-        )
-        .is_ok_and(|pipeline| pipeline.all_tasks().any(|t| t.name.value == task));
+        let declared = super::spec::stored_pipeline(&record)
+            .is_some_and(|pipeline| pipeline.all_tasks().any(|t| t.name.value == task));
         if declared {
             return Err(DecideError::NotWaiting(format!(
                 "task `{task}` of run `{run}` is not waiting for a decision"

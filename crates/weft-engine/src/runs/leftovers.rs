@@ -13,7 +13,7 @@ use super::RunService;
 use super::setup;
 use super::spec::StoredRun;
 use crate::outbox::RunStoreOutbox;
-use crate::prepare::prepare;
+use crate::prepare::prepare_files;
 use crate::report::{RunIdentity, Undelivered};
 
 /// A finished run whose owed statuses were delivered (or given up on).
@@ -72,12 +72,17 @@ impl RunService {
         let spec = &stored.spec;
         let params: BTreeMap<String, ParamValue> = serde_json::from_str(&submitted.params_json)
             .map_err(|e| format!("its stored params cannot be read: {e}"))?;
-        let pipeline = weft_core::parse_pipeline(&submitted.pipeline_source, &spec.pipeline.file)
+        let parsed = spec.pipeline.parse_with(&submitted.pipeline_source);
+        let pipeline = parsed
+            .pipeline
+            .clone()
+            .filter(|_| parsed.diagnostics.is_empty())
+            .ok_or(())
             .map_err(|_| "its stored pipeline no longer parses".to_string())?;
-        let prepared = prepare(
+        let prepared = prepare_files(
             &self.registry,
+            &spec.pipeline,
             &submitted.pipeline_source,
-            &spec.pipeline.file,
             &params,
         )
         .await

@@ -99,6 +99,26 @@ impl LiveRun {
         Ok(())
     }
 
+    /// Keeps the run created and unstarted (a `PipelineRun` created with `spec.status:
+    /// PipelineRunPending`): its lease is held with a heartbeat that never goes stale, so
+    /// no engine takes it over until `weft runs start` releases it
+    /// ([`super::RunService::start_pending`]).
+    pub fn hold(self) -> Result<(), String> {
+        if let Some(durable) = &self.options.durable {
+            durable
+                .store
+                .flush()
+                .and_then(|()| {
+                    durable
+                        .store
+                        .heartbeat(&durable.lease, super::PENDING_HEARTBEAT)
+                })
+                .and_then(|()| durable.store.flush())
+                .map_err(|e| format!("run store: {e}"))?;
+        }
+        Ok(())
+    }
+
     /// Runs it until it ends (or, with `suspendable`, until the engine lets go of it),
     /// telling `observer` (after the reporters) what happens; then waits for its statuses
     /// to be delivered and keeps its report (`report.json`) in the run directory.

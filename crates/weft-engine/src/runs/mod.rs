@@ -53,7 +53,8 @@ pub use rerun::attempt_id;
 pub use schedules::{Fired, NewSchedule, tick_run_name};
 pub use signal::{RunSignal, cancel_mode};
 pub use spec::{
-    PipelineSource, RUN_SPEC_VERSION, Rerun, RunSpec, SnapshotRequest, StoredRun, WorkspaceSource,
+    PipelineSource, RUN_SPEC_VERSION, ReferencedFile, Rerun, RunSpec, SnapshotRequest, StoredRun,
+    WorkspaceSource, stored_pipeline,
 };
 pub use submit::Submitted;
 pub use take_over::{TakeOverError, TakenOver};
@@ -148,10 +149,47 @@ pub async fn validate(
     pipeline: &PipelineSource,
     params: &std::collections::BTreeMap<String, weft_core::contract::ParamValue>,
 ) -> Result<Prepared, Vec<Diagnostic>> {
-    crate::prepare::prepare(registry, &pipeline.source, &pipeline.file, params).await
+    crate::prepare::prepare_files(registry, pipeline, &pipeline.source, params).await
+}
+
+/// The heartbeat a run held pending carries (the last millisecond of year 9999): never
+/// stale, so nothing takes the run over until [`RunService::start_pending`] releases it.
+pub const PENDING_HEARTBEAT: weft_store::Timestamp = weft_store::Timestamp(253_402_300_799_999);
+
+/// Whether a stored run is held pending (created with `spec.status: PipelineRunPending`
+/// and not started yet).
+pub fn is_pending(record: &weft_store::RunRecord) -> bool {
+    record.finished_at.is_none() && record.heartbeat_at == Some(PENDING_HEARTBEAT)
 }
 
 impl RunService {
+    /// Releases a run held pending and takes it over here, ready to execute. A run that is
+    /// not pending is refused.
+    pub async fn start_pending(&self, run: &str) -> Result<TakenOver, TakeOverError> {
+        let unusable = |detail: String| TakeOverError::Unusable {
+            run: run.to_string(),
+            detail,
+        };
+        let store: Arc<dyn weft_store::RunStore> = self.store().map_err(unusable)?;
+        let record = store
+            .run(run)?
+            .ok_or_else(|| weft_store::StoreError::NotFound {
+                what: format!("run `{run}`"),
+            })?;
+        if !is_pending(&record) {
+            return Err(unusable(
+                "it is not pending: only a run created with `spec.status: PipelineRunPending` and not started yet can be started".into(),
+            ));
+        }
+        let lease = weft_store::Lease {
+            run: run.to_string(),
+            owner: record.lease_owner.clone().unwrap_or_default(),
+            token: record.lease_token,
+        };
+        store.release(&lease)?;
+        self.take_over(run, Duration::ZERO).await
+    }
+
     /// A service over `registry`, opening its store with `open` on first use.
     pub fn new(registry: PluginRegistry, config: ServiceConfig, open: StoreOpener) -> Self {
         RunService {

@@ -122,10 +122,7 @@ impl RunSpec {
     /// A run of `source` (its file name for diagnostics: `file`) with every default.
     pub fn new(source: impl Into<String>, file: impl Into<String>) -> Self {
         RunSpec {
-            pipeline: PipelineSource {
-                source: source.into(),
-                file: file.into(),
-            },
+            pipeline: PipelineSource::new(source, file),
             name: None,
             params: BTreeMap::new(),
             workspaces: BTreeMap::new(),
@@ -164,6 +161,79 @@ pub struct PipelineSource {
     pub source: String,
     /// Its file name, for diagnostics.
     pub file: String,
+    /// Other files the run uses: the one holding the `Pipeline` a `PipelineRun`'s
+    /// `pipelineRef` names (`weft run --pipelines DIR`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub referenced: Vec<ReferencedFile>,
+}
+
+/// A file a run uses besides its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ReferencedFile {
+    /// Its name, for diagnostics.
+    pub file: String,
+    /// The YAML text.
+    pub source: String,
+}
+
+impl PipelineSource {
+    /// A single file.
+    pub fn new(source: impl Into<String>, file: impl Into<String>) -> Self {
+        PipelineSource {
+            source: source.into(),
+            file: file.into(),
+            referenced: Vec::new(),
+        }
+    }
+
+    /// Parses the run's files: the pipeline it runs, its `PipelineRun`, every problem.
+    pub fn parse(&self) -> weft_core::RunFiles {
+        self.parse_with(&self.source)
+    }
+
+    /// As [`PipelineSource::parse`], with the main file's text as the store kept it.
+    pub fn parse_with(&self, source: &str) -> weft_core::RunFiles {
+        let referenced: Vec<weft_core::SourceFile<'_>> = self
+            .referenced
+            .iter()
+            .map(|file| weft_core::SourceFile {
+                file: &file.file,
+                text: &file.source,
+            })
+            .collect();
+        weft_core::parse_run(
+            weft_core::SourceFile {
+                file: &self.file,
+                text: source,
+            },
+            &referenced,
+        )
+    }
+
+    /// The pipeline the run runs, or its structural problems.
+    pub fn pipeline(&self) -> Result<weft_core::Pipeline, Vec<weft_core::Diagnostic>> {
+        let parsed = self.parse();
+        match parsed.pipeline {
+            Some(pipeline) if parsed.diagnostics.is_empty() => Ok(pipeline),
+            _ => Err(parsed.diagnostics),
+        }
+    }
+}
+
+/// The pipeline a stored run runs, read from its stored spec (its referenced files too);
+/// `None` when it no longer parses.
+pub fn stored_pipeline(record: &weft_store::RunRecord) -> Option<weft_core::Pipeline> {
+    let submitted = &record.submitted;
+    match StoredRun::from_json(&submitted.id, &submitted.options_json) {
+        Ok(stored) => {
+            let parsed = stored.spec.pipeline.parse_with(&submitted.pipeline_source);
+            parsed.pipeline.filter(|_| parsed.diagnostics.is_empty())
+        }
+        Err(_) => {
+            weft_core::parse_pipeline(&submitted.pipeline_source, &submitted.pipeline_name).ok()
+        }
+    }
 }
 
 /// What a bound workspace is.
@@ -298,6 +368,10 @@ mod tests {
         spec.timeouts.tasks = Some(Duration::from_millis(1500));
         spec.snapshots.enabled = Some(true);
         spec.snapshots.keep = Some(2);
+        spec.pipeline.referenced.push(ReferencedFile {
+            file: "lib/build.yaml".into(),
+            source: "apiVersion: tekton.dev/v1\n".into(),
+        });
         spec
     }
 

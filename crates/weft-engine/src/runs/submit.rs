@@ -12,7 +12,7 @@ use super::{RunService, SubmitError};
 use crate::decorate::{self, DecoratorLog};
 use crate::outbox::RunStoreOutbox;
 use crate::persist::Durable;
-use crate::prepare::prepare;
+use crate::prepare::prepare_files;
 use crate::report::RunIdentity;
 
 /// A new run, ready to execute.
@@ -32,7 +32,8 @@ impl RunService {
             decorator_log,
         };
         let source = &spec.pipeline;
-        let pipeline = weft_core::parse_pipeline(&source.source, &source.file)
+        let pipeline = source
+            .pipeline()
             .map_err(|found| invalid(found, Vec::new()))?;
         if let Some(name) = &spec.name
             && !weft_core::validate::is_dns1123_subdomain(name)
@@ -95,7 +96,7 @@ impl RunService {
                 Err(err) => return Err(invalid(vec![err.diagnostic], err.log)),
             }
         }
-        let prepared = prepare(&self.registry, &source.source, &source.file, &params)
+        let prepared = prepare_files(&self.registry, source, &source.source, &params)
             .await
             .map_err(|found| invalid(found, decorator_log.clone()))?;
         for task in spec.http.tasks.keys() {

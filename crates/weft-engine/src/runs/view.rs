@@ -43,10 +43,7 @@ pub fn operation_view(
     // Declaration order, kinds and `finally` from the stored pipeline (the same text the
     // run was planned from); a task only the store knows (it cannot parse) still counts.
     let mut declared: Vec<(String, TaskKind, bool)> = Vec::new();
-    if let Ok(pipeline) = weft_core::parse_pipeline(
-        &record.submitted.pipeline_source,
-        &record.submitted.pipeline_name,
-    ) {
+    if let Some(pipeline) = super::spec::stored_pipeline(&record) {
         for (tasks, finally) in [(&pipeline.tasks, false), (&pipeline.finally, true)] {
             for task in tasks {
                 declared.push((task.name.value.clone(), task.kind, finally));
