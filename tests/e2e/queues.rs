@@ -252,60 +252,47 @@ fn cancel_in_progress_cancels_the_running_run_and_starts_after_it() {
     assert!(c1_end <= c2_start, "c2 started before c1 ended");
 }
 
-/// A task's own group: two runs' `deploy` tasks never overlap (`QueuedForAgent` while one
-/// waits), while their other tasks do not wait for each other.
+/// A task's own group: while one run's `deploy` holds the group, another run's `deploy`
+/// waits (`QueuedForAgent`, the run `<InProgress, QueuedForAgent>`) and the two never
+/// overlap; the other run's `build`, outside the group, does not wait.
 #[test]
 fn a_task_group_holds_across_runs() {
     let data = tempfile::tempdir().expect("tmp");
     let data = data.path();
-    let first = spawn_run(data, "queue-task.yaml", "t1", &["-p", "sleepMs=2000"]);
-    let second = spawn_run(data, "queue-task.yaml", "t2", &["-p", "sleepMs=2000"]);
-    // One of the two deploys waits for the other's slot.
-    let seen = ["t1", "t2"].iter().any(|run| {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            let ran = run_in(data, &["runs", "show", run, "--output", "json"], &[]);
-            if ran.code != 0 {
-                // Not recorded yet.
-                std::thread::sleep(Duration::from_millis(50));
-                continue;
-            }
-            let doc = ran.json();
-            let queued = doc["taskOperations"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|t| t["task"] == "deploy" && t["operationStatus"] == "QueuedForAgent");
-            if queued {
-                assert_eq!(
-                    pair(&doc["operation"]),
-                    ("InProgress".into(), "QueuedForAgent".into())
-                );
-                return true;
-            }
-            if doc["finishedAt"].is_i64() {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
+    let first = spawn_run(data, "queue-task.yaml", "t1", &["-p", "sleepMs=5000"]);
+    wait_until(data, "t1", "deploying", |doc| {
+        doc["attempts"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|a| a["task"] == "deploy" && a["phase"] == "Running")
+        })
     });
+    let second = spawn_run(data, "queue-task.yaml", "t2", &["-p", "sleepMs=100"]);
+    let waiting = wait_until(data, "t2", "queued for its group", |doc| {
+        doc["taskOperations"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|t| t["task"] == "deploy" && t["operationStatus"] == "QueuedForAgent")
+            || doc["finishedAt"].is_i64()
+    });
+    assert_eq!(
+        pair(&waiting["operation"]),
+        ("InProgress".into(), "QueuedForAgent".into()),
+        "{waiting:#}"
+    );
     for child in [first, second] {
         let ran = finish(child);
         assert_eq!(ran.code, 0, "{ran:?}");
     }
-    assert!(seen, "a deploy waited for its group (QueuedForAgent)");
-    assert_no_overlap(vec![
-        ("t1".into(), interval(data, "t1", "deploy").expect("t1")),
-        ("t2".into(), interval(data, "t2", "deploy").expect("t2")),
-    ]);
-    let (b1, b2) = (
-        interval(data, "t1", "build").expect("t1 build"),
-        interval(data, "t2", "build").expect("t2 build"),
+    let (d1, d2) = (
+        interval(data, "t1", "deploy").expect("t1"),
+        interval(data, "t2", "deploy").expect("t2"),
     );
+    assert_no_overlap(vec![("t1".into(), d1), ("t2".into(), d2)]);
+    let b2 = interval(data, "t2", "build").expect("t2 build");
     assert!(
-        b1.0 < b2.1 && b2.0 < b1.1,
-        "builds ran side by side: {b1:?} {b2:?}"
+        b2.1 <= d1.1,
+        "t2's build ran while t1's deploy held the group: {b2:?} {d1:?}"
     );
 }
 
@@ -799,4 +786,65 @@ fn warnings_read_as_partially_succeeded() {
             "PhasePartiallySucceeded".into()
         )
     );
+}
+
+/// The pairs of waits before anything ran and of a run that ends on an approval:
+/// `<NotDeployed, Pending>`, `<InProgress, Pending>`, `<Succeeded, Approved>`,
+/// `<NotDeployed, EvaluatingGates>`.
+#[test]
+fn waits_before_anything_ran_and_a_run_ending_on_an_approval() {
+    let data = tempfile::tempdir().expect("tmp");
+    let data = data.path();
+    let child = spawn_run(data, "approval-around.yaml", "around", &[]);
+    let approve = |task: &str| {
+        let ran = run_in(data, &["approve", "around", task, "--as", "alice"], &[]);
+        assert_eq!(ran.code, 0, "{ran:?}");
+    };
+    let first = wait_until(data, "around", "pending", |doc| {
+        doc["waits"]
+            .as_array()
+            .is_some_and(|w| w.iter().any(|w| w["open"] == true))
+    });
+    assert_eq!(
+        pair(&first["operation"]),
+        ("NotDeployed".into(), "Pending".into())
+    );
+    approve("deploy.approval-before");
+    let later = wait_until(data, "around", "pending again", |doc| {
+        doc["waits"].as_array().is_some_and(|w| {
+            w.iter()
+                .any(|w| w["open"] == true && w["task"] == "deploy.approval-after")
+        })
+    });
+    assert_eq!(
+        pair(&later["operation"]),
+        ("InProgress".into(), "Pending".into())
+    );
+    approve("deploy.approval-after");
+    let ran = finish(child);
+    assert_eq!(ran.code, 0, "{ran:?}");
+    assert_eq!(
+        pair(&ran.json()["run"]["operation"]),
+        ("Succeeded".into(), "Approved".into())
+    );
+
+    let health = crate::release::Health::start(false);
+    let url = format!("url={}", health.url());
+    let rule = health.rule();
+    let gated = spawn_run(
+        data,
+        "gate-first.yaml",
+        "gated",
+        &["-p", &url, "--allow-http", &rule],
+    );
+    let sampling = wait_until(data, "gated", "sampled", |doc| {
+        doc["operation"]["operationStatus"] == "EvaluatingGates"
+    });
+    assert_eq!(
+        pair(&sampling["operation"]),
+        ("NotDeployed".into(), "EvaluatingGates".into())
+    );
+    health.set(true);
+    let ran = finish(gated);
+    assert_eq!(ran.code, 0, "{ran:?}");
 }

@@ -195,6 +195,24 @@ fn store_failure(e: weft_store::StoreError) -> Failure {
     Failure::environment(format!("run store: {e}"))
 }
 
+/// A run service of this process over an open store.
+fn service_on(
+    store: &Arc<BatchingStore>,
+    plugins: &crate::cli::PluginArgs,
+    data_dir: PathBuf,
+    secrets: &[String],
+    leases: crate::Leases,
+) -> Result<weft_engine::runs::RunService, Failure> {
+    let opened = store.clone();
+    crate::service(
+        plugins,
+        data_dir,
+        secrets,
+        Box::new(move || Ok(opened.clone())),
+        leases,
+    )
+}
+
 /// Carries out `weft runs ...`.
 pub async fn command(command: RunsCommand) -> Result<u8, Failure> {
     match command {
@@ -264,14 +282,7 @@ async fn start(
 ) -> Result<u8, Failure> {
     let store = open_for(args)?;
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-    let opened = store.clone();
-    let service = crate::service(
-        plugins,
-        data_dir,
-        secrets,
-        Box::new(move || Ok(opened.clone())),
-        crate::Leases::default(),
-    )?;
+    let service = service_on(&store, plugins, data_dir, secrets, crate::Leases::default())?;
     let taken = match service.start_pending(run).await {
         Ok(taken) => taken,
         Err(weft_engine::runs::TakeOverError::Store(weft_store::StoreError::NotFound {
@@ -620,12 +631,11 @@ async fn rerun(args: crate::cli::RerunArgs) -> Result<u8, Failure> {
     let pipeline = weft_engine::runs::stored_pipeline(&record);
     let params = crate::spec_flags::params(pipeline.as_ref(), &args.params)?;
     let data_dir = args.store.data_dir.clone().unwrap_or_else(default_data_dir);
-    let opened = store.clone();
-    let service = crate::service(
+    let service = service_on(
+        &store,
         &args.plugins,
         data_dir,
         &args.secrets,
-        Box::new(move || Ok(opened.clone())),
         crate::Leases::default(),
     )?;
     let request = weft_engine::runs::RerunRequest {
@@ -667,12 +677,11 @@ async fn recover(
     let stale = store
         .stale_runs(Timestamp::now(), older_than)
         .map_err(store_failure)?;
-    let opened = store.clone();
-    let service = crate::service(
+    let service = service_on(
+        &store,
         plugins,
         data_dir,
         secrets,
-        Box::new(move || Ok(opened.clone())),
         crate::Leases {
             ttl: older_than,
             take_over_here: false,

@@ -290,6 +290,29 @@ fn spawn_run(server: &Arc<Server>, run: LiveRun) {
     });
 }
 
+/// A request body as `T` (`what` names it in the `400`).
+fn body_as<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, Box<Response>> {
+    serde_json::from_slice(body).map_err(|err| {
+        Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            format!("the request body is not a valid {what}: {err}"),
+        ))
+    })
+}
+
+/// As [`body_as`], an empty body being `T`'s default.
+fn optional_body<T: serde::de::DeserializeOwned + Default>(
+    body: &[u8],
+    what: &str,
+) -> Result<T, Box<Response>> {
+    if body.is_empty() {
+        Ok(T::default())
+    } else {
+        body_as(body, what)
+    }
+}
+
 /// An API error: status, code and message as JSON.
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
     (
@@ -417,15 +440,9 @@ async fn submit(
             "the server is shutting down; submit to another one",
         );
     }
-    let request: SubmitRequest = match serde_json::from_slice(&body) {
+    let request: SubmitRequest = match body_as(&body, "submission") {
         Ok(request) => request,
-        Err(err) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad-request",
-                format!("the request body is not a valid submission: {err}"),
-            );
-        }
+        Err(answer) => return *answer,
     };
     let spec = match run_spec(&server, request) {
         Ok(spec) => spec,
@@ -635,19 +652,9 @@ async fn cancel(
     if let Err(denied) = auth::caller(&server, &headers) {
         return *denied;
     }
-    let request: CancelRequest = if body.is_empty() {
-        CancelRequest::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(request) => request,
-            Err(err) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "bad-request",
-                    format!("the request body is not a valid cancel request: {err}"),
-                );
-            }
-        }
+    let request: CancelRequest = match optional_body(&body, "cancel request") {
+        Ok(request) => request,
+        Err(answer) => return *answer,
     };
     let mode = match request
         .mode

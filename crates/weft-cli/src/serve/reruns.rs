@@ -13,7 +13,7 @@ use serde::Deserialize;
 use weft_core::contract::ParamValue;
 use weft_engine::runs::RerunRequest;
 
-use super::{Server, auth, error, submitted};
+use super::{Server, auth, error, optional_body, submitted};
 
 /// The body of a re-run.
 #[derive(Debug, Default, Deserialize)]
@@ -42,19 +42,9 @@ pub async fn rerun(
             "the server is shutting down; ask another one",
         );
     }
-    let body: RerunBody = if body.is_empty() {
-        RerunBody::default()
-    } else {
-        match serde_json::from_slice(&body) {
-            Ok(body) => body,
-            Err(err) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "bad-request",
-                    format!("the request body is not a valid re-run: {err}"),
-                );
-            }
-        }
+    let body: RerunBody = match optional_body(&body, "re-run") {
+        Ok(body) => body,
+        Err(answer) => return *answer,
     };
     let request = RerunRequest {
         failed_only: body.failed_only,

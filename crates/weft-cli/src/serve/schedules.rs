@@ -23,7 +23,7 @@ use serde_json::Value;
 use weft_engine::runs::{Fired, NewSchedule};
 use weft_store::RunStore;
 
-use super::{Server, SubmitRequest, auth, error, refusal, run_spec, spawn_run};
+use super::{Server, SubmitRequest, auth, body_as, error, refusal, run_spec, spawn_run};
 use crate::schedules::schedule_json;
 
 /// How often a server looks for due ticks.
@@ -64,15 +64,9 @@ pub async fn add(
     if let Err(denied) = auth::caller(&server, &headers) {
         return *denied;
     }
-    let request: ScheduleRequest = match serde_json::from_slice(&body) {
+    let request: ScheduleRequest = match body_as(&body, "schedule") {
         Ok(request) => request,
-        Err(err) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad-request",
-                format!("the request body is not a valid schedule: {err}"),
-            );
-        }
+        Err(answer) => return *answer,
     };
     let spec = match run_spec(&server, request.run) {
         Ok(spec) => spec,

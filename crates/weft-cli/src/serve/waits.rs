@@ -94,15 +94,9 @@ fn decide_as_caller(
         Ok(caller) => caller,
         Err(denied) => return *denied,
     };
-    let request: DecisionRequest = match serde_json::from_slice(body) {
+    let request: DecisionRequest = match super::body_as(body, "decision") {
         Ok(request) => request,
-        Err(err) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad-request",
-                format!("the request body is not a valid decision: {err}"),
-            );
-        }
+        Err(answer) => return *answer,
     };
     let (yes, verb) = match kind {
         DecisionKind::Approval => ("approve", "approval"),
