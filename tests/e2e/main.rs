@@ -6,6 +6,7 @@ mod decorators;
 mod fake_forge;
 mod malformed;
 mod recovery;
+mod registry;
 mod release;
 mod release_api;
 mod release_crash;

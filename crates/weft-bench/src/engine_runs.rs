@@ -78,9 +78,15 @@ pub async fn chain_and_memory(inputs: &Inputs) -> Result<Vec<Figure>, String> {
     let runtime = Runtime::new(RuntimeConfig::default()).map_err(err)?;
     let mut registry = PluginRegistry::new(runtime, &[]);
     registry.add_dir(&inputs.plugins).map_err(err)?;
-    let prepared = prepare(&registry, &yaml, "chain.yaml", &BTreeMap::new())
-        .await
-        .map_err(|d| format!("{}", d[0]))?;
+    let prepared = prepare(
+        &registry,
+        &yaml,
+        "chain.yaml",
+        &Default::default(),
+        &BTreeMap::new(),
+    )
+    .await
+    .map_err(|d| format!("{}", d[0]))?;
     let clock = Arc::new(Clock {
         times: Mutex::new(vec![(None, None); N]),
     });

@@ -1,12 +1,14 @@
 //! The `weft` binary. Exit codes: 0 the run succeeded (also with warnings, or completed
 //! with skips); 1 it failed, timed out, errored or was cancelled; 2 the pipeline or the
 //! command line is invalid (nothing ran); 3 weft itself could not work (e.g. an unwritable
-//! data directory).
+//! data directory); 4 a plugin pulled from a registry did not match its digest (nothing
+//! ran).
 
 mod cli;
 mod decide;
 mod decorators;
 mod identities;
+mod oci;
 mod runs;
 mod serve;
 mod snapshots;
@@ -40,6 +42,8 @@ mod builtin {
 pub(crate) const EXIT_INVALID: u8 = 2;
 /// Exit code: weft could not do its own work.
 const EXIT_ENVIRONMENT: u8 = 3;
+/// Exit code: a plugin pulled from a registry did not match its digest; nothing ran.
+pub(crate) const EXIT_INTEGRITY: u8 = 4;
 
 /// A failure that ends the command with a message and an exit code.
 #[derive(Debug)]
@@ -112,6 +116,7 @@ fn registry(args: &PluginArgs) -> Result<PluginRegistry, Failure> {
     })
     .map_err(|e| Failure::environment(e.to_string()))?;
     let mut registry = PluginRegistry::new(runtime, builtin::BUILTIN_PLUGINS);
+    registry.set_oci(oci::registry(&args.registry)?);
     for dir in &args.plugin_dirs {
         registry.add_dir(dir).map_err(|e| {
             Failure::invalid(format!(
@@ -123,7 +128,7 @@ fn registry(args: &PluginArgs) -> Result<PluginRegistry, Failure> {
     Ok(registry)
 }
 
-fn home_dir(var: &str, fallback: &str) -> Option<PathBuf> {
+pub(crate) fn home_dir(var: &str, fallback: &str) -> Option<PathBuf> {
     std::env::var_os(var)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
@@ -187,7 +192,14 @@ fn report_invalid(
             diagnostics::render(diagnostics, source, std::io::stderr().is_terminal())
         ),
     }
-    Ok(EXIT_INVALID)
+    let tampered = diagnostics
+        .iter()
+        .any(|d| d.code == weft_engine::runs::PLUGIN_DIGEST_MISMATCH);
+    Ok(if tampered {
+        EXIT_INTEGRITY
+    } else {
+        EXIT_INVALID
+    })
 }
 
 /// Reads the pipeline; in JSON mode an unreadable file is still reported as a document.
@@ -227,10 +239,15 @@ async fn validate(args: PipelineArgs) -> Result<u8, Failure> {
         Err(done) => return done,
     };
     let supplied = spec_flags::params(&source, &file, &args.params)?;
+    let plugins = match oci::lock_pins(args.lock.as_deref(), &args.file, args.output) {
+        Ok(pins) => pins,
+        Err(done) => return done,
+    };
     let registry = registry(&args.plugins)?;
     let pipeline = PipelineSource {
         source: source.clone(),
         file: file.clone(),
+        plugins,
     };
     match validate_pipeline(&registry, &pipeline, &supplied).await {
         Ok(prepared) => {
@@ -258,7 +275,12 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
         Err(done) => return done,
     };
     let params = spec_flags::params(&source, &file, &pipeline_args.params)?;
-    let spec = spec_flags::run_spec(&args, source.clone(), file.clone(), params)?;
+    let mut spec = spec_flags::run_spec(&args, source.clone(), file.clone(), params)?;
+    spec.pipeline.plugins =
+        match oci::lock_pins(pipeline_args.lock.as_deref(), &pipeline_args.file, output) {
+            Ok(pins) => pins,
+            Err(done) => return done,
+        };
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let location = runs::store_location(args.db.as_deref(), Some(&data_dir))?;
     let opener: StoreOpener =
@@ -464,6 +486,16 @@ async fn plugin(command: PluginCommand) -> Result<u8, Failure> {
             println!("{}", written.summary());
             Ok(0)
         }
+        PluginCommand::Push {
+            file,
+            reference,
+            registry,
+        } => oci::push(&file, &reference, &registry).await,
+        PluginCommand::Pull {
+            reference,
+            output,
+            registry,
+        } => oci::pull(&reference, output.as_deref(), &registry).await,
         PluginCommand::Build { dir } => {
             let out = weft_cli::plugin_build::build(&dir).map_err(Failure::environment)?;
             println!("built {}", out.display());

@@ -27,6 +27,7 @@ pub mod model;
 pub mod operation;
 pub mod parse;
 pub mod plan;
+pub mod plugin_ref;
 pub mod queue;
 pub mod replay;
 pub mod run;

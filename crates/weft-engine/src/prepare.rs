@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 use weft_core::contract::ParamValue;
 use weft_core::model::TaskKind;
+use weft_core::plugin_ref::PluginLock;
 use weft_core::{Diagnostic, Plan, Spanned, parse_pipeline};
 use weft_runtime::PluginKind;
 
@@ -21,12 +22,16 @@ pub struct Prepared {
 /// Diagnostic code for a plugin that exists but cannot be loaded or described.
 pub const PLUGIN_UNUSABLE: &str = "plugin-unusable";
 
-/// Parses, resolves plugins and validates. All problems come back together, sorted by
-/// position.
+/// Diagnostic code for a plugin pulled from a registry that does not match its digest.
+pub const PLUGIN_DIGEST_MISMATCH: &str = "plugin-digest-mismatch";
+
+/// Parses, resolves plugins (a name `lock` pins is pulled by its reference) and
+/// validates. All problems come back together, sorted by position.
 pub async fn prepare(
     registry: &PluginRegistry,
     source: &str,
     file: &str,
+    lock: &PluginLock,
     supplied: &BTreeMap<String, ParamValue>,
 ) -> Result<Prepared, Vec<Diagnostic>> {
     let pipeline = match parse_pipeline(source, file) {
@@ -62,7 +67,7 @@ pub async fn prepare(
     let mut described = BTreeMap::new();
     let mut unusable = BTreeMap::new();
     for name in names {
-        match registry.resolve(name).await {
+        match registry.resolve(&lock.resolve(name)).await {
             Ok(resolved)
                 if resolved.plugin.kind().is_task()
                     || resolved.plugin.kind() == PluginKind::Gate =>
@@ -73,15 +78,21 @@ pub async fn prepare(
             Ok(resolved) => {
                 unusable.insert(
                     name.to_string(),
-                    format!(
-                        "plugin `{name}` is a {}, not a task or a gate",
-                        resolved.plugin.kind().as_str()
+                    (
+                        format!(
+                            "plugin `{name}` is a {}, not a task or a gate",
+                            resolved.plugin.kind().as_str()
+                        ),
+                        PLUGIN_UNUSABLE,
                     ),
                 );
             }
             Err(PluginError::NotFound(_)) => {}
+            Err(err @ PluginError::Integrity(_)) => {
+                unusable.insert(name.to_string(), (err.to_string(), PLUGIN_DIGEST_MISMATCH));
+            }
             Err(err) => {
-                unusable.insert(name.to_string(), err.to_string());
+                unusable.insert(name.to_string(), (err.to_string(), PLUGIN_UNUSABLE));
             }
         }
     }
@@ -103,24 +114,23 @@ pub async fn prepare(
                 _ => None,
             }
         });
-        let (message, hint) = match (unusable.get(name), wrong_kind) {
-            (Some(err), _) => (
+        let (message, hint, code) = match (unusable.get(name), wrong_kind) {
+            (Some((err, code)), _) if *code == PLUGIN_DIGEST_MISMATCH => (
+                err.clone(),
+                "the registry (or something between) served other bytes than the digest pins: nothing was run; check the registry, or pin the digest `weft plugin push` printed",
+                *code,
+            ),
+            (Some((err, code)), _) => (
                 err.clone(),
                 "rebuild the plugin, or point --plugins at a directory with a working one",
+                *code,
             ),
-            (None, Some(found)) => found,
+            (None, Some((message, hint))) => (message, hint, PLUGIN_UNUSABLE),
             (None, None) => continue,
         };
         unusable_at.insert((used.name.pos.line, used.name.pos.column));
         diagnostics.push(
-            Diagnostic::new(
-                file,
-                used.name.pos,
-                used.path.clone(),
-                PLUGIN_UNUSABLE,
-                message,
-            )
-            .with_hint(hint),
+            Diagnostic::new(file, used.name.pos, used.path.clone(), code, message).with_hint(hint),
         );
     }
     // `spec.decorators`: each id a form decorator, each input matching its schema.

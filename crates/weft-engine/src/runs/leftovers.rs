@@ -74,10 +74,12 @@ impl RunService {
             .map_err(|e| format!("its stored params cannot be read: {e}"))?;
         let pipeline = weft_core::parse_pipeline(&submitted.pipeline_source, &spec.pipeline.file)
             .map_err(|_| "its stored pipeline no longer parses".to_string())?;
+        let lock = spec.pipeline.lock()?;
         let prepared = prepare(
             &self.registry,
             &submitted.pipeline_source,
             &spec.pipeline.file,
+            &lock,
             &params,
         )
         .await

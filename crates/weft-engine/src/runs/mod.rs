@@ -38,6 +38,7 @@ pub use crate::execute::{CancelHandle, ControlReceiver, RunEnd, RunTimeouts, can
 pub use crate::grants::{DEFAULT_DECORATOR_TIMEOUT, HttpGrants, SecretGrants};
 pub use crate::observe::{Quiet, RunEvent, RunObserver};
 pub use crate::policy::SubmissionPolicy;
+pub use crate::prepare::PLUGIN_DIGEST_MISMATCH;
 pub use crate::prepare::Prepared;
 pub use crate::registry::{PluginError, PluginRegistry, ResolvedPlugin};
 pub use crate::report::{ReporterSpec, Undelivered};
@@ -137,7 +138,16 @@ pub async fn validate(
     pipeline: &PipelineSource,
     params: &std::collections::BTreeMap<String, weft_core::contract::ParamValue>,
 ) -> Result<Prepared, Vec<Diagnostic>> {
-    crate::prepare::prepare(registry, &pipeline.source, &pipeline.file, params).await
+    let lock = pipeline.lock().map_err(|message| {
+        vec![Diagnostic::new(
+            &pipeline.file,
+            weft_core::Pos::new(0, 0),
+            "",
+            weft_core::plugin_ref::codes::LOCK_REFERENCE,
+            message,
+        )]
+    })?;
+    crate::prepare::prepare(registry, &pipeline.source, &pipeline.file, &lock, params).await
 }
 
 impl RunService {

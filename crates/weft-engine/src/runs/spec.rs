@@ -91,6 +91,7 @@ impl RunSpec {
             pipeline: PipelineSource {
                 source: source.into(),
                 file: file.into(),
+                plugins: BTreeMap::new(),
             },
             name: None,
             params: BTreeMap::new(),
@@ -128,6 +129,17 @@ pub struct PipelineSource {
     pub source: String,
     /// Its file name, for diagnostics.
     pub file: String,
+    /// Plugin names pinned to digest-pinned registry references (`weft.lock`, or a
+    /// submission's `plugins`): name -> `oci://HOST/NAME@sha256:...`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub plugins: BTreeMap<String, String>,
+}
+
+impl PipelineSource {
+    /// The pins, checked (each a digest-pinned `oci://` reference).
+    pub fn lock(&self) -> Result<weft_core::plugin_ref::PluginLock, String> {
+        weft_core::plugin_ref::lock_from_texts(&self.plugins)
+    }
 }
 
 /// What a bound workspace is.

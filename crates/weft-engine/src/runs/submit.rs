@@ -84,7 +84,8 @@ impl RunService {
                 Err(err) => return Err(invalid(vec![err.diagnostic], err.log)),
             }
         }
-        let prepared = prepare(&self.registry, &source.source, &source.file, &params)
+        let lock = source.lock().map_err(SubmitError::Refused)?;
+        let prepared = prepare(&self.registry, &source.source, &source.file, &lock, &params)
             .await
             .map_err(|found| invalid(found, decorator_log.clone()))?;
         for task in spec.http.tasks.keys() {

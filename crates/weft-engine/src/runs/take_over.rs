@@ -99,10 +99,12 @@ impl RunService {
             .map_err(|e| unusable(format!("its stored params cannot be read: {e}")))?;
         let pipeline = weft_core::parse_pipeline(&submitted.pipeline_source, &spec.pipeline.file)
             .map_err(|_| unusable("its stored pipeline no longer parses".into()))?;
+        let lock = spec.pipeline.lock().map_err(unusable)?;
         let prepared = prepare(
             &self.registry,
             &submitted.pipeline_source,
             &spec.pipeline.file,
+            &lock,
             &params,
         )
         .await
