@@ -4,6 +4,7 @@
 mod cluster;
 mod decorators;
 mod fake_forge;
+mod git_clone;
 mod malformed;
 mod recovery;
 mod registry;

@@ -242,6 +242,8 @@ fn test(extra: &[String]) -> Result<(), String> {
         "http-check",
         "-p",
         "time-window",
+        "-p",
+        "git-clone",
     ]))?;
     lint()
 }
