@@ -8,6 +8,7 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::fake_forge::FakeForge;
 use crate::support::{self, Ran, Run};
 
 const HTTP_BACKEND: &str = "/usr/lib/git-core/git-http-backend";
@@ -241,6 +242,7 @@ fn fixture() -> Fixture {
     let main = git(&work, &["rev-parse", "HEAD"]);
     git(&work, &["checkout", "-q", "-b", "dev"]);
     std::fs::write(work.join("dev.txt"), "dev only\n").expect("write");
+    std::fs::write(work.join("Dockerfile"), "FROM scratch\n").expect("write");
     std::fs::write(work.join("docs/guide.txt"), format!("{big}one more\n")).expect("write");
     git(&work, &["add", "."]);
     git(&work, &["commit", "-q", "-m", "dev"]);
@@ -435,4 +437,64 @@ fn git_clone_uses_a_granted_token_for_a_private_repository() {
     assert_eq!(run.task("fetch")["results"]["commit"], repo.main.as_str());
     assert_eq!(read(&out.join("README.md")), "second\n");
     assert!(!ran.stdout.contains(TOKEN), "the token never shows");
+}
+
+/// The seed's Tekton pipeline, whole (`examples/tekton-seed-git-clone.yaml`): git-clone
+/// from http-backend, the build stand-in, and the two `finally` GitLab reports naming the
+/// commit git-clone checked out.
+#[test]
+fn the_seed_pipeline_clones_builds_and_reports_to_gitlab() {
+    let repo = fixture();
+    let server = GitServer::start(repo.root.path(), None);
+    let example = support::root().join("examples/tekton-seed-git-clone.yaml");
+    let example = example.to_string_lossy().into_owned();
+    // `dev` has a Dockerfile (the build passes), `main` none (it fails).
+    for (revision, sha, code, state) in [
+        ("dev", &repo.dev, 0, "success"),
+        ("main", &repo.main, 1, "failed"),
+    ] {
+        let forge = FakeForge::start();
+        let data = tempfile::tempdir().expect("tempdir");
+        let url = format!("repo-url={}", server.url("repo.git"));
+        let rev = format!("revision={revision}");
+        let host = format!("gitlab-host={}", forge.url());
+        let ran = support::run_in(
+            data.path(),
+            &[
+                "run",
+                &example,
+                "--output",
+                "json",
+                "-p",
+                &url,
+                "-p",
+                &rev,
+                "-p",
+                &host,
+                "--secret",
+                "gitlab-api-secret.token=env:WEFT_TEST_TOKEN",
+                "--grant",
+                "report-failure=gitlab-api-secret.token",
+                "--grant",
+                "report-success=gitlab-api-secret.token",
+                "--allow-http",
+                &server.rule(),
+                "--allow-http",
+                &forge.rule(),
+            ],
+            &[("WEFT_TEST_TOKEN", "glpat-seed")],
+        );
+        assert_eq!(ran.code, code, "{revision}: {}\n{}", ran.stderr, ran.stdout);
+        let run = Run(ran.json());
+        assert_eq!(
+            run.task("fetch-repository")["results"]["commit"],
+            sha.as_str()
+        );
+        let requests = forge.requests();
+        let last = requests
+            .last()
+            .unwrap_or_else(|| panic!("{revision}: GitLab was told nothing"));
+        assert!(last.path.ends_with(sha.as_str()), "{revision}: {last:?}");
+        assert_eq!(last.field("state"), state, "{revision}: {last:?}");
+    }
 }
