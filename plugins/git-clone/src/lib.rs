@@ -42,6 +42,18 @@ mod task {
                 .param(Param::string("depth").description("Commits of history to fetch; 0 for all").default("1"))
                 .param(Param::string("tokenSecret").description("Secret holding an access token for private repositories (used when granted)").default("git.token"))
                 .param(Param::string("username").description("User name sent with the token").default("x-access-token"))
+                // Accepted as the catalogue task takes them; what cannot apply in the
+                // sandbox is said in the log.
+                .param(Param::string("submodules").description("Submodules are not fetched (they are left out, and logged)").default("true"))
+                .param(Param::string("sslVerify").description("TLS is always verified by the host; `false` is refused").default("true"))
+                .param(Param::string("sparseCheckoutDirectories").description("Not supported: the whole tree is checked out").default(""))
+                .param(Param::string("verbose").description("Log each step").default("true"))
+                .param(Param::string("crtFileName").description("Ignored: the host's trust store applies").default("ca-bundle.crt"))
+                .param(Param::string("httpProxy").description("Ignored: the host's egress applies").default(""))
+                .param(Param::string("httpsProxy").description("Ignored: the host's egress applies").default(""))
+                .param(Param::string("noProxy").description("Ignored: the host's egress applies").default(""))
+                .param(Param::string("gitInitImage").description("Ignored (no images)").default(""))
+                .param(Param::string("userHome").description("Ignored (no home directory)").default(""))
                 .result("commit", "The SHA of the commit checked out")
                 .result("url", "The URL cloned")
                 .result("committer-date", "The commit's committer date, seconds since the epoch")
@@ -105,6 +117,20 @@ mod task {
             .any(|part| part == ".." || part == ".git")
         {
             return Err(params("subdirectory must stay inside the workspace"));
+        }
+        if ctx.param_or("sslVerify", "true").trim() == "false" {
+            return Err(params(
+                "sslVerify=false is not supported: the host always verifies TLS (use http:// for a plain-HTTP server the run is allowed to reach)",
+            ));
+        }
+        if !ctx
+            .param_or("sparseCheckoutDirectories", "")
+            .trim()
+            .is_empty()
+        {
+            return Err(params(
+                "sparseCheckoutDirectories is not supported: leave it empty to check out the whole tree",
+            ));
         }
         let refspecs: Vec<String> = ctx
             .param_or("refspec", "")
