@@ -29,10 +29,8 @@ impl GitServer {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let root = root.to_path_buf();
-        let expected = token.map(|token| {
-            use base64_engine::encode;
-            format!("Basic {}", encode(&format!("x-access-token:{token}")))
-        });
+        let expected =
+            token.map(|token| format!("Basic {}", base64(&format!("x-access-token:{token}"))));
         std::thread::spawn(move || {
             for stream in listener.incoming().flatten() {
                 let root = root.clone();
@@ -55,26 +53,23 @@ impl GitServer {
 }
 
 /// Base64 without a crate (the e2e tests keep their dependencies few).
-mod base64_engine {
-    pub fn encode(text: &str) -> String {
-        const TABLE: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let bytes = text.as_bytes();
-        let mut out = String::new();
-        for chunk in bytes.chunks(3) {
-            let n = chunk
-                .iter()
-                .enumerate()
-                .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
+pub fn base64(text: &str) -> String {
+    const TABLE: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in text.as_bytes().chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
             }
         }
-        out
     }
+    out
 }
 
 fn serve_one(stream: TcpStream, root: &Path, expected: Option<&str>) -> std::io::Result<()> {

@@ -24,8 +24,22 @@ struct LocalRegistry {
     _dir: tempfile::TempDir,
 }
 
+/// The password of user `weft` on a registry started with [`LocalRegistry::with_login`].
+const PASSWORD: &str = "weft-registry-pw";
+/// Its bcrypt hash (`perl -e 'print crypt("weft-registry-pw", q($2b$05$wEfTsAlTwEfTsAlTwEfTsO))'`).
+const PASSWORD_BCRYPT: &str = "$2b$05$wEfTsAlTwEfTsAlTwEfTsOnMjVfA0cKVPMWaMhHS6WqUzZJgjG3T.";
+
 impl LocalRegistry {
     fn start() -> LocalRegistry {
+        LocalRegistry::spawn(false)
+    }
+
+    /// A registry that wants HTTP basic auth as `weft` / [`PASSWORD`].
+    fn with_login() -> LocalRegistry {
+        LocalRegistry::spawn(true)
+    }
+
+    fn spawn(login: bool) -> LocalRegistry {
         let binary = std::env::var_os("WEFT_DOCKER_REGISTRY")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/usr/bin/docker-registry"));
@@ -43,14 +57,19 @@ impl LocalRegistry {
             .port();
         let address = format!("127.0.0.1:{port}");
         let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {address}\n",
-                storage.display()
-            ),
-        )
-        .expect("config");
+        let mut text = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {address}\n",
+            storage.display()
+        );
+        if login {
+            let htpasswd = dir.path().join("htpasswd");
+            std::fs::write(&htpasswd, format!("weft:{PASSWORD_BCRYPT}\n")).expect("htpasswd");
+            text.push_str(&format!(
+                "auth:\n  htpasswd:\n    realm: weft-test\n    path: {}\n",
+                htpasswd.display()
+            ));
+        }
+        std::fs::write(&config, text).expect("config");
         let child = Command::new(&binary)
             .arg("serve")
             .arg(&config)
@@ -355,4 +374,57 @@ fn a_server_pulls_only_from_registries_its_operator_allows() {
         r["status"].as_str().is_some_and(|s| !s.is_empty())
     });
     assert_eq!(done["status"], "Succeeded", "{done:#}");
+}
+
+#[test]
+fn credentials_come_from_the_docker_config_and_never_show() {
+    let registry = LocalRegistry::with_login();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let target = format!("oci://{}/weft/echo:0.1.0", registry.address);
+    let echo = echo_wasm().to_string_lossy().into_owned();
+    let traced = |dir: &Path, args: &[&str]| {
+        support::run_in(
+            &dir.join("data"),
+            args,
+            &[
+                ("WEFT_REGISTRY_CACHE", &dir.join("oci").to_string_lossy()),
+                ("DOCKER_CONFIG", &dir.join("docker").to_string_lossy()),
+                ("WEFT_LOG", "trace"),
+            ],
+        )
+    };
+    // No credentials: the registry says no.
+    let refused = traced(dir.path(), &["plugin", "push", &echo, &target]);
+    assert_eq!(refused.code, 3, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains(&registry.address),
+        "{}",
+        refused.stderr
+    );
+
+    // `docker login`'s file: `auths` with base64 `user:password`.
+    let auth = crate::git_clone::base64(&format!("weft:{PASSWORD}"));
+    std::fs::create_dir_all(dir.path().join("docker")).expect("dir");
+    std::fs::write(
+        dir.path().join("docker/config.json"),
+        json!({ "auths": { registry.address.clone(): { "auth": auth } } }).to_string(),
+    )
+    .expect("docker config");
+    let pushed = traced(dir.path(), &["plugin", "push", &echo, &target]);
+    assert_eq!(pushed.code, 0, "{}", pushed.stderr);
+    let pinned = pushed.stdout.trim().to_string();
+    let out = dir.path().join("pulled.wasm");
+    let pulled = traced(
+        dir.path(),
+        &["plugin", "pull", &pinned, "-o", &out.to_string_lossy()],
+    );
+    assert_eq!(pulled.code, 0, "{}", pulled.stderr);
+    for ran in [&refused, &pushed, &pulled] {
+        for text in [&ran.stdout, &ran.stderr] {
+            assert!(
+                !text.contains(PASSWORD) && !text.contains(&auth),
+                "a credential was logged:\n{text}"
+            );
+        }
+    }
 }
