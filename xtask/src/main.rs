@@ -185,18 +185,24 @@ fn ensure_docker_registry() -> Result<PathBuf, String> {
         return Ok(path);
     }
     eprintln!("xtask: {DOCKER_REGISTRY} is missing; installing Debian's docker-registry");
-    let mut install = Command::new("apt-get");
-    install
-        .args([
-            "install",
-            "-y",
-            "--no-install-recommends",
-            "docker-registry",
-        ])
-        .env("DEBIAN_FRONTEND", "noninteractive");
-    run(&mut install).map_err(|e| {
-        format!("{e}\n  the registry tests need a local registry: `apt-get install docker-registry` (as root), or set WEFT_DOCKER_REGISTRY to a distribution `registry` binary")
-    })?;
+    let install = || {
+        let mut install = Command::new("apt-get");
+        install
+            .args([
+                "install",
+                "-y",
+                "--no-install-recommends",
+                "docker-registry",
+            ])
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        run(&mut install)
+    };
+    // Stale package lists are the usual reason an install fails: update them once.
+    install()
+        .or_else(|_| run(Command::new("apt-get").arg("update")).and_then(|()| install()))
+        .map_err(|e| {
+            format!("{e}\n  the registry tests need a local registry: `apt-get install docker-registry` (as root), or set WEFT_DOCKER_REGISTRY to a distribution `registry` binary")
+        })?;
     Ok(path)
 }
 
