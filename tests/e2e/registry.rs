@@ -360,6 +360,28 @@ fn a_server_pulls_only_from_registries_its_operator_allows() {
     let data = tempfile::tempdir().expect("tempdir");
     let served =
         Served::start_with_env(data.path(), &["--allow-registry", &registry.address], &env);
+    // A tampered blob is refused; once the registry serves the right bytes again, the
+    // same server uses it (a failed pull is not remembered).
+    let layer = manifest(&registry, &pinned)["layers"][0]["digest"]
+        .as_str()
+        .expect("layer digest")
+        .to_string();
+    let blob = registry.blob(&layer);
+    let intact = std::fs::read(&blob).expect("blob");
+    let mut tampered = intact.clone();
+    tampered[0] ^= 0xff;
+    std::fs::write(&blob, &tampered).expect("tamper");
+    let (code, body) = served.call(
+        "POST",
+        "/api/v1/runs",
+        Some(&json!({ "pipeline": source, "file": "p.yaml", "name": "tampered" })),
+    );
+    assert_eq!(code, 400, "{body:#}");
+    assert!(
+        body.to_string().contains("plugin-digest-mismatch"),
+        "{body:#}"
+    );
+    std::fs::write(&blob, &intact).expect("restore");
     let (code, body) = served.call(
         "POST",
         "/api/v1/runs",

@@ -142,13 +142,17 @@ impl PluginRegistry {
         })
     }
 
-    /// Loads and describes `name` (once; later calls reuse the result).
+    /// Loads and describes `name` (once; later calls reuse the result). A registry
+    /// plugin that could not be had is tried again next time: a registry that was down,
+    /// or served a tampered blob, must not keep a long-lived server from using it later.
     pub async fn resolve(&self, name: &str) -> Result<ResolvedPlugin, PluginError> {
         if let Some(done) = self.lock().get(name) {
             return done.clone();
         }
         let result = self.load_and_describe(name).await;
-        self.lock().insert(name.to_string(), result.clone());
+        if result.is_ok() || !weft_core::plugin_ref::is_oci_name(name) {
+            self.lock().insert(name.to_string(), result.clone());
+        }
         result
     }
 
