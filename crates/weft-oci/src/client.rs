@@ -348,3 +348,94 @@ impl tokio::io::AsyncWrite for Capped {
         std::task::Poll::Ready(Ok(()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(config: &str, layers: &[(&str, &str, i64)]) -> Vec<u8> {
+        let layers: Vec<serde_json::Value> = layers
+            .iter()
+            .map(|(media, digest, size)| {
+                serde_json::json!({"mediaType": media, "digest": digest, "size": size})
+            })
+            .collect();
+        serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST_MEDIA_TYPE,
+            "config": {"mediaType": config, "digest": sha256_digest(b"{}"), "size": 2},
+            "layers": layers,
+        })
+        .to_string()
+        .into_bytes()
+    }
+
+    #[test]
+    fn only_single_component_artifacts_are_accepted() {
+        let reference = OciRef::parse("oci://127.0.0.1:5000/a/b:1").expect("parses");
+        let digest = sha256_digest(b"component");
+        let ok = manifest(
+            WASM_CONFIG_MEDIA_TYPE,
+            &[(WASM_LAYER_MEDIA_TYPE, &digest, 9)],
+        );
+        assert_eq!(
+            wasm_layer(&reference, &ok).expect("accepted").digest,
+            digest
+        );
+        let table: Vec<(Vec<u8>, &str)> = vec![
+            (b"not json".to_vec(), "not an OCI image manifest"),
+            (
+                manifest(
+                    "application/vnd.oci.image.config.v1+json",
+                    &[(WASM_LAYER_MEDIA_TYPE, &digest, 9)],
+                ),
+                "its config is",
+            ),
+            (manifest(WASM_CONFIG_MEDIA_TYPE, &[]), "0 layers"),
+            (
+                manifest(
+                    WASM_CONFIG_MEDIA_TYPE,
+                    &[
+                        (WASM_LAYER_MEDIA_TYPE, &digest, 9),
+                        (WASM_LAYER_MEDIA_TYPE, &digest, 9),
+                    ],
+                ),
+                "2 layers",
+            ),
+            (
+                manifest(
+                    WASM_CONFIG_MEDIA_TYPE,
+                    &[("application/vnd.oci.image.layer.v1.tar", &digest, 9)],
+                ),
+                "its layer is",
+            ),
+            (
+                manifest(
+                    WASM_CONFIG_MEDIA_TYPE,
+                    &[(WASM_LAYER_MEDIA_TYPE, "sha256:../../x", 9)],
+                ),
+                "not a sha256 digest",
+            ),
+            (
+                manifest(
+                    WASM_CONFIG_MEDIA_TYPE,
+                    &[(WASM_LAYER_MEDIA_TYPE, &digest, 1 << 40)],
+                ),
+                "limited to",
+            ),
+            (
+                manifest(
+                    WASM_CONFIG_MEDIA_TYPE,
+                    &[(WASM_LAYER_MEDIA_TYPE, &digest, -1)],
+                ),
+                "limited to",
+            ),
+        ];
+        for (bytes, needle) in table {
+            let err = wasm_layer(&reference, &bytes)
+                .expect_err(needle)
+                .to_string();
+            assert!(err.contains(needle), "{needle}: {err}");
+        }
+    }
+}
