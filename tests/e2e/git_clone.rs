@@ -361,6 +361,19 @@ fn git_clone_checks_out_branches_tags_and_commits_over_http_backend() {
     assert!(read(&out.join("docs/guide.txt")).starts_with("line 0 of the guide\n"));
     assert!(!out.join("dev.txt").exists());
     let whole = fetched_objects(dir.path());
+    // A real repository: git reads its HEAD, history, objects and index.
+    assert_eq!(git(&out, &["rev-parse", "HEAD"]), repo.main);
+    assert_eq!(git(&out, &["rev-list", "--count", "HEAD"]), "2");
+    git(&out, &["fsck", "--full", "--strict"]);
+    assert_eq!(
+        git(&out, &["status", "--porcelain"]),
+        "",
+        "the index matches the files"
+    );
+    assert_eq!(
+        git(&out, &["remote", "get-url", "origin"]),
+        server.url("repo.git")
+    );
 
     // The same at depth 1: only the last commit's objects.
     let dir = tempfile::tempdir().expect("tempdir");
@@ -368,6 +381,14 @@ fn git_clone_checks_out_branches_tags_and_commits_over_http_backend() {
     assert_eq!(ran.code, 0, "{}", ran.stderr);
     assert_eq!(run.task("fetch")["results"]["commit"], repo.main.as_str());
     let shallow = fetched_objects(dir.path());
+    let out = dir.path().join("checkout");
+    assert_eq!(
+        git(&out, &["rev-list", "--count", "HEAD"]),
+        "1",
+        "a shallow clone"
+    );
+    git(&out, &["fsck", "--strict"]);
+    assert_eq!(git(&out, &["status", "--porcelain"]), "");
     // main: 2 commits, 2 root trees, 2 docs trees, 4 blobs; its tip alone: 1, 1, 1, 2.
     assert_eq!((whole, shallow), (10, 5), "depth 1 fetches the tip only");
 

@@ -52,6 +52,8 @@ pub struct Written {
     pub files: usize,
     /// Symlinks and submodules left out.
     pub skipped: Vec<String>,
+    /// Each file as the git index lists it: path, mode, id, size.
+    pub entries: Vec<(String, u32, Oid, u32)>,
 }
 
 /// Writes tree `tree` into `dir` (which exists).
@@ -110,6 +112,9 @@ pub fn write_tree(
                 std::fs::write(&path, content)
                     .map_err(|e| format!("cannot write {shown_path}: {e}"))?;
                 written.files += 1;
+                let mode = if mode == "100755" { 0o100755 } else { 0o100644 };
+                let size = u32::try_from(content.len()).unwrap_or(u32::MAX);
+                written.entries.push((shown_path, mode, oid, size));
             }
             "120000" => written.skipped.push(format!("{shown_path} (symlink)")),
             "160000" => {

@@ -6,11 +6,13 @@
 //! (when granted) authenticates as HTTP basic auth, for private repositories; it never
 //! appears in logs or results.
 //!
-//! Differences from the catalogue task: no `.git` directory is written (the files of the
-//! commit only), symlinks and submodules are left out (and listed in the log), and the
+//! The checkout has a `.git` directory (the pack as fetched, its index, `HEAD` detached at
+//! the commit, `shallow`, the origin remote, an index of the files). Differences from the
+//! catalogue task: symlinks and submodules are left out (and listed in the log), and the
 //! server must speak protocol v2 (git 2.18 or later, GitHub, GitLab).
 
 pub mod checkout;
+pub mod gitdir;
 pub mod pack;
 pub mod pktline;
 pub mod protocol;
@@ -206,22 +208,33 @@ mod task {
             &post_headers,
             Some(&protocol::fetch_request(&want, depth)),
         )?;
-        let packed = protocol::pack_of(&fetched.body).map_err(|e| {
+        let fetched = protocol::pack_of(&fetched.body).map_err(|e| {
             if e.contains("not our ref") || e.contains("upload-pack") {
                 params(format!("revision `{wanted_revision}`: {e}"))
             } else {
                 remote(e)
             }
         })?;
-        let objects = pack::parse(&packed).map_err(remote)?;
-        let commit = checkout::commit(&objects, &want).map_err(remote)?;
+        let parsed = pack::parse(&fetched.pack).map_err(remote)?;
+        let objects = &parsed.objects;
+        let commit = checkout::commit(objects, &want).map_err(remote)?;
         if delete_existing {
             checkout::empty_dir(&target).map_err(remote)?;
         }
         std::fs::create_dir_all(&target)
             .map_err(|e| remote(format!("cannot create {}: {e}", target.display())))?;
         let mut written = checkout::Written::default();
-        checkout::write_tree(&objects, &commit.tree, &target, "", &mut written).map_err(remote)?;
+        checkout::write_tree(objects, &commit.tree, &target, "", &mut written).map_err(remote)?;
+        crate::gitdir::write(
+            &target,
+            &fetched.pack,
+            &parsed,
+            &want,
+            &fetched.shallow,
+            &url,
+            &written.entries,
+        )
+        .map_err(remote)?;
         for skipped in &written.skipped {
             weft_sdk::log::warn(&format!("left out {skipped}"));
         }

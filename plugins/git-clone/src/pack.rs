@@ -70,8 +70,18 @@ enum Entry {
     RefDelta(Oid, Vec<u8>),
 }
 
+/// A pack read: its objects, and for an index of it each object's offset and CRC-32.
+pub struct Pack {
+    /// Every object, by id.
+    pub objects: Objects,
+    /// `(id, offset, CRC-32 of the entry's bytes)`, in pack order.
+    pub entries: Vec<(Oid, u64, u32)>,
+    /// The pack's trailing SHA-1.
+    pub checksum: Oid,
+}
+
 /// Reads a whole pack (checking its trailing SHA-1).
-pub fn parse(pack: &[u8]) -> Result<Objects, String> {
+pub fn parse(pack: &[u8]) -> Result<Pack, String> {
     if pack.len() < 32 || &pack[..4] != b"PACK" {
         return Err("the server's pack does not start with `PACK`".into());
     }
@@ -89,9 +99,13 @@ pub fn parse(pack: &[u8]) -> Result<Objects, String> {
     let mut by_offset: HashMap<usize, Oid> = HashMap::new();
     let mut objects: Objects = HashMap::new();
     let mut pending: Vec<(usize, Entry)> = Vec::new();
+    let mut crcs: Vec<(usize, u32)> = Vec::with_capacity(count.min(1 << 20));
     for _ in 0..count {
         let start = at;
         let entry = read_entry(body, &mut at)?;
+        let mut crc = flate2::Crc::new();
+        crc.update(&body[start..at]);
+        crcs.push((start, crc.sum()));
         match entry {
             Entry::Whole(kind, data) => {
                 let oid = object_id(kind, &data);
@@ -145,7 +159,54 @@ pub fn parse(pack: &[u8]) -> Result<Objects, String> {
         }
         pending = left;
     }
-    Ok(objects)
+    let entries = crcs
+        .into_iter()
+        .filter_map(|(start, crc)| by_offset.get(&start).map(|oid| (*oid, start as u64, crc)))
+        .collect();
+    Ok(Pack {
+        objects,
+        entries,
+        checksum: sum,
+    })
+}
+
+/// A version 2 pack index (`.idx`) for `pack`, as `git index-pack` writes it.
+pub fn index(pack: &Pack) -> Vec<u8> {
+    let mut entries = pack.entries.clone();
+    entries.sort_by_key(|entry| entry.0);
+    let mut out = vec![0xff, b't', b'O', b'c', 0, 0, 0, 2];
+    let mut fanout = [0u32; 256];
+    for (oid, _, _) in &entries {
+        fanout[oid[0] as usize] += 1;
+    }
+    let mut total = 0u32;
+    for count in fanout {
+        total += count;
+        out.extend_from_slice(&total.to_be_bytes());
+    }
+    for (oid, _, _) in &entries {
+        out.extend_from_slice(oid);
+    }
+    for (_, _, crc) in &entries {
+        out.extend_from_slice(&crc.to_be_bytes());
+    }
+    let mut large = Vec::new();
+    for (_, offset, _) in &entries {
+        match u32::try_from(*offset) {
+            Ok(small) if small < 0x8000_0000 => out.extend_from_slice(&small.to_be_bytes()),
+            _ => {
+                out.extend_from_slice(&(0x8000_0000u32 | large.len() as u32).to_be_bytes());
+                large.push(*offset);
+            }
+        }
+    }
+    for offset in large {
+        out.extend_from_slice(&offset.to_be_bytes());
+    }
+    out.extend_from_slice(&pack.checksum);
+    let sum: [u8; 20] = Sha1::digest(&out).into();
+    out.extend_from_slice(&sum);
+    out
 }
 
 fn read_entry(body: &[u8], at: &mut usize) -> Result<Entry, String> {
@@ -341,7 +402,7 @@ mod tests {
         body.extend(deflate(&delta));
         let sum: [u8; 20] = Sha1::digest(&body).into();
         body.extend_from_slice(&sum);
-        let objects = parse(&body).expect("parses");
+        let objects = parse(&body).expect("parses").objects;
         // `git hash-object` of "hello world\n".
         let id = parse_hex("3b18e512dba79e4c8300dd08aeb37f8e728b8dad").expect("hex");
         assert_eq!(

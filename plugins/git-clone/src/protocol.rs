@@ -146,11 +146,21 @@ pub fn fetch_request(want: &Oid, depth: u32) -> Vec<u8> {
     out
 }
 
+/// A `fetch` answer: the pack (side-band demultiplexed) and the commits the server
+/// made shallow.
+pub struct Fetched {
+    /// The packfile.
+    pub pack: Vec<u8>,
+    /// `shallow` commits of the `shallow-info` section.
+    pub shallow: Vec<Oid>,
+}
+
 /// The pack in a `fetch` answer (its `packfile` section, side-band demultiplexed).
-pub fn pack_of(body: &[u8]) -> Result<Vec<u8>, String> {
+pub fn pack_of(body: &[u8]) -> Result<Fetched, String> {
     let mut reader = Reader::new(body);
     let mut in_pack = false;
     let mut pack = Vec::new();
+    let mut shallow = Vec::new();
     while let Some(pkt) = reader.next_pkt()? {
         match pkt {
             Pkt::Data(payload) if in_pack => match payload.split_first() {
@@ -169,6 +179,9 @@ pub fn pack_of(body: &[u8]) -> Result<Vec<u8>, String> {
                 if line == "packfile" {
                     in_pack = true;
                 }
+                if let Some(oid) = line.strip_prefix("shallow ").and_then(parse_hex) {
+                    shallow.push(oid);
+                }
             }
             Pkt::Flush if in_pack => break,
             _ => {}
@@ -177,7 +190,7 @@ pub fn pack_of(body: &[u8]) -> Result<Vec<u8>, String> {
     if !in_pack {
         return Err("the server's answer has no pack".into());
     }
-    Ok(pack)
+    Ok(Fetched { pack, shallow })
 }
 
 #[cfg(test)]
@@ -248,7 +261,10 @@ mod tests {
         answer.extend_from_slice(format!("{:04x}", data.len() + 4).as_bytes());
         answer.extend_from_slice(&data);
         pktline::flush(&mut answer);
-        assert_eq!(pack_of(&answer).as_deref(), Ok(&b"PACK"[..]));
+        assert_eq!(
+            pack_of(&answer).map(|f| f.pack).as_deref(),
+            Ok(&b"PACK"[..])
+        );
 
         let mut refused = Vec::new();
         pktline::line(&mut refused, "ERR upload-pack: not our ref\n");
