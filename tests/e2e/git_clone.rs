@@ -223,7 +223,9 @@ fn fixture() -> Fixture {
     git(&work, &["init", "-q", "-b", "main"]);
     std::fs::write(work.join("README.md"), "first\n").expect("write");
     std::fs::write(work.join("docs/guide.txt"), "guide v1\n").expect("write");
+    std::fs::write(work.join("build.sh"), "#!/bin/sh\necho build\n").expect("write");
     git(&work, &["add", "."]);
+    git(&work, &["update-index", "--chmod=+x", "build.sh"]);
     git(&work, &["commit", "-q", "-m", "first"]);
     git(&work, &["tag", "-a", "v1", "-m", "release 1"]);
     let first = git(&work, &["rev-parse", "HEAD"]);
@@ -389,8 +391,8 @@ fn git_clone_checks_out_branches_tags_and_commits_over_http_backend() {
     );
     git(&out, &["fsck", "--strict"]);
     assert_eq!(git(&out, &["status", "--porcelain"]), "");
-    // main: 2 commits, 2 root trees, 2 docs trees, 4 blobs; its tip alone: 1, 1, 1, 2.
-    assert_eq!((whole, shallow), (10, 5), "depth 1 fetches the tip only");
+    // main: 2 commits, 2 root trees, 2 docs trees, 5 blobs; its tip alone: 1, 1, 1, 3.
+    assert_eq!((whole, shallow), (11, 6), "depth 1 fetches the tip only");
 
     // A branch, depth 1.
     let dir = tempfile::tempdir().expect("tempdir");

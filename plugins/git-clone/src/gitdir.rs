@@ -1,6 +1,8 @@
 //! The `.git` directory of a checkout, so `git log`, `git describe` and `git status` work
 //! on it: the pack as fetched with its index (`pack.rs`), `HEAD` detached at the commit,
 //! `shallow` for a shallow fetch, the origin remote, and an index of the files written.
+//! The sandbox cannot set executable bits, so `core.filemode` is off: the index keeps
+//! each file's mode as committed.
 
 use std::path::Path;
 
@@ -37,7 +39,7 @@ pub fn write(
         (
             "config".into(),
             format!(
-                "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n[remote \"origin\"]\n\turl = {url}\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n"
+                "[core]\n\trepositoryformatversion = 0\n\tfilemode = false\n\tbare = false\n[remote \"origin\"]\n\turl = {url}\n\tfetch = +refs/heads/*:refs/remotes/origin/*\n"
             )
             .into_bytes(),
         ),
