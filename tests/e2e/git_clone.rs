@@ -246,6 +246,11 @@ fn fixture() -> Fixture {
     let dev = git(&work, &["rev-parse", "HEAD"]);
     git(&work, &["checkout", "-q", "main"]);
     git(root.path(), &["clone", "-q", "--bare", "work", "repo.git"]);
+    // A change under review, outside branches and tags (as forges keep pull requests).
+    git(
+        &root.path().join("repo.git"),
+        &["update-ref", "refs/pull/7/head", &dev],
+    );
     git(&root.path().join("repo.git"), &["repack", "-adq"]);
     Fixture {
         root,
@@ -265,6 +270,7 @@ spec:
     - {name: revision, default: \"\"}
     - {name: depth, default: \"1\"}
     - {name: subdirectory, default: \"\"}
+    - {name: refspec, default: \"\"}
   workspaces:
     - name: src
   tasks:
@@ -278,6 +284,7 @@ spec:
         - {name: revision, value: $(params.revision)}
         - {name: depth, value: $(params.depth)}
         - {name: subdirectory, value: $(params.subdirectory)}
+        - {name: refspec, value: $(params.refspec)}
 ";
 
 fn clone(
@@ -421,6 +428,18 @@ fn git_clone_checks_out_branches_tags_and_commits_over_http_backend() {
     assert_eq!(run.task("fetch")["results"]["commit"], repo.first.as_str());
     assert_eq!(read(&out.join("sub/README.md")), "first\n");
     assert!(!stale.exists(), "deleteExisting empties the target");
+
+    // A refspec outside branches and tags (a pull request's head), no revision.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ran, run, out) = clone(
+        dir.path(),
+        &server,
+        &["refspec=+refs/pull/7/head:refs/heads/pr"],
+        None,
+    );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    assert_eq!(run.task("fetch")["results"]["commit"], repo.dev.as_str());
+    assert_eq!(read(&out.join("dev.txt")), "dev only\n");
 
     // A revision the repository does not have.
     let dir = tempfile::tempdir().expect("tempdir");
