@@ -424,6 +424,25 @@ fn credentials_come_from_the_docker_config_and_never_show() {
         refused.stderr
     );
 
+    // A broken Docker config of another tool does not stop a run that pulls nothing; one
+    // named with --registry-config must be right.
+    std::fs::create_dir_all(dir.path().join("docker")).expect("dir");
+    let config = dir.path().join("docker/config.json");
+    std::fs::write(&config, "{broken").expect("broken config");
+    let plain = support::pipelines().join("all-succeed.yaml");
+    let plain = plain.to_string_lossy();
+    assert_eq!(traced(dir.path(), &["validate", &plain]).code, 0);
+    let named = traced(
+        dir.path(),
+        &[
+            "validate",
+            &plain,
+            "--registry-config",
+            &config.to_string_lossy(),
+        ],
+    );
+    assert_eq!(named.code, 2, "{}", named.stderr);
+
     // `docker login`'s file: `auths` with base64 `user:password`.
     let auth = crate::git_clone::base64(&format!("weft:{PASSWORD}"));
     std::fs::create_dir_all(dir.path().join("docker")).expect("dir");

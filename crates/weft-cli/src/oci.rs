@@ -13,9 +13,16 @@ use crate::{EXIT_INTEGRITY, Failure};
 
 /// The registry client `args` describe.
 pub(crate) fn registry(args: &RegistryArgs) -> Result<Registry, Failure> {
-    let credentials = match args.config.clone().or_else(Credentials::default_path) {
-        Some(path) => Credentials::load(&path).map_err(Failure::invalid)?,
-        None => Credentials::none(),
+    // A file named on the command line must be right; the default one (another tool's)
+    // only costs its credentials when it cannot be read, so an unrelated broken Docker
+    // config never stops a run that pulls nothing.
+    let credentials = match (&args.config, Credentials::default_path()) {
+        (Some(path), _) => Credentials::load(path).map_err(Failure::invalid)?,
+        (None, Some(path)) => Credentials::load(&path).unwrap_or_else(|message| {
+            tracing::warn!("registry credentials not read: {message}");
+            Credentials::none()
+        }),
+        (None, None) => Credentials::none(),
     };
     let plain_http = args
         .plain_http
