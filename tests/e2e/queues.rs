@@ -491,7 +491,7 @@ fn cron_schedules_fire_each_tick_once_on_running_servers() {
 
 /// `weft runs rerun --failed-only`: attempt 2 keeps the task that succeeded (reason
 /// `Carried`, its results flow on) and runs the failed one and `finally` again; attempt
-/// 1 stays readable; a re-run of a missing run is exit 2, of an unfinished one exit 4;
+/// 1 stays readable; a re-run of a missing run is exit 2, of an unfinished one exit 5;
 /// the API does the same (201, 404).
 #[test]
 fn rerun_failed_only_is_a_new_attempt() {
@@ -570,13 +570,13 @@ fn rerun_failed_only_is_a_new_attempt() {
     assert_eq!(missing.code, 2, "{missing:?}");
     let none = run_in(data, &["runs", "show", "rel", "--attempt", "7"], &[]);
     assert_eq!(none.code, 2, "{none:?}");
-    // Unfinished: exit 4.
+    // Unfinished: exit 5.
     let queue = pipelines().join("queue.yaml");
     let slow = spawn_run(data, "queue.yaml", "slow", &["-p", "sleepMs=3000"]);
     let _ = queue;
     wait_until(data, "slow", "running", |doc| doc["phase"] == "Running");
     let busy = run_in(data, &["runs", "rerun", "slow"], &[]);
-    assert_eq!(busy.code, 4, "{busy:?}");
+    assert_eq!(busy.code, 5, "{busy:?}");
     assert!(busy.stderr.contains("not finished"), "{}", busy.stderr);
     assert_eq!(finish(slow).code, 0);
     // The API.

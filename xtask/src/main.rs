@@ -1,7 +1,8 @@
 //! Project automation, so a fresh machine with only the Rust toolchain needs two commands:
 //!
 //! - `cargo xtask demo`: builds the plugins and the `weft` binary, runs the demo pipeline.
-//! - `cargo xtask test`: builds the plugins, runs every test, then fmt and clippy.
+//! - `cargo xtask test`: builds the plugins, runs every test, then fmt and clippy
+//!   (installing Debian's `docker-registry` for the OCI tests when it is missing).
 //!
 //! Also: `cargo xtask build-plugins` (installs the `wasm32-wasip2` target when missing and
 //! builds `plugins/` into `target/plugins/`) and `cargo xtask build-sdk-plugins` (installs
@@ -174,7 +175,42 @@ fn demo(extra: &[String]) -> Result<(), String> {
     }
 }
 
+/// The registry the OCI end-to-end tests push to: Debian's `docker-registry` (the CNCF
+/// distribution server), installed with apt-get when missing.
+const DOCKER_REGISTRY: &str = "/usr/bin/docker-registry";
+
+fn ensure_docker_registry() -> Result<PathBuf, String> {
+    let path = PathBuf::from(DOCKER_REGISTRY);
+    if path.is_file() {
+        return Ok(path);
+    }
+    eprintln!("xtask: {DOCKER_REGISTRY} is missing; installing Debian's docker-registry");
+    let install = || {
+        let mut install = Command::new("apt-get");
+        install
+            .args([
+                "install",
+                "-y",
+                "--no-install-recommends",
+                "docker-registry",
+            ])
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        run(&mut install)
+    };
+    // Stale package lists are the usual reason an install fails: update them once.
+    install()
+        .or_else(|_| run(Command::new("apt-get").arg("update")).and_then(|()| install()))
+        .map_err(|e| {
+            format!("{e}\n  the registry tests need a local registry: `apt-get install docker-registry` (as root), or set WEFT_DOCKER_REGISTRY to a distribution `registry` binary")
+        })?;
+    Ok(path)
+}
+
 fn test(extra: &[String]) -> Result<(), String> {
+    let registry = match std::env::var_os("WEFT_DOCKER_REGISTRY") {
+        Some(path) => PathBuf::from(path),
+        None => ensure_docker_registry()?,
+    };
     let plugins = build_plugins()?;
     let weft = build_weft(&plugins)?;
     // The SDK examples are built by that `weft` (`weft plugin build`), then their own
@@ -187,6 +223,7 @@ fn test(extra: &[String]) -> Result<(), String> {
         .args(extra)
         .env("WEFT_EMBED_PLUGINS", &plugins)
         .env("WEFT_PLUGIN_DIR", &plugins)
+        .env("WEFT_DOCKER_REGISTRY", &registry)
         .env("WEFT_SDK_PLUGIN_DIR", &sdk.plugins)
         .env("WEFT_COMPONENTIZE_PY", &sdk.tools.componentize_py)
         .env("WEFT_JCO", &sdk.tools.jco))?;
@@ -213,6 +250,7 @@ fn test(extra: &[String]) -> Result<(), String> {
         "time-window",
         "-p",
         "catalogue-common",
+        "git-clone",
     ]))?;
     lint()
 }

@@ -177,6 +177,18 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s")]
     pub report_timeout: String,
 
+    /// A registry (`HOST[:PORT]`, exactly as references name it) submissions may pull
+    /// `oci://` plugins from (comma-separated, repeatable). None by default: a submitted
+    /// pipeline naming a plugin by reference is refused, so no submission makes the
+    /// server fetch a URL.
+    #[arg(
+        long = "allow-registry",
+        value_name = "HOST[:PORT]",
+        value_delimiter = ',',
+        env = "WEFT_ALLOW_REGISTRY"
+    )]
+    pub allow_registries: Vec<String>,
+
     /// Where runs keep their logs, reports and default workspaces.
     #[arg(long, value_name = "DIR", env = "WEFT_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -228,6 +240,47 @@ pub struct PluginArgs {
     /// Where compiled components are cached.
     #[arg(long, value_name = "DIR", env = "WEFT_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+
+    /// Registry options, for `oci://` plugins.
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+}
+
+/// How plugins in OCI registries are reached (`oci://HOST/NAME@sha256:...`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct RegistryArgs {
+    /// A registry (`HOST[:PORT]`) reached over plain HTTP (repeatable). Loopback
+    /// registries (`localhost`, `127.0.0.0/8`, `[::1]`) always are; any other registry is
+    /// reached over HTTPS unless named here.
+    #[arg(
+        long = "registry-http",
+        value_name = "HOST[:PORT]",
+        value_delimiter = ',',
+        env = "WEFT_REGISTRY_HTTP"
+    )]
+    pub plain_http: Vec<String>,
+
+    /// The Docker config file registry credentials are read from (`auths`; default
+    /// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`).
+    #[arg(
+        long = "registry-config",
+        value_name = "FILE",
+        env = "WEFT_REGISTRY_CONFIG"
+    )]
+    pub config: Option<PathBuf>,
+
+    /// Where pulled plugins are kept by digest (default: `oci` in weft's cache directory).
+    #[arg(
+        long = "registry-cache",
+        value_name = "DIR",
+        env = "WEFT_REGISTRY_CACHE"
+    )]
+    pub cache: Option<PathBuf>,
+
+    /// The registries this process may pull from; `None`: any (`weft serve` sets its
+    /// `--allow-registry` list).
+    #[arg(skip)]
+    pub allowed: Option<Vec<String>>,
 }
 
 /// A pipeline file and its params.
@@ -249,6 +302,11 @@ pub struct PipelineArgs {
     /// the file does not hold the Pipeline (repeatable).
     #[arg(long = "pipelines", value_name = "DIR")]
     pub pipeline_dirs: Vec<PathBuf>,
+    /// A lock file pinning plugin names to registry digests (`plugins: {NAME:
+    /// oci://HOST/NAME@sha256:...}`). Default: `weft.lock` beside the pipeline, when there
+    /// is one.
+    #[arg(long, value_name = "FILE")]
+    pub lock: Option<PathBuf>,
 
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
@@ -430,6 +488,30 @@ pub enum PluginCommand {
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
+    /// Push a component to an OCI registry as a Wasm artifact (config
+    /// `application/vnd.wasm.config.v0+json`, one `application/wasm` layer); prints the
+    /// reference pinned by digest, for pipelines and `weft.lock`.
+    Push {
+        /// The component (`.wasm`).
+        file: PathBuf,
+        /// Where to push it: `oci://HOST[:PORT]/NAMESPACE/NAME:TAG`.
+        reference: String,
+        /// Registry options.
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+    /// Pull a component from an OCI registry, verified against its digest; prints the
+    /// reference pinned by digest.
+    Pull {
+        /// `oci://HOST[:PORT]/NAMESPACE/NAME` with `:TAG` or `@sha256:...`.
+        reference: String,
+        /// Where to write it (default: `NAME.wasm` in the current directory).
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Registry options.
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
     /// Compile a component ahead of time into the cache.
     Compile {
         /// The `.wasm` file.
@@ -568,27 +650,7 @@ pub struct RerunArgs {
 pub enum SchedulesCommand {
     /// Add a schedule: every tick of CRON (in TIMEZONE) starts a run of FILE, named
     /// `NAME-<time>`, on whichever `weft serve` sharing the store claims the tick first.
-    Add {
-        /// The schedule's name (a DNS-1123 label).
-        name: String,
-        /// The cron expression: 5 fields (`0 2 * * 1-5`), or 6 with seconds first.
-        #[arg(long, value_name = "EXPR")]
-        cron: String,
-        /// The IANA time zone the expression is read in.
-        #[arg(long, value_name = "ZONE", default_value = "UTC")]
-        timezone: String,
-        /// The pipeline file.
-        file: PathBuf,
-        /// A param value, `NAME=VALUE` (repeatable), as `weft run -p`.
-        #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
-        params: Vec<String>,
-        /// Plugin sources (to validate the pipeline now rather than at every tick).
-        #[command(flatten)]
-        plugins: PluginArgs,
-        /// Where the store is.
-        #[command(flatten)]
-        store: StoreArgs,
-    },
+    Add(Box<ScheduleAddArgs>),
     /// The schedules, with their next tick.
     List {
         /// Where the store is.
@@ -603,4 +665,28 @@ pub enum SchedulesCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+}
+
+/// `weft schedules add`.
+#[derive(Debug, Clone, Args)]
+pub struct ScheduleAddArgs {
+    /// The schedule's name (a DNS-1123 label).
+    pub name: String,
+    /// The cron expression: 5 fields (`0 2 * * 1-5`), or 6 with seconds first.
+    #[arg(long, value_name = "EXPR")]
+    pub cron: String,
+    /// The IANA time zone the expression is read in.
+    #[arg(long, value_name = "ZONE", default_value = "UTC")]
+    pub timezone: String,
+    /// The pipeline file.
+    pub file: PathBuf,
+    /// A param value, `NAME=VALUE` (repeatable), as `weft run -p`.
+    #[arg(short = 'p', long = "param", value_name = "NAME=VALUE")]
+    pub params: Vec<String>,
+    /// Plugin sources (to validate the pipeline now rather than at every tick).
+    #[command(flatten)]
+    pub plugins: PluginArgs,
+    /// Where the store is.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }

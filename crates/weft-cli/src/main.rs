@@ -1,12 +1,14 @@
 //! The `weft` binary. Exit codes: 0 the run succeeded (also with warnings, or completed
 //! with skips); 1 it failed, timed out, errored or was cancelled; 2 the pipeline or the
 //! command line is invalid (nothing ran); 3 weft itself could not work (e.g. an unwritable
-//! data directory); 4 the run's state does not allow it (re-running an unfinished run).
+//! data directory); 4 a plugin pulled from a registry did not match its digest (nothing
+//! ran); 5 the run's state does not allow it (re-running an unfinished run).
 
 mod cli;
 mod decide;
 mod decorators;
 mod identities;
+mod oci;
 mod pipeline_run;
 mod runs;
 mod schedules;
@@ -44,8 +46,10 @@ mod builtin {
 pub(crate) const EXIT_INVALID: u8 = 2;
 /// Exit code: weft could not do its own work.
 const EXIT_ENVIRONMENT: u8 = 3;
+/// Exit code: a plugin pulled from a registry did not match its digest; nothing ran.
+pub(crate) const EXIT_INTEGRITY: u8 = 4;
 /// Exit code: the run is not in a state that allows this (re-running an unfinished run).
-pub(crate) const EXIT_CONFLICT: u8 = 4;
+pub(crate) const EXIT_CONFLICT: u8 = 5;
 
 /// A failure that ends the command with a message and an exit code.
 #[derive(Debug)]
@@ -119,6 +123,7 @@ fn registry(args: &PluginArgs) -> Result<PluginRegistry, Failure> {
     })
     .map_err(|e| Failure::environment(e.to_string()))?;
     let mut registry = PluginRegistry::new(runtime, builtin::BUILTIN_PLUGINS);
+    registry.set_oci(oci::registry(&args.registry)?);
     for dir in &args.plugin_dirs {
         registry.add_dir(dir).map_err(|e| {
             Failure::invalid(format!(
@@ -130,7 +135,7 @@ fn registry(args: &PluginArgs) -> Result<PluginRegistry, Failure> {
     Ok(registry)
 }
 
-fn home_dir(var: &str, fallback: &str) -> Option<PathBuf> {
+pub(crate) fn home_dir(var: &str, fallback: &str) -> Option<PathBuf> {
     std::env::var_os(var)
         .filter(|v| !v.is_empty())
         .map(PathBuf::from)
@@ -207,7 +212,14 @@ fn report_invalid_in(
             diagnostics::render_in(diagnostics, main, source, std::io::stderr().is_terminal())
         ),
     }
-    Ok(EXIT_INVALID)
+    let tampered = diagnostics
+        .iter()
+        .any(|d| d.code == weft_engine::runs::PLUGIN_DIGEST_MISMATCH);
+    Ok(if tampered {
+        EXIT_INTEGRITY
+    } else {
+        EXIT_INVALID
+    })
 }
 
 /// Reads the pipeline; in JSON mode an unreadable file is still reported as a document.
@@ -250,9 +262,13 @@ async fn validate(args: PipelineArgs) -> Result<u8, Failure> {
         Err(done) => return done,
     };
     let library = pipeline_run::library(&args.pipeline_dirs)?;
-    let (pipeline, parsed) = pipeline_run::files(source.clone(), file.clone(), library);
+    let (mut pipeline, parsed) = pipeline_run::files(source.clone(), file.clone(), library);
     let supplied = spec_flags::params(parsed.pipeline.as_ref(), &args.params)?;
     let supplied = parsed.supplied(&supplied);
+    pipeline.plugins = match oci::lock_pins(args.lock.as_deref(), &args.file, args.output) {
+        Ok(pins) => pins,
+        Err(done) => return done,
+    };
     let registry = registry(&args.plugins)?;
     match validate_pipeline(&registry, &pipeline, &supplied).await {
         Ok(prepared) => {
@@ -286,6 +302,11 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
     let (pipeline, parsed) = pipeline_run::files(source.clone(), file.clone(), library);
     let params = spec_flags::params(parsed.pipeline.as_ref(), &pipeline_args.params)?;
     let mut spec = spec_flags::run_spec(&args, pipeline, params)?;
+    spec.pipeline.plugins =
+        match oci::lock_pins(pipeline_args.lock.as_deref(), &pipeline_args.file, output) {
+            Ok(pins) => pins,
+            Err(done) => return done,
+        };
     let volumes = pipeline_run::volumes(&args.volumes)?;
     let applied = pipeline_run::apply(&parsed, &mut spec, Some(&volumes));
     if !applied.problems.is_empty() || !parsed.diagnostics.is_empty() {
@@ -597,6 +618,16 @@ async fn plugin(command: PluginCommand) -> Result<u8, Failure> {
             println!("{}", written.summary());
             Ok(0)
         }
+        PluginCommand::Push {
+            file,
+            reference,
+            registry,
+        } => oci::push(&file, &reference, &registry).await,
+        PluginCommand::Pull {
+            reference,
+            output,
+            registry,
+        } => oci::pull(&reference, output.as_deref(), &registry).await,
         PluginCommand::Build { dir } => {
             let out = weft_cli::plugin_build::build(&dir).map_err(Failure::environment)?;
             println!("built {}", out.display());

@@ -10,15 +10,16 @@ use crate::{Failure, default_data_dir, read_pipeline_for, report_invalid, runs, 
 /// Carries out `weft schedules ...`.
 pub async fn command(command: SchedulesCommand) -> Result<u8, Failure> {
     match command {
-        SchedulesCommand::Add {
-            name,
-            cron,
-            timezone,
-            file: path,
-            params,
-            plugins,
-            store,
-        } => {
+        SchedulesCommand::Add(args) => {
+            let crate::cli::ScheduleAddArgs {
+                name,
+                cron,
+                timezone,
+                file: path,
+                params,
+                plugins,
+                store,
+            } = *args;
             let output = store.output.plain();
             let file = path.display().to_string();
             let source = match read_pipeline_for(&path, output) {

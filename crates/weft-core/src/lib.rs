@@ -28,6 +28,7 @@ pub mod operation;
 pub mod parse;
 pub mod pipeline_run;
 pub mod plan;
+pub mod plugin_ref;
 pub mod queue;
 pub mod replay;
 pub mod run;

@@ -92,7 +92,6 @@ pub(crate) struct Document {
 
 /// Parses the only document of `source`. An empty document gives `None`; a second
 /// document is a syntax error.
-#[cfg(test)]
 pub(crate) fn parse(source: &str) -> Result<Option<Node>, SyntaxError> {
     let mut documents = parse_documents(source)?;
     if documents.len() > 1 {

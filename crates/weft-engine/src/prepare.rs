@@ -22,6 +22,9 @@ pub struct Prepared {
 /// Diagnostic code for a plugin that exists but cannot be loaded or described.
 pub const PLUGIN_UNUSABLE: &str = "plugin-unusable";
 
+/// Diagnostic code for a plugin pulled from a registry that does not match its digest.
+pub const PLUGIN_DIGEST_MISMATCH: &str = "plugin-digest-mismatch";
+
 /// Parses, resolves plugins and validates. All problems come back together, sorted by
 /// position.
 pub async fn prepare(
@@ -41,7 +44,8 @@ pub async fn prepare(
 
 /// [`prepare`] for a run's files (a `PipelineRun` and the files it references), the main
 /// file's text being `source` (as the store kept it). A `PipelineRun`'s params are given
-/// under `supplied`; every problem is labelled with its document.
+/// under `supplied`; every problem is labelled with its document. A plugin name the
+/// files' pins (`weft.lock`) pin is pulled by its digest-pinned reference.
 pub async fn prepare_files(
     registry: &PluginRegistry,
     files: &PipelineSource,
@@ -49,6 +53,15 @@ pub async fn prepare_files(
     supplied: &BTreeMap<String, ParamValue>,
 ) -> Result<Prepared, Vec<Diagnostic>> {
     let file = files.file.as_str();
+    let lock = files.lock().map_err(|message| {
+        vec![Diagnostic::new(
+            file,
+            weft_core::Pos::new(0, 0),
+            "",
+            weft_core::plugin_ref::codes::LOCK_REFERENCE,
+            message,
+        )]
+    })?;
     let parsed = files.parse_with(source);
     let supplied = &parsed.supplied(supplied);
     let layout = parsed.layout;
@@ -90,7 +103,7 @@ pub async fn prepare_files(
     let mut described = BTreeMap::new();
     let mut unusable = BTreeMap::new();
     for name in names {
-        match registry.resolve(name).await {
+        match registry.resolve(&lock.resolve(name)).await {
             Ok(resolved)
                 if resolved.plugin.kind().is_task()
                     || resolved.plugin.kind() == PluginKind::Gate =>
@@ -101,15 +114,21 @@ pub async fn prepare_files(
             Ok(resolved) => {
                 unusable.insert(
                     name.to_string(),
-                    format!(
-                        "plugin `{name}` is a {}, not a task or a gate",
-                        resolved.plugin.kind().as_str()
+                    (
+                        format!(
+                            "plugin `{name}` is a {}, not a task or a gate",
+                            resolved.plugin.kind().as_str()
+                        ),
+                        PLUGIN_UNUSABLE,
                     ),
                 );
             }
             Err(PluginError::NotFound(_)) => {}
+            Err(err @ PluginError::Integrity(_)) => {
+                unusable.insert(name.to_string(), (err.to_string(), PLUGIN_DIGEST_MISMATCH));
+            }
             Err(err) => {
-                unusable.insert(name.to_string(), err.to_string());
+                unusable.insert(name.to_string(), (err.to_string(), PLUGIN_UNUSABLE));
             }
         }
     }
@@ -131,24 +150,23 @@ pub async fn prepare_files(
                 _ => None,
             }
         });
-        let (message, hint) = match (unusable.get(name), wrong_kind) {
-            (Some(err), _) => (
+        let (message, hint, code) = match (unusable.get(name), wrong_kind) {
+            (Some((err, code)), _) if *code == PLUGIN_DIGEST_MISMATCH => (
+                err.clone(),
+                "the registry (or something between) served other bytes than the digest pins: nothing was run; check the registry, or pin the digest `weft plugin push` printed",
+                *code,
+            ),
+            (Some((err, code)), _) => (
                 err.clone(),
                 "rebuild the plugin, or point --plugins at a directory with a working one",
+                *code,
             ),
-            (None, Some(found)) => found,
+            (None, Some((message, hint))) => (message, hint, PLUGIN_UNUSABLE),
             (None, None) => continue,
         };
         unusable_at.insert((used.name.pos.line, used.name.pos.column));
         diagnostics.push(
-            Diagnostic::new(
-                file,
-                used.name.pos,
-                used.path.clone(),
-                PLUGIN_UNUSABLE,
-                message,
-            )
-            .with_hint(hint),
+            Diagnostic::new(file, used.name.pos, used.path.clone(), code, message).with_hint(hint),
         );
     }
     // `spec.decorators`: each id a form decorator, each input matching its schema.

@@ -1,5 +1,7 @@
 //! Finding plugins by `taskRef.name`: built-in plugins first, then plugin directories in
-//! the order given. Each plugin is loaded and described once per process.
+//! the order given; a name `oci://HOST/NAME@sha256:...` is pulled from a registry (when
+//! the process has one: [`PluginRegistry::set_oci`]) and verified against its digest
+//! before it is compiled. Each plugin is loaded and described once per process.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -18,6 +20,9 @@ pub enum PluginError {
     /// It exists but could not be loaded.
     #[error("{0}")]
     Load(String),
+    /// Pulled from a registry, it did not match its digest: refused before compiling.
+    #[error("{0}")]
+    Integrity(String),
     /// It loaded but `describe()` failed.
     #[error("plugin `{name}` could not describe itself: {detail}")]
     Describe {
@@ -54,6 +59,8 @@ pub struct PluginRegistry {
     builtins: usize,
     dirs: Vec<PathBuf>,
     resolved: Mutex<HashMap<String, Result<ResolvedPlugin, PluginError>>>,
+    /// Where `oci://` plugins are pulled from; `None`: such names are not found.
+    oci: Option<weft_oci::Registry>,
 }
 
 impl PluginRegistry {
@@ -69,6 +76,7 @@ impl PluginRegistry {
             builtins: builtins.len(),
             dirs: Vec::new(),
             resolved: Mutex::new(HashMap::new()),
+            oci: None,
         }
     }
 
@@ -88,6 +96,11 @@ impl PluginRegistry {
             }
         }
         Ok(())
+    }
+
+    /// Pulls `oci://` plugins through `registry` (its policy says which registries).
+    pub fn set_oci(&mut self, registry: weft_oci::Registry) {
+        self.oci = Some(registry);
     }
 
     /// The runtime plugins are loaded into.
@@ -129,13 +142,17 @@ impl PluginRegistry {
         })
     }
 
-    /// Loads and describes `name` (once; later calls reuse the result).
+    /// Loads and describes `name` (once; later calls reuse the result). A registry
+    /// plugin that could not be had is tried again next time: a registry that was down,
+    /// or served a tampered blob, must not keep a long-lived server from using it later.
     pub async fn resolve(&self, name: &str) -> Result<ResolvedPlugin, PluginError> {
         if let Some(done) = self.lock().get(name) {
             return done.clone();
         }
         let result = self.load_and_describe(name).await;
-        self.lock().insert(name.to_string(), result.clone());
+        if result.is_ok() || !weft_core::plugin_ref::is_oci_name(name) {
+            self.lock().insert(name.to_string(), result.clone());
+        }
         result
     }
 
@@ -145,14 +162,37 @@ impl PluginRegistry {
         self.resolved.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Pulls (or reads from the cache) and verifies an `oci://` plugin.
+    async fn pull(&self, name: &str) -> Result<Vec<u8>, PluginError> {
+        let reference = weft_core::plugin_ref::OciRef::parse(name)
+            .map_err(|e| PluginError::Load(e.to_string()))?;
+        let Some(oci) = &self.oci else {
+            return Err(PluginError::Load(format!(
+                "`{reference}` names a registry, and this weft pulls no plugins from registries"
+            )));
+        };
+        match oci.fetch_pinned(&reference).await {
+            Ok(pulled) => Ok(pulled.component),
+            Err(err) if err.is_integrity() => Err(PluginError::Integrity(err.to_string())),
+            Err(err) => Err(PluginError::Load(format!(
+                "cannot pull plugin `{reference}`: {err}"
+            ))),
+        }
+    }
+
     async fn load_and_describe(&self, name: &str) -> Result<ResolvedPlugin, PluginError> {
-        let source = self
-            .sources
-            .get(name)
-            .ok_or_else(|| PluginError::NotFound(name.to_string()))?;
-        let loaded: Result<Plugin, LoadError> = match source {
-            Source::Builtin(bytes) => self.runtime.load_bytes(name, bytes),
-            Source::File(path) => self.runtime.load_file(path),
+        let loaded: Result<Plugin, LoadError> = if weft_core::plugin_ref::is_oci_name(name) {
+            let component = self.pull(name).await?;
+            self.runtime.load_bytes(name, &component)
+        } else {
+            let source = self
+                .sources
+                .get(name)
+                .ok_or_else(|| PluginError::NotFound(name.to_string()))?;
+            match source {
+                Source::Builtin(bytes) => self.runtime.load_bytes(name, bytes),
+                Source::File(path) => self.runtime.load_file(path),
+            }
         };
         let plugin = loaded.map_err(|e| PluginError::Load(e.to_string()))?;
         let failed = |report: weft_runtime::TaskReport| PluginError::Describe {

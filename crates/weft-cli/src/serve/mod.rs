@@ -123,6 +123,14 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
     // A batch that cannot reach the database is retried while the lease may be valid.
     let store = runs::open_store_with(&location, recover_timeout)?;
     let opened = store.clone();
+    // Submissions pull `oci://` plugins only from the registries the operator names.
+    args.plugins.registry.allowed = Some(
+        args.allow_registries
+            .iter()
+            .map(|host| host.trim().to_string())
+            .filter(|host| !host.is_empty())
+            .collect(),
+    );
     let service = crate::service(
         &args.plugins,
         data_dir.clone(),
@@ -356,6 +364,11 @@ struct SubmitRequest {
     /// When the run starts (RFC 3339): it waits in phase `Scheduled` until then.
     #[serde(default)]
     scheduled_at: Option<String>,
+    /// Plugin names pinned to registry references, as a `weft.lock`'s `plugins`
+    /// (`{"git-clone": "oci://HOST/NAME@sha256:..."}`); pulled only from the registries
+    /// `--allow-registry` names.
+    #[serde(default)]
+    plugins: BTreeMap<String, String>,
 }
 
 /// The run a submission asks for: the request's fields (in the same grammar as `weft
@@ -368,6 +381,7 @@ fn run_spec(server: &Server, request: SubmitRequest) -> Result<RunSpec, String> 
         .clone()
         .unwrap_or_else(|| "submitted.yaml".to_string());
     let mut spec = RunSpec::new(request.pipeline, file);
+    spec.pipeline.plugins = request.plugins;
     spec.name = request.name;
     spec.params = request.params;
     spec.parallelism = request.parallelism;

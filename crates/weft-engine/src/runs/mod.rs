@@ -40,6 +40,7 @@ pub use crate::execute::{CancelHandle, ControlReceiver, RunEnd, RunTimeouts, can
 pub use crate::grants::{DEFAULT_DECORATOR_TIMEOUT, HttpGrants, SecretGrants};
 pub use crate::observe::{Held, Quiet, RunEvent, RunObserver, describe_time};
 pub use crate::policy::SubmissionPolicy;
+pub use crate::prepare::PLUGIN_DIGEST_MISMATCH;
 pub use crate::prepare::Prepared;
 pub use crate::registry::{PluginError, PluginRegistry, ResolvedPlugin};
 pub use crate::report::{ReporterSpec, Undelivered};

@@ -165,6 +165,10 @@ pub struct PipelineSource {
     /// `pipelineRef` names (`weft run --pipelines DIR`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub referenced: Vec<ReferencedFile>,
+    /// Plugin names pinned to digest-pinned registry references (`weft.lock`, or a
+    /// submission's `plugins`): name -> `oci://HOST/NAME@sha256:...`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub plugins: BTreeMap<String, String>,
 }
 
 /// A file a run uses besides its own.
@@ -184,7 +188,13 @@ impl PipelineSource {
             source: source.into(),
             file: file.into(),
             referenced: Vec::new(),
+            plugins: BTreeMap::new(),
         }
+    }
+
+    /// The pins, checked (each a digest-pinned `oci://` reference).
+    pub fn lock(&self) -> Result<weft_core::plugin_ref::PluginLock, String> {
+        weft_core::plugin_ref::lock_from_texts(&self.plugins)
     }
 
     /// Parses the run's files: the pipeline it runs, its `PipelineRun`, every problem.
