@@ -20,6 +20,7 @@ mod report;
 pub mod runs;
 mod secrets;
 mod snapshot;
+mod source;
 
 pub use runs::{
     Finished, LiveRun, RunService, RunSpec, ServiceConfig, StoreOpener, SubmitError, Warn,

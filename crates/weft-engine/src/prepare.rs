@@ -9,7 +9,7 @@ use weft_core::{Diagnostic, Plan, Spanned};
 use weft_runtime::PluginKind;
 
 use crate::registry::{Catalog, PluginError, PluginRegistry, ResolvedPlugin};
-use crate::runs::PipelineSource;
+use crate::source::PipelineSource;
 
 /// A validated plan and the plugins it needs.
 pub struct Prepared {
