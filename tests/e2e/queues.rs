@@ -582,18 +582,36 @@ fn rerun_failed_only_is_a_new_attempt() {
     // The API.
     let db = data.join("weft.db");
     let served = Served::start(data, &["--db", db.to_str().expect("utf-8")]);
+    // A run the operator started (its host directories, its HTTP rules) is not the API's
+    // to re-run.
     let (status, body) = served.call("POST", "/api/v1/runs/rel/rerun", Some(&json!({})));
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = served.submit("rerun.yaml", json!({"name": "api-rel"}));
     assert_eq!(status, 201, "{body}");
-    assert_eq!(body["name"], "rel~3");
-    let third = served.wait_for("rel", |run| run["finishedAt"].is_i64());
-    assert_eq!(
-        (third["attempt"].as_u64(), third["status"].as_str()),
-        (Some(3), Some("Succeeded"))
+    let first = served.wait_for("api-rel", |run| run["finishedAt"].is_i64());
+    assert_eq!(first["status"], "Failed");
+    let (status, body) = served.call(
+        "POST",
+        "/api/v1/runs/api-rel/rerun",
+        Some(&json!({"failedOnly": true, "params": {"code": "0"}})),
     );
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["name"], "api-rel~2");
+    let second = served.wait_for("api-rel", |run| {
+        run["attempt"] == 2 && run["finishedAt"].is_i64()
+    });
+    assert_eq!(second["status"], "Succeeded", "{second:#}");
     let (status, _) = served.call("POST", "/api/v1/runs/nope/rerun", None);
     assert_eq!(status, 404);
-    let (status, second) = served.call("GET", "/api/v1/runs/rel?attempt=2", None);
-    assert_eq!((status, second["attempt"].as_u64()), (200, Some(2)));
+    let (status, earlier) = served.call("GET", "/api/v1/runs/api-rel?attempt=1", None);
+    assert_eq!(
+        (
+            status,
+            earlier["attempt"].as_u64(),
+            earlier["status"].as_str()
+        ),
+        (200, Some(1), Some("Failed"))
+    );
 }
 
 /// A server killed between claiming a tick and creating its run: the tick stays claimed

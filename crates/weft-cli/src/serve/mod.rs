@@ -523,6 +523,7 @@ fn refusal(err: SubmitError) -> Response {
             format!("no run named `{run}`"),
         ),
         SubmitError::NotTerminal(message) => error(StatusCode::CONFLICT, "not-finished", message),
+        SubmitError::Forbidden(message) => error(StatusCode::FORBIDDEN, "forbidden", message),
         SubmitError::Environment(message) => {
             error(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
         }

@@ -39,6 +39,8 @@ pub(super) enum HeldBack {
     },
     /// The engine let go of it (or lost it): end here without writing more.
     Ended(RunEnd),
+    /// Its lease was lost while it waited and it cannot be let go of: it ends `Errored`.
+    Lost(String),
 }
 
 /// One decision on a group's rows for `me` arriving or waiting: what changes, and whether
@@ -251,7 +253,11 @@ impl Driver {
             Some(why) = lost_lease.recv() => {
                 tracing::error!(reason = %why, "lost the run's lease while it waited; stopping");
                 self.journal = None;
-                Some(HeldBack::Ended(RunEnd::Suspended))
+                Some(if self.suspendable {
+                    HeldBack::Ended(RunEnd::Suspended)
+                } else {
+                    HeldBack::Lost(why)
+                })
             }
             control = cancel.0.recv() => match control {
                 Some(Control::Cancel(_)) => Some(HeldBack::Withdrawn { superseded: false }),

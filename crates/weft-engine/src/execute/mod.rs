@@ -238,6 +238,10 @@ impl Driver {
             admission::HeldBack::Go => self.start(cancel),
             admission::HeldBack::Withdrawn { superseded } => self.state.withdraw(superseded).into(),
             admission::HeldBack::Ended(end) => return end,
+            admission::HeldBack::Lost(why) => self
+                .state
+                .infra_error(format!("lost the run's lease: {why}"))
+                .into(),
         };
         // Time spent waiting for the schedule or a slot does not count against deadlines.
         let started = started + held_since.elapsed();

@@ -118,6 +118,8 @@ pub enum SubmitError {
     NotFound(String),
     /// The run to re-run is not finished (only a terminal run can be re-run).
     NotTerminal(String),
+    /// The caller may not do this (a server's caller re-running an operator's run).
+    Forbidden(String),
     /// weft could not do its own work (the store, the data directory...).
     Environment(String),
 }
@@ -138,7 +140,9 @@ impl std::fmt::Display for SubmitError {
                 write!(f, "a run named `{name}` already exists; pick another name")
             }
             SubmitError::NotFound(run) => write!(f, "no run named `{run}`"),
-            SubmitError::NotTerminal(message) => f.write_str(message),
+            SubmitError::NotTerminal(message) | SubmitError::Forbidden(message) => {
+                f.write_str(message)
+            }
         }
     }
 }

@@ -154,6 +154,13 @@ impl RunService {
             .map_err(|e| SubmitError::Environment(format!("run store: {e}")))?
             .len() as u32;
         let mut spec = stored.spec;
+        // A server's caller re-runs only what a submission made: a run started by the
+        // operator may bind host directories and HTTP rules no submission gets.
+        if request.policy.is_some() && spec.policy.is_none() {
+            return Err(SubmitError::Forbidden(format!(
+                "run `{name}` was started by the operator, not submitted to this server: re-run it with `weft runs rerun` where it ran"
+            )));
+        }
         spec.params.extend(request.params);
         // The time it was scheduled for has passed; the re-run starts now.
         spec.scheduled_at_ms = None;
