@@ -395,6 +395,33 @@ fn scheduled_runs_wait_for_their_time() {
     }
     let missing = run_in(data, &["runs", "show", "refused"], &[]);
     assert_eq!(missing.code, 2, "nothing was created: {missing:?}");
+    // Handed to the store, a run for later says so at once.
+    let file = pipelines().join("queue.yaml");
+    let detached = run_in(
+        data,
+        &[
+            "run",
+            file.to_str().expect("utf-8"),
+            "--name",
+            "parked",
+            "--in",
+            "1h",
+            "--detach",
+        ],
+        &[],
+    );
+    assert_eq!(detached.code, 0, "{detached:?}");
+    let list = run_in(data, &["runs", "list"], &[]);
+    let row = list
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("parked"))
+        .unwrap_or_default();
+    assert!(
+        row.contains("Scheduled (scheduled for 20"),
+        "{}",
+        list.stdout
+    );
 }
 
 /// A per-second cron schedule on two running servers sharing one store: ticks start

@@ -90,6 +90,21 @@ impl LiveRun {
     /// runs it (its secret workspaces are mounted again there).
     pub fn detach(self) -> Result<(), String> {
         if let Some(durable) = &self.options.durable {
+            // A run for later says so from the start, not once an engine takes it.
+            if self
+                .options
+                .not_before
+                .is_some_and(|at| at > std::time::SystemTime::now())
+            {
+                let phase = weft_store::WriteOp::RunPhase {
+                    lease: durable.lease.clone(),
+                    phase: weft_store::RunPhase::Scheduled,
+                };
+                durable
+                    .store
+                    .apply(vec![phase])
+                    .map_err(|e| format!("run store: {e}"))?;
+            }
             durable
                 .store
                 .flush()
