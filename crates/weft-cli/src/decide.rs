@@ -29,7 +29,7 @@ pub fn command(args: &DecideArgs, kind: DecisionKind) -> Result<u8, Failure> {
         message: args.message.clone(),
         defer_until_ms,
     };
-    let store = runs::open_for(&args.store)?;
+    let store = crate::store::open_for(&args.store)?;
     // The run's latest attempt (or the attempt named).
     let run = runs::resolve(&*store, &args.run, None)?;
     let receipt = decide(store.as_ref(), &run, &args.task, &ballot).map_err(|err| match err {

@@ -15,6 +15,7 @@ mod schedules;
 mod serve;
 mod snapshots;
 mod spec_flags;
+mod store;
 mod tekton_output;
 mod view;
 
@@ -102,7 +103,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::serve(*args).await,
             Command::Approve(args) => decide::command(&args, DecisionKind::Approval),
             Command::Resume(args) => decide::command(&args, DecisionKind::Intervention),
-            Command::Db(DbCommand::Migrate { store }) => runs::migrate(&store),
+            Command::Db(DbCommand::Migrate { store }) => crate::store::migrate(&store),
             Command::Schedules(command) => schedules::command(command).await,
         }
     });
@@ -328,9 +329,9 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
     let status = applied.status;
     let timeouts = spec.timeouts;
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-    let location = runs::store_location(args.db.as_deref(), Some(&data_dir))?;
+    let location = crate::store::store_location(args.db.as_deref(), Some(&data_dir))?;
     let opener: StoreOpener =
-        Box::new(move || runs::open_store(&location).map_err(|failure| failure.message));
+        Box::new(move || crate::store::open_store(&location).map_err(|failure| failure.message));
     let service = service(
         &pipeline_args.plugins,
         data_dir,
@@ -525,9 +526,9 @@ pub(crate) fn service(
     let config = ServiceConfig {
         data_dir,
         secrets: spec_flags::secrets(secret_flags)?,
-        owner: runs::owner(),
+        owner: crate::store::owner(),
         // A third of the TTL at most: two heartbeats may fail before the lease lapses.
-        heartbeat_every: runs::heartbeat_every().min(leases.ttl / 3),
+        heartbeat_every: crate::store::heartbeat_every().min(leases.ttl / 3),
         lease_ttl: leases.ttl,
         take_over_here: leases.take_over_here,
         warn: Arc::new(|message: &str| eprintln!("weft: warning: {message}")),

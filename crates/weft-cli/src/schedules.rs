@@ -5,7 +5,7 @@ use weft_engine::runs::{NewSchedule, RunSpec, SubmitError, describe_time};
 use weft_store::RunStore;
 
 use crate::cli::{OutputFormat, SchedulesCommand};
-use crate::{Failure, default_data_dir, read_pipeline_for, report_invalid, runs, spec_flags};
+use crate::{Failure, default_data_dir, read_pipeline_for, report_invalid, spec_flags};
 
 /// Carries out `weft schedules ...`.
 pub async fn command(command: SchedulesCommand) -> Result<u8, Failure> {
@@ -29,12 +29,13 @@ pub async fn command(command: SchedulesCommand) -> Result<u8, Failure> {
             let mut spec = RunSpec::new(source.clone(), file.clone());
             let pipeline = weft_core::parse_pipeline(&source, &file).ok();
             spec.params = spec_flags::params(pipeline.as_ref(), &params)?;
-            let location = runs::store_location(store.db.as_deref(), store.data_dir.as_deref())?;
+            let location =
+                crate::store::store_location(store.db.as_deref(), store.data_dir.as_deref())?;
             let service = crate::service(
                 &plugins,
                 store.data_dir.clone().unwrap_or_else(default_data_dir),
                 &[],
-                Box::new(move || runs::open_store(&location).map_err(|f| f.message)),
+                Box::new(move || crate::store::open_store(&location).map_err(|f| f.message)),
                 crate::Leases::default(),
             )?;
             let record = match service
@@ -77,7 +78,7 @@ pub async fn command(command: SchedulesCommand) -> Result<u8, Failure> {
             Ok(0)
         }
         SchedulesCommand::List { store } => {
-            let opened = runs::open_for(&store)?;
+            let opened = crate::store::open_for(&store)?;
             let all = opened
                 .schedules()
                 .map_err(|e| Failure::environment(format!("run store: {e}")))?;
@@ -105,7 +106,7 @@ pub async fn command(command: SchedulesCommand) -> Result<u8, Failure> {
             Ok(0)
         }
         SchedulesCommand::Remove { name, store } => {
-            let opened = runs::open_for(&store)?;
+            let opened = crate::store::open_for(&store)?;
             let removed = opened
                 .remove_schedule(&name)
                 .map_err(|e| Failure::environment(format!("run store: {e}")))?;

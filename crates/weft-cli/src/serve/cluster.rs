@@ -125,7 +125,7 @@ pub(super) async fn recover_stale(server: &Arc<Server>) {
 /// Acts on signals other servers stored for the runs executing here, until the server
 /// stops accepting work.
 pub(super) async fn signals(server: Arc<Server>) {
-    let owner = crate::runs::owner();
+    let owner = crate::store::owner();
     loop {
         if !server.accepting.load(Ordering::SeqCst) {
             return;
@@ -165,7 +165,7 @@ async fn deliver(server: &Arc<Server>, record: &weft_store::SignalRecord) {
         Err(why) => eprintln!("weft serve: run {run}: ignoring a signal: {why}"),
     }
     let store = server.store.clone();
-    let (run, id, owner) = (run.clone(), record.id, crate::runs::owner());
+    let (run, id, owner) = (run.clone(), record.id, crate::store::owner());
     let handled = tokio::task::spawn_blocking(move || {
         let record = store
             .run(&run)?

@@ -119,9 +119,9 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
     };
     let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
     let identities = Identities::load(args.identities.as_deref(), &data_dir)?;
-    let location = runs::store_location(args.db.as_deref(), Some(&data_dir))?;
+    let location = crate::store::store_location(args.db.as_deref(), Some(&data_dir))?;
     // A batch that cannot reach the database is retried while the lease may be valid.
-    let store = runs::open_store_with(&location, recover_timeout)?;
+    let store = crate::store::open_store_with(&location, recover_timeout)?;
     let opened = store.clone();
     // Submissions pull `oci://` plugins only from the registries the operator names.
     args.plugins.registry.allowed = Some(
