@@ -28,37 +28,35 @@
 
 mod cluster;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::task::JoinSet;
-use weft_core::CancelMode;
-use weft_core::contract::ParamValue;
 use weft_engine::runs::{
-    CancelHandle, HttpGrants, LiveRun, RunEnd, RunService, RunSignal, RunSpec, RunTimeouts,
-    SnapshotRequest, SubmissionPolicy, SubmitError, cancel_channel, cancel_mode,
+    CancelHandle, HttpGrants, LiveRun, RunEnd, RunService, SnapshotRequest, SubmissionPolicy,
+    cancel_channel,
 };
-use weft_store::{BatchingStore, RunStore, StoreError, Timestamp};
+use weft_store::BatchingStore;
 
 mod auth;
 mod reruns;
+mod run_api;
 mod schedules;
 mod waits;
 
 use crate::cli::ServeArgs;
 use crate::identities::Identities;
 use crate::view::{self, Display};
-use crate::{Failure, default_data_dir, diagnostics, runs, spec_flags};
+use crate::{Failure, default_data_dir, spec_flags};
 
 /// The server's shared state.
 struct Server {
@@ -171,10 +169,10 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
 
     let app = axum::Router::new()
         .route("/healthz", get(health))
-        .route("/api/v1/runs", post(submit).get(list))
-        .route("/api/v1/runs/{run}", get(show))
-        .route("/api/v1/runs/{run}/logs", get(logs))
-        .route("/api/v1/runs/{run}/cancel", post(cancel))
+        .route("/api/v1/runs", post(run_api::submit).get(run_api::list))
+        .route("/api/v1/runs/{run}", get(run_api::show))
+        .route("/api/v1/runs/{run}/logs", get(run_api::logs))
+        .route("/api/v1/runs/{run}/cancel", post(run_api::cancel))
         .route("/api/v1/runs/{run}/rerun", post(reruns::rerun))
         .route(
             "/api/v1/schedules",
@@ -338,94 +336,6 @@ async fn health(State(server): State<Arc<Server>>) -> Response {
     }
 }
 
-/// The body of `POST /api/v1/runs`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct SubmitRequest {
-    /// The pipeline's YAML text.
-    pipeline: String,
-    /// A file name for diagnostics.
-    #[serde(default)]
-    file: Option<String>,
-    /// Params: strings, arrays of strings, objects of strings.
-    #[serde(default)]
-    params: BTreeMap<String, ParamValue>,
-    name: Option<String>,
-    parallelism: Option<usize>,
-    timeout: Option<String>,
-    tasks_timeout: Option<String>,
-    finally_timeout: Option<String>,
-    /// `TASK=SECRET` grants.
-    #[serde(default)]
-    grants: Vec<String>,
-    /// `FORGE:CONFIG` reporters.
-    #[serde(default)]
-    reports: Vec<String>,
-    /// When the run starts (RFC 3339): it waits in phase `Scheduled` until then.
-    #[serde(default)]
-    scheduled_at: Option<String>,
-    /// Plugin names pinned to registry references, as a `weft.lock`'s `plugins`
-    /// (`{"git-clone": "oci://HOST/NAME@sha256:..."}`); pulled only from the registries
-    /// `--allow-registry` names.
-    #[serde(default)]
-    plugins: BTreeMap<String, String>,
-}
-
-/// The run a submission asks for: the request's fields (in the same grammar as `weft
-/// run`'s flags: `TASK=SECRET` grants, `FORGE:CONFIG` reports, Go durations) on top of what
-/// the operator gives every submission. Host directories are the operator's: a
-/// submission never binds one.
-fn run_spec(server: &Server, request: SubmitRequest) -> Result<RunSpec, String> {
-    let file = request
-        .file
-        .clone()
-        .unwrap_or_else(|| "submitted.yaml".to_string());
-    let mut spec = RunSpec::new(request.pipeline, file);
-    spec.pipeline.plugins = request.plugins;
-    spec.name = request.name;
-    spec.params = request.params;
-    spec.parallelism = request.parallelism;
-    let duration = |field: &str, value: Option<&str>| {
-        spec_flags::duration(field, value).map_err(|failure| failure.message)
-    };
-    spec.timeouts = RunTimeouts {
-        pipeline: duration("timeout", request.timeout.as_deref())?,
-        tasks: duration("tasksTimeout", request.tasks_timeout.as_deref())?,
-        finally: duration("finallyTimeout", request.finally_timeout.as_deref())?,
-    };
-    spec.secret_grants = spec_flags::grants(&request.grants).map_err(|f| f.message)?;
-    spec.reporters = request
-        .reports
-        .iter()
-        .map(|flag| spec_flags::reporter(flag))
-        .collect::<Result<_, _>>()?;
-    // A PipelineRun's name, params, workspaces and timeouts, under the request's own.
-    let parsed = spec.pipeline.parse();
-    let applied = crate::pipeline_run::apply(&parsed, &mut spec, None);
-    if let Some(problem) = applied.problems.first() {
-        return Err(problem.to_string());
-    }
-    if let Some(status) = applied.status {
-        return Err(format!(
-            "the PipelineRun's `spec.status: {status:?}` is not taken through the API: submit it without `spec.status` (cancel with POST /api/v1/runs/RUN/cancel)"
-        ));
-    }
-    spec.http = server.defaults.http.clone();
-    spec.report_timeout = server.defaults.report_timeout;
-    spec.data_dir = Some(server.data_dir.clone());
-    spec.policy = Some(server.defaults.policy.clone());
-    spec.snapshots = server.defaults.snapshots.clone();
-    if let Some(at) = &request.scheduled_at {
-        let ms = crate::decide::parse_time(at)
-            .map_err(|failure| format!("scheduledAt: {}", failure.message))?;
-        if ms < Timestamp::now().0 {
-            return Err(format!("scheduledAt `{at}` is in the past"));
-        }
-        spec.scheduled_at_ms = Some(ms);
-    }
-    Ok(spec)
-}
-
 /// `--workspace-snapshots TARGET`: where snapshots go; whether a run takes them is its
 /// pipeline's choice (`spec.workspaceSnapshots`), unless the target is `off`.
 fn snapshot_defaults(target: Option<&str>) -> Result<SnapshotRequest, Failure> {
@@ -437,298 +347,4 @@ fn snapshot_defaults(target: Option<&str>) -> Result<SnapshotRequest, Failure> {
         request.enabled = None;
     }
     Ok(request)
-}
-
-async fn submit(
-    State(server): State<Arc<Server>>,
-    headers: HeaderMap,
-    body: axum::body::Bytes,
-) -> Response {
-    if let Err(denied) = auth::caller(&server, &headers) {
-        return *denied;
-    }
-    if !server.accepting.load(Ordering::SeqCst) {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting-down",
-            "the server is shutting down; submit to another one",
-        );
-    }
-    let request: SubmitRequest = match body_as(&body, "submission") {
-        Ok(request) => request,
-        Err(answer) => return *answer,
-    };
-    let spec = match run_spec(&server, request) {
-        Ok(spec) => spec,
-        Err(err) => return error(StatusCode::BAD_REQUEST, "bad-request", err),
-    };
-    submitted(&server, server.service.submit(spec).await)
-}
-
-/// The answer to a submission (a run or a re-run): `201` with the run's links (and the
-/// run executing here), or the refusal with its status.
-fn submitted(
-    server: &Arc<Server>,
-    result: Result<weft_engine::runs::Submitted, SubmitError>,
-) -> Response {
-    match result {
-        Ok(submitted) => {
-            view::decorator_log(&submitted.decorator_log, Display::Silent);
-            let name = submitted.run.name().to_string();
-            spawn_run(server, submitted.run);
-            (
-                StatusCode::CREATED,
-                Json(json!({
-                    "name": name,
-                    "attempt": runs::attempt_number(&name),
-                    "links": {
-                        "self": format!("/api/v1/runs/{name}"),
-                        "logs": format!("/api/v1/runs/{name}/logs"),
-                        "cancel": format!("/api/v1/runs/{name}/cancel"),
-                    },
-                })),
-            )
-                .into_response()
-        }
-        Err(err) => refusal(err),
-    }
-}
-
-/// A refused submission as an API error.
-fn refusal(err: SubmitError) -> Response {
-    match err {
-        SubmitError::Invalid {
-            diagnostics: found,
-            decorator_log,
-        } => {
-            view::decorator_log(&decorator_log, Display::Silent);
-            let mut document = diagnostics::to_json(&found);
-            document["error"] = json!("invalid");
-            document["message"] = json!(format!(
-                "the pipeline is invalid ({} problem{})",
-                found.len(),
-                if found.len() == 1 { "" } else { "s" }
-            ));
-            (StatusCode::BAD_REQUEST, Json(document)).into_response()
-        }
-        SubmitError::Exists(name) => error(
-            StatusCode::CONFLICT,
-            "exists",
-            format!("`{name}` already exists; pick another name"),
-        ),
-        SubmitError::Refused(message) => error(StatusCode::BAD_REQUEST, "invalid", message),
-        SubmitError::NotFound(run) => error(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            format!("no run named `{run}`"),
-        ),
-        SubmitError::NotTerminal(message) => error(StatusCode::CONFLICT, "not-finished", message),
-        SubmitError::Forbidden(message) => error(StatusCode::FORBIDDEN, "forbidden", message),
-        SubmitError::Environment(message) => {
-            error(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
-        }
-    }
-}
-
-/// `?attempt=N` of the run routes.
-#[derive(Debug, Default, Deserialize)]
-struct AttemptQuery {
-    attempt: Option<u32>,
-}
-
-/// The stored id of `run`'s attempt `attempt` (default: the latest), or the `404` (or
-/// store error) to answer with.
-fn resolve(server: &Server, run: &str, attempt: Option<u32>) -> Result<String, Box<Response>> {
-    match weft_engine::runs::attempt_id(server.store.as_ref(), run, attempt) {
-        Ok(Some(id)) => Ok(id),
-        Ok(None) => Err(Box::new(error(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            match attempt {
-                Some(n) => format!("run `{run}` has no attempt {n}"),
-                None => format!("no run named `{run}`"),
-            },
-        ))),
-        Err(err) => Err(Box::new(error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "store",
-            err,
-        ))),
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct ListQuery {
-    limit: Option<usize>,
-}
-
-async fn list(
-    State(server): State<Arc<Server>>,
-    headers: HeaderMap,
-    Query(query): Query<ListQuery>,
-) -> Response {
-    if let Err(denied) = auth::caller(&server, &headers) {
-        return *denied;
-    }
-    match server.store.list_runs(query.limit.unwrap_or(50).min(1000)) {
-        Ok(found) => Json(Value::Array(
-            found
-                .iter()
-                .map(|r| runs::list_item(r, runs::held(server.store.as_ref(), r)))
-                .collect(),
-        ))
-        .into_response(),
-        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", err.to_string()),
-    }
-}
-
-async fn show(
-    State(server): State<Arc<Server>>,
-    headers: HeaderMap,
-    Path(run): Path<String>,
-    Query(query): Query<AttemptQuery>,
-) -> Response {
-    if let Err(denied) = auth::caller(&server, &headers) {
-        return *denied;
-    }
-    let run = match resolve(&server, &run, query.attempt) {
-        Ok(id) => id,
-        Err(answer) => return *answer,
-    };
-    match runs::run_document(server.store.as_ref(), &run) {
-        Ok(Some(mut document)) => {
-            document["executing"] = json!(lock(&server.active).contains_key(&run));
-            Json(document).into_response()
-        }
-        Ok(None) => error(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            format!("no run named `{run}`"),
-        ),
-        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", err.to_string()),
-    }
-}
-
-#[derive(Debug, Deserialize)]
-struct LogsQuery {
-    task: Option<String>,
-    attempt: Option<u32>,
-    after: Option<u64>,
-    limit: Option<usize>,
-}
-
-async fn logs(
-    State(server): State<Arc<Server>>,
-    headers: HeaderMap,
-    Path(run): Path<String>,
-    Query(query): Query<LogsQuery>,
-) -> Response {
-    if let Err(denied) = auth::caller(&server, &headers) {
-        return *denied;
-    }
-    let run = match resolve(&server, &run, query.attempt) {
-        Ok(id) => id,
-        Err(answer) => return *answer,
-    };
-    let lines = server.store.logs(
-        &run,
-        query.task.as_deref(),
-        query.after.unwrap_or(0),
-        query.limit.unwrap_or(1000).min(10_000),
-    );
-    match lines {
-        Ok(lines) => Json(json!({
-            "lines": lines.iter().map(|entry| json!({
-                "cursor": entry.cursor,
-                "task": entry.id.task,
-                "attempt": entry.id.attempt,
-                "stream": entry.line.stream,
-                "at": entry.line.at.millis(),
-                "text": entry.line.text,
-            })).collect::<Vec<_>>(),
-            "next": lines.iter().map(|entry| entry.cursor).max().or(query.after).unwrap_or(0),
-        }))
-        .into_response(),
-        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", err.to_string()),
-    }
-}
-
-#[derive(Debug, Default, Deserialize)]
-struct CancelRequest {
-    mode: Option<String>,
-}
-
-async fn cancel(
-    State(server): State<Arc<Server>>,
-    headers: HeaderMap,
-    Path(run): Path<String>,
-    body: axum::body::Bytes,
-) -> Response {
-    if let Err(denied) = auth::caller(&server, &headers) {
-        return *denied;
-    }
-    let request: CancelRequest = match optional_body(&body, "cancel request") {
-        Ok(request) => request,
-        Err(answer) => return *answer,
-    };
-    let mode = match request
-        .mode
-        .as_deref()
-        .map(|name| (name, cancel_mode(name)))
-    {
-        None => CancelMode::CancelledRunFinally,
-        Some((_, Some(mode))) => mode,
-        Some((other, None)) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "bad-request",
-                format!(
-                    "mode `{other}` is not one of Cancelled, CancelledRunFinally, StoppedRunFinally"
-                ),
-            );
-        }
-    };
-    // The latest attempt (or the one named).
-    let run = match resolve(&server, &run, None) {
-        Ok(id) => id,
-        Err(answer) => return *answer,
-    };
-    if let Some(handle) = lock(&server.active).get(&run) {
-        handle.cancel(mode);
-        return (
-            StatusCode::ACCEPTED,
-            Json(json!({ "name": run, "mode": mode.as_str() })),
-        )
-            .into_response();
-    }
-    // Another server executes it (or will, once it takes it over): the cancel reaches the
-    // owner through the store.
-    let signal = RunSignal::Cancel(mode).to_stored(&run, Timestamp::now());
-    match server.store.send_signal(&signal) {
-        Ok(_) => (
-            StatusCode::ACCEPTED,
-            Json(json!({ "name": run, "mode": mode.as_str(), "forwarded": true })),
-        )
-            .into_response(),
-        Err(StoreError::RunFinished { .. }) => {
-            let status = server
-                .store
-                .run(&run)
-                .ok()
-                .flatten()
-                .and_then(|r| r.status)
-                .unwrap_or_default();
-            error(
-                StatusCode::CONFLICT,
-                "finished",
-                format!("run `{run}` already finished ({status})"),
-            )
-        }
-        Err(StoreError::NotFound { .. }) => error(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            format!("no run named `{run}`"),
-        ),
-        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", err.to_string()),
-    }
 }

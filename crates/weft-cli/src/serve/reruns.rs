@@ -13,7 +13,8 @@ use serde::Deserialize;
 use weft_core::contract::ParamValue;
 use weft_engine::runs::RerunRequest;
 
-use super::{Server, auth, error, optional_body, submitted};
+use super::run_api::submitted;
+use super::{Server, auth, error, optional_body};
 
 /// The body of a re-run.
 #[derive(Debug, Default, Deserialize)]

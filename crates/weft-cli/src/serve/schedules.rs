@@ -23,7 +23,8 @@ use serde_json::Value;
 use weft_engine::runs::{Fired, NewSchedule};
 use weft_store::RunStore;
 
-use super::{Server, SubmitRequest, auth, body_as, error, refusal, run_spec, spawn_run};
+use super::run_api::{SubmitRequest, refusal, run_spec};
+use super::{Server, auth, body_as, error, spawn_run};
 use crate::schedules::schedule_json;
 
 /// How often a server looks for due ticks.

@@ -38,7 +38,7 @@ pub async fn list(
     if let Err(denied) = auth::caller(&server, &headers) {
         return *denied;
     }
-    let run = match super::resolve(&server, &run, None) {
+    let run = match super::run_api::resolve(&server, &run, None) {
         Ok(id) => id,
         Err(answer) => return *answer,
     };
@@ -124,7 +124,7 @@ fn decide_as_caller(
         }
         None => None,
     };
-    let run = &match super::resolve(server, run, None) {
+    let run = &match super::run_api::resolve(server, run, None) {
         Ok(id) => id,
         Err(answer) => return *answer,
     };
