@@ -218,15 +218,33 @@ fn test(extra: &[String]) -> Result<(), String> {
     let sdk = sdk::build_examples(&weft)?;
     sdk::check_js_types(&sdk.tools.jco)?;
     sdk::test_examples()?;
-    run(cargo()
-        .args(["test", "--workspace"])
-        .args(extra)
-        .env("WEFT_EMBED_PLUGINS", &plugins)
-        .env("WEFT_PLUGIN_DIR", &plugins)
-        .env("WEFT_DOCKER_REGISTRY", &registry)
-        .env("WEFT_SDK_PLUGIN_DIR", &sdk.plugins)
-        .env("WEFT_COMPONENTIZE_PY", &sdk.tools.componentize_py)
-        .env("WEFT_JCO", &sdk.tools.jco))?;
+    let tests = || {
+        let mut cmd = cargo();
+        cmd.env("WEFT_EMBED_PLUGINS", &plugins)
+            .env("WEFT_PLUGIN_DIR", &plugins)
+            .env("WEFT_DOCKER_REGISTRY", &registry)
+            .env("WEFT_SDK_PLUGIN_DIR", &sdk.plugins)
+            .env("WEFT_COMPONENTIZE_PY", &sdk.tools.componentize_py)
+            .env("WEFT_JCO", &sdk.tools.jco);
+        cmd
+    };
+    if !extra.is_empty() {
+        return run(tests().args(["test", "--workspace"]).args(extra));
+    }
+    // The cluster tests measure leases of a 2 s TTL: they run after the rest, one at a
+    // time, so that the other tests' load on the machine's cores does not make their
+    // heartbeats late.
+    run(tests().args(["test", "--workspace", "--", "--skip", "cluster::"]))?;
+    run(tests().args([
+        "test",
+        "-p",
+        "weft-cli",
+        "--test",
+        "e2e",
+        "--",
+        "cluster::",
+        "--test-threads=1",
+    ]))?;
     // The forges' mapping and classification, the first-party form decorators'
     // templates and patterns, the first-party gates' checks, and the catalogue tasks'
     // durations, statuses and backoff, are plain Rust, tested on the host.
@@ -250,6 +268,7 @@ fn test(extra: &[String]) -> Result<(), String> {
         "time-window",
         "-p",
         "catalogue-common",
+        "-p",
         "git-clone",
     ]))?;
     lint()
