@@ -259,7 +259,7 @@ fn check_diagnostics(name: &str, document: &Value, expected: &Expected) {
                 && d["column"] == *column
                 && d["code"] == code.as_str()
                 && fragments.iter().all(|fragment| {
-                    ["message", "document", "field"].iter().any(|key| {
+                    ["message", "document", "field", "hint"].iter().any(|key| {
                         d[*key]
                             .as_str()
                             .is_some_and(|text| text.contains(fragment.as_str()))

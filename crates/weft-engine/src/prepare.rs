@@ -77,11 +77,23 @@ pub async fn prepare_files(
                 gate,
                 path: task.plugin_path(),
             };
-            std::iter::once(own).chain(task.gate_checks.iter().map(|check| PluginUse {
-                name: &check.plugin,
-                gate: true,
-                path: format!("{}.name", check.path),
-            }))
+            // A Task made of steps runs its steps' plugins, not one of its own.
+            let steps = task.steps.as_deref().into_iter().flat_map(|spec| {
+                spec.steps.iter().map(|step| PluginUse {
+                    name: &step.plugin,
+                    gate: false,
+                    path: format!("{}.steps[{}].ref.name", spec.path, step.index),
+                })
+            });
+            let own = task.steps.is_none().then_some(own);
+            own.into_iter()
+                .chain(steps)
+                .chain(task.gate_checks.iter().map(|check| PluginUse {
+                    name: &check.plugin,
+                    gate: true,
+                    path: format!("{}.name", check.path),
+                }))
+                .collect::<Vec<_>>()
         })
         .filter(|used| !used.name.value.is_empty())
         .collect();
