@@ -492,6 +492,9 @@ pub fn parse_run(main: SourceFile<'_>, referenced: &[SourceFile<'_>]) -> RunFile
         apply_task_run_specs(pipeline, run);
         out.diagnostics.extend(run.check(pipeline));
     }
+    if let Some(pipeline) = &mut out.pipeline {
+        super::task::propagate_into_task_specs(pipeline);
+    }
     if let Some(run) = &out.run
         && let PipelineChoice::Inline(pos) = run.pipeline
         && let Some(span) = out.layout.spans.iter_mut().find(|span| {

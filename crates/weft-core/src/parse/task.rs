@@ -332,3 +332,67 @@ impl Cx<'_> {
         self.task_spec(spec, "spec", name)
     }
 }
+
+/// Tekton's propagated params into an inline `taskSpec`: a step's `$(params.X)` that the
+/// spec does not declare but the pipeline does is declared for the spec and passed in by
+/// the pipeline task (`X: $(params.X)`), as if written out.
+pub(crate) fn propagate_into_task_specs(pipeline: &mut crate::model::Pipeline) {
+    let declared: Vec<crate::model::ParamDecl> = pipeline.params.clone();
+    for task in pipeline.tasks.iter_mut().chain(pipeline.finally.iter_mut()) {
+        let Some(spec) = task.steps.as_deref_mut() else {
+            continue;
+        };
+        if !spec.name.is_empty() {
+            continue;
+        }
+        let mut wanted: Vec<String> = Vec::new();
+        let texts = spec
+            .steps
+            .iter()
+            .flat_map(|step| step.params.iter())
+            .flat_map(|param| match &param.value.value {
+                crate::contract::ParamValue::Str(text) => vec![text.clone()],
+                crate::contract::ParamValue::Array(items) => items.clone(),
+                crate::contract::ParamValue::Object(entries) => entries.values().cloned().collect(),
+            })
+            .chain(
+                spec.results
+                    .iter()
+                    .filter_map(|r| Some(r.value.as_ref()?.value.clone())),
+            );
+        for text in texts {
+            let mut rest = text.as_str();
+            while let Some(at) = rest.find("$(params.") {
+                rest = &rest[at + "$(params.".len()..];
+                let name: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+                    .collect();
+                if !name.is_empty() && !wanted.contains(&name) {
+                    wanted.push(name);
+                }
+            }
+        }
+        for name in wanted {
+            if spec.params.iter().any(|p| p.name.value == name) {
+                continue;
+            }
+            let Some(decl) = declared.iter().find(|p| p.name.value == name) else {
+                continue;
+            };
+            let mut own = decl.clone();
+            own.default = None;
+            spec.params.push(own);
+            if !task.params.iter().any(|p| p.name.value == name) {
+                let whole = match decl.param_type {
+                    crate::contract::ParamType::String => format!("$(params.{name})"),
+                    _ => format!("$(params.{name}[*])"),
+                };
+                task.params.push(crate::model::TaskParam {
+                    name: Spanned::new(name.clone(), decl.pos),
+                    value: Spanned::new(crate::contract::ParamValue::Str(whole), decl.pos),
+                });
+            }
+        }
+    }
+}
