@@ -95,14 +95,18 @@ pub fn task_info(task: &TaskSteps) -> PluginInfo {
 /// a result its plugin produces, every task result found.
 pub fn check(task: &TaskSteps, catalog: Option<&dyn crate::PluginCatalog>) -> Vec<Diagnostic> {
     let Some(catalog) = catalog else {
-        return check_with(task, &|_| None, false);
+        return check_with(task, &|_| None, &|_| None, false);
     };
-    check_with(task, &|name| catalog.lookup(name).cloned(), true)
+    let hint = |name: &str| {
+        crate::diag::did_you_mean(name, catalog.names()).or_else(|| catalog.how_to_add(name))
+    };
+    check_with(task, &|name| catalog.lookup(name).cloned(), &hint, true)
 }
 
 fn check_with(
     task: &TaskSteps,
     lookup: &dyn Fn(&str) -> Option<PluginInfo>,
+    hint: &dyn Fn(&str) -> Option<String>,
     known: bool,
 ) -> Vec<Diagnostic> {
     let mut out = Vec::new();
@@ -205,7 +209,7 @@ fn check_with(
         }
         let info = infos.get(step.index).cloned().flatten();
         if info.is_none() && known {
-            out.push(Diagnostic::new(
+            let mut unknown = Diagnostic::new(
                 &task.file,
                 step.plugin.pos,
                 format!("{base}.ref.name"),
@@ -214,7 +218,9 @@ fn check_with(
                     "step `{}` names unknown plugin `{}`",
                     step.name.value, step.plugin.value
                 ),
-            ));
+            );
+            unknown.hint = hint(&step.plugin.value);
+            out.push(unknown);
         }
         for (index, param) in step.params.iter().enumerate() {
             let path = format!("{base}.params[{index}]");

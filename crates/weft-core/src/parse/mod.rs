@@ -395,7 +395,10 @@ impl Cx<'_> {
                             "unsupported kind `{}`: weft runs `Pipeline` documents",
                             kind.value
                         ),
-                    );
+                    )
+                    .hint = (kind.value == "Task").then(|| {
+                        "a Task runs as a pipeline task: put it in a file with a Pipeline (after a `---` line) whose task says `taskRef: {name: <the Task's name>}`, or in a `--pipelines DIR` file".into()
+                    });
                 }
             }
         }
