@@ -35,6 +35,7 @@ pub mod run;
 pub mod schedule;
 pub mod source;
 pub mod status;
+pub mod steps;
 pub mod tekton_status;
 pub mod validate;
 pub mod vars;

@@ -326,6 +326,9 @@ pub struct PipelineTask {
     /// For a task weft wrote from a task's `approval:` or `gates:` block: that block's
     /// path (`spec.tasks[2].approval.before`).
     pub origin: Option<String>,
+    /// Its steps, when it runs a Task made of plugin steps (`taskRef.name` naming a
+    /// `kind: Task` document, or `taskSpec`); `None` when it runs its plugin.
+    pub steps: Option<Box<TaskSteps>>,
 }
 
 impl PipelineTask {
@@ -367,4 +370,53 @@ impl PipelineTask {
         });
         values.chain(when)
     }
+}
+
+/// A Task made of plugin steps: a `kind: Task` document a `taskRef.name` names, or a
+/// pipeline task's inline `taskSpec` (Tekton's StepAction form: `steps[].ref.name`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskSteps {
+    /// `metadata.name` of the Task document; empty for an inline `taskSpec`.
+    pub name: String,
+    /// The file it is written in (a Task document may be in a `--pipelines` file).
+    pub file: String,
+    /// The path of its spec (`spec` of a Task document, `spec.tasks[0].taskSpec` inline).
+    pub path: String,
+    /// `params`: what the pipeline task passes in.
+    pub params: Vec<ParamDecl>,
+    /// `steps`, in run order.
+    pub steps: Vec<Step>,
+    /// `results`: each taken from its `value` or from a step result of the same name.
+    pub results: Vec<StepTaskResult>,
+    /// Where the spec starts.
+    pub pos: Pos,
+}
+
+/// One step of a Task: a plugin run over the task's workspaces.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// `name`.
+    pub name: Spanned<String>,
+    /// `ref.name`: the plugin.
+    pub plugin: Spanned<String>,
+    /// `params`: may read `$(params.NAME)` (the Task's) and earlier steps' results.
+    pub params: Vec<TaskParam>,
+    /// `onError`: `continue` lets the next steps run after a failure.
+    pub on_error: OnError,
+    /// `results` it declares (names).
+    pub results: Vec<Spanned<String>>,
+    /// Index among the steps.
+    pub index: usize,
+    /// Where it starts.
+    pub pos: Pos,
+}
+
+/// A Task's result: `value` (`$(steps.NAME.results.R)`) or, without one, the step
+/// result of the same name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepTaskResult {
+    /// `name`.
+    pub name: Spanned<String>,
+    /// `value`.
+    pub value: Option<Spanned<String>>,
 }

@@ -75,6 +75,8 @@ pub struct PlanNode {
     pub name: String,
     /// Plugin (`taskRef.name`; a gate's plugin; empty for approvals and interventions).
     pub plugin: String,
+    /// The steps it runs instead of `plugin` (a Task made of plugin steps), in order.
+    pub steps: Option<Box<crate::model::TaskSteps>>,
     /// What the task waits for, if it is a wait (release-control.md).
     pub wait: Option<WaitKind>,
     /// In `spec.finally`.
@@ -262,6 +264,7 @@ impl Plan {
                             task.gate.as_ref().map(|g| g.value).unwrap_or_default(),
                         )),
                     },
+                    steps: task.steps.clone(),
                     is_finally: task.is_finally,
                     retries: task.retries,
                     timeout: task.timeout,

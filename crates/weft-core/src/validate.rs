@@ -41,7 +41,18 @@ pub fn validate(
     supplied: &BTreeMap<String, ParamValue>,
     catalog: Option<&dyn PluginCatalog>,
 ) -> Vec<Diagnostic> {
+    // A Task made of steps is validated, where the pipeline uses it, like a plugin.
+    let step_infos: HashMap<&str, PluginInfo> = pipeline
+        .all_tasks()
+        .filter_map(|task| {
+            Some((
+                task.name.value.as_str(),
+                crate::steps::task_info(task.steps.as_deref()?),
+            ))
+        })
+        .collect();
     let mut checker = Checker {
+        step_infos: &step_infos,
         pipeline,
         diagnostics: Vec::new(),
         params: HashMap::new(),
@@ -58,6 +69,17 @@ pub fn validate(
         checker.task(task);
     }
     checker.pipeline_results();
+    let mut seen_specs = HashSet::new();
+    for task in pipeline.all_tasks() {
+        if let Some(steps) = task.steps.as_deref() {
+            // A Task document used by several pipeline tasks is checked once.
+            if seen_specs.insert((steps.file.as_str(), steps.pos)) {
+                checker
+                    .diagnostics
+                    .extend(crate::steps::check(steps, catalog));
+            }
+        }
+    }
     if let Some(concurrency) = &pipeline.concurrency {
         checker.concurrency(concurrency, "spec.concurrency");
     }
@@ -114,6 +136,8 @@ fn is_valid_param_name(name: &str) -> bool {
 }
 
 struct Checker<'p> {
+    /// The interface of each pipeline task that runs a Task made of steps.
+    step_infos: &'p HashMap<&'p str, PluginInfo>,
     pipeline: &'p Pipeline,
     diagnostics: Vec<Diagnostic>,
     /// Declared params and their effective value (supplied, else default).
@@ -674,6 +698,9 @@ impl<'p> Checker<'p> {
         if let Some(info) = wait_info(task.kind) {
             return Some(info);
         }
+        if task.steps.is_some() {
+            return self.step_infos.get(task.name.value.as_str());
+        }
         self.lookup_plugin(&task.plugin, &task.plugin_path())
     }
 
@@ -992,6 +1019,12 @@ impl<'p> Checker<'p> {
         };
         let info = match wait_info(target.kind) {
             Some(info) => info,
+            None if target.steps.is_some() => {
+                let Some(info) = self.step_infos.get(target.name.value.as_str()) else {
+                    return;
+                };
+                info
+            }
             None => {
                 let Some(catalog) = self.catalog else {
                     return;

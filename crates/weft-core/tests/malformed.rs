@@ -188,11 +188,25 @@ fn cases() -> Vec<Case> {
             (9, 7),
         ),
         case(
-            "taskSpec unsupported",
+            "taskSpec with no steps",
             "    - name: a\n      taskSpec: {steps: []}\n",
+            "missing-field",
+            "`steps` is empty",
+            (8, 25),
+        ),
+        case(
+            "taskSpec step running a container",
+            "    - name: a\n      taskSpec:\n        steps:\n          - name: build\n            image: golang\n            script: go build\n",
             "unsupported-field",
-            "`taskSpec` is a Tekton field weft does not support",
-            (8, 7),
+            "step `build` has `image`: weft runs plugins, not containers",
+            (11, 13),
+        ),
+        case(
+            "taskSpec and taskRef together",
+            "    - name: a\n      taskRef: {name: echo}\n      taskSpec: {steps: [{name: s, ref: {name: echo}}]}\n",
+            "invalid-value",
+            "`taskRef` or `taskSpec`, not both",
+            (9, 7),
         ),
         case(
             "matrix unsupported",

@@ -361,3 +361,71 @@ fn many_documents_each_label_their_own_problems() {
     }
     assert!(parsed.diagnostics.iter().any(|d| d.code == "documents"));
 }
+
+const STEPS: &str = "apiVersion: tekton.dev/v1
+kind: Task
+metadata:
+  name: greet
+spec:
+  steps:
+    - name: say
+      ref: {name: echo}
+      params:
+        - {name: message, value: \"$(params.who)\"}
+---
+apiVersion: tekton.dev/v1
+kind: Pipeline
+metadata:
+  name: p
+spec:
+  params:
+    - name: who
+  tasks:
+    - name: by-ref
+      taskRef: {name: greet}
+    - name: inline
+      taskSpec:
+        steps:
+          - name: say
+            ref: {name: echo}
+            params:
+              - {name: message, value: \"$(params.who)\"}
+";
+
+#[test]
+fn task_refs_resolve_to_task_documents_and_params_propagate_into_inline_specs_only() {
+    let parsed = parse(STEPS);
+    let pipeline = parsed.pipeline.expect("a pipeline");
+    let by_ref = &pipeline.tasks[0];
+    let inline = &pipeline.tasks[1];
+    let steps = by_ref
+        .steps
+        .as_deref()
+        .expect("taskRef greet is the Task document");
+    assert_eq!(steps.name, "greet");
+    assert!(
+        steps.params.is_empty(),
+        "a Task document gets no propagated params"
+    );
+    let spec = inline.steps.as_deref().expect("taskSpec");
+    assert_eq!(spec.params.len(), 1);
+    assert_eq!(inline.params[0].name.value, "who");
+    assert_eq!(
+        inline.params[0].value.value,
+        ParamValue::Str("$(params.who)".into())
+    );
+    // The Task document's step reads a param it does not declare: an error at its value.
+    let found = weft_core::validate(
+        &pipeline,
+        &BTreeMap::from([("who".to_string(), ParamValue::Str("x".into()))]),
+        None,
+    );
+    let unknown: Vec<_> = found
+        .iter()
+        .map(|d| (d.line, d.column, d.code, d.field_path.as_str()))
+        .collect();
+    assert_eq!(
+        unknown,
+        vec![(10, 34, "unknown-variable", "spec.steps[0].params[0].value")]
+    );
+}

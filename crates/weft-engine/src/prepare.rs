@@ -87,14 +87,29 @@ pub async fn prepare_files(
             let gate = task.kind == TaskKind::Gate;
             let own = PluginUse {
                 name: &task.plugin,
+                file,
                 gate,
                 path: task.plugin_path(),
             };
-            std::iter::once(own).chain(task.gate_checks.iter().map(|check| PluginUse {
-                name: &check.plugin,
-                gate: true,
-                path: format!("{}.name", check.path),
-            }))
+            // A Task made of steps runs its steps' plugins, not one of its own.
+            let steps = task.steps.as_deref().into_iter().flat_map(|spec| {
+                spec.steps.iter().map(|step| PluginUse {
+                    name: &step.plugin,
+                    file: spec.file.as_str(),
+                    gate: false,
+                    path: format!("{}.steps[{}].ref.name", spec.path, step.index),
+                })
+            });
+            let own = task.steps.is_none().then_some(own);
+            own.into_iter()
+                .chain(steps)
+                .chain(task.gate_checks.iter().map(|check| PluginUse {
+                    name: &check.plugin,
+                    file,
+                    gate: true,
+                    path: format!("{}.name", check.path),
+                }))
+                .collect::<Vec<_>>()
         })
         .filter(|used| !used.name.value.is_empty())
         .collect();
@@ -143,6 +158,10 @@ pub async fn prepare_files(
                     format!("plugin `{name}` is a {}, not a gate", resolved.plugin.kind().as_str()),
                     "a gate's taskRef names a gate plugin (`weft plugin describe NAME` says its kind), e.g. `http-check` or `time-window`",
                 )),
+                (false, true) if used.path.ends_with(".ref.name") => Some((
+                    format!("plugin `{name}` is a gate, not a task: a step runs a task plugin"),
+                    "run the gate as its own pipeline task: `taskRef: {apiVersion: weft.dev/v1, kind: Gate, name: ...}`",
+                )),
                 (false, true) => Some((
                     format!("plugin `{name}` is a gate, not a task"),
                     "run a gate as `taskRef: {apiVersion: weft.dev/v1, kind: Gate, name: ...}`",
@@ -166,7 +185,8 @@ pub async fn prepare_files(
         };
         unusable_at.insert((used.name.pos.line, used.name.pos.column));
         diagnostics.push(
-            Diagnostic::new(file, used.name.pos, used.path.clone(), code, message).with_hint(hint),
+            Diagnostic::new(used.file, used.name.pos, used.path.clone(), code, message)
+                .with_hint(hint),
         );
     }
     // `spec.decorators`: each id a form decorator, each input matching its schema.
@@ -203,6 +223,8 @@ pub async fn prepare_files(
 /// A plugin named by a pipeline.
 struct PluginUse<'p> {
     name: &'p Spanned<String>,
+    /// The file naming it (a Task's steps may be in a `--pipelines` file).
+    file: &'p str,
     /// Named where a gate is expected.
     gate: bool,
     /// Its path in the document.

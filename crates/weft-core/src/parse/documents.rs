@@ -19,7 +19,7 @@
 
 use super::Cx;
 use crate::diag::{Diagnostic, Pos, codes};
-use crate::model::{ApiVersion, Pipeline};
+use crate::model::{ApiVersion, Pipeline, TaskKind, TaskSteps};
 use crate::pipeline_run::{PipelineChoice, PipelineRun, apply_task_run_specs, propagate_params};
 use crate::yaml::{self, Node, NodeKind};
 
@@ -261,6 +261,7 @@ pub fn parse_run(main: SourceFile<'_>, referenced: &[SourceFile<'_>]) -> RunFile
         diagnostics: Vec::new(),
         sugar: Vec::new(),
     };
+    let mut tasks: Vec<TaskSteps> = Vec::new();
     let documents = match split(main) {
         Ok(documents) => documents,
         Err(diagnostic) => {
@@ -295,9 +296,28 @@ pub fn parse_run(main: SourceFile<'_>, referenced: &[SourceFile<'_>]) -> RunFile
         let mut pipelines: Vec<(usize, Pipeline)> = Vec::new();
         let mut pipeline_names: std::collections::HashMap<String, usize> =
             std::collections::HashMap::new();
+        let mut task_names: std::collections::HashMap<String, usize> =
+            std::collections::HashMap::new();
         let mut runs: Vec<(usize, PipelineRun, Option<Pipeline>)> = Vec::new();
         for doc in &found {
             match doc.kind.as_deref() {
+                Some("Task") => {
+                    api_version(&mut cx, doc.root);
+                    if let Some(task) = cx.task_document(doc.root, doc.name.as_deref()) {
+                        if let Some(number) = task_names.insert(task.name.clone(), doc.number) {
+                            cx.error(
+                                task.pos,
+                                "metadata.name",
+                                codes::DUPLICATE_NAME,
+                                format!(
+                                    "a Task named `{}` is document {number} already",
+                                    task.name
+                                ),
+                            );
+                        }
+                        tasks.push(task);
+                    }
+                }
                 Some("Pipeline") => {
                     if let Some(pipeline) = cx.pipeline(doc.root) {
                         if let Some(number) =
@@ -332,9 +352,9 @@ pub fn parse_run(main: SourceFile<'_>, referenced: &[SourceFile<'_>]) -> RunFile
                     };
                     let message = match other {
                         Some(kind) => format!(
-                            "unsupported kind `{kind}`: weft reads `Pipeline` and `PipelineRun` documents"
+                            "unsupported kind `{kind}`: weft reads `Pipeline`, `PipelineRun` and `Task` documents"
                         ),
-                        None => "missing `kind`: weft reads `Pipeline` and `PipelineRun` documents"
+                        None => "missing `kind`: weft reads `Pipeline`, `PipelineRun` and `Task` documents"
                             .to_string(),
                     };
                     let code = if other.is_some() {
@@ -343,8 +363,11 @@ pub fn parse_run(main: SourceFile<'_>, referenced: &[SourceFile<'_>]) -> RunFile
                         codes::MISSING_FIELD
                     };
                     cx.error(pos, "kind", code, message).hint = Some(match other {
-                        Some("Task" | "ClusterTask" | "StepAction") => {
-                            "weft runs plugins, not containers: name a plugin in the pipeline task's `taskRef.name` (`weft plugin list` shows them) and remove this document".into()
+                        Some("ClusterTask") => {
+                            "write it as a `kind: Task` whose steps name plugins (`ref: {name: <plugin>}`)".into()
+                        }
+                        Some("StepAction") => {
+                            "weft runs plugins, not containers: a step's `ref.name` names a plugin (`weft plugin list` shows them); remove this document".into()
                         }
                         Some("PersistentVolumeClaim" | "ConfigMap" | "Secret") => {
                             "remove it: volumes are host directories (`weft run --volume NAME=DIR`) and secrets come from weft's secret store".into()
@@ -449,6 +472,18 @@ pub fn parse_run(main: SourceFile<'_>, referenced: &[SourceFile<'_>]) -> RunFile
             }
         }
     }
+    // `taskRef.name` naming a Task document (the file's, then the referenced files')
+    // before a plugin of that name.
+    if let Some(pipeline) = &mut out.pipeline {
+        let found = resolve_tasks(pipeline, &tasks, referenced);
+        for index in found.used {
+            if !out.used.contains(&index) {
+                out.used.push(index);
+            }
+        }
+        out.diagnostics.extend(found.diagnostics);
+        out.layout.spans.extend(found.spans);
+    }
     // The run shapes its pipeline: propagated params, taskRunSpecs timeouts.
     if let (Some(run), Some(pipeline)) = (&out.run, &mut out.pipeline) {
         if matches!(run.pipeline, PipelineChoice::Inline(_)) {
@@ -456,6 +491,9 @@ pub fn parse_run(main: SourceFile<'_>, referenced: &[SourceFile<'_>]) -> RunFile
         }
         apply_task_run_specs(pipeline, run);
         out.diagnostics.extend(run.check(pipeline));
+    }
+    if let Some(pipeline) = &mut out.pipeline {
+        super::task::propagate_into_task_specs(pipeline);
     }
     if let Some(run) = &out.run
         && let PipelineChoice::Inline(pos) = run.pipeline
@@ -524,4 +562,111 @@ fn find_referenced(
         return Some((index, pipeline, cx.diagnostics, spans));
     }
     None
+}
+
+/// What resolving `taskRef`s to Task documents found in the referenced files.
+struct ResolvedTasks {
+    used: Vec<usize>,
+    diagnostics: Vec<Diagnostic>,
+    spans: Vec<DocumentSpan>,
+}
+
+/// Gives every pipeline task whose `taskRef.name` names a Task document (in `local`, the
+/// run's own file, then in the referenced files) that Task's steps.
+fn resolve_tasks(
+    pipeline: &mut Pipeline,
+    local: &[TaskSteps],
+    referenced: &[SourceFile<'_>],
+) -> ResolvedTasks {
+    let mut out = ResolvedTasks {
+        used: Vec::new(),
+        diagnostics: Vec::new(),
+        spans: Vec::new(),
+    };
+    let local: std::collections::HashMap<&str, &TaskSteps> = local
+        .iter()
+        .map(|task| (task.name.as_str(), task))
+        .collect();
+    // Referenced files' Tasks, parsed once each when first needed.
+    let mut parsed: std::collections::HashMap<usize, Vec<TaskSteps>> =
+        std::collections::HashMap::new();
+    // Each referenced Task's problems, reported only when the run uses it.
+    let mut parked: std::collections::HashMap<(usize, String), Vec<Diagnostic>> =
+        std::collections::HashMap::new();
+    for task in pipeline.tasks.iter_mut().chain(pipeline.finally.iter_mut()) {
+        if task.kind != TaskKind::Plugin || task.steps.is_some() || task.plugin.value.is_empty() {
+            continue;
+        }
+        let name = task.plugin.value.as_str();
+        if let Some(found) = local.get(name) {
+            task.steps = Some(Box::new((*found).clone()));
+            continue;
+        }
+        for (index, source) in referenced.iter().enumerate() {
+            if !parsed.contains_key(&index) {
+                let Ok(documents) = yaml::parse_documents(source.text) else {
+                    parsed.insert(index, Vec::new());
+                    continue;
+                };
+                let found = docs(&documents);
+                let mut cx = Cx {
+                    file: source.file,
+                    diagnostics: Vec::new(),
+                    sugar: Vec::new(),
+                };
+                let tasks: Vec<TaskSteps> = found
+                    .iter()
+                    .filter(|doc| doc.kind.as_deref() == Some("Task"))
+                    .filter_map(|doc| cx.task_document(doc.root, doc.name.as_deref()))
+                    .collect();
+                if !tasks.is_empty() {
+                    out.spans
+                        .extend(spans(source.file, &documents, found.len() > 1));
+                }
+                // A referenced file's problems count only for the Tasks the run uses.
+                let mut problems = cx.diagnostics;
+                for task in &tasks {
+                    let (first, last) = task_lines(task);
+                    let mine: Vec<Diagnostic> = problems
+                        .iter()
+                        .filter(|d| d.line >= first && d.line <= last)
+                        .cloned()
+                        .collect();
+                    problems.retain(|d| d.line < first || d.line > last);
+                    parked.insert((index, task.name.clone()), mine);
+                }
+                parsed.insert(index, tasks);
+            }
+            if let Some(found) = parsed
+                .get(&index)
+                .and_then(|tasks| tasks.iter().find(|t| t.name == name))
+            {
+                task.steps = Some(Box::new(found.clone()));
+                if !out.used.contains(&index) {
+                    out.used.push(index);
+                    out.diagnostics.extend(
+                        parked
+                            .remove(&(index, found.name.clone()))
+                            .unwrap_or_default(),
+                    );
+                }
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// The lines a Task's parts start on.
+fn task_lines(task: &TaskSteps) -> (u32, u32) {
+    let last = task
+        .steps
+        .iter()
+        .flat_map(|step| {
+            std::iter::once(step.pos.line).chain(step.params.iter().map(|p| p.value.pos.line))
+        })
+        .chain(task.results.iter().map(|r| r.name.pos.line))
+        .chain(task.params.iter().map(|p| p.pos.line))
+        .fold(task.pos.line, u32::max);
+    (task.pos.line.saturating_sub(4), last)
 }

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, HashSet};
 pub mod documents;
 mod pipeline_run;
 mod sugar;
+mod task;
 
 /// The fields of a gate's sampling (`gate:` and each `gates:` block).
 const GATE_TIMING_FIELDS: [&str; 3] = ["samplingInterval", "stableFor", "timeout"];
@@ -394,7 +395,10 @@ impl Cx<'_> {
                             "unsupported kind `{}`: weft runs `Pipeline` documents",
                             kind.value
                         ),
-                    );
+                    )
+                    .hint = (kind.value == "Task").then(|| {
+                        "a Task runs as a pipeline task: put it in a file with a Pipeline (after a `---` line) whose task says `taskRef: {name: <the Task's name>}`, or in a `--pipelines DIR` file".into()
+                    });
                 }
             }
         }
@@ -832,18 +836,15 @@ impl Cx<'_> {
                 "gate",
                 "approval",
                 "gates",
-            ],
-            &[
                 "taskSpec",
-                "matrix",
-                "pipelineRef",
-                "pipelineSpec",
-                "resources",
             ],
+            &["matrix", "pipelineRef", "pipelineSpec", "resources"],
         )?;
         let name = self.required_string(&fields, "name", path, node.pos);
         let mut kind = TaskKind::Plugin;
+        let task_spec = fields.get("taskSpec");
         let plugin = match fields.get("taskRef") {
+            None if task_spec.is_some() => Spanned::new(String::new(), node.pos),
             None => {
                 // Only complain when the task is not already reported for an unsupported
                 // `taskSpec`/`pipelineRef` (one error per cause).
@@ -929,9 +930,24 @@ impl Cx<'_> {
             index,
             pos: node.pos,
             origin: None,
+            steps: None,
         };
         if let Some(params) = fields.get("params") {
             task.params = self.task_params(params, &join(path, "params"));
+        }
+        if let Some(spec) = task_spec {
+            if fields.get("taskRef").is_some() {
+                self.error(
+                    fields.key_pos("taskSpec").unwrap_or(spec.pos),
+                    &join(path, "taskSpec"),
+                    codes::INVALID_VALUE,
+                    "a task has `taskRef` or `taskSpec`, not both",
+                );
+            } else {
+                task.steps = self
+                    .task_spec(spec, &join(path, "taskSpec"), "")
+                    .map(Box::new);
+            }
         }
         self.release_sugar(&fields, path, &task);
         if let Some(workspaces) = fields.get("workspaces") {

@@ -339,6 +339,7 @@ impl Written<'_> {
             index: self.index,
             pos,
             origin: Some(path),
+            steps: None,
         }
     }
 

@@ -49,6 +49,10 @@ impl Driver {
                 self.slot_waiting.push(start);
                 continue;
             }
+            if let Some(steps) = self.state.plan().nodes[start.node].steps.clone() {
+                actions.extend(self.launch_steps(&start, *steps));
+                continue;
+            }
             let resolved = match self.plugins.get(&start.plugin) {
                 _ if fault::fails("task-launch-fail") => {
                     Err("the launch failed at a test fault point (WEFT_FAULT)".to_string())
@@ -99,6 +103,94 @@ impl Driver {
             actions.extend(self.state.task_started(node, attempt));
             fault::point("task-start-after");
         }
+        actions
+    }
+
+    /// Starts an attempt of a Task made of plugin steps: one spawned job runs the steps in
+    /// order as `weft_core::steps` says (each granted like a task running that step's
+    /// plugin, the task's timeout shared by all of them), and hands back one ending.
+    fn launch_steps(
+        &mut self,
+        start: &StartTask,
+        steps: weft_core::model::TaskSteps,
+    ) -> Vec<Action> {
+        let mut prepared = Vec::with_capacity(steps.steps.len());
+        for step in &steps.steps {
+            let Some(resolved) = self.plugins.get(&step.plugin.value).cloned() else {
+                let message = format!(
+                    "plugin `{}` of step `{}` of task `{}` was not prepared",
+                    step.plugin.value, step.name.value, start.name
+                );
+                return self.launch_failed(start, message);
+            };
+            let request = self.request(start, &resolved);
+            prepared.push((resolved.plugin, request));
+        }
+        let Some((_, first)) = prepared.first() else {
+            return self.launch_failed(start, format!("task `{}` has no steps", start.name));
+        };
+        let snapshots = crate::snapshot::AfterTask::plan(
+            self.options.snapshots.as_ref(),
+            self.journal.as_ref().map(Journal::durable),
+            &self.options.grants.read_only_workspaces,
+            start,
+            first,
+        );
+        let (node, attempt) = (start.node, start.attempt);
+        let masker = self.options.masker.clone();
+        let log = first.log.clone();
+        let (params, timeout) = (start.params.clone(), start.timeout);
+        fault::point("task-start-before");
+        let abort = self.tasks.spawn(async move {
+            let began = Instant::now();
+            let mut run = weft_core::steps::StepRun::new(&steps, &params);
+            let mut cut_short = None;
+            while let Some(step) = run.next_step() {
+                let Some((plugin, request)) = prepared.get(step.index) else {
+                    break;
+                };
+                let mut limits = request.limits.clone();
+                if let Some(total) = timeout {
+                    limits.wall_clock = Some(total.saturating_sub(began.elapsed()));
+                }
+                let request = TaskRequest {
+                    context: request.context.clone(),
+                    params: step.params,
+                    grants: request.grants.clone(),
+                    limits,
+                    log: request.log.clone(),
+                    checkpoints: request.checkpoints.clone(),
+                };
+                let report = plugin.run(request).await;
+                if matches!(&report.ending,
+                    TaskEnding::Errored { reason, .. } if reason == LimitKind::WallClock.reason())
+                {
+                    // The task's own timeout: the attempt times out, whichever step ran.
+                    cut_short = Some(report);
+                    break;
+                }
+                run.ended(report.ending, report.results);
+            }
+            let mut report = cut_short.unwrap_or_else(|| {
+                let (ending, results) = run.finish();
+                TaskReport { ending, results }
+            });
+            masker.task_report_logged(&mut report, &*log);
+            if let Some(snapshots) = snapshots {
+                snapshots.run().await;
+            }
+            (node, attempt, report)
+        });
+        self.running.insert(
+            node,
+            Attempt {
+                attempt,
+                abort,
+                started: Instant::now(),
+            },
+        );
+        let actions = self.state.task_started(node, attempt);
+        fault::point("task-start-after");
         actions
     }
 
