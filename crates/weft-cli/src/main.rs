@@ -363,11 +363,7 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
             .opened_store()
             .and_then(|store| tekton_output::from_store(&*store, &name).ok().flatten())
             .unwrap_or_default();
-        if let Some(store) = service.opened_store() {
-            store
-                .close()
-                .map_err(|e| Failure::environment(format!("run store: {e}")))?;
-        }
+        close_store(&service)?;
         match output {
             OutputFormat::Json | OutputFormat::Tekton if tekton => println!("{object:#}"),
             OutputFormat::Json | OutputFormat::Tekton => println!(
@@ -427,11 +423,7 @@ pub(crate) async fn foreground(
     if detach {
         let name = live.name().to_string();
         live.detach().map_err(Failure::environment)?;
-        if let Some(store) = service.opened_store() {
-            store
-                .close()
-                .map_err(|e| Failure::environment(format!("run store: {e}")))?;
-        }
+        close_store(service)?;
         match output {
             OutputFormat::Json | OutputFormat::Tekton => {
                 println!("{}", serde_json::json!({ "name": name, "detached": true }))
@@ -484,6 +476,17 @@ pub(crate) async fn foreground(
         ),
     }
     Ok(summary.status.exit_code().clamp(0, 255) as u8)
+}
+
+/// Closes the run store `service` opened, if it opened one (everything written is
+/// durable when this returns).
+pub(crate) fn close_store(service: &RunService) -> Result<(), Failure> {
+    match service.opened_store() {
+        Some(store) => store
+            .close()
+            .map_err(|e| Failure::environment(format!("run store: {e}"))),
+        None => Ok(()),
+    }
 }
 
 /// How this process holds its runs' leases.

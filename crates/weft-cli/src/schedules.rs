@@ -58,11 +58,7 @@ pub async fn command(command: SchedulesCommand) -> Result<u8, Failure> {
                 }
                 Err(err) => return Err(spec_flags::failure(err)),
             };
-            if let Some(store) = service.opened_store() {
-                store
-                    .close()
-                    .map_err(|e| Failure::environment(format!("run store: {e}")))?;
-            }
+            crate::close_store(&service)?;
             match output {
                 OutputFormat::Json | OutputFormat::Tekton => {
                     println!("{}", schedule_json(&record))

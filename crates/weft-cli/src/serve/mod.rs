@@ -296,6 +296,17 @@ fn spawn_run(server: &Arc<Server>, run: LiveRun) {
     });
 }
 
+/// The answer while the server shuts down: it starts no new run (`503`).
+fn shutting_down(server: &Server) -> Option<Response> {
+    (!server.accepting.load(Ordering::SeqCst)).then(|| {
+        error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "shutting-down",
+            "the server is shutting down; ask another one",
+        )
+    })
+}
+
 /// A request body as `T` (`what` names it in the `400`).
 fn body_as<T: serde::de::DeserializeOwned>(body: &[u8], what: &str) -> Result<T, Box<Response>> {
     serde_json::from_slice(body).map_err(|err| {

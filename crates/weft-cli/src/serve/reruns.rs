@@ -7,14 +7,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
 use weft_core::contract::ParamValue;
 use weft_engine::runs::RerunRequest;
 
 use super::run_api::submitted;
-use super::{Server, auth, error, optional_body};
+use super::{Server, auth, optional_body};
 
 /// The body of a re-run.
 #[derive(Debug, Default, Deserialize)]
@@ -36,12 +36,8 @@ pub async fn rerun(
     if let Err(denied) = auth::caller(&server, &headers) {
         return *denied;
     }
-    if !server.accepting.load(std::sync::atomic::Ordering::SeqCst) {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting-down",
-            "the server is shutting down; ask another one",
-        );
+    if let Some(answer) = super::shutting_down(&server) {
+        return answer;
     }
     let body: RerunBody = match optional_body(&body, "re-run") {
         Ok(body) => body,

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -17,7 +16,7 @@ use weft_core::contract::ParamValue;
 use weft_engine::runs::{RunSignal, RunSpec, RunTimeouts, SubmitError, cancel_mode};
 use weft_store::{RunStore, StoreError, Timestamp};
 
-use super::{Server, auth, body_as, error, lock, optional_body, spawn_run};
+use super::{Server, auth, body_as, error, lock, optional_body, shutting_down, spawn_run};
 use crate::view::{self, Display};
 use crate::{diagnostics, runs, spec_flags};
 
@@ -117,12 +116,8 @@ pub(super) async fn submit(
     if let Err(denied) = auth::caller(&server, &headers) {
         return *denied;
     }
-    if !server.accepting.load(Ordering::SeqCst) {
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "shutting-down",
-            "the server is shutting down; submit to another one",
-        );
+    if let Some(answer) = shutting_down(&server) {
+        return answer;
     }
     let request: SubmitRequest = match body_as(&body, "submission") {
         Ok(request) => request,
