@@ -133,6 +133,10 @@ pub struct ServeArgs {
     )]
     pub submit_secrets: Vec<String>,
 
+    /// Most combinations one task's `matrix` may fan out into, for every submission.
+    #[arg(long, value_name = "N", default_value_t = weft_core::matrix::DEFAULT_MAX_COMBINATIONS, env = "WEFT_MAX_MATRIX_COMBINATIONS")]
+    pub max_matrix_combinations: usize,
+
     /// Destinations status reporters configured by a submission (`reports` in the request,
     /// `spec.reporters` in its pipeline) may reach, as `--allow-http` rules (repeatable).
     /// None by default.
@@ -307,6 +311,11 @@ pub struct PipelineArgs {
     /// is one.
     #[arg(long, value_name = "FILE")]
     pub lock: Option<PathBuf>,
+
+    /// Most combinations one task's `matrix` may fan out into (Tekton's
+    /// `default-max-matrix-combinations-count`).
+    #[arg(long, value_name = "N", default_value_t = weft_core::matrix::DEFAULT_MAX_COMBINATIONS, env = "WEFT_MAX_MATRIX_COMBINATIONS")]
+    pub max_matrix_combinations: usize,
 
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]

@@ -264,6 +264,7 @@ async fn validate(args: PipelineArgs) -> Result<u8, Failure> {
     };
     let library = pipeline_run::library(&args.pipeline_dirs)?;
     let (mut pipeline, parsed) = pipeline_run::files(source.clone(), file.clone(), library);
+    pipeline.max_matrix_combinations = Some(args.max_matrix_combinations);
     let supplied = spec_flags::params(parsed.pipeline.as_ref(), &args.params)?;
     let supplied = parsed.supplied(&supplied);
     pipeline.plugins = match oci::lock_pins(args.lock.as_deref(), &args.file, args.output) {
@@ -300,7 +301,8 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
         Err(done) => return done,
     };
     let library = pipeline_run::library(&pipeline_args.pipeline_dirs)?;
-    let (pipeline, parsed) = pipeline_run::files(source.clone(), file.clone(), library);
+    let (mut pipeline, parsed) = pipeline_run::files(source.clone(), file.clone(), library);
+    pipeline.max_matrix_combinations = Some(pipeline_args.max_matrix_combinations);
     let params = spec_flags::params(parsed.pipeline.as_ref(), &pipeline_args.params)?;
     let mut spec = spec_flags::run_spec(&args, pipeline, params)?;
     spec.pipeline.plugins =

@@ -19,6 +19,11 @@ fn report_tasks(tasks: &Value) -> Vec<TaskFacts> {
                 .iter()
                 .map(|task| TaskFacts {
                     name: task["name"].as_str().unwrap_or_default().to_string(),
+                    pipeline_task: task["matrix"]["task"]
+                        .as_str()
+                        .or(task["name"].as_str())
+                        .unwrap_or_default()
+                        .to_string(),
                     finally: task["finally"].as_bool().unwrap_or_default(),
                     status: task["status"].as_str().unwrap_or_default().to_string(),
                     reason: task["reason"].as_str().unwrap_or_default().to_string(),
@@ -82,6 +87,7 @@ pub fn from_store(store: &dyn RunStore, run: &str) -> Result<Option<Value>, Stor
                 let attempt = latest.get(name);
                 TaskFacts {
                     name: name.to_string(),
+                    pipeline_task: name.to_string(),
                     finally: task.is_finally,
                     status: attempt.map_or("Pending".to_string(), |a| match a.outcome {
                         Some(outcome) => format!("{outcome:?}"),

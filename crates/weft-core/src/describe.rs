@@ -257,6 +257,7 @@ mod tests {
             attempts: 1,
             results: Default::default(),
             message: String::new(),
+            matrix: None,
             operation: crate::operation::task_operation(&crate::operation::TaskFacts {
                 kind: crate::model::TaskKind::Plugin,
                 finally: false,

@@ -23,6 +23,7 @@ pub mod dag;
 pub mod describe;
 pub mod diag;
 pub mod duration;
+pub mod matrix;
 pub mod model;
 pub mod operation;
 pub mod parse;
@@ -52,5 +53,5 @@ pub use run::{
     RunSummary, StartTask, TaskPhase, TaskReport, WaitTask,
 };
 pub use status::{CancelMode, Outcome, RunStatus, TasksOutcome, TasksStatus};
-pub use validate::{PluginCatalog, validate};
+pub use validate::{PluginCatalog, validate, validate_with};
 pub use waits::RunWait;

@@ -329,6 +329,8 @@ pub struct PipelineTask {
     /// Its steps, when it runs a Task made of plugin steps (`taskRef.name` naming a
     /// `kind: Task` document, or `taskSpec`); `None` when it runs its plugin.
     pub steps: Option<Box<TaskSteps>>,
+    /// `matrix`: the task fans out into one task per combination of these params.
+    pub matrix: Option<Matrix>,
 }
 
 impl PipelineTask {
@@ -368,8 +370,51 @@ impl PipelineTask {
             std::iter::once(expr.input.value.as_str())
                 .chain(expr.values.iter().map(|value| value.value.as_str()))
         });
-        values.chain(when)
+        let matrix = self
+            .matrix
+            .iter()
+            .flat_map(|matrix| matrix.all_params())
+            .flat_map(|param| -> Box<dyn Iterator<Item = &str> + '_> {
+                match &param.value.value {
+                    ParamValue::Str(text) => Box::new(std::iter::once(text.as_str())),
+                    ParamValue::Array(items) => Box::new(items.iter().map(String::as_str)),
+                    ParamValue::Object(entries) => Box::new(entries.values().map(String::as_str)),
+                }
+            });
+        values.chain(when).chain(matrix)
     }
+}
+
+/// A pipeline task's `matrix` (Tekton): it fans out into one task per combination.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Matrix {
+    /// `matrix.params`: each an array; their cartesian product gives the combinations.
+    pub params: Vec<TaskParam>,
+    /// `matrix.include`: extra params for matching combinations, or combinations of
+    /// their own.
+    pub include: Vec<MatrixInclude>,
+    /// Where `matrix` starts.
+    pub pos: Pos,
+}
+
+impl Matrix {
+    /// `params` and every `include` entry's params.
+    pub fn all_params(&self) -> impl Iterator<Item = &TaskParam> {
+        self.params
+            .iter()
+            .chain(self.include.iter().flat_map(|include| &include.params))
+    }
+}
+
+/// One entry of `matrix.include`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MatrixInclude {
+    /// `name` (informational, as in Tekton).
+    pub name: Option<Spanned<String>>,
+    /// `params`: strings.
+    pub params: Vec<TaskParam>,
+    /// Where the entry starts.
+    pub pos: Pos,
 }
 
 /// A Task made of plugin steps: a `kind: Task` document a `taskRef.name` names, or a

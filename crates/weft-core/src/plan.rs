@@ -5,13 +5,15 @@
 use crate::contract::ParamValue;
 use crate::dag::Graph;
 use crate::diag::Diagnostic;
+use crate::matrix::{Combination, Resolved, combination_name};
 use crate::model::{
     HaltMode, OnError, OnStatusRule, Pipeline, PipelineTask, TaskKind, WhenOperator,
 };
-use crate::validate::{PluginCatalog, dag_parents, select_string, validate};
+use crate::validate::{Limits, PluginCatalog, dag_parents, select_string, validate_with};
 use crate::vars::{Piece, Selector, Template, VarRef, parse_template};
 use crate::waits::WaitKind;
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
 use std::time::Duration;
 
 /// Index of a task in [`Plan::nodes`]: non-finally tasks first (declaration order), then
@@ -24,6 +26,14 @@ pub(crate) enum RunVar {
     TaskResult(NodeId, String),
     TaskStatus(NodeId),
     TaskReason(NodeId),
+    /// A matrixed task's status: its combinations' together.
+    MatrixStatus(Range<NodeId>),
+    /// A matrixed task's reason: its worst combination's.
+    MatrixReason(Range<NodeId>),
+    /// `$(tasks.t.matrix.r.length)`: how many combinations produced result `r`.
+    MatrixResultCount(Range<NodeId>, String),
+    /// `$(tasks.t.results.r[*])` in a pipeline result: the array as JSON.
+    MatrixResultsJson(Range<NodeId>, String),
     TasksStatus,
     TasksOutcome,
     RunName,
@@ -99,6 +109,8 @@ pub struct PlanNode {
     pub idempotent: bool,
     /// `concurrency`: the group (params substituted) and its limit; slots are queued.
     pub concurrency: Option<(String, u32)>,
+    /// For one combination of a matrixed task: which (`name` is `<task>-<index>`).
+    pub matrix: Option<MatrixMember>,
     /// Tasks that wait for this one (non-finally only).
     pub children: Vec<NodeId>,
     /// How many distinct tasks this one waits for.
@@ -109,6 +121,37 @@ pub struct PlanNode {
     pub(crate) when: Vec<WhenTemplate>,
     /// Results this task consumes: if one is missing, it is skipped `ResultsMissing`.
     pub(crate) result_refs: Vec<(NodeId, String)>,
+}
+
+/// One combination of a matrixed pipeline task (see [`crate::matrix`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatrixMember {
+    /// The pipeline task's name.
+    pub task: String,
+    /// Which combination, from 0.
+    pub index: usize,
+    /// How many combinations the task has; 0 when a matrix param is an empty array (the
+    /// task's one node is then skipped, Tekton's "Matrix Parameters have an empty array").
+    pub count: usize,
+    /// The params this combination gives the task.
+    pub params: Combination,
+}
+
+impl PlanNode {
+    /// The pipeline task it runs: its own name, or its matrixed task's.
+    pub fn pipeline_task(&self) -> &str {
+        self.matrix
+            .as_ref()
+            .map_or(&self.name, |member| &member.task)
+    }
+}
+
+/// The nodes of one pipeline task: one, or one per combination of its matrix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct TaskNodes {
+    nodes: Range<NodeId>,
+    /// Its combinations: `None` without a matrix.
+    matrix: Option<usize>,
 }
 
 /// A validated, lowered pipeline. Immutable; share it with `Arc`.
@@ -127,6 +170,8 @@ pub struct Plan {
     /// `spec.concurrency`, its group rendered with the run's params.
     pub concurrency: Option<RunConcurrency>,
     index: HashMap<String, NodeId>,
+    /// Pipeline task name -> its nodes.
+    tasks: HashMap<String, TaskNodes>,
 }
 
 /// Parses, validates and plans in one go; all problems (structural and semantic) are
@@ -143,7 +188,7 @@ pub fn load(
     let Some(pipeline) = parsed.pipeline else {
         return Err(diagnostics);
     };
-    let mut found = validate(&pipeline, supplied, catalog);
+    let mut found = validate_with(&pipeline, supplied, catalog, &Limits::default());
     parsed.layout.label(&mut found);
     diagnostics.extend(found);
     if !diagnostics.is_empty() {
@@ -160,7 +205,17 @@ impl Plan {
         supplied: &BTreeMap<String, ParamValue>,
         catalog: Option<&dyn PluginCatalog>,
     ) -> Result<Plan, Vec<Diagnostic>> {
-        let diagnostics = validate(pipeline, supplied, catalog);
+        Plan::with_limits(pipeline, supplied, catalog, &Limits::default())
+    }
+
+    /// [`Plan::new`] under the operator's `limits`.
+    pub fn with_limits(
+        pipeline: &Pipeline,
+        supplied: &BTreeMap<String, ParamValue>,
+        catalog: Option<&dyn PluginCatalog>,
+        limits: &Limits,
+    ) -> Result<Plan, Vec<Diagnostic>> {
+        let diagnostics = validate_with(pipeline, supplied, catalog, limits);
         if diagnostics.is_empty() {
             Ok(Plan::build(pipeline, supplied))
         } else {
@@ -171,6 +226,11 @@ impl Plan {
     /// The node called `name`.
     pub fn node_id(&self, name: &str) -> Option<NodeId> {
         self.index.get(name).copied()
+    }
+
+    /// The nodes pipeline task `task` runs as: one, or one per matrix combination.
+    pub fn task_nodes(&self, task: &str) -> Option<Range<NodeId>> {
+        self.tasks.get(task).map(|nodes| nodes.nodes.clone())
     }
 
     /// Lowers a pipeline that passed validation (never panics on one that did not: bad
@@ -187,110 +247,110 @@ impl Plan {
             }
         }
         let tasks: Vec<&PipelineTask> = pipeline.all_tasks().collect();
-        let mut index = HashMap::with_capacity(tasks.len());
-        for (id, task) in tasks.iter().enumerate() {
-            index.entry(task.name.value.clone()).or_insert(id);
+        // Each pipeline task's nodes: consecutive ids, one per matrix combination.
+        let fan_outs: Vec<Option<Vec<Combination>>> = tasks
+            .iter()
+            .map(|task| {
+                let resolved = Resolved::new(task.matrix.as_ref()?, &params)?;
+                Some(if resolved.has_empty_param() {
+                    Vec::new()
+                } else {
+                    crate::matrix::fan_out(&resolved)
+                })
+            })
+            .collect();
+        let mut task_nodes: HashMap<String, TaskNodes> = HashMap::with_capacity(tasks.len());
+        let mut ranges = Vec::with_capacity(tasks.len());
+        let mut next = 0;
+        for (task, fan_out) in tasks.iter().zip(&fan_outs) {
+            let len = fan_out
+                .as_ref()
+                .map_or(1, |combinations| combinations.len().max(1));
+            ranges.push(next..next + len);
+            task_nodes
+                .entry(task.name.value.clone())
+                .or_insert_with(|| TaskNodes {
+                    nodes: next..next + len,
+                    matrix: fan_out.as_ref().map(Vec::len),
+                });
+            next += len;
         }
-        let dag_len = pipeline.tasks.len();
+        let dag_len = ranges
+            .get(..pipeline.tasks.len())
+            .and_then(|dag| dag.last())
+            .map_or(0, |range| range.end);
         let dag_index: HashMap<&str, usize> = pipeline
             .tasks
             .iter()
             .enumerate()
             .map(|(i, task)| (task.name.value.as_str(), i))
             .collect();
-        let parents: Vec<Vec<usize>> = pipeline
-            .tasks
-            .iter()
-            .map(|task| dag_parents(task, &dag_index))
-            .collect();
+        let mut parents: Vec<Vec<usize>> = Vec::with_capacity(dag_len);
+        for (task, range) in pipeline.tasks.iter().zip(&ranges) {
+            let task_parents: Vec<NodeId> = dag_parents(task, &dag_index)
+                .into_iter()
+                .flat_map(|parent| ranges[parent].clone())
+                .collect();
+            for _ in range.clone() {
+                parents.push(task_parents.clone());
+            }
+        }
         let graph = Graph::from_parents(&parents);
         let lowering = Lowering {
             params: &params,
-            index: &index,
+            tasks: &task_nodes,
             pipeline_name: &pipeline.name.value,
         };
-        let nodes = tasks
-            .iter()
-            .enumerate()
-            .map(|(id, task)| {
-                let mut result_refs = Vec::new();
-                let node_params = task
-                    .params
-                    .iter()
-                    .map(|param| {
-                        let value = lowering.value(&param.value.value, task, &mut result_refs);
-                        (param.name.value.clone(), value)
-                    })
-                    .collect();
-                let gate_checks = task
-                    .gate_checks
-                    .iter()
-                    .map(|check| GateCheckPlan {
-                        plugin: check.plugin.value.clone(),
-                        params: check
-                            .params
-                            .iter()
-                            .map(|param| {
-                                let value =
-                                    lowering.value(&param.value.value, task, &mut result_refs);
-                                (param.name.value.clone(), value)
-                            })
-                            .collect(),
-                    })
-                    .collect();
-                let when = task
-                    .when
-                    .iter()
-                    .map(|expr| WhenTemplate {
-                        input: lowering.string(&expr.input.value, task, &mut result_refs),
-                        operator: expr.operator,
-                        values: expr
-                            .values
-                            .iter()
-                            .flat_map(|value| {
-                                lowering.elements(&value.value, task, &mut result_refs)
-                            })
-                            .collect(),
-                    })
-                    .collect();
-                PlanNode {
-                    name: task.name.value.clone(),
-                    plugin: task.plugin.value.clone(),
-                    wait: match task.kind {
-                        TaskKind::Plugin => None,
-                        TaskKind::Approval => Some(WaitKind::Approval),
-                        TaskKind::Intervention => Some(WaitKind::Intervention),
-                        TaskKind::Gate => Some(WaitKind::Gate(
-                            task.gate.as_ref().map(|g| g.value).unwrap_or_default(),
-                        )),
-                    },
-                    steps: task.steps.clone(),
-                    is_finally: task.is_finally,
-                    retries: task.retries,
-                    timeout: task.timeout,
-                    secrets: task.secrets.iter().map(|s| s.value.clone()).collect(),
-                    workspaces: task
-                        .workspaces
-                        .iter()
-                        .map(|w| (w.name.value.clone(), w.workspace.value.clone()))
-                        .collect(),
-                    on_error: task.on_error,
-                    on_status: task.on_status.clone(),
-                    halt: task.halt,
-                    idempotent: task.idempotent,
-                    concurrency: task
-                        .concurrency
-                        .as_ref()
-                        .map(|c| (params_only(&c.group.value, &params), c.limit.value)),
-                    children: graph.children.get(id).cloned().unwrap_or_default(),
-                    parent_count: graph.parent_count.get(id).copied().unwrap_or(0),
-                    params: node_params,
-                    gate_checks,
-                    when,
-                    result_refs,
+        let mut index = HashMap::with_capacity(next);
+        let mut nodes = Vec::with_capacity(next);
+        for ((task, fan_out), range) in tasks.iter().zip(&fan_outs).zip(&ranges) {
+            let node = lowering.node(task);
+            match fan_out {
+                None => {
+                    index.entry(task.name.value.clone()).or_insert(range.start);
+                    nodes.push(node);
                 }
-            })
-            .collect();
+                Some(combinations) if combinations.is_empty() => {
+                    index.entry(task.name.value.clone()).or_insert(range.start);
+                    nodes.push(PlanNode {
+                        matrix: Some(MatrixMember {
+                            task: task.name.value.clone(),
+                            index: 0,
+                            count: 0,
+                            params: Combination::new(),
+                        }),
+                        ..node
+                    });
+                }
+                Some(combinations) => {
+                    for (i, combination) in combinations.iter().enumerate() {
+                        let name = combination_name(&task.name.value, i);
+                        index.entry(name.clone()).or_insert(range.start + i);
+                        let mut member = node.clone();
+                        member.name = name;
+                        member
+                            .params
+                            .extend(combination.iter().map(|(param, value)| {
+                                (
+                                    param.clone(),
+                                    ValueTemplate::Fixed(ParamValue::Str(value.clone())),
+                                )
+                            }));
+                        member.matrix = Some(MatrixMember {
+                            task: task.name.value.clone(),
+                            index: i,
+                            count: combinations.len(),
+                            params: combination.clone(),
+                        });
+                        nodes.push(member);
+                    }
+                }
+            }
+        }
+        for (id, node) in nodes.iter_mut().enumerate() {
+            node.children = graph.children.get(id).cloned().unwrap_or_default();
+            node.parent_count = graph.parent_count.get(id).copied().unwrap_or(0);
+        }
         let results = pipeline
             .results
             .iter()
@@ -312,6 +372,7 @@ impl Plan {
             params,
             results,
             index,
+            tasks: task_nodes,
         }
     }
 }
@@ -337,11 +398,114 @@ fn params_only(text: &str, params: &BTreeMap<String, ParamValue>) -> String {
 
 struct Lowering<'a> {
     params: &'a BTreeMap<String, ParamValue>,
-    index: &'a HashMap<String, NodeId>,
+    tasks: &'a HashMap<String, TaskNodes>,
     pipeline_name: &'a str,
 }
 
 impl Lowering<'_> {
+    /// `task` as one node (a matrixed task's combinations are copies of it with their
+    /// params added); its place in the DAG is filled in by the caller.
+    fn node(&self, task: &PipelineTask) -> PlanNode {
+        let mut result_refs = Vec::new();
+        let params = task
+            .params
+            .iter()
+            .map(|param| {
+                let value = self.value(&param.value.value, task, &mut result_refs);
+                (param.name.value.clone(), value)
+            })
+            .collect();
+        let gate_checks = task
+            .gate_checks
+            .iter()
+            .map(|check| GateCheckPlan {
+                plugin: check.plugin.value.clone(),
+                params: check
+                    .params
+                    .iter()
+                    .map(|param| {
+                        let value = self.value(&param.value.value, task, &mut result_refs);
+                        (param.name.value.clone(), value)
+                    })
+                    .collect(),
+            })
+            .collect();
+        let when = task
+            .when
+            .iter()
+            .map(|expr| WhenTemplate {
+                input: self.string(&expr.input.value, task, &mut result_refs),
+                operator: expr.operator,
+                values: expr
+                    .values
+                    .iter()
+                    .flat_map(|value| self.elements(&value.value, task, &mut result_refs))
+                    .collect(),
+            })
+            .collect();
+        PlanNode {
+            name: task.name.value.clone(),
+            plugin: task.plugin.value.clone(),
+            wait: match task.kind {
+                TaskKind::Plugin => None,
+                TaskKind::Approval => Some(WaitKind::Approval),
+                TaskKind::Intervention => Some(WaitKind::Intervention),
+                TaskKind::Gate => Some(WaitKind::Gate(
+                    task.gate.as_ref().map(|g| g.value).unwrap_or_default(),
+                )),
+            },
+            steps: task.steps.clone(),
+            is_finally: task.is_finally,
+            retries: task.retries,
+            timeout: task.timeout,
+            secrets: task.secrets.iter().map(|s| s.value.clone()).collect(),
+            workspaces: task
+                .workspaces
+                .iter()
+                .map(|w| (w.name.value.clone(), w.workspace.value.clone()))
+                .collect(),
+            on_error: task.on_error,
+            on_status: task.on_status.clone(),
+            halt: task.halt,
+            idempotent: task.idempotent,
+            concurrency: task
+                .concurrency
+                .as_ref()
+                .map(|c| (params_only(&c.group.value, self.params), c.limit.value)),
+            matrix: None,
+            children: Vec::new(),
+            parent_count: 0,
+            params,
+            gate_checks,
+            when,
+            result_refs,
+        }
+    }
+
+    /// The whole-value `$(tasks.t.results.r[*])` of a matrixed task, if `text` is exactly
+    /// that: one element per combination.
+    fn matrix_results(
+        &self,
+        text: &str,
+        refs: &mut Vec<(NodeId, String)>,
+    ) -> Option<Vec<Template<RunVar>>> {
+        let template = parse_template(text).ok()?;
+        let VarRef::MatrixResults { task, result } = template.sole_var()? else {
+            return None;
+        };
+        let nodes = self.tasks.get(task)?.nodes.clone();
+        Some(
+            nodes
+                .map(|id| {
+                    refs.push((id, result.clone()));
+                    Template {
+                        pieces: vec![Piece::Var(RunVar::TaskResult(id, result.clone()))],
+                    }
+                })
+                .collect(),
+        )
+    }
+
     /// The whole-value `$(params.x[*])`, if `text` is exactly that.
     fn star(&self, text: &str) -> Option<ParamValue> {
         let template = parse_template(text).ok()?;
@@ -363,7 +527,10 @@ impl Lowering<'_> {
         match value {
             ParamValue::Str(text) => match self.star(text) {
                 Some(fixed) => ValueTemplate::Fixed(fixed),
-                None => ValueTemplate::Str(self.string(text, task, refs)),
+                None => match self.matrix_results(text, refs) {
+                    Some(items) => ValueTemplate::Array(items),
+                    None => ValueTemplate::Str(self.string(text, task, refs)),
+                },
             },
             ParamValue::Array(items) => ValueTemplate::Array(
                 items
@@ -393,7 +560,10 @@ impl Lowering<'_> {
                     pieces: vec![Piece::Literal(item)],
                 })
                 .collect(),
-            _ => vec![self.string(text, task, refs)],
+            _ => match self.matrix_results(text, refs) {
+                Some(items) => items,
+                None => vec![self.string(text, task, refs)],
+            },
         }
     }
 
@@ -433,7 +603,12 @@ impl Lowering<'_> {
                 }
                 Piece::Var(var) => var,
             };
-            let node = |name: &str| self.index.get(name).copied();
+            let node = |name: &str| self.tasks.get(name).map(|nodes| nodes.nodes.start);
+            let matrixed = |name: &str| {
+                self.tasks
+                    .get(name)
+                    .and_then(|nodes| Some((nodes.nodes.clone(), nodes.matrix?)))
+            };
             let run_var = match var {
                 VarRef::Param { name, selector } => {
                     let text = self
@@ -459,12 +634,30 @@ impl Lowering<'_> {
                     }
                     None => continue,
                 },
-                VarRef::TaskStatus { task } => match node(&task) {
-                    Some(id) => RunVar::TaskStatus(id),
+                VarRef::TaskStatus { task } => match (matrixed(&task), node(&task)) {
+                    (Some((nodes, _)), _) => RunVar::MatrixStatus(nodes),
+                    (None, Some(id)) => RunVar::TaskStatus(id),
+                    (None, None) => continue,
+                },
+                VarRef::TaskReason { task } => match (matrixed(&task), node(&task)) {
+                    (Some((nodes, _)), _) => RunVar::MatrixReason(nodes),
+                    (None, Some(id)) => RunVar::TaskReason(id),
+                    (None, None) => continue,
+                },
+                VarRef::MatrixLength { task } => {
+                    let count = matrixed(&task).map_or(0, |(_, count)| count);
+                    push_literal(&mut pieces, count.to_string());
+                    continue;
+                }
+                VarRef::MatrixResultLength { task, result } => match matrixed(&task) {
+                    Some((nodes, _)) => RunVar::MatrixResultCount(nodes, result),
                     None => continue,
                 },
-                VarRef::TaskReason { task } => match node(&task) {
-                    Some(id) => RunVar::TaskReason(id),
+                VarRef::MatrixResults { task, result } => match matrixed(&task) {
+                    Some((nodes, _)) => {
+                        refs.extend(nodes.clone().map(|id| (id, result.clone())));
+                        RunVar::MatrixResultsJson(nodes, result)
+                    }
                     None => continue,
                 },
                 VarRef::TasksStatus => RunVar::TasksStatus,

@@ -37,8 +37,9 @@ use crate::model::{Flow, HaltMode, WhenOperator};
 use crate::operation::{Operation, RunStage, TaskFacts, TaskStage, WaitStage};
 use crate::plan::{NodeId, Plan, RunVar, ValueTemplate};
 use crate::status::{
-    CancelMode, Outcome, RunFacts, RunStatus, SkipFacts, SkipReason, Tally, TasksOutcome,
-    TasksStatus, apply_policy, final_status, reasons, skip_reason, task_status_view,
+    CancelMode, Outcome, RunFacts, RunStatus, SkipFacts, SkipReason, Tally, TaskStatusView,
+    TasksOutcome, TasksStatus, apply_policy, final_status, matrix_status_view, reasons,
+    skip_reason, task_status_view,
 };
 use crate::vars::{Piece, Template};
 use crate::waits::{WaitEnding, WaitKind};
@@ -118,8 +119,10 @@ impl RunPhase {
 pub struct StartTask {
     /// Node id.
     pub node: NodeId,
-    /// Pipeline task name.
+    /// Its name (a matrixed task's combination is `<task>-<index>`).
     pub name: String,
+    /// The pipeline task it runs: grants and per-task rules are given to this name.
+    pub pipeline_task: String,
     /// Plugin (`taskRef.name`).
     pub plugin: String,
     /// Attempt number, 0-based.
@@ -309,6 +312,21 @@ pub struct TaskReport {
     pub message: String,
     /// Its `<status, operationStatus>` pair.
     pub operation: Operation,
+    /// For one combination of a matrixed task: which.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matrix: Option<MatrixReport>,
+}
+
+/// Which combination of a matrixed task a task of the report is.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MatrixReport {
+    /// The pipeline task.
+    pub task: String,
+    /// Which combination, from 0.
+    pub index: usize,
+    /// Its params.
+    pub params: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -943,6 +961,11 @@ impl RunState {
                     results: state.results.clone(),
                     message: state.message.clone(),
                     operation: crate::operation::task_operation(&self.task_facts(node)),
+                    matrix: spec.matrix.as_ref().map(|member| MatrixReport {
+                        task: member.task.clone(),
+                        index: member.index,
+                        params: member.params.clone(),
+                    }),
                 })
                 .collect(),
         }
@@ -1111,6 +1134,7 @@ impl RunState {
         StartTask {
             node,
             name: spec.name.clone(),
+            pipeline_task: spec.pipeline_task().to_string(),
             plugin: spec.plugin.clone(),
             attempt,
             retries: spec.retries,
@@ -1140,6 +1164,7 @@ impl RunState {
         if skip_reason(facts).is_none() {
             facts.when_false = !self.when_holds(node);
         }
+        facts.matrix_empty = spec.matrix.as_ref().is_some_and(|member| member.count == 0);
         let ready = self.nodes[node].waiting_on == 0;
         if ready
             && skip_reason(facts).is_none()
@@ -1393,21 +1418,32 @@ impl RunState {
                 .get(result)
                 .cloned()
                 .unwrap_or_default(),
-            RunVar::TaskStatus(task) => {
-                let state = &self.nodes[*task];
-                let outcome = (state.phase == TaskPhase::Terminal)
-                    .then_some(state.outcome)
-                    .flatten();
-                task_status_view(state.raw.as_ref().filter(|_| outcome.is_some()), outcome)
+            RunVar::TaskStatus(task) => self.task_status(*task).as_str().to_string(),
+            RunVar::TaskReason(task) => self.task_reason(*task),
+            RunVar::MatrixStatus(nodes) => {
+                matrix_status_view(nodes.clone().map(|node| self.task_status(node)))
                     .as_str()
                     .to_string()
             }
-            RunVar::TaskReason(task) => {
-                let state = &self.nodes[*task];
-                match (&state.outcome, state.reason.is_empty()) {
-                    (Some(outcome), true) => outcome.as_str().to_string(),
-                    _ => state.reason.clone(),
-                }
+            RunVar::MatrixReason(nodes) => {
+                // The first combination that did not succeed speaks for the task.
+                let worst = nodes
+                    .clone()
+                    .find(|node| self.task_status(*node) != TaskStatusView::Succeeded)
+                    .unwrap_or(nodes.start);
+                self.task_reason(worst)
+            }
+            RunVar::MatrixResultCount(nodes, result) => nodes
+                .clone()
+                .filter(|node| self.nodes[*node].results.contains_key(result))
+                .count()
+                .to_string(),
+            RunVar::MatrixResultsJson(nodes, result) => {
+                let values: Vec<&str> = nodes
+                    .clone()
+                    .filter_map(|node| self.nodes[node].results.get(result).map(String::as_str))
+                    .collect();
+                serde_json::to_string(&values).unwrap_or_default()
             }
             RunVar::TasksStatus => self.tasks_status().as_str().to_string(),
             RunVar::TasksOutcome => self.tasks_outcome().as_str().to_string(),
@@ -1422,6 +1458,24 @@ impl RunState {
         }
     }
 
+    /// `$(tasks.t.status)` of one node.
+    fn task_status(&self, task: NodeId) -> TaskStatusView {
+        let state = &self.nodes[task];
+        let outcome = (state.phase == TaskPhase::Terminal)
+            .then_some(state.outcome)
+            .flatten();
+        task_status_view(state.raw.as_ref().filter(|_| outcome.is_some()), outcome)
+    }
+
+    /// `$(tasks.t.reason)` of one node.
+    fn task_reason(&self, task: NodeId) -> String {
+        let state = &self.nodes[task];
+        match (&state.outcome, state.reason.is_empty()) {
+            (Some(outcome), true) => outcome.as_str().to_string(),
+            _ => state.reason.clone(),
+        }
+    }
+
     fn summary(&self) -> RunSummary {
         let (status, reason) = final_status(&self.facts(), &self.all_tally);
         let mut results = BTreeMap::new();
@@ -1430,6 +1484,9 @@ impl RunState {
                 RunVar::TaskResult(producer, result) => {
                     self.nodes[*producer].results.contains_key(result)
                 }
+                RunVar::MatrixResultsJson(nodes, result) => nodes
+                    .clone()
+                    .all(|node| self.nodes[node].results.contains_key(result)),
                 _ => true,
             });
             if complete {

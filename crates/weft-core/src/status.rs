@@ -111,6 +111,9 @@ pub enum SkipReason {
     RunTimedOut,
     /// The plugin (or `onStatus`) said skip.
     SelfSkipped,
+    /// A `matrix` param is an empty array: nothing to fan out over (Tekton's
+    /// `EmptyArrayInMatrixParams`).
+    MatrixEmpty,
 }
 
 impl SkipReason {
@@ -125,6 +128,7 @@ impl SkipReason {
             SkipReason::RunCancelled => "RunCancelled",
             SkipReason::RunTimedOut => "RunTimedOut",
             SkipReason::SelfSkipped => "SelfSkipped",
+            SkipReason::MatrixEmpty => "EmptyArrayInMatrixParams",
         }
     }
 }
@@ -146,6 +150,8 @@ pub struct SkipFacts {
     pub results_missing: bool,
     /// Its `when` expressions are false (only evaluated when nothing above applies).
     pub when_false: bool,
+    /// A `matrix` param is an empty array.
+    pub matrix_empty: bool,
 }
 
 /// Which skip reason applies, first that holds (Tekton's order: run state before parent
@@ -165,8 +171,30 @@ pub fn skip_reason(facts: SkipFacts) -> Option<SkipReason> {
         Some(SkipReason::ResultsMissing)
     } else if facts.when_false {
         Some(SkipReason::WhenExpressionsFalse)
+    } else if facts.matrix_empty {
+        Some(SkipReason::MatrixEmpty)
     } else {
         None
+    }
+}
+
+/// `$(tasks.t.status)` of a matrixed task from its combinations': `Failed` when one
+/// failed, `Succeeded` when all succeeded, else `None` (some skipped or not done).
+pub fn matrix_status_view(views: impl Iterator<Item = TaskStatusView>) -> TaskStatusView {
+    let mut all_succeeded = true;
+    let mut any = false;
+    for view in views {
+        any = true;
+        match view {
+            TaskStatusView::Failed => return TaskStatusView::Failed,
+            TaskStatusView::Succeeded => {}
+            TaskStatusView::None => all_succeeded = false,
+        }
+    }
+    if any && all_succeeded {
+        TaskStatusView::Succeeded
+    } else {
+        TaskStatusView::None
     }
 }
 
@@ -1122,6 +1150,7 @@ mod tests {
             parent_skipped: true,
             results_missing: true,
             when_false: true,
+            matrix_empty: true,
         };
         let table = [
             (all, Some(SkipReason::RunCancelled)),
@@ -1168,6 +1197,21 @@ mod tests {
             (
                 SkipFacts {
                     when_false: true,
+                    matrix_empty: true,
+                    ..SkipFacts::default()
+                },
+                Some(SkipReason::WhenExpressionsFalse),
+            ),
+            (
+                SkipFacts {
+                    matrix_empty: true,
+                    ..SkipFacts::default()
+                },
+                Some(SkipReason::MatrixEmpty),
+            ),
+            (
+                SkipFacts {
+                    when_false: true,
                     results_missing: true,
                     ..SkipFacts::default()
                 },
@@ -1199,6 +1243,31 @@ mod tests {
             (RunStatus::Cancelled, 1),
         ] {
             assert_eq!(status.exit_code(), code);
+        }
+    }
+}
+
+#[cfg(test)]
+mod matrix_status_tests {
+    use super::*;
+
+    #[test]
+    fn a_matrixed_tasks_status_is_its_combinations_together() {
+        use TaskStatusView::{Failed, None as Nothing, Succeeded};
+        let table: [(&[TaskStatusView], TaskStatusView); 6] = [
+            (&[Succeeded, Succeeded], Succeeded),
+            (&[Succeeded, Failed], Failed),
+            (&[Nothing, Failed], Failed),
+            (&[Succeeded, Nothing], Nothing),
+            (&[Nothing, Nothing], Nothing),
+            (&[], Nothing),
+        ];
+        for (views, expected) in table {
+            assert_eq!(
+                matrix_status_view(views.iter().copied()),
+                expected,
+                "{views:?}"
+            );
         }
     }
 }

@@ -17,8 +17,8 @@ use crate::model::{OnError, TaskSteps};
 /// A `$(...)` reference a step may hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum StepVar<'a> {
-    /// `$(params.NAME)`, `$(params.NAME[*])`.
-    Param(&'a str),
+    /// `$(params.NAME)`, `$(params.NAME[*])`, `$(params.NAME[INDEX])` (an array's item).
+    Param(&'a str, Option<usize>),
     /// `$(steps.STEP.results.R)`.
     StepResult(&'a str, &'a str),
 }
@@ -48,7 +48,12 @@ fn variable_shaped(inner: &str) -> bool {
 fn parse_var(inner: &str) -> Option<StepVar<'_>> {
     if let Some(name) = inner.strip_prefix("params.") {
         let name = name.strip_suffix("[*]").unwrap_or(name);
-        return (!name.is_empty() && !name.contains(['.', '['])).then_some(StepVar::Param(name));
+        let (name, index) = match name.strip_suffix(']').and_then(|n| n.split_once('[')) {
+            Some((name, index)) => (name, Some(index.parse().ok()?)),
+            None => (name, None),
+        };
+        return (!name.is_empty() && !name.contains(['.', '[']))
+            .then_some(StepVar::Param(name, index));
     }
     let rest = inner.strip_prefix("steps.")?;
     let (step, result) = rest.split_once(".results.")?;
@@ -136,7 +141,7 @@ fn check_with(
                 continue;
             }
             match parse_var(inner) {
-                Some(StepVar::Param(name)) => {
+                Some(StepVar::Param(name, _)) => {
                     if !params.contains_key(name) {
                         out.push(Diagnostic::new(
                             &task.file,
@@ -427,7 +432,11 @@ impl<'t> StepRun<'t> {
 
     fn lookup(&self, inner: &str) -> Option<ParamValue> {
         match parse_var(inner)? {
-            StepVar::Param(name) => self.params.get(name).cloned(),
+            StepVar::Param(name, None) => self.params.get(name).cloned(),
+            StepVar::Param(name, Some(index)) => match self.params.get(name)? {
+                ParamValue::Array(items) => items.get(index).cloned().map(ParamValue::Str),
+                _ => None,
+            },
             StepVar::StepResult(step, result) => self
                 .results
                 .get(step)?

@@ -21,8 +21,10 @@ use serde_json::{Value, json};
 /// One task as the status needs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TaskFacts {
-    /// The pipeline task's name.
+    /// Its name (a matrixed task's combination is `<task>-<index>`).
     pub name: String,
+    /// The pipeline task it runs (its own name, or its matrixed task's).
+    pub pipeline_task: String,
     /// In `spec.finally`.
     pub finally: bool,
     /// weft's outcome (`Succeeded`, `Skipped`, ...) when terminal, else its phase.
@@ -217,6 +219,7 @@ pub fn skipping_reason(run: &RunFacts, task: &TaskFacts) -> &'static str {
     match task.reason.as_str() {
         "WhenExpressionsFalse" => "When Expressions evaluated to false",
         "ParentSkipped" => "Parent Tasks were skipped",
+        "EmptyArrayInMatrixParams" => "Matrix Parameters have an empty array",
         "ResultsMissing" => "Results were missing",
         "RunStopping" | "RunHalted" => "PipelineRun was stopping",
         "RunCancelled" if run.reason == "StoppedRunFinally" => "PipelineRun was gracefully stopped",
@@ -246,15 +249,17 @@ pub fn pipeline_run(run: &RunFacts) -> Value {
                 "apiVersion": "tekton.dev/v1",
                 "kind": "TaskRun",
                 "name": format!("{}-{}", run.name, task.name),
-                "pipelineTaskName": task.name,
+                "pipelineTaskName": task.pipeline_task,
             })
         })
         .collect();
+    // A matrixed task is skipped as a whole: listed once, by its pipeline task's name.
+    let mut listed = std::collections::HashSet::new();
     let skipped: Vec<Value> = run
         .tasks
         .iter()
-        .filter(|task| task.status == "Skipped")
-        .map(|task| json!({"name": task.name, "reason": skipping_reason(run, task)}))
+        .filter(|task| task.status == "Skipped" && listed.insert(task.pipeline_task.as_str()))
+        .map(|task| json!({"name": task.pipeline_task, "reason": skipping_reason(run, task)}))
         .collect();
     let mut status_object = json!({
         "conditions": [{
@@ -314,6 +319,16 @@ pub fn pipeline_results(
                         None => continue 'results,
                     }
                 }
+                crate::vars::Piece::Var(crate::vars::VarRef::MatrixResults { task, result }) => {
+                    let mut items = Vec::new();
+                    for combination in tasks.iter().filter(|t| t.pipeline_task == task) {
+                        match combination.results.get(&result) {
+                            Some(text) => items.push(text.as_str()),
+                            None => continue 'results,
+                        }
+                    }
+                    value.push_str(&serde_json::to_string(&items).unwrap_or_default());
+                }
                 crate::vars::Piece::Var(_) => continue 'results,
             }
         }
@@ -329,6 +344,7 @@ mod tests {
     fn task(name: &str, status: &str, reason: &str) -> TaskFacts {
         TaskFacts {
             name: name.into(),
+            pipeline_task: name.into(),
             finally: false,
             status: status.into(),
             reason: reason.into(),

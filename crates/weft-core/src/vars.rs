@@ -37,6 +37,27 @@ pub enum VarRef {
         /// Result name.
         result: String,
     },
+    /// `$(tasks.t.results.r[*])`: the results of a matrixed task's combinations, as an
+    /// array in combination order.
+    MatrixResults {
+        /// Producing (matrixed) task.
+        task: String,
+        /// Result name.
+        result: String,
+    },
+    /// `$(tasks.t.matrix.length)`: how many combinations a matrixed task has.
+    MatrixLength {
+        /// Matrixed task.
+        task: String,
+    },
+    /// `$(tasks.t.matrix.r.length)`: how many of a matrixed task's combinations produced
+    /// result `r`.
+    MatrixResultLength {
+        /// Matrixed task.
+        task: String,
+        /// Result name.
+        result: String,
+    },
     /// `$(tasks.t.status)`.
     TaskStatus {
         /// Task name.
@@ -73,6 +94,9 @@ impl VarRef {
     pub fn depends_on(&self) -> Option<&str> {
         match self {
             VarRef::TaskResult { task, .. }
+            | VarRef::MatrixResults { task, .. }
+            | VarRef::MatrixLength { task }
+            | VarRef::MatrixResultLength { task, .. }
             | VarRef::TaskStatus { task }
             | VarRef::TaskReason { task } => Some(task),
             _ => None,
@@ -252,7 +276,20 @@ fn parse_var(content: &str) -> Result<VarRef, VarError> {
         ["tasks", task, "reason"] => VarRef::TaskReason {
             task: task.to_string(),
         },
-        ["tasks", task, "results", result] => VarRef::TaskResult {
+        ["tasks", task, "results", result] => match result.strip_suffix("[*]") {
+            Some(result) if !result.is_empty() => VarRef::MatrixResults {
+                task: task.to_string(),
+                result: result.to_string(),
+            },
+            _ => VarRef::TaskResult {
+                task: task.to_string(),
+                result: result.to_string(),
+            },
+        },
+        ["tasks", task, "matrix", "length"] => VarRef::MatrixLength {
+            task: task.to_string(),
+        },
+        ["tasks", task, "matrix", result, "length"] => VarRef::MatrixResultLength {
             task: task.to_string(),
             result: result.to_string(),
         },
@@ -333,6 +370,24 @@ mod tests {
             (
                 "$(tasks.t.results.r)",
                 VarRef::TaskResult {
+                    task: "t".into(),
+                    result: "r".into(),
+                },
+            ),
+            (
+                "$(tasks.t.results.r[*])",
+                VarRef::MatrixResults {
+                    task: "t".into(),
+                    result: "r".into(),
+                },
+            ),
+            (
+                "$(tasks.t.matrix.length)",
+                VarRef::MatrixLength { task: "t".into() },
+            ),
+            (
+                "$(tasks.t.matrix.r.length)",
+                VarRef::MatrixResultLength {
                     task: "t".into(),
                     result: "r".into(),
                 },

@@ -209,11 +209,11 @@ fn cases() -> Vec<Case> {
             (9, 7),
         ),
         case(
-            "matrix unsupported",
+            "empty matrix",
             "    - name: a\n      taskRef: {name: echo}\n      matrix: {params: []}\n",
-            "unsupported-field",
-            "`matrix`",
-            (9, 7),
+            "missing-field",
+            "an empty `matrix`",
+            (9, 15),
         ),
         case(
             "pipelineRef unsupported",

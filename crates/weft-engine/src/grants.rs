@@ -221,7 +221,7 @@ impl RunGrants {
     /// A task's (or gate's) secrets: its `secrets:` list and what the run grants it by
     /// name; its HTTP: the run's rules and its own.
     fn grant_task_secrets_and_http(&self, grants: &mut Grants, start: &StartTask) {
-        let named = self.secret_grants.tasks.get(&start.name);
+        let named = self.secret_grants.tasks.get(&start.pipeline_task);
         self.add_secrets(
             grants,
             start.secrets.iter().chain(named.into_iter().flatten()),
@@ -230,7 +230,7 @@ impl RunGrants {
         grants.http.extend(
             self.http
                 .tasks
-                .get(&start.name)
+                .get(&start.pipeline_task)
                 .into_iter()
                 .flatten()
                 .cloned(),
@@ -328,6 +328,7 @@ mod tests {
         StartTask {
             node: 0,
             name: name.into(),
+            pipeline_task: name.into(),
             plugin: "p".into(),
             attempt: 0,
             retries: 0,

@@ -71,7 +71,8 @@ pub async fn prepare_files(
         pipeline => {
             let mut diagnostics = parsed.diagnostics;
             if let Some(pipeline) = pipeline {
-                let mut found = weft_core::validate(&pipeline, supplied, None);
+                let mut found =
+                    weft_core::validate::validate_with(&pipeline, supplied, None, &files.limits());
                 layout.label(&mut found);
                 diagnostics.extend(found);
             }
@@ -196,7 +197,7 @@ pub async fn prepare_files(
         known: registry.names(),
         searched: registry.searched(),
     };
-    let result = match Plan::new(&pipeline, supplied, Some(&catalog)) {
+    let result = match Plan::with_limits(&pipeline, supplied, Some(&catalog), &files.limits()) {
         Ok(plan) if diagnostics.is_empty() => Ok(Prepared { plan, plugins }),
         Ok(_) => {
             diagnostics.sort_by_key(|d| (d.line, d.column));

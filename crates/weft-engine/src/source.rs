@@ -22,6 +22,11 @@ pub struct PipelineSource {
     /// submission's `plugins`): name -> `oci://HOST/NAME@sha256:...`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub plugins: BTreeMap<String, String>,
+    /// The operator's cap on one task's matrix combinations the run was accepted under
+    /// (`--max-matrix-combinations`); `None`: weft's default. Kept with the run so a
+    /// server taking it over plans it as it was accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_matrix_combinations: Option<usize>,
 }
 
 /// A file a run uses besides its own.
@@ -42,7 +47,17 @@ impl PipelineSource {
             file: file.into(),
             referenced: Vec::new(),
             plugins: BTreeMap::new(),
+            max_matrix_combinations: None,
         }
+    }
+
+    /// What the operator allows this run.
+    pub fn limits(&self) -> weft_core::validate::Limits {
+        let mut limits = weft_core::validate::Limits::default();
+        if let Some(max) = self.max_matrix_combinations {
+            limits.max_matrix_combinations = max;
+        }
+        limits
     }
 
     /// The pins, checked (each a digest-pinned `oci://` reference).

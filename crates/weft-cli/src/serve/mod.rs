@@ -85,6 +85,8 @@ struct SubmissionDefaults {
     report_timeout: Duration,
     /// Where snapshots go when a pipeline asks for them (`--workspace-snapshots`).
     snapshots: SnapshotRequest,
+    /// `--max-matrix-combinations`.
+    max_matrix_combinations: usize,
 }
 
 /// Carries out `weft serve`.
@@ -102,6 +104,7 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
         &args.report_allow_http,
     )?);
     let defaults = SubmissionDefaults {
+        max_matrix_combinations: args.max_matrix_combinations,
         http,
         policy: SubmissionPolicy {
             secrets: args

@@ -64,6 +64,7 @@ pub(super) fn run_spec(server: &Server, request: SubmitRequest) -> Result<RunSpe
         .unwrap_or_else(|| "submitted.yaml".to_string());
     let mut spec = RunSpec::new(request.pipeline, file);
     spec.pipeline.plugins = request.plugins;
+    spec.pipeline.max_matrix_combinations = Some(server.defaults.max_matrix_combinations);
     spec.name = request.name;
     spec.params = request.params;
     spec.parallelism = request.parallelism;

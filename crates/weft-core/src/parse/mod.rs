@@ -837,8 +837,9 @@ impl Cx<'_> {
                 "approval",
                 "gates",
                 "taskSpec",
+                "matrix",
             ],
-            &["matrix", "pipelineRef", "pipelineSpec", "resources"],
+            &["pipelineRef", "pipelineSpec", "resources"],
         )?;
         let name = self.required_string(&fields, "name", path, node.pos);
         let mut kind = TaskKind::Plugin;
@@ -931,9 +932,13 @@ impl Cx<'_> {
             pos: node.pos,
             origin: None,
             steps: None,
+            matrix: None,
         };
         if let Some(params) = fields.get("params") {
             task.params = self.task_params(params, &join(path, "params"));
+        }
+        if let Some(matrix) = fields.get("matrix") {
+            task.matrix = self.matrix(matrix, &join(path, "matrix"));
         }
         if let Some(spec) = task_spec {
             if fields.get("taskRef").is_some() {
@@ -1196,6 +1201,58 @@ impl Cx<'_> {
     }
 
     /// A `params` list of `{name, value}` entries.
+    /// A task's `matrix`: `params` (arrays) and `include` (named sets of strings).
+    fn matrix(&mut self, node: &Node, path: &str) -> Option<Matrix> {
+        let fields = self.fields(node, path, &["params", "include"], &[])?;
+        let mut matrix = Matrix {
+            params: Vec::new(),
+            include: Vec::new(),
+            pos: node.pos,
+        };
+        if let Some(params) = fields.get("params") {
+            matrix.params = self.task_params(params, &join(path, "params"));
+        }
+        if let Some(include) = fields.get("include") {
+            let list_path = join(path, "include");
+            for (index, item) in self.seq(include, &list_path).iter().enumerate() {
+                let item_path = format!("{list_path}[{index}]");
+                let Some(entry) = self.fields(item, &item_path, &["name", "params"], &[]) else {
+                    continue;
+                };
+                let name = entry
+                    .get("name")
+                    .and_then(|name| self.string(name, &join(&item_path, "name")));
+                let params = match entry.get("params") {
+                    Some(params) => self.task_params(params, &join(&item_path, "params")),
+                    None => {
+                        self.error(
+                            item.pos,
+                            &item_path,
+                            codes::MISSING_FIELD,
+                            "missing required field `params`",
+                        );
+                        Vec::new()
+                    }
+                };
+                matrix.include.push(MatrixInclude {
+                    name,
+                    params,
+                    pos: item.pos,
+                });
+            }
+        }
+        if matrix.params.is_empty() && matrix.include.is_empty() {
+            self.error(
+                node.pos,
+                path,
+                codes::MISSING_FIELD,
+                "an empty `matrix`: give it `params` (arrays) or `include` entries",
+            );
+            return None;
+        }
+        Some(matrix)
+    }
+
     fn task_params(&mut self, params: &Node, params_path: &str) -> Vec<TaskParam> {
         let mut out = Vec::new();
         for (index, item) in self.seq(params, params_path).iter().enumerate() {

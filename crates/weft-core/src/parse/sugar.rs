@@ -340,6 +340,7 @@ impl Written<'_> {
             pos,
             origin: Some(path),
             steps: None,
+            matrix: None,
         }
     }
 

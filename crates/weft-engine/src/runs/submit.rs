@@ -100,14 +100,14 @@ impl RunService {
             .await
             .map_err(|found| invalid(found, decorator_log.clone()))?;
         for task in spec.http.tasks.keys() {
-            if prepared.plan.node_id(task).is_none() {
+            if prepared.plan.task_nodes(task).is_none() {
                 return Err(SubmitError::Refused(format!(
                     "HTTP rules for task `{task}`: the pipeline has no task `{task}`"
                 )));
             }
         }
         for task in spec.secret_grants.tasks.keys() {
-            if prepared.plan.node_id(task).is_none() {
+            if prepared.plan.task_nodes(task).is_none() {
                 return Err(SubmitError::Refused(format!(
                     "secrets granted to task `{task}`: the pipeline has no task `{task}`"
                 )));

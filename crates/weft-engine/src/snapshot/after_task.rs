@@ -239,6 +239,7 @@ mod tests {
         let start = StartTask {
             node: 0,
             name: "t".into(),
+            pipeline_task: "t".into(),
             plugin: "exit".into(),
             attempt: 1,
             retries: 1,

@@ -8,6 +8,8 @@ use crate::model::{ParamDecl, Pipeline, PipelineTask, TaskKind, TaskParam};
 use crate::vars::{Piece, Selector, Template, VarError, VarRef, parse_template};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+mod matrix;
+
 /// Where plugins are looked up by `taskRef.name`.
 pub trait PluginCatalog {
     /// The plugin called `name`, if known.
@@ -41,6 +43,31 @@ pub fn validate(
     supplied: &BTreeMap<String, ParamValue>,
     catalog: Option<&dyn PluginCatalog>,
 ) -> Vec<Diagnostic> {
+    validate_with(pipeline, supplied, catalog, &Limits::default())
+}
+
+/// What the operator allows a pipeline (not the pipeline's to choose).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most combinations one task's `matrix` may fan out into.
+    pub max_matrix_combinations: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_matrix_combinations: crate::matrix::DEFAULT_MAX_COMBINATIONS,
+        }
+    }
+}
+
+/// [`validate`] under the operator's `limits`.
+pub fn validate_with(
+    pipeline: &Pipeline,
+    supplied: &BTreeMap<String, ParamValue>,
+    catalog: Option<&dyn PluginCatalog>,
+    limits: &Limits,
+) -> Vec<Diagnostic> {
     // A Task made of steps is validated, where the pipeline uses it, like a plugin.
     let step_infos: HashMap<&str, PluginInfo> = pipeline
         .all_tasks()
@@ -60,11 +87,13 @@ pub fn validate(
         workspaces: HashSet::new(),
         catalog,
         suggester: Suggester::new(),
+        limits: *limits,
     };
     checker.pipeline_name();
     checker.params(supplied);
     checker.workspaces();
     checker.task_names();
+    checker.combination_names();
     for task in pipeline.all_tasks() {
         checker.task(task);
     }
@@ -148,6 +177,7 @@ struct Checker<'p> {
     catalog: Option<&'p dyn PluginCatalog>,
     /// Did-you-mean hints, under one work budget for the whole validation.
     suggester: Suggester,
+    limits: Limits,
 }
 
 /// Where a string sits, which decides how `[*]` may be used in it.
@@ -475,6 +505,7 @@ impl<'p> Checker<'p> {
         }
         let plugin = self.plugin(task);
         self.task_params(task, &task.params, plugin, &base, task.plugin.pos);
+        self.matrix(task, plugin);
         for check in &task.gate_checks {
             let info = self.lookup_plugin(&check.plugin, &format!("{}.name", check.path));
             self.task_params(task, &check.params, info, &check.path, check.plugin.pos);
@@ -551,6 +582,7 @@ impl<'p> Checker<'p> {
                             .params
                             .get(name.as_str())
                             .map_or(ParamType::String, |(decl, _)| decl.param_type),
+                        Some(VarRef::MatrixResults { .. }) => ParamType::Array,
                         _ => ParamType::String,
                     }
                 }
@@ -573,7 +605,13 @@ impl<'p> Checker<'p> {
         }
         if let Some(info) = plugin {
             for spec in &info.params {
+                let from_matrix = task.matrix.as_ref().is_some_and(|matrix| {
+                    matrix
+                        .all_params()
+                        .any(|param| param.name.value == spec.name)
+                });
                 if spec.default.is_none()
+                    && !from_matrix
                     && !params.iter().any(|param| param.name.value == spec.name)
                 {
                     self.error(
@@ -942,6 +980,9 @@ impl<'p> Checker<'p> {
                 }
             }
             VarRef::TaskResult { task, .. }
+            | VarRef::MatrixResults { task, .. }
+            | VarRef::MatrixLength { task }
+            | VarRef::MatrixResultLength { task, .. }
             | VarRef::TaskStatus { task }
             | VarRef::TaskReason { task } => {
                 let Some(target) = self.tasks.get(task.as_str()).copied() else {
@@ -959,13 +1000,17 @@ impl<'p> Checker<'p> {
                     .hint = hint;
                     return;
                 };
+                if !self.matrix_reference(target, var, pos, path, slot, alone) {
+                    return;
+                }
                 let Some(consumer) = consumer else {
                     // Pipeline results may read any task, finally included (as Tekton).
                     self.result_exists(target, var, pos, path);
                     return;
                 };
                 let what = match var {
-                    VarRef::TaskResult { .. } => "results",
+                    VarRef::TaskResult { .. } | VarRef::MatrixResults { .. } => "results",
+                    VarRef::MatrixLength { .. } | VarRef::MatrixResultLength { .. } => "matrix",
                     VarRef::TaskStatus { .. } => "status",
                     _ => "reason",
                 };
@@ -1014,7 +1059,10 @@ impl<'p> Checker<'p> {
     }
 
     fn result_exists(&mut self, target: &PipelineTask, var: &VarRef, pos: Pos, path: &str) {
-        let VarRef::TaskResult { task, result } = var else {
+        let (VarRef::TaskResult { task, result }
+        | VarRef::MatrixResults { task, result }
+        | VarRef::MatrixResultLength { task, result }) = var
+        else {
             return;
         };
         let info = match wait_info(target.kind) {
