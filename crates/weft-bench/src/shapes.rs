@@ -64,6 +64,30 @@ pub fn chain(n: usize) -> String {
     yaml
 }
 
+/// Fan-out/fan-in `1 -> n -> 1` written as a `matrix` over `n` values (`matrix: true`) or
+/// as `n` explicit tasks, the sink after all of them.
+pub fn fan(n: usize, matrix: bool) -> String {
+    let mut yaml = String::with_capacity(n * 48);
+    yaml.push_str("apiVersion: tekton.dev/v1\nkind: Pipeline\nmetadata:\n  name: fan\nspec:\n  tasks:\n    - name: root\n      taskRef: {name: exit}\n");
+    if matrix {
+        yaml.push_str("    - name: wide\n      taskRef: {name: exit}\n      runAfter: [root]\n      matrix:\n        params:\n          - name: message\n            value: [");
+        for i in 0..n {
+            let _ = write!(yaml, "{}v{i}", if i == 0 { "" } else { ", " });
+        }
+        yaml.push_str("]\n    - name: sink\n      taskRef: {name: exit}\n      runAfter: [wide]\n");
+    } else {
+        for i in 0..n {
+            let _ = write!(yaml, "    - name: w{i}\n      taskRef: {{name: exit}}\n      runAfter: [root]\n");
+        }
+        yaml.push_str("    - name: sink\n      taskRef: {name: exit}\n      runAfter: [");
+        for i in 0..n {
+            let _ = write!(yaml, "{}w{i}", if i == 0 { "" } else { ", " });
+        }
+        yaml.push_str("]\n");
+    }
+    yaml
+}
+
 /// The head of every adversarial pipeline, up to `spec:`.
 const HEAD: &str = "apiVersion: weft.dev/v1\nkind: Pipeline\nmetadata:\n  name: hostile\nspec:\n";
 

@@ -79,15 +79,34 @@ pub fn from_store(store: &dyn RunStore, run: &str) -> Result<Option<Value>, Stor
                 *slot = attempt;
             }
         }
+        // A matrixed task's combinations (`<task>-<i>`) are listed once they have begun.
+        let names = |task: &weft_core::model::PipelineTask| -> Vec<String> {
+            let name = task.name.value.as_str();
+            if task.matrix.is_none() || latest.contains_key(name) {
+                return vec![name.to_string()];
+            }
+            let prefix = format!("{name}-");
+            let mut combinations: Vec<(usize, String)> = latest
+                .keys()
+                .filter_map(|key| Some((key.strip_prefix(&prefix)?.parse().ok()?, key.to_string())))
+                .collect();
+            combinations.sort();
+            if combinations.is_empty() {
+                vec![name.to_string()]
+            } else {
+                combinations.into_iter().map(|(_, key)| key).collect()
+            }
+        };
         pipeline
             .iter()
             .flat_map(|p| p.all_tasks())
-            .map(|task| {
-                let name = task.name.value.as_str();
+            .flat_map(|task| names(task).into_iter().map(move |name| (task, name)))
+            .map(|(task, name)| {
+                let name = name.as_str();
                 let attempt = latest.get(name);
                 TaskFacts {
                     name: name.to_string(),
-                    pipeline_task: name.to_string(),
+                    pipeline_task: task.name.value.clone(),
                     finally: task.is_finally,
                     status: attempt.map_or("Pending".to_string(), |a| match a.outcome {
                         Some(outcome) => format!("{outcome:?}"),
