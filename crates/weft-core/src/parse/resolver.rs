@@ -67,14 +67,27 @@ impl RefKind {
         }
     }
 
-    /// How to run it without fetching: what replaces a bundle, a repository or a URL.
+    /// How to run it from a registry weft pulls plugins from: what replaces a bundle.
+    fn pushed(self) -> &'static str {
+        match self {
+            RefKind::Task => {
+                "push the plugin with `weft plugin push` and name it `taskRef.name: oci://REGISTRY/REPO@sha256:...`; a Task's YAML goes in a directory passed with `--pipelines DIR`, named with `taskRef.name` (or the `cluster` resolver)"
+            }
+            RefKind::Pipeline => self.locally(),
+            RefKind::StepAction => {
+                "push the plugin with `weft plugin push` and name it `ref.name: oci://REGISTRY/REPO@sha256:...`"
+            }
+        }
+    }
+
+    /// How to run it without fetching: what replaces a repository or a URL.
     fn locally(self) -> &'static str {
         match self {
             RefKind::Task => {
-                "put the Task's YAML in a directory passed with `--pipelines DIR` and name it with `taskRef.name` (or the `cluster` resolver); a plugin is pushed with `weft plugin push` and named `taskRef.name: oci://REGISTRY/REPO@sha256:...`"
+                "pass the directory holding the Task's YAML with `--pipelines DIR` and name the Task with `taskRef.name` (or the `cluster` resolver); a plugin is pushed with `weft plugin push` and named `taskRef.name: oci://REGISTRY/REPO@sha256:...`"
             }
             RefKind::Pipeline => {
-                "put the Pipeline's YAML in a directory passed with `--pipelines DIR` and name it with `pipelineRef.name` (or the `cluster` resolver)"
+                "pass the directory holding the Pipeline's YAML with `--pipelines DIR` and name the Pipeline with `pipelineRef.name` (or the `cluster` resolver)"
             }
             RefKind::StepAction => {
                 "push the plugin with `weft plugin push` and name it `ref.name: oci://REGISTRY/REPO@sha256:...`, or name a plugin weft has (`weft plugin list`)"
@@ -178,7 +191,7 @@ impl Cx<'_> {
                 codes::UNSUPPORTED_FIELD,
                 "`bundle` names a Tekton bundle: weft does not pull Tekton bundles",
             )
-            .hint = Some(kind.locally().into());
+            .hint = Some(kind.pushed().into());
         }
         let Some((resolver_key, resolver)) = resolver else {
             if let Some((key, _)) = params {
@@ -205,7 +218,7 @@ impl Cx<'_> {
                 let (from, how) = match fetching {
                     "bundles" => (
                         "Tekton bundles (OCI images of Tasks and Pipelines)",
-                        kind.locally().to_string(),
+                        kind.pushed().to_string(),
                     ),
                     "git" => (
                         "git repositories",
@@ -493,7 +506,13 @@ mod tests {
     #[test]
     fn hub_and_cluster_resolve_to_their_name_param() {
         // (what, yaml, kind, name, where the name is)
-        type Case = (&'static str, &'static str, RefKind, &'static str, (u32, u32));
+        type Case = (
+            &'static str,
+            &'static str,
+            RefKind,
+            &'static str,
+            (u32, u32),
+        );
         let cases: &[Case] = &[
             (
                 "hub task with every harmless param",
