@@ -17,7 +17,8 @@
 //!   `version` (a plugin's version is the one installed, or the digest `weft.lock` pins),
 //!   the cluster's `namespace` (a file and its `--pipelines` directories are one namespace)
 //!   and `cache` (weft reads the files once, at submission). `type` and `cache` must still
-//!   be one of Tekton's values.
+//!   be one of Tekton's values; unlike Tekton's hub, `version` is not required. (The same
+//!   choices are in the README and `SEMANTICS-NOTES.md`.)
 //! - Refused: the hub's `url` (weft queries no hub), any other param, a `name` field beside
 //!   `resolver` (Tekton's concise `name: <url>` form), `params` without `resolver`.
 //! - `bundles`, `git`, `http` and the `bundle` field: refused, naming the field and saying
