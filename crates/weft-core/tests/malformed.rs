@@ -258,6 +258,13 @@ fn cases() -> Vec<Case> {
             (11, 33),
         ),
         case(
+            "a wait with a resolver",
+            "    - name: a\n      taskRef:\n        kind: ApprovalTask\n        resolver: hub\n        params: [{name: name, value: x}]\n",
+            "invalid-wait",
+            "a wait for people runs no plugin: it takes no `resolver`",
+            (10, 9),
+        ),
+        case(
             "an unknown resolver",
             "    - name: a\n      taskRef: {resolver: svn, params: [{name: name, value: echo}]}\n",
             "invalid-value",

@@ -892,7 +892,7 @@ impl Cx<'_> {
                             // already reported: one error per cause).
                             if resolved.is_some_and(|name| !name.value.is_empty()) {
                                 self.error(
-                                    task_ref.pos,
+                                    ref_fields.key_pos("resolver").unwrap_or(task_ref.pos),
                                     &join(&ref_path, "resolver"),
                                     codes::INVALID_WAIT,
                                     "a wait for people runs no plugin: it takes no `resolver`",

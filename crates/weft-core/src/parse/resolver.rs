@@ -291,9 +291,13 @@ impl Cx<'_> {
         let mut name = None;
         let mut kind_given = false;
         let mut seen: Vec<Spanned<String>> = Vec::new();
+        // A list that did not read, or an entry without a readable name, may be where the
+        // `name` param was meant: its own error is the one to fix.
+        let mut unreadable = !params.is_null() && !matches!(params.kind, NodeKind::Seq(_));
         for (index, item) in self.seq(params, &params_path).iter().enumerate() {
             let item_path = format!("{params_path}[{index}]");
             let Some(fields) = self.fields(item, &item_path, &["name", "value"], &[]) else {
+                unreadable = true;
                 continue;
             };
             let param = self.required_string(&fields, "name", &item_path, item.pos);
@@ -311,6 +315,7 @@ impl Cx<'_> {
                 }
             };
             if param.value.is_empty() {
+                unreadable = true;
                 continue;
             }
             if let Some(earlier) = seen.iter().find(|p| p.value == param.value) {
@@ -421,7 +426,7 @@ impl Cx<'_> {
         match name {
             Some(name) => Resolved::Name(name),
             None => {
-                if !seen.iter().any(|p| p.value == "name") {
+                if !unreadable && !seen.iter().any(|p| p.value == "name") {
                     self.error(
                         params_key,
                         &params_path,
@@ -808,6 +813,42 @@ mod tests {
                     2,
                     54,
                     "`oci` is not a valid `type` param",
+                )],
+            ),
+            (
+                "params that are not a list: one error",
+                "resolver: hub\nparams: echo\n",
+                RefKind::Task,
+                &[(
+                    "wrong-type",
+                    "spec.tasks[0].taskRef.params",
+                    2,
+                    9,
+                    "expected a list",
+                )],
+            ),
+            (
+                "an entry without a name: no guess that the name param is missing",
+                "resolver: hub\nparams: [{value: echo}]\n",
+                RefKind::Task,
+                &[(
+                    "missing-field",
+                    "spec.tasks[0].taskRef.params[0]",
+                    2,
+                    10,
+                    "missing required field `name`",
+                )],
+            ),
+            (
+                "an empty params: the name is missing",
+                "resolver: cluster\nparams:\n",
+                RefKind::Task,
+                &[(
+                    "missing-field",
+                    "spec.tasks[0].taskRef.params",
+                    2,
+                    1,
+                    "needs a `name` param",
                 )],
             ),
             (
