@@ -473,7 +473,7 @@ fn a_run_of_a_task_from_a_directory_is_recovered_from_what_the_store_kept() {
 /// the file work without fetching; the hub and cluster resolvers validate.
 #[test]
 fn fetching_resolvers_are_refused_by_validate_saying_how_to_do_without() {
-    let file = "tests/tekton/32-bad-pipelineref-git-resolver.yaml";
+    let file = "tests/tekton/36-bad-pipelineref-git-resolver.yaml";
     let ran = support::run(&["validate", file]);
     assert_eq!(ran.code, 2, "{}", ran.stderr);
     assert!(
@@ -488,7 +488,7 @@ fn fetching_resolvers_are_refused_by_validate_saying_how_to_do_without() {
         "{}",
         ran.stderr
     );
-    let file = "tests/tekton/31-bad-remote-resolvers.yaml";
+    let file = "tests/tekton/35-bad-remote-resolvers.yaml";
     let ran = support::run(&["validate", file]);
     assert_eq!(ran.code, 2, "{}", ran.stderr);
     for (at, field, message) in [
@@ -518,8 +518,8 @@ fn fetching_resolvers_are_refused_by_validate_saying_how_to_do_without() {
         );
     }
     for file in [
-        "tests/tekton/28-pipelineref-cluster-resolver.yaml",
-        "tests/tekton/30-taskref-hub-resolver.yaml",
+        "tests/tekton/32-pipelineref-cluster-resolver.yaml",
+        "tests/tekton/34-taskref-hub-resolver.yaml",
     ] {
         let ran = support::run(&["validate", file]);
         assert_eq!(ran.code, 0, "{file}: {}", ran.stderr);
