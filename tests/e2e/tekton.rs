@@ -467,3 +467,61 @@ fn a_run_of_a_task_from_a_directory_is_recovered_from_what_the_store_kept() {
         "{report:#}"
     );
 }
+
+/// `weft validate` refuses a resolver that fetches with exit code 2, one
+/// `file:line:column` line per problem naming its document and field, and the way to make
+/// the file work without fetching; the hub and cluster resolvers validate.
+#[test]
+fn fetching_resolvers_are_refused_by_validate_saying_how_to_do_without() {
+    let file = "tests/tekton/36-bad-pipelineref-git-resolver.yaml";
+    let ran = support::run(&["validate", file]);
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains(&format!(
+            "{file}:21:15: error[unsupported-field]: document 2 (PipelineRun git-clone-demo-pr): spec.pipelineRef.resolver: the `git` resolver is not supported: weft does not fetch git repositories"
+        )),
+        "{}",
+        ran.stderr
+    );
+    assert!(
+        ran.stderr.contains("clone the repository"),
+        "{}",
+        ran.stderr
+    );
+    let file = "tests/tekton/35-bad-remote-resolvers.yaml";
+    let ran = support::run(&["validate", file]);
+    assert_eq!(ran.code, 2, "{}", ran.stderr);
+    for (at, field, message) in [
+        (
+            "35:19",
+            "spec.tasks[0].taskRef.resolver",
+            "the `git` resolver is not supported",
+        ),
+        (
+            "42:19",
+            "spec.tasks[1].taskRef.resolver",
+            "the `http` resolver is not supported",
+        ),
+        (
+            "47:19",
+            "spec.tasks[2].taskRef.resolver",
+            "the `bundles` resolver is not supported",
+        ),
+    ] {
+        let line = format!(
+            "{file}:{at}: error[unsupported-field]: document 2 (Pipeline remote): {field}: {message}"
+        );
+        assert!(
+            ran.stderr.contains(&line),
+            "no `{line}` in:\n{}",
+            ran.stderr
+        );
+    }
+    for file in [
+        "tests/tekton/32-pipelineref-cluster-resolver.yaml",
+        "tests/tekton/34-taskref-hub-resolver.yaml",
+    ] {
+        let ran = support::run(&["validate", file]);
+        assert_eq!(ran.code, 0, "{file}: {}", ran.stderr);
+    }
+}

@@ -209,10 +209,22 @@ fn what_the_documents_cannot_decide_is_an_error() {
             (8, 7),
         ),
         (
-            "a resolver (not yet)",
+            "the git resolver",
             "apiVersion: tekton.dev/v1\nkind: PipelineRun\nmetadata: {name: r}\nspec:\n  pipelineRef:\n    resolver: git\n",
             "unsupported-field",
-            (6, 5),
+            (6, 15),
+        ),
+        (
+            "a cluster resolver without kind: pipeline",
+            "apiVersion: tekton.dev/v1\nkind: PipelineRun\nmetadata: {name: r}\nspec:\n  pipelineRef:\n    resolver: cluster\n    params: [{name: name, value: build}]\n",
+            "missing-field",
+            (7, 5),
+        ),
+        (
+            "a cluster resolver naming no pipeline there is",
+            "apiVersion: tekton.dev/v1\nkind: PipelineRun\nmetadata: {name: r}\nspec:\n  pipelineRef:\n    resolver: cluster\n    params: [{name: kind, value: pipeline}, {name: name, value: gone}]\n",
+            "unresolved-reference",
+            (7, 65),
         ),
         (
             "v1 has no `timeout`",
@@ -282,6 +294,81 @@ fn a_pipeline_ref_is_found_among_the_referenced_files() {
     assert!(parsed.diagnostics.is_empty(), "{:#?}", parsed.diagnostics);
     assert_eq!(parsed.used, [2]);
     assert_eq!(parsed.pipeline.expect("found").file, "lib/build.yaml");
+}
+
+#[test]
+fn a_resolver_names_a_pipeline_of_the_file_or_of_the_referenced_files() {
+    let by_resolver = |resolver: &str, ignored: &str| {
+        format!(
+            "apiVersion: tekton.dev/v1\nkind: PipelineRun\nmetadata: {{name: r}}\nspec:\n  pipelineRef:\n    resolver: {resolver}\n    params:\n      - {{name: kind, value: pipeline}}\n      - {{name: name, value: build}}\n      - {{name: {ignored}, value: ci}}\n  params: [{{name: target, value: x}}]\n"
+        )
+    };
+    // The same file.
+    let text = format!("{PIPELINE}---\n{}", by_resolver("cluster", "namespace"));
+    let parsed = parse(&text);
+    assert!(parsed.diagnostics.is_empty(), "{:#?}", parsed.diagnostics);
+    assert_eq!(parsed.pipeline.expect("found").name.value, "build");
+    let run = parsed.run.expect("the run");
+    assert!(matches!(&run.pipeline, PipelineChoice::Ref(name)
+        if name.value == "build" && (name.pos.line, name.pos.column) == (23, 29)));
+    // `--pipelines` files.
+    let run = by_resolver("hub", "catalog");
+    let files = [SourceFile {
+        file: "lib/build.yaml",
+        text: PIPELINE,
+    }];
+    let parsed = parse_run(
+        SourceFile {
+            file: "run.yaml",
+            text: &run,
+        },
+        &files,
+    );
+    assert!(parsed.diagnostics.is_empty(), "{:#?}", parsed.diagnostics);
+    assert_eq!(parsed.pipeline.expect("found").file, "lib/build.yaml");
+}
+
+#[test]
+fn a_refused_resolver_is_the_only_error_of_its_run() {
+    let text = format!(
+        "{PIPELINE}---\napiVersion: tekton.dev/v1\nkind: PipelineRun\nmetadata: {{name: r}}\nspec:\n  pipelineRef:\n    resolver: http\n    params: [{{name: url, value: \"https://example.com/p.yaml\"}}]\n"
+    );
+    let parsed = parse(&text);
+    let found: Vec<_> = parsed
+        .diagnostics
+        .iter()
+        .map(|d| {
+            (
+                d.code,
+                d.line,
+                d.column,
+                d.field_path.as_str(),
+                d.document.as_deref().map(String::as_str),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        [(
+            "unsupported-field",
+            20,
+            15,
+            "spec.pipelineRef.resolver",
+            Some("document 2 (PipelineRun r)")
+        )],
+        "{:#?}",
+        parsed.diagnostics
+    );
+    assert!(
+        parsed.diagnostics[0]
+            .hint
+            .as_deref()
+            .is_some_and(
+                |hint| hint.contains("download the file") && hint.contains("--pipelines DIR")
+            ),
+        "{:#?}",
+        parsed.diagnostics
+    );
 }
 
 #[test]
@@ -427,5 +514,49 @@ fn task_refs_resolve_to_task_documents_and_params_propagate_into_inline_specs_on
     assert_eq!(
         unknown,
         vec![(10, 34, "unknown-variable", "spec.steps[0].params[0].value")]
+    );
+}
+
+#[test]
+fn resolvers_name_task_documents_and_step_plugins_as_names_do() {
+    let text = STEPS
+        .replace(
+            "      taskRef: {name: greet}",
+            "      taskRef:\n        resolver: cluster\n        params: [{name: kind, value: task}, {name: name, value: greet}]",
+        )
+        .replace(
+            "            ref: {name: echo}",
+            "            ref:\n              resolver: hub\n              params: [{name: kind, value: stepaction}, {name: name, value: echo}, {name: version, value: \"0.1\"}]",
+        );
+    let parsed = parse(&text);
+    assert!(parsed.diagnostics.is_empty(), "{:#?}", parsed.diagnostics);
+    let pipeline = parsed.pipeline.expect("a pipeline");
+    let by_ref = &pipeline.tasks[0];
+    assert_eq!(by_ref.plugin.value, "greet");
+    assert_eq!(
+        by_ref.steps.as_deref().map(|steps| steps.name.as_str()),
+        Some("greet"),
+        "the resolver's name finds the Task document"
+    );
+    let step = &pipeline.tasks[1].steps.as_deref().expect("taskSpec").steps[0];
+    assert_eq!(step.plugin.value, "echo");
+    // A step's ref with the default kind (`task`) fetches no StepAction.
+    let text = STEPS.replace(
+        "            ref: {name: echo}",
+        "            ref: {resolver: hub, params: [{name: name, value: echo}]}",
+    );
+    let found: Vec<_> = parse(&text)
+        .diagnostics
+        .iter()
+        .map(|d| (d.line, d.column, d.code, d.field_path.clone()))
+        .collect();
+    assert_eq!(
+        found,
+        [(
+            26,
+            34,
+            "missing-field",
+            "spec.tasks[1].taskSpec.steps[0].ref.params".to_string()
+        )]
     );
 }

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 
 pub mod documents;
 mod pipeline_run;
+mod resolver;
 mod sugar;
 mod task;
 
@@ -877,25 +878,30 @@ impl Cx<'_> {
                 match self.fields(
                     task_ref,
                     &ref_path,
-                    &["name", "kind", "apiVersion"],
-                    &["bundle", "resolver", "params"],
+                    &["name", "kind", "apiVersion", "resolver", "params", "bundle"],
+                    &[],
                 ) {
                     Some(ref_fields) => {
                         let known = self.task_kind(&ref_fields, &ref_path);
                         kind = known.unwrap_or_default();
-                        let has_resolver = matches!(&task_ref.kind, NodeKind::Map(entries)
-                            if entries.iter().any(|(key, _)| matches!(key.as_scalar(), Some("resolver" | "bundle"))));
+                        let resolved =
+                            self.resolved_name(task_ref, &ref_path, resolver::RefKind::Task);
                         if known.is_none()
                             || matches!(kind, TaskKind::Approval | TaskKind::Intervention)
                         {
                             // Waits for people run no plugin (and an unknown kind is
                             // already reported: one error per cause).
+                            if resolved.is_some_and(|name| !name.value.is_empty()) {
+                                self.error(
+                                    ref_fields.key_pos("resolver").unwrap_or(task_ref.pos),
+                                    &join(&ref_path, "resolver"),
+                                    codes::INVALID_WAIT,
+                                    "a wait for people runs no plugin: it takes no `resolver`",
+                                );
+                            }
                             Spanned::new(String::new(), task_ref.pos)
-                        } else if has_resolver {
-                            ref_fields
-                                .get("name")
-                                .and_then(|name| self.string(name, &join(&ref_path, "name")))
-                                .unwrap_or_else(|| Spanned::new(String::new(), task_ref.pos))
+                        } else if let Some(name) = resolved {
+                            name
                         } else {
                             self.required_plugin(&ref_fields, "name", &ref_path, task_ref.pos)
                         }

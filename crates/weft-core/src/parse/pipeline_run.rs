@@ -1,6 +1,7 @@
 //! A `PipelineRun` document into [`PipelineRun`] (and its inline `pipelineSpec` into a
 //! [`Pipeline`]), every structural problem reported with its field.
 
+use super::resolver::RefKind;
 use super::{Cx, join};
 use crate::diag::{Spanned, codes};
 use crate::model::{ApiVersion, Pipeline};
@@ -124,11 +125,14 @@ impl Cx<'_> {
                 if let Some(fields) = self.fields(
                     reference,
                     "spec.pipelineRef",
-                    &["name", "apiVersion"],
-                    &["resolver", "params", "bundle"],
+                    &["name", "apiVersion", "resolver", "params", "bundle"],
+                    &[],
                 ) {
-                    let name =
-                        self.required_string(&fields, "name", "spec.pipelineRef", reference.pos);
+                    let name = self
+                        .resolved_name(reference, "spec.pipelineRef", RefKind::Pipeline)
+                        .unwrap_or_else(|| {
+                            self.required_string(&fields, "name", "spec.pipelineRef", reference.pos)
+                        });
                     run.pipeline = PipelineChoice::Ref(name);
                 }
             }

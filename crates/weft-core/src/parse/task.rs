@@ -3,6 +3,7 @@
 //! A step that runs a container (`image`, `script`, `command`) is refused with a hint to
 //! the closest first-party plugin: weft runs plugins, not containers.
 
+use super::resolver::RefKind;
 use super::{Cx, join};
 use crate::diag::{Pos, Spanned, codes};
 use crate::model::{OnError, Step, StepTaskResult, TaskSteps};
@@ -239,10 +240,12 @@ impl Cx<'_> {
         let plugin = match fields.get("ref") {
             Some(step_ref) => {
                 let ref_path = join(path, "ref");
-                match self.fields(step_ref, &ref_path, &["name"], &["resolver", "params"]) {
-                    Some(ref_fields) => {
-                        self.required_plugin(&ref_fields, "name", &ref_path, step_ref.pos)
-                    }
+                match self.fields(step_ref, &ref_path, &["name", "resolver", "params"], &[]) {
+                    Some(ref_fields) => self
+                        .resolved_name(step_ref, &ref_path, RefKind::StepAction)
+                        .unwrap_or_else(|| {
+                            self.required_plugin(&ref_fields, "name", &ref_path, step_ref.pos)
+                        }),
                     None => Spanned::new(String::new(), step_ref.pos),
                 }
             }
