@@ -28,6 +28,10 @@ const SQLITE: &Sources = &[
         "V5__groups_and_schedules",
         include_str!("migrations/sqlite/V5__groups_and_schedules.sql"),
     ),
+    (
+        "V6__run_bodies",
+        include_str!("migrations/sqlite/V6__run_bodies.sql"),
+    ),
 ];
 
 const POSTGRES: &Sources = &[
@@ -50,6 +54,10 @@ const POSTGRES: &Sources = &[
     (
         "V5__groups_and_schedules",
         include_str!("migrations/postgres/V5__groups_and_schedules.sql"),
+    ),
+    (
+        "V6__run_bodies",
+        include_str!("migrations/postgres/V6__run_bodies.sql"),
     ),
 ];
 

@@ -1708,3 +1708,49 @@ fn postgres_reconnects_and_wakes_listeners() {
     });
     assert!(woken, "a signal wakes the owner's listener");
 }
+
+#[test]
+fn a_runs_large_values_move_apart_from_its_hot_row_and_read_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weft.db");
+    let source = "x".repeat(200_000);
+    {
+        // A store of schema 5, with a run whose source sat in its row.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for sql in [
+            include_str!("../src/migrations/sqlite/V1__initial.sql"),
+            include_str!("../src/migrations/sqlite/V2__report_status.sql"),
+            include_str!("../src/migrations/sqlite/V3__signals.sql"),
+            include_str!("../src/migrations/sqlite/V4__waits.sql"),
+            include_str!("../src/migrations/sqlite/V5__groups_and_schedules.sql"),
+        ] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 5).unwrap();
+        conn.execute(
+            "INSERT INTO runs (id, name, pipeline_name, pipeline_source, params_json, options_json, recovery, phase, created_at) VALUES ('old', 'old', 'p', ?1, '{}', '{\"spec\":1}', 'none', 'Running', 0)",
+            [&source],
+        )
+        .unwrap();
+    }
+    let store = file_store(&dir, StoreLimits::default());
+    let old = store.run("old").unwrap().unwrap();
+    assert_eq!(old.submitted.pipeline_source.len(), source.len());
+    assert_eq!(old.submitted.options_json, "{\"spec\":1}");
+    let mut fresh = new_run("fresh");
+    fresh.pipeline_source = source.clone();
+    store.create_run(&fresh, "e", T0).unwrap();
+    let read = store.run("fresh").unwrap().unwrap();
+    assert_eq!(read.submitted.pipeline_source, source);
+    assert_eq!(read.submitted.options_json, fresh.options_json);
+    // The hot rows hold none of it.
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let hot: i64 = conn
+        .query_row(
+            "SELECT max(length(pipeline_source) + length(options_json)) FROM runs",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(hot, 0);
+}

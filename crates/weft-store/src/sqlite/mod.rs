@@ -914,9 +914,10 @@ type RawRun = (
     Option<i64>,
 );
 
-const RUN_COLUMNS: &str = "id, name, pipeline_name, pipeline_source, params_json, options_json,
-    recovery, created_at, phase, status, reason, finished_at, report_json, lease_owner,
-    lease_token, heartbeat_at";
+/// A run's record: its hot row and its large values (`run_bodies`, V6).
+const RUN_COLUMNS: &str = "r.id, r.name, r.pipeline_name, b.pipeline_source, r.params_json,
+    b.options_json, r.recovery, r.created_at, r.phase, r.status, r.reason, r.finished_at,
+    r.report_json, r.lease_owner, r.lease_token, r.heartbeat_at";
 
 fn raw_run(r: &Row<'_>) -> rusqlite::Result<RawRun> {
     Ok((
@@ -1111,22 +1112,26 @@ impl RunStore for SqliteStore {
             "INSERT INTO runs (id, name, pipeline_name, pipeline_source, params_json,
                  options_json, recovery, created_at, phase, lease_owner, lease_token,
                  heartbeat_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 'Running', ?9, 1, ?10)",
+             VALUES (?1, ?2, ?3, '', ?4, '', ?5, ?6, 'Running', ?7, 1, ?8)",
         )
         .and_then(|mut s| {
             s.execute(params![
                 run.id,
                 run.name,
                 run.pipeline_name,
-                run.pipeline_source,
                 run.params_json,
-                run.options_json,
                 run.recovery.as_str(),
                 run.created_at.0,
                 owner,
                 now.0
             ])
         })
+        .map_err(|e| self.err(e))?;
+        // The large values apart from the hot row every lease check reads (V6).
+        tx.prepare_cached(
+            "INSERT INTO run_bodies (run, pipeline_source, options_json) VALUES (?1, ?2, ?3)",
+        )
+        .and_then(|mut s| s.execute(params![run.id, run.pipeline_source, run.options_json]))
         .map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
         Ok(Lease {
@@ -1333,7 +1338,10 @@ impl RunStore for SqliteStore {
     fn run(&self, id: &str) -> Result<Option<RunRecord>> {
         self.read(|conn| {
             let raw = conn
-                .prepare_cached(&format!("SELECT {RUN_COLUMNS} FROM runs WHERE id = ?1"))
+                .prepare_cached(&format!(
+                    "SELECT {RUN_COLUMNS} FROM runs r JOIN run_bodies b ON b.run = r.id
+                     WHERE r.id = ?1"
+                ))
                 .and_then(|mut s| s.query_row([id], raw_run).optional())
                 .map_err(|e| self.err(e))?;
             raw.map(run_record).transpose()
