@@ -4,7 +4,10 @@
 //!
 //! - B1: weft's per-task cycle vs the bare wasmtime pooled loop, same component.
 //! - B2: a 1,000-task no-op DAG through `weft run` vs the same DAG under `make -j2`.
-//! - B4: a 10,000-task chain in the engine: per-hop latency p50.
+//! - B4: a 10,000-task chain in the engine: per-hop latency p50. B4J: chains of 1,000 and
+//!   100,000 tasks through `weft run` with the journal on: per-task cost and its growth.
+//! - B3: `1 -> N -> 1` as one `matrix` task against N written-out tasks (planning and
+//!   scheduling, N = 100 .. 10,000).
 //! - B6: validate + plan + schedule at N = 100 .. 100,000: the fitted exponent.
 //! - B9: first use of a plugin (compile) vs a compiled-cache hit.
 //! - B10: validation of hostile input (long names, unknown names among many tasks, merge
@@ -129,7 +132,7 @@ fn main() -> ExitCode {
     if wanted("B9") {
         record(b1::cache(&inputs), "B9");
     }
-    if wanted("B6") {
+    if wanted("B6") || wanted("B3") {
         record(scaling::run(), "B6");
     }
     if wanted("B10") {
@@ -149,6 +152,9 @@ fn main() -> ExitCode {
     }
     if wanted("B2") {
         record(engine_runs::dag_vs_make(&inputs), "B2");
+    }
+    if wanted("B4J") {
+        record(engine_runs::journaled_chains(&inputs), "B4J");
     }
     if wanted("B11") {
         record(cluster::run(&inputs), "B11");

@@ -77,7 +77,10 @@ pub fn fan(n: usize, matrix: bool) -> String {
         yaml.push_str("]\n    - name: sink\n      taskRef: {name: exit}\n      runAfter: [wide]\n");
     } else {
         for i in 0..n {
-            let _ = write!(yaml, "    - name: w{i}\n      taskRef: {{name: exit}}\n      runAfter: [root]\n");
+            let _ = write!(
+                yaml,
+                "    - name: w{i}\n      taskRef: {{name: exit}}\n      runAfter: [root]\n"
+            );
         }
         yaml.push_str("    - name: sink\n      taskRef: {name: exit}\n      runAfter: [");
         for i in 0..n {
