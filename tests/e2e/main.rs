@@ -6,6 +6,7 @@ mod cluster;
 mod decorators;
 mod fake_forge;
 mod git_clone;
+mod graph;
 mod malformed;
 mod queues;
 mod recovery;

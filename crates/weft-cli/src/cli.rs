@@ -217,13 +217,16 @@ pub enum OutputFormat {
     /// The run as a Tekton `PipelineRun` object with its status (`weft run`, `weft runs
     /// show`); elsewhere the same as `json`.
     Tekton,
+    /// The run's DAG in Graphviz's DOT language (`weft runs show`); elsewhere the same as
+    /// `json`.
+    Dot,
 }
 
 impl OutputFormat {
     /// `json` for `tekton`: what commands without a Tekton form print.
     pub fn plain(self) -> OutputFormat {
         match self {
-            OutputFormat::Tekton => OutputFormat::Json,
+            OutputFormat::Tekton | OutputFormat::Dot => OutputFormat::Json,
             other => other,
         }
     }
@@ -567,6 +570,10 @@ pub enum RunsCommand {
         /// Which attempt (default: the latest; see `weft runs rerun`).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
         attempt: Option<u32>,
+        /// Print the run's DAG: its stages, each task's outcome and what it waited for
+        /// (`--output dot` prints it for Graphviz instead).
+        #[arg(long)]
+        graph: bool,
         /// Where the store is.
         #[command(flatten)]
         store: StoreArgs,

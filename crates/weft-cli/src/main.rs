@@ -7,6 +7,7 @@
 mod cli;
 mod decide;
 mod decorators;
+mod graph_output;
 mod identities;
 mod oci;
 mod pipeline_run;
@@ -205,7 +206,7 @@ fn report_invalid_in(
     output: OutputFormat,
 ) -> Result<u8, Failure> {
     match output {
-        OutputFormat::Json | OutputFormat::Tekton => {
+        OutputFormat::Json | OutputFormat::Tekton | OutputFormat::Dot => {
             println!("{}", diagnostics::to_json_text(diagnostics))
         }
         OutputFormat::Text => eprint!(
@@ -275,7 +276,7 @@ async fn validate(args: PipelineArgs) -> Result<u8, Failure> {
     match validate_pipeline(&registry, &pipeline, &supplied).await {
         Ok(prepared) => {
             match args.output {
-                OutputFormat::Json | OutputFormat::Tekton => {
+                OutputFormat::Json | OutputFormat::Tekton | OutputFormat::Dot => {
                     println!("{}", diagnostics::to_json_text(&[]))
                 }
                 OutputFormat::Text => println!(
@@ -343,7 +344,7 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
     )?;
     let display = match output {
         OutputFormat::Text => view::Display::Text,
-        OutputFormat::Json | OutputFormat::Tekton => view::Display::Json,
+        OutputFormat::Json | OutputFormat::Tekton | OutputFormat::Dot => view::Display::Json,
     };
     let submitted = match service.submit(spec).await {
         Ok(submitted) => submitted,
@@ -367,8 +368,10 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
             .unwrap_or_default();
         close_store(&service)?;
         match output {
-            OutputFormat::Json | OutputFormat::Tekton if tekton => println!("{object:#}"),
-            OutputFormat::Json | OutputFormat::Tekton => println!(
+            OutputFormat::Json | OutputFormat::Tekton | OutputFormat::Dot if tekton => {
+                println!("{object:#}")
+            }
+            OutputFormat::Json | OutputFormat::Tekton | OutputFormat::Dot => println!(
                 "{}",
                 serde_json::json!({ "name": name, "status": "PipelineRunPending" })
             ),
@@ -420,14 +423,14 @@ pub(crate) async fn foreground(
     } = how;
     let display = match output {
         OutputFormat::Text => view::Display::Text,
-        OutputFormat::Json | OutputFormat::Tekton => view::Display::Json,
+        OutputFormat::Json | OutputFormat::Tekton | OutputFormat::Dot => view::Display::Json,
     };
     if detach {
         let name = live.name().to_string();
         live.detach().map_err(Failure::environment)?;
         close_store(service)?;
         match output {
-            OutputFormat::Json | OutputFormat::Tekton => {
+            OutputFormat::Json | OutputFormat::Tekton | OutputFormat::Dot => {
                 println!("{}", serde_json::json!({ "name": name, "detached": true }))
             }
             OutputFormat::Text => println!(
@@ -463,11 +466,11 @@ pub(crate) async fn foreground(
         ));
     };
     match output {
-        OutputFormat::Json | OutputFormat::Tekton if tekton => println!(
+        OutputFormat::Json | OutputFormat::Tekton | OutputFormat::Dot if tekton => println!(
             "{:#}",
             tekton_output::from_summary(&summary, &pipeline_name, &timeouts)
         ),
-        OutputFormat::Json | OutputFormat::Tekton => println!(
+        OutputFormat::Json | OutputFormat::Tekton | OutputFormat::Dot => println!(
             "{}",
             serde_json::to_string_pretty(&summary.report)
                 .map_err(|e| Failure::environment(format!("cannot encode the report: {e}")))?
@@ -681,7 +684,7 @@ async fn plugin(command: PluginCommand) -> Result<u8, Failure> {
             })?;
             let info = &resolved.info;
             match output {
-                OutputFormat::Json | OutputFormat::Tekton => println!(
+                OutputFormat::Json | OutputFormat::Tekton | OutputFormat::Dot => println!(
                     "{}",
                     serde_json::to_string_pretty(&decorators::describe_json(&resolved))
                         .map_err(|e| Failure::environment(e.to_string()))?

@@ -147,7 +147,7 @@ pub(crate) fn lock_pins(
         Ok(lock) => Ok(lock.to_texts()),
         Err(diagnostics) => {
             match output {
-                OutputFormat::Json | OutputFormat::Tekton => {
+                OutputFormat::Json | OutputFormat::Tekton | OutputFormat::Dot => {
                     println!("{}", weft_cli::diagnostics::to_json_text(&diagnostics))
                 }
                 OutputFormat::Text => eprint!(

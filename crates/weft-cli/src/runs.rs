@@ -44,8 +44,9 @@ pub async fn command(command: RunsCommand) -> Result<u8, Failure> {
         RunsCommand::Show {
             run,
             attempt,
+            graph,
             store,
-        } => show(&store, &run, attempt),
+        } => show(&store, &run, attempt, graph),
         RunsCommand::Logs {
             run,
             task,
@@ -119,7 +120,7 @@ async fn start(
     let live = taken.run;
     let display = match args.output {
         OutputFormat::Text => Display::Text,
-        OutputFormat::Json | OutputFormat::Tekton => Display::Json,
+        OutputFormat::Json | OutputFormat::Tekton | OutputFormat::Dot => Display::Json,
     };
     if args.output == OutputFormat::Text {
         println!("Run {}", live.name());
@@ -143,7 +144,7 @@ async fn start(
                 .unwrap_or_default();
             println!("{object:#}");
         }
-        OutputFormat::Json => println!(
+        OutputFormat::Json | OutputFormat::Dot => println!(
             "{}",
             serde_json::to_string_pretty(&summary.report).unwrap_or_default()
         ),
@@ -268,10 +269,13 @@ pub fn run_document(
     })))
 }
 
-fn show(args: &StoreArgs, run: &str, attempt: Option<u32>) -> Result<u8, Failure> {
+fn show(args: &StoreArgs, run: &str, attempt: Option<u32>, graph: bool) -> Result<u8, Failure> {
     let store = open_for(args)?;
     let id = resolve(&*store, run, attempt)?;
     let run = id.as_str();
+    if graph || args.output == OutputFormat::Dot {
+        return show_graph(&*store, run, args.output == OutputFormat::Dot);
+    }
     if args.output == OutputFormat::Tekton {
         let object = crate::tekton_output::from_store(store.as_ref(), run)
             .map_err(store_failure)?
@@ -435,6 +439,36 @@ async fn logs(
     }
 }
 
+/// `weft runs show RUN --graph` and `--output dot`.
+fn show_graph(store: &dyn RunStore, run: &str, dot: bool) -> Result<u8, Failure> {
+    let record = store
+        .run(run)
+        .map_err(store_failure)?
+        .ok_or_else(|| Failure::invalid(format!("no run named `{run}`")))?;
+    let plan = weft_engine::runs::stored_plan(&record).ok_or_else(|| {
+        Failure::environment(format!(
+            "run `{run}`: its stored pipeline no longer plans with this weft, so its graph cannot be drawn"
+        ))
+    })?;
+    let nodes = weft_core::graph::layout(&plan);
+    let states = crate::graph_output::states(&store.attempts(run).map_err(store_failure)?);
+    if dot {
+        print!("{}", crate::graph_output::dot(run, &nodes, &states));
+    } else {
+        println!(
+            "Run {} of {}: {}",
+            record.submitted.name,
+            record.submitted.pipeline_name,
+            record
+                .status
+                .clone()
+                .unwrap_or_else(|| format!("{:?}", record.phase))
+        );
+        print!("{}", crate::graph_output::text(&nodes, &states));
+    }
+    Ok(0)
+}
+
 /// The timeouts a stored run was asked for (for its Tekton form).
 fn pipeline_timeouts(record: &weft_store::RunRecord) -> weft_engine::runs::RunTimeouts {
     weft_engine::runs::StoredRun::from_json(&record.submitted.id, &record.submitted.options_json)
@@ -513,7 +547,7 @@ async fn recover(
     )?;
     let display = match args.output {
         OutputFormat::Text => Display::Text,
-        OutputFormat::Json | OutputFormat::Tekton => Display::Json,
+        OutputFormat::Json | OutputFormat::Tekton | OutputFormat::Dot => Display::Json,
     };
     let mut worst = 0;
     let mut recovered_any = false;
@@ -552,7 +586,7 @@ async fn recover(
             continue;
         };
         match args.output {
-            OutputFormat::Json | OutputFormat::Tekton => println!(
+            OutputFormat::Json | OutputFormat::Tekton | OutputFormat::Dot => println!(
                 "{}",
                 serde_json::to_string(&summary.report).unwrap_or_default()
             ),

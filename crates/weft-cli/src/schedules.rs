@@ -60,7 +60,7 @@ pub async fn command(command: SchedulesCommand) -> Result<u8, Failure> {
             };
             crate::close_store(&service)?;
             match output {
-                OutputFormat::Json | OutputFormat::Tekton => {
+                OutputFormat::Json | OutputFormat::Tekton | OutputFormat::Dot => {
                     println!("{}", schedule_json(&record))
                 }
                 OutputFormat::Text => println!(

@@ -23,6 +23,7 @@ pub mod dag;
 pub mod describe;
 pub mod diag;
 pub mod duration;
+pub mod graph;
 pub mod matrix;
 pub mod model;
 pub mod operation;

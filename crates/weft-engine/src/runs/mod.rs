@@ -55,7 +55,7 @@ pub use schedules::{Fired, NewSchedule, tick_run_name};
 pub use signal::{RunSignal, cancel_mode};
 pub use spec::{
     PipelineSource, RUN_SPEC_VERSION, ReferencedFile, Rerun, RunSpec, SnapshotRequest, StoredRun,
-    WorkspaceSource, stored_pipeline,
+    WorkspaceSource, stored_pipeline, stored_plan,
 };
 pub use submit::Submitted;
 pub use take_over::{TakeOverError, TakenOver};

@@ -170,6 +170,19 @@ pub fn stored_pipeline(record: &weft_store::RunRecord) -> Option<weft_core::Pipe
     }
 }
 
+/// The plan of a stored run, for drawing it (`weft runs show --graph`): planned with its
+/// stored params and limits, no plugin looked up; `None` when it no longer plans.
+pub fn stored_plan(record: &weft_store::RunRecord) -> Option<weft_core::Plan> {
+    let submitted = &record.submitted;
+    let pipeline = stored_pipeline(record)?;
+    let params: BTreeMap<String, weft_core::contract::ParamValue> =
+        serde_json::from_str(&submitted.params_json).ok()?;
+    let limits = StoredRun::from_json(&submitted.id, &submitted.options_json)
+        .map(|stored| stored.spec.pipeline.limits())
+        .unwrap_or_default();
+    weft_core::Plan::with_limits(&pipeline, &params, None, &limits).ok()
+}
+
 /// What a bound workspace is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
