@@ -488,3 +488,61 @@ fn a_pipelinerun_is_submitted_with_its_name_params_and_workspaces() {
     assert_eq!(code, 400, "{body:#}");
     assert_eq!(served.call("GET", "/api/v1/runs/pending-run", None).0, 404);
 }
+
+/// `GET /metrics` parsed: `name{labels}` -> value (comments and `# EOF` left out).
+fn scrape(served: &Served) -> (u16, std::collections::HashMap<String, f64>, String) {
+    let (code, body) = served.call("GET", "/metrics", None);
+    let text = body.as_str().unwrap_or_default().to_string();
+    let samples = text
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .filter_map(|line| {
+            let (name, value) = line.rsplit_once(' ')?;
+            Some((name.to_string(), value.parse().ok()?))
+        })
+        .collect();
+    (code, samples, text)
+}
+
+#[test]
+fn metrics_count_runs_and_tasks_and_take_the_api_token() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut served = Served::start(data.path(), &["--api-token", "metrics-token-1234"]);
+    assert_eq!(scrape(&served).0, 401, "no token, no metrics");
+    served.token = Some("metrics-token-1234".into());
+    let (code, created) = served.submit("all-succeed.yaml", json!({ "name": "metered-run" }));
+    assert_eq!(code, 201, "{created:#}");
+    let done = served.wait_for("metered-run", |r| !status(r).is_empty());
+    assert_eq!(status(&done), "Succeeded", "{done:#}");
+    // The observer sees the run's end just after the store does.
+    let mut found = None;
+    for _ in 0..50 {
+        let (code, samples, text) = scrape(&served);
+        assert_eq!(code, 200, "{text}");
+        if samples.get("weft_runs_active") == Some(&0.0) {
+            found = Some((samples, text));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (samples, text) = found.expect("the run left weft_runs_active");
+    for (name, expected) in [
+        ("weft_runs_started_total", 1.0),
+        ("weft_runs_finished_total{status=\"Succeeded\"}", 1.0),
+        ("weft_task_attempts_total{outcome=\"Succeeded\"}", 5.0),
+        ("weft_task_duration_seconds_count", 5.0),
+        ("weft_tasks_running", 0.0),
+    ] {
+        assert_eq!(samples.get(name), Some(&expected), "{name} in\n{text}");
+    }
+    assert!(
+        text.contains("# TYPE weft_task_duration_seconds histogram"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("metered-run"),
+        "no run names in metrics:\n{text}"
+    );
+    let (code, _, _) = served.stop();
+    assert_eq!(code, 0);
+}

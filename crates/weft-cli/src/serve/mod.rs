@@ -48,6 +48,7 @@ use weft_engine::runs::{
 use weft_store::BatchingStore;
 
 mod auth;
+mod metrics;
 mod reruns;
 mod run_api;
 mod schedules;
@@ -76,6 +77,8 @@ struct Server {
     defaults: SubmissionDefaults,
     /// Who callers are (`--identities`): their tokens and groups.
     identities: Identities,
+    /// What `GET /metrics` reports.
+    metrics: Arc<metrics::Metrics>,
 }
 
 /// What the operator's flags give every submission.
@@ -161,6 +164,7 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
         accepting: AtomicBool::new(true),
         defaults,
         identities,
+        metrics: metrics::Metrics::new(),
     });
 
     // Recover what a stopped engine left, then keep looking (another engine may stop);
@@ -172,6 +176,7 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
 
     let app = axum::Router::new()
         .route("/healthz", get(health))
+        .route("/metrics", get(metrics::scrape))
         .route("/api/v1/runs", post(run_api::submit).get(run_api::list))
         .route("/api/v1/runs/{run}", get(run_api::show))
         .route("/api/v1/runs/{run}/logs", get(run_api::logs))
@@ -286,7 +291,12 @@ fn spawn_run(server: &Arc<Server>, run: LiveRun) {
     let shared = server.clone();
     tasks.spawn(async move {
         let server = shared;
-        let (observer, _) = view::observer(run.plan(), run.name(), Display::Silent, run.run_dir());
+        let (view, _) = view::observer(run.plan(), run.name(), Display::Silent, run.run_dir());
+        let observer: Arc<dyn weft_engine::runs::RunObserver> =
+            Arc::new(weft_engine::runs::Fanout(vec![
+                server.metrics.observer(),
+                view,
+            ]));
         let finished = run.execute(observer, control, true).await;
         lock(&server.active).remove(&name);
         view::undelivered(&finished.undelivered, finished.report_timeout);

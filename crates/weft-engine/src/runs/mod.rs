@@ -38,7 +38,7 @@ use weft_store::BatchingStore;
 pub use crate::decorate::{DecoratorChange, DecoratorLog, recorded_decorations};
 pub use crate::execute::{CancelHandle, ControlReceiver, RunEnd, RunTimeouts, cancel_channel};
 pub use crate::grants::{DEFAULT_DECORATOR_TIMEOUT, HttpGrants, SecretGrants};
-pub use crate::observe::{Held, Quiet, RunEvent, RunObserver, describe_time};
+pub use crate::observe::{Fanout, Held, Quiet, RunEvent, RunObserver, describe_time};
 pub use crate::policy::SubmissionPolicy;
 pub use crate::prepare::PLUGIN_DIGEST_MISMATCH;
 pub use crate::prepare::Prepared;

@@ -1,0 +1,297 @@
+//! `GET /metrics`: the server's runs and tasks in Prometheus' text format
+//! (prometheus-client), fed by an observer on every run this server executes. Labels are
+//! fixed vocabularies (outcomes, statuses, wait kinds), never run names, params or
+//! anything a plugin wrote, so a scrape reveals counts, not content; the route takes the
+//! same bearer token as the API.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use weft_core::TaskPhase;
+use weft_engine::runs::{Held, RunEvent, RunObserver};
+
+use super::Server;
+
+/// One label value from a fixed vocabulary.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Status {
+    status: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Outcome {
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct WaitKind {
+    kind: String,
+}
+
+/// The server's metrics.
+pub struct Metrics {
+    registry: Registry,
+    runs_started: Counter,
+    runs_finished: Family<Status, Counter>,
+    runs_active: Gauge,
+    runs_held: Family<WaitKind, Gauge>,
+    task_attempts: Family<Outcome, Counter>,
+    task_duration: Histogram,
+    tasks_running: Gauge,
+    waits_open: Family<WaitKind, Gauge>,
+    log_lines: Counter,
+}
+
+impl Metrics {
+    /// Every metric, registered.
+    pub fn new() -> Arc<Metrics> {
+        let mut registry = Registry::with_prefix("weft");
+        let runs_started = Counter::default();
+        registry.register(
+            "runs_started",
+            "Runs this server began executing (submitted, re-run, recovered or fired by a schedule)",
+            runs_started.clone(),
+        );
+        let runs_finished = Family::<Status, Counter>::default();
+        registry.register(
+            "runs_finished",
+            "Runs that ended here, by final status",
+            runs_finished.clone(),
+        );
+        let runs_active = Gauge::default();
+        registry.register(
+            "runs_active",
+            "Runs this server executes now (waiting ones included)",
+            runs_active.clone(),
+        );
+        let runs_held = Family::<WaitKind, Gauge>::default();
+        registry.register(
+            "runs_held",
+            "Runs waiting before their first task: `queued` for a concurrency slot (the queue depth), `scheduled` for their time",
+            runs_held.clone(),
+        );
+        let task_attempts = Family::<Outcome, Counter>::default();
+        registry.register(
+            "task_attempts",
+            "Task attempts that ended, by outcome",
+            task_attempts.clone(),
+        );
+        let task_duration = Histogram::new(exponential_buckets(0.000_1, 4.0, 12));
+        registry.register(
+            "task_duration_seconds",
+            "How long task attempts ran",
+            task_duration.clone(),
+        );
+        let tasks_running = Gauge::default();
+        registry.register(
+            "tasks_running",
+            "Task attempts running now",
+            tasks_running.clone(),
+        );
+        let waits_open = Family::<WaitKind, Gauge>::default();
+        registry.register(
+            "waits_open",
+            "Tasks waiting now, by kind (approval, intervention, gate)",
+            waits_open.clone(),
+        );
+        let log_lines = Counter::default();
+        registry.register("log_lines", "Log lines tasks wrote", log_lines.clone());
+        Arc::new(Metrics {
+            registry,
+            runs_started,
+            runs_finished,
+            runs_active,
+            runs_held,
+            task_attempts,
+            task_duration,
+            tasks_running,
+            waits_open,
+            log_lines,
+        })
+    }
+
+    /// The observer of one run: counts what it does, and undoes its gauges when it ends.
+    pub fn observer(self: &Arc<Metrics>) -> Arc<RunMetrics> {
+        self.runs_started.inc();
+        self.runs_active.inc();
+        Arc::new(RunMetrics {
+            metrics: self.clone(),
+            state: Mutex::new(RunGauges::default()),
+        })
+    }
+
+    fn encode(&self) -> Result<String, std::fmt::Error> {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+        Ok(out)
+    }
+}
+
+/// What one run holds of the gauges, so they come back down however it ends.
+#[derive(Default)]
+struct RunGauges {
+    held: Option<&'static str>,
+    running: HashMap<String, ()>,
+    waiting: HashMap<String, &'static str>,
+    finished: bool,
+}
+
+/// Feeds [`Metrics`] from one run's events.
+pub struct RunMetrics {
+    metrics: Arc<Metrics>,
+    state: Mutex<RunGauges>,
+}
+
+impl RunMetrics {
+    fn release(&self, state: &mut RunGauges) {
+        if let Some(kind) = state.held.take() {
+            self.metrics
+                .runs_held
+                .get_or_create(&kind_label(kind))
+                .dec();
+        }
+        for _ in state.running.drain() {
+            self.metrics.tasks_running.dec();
+        }
+        for (_, kind) in state.waiting.drain() {
+            self.metrics
+                .waits_open
+                .get_or_create(&kind_label(kind))
+                .dec();
+        }
+    }
+}
+
+fn kind_label(kind: &str) -> WaitKind {
+    WaitKind {
+        kind: kind.to_string(),
+    }
+}
+
+impl RunObserver for RunMetrics {
+    fn event(&self, event: RunEvent<'_>) {
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let metrics = &self.metrics;
+        match event {
+            RunEvent::Held(held) => {
+                let kind = match held {
+                    Held::Scheduled { .. } => "scheduled",
+                    Held::Queued { .. } => "queued",
+                };
+                if state.held != Some(kind) {
+                    if let Some(previous) = state.held.replace(kind) {
+                        metrics.runs_held.get_or_create(&kind_label(previous)).dec();
+                    }
+                    metrics.runs_held.get_or_create(&kind_label(kind)).inc();
+                }
+            }
+            RunEvent::Transition {
+                task,
+                phase,
+                outcome,
+                elapsed,
+                ..
+            } => {
+                if let Some(kind) = state.held.take() {
+                    metrics.runs_held.get_or_create(&kind_label(kind)).dec();
+                }
+                if let Some(kind) = state.waiting.remove(task) {
+                    metrics.waits_open.get_or_create(&kind_label(kind)).dec();
+                }
+                let was_running = state.running.remove(task).is_some();
+                if was_running {
+                    metrics.tasks_running.dec();
+                }
+                match phase {
+                    TaskPhase::Running => {
+                        state.running.insert(task.to_string(), ());
+                        metrics.tasks_running.inc();
+                    }
+                    TaskPhase::Terminal => {
+                        let outcome = outcome.map_or("Unknown", |o| o.as_str());
+                        metrics
+                            .task_attempts
+                            .get_or_create(&Outcome {
+                                outcome: outcome.to_string(),
+                            })
+                            .inc();
+                        if let Some(elapsed) = elapsed {
+                            metrics.task_duration.observe(elapsed.as_secs_f64());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            RunEvent::Waiting { task, wait, .. } => {
+                let kind = wait.kind.as_str();
+                if !state.waiting.contains_key(task) {
+                    state.waiting.insert(task.to_string(), kind);
+                    metrics.waits_open.get_or_create(&kind_label(kind)).inc();
+                }
+            }
+            RunEvent::Log { .. } => {
+                metrics.log_lines.inc();
+            }
+            RunEvent::FinallyStarted => {}
+            RunEvent::Finished(summary) => {
+                if !state.finished {
+                    state.finished = true;
+                    self.release(&mut state);
+                    metrics.runs_active.dec();
+                    metrics
+                        .runs_finished
+                        .get_or_create(&Status {
+                            status: summary.status.as_str().to_string(),
+                        })
+                        .inc();
+                }
+            }
+        }
+    }
+}
+
+impl Drop for RunMetrics {
+    /// A run let go of (shutdown, suspension) gives its gauges back too.
+    fn drop(&mut self) {
+        let mut state = std::mem::take(
+            self.state
+                .get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        if !state.finished {
+            self.release(&mut state);
+            self.metrics.runs_active.dec();
+        }
+    }
+}
+
+/// `GET /metrics`.
+pub(super) async fn scrape(State(server): State<Arc<Server>>, headers: HeaderMap) -> Response {
+    if let Err(refused) = super::auth::caller(&server, &headers) {
+        return *refused;
+    }
+    match server.metrics.encode() {
+        Ok(text) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
