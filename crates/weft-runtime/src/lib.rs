@@ -1,7 +1,8 @@
 //! weft's wasmtime host. It loads plugin components, checks what they import against what
 //! a task was granted before instantiating anything, and runs each invocation in a fresh
-//! `Store` with its own limits: CPU (epoch interruption), wall clock, memory, wasm stack,
-//! hostcall fuel, log bytes and result bytes. It knows nothing about pipelines.
+//! `Store`, on a thread of its own (never the caller's async runtime), with its own limits:
+//! CPU (epoch interruption), wall clock, memory, wasm stack, hostcall fuel, log bytes and
+//! result bytes. It knows nothing about pipelines.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
