@@ -82,12 +82,14 @@ fn guest_thread(id: u64, first: Job) {
 
 /// The runtime whose timers, I/O and blocking pool serve guests' async host calls (each
 /// guest's call is driven on its own thread through this runtime's handle). One per
-/// process, never dropped; its one worker only drives the reactor and spawned host tasks.
+/// process, never dropped; its workers only drive the reactor and the tasks host calls
+/// spawn (HTTP connections: TLS is work, hence one worker per core).
 pub(crate) fn guest_io() -> Result<&'static tokio::runtime::Runtime, String> {
     static IO: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
     IO.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
+            .worker_threads(cores)
             .thread_name("weft-guest-io")
             .enable_all()
             .build()
