@@ -40,8 +40,9 @@ fn main() -> ExitCode {
                  build-sdk-plugins  build the Python and JavaScript examples into target/sdk-plugins/\n  \
                  sdk-types       regenerate the JavaScript SDK's raw WIT types (jco types)\n  \
                  lint            cargo fmt --check and cargo clippy --all-targets\n  \
-                 bench           release-build weft and run the benchmarks (B1 B2 B4 B6 B9 B10, memory);\n  \
-                                 --output json for tracking, --only B1,B6 to pick"
+                 bench           release-build weft and run the benchmarks (B1 B2 B4 B6 B9 B10 B11 B12 B13\n  \
+                                 B14, memory); --output json for tracking, --only B1,B13 to pick\n  \
+                                 (the SDK examples are built only when B14 runs)"
             );
             return ExitCode::from(2);
         }
@@ -277,7 +278,15 @@ fn test(extra: &[String]) -> Result<(), String> {
 fn bench(extra: &[String]) -> Result<(), String> {
     let plugins = build_plugins()?;
     // B14 compares the SDK examples (built by the debug weft: building is not measured).
-    let sdk = sdk::build_examples(&build_weft(&plugins)?)?;
+    let only = extra
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| extra.get(i + 1));
+    let sdk_plugins = if only.is_none_or(|ids| ids.split(',').any(|id| id == "B14")) {
+        sdk::build_examples(&build_weft(&plugins)?)?.plugins
+    } else {
+        root().join("target/sdk-plugins")
+    };
     run(cargo()
         .args(["build", "--release", "-p", "weft-cli", "-p", "weft-bench"])
         .env("WEFT_EMBED_PLUGINS", &plugins))?;
@@ -289,7 +298,7 @@ fn bench(extra: &[String]) -> Result<(), String> {
         .arg("--plugins")
         .arg(&plugins)
         .arg("--sdk-plugins")
-        .arg(&sdk.plugins)
+        .arg(&sdk_plugins)
         .args(extra))
 }
 

@@ -16,6 +16,9 @@
 //!   attempts per second of no-op 10-task runs (ratios vs one server; SQLite as baseline),
 //!   and CPU per attempt of weft and of PostgreSQL.
 //! - B12: log masking throughput with 50 secrets vs a plain scan of the same text.
+//! - B13: guests holding every core: N tasks of fixed wasm work at parallelism 1 and 2
+//!   (the speed-up), and the lateness of `timeout: 5ms` tasks while spinners hold every
+//!   core (against the same tasks on an idle engine).
 //! - B14: echo written with the Python and JavaScript SDKs vs the Rust `echo`: cold start
 //!   (compile), compiled-cache load and one run, as ratios.
 //! - Memory: peak RSS of the 1,000-task run; bytes per pending task at 10,000.
@@ -24,6 +27,7 @@ mod alloc;
 mod b1;
 mod cluster;
 mod engine_runs;
+mod guests;
 mod hostile;
 mod masking;
 mod scaling;
@@ -146,6 +150,9 @@ fn main() -> ExitCode {
     }
     if wanted("B12") {
         record(masking::run(), "B12");
+    }
+    if wanted("B13") {
+        record(runtime.block_on(guests::run_all(&inputs)), "B13");
     }
     if wanted("B14") {
         record(runtime.block_on(sdk::run(&inputs)), "B14");

@@ -1,7 +1,8 @@
 //! weft's wasmtime host. It loads plugin components, checks what they import against what
 //! a task was granted before instantiating anything, and runs each invocation in a fresh
-//! `Store` with its own limits: CPU (epoch interruption), wall clock, memory, wasm stack,
-//! hostcall fuel, log bytes and result bytes. It knows nothing about pipelines.
+//! `Store`, on a thread of its own (never the caller's async runtime), with its own limits:
+//! CPU (epoch interruption), wall clock, memory, wasm stack, hostcall fuel, log bytes and
+//! result bytes. It knows nothing about pipelines.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -18,6 +19,7 @@
 pub mod cache;
 pub mod capabilities;
 pub mod grants;
+mod guest;
 pub mod limits;
 pub mod load;
 pub mod masking;
@@ -28,6 +30,7 @@ mod wit;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use wasmtime::component::Linker;
@@ -122,6 +125,9 @@ struct RuntimeInner {
     allocator: Allocator,
     /// One permit per pool slot: excess tasks wait here instead of failing to instantiate.
     slots: Arc<tokio::sync::Semaphore>,
+    /// Epoch ticks of the ticker alone (the epoch is also bumped to stop a guest at once;
+    /// CPU budgets count only these).
+    ticks: Arc<AtomicU64>,
 }
 
 /// One per process: the engine, the linker with every host capability, the epoch ticker
@@ -151,7 +157,8 @@ impl Runtime {
             Allocator::Pooling { instances, .. } => instances as usize,
             Allocator::OnDemand => ON_DEMAND_CONCURRENCY,
         };
-        start_epoch_ticker(&engine);
+        let ticks = Arc::new(AtomicU64::new(0));
+        start_epoch_ticker(&engine, ticks.clone());
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 engine,
@@ -159,6 +166,7 @@ impl Runtime {
                 cache,
                 allocator,
                 slots: Arc::new(tokio::sync::Semaphore::new(permits)),
+                ticks,
             }),
         })
     }
@@ -182,6 +190,11 @@ impl Runtime {
     /// Waits for a free instance slot; the permit is held for the whole invocation.
     pub(crate) async fn slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
         self.inner.slots.clone().acquire_owned().await.ok()
+    }
+
+    /// The ticker's count of epoch ticks.
+    pub(crate) fn ticks(&self) -> Arc<AtomicU64> {
+        self.inner.ticks.clone()
     }
 
     /// The wasmtime engine.
@@ -272,13 +285,15 @@ fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<HostState>> {
     Ok(linker)
 }
 
-/// Increments the engine's epoch every [`EPOCH_TICK`] until the engine is dropped.
-fn start_epoch_ticker(engine: &Engine) {
+/// Increments the engine's epoch (and `ticks`) every [`EPOCH_TICK`] until the engine is
+/// dropped.
+fn start_epoch_ticker(engine: &Engine, ticks: Arc<AtomicU64>) {
     let weak = engine.weak();
     let spawned = std::thread::Builder::new()
         .name("weft-epoch".to_string())
         .spawn(move || {
             while let Some(engine) = weak.upgrade() {
+                ticks.fetch_add(1, Ordering::Relaxed);
                 engine.increment_epoch();
                 drop(engine);
                 std::thread::sleep(EPOCH_TICK);

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use wasmtime::component::{Component, InstancePre};
 use wasmtime::{Store, Trap, UpdateDeadline};
@@ -16,6 +18,7 @@ use crate::capabilities::http::EgressHooks;
 use crate::capabilities::links::WorkspaceRoots;
 use crate::capabilities::log::{LogLevel, LogSink, MemorySink, SharedOutput};
 use crate::grants::{Grants, first_ungranted};
+use crate::guest::{self, GuestControl, Stop};
 use crate::limits::{GrowthLimiter, LimitKind, Limits};
 use crate::state::{CpuMeter, HostState};
 use crate::wit::{Contract, Returned, since_v0_1_0, since_v0_2_0};
@@ -254,28 +257,66 @@ impl Plugin {
         .await
     }
 
-    /// Runs `call` on a fresh store for `request`: waits for a pool slot, applies the
-    /// wall clock, and names the limit or fault when it fails.
-    async fn invoke<R>(
+    /// Runs `call` on a fresh store for `request` on a guest thread ([`crate::guest`]),
+    /// never on the caller's runtime: waits for a pool slot, stops the guest at its
+    /// wall-clock deadline or when this future is dropped (the task was cancelled), and
+    /// names the limit or fault when it fails.
+    async fn invoke<R: Send + 'static>(
         &self,
         request: &TaskRequest,
         env: &[(String, String)],
         args: &[String],
-        call: impl AsyncFnOnce(&mut Store<HostState>) -> wasmtime::Result<R>,
+        call: impl AsyncFnOnce(&mut Store<HostState>) -> wasmtime::Result<R> + Send + 'static,
     ) -> Result<R, TaskReport> {
+        let limits = &request.limits;
+        let deadline = limits.wall_clock.map(|limit| Instant::now() + limit);
+        let timed_out = || TaskReport::limit(LimitKind::WallClock, wall_clock_message(limits));
         // Queue for a pool slot rather than fail to instantiate when all are busy.
-        let _slot = self.inner.runtime.slot().await;
-        let (mut store, output) = self.new_store(request, env, args)?;
-        let result = bounded(&request.limits, call(&mut store)).await;
-        output.flush_partials();
-        match result {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => Err(classify_error(&store, &output, err)),
-            Err(limit) => Err(TaskReport::limit(
-                limit,
-                wall_clock_message(&request.limits),
-            )),
-        }
+        let slot = match deadline {
+            Some(deadline) => tokio::time::timeout_at(deadline.into(), self.inner.runtime.slot())
+                .await
+                .map_err(|_| timed_out())?,
+            None => self.inner.runtime.slot().await,
+        };
+        let control = Arc::new(GuestControl::new(deadline));
+        let (store, output) = self.new_store(request, env, args, control.clone())?;
+        let io = guest::guest_io().map_err(|message| TaskReport::errored("HostError", message))?;
+        let (answer, mut answered) = tokio::sync::oneshot::channel();
+        let job = {
+            let (control, output, timed_out) = (control.clone(), output.clone(), timed_out());
+            move || {
+                let _slot = slot;
+                let result = drive(io.handle(), store, &output, &control, call, timed_out);
+                let _ = answer.send(result);
+            }
+        };
+        // Until the answer is in, dropping this future stops the guest.
+        let mut stopper = StopOnDrop {
+            control: &control,
+            output: &output,
+            engine: self.inner.runtime.engine(),
+            armed: true,
+        };
+        guest::spawn(Box::new(job)).map_err(|err| {
+            TaskReport::errored(
+                "HostError",
+                format!("cannot start a thread for the guest: {err}"),
+            )
+        })?;
+        let answer = tokio::select! {
+            answer = &mut answered => answer,
+            () = sleep_until(deadline) => {
+                stopper.stop(Stop::TimedOut);
+                answered.await
+            }
+        };
+        stopper.armed = false;
+        answer.unwrap_or_else(|_| {
+            Err(TaskReport::errored(
+                "HostError",
+                "the guest's thread ended without an answer",
+            ))
+        })
     }
 
     /// Refuses an invocation whose imports the grants do not cover, before instantiating.
@@ -326,9 +367,10 @@ impl Plugin {
         self.check_grants(&request)?;
         let pre = self.inner.pre.clone();
         let contract = self.contract();
+        let (form_state, input) = (form_state.clone(), input.to_string());
         let decorated = self
             .invoke(&request, &[], &[], async move |store| {
-                by_contract!(contract, v => v::decorate(store, pre, form_state, input).await)
+                by_contract!(contract, v => v::decorate(store, pre, &form_state, &input).await)
             })
             .await?;
         let (size, budget) = (decorated.bytes, request.limits.result_bytes);
@@ -374,10 +416,10 @@ impl Plugin {
         request.grants.workspaces.clear();
         self.check_grants(&request)?;
         let pre = self.inner.pre.clone();
-        let params = &request.params;
+        let params = request.params.clone();
         let returned = self
             .invoke(&request, &[], &[], async move |store| {
-                since_v0_2_0::evaluate(store, pre, &ctx, params).await
+                since_v0_2_0::evaluate(store, pre, &ctx, &params).await
             })
             .await?;
         let (size, budget) = (returned.bytes, request.limits.result_bytes);
@@ -439,11 +481,11 @@ impl Plugin {
             .collect();
         let pre = self.inner.pre.clone();
         let contract = self.contract();
-        let (context, params) = (&request.context, &request.params);
+        let (context, params) = (request.context.clone(), request.params.clone());
         let outcome = self
             .invoke(&request, &[], &[], async move |store| {
                 by_contract!(contract, v => {
-                    v::run_task(store, pre, context, params, &workspaces).await
+                    v::run_task(store, pre, &context, &params, &workspaces).await
                 })
             })
             .await;
@@ -495,6 +537,7 @@ impl Plugin {
         request: &TaskRequest,
         env: &[(String, String)],
         args: &[String],
+        control: Arc<GuestControl>,
     ) -> Result<(Store<HostState>, SharedOutput), TaskReport> {
         let limits = &request.limits;
         let output = SharedOutput::new(request.log.clone(), limits.log_bytes);
@@ -543,30 +586,102 @@ impl Plugin {
         store.limiter(|state| &mut state.limiter);
         store.set_hostcall_fuel(limits.hostcall_fuel);
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|mut ctx| {
+        let ticks = self.inner.runtime.ticks();
+        let mut seen = ticks.load(Ordering::Relaxed);
+        store.epoch_deadline_callback(move |mut ctx| {
+            // Stopped from outside (deadline, cancel): at once, whatever it was doing.
+            if control.check().is_some() {
+                return Ok(UpdateDeadline::Interrupt);
+            }
             let state = ctx.data_mut();
             if state.output.exceeded() {
                 return Ok(UpdateDeadline::Interrupt);
             }
-            state.cpu.ticks_used += 1;
+            // Only the ticker's ticks count: bumps that stop other guests do not.
+            let now = ticks.load(Ordering::Relaxed);
+            if now != seen {
+                seen = now;
+                state.cpu.ticks_used += 1;
+            }
             if state.cpu.ticks_used > state.cpu.ticks_budget {
                 state.cpu.exhausted = true;
                 return Ok(UpdateDeadline::Interrupt);
             }
-            // Yield every tick so one busy guest cannot starve the executor.
-            Ok(UpdateDeadline::Yield(1))
+            // The guest has a thread of its own: no need to yield to anyone.
+            Ok(UpdateDeadline::Continue(1))
         });
         Ok((store, output))
     }
 }
 
-/// Runs `call` under the wall-clock limit.
-async fn bounded<F: Future>(limits: &Limits, call: F) -> Result<F::Output, LimitKind> {
-    match limits.wall_clock {
-        Some(limit) => tokio::time::timeout(limit, call)
-            .await
-            .map_err(|_| LimitKind::WallClock),
-        None => Ok(call.await),
+/// On a guest thread: runs `call` on `store` to its end (its async host calls driven
+/// through `io`), unless `control` stops it first, and names how it ended.
+fn drive<R>(
+    io: &tokio::runtime::Handle,
+    mut store: Store<HostState>,
+    output: &SharedOutput,
+    control: &GuestControl,
+    call: impl AsyncFnOnce(&mut Store<HostState>) -> wasmtime::Result<R>,
+    timed_out: TaskReport,
+) -> Result<R, TaskReport> {
+    let returned = match control.check() {
+        Some(_) => None,
+        None => io.block_on(async {
+            tokio::select! {
+                biased;
+                returned = call(&mut store) => Some(returned),
+                // A guest waiting in a host call sees no epoch tick.
+                () = control.stopped() => None,
+            }
+        }),
+    };
+    output.flush_partials();
+    match (returned, control.check()) {
+        (Some(Ok(value)), _) => Ok(value),
+        (_, Some(Stop::TimedOut)) => Err(timed_out),
+        (_, Some(Stop::Cancelled)) => Err(TaskReport::errored(
+            "Cancelled",
+            "the task was cancelled while it ran",
+        )),
+        (Some(Err(err)), None) => Err(classify_error(&store, output, err)),
+        (None, None) => Err(TaskReport::errored(
+            "HostError",
+            "the guest stopped without a reason",
+        )),
+    }
+}
+
+/// Stops a guest whose caller went away (dropped while waiting for the answer: the task
+/// was cancelled or aborted): nothing it writes afterwards reaches its log.
+struct StopOnDrop<'a> {
+    control: &'a GuestControl,
+    output: &'a SharedOutput,
+    engine: &'a wasmtime::Engine,
+    armed: bool,
+}
+
+impl StopOnDrop<'_> {
+    /// Asks the guest to stop and bumps the epoch, so running wasm notices at once.
+    fn stop(&self, why: Stop) {
+        self.control.stop(why);
+        self.engine.increment_epoch();
+    }
+}
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.output.seal();
+            self.stop(Stop::Cancelled);
+        }
+    }
+}
+
+/// Sleeps until `deadline`, or forever when there is none.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
     }
 }
 

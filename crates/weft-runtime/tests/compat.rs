@@ -107,7 +107,9 @@ async fn a_0_1_decorator_still_decorates() {
     }
 }
 
-/// A loopback server answering 200 to each request and sending its head on `heads`.
+/// A loopback server answering 200 to each request, once it read the whole request (a
+/// server that closes with the body unread resets the connection under the client's
+/// feet), and sending its head on `heads`.
 async fn hook_server() -> (u16, mpsc::UnboundedReceiver<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let port = listener.local_addr().expect("addr").port();
@@ -118,10 +120,35 @@ async fn hook_server() -> (u16, mpsc::UnboundedReceiver<String>) {
             tokio::spawn(async move {
                 let mut head = Vec::new();
                 let mut buf = [0u8; 4096];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let end = loop {
+                    if let Some(at) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break at + 4;
+                    }
                     match stream.read(&mut buf).await {
                         Ok(0) | Err(_) => return,
                         Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                };
+                let text = String::from_utf8_lossy(&head[..end]).to_ascii_lowercase();
+                let header = |name: &str| {
+                    text.lines().find_map(|line| {
+                        let (key, value) = line.split_once(':')?;
+                        (key.trim() == name).then(|| value.trim().to_string())
+                    })
+                };
+                let chunked = header("transfer-encoding").is_some_and(|v| v.contains("chunked"));
+                let length: usize = header("content-length")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0);
+                let mut body = head[end..].to_vec();
+                while if chunked {
+                    !body.ends_with(b"0\r\n\r\n")
+                } else {
+                    body.len() < length
+                } {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => body.extend_from_slice(&buf[..n]),
                     }
                 }
                 let _ = tx.send(String::from_utf8_lossy(&head).into_owned());

@@ -176,3 +176,81 @@ fn concurrent_writers_of_one_entry_leave_a_whole_file() {
         .count();
     assert_eq!(leftovers, 0, "no temporary files left behind");
 }
+
+/// `hostile` in `mode`, granted what its imports need, with a CPU budget that never ends it.
+fn hostile(runtime: &Runtime, mode: &str) -> (weft_runtime::Plugin, TaskRequest) {
+    let plugin = runtime
+        .load_file(plugin_path("hostile"))
+        .expect("hostile loads");
+    let mut request = TaskRequest::new(format!("hostile-{mode}"));
+    request
+        .params
+        .insert("mode".into(), ParamValue::Str(mode.into()));
+    request.grants.http = vec![HttpRule::parse("allowed.invalid").expect("rule")];
+    request.limits.cpu_budget = std::time::Duration::from_secs(600);
+    (plugin, request)
+}
+
+#[tokio::test]
+async fn dropping_a_running_guest_stops_it_and_frees_its_slot() {
+    // One slot: the echo can only run once the looping guest, whose caller went away, stopped.
+    let runtime = pooled(1);
+    let (looping, request) = hostile(&runtime, "loop");
+    let cut = tokio::time::timeout(std::time::Duration::from_millis(200), looping.run(request));
+    assert!(cut.await.is_err(), "the loop ended by itself");
+    let echo = runtime.load_file(plugin_path("echo")).expect("echo loads");
+    let mut request = TaskRequest::new("after");
+    request
+        .params
+        .insert("message".into(), ParamValue::Str("hi".into()));
+    // A guard against a hang only: the loop would otherwise hold the slot for 600 s.
+    let report = tokio::time::timeout(std::time::Duration::from_secs(60), echo.run(request))
+        .await
+        .expect("the dropped guest gave its slot back");
+    assert_eq!(report.ending, TaskEnding::Success, "{:?}", report.ending);
+}
+
+#[tokio::test]
+async fn the_wall_clock_stops_a_guest_waiting_in_a_host_call() {
+    let runtime = pooled(2);
+    let exit = runtime.load_file(plugin_path("exit")).expect("exit loads");
+    let mut request = TaskRequest::new("sleeper");
+    request
+        .params
+        .insert("sleepMs".into(), ParamValue::Str("600000".into()));
+    request.limits.wall_clock = Some(std::time::Duration::from_millis(100));
+    let report = exit.run(request).await;
+    assert!(
+        matches!(&report.ending, TaskEnding::Errored { reason, .. } if reason == "TimedOut"),
+        "{:?}",
+        report.ending
+    );
+}
+
+/// Guests run on threads of their own: a timer of the caller's one-threaded runtime fires
+/// while guests spin, and a guest's deadline is kept while others spin without one.
+#[tokio::test]
+async fn spinning_guests_hold_neither_the_callers_runtime_nor_each_others_deadlines() {
+    let runtime = pooled(8);
+    let mut spinners = Vec::new();
+    for _ in 0..4 {
+        let (looping, request) = hostile(&runtime, "loop");
+        spinners.push(tokio::spawn(async move { looping.run(request).await }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let (looping, mut request) = hostile(&runtime, "loop");
+    request.limits.wall_clock = Some(std::time::Duration::from_millis(20));
+    let report = looping.run(request).await;
+    assert!(
+        matches!(&report.ending, TaskEnding::Errored { reason, .. } if reason == "TimedOut"),
+        "{:?}",
+        report.ending
+    );
+    for spinner in &spinners {
+        assert!(!spinner.is_finished(), "a spinner without a deadline ended");
+    }
+    // Aborting the spinners' tasks drops their calls, which stops them.
+    for spinner in spinners {
+        spinner.abort();
+    }
+}

@@ -17,6 +17,8 @@
 //!   workspace: succeeds, or `failure("inside link refused: <error>", 5)`;
 //! - modes the host is expected to kill (`loop`, `memory`, `recursion`, `flood`,
 //!   `log-flood`, `huge-result`) just do their thing;
+//! - `spin` (benchmarks) does a fixed amount of work, `spin-iterations` steps of a
+//!   pseudo-random sequence, and succeeds with its last value as result `value`;
 //! - an unknown mode is `failure("unknown mode", 2)`.
 
 use std::hint::black_box;
@@ -47,6 +49,7 @@ const MODES: &[&str] = &[
     "http",
     "canary-write",
     "canary-read",
+    "spin",
 ];
 
 const DEFAULT_CANARY: &str = "WEFT-CANARY-5f0c2a9e-hostile";
@@ -99,6 +102,11 @@ impl Task for Hostile {
                     .description("Canary string for `canary-write` / `canary-read`")
                     .default(DEFAULT_CANARY),
             )
+            .param(
+                Param::string("spin-iterations")
+                    .description("Steps of work for `spin`")
+                    .default("100000000"),
+            )
             .workspace(
                 Workspace::new("ws")
                     .description("Workspace for the escape and write modes")
@@ -133,6 +141,7 @@ impl Task for Hostile {
             "http" => http(&ctx),
             "canary-write" => canary_write(canary(&ctx)),
             "canary-read" => canary_read(canary(&ctx)),
+            "spin" => spin(&ctx),
             _ => Outcome::failure("unknown mode", 2),
         }
     }
@@ -163,6 +172,18 @@ fn cpu_loop() -> Outcome {
     loop {
         n = black_box(n.wrapping_mul(6364136223846793005).wrapping_add(1));
     }
+}
+
+/// A fixed amount of work: `spin-iterations` steps of the loop `cpu_loop` never leaves.
+fn spin(ctx: &Context) -> Outcome {
+    let Ok(iterations) = ctx.param_or("spin-iterations", "100000000").parse::<u64>() else {
+        return Outcome::failure("spin-iterations is not a whole number", 2);
+    };
+    let mut n: u64 = 0;
+    for _ in 0..iterations {
+        n = black_box(n.wrapping_mul(6364136223846793005).wrapping_add(1));
+    }
+    Outcome::success().result("value", n.to_string())
 }
 
 fn memory() -> Outcome {

@@ -156,6 +156,14 @@ impl SharedOutput {
         self.lock().masker.add(value).map(|_| ())
     }
 
+    /// Sends nothing more to the sink (the task's caller is gone); what is held is dropped.
+    pub(crate) fn seal(&self) {
+        let mut out = self.lock();
+        out.sink = Arc::new(NullSink);
+        out.partial_stdout.clear();
+        out.partial_stderr.clear();
+    }
+
     /// Whether the budget was exceeded.
     pub(crate) fn exceeded(&self) -> bool {
         self.lock().exceeded
