@@ -22,3 +22,4 @@ mod serve;
 mod snapshots;
 mod support;
 mod tekton;
+mod traces;

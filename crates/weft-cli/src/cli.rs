@@ -133,6 +133,12 @@ pub struct ServeArgs {
     )]
     pub submit_secrets: Vec<String>,
 
+    /// Send OpenTelemetry traces (a span per run and per task attempt; OTLP over HTTP)
+    /// to this collector, e.g. `http://127.0.0.1:4318`. Off by default; OpenTelemetry's
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` also turns it on.
+    #[arg(long, value_name = "URL", env = "WEFT_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
+
     /// Most combinations one task's `matrix` may fan out into, for every submission.
     #[arg(long, value_name = "N", default_value_t = weft_core::matrix::DEFAULT_MAX_COMBINATIONS, env = "WEFT_MAX_MATRIX_COMBINATIONS")]
     pub max_matrix_combinations: usize,
@@ -331,6 +337,12 @@ pub struct RunArgs {
     /// The pipeline and its params.
     #[command(flatten)]
     pub pipeline: PipelineArgs,
+
+    /// Send OpenTelemetry traces (a span per run and per task attempt; OTLP over HTTP)
+    /// to this collector, e.g. `http://127.0.0.1:4318`. Off by default; OpenTelemetry's
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` also turns it on.
+    #[arg(long, value_name = "URL", env = "WEFT_OTLP_ENDPOINT")]
+    pub otlp_endpoint: Option<String>,
 
     /// Bind a pipeline workspace to a host directory, `NAME=DIR`, or to a secret,
     /// `NAME=secret:SECRET` (its keys as read-only files in a private directory removed

@@ -18,6 +18,7 @@ mod snapshots;
 mod spec_flags;
 mod store;
 mod tekton_output;
+mod traces;
 mod view;
 
 use std::io::IsTerminal;
@@ -293,6 +294,8 @@ async fn validate(args: PipelineArgs) -> Result<u8, Failure> {
 
 async fn run(args: RunArgs) -> Result<u8, Failure> {
     let signals = Signals::install()?;
+    // A bad collector URL is refused before anything is created.
+    let traces = traces::Traces::configure(args.otlp_endpoint.as_deref())?;
     let pipeline_args = &args.pipeline;
     let tekton = pipeline_args.output == OutputFormat::Tekton;
     let output = pipeline_args.output.plain();
@@ -387,6 +390,7 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
         detach: args.detach,
         cancel_first: status.and_then(SpecStatus::cancel_mode),
         timeouts,
+        traces,
     };
     foreground(&service, live, how, signals, &file).await
 }
@@ -403,6 +407,8 @@ pub(crate) struct Foreground {
     pub(crate) cancel_first: Option<CancelMode>,
     /// The run's timeouts (for the Tekton form).
     pub(crate) timeouts: weft_engine::runs::RunTimeouts,
+    /// Where its spans go (`--otlp-endpoint`), if anywhere.
+    pub(crate) traces: Option<traces::Traces>,
 }
 
 /// Runs a submitted run in the foreground with the live view (or hands it to the store
@@ -420,6 +426,7 @@ pub(crate) async fn foreground(
         detach,
         cancel_first,
         timeouts,
+        traces,
     } = how;
     let display = match output {
         OutputFormat::Text => view::Display::Text,
@@ -445,6 +452,13 @@ pub(crate) async fn foreground(
     let log_dir = live.log_dir();
     let pipeline_name = live.plan().pipeline_name.clone();
     let (observer, color) = view::observer(live.plan(), live.name(), display, live.run_dir());
+    let observer: Arc<dyn weft_engine::runs::RunObserver> = match &traces {
+        Some(traces) => Arc::new(weft_engine::runs::Fanout(vec![
+            traces.observer(live.name()),
+            observer,
+        ])),
+        None => observer,
+    };
     let (cancel, control) = cancel_channel();
     if let Some(mode) = cancel_first {
         // Created cancelled (`spec.status: Cancelled`, ...): cancelled before it starts.
@@ -454,6 +468,9 @@ pub(crate) async fn foreground(
     let clock = Instant::now();
     let finished = live.execute(observer, control, false).await;
     signals.abort();
+    if let Some(traces) = &traces {
+        traces.shutdown();
+    }
     view::undelivered(&finished.undelivered, finished.report_timeout);
     if let Some(store) = service.opened_store()
         && let Err(err) = store.close()

@@ -518,6 +518,8 @@ async fn rerun(args: crate::cli::RerunArgs) -> Result<u8, Failure> {
         detach: args.detach,
         cancel_first: None,
         timeouts: pipeline_timeouts(&record),
+        // Re-runs trace where OpenTelemetry's environment says, if anywhere.
+        traces: crate::traces::Traces::configure(None)?,
     };
     crate::foreground(&service, submitted.run, how, signals, &file).await
 }

@@ -79,6 +79,8 @@ struct Server {
     identities: Identities,
     /// What `GET /metrics` reports.
     metrics: Arc<metrics::Metrics>,
+    /// Where runs' spans go (`--otlp-endpoint`), if anywhere.
+    traces: Option<crate::traces::Traces>,
 }
 
 /// What the operator's flags give every submission.
@@ -152,6 +154,7 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
         .local_addr()
         .map_err(|e| Failure::environment(format!("cannot listen on {}: {e}", args.listen)))?;
     authentication_check(&args, &identities, address)?;
+    let traces = crate::traces::Traces::configure(args.otlp_endpoint.as_deref())?;
     let mut signals = crate::Signals::install()?;
     let server = Arc::new(Server {
         service,
@@ -165,6 +168,7 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
         defaults,
         identities,
         metrics: metrics::Metrics::new(),
+        traces,
     });
 
     // Recover what a stopped engine left, then keep looking (another engine may stop);
@@ -237,6 +241,9 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
         Err(_) => eprintln!("weft serve: open connections did not close in time"),
         _ => {}
     }
+    if let Some(traces) = &server.traces {
+        traces.shutdown();
+    }
     server
         .store
         .close()
@@ -292,11 +299,14 @@ fn spawn_run(server: &Arc<Server>, run: LiveRun) {
     tasks.spawn(async move {
         let server = shared;
         let (view, _) = view::observer(run.plan(), run.name(), Display::Silent, run.run_dir());
+        let mut observers: Vec<Arc<dyn weft_engine::runs::RunObserver>> =
+            vec![server.metrics.observer()];
+        if let Some(traces) = &server.traces {
+            observers.push(traces.observer(run.name()));
+        }
+        observers.push(view);
         let observer: Arc<dyn weft_engine::runs::RunObserver> =
-            Arc::new(weft_engine::runs::Fanout(vec![
-                server.metrics.observer(),
-                view,
-            ]));
+            Arc::new(weft_engine::runs::Fanout(observers));
         let finished = run.execute(observer, control, true).await;
         lock(&server.active).remove(&name);
         view::undelivered(&finished.undelivered, finished.report_timeout);
