@@ -8,8 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use crate::support::{pipelines, run_in};
 
+/// Each export request's request line and body.
+type Received = Arc<Mutex<Vec<(String, String)>>>;
+
 /// Accepts OTLP/HTTP export requests and keeps their bodies.
-fn receiver() -> (String, Arc<Mutex<Vec<(String, String)>>>) {
+fn receiver() -> (String, Received) {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let address = format!("http://{}", listener.local_addr().expect("address"));
     let received = Arc::new(Mutex::new(Vec::new()));
