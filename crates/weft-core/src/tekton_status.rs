@@ -81,11 +81,22 @@ pub struct Counts {
     pub incomplete: u32,
 }
 
-/// Tekton's counts (`getPipelineTasksCount`).
+/// Tekton's counts (`getPipelineTasksCount`): of pipeline tasks, so a matrixed task's
+/// combinations count once, as one task (see [`pipeline_task_status`]).
 pub fn counts(tasks: &[TaskFacts]) -> Counts {
     let mut c = Counts::default();
+    let mut groups: Vec<Vec<&TaskFacts>> = Vec::new();
+    let mut index: BTreeMap<&str, usize> = BTreeMap::new();
     for task in tasks {
-        match (task.status.as_str(), task.reason.as_str()) {
+        let at = *index.entry(task.pipeline_task.as_str()).or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[at].push(task);
+    }
+    for members in &groups {
+        let (status, reason) = pipeline_task_status(members);
+        match (status, reason) {
             ("SucceededWithWarnings", "FailureIgnored") => c.ignored_failed += 1,
             ("Succeeded" | "SucceededWithWarnings", _) => c.succeeded += 1,
             ("Failed" | "Errored" | "Rejected" | "TimedOut", _) => c.failed += 1,
@@ -99,6 +110,47 @@ pub fn counts(tasks: &[TaskFacts]) -> Counts {
         }
     }
     c
+}
+
+/// A pipeline task's status and reason from its TaskRuns' (one, or a matrix's
+/// combinations), as Tekton judges a matrixed task: not done while one is not, failed
+/// when one failed, cancelled when one was, skipped when all were, else succeeded.
+pub fn pipeline_task_status<'a>(members: &[&'a TaskFacts]) -> (&'a str, &'a str) {
+    let terminal = |status: &str| {
+        matches!(
+            status,
+            "Succeeded"
+                | "SucceededWithWarnings"
+                | "Failed"
+                | "Errored"
+                | "Rejected"
+                | "TimedOut"
+                | "Cancelled"
+                | "Skipped"
+        )
+    };
+    let pick = |wanted: &dyn Fn(&str) -> bool| {
+        members
+            .iter()
+            .find(|m| wanted(&m.status))
+            .map(|m| (m.status.as_str(), m.reason.as_str()))
+    };
+    if let [only] = members {
+        return (only.status.as_str(), only.reason.as_str());
+    }
+    pick(&|s| !terminal(s))
+        .or_else(|| pick(&|s| matches!(s, "Failed" | "Errored" | "Rejected" | "TimedOut")))
+        .or_else(|| pick(&|s| s == "Cancelled"))
+        .or_else(|| {
+            members
+                .iter()
+                .all(|m| m.status == "Skipped")
+                .then(|| pick(&|s| s == "Skipped"))
+                .flatten()
+        })
+        .or_else(|| pick(&|s| s == "SucceededWithWarnings"))
+        .or_else(|| pick(&|s| s == "Succeeded"))
+        .unwrap_or(("Skipped", ""))
 }
 
 /// Go's `time.Duration.String()`: `1h0m0s`, `1m30s`, `1s`, `500ms`.
@@ -353,6 +405,70 @@ mod tests {
         }
     }
 
+    /// Combination `index` of matrixed task `of`.
+    fn combination(of: &str, index: usize, status: &str, reason: &str) -> TaskFacts {
+        TaskFacts {
+            name: format!("{of}-{index}"),
+            pipeline_task: of.into(),
+            ..task(of, status, reason)
+        }
+    }
+
+    #[test]
+    fn a_matrixed_task_counts_once_as_tekton_judges_it() {
+        let table: Vec<(&str, Vec<TaskFacts>, Counts)> = vec![
+            (
+                "all combinations succeeded",
+                vec![
+                    combination("t", 0, "Succeeded", ""),
+                    combination("t", 1, "Succeeded", ""),
+                ],
+                Counts {
+                    succeeded: 1,
+                    ..Counts::default()
+                },
+            ),
+            (
+                "one failed",
+                vec![
+                    combination("t", 0, "Succeeded", ""),
+                    combination("t", 1, "Failed", "Failed"),
+                ],
+                Counts {
+                    failed: 1,
+                    ..Counts::default()
+                },
+            ),
+            (
+                "skipped by when: all of them",
+                vec![
+                    combination("t", 0, "Skipped", "WhenExpressionsFalse"),
+                    combination("t", 1, "Skipped", "WhenExpressionsFalse"),
+                    task("u", "Succeeded", ""),
+                ],
+                Counts {
+                    succeeded: 1,
+                    skipped: 1,
+                    ..Counts::default()
+                },
+            ),
+            (
+                "one still running",
+                vec![
+                    combination("t", 0, "Failed", "Failed"),
+                    combination("t", 1, "Running", ""),
+                ],
+                Counts {
+                    incomplete: 1,
+                    ..Counts::default()
+                },
+            ),
+        ];
+        for (case, tasks, expected) in table {
+            assert_eq!(counts(&tasks), expected, "{case}");
+        }
+    }
+
     fn run(status: Option<&str>, reason: &str, tasks: Vec<TaskFacts>) -> RunFacts {
         RunFacts {
             name: "pr".into(),
@@ -370,7 +486,12 @@ mod tests {
 
     #[test]
     fn conditions_read_as_tektons() {
-        let ok = || task("a", "Succeeded", "");
+        // Each a pipeline task of its own (same-named ones would be one matrixed task).
+        let made = std::cell::Cell::new(0);
+        let ok = || {
+            made.set(made.get() + 1);
+            task(&format!("ok{}", made.get()), "Succeeded", "")
+        };
         let table: Vec<(RunFacts, (&str, &str, &str))> = vec![
             (
                 run(Some("Succeeded"), "Succeeded", vec![ok(), ok()]),
