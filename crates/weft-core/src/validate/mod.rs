@@ -632,18 +632,18 @@ impl<'p> Checker<'p> {
     /// literal params must agree on.
     fn wait(&mut self, task: &PipelineTask) {
         let base = task.path();
+        if task.kind != TaskKind::Gate
+            && let Some(gate) = &task.gate
+        {
+            self.error(
+                gate.pos,
+                format!("{base}.gate"),
+                codes::INVALID_WAIT,
+                "`gate` applies to gates only (`taskRef: {kind: Gate, name: ...}`)",
+            );
+        }
         let what = match task.kind {
-            TaskKind::Plugin => {
-                if let Some(gate) = &task.gate {
-                    self.error(
-                        gate.pos,
-                        format!("{base}.gate"),
-                        codes::INVALID_WAIT,
-                        "`gate` applies to gates only (`taskRef: {kind: Gate, name: ...}`)",
-                    );
-                }
-                return;
-            }
+            TaskKind::Plugin => return,
             TaskKind::Approval => "an approval",
             TaskKind::Intervention => "a manual intervention",
             TaskKind::Gate => "a gate",
@@ -665,14 +665,6 @@ impl<'p> Checker<'p> {
             );
         }
         if task.kind != TaskKind::Gate {
-            if let Some(gate) = &task.gate {
-                self.error(
-                    gate.pos,
-                    format!("{base}.gate"),
-                    codes::INVALID_WAIT,
-                    "`gate` applies to gates only (`taskRef: {kind: Gate, name: ...}`)",
-                );
-            }
             if let Some(binding) = task.workspaces.first() {
                 self.error(
                     binding.name.pos,
