@@ -100,7 +100,7 @@ fn substitute(text: &str, params: &BTreeMap<String, ParamValue>) -> Result<Strin
             Piece::Var(VarRef::Param { name, selector }) => {
                 let value = params
                     .get(name)
-                    .and_then(|value| crate::validate::select_string(value, selector));
+                    .and_then(|value| crate::vars::select_string(value, selector));
                 out.push_str(&value.unwrap_or_default());
             }
             Piece::Var(var) if var.depends_on().is_some() => {

@@ -9,8 +9,8 @@ use crate::matrix::{Combination, Resolved, combination_name};
 use crate::model::{
     HaltMode, OnError, OnStatusRule, Pipeline, PipelineTask, TaskKind, WhenOperator,
 };
-use crate::validate::{Limits, PluginCatalog, dag_parents, select_string, validate_with};
-use crate::vars::{Piece, Selector, Template, VarRef, parse_template};
+use crate::validate::{Limits, PluginCatalog, dag_parents, validate_with};
+use crate::vars::{Piece, Selector, Template, VarRef, parse_template, select_string};
 use crate::waits::WaitKind;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
@@ -389,7 +389,7 @@ fn params_only(text: &str, params: &BTreeMap<String, ParamValue>) -> String {
             crate::vars::Piece::Literal(literal) => literal.clone(),
             crate::vars::Piece::Var(VarRef::Param { name, selector }) => params
                 .get(name)
-                .and_then(|value| crate::validate::select_string(value, selector))
+                .and_then(|value| crate::vars::select_string(value, selector))
                 .unwrap_or_default(),
             crate::vars::Piece::Var(_) => String::new(),
         })

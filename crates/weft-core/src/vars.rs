@@ -308,6 +308,20 @@ fn parse_var(content: &str) -> Result<VarRef, VarError> {
     })
 }
 
+/// A string taken from a param value by `selector`, if it selects a string.
+pub(crate) fn select_string(
+    value: &crate::contract::ParamValue,
+    selector: &Selector,
+) -> Option<String> {
+    use crate::contract::ParamValue;
+    match (value, selector) {
+        (ParamValue::Str(text), Selector::Whole) => Some(text.clone()),
+        (ParamValue::Array(items), Selector::Index(index)) => items.get(*index).cloned(),
+        (ParamValue::Object(map), Selector::Key(key)) => map.get(key).cloned(),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

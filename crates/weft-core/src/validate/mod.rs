@@ -5,7 +5,7 @@ use crate::contract::{ParamType, ParamValue, PluginInfo};
 use crate::dag::Graph;
 use crate::diag::{Diagnostic, Pos, Spanned, Suggester, codes, shown};
 use crate::model::{ParamDecl, Pipeline, PipelineTask, TaskKind, TaskParam};
-use crate::vars::{Piece, Selector, Template, VarError, VarRef, parse_template};
+use crate::vars::{Piece, Selector, Template, VarError, VarRef, parse_template, select_string};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 mod matrix;
@@ -1223,16 +1223,6 @@ pub(crate) fn dag_parents(task: &PipelineTask, index: &HashMap<&str, usize>) -> 
         }
     }
     parents
-}
-
-/// A string taken from a param value by `selector`, if it selects a string.
-pub(crate) fn select_string(value: &ParamValue, selector: &Selector) -> Option<String> {
-    match (value, selector) {
-        (ParamValue::Str(text), Selector::Whole) => Some(text.clone()),
-        (ParamValue::Array(items), Selector::Index(index)) => items.get(*index).cloned(),
-        (ParamValue::Object(map), Selector::Key(key)) => map.get(key).cloned(),
-        _ => None,
-    }
 }
 
 /// The description of a wait that runs no plugin (approvals, interventions): their params
