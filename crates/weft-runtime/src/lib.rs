@@ -258,7 +258,15 @@ fn build_engine(config: &RuntimeConfig) -> Result<(Engine, Allocator), RuntimeEr
             .max_memories_per_component(4)
             .max_tables_per_component(16)
             .max_memory_size(max_memory_bytes)
-            .max_unused_warm_slots(instances.min(100));
+            .max_unused_warm_slots(instances.min(100))
+            // A slot given back is zeroed with `memset` up to these sizes instead of
+            // `madvise`, which would shoot down every core's TLB once per task; what is
+            // past them is decommitted in batches (one shootdown per batch). Either way a
+            // slot is zero before its next tenant sees it.
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(64 << 10)
+            .decommit_batch_size(16)
+            .pagemap_scan(wasmtime::Enabled::Auto);
         let mut wasm = base_config(config);
         wasm.allocation_strategy(pool);
         match Engine::new(&wasm) {
