@@ -40,9 +40,10 @@ fn main() -> ExitCode {
                  build-sdk-plugins  build the Python and JavaScript examples into target/sdk-plugins/\n  \
                  sdk-types       regenerate the JavaScript SDK's raw WIT types (jco types)\n  \
                  lint            cargo fmt --check and cargo clippy --all-targets\n  \
-                 bench           release-build weft and run the benchmarks (B1 B2 B4 B6 B9 B10 B11 B12 B13\n  \
-                                 B14, memory); --output json for tracking, --only B1,B13 to pick\n  \
-                                 (the SDK examples are built only when B14 runs)"
+                 bench           release-build weft and run the benchmarks (B1 B2 B4 B5 B6 B9 B10 B11 B12\n  \
+                                 B13 B14, memory); --output json for tracking, --only B1,B13 to pick\n  \
+                                 (the SDK examples are built only when B14 runs; B2L and B3L, the\n  \
+                                 100,000-task runs, only when named)"
             );
             return ExitCode::from(2);
         }

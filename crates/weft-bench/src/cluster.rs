@@ -19,10 +19,10 @@ use crate::{Figure, Inputs};
 
 /// Runs per configuration (each 10 task attempts).
 const RUNS: usize = 400;
-const TASKS: usize = 10;
+pub(crate) const TASKS: usize = 10;
 
 /// A no-op run of 10 tasks: one root, eight in parallel, one sink.
-fn pipeline() -> String {
+pub(crate) fn pipeline() -> String {
     let mut yaml = String::from(
         "apiVersion: tekton.dev/v1\nkind: Pipeline\nmetadata:\n  name: noop10\nspec:\n  tasks:\n    - name: root\n      taskRef: {name: exit}\n",
     );
@@ -44,9 +44,10 @@ fn err(e: impl std::fmt::Display) -> String {
 }
 
 /// A running `weft serve`; killed when dropped.
-struct Server {
+pub(crate) struct Server {
     child: Child,
-    address: String,
+    /// `host:port` it listens on.
+    pub(crate) address: String,
 }
 
 impl Drop for Server {
@@ -57,6 +58,16 @@ impl Drop for Server {
 }
 
 fn start(inputs: &Inputs, data: &Path, db: &str) -> Result<Server, String> {
+    start_logged(inputs, data, db, Stdio::null())
+}
+
+/// Starts `weft serve` on a loopback port with its standard error going to `stderr`.
+pub(crate) fn start_logged(
+    inputs: &Inputs,
+    data: &Path,
+    db: &str,
+    stderr: Stdio,
+) -> Result<Server, String> {
     let mut child = Command::new(&inputs.weft)
         .args(["serve", "--listen", "127.0.0.1:0", "--db", db, "--plugins"])
         .arg(&inputs.plugins)
@@ -65,7 +76,7 @@ fn start(inputs: &Inputs, data: &Path, db: &str) -> Result<Server, String> {
         .env_remove("WEFT_DB")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .map_err(|e| format!("cannot start weft serve: {e}"))?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
@@ -85,7 +96,13 @@ fn start(inputs: &Inputs, data: &Path, db: &str) -> Result<Server, String> {
     Ok(Server { child, address })
 }
 
-fn call(address: &str, method: &str, path: &str, body: &str) -> Result<(u16, String), String> {
+/// One HTTP/1.1 request on a fresh connection: the status and the body.
+pub(crate) fn call(
+    address: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<(u16, String), String> {
     let mut stream = TcpStream::connect(address).map_err(err)?;
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
@@ -107,7 +124,8 @@ fn call(address: &str, method: &str, path: &str, body: &str) -> Result<(u16, Str
     Ok((status, body.to_string()))
 }
 
-fn submit(server: &Server, name: &str, source: &str) -> Result<(), String> {
+/// Submits `source` as a run named `name` (expects 201 Created).
+pub(crate) fn submit(server: &Server, name: &str, source: &str) -> Result<(), String> {
     let body = serde_json::json!({ "pipeline": source, "name": name }).to_string();
     let (status, reply) = call(&server.address, "POST", "/api/v1/runs", &body)?;
     if status == 201 {

@@ -1,5 +1,6 @@
 //! B4 (a 10,000-task chain through the engine: per-hop latency), memory per pending task,
-//! and B2 (a 1,000-task DAG through `weft run` vs `make -j2`, with the run's peak RSS).
+//! B2 (a 1,000-task DAG through `weft run` vs `make -j2` and `ninja -j2`, with the run's
+//! peak RSS), and B2L/B3L (the B2 DAG and `1 -> N -> 1` at 100,000 tasks against 1,000).
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -217,6 +218,7 @@ pub fn dag_vs_make(inputs: &Inputs) -> Result<Vec<Figure>, String> {
         },
         3,
     )?;
+    let ninja = ninja_dag(scratch.path(), N)?;
     let overhead_us = weft_dag.saturating_sub(weft_one).as_secs_f64() * 1e6 / (N - 1) as f64;
     let speedup = make.as_secs_f64() / weft_dag.as_secs_f64();
     Ok(vec![
@@ -240,6 +242,7 @@ pub fn dag_vs_make(inputs: &Inputs) -> Result<Vec<Figure>, String> {
             target: ">= 20x faster than make".into(),
             met: speedup >= 20.0,
         },
+        ninja_figure(ninja, weft_dag, N),
         Figure {
             id: "B2",
             what: "engine overhead per task ((T(1000) - T(1)) / 999)".into(),
@@ -261,6 +264,110 @@ pub fn dag_vs_make(inputs: &Inputs) -> Result<Vec<Figure>, String> {
             met: true,
         },
     ])
+}
+
+/// `ninja -j2` of the B2 DAG, median of 3; `None` when `ninja` is not on the `PATH`.
+fn ninja_dag(scratch: &Path, n: usize) -> Result<Option<Duration>, String> {
+    if Command::new("ninja").arg("--version").output().is_err() {
+        return Ok(None);
+    }
+    let dir = scratch.join("ninja");
+    std::fs::create_dir_all(&dir).map_err(err)?;
+    std::fs::write(dir.join("build.ninja"), shapes::layered_ninja(n, 50, 3)).map_err(err)?;
+    let (took, _) = time_command(
+        || {
+            let mut command = Command::new("ninja");
+            command
+                .args(["-j2"])
+                .current_dir(&dir)
+                .stdout(std::process::Stdio::null());
+            command
+        },
+        3,
+    )?;
+    Ok(Some(took))
+}
+
+/// B2's figure for `ninja -j2` (ratio ninja / weft), or the figure marked skipped.
+fn ninja_figure(ninja: Option<Duration>, weft: Duration, n: usize) -> Figure {
+    let what = format!("`ninja -j2` of {n} `true` edges (same DAG)");
+    match ninja {
+        Some(took) => {
+            let speedup = took.as_secs_f64() / weft.as_secs_f64();
+            Figure {
+                id: "B2",
+                what,
+                value: took.as_secs_f64() * 1e3,
+                unit: "ms",
+                ratio: Some(speedup),
+                ratio_of: "ninja / weft".into(),
+                target: "-".into(),
+                met: true,
+            }
+        }
+        None => Figure {
+            id: "B2",
+            what,
+            value: f64::NAN,
+            unit: "ms",
+            ratio: None,
+            ratio_of: String::new(),
+            target: "no `ninja` on PATH (apt-get install ninja-build)".into(),
+            met: true,
+        },
+    }
+}
+
+/// B2L and B3L: `weft run` of `shape(n)` with the journal on at 1,000 and at 100,000
+/// tasks, whole process, each once: per-task cost (its ratio against 1,000; target 1.5x)
+/// and peak RSS per task.
+pub fn large_runs(
+    inputs: &Inputs,
+    id: &'static str,
+    label: &str,
+    shape: impl Fn(usize) -> String,
+) -> Result<Vec<Figure>, String> {
+    let scratch = tempfile::tempdir().map_err(err)?;
+    let one = scratch.path().join("one.yaml");
+    std::fs::write(&one, shapes::chain(1)).map_err(err)?;
+    // Warm the compiled-component cache once.
+    time_command(|| weft_run(inputs, &one, scratch.path()), 1)?;
+    let mut first = None;
+    let mut figures = Vec::new();
+    for n in [1_000usize, 100_000] {
+        let file = scratch.path().join(format!("{id}-{n}.yaml"));
+        std::fs::write(&file, shape(n)).map_err(err)?;
+        let (took, peak_kib) = time_command(|| weft_run(inputs, &file, scratch.path()), 1)?;
+        let us = took.as_secs_f64() * 1e6 / n as f64;
+        let base = *first.get_or_insert(us);
+        figures.push(Figure {
+            id,
+            what: format!(
+                "{label}, {n} tasks, journaled: per task ({:.1} s)",
+                took.as_secs_f64()
+            ),
+            value: us,
+            unit: "µs",
+            ratio: Some(us / base),
+            ratio_of: "per task at 1,000".into(),
+            target: if n > 1_000 { "<= 1.5x" } else { "baseline" }.into(),
+            met: us <= 1.5 * base,
+        });
+        figures.push(Figure {
+            id,
+            what: format!(
+                "{label}, {n} tasks: peak RSS per task ({:.0} MiB)",
+                peak_kib as f64 / 1024.0
+            ),
+            value: peak_kib as f64 * 1024.0 / n as f64,
+            unit: "B",
+            ratio: None,
+            ratio_of: String::new(),
+            target: "-".into(),
+            met: true,
+        });
+    }
+    Ok(figures)
 }
 
 /// B4 through `weft run` with the journal on (SQLite): a chain of 1,000 and of 100,000

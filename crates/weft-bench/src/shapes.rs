@@ -25,6 +25,30 @@ pub fn layered(n: usize, width: usize, fan_in: usize) -> String {
     yaml
 }
 
+/// [`layered`] written one task per line in flow style (`- {name: .., runAfter: [..]}`),
+/// so that 100,000 tasks fit under the 8 MiB limit on pipeline files.
+pub fn layered_flow(n: usize, width: usize, fan_in: usize) -> String {
+    let mut yaml = String::with_capacity(n * 64);
+    yaml.push_str(
+        "apiVersion: weft.dev/v1\nkind: Pipeline\nmetadata:\n  name: layered\nspec:\n  tasks:\n",
+    );
+    for i in 0..n {
+        let _ = write!(yaml, "    - {{name: t{i}, taskRef: {{name: exit}}");
+        let layer = i / width;
+        if layer > 0 {
+            let prev_start = (layer - 1) * width;
+            let parents: Vec<String> = (0..fan_in)
+                .map(|k| format!("t{}", prev_start + (i * 7 + k * 13) % width))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let _ = write!(yaml, ", runAfter: [{}]", parents.join(", "));
+        }
+        yaml.push_str("}\n");
+    }
+    yaml
+}
+
 /// The same DAG as a Makefile of `true` commands.
 pub fn layered_makefile(n: usize, width: usize, fan_in: usize) -> String {
     let mut make = String::from(".PHONY: all\nall:");
@@ -47,6 +71,32 @@ pub fn layered_makefile(n: usize, width: usize, fan_in: usize) -> String {
         let _ = write!(make, ".PHONY: t{i}\nt{i}: {}\n\t@true\n", parents.join(" "));
     }
     make
+}
+
+/// The same DAG as a `build.ninja` of `true` commands. The outputs are never written, so
+/// every run builds every edge (as `make`'s phony targets do).
+pub fn layered_ninja(n: usize, width: usize, fan_in: usize) -> String {
+    let mut ninja = String::from("rule true\n  command = true\n");
+    for i in 0..n {
+        let layer = i / width;
+        let parents: Vec<String> = if layer > 0 {
+            let prev_start = (layer - 1) * width;
+            (0..fan_in)
+                .map(|k| format!("t{}", prev_start + (i * 7 + k * 13) % width))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let _ = writeln!(ninja, "build t{i}: true {}", parents.join(" "));
+    }
+    ninja.push_str("build all: phony");
+    for i in 0..n {
+        let _ = write!(ninja, " t{i}");
+    }
+    ninja.push_str("\ndefault all\n");
+    ninja
 }
 
 /// A chain of `n` tasks, each after the previous one.
