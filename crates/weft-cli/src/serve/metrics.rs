@@ -82,13 +82,13 @@ impl Metrics {
         let task_attempts = Family::<Outcome, Counter>::default();
         registry.register(
             "task_attempts",
-            "Task attempts that ended, by outcome",
+            "Tasks that ended, by outcome (the last attempt of each; one retried is not counted)",
             task_attempts.clone(),
         );
         let task_duration = Histogram::new(exponential_buckets(0.000_1, 4.0, 12));
         registry.register(
             "task_duration_seconds",
-            "How long task attempts ran",
+            "How long tasks' last attempts ran",
             task_duration.clone(),
         );
         let tasks_running = Gauge::default();
