@@ -546,3 +546,42 @@ fn metrics_count_runs_and_tasks_and_take_the_api_token() {
     let (code, _, _) = served.stop();
     assert_eq!(code, 0);
 }
+
+#[test]
+fn the_servers_matrix_cap_applies_to_every_submission() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let served = Served::start(data.path(), &["--max-matrix-combinations", "2"]);
+    let pipeline = |values: &str| {
+        format!(
+            "apiVersion: tekton.dev/v1\nkind: Pipeline\nmetadata: {{name: fan}}\nspec:\n  tasks:\n    - name: say\n      taskRef: {{name: echo}}\n      matrix:\n        params:\n          - name: message\n            value: [{values}]\n"
+        )
+    };
+    let (code, body) = served.call(
+        "POST",
+        "/api/v1/runs",
+        Some(&json!({ "pipeline": pipeline("a, b, c"), "file": "fan.yaml", "name": "too-wide" })),
+    );
+    assert_eq!(code, 400, "{body:#}");
+    let message = body["diagnostics"][0]["message"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        message.contains("fans out into 3 combinations, more than the 2 allowed"),
+        "{body:#}"
+    );
+    assert_eq!(served.call("GET", "/api/v1/runs/too-wide", None).0, 404);
+
+    let (code, body) = served.call(
+        "POST",
+        "/api/v1/runs",
+        Some(&json!({ "pipeline": pipeline("a, b"), "file": "fan.yaml", "name": "wide-enough" })),
+    );
+    assert_eq!(code, 201, "{body:#}");
+    let done = served.wait_for("wide-enough", |r| !status(r).is_empty());
+    assert_eq!(status(&done), "Succeeded", "{done:#}");
+    let tasks: Vec<&str> = done["report"]["tasks"]
+        .as_array()
+        .map(|tasks| tasks.iter().filter_map(|t| t["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(tasks, ["say-0", "say-1"], "{done:#}");
+}
