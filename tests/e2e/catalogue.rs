@@ -80,7 +80,7 @@ fn http_request_fails_on_an_unexpected_status_without_retrying_it() {
         message.contains("GET http://127.0.0.1") && message.contains("HTTP 405 (expected 2xx)"),
         "{message}"
     );
-    assert_eq!(forge.requests().len(), 1);
+    assert_eq!(forge.requests().len(), 1, "{}", ran.stderr);
 }
 
 #[test]

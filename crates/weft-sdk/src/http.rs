@@ -282,24 +282,36 @@ fn duration_ns(d: Duration) -> u64 {
 }
 
 fn write_body(outgoing: OutgoingBody, bytes: &[u8]) -> Result<(), HttpError> {
+    let mut closed = false;
     {
         let stream = outgoing
             .write()
             .map_err(|()| HttpError::Other("request body stream already taken".into()))?;
         // `blocking-write-and-flush` takes at most 4096 bytes per call.
         for chunk in bytes.chunks(4096) {
-            stream
-                .blocking_write_and_flush(chunk)
-                .map_err(|e| match e {
-                    StreamError::Closed => HttpError::Connection("request body closed".into()),
-                    StreamError::LastOperationFailed(e) => HttpError::Connection(format!(
+            match stream.blocking_write_and_flush(chunk) {
+                Ok(()) => {}
+                // The host stopped taking the body: it sent all of a body of known length
+                // (and may already hold the answer), or the request failed. The response
+                // says which, so it is read rather than this taken as a failure.
+                Err(StreamError::Closed) => {
+                    closed = true;
+                    break;
+                }
+                Err(StreamError::LastOperationFailed(e)) => {
+                    return Err(HttpError::Connection(format!(
                         "writing request body: {}",
                         e.to_debug_string()
-                    )),
-                })?;
+                    )));
+                }
+            }
         }
     }
-    OutgoingBody::finish(outgoing, None).map_err(|e| HttpError::from_code(&e))
+    match OutgoingBody::finish(outgoing, None) {
+        Ok(()) => Ok(()),
+        Err(_) if closed => Ok(()),
+        Err(e) => Err(HttpError::from_code(&e)),
+    }
 }
 
 /// Fetches `url` (`http://` or `https://`) with a GET and returns the status code and the

@@ -117,10 +117,23 @@ def _send(req: Request) -> Response:  # pragma: no cover - only inside a compone
         outgoing.set_path_with_query((parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
         body = outgoing.body()
         future = _host.wit_outgoing_handler.handle(outgoing, None)
+        # The host may stop taking the body once it sent all of a body of known length (or
+        # the request failed): the response says which, so a closed stream is not a failure.
+        closed = False
         with body.write() as stream:
             for start in range(0, len(req.body), 4096):
-                stream.blocking_write_and_flush(req.body[start : start + 4096])
-        types.OutgoingBody.finish(body, None)
+                try:
+                    stream.blocking_write_and_flush(req.body[start : start + 4096])
+                except Err as err:
+                    if not isinstance(err.value, streams.StreamError_Closed):
+                        raise
+                    closed = True
+                    break
+        try:
+            types.OutgoingBody.finish(body, None)
+        except Err:
+            if not closed:
+                raise
         with future:
             while (result := future.get()) is None:
                 with future.subscribe() as ready:
