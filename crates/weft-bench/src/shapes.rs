@@ -2,6 +2,22 @@
 
 use std::fmt::Write;
 
+/// The tasks task `i` of a layered DAG runs after: up to `fan_in` of the previous layer of
+/// `width`, by name, sorted and distinct. Every writer of the shape (YAML, Makefile,
+/// `build.ninja`) takes them from here, so all run the same DAG.
+fn layered_parents(i: usize, width: usize, fan_in: usize) -> Vec<String> {
+    let layer = i / width;
+    if layer == 0 {
+        return Vec::new();
+    }
+    let prev_start = (layer - 1) * width;
+    (0..fan_in)
+        .map(|k| format!("t{}", prev_start + (i * 7 + k * 13) % width))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
 /// A layered DAG of `n` no-op `exit` tasks: layers of `width`, each task after up to
 /// `fan_in` tasks of the previous layer (in-degree about `fan_in`).
 pub fn layered(n: usize, width: usize, fan_in: usize) -> String {
@@ -11,14 +27,8 @@ pub fn layered(n: usize, width: usize, fan_in: usize) -> String {
     );
     for i in 0..n {
         let _ = write!(yaml, "    - name: t{i}\n      taskRef: {{name: exit}}\n");
-        let layer = i / width;
-        if layer > 0 {
-            let prev_start = (layer - 1) * width;
-            let parents: Vec<String> = (0..fan_in)
-                .map(|k| format!("t{}", prev_start + (i * 7 + k * 13) % width))
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect();
+        let parents = layered_parents(i, width, fan_in);
+        if !parents.is_empty() {
             let _ = writeln!(yaml, "      runAfter: [{}]", parents.join(", "));
         }
     }
@@ -34,14 +44,8 @@ pub fn layered_flow(n: usize, width: usize, fan_in: usize) -> String {
     );
     for i in 0..n {
         let _ = write!(yaml, "    - {{name: t{i}, taskRef: {{name: exit}}");
-        let layer = i / width;
-        if layer > 0 {
-            let prev_start = (layer - 1) * width;
-            let parents: Vec<String> = (0..fan_in)
-                .map(|k| format!("t{}", prev_start + (i * 7 + k * 13) % width))
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect();
+        let parents = layered_parents(i, width, fan_in);
+        if !parents.is_empty() {
             let _ = write!(yaml, ", runAfter: [{}]", parents.join(", "));
         }
         yaml.push_str("}\n");
@@ -57,17 +61,7 @@ pub fn layered_makefile(n: usize, width: usize, fan_in: usize) -> String {
     }
     make.push('\n');
     for i in 0..n {
-        let layer = i / width;
-        let parents: Vec<String> = if layer > 0 {
-            let prev_start = (layer - 1) * width;
-            (0..fan_in)
-                .map(|k| format!("t{}", prev_start + (i * 7 + k * 13) % width))
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let parents = layered_parents(i, width, fan_in);
         let _ = write!(make, ".PHONY: t{i}\nt{i}: {}\n\t@true\n", parents.join(" "));
     }
     make
@@ -78,17 +72,7 @@ pub fn layered_makefile(n: usize, width: usize, fan_in: usize) -> String {
 pub fn layered_ninja(n: usize, width: usize, fan_in: usize) -> String {
     let mut ninja = String::from("rule true\n  command = true\n");
     for i in 0..n {
-        let layer = i / width;
-        let parents: Vec<String> = if layer > 0 {
-            let prev_start = (layer - 1) * width;
-            (0..fan_in)
-                .map(|k| format!("t{}", prev_start + (i * 7 + k * 13) % width))
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect()
-        } else {
-            Vec::new()
-        };
+        let parents = layered_parents(i, width, fan_in);
         let _ = writeln!(ninja, "build t{i}: true {}", parents.join(" "));
     }
     ninja.push_str("build all: phony");
