@@ -72,12 +72,7 @@ pub fn run() -> Result<Vec<Figure>, String> {
     for n in [100usize, 1_000, 10_000, 100_000] {
         let yaml = shapes::layered(n, 100, 3);
         let repeats = if n >= 100_000 { 2 } else { 5 };
-        let best = (0..repeats)
-            .map(|_| plan_and_schedule(&yaml))
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .min()
-            .unwrap_or_default();
+        let best = best_of(&yaml, &Limits::default(), repeats)?;
         points.push((n as f64, best.as_secs_f64()));
         figures.push(Figure {
             id: "B6",
@@ -105,20 +100,23 @@ pub fn run() -> Result<Vec<Figure>, String> {
     Ok(figures)
 }
 
+/// The fastest of `repeats` runs of [`plan_and_schedule_with`].
+fn best_of(yaml: &str, limits: &Limits, repeats: usize) -> Result<Duration, String> {
+    Ok((0..repeats)
+        .map(|_| plan_and_schedule_with(yaml, limits))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .min()
+        .unwrap_or_default())
+}
+
 /// B3/B6 for `matrix`: `1 -> N -> 1` as one matrixed task against the same DAG written as
 /// N tasks (the baseline), N = 100 .. 10,000: time per task and the fitted exponent.
 fn matrix_fan_out() -> Result<Vec<Figure>, String> {
     let limits = Limits {
         max_matrix_combinations: 10_000,
     };
-    let best = |yaml: &str, repeats: usize| -> Result<Duration, String> {
-        Ok((0..repeats)
-            .map(|_| plan_and_schedule_with(yaml, &limits))
-            .collect::<Result<Vec<_>, _>>()?
-            .into_iter()
-            .min()
-            .unwrap_or_default())
-    };
+    let best = |yaml: &str, repeats: usize| best_of(yaml, &limits, repeats);
     let mut points = Vec::new();
     let mut figures = Vec::new();
     for n in [100usize, 1_000, 10_000] {
