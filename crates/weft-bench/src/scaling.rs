@@ -10,12 +10,8 @@ use weft_core::{Action, RunContext, RunState};
 
 use crate::{Figure, shapes};
 
-/// Parses, validates, plans and runs the whole schedule with instant task endings.
-pub fn plan_and_schedule(yaml: &str) -> Result<Duration, String> {
-    plan_and_schedule_with(yaml, &Limits::default())
-}
-
-/// [`plan_and_schedule`] under `limits` (a matrix over more than the default cap).
+/// Parses, validates and plans under `limits` (a matrix may go over the default cap), then
+/// runs the whole schedule with instant task endings.
 fn plan_and_schedule_with(yaml: &str, limits: &Limits) -> Result<Duration, String> {
     let started = Instant::now();
     let pipeline = weft_core::parse_pipeline(yaml, "bench.yaml")
