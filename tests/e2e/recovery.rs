@@ -89,6 +89,35 @@ fn stored(data: &Path, run: &str) -> (Vec<String>, BTreeMap<String, usize>) {
     (terminal, lines)
 }
 
+/// After recovery: every attempt ends terminal in the store with its own outcome, and
+/// what had a terminal record before the crash (`terminal_before`, logging
+/// `lines_before`) never ran again.
+fn check_records(
+    fault: &str,
+    data: &Path,
+    run: &str,
+    terminal_before: &[String],
+    lines_before: &BTreeMap<String, usize>,
+    failures: &mut Vec<String>,
+) {
+    let shown = show(data, run);
+    for attempt in shown["attempts"].as_array().into_iter().flatten() {
+        if attempt["phase"] != "Terminal" || attempt["outcome"].is_null() {
+            failures.push(format!("{fault}: attempt left unfinished: {attempt}"));
+        }
+    }
+    let (_, lines_after) = stored(data, run);
+    for id in terminal_before {
+        let before = lines_before.get(id).copied().unwrap_or(0);
+        let after = lines_after.get(id).copied().unwrap_or(0);
+        if before != after {
+            failures.push(format!(
+                "{fault}: {id} had a terminal record but logged {before} then {after} lines: it ran again"
+            ));
+        }
+    }
+}
+
 const POINTS: &[(&str, u32)] = &[
     ("task-start-before", 6),
     ("task-start-after", 6),
@@ -248,22 +277,14 @@ fn sigkill_at_every_persistence_boundary_then_resume_gives_the_same_outcomes() {
                     "{fault}: the final description was {description:?}, not {baseline_description:?}"
                 ));
             }
-            // Every attempt ends terminal in the store, with its own outcome.
-            let shown = show(&data, &run);
-            for attempt in shown["attempts"].as_array().into_iter().flatten() {
-                if attempt["phase"] != "Terminal" || attempt["outcome"].is_null() {
-                    failures.push(format!("{fault}: attempt left unfinished: {attempt}"));
-                }
-            }
-            // What had a terminal record before the crash never ran again.
-            let (_, lines_after) = stored(&data, &run);
-            for id in &terminal_before {
-                let before = lines_before.get(id).copied().unwrap_or(0);
-                let after = lines_after.get(id).copied().unwrap_or(0);
-                if before != after {
-                    failures.push(format!("{fault}: {id} had a terminal record but logged {before} then {after} lines: it ran again"));
-                }
-            }
+            check_records(
+                &fault,
+                &data,
+                &run,
+                &terminal_before,
+                &lines_before,
+                &mut failures,
+            );
         }
     }
     assert!(
@@ -271,6 +292,92 @@ fn sigkill_at_every_persistence_boundary_then_resume_gives_the_same_outcomes() {
         "only {crashed} trials crashed; the fault points are not being reached"
     );
     assert!(hits >= 1, "no recovered run hit the `compiled` checkpoint");
+    assert!(
+        failures.is_empty(),
+        "{} of {crashed} trials failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Pipelines in pipelines: killed at every task boundary of a run whose task runs a
+/// child pipeline, recovered, the run ends as an uninterrupted one did, every attempt is
+/// terminal, and no task of the child with a terminal record runs again.
+#[test]
+fn a_crash_inside_a_child_pipeline_recovers_without_running_its_ended_tasks_again() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let file = pipeline("nested-recoverable.yaml");
+    let ran = in_dir(
+        &scratch.path().join("baseline"),
+        &["run", &file, "--output", "json", "--name", "baseline"],
+        None,
+    );
+    assert_eq!(ran.code, 0, "{}", ran.stderr);
+    let baseline = outcomes(&ran.json());
+    assert_eq!(
+        baseline.get("ship.push").map(|o| o.0.as_str()),
+        Some("Succeeded"),
+        "{baseline:?}"
+    );
+    let mut failures = Vec::new();
+    let mut crashed = 0;
+    for point in [
+        "task-start-after",
+        "task-finish-before",
+        "task-finish-after",
+    ] {
+        for n in 1..=7 {
+            let data = scratch.path().join(format!("{point}-{n}"));
+            let run = format!("nested-{point}-{n}");
+            let fault = format!("{point}:{n}");
+            let ran = in_dir(
+                &data,
+                &["run", &file, "--output", "json", "--name", &run],
+                Some(&fault),
+            );
+            if ran.code == 0 {
+                continue;
+            }
+            assert_eq!(ran.code, -1, "{fault}: {}", ran.stderr);
+            crashed += 1;
+            let (terminal_before, lines_before) = stored(&data, &run);
+            let recovered = in_dir(
+                &data,
+                &[
+                    "runs",
+                    "recover",
+                    "--recover-timeout",
+                    "0s",
+                    "--output",
+                    "json",
+                ],
+                None,
+            );
+            if recovered.code != 0 {
+                failures.push(format!(
+                    "{fault}: recover exited {}: {}",
+                    recovered.code, recovered.stderr
+                ));
+                continue;
+            }
+            let shown = show(&data, &run);
+            if outcomes(&shown["report"]) != baseline {
+                failures.push(format!(
+                    "{fault}: outcomes differ:\n  got {:?}\n  want {baseline:?}",
+                    outcomes(&shown["report"])
+                ));
+            }
+            check_records(
+                &fault,
+                &data,
+                &run,
+                &terminal_before,
+                &lines_before,
+                &mut failures,
+            );
+        }
+    }
+    assert!(crashed >= 12, "only {crashed} trials crashed");
     assert!(
         failures.is_empty(),
         "{} of {crashed} trials failed:\n{}",

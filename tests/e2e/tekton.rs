@@ -17,6 +17,8 @@
 //! # expect-skipped: TASK "TEKTON SKIPPING REASON"
 //! # expect-children: TASK,TASK,...  (the tasks with a TaskRun child reference)
 //! # expect-pipeline-result: NAME=VALUE
+//! # expect-attempts: TASK N          (attempts the run report counts for TASK)
+//! # expect-child-runs: TASK,...      (the tasks whose child reference is a PipelineRun)
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -61,6 +63,8 @@ struct Expected {
     skipped: Vec<(String, String)>,
     children: Option<Vec<String>>,
     pipeline_results: Vec<(String, String)>,
+    attempts: Vec<(String, u64)>,
+    child_runs: Option<Vec<String>>,
 }
 
 fn header(path: &Path, tmp: &Path) -> Expected {
@@ -91,7 +95,7 @@ fn header(path: &Path, tmp: &Path) -> Expected {
             }
             "expect-result" => {
                 let (key, result) = value.split_once('=').expect("TASK.RESULT=VALUE");
-                let (task, name) = key.split_once('.').expect("TASK.RESULT");
+                let (task, name) = key.rsplit_once('.').expect("TASK.RESULT");
                 expected
                     .results
                     .push((task.into(), name.into(), result.into()));
@@ -132,6 +136,16 @@ fn header(path: &Path, tmp: &Path) -> Expected {
                         .map(String::from)
                         .collect(),
                 );
+            }
+            "expect-attempts" => {
+                let (task, count) = value.split_once(' ').expect("TASK N");
+                expected
+                    .attempts
+                    .push((task.into(), count.trim().parse().expect("a count")));
+            }
+            "expect-child-runs" => {
+                expected.child_runs =
+                    Some(value.split(',').map(|s| s.trim().to_string()).collect());
             }
             "expect-pipeline-result" => {
                 let (name, result) = value.split_once('=').expect("NAME=VALUE");
@@ -194,6 +208,18 @@ fn check_tekton(name: &str, object: &Value, expected: &Expected) {
             .unwrap_or_default();
         assert_eq!(got, *children, "{name}: childReferences in {object:#}");
     }
+    if let Some(runs) = &expected.child_runs {
+        let got: Vec<&str> = object["status"]["childReferences"]
+            .as_array()
+            .map(|list| {
+                list.iter()
+                    .filter(|c| c["kind"] == "PipelineRun")
+                    .filter_map(|c| c["pipelineTaskName"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert_eq!(got, *runs, "{name}: PipelineRun children in {object:#}");
+    }
     for (result, value) in &expected.pipeline_results {
         let found = object["status"]["results"]
             .as_array()
@@ -239,6 +265,13 @@ fn check_report(name: &str, report: &Value, expected: &Expected) {
             task(task_name)["results"][result].as_str(),
             Some(value.as_str()),
             "{name}: result `{task_name}.{result}` in {report:#}"
+        );
+    }
+    for (task_name, count) in &expected.attempts {
+        assert_eq!(
+            task(task_name)["attempts"].as_u64(),
+            Some(*count),
+            "{name}: attempts of `{task_name}` in {report:#}"
         );
     }
 }

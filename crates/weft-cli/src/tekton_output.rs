@@ -10,13 +10,15 @@ use weft_core::tekton_status::{RunFacts, TaskFacts, pipeline_results, pipeline_r
 use weft_engine::runs::{RunTimeouts, StoredRun, is_pending, stored_pipeline};
 use weft_store::{RunStore, StoreError};
 
-/// The tasks of a run report (`weft run --output json`'s `tasks`).
+/// The tasks of a run report (`weft run --output json`'s `tasks`). The tasks of a pipeline
+/// a task runs belong to that task's child `PipelineRun`, not to this one.
 fn report_tasks(tasks: &Value) -> Vec<TaskFacts> {
     tasks
         .as_array()
         .map(|tasks| {
             tasks
                 .iter()
+                .filter(|task| task["nestedIn"].is_null())
                 .map(|task| TaskFacts {
                     name: task["name"].as_str().unwrap_or_default().to_string(),
                     pipeline_task: task["matrix"]["task"]
@@ -32,6 +34,7 @@ fn report_tasks(tasks: &Value) -> Vec<TaskFacts> {
                         .and_then(|n| u32::try_from(n).ok())
                         .unwrap_or_default(),
                     results: serde_json::from_value(task["results"].clone()).unwrap_or_default(),
+                    runs_pipeline: task["runsPipeline"].as_bool().unwrap_or_default(),
                 })
                 .collect()
         })
@@ -118,6 +121,7 @@ pub fn from_store(store: &dyn RunStore, run: &str) -> Result<Option<Value>, Stor
                     results: attempt
                         .and_then(|a| serde_json::from_str(&a.results_json).ok())
                         .unwrap_or_default(),
+                    runs_pipeline: task.child.is_some(),
                 }
             })
             .collect()

@@ -258,6 +258,8 @@ mod tests {
             results: Default::default(),
             message: String::new(),
             matrix: None,
+            runs_pipeline: false,
+            nested_in: None,
             operation: crate::operation::task_operation(&crate::operation::TaskFacts {
                 kind: crate::model::TaskKind::Plugin,
                 finally: false,

@@ -1,6 +1,8 @@
 //! A run's DAG laid out for drawing (`weft runs show --graph`, `--output dot`): each task's
 //! stage (the longest chain of tasks before it, as GitLab draws stages as columns) and the
-//! tasks it waits for. `finally` tasks are set apart: they run after the whole DAG.
+//! tasks it waits for. `finally` tasks are set apart: they run after the whole DAG. A
+//! task that runs a pipeline is drawn after that pipeline's tasks (its `finally` too),
+//! which come after what the task waits for.
 
 use crate::plan::Plan;
 
@@ -24,21 +26,26 @@ pub struct GraphNode {
 /// tasks and edges.
 pub fn layout(plan: &Plan) -> Vec<GraphNode> {
     let count = plan.nodes.len();
+    let mut kids: Vec<Vec<usize>> = plan.nodes.iter().map(|n| n.children.clone()).collect();
+    link_children(plan, 0, &mut kids);
     let mut parents: Vec<Vec<usize>> = vec![Vec::new(); count];
-    for (id, node) in plan.nodes.iter().enumerate() {
-        for &child in &node.children {
+    for (id, list) in kids.iter().enumerate() {
+        for &child in list {
             if let Some(list) = parents.get_mut(child) {
                 list.push(id);
             }
         }
     }
+    let is_finally = |id: usize| id >= plan.dag_len && id < plan.own_len;
     // Plan order is not always topological (`runAfter` may name a later task): Kahn's
-    // order over the DAG part.
+    // order over everything but the run's `finally`.
     let mut stage = vec![0usize; count];
     let mut waiting: Vec<usize> = parents.iter().map(Vec::len).collect();
-    let mut ready: Vec<usize> = (0..plan.dag_len).filter(|&id| waiting[id] == 0).collect();
+    let mut ready: Vec<usize> = (0..count)
+        .filter(|&id| !is_finally(id) && waiting[id] == 0)
+        .collect();
     while let Some(id) = ready.pop() {
-        for &child in &plan.nodes[id].children {
+        for &child in &kids[id] {
             stage[child] = stage[child].max(stage[id] + 1);
             waiting[child] -= 1;
             if waiting[child] == 0 {
@@ -52,14 +59,66 @@ pub fn layout(plan: &Plan) -> Vec<GraphNode> {
         .map(|(id, node)| GraphNode {
             name: node.name.clone(),
             pipeline_task: node.pipeline_task().to_string(),
-            finally: node.is_finally,
-            stage: if node.is_finally { 0 } else { stage[id] },
+            finally: is_finally(id),
+            stage: if is_finally(id) { 0 } else { stage[id] },
             after: parents[id]
                 .iter()
                 .map(|&parent| plan.nodes[parent].name.clone())
                 .collect(),
         })
         .collect()
+}
+
+/// Edges for the tasks of `plan` (its nodes from `base` among the drawn ones) that run
+/// pipelines: the child's first tasks after what the task waits for, the child's
+/// `finally` after its last tasks, the task after the child's end; children's children
+/// likewise.
+fn link_children(plan: &Plan, base: usize, kids: &mut [Vec<usize>]) {
+    for (task, node) in plan.nodes[..plan.own_len].iter().enumerate() {
+        let Some(child) = &node.child else {
+            continue;
+        };
+        let inner = &child.plan;
+        let at = base + child.nodes.start;
+        let before: Vec<usize> = (0..plan.own_len)
+            .filter(|&p| plan.nodes[p].children.contains(&task))
+            .map(|p| base + p)
+            .collect();
+        let mut has_parent = vec![false; inner.dag_len];
+        for node in &inner.nodes[..inner.dag_len] {
+            for &c in &node.children {
+                if let Some(flag) = has_parent.get_mut(c) {
+                    *flag = true;
+                }
+            }
+        }
+        let leaves: Vec<usize> = (0..inner.dag_len)
+            .filter(|&id| inner.nodes[id].children.is_empty())
+            .map(|id| at + id)
+            .collect();
+        let finally: Vec<usize> = (inner.dag_len..inner.own_len).map(|id| at + id).collect();
+        for (id, &rooted) in has_parent.iter().enumerate() {
+            if !rooted {
+                for &p in &before {
+                    kids[p].push(at + id);
+                }
+            }
+        }
+        for &f in &finally {
+            for &leaf in &leaves {
+                kids[leaf].push(f);
+            }
+        }
+        let last = if finally.is_empty() {
+            &leaves
+        } else {
+            &finally
+        };
+        for &end in last {
+            kids[end].push(base + task);
+        }
+        link_children(inner, at, kids);
+    }
 }
 
 #[cfg(test)]
@@ -90,5 +149,30 @@ mod tests {
                 ("tell".into(), 0, s(&[]), true),
             ]
         );
+    }
+
+    #[test]
+    fn a_childs_tasks_come_between_what_its_task_waits_for_and_the_task() {
+        let yaml = "apiVersion: weft.dev/v1\nkind: Pipeline\nmetadata: {name: g}\nspec:\n  tasks:\n    - {name: a, taskRef: {name: echo}}\n    - name: t\n      runAfter: [a]\n      pipelineSpec:\n        tasks:\n          - {name: x, taskRef: {name: echo}}\n          - {name: y, taskRef: {name: echo}, runAfter: [x]}\n        finally:\n          - {name: f, taskRef: {name: echo}}\n    - {name: b, taskRef: {name: echo}, runAfter: [t]}\n";
+        let plan = match crate::load(yaml, "g.yaml", &BTreeMap::new(), None) {
+            Ok(plan) => plan,
+            Err(found) => panic!("{found:?}"),
+        };
+        let got: Vec<(String, usize, bool)> = layout(&plan)
+            .into_iter()
+            .map(|n| (n.name, n.stage, n.finally))
+            .collect();
+        let want: Vec<(String, usize, bool)> = [
+            ("a", 0),
+            ("t", 4),
+            ("b", 5),
+            ("t.x", 1),
+            ("t.y", 2),
+            ("t.f", 3),
+        ]
+        .into_iter()
+        .map(|(name, stage)| (name.to_string(), stage, false))
+        .collect();
+        assert_eq!(got, want);
     }
 }

@@ -18,6 +18,7 @@
 //!
 //! "How is `$(tasks.status)` computed": see [`status`].
 
+pub mod child;
 pub mod contract;
 pub mod dag;
 pub mod describe;

@@ -52,10 +52,70 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// A pipeline called `name` with nothing in it yet, its spec at `spec_pos` of `file`.
+    pub fn empty(
+        file: &str,
+        api_version: ApiVersion,
+        name: Spanned<String>,
+        spec_pos: Pos,
+    ) -> Self {
+        Pipeline {
+            file: file.to_string(),
+            api_version,
+            name,
+            description: None,
+            params: Vec::new(),
+            workspaces: Vec::new(),
+            tasks: Vec::new(),
+            finally: Vec::new(),
+            results: Vec::new(),
+            reporters: Vec::new(),
+            decorators: Vec::new(),
+            recovery: None,
+            concurrency: None,
+            workspace_snapshots: false,
+            spec_pos,
+        }
+    }
+
     /// Every task, non-finally first, then finally, with its section.
     pub fn all_tasks(&self) -> impl Iterator<Item = &PipelineTask> {
         self.tasks.iter().chain(self.finally.iter())
     }
+
+    /// Every task of this pipeline, then of the pipelines its tasks run, to any depth
+    /// (see [`crate::child`]), each with the pipeline it is written in and the name the
+    /// run knows it by (`deploy.build`).
+    pub fn tasks_deep(&self) -> Vec<NestedTask<'_>> {
+        let mut out: Vec<NestedTask<'_>> = self
+            .all_tasks()
+            .map(|task| NestedTask {
+                pipeline: self,
+                name: task.name.value.clone(),
+                task,
+            })
+            .collect();
+        for task in self.all_tasks() {
+            if let Some(child) = task.child.as_ref().and_then(|c| c.pipeline.as_ref()) {
+                out.extend(child.tasks_deep().into_iter().map(|inner| NestedTask {
+                    name: crate::child::nested_name(&task.name.value, &inner.name),
+                    ..inner
+                }));
+            }
+        }
+        out
+    }
+}
+
+/// A task of a pipeline or of a pipeline it runs ([`Pipeline::tasks_deep`]).
+#[derive(Debug, Clone)]
+pub struct NestedTask<'p> {
+    /// The pipeline it is written in.
+    pub pipeline: &'p Pipeline,
+    /// The name the run knows it by.
+    pub name: String,
+    /// The task.
+    pub task: &'p PipelineTask,
 }
 
 /// One entry of `spec.params`.
@@ -75,6 +135,20 @@ pub struct ParamDecl {
     pub properties: Vec<String>,
     /// Where the entry starts.
     pub pos: Pos,
+}
+
+impl ParamDecl {
+    /// The param as a plugin would declare it (a Task's or a child pipeline's params are
+    /// checked as a plugin's).
+    pub fn spec(&self) -> crate::contract::ParamSpec {
+        crate::contract::ParamSpec {
+            name: self.name.value.clone(),
+            description: self.description.clone(),
+            param_type: self.param_type,
+            default: self.default.as_ref().map(|d| d.value.clone()),
+            allowed: self.allowed.clone(),
+        }
+    }
 }
 
 /// One entry of `spec.workspaces`.
@@ -331,6 +405,23 @@ pub struct PipelineTask {
     pub steps: Option<Box<TaskSteps>>,
     /// `matrix`: the task fans out into one task per combination of these params.
     pub matrix: Option<Matrix>,
+    /// `pipelineRef`/`pipelineSpec`: the task runs a whole pipeline inside the run.
+    pub child: Option<Box<ChildPipeline>>,
+}
+
+/// A pipeline task that runs a pipeline (Tekton's pipelines in pipelines): the child's
+/// tasks run inside the parent run, its `results` are the task's results, its status is
+/// the task's status, and the task's `retries` and `timeout` apply to it as a whole.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChildPipeline {
+    /// `pipelineRef.name` (a `Pipeline` of the file, then of `--pipelines DIR`); `None`
+    /// for an inline `pipelineSpec`.
+    pub reference: Option<Spanned<String>>,
+    /// The pipeline it runs: parsed inline, or resolved from the reference (`None` while
+    /// unresolved or when the reference names nothing).
+    pub pipeline: Option<Pipeline>,
+    /// Where `pipelineRef`/`pipelineSpec` is.
+    pub pos: Pos,
 }
 
 impl PipelineTask {

@@ -14,6 +14,7 @@ use crate::vars::{Piece, Selector, Template, VarRef, parse_template, select_stri
 use crate::waits::WaitKind;
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Index of a task in [`Plan::nodes`]: non-finally tasks first (declaration order), then
@@ -111,6 +112,9 @@ pub struct PlanNode {
     pub concurrency: Option<(String, u32)>,
     /// For one combination of a matrixed task: which (`name` is `<task>-<index>`).
     pub matrix: Option<MatrixMember>,
+    /// For a task that runs a pipeline (`pipelineRef`/`pipelineSpec`): that pipeline,
+    /// planned, and where its tasks are among the parent's nodes.
+    pub child: Option<Arc<ChildPlan>>,
     /// Tasks that wait for this one (non-finally only).
     pub children: Vec<NodeId>,
     /// How many distinct tasks this one waits for.
@@ -146,6 +150,55 @@ impl PlanNode {
     }
 }
 
+/// A pipeline a pipeline task runs (see [`crate::child`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChildPlan {
+    /// The child pipeline, to plan again when the task gives it a value known only once
+    /// the task starts.
+    pipeline: Arc<Pipeline>,
+    /// The child planned with the values known before the run (stand-ins for the others).
+    pub plan: Arc<Plan>,
+    /// Whether some param is known only once the task starts.
+    dynamic: bool,
+    /// The task's `workspaces`: (the child's workspace, the parent's).
+    pub bindings: Vec<(String, String)>,
+    /// The parent's nodes for the child's (every level of it): the child's node `i` is
+    /// the parent's node `nodes.start + i`, called `<task>.<name>`.
+    pub nodes: Range<NodeId>,
+}
+
+impl ChildPlan {
+    /// The plan the child runs with `params` (the task's, rendered when it starts): the
+    /// plan made before the run when every param was known then.
+    pub fn plan_with(&self, params: &BTreeMap<String, ParamValue>) -> Arc<Plan> {
+        if !self.dynamic {
+            return Arc::clone(&self.plan);
+        }
+        let supplied =
+            crate::child::planned_params(&self.pipeline, |name| params.get(name).cloned());
+        let plan = Plan::build(&self.pipeline, &supplied).bound_to(&self.bindings);
+        // Validation keeps the plan's shape fixed (no matrix over a late param); should
+        // it differ anyway, the shape made before the run stands.
+        if plan.nodes.len() == self.plan.nodes.len() {
+            Arc::new(plan)
+        } else {
+            Arc::clone(&self.plan)
+        }
+    }
+
+    /// The child's workspaces bound, given the parent's bound ones.
+    pub fn bound_workspaces(
+        &self,
+        parent: &std::collections::BTreeSet<String>,
+    ) -> std::collections::BTreeSet<String> {
+        self.bindings
+            .iter()
+            .filter(|(_, outer)| parent.contains(outer))
+            .map(|(inner, _)| inner.clone())
+            .collect()
+    }
+}
+
 /// The nodes of one pipeline task: one, or one per combination of its matrix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct TaskNodes {
@@ -163,6 +216,9 @@ pub struct Plan {
     pub nodes: Vec<PlanNode>,
     /// How many of `nodes` are non-finally (they come first).
     pub dag_len: usize,
+    /// How many of `nodes` are the pipeline's own tasks (non-finally, then finally); the
+    /// rest are the tasks of the pipelines some of them run ([`PlanNode::child`]).
+    pub own_len: usize,
     /// Effective pipeline params (supplied, else default).
     pub params: BTreeMap<String, ParamValue>,
     /// `spec.results`: name and value template.
@@ -351,6 +407,47 @@ impl Plan {
             node.children = graph.children.get(id).cloned().unwrap_or_default();
             node.parent_count = graph.parent_count.get(id).copied().unwrap_or(0);
         }
+        let own_len = nodes.len();
+        // Pipelines in pipelines: each child's nodes follow the pipeline's own.
+        for (task, range) in tasks.iter().zip(&ranges) {
+            let Some(pipeline) = task.child.as_ref().and_then(|c| c.pipeline.as_ref()) else {
+                continue;
+            };
+            let known: BTreeMap<&str, Option<ParamValue>> = task
+                .params
+                .iter()
+                .map(|param| {
+                    let value = crate::child::fixed_value(&param.value.value, &params);
+                    (param.name.value.as_str(), value)
+                })
+                .collect();
+            let supplied = crate::child::planned_params(pipeline, |name| known.get(name)?.clone());
+            let bindings: Vec<(String, String)> = task
+                .workspaces
+                .iter()
+                .map(|b| (b.name.value.clone(), b.workspace.value.clone()))
+                .collect();
+            let plan = Plan::build(pipeline, &supplied).bound_to(&bindings);
+            let base = nodes.len();
+            for (inner_id, inner) in plan.nodes.iter().enumerate() {
+                let name = crate::child::nested_name(&task.name.value, &inner.name);
+                index.entry(name.clone()).or_insert(base + inner_id);
+                nodes.push(PlanNode {
+                    name,
+                    children: inner.children.iter().map(|c| c + base).collect(),
+                    // The child's run state runs its children; here they are only named.
+                    child: None,
+                    ..inner.clone()
+                });
+            }
+            nodes[range.start].child = Some(Arc::new(ChildPlan {
+                pipeline: Arc::new(pipeline.clone()),
+                plan: Arc::new(plan),
+                dynamic: known.values().any(Option::is_none),
+                bindings,
+                nodes: base..nodes.len(),
+            }));
+        }
         let results = pipeline
             .results
             .iter()
@@ -369,11 +466,29 @@ impl Plan {
             }),
             nodes,
             dag_len,
+            own_len,
             params,
             results,
             index,
             tasks: task_nodes,
         }
+    }
+
+    /// This plan with its tasks' workspaces renamed by `bindings` (a child's workspace ->
+    /// the parent's); a workspace the parent does not bind (an optional one) is dropped.
+    fn bound_to(mut self, bindings: &[(String, String)]) -> Plan {
+        for node in &mut self.nodes {
+            node.workspaces.retain_mut(|(_, workspace)| {
+                match bindings.iter().find(|(inner, _)| inner == workspace) {
+                    Some((_, outer)) => {
+                        workspace.clone_from(outer);
+                        true
+                    }
+                    None => false,
+                }
+            });
+        }
+        self
     }
 }
 
@@ -473,6 +588,7 @@ impl Lowering<'_> {
                 .as_ref()
                 .map(|c| (params_only(&c.group.value, self.params), c.limit.value)),
             matrix: None,
+            child: None,
             children: Vec::new(),
             parent_count: 0,
             params,

@@ -73,13 +73,7 @@ pub fn task_info(task: &TaskSteps) -> PluginInfo {
         params: task
             .params
             .iter()
-            .map(|decl| crate::contract::ParamSpec {
-                name: decl.name.value.clone(),
-                description: decl.description.clone(),
-                param_type: decl.param_type,
-                default: decl.default.as_ref().map(|d| d.value.clone()),
-                allowed: decl.allowed.clone(),
-            })
+            .map(crate::model::ParamDecl::spec)
             .collect(),
         results: task
             .results

@@ -35,6 +35,8 @@ pub struct TaskFacts {
     pub attempts: u32,
     /// Its results.
     pub results: BTreeMap<String, String>,
+    /// It runs a pipeline: its child is a `PipelineRun`, not a `TaskRun`.
+    pub runs_pipeline: bool,
 }
 
 /// The run as the status needs it.
@@ -299,7 +301,7 @@ pub fn pipeline_run(run: &RunFacts) -> Value {
         .map(|task| {
             json!({
                 "apiVersion": "tekton.dev/v1",
-                "kind": "TaskRun",
+                "kind": if task.runs_pipeline { "PipelineRun" } else { "TaskRun" },
                 "name": format!("{}-{}", run.name, task.name),
                 "pipelineTaskName": task.pipeline_task,
             })
@@ -402,6 +404,7 @@ mod tests {
             reason: reason.into(),
             attempts: u32::from(status != "Skipped"),
             results: BTreeMap::new(),
+            runs_pipeline: false,
         }
     }
 

@@ -171,7 +171,9 @@ impl Harness {
                         .push(format!("wait {}#{}", start.name, start.attempt));
                     self.starts.push(start);
                 }
-                Action::Transition { .. } => {}
+                // Pipelines in pipelines are tested in `pipelines_in_pipelines.rs`.
+                Action::Transition { .. } | Action::ChildStarted(_) | Action::ChildEnded { .. } => {
+                }
                 Action::AttemptRetried {
                     name,
                     attempt,

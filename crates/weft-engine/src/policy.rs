@@ -58,7 +58,8 @@ impl SubmissionPolicy {
                 found.push(refusal(file, pos, field, secret));
             }
         };
-        for task in pipeline.all_tasks() {
+        for nested in pipeline.tasks_deep() {
+            let (task, file) = (nested.task, nested.pipeline.file.as_str());
             for (i, secret) in task.secrets.iter().enumerate() {
                 refuse(
                     file,

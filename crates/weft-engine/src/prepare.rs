@@ -82,9 +82,12 @@ pub async fn prepare_files(
     };
     // Every plugin named, where, and whether it must be a gate (a gate task's plugin and
     // its further checks) or a task.
+    // Pipelines in pipelines: the child pipelines' tasks too, where they are written.
     let uses: Vec<PluginUse<'_>> = pipeline
-        .all_tasks()
-        .flat_map(|task| {
+        .tasks_deep()
+        .into_iter()
+        .flat_map(|nested| {
+            let (task, file) = (nested.task, nested.pipeline.file.as_str());
             let gate = task.kind == TaskKind::Gate;
             let own = PluginUse {
                 name: &task.plugin,

@@ -18,7 +18,7 @@
 //!   under `spec.pipelineSpec`.
 
 use super::Cx;
-use crate::diag::{Diagnostic, Pos, codes};
+use crate::diag::{Diagnostic, Pos, Spanned, codes};
 use crate::model::{ApiVersion, Pipeline, TaskKind, TaskSteps};
 use crate::pipeline_run::{PipelineChoice, PipelineRun, apply_task_run_specs, propagate_params};
 use crate::yaml::{self, Node, NodeKind};
@@ -262,6 +262,7 @@ pub fn parse_run(main: SourceFile<'_>, referenced: &[SourceFile<'_>]) -> RunFile
         sugar: Vec::new(),
     };
     let mut tasks: Vec<TaskSteps> = Vec::new();
+    let mut local_pipelines: Vec<Pipeline> = Vec::new();
     let documents = match split(main) {
         Ok(documents) => documents,
         Err(diagnostic) => {
@@ -377,6 +378,8 @@ pub fn parse_run(main: SourceFile<'_>, referenced: &[SourceFile<'_>]) -> RunFile
                 }
             }
         }
+        // Pipeline tasks' `pipelineRef`s may name any of them.
+        local_pipelines = pipelines.iter().map(|(_, p)| p.clone()).collect();
         match runs.len() {
             0 => match pipelines.len() {
                 0 => {
@@ -448,29 +451,32 @@ pub fn parse_run(main: SourceFile<'_>, referenced: &[SourceFile<'_>]) -> RunFile
                 out.layout.spans.extend(spans);
                 out.pipeline = pipeline;
             }
-            None => {
-                let mut diagnostic = Diagnostic::new(
-                    main.file,
-                    name.pos,
-                    "spec.pipelineRef.name",
-                    codes::UNRESOLVED_REFERENCE,
-                    format!(
-                        "pipelineRef `{}` names no Pipeline: none is called that in {}{}",
-                        name.value,
-                        main.file,
-                        if referenced.is_empty() {
-                            ""
-                        } else {
-                            " nor in the --pipelines files"
-                        }
-                    ),
-                );
-                diagnostic.hint = Some(
-                    "add the Pipeline to this file (after a `---` line), or pass `--pipelines DIR` for a directory holding it".into(),
-                );
-                out.diagnostics.push(diagnostic);
+            None => out.diagnostics.push(unresolved_pipeline(
+                main.file,
+                name,
+                "spec.pipelineRef.name",
+                referenced,
+            )),
+        }
+    }
+    // Pipeline tasks running pipelines (`pipelineRef`, `pipelineSpec`), to any depth.
+    if let Some(pipeline) = &mut out.pipeline {
+        let mut children = Children {
+            local: &local_pipelines,
+            tasks: &tasks,
+            referenced,
+            stack: vec![pipeline.name.value.clone()],
+            budget: MAX_NESTED_TASKS,
+            found: ResolvedTasks::default(),
+        };
+        children.resolve(pipeline);
+        for index in children.found.used {
+            if !out.used.contains(&index) {
+                out.used.push(index);
             }
         }
+        out.diagnostics.extend(children.found.diagnostics);
+        out.layout.spans.extend(children.found.spans);
     }
     // `taskRef.name` naming a Task document (the file's, then the referenced files')
     // before a plugin of that name.
@@ -564,11 +570,151 @@ fn find_referenced(
     None
 }
 
+/// Most tasks pipelines in pipelines may add up to, every level counted: references
+/// that fan out at each level would otherwise grow a plan exponentially.
+pub const MAX_NESTED_TASKS: usize = 100_000;
+
+/// Resolving pipeline tasks' `pipelineRef`s (the run's file first, then the referenced
+/// files), each resolved child's own children and Task references in turn.
+struct Children<'a, 's> {
+    local: &'a [Pipeline],
+    tasks: &'a [TaskSteps],
+    referenced: &'a [SourceFile<'s>],
+    /// The pipelines being resolved, outermost first: one named again is recursion.
+    stack: Vec<String>,
+    /// Tasks the children may still add.
+    budget: usize,
+    found: ResolvedTasks,
+}
+
+impl Children<'_, '_> {
+    fn resolve(&mut self, pipeline: &mut Pipeline) {
+        for task in pipeline.tasks.iter_mut().chain(pipeline.finally.iter_mut()) {
+            let task_path = task.path();
+            let Some(child) = task.child.as_deref_mut() else {
+                continue;
+            };
+            if child.pipeline.is_none()
+                && let Some(name) = &child.reference
+                && !name.value.is_empty()
+            {
+                let file = pipeline.file.as_str();
+                if self.stack.contains(&name.value) {
+                    let chain = self.stack.join(" -> ");
+                    self.found.diagnostics.push(Diagnostic::new(
+                        file,
+                        name.pos,
+                        format!("{task_path}.pipelineRef.name"),
+                        codes::CYCLE,
+                        format!(
+                            "pipeline `{}` would run itself: {chain} -> {}",
+                            name.value, name.value
+                        ),
+                    ));
+                    continue;
+                }
+                child.pipeline = self.find(file, name, &task_path);
+            }
+            let Some(inner) = child.pipeline.as_mut() else {
+                continue;
+            };
+            let size = inner.tasks.len() + inner.finally.len();
+            if size > self.budget {
+                self.found.diagnostics.push(Diagnostic::new(
+                    pipeline.file.as_str(),
+                    child.pos,
+                    task_path,
+                    codes::INVALID_VALUE,
+                    format!(
+                        "pipelines in pipelines add up to more than {MAX_NESTED_TASKS} tasks here"
+                    ),
+                ));
+                child.pipeline = None;
+                continue;
+            }
+            self.budget -= size;
+            self.stack.push(inner.name.value.clone());
+            self.resolve(inner);
+            self.stack.pop();
+            let found = resolve_tasks(inner, self.tasks, self.referenced);
+            self.found.absorb(found);
+            super::task::propagate_into_task_specs(inner);
+        }
+    }
+
+    /// The `Pipeline` called `name`: the run's file's, else a referenced file's.
+    fn find(&mut self, file: &str, name: &Spanned<String>, task_path: &str) -> Option<Pipeline> {
+        if let Some(found) = self.local.iter().find(|p| p.name.value == name.value) {
+            return Some(found.clone());
+        }
+        match find_referenced(self.referenced, &name.value) {
+            Some((index, pipeline, diagnostics, spans)) => {
+                self.found.absorb(ResolvedTasks {
+                    used: vec![index],
+                    diagnostics,
+                    spans,
+                });
+                pipeline
+            }
+            None => {
+                self.found.diagnostics.push(unresolved_pipeline(
+                    file,
+                    name,
+                    &format!("{task_path}.pipelineRef.name"),
+                    self.referenced,
+                ));
+                None
+            }
+        }
+    }
+}
+
+/// A `pipelineRef` at `path` of `file` that names no Pipeline.
+fn unresolved_pipeline(
+    file: &str,
+    name: &Spanned<String>,
+    path: &str,
+    referenced: &[SourceFile<'_>],
+) -> Diagnostic {
+    let mut diagnostic = Diagnostic::new(
+        file,
+        name.pos,
+        path,
+        codes::UNRESOLVED_REFERENCE,
+        format!(
+            "pipelineRef `{}` names no Pipeline: none is called that in {file}{}",
+            name.value,
+            if referenced.is_empty() {
+                ""
+            } else {
+                " nor in the --pipelines files"
+            }
+        ),
+    );
+    diagnostic.hint = Some(
+        "add the Pipeline to this file (after a `---` line), or pass `--pipelines DIR` for a directory holding it".into(),
+    );
+    diagnostic
+}
+
 /// What resolving `taskRef`s to Task documents found in the referenced files.
+#[derive(Default)]
 struct ResolvedTasks {
     used: Vec<usize>,
     diagnostics: Vec<Diagnostic>,
     spans: Vec<DocumentSpan>,
+}
+
+impl ResolvedTasks {
+    fn absorb(&mut self, other: ResolvedTasks) {
+        for index in other.used {
+            if !self.used.contains(&index) {
+                self.used.push(index);
+            }
+        }
+        self.diagnostics.extend(other.diagnostics);
+        self.spans.extend(other.spans);
+    }
 }
 
 /// Gives every pipeline task whose `taskRef.name` names a Task document (in `local`, the

@@ -425,24 +425,79 @@ impl Cx<'_> {
                 }
             }
         };
-        let pipeline = Pipeline {
-            file: self.file.to_string(),
-            api_version,
-            name,
-            description: None,
-            params: Vec::new(),
-            workspaces: Vec::new(),
-            tasks: Vec::new(),
-            finally: Vec::new(),
-            results: Vec::new(),
-            reporters: Vec::new(),
-            decorators: Vec::new(),
-            recovery: None,
-            concurrency: None,
-            workspace_snapshots: false,
-            spec_pos: root.pos,
-        };
+        let pipeline = Pipeline::empty(self.file, api_version, name, root.pos);
         self.pipeline_spec(pipeline, root.pos, top.get("spec"))
+    }
+
+    /// A pipeline task's `pipelineRef` (resolved once every document is read) or inline
+    /// `pipelineSpec` (parsed here, its problems' paths under the task's `pipelineSpec`).
+    fn child_pipeline(
+        &mut self,
+        task_name: &Spanned<String>,
+        path: &str,
+        reference: Option<&Node>,
+        inline: Option<&Node>,
+    ) -> Option<Box<ChildPipeline>> {
+        match (reference, inline) {
+            (None, None) => None,
+            (Some(_), Some(inline)) => {
+                self.error(
+                    inline.pos,
+                    &join(path, "pipelineSpec"),
+                    codes::INVALID_VALUE,
+                    "a task has `pipelineRef` or `pipelineSpec`, not both",
+                );
+                None
+            }
+            (Some(reference), None) => {
+                let ref_path = join(path, "pipelineRef");
+                let fields = self.fields(
+                    reference,
+                    &ref_path,
+                    &["name", "kind", "apiVersion", "resolver", "params", "bundle"],
+                    &[],
+                )?;
+                let name = self
+                    .resolved_name(reference, &ref_path, resolver::RefKind::Pipeline)
+                    .unwrap_or_else(|| {
+                        self.required_string(&fields, "name", &ref_path, reference.pos)
+                    });
+                Some(Box::new(ChildPipeline {
+                    reference: Some(name),
+                    pipeline: None,
+                    pos: reference.pos,
+                }))
+            }
+            (None, Some(inline)) => {
+                let spec_path = join(path, "pipelineSpec");
+                let shell = Pipeline::empty(
+                    self.file,
+                    ApiVersion::TektonV1,
+                    task_name.clone(),
+                    inline.pos,
+                );
+                // A cx of its own: the child's `approval:`/`gates:` blocks are its own.
+                let mut child = Cx {
+                    file: self.file,
+                    diagnostics: Vec::new(),
+                    sugar: Vec::new(),
+                };
+                let pipeline = child.pipeline_spec(shell, inline.pos, Some(inline));
+                for mut diagnostic in child.diagnostics {
+                    if let Some(rest) = diagnostic.field_path.strip_prefix("spec")
+                        && (rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
+                    {
+                        diagnostic.field_path = format!("{spec_path}{rest}");
+                    }
+                    self.diagnostics.push(diagnostic);
+                }
+                Some(Box::new(ChildPipeline {
+                    reference: None,
+                    pipeline,
+                    pos: inline.pos,
+                }))
+            }
+        }
     }
 
     /// A pipeline's `spec` (or a `PipelineRun`'s `pipelineSpec`) into `pipeline`.
@@ -839,8 +894,10 @@ impl Cx<'_> {
                 "gates",
                 "taskSpec",
                 "matrix",
+                "pipelineRef",
+                "pipelineSpec",
             ],
-            &["pipelineRef", "pipelineSpec", "resources"],
+            &["resources"],
         )?;
         let name = self.required_string(&fields, "name", path, node.pos);
         let mut kind = TaskKind::Plugin;
@@ -939,6 +996,7 @@ impl Cx<'_> {
             origin: None,
             steps: None,
             matrix: None,
+            child: None,
         };
         if let Some(params) = fields.get("params") {
             task.params = self.task_params(params, &join(path, "params"));
@@ -958,6 +1016,22 @@ impl Cx<'_> {
                 task.steps = self
                     .task_spec(spec, &join(path, "taskSpec"), "")
                     .map(Box::new);
+            }
+        }
+        let (child_ref, child_spec) = (fields.get("pipelineRef"), fields.get("pipelineSpec"));
+        if child_ref.is_some() || child_spec.is_some() {
+            if let Some((key, node)) = [("taskRef", fields.get("taskRef")), ("taskSpec", task_spec)]
+                .into_iter()
+                .find_map(|(key, node)| Some((key, node?)))
+            {
+                self.error(
+                    fields.key_pos(key).unwrap_or(node.pos),
+                    &join(path, key),
+                    codes::INVALID_VALUE,
+                    format!("a task runs a pipeline (`pipelineRef`/`pipelineSpec`) or a plugin (`{key}`), not both"),
+                );
+            } else {
+                task.child = self.child_pipeline(&task.name, path, child_ref, child_spec);
             }
         }
         self.release_sugar(&fields, path, &task);

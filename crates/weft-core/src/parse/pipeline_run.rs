@@ -147,23 +147,7 @@ impl Cx<'_> {
                         })
                     })
                     .unwrap_or_else(|| Spanned::new("pipeline".to_string(), root.pos));
-                let shell = Pipeline {
-                    file: self.file.to_string(),
-                    api_version,
-                    name,
-                    description: None,
-                    params: Vec::new(),
-                    workspaces: Vec::new(),
-                    tasks: Vec::new(),
-                    finally: Vec::new(),
-                    results: Vec::new(),
-                    reporters: Vec::new(),
-                    decorators: Vec::new(),
-                    recovery: None,
-                    concurrency: None,
-                    workspace_snapshots: false,
-                    spec_pos: inline.pos,
-                };
+                let shell = Pipeline::empty(self.file, api_version, name, inline.pos);
                 pipeline = self.pipeline_spec(shell, inline.pos, Some(inline));
             }
         }

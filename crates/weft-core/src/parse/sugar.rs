@@ -341,6 +341,7 @@ impl Written<'_> {
             origin: Some(path),
             steps: None,
             matrix: None,
+            child: None,
         }
     }
 

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 impl<'p> Checker<'p> {
     /// The run's effective params (supplied, else default), as a matrix resolves them.
-    fn effective_params(&self) -> BTreeMap<String, ParamValue> {
+    pub(super) fn effective_params(&self) -> BTreeMap<String, ParamValue> {
         self.params
             .iter()
             .filter_map(|(name, (_, value))| Some((name.to_string(), value.clone()?)))

@@ -8,6 +8,7 @@ use crate::model::{ParamDecl, Pipeline, PipelineTask, TaskKind, TaskParam};
 use crate::vars::{Piece, Selector, Template, VarError, VarRef, parse_template, select_string};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
+mod child;
 mod matrix;
 
 /// Where plugins are looked up by `taskRef.name`.
@@ -69,13 +70,16 @@ pub fn validate_with(
     limits: &Limits,
 ) -> Vec<Diagnostic> {
     // A Task made of steps is validated, where the pipeline uses it, like a plugin.
+    // So is a child pipeline (`pipelineRef`/`pipelineSpec`), by its params and results.
     let step_infos: HashMap<&str, PluginInfo> = pipeline
         .all_tasks()
         .filter_map(|task| {
-            Some((
-                task.name.value.as_str(),
-                crate::steps::task_info(task.steps.as_deref()?),
-            ))
+            let info = match (task.steps.as_deref(), task.child.as_deref()) {
+                (Some(steps), _) => crate::steps::task_info(steps),
+                (None, Some(child)) => crate::child::info(child.pipeline.as_ref()?),
+                (None, None) => return None,
+            };
+            Some((task.name.value.as_str(), info))
         })
         .collect();
     let mut checker = Checker {
@@ -96,6 +100,7 @@ pub fn validate_with(
     checker.combination_names();
     for task in pipeline.all_tasks() {
         checker.task(task);
+        checker.child_task(task);
     }
     checker.pipeline_results();
     let mut seen_specs = HashSet::new();
@@ -116,6 +121,16 @@ pub fn validate_with(
     let mut diagnostics = checker.diagnostics;
     diagnostics.sort_by_key(|d| (d.line, d.column));
     diagnostics
+}
+
+/// What a task runs, for messages: a `pipeline` (`pipelineRef`/`pipelineSpec`) or a
+/// `plugin` (a Task made of steps is checked as its plugin would be).
+fn what_runs(task: &PipelineTask) -> &'static str {
+    if task.child.is_some() {
+        "pipeline"
+    } else {
+        "plugin"
+    }
 }
 
 /// Longest task name: a DNS-1123 label, as Tekton requires of pipeline task names.
@@ -505,7 +520,10 @@ impl<'p> Checker<'p> {
         }
         let plugin = self.plugin(task);
         self.task_params(task, &task.params, plugin, &base, task.plugin.pos);
-        self.matrix(task, plugin);
+        if task.child.is_none() {
+            // A child task's matrix is refused as such (`child_task`).
+            self.matrix(task, plugin);
+        }
         for check in &task.gate_checks {
             let info = self.lookup_plugin(&check.plugin, &format!("{}.name", check.path));
             self.task_params(task, &check.params, info, &check.path, check.plugin.pos);
@@ -619,8 +637,11 @@ impl<'p> Checker<'p> {
                         format!("{base}.params"),
                         codes::MISSING_PARAM,
                         format!(
-                            "plugin `{}` requires param `{}`, which task `{}` does not set",
-                            info.name, spec.name, task.name.value
+                            "{} `{}` requires param `{}`, which task `{}` does not set",
+                            what_runs(task),
+                            info.name,
+                            spec.name,
+                            task.name.value
                         ),
                     );
                 }
@@ -728,7 +749,7 @@ impl<'p> Checker<'p> {
         if let Some(info) = wait_info(task.kind) {
             return Some(info);
         }
-        if task.steps.is_some() {
+        if task.steps.is_some() || task.child.is_some() {
             return self.step_infos.get(task.name.value.as_str());
         }
         self.lookup_plugin(&task.plugin, &task.plugin_path())
@@ -789,8 +810,11 @@ impl<'p> Checker<'p> {
                     format!("{path}.name"),
                     codes::UNKNOWN_PARAM,
                     format!(
-                        "plugin `{}` has no param `{}` (task `{}`)",
-                        info.name, param.name.value, task.name.value
+                        "{} `{}` has no param `{}` (task `{}`)",
+                        what_runs(task),
+                        info.name,
+                        param.name.value,
+                        task.name.value
                     ),
                 )
                 .hint = hint;
@@ -1059,7 +1083,7 @@ impl<'p> Checker<'p> {
         };
         let info = match wait_info(target.kind) {
             Some(info) => info,
-            None if target.steps.is_some() => {
+            None if target.steps.is_some() || target.child.is_some() => {
                 let Some(info) = self.step_infos.get(target.name.value.as_str()) else {
                     return;
                 };
@@ -1084,7 +1108,8 @@ impl<'p> Checker<'p> {
                 path,
                 codes::UNKNOWN_RESULT,
                 format!(
-                    "task `{task}` (plugin `{}`) produces no result `{result}`",
+                    "task `{task}` ({} `{}`) produces no result `{result}`",
+                    what_runs(target),
                     info.name
                 ),
             )

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 use tokio::task::{AbortHandle, JoinSet};
 use tokio::time::Instant;
+use weft_core::run::ChildEnding;
 use weft_core::{
     Action, CancelMode, NodeId, RunContext, RunState, RunSummary, StartTask, TaskPhase,
 };
@@ -101,6 +102,8 @@ struct Driver {
     slot_waiting: Vec<StartTask>,
     /// When slots were last looked at.
     slot_checked: Instant,
+    /// Deadlines of tasks that run a pipeline (their `timeout`), by node and attempt.
+    child_deadlines: Vec<(Instant, NodeId, u32)>,
 }
 
 impl Driver {
@@ -150,6 +153,7 @@ impl Driver {
             gate_samples: JoinSet::new(),
             slot_waiting: Vec::new(),
             slot_checked: Instant::now(),
+            child_deadlines: Vec::new(),
         }
     }
 
@@ -299,6 +303,7 @@ impl Driver {
             self.journal_run_phase();
             let wait_wakeup = self.next_wait_wakeup();
             let slot_check = self.next_slot_check();
+            let child_deadline = self.next_child_deadline();
             let actions = tokio::select! {
                 Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => match joined {
                     Ok((node, attempt, report)) => self.finished(node, attempt, report),
@@ -345,6 +350,7 @@ impl Driver {
                     self.finally_deadline = None;
                     self.state.finally_timeout()
                 },
+                () = sleep_until(child_deadline) => self.child_deadlines_passed(),
             };
             pending.extend(actions);
         }
@@ -427,7 +433,9 @@ impl Driver {
                 let elapsed = (phase == TaskPhase::Terminal)
                     .then(|| self.running.get(&node).map(|r| r.started.elapsed()))
                     .flatten();
-                let is_finally = self.state.plan().nodes[node].is_finally;
+                // A child pipeline's `finally` is its own, not the run's.
+                let plan = self.state.plan();
+                let is_finally = node < plan.own_len && plan.nodes[node].is_finally;
                 if let Some(journal) = self.journal.as_mut() {
                     journal.transition(node, &name, phase, outcome, &reason, attempt);
                 }
@@ -460,6 +468,36 @@ impl Driver {
                         &reason,
                         attempt,
                     );
+                }
+                Vec::new()
+            }
+            Action::ChildStarted(start) => {
+                // Its child's tasks come as their own actions; only its timeout is ours.
+                if let Some(timeout) = start.timeout {
+                    self.child_deadlines.push((
+                        Instant::now() + timeout,
+                        start.node,
+                        start.attempt,
+                    ));
+                }
+                Vec::new()
+            }
+            Action::ChildEnded {
+                node,
+                attempt,
+                ending,
+                results,
+                ..
+            } => {
+                self.child_deadlines
+                    .retain(|&(_, n, a)| (n, a) != (node, attempt));
+                let (how, ending) = match ending {
+                    ChildEnding::Ended(ending) => (How::Ended, Some(ending)),
+                    ChildEnding::TimedOut => (How::TimedOut, None),
+                    ChildEnding::Cancelled => (How::Cancelled, None),
+                };
+                if !self.replayed(node, attempt) {
+                    self.journal_ended(node, attempt, how, ending, results);
                 }
                 Vec::new()
             }
@@ -507,6 +545,35 @@ impl Driver {
             }
         }
         RunEnd::Suspended
+    }
+
+    /// When the next task running a pipeline passes its `timeout`.
+    fn next_child_deadline(&self) -> Option<Instant> {
+        self.child_deadlines.iter().map(|(at, _, _)| *at).min()
+    }
+
+    /// Times out the tasks running pipelines whose `timeout` passed.
+    fn child_deadlines_passed(&mut self) -> Vec<Action> {
+        let now = Instant::now();
+        let (passed, left): (Vec<_>, Vec<_>) = self
+            .child_deadlines
+            .drain(..)
+            .partition(|(at, _, _)| *at <= now);
+        self.child_deadlines = left;
+        passed
+            .into_iter()
+            .flat_map(|(_, node, attempt)| self.state.task_timed_out(node, attempt))
+            .collect()
+    }
+
+    /// Whether the journal already holds how `attempt` of `node` ended (a recovered run
+    /// going through it again).
+    fn replayed(&self, node: NodeId, attempt: u32) -> bool {
+        let name = &self.state.plan().nodes[node].name;
+        self.journal
+            .as_ref()
+            .and_then(|j| j.durable().replay.as_ref())
+            .is_some_and(|replay| replay.ended.contains_key(&(name.clone(), attempt)))
     }
 
     fn apply_all(&mut self, actions: Vec<Action>) -> Vec<Action> {

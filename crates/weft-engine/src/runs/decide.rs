@@ -116,7 +116,7 @@ pub fn decide(
         // A task of the run that never waited (a plain task, or a wait not reached yet)
         // is a conflict; a task the run does not have is not found.
         let declared = super::spec::stored_pipeline(&record)
-            .is_some_and(|pipeline| pipeline.all_tasks().any(|t| t.name.value == task));
+            .is_some_and(|pipeline| pipeline.tasks_deep().iter().any(|t| t.name == task));
         if declared {
             return Err(DecideError::NotWaiting(format!(
                 "task `{task}` of run `{run}` is not waiting for a decision"

@@ -48,6 +48,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+mod nested;
+
 /// What the run knows about itself besides the plan.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunContext {
@@ -220,10 +222,41 @@ pub enum Action {
         /// Its reason (`Failed`, the error's reason, `TaskRunTimeout`).
         reason: String,
     },
+    /// A task that runs a pipeline began an attempt (`pipelineRef`/`pipelineSpec`; see
+    /// [`crate::child`]): its child's tasks come as their own actions, named `<task>.<x>`.
+    /// The engine records the attempt and, when the task has a `timeout`, calls
+    /// [`RunState::task_timed_out`] once it passes; it launches nothing for it.
+    ChildStarted(StartTask),
+    /// An attempt of a task that runs a pipeline is over (its child pipeline finished):
+    /// the engine records it as any attempt's ending. What happens to the task follows.
+    ChildEnded {
+        /// Node id.
+        node: NodeId,
+        /// Task name.
+        name: String,
+        /// The attempt, 0-based.
+        attempt: u32,
+        /// How it ended.
+        ending: ChildEnding,
+        /// The child's `spec.results` that resolved.
+        results: BTreeMap<String, String>,
+    },
     /// Every non-finally task is terminal and `finally` tasks are being started.
     FinallyStarted,
     /// The run is over (emitted exactly once).
     Finished(RunSummary),
+}
+
+/// How an attempt of a task that runs a pipeline ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ChildEnding {
+    /// The child finished: `Success` (`Succeeded`, `Completed`), `Warning`, `Failure`
+    /// (its message the child's reason) or `Errored`.
+    Ended(TaskEnding),
+    /// The task's `timeout` passed.
+    TimedOut,
+    /// The parent cancelled it.
+    Cancelled,
 }
 
 /// The task that halted the run.
@@ -315,6 +348,12 @@ pub struct TaskReport {
     /// For one combination of a matrixed task: which.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub matrix: Option<MatrixReport>,
+    /// It runs a pipeline (`pipelineRef`/`pipelineSpec`): its tasks follow, nested.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub runs_pipeline: bool,
+    /// For a task of a pipeline a task runs: that task of the run's own pipeline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nested_in: Option<String>,
 }
 
 /// Which combination of a matrixed task a task of the report is.
@@ -382,6 +421,15 @@ pub struct RunState {
     carried: Vec<Option<Carried>>,
     /// Which attempt of its run this is (1 unless re-run).
     attempt: u32,
+    /// The running child pipelines, by the task running each.
+    children: BTreeMap<NodeId, nested::ChildRun>,
+    /// Per task running a pipeline: attempts its child's nodes made in earlier attempts
+    /// of the task (a retry's child numbers its attempts after them).
+    child_offsets: BTreeMap<NodeId, Vec<u32>>,
+    /// Children that finished, for `settle` to end their tasks.
+    child_ends: VecDeque<(NodeId, RunSummary)>,
+    /// The tasks of each child's last run, named as the parent's nodes.
+    child_reports: BTreeMap<NodeId, Vec<TaskReport>>,
 }
 
 /// A task a re-run keeps from the previous attempt of its run (release-control.md section
@@ -410,8 +458,7 @@ impl Carried {
 impl RunState {
     /// A run of `plan`, nothing started yet.
     pub fn new(plan: Arc<Plan>, context: RunContext) -> Self {
-        let nodes = plan
-            .nodes
+        let nodes = plan.nodes[..plan.own_len]
             .iter()
             .map(|node| NodeState {
                 phase: TaskPhase::Pending,
@@ -433,7 +480,7 @@ impl RunState {
             })
             .collect();
         let dag_len = plan.dag_len;
-        let total = plan.nodes.len();
+        let total = plan.own_len;
         RunState {
             plan,
             context,
@@ -455,6 +502,10 @@ impl RunState {
             ended_count: 0,
             carried: Vec::new(),
             attempt: 1,
+            children: BTreeMap::new(),
+            child_offsets: BTreeMap::new(),
+            child_ends: VecDeque::new(),
+            child_reports: BTreeMap::new(),
         }
     }
 
@@ -507,6 +558,11 @@ impl RunState {
 
     /// The engine began `attempt` of `node` (Queued -> Running).
     pub fn task_started(&mut self, node: NodeId, attempt: u32) -> Vec<Action> {
+        if node >= self.plan.own_len {
+            return self.nested(node, attempt, |child, node, attempt| {
+                child.task_started(node, attempt)
+            });
+        }
         let mut actions = Vec::new();
         if let Some(state) = self.nodes.get(node)
             && state.phase == TaskPhase::Queued
@@ -525,9 +581,28 @@ impl RunState {
         ending: TaskEnding,
         results: BTreeMap<String, String>,
     ) -> Vec<Action> {
+        if node >= self.plan.own_len {
+            return self.nested(node, attempt, |child, node, attempt| {
+                child.task_ended(node, attempt, ending, results)
+            });
+        }
         let mut actions = Vec::new();
+        self.end_attempt(node, attempt, ending, results, &mut actions);
+        self.settle(&mut actions);
+        actions
+    }
+
+    /// `attempt` of own `node` ended as `ending` (a plugin's, or its child pipeline's).
+    fn end_attempt(
+        &mut self,
+        node: NodeId,
+        attempt: u32,
+        ending: TaskEnding,
+        results: BTreeMap<String, String>,
+        actions: &mut Vec<Action>,
+    ) {
         if !self.is_current(node, attempt) {
-            return actions;
+            return;
         }
         let retryable = match &ending {
             TaskEnding::Failure { .. } => true,
@@ -545,25 +620,19 @@ impl RunState {
                 TaskEnding::Errored { reason, .. } => (Outcome::Errored, reason.clone()),
                 _ => (Outcome::Failed, reasons::FAILED.to_string()),
             };
-            self.retry(node, outcome, reason, &mut actions);
-            return actions;
+            self.retry(node, outcome, reason, actions);
+            return;
         }
         let plan = Arc::clone(&self.plan);
         let spec = &plan.nodes[node];
         let mapped = apply_policy(&ending, spec.on_error, &spec.on_status);
-        self.terminate(
-            node,
-            mapped.outcome,
-            mapped.reason,
-            mapped.flow,
-            &mut actions,
-        );
+        self.terminate(node, mapped.outcome, mapped.reason, mapped.flow, actions);
         if !spec.is_finally {
             match mapped.flow {
                 Flow::Continue => {}
                 Flow::Stop => {
                     self.stopping = true;
-                    self.sweep_pending(false, &mut actions);
+                    self.sweep_pending(false, actions);
                 }
                 Flow::Halt => {
                     if self.halted_by.is_none() {
@@ -576,23 +645,38 @@ impl RunState {
                         self.cancel_active(
                             0..self.plan.dag_len,
                             (Outcome::Cancelled, reasons::RUN_HALTED),
-                            &mut actions,
+                            actions,
                         );
                     }
-                    self.sweep_pending(false, &mut actions);
+                    self.sweep_pending(false, actions);
                 }
             }
         }
-        self.settle(&mut actions);
-        actions
     }
 
     /// `attempt` of `node` ran past its own `timeout` (the engine already aborted it).
     /// Retried like a failure, as Tekton does.
     pub fn task_timed_out(&mut self, node: NodeId, attempt: u32) -> Vec<Action> {
+        if node >= self.plan.own_len {
+            return self.nested(node, attempt, |child, node, attempt| {
+                child.task_timed_out(node, attempt)
+            });
+        }
         let mut actions = Vec::new();
+        if self.children.contains_key(&node) {
+            // Its whole child pipeline times out; the task ends when the child does.
+            self.time_out_child(node, attempt, &mut actions);
+        } else {
+            self.time_out_attempt(node, attempt, &mut actions);
+        }
+        self.settle(&mut actions);
+        actions
+    }
+
+    /// `attempt` of own `node` ran past its `timeout` and is over.
+    fn time_out_attempt(&mut self, node: NodeId, attempt: u32, actions: &mut Vec<Action>) {
         if !self.is_current(node, attempt) {
-            return actions;
+            return;
         }
         let state = &mut self.nodes[node];
         state.raw = None;
@@ -600,22 +684,20 @@ impl RunState {
         state.results.clear();
         if self.may_retry(node) {
             let reason = reasons::TASK_TIMEOUT.to_string();
-            self.retry(node, Outcome::TimedOut, reason, &mut actions);
-            return actions;
+            self.retry(node, Outcome::TimedOut, reason, actions);
+            return;
         }
         self.terminate(
             node,
             Outcome::TimedOut,
             reasons::TASK_TIMEOUT.into(),
             Flow::Stop,
-            &mut actions,
+            actions,
         );
         if !self.plan.nodes[node].is_finally {
             self.stopping = true;
-            self.sweep_pending(false, &mut actions);
+            self.sweep_pending(false, actions);
         }
-        self.settle(&mut actions);
-        actions
     }
 
     /// The engine could not launch `attempt` of `node` (its plugin was not prepared, the
@@ -630,6 +712,12 @@ impl RunState {
         attempt: u32,
         message: impl Into<String>,
     ) -> Vec<Action> {
+        if node >= self.plan.own_len {
+            let message = message.into();
+            return self.nested(node, attempt, |child, node, attempt| {
+                child.task_launch_failed(node, attempt, message)
+            });
+        }
         let mut actions = Vec::new();
         if !self.is_current(node, attempt) {
             return actions;
@@ -664,7 +752,12 @@ impl RunState {
     /// `attempt` of waiting `node` was approved but deferred (`true`), or is no longer
     /// (`false`): only the operation view changes.
     pub fn task_deferred(&mut self, node: NodeId, attempt: u32, deferred: bool) {
-        if self.is_current(node, attempt) {
+        if node >= self.plan.own_len {
+            self.nested(node, attempt, |child, node, attempt| {
+                child.task_deferred(node, attempt, deferred);
+                Vec::new()
+            });
+        } else if self.is_current(node, attempt) {
             self.nodes[node].deferred = deferred;
         }
     }
@@ -672,6 +765,11 @@ impl RunState {
     /// `attempt` of waiting `node` ended as `ending` (a decision, a deferral passed, a
     /// gate passing or timing out, a wait's timeout): see [`crate::waits::wait_result`].
     pub fn task_waited(&mut self, node: NodeId, attempt: u32, ending: &WaitEnding) -> Vec<Action> {
+        if node >= self.plan.own_len {
+            return self.nested(node, attempt, |child, node, attempt| {
+                child.task_waited(node, attempt, ending)
+            });
+        }
         let mut actions = Vec::new();
         if !self.is_current(node, attempt) || self.nodes[node].phase == TaskPhase::Cancelling {
             return actions;
@@ -701,16 +799,26 @@ impl RunState {
 
     /// The engine confirms `attempt` of `node` was aborted after an [`Action::Cancel`].
     pub fn task_cancelled(&mut self, node: NodeId, attempt: u32) -> Vec<Action> {
+        if node >= self.plan.own_len {
+            return self.nested(node, attempt, |child, node, attempt| {
+                child.task_cancelled(node, attempt)
+            });
+        }
         let mut actions = Vec::new();
+        self.cancelled_attempt(node, attempt, &mut actions);
+        self.settle(&mut actions);
+        actions
+    }
+
+    /// `attempt` of own `node` was aborted as asked: it ends as the cancel said.
+    fn cancelled_attempt(&mut self, node: NodeId, attempt: u32, actions: &mut Vec<Action>) {
         if !self.is_current(node, attempt) {
-            return actions;
+            return;
         }
         let (outcome, reason) = self.nodes[node]
             .on_cancelled
             .unwrap_or((Outcome::Cancelled, "TaskCancelled"));
-        self.terminate(node, outcome, reason.into(), Flow::Continue, &mut actions);
-        self.settle(&mut actions);
-        actions
+        self.terminate(node, outcome, reason.into(), Flow::Continue, actions);
     }
 
     /// A user cancels the run. A stronger mode may follow a weaker one (a second Ctrl-C).
@@ -722,7 +830,7 @@ impl RunState {
         self.cancelled = Some(mode);
         let user = (Outcome::Cancelled, reasons::RUN_CANCELLED);
         if mode == CancelMode::Cancelled {
-            self.cancel_active(0..self.plan.nodes.len(), user, &mut actions);
+            self.cancel_active(0..self.plan.own_len, user, &mut actions);
             self.sweep_pending(true, &mut actions);
         } else if !self.finally_started {
             if mode.cancels_running() {
@@ -788,7 +896,7 @@ impl RunState {
             return actions;
         }
         self.finally_timed_out = true;
-        let finally = self.plan.dag_len..self.plan.nodes.len();
+        let finally = self.plan.dag_len..self.plan.own_len;
         for node in finally.clone() {
             if self.nodes[node].phase == TaskPhase::Pending && self.finally_started {
                 self.skip(node, SkipReason::RunTimedOut.as_str(), &mut actions);
@@ -812,7 +920,7 @@ impl RunState {
         }
         self.pipeline_timed_out = true;
         self.cancel_active(
-            0..self.plan.nodes.len(),
+            0..self.plan.own_len,
             (Outcome::TimedOut, reasons::PIPELINE_RUN_TIMEOUT),
             &mut actions,
         );
@@ -830,7 +938,7 @@ impl RunState {
         }
         self.infra_error = Some(message.into());
         self.cancel_active(
-            0..self.plan.nodes.len(),
+            0..self.plan.own_len,
             (Outcome::Cancelled, reasons::INFRASTRUCTURE_ERROR),
             &mut actions,
         );
@@ -853,6 +961,9 @@ impl RunState {
         if self.infra_error.is_none() {
             self.infra_error = Some(message.into());
         }
+        // Children are abandoned with their tasks: nothing of them is left to wait for.
+        self.children.clear();
+        self.child_ends.clear();
         for node in 0..self.nodes.len() {
             match self.nodes[node].phase {
                 TaskPhase::Terminal => {}
@@ -874,16 +985,18 @@ impl RunState {
         actions
     }
 
-    /// Tasks that are not terminal yet, with their phases, in declaration order (for a
-    /// watchdog naming what a stalled run waits for).
-    pub fn unfinished_tasks(&self) -> Vec<(&str, TaskPhase)> {
-        self.plan
+    /// Tasks that are not terminal yet, with their phases, in declaration order (those
+    /// of running child pipelines after), for a watchdog naming what a stalled run waits
+    /// for.
+    pub fn unfinished_tasks(&self) -> Vec<(String, TaskPhase)> {
+        let own = self
+            .plan
             .nodes
             .iter()
             .zip(&self.nodes)
             .filter(|(_, state)| state.phase != TaskPhase::Terminal)
-            .map(|(spec, state)| (spec.name.as_str(), state.phase))
-            .collect()
+            .map(|(spec, state)| (spec.name.clone(), state.phase));
+        own.chain(self.unfinished_child_tasks()).collect()
     }
 
     /// Where the run is.
@@ -942,30 +1055,40 @@ impl RunState {
                 attempt: self.attempt,
                 operation: self.operation(),
             },
+            // A task that runs a pipeline is followed by that pipeline's tasks, nested.
             tasks: self
                 .plan
                 .nodes
                 .iter()
                 .zip(&self.nodes)
                 .enumerate()
-                .map(|(node, (spec, state))| TaskReport {
-                    name: spec.name.clone(),
-                    finally: spec.is_finally,
-                    status: match state.outcome {
-                        Some(outcome) => outcome.as_str().to_string(),
-                        None => format!("{:?}", state.phase),
-                    },
-                    reason: state.reason.clone(),
-                    exit_code: state.exit_code,
-                    attempts: state.prior_attempts + state.attempts,
-                    results: state.results.clone(),
-                    message: state.message.clone(),
-                    operation: crate::operation::task_operation(&self.task_facts(node)),
-                    matrix: spec.matrix.as_ref().map(|member| MatrixReport {
-                        task: member.task.clone(),
-                        index: member.index,
-                        params: member.params.clone(),
-                    }),
+                .flat_map(|(node, (spec, state))| {
+                    let own = TaskReport {
+                        name: spec.name.clone(),
+                        finally: spec.is_finally,
+                        status: match state.outcome {
+                            Some(outcome) => outcome.as_str().to_string(),
+                            None => format!("{:?}", state.phase),
+                        },
+                        reason: state.reason.clone(),
+                        exit_code: state.exit_code,
+                        attempts: state.prior_attempts + state.attempts,
+                        results: state.results.clone(),
+                        message: state.message.clone(),
+                        operation: crate::operation::task_operation(&self.task_facts(node)),
+                        matrix: spec.matrix.as_ref().map(|member| MatrixReport {
+                            task: member.task.clone(),
+                            index: member.index,
+                            params: member.params.clone(),
+                        }),
+                        runs_pipeline: spec.child.is_some(),
+                        nested_in: None,
+                    };
+                    let nested = match spec.child {
+                        Some(_) => self.child_task_reports(node),
+                        None => Vec::new(),
+                    };
+                    std::iter::once(own).chain(nested)
                 })
                 .collect(),
         }
@@ -983,10 +1106,16 @@ impl RunState {
         } else {
             RunStage::Running
         };
-        let tasks: Vec<TaskFacts> = (0..self.nodes.len())
+        crate::operation::run_operation(stage, &self.all_task_facts())
+    }
+
+    /// What the operation view reads of every task, running child pipelines' included.
+    fn all_task_facts(&self) -> Vec<TaskFacts> {
+        let mut tasks: Vec<TaskFacts> = (0..self.nodes.len())
             .map(|node| self.task_facts(node))
             .collect();
-        crate::operation::run_operation(stage, &tasks)
+        tasks.extend(self.child_facts());
+        tasks
     }
 
     /// What the operation view reads of one node.
@@ -1090,9 +1219,14 @@ impl RunState {
         });
     }
 
-    /// Emits the Start of the node's current attempt (a wait's Wait).
+    /// Emits the Start of the node's current attempt (a wait's Wait; a child pipeline's
+    /// start).
     fn queue(&mut self, node: NodeId, reason: &str, actions: &mut Vec<Action>) {
         self.nodes[node].attempts += 1;
+        if self.plan.nodes[node].child.is_some() {
+            self.start_child(node, reason, actions);
+            return;
+        }
         let wait = self.plan.nodes[node].wait;
         let phase = if wait.is_some() {
             TaskPhase::Blocked
@@ -1312,22 +1446,13 @@ impl RunState {
     /// Propagates terminal nodes to their children (iteratively: a 100,000-task chain of
     /// skips must not recurse), then starts `finally` and finishes when due.
     fn settle(&mut self, actions: &mut Vec<Action>) {
-        while let Some(node) = self.settled.pop_front() {
-            let skipped_for_real = self.nodes[node].outcome == Some(Outcome::Skipped)
-                && self.nodes[node].reason != SkipReason::WhenExpressionsFalse.as_str();
-            let plan = Arc::clone(&self.plan);
-            for &child in &plan.nodes[node].children {
-                let child_state = &mut self.nodes[child];
-                child_state.parent_skipped |= skipped_for_real;
-                child_state.waiting_on = child_state.waiting_on.saturating_sub(1);
-                if child_state.waiting_on == 0 {
-                    self.consider(child, actions);
-                }
+        loop {
+            self.propagate(actions);
+            if self.finally_started || self.dag_tally.terminal != self.dag_tally.total {
+                break;
             }
-        }
-        if !self.finally_started && self.dag_tally.terminal == self.dag_tally.total {
             self.finally_started = true;
-            let finally = self.plan.dag_len..self.plan.nodes.len();
+            let finally = self.plan.dag_len..self.plan.own_len;
             let finally_runs = self.cancelled != Some(CancelMode::Cancelled)
                 && !self.pipeline_timed_out
                 && self.infra_error.is_none();
@@ -1344,11 +1469,38 @@ impl RunState {
         }
     }
 
+    /// Tells children of terminal nodes, and ends the tasks whose child pipelines
+    /// finished, until neither is left.
+    fn propagate(&mut self, actions: &mut Vec<Action>) {
+        while !self.settled.is_empty() || !self.child_ends.is_empty() {
+            self.tell_children(actions);
+            if let Some((node, summary)) = self.child_ends.pop_front() {
+                self.end_child(node, summary, actions);
+            }
+        }
+    }
+
+    fn tell_children(&mut self, actions: &mut Vec<Action>) {
+        while let Some(node) = self.settled.pop_front() {
+            let skipped_for_real = self.nodes[node].outcome == Some(Outcome::Skipped)
+                && self.nodes[node].reason != SkipReason::WhenExpressionsFalse.as_str();
+            let plan = Arc::clone(&self.plan);
+            for &child in &plan.nodes[node].children {
+                let child_state = &mut self.nodes[child];
+                child_state.parent_skipped |= skipped_for_real;
+                child_state.waiting_on = child_state.waiting_on.saturating_sub(1);
+                if child_state.waiting_on == 0 {
+                    self.consider(child, actions);
+                }
+            }
+        }
+    }
+
     /// Skips every pending non-finally node (and finally ones too when `with_finally`),
     /// with the skip reason the current run state gives.
     fn sweep_pending(&mut self, with_finally: bool, actions: &mut Vec<Action>) {
         let end = if with_finally {
-            self.plan.nodes.len()
+            self.plan.own_len
         } else {
             self.plan.dag_len
         };
@@ -1376,6 +1528,11 @@ impl RunState {
             ) {
                 self.nodes[node].on_cancelled = Some(then);
                 self.set_phase(node, TaskPhase::Cancelling, then.1, actions);
+                if self.children.contains_key(&node) {
+                    // The child stops; the task ends when the child has.
+                    self.cancel_child(node, then.0, actions);
+                    continue;
+                }
                 actions.push(Action::Cancel {
                     node,
                     attempt: self.nodes[node].attempt,
