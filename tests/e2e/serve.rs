@@ -487,6 +487,25 @@ fn a_pipelinerun_is_submitted_with_its_name_params_and_workspaces() {
     );
     assert_eq!(code, 400, "{body:#}");
     assert_eq!(served.call("GET", "/api/v1/runs/pending-run", None).0, 404);
+    // Pipelines in pipelines through the API: the child's tasks are the run's, nested.
+    let (code, created) = served.call(
+        "POST",
+        "/api/v1/runs",
+        Some(&json!({
+            "pipeline": read("tests/tekton/38-pipeline-in-pipeline-retried-as-a-whole.yaml"),
+            "file": "nested.yaml",
+        })),
+    );
+    assert_eq!(code, 201, "{created:#}");
+    let done = served.wait_for("retried-child", |r| !status(r).is_empty());
+    assert_eq!(status(&done), "Succeeded", "{done:#}");
+    assert_eq!(attempts_of(&done, "ship").len(), 2, "{done:#}");
+    assert_eq!(attempts_of(&done, "ship.flaky").len(), 2, "{done:#}");
+    let tasks: Vec<&str> = done["report"]["tasks"]
+        .as_array()
+        .map(|t| t.iter().filter_map(|t| t["name"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(tasks, ["ship", "ship.prepare", "ship.flaky"], "{done:#}");
 }
 
 /// `GET /metrics` parsed: `name{labels}` -> value (comments and `# EOF` left out).
