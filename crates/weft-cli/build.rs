@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 
 /// Plugins built with the others but never embedded.
-const TEST_ONLY: &[&str] = &["hostile", "hostile-decorator", "hostile-gate"];
+const TEST_ONLY: &[&str] = &["hostile", "hostile-decorator", "hostile-gate", "noop"];
 
 fn main() {
     embed_sdk_files();

@@ -113,6 +113,17 @@ fn build_plugins() -> Result<PathBuf, String> {
         "--manifest-path",
         "plugins/Cargo.toml",
     ]))?;
+    // B1's floor, no_std: a workspace of its own, built into the same target directory.
+    run(cargo().args([
+        "build",
+        "--release",
+        "--target",
+        WASM_TARGET,
+        "--manifest-path",
+        "plugins/noop/Cargo.toml",
+        "--target-dir",
+        "plugins/target",
+    ]))?;
     let built = root
         .join("plugins/target")
         .join(WASM_TARGET)

@@ -83,8 +83,9 @@ fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
-/// The bare loop: a pooled engine, a linker with WASI only, instantiate, call `run`, drop.
-async fn bare_loop(wasm: &[u8]) -> Result<Vec<Duration>, String> {
+/// The bare loop: a pooled engine, a linker with WASI only, instantiate, call `run` (unless
+/// `call` is false: instantiation alone), drop.
+async fn bare_loop(wasm: &[u8], call: bool) -> Result<Vec<Duration>, String> {
     let mut pool = wasmtime::PoolingAllocationConfig::new();
     pool.total_component_instances(100)
         .total_core_instances(800)
@@ -127,11 +128,13 @@ async fn bare_loop(wasm: &[u8]) -> Result<Vec<Duration>, String> {
             },
         );
         let instance = pre.instantiate_async(&mut store).await.map_err(err)?;
-        instance
-            .weft_plugin_task_plugin()
-            .call_run(&mut store, &ctx)
-            .await
-            .map_err(err)?;
+        if call {
+            instance
+                .weft_plugin_task_plugin()
+                .call_run(&mut store, &ctx)
+                .await
+                .map_err(err)?;
+        }
         drop(store);
         if i >= WARMUP {
             samples.push(started.elapsed());
@@ -167,15 +170,56 @@ async fn weft_loop(wasm: &[u8]) -> Result<Vec<Duration>, String> {
 /// B1.
 pub async fn run(inputs: &Inputs) -> Result<Vec<Figure>, String> {
     let wasm = std::fs::read(inputs.plugins.join("exit.wasm")).map_err(err)?;
-    // Interleave to share the machine's state fairly between the two loops.
-    let mut bare = bare_loop(&wasm).await?;
+    // The floor: the smallest task component (no_std, no WASI; `plugins/noop`).
+    let minimal = std::fs::read(inputs.plugins.join("noop.wasm")).map_err(err)?;
+    // Interleave to share the machine's state fairly between the loops.
+    let mut bare = bare_loop(&wasm, true).await?;
+    let mut floor = bare_loop(&minimal, true).await?;
     let mut weft = weft_loop(&wasm).await?;
-    let mut bare2 = bare_loop(&wasm).await?;
+    let mut instantiate = bare_loop(&wasm, false).await?;
+    let mut floor_instantiate = bare_loop(&minimal, false).await?;
+    let mut bare2 = bare_loop(&wasm, true).await?;
+    let mut floor2 = bare_loop(&minimal, true).await?;
     bare.append(&mut bare2);
+    floor.append(&mut floor2);
     let bare_us = median_us(&mut bare);
+    let floor_us = median_us(&mut floor);
+    let instantiate_us = median_us(&mut instantiate);
+    let floor_instantiate_us = median_us(&mut floor_instantiate);
     let weft_us = median_us(&mut weft);
     let ratio = weft_us / bare_us;
+    let over_floor = bare_us / floor_us;
     Ok(vec![
+        Figure {
+            id: "B1",
+            what: "bare pooled cycle of a minimal component (no_std `noop`, no WASI), p50".into(),
+            value: floor_us,
+            unit: "µs",
+            ratio: None,
+            ratio_of: String::new(),
+            target: "baseline".into(),
+            met: true,
+        },
+        Figure {
+            id: "B1",
+            what: "bare pooled instantiation alone: exit (no call)".into(),
+            value: instantiate_us,
+            unit: "µs",
+            ratio: Some(instantiate_us / floor_instantiate_us),
+            ratio_of: format!("exit / noop ({floor_instantiate_us:.1} µs)"),
+            target: "measured".into(),
+            met: true,
+        },
+        Figure {
+            id: "B1",
+            what: "bare pooled cycle of exit against the minimal component's".into(),
+            value: bare_us,
+            unit: "µs",
+            ratio: Some(over_floor),
+            ratio_of: "exit / noop".into(),
+            target: "<= 3x minimal".into(),
+            met: over_floor <= 3.0,
+        },
         Figure {
             id: "B1",
             what: "bare wasmtime pooled cycle (instantiate+call+drop), p50".into(),

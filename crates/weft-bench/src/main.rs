@@ -2,7 +2,8 @@
 //! figure and its ratio against a baseline measured in the same run, so the machine's
 //! speed cancels out. Run it through `cargo xtask bench` (release build).
 //!
-//! - B1: weft's per-task cycle vs the bare wasmtime pooled loop, same component.
+//! - B1: weft's per-task cycle vs the bare wasmtime pooled loop, same component; that loop
+//!   for `exit` against a minimal no_std component (`plugins/noop`), instantiation apart.
 //! - B2: a 1,000-task no-op DAG through `weft run` vs the same DAG under `make -j2` and
 //!   `ninja -j2` (skipped when `ninja` is not installed).
 //! - B2L, B3L (not in the default run): `weft run`, journaled, of B2's layered DAG and of
