@@ -447,6 +447,52 @@ fn http_without_a_token_pages_work_and_posts_still_need_the_csrf_token() {
     );
     let js = http(&address, "GET", "/assets/dashboard.js", &[], "");
     assert!(js.body.contains("EventSource"));
+
+    // A new run of a run's pipeline, from the form its params make.
+    let cookie = cookie.split(';').next().unwrap_or_default().to_string();
+    let run = submit(
+        &served,
+        "dashboard-slow.yaml",
+        json!({"params": {"first": "1s"}}),
+    );
+    let new = http(
+        &address,
+        "GET",
+        &format!("/runs/{run}/new"),
+        &[("Cookie", &cookie)],
+        "",
+    );
+    assert_eq!(new.status, 200, "{}", new.body);
+    assert!(
+        new.body.contains("name=\"p.first\" value=\"3s\""),
+        "the default is filled in: {}",
+        new.body
+    );
+    let action = format!("/runs/{run}/new");
+    let forged = http(
+        &address,
+        "POST",
+        &action,
+        &[("Cookie", &cookie), ("Content-Type", FORM)],
+        &form(&[("p.first", "1s")]),
+    );
+    assert_eq!(forged.status, 403);
+    let started = http(
+        &address,
+        "POST",
+        &action,
+        &[("Cookie", &cookie), ("Content-Type", FORM)],
+        &form(&[("p.first", "1s"), ("csrf", &csrf_of(&new.body))]),
+    );
+    assert_eq!(started.status, 303, "{}", started.body);
+    let location = started.header("location").unwrap_or_default();
+    assert!(
+        location.starts_with("/runs/dashboard-slow-") && !location.ends_with(&run),
+        "{location}"
+    );
+    let new_run = location.trim_start_matches("/runs/");
+    let shown = served.wait_for(new_run, |_| true);
+    assert_eq!(shown["pipeline"], "dashboard-slow", "{shown:#}");
 }
 
 // ---------------------------------------------------------------------------------

@@ -53,6 +53,51 @@ pub(super) struct SubmitRequest {
     plugins: BTreeMap<String, String>,
 }
 
+impl SubmitRequest {
+    /// A submission of `pipeline` (its text, its file name for diagnostics) with
+    /// `params` and `plugins` pins, nothing else: what the dashboard's form submits.
+    pub(super) fn of_pipeline(
+        pipeline: String,
+        file: String,
+        params: BTreeMap<String, ParamValue>,
+        plugins: BTreeMap<String, String>,
+    ) -> SubmitRequest {
+        SubmitRequest {
+            pipeline,
+            file: Some(file),
+            params,
+            name: None,
+            parallelism: None,
+            timeout: None,
+            tasks_timeout: None,
+            finally_timeout: None,
+            grants: Vec::new(),
+            reports: Vec::new(),
+            scheduled_at: None,
+            plugins,
+        }
+    }
+
+    /// Replaces its params.
+    pub(super) fn set_params(&mut self, params: BTreeMap<String, ParamValue>) {
+        self.params = params;
+    }
+}
+
+/// A submission with its spec made (`run_spec`), submitted and started here: the run's
+/// name, or why not. The one path of `POST /api/v1/runs` and the dashboard's form.
+pub(super) async fn submit_request(
+    server: &Arc<Server>,
+    request: SubmitRequest,
+) -> Result<String, Refusal> {
+    if let Some(refused) = super::not_accepting(server) {
+        return Err(refused);
+    }
+    let spec = run_spec(server, request)
+        .map_err(|err| Refusal::new(StatusCode::BAD_REQUEST, "bad-request", err))?;
+    start_submitted(server, server.service.submit(spec).await)
+}
+
 /// The run a submission asks for: the request's fields (in the same grammar as `weft
 /// run`'s flags: `TASK=SECRET` grants, `FORGE:CONFIG` reports, Go durations) on top of what
 /// the operator gives every submission. Host directories are the operator's: a
@@ -124,11 +169,10 @@ pub(super) async fn submit(
         Ok(request) => request,
         Err(answer) => return *answer,
     };
-    let spec = match run_spec(&server, request) {
-        Ok(spec) => spec,
-        Err(err) => return error(StatusCode::BAD_REQUEST, "bad-request", err),
-    };
-    submitted(&server, server.service.submit(spec).await)
+    match submit_request(&server, request).await {
+        Ok(name) => created(&name),
+        Err(refused) => refused.into_response(),
+    }
 }
 
 /// The answer to a submission (a run or a re-run): `201` with the run's links (and the
@@ -138,21 +182,26 @@ pub(super) fn submitted(
     result: Result<weft_engine::runs::Submitted, SubmitError>,
 ) -> Response {
     match start_submitted(server, result) {
-        Ok(name) => (
-            StatusCode::CREATED,
-            Json(json!({
-                "name": name,
-                "attempt": runs::attempt_number(&name),
-                "links": {
-                    "self": format!("/api/v1/runs/{name}"),
-                    "logs": format!("/api/v1/runs/{name}/logs"),
-                    "cancel": format!("/api/v1/runs/{name}/cancel"),
-                },
-            })),
-        )
-            .into_response(),
+        Ok(name) => created(&name),
         Err(refused) => refused.into_response(),
     }
+}
+
+/// `201` with the new run's name and links.
+fn created(name: &str) -> Response {
+    (
+        StatusCode::CREATED,
+        Json(json!({
+            "name": name,
+            "attempt": runs::attempt_number(name),
+            "links": {
+                "self": format!("/api/v1/runs/{name}"),
+                "logs": format!("/api/v1/runs/{name}/logs"),
+                "cancel": format!("/api/v1/runs/{name}/cancel"),
+            },
+        })),
+    )
+        .into_response()
 }
 
 /// A submission (a run or a re-run) that went through starts executing here; its name,

@@ -147,7 +147,9 @@ pub fn stream(
                 }
                 None => tokio::time::sleep(POLL).await,
             }
-            if tx.is_closed() {
+            // A closed page, or a server shutting down (its graceful stop waits for
+            // open connections: a stream must not hold it).
+            if tx.is_closed() || !server.accepting.load(std::sync::atomic::Ordering::SeqCst) {
                 return;
             }
         }

@@ -11,6 +11,7 @@
 //! | `GET /runs/{run}` | a run (`?attempt=N`) |
 //! | `GET /runs/{run}/tasks/{task}` | a task's log |
 //! | `GET /runs/{run}/events` | its live updates (`?task=T&after=CURSOR` adds the log) |
+//! | `GET/POST /runs/{run}/new` | a new run of that run's pipeline, with params from a form |
 //! | `POST /runs/{run}/cancel`, `/rerun`, `/approvals/{task}`, `/interventions/{task}` | actions |
 //! | `GET /assets/dashboard.{css,js}` | embedded assets |
 //!
@@ -21,6 +22,7 @@
 mod live;
 mod pages;
 mod session;
+mod submit;
 mod svg;
 mod view;
 
@@ -72,6 +74,7 @@ pub fn routes() -> Router<Arc<Server>> {
         .route("/runs/{run}", get(run_page))
         .route("/runs/{run}/tasks/{task}", get(log_page))
         .route("/runs/{run}/events", get(events))
+        .route("/runs/{run}/new", get(new_run_page).post(new_run))
         .route("/runs/{run}/cancel", post(cancel))
         .route("/runs/{run}/rerun", post(rerun))
         .route("/runs/{run}/approvals/{task}", post(approve))
@@ -153,15 +156,28 @@ fn page(html: String, session: &Session, new: bool) -> Response {
     response
 }
 
-/// A refusal as a page, with its status.
+/// A refusal as a page, with its status (and the diagnostics of an invalid pipeline).
 fn refused(session: Option<&Session>, refusal: Refusal) -> Response {
+    let mut message = refusal.message;
+    let diagnostics = refusal
+        .document
+        .as_ref()
+        .and_then(|d| d["diagnostics"].as_array().cloned())
+        .unwrap_or_default();
+    for diagnostic in diagnostics.iter().take(20) {
+        let _ = std::fmt::Write::write_fmt(
+            &mut message,
+            format_args!(
+                "; {}:{}: {}",
+                diagnostic["line"],
+                diagnostic["column"],
+                diagnostic["message"].as_str().unwrap_or_default()
+            ),
+        );
+    }
     (
         refusal.status,
-        Html(pages::error(
-            session,
-            refusal.status.as_u16(),
-            &refusal.message,
-        )),
+        Html(pages::error(session, refusal.status.as_u16(), &message)),
     )
         .into_response()
 }
@@ -460,6 +476,45 @@ async fn events(
         Err(refusal) => return refused(None, refusal),
     };
     live::stream(server.clone(), id, query.task, query.after.unwrap_or(0)).into_response()
+}
+
+async fn new_run_page(
+    State(server): State<Arc<Server>>,
+    headers: HeaderMap,
+    Path(run): Path<String>,
+) -> Response {
+    for_visitor(&server, &headers, |session| {
+        let id = super::run_api::resolve_attempt(&server, &run, None)?;
+        let source = submit::source(server.store.as_ref(), &id)?;
+        Ok(pages::new_run(
+            session,
+            &id,
+            &source.pipeline,
+            &submit::fields(&source.params),
+            &submit::action(&id),
+        ))
+    })
+}
+
+async fn new_run(
+    State(server): State<Arc<Server>>,
+    headers: HeaderMap,
+    Path(run): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let (session, fields) = match checked(&server, &headers, &body) {
+        Ok(checked) => checked,
+        Err(answer) => return *answer,
+    };
+    let submitted = async {
+        let id = super::run_api::resolve_attempt(&server, &run, None)?;
+        let source = submit::source(server.store.as_ref(), &id)?;
+        super::run_api::submit_request(&server, submit::request(source, &fields)).await
+    };
+    match submitted.await {
+        Ok(name) => to_run(&name),
+        Err(refusal) => refused(Some(&session), refusal),
+    }
 }
 
 /// After an action, back to the run's page (its latest attempt: a re-run's new one).

@@ -311,11 +311,15 @@ pub fn run(session: Option<&Session>, caller: &Caller, run: &RunView) -> String 
     layout(&run.name, session, live.as_deref(), &main)
 }
 
-/// Cancel (while the run goes) and re-run (once it ended, from its latest attempt).
+/// Cancel (while the run goes) and re-run (once it ended, from its latest attempt); a
+/// new run of the pipeline with other params.
 fn actions(session: &Session, run: &RunView) -> String {
     let seg = escape(&segment(&run.id));
     let csrf = csrf_field(session);
-    let mut out = String::from("<section class=\"actions\">");
+    let mut out = format!(
+        "<section class=\"actions\"><p><a href=\"/runs/{seg}/new\">New run of {} with params…</a></p>",
+        escape(&run.pipeline)
+    );
     if !run.finished {
         let _ = write!(
             out,
@@ -393,6 +397,25 @@ fn decision_form(session: &Session, run_seg: &str, wait: &WaitView) -> String {
         "<form class=\"decide\" method=\"post\" action=\"/runs/{run_seg}/{path}/{task}\">{csrf}<label>Comment <input name=\"message\" maxlength=\"2000\"></label> <button type=\"submit\" name=\"decision\" value=\"{yes}\" class=\"approve\">{yes_label}</button> <button type=\"submit\" name=\"decision\" value=\"reject\" class=\"danger\">Reject</button></form>",
         csrf = csrf_field(session),
         task = escape(&segment(&wait.task)),
+    )
+}
+
+/// The form of a new run of `pipeline` (the pipeline run `id` ran): `fields` are its
+/// params' inputs (`submit::fields`, escaped there).
+pub fn new_run(session: &Session, id: &str, pipeline: &str, fields: &str, action: &str) -> String {
+    let main = format!(
+        "<h1>New run of {p}</h1><p class=\"muted\">The pipeline as <a href=\"/runs/{seg}\">{id}</a> ran it; empty fields take their default.</p><form class=\"new-run\" method=\"post\" action=\"{action}\">{csrf}{fields}<p><button type=\"submit\" class=\"approve\">Start the run</button></p></form>",
+        p = escape(pipeline),
+        seg = escape(&segment(id)),
+        id = escape(id),
+        action = escape(action),
+        csrf = csrf_field(session),
+    );
+    layout(
+        &format!("New run of {pipeline}"),
+        Some(session),
+        None,
+        &main,
     )
 }
 
