@@ -262,7 +262,8 @@ async fn runs_page(
             .take(PAGE)
             .map(|r| {
                 let held = crate::runs::held(server.store.as_ref(), &r);
-                (r, held)
+                let operation = view::operation(server.store.as_ref(), &r.id);
+                (r, held, operation)
             })
             .collect();
         Ok(pages::runs(

@@ -129,6 +129,20 @@ impl ListFilter {
     }
 }
 
+/// The colour of a run's status (`None`: it has not ended): as its tasks', with
+/// `Completed` a success and a superseded run cancelled.
+pub fn run_tone(status: Option<&str>) -> &'static str {
+    match status {
+        None => "run",
+        Some("Completed") => "ok",
+        Some(s) if s.contains("Cancel") || s == "Superseded" => "cancel",
+        Some(s) => match crate::graph_output::tone(s) {
+            "pending" => "fail",
+            tone => tone,
+        },
+    }
+}
+
 /// What a run in the list says about itself: its final status, else its phase (and why
 /// it is held).
 pub fn list_status(run: &RunListItem) -> String {
@@ -150,8 +164,9 @@ fn options(values: &[String], chosen: &str) -> String {
     out
 }
 
-/// One row of the runs list: the run, why it is held (if it is).
-pub type ListRow = (RunListItem, Option<String>);
+/// One row of the runs list: the run, why it is held (if it is), its
+/// `<status, operationStatus>`.
+pub type ListRow = (RunListItem, Option<String>, Option<String>);
 
 /// The runs list: `rows` is this page, `pipelines` and `statuses` what the filters
 /// offer, `more` whether a next page exists.
@@ -170,19 +185,13 @@ pub fn runs(
         options(pipelines, &filter.pipeline),
         options(statuses, &filter.status)
     );
-    main.push_str("<table class=\"runs\"><thead><tr><th>Run</th><th>Pipeline</th><th>Status</th><th>Started</th><th>Duration</th></tr></thead><tbody>");
-    for (run, held) in rows {
+    main.push_str("<table class=\"runs\"><thead><tr><th>Run</th><th>Pipeline</th><th>Status</th><th>Operation</th><th>Started</th><th>Duration</th></tr></thead><tbody>");
+    for (run, held, operation) in rows {
         let status = list_status(run);
-        let tone = match run.status.as_deref() {
-            Some(s) if s.starts_with("Succeeded") => "ok",
-            Some("Completed") => "ok",
-            Some(s) if s.contains("Cancel") => "cancel",
-            Some(_) => "fail",
-            None => "run",
-        };
+        let tone = run_tone(run.status.as_deref());
         let _ = write!(
             main,
-            "<tr class=\"run\" data-run=\"{id}\"><td><a href=\"/runs/{seg}\">{id}</a></td><td>{pipeline}</td><td><span class=\"badge tone-{tone}\">{status}</span>{held}</td><td>{started}</td><td>{duration}</td></tr>",
+            "<tr class=\"run\" data-run=\"{id}\"><td><a href=\"/runs/{seg}\">{id}</a></td><td>{pipeline}</td><td><span class=\"badge tone-{tone}\">{status}</span>{held}</td><td>{operation}</td><td>{started}</td><td>{duration}</td></tr>",
             id = escape(&run.id),
             seg = escape(&segment(&run.id)),
             pipeline = escape(&run.pipeline_name),
@@ -191,6 +200,7 @@ pub fn runs(
                 .as_deref()
                 .map(|h| format!(" <span class=\"muted\">{}</span>", escape(h)))
                 .unwrap_or_default(),
+            operation = escape(operation.as_deref().unwrap_or("-")),
             started = escape(&time(run.created_at.millis())),
             duration = run
                 .duration()
@@ -199,7 +209,7 @@ pub fn runs(
         );
     }
     if rows.is_empty() {
-        main.push_str("<tr><td colspan=\"5\" class=\"muted\">No run matches.</td></tr>");
+        main.push_str("<tr><td colspan=\"6\" class=\"muted\">No run matches.</td></tr>");
     }
     main.push_str("</tbody></table><nav class=\"pages\">");
     if filter.page > 0 {
@@ -253,17 +263,7 @@ pub fn run(session: Option<&Session>, caller: &Caller, run: &RunView) -> String 
         }
         main.push_str("</nav>");
     }
-    let tone = if run.finished {
-        crate::graph_output::tone(if run.status.starts_with("Succeeded") {
-            "Succeeded"
-        } else if run.status.contains("Cancel") {
-            "Cancelled"
-        } else {
-            "Failed"
-        })
-    } else {
-        "run"
-    };
+    let tone = run_tone(run.finished.then_some(run.status.as_str()));
     let _ = write!(
         main,
         "<dl class=\"facts\"><dt>Pipeline</dt><dd>{}</dd><dt>Status</dt><dd><span id=\"run-status\" class=\"badge tone-{tone}\">{}</span></dd><dt>Reason</dt><dd id=\"run-reason\">{}</dd><dt>Operation</dt><dd id=\"run-operation\">{}</dd><dt>Waiting for</dt><dd id=\"run-waiting\">{}</dd></dl>",

@@ -160,3 +160,69 @@ pub fn graph(run: &str, nodes: &[GraphNode], tasks: &[TaskRow]) -> String {
     out.push_str("</svg>");
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, stage: usize, after: &[&str], finally: bool) -> GraphNode {
+        GraphNode {
+            name: name.into(),
+            pipeline_task: name.into(),
+            finally,
+            stage,
+            after: after.iter().map(|a| a.to_string()).collect(),
+        }
+    }
+
+    fn row(task: &str, status: &str, tone: &'static str, waiting: Option<&str>) -> TaskRow {
+        TaskRow {
+            task: task.into(),
+            status: status.into(),
+            tone,
+            reason: String::new(),
+            summary: format!("{status} (why)"),
+            attempts: 1,
+            exit_code: None,
+            waiting: waiting.map(str::to_string),
+            finally: false,
+        }
+    }
+
+    #[test]
+    fn nodes_are_coloured_escaped_linked_and_finally_is_apart() {
+        let nodes = [
+            node("build", 0, &[], false),
+            node("<img src=x>", 1, &["build"], false),
+            node("approve", 1, &["build"], false),
+            node("notify", 0, &[], true),
+        ];
+        let tasks = [
+            row("build", "Succeeded", "ok", None),
+            row("<img src=x>", "Skipped", "skip", None),
+            row("approve", "Running", "wait", Some("approval")),
+        ];
+        let svg = graph("run~2", &nodes, &tasks);
+        assert!(
+            svg.contains("<g class=\"node tone-ok\" data-task=\"build\">"),
+            "{svg}"
+        );
+        assert!(svg.contains("data-task=\"&lt;img src=x&gt;\""), "{svg}");
+        assert!(!svg.contains("<img"), "{svg}");
+        assert!(
+            svg.contains("href=\"/runs/run~2/tasks/%3Cimg%20src%3Dx%3E\""),
+            "{svg}"
+        );
+        assert!(svg.contains(">waits: approval</text>"), "{svg}");
+        assert!(
+            svg.contains("<title>build: Succeeded (why)</title>"),
+            "{svg}"
+        );
+        assert!(svg.contains("class=\"finally-box\""), "{svg}");
+        assert!(
+            svg.contains("<g class=\"node tone-pending\" data-task=\"notify\">"),
+            "{svg}"
+        );
+        assert_eq!(svg.matches("class=\"edge\"").count(), 2, "{svg}");
+    }
+}

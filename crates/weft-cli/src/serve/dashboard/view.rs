@@ -181,6 +181,17 @@ fn waits(store: &dyn RunStore, run: &str) -> Result<Vec<WaitView>, StoreError> {
         .collect())
 }
 
+/// The `<status, operationStatus>` pair of run `id` as the store has it now.
+fn operation_pair(store: &dyn RunStore, id: &str) -> Result<Option<String>, StoreError> {
+    Ok(weft_engine::runs::operation_view(store, id)?
+        .map(|view| format!("<{:?}, {:?}>", view.run.status, view.run.operation_status)))
+}
+
+/// As [`operation_pair`], for a list (a store error shows as no pair).
+pub fn operation(store: &dyn RunStore, id: &str) -> Option<String> {
+    operation_pair(store, id).ok().flatten()
+}
+
 /// The attempt `id` of a run as it stands in the store; `None` when there is none.
 pub fn run_view(store: &dyn RunStore, id: &str) -> Result<Option<RunView>, StoreError> {
     let Some(record) = store.run(id)? else {
@@ -188,8 +199,7 @@ pub fn run_view(store: &dyn RunStore, id: &str) -> Result<Option<RunView>, Store
     };
     let attempts = store.attempts(id)?;
     let waits = waits(store, id)?;
-    let operation = weft_engine::runs::operation_view(store, id)?
-        .map(|view| format!("<{:?}, {:?}>", view.run.status, view.run.operation_status));
+    let operation = operation_pair(store, id)?;
     let nodes = weft_engine::runs::stored_plan(&record)
         .map(|plan| weft_core::graph::layout(&plan))
         .unwrap_or_default();
@@ -249,4 +259,50 @@ pub fn run_view(store: &dyn RunStore, id: &str) -> Result<Option<RunView>, Store
         tasks,
         waits,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caller(identity: &str, groups: &[&str]) -> Caller {
+        Caller {
+            identity: identity.into(),
+            groups: groups.iter().map(|g| g.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn only_listed_approvers_who_have_not_voted_may_decide_an_open_wait() {
+        let mut wait = WaitView {
+            task: "approve".into(),
+            kind: "approval".into(),
+            open: true,
+            outcome: None,
+            approvers: vec!["alice".into(), "group:release".into()],
+            votes: Vec::new(),
+        };
+        assert!(wait.may_decide(&caller("alice", &[])));
+        assert!(wait.may_decide(&caller("carol", &["release"])));
+        assert!(!wait.may_decide(&caller("viewer", &[])));
+        wait.votes.push(VoteView {
+            identity: "alice".into(),
+            decision: "approve".into(),
+            message: String::new(),
+        });
+        assert!(!wait.may_decide(&caller("alice", &[])), "once only");
+        wait.open = false;
+        assert!(!wait.may_decide(&caller("carol", &["release"])), "closed");
+        let gate = WaitView {
+            kind: "gate".into(),
+            open: true,
+            approvers: Vec::new(),
+            votes: Vec::new(),
+            ..wait
+        };
+        assert!(
+            !gate.may_decide(&caller("alice", &[])),
+            "a gate decides by itself"
+        );
+    }
 }

@@ -40,9 +40,15 @@
     var status = document.getElementById("run-status");
     if (status) {
       setText(status, state.status);
-      var runTone = state.finished
-        ? (state.status.indexOf("Succeeded") === 0 ? "ok" : (state.status.indexOf("Cancel") >= 0 ? "cancel" : "fail"))
-        : "run";
+      // As pages.rs's run_tone.
+      var runTone = "run";
+      if (state.finished) {
+        var s = state.status;
+        runTone = s === "Succeeded" || s === "Completed" ? "ok"
+          : s === "SucceededWithWarnings" ? "warn"
+          : (s.indexOf("Cancel") >= 0 || s === "Superseded") ? "cancel"
+          : s === "Skipped" ? "skip" : "fail";
+      }
       status.setAttribute("class", "badge tone-" + runTone);
     }
     setText(document.getElementById("run-reason"), state.reason);
