@@ -19,6 +19,7 @@ use crate::support;
 
 const ALICE: &str = "alice-token-0123456789abcdef";
 const VIEWER: &str = "viewer-token-0123456789abcdef";
+const OPS: &str = "ops-token-0123456789abcdef0123";
 /// The secret the `token` task prints: masked in the store, never in a page.
 const SECRET: &str = "s3cr3t-deploy-value-7f1c2a";
 
@@ -185,6 +186,7 @@ fn identities(data: &Path) -> String {
     let ids = json!({
         "alice": {"token": ALICE},
         "viewer": {"token": VIEWER},
+        "ops": {"token": OPS},
     });
     std::fs::write(&path, ids.to_string()).expect("write");
     #[cfg(unix)]
@@ -419,6 +421,103 @@ fn http_login_cookie_csp_csrf_viewer_approval_and_no_secret() {
     );
     let gone = http(&address, "GET", "/", &[("Cookie", alice.as_str())], "");
     assert_eq!(gone.status, 303);
+}
+
+#[test]
+fn http_intervention_rerun_and_cancel_from_the_forms() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let served = start(scratch.path());
+    let address = served.address().to_string();
+    let alice = login(&address, ALICE);
+    let ops = login(&address, OPS);
+    let page = |cookie: &str, path: &str| {
+        let reply = http(&address, "GET", path, &[("Cookie", cookie)], "");
+        assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+        reply.body
+    };
+    let post = |cookie: &str, path: &str, fields: &[(&str, &str)]| {
+        http(
+            &address,
+            "POST",
+            path,
+            &[("Cookie", cookie), ("Content-Type", FORM)],
+            &form(fields),
+        )
+    };
+
+    // A manual intervention only ops may resume: only ops sees its form.
+    let run = submit(&served, "intervention.yaml", json!({}));
+    served.wait_for(&run, |r| waiting(r, "check"));
+    let resume = format!("/runs/{run}/interventions/check");
+    let alices = page(&alice, &format!("/runs/{run}"));
+    assert!(
+        !alices.contains(&format!("action=\"{resume}\"")),
+        "{alices}"
+    );
+    let opss = page(&ops, &format!("/runs/{run}"));
+    assert!(opss.contains(&format!("action=\"{resume}\"")), "{opss}");
+    assert!(opss.contains("ManualInterventionPending"), "{opss}");
+    let refused = post(
+        &alice,
+        &resume,
+        &[("decision", "resume"), ("csrf", &csrf_of(&alices))],
+    );
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    let resumed = post(
+        &ops,
+        &resume,
+        &[
+            ("decision", "resume"),
+            ("message", "checked"),
+            ("csrf", &csrf_of(&opss)),
+        ],
+    );
+    assert_eq!(resumed.status, 303, "{}", resumed.body);
+    let done = served.wait_for(&run, finished);
+    assert_eq!(done["status"], "Succeeded", "{done:#}");
+
+    // A re-run of the failed tasks only: attempt 2.
+    let rerun = post(
+        &alice,
+        &format!("/runs/{run}/rerun"),
+        &[("scope", "failed"), ("csrf", &csrf_of(&alices))],
+    );
+    assert_eq!(rerun.status, 303, "{}", rerun.body);
+    assert_eq!(
+        rerun.header("location"),
+        Some(format!("/runs/{run}~2").as_str())
+    );
+    served.wait_for(&format!("{run}~2"), |_| true);
+    let second = page(&alice, &format!("/runs/{run}"));
+    assert!(second.contains("attempt 2 of 2"), "{second}");
+
+    // Cancel a running run; a finished one cannot be.
+    let slow = submit(
+        &served,
+        "dashboard-slow.yaml",
+        json!({"params": {"first": "60s"}}),
+    );
+    let cancel = post(
+        &alice,
+        &format!("/runs/{slow}/cancel"),
+        &[("mode", "Cancelled"), ("csrf", &csrf_of(&alices))],
+    );
+    assert_eq!(cancel.status, 303, "{}", cancel.body);
+    let cancelled = served.wait_for(&slow, finished);
+    assert_eq!(cancelled["status"], "Cancelled", "{cancelled:#}");
+    let again = post(
+        &alice,
+        &format!("/runs/{slow}/cancel"),
+        &[("mode", "Cancelled"), ("csrf", &csrf_of(&alices))],
+    );
+    assert_eq!(again.status, 409, "{}", again.body);
+    let bad_mode = post(
+        &alice,
+        &format!("/runs/{slow}/cancel"),
+        &[("mode", "<b>"), ("csrf", &csrf_of(&alices))],
+    );
+    assert_eq!(bad_mode.status, 400, "{}", bad_mode.body);
+    assert!(bad_mode.body.contains("&lt;b&gt;") && !bad_mode.body.contains("<b>"));
 }
 
 #[test]
