@@ -1016,6 +1016,11 @@ fn in_chromium_login_list_graph_live_updates_approval_and_a_viewer() {
         60,
         "return !!document.getElementById('run-status') && document.getElementById('run-status').textContent === 'Succeeded';",
     );
+    browser.until(
+        "forms that no longer apply go",
+        10,
+        "return document.querySelector('form.cancel') === null && document.querySelector('form.decide') === null;",
+    );
     let done = served.wait_for(&release, finished);
     assert_eq!(done["status"], "Succeeded", "{done:#}");
     browser.go(&format!("{base}/runs/{release}/tasks/token"));

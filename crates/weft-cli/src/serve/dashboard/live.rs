@@ -23,6 +23,9 @@ use crate::serve::{Server, lock};
 /// How often a stream re-reads the store when nothing woke it.
 const POLL: Duration = Duration::from_millis(500);
 
+/// How long a woken stream waits before it reads: at most ten reads a second.
+const SETTLE: Duration = Duration::from_millis(100);
+
 /// Log lines sent at most per read.
 const LOG_BATCH: usize = 500;
 
@@ -85,10 +88,7 @@ pub fn stream(
             let (run_id, task_name) = (run.clone(), task.clone());
             // The store is synchronous: read it off the async threads.
             let read = tokio::task::spawn_blocking(move || {
-                let state = view::run_view(store.as_ref(), &run_id)
-                    .ok()
-                    .flatten()
-                    .map(|v| v.live());
+                let state = view::live_state(store.as_ref(), &run_id).ok().flatten();
                 let lines = match &task_name {
                     Some(task) => store
                         .logs(&run_id, Some(task), cursor, LOG_BATCH)
@@ -142,8 +142,9 @@ pub fn stream(
             match wake {
                 Some(notify) => {
                     let _ = tokio::time::timeout(POLL, notify.notified()).await;
-                    // The journal commits in small batches (a few ms): let this one land.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    // The journal commits in small batches (a few ms): let this one land,
+                    // and take a busy run's events (a task logging fast) a batch at a time.
+                    tokio::time::sleep(SETTLE).await;
                 }
                 None => tokio::time::sleep(POLL).await,
             }

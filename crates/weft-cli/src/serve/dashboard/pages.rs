@@ -323,7 +323,7 @@ fn actions(session: &Session, run: &RunView) -> String {
     if !run.finished {
         let _ = write!(
             out,
-            "<form method=\"post\" action=\"/runs/{seg}/cancel\">{csrf}<label>Cancel <select name=\"mode\"><option value=\"CancelledRunFinally\">CancelledRunFinally (run finally tasks)</option><option value=\"StoppedRunFinally\">StoppedRunFinally (let running tasks end, run finally)</option><option value=\"Cancelled\">Cancelled (stop everything)</option></select></label> <button type=\"submit\" class=\"danger\">Cancel run</button></form>"
+            "<form class=\"cancel\" method=\"post\" action=\"/runs/{seg}/cancel\">{csrf}<label>Cancel <select name=\"mode\"><option value=\"CancelledRunFinally\">CancelledRunFinally (run finally tasks)</option><option value=\"StoppedRunFinally\">StoppedRunFinally (let running tasks end, run finally)</option><option value=\"Cancelled\">Cancelled (stop everything)</option></select></label> <button type=\"submit\" class=\"danger\">Cancel run</button></form>"
         );
     } else if run.attempts.last() == Some(&run.id) {
         let _ = write!(

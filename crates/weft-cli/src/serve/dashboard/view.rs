@@ -194,15 +194,30 @@ pub fn operation(store: &dyn RunStore, id: &str) -> Option<String> {
 
 /// The attempt `id` of a run as it stands in the store; `None` when there is none.
 pub fn run_view(store: &dyn RunStore, id: &str) -> Result<Option<RunView>, StoreError> {
+    read(store, id, true)
+}
+
+/// What the live updates send of run `id`: as [`run_view`] without planning the
+/// pipeline again (only tasks that started change, and the page has the rest).
+pub fn live_state(store: &dyn RunStore, id: &str) -> Result<Option<LiveState>, StoreError> {
+    Ok(read(store, id, false)?.map(|view| view.live()))
+}
+
+/// The run, its DAG laid out when `with_graph`.
+fn read(store: &dyn RunStore, id: &str, with_graph: bool) -> Result<Option<RunView>, StoreError> {
     let Some(record) = store.run(id)? else {
         return Ok(None);
     };
     let attempts = store.attempts(id)?;
     let waits = waits(store, id)?;
     let operation = operation_pair(store, id)?;
-    let nodes = weft_engine::runs::stored_plan(&record)
-        .map(|plan| weft_core::graph::layout(&plan))
-        .unwrap_or_default();
+    let nodes = if with_graph {
+        weft_engine::runs::stored_plan(&record)
+            .map(|plan| weft_core::graph::layout(&plan))
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
     let states = graph_output::states(&attempts);
     let mut counts: BTreeMap<&str, u32> = BTreeMap::new();
     for attempt in &attempts {

@@ -80,6 +80,21 @@
         }
       }
     });
+    // Forms that no longer apply go (the server would refuse them anyway): a decision
+    // once its task stops waiting, a cancel once the run ended.
+    var waiting = {};
+    state.tasks.forEach(function (task) { if (task.waiting) { waiting[task.task] = true; } });
+    var decisions = document.querySelectorAll("div.wait[data-wait] form.decide");
+    for (var i = 0; i < decisions.length; i++) {
+      var wait = decisions[i].parentNode;
+      if (!Object.prototype.hasOwnProperty.call(waiting, wait.getAttribute("data-wait"))) {
+        wait.removeChild(decisions[i]);
+      }
+    }
+    if (state.finished) {
+      var cancels = document.querySelectorAll("form.cancel");
+      for (var j = 0; j < cancels.length; j++) { cancels[j].parentNode.removeChild(cancels[j]); }
+    }
     document.body.setAttribute("data-run-state", state.finished ? "finished" : "running");
   }
 
