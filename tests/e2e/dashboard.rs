@@ -592,6 +592,56 @@ fn http_without_a_token_pages_work_and_posts_still_need_the_csrf_token() {
     let new_run = location.trim_start_matches("/runs/");
     let shown = served.wait_for(new_run, |_| true);
     assert_eq!(shown["pipeline"], "dashboard-slow", "{shown:#}");
+
+    // A pasted pipeline: its params' form (an enum as a choice, an array one item per
+    // line, defaults filled in), then the run with the params given.
+    let paste = http(&address, "GET", "/new", &[("Cookie", &cookie)], "");
+    assert_eq!(paste.status, 200, "{}", paste.body);
+    let csrf = csrf_of(&paste.body);
+    let pipeline = "apiVersion: weft.dev/v1\nkind: Pipeline\nmetadata: {name: pasted}\nspec:\n  params:\n    - {name: env, type: string, enum: [dev, prod], default: dev}\n    - {name: tags, type: array, default: [a, b]}\n  tasks:\n    - name: say\n      taskRef: {name: echo}\n      params: [{name: message, value: \"to $(params.env)\"}]\n";
+    let post = |fields: &[(&str, &str)]| {
+        http(
+            &address,
+            "POST",
+            "/new",
+            &[("Cookie", &cookie), ("Content-Type", FORM)],
+            &form(fields),
+        )
+    };
+    let step = post(&[("pipeline", pipeline), ("csrf", &csrf)]);
+    assert_eq!(step.status, 200, "{}", step.body);
+    assert!(step.body.contains("<select name=\"p.env\"><option value=\"dev\" selected>dev</option><option value=\"prod\">prod</option></select>"), "{}", step.body);
+    assert!(
+        step.body
+            .contains("<textarea name=\"p.tags\" rows=\"3\" cols=\"50\">a\nb</textarea>"),
+        "{}",
+        step.body
+    );
+    let started = post(&[
+        ("pipeline", pipeline),
+        ("start", "1"),
+        ("p.env", "prod"),
+        ("p.tags", "x\r\ny"),
+        ("csrf", &csrf),
+    ]);
+    assert_eq!(started.status, 303, "{}", started.body);
+    let pasted_run = started
+        .header("location")
+        .unwrap_or_default()
+        .trim_start_matches("/runs/")
+        .to_string();
+    let done = served.wait_for(&pasted_run, finished);
+    assert_eq!(done["status"], "Succeeded", "{done:#}");
+    let said = done["attempts"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["task"] == "say"))
+        .map(|a| a["results"]["message"].clone());
+    assert_eq!(said, Some(json!("to prod")), "{done:#}");
+    let broken = post(&[("pipeline", "kind: Pipeline\nspec: [<b>"), ("csrf", &csrf)]);
+    assert_eq!(broken.status, 400, "{}", broken.body);
+    assert!(!broken.body.contains("<b>"), "{}", broken.body);
+    let forged = post(&[("pipeline", pipeline), ("start", "1")]);
+    assert_eq!(forged.status, 403);
 }
 
 // ---------------------------------------------------------------------------------

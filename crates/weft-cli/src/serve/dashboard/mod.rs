@@ -11,6 +11,7 @@
 //! | `GET /runs/{run}` | a run (`?attempt=N`) |
 //! | `GET /runs/{run}/tasks/{task}` | a task's log |
 //! | `GET /runs/{run}/events` | its live updates (`?task=T&after=CURSOR` adds the log) |
+//! | `GET/POST /new` | a new run of a pasted pipeline: its params' form, then the run |
 //! | `GET/POST /runs/{run}/new` | a new run of that run's pipeline, with params from a form |
 //! | `POST /runs/{run}/cancel`, `/rerun`, `/approvals/{task}`, `/interventions/{task}` | actions |
 //! | `GET /assets/dashboard.{css,js}` | embedded assets |
@@ -74,6 +75,7 @@ pub fn routes() -> Router<Arc<Server>> {
         .route("/runs/{run}", get(run_page))
         .route("/runs/{run}/tasks/{task}", get(log_page))
         .route("/runs/{run}/events", get(events))
+        .route("/new", get(paste_page).post(paste))
         .route("/runs/{run}/new", get(new_run_page).post(new_run))
         .route("/runs/{run}/cancel", post(cancel))
         .route("/runs/{run}/rerun", post(rerun))
@@ -477,6 +479,43 @@ async fn events(
         Err(refusal) => return refused(None, refusal),
     };
     live::stream(server.clone(), id, query.task, query.after.unwrap_or(0)).into_response()
+}
+
+async fn paste_page(State(server): State<Arc<Server>>, headers: HeaderMap) -> Response {
+    for_visitor(&server, &headers, |session| {
+        Ok(pages::paste(session, "", None))
+    })
+}
+
+/// `POST /new`: without `start`, the pasted pipeline's params form; with it, the run.
+async fn paste(
+    State(server): State<Arc<Server>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let (session, fields) = match checked(&server, &headers, &body) {
+        Ok(checked) => checked,
+        Err(answer) => return *answer,
+    };
+    let text = fields
+        .get("pipeline")
+        .map(String::as_str)
+        .unwrap_or_default();
+    // Browsers send a textarea's line breaks as CR LF.
+    let text = text.replace("\r\n", "\n");
+    let source = match submit::pasted(&text, "pasted.yaml") {
+        Ok(source) => source,
+        Err(refusal) => return refused(Some(&session), refusal),
+    };
+    if !fields.contains_key("start") {
+        let form = submit::fields(&source.params);
+        let pipeline = source.pipeline.clone();
+        return Html(pages::paste(&session, &text, Some((&pipeline, &form)))).into_response();
+    }
+    match super::run_api::submit_request(&server, submit::request(source, &fields)).await {
+        Ok(name) => to_run(&name),
+        Err(refusal) => refused(Some(&session), refusal),
+    }
 }
 
 async fn new_run_page(

@@ -58,7 +58,7 @@ fn layout(title: &str, session: Option<&Session>, live: Option<&str>, main: &str
         }
         None => out.push_str("<body>"),
     }
-    out.push_str("<header><a class=\"brand\" href=\"/\">weft</a><nav><a href=\"/\">Runs</a></nav>");
+    out.push_str("<header><a class=\"brand\" href=\"/\">weft</a><nav><a href=\"/\">Runs</a> <a href=\"/new\">New run</a></nav>");
     if let Some(session) = session {
         let _ = write!(
             out,
@@ -417,6 +417,24 @@ pub fn new_run(session: &Session, id: &str, pipeline: &str, fields: &str, action
         None,
         &main,
     )
+}
+
+/// `/new`: paste a pipeline (step 1), then fill in its params (step 2, `fields` and the
+/// pipeline's name given) and start it.
+pub fn paste(session: &Session, text: &str, params: Option<(&str, &str)>) -> String {
+    let csrf = csrf_field(session);
+    let main = match params {
+        None => format!(
+            "<h1>New run</h1><form class=\"new-run\" method=\"post\" action=\"/new\">{csrf}<label for=\"pipeline\">Pipeline (YAML: a Pipeline, or a PipelineRun with its pipelineSpec)</label><br><textarea id=\"pipeline\" name=\"pipeline\" rows=\"20\" cols=\"90\" required>{}</textarea><p><button type=\"submit\">Next: its params</button></p></form>",
+            escape(text)
+        ),
+        Some((pipeline, fields)) => format!(
+            "<h1>New run of {}</h1><form class=\"new-run\" method=\"post\" action=\"/new\">{csrf}<input type=\"hidden\" name=\"start\" value=\"1\">{fields}<details><summary>Pipeline</summary><textarea name=\"pipeline\" rows=\"20\" cols=\"90\" readonly>{}</textarea></details><p><button type=\"submit\" class=\"approve\">Start the run</button></p></form>",
+            escape(pipeline),
+            escape(text)
+        ),
+    };
+    layout("New run", Some(session), None, &main)
 }
 
 /// One log line as the log view shows it.

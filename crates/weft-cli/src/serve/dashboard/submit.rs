@@ -3,8 +3,8 @@
 //! field per property; defaults filled in), submitted through the API's own submission
 //! (`run_api::submit_request`: the same spec, policy, form decorators and validation).
 //!
-//! The pipeline is the one a stored run ran (its text as submitted): the server keeps
-//! no catalogue of pipelines, and a new one comes through `POST /api/v1/runs`.
+//! The pipeline is the one a stored run ran (its text as submitted), or one pasted into
+//! `/new` (the server keeps no catalogue of pipelines).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
@@ -49,6 +49,54 @@ pub fn source(store: &dyn weft_store::RunStore, id: &str) -> Result<Source, Refu
             stored.spec.pipeline.file.clone(),
             BTreeMap::new(),
             stored.spec.pipeline.plugins.clone(),
+        ),
+    })
+}
+
+/// Bytes of pipeline text the paste form takes (the API takes larger ones).
+const MAX_PASTED: usize = 512 * 1024;
+
+/// A pasted pipeline (`file` names it in diagnostics): its params, or the problems that
+/// keep it from parsing (as a `400` with the diagnostics).
+pub fn pasted(text: &str, file: &str) -> Result<Source, Refusal> {
+    if text.trim().is_empty() {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "paste a pipeline first",
+        ));
+    }
+    if text.len() > MAX_PASTED {
+        return Err(Refusal::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            format!(
+                "a pasted pipeline is at most {MAX_PASTED} bytes: submit larger ones through POST /api/v1/runs"
+            ),
+        ));
+    }
+    let spec = weft_engine::runs::RunSpec::new(text.to_string(), file.to_string());
+    let parsed = spec.pipeline.parse();
+    let pipeline = match parsed.pipeline {
+        Some(pipeline) if parsed.diagnostics.is_empty() => pipeline,
+        _ => {
+            let mut refusal = Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "invalid",
+                "the pipeline does not parse",
+            );
+            refusal.document = Some(crate::diagnostics::to_json(&parsed.diagnostics));
+            return Err(refusal);
+        }
+    };
+    Ok(Source {
+        pipeline: pipeline.name.value.clone(),
+        params: pipeline.params,
+        request: SubmitRequest::of_pipeline(
+            text.to_string(),
+            file.to_string(),
+            BTreeMap::new(),
+            BTreeMap::new(),
         ),
     })
 }
