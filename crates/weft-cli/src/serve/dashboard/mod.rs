@@ -59,6 +59,9 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 const CSS: &str = include_str!("assets/dashboard.css");
 const JS: &str = include_str!("assets/dashboard.js");
 
+/// How long the answer to a refused login waits.
+const FAILED_LOGIN_DELAY: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// Runs per page of the list.
 const PAGE: usize = 25;
 /// How many recent runs the list filters.
@@ -321,6 +324,8 @@ async fn login(
     let fields = form(&body);
     let token = fields.get("token").map(String::as_str).unwrap_or("");
     let Some(caller) = auth::identify(&server, token) else {
+        // A refused token costs its sender a moment: guessing one by one is slow.
+        tokio::time::sleep(FAILED_LOGIN_DELAY).await;
         return (StatusCode::UNAUTHORIZED, Html(pages::login(true))).into_response();
     };
     // A session the browser already had is dropped: a login always gets a fresh id.
