@@ -1014,7 +1014,7 @@ fn in_chromium_login_list_graph_live_updates_approval_and_a_viewer() {
     let live = submit(
         &served,
         "dashboard-slow.yaml",
-        json!({"params": {"first": "3s"}}),
+        json!({"params": {"first": "6s"}}),
     );
     browser.go(&format!("{base}/runs/{live}/tasks/second"));
     browser.run("window.weftMark = 1; return true;");
@@ -1031,7 +1031,7 @@ fn in_chromium_login_list_graph_live_updates_approval_and_a_viewer() {
     let live2 = submit(
         &served,
         "dashboard-slow.yaml",
-        json!({"params": {"first": "3s"}}),
+        json!({"params": {"first": "6s"}}),
     );
     browser.go(&format!("{base}/runs/{live2}"));
     browser.run("window.weftMark = 2; return true;");
