@@ -3,6 +3,7 @@
 
 mod catalogue;
 mod cluster;
+mod dashboard;
 mod decorators;
 mod fake_forge;
 mod git_clone;

@@ -78,6 +78,11 @@ impl Served {
         }
     }
 
+    /// The `HOST:PORT` it listens on.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
     /// One request; returns the status and the body (JSON when it parses).
     pub fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
         let mut stream = TcpStream::connect(&self.address).expect("connect");

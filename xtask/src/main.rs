@@ -192,6 +192,30 @@ fn demo(extra: &[String]) -> Result<(), String> {
 /// distribution server), installed with apt-get when missing.
 const DOCKER_REGISTRY: &str = "/usr/bin/docker-registry";
 
+/// The browser the dashboard's end-to-end tests drive: Debian's `chromium` and
+/// `chromium-driver` (`/usr/bin/chromium`, `/usr/bin/chromedriver`), installed with
+/// apt-get when missing.
+fn ensure_chromium() -> Result<(), String> {
+    if Path::new("/usr/bin/chromium").is_file() && Path::new("/usr/bin/chromedriver").is_file() {
+        return Ok(());
+    }
+    eprintln!(
+        "xtask: chromium or chromedriver is missing; installing Debian's chromium and chromium-driver"
+    );
+    let install = || {
+        let mut install = Command::new("apt-get");
+        install
+            .args(["install", "-y", "chromium", "chromium-driver"])
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        run(&mut install)
+    };
+    install()
+        .or_else(|_| run(Command::new("apt-get").arg("update")).and_then(|()| install()))
+        .map_err(|e| {
+            format!("{e}\n  the dashboard's browser tests need `apt-get install chromium chromium-driver` (as root)")
+        })
+}
+
 fn ensure_docker_registry() -> Result<PathBuf, String> {
     let path = PathBuf::from(DOCKER_REGISTRY);
     if path.is_file() {
@@ -224,6 +248,7 @@ fn test(extra: &[String]) -> Result<(), String> {
         Some(path) => PathBuf::from(path),
         None => ensure_docker_registry()?,
     };
+    ensure_chromium()?;
     let plugins = build_plugins()?;
     let weft = build_weft(&plugins)?;
     // The SDK examples are built by that `weft` (`weft plugin build`), then their own

@@ -46,6 +46,22 @@ pub fn states(attempts: &[AttemptRecord]) -> BTreeMap<String, TaskState> {
         .collect()
 }
 
+/// The family of a task's state, as the dashboard colours it (`ok`, `warn`, `fail`,
+/// `skip`, `cancel`, `run`, `wait`, `queue`, `pending`): the same groups as [`look`].
+pub fn tone(status: &str) -> &'static str {
+    match status {
+        "Succeeded" => "ok",
+        "SucceededWithWarnings" => "warn",
+        "Failed" | "Errored" | "TimedOut" | "Rejected" => "fail",
+        "Skipped" => "skip",
+        "Cancelled" => "cancel",
+        "Running" | "Cancelling" => "run",
+        "Blocked" => "wait",
+        "Queued" => "queue",
+        _ => "pending",
+    }
+}
+
 /// What a task's state looks like: a mark for the terminal, a colour for Graphviz.
 fn look(status: &str) -> (&'static str, &'static str) {
     match status {
@@ -61,7 +77,9 @@ fn look(status: &str) -> (&'static str, &'static str) {
     }
 }
 
-fn describe(state: Option<&TaskState>) -> String {
+/// A task's state in words ("Skipped (ParentFailed)", "Failed exit 2"; "Pending" before
+/// it started): the DOT tooltip, the dashboard's hover.
+pub fn describe(state: Option<&TaskState>) -> String {
     let Some(state) = state else {
         return "Pending".into();
     };

@@ -24,20 +24,40 @@ pub struct Caller {
     pub groups: Vec<String>,
 }
 
+/// Whether callers must show a token (`--api-token` or an identities file with tokens).
+pub fn requires_token(server: &Server) -> bool {
+    server.args.api_token.is_some() || server.identities.has_tokens()
+}
+
 /// The caller of a request, or the refusal to send (boxed: it is large).
 pub fn caller(server: &Server, headers: &HeaderMap) -> Result<Caller, Box<Response>> {
-    let requires_token = server.args.api_token.is_some() || server.identities.has_tokens();
-    if !requires_token {
-        return Ok(Caller {
-            identity: ANONYMOUS.to_string(),
-            groups: Vec::new(),
-        });
+    if !requires_token(server) {
+        return Ok(anonymous());
     }
     let given = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
+    identify(server, given).ok_or_else(|| {
+        Box::new(error(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "a valid `Authorization: Bearer` token is required",
+        ))
+    })
+}
+
+/// The caller when the server requires no token.
+pub fn anonymous() -> Caller {
+    Caller {
+        identity: ANONYMOUS.to_string(),
+        groups: Vec::new(),
+    }
+}
+
+/// Whom `given` authenticates (the API's bearer token, the dashboard's login form).
+pub fn identify(server: &Server, given: &str) -> Option<Caller> {
     // Every token is compared, in constant time: timing says nothing about which matched.
     let operator = server
         .args
@@ -46,18 +66,14 @@ pub fn caller(server: &Server, headers: &HeaderMap) -> Result<Caller, Box<Respon
         .is_some_and(|expected| constant_time_eq(expected.as_bytes(), given.as_bytes()));
     let identity = server.identities.by_token(given);
     match (identity, operator) {
-        (Some(name), _) => Ok(Caller {
+        (Some(name), _) => Some(Caller {
             identity: name.to_string(),
             groups: server.identities.groups(name),
         }),
-        (None, true) => Ok(Caller {
+        (None, true) => Some(Caller {
             identity: OPERATOR.to_string(),
             groups: server.identities.groups(OPERATOR),
         }),
-        (None, false) => Err(Box::new(error(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "a valid `Authorization: Bearer` token is required",
-        ))),
+        (None, false) => None,
     }
 }

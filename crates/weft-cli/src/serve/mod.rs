@@ -16,6 +16,8 @@
 //! phase `Scheduled` until then.
 //! | `GET /healthz` | `ok`, or `503` while shutting down |
 //!
+//! The web dashboard (`dashboard/`) is served under `/` beside the API.
+//!
 //! On start-up it takes over runs whose heartbeat is older than `--recover-timeout` (the
 //! lease TTL; and keeps looking, see `cluster.rs`), and delivers statuses finished runs
 //! still owe. On SIGTERM or Ctrl-C it stops taking work, gives running tasks
@@ -48,6 +50,7 @@ use weft_engine::runs::{
 use weft_store::BatchingStore;
 
 mod auth;
+mod dashboard;
 mod metrics;
 mod reruns;
 mod run_api;
@@ -81,6 +84,8 @@ struct Server {
     metrics: Arc<metrics::Metrics>,
     /// Where runs' spans go (`--otlp-endpoint`), if anywhere.
     traces: Option<crate::traces::Traces>,
+    /// The web dashboard's sessions and live wake-ups.
+    dashboard: dashboard::Dashboard,
 }
 
 /// What the operator's flags give every submission.
@@ -169,6 +174,7 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
         identities,
         metrics: metrics::Metrics::new(),
         traces,
+        dashboard: dashboard::Dashboard::default(),
     });
 
     // Recover what a stopped engine left, then keep looking (another engine may stop);
@@ -200,6 +206,7 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
             "/api/v1/runs/{run}/interventions/{task}",
             post(waits::intervene),
         )
+        .merge(dashboard::routes())
         .with_state(server.clone());
     // The address line is what scripts wait for.
     println!("weft serve: listening on http://{address}");
@@ -304,6 +311,8 @@ fn spawn_run(server: &Arc<Server>, run: LiveRun) {
         if let Some(traces) = &server.traces {
             observers.push(traces.observer(run.name()));
         }
+        // Wakes the dashboard's live streams of this run.
+        observers.push(server.dashboard.hub.observer(run.name()));
         observers.push(view);
         let observer: Arc<dyn weft_engine::runs::RunObserver> =
             Arc::new(weft_engine::runs::Fanout(observers));
@@ -321,8 +330,13 @@ fn spawn_run(server: &Arc<Server>, run: LiveRun) {
 
 /// The answer while the server shuts down: it starts no new run (`503`).
 fn shutting_down(server: &Server) -> Option<Response> {
+    not_accepting(server).map(IntoResponse::into_response)
+}
+
+/// As [`shutting_down`], not yet rendered.
+fn not_accepting(server: &Server) -> Option<Refusal> {
     (!server.accepting.load(Ordering::SeqCst)).then(|| {
-        error(
+        Refusal::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting-down",
             "the server is shutting down; ask another one",
@@ -350,6 +364,41 @@ fn optional_body<T: serde::de::DeserializeOwned + Default>(
         Ok(T::default())
     } else {
         body_as(body, what)
+    }
+}
+
+/// Why a request was refused, before it is rendered: the JSON API answers it as JSON
+/// ([`IntoResponse`]), the dashboard as a page, so both say the same thing.
+#[derive(Debug)]
+pub(crate) struct Refusal {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The API's error code (`not-found`, `forbidden`, ...).
+    pub code: &'static str,
+    /// For people.
+    pub message: String,
+    /// The whole JSON document, when it says more than code and message (diagnostics).
+    pub document: Option<serde_json::Value>,
+}
+
+impl Refusal {
+    /// A refusal with `status`, `code` and `message`.
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Refusal {
+        Refusal {
+            status,
+            code,
+            message: message.into(),
+            document: None,
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self.document {
+            Some(document) => (self.status, Json(document)).into_response(),
+            None => error(self.status, self.code, self.message),
+        }
     }
 }
 

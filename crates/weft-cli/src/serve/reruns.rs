@@ -13,8 +13,8 @@ use serde::Deserialize;
 use weft_core::contract::ParamValue;
 use weft_engine::runs::RerunRequest;
 
-use super::run_api::submitted;
-use super::{Server, auth, optional_body};
+use super::run_api::{start_submitted, submitted};
+use super::{Refusal, Server, auth, optional_body};
 
 /// The body of a re-run.
 #[derive(Debug, Default, Deserialize)]
@@ -43,10 +43,35 @@ pub async fn rerun(
         Ok(body) => body,
         Err(answer) => return *answer,
     };
-    let request = RerunRequest {
+    submitted(
+        &server,
+        server.service.rerun(&run, request(&server, body)).await,
+    )
+}
+
+/// What a re-run is given: the body's choices and the server's submission policy.
+fn request(server: &Server, body: RerunBody) -> RerunRequest {
+    RerunRequest {
         failed_only: body.failed_only,
         params: body.params,
         policy: Some(server.defaults.policy.clone()),
+    }
+}
+
+/// Re-runs `run` (all of it, or `failed_only`) with its params, executed here; the new
+/// attempt's id. Shared by the dashboard with the API's rules.
+pub(super) async fn rerun_run(
+    server: &Arc<Server>,
+    run: &str,
+    failed_only: bool,
+) -> Result<String, Refusal> {
+    if let Some(refused) = super::not_accepting(server) {
+        return Err(refused);
+    }
+    let body = RerunBody {
+        failed_only,
+        params: BTreeMap::new(),
     };
-    submitted(&server, server.service.rerun(&run, request).await)
+    let result = server.service.rerun(run, request(server, body)).await;
+    start_submitted(server, result)
 }

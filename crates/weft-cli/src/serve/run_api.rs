@@ -16,7 +16,7 @@ use weft_core::contract::ParamValue;
 use weft_engine::runs::{RunSignal, RunSpec, RunTimeouts, SubmitError, cancel_mode};
 use weft_store::{RunStore, StoreError, Timestamp};
 
-use super::{Server, auth, body_as, error, lock, optional_body, shutting_down, spawn_run};
+use super::{Refusal, Server, auth, body_as, error, lock, optional_body, shutting_down, spawn_run};
 use crate::view::{self, Display};
 use crate::{diagnostics, runs, spec_flags};
 
@@ -51,6 +51,51 @@ pub(super) struct SubmitRequest {
     /// `--allow-registry` names.
     #[serde(default)]
     plugins: BTreeMap<String, String>,
+}
+
+impl SubmitRequest {
+    /// A submission of `pipeline` (its text, its file name for diagnostics) with
+    /// `params` and `plugins` pins, nothing else: what the dashboard's form submits.
+    pub(super) fn of_pipeline(
+        pipeline: String,
+        file: String,
+        params: BTreeMap<String, ParamValue>,
+        plugins: BTreeMap<String, String>,
+    ) -> SubmitRequest {
+        SubmitRequest {
+            pipeline,
+            file: Some(file),
+            params,
+            name: None,
+            parallelism: None,
+            timeout: None,
+            tasks_timeout: None,
+            finally_timeout: None,
+            grants: Vec::new(),
+            reports: Vec::new(),
+            scheduled_at: None,
+            plugins,
+        }
+    }
+
+    /// Replaces its params.
+    pub(super) fn set_params(&mut self, params: BTreeMap<String, ParamValue>) {
+        self.params = params;
+    }
+}
+
+/// A submission with its spec made (`run_spec`), submitted and started here: the run's
+/// name, or why not. The one path of `POST /api/v1/runs` and the dashboard's form.
+pub(super) async fn submit_request(
+    server: &Arc<Server>,
+    request: SubmitRequest,
+) -> Result<String, Refusal> {
+    if let Some(refused) = super::not_accepting(server) {
+        return Err(refused);
+    }
+    let spec = run_spec(server, request)
+        .map_err(|err| Refusal::new(StatusCode::BAD_REQUEST, "bad-request", err))?;
+    start_submitted(server, server.service.submit(spec).await)
 }
 
 /// The run a submission asks for: the request's fields (in the same grammar as `weft
@@ -124,11 +169,10 @@ pub(super) async fn submit(
         Ok(request) => request,
         Err(answer) => return *answer,
     };
-    let spec = match run_spec(&server, request) {
-        Ok(spec) => spec,
-        Err(err) => return error(StatusCode::BAD_REQUEST, "bad-request", err),
-    };
-    submitted(&server, server.service.submit(spec).await)
+    match submit_request(&server, request).await {
+        Ok(name) => created(&name),
+        Err(refused) => refused.into_response(),
+    }
 }
 
 /// The answer to a submission (a run or a re-run): `201` with the run's links (and the
@@ -137,31 +181,44 @@ pub(super) fn submitted(
     server: &Arc<Server>,
     result: Result<weft_engine::runs::Submitted, SubmitError>,
 ) -> Response {
-    match result {
-        Ok(submitted) => {
-            view::decorator_log(&submitted.decorator_log, Display::Silent);
-            let name = submitted.run.name().to_string();
-            spawn_run(server, submitted.run);
-            (
-                StatusCode::CREATED,
-                Json(json!({
-                    "name": name,
-                    "attempt": runs::attempt_number(&name),
-                    "links": {
-                        "self": format!("/api/v1/runs/{name}"),
-                        "logs": format!("/api/v1/runs/{name}/logs"),
-                        "cancel": format!("/api/v1/runs/{name}/cancel"),
-                    },
-                })),
-            )
-                .into_response()
-        }
-        Err(err) => refusal(err),
+    match start_submitted(server, result) {
+        Ok(name) => created(&name),
+        Err(refused) => refused.into_response(),
     }
 }
 
+/// `201` with the new run's name and links.
+fn created(name: &str) -> Response {
+    (
+        StatusCode::CREATED,
+        Json(json!({
+            "name": name,
+            "attempt": runs::attempt_number(name),
+            "links": {
+                "self": format!("/api/v1/runs/{name}"),
+                "logs": format!("/api/v1/runs/{name}/logs"),
+                "cancel": format!("/api/v1/runs/{name}/cancel"),
+            },
+        })),
+    )
+        .into_response()
+}
+
+/// A submission (a run or a re-run) that went through starts executing here; its name,
+/// or why it was refused. Shared by the API and the dashboard.
+pub(super) fn start_submitted(
+    server: &Arc<Server>,
+    result: Result<weft_engine::runs::Submitted, SubmitError>,
+) -> Result<String, Refusal> {
+    let submitted = result.map_err(refusal)?;
+    view::decorator_log(&submitted.decorator_log, Display::Silent);
+    let name = submitted.run.name().to_string();
+    spawn_run(server, submitted.run);
+    Ok(name)
+}
+
 /// A refused submission as an API error.
-pub(super) fn refusal(err: SubmitError) -> Response {
+pub(super) fn refusal(err: SubmitError) -> Refusal {
     match err {
         SubmitError::Invalid {
             diagnostics: found,
@@ -169,29 +226,39 @@ pub(super) fn refusal(err: SubmitError) -> Response {
         } => {
             view::decorator_log(&decorator_log, Display::Silent);
             let mut document = diagnostics::to_json(&found);
-            document["error"] = json!("invalid");
-            document["message"] = json!(format!(
+            let message = format!(
                 "the pipeline is invalid ({} problem{})",
                 found.len(),
                 if found.len() == 1 { "" } else { "s" }
-            ));
-            (StatusCode::BAD_REQUEST, Json(document)).into_response()
+            );
+            document["error"] = json!("invalid");
+            document["message"] = json!(message);
+            Refusal {
+                status: StatusCode::BAD_REQUEST,
+                code: "invalid",
+                message,
+                document: Some(document),
+            }
         }
-        SubmitError::Exists(name) => error(
+        SubmitError::Exists(name) => Refusal::new(
             StatusCode::CONFLICT,
             "exists",
             format!("`{name}` already exists; pick another name"),
         ),
-        SubmitError::Refused(message) => error(StatusCode::BAD_REQUEST, "invalid", message),
-        SubmitError::NotFound(run) => error(
+        SubmitError::Refused(message) => Refusal::new(StatusCode::BAD_REQUEST, "invalid", message),
+        SubmitError::NotFound(run) => Refusal::new(
             StatusCode::NOT_FOUND,
             "not-found",
             format!("no run named `{run}`"),
         ),
-        SubmitError::NotTerminal(message) => error(StatusCode::CONFLICT, "not-finished", message),
-        SubmitError::Forbidden(message) => error(StatusCode::FORBIDDEN, "forbidden", message),
+        SubmitError::NotTerminal(message) => {
+            Refusal::new(StatusCode::CONFLICT, "not-finished", message)
+        }
+        SubmitError::Forbidden(message) => {
+            Refusal::new(StatusCode::FORBIDDEN, "forbidden", message)
+        }
         SubmitError::Environment(message) => {
-            error(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+            Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
         }
     }
 }
@@ -209,21 +276,30 @@ pub(super) fn resolve(
     run: &str,
     attempt: Option<u32>,
 ) -> Result<String, Box<Response>> {
+    resolve_attempt(server, run, attempt).map_err(|refused| Box::new(refused.into_response()))
+}
+
+/// As [`resolve`], the refusal not yet rendered (the dashboard renders it as a page).
+pub(super) fn resolve_attempt(
+    server: &Server,
+    run: &str,
+    attempt: Option<u32>,
+) -> Result<String, Refusal> {
     match weft_engine::runs::attempt_id(server.store.as_ref(), run, attempt) {
         Ok(Some(id)) => Ok(id),
-        Ok(None) => Err(Box::new(error(
+        Ok(None) => Err(Refusal::new(
             StatusCode::NOT_FOUND,
             "not-found",
             match attempt {
                 Some(n) => format!("run `{run}` has no attempt {n}"),
                 None => format!("no run named `{run}`"),
             },
-        ))),
-        Err(err) => Err(Box::new(error(
+        )),
+        Err(err) => Err(Refusal::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "store",
             err,
-        ))),
+        )),
     }
 }
 
@@ -341,45 +417,67 @@ pub(super) async fn cancel(
         Ok(request) => request,
         Err(answer) => return *answer,
     };
-    let mode = match request
-        .mode
-        .as_deref()
-        .map(|name| (name, cancel_mode(name)))
-    {
+    match cancel_run(&server, &run, request.mode.as_deref()) {
+        Ok(cancelled) => {
+            let mut answer = json!({ "name": cancelled.run, "mode": cancelled.mode.as_str() });
+            if cancelled.forwarded {
+                answer["forwarded"] = json!(true);
+            }
+            (StatusCode::ACCEPTED, Json(answer)).into_response()
+        }
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// A cancel that was sent.
+pub(super) struct Cancelled {
+    /// The attempt cancelled.
+    pub run: String,
+    /// How.
+    pub mode: CancelMode,
+    /// Whether another server executes it (the cancel reaches it through the store).
+    pub forwarded: bool,
+}
+
+/// Cancels the latest attempt of `run` in `mode` (a mode's name; default
+/// `CancelledRunFinally`). Shared by the API and the dashboard.
+pub(super) fn cancel_run(
+    server: &Server,
+    run: &str,
+    mode: Option<&str>,
+) -> Result<Cancelled, Refusal> {
+    let mode = match mode.map(|name| (name, cancel_mode(name))) {
         None => CancelMode::CancelledRunFinally,
         Some((_, Some(mode))) => mode,
         Some((other, None)) => {
-            return error(
+            return Err(Refusal::new(
                 StatusCode::BAD_REQUEST,
                 "bad-request",
                 format!(
                     "mode `{other}` is not one of Cancelled, CancelledRunFinally, StoppedRunFinally"
                 ),
-            );
+            ));
         }
     };
     // The latest attempt (or the one named).
-    let run = match resolve(&server, &run, None) {
-        Ok(id) => id,
-        Err(answer) => return *answer,
-    };
+    let run = resolve_attempt(server, run, None)?;
     if let Some(handle) = lock(&server.active).get(&run) {
         handle.cancel(mode);
-        return (
-            StatusCode::ACCEPTED,
-            Json(json!({ "name": run, "mode": mode.as_str() })),
-        )
-            .into_response();
+        return Ok(Cancelled {
+            run,
+            mode,
+            forwarded: false,
+        });
     }
     // Another server executes it (or will, once it takes it over): the cancel reaches the
     // owner through the store.
     let signal = RunSignal::Cancel(mode).to_stored(&run, Timestamp::now());
     match server.store.send_signal(&signal) {
-        Ok(_) => (
-            StatusCode::ACCEPTED,
-            Json(json!({ "name": run, "mode": mode.as_str(), "forwarded": true })),
-        )
-            .into_response(),
+        Ok(_) => Ok(Cancelled {
+            run,
+            mode,
+            forwarded: true,
+        }),
         Err(StoreError::RunFinished { .. }) => {
             let status = server
                 .store
@@ -388,17 +486,21 @@ pub(super) async fn cancel(
                 .flatten()
                 .and_then(|r| r.status)
                 .unwrap_or_default();
-            error(
+            Err(Refusal::new(
                 StatusCode::CONFLICT,
                 "finished",
                 format!("run `{run}` already finished ({status})"),
-            )
+            ))
         }
-        Err(StoreError::NotFound { .. }) => error(
+        Err(StoreError::NotFound { .. }) => Err(Refusal::new(
             StatusCode::NOT_FOUND,
             "not-found",
             format!("no run named `{run}`"),
-        ),
-        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", err.to_string()),
+        )),
+        Err(err) => Err(Refusal::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store",
+            err.to_string(),
+        )),
     }
 }

@@ -81,7 +81,7 @@ pub async fn add(
     };
     match server.service.add_schedule(new).await {
         Ok(record) => (StatusCode::CREATED, Json(schedule_json(&record))).into_response(),
-        Err(err) => refusal(err),
+        Err(err) => refusal(err).into_response(),
     }
 }
 

@@ -16,17 +16,21 @@ use serde::Deserialize;
 use serde_json::json;
 use weft_engine::runs::{Ballot, DecideError, DecisionKind, decide, waits_document};
 
-use super::{Server, auth, error};
+use super::auth::Caller;
+use super::{Refusal, Server, auth, error};
 
 /// The body of a decision.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct DecisionRequest {
-    decision: String,
+pub(super) struct DecisionRequest {
+    /// `approve`/`resume` or `reject`.
+    pub decision: String,
+    /// Why.
     #[serde(default)]
-    message: String,
+    pub message: String,
+    /// An approval deferred until then (RFC 3339).
     #[serde(default)]
-    defer_until: Option<String>,
+    pub defer_until: Option<String>,
 }
 
 /// `GET /api/v1/runs/{run}/approvals`.
@@ -98,6 +102,43 @@ fn decide_as_caller(
         Ok(request) => request,
         Err(answer) => return *answer,
     };
+    let decision = request.decision.clone();
+    match decide_for(server, caller, run, task, kind, request) {
+        Ok(decided) => (
+            StatusCode::ACCEPTED,
+            Json(json!({
+                "run": decided.run,
+                "task": decided.receipt.task,
+                "attempt": decided.receipt.attempt,
+                "identity": decided.identity,
+                "decision": decision,
+            })),
+        )
+            .into_response(),
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// A decision that was cast.
+pub(super) struct Decided {
+    /// The attempt of the run decided on.
+    pub run: String,
+    /// What the store took.
+    pub receipt: weft_engine::runs::Receipt,
+    /// Who decided.
+    pub identity: String,
+}
+
+/// Casts `request` on `task`'s wait in the latest attempt of `run` as `caller`. The one
+/// path of the API and the dashboard: the rules are weft-engine's `decide`.
+pub(super) fn decide_for(
+    server: &Server,
+    caller: Caller,
+    run: &str,
+    task: &str,
+    kind: DecisionKind,
+    request: DecisionRequest,
+) -> Result<Decided, Refusal> {
     let (yes, verb) = match kind {
         DecisionKind::Approval => ("approve", "approval"),
         DecisionKind::Intervention => ("resume", "intervention"),
@@ -106,11 +147,11 @@ fn decide_as_caller(
         d if d == yes => true,
         "reject" => false,
         other => {
-            return error(
+            return Err(Refusal::new(
                 StatusCode::BAD_REQUEST,
                 "bad-request",
                 format!("decision `{other}` on an {verb} is not `{yes}` or `reject`"),
-            );
+            ));
         }
     };
     let defer_until_ms = match request
@@ -120,14 +161,15 @@ fn decide_as_caller(
     {
         Some(Ok(ms)) => Some(ms),
         Some(Err(failure)) => {
-            return error(StatusCode::BAD_REQUEST, "bad-request", failure.message);
+            return Err(Refusal::new(
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                failure.message,
+            ));
         }
         None => None,
     };
-    let run = &match super::run_api::resolve(server, run, None) {
-        Ok(id) => id,
-        Err(answer) => return *answer,
-    };
+    let run = super::run_api::resolve_attempt(server, run, None)?;
     let ballot = Ballot {
         kind,
         identity: caller.identity,
@@ -136,30 +178,36 @@ fn decide_as_caller(
         message: request.message,
         defer_until_ms,
     };
-    match decide(server.store.as_ref(), run, task, &ballot) {
-        Ok(receipt) => (
-            StatusCode::ACCEPTED,
-            Json(json!({
-                "run": run,
-                "task": receipt.task,
-                "attempt": receipt.attempt,
-                "identity": ballot.identity,
-                "decision": request.decision,
-            })),
-        )
-            .into_response(),
-        Err(err @ (DecideError::NoRun(_) | DecideError::NoWait { .. })) => {
-            error(StatusCode::NOT_FOUND, "not-found", err.to_string())
-        }
-        Err(err) if err.is_forbidden() => {
-            error(StatusCode::FORBIDDEN, "forbidden", err.to_string())
-        }
-        Err(err) if err.is_malformed() => {
-            error(StatusCode::BAD_REQUEST, "bad-request", err.to_string())
-        }
-        Err(DecideError::Store(err)) => {
-            error(StatusCode::INTERNAL_SERVER_ERROR, "store", err.to_string())
-        }
-        Err(err) => error(StatusCode::CONFLICT, "conflict", err.to_string()),
+    match decide(server.store.as_ref(), &run, task, &ballot) {
+        Ok(receipt) => Ok(Decided {
+            run,
+            receipt,
+            identity: ballot.identity,
+        }),
+        Err(err @ (DecideError::NoRun(_) | DecideError::NoWait { .. })) => Err(Refusal::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            err.to_string(),
+        )),
+        Err(err) if err.is_forbidden() => Err(Refusal::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            err.to_string(),
+        )),
+        Err(err) if err.is_malformed() => Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            err.to_string(),
+        )),
+        Err(DecideError::Store(err)) => Err(Refusal::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "store",
+            err.to_string(),
+        )),
+        Err(err) => Err(Refusal::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            err.to_string(),
+        )),
     }
 }
