@@ -805,6 +805,30 @@ fn reopen_keeps_everything_and_migrations_are_idempotent(db: &Db) {
 }
 
 #[test]
+fn processes_opening_one_new_database_at_once_migrate_it_once() {
+    // Each round: a fresh database opened by eight openers together (a `weft run` and a
+    // `weft approve` starting at once did this, and the second applied V1 again).
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weft.db");
+        let barrier = Arc::new(std::sync::Barrier::new(8));
+        let openers: Vec<_> = (0..8)
+            .map(|_| {
+                let (path, barrier) = (path.clone(), Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    SqliteStore::open(&path, StoreLimits::default()).map(drop)
+                })
+            })
+            .collect();
+        for opener in openers {
+            let opened = opener.join().unwrap();
+            assert!(opened.is_ok(), "round {round}: {opened:?}");
+        }
+    }
+}
+
+#[test]
 fn a_file_that_is_not_a_database_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     let cases: [(&str, Vec<u8>); 3] = [
