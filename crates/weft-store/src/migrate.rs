@@ -119,11 +119,6 @@ fn runner(sources: &Sources, target: Target) -> Result<Runner, StoreError> {
 /// first, without running those migrations again; `user_version` is kept in step, so an
 /// older weft sees a schema it does not know and refuses it.
 pub(crate) fn sqlite(conn: &mut rusqlite::Connection) -> Result<(), String> {
-    // Held until migrated: see `sqlite_migration_lock`.
-    let _lock = match conn.path().filter(|path| !path.is_empty()) {
-        Some(path) => Some(sqlite_migration_lock(path)?),
-        None => None,
-    };
     let has_history: bool = conn
         .query_row(
             "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = ?1",
@@ -153,11 +148,14 @@ pub(crate) fn sqlite(conn: &mut rusqlite::Connection) -> Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
-/// Processes opening one new database at once (`weft run` beside `weft approve`) migrate
-/// it one at a time: both would otherwise find no history and the second would apply V1
-/// again ("table runs already exists"). SQLite has no lock that spans refinery's own
-/// transaction, so a lock file beside the database (as `-wal` and `-shm` are) is taken.
-fn sqlite_migration_lock(db: &str) -> Result<std::fs::File, String> {
+/// Processes opening one new database at once (`weft run` beside `weft approve`) set it
+/// up one at a time: both would otherwise find no history and the second would apply V1
+/// again ("table runs already exists"), and switching a new database to WAL or upgrading
+/// a read to a write while another does may fail at once ("database is locked") without
+/// waiting. SQLite has no lock that spans refinery's own transaction, so a lock file
+/// beside the database (as `-wal` and `-shm` are) is held from opening to migrated.
+pub(crate) fn sqlite_setup_lock(db: &std::path::Path) -> Result<std::fs::File, String> {
+    let db = db.display();
     let path = format!("{db}-migrate.lock");
     let file = std::fs::OpenOptions::new()
         .create(true)

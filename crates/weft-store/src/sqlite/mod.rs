@@ -71,6 +71,12 @@ impl SqliteStore {
             })?;
         }
         check_header(&path)?;
+        // Held until the database is configured and migrated (see the function).
+        let _setup =
+            crate::migrate::sqlite_setup_lock(&path).map_err(|detail| StoreError::Open {
+                path: path.clone(),
+                detail,
+            })?;
         let mut conn = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE
