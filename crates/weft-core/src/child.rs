@@ -77,10 +77,7 @@ pub fn planned_params(
         .collect()
 }
 
-/// The name of task `inner` of the child run by pipeline task `task`.
-pub fn nested_name(task: &str, inner: &str) -> String {
-    format!("{task}.{inner}")
-}
+pub use crate::model::nested_name;
 
 /// `value` as given to a child with the parent's `params` substituted, when that makes it
 /// fixed before the run (no task result, status or context in it); `None` otherwise.

@@ -98,13 +98,19 @@ impl Pipeline {
         for task in self.all_tasks() {
             if let Some(child) = task.child.as_ref().and_then(|c| c.pipeline.as_ref()) {
                 out.extend(child.tasks_deep().into_iter().map(|inner| NestedTask {
-                    name: crate::child::nested_name(&task.name.value, &inner.name),
+                    name: nested_name(&task.name.value, &inner.name),
                     ..inner
                 }));
             }
         }
         out
     }
+}
+
+/// The name of task `inner` of the child pipeline pipeline task `task` runs (see
+/// [`crate::child`]): `<task>.<inner>`.
+pub fn nested_name(task: &str, inner: &str) -> String {
+    format!("{task}.{inner}")
 }
 
 /// A task of a pipeline or of a pipeline it runs ([`Pipeline::tasks_deep`]).

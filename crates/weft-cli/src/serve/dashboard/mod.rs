@@ -20,6 +20,7 @@
 //! no framing), `nosniff` and no referrer; every POST must carry the session's CSRF
 //! token (403 otherwise) and, when the browser says where it comes from, come from here.
 
+mod html;
 mod live;
 mod pages;
 mod session;

@@ -1,45 +1,16 @@
 //! The dashboard's HTML, rendered on the server. Every string that comes from a run, a
 //! user or the store goes through [`escape`] (text and attribute values alike, always
-//! quoted); names in links through [`segment`]. No inline script or style: the
+//! quoted); names in links through [`segment`] (both in `html.rs`). No inline script or style: the
 //! Content-Security-Policy forbids them, the behaviour is in `assets/dashboard.js`.
 
 use std::fmt::Write;
 
 use weft_store::RunListItem;
 
+pub use super::html::{escape, segment};
 use super::session::Session;
 use super::view::{RunView, WaitView};
 use crate::serve::auth::Caller;
-
-/// `text` safe inside HTML text and quoted attribute values.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#x27;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// `text` as one URL path segment (or query value): everything but unreserved
-/// characters percent-encoded, so a name cannot add segments or a query.
-pub fn segment(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
-            out.push(byte as char);
-        } else {
-            let _ = write!(out, "%{byte:02X}");
-        }
-    }
-    out
-}
 
 /// The frame of every page: head, the header with who is logged in, `main`.
 /// `live` is the URL of the page's server-sent events, if it follows a run.
@@ -483,19 +454,4 @@ pub fn log(
         )
     });
     layout(task, session, live.as_deref(), &main)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escape_leaves_no_markup_and_segment_no_separator() {
-        assert_eq!(
-            escape("<script>alert('x')</script> & \"q\""),
-            "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; &quot;q&quot;"
-        );
-        assert_eq!(segment("a/b?c=d#e f~2"), "a%2Fb%3Fc%3Dd%23e%20f~2");
-        assert_eq!(segment("é"), "%C3%A9");
-    }
 }

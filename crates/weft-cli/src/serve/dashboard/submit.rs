@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use weft_core::contract::{ParamType, ParamValue};
 use weft_core::model::ParamDecl;
 
-use super::pages::{escape, segment};
+use super::html::{escape, segment};
 use crate::serve::Refusal;
 use crate::serve::run_api::SubmitRequest;
 

@@ -8,7 +8,7 @@ use std::fmt::Write;
 
 use weft_core::graph::GraphNode;
 
-use super::pages::{escape, segment};
+use super::html::{escape, segment};
 use super::view::TaskRow;
 
 const NODE_W: usize = 170;
