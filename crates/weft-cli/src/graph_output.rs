@@ -62,17 +62,18 @@ pub fn tone(status: &str) -> &'static str {
     }
 }
 
-/// What a task's state looks like: a mark for the terminal, a colour for Graphviz.
+/// What a task's state looks like: a mark for the terminal, a colour for Graphviz (one
+/// per [`tone`], so the text, DOT and dashboard group states alike).
 fn look(status: &str) -> (&'static str, &'static str) {
-    match status {
-        "Succeeded" => ("✔", "palegreen"),
-        "SucceededWithWarnings" => ("!", "gold"),
-        "Failed" | "Errored" | "TimedOut" | "Rejected" => ("✘", "salmon"),
-        "Skipped" => ("○", "lightgrey"),
-        "Cancelled" => ("⊘", "grey"),
-        "Running" | "Cancelling" => ("▶", "lightskyblue"),
-        "Blocked" => ("⏸", "plum"),
-        "Queued" => ("…", "lightcyan"),
+    match tone(status) {
+        "ok" => ("✔", "palegreen"),
+        "warn" => ("!", "gold"),
+        "fail" => ("✘", "salmon"),
+        "skip" => ("○", "lightgrey"),
+        "cancel" => ("⊘", "grey"),
+        "run" => ("▶", "lightskyblue"),
+        "wait" => ("⏸", "plum"),
+        "queue" => ("…", "lightcyan"),
         _ => ("·", "white"),
     }
 }

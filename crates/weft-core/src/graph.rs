@@ -74,16 +74,28 @@ pub fn layout(plan: &Plan) -> Vec<GraphNode> {
 /// `finally` after its last tasks, the task after the child's end; children's children
 /// likewise.
 fn link_children(plan: &Plan, base: usize, kids: &mut [Vec<usize>]) {
+    if plan.nodes[..plan.own_len]
+        .iter()
+        .all(|node| node.child.is_none())
+    {
+        return;
+    }
+    // What each of the pipeline's own tasks waits for, once (not a scan per child).
+    let mut waits_for: Vec<Vec<usize>> = vec![Vec::new(); plan.own_len];
+    for (id, node) in plan.nodes[..plan.own_len].iter().enumerate() {
+        for &c in &node.children {
+            if let Some(list) = waits_for.get_mut(c) {
+                list.push(base + id);
+            }
+        }
+    }
     for (task, node) in plan.nodes[..plan.own_len].iter().enumerate() {
         let Some(child) = &node.child else {
             continue;
         };
         let inner = &child.plan;
         let at = base + child.nodes.start;
-        let before: Vec<usize> = (0..plan.own_len)
-            .filter(|&p| plan.nodes[p].children.contains(&task))
-            .map(|p| base + p)
-            .collect();
+        let before = &waits_for[task];
         let mut has_parent = vec![false; inner.dag_len];
         for node in &inner.nodes[..inner.dag_len] {
             for &c in &node.children {
@@ -99,7 +111,7 @@ fn link_children(plan: &Plan, base: usize, kids: &mut [Vec<usize>]) {
         let finally: Vec<usize> = (inner.dag_len..inner.own_len).map(|id| at + id).collect();
         for (id, &rooted) in has_parent.iter().enumerate() {
             if !rooted {
-                for &p in &before {
+                for &p in before {
                     kids[p].push(at + id);
                 }
             }
