@@ -28,10 +28,10 @@ const SECRET: &str = "s3cr3t-deploy-value-7f1c2a";
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
 
 /// An HTTP answer.
-struct Reply {
-    status: u16,
+pub(crate) struct Reply {
+    pub(crate) status: u16,
     headers: Vec<(String, String)>,
-    body: String,
+    pub(crate) body: String,
 }
 
 impl Reply {
@@ -60,7 +60,13 @@ fn dechunk(mut body: &str) -> String {
 }
 
 /// One HTTP/1.1 request to `address`.
-fn http(address: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Reply {
+pub(crate) fn http(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Reply {
     let mut stream = TcpStream::connect(address).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(120)))
@@ -131,10 +137,10 @@ fn http(address: &str, method: &str, path: &str, headers: &[(&str, &str)], body:
     }
 }
 
-const FORM: &str = "application/x-www-form-urlencoded";
+pub(crate) const FORM: &str = "application/x-www-form-urlencoded";
 
 /// `application/x-www-form-urlencoded` of `fields`.
-fn form(fields: &[(&str, &str)]) -> String {
+pub(crate) fn form(fields: &[(&str, &str)]) -> String {
     fields
         .iter()
         .map(|(k, v)| format!("{k}={}", encode(v)))
@@ -155,7 +161,7 @@ fn encode(text: &str) -> String {
 }
 
 /// Logs in with `token`; the `Cookie` header of the session.
-fn login(address: &str, token: &str) -> String {
+pub(crate) fn login(address: &str, token: &str) -> String {
     let reply = http(
         address,
         "POST",
@@ -186,7 +192,7 @@ fn identities(data: &Path) -> String {
     let path = data.join("ids.json");
     let ids = json!({
         "alice": {"token": ALICE},
-        "viewer": {"token": VIEWER},
+        "viewer": {"token": VIEWER, "role": "viewer"},
         "ops": {"token": OPS},
     });
     std::fs::write(&path, ids.to_string()).expect("write");
@@ -318,6 +324,11 @@ fn http_login_cookie_csp_csrf_viewer_approval_and_no_secret() {
     assert!(!alices.contains("<script>") && !alices.contains(" style="));
     let viewers = page(&viewer, &format!("/runs/{run}"));
     assert!(!viewers.contains(&approve_action), "{viewers}");
+    // A viewer's role shows no action at all: no cancel, re-run or new run.
+    for action in ["/cancel\"", "/rerun\"", "/new\""] {
+        assert!(!viewers.contains(action), "{action}: {viewers}");
+        assert!(alices.contains(action) || action != "/cancel\"", "{alices}");
+    }
     let viewer_csrf = csrf_of(&viewers);
     let alice_csrf = csrf_of(&alices);
     assert_ne!(viewer_csrf, alice_csrf);

@@ -23,4 +23,5 @@ mod serve;
 mod snapshots;
 mod support;
 mod tekton;
+mod tenants;
 mod traces;

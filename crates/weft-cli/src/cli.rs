@@ -43,6 +43,101 @@ pub enum Command {
     /// Cron schedules that `weft serve` fires.
     #[command(subcommand)]
     Schedules(SchedulesCommand),
+    /// Tenants of a shared `weft serve`: each owns its runs, schedules, tokens and log.
+    #[command(subcommand)]
+    Tenants(TenantsCommand),
+    /// API tokens of a tenant's identities (each with a role there).
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+    /// The audit log: tokens, secrets, plugins, approvals and cancellations.
+    Audit(AuditArgs),
+}
+
+/// `weft tenants ...`.
+#[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    /// Create a tenant (a DNS-1123 label).
+    Create {
+        /// The tenant's name.
+        name: String,
+        /// Where the store is.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// The tenants.
+    List {
+        /// Where the store is.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// `weft tokens ...`.
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Issue a token: printed once on standard output, stored only as a hash. Sets the
+    /// identity's role (and groups) in the tenant.
+    Create(TokenCreateArgs),
+    /// Tokens (never the tokens themselves): id, identity, state, expiry.
+    List {
+        /// Only this tenant's.
+        #[arg(long, value_name = "TENANT")]
+        tenant: Option<String>,
+        /// Where the store is.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Revoke a token by its id: it stops working at once, on every server.
+    Revoke {
+        /// The token's id (`weft tokens list`).
+        id: String,
+        /// Only if it is this tenant's.
+        #[arg(long, value_name = "TENANT")]
+        tenant: Option<String>,
+        /// Where the store is.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+/// `weft tokens create`.
+#[derive(Debug, Clone, Args)]
+pub struct TokenCreateArgs {
+    /// The tenant.
+    #[arg(long, value_name = "TENANT", default_value = weft_store::DEFAULT_TENANT)]
+    pub tenant: String,
+    /// The identity the token authenticates as.
+    #[arg(long, value_name = "NAME")]
+    pub identity: String,
+    /// The identity's role in the tenant: viewer, submitter, approver or admin.
+    #[arg(long, value_name = "ROLE")]
+    pub role: String,
+    /// A group of the identity (for `group:NAME` approvers; repeatable).
+    #[arg(long = "group", value_name = "GROUP")]
+    pub groups: Vec<String>,
+    /// When it expires: a duration (`30d`, `12h`) or an RFC 3339 time.
+    #[arg(long, value_name = "WHEN")]
+    pub expires: Option<String>,
+    /// Where the store is.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// `weft audit`.
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    /// Only this tenant's entries.
+    #[arg(long, value_name = "TENANT")]
+    pub tenant: Option<String>,
+    /// Entries after this one (its `seq`).
+    #[arg(long, value_name = "SEQ", default_value_t = 0)]
+    pub after: u64,
+    /// At most this many.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub limit: usize,
+    /// Where the store is.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// `weft approve` and `weft resume`.
@@ -89,6 +184,16 @@ pub enum DbCommand {
 /// `weft serve`.
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
+    /// A configuration file (TOML): the flags below by their long names, and the tenants
+    /// served (`[tenants.NAME]`). Flags and their environment variables override it.
+    #[arg(long = "config", value_name = "FILE", env = "WEFT_CONFIG")]
+    pub config_file: Option<PathBuf>,
+
+    /// The ids of the flags given on the command line or by environment variables (they
+    /// win over the configuration file).
+    #[arg(skip)]
+    pub explicit: std::collections::BTreeSet<String>,
+
     /// Address to listen on (`HOST:PORT`; port 0 picks a free one).
     #[arg(
         long,

@@ -4,8 +4,13 @@
 //!
 //! ```json
 //! {"alice": {"groups": ["release-managers"], "token": "a-long-random-token"},
-//!  "bob":   {"groups": ["release-managers"]}}
+//!  "bob":   {"groups": ["release-managers"]},
+//!  "ci":    {"token": "another-long-token", "role": "viewer"}}
 //! ```
+//!
+//! Its identities belong to the `default` tenant with `role` (default `approver`: they
+//! submit, cancel and decide). Tokens issued by `weft tokens create` are kept hashed in the
+//! store instead, per tenant; this file is for a single team's server.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +32,8 @@ struct Identity {
     groups: Vec<String>,
     #[serde(default)]
     token: Option<String>,
+    #[serde(default)]
+    role: Option<String>,
 }
 
 /// The identities of one store.
@@ -76,6 +83,14 @@ impl Identities {
             ))
         })?;
         for (name, identity) in &by_name {
+            if let Some(role) = &identity.role
+                && let Err(err) = role.parse::<weft_store::Role>()
+            {
+                return Err(Failure::invalid(format!(
+                    "{}: the role of `{name}`: {err}",
+                    path.display()
+                )));
+            }
             if let Some(token) = &identity.token
                 && token.chars().count() < MIN_TOKEN_CHARS
             {
@@ -94,6 +109,15 @@ impl Identities {
             .get(name)
             .map(|identity| identity.groups.clone())
             .unwrap_or_default()
+    }
+
+    /// The role of `name` in the `default` tenant (`approver` unless the file says).
+    pub fn role(&self, name: &str) -> weft_store::Role {
+        self.by_name
+            .get(name)
+            .and_then(|identity| identity.role.as_deref())
+            .and_then(|role| role.parse().ok())
+            .unwrap_or(weft_store::Role::Approver)
     }
 
     /// Whether any identity has a token (then the server authenticates by them).

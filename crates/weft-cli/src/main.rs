@@ -18,6 +18,7 @@ mod snapshots;
 mod spec_flags;
 mod store;
 mod tekton_output;
+mod tenancy;
 mod traces;
 mod view;
 
@@ -27,7 +28,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-use clap::Parser;
 use weft_core::pipeline_run::SpecStatus;
 use weft_core::{CancelMode, Diagnostic};
 use weft_engine::runs::{
@@ -78,7 +78,28 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = <Cli as clap::CommandFactory>::command().get_matches();
+    let mut cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(err) => err.exit(),
+    };
+    // Which of `weft serve`'s flags were given: those win over its configuration file.
+    if let (Command::Serve(args), Some(("serve", given))) = (&mut cli.command, matches.subcommand())
+    {
+        args.explicit = given
+            .ids()
+            .filter(|id| {
+                matches!(
+                    given.value_source(id.as_str()),
+                    Some(
+                        clap::parser::ValueSource::CommandLine
+                            | clap::parser::ValueSource::EnvVariable
+                    )
+                )
+            })
+            .map(|id| id.as_str().to_string())
+            .collect();
+    }
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
@@ -107,6 +128,9 @@ fn main() -> ExitCode {
             Command::Resume(args) => decide::command(&args, DecisionKind::Intervention),
             Command::Db(DbCommand::Migrate { store }) => crate::store::migrate(&store),
             Command::Schedules(command) => schedules::command(command).await,
+            Command::Tenants(command) => tenancy::command::tenants(command),
+            Command::Tokens(command) => tenancy::command::tokens(command),
+            Command::Audit(args) => tenancy::command::audit(&args),
         }
     });
     match result {

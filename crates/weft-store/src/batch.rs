@@ -366,9 +366,9 @@ impl RunStore for BatchingStore {
         self.inner.run(id)
     }
 
-    fn list_runs(&self, limit: usize) -> Result<Vec<RunListItem>> {
+    fn list_runs_of(&self, tenant: Option<&str>, limit: usize) -> Result<Vec<RunListItem>> {
         self.barrier()?;
-        self.inner.list_runs(limit)
+        self.inner.list_runs_of(tenant, limit)
     }
 
     fn attempts(&self, run: &str) -> Result<Vec<AttemptRecord>> {
@@ -482,5 +482,61 @@ impl RunStore for BatchingStore {
 
     fn runs_named(&self, name: &str) -> Result<Vec<String>> {
         self.inner.runs_named(name)
+    }
+}
+
+/// Tenants are not journal writes: straight to the inner store.
+impl crate::tenants::TenantStore for BatchingStore {
+    fn create_tenant(&self, tenant: &crate::tenants::TenantRecord) -> Result<()> {
+        self.inner.create_tenant(tenant)
+    }
+
+    fn tenants(&self) -> Result<Vec<crate::tenants::TenantRecord>> {
+        self.inner.tenants()
+    }
+
+    fn set_tenant_settings(&self, tenant: &str, settings_json: &str) -> Result<()> {
+        self.inner.set_tenant_settings(tenant, settings_json)
+    }
+
+    fn put_member(&self, member: &crate::tenants::MemberRecord) -> Result<()> {
+        self.inner.put_member(member)
+    }
+
+    fn member(&self, tenant: &str, identity: &str) -> Result<Option<crate::tenants::MemberRecord>> {
+        self.inner.member(tenant, identity)
+    }
+
+    fn add_token(&self, token: &crate::tenants::TokenRecord) -> Result<()> {
+        self.inner.add_token(token)
+    }
+
+    fn token(&self, id: &str) -> Result<Option<crate::tenants::TokenRecord>> {
+        self.inner.token(id)
+    }
+
+    fn tokens(&self, tenant: Option<&str>) -> Result<Vec<crate::tenants::TokenRecord>> {
+        self.inner.tokens(tenant)
+    }
+
+    fn revoke_token(&self, tenant: Option<&str>, id: &str, at: Timestamp) -> Result<bool> {
+        self.inner.revoke_token(tenant, id, at)
+    }
+
+    fn has_tokens(&self) -> Result<bool> {
+        self.inner.has_tokens()
+    }
+
+    fn append_audit(&self, entry: &crate::tenants::NewAudit) -> Result<u64> {
+        self.inner.append_audit(entry)
+    }
+
+    fn audit(
+        &self,
+        tenant: Option<&str>,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<crate::tenants::AuditRecord>> {
+        self.inner.audit(tenant, after, limit)
     }
 }

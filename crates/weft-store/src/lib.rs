@@ -16,6 +16,8 @@
 //! | `outbox` | `(reporter, run, context)` | desired state and description, delivered state, delivery attempts, next attempt, last error |
 //! | `snapshots` | `id` | workspace archives per (run, task, workspace) |
 //! | `signals` | `id` | messages for a run's owner (cancel; later approvals, reruns, ticks), handled under its lease |
+//! | `tenants`, `members`, `tokens` | name; `(tenant, identity)`; token id | tenants and their settings, each identity's role and groups per tenant, API tokens as hashes with expiry and revocation ([`TenantStore`]) |
+//! | `audit` | `seq` | the append-only audit log (triggers refuse changes) |
 //!
 //! Times are milliseconds since the Unix epoch ([`Timestamp`]); deadlines after a restart
 //! are computed from them. Both backends are migrated by refinery ([`migrate`]): the same
@@ -64,6 +66,7 @@ pub mod migrate;
 mod postgres;
 mod sqlite;
 mod store;
+pub mod tenants;
 mod types;
 mod vocab;
 
@@ -73,6 +76,10 @@ pub use migrate::SCHEMA_VERSION;
 pub use postgres::{PgOptions, PgStore, is_postgres_url};
 pub use sqlite::{BUSY_TIMEOUT, SqliteStore};
 pub use store::RunStore;
+pub use tenants::{
+    AuditRecord, DEFAULT_TENANT, MemberRecord, NewAudit, Role, TenantRecord, TenantStore,
+    TokenRecord,
+};
 pub use types::{
     AttemptId, AttemptRecord, EventRecord, Lease, LogEntry, NewEvent, NewLogLine, NewRun,
     NewSignal, OutboxKey, OutboxRow, Recovery, ReportStatus, Result, RunListItem, RunRecord,

@@ -32,6 +32,10 @@ const SQLITE: &Sources = &[
         "V6__run_bodies",
         include_str!("migrations/sqlite/V6__run_bodies.sql"),
     ),
+    (
+        "V7__tenants",
+        include_str!("migrations/sqlite/V7__tenants.sql"),
+    ),
 ];
 
 const POSTGRES: &Sources = &[
@@ -58,6 +62,10 @@ const POSTGRES: &Sources = &[
     (
         "V6__run_bodies",
         include_str!("migrations/postgres/V6__run_bodies.sql"),
+    ),
+    (
+        "V7__tenants",
+        include_str!("migrations/postgres/V7__tenants.sql"),
     ),
 ];
 

@@ -21,7 +21,7 @@ use crate::types::{
 ///
 /// Rejections (see [`StoreError::is_rejection`]) leave the store unchanged and do not affect
 /// the other writes of a batch; a database failure fails the whole batch.
-pub trait RunStore: Send + Sync {
+pub trait RunStore: crate::tenants::TenantStore + Send + Sync {
     /// Stores a new run and gives `owner` its first lease (token 1, heartbeat `now`).
     /// [`StoreError::AlreadyExists`] if the id is taken. Durable on return.
     fn create_run(&self, run: &NewRun, owner: &str, now: Timestamp) -> Result<Lease>;
@@ -115,7 +115,12 @@ pub trait RunStore: Send + Sync {
     fn run(&self, id: &str) -> Result<Option<RunRecord>>;
 
     /// The most recent runs, newest first.
-    fn list_runs(&self, limit: usize) -> Result<Vec<RunListItem>>;
+    fn list_runs(&self, limit: usize) -> Result<Vec<RunListItem>> {
+        self.list_runs_of(None, limit)
+    }
+
+    /// The most recent runs of `tenant` (of all: `None`), newest first.
+    fn list_runs_of(&self, tenant: Option<&str>, limit: usize) -> Result<Vec<RunListItem>>;
 
     /// Every attempt of a run, by task then attempt.
     fn attempts(&self, run: &str) -> Result<Vec<AttemptRecord>>;

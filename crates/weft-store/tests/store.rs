@@ -1467,6 +1467,138 @@ both_backends! {
     waits_keep_their_deadline_and_take_each_decision_once,
     groups_decide_in_one_transaction_and_forget_finished_runs,
     schedule_ticks_are_claimed_once,
+    tenants_members_tokens_and_an_append_only_audit_log,
+}
+
+/// Tenants: names are unique (`default` exists from the start); a member needs its
+/// tenant; a token keeps only its hash, is found by id, listed per tenant, revoked once
+/// and only within its tenant when one is named; the audit log appends in order, reads
+/// per tenant, and refuses changes.
+fn tenants_members_tokens_and_an_append_only_audit_log(db: &Db) {
+    use weft_store::{MemberRecord, NewAudit, Role, TenantRecord, TokenRecord};
+    let store = db.store();
+    let tenant = |name: &str| TenantRecord {
+        name: name.into(),
+        created_at: T0,
+        settings_json: "{}".into(),
+    };
+    assert_eq!(
+        store
+            .tenants()
+            .unwrap()
+            .iter()
+            .map(|t| t.name.as_str())
+            .collect::<Vec<_>>(),
+        ["default"]
+    );
+    store.create_tenant(&tenant("acme")).unwrap();
+    assert!(matches!(
+        store.create_tenant(&tenant("acme")),
+        Err(StoreError::AlreadyExists { .. })
+    ));
+    store
+        .set_tenant_settings("acme", r#"{"weight":2}"#)
+        .unwrap();
+    assert_eq!(store.tenants().unwrap()[0].settings_json, r#"{"weight":2}"#);
+    assert!(store.set_tenant_settings("nope", "{}").is_err());
+    let member = MemberRecord {
+        tenant: "acme".into(),
+        identity: "ci".into(),
+        role: Role::Submitter,
+        groups: vec!["release".into()],
+    };
+    store.put_member(&member).unwrap();
+    assert!(matches!(
+        store.put_member(&MemberRecord {
+            tenant: "nope".into(),
+            ..member.clone()
+        }),
+        Err(StoreError::NotFound { .. })
+    ));
+    store
+        .put_member(&MemberRecord {
+            role: Role::Admin,
+            ..member.clone()
+        })
+        .unwrap();
+    assert_eq!(
+        store.member("acme", "ci").unwrap().unwrap().role,
+        Role::Admin
+    );
+    assert_eq!(
+        store.member("acme", "ci").unwrap().unwrap().groups,
+        ["release"]
+    );
+    assert_eq!(store.member("default", "ci").unwrap(), None);
+    assert!(!store.has_tokens().unwrap());
+    let token = TokenRecord {
+        id: "abc123".into(),
+        tenant: "acme".into(),
+        identity: "ci".into(),
+        hash: "00ff".into(),
+        created_at: T0,
+        expires_at: Some(T0.plus(Duration::from_secs(60))),
+        revoked_at: None,
+    };
+    store.add_token(&token).unwrap();
+    assert!(store.add_token(&token).is_err(), "ids are unique");
+    assert!(store.has_tokens().unwrap());
+    assert_eq!(store.token("abc123").unwrap(), Some(token.clone()));
+    assert_eq!(
+        store.tokens(Some("acme")).unwrap(),
+        std::slice::from_ref(&token)
+    );
+    assert!(store.tokens(Some("default")).unwrap().is_empty());
+    assert_eq!(store.tokens(None).unwrap().len(), 1);
+    assert!(!store.revoke_token(Some("default"), "abc123", T0).unwrap());
+    assert!(store.revoke_token(Some("acme"), "abc123", T0).unwrap());
+    assert!(!store.revoke_token(None, "abc123", T0).unwrap(), "once");
+    assert_eq!(store.token("abc123").unwrap().unwrap().revoked_at, Some(T0));
+    assert!(!store.has_tokens().unwrap());
+
+    let entry = |tenant: &str, action: &str| NewAudit {
+        at: T0,
+        tenant: tenant.into(),
+        actor: "ci".into(),
+        action: action.into(),
+        target: "x".into(),
+        detail_json: "{}".into(),
+    };
+    let first = store.append_audit(&entry("acme", "token.create")).unwrap();
+    let second = store.append_audit(&entry("default", "run.cancel")).unwrap();
+    let third = store.append_audit(&entry("acme", "token.revoke")).unwrap();
+    assert!(first < second && second < third);
+    let acme = store.audit(Some("acme"), 0, 10).unwrap();
+    assert_eq!(
+        acme.iter()
+            .map(|a| a.entry.action.as_str())
+            .collect::<Vec<_>>(),
+        ["token.create", "token.revoke"]
+    );
+    assert_eq!(store.audit(None, first, 10).unwrap().len(), 2);
+    assert_eq!(store.audit(None, 0, 1).unwrap().len(), 1);
+    assert!(db.exec("UPDATE audit SET actor = 'mallory'").is_err());
+    assert!(db.exec("DELETE FROM audit").is_err());
+    assert_eq!(store.audit(None, 0, 10).unwrap().len(), 3);
+
+    // Each tenant lists its own runs: stored names carry the tenant.
+    for id in ["acme_one", "plain", "acmex_two"] {
+        store.create_run(&new_run(id), "engine", T0).unwrap();
+    }
+    let names = |tenant: Option<&str>| {
+        let mut ids: Vec<String> = store
+            .list_runs_of(tenant, 10)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(names(Some("acme")), ["acme_one"]);
+    assert_eq!(names(Some("acmex")), ["acmex_two"]);
+    assert_eq!(names(Some("default")), ["plain"]);
+    assert_eq!(names(None).len(), 3);
 }
 
 /// A concurrency group: rows come back in arrival order with their liveness (heartbeat

@@ -279,8 +279,20 @@ impl Drop for RunMetrics {
 
 /// `GET /metrics`.
 pub(super) async fn scrape(State(server): State<Arc<Server>>, headers: HeaderMap) -> Response {
-    if let Err(refused) = super::auth::caller(&server, &headers) {
-        return *refused;
+    // The server's counts span tenants: the operator's tenant reads them.
+    match super::auth::caller(&server, &headers) {
+        Ok(caller) if caller.operator || caller.tenant == weft_store::DEFAULT_TENANT => {}
+        Ok(caller) => {
+            return super::error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!(
+                    "the server's metrics span tenants; {} of tenant {} may not read them",
+                    caller.identity, caller.tenant
+                ),
+            );
+        }
+        Err(refused) => return *refused,
     }
     match server.metrics.encode() {
         Ok(text) => (

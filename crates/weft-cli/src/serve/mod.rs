@@ -10,6 +10,10 @@
 //! | `POST /api/v1/runs/{run}/cancel` | `{mode: Cancelled or CancelledRunFinally or StoppedRunFinally}` (default `CancelledRunFinally`) |
 //! | `POST /api/v1/runs/{run}/rerun` | `{failedOnly?, params?}`: the next attempt of a finished run; `201`, `404`, `409` when it is not finished |
 //! | `GET/POST /api/v1/schedules`, `DELETE /api/v1/schedules/{name}` | cron schedules (`schedules.rs`) |
+//! | `/api/v1/tenants`, `/api/v1/tokens`, `/api/v1/audit` | tenants, tokens and the audit log (`admin.rs`) |
+//!
+//! Every route is scoped by the caller's token (`auth.rs`): its tenant's runs and
+//! schedules only (another tenant's answer `404`), and what its role allows (else `403`).
 //!
 //! `{run}` is a run's name (its latest attempt) or an attempt's id (`deploy~2`); `GET`s
 //! take `?attempt=N`. A submission may carry `scheduledAt` (RFC 3339): the run waits in
@@ -49,7 +53,9 @@ use weft_engine::runs::{
 };
 use weft_store::BatchingStore;
 
+mod admin;
 mod auth;
+mod config;
 mod dashboard;
 mod metrics;
 mod reruns;
@@ -101,6 +107,15 @@ struct SubmissionDefaults {
 
 /// Carries out `weft serve`.
 pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
+    let config = match &args.config_file {
+        Some(path) => {
+            let config = config::load(path)?;
+            let explicit = std::mem::take(&mut args.explicit);
+            config.apply(&mut args, &explicit);
+            Some(config)
+        }
+        None => None,
+    };
     // An empty token would let every caller in: it is no token.
     args.api_token = args.api_token.take().filter(|t| !t.trim().is_empty());
     let recover_timeout = spec_flags::duration("recover-timeout", Some(&args.recover_timeout))?
@@ -133,6 +148,9 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
     let location = crate::store::store_location(args.db.as_deref(), Some(&data_dir))?;
     // A batch that cannot reach the database is retried while the lease may be valid.
     let store = crate::store::open_store_with(&location, recover_timeout)?;
+    if let Some(config) = &config {
+        config.ensure_tenants(store.as_ref())?;
+    }
     let opened = store.clone();
     // Submissions pull `oci://` plugins only from the registries the operator names.
     args.plugins.registry.allowed = Some(
@@ -206,6 +224,23 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
             "/api/v1/runs/{run}/interventions/{task}",
             post(waits::intervene),
         )
+        .route(
+            "/api/v1/tenants",
+            get(admin::tenants).post(admin::create_tenant),
+        )
+        .route(
+            "/api/v1/tenants/{tenant}/tokens",
+            post(admin::create_tenant_token),
+        )
+        .route(
+            "/api/v1/tokens",
+            get(admin::tokens).post(admin::create_token),
+        )
+        .route(
+            "/api/v1/tokens/{id}",
+            axum::routing::delete(admin::revoke_token),
+        )
+        .route("/api/v1/audit", get(admin::audit))
         .merge(dashboard::routes())
         .with_state(server.clone());
     // The address line is what scripts wait for.
@@ -399,6 +434,28 @@ impl IntoResponse for Refusal {
             Some(document) => (self.status, Json(document)).into_response(),
             None => error(self.status, self.code, self.message),
         }
+    }
+}
+
+/// Appends to the audit log as `caller`, in its tenant; a failure is logged, not answered
+/// (the action it records already happened).
+fn audit(
+    server: &Server,
+    caller: &auth::Caller,
+    action: &str,
+    target: &str,
+    detail: serde_json::Value,
+) {
+    let target = caller.show(target);
+    if let Err(err) = crate::tenancy::record(
+        server.store.as_ref(),
+        &caller.tenant,
+        &caller.identity,
+        action,
+        &target,
+        detail,
+    ) {
+        tracing::error!(action, target, error = %err, "cannot write the audit log");
     }
 }
 

@@ -16,6 +16,9 @@ use weft_core::contract::ParamValue;
 use weft_engine::runs::{RunSignal, RunSpec, RunTimeouts, SubmitError, cancel_mode};
 use weft_store::{RunStore, StoreError, Timestamp};
 
+use weft_store::Role;
+
+use super::auth::Caller;
 use super::{Refusal, Server, auth, body_as, error, lock, optional_body, shutting_down, spawn_run};
 use crate::view::{self, Display};
 use crate::{diagnostics, runs, spec_flags};
@@ -84,18 +87,24 @@ impl SubmitRequest {
     }
 }
 
-/// A submission with its spec made (`run_spec`), submitted and started here: the run's
-/// name, or why not. The one path of `POST /api/v1/runs` and the dashboard's form.
+/// A submission with its spec made (`run_spec`), submitted and started here as
+/// `caller`'s, in its tenant: the run's name (as the caller knows it), or why not. The one
+/// path of `POST /api/v1/runs` and the dashboard's form.
 pub(super) async fn submit_request(
     server: &Arc<Server>,
+    caller: &Caller,
     request: SubmitRequest,
 ) -> Result<String, Refusal> {
+    if !caller.may(Role::Submitter) {
+        return Err(caller.forbidden(Role::Submitter, "submit runs"));
+    }
     if let Some(refused) = super::not_accepting(server) {
         return Err(refused);
     }
-    let spec = run_spec(server, request)
+    let mut spec = run_spec(server, request)
         .map_err(|err| Refusal::new(StatusCode::BAD_REQUEST, "bad-request", err))?;
-    start_submitted(server, server.service.submit(spec).await)
+    spec.tenant = Some(caller.tenant.clone());
+    start_submitted(server, server.service.submit(spec).await).map(|name| caller.show(&name))
 }
 
 /// The run a submission asks for: the request's fields (in the same grammar as `weft
@@ -159,9 +168,10 @@ pub(super) async fn submit(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(denied) = auth::caller(&server, &headers) {
-        return *denied;
-    }
+    let caller = match auth::require(&server, &headers, Role::Submitter, "submit runs") {
+        Ok(caller) => caller,
+        Err(denied) => return *denied,
+    };
     if let Some(answer) = shutting_down(&server) {
         return answer;
     }
@@ -169,26 +179,14 @@ pub(super) async fn submit(
         Ok(request) => request,
         Err(answer) => return *answer,
     };
-    match submit_request(&server, request).await {
+    match submit_request(&server, &caller, request).await {
         Ok(name) => created(&name),
         Err(refused) => refused.into_response(),
     }
 }
 
-/// The answer to a submission (a run or a re-run): `201` with the run's links (and the
-/// run executing here), or the refusal with its status.
-pub(super) fn submitted(
-    server: &Arc<Server>,
-    result: Result<weft_engine::runs::Submitted, SubmitError>,
-) -> Response {
-    match start_submitted(server, result) {
-        Ok(name) => created(&name),
-        Err(refused) => refused.into_response(),
-    }
-}
-
-/// `201` with the new run's name and links.
-fn created(name: &str) -> Response {
+/// `201` with the new run's name (as its submitter knows it) and links.
+pub(super) fn created(name: &str) -> Response {
     (
         StatusCode::CREATED,
         Json(json!({
@@ -269,23 +267,35 @@ pub(super) struct AttemptQuery {
     attempt: Option<u32>,
 }
 
-/// The stored id of `run`'s attempt `attempt` (default: the latest), or the `404` (or
-/// store error) to answer with.
+/// The stored id of `caller`'s run `run`'s attempt `attempt` (default: the latest), or the
+/// `404` (or store error) to answer with.
 pub(super) fn resolve(
     server: &Server,
+    caller: &Caller,
     run: &str,
     attempt: Option<u32>,
 ) -> Result<String, Box<Response>> {
-    resolve_attempt(server, run, attempt).map_err(|refused| Box::new(refused.into_response()))
+    resolve_attempt(server, caller, run, attempt)
+        .map_err(|refused| Box::new(refused.into_response()))
 }
 
-/// As [`resolve`], the refusal not yet rendered (the dashboard renders it as a page).
+/// As [`resolve`], the refusal not yet rendered (the dashboard renders it as a page). A
+/// name in another tenant is not found, as a name that exists nowhere.
 pub(super) fn resolve_attempt(
     server: &Server,
+    caller: &Caller,
     run: &str,
     attempt: Option<u32>,
 ) -> Result<String, Refusal> {
-    match weft_engine::runs::attempt_id(server.store.as_ref(), run, attempt) {
+    let not_found = || {
+        Refusal::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            format!("no run named `{run}`"),
+        )
+    };
+    let stored = caller.qualify(run).ok_or_else(not_found)?;
+    match weft_engine::runs::attempt_id(server.store.as_ref(), &stored, attempt) {
         Ok(Some(id)) => Ok(id),
         Ok(None) => Err(Refusal::new(
             StatusCode::NOT_FOUND,
@@ -303,6 +313,35 @@ pub(super) fn resolve_attempt(
     }
 }
 
+/// A listed run as `caller` knows it: its names without the tenant.
+pub(super) fn as_seen_by(
+    caller: &Caller,
+    run: &weft_store::RunListItem,
+) -> weft_store::RunListItem {
+    weft_store::RunListItem {
+        id: caller.show(&run.id),
+        name: caller.show(&run.name),
+        ..run.clone()
+    }
+}
+
+/// A run document as `caller` knows it: the run's names (its id, name and attempts)
+/// without the tenant. Only those fields: params and results are the run's own data.
+pub(super) fn present(caller: &Caller, document: &mut Value) {
+    for key in ["id", "name"] {
+        if let Some(stored) = document[key].as_str() {
+            document[key] = json!(caller.show(stored));
+        }
+    }
+    if let Some(attempts) = document["runAttempts"].as_array_mut() {
+        for attempt in attempts {
+            if let Some(stored) = attempt.as_str() {
+                *attempt = json!(caller.show(stored));
+            }
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 pub(super) struct ListQuery {
     limit: Option<usize>,
@@ -313,14 +352,21 @@ pub(super) async fn list(
     headers: HeaderMap,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    if let Err(denied) = auth::caller(&server, &headers) {
-        return *denied;
-    }
-    match server.store.list_runs(query.limit.unwrap_or(50).min(1000)) {
+    let caller = match auth::caller(&server, &headers) {
+        Ok(caller) => caller,
+        Err(denied) => return *denied,
+    };
+    match server
+        .store
+        .list_runs_of(Some(&caller.tenant), query.limit.unwrap_or(50).min(1000))
+    {
         Ok(found) => Json(Value::Array(
             found
                 .iter()
-                .map(|r| runs::list_item(r, runs::held(server.store.as_ref(), r)))
+                .map(|r| {
+                    let held = runs::held(server.store.as_ref(), r);
+                    runs::list_item(&as_seen_by(&caller, r), held)
+                })
                 .collect(),
         ))
         .into_response(),
@@ -334,22 +380,24 @@ pub(super) async fn show(
     Path(run): Path<String>,
     Query(query): Query<AttemptQuery>,
 ) -> Response {
-    if let Err(denied) = auth::caller(&server, &headers) {
-        return *denied;
-    }
-    let run = match resolve(&server, &run, query.attempt) {
+    let caller = match auth::caller(&server, &headers) {
+        Ok(caller) => caller,
+        Err(denied) => return *denied,
+    };
+    let run = match resolve(&server, &caller, &run, query.attempt) {
         Ok(id) => id,
         Err(answer) => return *answer,
     };
     match runs::run_document(server.store.as_ref(), &run) {
         Ok(Some(mut document)) => {
             document["executing"] = json!(lock(&server.active).contains_key(&run));
+            present(&caller, &mut document);
             Json(document).into_response()
         }
         Ok(None) => error(
             StatusCode::NOT_FOUND,
             "not-found",
-            format!("no run named `{run}`"),
+            format!("no run named `{}`", caller.show(&run)),
         ),
         Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", err.to_string()),
     }
@@ -369,10 +417,11 @@ pub(super) async fn logs(
     Path(run): Path<String>,
     Query(query): Query<LogsQuery>,
 ) -> Response {
-    if let Err(denied) = auth::caller(&server, &headers) {
-        return *denied;
-    }
-    let run = match resolve(&server, &run, query.attempt) {
+    let caller = match auth::caller(&server, &headers) {
+        Ok(caller) => caller,
+        Err(denied) => return *denied,
+    };
+    let run = match resolve(&server, &caller, &run, query.attempt) {
         Ok(id) => id,
         Err(answer) => return *answer,
     };
@@ -410,14 +459,15 @@ pub(super) async fn cancel(
     Path(run): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(denied) = auth::caller(&server, &headers) {
-        return *denied;
-    }
+    let caller = match auth::caller(&server, &headers) {
+        Ok(caller) => caller,
+        Err(denied) => return *denied,
+    };
     let request: CancelRequest = match optional_body(&body, "cancel request") {
         Ok(request) => request,
         Err(answer) => return *answer,
     };
-    match cancel_run(&server, &run, request.mode.as_deref()) {
+    match cancel_run(&server, &caller, &run, request.mode.as_deref()) {
         Ok(cancelled) => {
             let mut answer = json!({ "name": cancelled.run, "mode": cancelled.mode.as_str() });
             if cancelled.forwarded {
@@ -431,7 +481,7 @@ pub(super) async fn cancel(
 
 /// A cancel that was sent.
 pub(super) struct Cancelled {
-    /// The attempt cancelled.
+    /// The attempt cancelled (as the caller knows it).
     pub run: String,
     /// How.
     pub mode: CancelMode,
@@ -439,13 +489,36 @@ pub(super) struct Cancelled {
     pub forwarded: bool,
 }
 
-/// Cancels the latest attempt of `run` in `mode` (a mode's name; default
-/// `CancelledRunFinally`). Shared by the API and the dashboard.
+/// Cancels the latest attempt of `caller`'s run `run` in `mode` (a mode's name; default
+/// `CancelledRunFinally`), and audits it. Shared by the API and the dashboard.
 pub(super) fn cancel_run(
     server: &Server,
+    caller: &Caller,
     run: &str,
     mode: Option<&str>,
 ) -> Result<Cancelled, Refusal> {
+    // Whether the run exists is no secret from a viewer of its tenant: found first.
+    let stored = resolve_attempt(server, caller, run, None)?;
+    if !caller.may(Role::Submitter) {
+        return Err(caller.forbidden(Role::Submitter, "cancel runs"));
+    }
+    let cancelled = send_cancel(server, &stored, mode)?;
+    super::audit(
+        server,
+        caller,
+        "run.cancel",
+        &cancelled.run,
+        json!({"mode": cancelled.mode.as_str(), "forwarded": cancelled.forwarded}),
+    );
+    Ok(Cancelled {
+        run: caller.show(&cancelled.run),
+        ..cancelled
+    })
+}
+
+/// Cancels the stored attempt `run` in `mode`: here when it executes here, else through
+/// the store.
+fn send_cancel(server: &Server, run: &str, mode: Option<&str>) -> Result<Cancelled, Refusal> {
     let mode = match mode.map(|name| (name, cancel_mode(name))) {
         None => CancelMode::CancelledRunFinally,
         Some((_, Some(mode))) => mode,
@@ -459,8 +532,7 @@ pub(super) fn cancel_run(
             ));
         }
     };
-    // The latest attempt (or the one named).
-    let run = resolve_attempt(server, run, None)?;
+    let run = run.to_string();
     if let Some(handle) = lock(&server.active).get(&run) {
         handle.cancel(mode);
         return Ok(Cancelled {
@@ -489,13 +561,16 @@ pub(super) fn cancel_run(
             Err(Refusal::new(
                 StatusCode::CONFLICT,
                 "finished",
-                format!("run `{run}` already finished ({status})"),
+                format!(
+                    "run `{}` already finished ({status})",
+                    weft_store::tenants::unqualify(&run).1
+                ),
             ))
         }
         Err(StoreError::NotFound { .. }) => Err(Refusal::new(
             StatusCode::NOT_FOUND,
             "not-found",
-            format!("no run named `{run}`"),
+            format!("no run named `{}`", weft_store::tenants::unqualify(&run).1),
         )),
         Err(err) => Err(Refusal::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -21,7 +21,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::Value;
 use weft_engine::runs::{Fired, NewSchedule};
-use weft_store::RunStore;
+use weft_store::{Role, RunStore};
 
 use super::run_api::{SubmitRequest, refusal, run_spec};
 use super::{Server, auth, body_as, error, spawn_run};
@@ -47,11 +47,22 @@ fn utc() -> String {
 
 /// `GET /api/v1/schedules`.
 pub async fn list(State(server): State<Arc<Server>>, headers: HeaderMap) -> Response {
-    if let Err(denied) = auth::caller(&server, &headers) {
-        return *denied;
-    }
+    let caller = match auth::caller(&server, &headers) {
+        Ok(caller) => caller,
+        Err(denied) => return *denied,
+    };
     match server.store.schedules() {
-        Ok(all) => Json(Value::Array(all.iter().map(schedule_json).collect())).into_response(),
+        Ok(all) => Json(Value::Array(
+            all.iter()
+                .filter_map(|record| {
+                    let name = caller.public(&record.name)?;
+                    let mut listed = schedule_json(record);
+                    listed["name"] = serde_json::json!(name);
+                    Some(listed)
+                })
+                .collect(),
+        ))
+        .into_response(),
         Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", err.to_string()),
     }
 }
@@ -62,17 +73,19 @@ pub async fn add(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(denied) = auth::caller(&server, &headers) {
-        return *denied;
-    }
+    let caller = match auth::require(&server, &headers, Role::Submitter, "keep schedules") {
+        Ok(caller) => caller,
+        Err(denied) => return *denied,
+    };
     let request: ScheduleRequest = match body_as(&body, "schedule") {
         Ok(request) => request,
         Err(answer) => return *answer,
     };
-    let spec = match run_spec(&server, request.run) {
+    let mut spec = match run_spec(&server, request.run) {
         Ok(spec) => spec,
         Err(err) => return error(StatusCode::BAD_REQUEST, "bad-request", err),
     };
+    spec.tenant = Some(caller.tenant.clone());
     let new = NewSchedule {
         name: request.name,
         cron: request.cron,
@@ -80,7 +93,11 @@ pub async fn add(
         spec,
     };
     match server.service.add_schedule(new).await {
-        Ok(record) => (StatusCode::CREATED, Json(schedule_json(&record))).into_response(),
+        Ok(record) => {
+            let mut created = schedule_json(&record);
+            created["name"] = serde_json::json!(caller.show(&record.name));
+            (StatusCode::CREATED, Json(created)).into_response()
+        }
         Err(err) => refusal(err).into_response(),
     }
 }
@@ -91,10 +108,28 @@ pub async fn remove(
     headers: HeaderMap,
     Path(name): Path<String>,
 ) -> Response {
-    if let Err(denied) = auth::caller(&server, &headers) {
-        return *denied;
+    let caller = match auth::caller(&server, &headers) {
+        Ok(caller) => caller,
+        Err(denied) => return *denied,
+    };
+    let stored = caller.qualify(&name);
+    let exists = match (&stored, server.store.schedules()) {
+        (Some(stored), Ok(all)) => all.iter().any(|s| &s.name == stored),
+        (None, _) => false,
+        (_, Err(err)) => {
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "store", err.to_string());
+        }
+    };
+    if exists && !caller.may(Role::Submitter) {
+        return caller
+            .forbidden(Role::Submitter, "keep schedules")
+            .into_response();
     }
-    match server.store.remove_schedule(&name) {
+    let removed = match stored.filter(|_| exists) {
+        Some(stored) => server.store.remove_schedule(&stored),
+        None => Ok(false),
+    };
+    match removed {
         Ok(true) => StatusCode::NO_CONTENT.into_response(),
         Ok(false) => error(
             StatusCode::NOT_FOUND,

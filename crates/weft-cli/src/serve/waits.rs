@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use weft_engine::runs::{Ballot, DecideError, DecisionKind, decide, waits_document};
+use weft_store::Role;
 
 use super::auth::Caller;
 use super::{Refusal, Server, auth, error};
@@ -39,15 +40,18 @@ pub async fn list(
     headers: HeaderMap,
     Path(run): Path<String>,
 ) -> Response {
-    if let Err(denied) = auth::caller(&server, &headers) {
-        return *denied;
-    }
-    let run = match super::run_api::resolve(&server, &run, None) {
+    let caller = match auth::caller(&server, &headers) {
+        Ok(caller) => caller,
+        Err(denied) => return *denied,
+    };
+    let run = match super::run_api::resolve(&server, &caller, &run, None) {
         Ok(id) => id,
         Err(answer) => return *answer,
     };
     match waits_document(server.store.as_ref(), &run) {
-        Ok(document) => Json(json!({ "run": run, "waits": document })).into_response(),
+        Ok(document) => {
+            Json(json!({ "run": caller.show(&run), "waits": document })).into_response()
+        }
         Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", err.to_string()),
     }
 }
@@ -119,6 +123,10 @@ fn decide_as_caller(
     }
 }
 
+fn request_decision(approve: bool, yes: &str) -> &str {
+    if approve { yes } else { "reject" }
+}
+
 /// A decision that was cast.
 pub(super) struct Decided {
     /// The attempt of the run decided on.
@@ -169,45 +177,54 @@ pub(super) fn decide_for(
         }
         None => None,
     };
-    let run = super::run_api::resolve_attempt(server, run, None)?;
+    let run = super::run_api::resolve_attempt(server, &caller, run, None)?;
+    if !caller.may(Role::Approver) {
+        return Err(caller.forbidden(Role::Approver, &format!("decide an {verb}")));
+    }
     let ballot = Ballot {
         kind,
-        identity: caller.identity,
-        groups: caller.groups,
+        identity: caller.identity.clone(),
+        groups: caller.groups.clone(),
         approve,
         message: request.message,
         defer_until_ms,
     };
+    // The store's messages name the run as stored; the caller knows it by its own name.
+    let told = |err: &DecideError| {
+        err.to_string()
+            .replace(&format!("`{run}`"), &format!("`{}`", caller.show(&run)))
+    };
     match decide(server.store.as_ref(), &run, task, &ballot) {
-        Ok(receipt) => Ok(Decided {
-            run,
-            receipt,
-            identity: ballot.identity,
-        }),
-        Err(err @ (DecideError::NoRun(_) | DecideError::NoWait { .. })) => Err(Refusal::new(
-            StatusCode::NOT_FOUND,
-            "not-found",
-            err.to_string(),
-        )),
-        Err(err) if err.is_forbidden() => Err(Refusal::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            err.to_string(),
-        )),
+        Ok(receipt) => {
+            super::audit(
+                server,
+                &caller,
+                &format!("{verb}.decide"),
+                &run,
+                json!({"task": task, "decision": request_decision(approve, yes), "message": ballot.message}),
+            );
+            Ok(Decided {
+                run: caller.show(&run),
+                receipt,
+                identity: ballot.identity,
+            })
+        }
+        Err(err @ (DecideError::NoRun(_) | DecideError::NoWait { .. })) => {
+            Err(Refusal::new(StatusCode::NOT_FOUND, "not-found", told(&err)))
+        }
+        Err(err) if err.is_forbidden() => {
+            Err(Refusal::new(StatusCode::FORBIDDEN, "forbidden", told(&err)))
+        }
         Err(err) if err.is_malformed() => Err(Refusal::new(
             StatusCode::BAD_REQUEST,
             "bad-request",
-            err.to_string(),
+            told(&err),
         )),
         Err(DecideError::Store(err)) => Err(Refusal::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "store",
             err.to_string(),
         )),
-        Err(err) => Err(Refusal::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            err.to_string(),
-        )),
+        Err(err) => Err(Refusal::new(StatusCode::CONFLICT, "conflict", told(&err))),
     }
 }

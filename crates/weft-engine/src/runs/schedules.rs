@@ -71,8 +71,11 @@ impl RunService {
                 decorator_log: Vec::new(),
             })?;
         let now = Timestamp::now();
+        // Stored under its tenant's qualified name: its ticks' runs are the tenant's too.
+        let name = weft_store::tenants::qualify(new.spec.tenant(), &new.name)
+            .ok_or_else(|| SubmitError::Refused(format!("schedule name `{}`", new.name)))?;
         let record = ScheduleRecord {
-            name: new.name.clone(),
+            name,
             cron: new.cron.trim().to_string(),
             zone: new.zone.trim().to_string(),
             spec_json: serde_json::to_string(&new.spec)
@@ -134,7 +137,9 @@ impl RunService {
         let run = tick_run_name(&record.name, tick_ms);
         let result = match serde_json::from_str::<RunSpec>(&record.spec_json) {
             Ok(mut spec) => {
-                spec.name = Some(run.clone());
+                // The run's name as its tenant knows it: the submission qualifies it.
+                let (_, schedule) = weft_store::tenants::unqualify(&record.name);
+                spec.name = Some(tick_run_name(schedule, tick_ms));
                 self.submit(spec).await
             }
             Err(e) => Err(SubmitError::Refused(format!(

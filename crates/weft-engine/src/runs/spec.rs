@@ -80,6 +80,10 @@ pub struct RunSpec {
     /// Set on a re-run: which attempt of which run it is.
     #[serde(default)]
     pub rerun: Option<Rerun>,
+    /// The tenant that owns the run (`weft serve` with tenants); `None`: `default`. Its
+    /// name is stored qualified by the tenant (`weft_store::tenants::qualify`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 /// A re-run of a finished run (release-control.md section 6): attempt `attempt` of the
@@ -140,7 +144,13 @@ impl RunSpec {
             policy: None,
             scheduled_at_ms: None,
             rerun: None,
+            tenant: None,
         }
+    }
+
+    /// The tenant that owns the run.
+    pub fn tenant(&self) -> &str {
+        self.tenant.as_deref().unwrap_or(weft_store::DEFAULT_TENANT)
     }
 
     /// Every secret name the spec grants by name (tasks and decorators).

@@ -125,10 +125,17 @@ impl RunService {
             .name
             .clone()
             .unwrap_or_else(|| format!("{}-{}", prepared.plan.pipeline_name, &uid[..8]));
-        // A re-run is another attempt of the same run: its own id, the run's name.
+        // A re-run is another attempt of the same run (already stored under its tenant's
+        // qualified name): its own id, the run's name.
         let (id, name) = match &spec.rerun {
             Some(rerun) => (Rerun::id(&rerun.of, rerun.attempt), rerun.of.clone()),
-            None => (name.clone(), name),
+            None => {
+                let stored =
+                    weft_store::tenants::qualify(spec.tenant(), &name).ok_or_else(|| {
+                        SubmitError::Refused(format!("run name `{name}`: `_` is in no run name"))
+                    })?;
+                (stored.clone(), stored)
+            }
         };
         let store = self.store().map_err(SubmitError::Environment)?;
         let journal: Arc<dyn RunStore> = store;

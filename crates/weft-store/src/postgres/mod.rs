@@ -32,6 +32,7 @@ mod groups;
 mod lease;
 mod listen;
 mod read;
+mod tenants;
 mod waits;
 mod write;
 
@@ -461,8 +462,9 @@ impl RunStore for PgStore {
         self.block(|s| async move { read::run(&s, &id).await })
     }
 
-    fn list_runs(&self, limit: usize) -> Result<Vec<RunListItem>> {
-        self.block(|s| async move { read::list_runs(&s, limit).await })
+    fn list_runs_of(&self, tenant: Option<&str>, limit: usize) -> Result<Vec<RunListItem>> {
+        let prefix = tenant.map(crate::tenants::stored_prefix);
+        self.block(move |s| async move { read::list_runs(&s, prefix, limit).await })
     }
 
     fn attempts(&self, run: &str) -> Result<Vec<AttemptRecord>> {

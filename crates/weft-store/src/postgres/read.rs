@@ -64,12 +64,19 @@ pub(crate) async fn run(s: &Shared, id: &str) -> Result<Option<RunRecord>> {
         .transpose()
 }
 
-pub(crate) async fn list_runs(s: &Shared, max: usize) -> Result<Vec<RunListItem>> {
+pub(crate) async fn list_runs(
+    s: &Shared,
+    prefix: Option<String>,
+    max: usize,
+) -> Result<Vec<RunListItem>> {
     let rows = query(
         s,
         "SELECT id, name, pipeline_name, phase, status, created_at, finished_at
-         FROM runs ORDER BY created_at DESC, id DESC LIMIT $1",
-        &[&limit(max)],
+         FROM runs
+         WHERE $2::TEXT IS NULL OR ($2 = '' AND strpos(name, '_') = 0)
+            OR ($2 <> '' AND left(name, length($2)) = $2)
+         ORDER BY created_at DESC, id DESC LIMIT $1",
+        &[&limit(max), &prefix],
     )
     .await?;
     rows.iter()

@@ -13,6 +13,7 @@ use rusqlite::{
 };
 
 mod groups;
+mod tenants;
 
 use crate::error::StoreError;
 use crate::store::RunStore;
@@ -1354,15 +1355,19 @@ impl RunStore for SqliteStore {
         })
     }
 
-    fn list_runs(&self, limit: usize) -> Result<Vec<RunListItem>> {
+    fn list_runs_of(&self, tenant: Option<&str>, limit: usize) -> Result<Vec<RunListItem>> {
+        let prefix = tenant.map(crate::tenants::stored_prefix);
         self.read(|conn| {
             let rows = conn
                 .prepare_cached(
                     "SELECT id, name, pipeline_name, phase, status, created_at, finished_at
-                     FROM runs ORDER BY created_at DESC, id DESC LIMIT ?1",
+                     FROM runs
+                     WHERE ?2 IS NULL OR (?2 = '' AND instr(name, '_') = 0)
+                        OR (?2 <> '' AND substr(name, 1, length(?2)) = ?2)
+                     ORDER BY created_at DESC, id DESC LIMIT ?1",
                 )
                 .and_then(|mut s| {
-                    s.query_map([limit_i64(limit)], |r| {
+                    s.query_map(params![limit_i64(limit), prefix], |r| {
                         Ok((
                             [
                                 r.get::<_, String>(0)?,

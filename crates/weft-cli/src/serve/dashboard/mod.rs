@@ -137,7 +137,7 @@ async fn js() -> Response {
 /// Who looks: the session the cookie names; when the server requires no token, a new
 /// anonymous session (its cookie to set); else `None` (log in first).
 fn visitor(server: &Server, headers: &HeaderMap) -> Result<Option<(Session, bool)>, Refusal> {
-    if let Some(session) = server.dashboard.sessions.of(headers) {
+    if let Some(session) = session_of(server, headers) {
         return Ok(Some((session, false)));
     }
     if auth::requires_token(server) {
@@ -149,6 +149,22 @@ fn visitor(server: &Server, headers: &HeaderMap) -> Result<Option<(Session, bool
         .open(auth::anonymous(), false)
         .map_err(|e| Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e))?;
     Ok(Some((session, true)))
+}
+
+/// The request's session, its caller as it stands now: a session whose token was revoked
+/// or expired is closed.
+fn session_of(server: &Server, headers: &HeaderMap) -> Option<Session> {
+    let mut session = server.dashboard.sessions.of(headers)?;
+    match auth::refresh(server, &session.caller) {
+        Some(caller) => {
+            session.caller = caller;
+            Some(session)
+        }
+        None => {
+            server.dashboard.sessions.close(&session.id);
+            None
+        }
+    }
 }
 
 /// A page for `session`, with its cookie when it is new.
@@ -237,7 +253,11 @@ async fn runs_page(
     Query(query): Query<ListQuery>,
 ) -> Response {
     for_visitor(&server, &headers, |session| {
-        let all = server.store.list_runs(LIST_WINDOW).map_err(store_refusal)?;
+        let caller = &session.caller;
+        let all = server
+            .store
+            .list_runs_of(Some(&caller.tenant), LIST_WINDOW)
+            .map_err(store_refusal)?;
         let pipelines: Vec<String> = all
             .iter()
             .map(|r| r.pipeline_name.clone())
@@ -269,7 +289,7 @@ async fn runs_page(
             .map(|r| {
                 let held = crate::runs::held(server.store.as_ref(), &r);
                 let operation = view::operation(server.store.as_ref(), &r.id);
-                (r, held, operation)
+                (super::run_api::as_seen_by(caller, &r), held, operation)
             })
             .collect();
         Ok(pages::runs(
@@ -284,7 +304,7 @@ async fn runs_page(
 }
 
 async fn login_page(State(server): State<Arc<Server>>, headers: HeaderMap) -> Response {
-    if server.dashboard.sessions.of(&headers).is_some() || !auth::requires_token(&server) {
+    if session_of(&server, &headers).is_some() || !auth::requires_token(&server) {
         return Redirect::to("/").into_response();
     }
     Html(pages::login(false)).into_response()
@@ -365,7 +385,7 @@ fn checked(
             forbidden("a request from another site is refused"),
         )));
     }
-    let Some(session) = server.dashboard.sessions.of(headers) else {
+    let Some(session) = session_of(server, headers) else {
         return Err(Box::new(refused(
             None,
             forbidden("no session: log in (or reload the page) first"),
@@ -405,10 +425,16 @@ struct AttemptQuery {
     attempt: Option<u32>,
 }
 
-/// The view of `run`'s attempt (default: its latest).
-fn run_view(server: &Server, run: &str, attempt: Option<u32>) -> Result<view::RunView, Refusal> {
-    let id = super::run_api::resolve_attempt(server, run, attempt)?;
-    view::run_view(server.store.as_ref(), &id)
+/// The stored id of `caller`'s run `run`'s attempt (default: its latest), and its view as
+/// the caller knows it.
+fn run_view(
+    server: &Server,
+    caller: &Caller,
+    run: &str,
+    attempt: Option<u32>,
+) -> Result<(String, view::RunView), Refusal> {
+    let id = super::run_api::resolve_attempt(server, caller, run, attempt)?;
+    let view = view::run_view(server.store.as_ref(), &id)
         .map_err(store_refusal)?
         .ok_or_else(|| {
             Refusal::new(
@@ -416,7 +442,8 @@ fn run_view(server: &Server, run: &str, attempt: Option<u32>) -> Result<view::Ru
                 "not-found",
                 format!("no run named `{run}`"),
             )
-        })
+        })?;
+    Ok((id, view.seen_by(caller)))
 }
 
 async fn run_page(
@@ -426,7 +453,7 @@ async fn run_page(
     Query(query): Query<AttemptQuery>,
 ) -> Response {
     for_visitor(&server, &headers, |session| {
-        let view = run_view(&server, &run, query.attempt)?;
+        let (_, view) = run_view(&server, &session.caller, &run, query.attempt)?;
         Ok(pages::run(Some(session), &session.caller, &view))
     })
 }
@@ -438,7 +465,7 @@ async fn log_page(
     Query(query): Query<AttemptQuery>,
 ) -> Response {
     for_visitor(&server, &headers, |session| {
-        let view = run_view(&server, &run, query.attempt)?;
+        let (id, view) = run_view(&server, &session.caller, &run, query.attempt)?;
         if !view.tasks.iter().any(|t| t.task == task) {
             return Err(Refusal::new(
                 StatusCode::NOT_FOUND,
@@ -448,7 +475,7 @@ async fn log_page(
         }
         let lines = server
             .store
-            .logs(&view.id, Some(&task), 0, LOG_LINES)
+            .logs(&id, Some(&task), 0, LOG_LINES)
             .map_err(store_refusal)?;
         let after = lines.iter().map(|l| l.cursor).max().unwrap_or(0);
         let text: String = lines
@@ -474,13 +501,17 @@ async fn events(
     Query(query): Query<EventsQuery>,
 ) -> Response {
     // A stream opens no session: the page that opens it already has one.
-    if server.dashboard.sessions.of(&headers).is_none() && auth::requires_token(&server) {
-        return refused(
-            None,
-            Refusal::new(StatusCode::UNAUTHORIZED, "unauthorized", "log in first"),
-        );
-    }
-    let id = match super::run_api::resolve_attempt(&server, &run, query.attempt) {
+    let caller = match session_of(&server, &headers) {
+        Some(session) => session.caller,
+        None if !auth::requires_token(&server) => auth::anonymous(),
+        None => {
+            return refused(
+                None,
+                Refusal::new(StatusCode::UNAUTHORIZED, "unauthorized", "log in first"),
+            );
+        }
+    };
+    let id = match super::run_api::resolve_attempt(&server, &caller, &run, query.attempt) {
         Ok(id) => id,
         Err(refusal) => return refused(None, refusal),
     };
@@ -518,7 +549,9 @@ async fn paste(
         let pipeline = source.pipeline.clone();
         return Html(pages::paste(&session, &text, Some((&pipeline, &form)))).into_response();
     }
-    match super::run_api::submit_request(&server, submit::request(source, &fields)).await {
+    match super::run_api::submit_request(&server, &session.caller, submit::request(source, &fields))
+        .await
+    {
         Ok(name) => to_run(&name),
         Err(refusal) => refused(Some(&session), refusal),
     }
@@ -530,14 +563,15 @@ async fn new_run_page(
     Path(run): Path<String>,
 ) -> Response {
     for_visitor(&server, &headers, |session| {
-        let id = super::run_api::resolve_attempt(&server, &run, None)?;
+        let id = super::run_api::resolve_attempt(&server, &session.caller, &run, None)?;
         let source = submit::source(server.store.as_ref(), &id)?;
+        let shown = session.caller.show(&id);
         Ok(pages::new_run(
             session,
-            &id,
+            &shown,
             &source.pipeline,
             &submit::fields(&source.params),
-            &submit::action(&id),
+            &submit::action(&shown),
         ))
     })
 }
@@ -553,9 +587,10 @@ async fn new_run(
         Err(answer) => return *answer,
     };
     let submitted = async {
-        let id = super::run_api::resolve_attempt(&server, &run, None)?;
+        let id = super::run_api::resolve_attempt(&server, &session.caller, &run, None)?;
         let source = submit::source(server.store.as_ref(), &id)?;
-        super::run_api::submit_request(&server, submit::request(source, &fields)).await
+        super::run_api::submit_request(&server, &session.caller, submit::request(source, &fields))
+            .await
     };
     match submitted.await {
         Ok(name) => to_run(&name),
@@ -582,7 +617,7 @@ async fn cancel(
         .get("mode")
         .map(String::as_str)
         .filter(|m| !m.is_empty());
-    match super::run_api::cancel_run(&server, &run, mode) {
+    match super::run_api::cancel_run(&server, &session.caller, &run, mode) {
         Ok(cancelled) => to_run(&cancelled.run),
         Err(refusal) => refused(Some(&session), refusal),
     }
@@ -612,7 +647,7 @@ async fn rerun(
             );
         }
     };
-    match super::reruns::rerun_run(&server, &run, failed_only).await {
+    match super::reruns::rerun_run(&server, &session.caller, &run, failed_only).await {
         Ok(name) => to_run(&name),
         Err(refusal) => refused(Some(&session), refusal),
     }

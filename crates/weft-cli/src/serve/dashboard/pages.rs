@@ -29,12 +29,18 @@ fn layout(title: &str, session: Option<&Session>, live: Option<&str>, main: &str
         }
         None => out.push_str("<body>"),
     }
-    out.push_str("<header><a class=\"brand\" href=\"/\">weft</a><nav><a href=\"/\">Runs</a> <a href=\"/new\">New run</a></nav>");
+    out.push_str("<header><a class=\"brand\" href=\"/\">weft</a><nav><a href=\"/\">Runs</a>");
+    if session.is_none_or(|s| s.caller.may(weft_store::Role::Submitter)) {
+        out.push_str(" <a href=\"/new\">New run</a>");
+    }
+    out.push_str("</nav>");
     if let Some(session) = session {
         let _ = write!(
             out,
-            "<span class=\"who\">{}",
-            escape(&session.caller.identity)
+            "<span class=\"who\">{} <span class=\"muted\">({} of {})</span>",
+            escape(&session.caller.identity),
+            session.caller.role,
+            escape(&session.caller.tenant)
         );
         if session.logged_in {
             let _ = write!(
@@ -245,7 +251,10 @@ pub fn run(session: Option<&Session>, caller: &Caller, run: &RunView) -> String 
         escape(run.waiting_for.as_deref().unwrap_or("-")),
     );
     if let Some(session) = session {
-        main.push_str(&actions(session, run));
+        // A viewer sees no button it may not press (the server refuses it anyway).
+        if caller.may(weft_store::Role::Submitter) {
+            main.push_str(&actions(session, run));
+        }
         main.push_str(&waits(session, caller, run));
     }
     let _ = write!(

@@ -142,7 +142,7 @@ mod tests {
     fn caller(name: &str) -> Caller {
         Caller {
             identity: name.into(),
-            groups: Vec::new(),
+            ..crate::serve::auth::anonymous()
         }
     }
 

@@ -63,13 +63,26 @@ pub struct WaitView {
     pub votes: Vec<VoteView>,
 }
 
+impl RunView {
+    /// The view with the run's names as `caller` knows them (without its tenant).
+    pub fn seen_by(mut self, caller: &Caller) -> RunView {
+        self.id = caller.show(&self.id);
+        self.name = caller.show(&self.name);
+        for attempt in &mut self.attempts {
+            *attempt = caller.show(attempt);
+        }
+        self
+    }
+}
+
 impl WaitView {
     /// Whether `caller` may decide it now: it is open, it takes people's decisions, the
-    /// caller is listed (weft-core's rule) and has not decided yet. Only whether buttons
-    /// show: the action is checked again by `decide` when it arrives.
+    /// caller's role decides, it is listed (weft-core's rule) and has not decided yet. Only
+    /// whether buttons show: the action is checked again when it arrives.
     pub fn may_decide(&self, caller: &Caller) -> bool {
         let votes: Vec<weft_core::waits::Vote> = Vec::new();
         self.open
+            && caller.may(weft_store::Role::Approver)
             && matches!(self.kind.as_str(), "approval" | "intervention")
             && weft_core::waits::check_vote(
                 &self.approvers,
@@ -82,7 +95,8 @@ impl WaitView {
     }
 }
 
-/// A run (one attempt) as the dashboard shows it.
+/// A run (one attempt) as the dashboard shows it; its names as its viewer knows them
+/// ([`RunView::seen_by`]).
 #[derive(Debug, Clone)]
 pub struct RunView {
     /// The attempt's id (`deploy~2`).
@@ -284,6 +298,7 @@ mod tests {
         Caller {
             identity: identity.into(),
             groups: groups.iter().map(|g| g.to_string()).collect(),
+            ..crate::serve::auth::anonymous()
         }
     }
 

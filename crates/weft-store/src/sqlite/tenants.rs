@@ -1,0 +1,247 @@
+//! [`TenantStore`] on SQLite.
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use super::{SqliteStore, bad, lock};
+use crate::error::StoreError;
+use crate::tenants::{
+    AuditRecord, MemberRecord, NewAudit, Role, TenantRecord, TenantStore, TokenRecord,
+};
+use crate::types::{Result, Timestamp};
+
+fn tenant_row(r: &Row<'_>) -> rusqlite::Result<TenantRecord> {
+    Ok(TenantRecord {
+        name: r.get(0)?,
+        created_at: Timestamp(r.get(1)?),
+        settings_json: r.get(2)?,
+    })
+}
+
+fn token_row(r: &Row<'_>) -> rusqlite::Result<TokenRecord> {
+    Ok(TokenRecord {
+        id: r.get(0)?,
+        tenant: r.get(1)?,
+        identity: r.get(2)?,
+        hash: r.get(3)?,
+        created_at: Timestamp(r.get(4)?),
+        expires_at: r.get::<_, Option<i64>>(5)?.map(Timestamp),
+        revoked_at: r.get::<_, Option<i64>>(6)?.map(Timestamp),
+    })
+}
+
+const TOKEN_COLUMNS: &str =
+    "SELECT id, tenant, identity, hash, created_at, expires_at, revoked_at FROM tokens";
+
+fn audit_row(r: &Row<'_>) -> rusqlite::Result<AuditRecord> {
+    Ok(AuditRecord {
+        seq: r.get::<_, i64>(0)?.max(0) as u64,
+        entry: NewAudit {
+            at: Timestamp(r.get(1)?),
+            tenant: r.get(2)?,
+            actor: r.get(3)?,
+            action: r.get(4)?,
+            target: r.get(5)?,
+            detail_json: r.get(6)?,
+        },
+    })
+}
+
+fn groups_json(groups: &[String]) -> String {
+    serde_json::to_string(groups).unwrap_or_else(|_| "[]".into())
+}
+
+fn decode_member(
+    tenant: String,
+    identity: String,
+    role: String,
+    groups: String,
+) -> Result<MemberRecord> {
+    let role: Role = role.parse().map_err(|e| bad("members", e))?;
+    let groups: Vec<String> =
+        serde_json::from_str(&groups).map_err(|e| bad("members", e.to_string()))?;
+    Ok(MemberRecord {
+        tenant,
+        identity,
+        role,
+        groups,
+    })
+}
+
+fn missing_tenant(tenant: &str) -> StoreError {
+    StoreError::NotFound {
+        what: format!("tenant `{tenant}`"),
+    }
+}
+
+impl TenantStore for SqliteStore {
+    fn create_tenant(&self, tenant: &TenantRecord) -> Result<()> {
+        let conn = lock(&self.writer);
+        let n = conn
+            .execute(
+                "INSERT INTO tenants (name, created_at, settings_json) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (name) DO NOTHING",
+                params![tenant.name, tenant.created_at.0, tenant.settings_json],
+            )
+            .map_err(|e| self.err(e))?;
+        if n == 0 {
+            return Err(StoreError::AlreadyExists {
+                what: format!("tenant `{}`", tenant.name),
+            });
+        }
+        Ok(())
+    }
+
+    fn tenants(&self) -> Result<Vec<TenantRecord>> {
+        self.read(|conn| {
+            conn.prepare_cached("SELECT name, created_at, settings_json FROM tenants ORDER BY name")
+                .and_then(|mut s| s.query_map([], tenant_row)?.collect())
+                .map_err(|e| self.err(e))
+        })
+    }
+
+    fn set_tenant_settings(&self, tenant: &str, settings_json: &str) -> Result<()> {
+        let conn = lock(&self.writer);
+        let n = conn
+            .execute(
+                "UPDATE tenants SET settings_json = ?2 WHERE name = ?1",
+                params![tenant, settings_json],
+            )
+            .map_err(|e| self.err(e))?;
+        if n == 0 {
+            return Err(missing_tenant(tenant));
+        }
+        Ok(())
+    }
+
+    fn put_member(&self, member: &MemberRecord) -> Result<()> {
+        let conn = lock(&self.writer);
+        let exists = conn
+            .query_row(
+                "SELECT 1 FROM tenants WHERE name = ?1",
+                [&member.tenant],
+                |_| Ok(()),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        if exists.is_none() {
+            return Err(missing_tenant(&member.tenant));
+        }
+        conn.execute(
+            "INSERT INTO members (tenant, identity, role, groups_json) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (tenant, identity) DO UPDATE SET role = ?3, groups_json = ?4",
+            params![
+                member.tenant,
+                member.identity,
+                member.role.as_str(),
+                groups_json(&member.groups)
+            ],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn member(&self, tenant: &str, identity: &str) -> Result<Option<MemberRecord>> {
+        let row = self.read(|conn| {
+            conn.query_row(
+                "SELECT role, groups_json FROM members WHERE tenant = ?1 AND identity = ?2",
+                [tenant, identity],
+                |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+        })?;
+        row.map(|(role, groups)| decode_member(tenant.into(), identity.into(), role, groups))
+            .transpose()
+    }
+
+    fn add_token(&self, token: &TokenRecord) -> Result<()> {
+        let conn = lock(&self.writer);
+        conn.execute(
+            "INSERT INTO tokens (id, tenant, identity, hash, created_at, expires_at, revoked_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            params![
+                token.id,
+                token.tenant,
+                token.identity,
+                token.hash,
+                token.created_at.0,
+                token.expires_at.map(|t| t.0),
+                token.revoked_at.map(|t| t.0)
+            ],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn token(&self, id: &str) -> Result<Option<TokenRecord>> {
+        self.read(|conn| {
+            conn.query_row(&format!("{TOKEN_COLUMNS} WHERE id = ?1"), [id], token_row)
+                .optional()
+                .map_err(|e| self.err(e))
+        })
+    }
+
+    fn tokens(&self, tenant: Option<&str>) -> Result<Vec<TokenRecord>> {
+        self.read(|conn| {
+            conn.prepare_cached(&format!(
+                "{TOKEN_COLUMNS} WHERE ?1 IS NULL OR tenant = ?1 ORDER BY created_at, id"
+            ))
+            .and_then(|mut s| s.query_map([tenant], token_row)?.collect())
+            .map_err(|e| self.err(e))
+        })
+    }
+
+    fn revoke_token(&self, tenant: Option<&str>, id: &str, at: Timestamp) -> Result<bool> {
+        let conn = lock(&self.writer);
+        conn.execute(
+            "UPDATE tokens SET revoked_at = ?3
+             WHERE id = ?2 AND (?1 IS NULL OR tenant = ?1) AND revoked_at IS NULL",
+            params![tenant, id, at.0],
+        )
+        .map(|n| n > 0)
+        .map_err(|e| self.err(e))
+    }
+
+    fn has_tokens(&self) -> Result<bool> {
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT EXISTS (SELECT 1 FROM tokens WHERE revoked_at IS NULL)",
+                [],
+                |r| r.get::<_, bool>(0),
+            )
+            .map_err(|e| self.err(e))
+        })
+    }
+
+    fn append_audit(&self, entry: &NewAudit) -> Result<u64> {
+        let conn = lock(&self.writer);
+        conn.execute(
+            "INSERT INTO audit (at, tenant, actor, action, target, detail_json)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                entry.at.0,
+                entry.tenant,
+                entry.actor,
+                entry.action,
+                entry.target,
+                entry.detail_json
+            ],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(conn.last_insert_rowid().max(0) as u64)
+    }
+
+    fn audit(&self, tenant: Option<&str>, after: u64, limit: usize) -> Result<Vec<AuditRecord>> {
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT seq, at, tenant, actor, action, target, detail_json FROM audit
+                 WHERE seq > ?2 AND (?1 IS NULL OR tenant = ?1) ORDER BY seq LIMIT ?3",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![tenant, after as i64, limit as i64], audit_row)?
+                    .collect()
+            })
+            .map_err(|e| self.err(e))
+        })
+    }
+}

@@ -1,0 +1,481 @@
+//! Tenants through the real server: every route × (no token, another tenant's token, a
+//! role too low, the right role), tokens that are wrong, expired, revoked or malformed,
+//! names that collide across tenants, the dashboard's scoping, and the audit log.
+
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::dashboard::{http, login};
+use crate::serve::Served;
+use crate::support::{pipelines, weft_in};
+
+const OPERATOR: &str = "operator-token-0123456789abcdef";
+
+/// `weft tokens create` in `data`: the token.
+fn token(data: &Path, tenant: &str, identity: &str, role: &str, extra: &[&str]) -> String {
+    let out = weft_in(data)
+        .args([
+            "tokens",
+            "create",
+            "--tenant",
+            tenant,
+            "--identity",
+            identity,
+            "--role",
+            role,
+        ])
+        .args(extra)
+        .output()
+        .expect("weft tokens create");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(token.starts_with("weft_"), "{token}");
+    token
+}
+
+fn tenant(data: &Path, name: &str) {
+    let out = weft_in(data)
+        .args(["tenants", "create", name])
+        .output()
+        .expect("weft tenants create");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    Viewer,
+    Submitter,
+    Approver,
+    Admin,
+    /// The server's operator (`--api-token`).
+    Operator,
+}
+
+/// One route of the matrix: what it needs, and the status each kind of caller gets.
+struct Route {
+    method: &'static str,
+    path: String,
+    body: Option<Value>,
+    needs: Needs,
+    /// With another tenant's admin token.
+    wrong_tenant: u16,
+    /// With the lowest role that may.
+    right: u16,
+}
+
+fn route(
+    method: &'static str,
+    path: &str,
+    body: Option<Value>,
+    needs: Needs,
+    wrong_tenant: u16,
+    right: u16,
+) -> Route {
+    Route {
+        method,
+        path: path.to_string(),
+        body,
+        needs,
+        wrong_tenant,
+        right,
+    }
+}
+
+fn pipeline(file: &str) -> String {
+    std::fs::read_to_string(pipelines().join(file)).expect("pipeline")
+}
+
+fn call(served: &mut Served, token: Option<&str>, r: &Route) -> (u16, Value) {
+    served.token = token.map(str::to_string);
+    served.call(r.method, &r.path, r.body.as_ref())
+}
+
+#[test]
+fn every_route_is_scoped_by_the_tokens_tenant_and_role() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    tenant(data, "acme");
+    tenant(data, "beta");
+    let viewer = token(data, "acme", "val", "viewer", &[]);
+    let submitter = token(data, "acme", "sam", "submitter", &[]);
+    let alice = token(data, "acme", "alice", "approver", &[]);
+    let admin = token(data, "acme", "ada", "admin", &[]);
+    let beta = token(data, "beta", "bob", "admin", &[]);
+    let doomed = token(data, "acme", "dora", "viewer", &[]);
+    let mut served = Served::start(data, &["--api-token", OPERATOR]);
+
+    // Fixtures: acme's run waiting for approval and a finished one; a name both tenants use.
+    served.token = Some(submitter.clone());
+    let (code, body) = served.call(
+        "POST",
+        "/api/v1/runs",
+        Some(&json!({"pipeline": pipeline("approval.yaml"), "name": "rel"})),
+    );
+    assert_eq!((code, &body["name"]), (201, &json!("rel")), "{body:#}");
+    let (code, body) = served.call(
+        "POST",
+        "/api/v1/runs",
+        Some(&json!({"pipeline": pipeline("all-succeed.yaml"), "name": "done"})),
+    );
+    assert_eq!(code, 201, "{body:#}");
+    served.wait_for("done", |r| r["finishedAt"].is_i64());
+    served.wait_for("rel", |r| {
+        r["waits"].as_array().is_some_and(|waits| {
+            waits
+                .iter()
+                .any(|w| w["task"] == "approve" && w["open"] == true)
+        })
+    });
+    for who in [&submitter, &beta] {
+        served.token = Some(who.clone());
+        let (code, body) = served.call(
+            "POST",
+            "/api/v1/runs",
+            Some(&json!({"pipeline": pipeline("all-succeed.yaml"), "name": "shared"})),
+        );
+        assert_eq!(code, 201, "the same name in two tenants: {body:#}");
+    }
+    served.token = Some(submitter.clone());
+    let schedule = json!({"name": "nightly", "cron": "0 2 * * *", "run": {"pipeline": pipeline("all-succeed.yaml")}});
+    assert_eq!(
+        served.call("POST", "/api/v1/schedules", Some(&schedule)).0,
+        201
+    );
+    served.token = Some(admin.clone());
+    let (_, tokens) = served.call("GET", "/api/v1/tokens", None);
+    let doomed_id = tokens
+        .as_array()
+        .and_then(|all| all.iter().find(|t| t["identity"] == "dora"))
+        .and_then(|t| t["id"].as_str())
+        .expect("dora's token is listed")
+        .to_string();
+    assert!(
+        !tokens.to_string().contains("weft_") && !tokens.to_string().contains("hash"),
+        "a listing shows no token and no hash: {tokens}"
+    );
+
+    let routes = vec![
+        route("GET", "/api/v1/runs", None, Needs::Viewer, 200, 200),
+        route("GET", "/api/v1/runs/rel", None, Needs::Viewer, 404, 200),
+        route(
+            "GET",
+            "/api/v1/runs/done/logs",
+            None,
+            Needs::Viewer,
+            404,
+            200,
+        ),
+        route(
+            "GET",
+            "/api/v1/runs/rel/approvals",
+            None,
+            Needs::Viewer,
+            404,
+            200,
+        ),
+        route("GET", "/api/v1/schedules", None, Needs::Viewer, 200, 200),
+        route(
+            "POST",
+            "/api/v1/runs/rel/approvals/approve",
+            Some(json!({"decision": "approve", "message": "ok"})),
+            Needs::Approver,
+            404,
+            202,
+        ),
+        route(
+            "POST",
+            "/api/v1/runs/rel/interventions/approve",
+            Some(json!({"decision": "resume"})),
+            Needs::Approver,
+            404,
+            409,
+        ),
+        route(
+            "POST",
+            "/api/v1/runs",
+            Some(json!({"pipeline": pipeline("all-succeed.yaml")})),
+            Needs::Submitter,
+            201,
+            201,
+        ),
+        route(
+            "POST",
+            "/api/v1/runs/done/rerun",
+            Some(json!({})),
+            Needs::Submitter,
+            404,
+            201,
+        ),
+        route(
+            "POST",
+            "/api/v1/schedules",
+            Some(
+                json!({"name": "weekly", "cron": "0 3 * * 1", "run": {"pipeline": pipeline("all-succeed.yaml")}}),
+            ),
+            Needs::Submitter,
+            201,
+            201,
+        ),
+        route(
+            "DELETE",
+            "/api/v1/schedules/nightly",
+            None,
+            Needs::Submitter,
+            404,
+            204,
+        ),
+        route("GET", "/api/v1/tokens", None, Needs::Admin, 200, 200),
+        route(
+            "POST",
+            "/api/v1/tokens",
+            Some(json!({"identity": "newbie", "role": "viewer", "expires": "30d"})),
+            Needs::Admin,
+            201,
+            201,
+        ),
+        route(
+            "DELETE",
+            &format!("/api/v1/tokens/{doomed_id}"),
+            None,
+            Needs::Admin,
+            404,
+            204,
+        ),
+        route("GET", "/api/v1/audit", None, Needs::Admin, 200, 200),
+        route("GET", "/api/v1/tenants", None, Needs::Operator, 403, 200),
+        route(
+            "POST",
+            "/api/v1/tenants",
+            Some(json!({"name": "gamma"})),
+            Needs::Operator,
+            403,
+            201,
+        ),
+        route(
+            "POST",
+            "/api/v1/tenants/gamma/tokens",
+            Some(json!({"identity": "root", "role": "admin"})),
+            Needs::Operator,
+            403,
+            201,
+        ),
+        route("GET", "/metrics", None, Needs::Operator, 403, 200),
+        // Last: it ends the run the others use.
+        route(
+            "POST",
+            "/api/v1/runs/rel/cancel",
+            Some(json!({})),
+            Needs::Submitter,
+            404,
+            202,
+        ),
+    ];
+
+    // No token, a wrong or malformed one: 401 everywhere, and nothing changes.
+    for r in &routes {
+        for bad in [
+            None,
+            Some("weft_0123456789abcdef_nope"),
+            Some("garbage"),
+            Some(""),
+        ] {
+            let (code, body) = call(&mut served, bad, r);
+            assert_eq!(code, 401, "{} {} with {bad:?}: {body:#}", r.method, r.path);
+        }
+    }
+    // Another tenant's admin: acme's names are not found; collections are its own.
+    for r in &routes {
+        let (code, body) = call(&mut served, Some(&beta), r);
+        assert_eq!(
+            code, r.wrong_tenant,
+            "{} {} as beta: {body:#}",
+            r.method, r.path
+        );
+    }
+    // A role too low: 403, and nothing changes.
+    for r in &routes {
+        let low = match r.needs {
+            Needs::Viewer => continue,
+            Needs::Submitter | Needs::Approver | Needs::Admin => &viewer,
+            Needs::Operator => &admin,
+        };
+        let (code, body) = call(&mut served, Some(low), r);
+        assert_eq!(code, 403, "{} {} too low: {body:#}", r.method, r.path);
+    }
+    // The right role.
+    for r in &routes {
+        let right = match r.needs {
+            Needs::Viewer => &viewer,
+            Needs::Submitter => &submitter,
+            Needs::Approver => &alice,
+            Needs::Admin => &admin,
+            Needs::Operator => OPERATOR,
+        };
+        let (code, body) = call(&mut served, Some(right), r);
+        assert_eq!(
+            code, r.right,
+            "{} {} right role: {body:#}",
+            r.method, r.path
+        );
+    }
+
+    // Each tenant lists only its own runs, under the names it gave them.
+    let names = |served: &mut Served, who: &str| -> Vec<String> {
+        served.token = Some(who.to_string());
+        let (_, list) = served.call("GET", "/api/v1/runs?limit=100", None);
+        list.as_array()
+            .expect("a list")
+            .iter()
+            .map(|r| r["name"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let acme_runs = names(&mut served, &viewer);
+    assert!(
+        acme_runs.contains(&"rel".to_string()) && acme_runs.contains(&"shared".to_string()),
+        "{acme_runs:?}"
+    );
+    assert!(acme_runs.iter().all(|n| !n.contains('_')), "{acme_runs:?}");
+    let beta_runs = names(&mut served, &beta);
+    assert!(beta_runs.contains(&"shared".to_string()), "{beta_runs:?}");
+    assert!(!beta_runs.contains(&"rel".to_string()), "{beta_runs:?}");
+    // The operator's default tenant sees neither.
+    let default_runs = names(&mut served, OPERATOR);
+    assert!(default_runs.is_empty(), "{default_runs:?}");
+    // A name that holds the qualifier reaches nothing.
+    served.token = Some(OPERATOR.to_string());
+    assert_eq!(served.call("GET", "/api/v1/runs/acme_rel", None).0, 404);
+    served.token = Some(beta.clone());
+    assert_eq!(served.call("GET", "/api/v1/runs/acme_rel", None).0, 404);
+    let (code, _) = served.call(
+        "POST",
+        "/api/v1/runs",
+        Some(&json!({"pipeline": pipeline("all-succeed.yaml"), "name": "acme_rel"})),
+    );
+    assert_eq!(code, 400, "a run name with `_` is refused");
+
+    // The revoked token stops at once; an expired one too.
+    served.token = Some(doomed.clone());
+    assert_eq!(served.call("GET", "/api/v1/runs", None).0, 401);
+    let brief = token(data, "acme", "brief", "viewer", &["--expires", "1s"]);
+    served.token = Some(brief.clone());
+    assert_eq!(served.call("GET", "/api/v1/runs", None).0, 200);
+    std::thread::sleep(std::time::Duration::from_millis(1_200));
+    assert_eq!(served.call("GET", "/api/v1/runs", None).0, 401);
+    // A tenant is never named by the body.
+    served.token = Some(admin.clone());
+    let (code, _) = served.call(
+        "POST",
+        "/api/v1/tokens",
+        Some(&json!({"identity": "x", "role": "admin", "tenant": "beta"})),
+    );
+    assert_eq!(code, 400);
+
+    // The dashboard: another tenant's run is not found; a viewer sees no action.
+    let address = served.address().to_string();
+    let betas = login(&address, &beta);
+    let page = http(&address, "GET", "/runs/rel", &[("Cookie", &betas)], "");
+    assert_eq!(page.status, 404, "{}", page.body);
+    let list = http(&address, "GET", "/", &[("Cookie", &betas)], "");
+    assert!(!list.body.contains("/runs/rel"), "{}", list.body);
+    let viewers = login(&address, &viewer);
+    let page = http(&address, "GET", "/runs/done", &[("Cookie", &viewers)], "");
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(!page.body.contains("/rerun\"") && !page.body.contains("/new\""));
+    assert!(
+        !page.body.contains("acme_"),
+        "names are shown as the tenant gave them"
+    );
+
+    // The audit log: acme's admin reads acme's entries only; no token in it.
+    served.token = Some(admin.clone());
+    let (_, audit) = served.call("GET", "/api/v1/audit?limit=1000", None);
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .expect("entries")
+        .iter()
+        .map(|e| e["action"].as_str().unwrap_or_default())
+        .collect();
+    for expected in [
+        "token.create",
+        "token.revoke",
+        "approval.decide",
+        "run.cancel",
+    ] {
+        assert!(actions.contains(&expected), "{expected}: {actions:?}");
+    }
+    assert!(
+        audit["entries"]
+            .as_array()
+            .is_some_and(|all| all.iter().all(|e| e["tenant"] == "acme"))
+    );
+    assert!(!audit.to_string().contains("weft_"), "{audit}");
+    let cli = weft_in(data)
+        .args(["audit", "--tenant", "beta", "--output", "json"])
+        .output()
+        .expect("weft audit");
+    let beta_log: Value = serde_json::from_slice(&cli.stdout).expect("json");
+    assert!(
+        beta_log
+            .as_array()
+            .is_some_and(|all| !all.is_empty() && all.iter().all(|e| e["tenant"] == "beta")),
+        "{beta_log}"
+    );
+}
+
+#[test]
+fn a_configuration_file_creates_its_tenants_and_flags_override_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let config = data.join("weft.toml");
+    std::fs::write(
+        &config,
+        "# kept in git\nlisten = \"127.0.0.1:1\"\nshutdown-grace = \"2s\"\n\n[tenants.acme]\n[tenants.team-b]\n",
+    )
+    .expect("write");
+    let config = config.to_string_lossy().into_owned();
+    // `--listen` on the command line wins over the file's unusable port.
+    let served = Served::start(data, &["--config", &config]);
+    assert_eq!(served.call("GET", "/healthz", None).0, 200);
+    let listed = weft_in(data)
+        .args(["tenants", "list", "--output", "json"])
+        .output()
+        .expect("weft tenants list");
+    let names: Vec<String> = serde_json::from_slice::<Value>(&listed.stdout)
+        .expect("json")
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|t| t["name"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(names, ["acme", "default", "team-b"]);
+    drop(served);
+
+    // A mistake says where it is, with exit code 2, and nothing starts.
+    let bad = data.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "listen = \"127.0.0.1:0\"\n[tenants.acme]\nquota = 3\n",
+    )
+    .expect("write");
+    let out = weft_in(data)
+        .args(["serve", "--config"])
+        .arg(&bad)
+        .output()
+        .expect("weft serve");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    assert!(
+        said.contains("bad.toml:3:1") && said.contains("quota"),
+        "{said}"
+    );
+}
