@@ -479,3 +479,232 @@ fn a_configuration_file_creates_its_tenants_and_flags_override_it() {
         "{said}"
     );
 }
+
+const ACME_SECRET: &str = "acme-Seekrit-1122334455";
+const BETA_SECRET: &str = "beta-Seekrit-5544332211";
+
+/// A pipeline whose task reads secret `deploy` and hands it back (masked).
+const SECRET_USER: &str = r#"apiVersion: weft.dev/v1
+kind: Pipeline
+metadata: {name: secret-user}
+spec:
+  tasks:
+    - name: use
+      taskRef: {name: hostile}
+      secrets: [deploy]
+      params: [{name: mode, value: secret-return}, {name: secret, value: deploy}]
+"#;
+
+#[test]
+fn a_tenants_secrets_are_sealed_used_only_by_its_own_runs_and_never_shown() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    tenant(data, "acme");
+    tenant(data, "beta");
+    let acme = token(data, "acme", "ada", "admin", &[]);
+    let sam = token(data, "acme", "sam", "submitter", &[]);
+    let beta = token(data, "beta", "bob", "admin", &[]);
+    let key: String = (0..32)
+        .map(|i| format!("{:02x}", (i * 37 + 11) % 256))
+        .collect();
+    let key_file = data.join("secrets.key");
+    std::fs::write(&key_file, &key).expect("write");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    }
+    let forge = crate::fake_forge::FakeForge::start();
+    let plugins = crate::support::plugin_dir();
+    let mut served = Served::start(
+        data,
+        &[
+            "--plugins",
+            &plugins.to_string_lossy(),
+            "--secrets-key-file",
+            &key_file.to_string_lossy(),
+            "--report-allow-http",
+            &forge.rule(),
+            // `hostile` imports outbound HTTP: it needs a destination to be instantiated.
+            "--allow-http",
+            &forge.rule(),
+        ],
+    );
+    let put = |served: &mut Served, who: Option<&str>, name: &str, body: Value| {
+        served.token = who.map(str::to_string);
+        served
+            .call("PUT", &format!("/api/v1/secrets/{name}"), Some(&body))
+            .0
+    };
+    assert_eq!(
+        put(
+            &mut served,
+            Some(&acme),
+            "deploy",
+            json!({"value": ACME_SECRET})
+        ),
+        204
+    );
+    assert_eq!(
+        put(
+            &mut served,
+            Some(&acme),
+            "acme-only",
+            json!({"value": ACME_SECRET})
+        ),
+        204
+    );
+    assert_eq!(
+        put(
+            &mut served,
+            Some(&beta),
+            "deploy",
+            json!({"value": BETA_SECRET})
+        ),
+        204
+    );
+    // Refused, and nothing changes: no token, a role too low, empty, short, huge,
+    // a bad name, a bad body.
+    let huge = "x".repeat(70 * 1024);
+    for (who, name, body, status) in [
+        (None, "deploy", json!({"value": "z-Seekrit-000000000"}), 401),
+        (
+            Some(sam.as_str()),
+            "deploy",
+            json!({"value": "z-Seekrit-000000000"}),
+            403,
+        ),
+        (Some(acme.as_str()), "deploy", json!({"value": ""}), 400),
+        (
+            Some(acme.as_str()),
+            "deploy",
+            json!({"value": "short"}),
+            400,
+        ),
+        (Some(acme.as_str()), "deploy", json!({"value": huge}), 413),
+        (
+            Some(acme.as_str()),
+            "-bad",
+            json!({"value": "z-Seekrit-000000000"}),
+            400,
+        ),
+        (Some(acme.as_str()), "deploy", json!({"value": 42}), 400),
+        (
+            Some(acme.as_str()),
+            "deploy",
+            json!({"value": "z-Seekrit-000000000", "tenant": "beta"}),
+            400,
+        ),
+    ] {
+        assert_eq!(put(&mut served, who, name, body), status, "{who:?} {name}");
+    }
+    served.token = Some(acme.clone());
+    let (_, listed) = served.call("GET", "/api/v1/secrets", None);
+    assert_eq!(
+        listed
+            .as_array()
+            .map(|all| all.iter().map(|s| s["name"].clone()).collect::<Vec<_>>()),
+        Some(vec![json!("acme-only"), json!("deploy")]),
+        "{listed}"
+    );
+    assert!(!listed.to_string().contains("Seekrit"), "{listed}");
+
+    // Each tenant's run gets its own `deploy`, masked; a reporter uses it as its token.
+    let report = format!(
+        "gitlab:url={},project=g/app,sha=0123abcd,token-secret=deploy",
+        forge.url()
+    );
+    for (who, name) in [(&acme, "use-acme"), (&beta, "use-beta")] {
+        served.token = Some(who.clone());
+        let (code, body) = served.call(
+            "POST",
+            "/api/v1/runs",
+            Some(&json!({"pipeline": SECRET_USER, "name": name, "reports": [report]})),
+        );
+        assert_eq!(code, 201, "{body:#}");
+        let run = served.wait_for(name, |r| r["finishedAt"].is_i64());
+        assert_eq!(run["report"]["run"]["status"], "Succeeded", "{run:#}");
+        assert_eq!(
+            run["report"]["tasks"][0]["results"]["leaked"], "***",
+            "{run:#}"
+        );
+        let (_, logs) = served.call("GET", &format!("/api/v1/runs/{name}/logs"), None);
+        assert!(!logs.to_string().contains("Seekrit"), "{logs}");
+    }
+    // Another tenant's secret is not there to ask for.
+    served.token = Some(beta.clone());
+    let (code, body) = served.call(
+        "POST",
+        "/api/v1/runs",
+        Some(&json!({"pipeline": SECRET_USER.replace("deploy", "acme-only")})),
+    );
+    assert_eq!(code, 400, "{body:#}");
+    // The forge got each tenant's own token, and no value in any body.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while forge
+        .requests()
+        .iter()
+        .filter(|r| r.field("state") == "success")
+        .count()
+        < 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:#?}",
+            forge.requests()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let tokens: Vec<String> = forge
+        .requests()
+        .iter()
+        .filter_map(|r| {
+            r.headers
+                .iter()
+                .find(|(n, _)| n == "private-token")
+                .map(|(_, v)| v.clone())
+        })
+        .collect();
+    assert!(tokens.iter().any(|t| t == ACME_SECRET) && tokens.iter().any(|t| t == BETA_SECRET));
+    for request in forge.requests() {
+        assert!(!request.body.contains("Seekrit"), "{request:?}");
+    }
+    // The audit log names the writes, never the values.
+    served.token = Some(acme.clone());
+    let (_, audit) = served.call("GET", "/api/v1/audit", None);
+    assert!(audit.to_string().contains("secret.write") && !audit.to_string().contains("Seekrit"));
+    let (code, said, _) = served.stop();
+    assert_eq!(code, 0);
+    assert!(!said.contains("Seekrit"), "{said}");
+
+    // Nothing weft wrote holds a value or the key: the store, logs, run records, events.
+    let key_bytes: Vec<u8> = (0..32).map(|i| ((i * 37 + 11) % 256) as u8).collect();
+    for path in crate::support::files(data) {
+        if path == key_file {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap_or_default();
+        for needle in [
+            ACME_SECRET.as_bytes(),
+            BETA_SECRET.as_bytes(),
+            key.as_bytes(),
+            &key_bytes,
+        ] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "a secret or the key in {}",
+                path.display()
+            );
+        }
+    }
+
+    // Without the key, the server keeps no tenants' secrets (and says so).
+    let mut keyless = Served::start(data, &[]);
+    keyless.token = Some(acme.clone());
+    let (code, body) = keyless.call(
+        "PUT",
+        "/api/v1/secrets/deploy",
+        Some(&json!({"value": ACME_SECRET})),
+    );
+    assert_eq!(code, 503, "{body:#}");
+}

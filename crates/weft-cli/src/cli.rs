@@ -51,6 +51,77 @@ pub enum Command {
     Tokens(TokensCommand),
     /// The audit log: tokens, secrets, plugins, approvals and cancellations.
     Audit(AuditArgs),
+    /// Tenants' secrets, encrypted in the store under the operator's key.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+/// The operator's key for tenants' secrets.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SecretsKeyArgs {
+    /// The key tenants' secrets are sealed with (a file: 32 bytes, 64 hex digits or base64;
+    /// or the `WEFT_SECRETS_KEY` variable). Without one, tenants' secrets are off.
+    #[arg(
+        long = "secrets-key-file",
+        value_name = "FILE",
+        env = "WEFT_SECRETS_KEY_FILE"
+    )]
+    pub key_file: Option<PathBuf>,
+    /// An earlier key, to open values sealed before a rotation (repeatable).
+    #[arg(long = "secrets-old-key-file", value_name = "FILE")]
+    pub old_key_files: Vec<PathBuf>,
+}
+
+/// `weft secrets ...`.
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Write a secret's key; the value is read from standard input (never from the
+    /// command line, where other users could see it).
+    Set {
+        /// The secret.
+        name: String,
+        /// The key within it.
+        #[arg(long, value_name = "KEY", default_value = "token")]
+        key: String,
+        /// The tenant.
+        #[arg(long, value_name = "TENANT", default_value = weft_store::DEFAULT_TENANT)]
+        tenant: String,
+        /// The key to seal it with.
+        #[command(flatten)]
+        keys: SecretsKeyArgs,
+        /// Where the store is.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// A tenant's secrets: names, keys and when they were written (never values).
+    List {
+        /// The tenant.
+        #[arg(long, value_name = "TENANT", default_value = weft_store::DEFAULT_TENANT)]
+        tenant: String,
+        /// Where the store is.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Delete a secret (every key).
+    Delete {
+        /// The secret.
+        name: String,
+        /// The tenant.
+        #[arg(long, value_name = "TENANT", default_value = weft_store::DEFAULT_TENANT)]
+        tenant: String,
+        /// Where the store is.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Seal every value again under the current key (after a key rotation).
+    Rotate {
+        /// The current key and the old ones.
+        #[command(flatten)]
+        keys: SecretsKeyArgs,
+        /// Where the store is.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 /// `weft tenants ...`.
@@ -193,6 +264,10 @@ pub struct ServeArgs {
     /// win over the configuration file).
     #[arg(skip)]
     pub explicit: std::collections::BTreeSet<String>,
+
+    /// The key of tenants' secrets.
+    #[command(flatten)]
+    pub secrets_key: SecretsKeyArgs,
 
     /// Address to listen on (`HOST:PORT`; port 0 picks a free one).
     #[arg(

@@ -131,6 +131,7 @@ fn main() -> ExitCode {
             Command::Tenants(command) => tenancy::command::tenants(command),
             Command::Tokens(command) => tenancy::command::tokens(command),
             Command::Audit(args) => tenancy::command::audit(&args),
+            Command::Secrets(command) => tenancy::command::secrets(command),
         }
     });
     match result {
@@ -572,6 +573,18 @@ pub(crate) fn service(
     open: StoreOpener,
     leases: Leases,
 ) -> Result<RunService, Failure> {
+    service_with(plugins, data_dir, secret_flags, open, leases, None)
+}
+
+/// As [`service`], with tenants' own secrets (`weft serve` with a secrets key).
+pub(crate) fn service_with(
+    plugins: &PluginArgs,
+    data_dir: PathBuf,
+    secret_flags: &[String],
+    open: StoreOpener,
+    leases: Leases,
+    tenant_secrets: Option<Arc<dyn weft_engine::runs::TenantSecrets>>,
+) -> Result<RunService, Failure> {
     let config = ServiceConfig {
         data_dir,
         secrets: spec_flags::secrets(secret_flags)?,
@@ -581,6 +594,7 @@ pub(crate) fn service(
         lease_ttl: leases.ttl,
         take_over_here: leases.take_over_here,
         warn: Arc::new(|message: &str| eprintln!("weft: warning: {message}")),
+        tenant_secrets,
     };
     Ok(RunService::new(registry(plugins)?, config, open))
 }

@@ -48,6 +48,12 @@ pub const DEFAULT_KEY: &str = "token";
 /// The embedded store's file name, in the data directory.
 pub const SECRETS_FILE: &str = "secrets.json";
 
+/// Where a tenant's own secrets come from (the server decrypts them from its store).
+pub trait TenantSecrets: Send + Sync {
+    /// The secrets of `tenant`.
+    fn secrets_of(&self, tenant: &str) -> Result<SecretStore, String>;
+}
+
 /// Secret values by name and key. `Debug` never shows values.
 #[derive(Clone, Default)]
 pub struct SecretStore {

@@ -527,6 +527,18 @@ impl crate::tenants::TenantStore for BatchingStore {
         self.inner.has_tokens()
     }
 
+    fn put_secret(&self, secret: &crate::tenants::SecretRecord) -> Result<()> {
+        self.inner.put_secret(secret)
+    }
+
+    fn secrets(&self, tenant: Option<&str>) -> Result<Vec<crate::tenants::SecretRecord>> {
+        self.inner.secrets(tenant)
+    }
+
+    fn delete_secret(&self, tenant: &str, name: &str) -> Result<usize> {
+        self.inner.delete_secret(tenant, name)
+    }
+
     fn append_audit(&self, entry: &crate::tenants::NewAudit) -> Result<u64> {
         self.inner.append_audit(entry)
     }

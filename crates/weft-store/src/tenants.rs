@@ -158,6 +158,36 @@ impl TokenRecord {
     }
 }
 
+/// One key of a tenant's secret, encrypted (base64 nonce and ciphertext).
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretRecord {
+    /// The tenant.
+    pub tenant: String,
+    /// The secret's name.
+    pub name: String,
+    /// The key within it.
+    pub key: String,
+    /// Which of the operator's keys sealed it.
+    pub key_id: String,
+    /// The AEAD nonce.
+    pub nonce: String,
+    /// The sealed value.
+    pub ciphertext: String,
+    /// When it was written.
+    pub updated_at: Timestamp,
+}
+
+impl fmt::Debug for SecretRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SecretRecord")
+            .field("tenant", &self.tenant)
+            .field("name", &self.name)
+            .field("key", &self.key)
+            .field("key_id", &self.key_id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// An audit entry to append.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAudit {
@@ -218,6 +248,16 @@ pub trait TenantStore: Send + Sync {
 
     /// Whether any token was ever issued and not revoked (then callers must show one).
     fn has_tokens(&self) -> Result<bool>;
+
+    /// Writes (or replaces) one key of a tenant's secret; [`crate::StoreError::NotFound`]
+    /// when the tenant does not exist.
+    fn put_secret(&self, secret: &SecretRecord) -> Result<()>;
+
+    /// The secrets of `tenant` (of every tenant: `None`), by tenant, name and key.
+    fn secrets(&self, tenant: Option<&str>) -> Result<Vec<SecretRecord>>;
+
+    /// Deletes secret `name` of `tenant` (every key); how many keys it had.
+    fn delete_secret(&self, tenant: &str, name: &str) -> Result<usize>;
 
     /// Appends to the audit log; the entry's place.
     fn append_audit(&self, entry: &NewAudit) -> Result<u64>;

@@ -1581,6 +1581,36 @@ fn tenants_members_tokens_and_an_append_only_audit_log(db: &Db) {
     assert!(db.exec("DELETE FROM audit").is_err());
     assert_eq!(store.audit(None, 0, 10).unwrap().len(), 3);
 
+    // Secrets: one row per key, replaced in place, listed and deleted per tenant.
+    let secret = |tenant: &str, key: &str, sealed: &str| weft_store::SecretRecord {
+        tenant: tenant.into(),
+        name: "deploy".into(),
+        key: key.into(),
+        key_id: "k1".into(),
+        nonce: "bm9uY2U".into(),
+        ciphertext: sealed.into(),
+        updated_at: T0,
+    };
+    store
+        .put_secret(&secret("acme", "token", "c2VhbGVk"))
+        .unwrap();
+    store.put_secret(&secret("acme", "token", "bmV3")).unwrap();
+    store.put_secret(&secret("acme", "user", "dXNlcg")).unwrap();
+    store
+        .put_secret(&secret("default", "token", "ZGVm"))
+        .unwrap();
+    assert!(matches!(
+        store.put_secret(&secret("nope", "token", "eA")),
+        Err(StoreError::NotFound { .. })
+    ));
+    let acme = store.secrets(Some("acme")).unwrap();
+    assert_eq!(acme.len(), 2);
+    assert_eq!(acme[0].ciphertext, "bmV3");
+    assert_eq!(store.secrets(None).unwrap().len(), 3);
+    assert_eq!(store.delete_secret("acme", "deploy").unwrap(), 2);
+    assert_eq!(store.delete_secret("acme", "deploy").unwrap(), 0);
+    assert_eq!(store.secrets(None).unwrap().len(), 1);
+
     // Each tenant lists its own runs: stored names carry the tenant.
     for id in ["acme_one", "plain", "acmex_two"] {
         store.create_run(&new_run(id), "engine", T0).unwrap();

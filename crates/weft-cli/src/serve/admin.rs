@@ -10,6 +10,9 @@
 //! | `POST /api/v1/tokens` | admin | `{identity, role, groups?, expires?}`: `201` with the token, shown once |
 //! | `DELETE /api/v1/tokens/{id}` | admin | revokes it: `204`, `404` |
 //! | `GET /api/v1/audit?after=SEQ&limit=N` | admin | the tenant's audit log (the operator: every tenant's) |
+//! | `GET /api/v1/secrets` | admin | the tenant's secrets: names, keys, times (never values) |
+//! | `PUT /api/v1/secrets/{name}` | admin | `{value, key?}`: sealed and stored, `204`; never readable back |
+//! | `DELETE /api/v1/secrets/{name}` | admin | every key of it: `204`, `404` |
 
 use std::sync::Arc;
 
@@ -232,5 +235,104 @@ pub async fn audit(
             .into_response()
         }
         Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", err.to_string()),
+    }
+}
+
+/// `GET /api/v1/secrets`.
+pub async fn secrets(State(server): State<Arc<Server>>, headers: HeaderMap) -> Response {
+    let caller = match auth::require(&server, &headers, Role::Admin, "manage secrets") {
+        Ok(caller) => caller,
+        Err(denied) => return *denied,
+    };
+    match server.store.secrets(Some(&caller.tenant)) {
+        Ok(all) => Json(Value::Array(
+            all.iter().map(tenancy::secrets::listed).collect(),
+        ))
+        .into_response(),
+        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", err.to_string()),
+    }
+}
+
+/// The body of a secret's write.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretValue {
+    value: String,
+    #[serde(default)]
+    key: Option<String>,
+}
+
+/// `PUT /api/v1/secrets/{name}`.
+pub async fn put_secret(
+    State(server): State<Arc<Server>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let caller = match auth::require(&server, &headers, Role::Admin, "manage secrets") {
+        Ok(caller) => caller,
+        Err(denied) => return *denied,
+    };
+    let Some(keys) = &server.secrets_keys else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "secrets-off",
+            "this server keeps no tenants' secrets: its operator gave it no key (--secrets-key-file)",
+        );
+    };
+    if body.len() > tenancy::secrets::MAX_VALUE_BYTES + 1024 {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "too-large",
+            format!(
+                "a secret's value is at most {} bytes",
+                tenancy::secrets::MAX_VALUE_BYTES
+            ),
+        );
+    }
+    // Never echo the parser's message: it may quote the value.
+    let Ok(request) = serde_json::from_slice::<SecretValue>(&body) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "the request body is not {\"value\": \"...\", \"key\"?: \"...\"}",
+        );
+    };
+    let key = request
+        .key
+        .as_deref()
+        .unwrap_or(weft_engine::runs::DEFAULT_SECRET_KEY);
+    match tenancy::secrets::write(
+        server.store.as_ref(),
+        keys,
+        &caller.tenant,
+        &name,
+        key,
+        &request.value,
+        &caller.identity,
+    ) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(err) => refused(err),
+    }
+}
+
+/// `DELETE /api/v1/secrets/{name}`.
+pub async fn delete_secret(
+    State(server): State<Arc<Server>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    let caller = match auth::require(&server, &headers, Role::Admin, "manage secrets") {
+        Ok(caller) => caller,
+        Err(denied) => return *denied,
+    };
+    match tenancy::secrets::delete(
+        server.store.as_ref(),
+        &caller.tenant,
+        &name,
+        &caller.identity,
+    ) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(err) => refused(err),
     }
 }

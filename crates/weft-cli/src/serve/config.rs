@@ -47,6 +47,8 @@ pub struct ServeConfig {
     db: Option<PathBuf>,
     plugins: Option<Vec<PathBuf>>,
     cache_dir: Option<PathBuf>,
+    secrets_key_file: Option<PathBuf>,
+    secrets_old_key_file: Option<Vec<PathBuf>>,
     /// The tenants the server serves, created when missing.
     #[serde(default)]
     tenants: BTreeMap<String, TenantConfig>,
@@ -216,6 +218,18 @@ impl ServeConfig {
             &mut args.plugins.cache_dir,
             &self.cache_dir,
             "cache_dir",
+            explicit,
+        );
+        set_opt(
+            &mut args.secrets_key.key_file,
+            &self.secrets_key_file,
+            "key_file",
+            explicit,
+        );
+        set(
+            &mut args.secrets_key.old_key_files,
+            &self.secrets_old_key_file,
+            "old_key_files",
             explicit,
         );
     }

@@ -92,6 +92,8 @@ struct Server {
     traces: Option<crate::traces::Traces>,
     /// The web dashboard's sessions and live wake-ups.
     dashboard: dashboard::Dashboard,
+    /// The key tenants' secrets are sealed with (`--secrets-key-file`); `None`: off.
+    secrets_keys: Option<crate::tenancy::secrets::SecretsKeys>,
 }
 
 /// What the operator's flags give every submission.
@@ -160,7 +162,18 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
             .filter(|host| !host.is_empty())
             .collect(),
     );
-    let service = crate::service(
+    let secrets_keys = crate::tenancy::secrets::SecretsKeys::load(
+        args.secrets_key.key_file.as_deref(),
+        &args.secrets_key.old_key_files,
+    )
+    .map_err(Failure::invalid)?;
+    let tenant_secrets = secrets_keys.clone().map(|keys| {
+        Arc::new(crate::tenancy::secrets::StoredSecrets {
+            store: store.clone(),
+            keys,
+        }) as Arc<dyn weft_engine::runs::TenantSecrets>
+    });
+    let service = crate::service_with(
         &args.plugins,
         data_dir.clone(),
         &args.secrets,
@@ -169,6 +182,7 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
             ttl: recover_timeout,
             take_over_here: true,
         },
+        tenant_secrets,
     )?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -193,6 +207,7 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
         metrics: metrics::Metrics::new(),
         traces,
         dashboard: dashboard::Dashboard::default(),
+        secrets_keys,
     });
 
     // Recover what a stopped engine left, then keep looking (another engine may stop);
@@ -241,6 +256,11 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
             axum::routing::delete(admin::revoke_token),
         )
         .route("/api/v1/audit", get(admin::audit))
+        .route("/api/v1/secrets", get(admin::secrets))
+        .route(
+            "/api/v1/secrets/{name}",
+            axum::routing::put(admin::put_secret).delete(admin::delete_secret),
+        )
         .merge(dashboard::routes())
         .with_state(server.clone());
     // The address line is what scripts wait for.

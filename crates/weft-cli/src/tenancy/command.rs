@@ -4,7 +4,10 @@
 use weft_store::{Role, TenantStore, Timestamp};
 
 use super::{TenancyError, TokenRequest};
-use crate::cli::{AuditArgs, OutputFormat, StoreArgs, TenantsCommand, TokensCommand};
+use crate::cli::{
+    AuditArgs, OutputFormat, SecretsCommand, SecretsKeyArgs, StoreArgs, TenantsCommand,
+    TokensCommand,
+};
 use crate::{EXIT_CONFLICT, Failure};
 
 /// Who the audit log says acted from the command line.
@@ -196,4 +199,101 @@ pub fn audit(args: &AuditArgs) -> Result<u8, Failure> {
         }
     }
     Ok(0)
+}
+
+fn keys(args: &SecretsKeyArgs) -> Result<super::secrets::SecretsKeys, Failure> {
+    super::secrets::SecretsKeys::load(args.key_file.as_deref(), &args.old_key_files)
+        .map_err(Failure::invalid)?
+        .ok_or_else(|| {
+            Failure::invalid(format!(
+                "no secrets key: pass --secrets-key-file FILE or set {}",
+                super::secrets::KEY_ENV
+            ))
+        })
+}
+
+/// Carries out `weft secrets ...`.
+pub fn secrets(command: SecretsCommand) -> Result<u8, Failure> {
+    match command {
+        SecretsCommand::Set {
+            name,
+            key,
+            tenant,
+            keys: key_args,
+            store,
+        } => {
+            let keys = keys(&key_args)?;
+            let mut value = String::new();
+            std::io::Read::read_to_string(
+                &mut std::io::Read::take(
+                    std::io::stdin(),
+                    super::secrets::MAX_VALUE_BYTES as u64 + 2,
+                ),
+                &mut value,
+            )
+            .map_err(|e| {
+                Failure::invalid(format!("cannot read the value from standard input: {e}"))
+            })?;
+            // A value piped by `echo` ends with a line break that is not part of it.
+            let value = value.strip_suffix('\n').unwrap_or(&value);
+            let value = value.strip_suffix('\r').unwrap_or(value);
+            let opened = open(&store)?;
+            super::secrets::write(
+                opened.as_ref(),
+                &keys,
+                &tenant,
+                &name,
+                &key,
+                value,
+                &actor(),
+            )
+            .map_err(failure)?;
+            eprintln!("weft: secret {name}.{key} of tenant {tenant} written");
+            Ok(0)
+        }
+        SecretsCommand::List { tenant, store } => {
+            let opened = crate::store::open_for(&store)?;
+            let all = opened
+                .secrets(Some(&tenant))
+                .map_err(|e| Failure::environment(e.to_string()))?;
+            match store.output.plain() {
+                OutputFormat::Json => println!(
+                    "{}",
+                    serde_json::Value::Array(all.iter().map(super::secrets::listed).collect())
+                ),
+                _ => {
+                    for secret in &all {
+                        println!(
+                            "{}.{}  {}",
+                            secret.name,
+                            secret.key,
+                            when(secret.updated_at)
+                        );
+                    }
+                }
+            }
+            Ok(0)
+        }
+        SecretsCommand::Delete {
+            name,
+            tenant,
+            store,
+        } => {
+            let opened = crate::store::open_for(&store)?;
+            super::secrets::delete(opened.as_ref(), &tenant, &name, &actor()).map_err(failure)?;
+            println!("secret {name} of tenant {tenant} deleted");
+            Ok(0)
+        }
+        SecretsCommand::Rotate {
+            keys: key_args,
+            store,
+        } => {
+            let keys = keys(&key_args)?;
+            let opened = crate::store::open_for(&store)?;
+            let rotated =
+                super::secrets::rotate(opened.as_ref(), &keys, &actor()).map_err(failure)?;
+            println!("{rotated} secret value(s) sealed again under the current key");
+            Ok(0)
+        }
+    }
 }

@@ -3,6 +3,7 @@
 //! admin routes (as the caller) share, so both apply one rule and leave one audit trail.
 
 pub mod command;
+pub mod secrets;
 pub mod tokens;
 
 use serde_json::{Value, json};

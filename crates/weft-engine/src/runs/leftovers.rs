@@ -87,7 +87,7 @@ impl RunService {
         )
         .await
         .map_err(|_| "its pipeline no longer validates".to_string())?;
-        let secrets = self.run_secrets(&stored.data_dir, spec.policy.as_ref())?;
+        let secrets = self.run_secrets(&stored.data_dir, spec.policy.as_ref(), spec.tenant())?;
         let grants = setup::run_grants(spec, &secrets, BTreeMap::new(), Default::default());
         let identity = RunIdentity {
             run_name: submitted.name.clone(),

@@ -44,7 +44,9 @@ pub use crate::prepare::PLUGIN_DIGEST_MISMATCH;
 pub use crate::prepare::Prepared;
 pub use crate::registry::{PluginError, PluginRegistry, ResolvedPlugin};
 pub use crate::report::{ReporterSpec, Undelivered};
-pub use crate::secrets::{SecretStore, split_name};
+pub use crate::secrets::{
+    DEFAULT_KEY as DEFAULT_SECRET_KEY, SecretStore, TenantSecrets, split_name,
+};
 pub use crate::snapshot::history as snapshot_history;
 pub use decide::{Ballot, DecideError, DecisionKind, Receipt, decide, waits_document};
 pub use leftovers::Leftover;
@@ -90,6 +92,9 @@ pub struct ServiceConfig {
     pub take_over_here: bool,
     /// Where warnings go.
     pub warn: Warn,
+    /// Tenants' own secrets (`weft serve` with a secrets key), decrypted when a run of
+    /// the tenant is set up.
+    pub tenant_secrets: Option<Arc<dyn crate::secrets::TenantSecrets>>,
 }
 
 /// Runs' lifecycle (see the module docs).

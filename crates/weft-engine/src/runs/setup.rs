@@ -40,11 +40,48 @@ impl RunSecrets {
 impl RunService {
     /// The operator's secrets for a run keeping its files in `data_dir` (`secrets.json`
     /// there, then this process's own), restricted to what `policy` lets a submission use.
+    /// What a submission of `tenant` may use: a tenant's own secrets always, the
+    /// operator's (those `policy` allows) only in the `default` tenant.
+    pub(super) fn tenant_policy(
+        &self,
+        policy: &SubmissionPolicy,
+        tenant: &str,
+    ) -> Result<SubmissionPolicy, String> {
+        let own: Vec<String> = match &self.config.tenant_secrets {
+            Some(source) => source
+                .secrets_of(tenant)?
+                .names()
+                .map(str::to_string)
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut allowed = policy.clone();
+        if tenant != weft_store::DEFAULT_TENANT {
+            allowed.secrets.clear();
+        }
+        allowed.secrets.extend(own);
+        Ok(allowed)
+    }
+
     pub(super) fn run_secrets(
         &self,
         data_dir: &Path,
         policy: Option<&SubmissionPolicy>,
+        tenant: &str,
     ) -> Result<RunSecrets, String> {
+        // A tenant's secrets are its own, whatever the submission policy; another
+        // tenant's run never sees the operator's.
+        let own = match &self.config.tenant_secrets {
+            Some(source) => source.secrets_of(tenant)?,
+            None => SecretStore::new(),
+        };
+        if tenant != weft_store::DEFAULT_TENANT {
+            return Ok(RunSecrets {
+                store: own,
+                withheld: SecretStore::new(),
+                mounts: Vec::new(),
+            });
+        }
         let (mut store, warnings) = SecretStore::read_file(data_dir)?;
         for warning in warnings {
             self.warn(&warning);
@@ -56,6 +93,7 @@ impl RunService {
             }
             None => SecretStore::new(),
         };
+        store.extend(&own);
         Ok(RunSecrets {
             store,
             withheld,

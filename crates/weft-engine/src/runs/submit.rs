@@ -59,6 +59,9 @@ impl RunService {
             ));
         }
         if let Some(policy) = &spec.policy {
+            let policy = self
+                .tenant_policy(policy, spec.tenant())
+                .map_err(SubmitError::Environment)?;
             let refused = policy.check(&pipeline, &spec.secret_grants, &spec.reporters);
             if !refused.is_empty() {
                 return Err(invalid(refused, Vec::new()));
@@ -69,7 +72,7 @@ impl RunService {
             .clone()
             .unwrap_or_else(|| self.config.data_dir.clone());
         let mut secrets = self
-            .run_secrets(&data_dir, spec.policy.as_ref())
+            .run_secrets(&data_dir, spec.policy.as_ref(), spec.tenant())
             .map_err(SubmitError::Environment)?;
 
         // Form decorators shape the params and add run secrets, before validation.

@@ -133,7 +133,7 @@ impl RunService {
         setup::create_dir(&run_dir).map_err(unusable)?;
         // Decorator-set secrets are never stored: a run taken over does not have them.
         let mut secrets = self
-            .run_secrets(data_dir, spec.policy.as_ref())
+            .run_secrets(data_dir, spec.policy.as_ref(), spec.tenant())
             .map_err(unusable)?;
         let (workspaces, read_only) =
             setup::bind_workspaces(spec, &pipeline, &run_dir, &mut secrets).map_err(unusable)?;

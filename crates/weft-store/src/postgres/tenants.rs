@@ -5,7 +5,7 @@ use tokio_postgres::Row;
 use super::{PgStore, Shared, pg_err, pool_err};
 use crate::error::StoreError;
 use crate::tenants::{
-    AuditRecord, MemberRecord, NewAudit, Role, TenantRecord, TenantStore, TokenRecord,
+    AuditRecord, MemberRecord, NewAudit, Role, SecretRecord, TenantRecord, TenantStore, TokenRecord,
 };
 use crate::types::{Result, Timestamp};
 
@@ -207,6 +207,69 @@ async fn has_tokens(s: &Shared) -> Result<bool> {
         .get(0))
 }
 
+async fn put_secret(s: &Shared, secret: SecretRecord) -> Result<()> {
+    let client = s.pool.get().await.map_err(pool_err)?;
+    // Only for an existing tenant: the insert selects it.
+    let n = client
+        .execute(
+            "INSERT INTO tenant_secrets
+                 (tenant, name, key, key_id, nonce, ciphertext, updated_at)
+             SELECT name, $2, $3, $4, $5, $6, $7 FROM tenants WHERE name = $1
+             ON CONFLICT (tenant, name, key) DO UPDATE SET
+                 key_id = $4, nonce = $5, ciphertext = $6, updated_at = $7",
+            &[
+                &secret.tenant,
+                &secret.name,
+                &secret.key,
+                &secret.key_id,
+                &secret.nonce,
+                &secret.ciphertext,
+                &secret.updated_at.0,
+            ],
+        )
+        .await
+        .map_err(pg_err)?;
+    if n == 0 {
+        return Err(missing_tenant(&secret.tenant));
+    }
+    Ok(())
+}
+
+async fn secrets(s: &Shared, tenant: Option<String>) -> Result<Vec<SecretRecord>> {
+    let client = s.pool.get().await.map_err(pool_err)?;
+    Ok(client
+        .query(
+            "SELECT tenant, name, key, key_id, nonce, ciphertext, updated_at
+             FROM tenant_secrets WHERE $1::TEXT IS NULL OR tenant = $1
+             ORDER BY tenant, name, key",
+            &[&tenant],
+        )
+        .await
+        .map_err(pg_err)?
+        .iter()
+        .map(|r| SecretRecord {
+            tenant: r.get(0),
+            name: r.get(1),
+            key: r.get(2),
+            key_id: r.get(3),
+            nonce: r.get(4),
+            ciphertext: r.get(5),
+            updated_at: Timestamp(r.get(6)),
+        })
+        .collect())
+}
+
+async fn delete_secret(s: &Shared, tenant: String, name: String) -> Result<usize> {
+    let client = s.pool.get().await.map_err(pool_err)?;
+    Ok(client
+        .execute(
+            "DELETE FROM tenant_secrets WHERE tenant = $1 AND name = $2",
+            &[&tenant, &name],
+        )
+        .await
+        .map_err(pg_err)? as usize)
+}
+
 async fn append_audit(s: &Shared, entry: NewAudit) -> Result<u64> {
     let client = s.pool.get().await.map_err(pool_err)?;
     let seq: i64 = client
@@ -305,6 +368,21 @@ impl TenantStore for PgStore {
 
     fn has_tokens(&self) -> Result<bool> {
         self.block(|s| async move { has_tokens(&s).await })
+    }
+
+    fn put_secret(&self, secret: &SecretRecord) -> Result<()> {
+        let secret = secret.clone();
+        self.block(|s| async move { put_secret(&s, secret).await })
+    }
+
+    fn secrets(&self, tenant: Option<&str>) -> Result<Vec<SecretRecord>> {
+        let tenant = tenant.map(str::to_string);
+        self.block(|s| async move { secrets(&s, tenant).await })
+    }
+
+    fn delete_secret(&self, tenant: &str, name: &str) -> Result<usize> {
+        let (tenant, name) = (tenant.to_string(), name.to_string());
+        self.block(|s| async move { delete_secret(&s, tenant, name).await })
     }
 
     fn append_audit(&self, entry: &NewAudit) -> Result<u64> {

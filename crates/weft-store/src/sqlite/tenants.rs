@@ -5,7 +5,7 @@ use rusqlite::{OptionalExtension, Row, params};
 use super::{SqliteStore, bad, lock};
 use crate::error::StoreError;
 use crate::tenants::{
-    AuditRecord, MemberRecord, NewAudit, Role, TenantRecord, TenantStore, TokenRecord,
+    AuditRecord, MemberRecord, NewAudit, Role, SecretRecord, TenantRecord, TenantStore, TokenRecord,
 };
 use crate::types::{Result, Timestamp};
 
@@ -211,6 +211,69 @@ impl TenantStore for SqliteStore {
             )
             .map_err(|e| self.err(e))
         })
+    }
+
+    fn put_secret(&self, secret: &SecretRecord) -> Result<()> {
+        let conn = lock(&self.writer);
+        conn.execute(
+            "INSERT INTO tenant_secrets
+                 (tenant, name, key, key_id, nonce, ciphertext, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (tenant, name, key) DO UPDATE SET
+                 key_id = ?4, nonce = ?5, ciphertext = ?6, updated_at = ?7",
+            params![
+                secret.tenant,
+                secret.name,
+                secret.key,
+                secret.key_id,
+                secret.nonce,
+                secret.ciphertext,
+                secret.updated_at.0
+            ],
+        )
+        .map_err(|e| match e {
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                missing_tenant(&secret.tenant)
+            }
+            e => self.err(e),
+        })?;
+        Ok(())
+    }
+
+    fn secrets(&self, tenant: Option<&str>) -> Result<Vec<SecretRecord>> {
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT tenant, name, key, key_id, nonce, ciphertext, updated_at
+                 FROM tenant_secrets WHERE ?1 IS NULL OR tenant = ?1
+                 ORDER BY tenant, name, key",
+            )
+            .and_then(|mut s| {
+                s.query_map([tenant], |r| {
+                    Ok(SecretRecord {
+                        tenant: r.get(0)?,
+                        name: r.get(1)?,
+                        key: r.get(2)?,
+                        key_id: r.get(3)?,
+                        nonce: r.get(4)?,
+                        ciphertext: r.get(5)?,
+                        updated_at: Timestamp(r.get(6)?),
+                    })
+                })?
+                .collect()
+            })
+            .map_err(|e| self.err(e))
+        })
+    }
+
+    fn delete_secret(&self, tenant: &str, name: &str) -> Result<usize> {
+        let conn = lock(&self.writer);
+        conn.execute(
+            "DELETE FROM tenant_secrets WHERE tenant = ?1 AND name = ?2",
+            [tenant, name],
+        )
+        .map_err(|e| self.err(e))
     }
 
     fn append_audit(&self, entry: &NewAudit) -> Result<u64> {

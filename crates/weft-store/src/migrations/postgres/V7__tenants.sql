@@ -31,6 +31,19 @@ CREATE TABLE tokens (
 );
 CREATE INDEX tokens_by_tenant ON tokens (tenant, created_at);
 
+-- A tenant's secrets, encrypted by the server (an AEAD under the operator's key, named by
+-- `key_id`; the row's tenant, name and key are its associated data): never plaintext here.
+CREATE TABLE tenant_secrets (
+    tenant     TEXT NOT NULL REFERENCES tenants (name) ON DELETE CASCADE,
+    name       TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    key_id     TEXT NOT NULL,
+    nonce      TEXT NOT NULL,
+    ciphertext TEXT NOT NULL,
+    updated_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant, name, key)
+);
+
 -- The audit log: append-only (the trigger refuses changes).
 CREATE TABLE audit (
     seq         BIGSERIAL PRIMARY KEY,
