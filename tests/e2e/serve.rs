@@ -563,9 +563,118 @@ fn metrics_count_runs_and_tasks_and_take_the_api_token() {
         text.contains("# TYPE weft_task_duration_seconds histogram"),
         "{text}"
     );
+    // Store latency: every op of the fixed vocabulary is there from the start; the run
+    // committed its journal and the API read it back.
+    assert!(
+        text.contains("# TYPE weft_store_operation_duration_seconds histogram"),
+        "{text}"
+    );
+    for op in ["commit", "read", "claim", "heartbeat"] {
+        let count = format!("weft_store_operation_duration_seconds_count{{op=\"{op}\"}}");
+        let at_least = if matches!(op, "commit" | "read") {
+            1.0
+        } else {
+            0.0
+        };
+        assert!(
+            samples.get(&count).is_some_and(|n| *n >= at_least),
+            "{count} >= {at_least} in\n{text}"
+        );
+    }
+    // Every task's component was instantiated once.
+    assert!(
+        text.contains("# TYPE weft_task_instantiation_seconds histogram"),
+        "{text}"
+    );
+    assert!(
+        samples
+            .get("weft_task_instantiation_seconds_count")
+            .is_some_and(|n| *n >= 5.0),
+        "5 instantiations in\n{text}"
+    );
+    assert!(
+        samples
+            .get("weft_task_instantiation_seconds_sum")
+            .is_some_and(|s| *s > 0.0),
+        "{text}"
+    );
     assert!(
         !text.contains("metered-run"),
         "no run names in metrics:\n{text}"
+    );
+    let (code, _, _) = served.stop();
+    assert_eq!(code, 0);
+}
+
+/// Reporter deliveries are counted by forge and result: a forge that fails the first
+/// request gets one retried attempt, then the statuses are delivered; nothing of the
+/// reporter's config (URL, project) shows.
+#[test]
+fn metrics_count_reporter_deliveries_by_forge_and_result() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let forge = crate::fake_forge::FakeForge::failing(&[503]);
+    let plugins = crate::support::plugin_dir();
+    let rule = forge.rule();
+    let served = Served::start_with_env(
+        data.path(),
+        &[
+            "--plugins",
+            &plugins.to_string_lossy(),
+            "--secret",
+            "gitlab-token=env:WEFT_TEST_GITLAB",
+            "--submit-secrets",
+            "gitlab-token",
+            "--report-allow-http",
+            &rule,
+        ],
+        &[("WEFT_TEST_GITLAB", "glpat-metrics-test-token")],
+    );
+    let report = format!(
+        "gitlab:url={},project=g/metered-app,sha=0123abcd,token-secret=gitlab-token",
+        forge.url()
+    );
+    let (code, created) = served.submit(
+        "all-succeed.yaml",
+        json!({ "name": "reported-run", "reports": [report] }),
+    );
+    assert_eq!(code, 201, "{created:#}");
+    let done = served.wait_for("reported-run", |r| !status(r).is_empty());
+    assert_eq!(status(&done), "Succeeded", "{done:#}");
+    let delivered = "weft_reporter_deliveries_total{forge=\"gitlab\",result=\"delivered\"}";
+    let retried = "weft_reporter_deliveries_total{forge=\"gitlab\",result=\"retried\"}";
+    // The final status may still be on its way when the run reads as finished.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let (samples, text) = loop {
+        let (code, samples, text) = scrape(&served);
+        assert_eq!(code, 200, "{text}");
+        let accepted: Vec<String> = forge
+            .requests()
+            .iter()
+            .filter(|r| r.ok())
+            .map(|r| r.field("state"))
+            .collect();
+        // Each accepted request is one delivered attempt, counted once the plugin returns.
+        if accepted.last().is_some_and(|state| state == "success")
+            && samples.get(delivered) == Some(&(accepted.len() as f64))
+        {
+            break (samples, text);
+        }
+        assert!(Instant::now() < deadline, "no delivery counted:\n{text}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        text.contains("# TYPE weft_reporter_deliveries counter"),
+        "{text}"
+    );
+    assert_eq!(
+        samples.get(retried),
+        Some(&1.0),
+        "one 503, one retry:\n{text}"
+    );
+    assert!(!text.contains("failed\""), "nothing was given up:\n{text}");
+    assert!(
+        !text.contains("metered-app") && !text.contains(&forge.url()),
+        "no reporter config in metrics:\n{text}"
     );
     let (code, _, _) = served.stop();
     assert_eq!(code, 0);

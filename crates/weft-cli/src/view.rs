@@ -316,7 +316,8 @@ impl RunObserver for LiveView {
                     self.say(self.paint(Style::new().dimmed(), "── finally ──"), false);
                 }
             }
-            RunEvent::Finished(_) => {}
+            // Metrics only: nothing to show.
+            RunEvent::Finished(_) | RunEvent::Instantiated { .. } => {}
         }
     }
 }

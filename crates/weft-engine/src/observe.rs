@@ -46,10 +46,51 @@ pub enum RunEvent<'a> {
     },
     /// The run waits before its first task, or what it waits for changed.
     Held(&'a Held),
+    /// A task's component was instantiated (once per attempt; once per step for a task
+    /// of steps).
+    Instantiated {
+        /// Task name.
+        task: &'a str,
+        /// How long instantiating took.
+        elapsed: Duration,
+    },
     /// `finally` tasks are starting.
     FinallyStarted,
     /// The run is over.
     Finished(&'a RunSummary),
+}
+
+/// Told how each attempt to deliver a status to a forge went, for every run of a
+/// [`crate::runs::RunService`] ([`crate::runs::RunService::observe_deliveries`]): not a
+/// [`RunEvent`], because deliveries start before a run's observers exist (`pending` at
+/// submission, owed statuses resumed on take-over) and go on after them (finished runs'
+/// leftovers). Called from the delivery workers; it should be quick.
+pub trait DeliveryObserver: Send + Sync {
+    /// One attempt of reporter `plugin` (as configured: `reporter-gitlab`, a path, an
+    /// `oci://` reference; user input, so not a metric label as is) ended with `result`.
+    fn delivery(&self, plugin: &str, result: DeliveryResult);
+}
+
+/// How one attempt to deliver a status went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryResult {
+    /// The forge took it.
+    Delivered,
+    /// It failed and will be tried again after a backoff.
+    Retrying,
+    /// It failed for good: a permanent answer, or the last attempt allowed.
+    GaveUp,
+}
+
+impl DeliveryResult {
+    /// `delivered`, `retried` or `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryResult::Delivered => "delivered",
+            DeliveryResult::Retrying => "retried",
+            DeliveryResult::GaveUp => "failed",
+        }
+    }
 }
 
 /// What a run waits for before its first task (release-control.md sections 4 and 5).

@@ -45,8 +45,8 @@ pub use limits::{LimitKind, Limits};
 pub use load::LoadError;
 pub use masking::Masker;
 pub use plugin::{
-    Decorated, DecoratorInfo, GateContext, GateResult, Plugin, PluginKind, TaskContext, TaskReport,
-    TaskRequest,
+    Decorated, DecoratorInfo, GateContext, GateResult, Instantiated, Plugin, PluginKind,
+    TaskContext, TaskReport, TaskRequest,
 };
 pub use secret::{SecretError, SecretValue};
 pub use wit::WIT_VERSION;

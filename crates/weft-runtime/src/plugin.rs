@@ -77,6 +77,11 @@ macro_rules! by_contract {
     };
 }
 
+/// Told how long instantiating a task's component took (a task of steps instantiates one
+/// per step). Called on the guest's thread, right after instantiation, before the plugin
+/// runs; it should be quick.
+pub type Instantiated = Arc<dyn Fn(std::time::Duration) + Send + Sync>;
+
 /// One invocation of a task plugin.
 pub struct TaskRequest {
     /// Where it runs.
@@ -91,6 +96,8 @@ pub struct TaskRequest {
     pub log: Arc<dyn LogSink>,
     /// Its checkpoints, scoped to (run, task).
     pub checkpoints: Arc<dyn CheckpointStore>,
+    /// Told how long instantiating it took ([`Plugin::run`] only), e.g. for metrics.
+    pub instantiated: Option<Instantiated>,
 }
 
 impl TaskRequest {
@@ -106,6 +113,7 @@ impl TaskRequest {
             limits: Limits::default(),
             log: Arc::new(MemorySink::default()),
             checkpoints: Arc::new(MemoryCheckpoints::default()),
+            instantiated: None,
         }
     }
 }
@@ -482,10 +490,12 @@ impl Plugin {
         let pre = self.inner.pre.clone();
         let contract = self.contract();
         let (context, params) = (request.context.clone(), request.params.clone());
+        let instantiated = request.instantiated.clone();
         let outcome = self
             .invoke(&request, &[], &[], async move |store| {
                 by_contract!(contract, v => {
-                    v::run_task(store, pre, &context, &params, &workspaces).await
+                    v::run_task(store, pre, &context, &params, &workspaces, instantiated.as_ref())
+                        .await
                 })
             })
             .await;
@@ -499,11 +509,15 @@ impl Plugin {
         let env = command_env(&request);
         let args = vec![self.inner.name.clone()];
         let pre = self.inner.pre.clone();
+        let instantiated = request.instantiated.clone();
         let result = self
             .invoke(&request, &env, &args, async move |store| {
-                let command = wasmtime_wasi::p2::bindings::CommandPre::new(pre)?
-                    .instantiate_async(&mut *store)
-                    .await?;
+                let command = crate::wit::timed(
+                    instantiated.as_ref(),
+                    wasmtime_wasi::p2::bindings::CommandPre::new(pre)?
+                        .instantiate_async(&mut *store),
+                )
+                .await?;
                 // The exit code travels as an error; keep it as a value here.
                 match command.wasi_cli_run().call_run(&mut *store).await {
                     Ok(Ok(())) => Ok(0),

@@ -13,10 +13,13 @@
 //!   Leases (`create_run`, `claim`, `heartbeat`) go straight to the inner store: they must
 //!   not wait behind queued work, and a queued write with a superseded lease is rejected
 //!   when it is applied, which is the fencing we want.
+//! - [`BatchingStore::set_timings`] has commits, reads, claims and heartbeats timed
+//!   ([`StoreTimings`], e.g. `weft serve`'s metrics): one pair of `Instant::now()` per
+//!   operation, none when nothing listens.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -57,6 +60,47 @@ pub struct BatchStats {
     pub largest: u64,
 }
 
+/// A store operation that is timed ([`StoreTimings`]): a fixed vocabulary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StoreOp {
+    /// One transaction of journal writes (a batch of the writer, or [`RunStore::apply`]).
+    Commit,
+    /// A read, as its caller sees it: the wait for queued writes included.
+    Read,
+    /// Taking a run's lease ([`RunStore::claim`], [`RunStore::claim_stale`]).
+    Claim,
+    /// Renewing a lease ([`RunStore::heartbeat`]).
+    Heartbeat,
+}
+
+impl StoreOp {
+    /// Every operation, in order.
+    pub const ALL: [StoreOp; 4] = [
+        StoreOp::Commit,
+        StoreOp::Read,
+        StoreOp::Claim,
+        StoreOp::Heartbeat,
+    ];
+
+    /// `commit`, `read`, `claim` or `heartbeat`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreOp::Commit => "commit",
+            StoreOp::Read => "read",
+            StoreOp::Claim => "claim",
+            StoreOp::Heartbeat => "heartbeat",
+        }
+    }
+}
+
+/// Told how long store operations took. Called on the writer thread after each commit and
+/// on the caller's thread after each read, claim or heartbeat, so it must be quick and
+/// must not call the store.
+pub trait StoreTimings: Send + Sync {
+    /// `op` took `elapsed` (whether it succeeded or failed).
+    fn observe(&self, op: StoreOp, elapsed: Duration);
+}
+
 type Reply = SyncSender<Result<WriteAck>>;
 
 // Nearly every message is an `Op`; boxing it would add an allocation per write.
@@ -73,6 +117,21 @@ struct Shared {
     batches: AtomicU64,
     ops: AtomicU64,
     largest: AtomicU64,
+    /// Who is told how long operations take, once set.
+    timings: OnceLock<Arc<dyn StoreTimings>>,
+}
+
+impl Shared {
+    /// Runs `f`, telling the timings (if any) how long it took as `op`.
+    fn timed<T>(&self, op: StoreOp, f: impl FnOnce() -> T) -> T {
+        let Some(timings) = self.timings.get() else {
+            return f();
+        };
+        let began = Instant::now();
+        let out = f();
+        timings.observe(op, began.elapsed());
+        out
+    }
 }
 
 /// A [`RunStore`] with group commit in front of another one. See the module docs.
@@ -115,6 +174,17 @@ impl BatchingStore {
     /// The wrapped store.
     pub fn inner(&self) -> &Arc<dyn RunStore> {
         &self.inner
+    }
+
+    /// Has commits, reads, claims and heartbeats timed by `timings` from now on. Only the
+    /// first call counts (returns `false` after it).
+    pub fn set_timings(&self, timings: Arc<dyn StoreTimings>) -> bool {
+        self.shared.timings.set(timings).is_ok()
+    }
+
+    /// Runs `f` as a timed `op`.
+    fn timed<T>(&self, op: StoreOp, f: impl FnOnce() -> T) -> T {
+        self.shared.timed(op, f)
     }
 
     /// Writer counters so far.
@@ -240,7 +310,7 @@ fn commit(
         shared.batches.fetch_add(1, Ordering::Relaxed);
         shared.ops.fetch_add(count, Ordering::Relaxed);
         shared.largest.fetch_max(count, Ordering::Relaxed);
-        match inner.apply(ops) {
+        match shared.timed(StoreOp::Commit, || inner.apply(ops)) {
             Ok(results) => {
                 for (result, reply) in results.into_iter().zip(replies) {
                     match reply {
@@ -300,11 +370,13 @@ impl RunStore for BatchingStore {
         now: Timestamp,
         stale_after: Duration,
     ) -> Result<Lease> {
-        self.inner.claim(run, owner, now, stale_after)
+        self.timed(StoreOp::Claim, || {
+            self.inner.claim(run, owner, now, stale_after)
+        })
     }
 
     fn heartbeat(&self, lease: &Lease, now: Timestamp) -> Result<()> {
-        self.inner.heartbeat(lease, now)
+        self.timed(StoreOp::Heartbeat, || self.inner.heartbeat(lease, now))
     }
 
     fn release(&self, lease: &Lease) -> Result<()> {
@@ -322,7 +394,9 @@ impl RunStore for BatchingStore {
         stale_after: Duration,
         limit: usize,
     ) -> Result<Vec<Lease>> {
-        self.inner.claim_stale(owner, now, stale_after, limit)
+        self.timed(StoreOp::Claim, || {
+            self.inner.claim_stale(owner, now, stale_after, limit)
+        })
     }
 
     fn send_signal(&self, signal: &NewSignal) -> Result<u64> {
@@ -331,8 +405,10 @@ impl RunStore for BatchingStore {
 
     /// After queued writes, so a signal marked handled is not seen again.
     fn pending_signals(&self, owner: &str, limit: usize) -> Result<Vec<SignalRecord>> {
-        self.barrier()?;
-        self.inner.pending_signals(owner, limit)
+        self.timed(StoreOp::Read, || {
+            self.barrier()?;
+            self.inner.pending_signals(owner, limit)
+        })
     }
 
     fn wakeup(&self) -> Option<Arc<tokio::sync::Notify>> {
@@ -342,7 +418,7 @@ impl RunStore for BatchingStore {
     /// Applies `ops` in one transaction, after everything queued before.
     fn apply(&self, ops: Vec<WriteOp>) -> Result<Vec<Result<WriteAck>>> {
         self.barrier()?;
-        self.inner.apply(ops)
+        self.timed(StoreOp::Commit, || self.inner.apply(ops))
     }
 
     fn write(&self, op: WriteOp) -> Result<WriteAck> {
@@ -362,28 +438,38 @@ impl RunStore for BatchingStore {
     }
 
     fn run(&self, id: &str) -> Result<Option<RunRecord>> {
-        self.barrier()?;
-        self.inner.run(id)
+        self.timed(StoreOp::Read, || {
+            self.barrier()?;
+            self.inner.run(id)
+        })
     }
 
     fn list_runs_of(&self, tenant: Option<&str>, limit: usize) -> Result<Vec<RunListItem>> {
-        self.barrier()?;
-        self.inner.list_runs_of(tenant, limit)
+        self.timed(StoreOp::Read, || {
+            self.barrier()?;
+            self.inner.list_runs_of(tenant, limit)
+        })
     }
 
     fn attempts(&self, run: &str) -> Result<Vec<AttemptRecord>> {
-        self.barrier()?;
-        self.inner.attempts(run)
+        self.timed(StoreOp::Read, || {
+            self.barrier()?;
+            self.inner.attempts(run)
+        })
     }
 
     fn attempt(&self, id: &AttemptId) -> Result<Option<AttemptRecord>> {
-        self.barrier()?;
-        self.inner.attempt(id)
+        self.timed(StoreOp::Read, || {
+            self.barrier()?;
+            self.inner.attempt(id)
+        })
     }
 
     fn events(&self, run: &str, after_seq: u64, limit: usize) -> Result<Vec<EventRecord>> {
-        self.barrier()?;
-        self.inner.events(run, after_seq, limit)
+        self.timed(StoreOp::Read, || {
+            self.barrier()?;
+            self.inner.events(run, after_seq, limit)
+        })
     }
 
     fn logs(
@@ -393,43 +479,59 @@ impl RunStore for BatchingStore {
         after: u64,
         limit: usize,
     ) -> Result<Vec<LogEntry>> {
-        self.barrier()?;
-        self.inner.logs(run, task, after, limit)
+        self.timed(StoreOp::Read, || {
+            self.barrier()?;
+            self.inner.logs(run, task, after, limit)
+        })
     }
 
     fn checkpoint(&self, run: &str, task: &str, key: &str) -> Result<Option<Vec<u8>>> {
-        self.barrier()?;
-        self.inner.checkpoint(run, task, key)
+        self.timed(StoreOp::Read, || {
+            self.barrier()?;
+            self.inner.checkpoint(run, task, key)
+        })
     }
 
     fn outbox(&self, run: &str) -> Result<Vec<OutboxRow>> {
-        self.barrier()?;
-        self.inner.outbox(run)
+        self.timed(StoreOp::Read, || {
+            self.barrier()?;
+            self.inner.outbox(run)
+        })
     }
 
     fn due_outbox(&self, now: Timestamp, limit: usize) -> Result<Vec<OutboxRow>> {
-        self.barrier()?;
-        self.inner.due_outbox(now, limit)
+        self.timed(StoreOp::Read, || {
+            self.barrier()?;
+            self.inner.due_outbox(now, limit)
+        })
     }
 
     fn snapshots(&self, run: &str) -> Result<Vec<Snapshot>> {
-        self.barrier()?;
-        self.inner.snapshots(run)
+        self.timed(StoreOp::Read, || {
+            self.barrier()?;
+            self.inner.snapshots(run)
+        })
     }
 
     fn latest_snapshot(&self, run: &str, workspace: &str) -> Result<Option<Snapshot>> {
-        self.barrier()?;
-        self.inner.latest_snapshot(run, workspace)
+        self.timed(StoreOp::Read, || {
+            self.barrier()?;
+            self.inner.latest_snapshot(run, workspace)
+        })
     }
 
     fn waits(&self, run: &str) -> Result<Vec<WaitRecord>> {
-        self.barrier()?;
-        self.inner.waits(run)
+        self.timed(StoreOp::Read, || {
+            self.barrier()?;
+            self.inner.waits(run)
+        })
     }
 
     fn wait(&self, id: &AttemptId) -> Result<Option<WaitRecord>> {
-        self.barrier()?;
-        self.inner.wait(id)
+        self.timed(StoreOp::Read, || {
+            self.barrier()?;
+            self.inner.wait(id)
+        })
     }
 
     /// Straight to the inner store: a decision is durable on return and does not wait
@@ -439,7 +541,7 @@ impl RunStore for BatchingStore {
     }
 
     fn votes(&self, run: &str) -> Result<Vec<VoteRecord>> {
-        self.inner.votes(run)
+        self.timed(StoreOp::Read, || self.inner.votes(run))
     }
 
     fn in_group(

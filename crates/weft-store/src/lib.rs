@@ -70,7 +70,7 @@ pub mod tenants;
 mod types;
 mod vocab;
 
-pub use batch::{BatchConfig, BatchStats, BatchingStore};
+pub use batch::{BatchConfig, BatchStats, BatchingStore, StoreOp, StoreTimings};
 pub use error::StoreError;
 pub use migrate::SCHEMA_VERSION;
 pub use postgres::{PgOptions, PgStore, is_postgres_url};

@@ -941,6 +941,55 @@ fn batching(inner: Arc<dyn RunStore>) -> BatchingStore {
     BatchingStore::new(inner, BatchConfig::default()).unwrap()
 }
 
+/// Timings, once set, hear of each commit, read, claim and heartbeat, with its op; the
+/// batches' own counters are unchanged by them.
+#[test]
+fn a_batching_store_times_its_operations_once_asked() {
+    use std::sync::Mutex;
+    use weft_store::{StoreOp, StoreTimings};
+
+    #[derive(Default)]
+    struct Seen(Mutex<Vec<StoreOp>>);
+    impl StoreTimings for Seen {
+        fn observe(&self, op: StoreOp, _elapsed: Duration) {
+            self.0.lock().unwrap().push(op);
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = batching(Arc::new(file_store(&dir, StoreLimits::default())));
+    let lease = store.create_run(&new_run("r"), "e", T0).unwrap();
+    // Nothing is timed before timings are set.
+    store.run("r").unwrap();
+    let seen = Arc::new(Seen::default());
+    assert!(store.set_timings(seen.clone()));
+    assert!(!store.set_timings(Arc::new(Seen::default())), "only once");
+    store
+        .write(put(&lease, attempt("r", "t", 0, TaskPhase::Running)))
+        .unwrap();
+    store.attempts("r").unwrap();
+    store.heartbeat(&lease, T0).unwrap();
+    store
+        .claim(
+            "r",
+            "other",
+            T0.plus(Duration::from_secs(60)),
+            Duration::from_secs(30),
+        )
+        .unwrap();
+    let seen = seen.0.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        [
+            StoreOp::Commit,
+            StoreOp::Read,
+            StoreOp::Heartbeat,
+            StoreOp::Claim
+        ]
+    );
+    assert_eq!(store.stats().batches, 1);
+}
+
 fn batched_rejections_surface_at_flush(db: &Db) {
     let store = batching(db.store());
     let lease = store.create_run(&new_run("r"), "e", T0).unwrap();

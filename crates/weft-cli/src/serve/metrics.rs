@@ -1,11 +1,14 @@
 //! `GET /metrics`: the server's runs and tasks in Prometheus' text format
-//! (prometheus-client), fed by an observer on every run this server executes. Labels are
-//! fixed vocabularies (outcomes, statuses, wait kinds), never run names, params or
+//! (prometheus-client), fed by an observer on every run this server executes (task
+//! instantiations included), by the service's reporter deliveries ([`DeliveryObserver`])
+//! and by the run store's timings ([`StoreTimings`]). Labels are fixed vocabularies
+//! (outcomes, statuses, wait kinds, store operations, forges), never run names, params or
 //! anything a plugin wrote, so a scrape reveals counts, not content; the route takes the
 //! same bearer token as the API.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
@@ -17,7 +20,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use weft_core::TaskPhase;
-use weft_engine::runs::{Held, RunEvent, RunObserver};
+use weft_engine::runs::{DeliveryObserver, DeliveryResult, Held, RunEvent, RunObserver};
+use weft_store::{StoreOp, StoreTimings};
 
 use super::Server;
 
@@ -37,6 +41,40 @@ struct WaitKind {
     kind: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Op {
+    op: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Delivery {
+    forge: &'static str,
+    result: &'static str,
+}
+
+/// The forges of the reporter plugins weft ships (`reporter-<forge>`): the `forge` label.
+const FORGES: [&str; 5] = ["gitlab", "github", "gitea", "bitbucket", "webhook"];
+
+/// The `forge` label of a reporter plugin as configured, which is user input (a name, a
+/// file, an `oci://` reference): a forge weft ships a reporter for, else `other`.
+fn forge_of(plugin: &str) -> &'static str {
+    // The last path segment, without a tag, digest or `.wasm`.
+    let name = plugin.rsplit(['/', '\\']).next().unwrap_or(plugin);
+    let name = name.split([':', '@']).next().unwrap_or(name);
+    let name = name.strip_suffix(".wasm").unwrap_or(name);
+    let name = name.strip_prefix("reporter-").unwrap_or(name);
+    FORGES
+        .into_iter()
+        .find(|forge| forge.eq_ignore_ascii_case(name))
+        .unwrap_or("other")
+}
+
+/// Store latencies span tens of microseconds (a cached read) to seconds (a commit behind
+/// a busy PostgreSQL): 50 µs to 13 s.
+fn store_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_05, 4.0, 10))
+}
+
 /// The server's metrics.
 pub struct Metrics {
     registry: Registry,
@@ -49,6 +87,11 @@ pub struct Metrics {
     tasks_running: Gauge,
     waits_open: Family<WaitKind, Gauge>,
     log_lines: Counter,
+    /// One histogram per [`StoreOp`] (in [`StoreOp::ALL`]'s order), taken out of their
+    /// family once so that timing an operation looks nothing up.
+    store_ops: [Histogram; StoreOp::ALL.len()],
+    reporter_deliveries: Family<Delivery, Counter>,
+    task_instantiation: Histogram,
 }
 
 impl Metrics {
@@ -105,6 +148,29 @@ impl Metrics {
         );
         let log_lines = Counter::default();
         registry.register("log_lines", "Log lines tasks wrote", log_lines.clone());
+        let store_family =
+            Family::<Op, Histogram, fn() -> Histogram>::new_with_constructor(store_histogram);
+        registry.register(
+            "store_operation_duration_seconds",
+            "How long run store operations took, by op: `commit` (one transaction of journal writes), `read` (the wait for queued writes included), `claim` (taking a run's lease), `heartbeat`",
+            store_family.clone(),
+        );
+        let store_ops =
+            StoreOp::ALL.map(|op| store_family.get_or_create(&Op { op: op.as_str() }).clone());
+        let reporter_deliveries = Family::<Delivery, Counter>::default();
+        registry.register(
+            "reporter_deliveries",
+            "Attempts to deliver a status to a forge, by forge and result: `delivered`, `retried` (failed, tried again after a backoff), `failed` (given up)",
+            reporter_deliveries.clone(),
+        );
+        // Instantiating a component takes from tens of microseconds (pooled, small) to
+        // tenths of seconds: 50 µs to 13 s.
+        let task_instantiation = Histogram::new(exponential_buckets(0.000_05, 4.0, 10));
+        registry.register(
+            "task_instantiation_seconds",
+            "How long instantiating tasks' components took (each attempt; each step of a task of steps)",
+            task_instantiation.clone(),
+        );
         Arc::new(Metrics {
             registry,
             runs_started,
@@ -116,6 +182,9 @@ impl Metrics {
             tasks_running,
             waits_open,
             log_lines,
+            store_ops,
+            reporter_deliveries,
+            task_instantiation,
         })
     }
 
@@ -133,6 +202,26 @@ impl Metrics {
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
         Ok(out)
+    }
+}
+
+impl StoreTimings for Metrics {
+    fn observe(&self, op: StoreOp, elapsed: Duration) {
+        let index = StoreOp::ALL.iter().position(|o| *o == op);
+        if let Some(histogram) = index.and_then(|i| self.store_ops.get(i)) {
+            histogram.observe(elapsed.as_secs_f64());
+        }
+    }
+}
+
+impl DeliveryObserver for Metrics {
+    fn delivery(&self, plugin: &str, result: DeliveryResult) {
+        self.reporter_deliveries
+            .get_or_create(&Delivery {
+                forge: forge_of(plugin),
+                result: result.as_str(),
+            })
+            .inc();
     }
 }
 
@@ -244,6 +333,9 @@ impl RunObserver for RunMetrics {
             RunEvent::Log { .. } => {
                 metrics.log_lines.inc();
             }
+            RunEvent::Instantiated { elapsed, .. } => {
+                metrics.task_instantiation.observe(elapsed.as_secs_f64());
+            }
             RunEvent::FinallyStarted => {}
             RunEvent::Finished(summary) => {
                 if !state.finished {
@@ -305,5 +397,29 @@ pub(super) async fn scrape(State(server): State<Arc<Server>>, headers: HeaderMap
         )
             .into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reporter_plugin_names_a_known_forge_or_other() {
+        for (plugin, forge) in [
+            ("reporter-gitlab", "gitlab"),
+            ("reporter-GitHub", "github"),
+            ("oci://ghcr.io/acme/reporter-gitea:1.2", "gitea"),
+            (
+                "oci://registry:5000/x/reporter-bitbucket@sha256:abc",
+                "bitbucket",
+            ),
+            ("/opt/plugins/reporter-webhook.wasm", "webhook"),
+            ("reporter-custom", "other"),
+            ("https://evil.example/$(params.x)", "other"),
+            ("", "other"),
+        ] {
+            assert_eq!(forge_of(plugin), forge, "{plugin}");
+        }
     }
 }

@@ -192,6 +192,11 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
         .map_err(|e| Failure::environment(format!("cannot listen on {}: {e}", args.listen)))?;
     authentication_check(&args, &identities, address)?;
     let traces = crate::traces::Traces::configure(args.otlp_endpoint.as_deref())?;
+    let metrics = metrics::Metrics::new();
+    // From here on the store's commits, reads and leases, and every reporter delivery
+    // attempt (leftovers and take-overs included), count in `GET /metrics`.
+    store.set_timings(metrics.clone());
+    service.observe_deliveries(metrics.clone());
     let mut signals = crate::Signals::install()?;
     let server = Arc::new(Server {
         service,
@@ -204,7 +209,7 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
         accepting: AtomicBool::new(true),
         defaults,
         identities,
-        metrics: metrics::Metrics::new(),
+        metrics,
         traces,
         dashboard: dashboard::Dashboard::default(),
         secrets_keys,

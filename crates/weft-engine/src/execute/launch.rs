@@ -160,6 +160,7 @@ impl Driver {
                     limits,
                     log: request.log.clone(),
                     checkpoints: request.checkpoints.clone(),
+                    instantiated: request.instantiated.clone(),
                 };
                 let report = plugin.run(request).await;
                 if matches!(&report.ending,
@@ -304,6 +305,13 @@ impl Driver {
                 .clone(),
         };
         let log = self.task_log(start);
+        let (observer, task) = (self.observer.clone(), start.name.clone());
+        let instantiated: weft_runtime::Instantiated = Arc::new(move |elapsed| {
+            observer.event(RunEvent::Instantiated {
+                task: &task,
+                elapsed,
+            });
+        });
         TaskRequest {
             context: TaskContext {
                 run_name: self.options.run_name.clone(),
@@ -318,6 +326,7 @@ impl Driver {
             limits,
             log,
             checkpoints,
+            instantiated: Some(instantiated),
         }
     }
 

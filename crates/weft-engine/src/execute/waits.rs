@@ -412,6 +412,8 @@ impl Driver {
                     limits: limits.clone(),
                     log: log.clone(),
                     checkpoints: std::sync::Arc::new(weft_runtime::MemoryCheckpoints::default()),
+                    // Gates are not tasks: their instantiations are not timed.
+                    instantiated: None,
                 };
                 let result = match found {
                     Some(gate) => evaluate(&gate, request, context.clone()).await,

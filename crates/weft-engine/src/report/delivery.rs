@@ -3,7 +3,7 @@
 //! parent module's docs for the rules).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use weft_core::contract::{Delivery, ReportEvent, ReportHalt, ReportTask};
@@ -13,6 +13,7 @@ use weft_store::{OutboxKey, Timestamp};
 use super::config::{ReporterSpec, RunIdentity};
 use crate::grants::Allowance;
 use crate::mask::RunMasker;
+use crate::observe::{DeliveryObserver, DeliveryResult};
 use crate::outbox::{DesiredStatus, OutboxStore, ReportStatus, now};
 use crate::registry::ResolvedPlugin;
 
@@ -75,6 +76,8 @@ pub(super) struct Shared {
     pub(super) handle: tokio::runtime::Handle,
     /// Masks what reporter plugins hand back (errors kept in the outbox and printed).
     pub(super) masker: RunMasker,
+    /// Told how each attempt went (metrics), when someone listens.
+    pub(super) deliveries: OnceLock<Arc<dyn DeliveryObserver>>,
 }
 
 impl Shared {
@@ -256,12 +259,29 @@ impl Shared {
                     Err((format!("{reason}: {message}"), None, permanent))
                 }
             };
-            let sleep = match self.settle(&key, &desired, outcome) {
+            let delivered = outcome.is_ok();
+            let settled = self.settle(&key, &desired, outcome);
+            self.attempted(
+                &active.spec.plugin,
+                match (delivered, &settled) {
+                    (true, _) => DeliveryResult::Delivered,
+                    (false, Settled::Wait(_)) => DeliveryResult::Retrying,
+                    (false, _) => DeliveryResult::GaveUp,
+                },
+            );
+            let sleep = match settled {
                 Settled::Next => continue,
                 Settled::Stop => return,
                 Settled::Wait(wait) => wait,
             };
             tokio::time::sleep(sleep).await;
+        }
+    }
+
+    /// Tells the delivery observer, if any, how an attempt went.
+    fn attempted(&self, plugin: &str, result: DeliveryResult) {
+        if let Some(observer) = self.deliveries.get() {
+            observer.delivery(plugin, result);
         }
     }
 

@@ -64,7 +64,10 @@ impl Reporters {
             RunEvent::Finished(summary) => {
                 self.shared.desire_run(&final_status(summary));
             }
-            RunEvent::Log { .. } | RunEvent::FinallyStarted | RunEvent::Held(_) => {}
+            RunEvent::Log { .. }
+            | RunEvent::FinallyStarted
+            | RunEvent::Held(_)
+            | RunEvent::Instantiated { .. } => {}
         }
     }
 }

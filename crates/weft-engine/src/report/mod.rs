@@ -47,7 +47,7 @@ pub mod events;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use weft_runtime::PluginKind;
@@ -57,7 +57,7 @@ pub use delivery::Undelivered;
 
 use crate::grants::{Grantee, RunGrants};
 use crate::mask::RunMasker;
-use crate::observe::{RunEvent, RunObserver};
+use crate::observe::{DeliveryObserver, RunEvent, RunObserver};
 use crate::outbox::{DesiredStatus, OutboxStore, ReportStatus};
 use crate::registry::PluginRegistry;
 use delivery::{Active, Shared};
@@ -106,6 +106,7 @@ impl Reporters {
                 workers: Mutex::new(HashMap::new()),
                 handle,
                 masker,
+                deliveries: OnceLock::new(),
             }),
             started: AtomicBool::new(false),
             showing_wait: AtomicBool::new(false),
@@ -129,6 +130,12 @@ impl Reporters {
             ));
         }
         Ok(plugin)
+    }
+
+    /// Tells `observer` how each delivery attempt goes; call before [`Self::submitted`]
+    /// or [`Self::resume`] so that none is missed. Only the first call counts.
+    pub fn observe_deliveries(&self, observer: Arc<dyn DeliveryObserver>) {
+        let _ = self.shared.deliveries.set(observer);
     }
 
     /// The run was submitted: every run-level context becomes `pending`.

@@ -97,6 +97,7 @@ impl RunService {
         let specs = setup::reporter_specs(&pipeline, spec, &prepared.plan.params)?;
         let Some(reporters) = setup::reporters(
             &self.registry,
+            self.deliveries.get(),
             specs,
             identity,
             &grants,

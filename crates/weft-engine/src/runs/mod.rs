@@ -38,7 +38,9 @@ use weft_store::BatchingStore;
 pub use crate::decorate::{DecoratorChange, DecoratorLog, recorded_decorations};
 pub use crate::execute::{CancelHandle, ControlReceiver, RunEnd, RunTimeouts, cancel_channel};
 pub use crate::grants::{DEFAULT_DECORATOR_TIMEOUT, HttpGrants, SecretGrants};
-pub use crate::observe::{Fanout, Held, Quiet, RunEvent, RunObserver, describe_time};
+pub use crate::observe::{
+    DeliveryObserver, DeliveryResult, Fanout, Held, Quiet, RunEvent, RunObserver, describe_time,
+};
 pub use crate::policy::SubmissionPolicy;
 pub use crate::prepare::PLUGIN_DIGEST_MISMATCH;
 pub use crate::prepare::Prepared;
@@ -103,6 +105,8 @@ pub struct RunService {
     config: ServiceConfig,
     open: StoreOpener,
     store: Mutex<Option<Arc<BatchingStore>>>,
+    /// Told how every reporter delivery attempt goes, once set.
+    deliveries: std::sync::OnceLock<Arc<dyn DeliveryObserver>>,
 }
 
 /// Why a submission did not become a run. Nothing was created.
@@ -207,7 +211,14 @@ impl RunService {
             config,
             open,
             store: Mutex::new(None),
+            deliveries: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Tells `observer` how each reporter delivery attempt of the runs set up from now on
+    /// goes (e.g. `weft serve`'s metrics). Only the first call counts.
+    pub fn observe_deliveries(&self, observer: Arc<dyn DeliveryObserver>) {
+        let _ = self.deliveries.set(observer);
     }
 
     /// The plugins this service runs.

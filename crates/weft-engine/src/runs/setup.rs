@@ -234,9 +234,11 @@ pub(super) async fn check_reporters(
     Ok(())
 }
 
-/// The run's reporters, or `None` when it has none.
+/// The run's reporters, or `None` when it has none; `deliveries` is told how each
+/// delivery attempt goes.
 pub(super) async fn reporters(
     registry: &PluginRegistry,
+    deliveries: Option<&Arc<dyn crate::observe::DeliveryObserver>>,
     specs: Vec<ReporterSpec>,
     run: RunIdentity,
     grants: &RunGrants,
@@ -247,6 +249,9 @@ pub(super) async fn reporters(
         return Ok(None);
     }
     let reporters = Reporters::new(registry, specs, run, grants, masker, outbox).await?;
+    if let Some(deliveries) = deliveries {
+        reporters.observe_deliveries(deliveries.clone());
+    }
     Ok(Some(Arc::new(reporters)))
 }
 

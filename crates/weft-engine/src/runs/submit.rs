@@ -218,6 +218,7 @@ impl RunService {
         };
         let reporters = setup::reporters(
             &self.registry,
+            self.deliveries.get(),
             reporter_specs,
             identity,
             &options.grants,

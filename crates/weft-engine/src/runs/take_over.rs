@@ -193,6 +193,7 @@ impl RunService {
             setup::reporter_specs(&pipeline, spec, &prepared.plan.params).map_err(unusable)?;
         let reporters = setup::reporters(
             &self.registry,
+            self.deliveries.get(),
             reporter_specs,
             identity,
             &options.grants,

@@ -106,6 +106,21 @@ pub(crate) struct Returned<T> {
     pub(crate) bytes: usize,
 }
 
+/// Awaits `instantiate` (a component's instantiation) and tells `hook` how long it took;
+/// without a hook nothing is timed, so the common call pays nothing.
+pub(crate) async fn timed<F: std::future::Future>(
+    hook: Option<&crate::plugin::Instantiated>,
+    instantiate: F,
+) -> F::Output {
+    let Some(hook) = hook else {
+        return instantiate.await;
+    };
+    let began = std::time::Instant::now();
+    let instance = instantiate.await;
+    hook(began.elapsed());
+    instance
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

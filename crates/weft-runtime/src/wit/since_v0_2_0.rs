@@ -103,16 +103,22 @@ pub(crate) async fn describe_task<T: Send + 'static>(
 }
 
 /// `task-plugin.run`: the task's ending and results, as it returned them; the bytes are
-/// the ending's message and the results' names and values.
+/// the ending's message and the results' names and values. `instantiated` is told how
+/// long instantiating took.
 pub(crate) async fn run_task<T: Send + 'static>(
     store: &mut Store<T>,
     pre: InstancePre<T>,
     context: &TaskContext,
     params: &BTreeMap<String, ParamValue>,
     workspaces: &[WorkspaceBinding],
+    instantiated: Option<&crate::plugin::Instantiated>,
 ) -> wasmtime::Result<Returned<(TaskEnding, BTreeMap<String, String>)>> {
     let context = context_to_wit(context, params, workspaces);
-    let task = TaskPre::new(pre)?.instantiate_async(&mut *store).await?;
+    let task = super::timed(
+        instantiated,
+        TaskPre::new(pre)?.instantiate_async(&mut *store),
+    )
+    .await?;
     let outcome = task
         .weft_plugin_task_plugin()
         .call_run(&mut *store, &context)
