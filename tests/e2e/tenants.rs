@@ -708,3 +708,108 @@ fn a_tenants_secrets_are_sealed_used_only_by_its_own_runs_and_never_shown() {
     );
     assert_eq!(code, 503, "{body:#}");
 }
+
+/// A run of one task that waits a moment.
+const BRIEF: &str = r#"apiVersion: weft.dev/v1
+kind: Pipeline
+metadata: {name: brief}
+spec:
+  tasks:
+    - name: wait
+      taskRef: {name: wait-for}
+      params: [{name: duration, value: 1500ms}]
+"#;
+
+fn hostile(mode: &str) -> String {
+    format!(
+        "apiVersion: weft.dev/v1\nkind: Pipeline\nmetadata: {{name: hostile-{mode}}}\nspec:\n  tasks:\n    - name: misbehave\n      taskRef: {{name: hostile}}\n      params: [{{name: mode, value: {mode}}}]\n"
+    )
+}
+
+#[test]
+fn quotas_hold_a_tenants_runs_back_refuse_past_the_queue_and_bound_memory_and_egress() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let config = data.join("weft.toml");
+    std::fs::write(
+        &config,
+        "[tenants.acme]\nconcurrent-runs = 1\nqueued-runs = 1\nmemory-mib = 16\negress = [\"127.0.0.1:9\"]\n\n[tenants.beta]\n",
+    )
+    .expect("write");
+    let plugins = crate::support::plugin_dir();
+    let mut served = Served::start(
+        data,
+        &[
+            "--config",
+            &config.to_string_lossy(),
+            "--plugins",
+            &plugins.to_string_lossy(),
+        ],
+    );
+    let acme = token(data, "acme", "sam", "submitter", &[]);
+    let beta = token(data, "beta", "bob", "submitter", &[]);
+    let submit = |served: &mut Served, who: &str, name: &str, pipeline: &str| {
+        served.token = Some(who.to_string());
+        served.call(
+            "POST",
+            "/api/v1/runs",
+            Some(&json!({"pipeline": pipeline, "name": name})),
+        )
+    };
+    assert_eq!(submit(&mut served, &acme, "one", BRIEF).0, 201);
+    served.token = Some(acme.clone());
+    served.wait_for("one", |r| r["phase"] == "Running");
+    assert_eq!(submit(&mut served, &acme, "two", BRIEF).0, 201);
+    let two = served.wait_for("two", |r| r["phase"] == "Queued");
+    assert!(
+        two["waitingFor"].to_string().contains("quota"),
+        "it says what it waits for: {two:#}"
+    );
+    // A third would wait past the queued-runs quota: refused, naming the quota.
+    let (code, body) = submit(&mut served, &acme, "three", BRIEF);
+    assert_eq!(code, 429, "{body:#}");
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("queued-runs")),
+        "{body:#}"
+    );
+    served.token = Some(acme.clone());
+    assert_eq!(
+        served.call("GET", "/api/v1/runs/three", None).0,
+        404,
+        "nothing was created"
+    );
+    // Another tenant is not held back by acme's quota.
+    assert_eq!(submit(&mut served, &beta, "other", BRIEF).0, 201);
+    served.token = Some(beta.clone());
+    served.wait_for("other", |r| {
+        r["phase"] == "Running" || r["finishedAt"].is_i64()
+    });
+    served.token = Some(acme.clone());
+    let two = served.wait_for("two", |r| r["finishedAt"].is_i64());
+    assert_eq!(two["report"]["run"]["status"], "Succeeded", "{two:#}");
+
+    // acme's tasks get 16 MiB of memory, and may reach only its egress list.
+    assert_eq!(
+        submit(&mut served, &acme, "bomb", &hostile("memory")).0,
+        201
+    );
+    served.token = Some(acme.clone());
+    let bomb = served.wait_for("bomb", |r| r["finishedAt"].is_i64());
+    let task = &bomb["report"]["tasks"][0];
+    assert!(
+        task["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("Memory")),
+        "{bomb:#}"
+    );
+    // beta has no egress list: a plugin that imports outbound HTTP is not instantiated.
+    assert_eq!(submit(&mut served, &beta, "spin", &hostile("spin")).0, 201);
+    served.token = Some(beta.clone());
+    let spin = served.wait_for("spin", |r| r["finishedAt"].is_i64());
+    assert_eq!(
+        spin["report"]["tasks"][0]["reason"], "CapabilityDenied",
+        "{spin:#}"
+    );
+}

@@ -43,6 +43,43 @@ pub fn qualify(tenant: &str, name: &str) -> Option<String> {
     }
 }
 
+/// What separates a tenant from a concurrency group's name: no tenant name holds it.
+const GROUP_QUALIFIER: char = '\u{1f}';
+
+/// The stored name of `tenant`'s concurrency group `group` (whose name, from pipeline text
+/// and params, may hold anything): tenants never share a group, and no group a pipeline
+/// names is a tenant's quota group ([`runs_quota_group`]).
+pub fn scoped_group(tenant: &str, group: &str) -> String {
+    if tenant != DEFAULT_TENANT {
+        format!("{tenant}{GROUP_QUALIFIER}{group}")
+    } else if group.contains(GROUP_QUALIFIER) {
+        format!("{DEFAULT_TENANT}{GROUP_QUALIFIER}{group}")
+    } else {
+        group.to_string()
+    }
+}
+
+/// The group whose slots are `tenant`'s concurrent runs (its `concurrent-runs` quota).
+pub fn runs_quota_group(tenant: &str) -> String {
+    format!("{GROUP_QUALIFIER}runs{GROUP_QUALIFIER}{tenant}")
+}
+
+/// A stored group's name as people know it: a pipeline's group without its tenant, a
+/// quota group as the quota it is.
+pub fn group_shown(stored: &str) -> String {
+    if let Some(tenant) = stored
+        .strip_prefix(GROUP_QUALIFIER)
+        .and_then(|rest| rest.strip_prefix("runs"))
+        .and_then(|rest| rest.strip_prefix(GROUP_QUALIFIER))
+    {
+        return format!("tenant {tenant}'s run quota");
+    }
+    match stored.split_once(GROUP_QUALIFIER) {
+        Some((_, group)) => group.to_string(),
+        None => stored.to_string(),
+    }
+}
+
 /// What `tenant`'s stored names start with (empty for `default`, whose names hold no
 /// qualifier).
 pub fn stored_prefix(tenant: &str) -> String {
@@ -287,6 +324,35 @@ mod tests {
         // A name holding the qualifier could reach another tenant's run.
         assert_eq!(qualify("default", "acme_deploy"), None);
         assert_eq!(qualify("evil", "acme_deploy"), None);
+    }
+
+    #[test]
+    fn groups_are_scoped_by_tenant_and_no_pipeline_reaches_a_quota_group() {
+        let named = ["deploy", "acme\u{1f}deploy", "\u{1f}runs\u{1f}acme", ""];
+        let mut seen = std::collections::BTreeSet::new();
+        for tenant in ["default", "acme", "beta"] {
+            for group in named {
+                let scoped = scoped_group(tenant, group);
+                assert!(seen.insert(scoped.clone()), "{tenant} {group:?} collides");
+                for quota in ["acme", "beta", "default"] {
+                    assert_ne!(scoped, runs_quota_group(quota), "{tenant} {group:?}");
+                }
+            }
+        }
+        assert_eq!(
+            scoped_group("default", "deploy"),
+            "deploy",
+            "as before tenants"
+        );
+        for tenant in ["default", "acme"] {
+            for group in ["deploy", "a\u{1f}b"] {
+                assert_eq!(group_shown(&scoped_group(tenant, group)), group);
+            }
+        }
+        assert_eq!(
+            group_shown(&runs_quota_group("acme")),
+            "tenant acme's run quota"
+        );
     }
 
     #[test]

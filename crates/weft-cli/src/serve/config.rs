@@ -54,10 +54,8 @@ pub struct ServeConfig {
     tenants: BTreeMap<String, TenantConfig>,
 }
 
-/// One tenant of the file.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-pub struct TenantConfig {}
+/// One tenant of the file: its settings.
+pub type TenantConfig = crate::tenancy::settings::TenantSettings;
 
 /// Largest configuration file read.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
@@ -88,6 +86,14 @@ pub fn load(path: &Path) -> Result<ServeConfig, Failure> {
             e.message().trim()
         ))
     })?;
+    for (name, settings) in &config.tenants {
+        if let Err(err) = settings.check() {
+            return Err(Failure::invalid(format!(
+                "{}: [tenants.{name}]: {err}",
+                path.display()
+            )));
+        }
+    }
     if let Some(bad) = config
         .tenants
         .keys()
@@ -234,25 +240,42 @@ impl ServeConfig {
         );
     }
 
-    /// Creates the file's tenants that the store does not have yet.
+    /// Creates the file's tenants that the store does not have yet, and gives each the
+    /// file's settings (the file is the operator's word: a change is audited).
     pub fn ensure_tenants(&self, store: &dyn TenantStore) -> Result<(), Failure> {
-        let existing: BTreeSet<String> = store
+        let env = |e: weft_store::StoreError| Failure::environment(format!("run store: {e}"));
+        let existing: BTreeMap<String, String> = store
             .tenants()
-            .map_err(|e| Failure::environment(format!("run store: {e}")))?
+            .map_err(env)?
             .into_iter()
-            .map(|t| t.name)
+            .map(|t| (t.name, t.settings_json))
             .collect();
-        for name in self.tenants.keys().filter(|n| !existing.contains(*n)) {
-            match crate::tenancy::create_tenant(store, name, "config") {
-                // Another server sharing the store created it first.
-                Ok(_) | Err(crate::tenancy::TenancyError::Exists(_)) => {}
-                Err(err) => {
-                    return Err(Failure::environment(format!(
-                        "cannot create tenant {name}: {err}"
-                    )));
+        for (name, settings) in &self.tenants {
+            if !existing.contains_key(name) {
+                match crate::tenancy::create_tenant(store, name, "config") {
+                    // Another server sharing the store created it first.
+                    Ok(_) | Err(crate::tenancy::TenancyError::Exists(_)) => {}
+                    Err(err) => {
+                        return Err(Failure::environment(format!(
+                            "cannot create tenant {name}: {err}"
+                        )));
+                    }
                 }
+                eprintln!("weft serve: tenant {name} created (from the configuration file)");
             }
-            eprintln!("weft serve: tenant {name} created (from the configuration file)");
+            let stored = settings.to_stored();
+            if existing.get(name) != Some(&stored) {
+                store.set_tenant_settings(name, &stored).map_err(env)?;
+                crate::tenancy::record(
+                    store,
+                    name,
+                    "config",
+                    "tenant.settings",
+                    name,
+                    serde_json::from_str(&stored).unwrap_or_default(),
+                )
+                .map_err(|e| Failure::environment(e.to_string()))?;
+            }
         }
         Ok(())
     }

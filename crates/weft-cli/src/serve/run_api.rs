@@ -16,7 +16,9 @@ use weft_core::contract::ParamValue;
 use weft_engine::runs::{RunSignal, RunSpec, RunTimeouts, SubmitError, cancel_mode};
 use weft_store::{RunStore, StoreError, Timestamp};
 
-use weft_store::Role;
+use weft_store::{Role, TenantStore};
+
+use crate::tenancy::settings::TenantSettings;
 
 use super::auth::Caller;
 use super::{Refusal, Server, auth, body_as, error, lock, optional_body, shutting_down, spawn_run};
@@ -103,7 +105,8 @@ pub(super) async fn submit_request(
     }
     let mut spec = run_spec(server, request)
         .map_err(|err| Refusal::new(StatusCode::BAD_REQUEST, "bad-request", err))?;
-    spec.tenant = Some(caller.tenant.clone());
+    for_tenant(server, caller, &mut spec)?;
+    refuse_over_queued_quota(server, caller)?;
     start_submitted(server, server.service.submit(spec).await).map(|name| caller.show(&name))
 }
 
@@ -183,6 +186,69 @@ pub(super) async fn submit(
         Ok(name) => created(&name),
         Err(refused) => refused.into_response(),
     }
+}
+
+/// The settings of `tenant`.
+fn tenant_settings(server: &Server, tenant: &str) -> Result<TenantSettings, Refusal> {
+    let internal =
+        |message: String| Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "store", message);
+    let stored = server
+        .store
+        .tenants()
+        .map_err(|e| internal(e.to_string()))?
+        .into_iter()
+        .find(|t| t.name == tenant)
+        .map(|t| t.settings_json)
+        .unwrap_or_else(|| "{}".into());
+    TenantSettings::from_stored(&stored).map_err(internal)
+}
+
+/// A spec made for `caller`'s tenant: owned by it, held to its quotas, its tasks reaching
+/// only the tenant's egress list (another tenant's tasks: nothing unless the operator set
+/// one; reporters keep the operator's `--report-allow-http`). The one rule of runs and
+/// schedules.
+pub(super) fn for_tenant(
+    server: &Server,
+    caller: &Caller,
+    spec: &mut RunSpec,
+) -> Result<(), Refusal> {
+    spec.tenant = Some(caller.tenant.clone());
+    let settings = tenant_settings(server, &caller.tenant)?;
+    spec.quota = settings.quota();
+    if caller.tenant != weft_store::DEFAULT_TENANT || settings.egress.is_some() {
+        let mut http = spec_flags::http_rules(settings.egress.as_deref().unwrap_or_default())
+            .map_err(|f| Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "settings", f.message))?;
+        http.reporters = server.defaults.http.reporters.clone();
+        spec.http = http;
+    }
+    Ok(())
+}
+
+/// The `429` when `caller`'s tenant already has as many runs waiting as its `queued-runs`
+/// quota allows: nothing is created, and the message names the quota.
+fn refuse_over_queued_quota(server: &Server, caller: &Caller) -> Result<(), Refusal> {
+    let Some(max) = tenant_settings(server, &caller.tenant)?.queued_runs else {
+        return Ok(());
+    };
+    let runs = server
+        .store
+        .list_runs_of(Some(&caller.tenant), 10_000)
+        .map_err(|e| Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string()))?;
+    let waiting = runs
+        .iter()
+        .filter(|r| r.finished_at.is_none() && r.phase == weft_store::RunPhase::Queued)
+        .count();
+    if waiting >= max as usize {
+        return Err(Refusal::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "quota",
+            format!(
+                "tenant {}'s quota queued-runs ({max}) is reached: {waiting} runs wait already; submit again once one starts",
+                caller.tenant
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// `201` with the new run's name (as its submitter knows it) and links.

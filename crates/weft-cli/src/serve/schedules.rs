@@ -85,7 +85,9 @@ pub async fn add(
         Ok(spec) => spec,
         Err(err) => return error(StatusCode::BAD_REQUEST, "bad-request", err),
     };
-    spec.tenant = Some(caller.tenant.clone());
+    if let Err(refused) = super::run_api::for_tenant(&server, &caller, &mut spec) {
+        return refused.into_response();
+    }
     let new = NewSchedule {
         name: request.name,
         cron: request.cron,

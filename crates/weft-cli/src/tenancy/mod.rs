@@ -4,6 +4,7 @@
 
 pub mod command;
 pub mod secrets;
+pub mod settings;
 pub mod tokens;
 
 use serde_json::{Value, json};

@@ -182,9 +182,53 @@ impl Driver {
                 }
             }
         }
-        let Some(concurrency) = self.state.plan().concurrency.clone() else {
-            return HeldBack::Go;
-        };
+        // The tenant's quota of runs at once first, then the pipeline's own group.
+        let mut groups = Vec::new();
+        if let Some(limit) = self.options.tenant_runs {
+            groups.push((
+                weft_store::tenants::runs_quota_group(&self.options.tenant),
+                weft_store::tenants::group_shown(&weft_store::tenants::runs_quota_group(
+                    &self.options.tenant,
+                )),
+                limit,
+                QueuePolicy::Queue,
+            ));
+        }
+        if let Some(concurrency) = self.state.plan().concurrency.clone() {
+            groups.push((
+                self.group_key(&concurrency.group),
+                concurrency.group.clone(),
+                concurrency.limit,
+                concurrency.policy,
+            ));
+        }
+        for (key, shown, limit, policy) in groups {
+            match self
+                .wait_for_slot(&key, &shown, limit, policy, cancel, lost_lease)
+                .await
+            {
+                HeldBack::Go => {}
+                other => return other,
+            }
+        }
+        HeldBack::Go
+    }
+
+    /// The stored name of the run's concurrency group `group`: its tenant's own.
+    fn group_key(&self, group: &str) -> String {
+        weft_store::tenants::scoped_group(&self.options.tenant, group)
+    }
+
+    /// Waits for a slot of group `key` (`shown` to people) before the run's first task.
+    async fn wait_for_slot(
+        &mut self,
+        key: &str,
+        shown: &str,
+        limit: u32,
+        policy: QueuePolicy,
+        cancel: &mut ControlReceiver,
+        lost_lease: &mut mpsc::UnboundedReceiver<String>,
+    ) -> HeldBack {
         let Some(journal) = self.journal.as_ref() else {
             // A run kept in memory only has no store to share a group through.
             return HeldBack::Go;
@@ -194,13 +238,7 @@ impl Driver {
         let mut told: Option<(usize, usize)> = None;
         loop {
             let store = durable.store.clone();
-            let (group, me2, limit, policy, ttl) = (
-                concurrency.group.clone(),
-                me.clone(),
-                concurrency.limit,
-                concurrency.policy,
-                durable.lease_ttl,
-            );
+            let (group, me2, ttl) = (key.to_string(), me.clone(), durable.lease_ttl);
             let asked = tokio::task::spawn_blocking(move || {
                 ask(&*store, &group, &me2, &me2, limit, policy, ttl)
             })
@@ -209,8 +247,7 @@ impl Driver {
             match asked {
                 Ok(Decision::Go) => {
                     if let Some(journal) = self.journal.as_mut() {
-                        journal
-                            .run_event(SLOT_TAKEN, serde_json::json!({"group": concurrency.group}));
+                        journal.run_event(SLOT_TAKEN, serde_json::json!({"group": shown}));
                     }
                     return HeldBack::Go;
                 }
@@ -220,11 +257,7 @@ impl Driver {
                         told = Some((ahead, holding));
                         self.journal_phase(weft_core::RunPhase::Queued);
                         let why = Held::Queued {
-                            description: queue::describe_waiting(
-                                &concurrency.group,
-                                ahead,
-                                holding,
-                            ),
+                            description: queue::describe_waiting(shown, ahead, holding),
                         };
                         self.observer.event(RunEvent::Held(&why));
                     }
@@ -297,9 +330,10 @@ impl Driver {
         let durable = journal.durable().clone();
         let run = durable.lease.run.clone();
         let me = format!("{run}/{}", start.name);
+        let key = weft_store::tenants::scoped_group(&self.options.tenant, &group);
         match ask(
             &*durable.store,
-            &group,
+            &key,
             &me,
             &run,
             limit,
@@ -335,12 +369,12 @@ impl Driver {
             durable.lease.run,
             self.state.plan().nodes[node].name
         );
-        let freed =
-            durable
-                .store
-                .in_group(&group, Timestamp::now(), durable.lease_ttl, &mut |_| {
-                    vec![SlotChange::Leave(me.clone())]
-                });
+        let freed = durable.store.in_group(
+            &weft_store::tenants::scoped_group(&self.options.tenant, &group),
+            Timestamp::now(),
+            durable.lease_ttl,
+            &mut |_| vec![SlotChange::Leave(me.clone())],
+        );
         if let Err(err) = freed {
             tracing::warn!(error = %err, "cannot free a task's concurrency slot");
         }

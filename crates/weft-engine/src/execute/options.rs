@@ -51,6 +51,11 @@ pub struct RunOptions {
     pub not_before: Option<std::time::SystemTime>,
     /// Tasks a `--failed-only` re-run keeps from the previous attempt, by task name.
     pub carried: std::collections::BTreeMap<String, weft_core::Carried>,
+    /// The tenant that owns the run: its concurrency groups are its own.
+    pub tenant: String,
+    /// The tenant's quota of runs at once, if it has one: the run waits (`Queued`) for
+    /// one of those slots before its own group's.
+    pub tenant_runs: Option<u32>,
 }
 
 impl RunOptions {
@@ -70,6 +75,8 @@ impl RunOptions {
             not_before: None,
             attempt: 1,
             carried: Default::default(),
+            tenant: weft_store::DEFAULT_TENANT.to_string(),
+            tenant_runs: None,
         }
     }
 }

@@ -58,8 +58,8 @@ pub use rerun::attempt_id;
 pub use schedules::{Fired, NewSchedule, tick_run_name};
 pub use signal::{RunSignal, cancel_mode};
 pub use spec::{
-    PipelineSource, RUN_SPEC_VERSION, ReferencedFile, Rerun, RunSpec, SnapshotRequest, StoredRun,
-    WorkspaceSource, stored_pipeline, stored_plan,
+    PipelineSource, RUN_SPEC_VERSION, ReferencedFile, Rerun, RunQuota, RunSpec, SnapshotRequest,
+    StoredRun, WorkspaceSource, stored_pipeline, stored_plan,
 };
 pub use submit::Submitted;
 pub use take_over::{TakeOverError, TakenOver};

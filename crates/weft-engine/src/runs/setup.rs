@@ -168,6 +168,13 @@ pub(super) fn run_grants(
     workspaces: BTreeMap<String, PathBuf>,
     read_only_workspaces: BTreeSet<String>,
 ) -> RunGrants {
+    let mut task_limits = weft_runtime::Limits::default();
+    // A tenant's memory quota lowers the ceiling, never raises it.
+    if let Some(bytes) = spec.quota.as_ref().and_then(|q| q.memory_bytes) {
+        task_limits.memory_bytes = task_limits
+            .memory_bytes
+            .min(usize::try_from(bytes).unwrap_or(usize::MAX));
+    }
     RunGrants {
         secrets: secrets.store.flatten(),
         secret_grants: spec.secret_grants.clone(),
@@ -175,7 +182,7 @@ pub(super) fn run_grants(
         workspaces,
         read_only_workspaces,
         decorator_timeout: spec.decorator_timeout,
-        ..RunGrants::default()
+        task_limits,
     }
 }
 
@@ -197,6 +204,8 @@ pub(super) fn options(
         attempt: spec.rerun.as_ref().map_or(1, |rerun| rerun.attempt),
         grants,
         masker,
+        tenant: spec.tenant().to_string(),
+        tenant_runs: spec.quota.as_ref().and_then(|q| q.concurrent_runs),
         ..RunOptions::new(name, uid)
     }
 }

@@ -84,6 +84,22 @@ pub struct RunSpec {
     /// name is stored qualified by the tenant (`weft_store::tenants::qualify`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant: Option<String>,
+    /// The tenant's quotas the run is held to (kept with it, so a run taken over keeps
+    /// the ones it was accepted under).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota: Option<RunQuota>,
+}
+
+/// A tenant's quotas as a run is held to them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RunQuota {
+    /// How many of the tenant's runs go at once; the rest wait in phase `Queued`.
+    #[serde(default)]
+    pub concurrent_runs: Option<u32>,
+    /// Linear memory per task attempt, at most the server's ceiling.
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
 }
 
 /// A re-run of a finished run (release-control.md section 6): attempt `attempt` of the
@@ -145,6 +161,7 @@ impl RunSpec {
             scheduled_at_ms: None,
             rerun: None,
             tenant: None,
+            quota: None,
         }
     }
 

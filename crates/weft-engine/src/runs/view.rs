@@ -193,7 +193,9 @@ pub fn held_view(
         }
         RunPhase::Queued => {
             let rows = store.groups_of(run, Timestamp::now(), stale_after)?;
-            let Some(mine) = rows.iter().find(|row| row.holder == run) else {
+            // The slot it waits for (it may hold its tenant's already).
+            let own = || rows.iter().filter(|row| row.holder == run);
+            let Some(mine) = own().find(|row| !row.holding).or_else(|| own().next()) else {
                 return Ok(Some("queued".into()));
             };
             let group: Vec<_> = rows.iter().filter(|row| row.group == mine.group).collect();
@@ -203,7 +205,7 @@ pub fn held_view(
                 .filter(|row| !row.holding && row.alive && !row.superseded && row.seq < mine.seq)
                 .count();
             Ok(Some(weft_core::queue::describe_waiting(
-                &mine.group,
+                &weft_store::tenants::group_shown(&mine.group),
                 ahead,
                 holding,
             )))
