@@ -813,3 +813,165 @@ fn quotas_hold_a_tenants_runs_back_refuse_past_the_queue_and_bound_memory_and_eg
         "{spin:#}"
     );
 }
+
+/// A raw upload of `bytes` as `name`; the status and the JSON answer.
+fn upload(served: &Served, who: &str, name: &str, bytes: &[u8]) -> (u16, Value) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(served.address()).expect("connect");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(120)))
+        .expect("timeout");
+    let head = format!(
+        "POST /api/v1/plugins?name={name} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nAuthorization: Bearer {who}\r\nContent-Type: application/wasm\r\nContent-Length: {}\r\n\r\n",
+        served.address(),
+        bytes.len()
+    );
+    stream.write_all(head.as_bytes()).expect("send");
+    // A server refusing a huge body may close before it is all sent.
+    let _ = stream.write_all(bytes);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    (
+        status,
+        serde_json::from_str(body).unwrap_or(Value::String(body.to_string())),
+    )
+}
+
+const USES_MY_ECHO: &str = r#"apiVersion: weft.dev/v1
+kind: Pipeline
+metadata: {name: uses-my-echo}
+spec:
+  tasks:
+    - name: hello
+      taskRef: {name: my-echo}
+      params: [{name: message, value: hello from an upload}]
+"#;
+
+#[test]
+fn a_tenants_uploaded_plugins_are_checked_kept_by_digest_and_found_only_by_its_runs() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    tenant(data, "acme");
+    tenant(data, "beta");
+    let ada = token(data, "acme", "ada", "admin", &[]);
+    let sam = token(data, "acme", "sam", "submitter", &[]);
+    let bob = token(data, "beta", "bob", "admin", &[]);
+    let plugins = crate::support::plugin_dir();
+    let component =
+        |name: &str| std::fs::read(plugins.join(format!("{name}.wasm"))).expect("plugin");
+    let echo = component("echo");
+    let mut served = Served::start(data, &[]);
+
+    let (code, body) = upload(&served, &ada, "my-echo", &echo);
+    assert_eq!(code, 201, "{body:#}");
+    assert!(
+        body["digest"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("sha256:")),
+        "{body:#}"
+    );
+    // Refused, and nothing kept: a first-party name, no component, another kind, a
+    // capability the tenant can never have (acme has no egress), too big, a low role,
+    // no name, a bad name.
+    let huge = vec![0u8; (32 << 20) + 16];
+    for (who, name, bytes, status) in [
+        (&ada, "echo", echo.clone(), 409),
+        (&ada, "junk", b"not a component at all".to_vec(), 400),
+        (&ada, "reporter", component("reporter-webhook"), 400),
+        (&ada, "spinner", component("hostile"), 400),
+        (&ada, "huge", huge, 413),
+        (&sam, "sams", echo.clone(), 403),
+        (&ada, "", echo.clone(), 400),
+        (&ada, "Bad_Name", echo.clone(), 400),
+    ] {
+        let (code, body) = upload(&served, who, name, &bytes);
+        assert_eq!(code, status, "{name}: {body:#}");
+    }
+    served.token = Some(ada.clone());
+    let (_, listed) = served.call("GET", "/api/v1/plugins", None);
+    assert_eq!(
+        listed
+            .as_array()
+            .map(|all| all.iter().map(|p| p["name"].clone()).collect::<Vec<_>>()),
+        Some(vec![json!("my-echo")]),
+        "{listed}"
+    );
+
+    // acme's runs find it by name; beta's do not.
+    served.token = Some(sam.clone());
+    let (code, body) = served.call(
+        "POST",
+        "/api/v1/runs",
+        Some(&json!({"pipeline": USES_MY_ECHO, "name": "up"})),
+    );
+    assert_eq!(code, 201, "{body:#}");
+    let run = served.wait_for("up", |r| r["finishedAt"].is_i64());
+    assert_eq!(run["report"]["run"]["status"], "Succeeded", "{run:#}");
+    served.token = Some(bob.clone());
+    let (code, body) = served.call(
+        "POST",
+        "/api/v1/runs",
+        Some(&json!({"pipeline": USES_MY_ECHO})),
+    );
+    assert_eq!(code, 400, "{body:#}");
+    assert!(body.to_string().contains("my-echo"), "{body:#}");
+    let (_, listed) = served.call("GET", "/api/v1/plugins", None);
+    assert_eq!(listed, json!([]));
+    assert_eq!(
+        served.call("DELETE", "/api/v1/plugins/my-echo", None).0,
+        404
+    );
+
+    // The operator uploads from the command line; `push` needs a registry or a tenant.
+    let cli = weft_in(data)
+        .args(["plugin", "push"])
+        .arg(plugins.join("echo.wasm"))
+        .args(["--tenant", "beta", "--name", "beta-echo"])
+        .output()
+        .expect("weft plugin push");
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    let (_, listed) = served.call("GET", "/api/v1/plugins", None);
+    assert_eq!(listed[0]["name"], "beta-echo", "{listed}");
+    let neither = weft_in(data)
+        .args(["plugin", "push"])
+        .arg(plugins.join("echo.wasm"))
+        .output()
+        .expect("weft plugin push");
+    assert_eq!(neither.status.code(), Some(2));
+
+    // Deleting it: acme's runs no longer find it; the log says who did what.
+    served.token = Some(ada.clone());
+    assert_eq!(
+        served.call("DELETE", "/api/v1/plugins/my-echo", None).0,
+        204
+    );
+    served.token = Some(sam.clone());
+    assert_eq!(
+        served
+            .call(
+                "POST",
+                "/api/v1/runs",
+                Some(&json!({"pipeline": USES_MY_ECHO}))
+            )
+            .0,
+        400
+    );
+    served.token = Some(ada.clone());
+    let (_, audit) = served.call("GET", "/api/v1/audit", None);
+    let text = audit.to_string();
+    assert!(
+        text.contains("plugin.upload") && text.contains("plugin.delete"),
+        "{audit:#}"
+    );
+}

@@ -695,14 +695,26 @@ pub enum PluginCommand {
     /// Push a component to an OCI registry as a Wasm artifact (config
     /// `application/vnd.wasm.config.v0+json`, one `application/wasm` layer); prints the
     /// reference pinned by digest, for pipelines and `weft.lock`.
+    ///
+    /// With `--tenant T` instead of a reference, the component is uploaded to this weft's
+    /// store as tenant T's plugin (checked, kept by digest, found only by T's runs).
     Push {
         /// The component (`.wasm`).
         file: PathBuf,
         /// Where to push it: `oci://HOST[:PORT]/NAMESPACE/NAME:TAG`.
-        reference: String,
-        /// Registry options.
+        reference: Option<String>,
+        /// Upload it as this tenant's plugin instead.
+        #[arg(long, value_name = "TENANT", conflicts_with = "reference")]
+        tenant: Option<String>,
+        /// Its name in the tenant (default: the file's name without `.wasm`).
+        #[arg(long, value_name = "NAME", requires = "tenant")]
+        name: Option<String>,
+        /// Plugin sources (first-party names cannot be taken) and registry options.
         #[command(flatten)]
-        registry: RegistryArgs,
+        plugins: PluginArgs,
+        /// Where the store is.
+        #[command(flatten)]
+        store: StoreArgs,
     },
     /// Pull a component from an OCI registry, verified against its digest; prints the
     /// reference pinned by digest.
@@ -897,4 +909,14 @@ pub struct ScheduleAddArgs {
     /// Where the store is.
     #[command(flatten)]
     pub store: StoreArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    /// clap's own checks of every subcommand (duplicate ids, conflicting flags), which a
+    /// binary otherwise meets only when someone runs that subcommand.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        <super::Cli as clap::CommandFactory>::command().debug_assert();
+    }
 }

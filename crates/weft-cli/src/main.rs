@@ -573,7 +573,7 @@ pub(crate) fn service(
     open: StoreOpener,
     leases: Leases,
 ) -> Result<RunService, Failure> {
-    service_with(plugins, data_dir, secret_flags, open, leases, None)
+    service_with(plugins, data_dir, secret_flags, open, leases, None, None)
 }
 
 /// As [`service`], with tenants' own secrets (`weft serve` with a secrets key).
@@ -584,6 +584,7 @@ pub(crate) fn service_with(
     open: StoreOpener,
     leases: Leases,
     tenant_secrets: Option<Arc<dyn weft_engine::runs::TenantSecrets>>,
+    tenant_plugins: Option<Arc<dyn weft_engine::runs::TenantPlugins>>,
 ) -> Result<RunService, Failure> {
     let config = ServiceConfig {
         data_dir,
@@ -596,7 +597,11 @@ pub(crate) fn service_with(
         warn: Arc::new(|message: &str| eprintln!("weft: warning: {message}")),
         tenant_secrets,
     };
-    Ok(RunService::new(registry(plugins)?, config, open))
+    let mut registry = registry(plugins)?;
+    if let Some(source) = tenant_plugins {
+        registry.set_tenant_plugins(source);
+    }
+    Ok(RunService::new(registry, config, open))
 }
 
 /// Signals a run listens to. Installed before anything slow happens, so an early Ctrl-C
@@ -685,8 +690,19 @@ async fn plugin(command: PluginCommand) -> Result<u8, Failure> {
         PluginCommand::Push {
             file,
             reference,
-            registry,
-        } => oci::push(&file, &reference, &registry).await,
+            tenant,
+            name,
+            plugins,
+            store,
+        } => match (reference, tenant) {
+            (Some(reference), None) => oci::push(&file, &reference, &plugins.registry).await,
+            (None, Some(tenant)) => {
+                tenancy::command::upload_plugin(&file, &tenant, name.as_deref(), &plugins, &store)
+            }
+            _ => Err(Failure::invalid(
+                "push to a registry (`weft plugin push FILE oci://...`) or to a tenant of this weft (`weft plugin push FILE --tenant T`): one of the two",
+            )),
+        },
         PluginCommand::Pull {
             reference,
             output,

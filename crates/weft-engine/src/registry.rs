@@ -2,10 +2,15 @@
 //! the order given; a name `oci://HOST/NAME@sha256:...` is pulled from a registry (when
 //! the process has one: [`PluginRegistry::set_oci`]) and verified against its digest
 //! before it is compiled. Each plugin is loaded and described once per process.
+//!
+//! A tenant's own plugins (uploaded to `weft serve`, kept in its store by digest) are
+//! found only through [`PluginRegistry::for_tenant`]: a view of the registry with the
+//! tenant's names added after every first-party one, so one tenant's upload never
+//! shadows a first-party plugin nor reaches another tenant.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use weft_core::PluginCatalog;
 use weft_core::contract::PluginInfo;
@@ -33,11 +38,21 @@ pub enum PluginError {
     },
 }
 
+/// Where tenants' uploaded plugins come from (the server's store).
+pub trait TenantPlugins: Send + Sync {
+    /// The plugins of `tenant`: name -> digest (`sha256:<hex>`).
+    fn plugins_of(&self, tenant: &str) -> Result<BTreeMap<String, String>, String>;
+    /// The component whose digest is `digest`.
+    fn bytes(&self, digest: &str) -> Result<Vec<u8>, String>;
+}
+
 /// Where a plugin's bytes come from.
 #[derive(Debug, Clone)]
 enum Source {
     Builtin(&'static [u8]),
     File(PathBuf),
+    /// A tenant's upload, by digest.
+    Stored(String),
 }
 
 /// A loaded plugin with its description.
@@ -51,16 +66,20 @@ pub struct ResolvedPlugin {
     pub input_schema: Option<String>,
 }
 
-/// The plugins one process can use.
+/// The plugins one process can use. Cloning shares what was loaded.
+#[derive(Clone)]
 pub struct PluginRegistry {
     runtime: Runtime,
     sources: BTreeMap<String, Source>,
     /// Built-in plugins, then the directories added, in search order (for messages).
     builtins: usize,
     dirs: Vec<PathBuf>,
-    resolved: Mutex<HashMap<String, Result<ResolvedPlugin, PluginError>>>,
+    /// Loaded plugins by [`PluginRegistry::cache_key`], shared by every view.
+    resolved: Arc<Mutex<HashMap<String, Result<ResolvedPlugin, PluginError>>>>,
     /// Where `oci://` plugins are pulled from; `None`: such names are not found.
     oci: Option<weft_oci::Registry>,
+    /// Where tenants' uploads come from; `None`: there are none.
+    stored: Option<Arc<dyn TenantPlugins>>,
 }
 
 impl PluginRegistry {
@@ -75,8 +94,48 @@ impl PluginRegistry {
             sources,
             builtins: builtins.len(),
             dirs: Vec::new(),
-            resolved: Mutex::new(HashMap::new()),
+            resolved: Arc::new(Mutex::new(HashMap::new())),
             oci: None,
+            stored: None,
+        }
+    }
+
+    /// Finds tenants' uploads through `source` ([`PluginRegistry::for_tenant`]).
+    pub fn set_tenant_plugins(&mut self, source: Arc<dyn TenantPlugins>) {
+        self.stored = Some(source);
+    }
+
+    /// The registry as `tenant` sees it: every first-party plugin, then the tenant's own
+    /// uploads under their names (a name already taken keeps its first-party plugin).
+    pub fn for_tenant(&self, tenant: &str) -> Result<std::borrow::Cow<'_, PluginRegistry>, String> {
+        let Some(stored) = &self.stored else {
+            return Ok(std::borrow::Cow::Borrowed(self));
+        };
+        let own = stored.plugins_of(tenant)?;
+        if own.is_empty() {
+            return Ok(std::borrow::Cow::Borrowed(self));
+        }
+        let mut view = self.clone();
+        for (name, digest) in own {
+            view.sources.entry(name).or_insert(Source::Stored(digest));
+        }
+        Ok(std::borrow::Cow::Owned(view))
+    }
+
+    /// Whether `name` is a first-party plugin (built-in or in a plugin directory).
+    pub fn is_first_party(&self, name: &str) -> bool {
+        matches!(
+            self.sources.get(name),
+            Some(Source::Builtin(_) | Source::File(_))
+        )
+    }
+
+    /// The key `name`'s loaded plugin is kept under: an upload by its digest too, so
+    /// tenants' views sharing the cache never mix two uploads of one name.
+    fn cache_key(&self, name: &str) -> String {
+        match self.sources.get(name) {
+            Some(Source::Stored(digest)) => format!("{name}@{digest}"),
+            _ => name.to_string(),
         }
     }
 
@@ -139,6 +198,7 @@ impl PluginRegistry {
         self.sources.get(name).map(|source| match source {
             Source::Builtin(_) => "built-in".to_string(),
             Source::File(path) => path.display().to_string(),
+            Source::Stored(digest) => format!("uploaded ({digest})"),
         })
     }
 
@@ -146,12 +206,13 @@ impl PluginRegistry {
     /// plugin that could not be had is tried again next time: a registry that was down,
     /// or served a tampered blob, must not keep a long-lived server from using it later.
     pub async fn resolve(&self, name: &str) -> Result<ResolvedPlugin, PluginError> {
-        if let Some(done) = self.lock().get(name) {
+        let key = self.cache_key(name);
+        if let Some(done) = self.lock().get(&key) {
             return done.clone();
         }
         let result = self.load_and_describe(name).await;
         if result.is_ok() || !weft_core::plugin_ref::is_oci_name(name) {
-            self.lock().insert(name.to_string(), result.clone());
+            self.lock().insert(key, result.clone());
         }
         result
     }
@@ -192,6 +253,21 @@ impl PluginRegistry {
             match source {
                 Source::Builtin(bytes) => self.runtime.load_bytes(name, bytes),
                 Source::File(path) => self.runtime.load_file(path),
+                Source::Stored(digest) => {
+                    let bytes = self
+                        .stored
+                        .as_ref()
+                        .ok_or_else(|| PluginError::NotFound(name.to_string()))?
+                        .bytes(digest)
+                        .map_err(PluginError::Load)?;
+                    // What the store gave back is what was uploaded, or nothing runs.
+                    if weft_oci::sha256_digest(&bytes) != *digest {
+                        return Err(PluginError::Integrity(format!(
+                            "uploaded plugin `{name}` does not match its digest {digest}"
+                        )));
+                    }
+                    self.runtime.load_bytes(name, &bytes)
+                }
             }
         };
         let plugin = loaded.map_err(|e| PluginError::Load(e.to_string()))?;

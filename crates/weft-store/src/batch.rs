@@ -641,6 +641,25 @@ impl crate::tenants::TenantStore for BatchingStore {
         self.inner.delete_secret(tenant, name)
     }
 
+    fn put_plugin(&self, plugin: &crate::tenants::TenantPluginRecord, bytes: &[u8]) -> Result<()> {
+        self.inner.put_plugin(plugin, bytes)
+    }
+
+    fn tenant_plugins(
+        &self,
+        tenant: Option<&str>,
+    ) -> Result<Vec<crate::tenants::TenantPluginRecord>> {
+        self.inner.tenant_plugins(tenant)
+    }
+
+    fn plugin_bytes(&self, digest: &str) -> Result<Option<Vec<u8>>> {
+        self.inner.plugin_bytes(digest)
+    }
+
+    fn delete_plugin(&self, tenant: &str, name: &str) -> Result<bool> {
+        self.inner.delete_plugin(tenant, name)
+    }
+
     fn append_audit(&self, entry: &crate::tenants::NewAudit) -> Result<u64> {
         self.inner.append_audit(entry)
     }

@@ -77,8 +77,8 @@ pub use postgres::{PgOptions, PgStore, is_postgres_url};
 pub use sqlite::{BUSY_TIMEOUT, SqliteStore};
 pub use store::RunStore;
 pub use tenants::{
-    AuditRecord, DEFAULT_TENANT, MemberRecord, NewAudit, Role, SecretRecord, TenantRecord,
-    TenantStore, TokenRecord,
+    AuditRecord, DEFAULT_TENANT, MemberRecord, NewAudit, Role, SecretRecord, TenantPluginRecord,
+    TenantRecord, TenantStore, TokenRecord,
 };
 pub use types::{
     AttemptId, AttemptRecord, EventRecord, Lease, LogEntry, NewEvent, NewLogLine, NewRun,

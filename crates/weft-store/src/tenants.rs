@@ -225,6 +225,23 @@ impl fmt::Debug for SecretRecord {
     }
 }
 
+/// A plugin a tenant uploaded, by name (its bytes are kept once, by digest).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantPluginRecord {
+    /// The tenant.
+    pub tenant: String,
+    /// The name its pipelines use.
+    pub name: String,
+    /// `sha256:<hex>` of the component.
+    pub digest: String,
+    /// Its kind (`task`, `gate`, ...).
+    pub kind: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// When it was uploaded.
+    pub uploaded_at: Timestamp,
+}
+
 /// An audit entry to append.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewAudit {
@@ -295,6 +312,21 @@ pub trait TenantStore: Send + Sync {
 
     /// Deletes secret `name` of `tenant` (every key); how many keys it had.
     fn delete_secret(&self, tenant: &str, name: &str) -> Result<usize>;
+
+    /// Keeps `bytes` (whose digest is `plugin.digest`, once however many tenants upload
+    /// them) and names them `plugin.name` in `plugin.tenant` (replacing an earlier upload
+    /// of that name); [`crate::StoreError::NotFound`] when the tenant does not exist.
+    fn put_plugin(&self, plugin: &TenantPluginRecord, bytes: &[u8]) -> Result<()>;
+
+    /// The plugins of `tenant` (of every tenant: `None`), by tenant and name.
+    fn tenant_plugins(&self, tenant: Option<&str>) -> Result<Vec<TenantPluginRecord>>;
+
+    /// The bytes of the plugin with `digest`, if any tenant uploaded it.
+    fn plugin_bytes(&self, digest: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Forgets `tenant`'s plugin `name` (its bytes stay while another name uses them);
+    /// whether there was one.
+    fn delete_plugin(&self, tenant: &str, name: &str) -> Result<bool>;
 
     /// Appends to the audit log; the entry's place.
     fn append_audit(&self, entry: &NewAudit) -> Result<u64>;

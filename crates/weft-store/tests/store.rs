@@ -1660,6 +1660,49 @@ fn tenants_members_tokens_and_an_append_only_audit_log(db: &Db) {
     assert_eq!(store.delete_secret("acme", "deploy").unwrap(), 0);
     assert_eq!(store.secrets(None).unwrap().len(), 1);
 
+    // Plugins: bytes once by digest, names per tenant; deleting the last name frees them.
+    let plugin = |tenant: &str, name: &str, digest: &str| weft_store::TenantPluginRecord {
+        tenant: tenant.into(),
+        name: name.into(),
+        digest: digest.into(),
+        kind: "task".into(),
+        size: 3,
+        uploaded_at: T0,
+    };
+    store
+        .put_plugin(&plugin("acme", "tool", "sha256:aa"), b"abc")
+        .unwrap();
+    store
+        .put_plugin(&plugin("default", "tool", "sha256:aa"), b"abc")
+        .unwrap();
+    store
+        .put_plugin(&plugin("acme", "tool", "sha256:bb"), b"xyz")
+        .unwrap();
+    assert!(matches!(
+        store.put_plugin(&plugin("nope", "tool", "sha256:aa"), b"abc"),
+        Err(StoreError::NotFound { .. })
+    ));
+    assert_eq!(
+        store.tenant_plugins(Some("acme")).unwrap()[0].digest,
+        "sha256:bb"
+    );
+    assert_eq!(store.tenant_plugins(None).unwrap().len(), 2);
+    assert_eq!(
+        store.plugin_bytes("sha256:aa").unwrap().as_deref(),
+        Some(&b"abc"[..])
+    );
+    assert!(store.delete_plugin("default", "tool").unwrap());
+    assert!(!store.delete_plugin("default", "tool").unwrap());
+    assert_eq!(
+        store.plugin_bytes("sha256:aa").unwrap(),
+        None,
+        "no name uses it"
+    );
+    assert_eq!(
+        store.plugin_bytes("sha256:bb").unwrap().as_deref(),
+        Some(&b"xyz"[..])
+    );
+
     // Each tenant lists its own runs: stored names carry the tenant.
     for id in ["acme_one", "plain", "acmex_two"] {
         store.create_run(&new_run(id), "engine", T0).unwrap();

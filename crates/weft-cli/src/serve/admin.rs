@@ -10,6 +10,9 @@
 //! | `POST /api/v1/tokens` | admin | `{identity, role, groups?, expires?}`: `201` with the token, shown once |
 //! | `DELETE /api/v1/tokens/{id}` | admin | revokes it: `204`, `404` |
 //! | `GET /api/v1/audit?after=SEQ&limit=N` | admin | the tenant's audit log (the operator: every tenant's) |
+//! | `GET /api/v1/plugins` | viewer | the tenant's uploaded plugins: name, digest, kind, size |
+//! | `POST /api/v1/plugins?name=NAME` | admin | the component as the body: checked, kept by digest, `201`; `400` (not a plugin, a capability the tenant cannot have), `409` (a first-party name), `413` |
+//! | `DELETE /api/v1/plugins/{name}` | admin | `204`, `404` |
 //! | `GET /api/v1/secrets` | admin | the tenant's secrets: names, keys, times (never values) |
 //! | `PUT /api/v1/secrets/{name}` | admin | `{value, key?}`: sealed and stored, `204`; never readable back |
 //! | `DELETE /api/v1/secrets/{name}` | admin | every key of it: `204`, `404` |
@@ -327,6 +330,92 @@ pub async fn delete_secret(
         Err(denied) => return *denied,
     };
     match tenancy::secrets::delete(
+        server.store.as_ref(),
+        &caller.tenant,
+        &name,
+        &caller.identity,
+    ) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(err) => refused(err),
+    }
+}
+
+/// `GET /api/v1/plugins`.
+pub async fn plugins(State(server): State<Arc<Server>>, headers: HeaderMap) -> Response {
+    let caller = match auth::caller(&server, &headers) {
+        Ok(caller) => caller,
+        Err(denied) => return *denied,
+    };
+    match server.store.tenant_plugins(Some(&caller.tenant)) {
+        Ok(all) => Json(Value::Array(
+            all.iter().map(tenancy::plugins::listed).collect(),
+        ))
+        .into_response(),
+        Err(err) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", err.to_string()),
+    }
+}
+
+/// `?name=NAME` of an upload.
+#[derive(Debug, Default, Deserialize)]
+pub struct UploadQuery {
+    name: Option<String>,
+}
+
+/// `POST /api/v1/plugins?name=NAME`.
+pub async fn upload_plugin(
+    State(server): State<Arc<Server>>,
+    headers: HeaderMap,
+    Query(query): Query<UploadQuery>,
+    body: axum::body::Bytes,
+) -> Response {
+    let caller = match auth::require(&server, &headers, Role::Admin, "upload plugins") {
+        Ok(caller) => caller,
+        Err(denied) => return *denied,
+    };
+    let Some(name) = query.name.filter(|n| !n.is_empty()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "name the plugin: POST /api/v1/plugins?name=NAME with the component as the body",
+        );
+    };
+    // Compiling a component is work for a blocking thread, not the async runtime's.
+    let shared = server.clone();
+    let uploaded = tokio::task::spawn_blocking(move || {
+        tenancy::plugins::upload(
+            shared.store.as_ref(),
+            shared.service.registry(),
+            &caller.tenant,
+            &name,
+            &body,
+            &caller.identity,
+        )
+    })
+    .await;
+    match uploaded {
+        Ok(Ok(record)) => {
+            (StatusCode::CREATED, Json(tenancy::plugins::listed(&record))).into_response()
+        }
+        Ok(Err(err)) => refused(err),
+        Err(err) => error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            err.to_string(),
+        ),
+    }
+}
+
+/// `DELETE /api/v1/plugins/{name}`.
+pub async fn delete_plugin(
+    State(server): State<Arc<Server>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+) -> Response {
+    let caller = match auth::require(&server, &headers, Role::Admin, "delete plugins") {
+        Ok(caller) => caller,
+        Err(denied) => return *denied,
+    };
+    match tenancy::plugins::delete(
         server.store.as_ref(),
         &caller.tenant,
         &name,

@@ -183,6 +183,9 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
             take_over_here: true,
         },
         tenant_secrets,
+        Some(Arc::new(crate::tenancy::plugins::StoredPlugins {
+            store: store.clone(),
+        })),
     )?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -261,6 +264,16 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
             axum::routing::delete(admin::revoke_token),
         )
         .route("/api/v1/audit", get(admin::audit))
+        .route(
+            "/api/v1/plugins",
+            get(admin::plugins).post(admin::upload_plugin).layer(
+                axum::extract::DefaultBodyLimit::max(crate::tenancy::plugins::MAX_PLUGIN_BYTES + 1),
+            ),
+        )
+        .route(
+            "/api/v1/plugins/{name}",
+            axum::routing::delete(admin::delete_plugin),
+        )
         .route("/api/v1/secrets", get(admin::secrets))
         .route(
             "/api/v1/secrets/{name}",

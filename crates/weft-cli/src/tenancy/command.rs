@@ -297,3 +297,45 @@ pub fn secrets(command: SecretsCommand) -> Result<u8, Failure> {
         }
     }
 }
+
+/// `weft plugin push FILE --tenant T`: the operator uploads a tenant's plugin.
+pub fn upload_plugin(
+    file: &std::path::Path,
+    tenant: &str,
+    name: Option<&str>,
+    plugins: &crate::cli::PluginArgs,
+    store: &StoreArgs,
+) -> Result<u8, Failure> {
+    let name = match name {
+        Some(name) => name.to_string(),
+        None => file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    let size = std::fs::metadata(file)
+        .map_err(|e| Failure::invalid(format!("cannot read {}: {e}", file.display())))?
+        .len();
+    if size > super::plugins::MAX_PLUGIN_BYTES as u64 {
+        return Err(Failure::invalid(format!(
+            "{}: {size} bytes, more than a plugin's {} MiB",
+            file.display(),
+            super::plugins::MAX_PLUGIN_BYTES >> 20
+        )));
+    }
+    let bytes = std::fs::read(file)
+        .map_err(|e| Failure::invalid(format!("cannot read {}: {e}", file.display())))?;
+    let registry = crate::registry(plugins)?;
+    let opened = open(store)?;
+    let record =
+        super::plugins::upload(opened.as_ref(), &registry, tenant, &name, &bytes, &actor())
+            .map_err(failure)?;
+    match store.output.plain() {
+        OutputFormat::Json => println!("{}", super::plugins::listed(&record)),
+        _ => println!(
+            "plugin {} ({}, {} bytes) uploaded to tenant {tenant}: {}",
+            record.name, record.kind, record.size, record.digest
+        ),
+    }
+    Ok(0)
+}

@@ -3,6 +3,7 @@
 //! admin routes (as the caller) share, so both apply one rule and leave one audit trail.
 
 pub mod command;
+pub mod plugins;
 pub mod secrets;
 pub mod settings;
 pub mod tokens;

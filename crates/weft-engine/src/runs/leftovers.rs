@@ -70,6 +70,7 @@ impl RunService {
         let submitted = &record.submitted;
         let stored = StoredRun::from_json(run, &submitted.options_json)?;
         let spec = &stored.spec;
+        let registry = self.registry_for(spec.tenant())?;
         let params: BTreeMap<String, ParamValue> = serde_json::from_str(&submitted.params_json)
             .map_err(|e| format!("its stored params cannot be read: {e}"))?;
         let parsed = spec.pipeline.parse_with(&submitted.pipeline_source);
@@ -80,7 +81,7 @@ impl RunService {
             .ok_or(())
             .map_err(|_| "its stored pipeline no longer parses".to_string())?;
         let prepared = prepare_files(
-            &self.registry,
+            &registry,
             &spec.pipeline,
             &submitted.pipeline_source,
             &params,
@@ -96,7 +97,7 @@ impl RunService {
         };
         let specs = setup::reporter_specs(&pipeline, spec, &prepared.plan.params)?;
         let Some(reporters) = setup::reporters(
-            &self.registry,
+            &registry,
             self.deliveries.get(),
             specs,
             identity,

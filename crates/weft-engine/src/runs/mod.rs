@@ -44,7 +44,7 @@ pub use crate::observe::{
 pub use crate::policy::SubmissionPolicy;
 pub use crate::prepare::PLUGIN_DIGEST_MISMATCH;
 pub use crate::prepare::Prepared;
-pub use crate::registry::{PluginError, PluginRegistry, ResolvedPlugin};
+pub use crate::registry::{PluginError, PluginRegistry, ResolvedPlugin, TenantPlugins};
 pub use crate::report::{ReporterSpec, Undelivered};
 pub use crate::secrets::{
     DEFAULT_KEY as DEFAULT_SECRET_KEY, SecretStore, TenantSecrets, split_name,
@@ -224,6 +224,14 @@ impl RunService {
     /// The plugins this service runs.
     pub fn registry(&self) -> &PluginRegistry {
         &self.registry
+    }
+
+    /// The plugins a run of `tenant` may use: the service's, and the tenant's uploads.
+    pub fn registry_for(
+        &self,
+        tenant: &str,
+    ) -> Result<std::borrow::Cow<'_, PluginRegistry>, String> {
+        self.registry.for_tenant(tenant)
     }
 
     /// Where runs keep their files unless their spec says otherwise.

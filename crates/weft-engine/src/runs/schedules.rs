@@ -64,7 +64,10 @@ impl RunService {
             ));
         }
         // Refused now rather than at every tick.
-        super::validate(&self.registry, &new.spec.pipeline, &new.spec.params)
+        let registry = self
+            .registry_for(new.spec.tenant())
+            .map_err(SubmitError::Environment)?;
+        super::validate(&registry, &new.spec.pipeline, &new.spec.params)
             .await
             .map_err(|diagnostics| SubmitError::Invalid {
                 diagnostics,

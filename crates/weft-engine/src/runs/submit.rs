@@ -71,6 +71,10 @@ impl RunService {
             .data_dir
             .clone()
             .unwrap_or_else(|| self.config.data_dir.clone());
+        // A tenant's runs find its own uploaded plugins too.
+        let registry = self
+            .registry_for(spec.tenant())
+            .map_err(SubmitError::Environment)?;
         let mut secrets = self
             .run_secrets(&data_dir, spec.policy.as_ref(), spec.tenant())
             .map_err(SubmitError::Environment)?;
@@ -82,7 +86,7 @@ impl RunService {
         if !pipeline.decorators.is_empty() {
             let grants = setup::run_grants(&spec, &secrets, Default::default(), Default::default());
             match decorate::decorate_submission(
-                &self.registry,
+                &registry,
                 &pipeline,
                 params,
                 &secrets.store,
@@ -99,7 +103,7 @@ impl RunService {
                 Err(err) => return Err(invalid(vec![err.diagnostic], err.log)),
             }
         }
-        let prepared = prepare_files(&self.registry, source, &source.source, &params)
+        let prepared = prepare_files(&registry, source, &source.source, &params)
             .await
             .map_err(|found| invalid(found, decorator_log.clone()))?;
         for task in spec.http.tasks.keys() {
@@ -119,7 +123,7 @@ impl RunService {
 
         let reporter_specs = setup::reporter_specs(&pipeline, &spec, &prepared.plan.params)
             .map_err(SubmitError::Refused)?;
-        setup::check_reporters(&self.registry, &reporter_specs)
+        setup::check_reporters(&registry, &reporter_specs)
             .await
             .map_err(SubmitError::Refused)?;
 
@@ -217,7 +221,7 @@ impl RunService {
             pipeline_name: prepared.plan.pipeline_name.clone(),
         };
         let reporters = setup::reporters(
-            &self.registry,
+            &registry,
             self.deliveries.get(),
             reporter_specs,
             identity,

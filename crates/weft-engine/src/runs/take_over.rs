@@ -95,6 +95,7 @@ impl RunService {
         let submitted = &record.submitted;
         let stored = StoredRun::from_json(run, &submitted.options_json).map_err(unusable)?;
         let spec = &stored.spec;
+        let registry = self.registry_for(spec.tenant()).map_err(unusable)?;
         let params: BTreeMap<String, ParamValue> = serde_json::from_str(&submitted.params_json)
             .map_err(|e| unusable(format!("its stored params cannot be read: {e}")))?;
         let parsed = spec.pipeline.parse_with(&submitted.pipeline_source);
@@ -105,7 +106,7 @@ impl RunService {
             .ok_or(())
             .map_err(|_| unusable("its stored pipeline no longer parses".into()))?;
         let prepared = prepare_files(
-            &self.registry,
+            &registry,
             &spec.pipeline,
             &submitted.pipeline_source,
             &params,
@@ -192,7 +193,7 @@ impl RunService {
         let reporter_specs =
             setup::reporter_specs(&pipeline, spec, &prepared.plan.params).map_err(unusable)?;
         let reporters = setup::reporters(
-            &self.registry,
+            &registry,
             self.deliveries.get(),
             reporter_specs,
             identity,

@@ -5,7 +5,8 @@ use tokio_postgres::Row;
 use super::{PgStore, Shared, pg_err, pool_err};
 use crate::error::StoreError;
 use crate::tenants::{
-    AuditRecord, MemberRecord, NewAudit, Role, SecretRecord, TenantRecord, TenantStore, TokenRecord,
+    AuditRecord, MemberRecord, NewAudit, Role, SecretRecord, TenantPluginRecord, TenantRecord,
+    TenantStore, TokenRecord,
 };
 use crate::types::{Result, Timestamp};
 
@@ -270,6 +271,96 @@ async fn delete_secret(s: &Shared, tenant: String, name: String) -> Result<usize
         .map_err(pg_err)? as usize)
 }
 
+async fn put_plugin(s: &Shared, plugin: TenantPluginRecord, bytes: Vec<u8>) -> Result<()> {
+    let mut client = s.pool.get().await.map_err(pool_err)?;
+    let tx = client.transaction().await.map_err(pg_err)?;
+    let exists = tx
+        .query_opt("SELECT 1 FROM tenants WHERE name = $1", &[&plugin.tenant])
+        .await
+        .map_err(pg_err)?;
+    if exists.is_none() {
+        return Err(missing_tenant(&plugin.tenant));
+    }
+    tx.execute(
+        "INSERT INTO plugin_blobs (digest, bytes, created_at) VALUES ($1, $2, $3)
+         ON CONFLICT (digest) DO NOTHING",
+        &[&plugin.digest, &bytes, &plugin.uploaded_at.0],
+    )
+    .await
+    .map_err(pg_err)?;
+    tx.execute(
+        "INSERT INTO tenant_plugins (tenant, name, digest, kind, size, uploaded_at)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (tenant, name) DO UPDATE SET
+             digest = $3, kind = $4, size = $5, uploaded_at = $6",
+        &[
+            &plugin.tenant,
+            &plugin.name,
+            &plugin.digest,
+            &plugin.kind,
+            &(plugin.size as i64),
+            &plugin.uploaded_at.0,
+        ],
+    )
+    .await
+    .map_err(pg_err)?;
+    tx.commit().await.map_err(pg_err)
+}
+
+async fn tenant_plugins(s: &Shared, tenant: Option<String>) -> Result<Vec<TenantPluginRecord>> {
+    let client = s.pool.get().await.map_err(pool_err)?;
+    Ok(client
+        .query(
+            "SELECT tenant, name, digest, kind, size, uploaded_at FROM tenant_plugins
+             WHERE $1::TEXT IS NULL OR tenant = $1 ORDER BY tenant, name",
+            &[&tenant],
+        )
+        .await
+        .map_err(pg_err)?
+        .iter()
+        .map(|r| TenantPluginRecord {
+            tenant: r.get(0),
+            name: r.get(1),
+            digest: r.get(2),
+            kind: r.get(3),
+            size: r.get::<_, i64>(4).max(0) as u64,
+            uploaded_at: Timestamp(r.get(5)),
+        })
+        .collect())
+}
+
+async fn plugin_bytes(s: &Shared, digest: String) -> Result<Option<Vec<u8>>> {
+    let client = s.pool.get().await.map_err(pool_err)?;
+    Ok(client
+        .query_opt(
+            "SELECT bytes FROM plugin_blobs WHERE digest = $1",
+            &[&digest],
+        )
+        .await
+        .map_err(pg_err)?
+        .map(|r| r.get::<_, Vec<u8>>(0)))
+}
+
+async fn delete_plugin(s: &Shared, tenant: String, name: String) -> Result<bool> {
+    let mut client = s.pool.get().await.map_err(pool_err)?;
+    let tx = client.transaction().await.map_err(pg_err)?;
+    let n = tx
+        .execute(
+            "DELETE FROM tenant_plugins WHERE tenant = $1 AND name = $2",
+            &[&tenant, &name],
+        )
+        .await
+        .map_err(pg_err)?;
+    tx.execute(
+        "DELETE FROM plugin_blobs WHERE digest NOT IN (SELECT digest FROM tenant_plugins)",
+        &[],
+    )
+    .await
+    .map_err(pg_err)?;
+    tx.commit().await.map_err(pg_err)?;
+    Ok(n > 0)
+}
+
 async fn append_audit(s: &Shared, entry: NewAudit) -> Result<u64> {
     let client = s.pool.get().await.map_err(pool_err)?;
     let seq: i64 = client
@@ -383,6 +474,26 @@ impl TenantStore for PgStore {
     fn delete_secret(&self, tenant: &str, name: &str) -> Result<usize> {
         let (tenant, name) = (tenant.to_string(), name.to_string());
         self.block(|s| async move { delete_secret(&s, tenant, name).await })
+    }
+
+    fn put_plugin(&self, plugin: &TenantPluginRecord, bytes: &[u8]) -> Result<()> {
+        let (plugin, bytes) = (plugin.clone(), bytes.to_vec());
+        self.block(|s| async move { put_plugin(&s, plugin, bytes).await })
+    }
+
+    fn tenant_plugins(&self, tenant: Option<&str>) -> Result<Vec<TenantPluginRecord>> {
+        let tenant = tenant.map(str::to_string);
+        self.block(|s| async move { tenant_plugins(&s, tenant).await })
+    }
+
+    fn plugin_bytes(&self, digest: &str) -> Result<Option<Vec<u8>>> {
+        let digest = digest.to_string();
+        self.block(|s| async move { plugin_bytes(&s, digest).await })
+    }
+
+    fn delete_plugin(&self, tenant: &str, name: &str) -> Result<bool> {
+        let (tenant, name) = (tenant.to_string(), name.to_string());
+        self.block(|s| async move { delete_plugin(&s, tenant, name).await })
     }
 
     fn append_audit(&self, entry: &NewAudit) -> Result<u64> {

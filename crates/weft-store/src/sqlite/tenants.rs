@@ -5,7 +5,8 @@ use rusqlite::{OptionalExtension, Row, params};
 use super::{SqliteStore, bad, lock};
 use crate::error::StoreError;
 use crate::tenants::{
-    AuditRecord, MemberRecord, NewAudit, Role, SecretRecord, TenantRecord, TenantStore, TokenRecord,
+    AuditRecord, MemberRecord, NewAudit, Role, SecretRecord, TenantPluginRecord, TenantRecord,
+    TenantStore, TokenRecord,
 };
 use crate::types::{Result, Timestamp};
 
@@ -274,6 +275,97 @@ impl TenantStore for SqliteStore {
             [tenant, name],
         )
         .map_err(|e| self.err(e))
+    }
+
+    fn put_plugin(&self, plugin: &TenantPluginRecord, bytes: &[u8]) -> Result<()> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let exists = tx
+            .query_row(
+                "SELECT 1 FROM tenants WHERE name = ?1",
+                [&plugin.tenant],
+                |_| Ok(()),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        if exists.is_none() {
+            return Err(missing_tenant(&plugin.tenant));
+        }
+        tx.execute(
+            "INSERT INTO plugin_blobs (digest, bytes, created_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (digest) DO NOTHING",
+            params![plugin.digest, bytes, plugin.uploaded_at.0],
+        )
+        .map_err(|e| self.err(e))?;
+        tx.execute(
+            "INSERT INTO tenant_plugins (tenant, name, digest, kind, size, uploaded_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (tenant, name) DO UPDATE SET
+                 digest = ?3, kind = ?4, size = ?5, uploaded_at = ?6",
+            params![
+                plugin.tenant,
+                plugin.name,
+                plugin.digest,
+                plugin.kind,
+                plugin.size as i64,
+                plugin.uploaded_at.0
+            ],
+        )
+        .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))
+    }
+
+    fn tenant_plugins(&self, tenant: Option<&str>) -> Result<Vec<TenantPluginRecord>> {
+        self.read(|conn| {
+            conn.prepare_cached(
+                "SELECT tenant, name, digest, kind, size, uploaded_at FROM tenant_plugins
+                 WHERE ?1 IS NULL OR tenant = ?1 ORDER BY tenant, name",
+            )
+            .and_then(|mut s| {
+                s.query_map([tenant], |r| {
+                    Ok(TenantPluginRecord {
+                        tenant: r.get(0)?,
+                        name: r.get(1)?,
+                        digest: r.get(2)?,
+                        kind: r.get(3)?,
+                        size: r.get::<_, i64>(4)?.max(0) as u64,
+                        uploaded_at: Timestamp(r.get(5)?),
+                    })
+                })?
+                .collect()
+            })
+            .map_err(|e| self.err(e))
+        })
+    }
+
+    fn plugin_bytes(&self, digest: &str) -> Result<Option<Vec<u8>>> {
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT bytes FROM plugin_blobs WHERE digest = ?1",
+                [digest],
+                |r| r.get::<_, Vec<u8>>(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+        })
+    }
+
+    fn delete_plugin(&self, tenant: &str, name: &str) -> Result<bool> {
+        let mut conn = lock(&self.writer);
+        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let n = tx
+            .execute(
+                "DELETE FROM tenant_plugins WHERE tenant = ?1 AND name = ?2",
+                [tenant, name],
+            )
+            .map_err(|e| self.err(e))?;
+        tx.execute(
+            "DELETE FROM plugin_blobs WHERE digest NOT IN (SELECT digest FROM tenant_plugins)",
+            [],
+        )
+        .map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        Ok(n > 0)
     }
 
     fn append_audit(&self, entry: &NewAudit) -> Result<u64> {

@@ -44,6 +44,23 @@ CREATE TABLE tenant_secrets (
     PRIMARY KEY (tenant, name, key)
 );
 
+-- Plugins tenants uploaded: each component once, by its SHA-256 (`plugin_blobs`), and
+-- the names it has in each tenant that uploaded it (`tenant_plugins`).
+CREATE TABLE plugin_blobs (
+    digest     TEXT PRIMARY KEY,
+    bytes      BYTEA NOT NULL,
+    created_at BIGINT NOT NULL
+);
+CREATE TABLE tenant_plugins (
+    tenant      TEXT NOT NULL REFERENCES tenants (name) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    digest      TEXT NOT NULL REFERENCES plugin_blobs (digest),
+    kind        TEXT NOT NULL,
+    size        BIGINT NOT NULL,
+    uploaded_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant, name)
+);
+
 -- The audit log: append-only (the trigger refuses changes).
 CREATE TABLE audit (
     seq         BIGSERIAL PRIMARY KEY,

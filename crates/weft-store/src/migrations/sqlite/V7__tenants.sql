@@ -44,6 +44,23 @@ CREATE TABLE tenant_secrets (
     PRIMARY KEY (tenant, name, key)
 ) STRICT;
 
+-- Plugins tenants uploaded: each component once, by its SHA-256 (`plugin_blobs`), and
+-- the names it has in each tenant that uploaded it (`tenant_plugins`).
+CREATE TABLE plugin_blobs (
+    digest     TEXT PRIMARY KEY,
+    bytes      BLOB NOT NULL,
+    created_at INTEGER NOT NULL
+) STRICT;
+CREATE TABLE tenant_plugins (
+    tenant      TEXT NOT NULL REFERENCES tenants (name) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    digest      TEXT NOT NULL REFERENCES plugin_blobs (digest),
+    kind        TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    uploaded_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, name)
+) STRICT;
+
 -- The audit log: append-only (the triggers refuse changes).
 CREATE TABLE audit (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
