@@ -112,7 +112,28 @@ fn every_route_is_scoped_by_the_tokens_tenant_and_role() {
     let admin = token(data, "acme", "ada", "admin", &[]);
     let beta = token(data, "beta", "bob", "admin", &[]);
     let doomed = token(data, "acme", "dora", "viewer", &[]);
-    let mut served = Served::start(data, &["--api-token", OPERATOR]);
+    let key_file = data.join("secrets.key");
+    std::fs::write(&key_file, [42u8; 32]).expect("key");
+    let mut served = Served::start(
+        data,
+        &[
+            "--api-token",
+            OPERATOR,
+            "--secrets-key-file",
+            &key_file.to_string_lossy(),
+        ],
+    );
+    // acme's own plugin and secret, for the routes that name them.
+    let echo = std::fs::read(crate::support::plugin_dir().join("echo.wasm")).expect("echo");
+    assert_eq!(upload(&served, &admin, "my-echo", &echo).0, 201);
+    served.token = Some(admin.clone());
+    let secret = json!({"value": "acme-only-Seekrit-0001"});
+    assert_eq!(
+        served
+            .call("PUT", "/api/v1/secrets/acme-only", Some(&secret))
+            .0,
+        204
+    );
 
     // Fixtures: acme's run waiting for approval and a finished one; a name both tenants use.
     served.token = Some(submitter.clone());
@@ -252,6 +273,41 @@ fn every_route_is_scoped_by_the_tokens_tenant_and_role() {
             204,
         ),
         route("GET", "/api/v1/audit", None, Needs::Admin, 200, 200),
+        route("GET", "/api/v1/plugins", None, Needs::Viewer, 200, 200),
+        // Not a component: the role passes, the content is refused.
+        route(
+            "POST",
+            "/api/v1/plugins?name=other",
+            Some(json!({"not": "wasm"})),
+            Needs::Admin,
+            400,
+            400,
+        ),
+        route(
+            "DELETE",
+            "/api/v1/plugins/my-echo",
+            None,
+            Needs::Admin,
+            404,
+            204,
+        ),
+        route("GET", "/api/v1/secrets", None, Needs::Admin, 200, 200),
+        route(
+            "PUT",
+            "/api/v1/secrets/deploy",
+            Some(json!({"value": "deploy-Seekrit-0002"})),
+            Needs::Admin,
+            204,
+            204,
+        ),
+        route(
+            "DELETE",
+            "/api/v1/secrets/acme-only",
+            None,
+            Needs::Admin,
+            404,
+            204,
+        ),
         route("GET", "/api/v1/tenants", None, Needs::Operator, 403, 200),
         route(
             "POST",
@@ -348,12 +404,25 @@ fn every_route_is_scoped_by_the_tokens_tenant_and_role() {
     let beta_runs = names(&mut served, &beta);
     assert!(beta_runs.contains(&"shared".to_string()), "{beta_runs:?}");
     assert!(!beta_runs.contains(&"rel".to_string()), "{beta_runs:?}");
-    // The operator's default tenant sees neither.
-    let default_runs = names(&mut served, OPERATOR);
-    assert!(default_runs.is_empty(), "{default_runs:?}");
-    // A name that holds the qualifier reaches nothing.
+    // The operator sees every tenant's runs, by their stored names, and may pick one.
+    let every = names(&mut served, OPERATOR);
+    assert!(
+        every.contains(&"acme_rel".to_string()) && every.contains(&"beta_shared".to_string()),
+        "{every:?}"
+    );
     served.token = Some(OPERATOR.to_string());
-    assert_eq!(served.call("GET", "/api/v1/runs/acme_rel", None).0, 404);
+    assert_eq!(served.call("GET", "/api/v1/runs/acme_rel", None).0, 200);
+    let (_, only_beta) = served.call("GET", "/api/v1/runs?tenant=beta", None);
+    assert!(
+        only_beta.as_array().is_some_and(|all| !all.is_empty()
+            && all
+                .iter()
+                .all(|r| r["name"].as_str().is_some_and(|n| n.starts_with("beta_")))),
+        "{only_beta:#}"
+    );
+    // Anyone else: their own tenant only; a name holding the qualifier reaches nothing.
+    served.token = Some(viewer.clone());
+    assert_eq!(served.call("GET", "/api/v1/runs?tenant=beta", None).0, 403);
     served.token = Some(beta.clone());
     assert_eq!(served.call("GET", "/api/v1/runs/acme_rel", None).0, 404);
     let (code, _) = served.call(
@@ -516,9 +585,21 @@ fn a_tenants_secrets_are_sealed_used_only_by_its_own_runs_and_never_shown() {
     }
     let forge = crate::fake_forge::FakeForge::start();
     let plugins = crate::support::plugin_dir();
+    // Each tenant's tasks may reach the forge (`hostile` imports outbound HTTP).
+    let config = data.join("weft.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[tenants.acme]\negress = [\"{rule}\"]\n[tenants.beta]\negress = [\"{rule}\"]\n",
+            rule = forge.rule()
+        ),
+    )
+    .expect("config");
     let mut served = Served::start(
         data,
         &[
+            "--config",
+            &config.to_string_lossy(),
             "--plugins",
             &plugins.to_string_lossy(),
             "--secrets-key-file",
@@ -744,6 +825,8 @@ fn quotas_hold_a_tenants_runs_back_refuse_past_the_queue_and_bound_memory_and_eg
             &config.to_string_lossy(),
             "--plugins",
             &plugins.to_string_lossy(),
+            "--api-token",
+            OPERATOR,
         ],
     );
     let acme = token(data, "acme", "sam", "submitter", &[]);
@@ -786,6 +869,19 @@ fn quotas_hold_a_tenants_runs_back_refuse_past_the_queue_and_bound_memory_and_eg
     served.wait_for("other", |r| {
         r["phase"] == "Running" || r["finishedAt"].is_i64()
     });
+    // The operator's metrics show each tenant's usage against its quotas.
+    served.token = Some(OPERATOR.to_string());
+    let (code, scraped) = served.call("GET", "/metrics", None);
+    let scraped = scraped.as_str().unwrap_or_default().to_string();
+    assert_eq!(code, 200);
+    for expected in [
+        "weft_tenant_quota{tenant=\"acme\",quota=\"concurrent-runs\"} 1",
+        "weft_tenant_quota{tenant=\"acme\",quota=\"memory-mib\"} 16",
+        "weft_tenant_runs_active{tenant=\"acme\"}",
+        "weft_tenant_runs_active{tenant=\"beta\"}",
+    ] {
+        assert!(scraped.contains(expected), "{expected}: {scraped}");
+    }
     served.token = Some(acme.clone());
     let two = served.wait_for("two", |r| r["finishedAt"].is_i64());
     assert_eq!(two["report"]["run"]["status"], "Succeeded", "{two:#}");

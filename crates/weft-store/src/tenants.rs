@@ -300,7 +300,8 @@ pub trait TenantStore: Send + Sync {
     /// was revoked.
     fn revoke_token(&self, tenant: Option<&str>, id: &str, at: Timestamp) -> Result<bool>;
 
-    /// Whether any token was ever issued and not revoked (then callers must show one).
+    /// Whether any token was ever issued, revoked ones included: from then on callers
+    /// must show one (revoking the last token never opens the server).
     fn has_tokens(&self) -> Result<bool>;
 
     /// Writes (or replaces) one key of a tenant's secret; [`crate::StoreError::NotFound`]

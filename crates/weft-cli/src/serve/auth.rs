@@ -53,14 +53,37 @@ impl Caller {
     }
 
     /// The stored name of the caller's run or schedule `name` (`None`: it names none).
+    /// The operator names any tenant's by its stored name (`TENANT_NAME`).
     pub fn qualify(&self, name: &str) -> Option<String> {
+        if self.operator {
+            return Some(name.to_string());
+        }
         weft_store::tenants::qualify(&self.tenant, name)
     }
 
-    /// `stored` as the caller knows it, if it is the caller's tenant's.
+    /// `stored` as the caller knows it, if it is the caller's tenant's (the operator
+    /// knows every one by its stored name).
     pub fn public<'a>(&self, stored: &'a str) -> Option<&'a str> {
+        if self.operator {
+            return Some(stored);
+        }
         let (tenant, name) = weft_store::tenants::unqualify(stored);
         (tenant == self.tenant).then_some(name)
+    }
+
+    /// Which tenant's runs a list shows: the caller's own; the operator's choice
+    /// (`?tenant=`; all when none). Another tenant asked for by anyone else: the `403`.
+    pub fn listing(&self, asked: Option<&str>) -> Result<Option<String>, Refusal> {
+        match asked.filter(|t| !t.is_empty()) {
+            _ if self.operator => Ok(asked.filter(|t| !t.is_empty()).map(str::to_string)),
+            None => Ok(Some(self.tenant.clone())),
+            Some(tenant) if tenant == self.tenant => Ok(Some(self.tenant.clone())),
+            Some(_) => Err(Refusal::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "only the operator lists another tenant's runs",
+            )),
+        }
     }
 
     /// `stored` as the caller knows it (its own names; anything else unchanged).
@@ -215,8 +238,27 @@ mod tests {
         Caller {
             tenant: tenant.into(),
             role: Role::Viewer,
+            operator: false,
             ..anonymous()
         }
+    }
+
+    #[test]
+    fn the_operator_names_every_run_by_its_stored_name() {
+        let operator = anonymous();
+        assert_eq!(
+            operator.qualify("acme_deploy").as_deref(),
+            Some("acme_deploy")
+        );
+        assert_eq!(operator.public("acme_deploy"), Some("acme_deploy"));
+        assert_eq!(operator.listing(None).unwrap(), None);
+        assert_eq!(
+            operator.listing(Some("acme")).unwrap().as_deref(),
+            Some("acme")
+        );
+        let acme = of("acme");
+        assert_eq!(acme.listing(None).unwrap().as_deref(), Some("acme"));
+        assert!(acme.listing(Some("beta")).is_err());
     }
 
     #[test]

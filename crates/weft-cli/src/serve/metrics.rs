@@ -92,6 +92,22 @@ pub struct Metrics {
     store_ops: [Histogram; StoreOp::ALL.len()],
     reporter_deliveries: Family<Delivery, Counter>,
     task_instantiation: Histogram,
+    tenant_runs_active: Family<TenantLabel, Gauge>,
+    tenant_tasks_running: Family<TenantLabel, Gauge>,
+    tenant_quota: Family<QuotaLabel, Gauge>,
+}
+
+/// A tenant (operator-made names: DNS labels, never anything a submitter wrote).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TenantLabel {
+    tenant: String,
+}
+
+/// One of a tenant's quotas.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct QuotaLabel {
+    tenant: String,
+    quota: &'static str,
 }
 
 impl Metrics {
@@ -171,6 +187,24 @@ impl Metrics {
             "How long instantiating tasks' components took (each attempt; each step of a task of steps)",
             task_instantiation.clone(),
         );
+        let tenant_runs_active = Family::<TenantLabel, Gauge>::default();
+        registry.register(
+            "tenant_runs_active",
+            "Runs this server executes now, by tenant (against its concurrent-runs quota)",
+            tenant_runs_active.clone(),
+        );
+        let tenant_tasks_running = Family::<TenantLabel, Gauge>::default();
+        registry.register(
+            "tenant_tasks_running",
+            "Task attempts running now, by tenant",
+            tenant_tasks_running.clone(),
+        );
+        let tenant_quota = Family::<QuotaLabel, Gauge>::default();
+        registry.register(
+            "tenant_quota",
+            "Each tenant's quotas as the operator set them (concurrent-runs, queued-runs, memory-mib)",
+            tenant_quota.clone(),
+        );
         Arc::new(Metrics {
             registry,
             runs_started,
@@ -185,17 +219,58 @@ impl Metrics {
             store_ops,
             reporter_deliveries,
             task_instantiation,
+            tenant_runs_active,
+            tenant_tasks_running,
+            tenant_quota,
         })
     }
 
-    /// The observer of one run: counts what it does, and undoes its gauges when it ends.
-    pub fn observer(self: &Arc<Metrics>) -> Arc<RunMetrics> {
+    /// The observer of one run of `tenant`: counts what it does, and undoes its gauges
+    /// when it ends.
+    pub fn observer(self: &Arc<Metrics>, tenant: &str) -> Arc<RunMetrics> {
         self.runs_started.inc();
         self.runs_active.inc();
+        let tenant = TenantLabel {
+            tenant: tenant.to_string(),
+        };
+        self.tenant_runs_active.get_or_create(&tenant).inc();
         Arc::new(RunMetrics {
             metrics: self.clone(),
+            tenant,
             state: Mutex::new(RunGauges::default()),
         })
+    }
+
+    /// Sets each tenant's quotas (what its usage is measured against) from their
+    /// settings, as the store has them now.
+    pub fn quotas(&self, tenants: &[weft_store::TenantRecord]) {
+        for tenant in tenants {
+            let Ok(settings) =
+                crate::tenancy::settings::TenantSettings::from_stored(&tenant.settings_json)
+            else {
+                continue;
+            };
+            for (quota, value) in [
+                ("concurrent-runs", settings.concurrent_runs.map(u64::from)),
+                ("queued-runs", settings.queued_runs.map(u64::from)),
+                ("memory-mib", settings.memory_mib),
+            ] {
+                let label = QuotaLabel {
+                    tenant: tenant.name.clone(),
+                    quota,
+                };
+                match value {
+                    Some(value) => {
+                        self.tenant_quota
+                            .get_or_create(&label)
+                            .set(i64::try_from(value).unwrap_or(i64::MAX));
+                    }
+                    None => {
+                        self.tenant_quota.remove(&label);
+                    }
+                }
+            }
+        }
     }
 
     fn encode(&self) -> Result<String, std::fmt::Error> {
@@ -237,6 +312,7 @@ struct RunGauges {
 /// Feeds [`Metrics`] from one run's events.
 pub struct RunMetrics {
     metrics: Arc<Metrics>,
+    tenant: TenantLabel,
     state: Mutex<RunGauges>,
 }
 
@@ -250,6 +326,10 @@ impl RunMetrics {
         }
         for _ in state.running.drain() {
             self.metrics.tasks_running.dec();
+            self.metrics
+                .tenant_tasks_running
+                .get_or_create(&self.tenant)
+                .dec();
         }
         for (_, kind) in state.waiting.drain() {
             self.metrics
@@ -302,11 +382,19 @@ impl RunObserver for RunMetrics {
                 let was_running = state.running.remove(task).is_some();
                 if was_running {
                     metrics.tasks_running.dec();
+                    metrics
+                        .tenant_tasks_running
+                        .get_or_create(&self.tenant)
+                        .dec();
                 }
                 match phase {
                     TaskPhase::Running => {
                         state.running.insert(task.to_string(), ());
                         metrics.tasks_running.inc();
+                        metrics
+                            .tenant_tasks_running
+                            .get_or_create(&self.tenant)
+                            .inc();
                     }
                     TaskPhase::Terminal => {
                         let outcome = outcome.map_or("Unknown", |o| o.as_str());
@@ -342,6 +430,7 @@ impl RunObserver for RunMetrics {
                     state.finished = true;
                     self.release(&mut state);
                     metrics.runs_active.dec();
+                    metrics.tenant_runs_active.get_or_create(&self.tenant).dec();
                     metrics
                         .runs_finished
                         .get_or_create(&Status {
@@ -365,6 +454,10 @@ impl Drop for RunMetrics {
         if !state.finished {
             self.release(&mut state);
             self.metrics.runs_active.dec();
+            self.metrics
+                .tenant_runs_active
+                .get_or_create(&self.tenant)
+                .dec();
         }
     }
 }
@@ -385,6 +478,13 @@ pub(super) async fn scrape(State(server): State<Arc<Server>>, headers: HeaderMap
             );
         }
         Err(refused) => return *refused,
+    }
+    // Quotas change with the configuration: read them as they are now.
+    let store = server.store.clone();
+    if let Ok(Ok(tenants)) =
+        tokio::task::spawn_blocking(move || weft_store::TenantStore::tenants(store.as_ref())).await
+    {
+        server.metrics.quotas(&tenants);
     }
     match server.metrics.encode() {
         Ok(text) => (

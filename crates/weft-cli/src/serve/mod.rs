@@ -379,8 +379,11 @@ fn spawn_run(server: &Arc<Server>, run: LiveRun) {
     tasks.spawn(async move {
         let server = shared;
         let (view, _) = view::observer(run.plan(), run.name(), Display::Silent, run.run_dir());
-        let mut observers: Vec<Arc<dyn weft_engine::runs::RunObserver>> =
-            vec![server.metrics.observer()];
+        let mut observers: Vec<Arc<dyn weft_engine::runs::RunObserver>> = vec![
+            server
+                .metrics
+                .observer(weft_store::tenants::unqualify(&name).0),
+        ];
         if let Some(traces) = &server.traces {
             observers.push(traces.observer(run.name()));
         }

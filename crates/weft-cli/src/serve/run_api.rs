@@ -411,6 +411,8 @@ pub(super) fn present(caller: &Caller, document: &mut Value) {
 #[derive(Debug, Deserialize)]
 pub(super) struct ListQuery {
     limit: Option<usize>,
+    /// The operator's choice of tenant (all when absent); anyone else's own.
+    tenant: Option<String>,
 }
 
 pub(super) async fn list(
@@ -422,9 +424,13 @@ pub(super) async fn list(
         Ok(caller) => caller,
         Err(denied) => return *denied,
     };
+    let tenant = match caller.listing(query.tenant.as_deref()) {
+        Ok(tenant) => tenant,
+        Err(refused) => return refused.into_response(),
+    };
     match server
         .store
-        .list_runs_of(Some(&caller.tenant), query.limit.unwrap_or(50).min(1000))
+        .list_runs_of(tenant.as_deref(), query.limit.unwrap_or(50).min(1000))
     {
         Ok(found) => Json(Value::Array(
             found

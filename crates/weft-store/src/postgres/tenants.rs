@@ -199,10 +199,7 @@ async fn revoke_token(s: &Shared, tenant: Option<String>, id: String, at: i64) -
 async fn has_tokens(s: &Shared) -> Result<bool> {
     let client = s.pool.get().await.map_err(pool_err)?;
     Ok(client
-        .query_one(
-            "SELECT EXISTS (SELECT 1 FROM tokens WHERE revoked_at IS NULL)",
-            &[],
-        )
+        .query_one("SELECT EXISTS (SELECT 1 FROM tokens)", &[])
         .await
         .map_err(pg_err)?
         .get(0))

@@ -205,11 +205,9 @@ impl TenantStore for SqliteStore {
 
     fn has_tokens(&self) -> Result<bool> {
         self.read(|conn| {
-            conn.query_row(
-                "SELECT EXISTS (SELECT 1 FROM tokens WHERE revoked_at IS NULL)",
-                [],
-                |r| r.get::<_, bool>(0),
-            )
+            conn.query_row("SELECT EXISTS (SELECT 1 FROM tokens)", [], |r| {
+                r.get::<_, bool>(0)
+            })
             .map_err(|e| self.err(e))
         })
     }

@@ -240,6 +240,8 @@ fn store_refusal(err: impl std::fmt::Display) -> Refusal {
 #[derive(Debug, Default, Deserialize)]
 struct ListQuery {
     #[serde(default)]
+    tenant: String,
+    #[serde(default)]
     pipeline: String,
     #[serde(default)]
     status: String,
@@ -254,10 +256,21 @@ async fn runs_page(
 ) -> Response {
     for_visitor(&server, &headers, |session| {
         let caller = &session.caller;
+        let tenant = caller.listing(Some(&query.tenant))?;
         let all = server
             .store
-            .list_runs_of(Some(&caller.tenant), LIST_WINDOW)
+            .list_runs_of(tenant.as_deref(), LIST_WINDOW)
             .map_err(store_refusal)?;
+        // The operator picks a tenant (or sees them all); anyone else sees their own.
+        let tenants: Vec<String> = if caller.operator {
+            weft_store::TenantStore::tenants(server.store.as_ref())
+                .map_err(store_refusal)?
+                .into_iter()
+                .map(|t| t.name)
+                .collect()
+        } else {
+            Vec::new()
+        };
         let pipelines: Vec<String> = all
             .iter()
             .map(|r| r.pipeline_name.clone())
@@ -271,6 +284,7 @@ async fn runs_page(
             .into_iter()
             .collect();
         let filter = pages::ListFilter {
+            tenant: query.tenant,
             pipeline: query.pipeline,
             status: query.status,
             page: query.page.unwrap_or(0).min(LIST_WINDOW),
@@ -296,8 +310,11 @@ async fn runs_page(
             Some(session),
             &filter,
             &rows,
-            &pipelines,
-            &statuses,
+            &pages::Choices {
+                tenants: &tenants,
+                pipelines: &pipelines,
+                statuses: &statuses,
+            },
             more,
         ))
     })

@@ -87,6 +87,8 @@ pub fn error(session: Option<&Session>, status: u16, message: &str) -> String {
 /// The runs list's filters and page.
 #[derive(Debug, Clone, Default)]
 pub struct ListFilter {
+    /// Only runs of this tenant (the operator's choice; empty: every tenant's).
+    pub tenant: String,
     /// Only runs of this pipeline.
     pub pipeline: String,
     /// Only runs with this status (or phase, while unfinished).
@@ -99,7 +101,8 @@ impl ListFilter {
     /// The query of this filter on page `page`.
     fn query(&self, page: usize) -> String {
         format!(
-            "/?pipeline={}&status={}&page={page}",
+            "/?tenant={}&pipeline={}&status={}&page={page}",
+            segment(&self.tenant),
             segment(&self.pipeline),
             segment(&self.status)
         )
@@ -147,20 +150,37 @@ pub type ListRow = (RunListItem, Option<String>, Option<String>);
 
 /// The runs list: `rows` is this page, `pipelines` and `statuses` what the filters
 /// offer, `more` whether a next page exists.
+/// What the runs list's filters offer.
+pub struct Choices<'a> {
+    /// Tenants (the operator's list only; empty for anyone else, who sees their own).
+    pub tenants: &'a [String],
+    /// Pipelines of the runs listed.
+    pub pipelines: &'a [String],
+    /// Their statuses.
+    pub statuses: &'a [String],
+}
+
 pub fn runs(
     session: Option<&Session>,
     filter: &ListFilter,
     rows: &[ListRow],
-    pipelines: &[String],
-    statuses: &[String],
+    choices: &Choices<'_>,
     more: bool,
 ) -> String {
     let mut main = String::from("<h1>Runs</h1>");
+    let tenant = if choices.tenants.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "<label>Tenant <select name=\"tenant\">{}</select></label> ",
+            options(choices.tenants, &filter.tenant)
+        )
+    };
     let _ = write!(
         main,
-        "<form class=\"filters\" method=\"get\" action=\"/\"><label>Pipeline <select name=\"pipeline\">{}</select></label> <label>Status <select name=\"status\">{}</select></label> <button type=\"submit\">Filter</button></form>",
-        options(pipelines, &filter.pipeline),
-        options(statuses, &filter.status)
+        "<form class=\"filters\" method=\"get\" action=\"/\">{tenant}<label>Pipeline <select name=\"pipeline\">{}</select></label> <label>Status <select name=\"status\">{}</select></label> <button type=\"submit\">Filter</button></form>",
+        options(choices.pipelines, &filter.pipeline),
+        options(choices.statuses, &filter.status)
     );
     main.push_str("<table class=\"runs\"><thead><tr><th>Run</th><th>Pipeline</th><th>Status</th><th>Operation</th><th>Started</th><th>Duration</th></tr></thead><tbody>");
     for (run, held, operation) in rows {
