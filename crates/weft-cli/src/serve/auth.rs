@@ -232,6 +232,8 @@ pub fn identify(server: &Server, given: &str) -> Option<Caller> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use super::*;
 
     fn of(tenant: &str) -> Caller {
