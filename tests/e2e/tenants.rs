@@ -814,7 +814,7 @@ fn quotas_hold_a_tenants_runs_back_refuse_past_the_queue_and_bound_memory_and_eg
     let config = data.join("weft.toml");
     std::fs::write(
         &config,
-        "[tenants.acme]\nconcurrent-runs = 1\nqueued-runs = 1\nmemory-mib = 16\negress = [\"127.0.0.1:9\"]\n\n[tenants.beta]\n",
+        "[tenants.acme]\nconcurrent-runs = 1\nqueued-runs = 1\nmemory-mib = 16\negress = [\"127.0.0.1:9\"]\n\n[tenants.beta]\n\n[tenants.gamma]\nconcurrent-tasks = 1\negress = [\"127.0.0.1:9\"]\n",
     )
     .expect("write");
     let plugins = crate::support::plugin_dir();
@@ -899,6 +899,25 @@ fn quotas_hold_a_tenants_runs_back_refuse_past_the_queue_and_bound_memory_and_eg
             .as_str()
             .is_some_and(|r| r.contains("Memory")),
         "{bomb:#}"
+    );
+    // gamma's tasks run one at a time, across its run's three parallel ones.
+    let gamma = token(data, "gamma", "gus", "submitter", &[]);
+    let parallel = "apiVersion: weft.dev/v1\nkind: Pipeline\nmetadata: {name: three}\nspec:\n  tasks:\n    - {name: a, taskRef: {name: wait-for}, params: [{name: duration, value: 300ms}]}\n    - {name: b, taskRef: {name: wait-for}, params: [{name: duration, value: 300ms}]}\n    - {name: c, taskRef: {name: wait-for}, params: [{name: duration, value: 300ms}]}\n";
+    assert_eq!(submit(&mut served, &gamma, "three", parallel).0, 201);
+    served.token = Some(gamma.clone());
+    let three = served.wait_for("three", |r| r["finishedAt"].is_i64());
+    assert_eq!(three["report"]["run"]["status"], "Succeeded", "{three:#}");
+    let mut spans: Vec<(i64, i64)> = three["attempts"]
+        .as_array()
+        .expect("attempts")
+        .iter()
+        .filter_map(|a| Some((a["startedAt"].as_i64()?, a["endedAt"].as_i64()?)))
+        .collect();
+    spans.sort();
+    assert_eq!(spans.len(), 3, "{three:#}");
+    assert!(
+        spans.windows(2).all(|w| w[1].0 >= w[0].1),
+        "one task at a time: {spans:?}"
     );
     // beta has no egress list: a plugin that imports outbound HTTP is not instantiated.
     assert_eq!(submit(&mut served, &beta, "spin", &hostile("spin")).0, 201);

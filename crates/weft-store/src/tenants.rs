@@ -64,15 +64,23 @@ pub fn runs_quota_group(tenant: &str) -> String {
     format!("{GROUP_QUALIFIER}runs{GROUP_QUALIFIER}{tenant}")
 }
 
+/// The group whose slots are `tenant`'s task attempts at once (its `concurrent-tasks`
+/// quota).
+pub fn tasks_quota_group(tenant: &str) -> String {
+    format!("{GROUP_QUALIFIER}tasks{GROUP_QUALIFIER}{tenant}")
+}
+
 /// A stored group's name as people know it: a pipeline's group without its tenant, a
 /// quota group as the quota it is.
 pub fn group_shown(stored: &str) -> String {
-    if let Some(tenant) = stored
-        .strip_prefix(GROUP_QUALIFIER)
-        .and_then(|rest| rest.strip_prefix("runs"))
-        .and_then(|rest| rest.strip_prefix(GROUP_QUALIFIER))
-    {
-        return format!("tenant {tenant}'s run quota");
+    for (kind, what) in [("runs", "run"), ("tasks", "task")] {
+        if let Some(tenant) = stored
+            .strip_prefix(GROUP_QUALIFIER)
+            .and_then(|rest| rest.strip_prefix(kind))
+            .and_then(|rest| rest.strip_prefix(GROUP_QUALIFIER))
+        {
+            return format!("tenant {tenant}'s {what} quota");
+        }
     }
     match stored.split_once(GROUP_QUALIFIER) {
         Some((_, group)) => group.to_string(),
@@ -369,6 +377,7 @@ mod tests {
                 assert!(seen.insert(scoped.clone()), "{tenant} {group:?} collides");
                 for quota in ["acme", "beta", "default"] {
                     assert_ne!(scoped, runs_quota_group(quota), "{tenant} {group:?}");
+                    assert_ne!(scoped, tasks_quota_group(quota), "{tenant} {group:?}");
                 }
             }
         }

@@ -252,6 +252,7 @@ impl Metrics {
             };
             for (quota, value) in [
                 ("concurrent-runs", settings.concurrent_runs.map(u64::from)),
+                ("concurrent-tasks", settings.concurrent_tasks.map(u64::from)),
                 ("queued-runs", settings.queued_runs.map(u64::from)),
                 ("memory-mib", settings.memory_mib),
             ] {

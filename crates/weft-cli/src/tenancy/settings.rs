@@ -21,6 +21,10 @@ pub struct TenantSettings {
     /// How many of its runs go at once; the rest wait in phase `Queued`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrent_runs: Option<u32>,
+    /// How many of its task attempts run at once, across its runs; the rest wait for a
+    /// slot (`QueuedForAgent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrent_tasks: Option<u32>,
     /// How many of its runs may wait at once; a submission beyond is refused (`429`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queued_runs: Option<u32>,
@@ -65,6 +69,9 @@ impl TenantSettings {
         if self.concurrent_runs == Some(0) {
             return Err("concurrent-runs must be at least 1".into());
         }
+        if self.concurrent_tasks == Some(0) {
+            return Err("concurrent-tasks must be at least 1".into());
+        }
         if let Some(mib) = self.memory_mib
             && !(1..=MAX_MEMORY_MIB).contains(&mib)
         {
@@ -78,8 +85,12 @@ impl TenantSettings {
 
     /// The quotas a run of the tenant is held to.
     pub fn quota(&self) -> Option<RunQuota> {
-        (self.concurrent_runs.is_some() || self.memory_mib.is_some()).then(|| RunQuota {
+        (self.concurrent_runs.is_some()
+            || self.concurrent_tasks.is_some()
+            || self.memory_mib.is_some())
+        .then(|| RunQuota {
             concurrent_runs: self.concurrent_runs,
+            concurrent_tasks: self.concurrent_tasks,
             memory_bytes: self.memory_mib.map(|mib| mib.saturating_mul(1 << 20)),
         })
     }

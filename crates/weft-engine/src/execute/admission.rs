@@ -43,6 +43,16 @@ pub(super) enum HeldBack {
     Lost(String),
 }
 
+/// `me` leaves group `key` (its slot, or its place in the queue).
+fn leave(store: &dyn RunStore, key: &str, me: &str, stale_after: Duration) {
+    let left = store.in_group(key, Timestamp::now(), stale_after, &mut |_| {
+        vec![SlotChange::Leave(me.to_string())]
+    });
+    if let Err(err) = left {
+        tracing::warn!(error = %err, "cannot free a concurrency slot");
+    }
+}
+
 /// One decision on a group's rows for `me` arriving or waiting: what changes, and whether
 /// `me` may go. Pure (the store calls it inside its transaction).
 pub(super) fn decide(
@@ -321,45 +331,74 @@ impl Driver {
     /// One that cannot waits aside (`QueuedForAgent`) and is asked again every
     /// [`SLOT_POLL`].
     pub(super) fn task_slot(&mut self, start: &StartTask) -> bool {
-        let Some((group, limit)) = self.state.plan().nodes[start.node].concurrency.clone() else {
+        let groups = self.task_groups(start.node);
+        if groups.is_empty() {
             return true;
-        };
+        }
         let Some(journal) = self.journal.as_mut() else {
             return true;
         };
         let durable = journal.durable().clone();
         let run = durable.lease.run.clone();
         let me = format!("{run}/{}", start.name);
-        let key = weft_store::tenants::scoped_group(&self.options.tenant, &group);
-        match ask(
-            &*durable.store,
-            &key,
-            &me,
-            &run,
-            limit,
-            QueuePolicy::Queue,
-            durable.lease_ttl,
-        ) {
-            Ok(Decision::Go) => {
-                journal.run_event(
-                    SLOT_TAKEN,
-                    serde_json::json!({"group": group, "task": start.name}),
-                );
-                true
-            }
-            Ok(_) => false,
-            Err(err) => {
-                tracing::warn!(error = %err, "cannot ask a task's concurrency group");
-                false
+        let mut taken = Vec::new();
+        for (key, shown, limit) in groups {
+            let asked = ask(
+                &*durable.store,
+                &key,
+                &me,
+                &run,
+                limit,
+                QueuePolicy::Queue,
+                durable.lease_ttl,
+            );
+            match asked {
+                Ok(Decision::Go) => {
+                    journal.run_event(
+                        SLOT_TAKEN,
+                        serde_json::json!({"group": shown, "task": start.name}),
+                    );
+                    taken.push(key);
+                }
+                refused => {
+                    if let Err(err) = refused {
+                        tracing::warn!(error = %err, "cannot ask a task's concurrency group");
+                    }
+                    // All or nothing: a slot taken in an earlier group is given back.
+                    for key in taken {
+                        leave(&*durable.store, &key, &me, durable.lease_ttl);
+                    }
+                    return false;
+                }
             }
         }
+        true
     }
 
-    /// A task of a concurrency group ended: its slot is free at once.
+    /// The groups a task of `node` takes a slot of before it launches, in order: its
+    /// tenant's quota of tasks at once, then its own `concurrency` group.
+    fn task_groups(&self, node: weft_core::NodeId) -> Vec<(String, String, u32)> {
+        let mut groups = Vec::new();
+        if let Some(limit) = self.options.tenant_tasks {
+            let key = weft_store::tenants::tasks_quota_group(&self.options.tenant);
+            groups.push((key.clone(), weft_store::tenants::group_shown(&key), limit));
+        }
+        if let Some((group, limit)) = self.state.plan().nodes[node].concurrency.clone() {
+            groups.push((
+                weft_store::tenants::scoped_group(&self.options.tenant, &group),
+                group,
+                limit,
+            ));
+        }
+        groups
+    }
+
+    /// A task that took slots ended: they are free at once.
     pub(super) fn free_task_slot(&mut self, node: weft_core::NodeId) {
-        let Some((group, _)) = self.state.plan().nodes[node].concurrency.clone() else {
+        let groups = self.task_groups(node);
+        if groups.is_empty() {
             return;
-        };
+        }
         let Some(journal) = self.journal.as_ref() else {
             return;
         };
@@ -369,14 +408,8 @@ impl Driver {
             durable.lease.run,
             self.state.plan().nodes[node].name
         );
-        let freed = durable.store.in_group(
-            &weft_store::tenants::scoped_group(&self.options.tenant, &group),
-            Timestamp::now(),
-            durable.lease_ttl,
-            &mut |_| vec![SlotChange::Leave(me.clone())],
-        );
-        if let Err(err) = freed {
-            tracing::warn!(error = %err, "cannot free a task's concurrency slot");
+        for (key, _, _) in groups {
+            leave(&*durable.store, &key, &me, durable.lease_ttl);
         }
     }
 

@@ -56,6 +56,9 @@ pub struct RunOptions {
     /// The tenant's quota of runs at once, if it has one: the run waits (`Queued`) for
     /// one of those slots before its own group's.
     pub tenant_runs: Option<u32>,
+    /// The tenant's quota of task attempts at once, if it has one: each task takes one of
+    /// those slots before its own group's (waiting aside, `QueuedForAgent`).
+    pub tenant_tasks: Option<u32>,
 }
 
 impl RunOptions {
@@ -77,6 +80,7 @@ impl RunOptions {
             carried: Default::default(),
             tenant: weft_store::DEFAULT_TENANT.to_string(),
             tenant_runs: None,
+            tenant_tasks: None,
         }
     }
 }

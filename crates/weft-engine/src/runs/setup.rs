@@ -206,6 +206,7 @@ pub(super) fn options(
         masker,
         tenant: spec.tenant().to_string(),
         tenant_runs: spec.quota.as_ref().and_then(|q| q.concurrent_runs),
+        tenant_tasks: spec.quota.as_ref().and_then(|q| q.concurrent_tasks),
         ..RunOptions::new(name, uid)
     }
 }

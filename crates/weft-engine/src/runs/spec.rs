@@ -100,6 +100,9 @@ pub struct RunQuota {
     /// Linear memory per task attempt, at most the server's ceiling.
     #[serde(default)]
     pub memory_bytes: Option<u64>,
+    /// How many of the tenant's task attempts run at once (across its runs and servers).
+    #[serde(default)]
+    pub concurrent_tasks: Option<u32>,
 }
 
 /// A re-run of a finished run (release-control.md section 6): attempt `attempt` of the
