@@ -982,7 +982,19 @@ fn a_tenants_uploaded_plugins_are_checked_kept_by_digest_and_found_only_by_its_r
     let component =
         |name: &str| std::fs::read(plugins.join(format!("{name}.wasm"))).expect("plugin");
     let echo = component("echo");
-    let mut served = Served::start(data, &[]);
+    let config = data.join("weft.toml");
+    std::fs::write(
+        &config,
+        "[tenants.tiny]\nstored-mib = 1\negress = [\"127.0.0.1:9\"]\n",
+    )
+    .expect("config");
+    let mut served = Served::start(data, &["--config", &config.to_string_lossy()]);
+    // A tenant keeping at most 1 MiB: a bigger component is refused, naming the quota.
+    let tiny = token(data, "tiny", "tim", "admin", &[]);
+    let (code, body) = upload(&served, &tiny, "window", &component("time-window"));
+    assert_eq!(code, 429, "{body:#}");
+    assert!(body.to_string().contains("stored-mib"), "{body:#}");
+    assert_eq!(upload(&served, &tiny, "small", &echo).0, 201);
 
     let (code, body) = upload(&served, &ada, "my-echo", &echo);
     assert_eq!(code, 201, "{body:#}");

@@ -660,6 +660,11 @@ impl crate::tenants::TenantStore for BatchingStore {
         self.inner.delete_plugin(tenant, name)
     }
 
+    fn stored_bytes(&self, tenant: &str) -> Result<u64> {
+        self.barrier()?;
+        self.inner.stored_bytes(tenant)
+    }
+
     fn append_audit(&self, entry: &crate::tenants::NewAudit) -> Result<u64> {
         self.inner.append_audit(entry)
     }

@@ -337,6 +337,10 @@ pub trait TenantStore: Send + Sync {
     /// whether there was one.
     fn delete_plugin(&self, tenant: &str, name: &str) -> Result<bool>;
 
+    /// The bytes `tenant` keeps: its plugins, its runs' logs and their workspace
+    /// snapshots (its `stored-mib` quota).
+    fn stored_bytes(&self, tenant: &str) -> Result<u64>;
+
     /// Appends to the audit log; the entry's place.
     fn append_audit(&self, entry: &NewAudit) -> Result<u64>;
 

@@ -1705,6 +1705,8 @@ fn tenants_members_tokens_and_an_append_only_audit_log(db: &Db) {
         store.plugin_bytes("sha256:bb").unwrap().as_deref(),
         Some(&b"xyz"[..])
     );
+    assert_eq!(store.stored_bytes("acme").unwrap(), 3);
+    assert_eq!(store.stored_bytes("default").unwrap(), 0);
 
     // Each tenant lists its own runs: stored names carry the tenant.
     for id in ["acme_one", "plain", "acmex_two"] {

@@ -37,6 +37,7 @@ fn refused(err: TenancyError) -> Response {
         TenancyError::Invalid(m) => error(StatusCode::BAD_REQUEST, "bad-request", m),
         TenancyError::NotFound(m) => error(StatusCode::NOT_FOUND, "not-found", m),
         TenancyError::Exists(m) => error(StatusCode::CONFLICT, "exists", m),
+        TenancyError::Quota(m) => error(StatusCode::TOO_MANY_REQUESTS, "quota", m),
         TenancyError::Store(m) => error(StatusCode::INTERNAL_SERVER_ERROR, "store", m),
     }
 }

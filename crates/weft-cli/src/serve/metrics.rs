@@ -255,6 +255,7 @@ impl Metrics {
                 ("concurrent-tasks", settings.concurrent_tasks.map(u64::from)),
                 ("queued-runs", settings.queued_runs.map(u64::from)),
                 ("memory-mib", settings.memory_mib),
+                ("stored-mib", settings.stored_mib),
             ] {
                 let label = QuotaLabel {
                     tenant: tenant.name.clone(),

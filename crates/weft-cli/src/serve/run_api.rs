@@ -106,7 +106,7 @@ pub(super) async fn submit_request(
     let mut spec = run_spec(server, request)
         .map_err(|err| Refusal::new(StatusCode::BAD_REQUEST, "bad-request", err))?;
     for_tenant(server, caller, &mut spec)?;
-    refuse_over_queued_quota(server, caller)?;
+    refuse_over_quotas(server, caller)?;
     start_submitted(server, server.service.submit(spec).await).map(|name| caller.show(&name))
 }
 
@@ -225,9 +225,28 @@ pub(super) fn for_tenant(
 }
 
 /// The `429` when `caller`'s tenant already has as many runs waiting as its `queued-runs`
-/// quota allows: nothing is created, and the message names the quota.
-fn refuse_over_queued_quota(server: &Server, caller: &Caller) -> Result<(), Refusal> {
-    let Some(max) = tenant_settings(server, &caller.tenant)?.queued_runs else {
+/// quota allows, or keeps as much as its `stored-mib` does: nothing is created, and the
+/// message names the quota.
+fn refuse_over_quotas(server: &Server, caller: &Caller) -> Result<(), Refusal> {
+    let settings = tenant_settings(server, &caller.tenant)?;
+    if let Some(mib) = settings.stored_mib {
+        let kept = server
+            .store
+            .stored_bytes(&caller.tenant)
+            .map_err(|e| Refusal::new(StatusCode::INTERNAL_SERVER_ERROR, "store", e.to_string()))?;
+        if kept >= mib.saturating_mul(1 << 20) {
+            return Err(Refusal::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "quota",
+                format!(
+                    "tenant {}'s quota stored-mib ({mib}) is reached: it keeps {} MiB of plugins, logs and snapshots",
+                    caller.tenant,
+                    kept.div_ceil(1 << 20)
+                ),
+            ));
+        }
+    }
+    let Some(max) = settings.queued_runs else {
         return Ok(());
     };
     let runs = server

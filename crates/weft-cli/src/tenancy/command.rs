@@ -21,7 +21,7 @@ fn actor() -> String {
 fn failure(err: TenancyError) -> Failure {
     match err {
         TenancyError::Invalid(m) | TenancyError::NotFound(m) => Failure::invalid(m),
-        TenancyError::Exists(m) => Failure {
+        TenancyError::Exists(m) | TenancyError::Quota(m) => Failure {
             code: EXIT_CONFLICT,
             message: m,
         },

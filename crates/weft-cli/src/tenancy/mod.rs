@@ -22,6 +22,8 @@ pub enum TenancyError {
     NotFound(String),
     /// The name is taken.
     Exists(String),
+    /// A quota would be passed.
+    Quota(String),
     /// The store failed.
     Store(String),
 }
@@ -32,6 +34,7 @@ impl std::fmt::Display for TenancyError {
             TenancyError::Invalid(m)
             | TenancyError::NotFound(m)
             | TenancyError::Exists(m)
+            | TenancyError::Quota(m)
             | TenancyError::Store(m) => f.write_str(m),
         }
     }

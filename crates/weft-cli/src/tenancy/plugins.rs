@@ -121,6 +121,16 @@ pub fn upload(
             "`{name}` imports `{http}`, and tenant {tenant} may reach no host (no egress allow-list): ask the operator for one, or build the plugin without outbound HTTP"
         )));
     }
+    if let Some(mib) = settings.stored_mib {
+        let kept = store.stored_bytes(tenant)?;
+        if kept.saturating_add(bytes.len() as u64) > mib.saturating_mul(1 << 20) {
+            return Err(TenancyError::Quota(format!(
+                "tenant {tenant}'s quota stored-mib ({mib}) would be passed: it keeps {} MiB, and this plugin is {} bytes",
+                kept.div_ceil(1 << 20),
+                bytes.len()
+            )));
+        }
+    }
     let existing = store.tenant_plugins(Some(tenant))?;
     if existing.len() >= MAX_PLUGINS_PER_TENANT && !existing.iter().any(|p| p.name == name) {
         return Err(TenancyError::Invalid(format!(

@@ -28,6 +28,10 @@ pub struct TenantSettings {
     /// How many of its runs may wait at once; a submission beyond is refused (`429`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queued_runs: Option<u32>,
+    /// What it may keep, in MiB: its plugins, its runs' logs and snapshots; past it a
+    /// submission or an upload is refused (`429`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored_mib: Option<u64>,
     /// Linear memory per task attempt, in MiB (never above the server's ceiling).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_mib: Option<u64>,

@@ -358,6 +358,28 @@ async fn delete_plugin(s: &Shared, tenant: String, name: String) -> Result<bool>
     Ok(n > 0)
 }
 
+async fn stored_bytes(s: &Shared, tenant: String) -> Result<u64> {
+    let prefix = crate::tenants::stored_prefix(&tenant);
+    let client = s.pool.get().await.map_err(pool_err)?;
+    let total: i64 = client
+        .query_one(
+            "SELECT (
+               COALESCE((SELECT SUM(size) FROM tenant_plugins WHERE tenant = $1), 0)
+             + COALESCE((SELECT SUM(l.bytes) FROM log_usage l JOIN runs r ON r.id = l.run
+                 WHERE ($2 = '' AND strpos(r.name, '_') = 0)
+                    OR ($2 <> '' AND left(r.name, length($2)) = $2)), 0)
+             + COALESCE((SELECT SUM(sn.size) FROM snapshots sn JOIN runs r ON r.id = sn.run
+                 WHERE ($2 = '' AND strpos(r.name, '_') = 0)
+                    OR ($2 <> '' AND left(r.name, length($2)) = $2)), 0)
+             )::BIGINT",
+            &[&tenant, &prefix],
+        )
+        .await
+        .map_err(pg_err)?
+        .get(0);
+    Ok(total.max(0) as u64)
+}
+
 async fn append_audit(s: &Shared, entry: NewAudit) -> Result<u64> {
     let client = s.pool.get().await.map_err(pool_err)?;
     let seq: i64 = client
@@ -491,6 +513,11 @@ impl TenantStore for PgStore {
     fn delete_plugin(&self, tenant: &str, name: &str) -> Result<bool> {
         let (tenant, name) = (tenant.to_string(), name.to_string());
         self.block(|s| async move { delete_plugin(&s, tenant, name).await })
+    }
+
+    fn stored_bytes(&self, tenant: &str) -> Result<u64> {
+        let tenant = tenant.to_string();
+        self.block(|s| async move { stored_bytes(&s, tenant).await })
     }
 
     fn append_audit(&self, entry: &NewAudit) -> Result<u64> {

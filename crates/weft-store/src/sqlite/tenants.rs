@@ -366,6 +366,26 @@ impl TenantStore for SqliteStore {
         Ok(n > 0)
     }
 
+    fn stored_bytes(&self, tenant: &str) -> Result<u64> {
+        let prefix = crate::tenants::stored_prefix(tenant);
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT
+                   COALESCE((SELECT SUM(size) FROM tenant_plugins WHERE tenant = ?1), 0)
+                 + COALESCE((SELECT SUM(l.bytes) FROM log_usage l JOIN runs r ON r.id = l.run
+                     WHERE (?2 = '' AND instr(r.name, '_') = 0)
+                        OR (?2 <> '' AND substr(r.name, 1, length(?2)) = ?2)), 0)
+                 + COALESCE((SELECT SUM(s.size) FROM snapshots s JOIN runs r ON r.id = s.run
+                     WHERE (?2 = '' AND instr(r.name, '_') = 0)
+                        OR (?2 <> '' AND substr(r.name, 1, length(?2)) = ?2)), 0)",
+                params![tenant, prefix],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n.max(0) as u64)
+            .map_err(|e| self.err(e))
+        })
+    }
+
     fn append_audit(&self, entry: &NewAudit) -> Result<u64> {
         let conn = lock(&self.writer);
         conn.execute(
