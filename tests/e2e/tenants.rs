@@ -814,7 +814,7 @@ fn quotas_hold_a_tenants_runs_back_refuse_past_the_queue_and_bound_memory_and_eg
     let config = data.join("weft.toml");
     std::fs::write(
         &config,
-        "[tenants.acme]\nconcurrent-runs = 1\nqueued-runs = 1\nmemory-mib = 16\negress = [\"127.0.0.1:9\"]\n\n[tenants.beta]\n\n[tenants.gamma]\nconcurrent-tasks = 1\negress = [\"127.0.0.1:9\"]\n",
+        "[tenants.acme]\nconcurrent-runs = 1\nqueued-runs = 1\nmemory-mib = 16\negress = [\"127.0.0.1:9\"]\n\n[tenants.beta]\n\n[tenants.gamma]\nconcurrent-tasks = 1\negress = [\"127.0.0.1:9\"]\n\n[tenants.delta]\nlog-kib-per-run = 1\n",
     )
     .expect("write");
     let plugins = crate::support::plugin_dir();
@@ -918,6 +918,33 @@ fn quotas_hold_a_tenants_runs_back_refuse_past_the_queue_and_bound_memory_and_eg
     assert!(
         spans.windows(2).all(|w| w[1].0 >= w[0].1),
         "one task at a time: {spans:?}"
+    );
+    // delta's runs keep 1 KiB of log lines: three tasks logging 600 bytes each go on, and
+    // the log has the first line, one marker, and nothing more.
+    let delta = token(data, "delta", "dee", "submitter", &[]);
+    let long = "x".repeat(600);
+    let chatty = format!(
+        "apiVersion: weft.dev/v1\nkind: Pipeline\nmetadata: {{name: chatty}}\nspec:\n  tasks:\n    - {{name: a, taskRef: {{name: echo}}, params: [{{name: message, value: {long}}}]}}\n    - {{name: b, runAfter: [a], taskRef: {{name: echo}}, params: [{{name: message, value: {long}}}]}}\n    - {{name: c, runAfter: [b], taskRef: {{name: echo}}, params: [{{name: message, value: {long}}}]}}\n"
+    );
+    assert_eq!(submit(&mut served, &delta, "chatty", &chatty).0, 201);
+    served.token = Some(delta.clone());
+    let run = served.wait_for("chatty", |r| r["finishedAt"].is_i64());
+    assert_eq!(run["report"]["run"]["status"], "Succeeded", "{run:#}");
+    let (_, logs) = served.call("GET", "/api/v1/runs/chatty/logs", None);
+    let texts: Vec<&str> = logs["lines"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .filter_map(|l| l["text"].as_str())
+        .collect();
+    assert_eq!(texts.iter().filter(|t| **t == long).count(), 1, "{texts:?}");
+    assert_eq!(
+        texts
+            .iter()
+            .filter(|t| t.contains("log quota reached"))
+            .count(),
+        1,
+        "{texts:?}"
     );
     // beta has no egress list: a plugin that imports outbound HTTP is not instantiated.
     assert_eq!(submit(&mut served, &beta, "spin", &hostile("spin")).0, 201);

@@ -256,6 +256,7 @@ impl Metrics {
                 ("queued-runs", settings.queued_runs.map(u64::from)),
                 ("memory-mib", settings.memory_mib),
                 ("stored-mib", settings.stored_mib),
+                ("log-kib-per-run", settings.log_kib_per_run),
             ] {
                 let label = QuotaLabel {
                     tenant: tenant.name.clone(),

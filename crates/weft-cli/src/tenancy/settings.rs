@@ -32,6 +32,9 @@ pub struct TenantSettings {
     /// submission or an upload is refused (`429`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stored_mib: Option<u64>,
+    /// Log lines one run keeps, in KiB; past it one marker line, then nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log_kib_per_run: Option<u64>,
     /// Linear memory per task attempt, in MiB (never above the server's ceiling).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory_mib: Option<u64>,
@@ -91,11 +94,13 @@ impl TenantSettings {
     pub fn quota(&self) -> Option<RunQuota> {
         (self.concurrent_runs.is_some()
             || self.concurrent_tasks.is_some()
-            || self.memory_mib.is_some())
+            || self.memory_mib.is_some()
+            || self.log_kib_per_run.is_some())
         .then(|| RunQuota {
             concurrent_runs: self.concurrent_runs,
             concurrent_tasks: self.concurrent_tasks,
             memory_bytes: self.memory_mib.map(|mib| mib.saturating_mul(1 << 20)),
+            log_bytes_per_run: self.log_kib_per_run.map(|kib| kib.saturating_mul(1024)),
         })
     }
 }

@@ -341,6 +341,19 @@ impl Driver {
             Some(journal) => journal.log_sink(&start.name, start.attempt, log),
             None => log,
         };
-        self.options.masker.log_sink(log)
+        let masked = self.options.masker.log_sink(log);
+        match self.options.log_budget_bytes {
+            Some(limit) => {
+                let budget = self
+                    .log_budget
+                    .get_or_init(|| super::log_budget::LogBudget::new(limit))
+                    .clone();
+                Arc::new(super::log_budget::BudgetSink {
+                    inner: masked,
+                    budget,
+                })
+            }
+            None => masked,
+        }
     }
 }

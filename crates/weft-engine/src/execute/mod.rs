@@ -18,6 +18,7 @@ use weft_runtime::{CheckpointStore, TaskReport};
 mod admission;
 mod control;
 mod launch;
+mod log_budget;
 mod options;
 mod replay;
 pub(crate) mod waits;
@@ -104,6 +105,8 @@ struct Driver {
     slot_checked: Instant,
     /// Deadlines of tasks that run a pipeline (their `timeout`), by node and attempt.
     child_deadlines: Vec<(Instant, NodeId, u32)>,
+    /// The run's log budget (its tenant's `log-kib-per-run`), shared by its attempts.
+    log_budget: std::sync::OnceLock<std::sync::Arc<log_budget::LogBudget>>,
 }
 
 impl Driver {
@@ -154,6 +157,7 @@ impl Driver {
             slot_waiting: Vec::new(),
             slot_checked: Instant::now(),
             child_deadlines: Vec::new(),
+            log_budget: std::sync::OnceLock::new(),
         }
     }
 

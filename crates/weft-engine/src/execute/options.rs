@@ -59,6 +59,9 @@ pub struct RunOptions {
     /// The tenant's quota of task attempts at once, if it has one: each task takes one of
     /// those slots before its own group's (waiting aside, `QueuedForAgent`).
     pub tenant_tasks: Option<u32>,
+    /// Bytes of log lines the whole run may keep (its tenant's quota); `None`: only the
+    /// per-task limits.
+    pub log_budget_bytes: Option<u64>,
 }
 
 impl RunOptions {
@@ -81,6 +84,7 @@ impl RunOptions {
             tenant: weft_store::DEFAULT_TENANT.to_string(),
             tenant_runs: None,
             tenant_tasks: None,
+            log_budget_bytes: None,
         }
     }
 }

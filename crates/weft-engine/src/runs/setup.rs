@@ -207,6 +207,7 @@ pub(super) fn options(
         tenant: spec.tenant().to_string(),
         tenant_runs: spec.quota.as_ref().and_then(|q| q.concurrent_runs),
         tenant_tasks: spec.quota.as_ref().and_then(|q| q.concurrent_tasks),
+        log_budget_bytes: spec.quota.as_ref().and_then(|q| q.log_bytes_per_run),
         ..RunOptions::new(name, uid)
     }
 }

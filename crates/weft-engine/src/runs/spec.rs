@@ -103,6 +103,9 @@ pub struct RunQuota {
     /// How many of the tenant's task attempts run at once (across its runs and servers).
     #[serde(default)]
     pub concurrent_tasks: Option<u32>,
+    /// Bytes of log lines the whole run keeps; past it one marker, then nothing.
+    #[serde(default)]
+    pub log_bytes_per_run: Option<u64>,
 }
 
 /// A re-run of a finished run (release-control.md section 6): attempt `attempt` of the
