@@ -814,7 +814,7 @@ fn quotas_hold_a_tenants_runs_back_refuse_past_the_queue_and_bound_memory_and_eg
     let config = data.join("weft.toml");
     std::fs::write(
         &config,
-        "[tenants.acme]\nconcurrent-runs = 1\nqueued-runs = 1\nmemory-mib = 16\negress = [\"127.0.0.1:9\"]\n\n[tenants.beta]\n\n[tenants.gamma]\nconcurrent-tasks = 1\negress = [\"127.0.0.1:9\"]\n\n[tenants.delta]\nlog-kib-per-run = 1\n",
+        "[tenants.acme]\nconcurrent-runs = 1\nqueued-runs = 1\nmemory-mib = 16\negress = [\"127.0.0.1:9\"]\n\n[tenants.beta]\n\n[tenants.gamma]\nconcurrent-tasks = 1\negress = [\"127.0.0.1:9\"]\n\n[tenants.delta]\nlog-kib-per-run = 1\n\n[tenants.epsilon]\ncpu-seconds-per-hour = 1\negress = [\"127.0.0.1:9\"]\n",
     )
     .expect("write");
     let plugins = crate::support::plugin_dir();
@@ -945,6 +945,36 @@ fn quotas_hold_a_tenants_runs_back_refuse_past_the_queue_and_bound_memory_and_eg
             .count(),
         1,
         "{texts:?}"
+    );
+    // epsilon may use 1 s of guest CPU per hour: a task spinning past it uses it up, and
+    // the next task waits for a slot (QueuedForAgent) instead of starting.
+    let eps = token(data, "epsilon", "eve", "submitter", &[]);
+    let spinner = "apiVersion: weft.dev/v1\nkind: Pipeline\nmetadata: {name: spinner}\nspec:\n  tasks:\n    - name: spin\n      timeout: 1500ms\n      taskRef: {name: hostile}\n      params: [{name: mode, value: loop}]\n";
+    assert_eq!(submit(&mut served, &eps, "spinner", spinner).0, 201);
+    served.token = Some(eps.clone());
+    let spun = served.wait_for("spinner", |r| r["finishedAt"].is_i64());
+    assert_eq!(
+        spun["report"]["tasks"][0]["reason"], "TaskRunTimeout",
+        "{spun:#}"
+    );
+    assert_eq!(submit(&mut served, &eps, "after", BRIEF).0, 201);
+    served.token = Some(eps.clone());
+    let after = served.wait_for("after", |r| r.to_string().contains("QueuedForAgent"));
+    assert!(
+        after["finishedAt"].is_null()
+            && after["attempts"][0]["phase"] == "Queued"
+            && after["attempts"][0]["startedAt"].is_null(),
+        "it has not started: {after:#}"
+    );
+    assert_eq!(
+        served
+            .call(
+                "POST",
+                "/api/v1/runs/after/cancel",
+                Some(&json!({"mode": "Cancelled"}))
+            )
+            .0,
+        202
     );
     // beta has no egress list: a plugin that imports outbound HTTP is not instantiated.
     assert_eq!(submit(&mut served, &beta, "spin", &hostile("spin")).0, 201);

@@ -98,6 +98,9 @@ pub struct TaskRequest {
     pub checkpoints: Arc<dyn CheckpointStore>,
     /// Told how long instantiating it took ([`Plugin::run`] only), e.g. for metrics.
     pub instantiated: Option<Instantiated>,
+    /// Told how much guest CPU time the invocation used (epoch ticks while its wasm ran,
+    /// [`crate::EPOCH_TICK`] each), however it ended: e.g. for a tenant's CPU quota.
+    pub cpu_used: Option<Instantiated>,
 }
 
 impl TaskRequest {
@@ -114,6 +117,7 @@ impl TaskRequest {
             log: Arc::new(MemorySink::default()),
             checkpoints: Arc::new(MemoryCheckpoints::default()),
             instantiated: None,
+            cpu_used: None,
         }
     }
 }
@@ -292,9 +296,18 @@ impl Plugin {
         let (answer, mut answered) = tokio::sync::oneshot::channel();
         let job = {
             let (control, output, timed_out) = (control.clone(), output.clone(), timed_out());
+            let cpu_used = request.cpu_used.clone();
             move || {
                 let _slot = slot;
-                let result = drive(io.handle(), store, &output, &control, call, timed_out);
+                let result = drive(
+                    io.handle(),
+                    store,
+                    &output,
+                    &control,
+                    call,
+                    timed_out,
+                    cpu_used,
+                );
                 let _ = answer.send(result);
             }
         };
@@ -637,6 +650,7 @@ fn drive<R>(
     control: &GuestControl,
     call: impl AsyncFnOnce(&mut Store<HostState>) -> wasmtime::Result<R>,
     timed_out: TaskReport,
+    cpu_used: Option<Instantiated>,
 ) -> Result<R, TaskReport> {
     let returned = match control.check() {
         Some(_) => None,
@@ -650,6 +664,10 @@ fn drive<R>(
         }),
     };
     output.flush_partials();
+    if let Some(told) = cpu_used {
+        let ticks = u32::try_from(store.data().cpu.ticks_used).unwrap_or(u32::MAX);
+        told(crate::EPOCH_TICK.saturating_mul(ticks));
+    }
     match (returned, control.check()) {
         (Some(Ok(value)), _) => Ok(value),
         (_, Some(Stop::TimedOut)) => Err(timed_out),

@@ -660,6 +660,14 @@ impl crate::tenants::TenantStore for BatchingStore {
         self.inner.delete_plugin(tenant, name)
     }
 
+    fn add_cpu(&self, tenant: &str, minute: i64, cpu_ms: u64) -> Result<()> {
+        self.inner.add_cpu(tenant, minute, cpu_ms)
+    }
+
+    fn cpu_since(&self, tenant: &str, since: i64) -> Result<u64> {
+        self.inner.cpu_since(tenant, since)
+    }
+
     fn stored_bytes(&self, tenant: &str) -> Result<u64> {
         self.barrier()?;
         self.inner.stored_bytes(tenant)

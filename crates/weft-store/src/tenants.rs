@@ -341,6 +341,13 @@ pub trait TenantStore: Send + Sync {
     /// snapshots (its `stored-mib` quota).
     fn stored_bytes(&self, tenant: &str) -> Result<u64>;
 
+    /// Adds `cpu_ms` of guest CPU time to `tenant`'s use in minute `minute` (minutes since
+    /// the epoch).
+    fn add_cpu(&self, tenant: &str, minute: i64, cpu_ms: u64) -> Result<()>;
+
+    /// The guest CPU time `tenant` used from minute `since` on, in milliseconds.
+    fn cpu_since(&self, tenant: &str, since: i64) -> Result<u64>;
+
     /// Appends to the audit log; the entry's place.
     fn append_audit(&self, entry: &NewAudit) -> Result<u64>;
 

@@ -1708,6 +1708,16 @@ fn tenants_members_tokens_and_an_append_only_audit_log(db: &Db) {
     assert_eq!(store.stored_bytes("acme").unwrap(), 3);
     assert_eq!(store.stored_bytes("default").unwrap(), 0);
 
+    // CPU use per minute: added up, asked for from a minute on, per tenant.
+    store.add_cpu("acme", 100, 250).unwrap();
+    store.add_cpu("acme", 100, 250).unwrap();
+    store.add_cpu("acme", 130, 1_000).unwrap();
+    store.add_cpu("beta", 130, 7).unwrap();
+    assert_eq!(store.cpu_since("acme", 0).unwrap(), 1_500);
+    assert_eq!(store.cpu_since("acme", 101).unwrap(), 1_000);
+    assert_eq!(store.cpu_since("beta", 0).unwrap(), 7);
+    assert_eq!(store.cpu_since("gamma", 0).unwrap(), 0);
+
     // Each tenant lists its own runs: stored names carry the tenant.
     for id in ["acme_one", "plain", "acmex_two"] {
         store.create_run(&new_run(id), "engine", T0).unwrap();

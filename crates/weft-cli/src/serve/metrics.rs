@@ -257,6 +257,7 @@ impl Metrics {
                 ("memory-mib", settings.memory_mib),
                 ("stored-mib", settings.stored_mib),
                 ("log-kib-per-run", settings.log_kib_per_run),
+                ("cpu-seconds-per-hour", settings.cpu_seconds_per_hour),
             ] {
                 let label = QuotaLabel {
                     tenant: tenant.name.clone(),

@@ -32,6 +32,10 @@ pub struct TenantSettings {
     /// submission or an upload is refused (`429`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stored_mib: Option<u64>,
+    /// Guest CPU seconds its tasks may use per rolling hour (measured from wasm execution);
+    /// past it its next tasks wait (`QueuedForAgent`) until the hour's use drops.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_seconds_per_hour: Option<u64>,
     /// Log lines one run keeps, in KiB; past it one marker line, then nothing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log_kib_per_run: Option<u64>,
@@ -95,12 +99,14 @@ impl TenantSettings {
         (self.concurrent_runs.is_some()
             || self.concurrent_tasks.is_some()
             || self.memory_mib.is_some()
-            || self.log_kib_per_run.is_some())
+            || self.log_kib_per_run.is_some()
+            || self.cpu_seconds_per_hour.is_some())
         .then(|| RunQuota {
             concurrent_runs: self.concurrent_runs,
             concurrent_tasks: self.concurrent_tasks,
             memory_bytes: self.memory_mib.map(|mib| mib.saturating_mul(1 << 20)),
             log_bytes_per_run: self.log_kib_per_run.map(|kib| kib.saturating_mul(1024)),
+            cpu_ms_per_hour: self.cpu_seconds_per_hour.map(|s| s.saturating_mul(1000)),
         })
     }
 }

@@ -331,6 +331,10 @@ impl Driver {
     /// One that cannot waits aside (`QueuedForAgent`) and is asked again every
     /// [`SLOT_POLL`].
     pub(super) fn task_slot(&mut self, start: &StartTask) -> bool {
+        // A tenant that used its CPU quota of the last hour starts no more tasks for now.
+        if self.cpu_quota().is_some_and(|quota| quota.over()) {
+            return false;
+        }
         let groups = self.task_groups(start.node);
         if groups.is_empty() {
             return true;
@@ -373,6 +377,21 @@ impl Driver {
             }
         }
         true
+    }
+
+    /// The run's tenant's CPU quota, if it has one (and the run is journaled).
+    pub(super) fn cpu_quota(&self) -> Option<std::sync::Arc<super::cpu_quota::CpuQuota>> {
+        self.cpu_quota
+            .get_or_init(|| {
+                let limit = self.options.cpu_ms_per_hour?;
+                let store = self.journal.as_ref()?.durable().store.clone();
+                Some(super::cpu_quota::CpuQuota::new(
+                    store,
+                    self.options.tenant.clone(),
+                    limit,
+                ))
+            })
+            .clone()
     }
 
     /// The groups a task of `node` takes a slot of before it launches, in order: its

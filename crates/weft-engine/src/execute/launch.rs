@@ -161,6 +161,7 @@ impl Driver {
                     log: request.log.clone(),
                     checkpoints: request.checkpoints.clone(),
                     instantiated: request.instantiated.clone(),
+                    cpu_used: request.cpu_used.clone(),
                 };
                 let report = plugin.run(request).await;
                 if matches!(&report.ending,
@@ -327,6 +328,10 @@ impl Driver {
             log,
             checkpoints,
             instantiated: Some(instantiated),
+            cpu_used: self.cpu_quota().map(|quota| {
+                let told: weft_runtime::Instantiated = Arc::new(move |cpu| quota.used(cpu));
+                told
+            }),
         }
     }
 

@@ -17,6 +17,7 @@ use weft_runtime::{CheckpointStore, TaskReport};
 
 mod admission;
 mod control;
+mod cpu_quota;
 mod launch;
 mod log_budget;
 mod options;
@@ -107,6 +108,8 @@ struct Driver {
     child_deadlines: Vec<(Instant, NodeId, u32)>,
     /// The run's log budget (its tenant's `log-kib-per-run`), shared by its attempts.
     log_budget: std::sync::OnceLock<std::sync::Arc<log_budget::LogBudget>>,
+    /// The tenant's CPU quota as this run sees it (made once the journal is there).
+    cpu_quota: std::sync::OnceLock<Option<std::sync::Arc<cpu_quota::CpuQuota>>>,
 }
 
 impl Driver {
@@ -158,6 +161,7 @@ impl Driver {
             slot_checked: Instant::now(),
             child_deadlines: Vec::new(),
             log_budget: std::sync::OnceLock::new(),
+            cpu_quota: std::sync::OnceLock::new(),
         }
     }
 

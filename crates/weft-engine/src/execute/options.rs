@@ -62,6 +62,9 @@ pub struct RunOptions {
     /// Bytes of log lines the whole run may keep (its tenant's quota); `None`: only the
     /// per-task limits.
     pub log_budget_bytes: Option<u64>,
+    /// Guest CPU milliseconds the tenant's tasks may use per rolling hour; `None`: no
+    /// such quota.
+    pub cpu_ms_per_hour: Option<u64>,
 }
 
 impl RunOptions {
@@ -85,6 +88,7 @@ impl RunOptions {
             tenant_runs: None,
             tenant_tasks: None,
             log_budget_bytes: None,
+            cpu_ms_per_hour: None,
         }
     }
 }

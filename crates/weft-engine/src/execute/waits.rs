@@ -412,8 +412,10 @@ impl Driver {
                     limits: limits.clone(),
                     log: log.clone(),
                     checkpoints: std::sync::Arc::new(weft_runtime::MemoryCheckpoints::default()),
-                    // Gates are not tasks: their instantiations are not timed.
+                    // Gates are not tasks: their instantiations are not timed, nor
+                    // their CPU counted.
                     instantiated: None,
+                    cpu_used: None,
                 };
                 let result = match found {
                     Some(gate) => evaluate(&gate, request, context.clone()).await,

@@ -208,6 +208,7 @@ pub(super) fn options(
         tenant_runs: spec.quota.as_ref().and_then(|q| q.concurrent_runs),
         tenant_tasks: spec.quota.as_ref().and_then(|q| q.concurrent_tasks),
         log_budget_bytes: spec.quota.as_ref().and_then(|q| q.log_bytes_per_run),
+        cpu_ms_per_hour: spec.quota.as_ref().and_then(|q| q.cpu_ms_per_hour),
         ..RunOptions::new(name, uid)
     }
 }

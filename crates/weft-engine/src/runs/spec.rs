@@ -106,6 +106,9 @@ pub struct RunQuota {
     /// Bytes of log lines the whole run keeps; past it one marker, then nothing.
     #[serde(default)]
     pub log_bytes_per_run: Option<u64>,
+    /// Guest CPU milliseconds the tenant's tasks may use per rolling hour.
+    #[serde(default)]
+    pub cpu_ms_per_hour: Option<u64>,
 }
 
 /// A re-run of a finished run (release-control.md section 6): attempt `attempt` of the

@@ -358,6 +358,40 @@ async fn delete_plugin(s: &Shared, tenant: String, name: String) -> Result<bool>
     Ok(n > 0)
 }
 
+async fn add_cpu(s: &Shared, tenant: String, minute: i64, cpu_ms: i64) -> Result<()> {
+    let client = s.pool.get().await.map_err(pool_err)?;
+    client
+        .execute(
+            "INSERT INTO tenant_cpu (tenant, minute, cpu_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (tenant, minute) DO UPDATE SET cpu_ms = tenant_cpu.cpu_ms + $3",
+            &[&tenant, &minute, &cpu_ms],
+        )
+        .await
+        .map_err(pg_err)?;
+    // Nothing older than a day is ever asked for.
+    client
+        .execute(
+            "DELETE FROM tenant_cpu WHERE tenant = $1 AND minute < $2",
+            &[&tenant, &(minute - 24 * 60)],
+        )
+        .await
+        .map_err(pg_err)?;
+    Ok(())
+}
+
+async fn cpu_since(s: &Shared, tenant: String, since: i64) -> Result<u64> {
+    let client = s.pool.get().await.map_err(pool_err)?;
+    let total: i64 = client
+        .query_one(
+            "SELECT COALESCE(SUM(cpu_ms), 0)::BIGINT FROM tenant_cpu WHERE tenant = $1 AND minute >= $2",
+            &[&tenant, &since],
+        )
+        .await
+        .map_err(pg_err)?
+        .get(0);
+    Ok(total.max(0) as u64)
+}
+
 async fn stored_bytes(s: &Shared, tenant: String) -> Result<u64> {
     let prefix = crate::tenants::stored_prefix(&tenant);
     let client = s.pool.get().await.map_err(pool_err)?;
@@ -513,6 +547,17 @@ impl TenantStore for PgStore {
     fn delete_plugin(&self, tenant: &str, name: &str) -> Result<bool> {
         let (tenant, name) = (tenant.to_string(), name.to_string());
         self.block(|s| async move { delete_plugin(&s, tenant, name).await })
+    }
+
+    fn add_cpu(&self, tenant: &str, minute: i64, cpu_ms: u64) -> Result<()> {
+        let tenant = tenant.to_string();
+        let cpu_ms = i64::try_from(cpu_ms).unwrap_or(i64::MAX);
+        self.block(move |s| async move { add_cpu(&s, tenant, minute, cpu_ms).await })
+    }
+
+    fn cpu_since(&self, tenant: &str, since: i64) -> Result<u64> {
+        let tenant = tenant.to_string();
+        self.block(move |s| async move { cpu_since(&s, tenant, since).await })
     }
 
     fn stored_bytes(&self, tenant: &str) -> Result<u64> {

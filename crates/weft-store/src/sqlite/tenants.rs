@@ -366,6 +366,35 @@ impl TenantStore for SqliteStore {
         Ok(n > 0)
     }
 
+    fn add_cpu(&self, tenant: &str, minute: i64, cpu_ms: u64) -> Result<()> {
+        let conn = lock(&self.writer);
+        conn.execute(
+            "INSERT INTO tenant_cpu (tenant, minute, cpu_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT (tenant, minute) DO UPDATE SET cpu_ms = cpu_ms + ?3",
+            params![tenant, minute, i64::try_from(cpu_ms).unwrap_or(i64::MAX)],
+        )
+        .map_err(|e| self.err(e))?;
+        // Nothing older than a day is ever asked for.
+        conn.execute(
+            "DELETE FROM tenant_cpu WHERE tenant = ?1 AND minute < ?2",
+            params![tenant, minute - 24 * 60],
+        )
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn cpu_since(&self, tenant: &str, since: i64) -> Result<u64> {
+        self.read(|conn| {
+            conn.query_row(
+                "SELECT COALESCE(SUM(cpu_ms), 0) FROM tenant_cpu WHERE tenant = ?1 AND minute >= ?2",
+                params![tenant, since],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n.max(0) as u64)
+            .map_err(|e| self.err(e))
+        })
+    }
+
     fn stored_bytes(&self, tenant: &str) -> Result<u64> {
         let prefix = crate::tenants::stored_prefix(tenant);
         self.read(|conn| {

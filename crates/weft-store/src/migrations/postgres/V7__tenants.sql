@@ -61,6 +61,15 @@ CREATE TABLE tenant_plugins (
     PRIMARY KEY (tenant, name)
 );
 
+-- Guest CPU time tenants' tasks used, per minute (their `cpu-seconds-per-hour` quota
+-- looks at the last 60).
+CREATE TABLE tenant_cpu (
+    tenant TEXT NOT NULL,
+    minute BIGINT NOT NULL,
+    cpu_ms BIGINT NOT NULL,
+    PRIMARY KEY (tenant, minute)
+);
+
 -- The audit log: append-only (the trigger refuses changes).
 CREATE TABLE audit (
     seq         BIGSERIAL PRIMARY KEY,

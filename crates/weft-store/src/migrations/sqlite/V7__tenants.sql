@@ -61,6 +61,15 @@ CREATE TABLE tenant_plugins (
     PRIMARY KEY (tenant, name)
 ) STRICT;
 
+-- Guest CPU time tenants' tasks used, per minute (their `cpu-seconds-per-hour` quota
+-- looks at the last 60).
+CREATE TABLE tenant_cpu (
+    tenant TEXT NOT NULL,
+    minute INTEGER NOT NULL,
+    cpu_ms INTEGER NOT NULL,
+    PRIMARY KEY (tenant, minute)
+) STRICT;
+
 -- The audit log: append-only (the triggers refuse changes).
 CREATE TABLE audit (
     seq         INTEGER PRIMARY KEY AUTOINCREMENT,
