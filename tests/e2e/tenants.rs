@@ -879,6 +879,8 @@ fn quotas_hold_a_tenants_runs_back_refuse_past_the_queue_and_bound_memory_and_eg
         "weft_tenant_quota{tenant=\"acme\",quota=\"memory-mib\"} 16",
         "weft_tenant_runs_active{tenant=\"acme\"}",
         "weft_tenant_runs_active{tenant=\"beta\"}",
+        "weft_tenant_usage{tenant=\"acme\",quota=\"stored-mib\"}",
+        "weft_tenant_usage{tenant=\"acme\",quota=\"cpu-seconds-per-hour\"} 0",
     ] {
         assert!(scraped.contains(expected), "{expected}: {scraped}");
     }

@@ -95,6 +95,7 @@ pub struct Metrics {
     tenant_runs_active: Family<TenantLabel, Gauge>,
     tenant_tasks_running: Family<TenantLabel, Gauge>,
     tenant_quota: Family<QuotaLabel, Gauge>,
+    tenant_usage: Family<QuotaLabel, Gauge>,
 }
 
 /// A tenant (operator-made names: DNS labels, never anything a submitter wrote).
@@ -199,6 +200,12 @@ impl Metrics {
             "Task attempts running now, by tenant",
             tenant_tasks_running.clone(),
         );
+        let tenant_usage = Family::<QuotaLabel, Gauge>::default();
+        registry.register(
+            "tenant_usage",
+            "Each tenant's use of what its quotas bound, as the store has it at the scrape: cpu-seconds-per-hour (guest CPU seconds in the last hour), stored-mib (MiB of plugins, logs and snapshots)",
+            tenant_usage.clone(),
+        );
         let tenant_quota = Family::<QuotaLabel, Gauge>::default();
         registry.register(
             "tenant_quota",
@@ -222,6 +229,7 @@ impl Metrics {
             tenant_runs_active,
             tenant_tasks_running,
             tenant_quota,
+            tenant_usage,
         })
     }
 
@@ -239,6 +247,28 @@ impl Metrics {
             tenant,
             state: Mutex::new(RunGauges::default()),
         })
+    }
+
+    /// Sets each tenant's use of what its quotas bound: guest CPU seconds in the last hour
+    /// and MiB kept, read from the store.
+    pub fn usage(&self, store: &dyn weft_store::TenantStore, tenants: &[weft_store::TenantRecord]) {
+        let minute = weft_store::Timestamp::now().millis() / 60_000;
+        for tenant in tenants {
+            let label = |quota| QuotaLabel {
+                tenant: tenant.name.clone(),
+                quota,
+            };
+            if let Ok(ms) = store.cpu_since(&tenant.name, minute - 59) {
+                self.tenant_usage
+                    .get_or_create(&label("cpu-seconds-per-hour"))
+                    .set(i64::try_from(ms / 1000).unwrap_or(i64::MAX));
+            }
+            if let Ok(bytes) = store.stored_bytes(&tenant.name) {
+                self.tenant_usage
+                    .get_or_create(&label("stored-mib"))
+                    .set(i64::try_from(bytes.div_ceil(1 << 20)).unwrap_or(i64::MAX));
+            }
+        }
     }
 
     /// Sets each tenant's quotas (what its usage is measured against) from their
@@ -483,13 +513,15 @@ pub(super) async fn scrape(State(server): State<Arc<Server>>, headers: HeaderMap
         }
         Err(refused) => return *refused,
     }
-    // Quotas change with the configuration: read them as they are now.
-    let store = server.store.clone();
-    if let Ok(Ok(tenants)) =
-        tokio::task::spawn_blocking(move || weft_store::TenantStore::tenants(store.as_ref())).await
-    {
-        server.metrics.quotas(&tenants);
-    }
+    // Quotas change with the configuration, usage with the runs: read them as they are.
+    let shared = server.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        if let Ok(tenants) = weft_store::TenantStore::tenants(shared.store.as_ref()) {
+            shared.metrics.quotas(&tenants);
+            shared.metrics.usage(shared.store.as_ref(), &tenants);
+        }
+    })
+    .await;
     match server.metrics.encode() {
         Ok(text) => (
             StatusCode::OK,
