@@ -271,12 +271,13 @@ pub fn audit_json(entry: &AuditRecord) -> Value {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
 
-    fn store() -> (tempfile::TempDir, weft_store::SqliteStore) {
+    /// A store in a temporary directory (kept while the directory lives).
+    pub(crate) fn store() -> (tempfile::TempDir, weft_store::SqliteStore) {
         let dir = tempfile::tempdir().unwrap();
         let store =
             weft_store::SqliteStore::open(dir.path().join("weft.db"), Default::default()).unwrap();

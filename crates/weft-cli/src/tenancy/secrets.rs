@@ -374,9 +374,7 @@ mod tests {
     use super::*;
 
     fn store() -> (tempfile::TempDir, weft_store::SqliteStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let store =
-            weft_store::SqliteStore::open(dir.path().join("weft.db"), Default::default()).unwrap();
+        let (dir, store) = super::super::tests::store();
         super::super::create_tenant(&store, "acme", "op").unwrap();
         (dir, store)
     }
