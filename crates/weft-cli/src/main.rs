@@ -573,10 +573,11 @@ pub(crate) fn service(
     open: StoreOpener,
     leases: Leases,
 ) -> Result<RunService, Failure> {
-    service_with(plugins, data_dir, secret_flags, open, leases, None)
+    service_with(plugins, data_dir, secret_flags, open, leases, None, None)
 }
 
-/// As [`service`], with tenants' own secrets (`weft serve` with a secrets key).
+/// As [`service`], with tenants' own secrets (`weft serve` with a secrets key) and the
+/// server's task slots shared fairly by tenants (`weft serve`).
 pub(crate) fn service_with(
     plugins: &PluginArgs,
     data_dir: PathBuf,
@@ -584,6 +585,7 @@ pub(crate) fn service_with(
     open: StoreOpener,
     leases: Leases,
     tenant_secrets: Option<Arc<dyn weft_engine::runs::TenantSecrets>>,
+    task_slots: Option<Arc<weft_engine::fair::TaskSlots>>,
 ) -> Result<RunService, Failure> {
     let config = ServiceConfig {
         data_dir,
@@ -595,6 +597,7 @@ pub(crate) fn service_with(
         take_over_here: leases.take_over_here,
         warn: Arc::new(|message: &str| eprintln!("weft: warning: {message}")),
         tenant_secrets,
+        task_slots,
     };
     Ok(RunService::new(registry(plugins)?, config, open))
 }

@@ -20,6 +20,7 @@ mod control;
 mod launch;
 mod options;
 mod replay;
+mod share;
 pub(crate) mod waits;
 mod watchdog;
 
@@ -104,6 +105,10 @@ struct Driver {
     slot_checked: Instant,
     /// Deadlines of tasks that run a pipeline (their `timeout`), by node and attempt.
     child_deadlines: Vec<(Instant, NodeId, u32)>,
+    /// A shared task slot granted for the next attempt ([`share`]).
+    spare_slot: Option<crate::fair::Permit>,
+    /// The run's request for a shared task slot, while it waits for one.
+    acquiring: Option<crate::fair::Acquire>,
 }
 
 impl Driver {
@@ -154,6 +159,8 @@ impl Driver {
             slot_waiting: Vec::new(),
             slot_checked: Instant::now(),
             child_deadlines: Vec::new(),
+            spare_slot: None,
+            acquiring: None,
         }
     }
 
@@ -318,6 +325,11 @@ impl Driver {
                 },
                 () = sleep_until(wait_wakeup) => self.poll_waits(),
                 () = sleep_until(slot_check) => self.check_slots(),
+                permit = share::next_slot(&mut self.acquiring) => {
+                    self.acquiring = None;
+                    self.spare_slot = Some(permit);
+                    Vec::new()
+                },
                 Some(why) = lost_lease.recv() => {
                     tracing::error!(reason = %why, "lost the run's lease; stopping without further writes");
                     self.journal = None;

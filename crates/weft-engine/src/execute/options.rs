@@ -1,8 +1,10 @@
 //! How to run one pipeline run: its name, parallelism, timeouts, what it grants, masking,
 //! journal and snapshots.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::fair::TaskSlots;
 use crate::grants::RunGrants;
 use crate::persist::Durable;
 
@@ -56,6 +58,13 @@ pub struct RunOptions {
     /// The tenant's quota of runs at once, if it has one: the run waits (`Queued`) for
     /// one of those slots before its own group's.
     pub tenant_runs: Option<u32>,
+    /// The server's task slots, shared fairly by every tenant's runs ([`crate::fair`]):
+    /// an attempt launches only once it holds one. `None` (`weft run`, benchmarks): only
+    /// `parallelism` bounds the run.
+    pub task_slots: Option<Arc<TaskSlots>>,
+    /// The tenant's weight in that share (1..=100): a tenant of weight 2 is given twice
+    /// the slots of one of weight 1 while both have tasks waiting.
+    pub weight: u32,
 }
 
 impl RunOptions {
@@ -77,6 +86,8 @@ impl RunOptions {
             carried: Default::default(),
             tenant: weft_store::DEFAULT_TENANT.to_string(),
             tenant_runs: None,
+            task_slots: None,
+            weight: 1,
         }
     }
 }

@@ -193,6 +193,7 @@ pub(super) fn options(
     uid: &str,
     grants: RunGrants,
     masker: RunMasker,
+    task_slots: Option<std::sync::Arc<crate::fair::TaskSlots>>,
 ) -> RunOptions {
     RunOptions {
         parallelism: spec.parallelism.unwrap_or_else(default_parallelism).max(1),
@@ -206,6 +207,8 @@ pub(super) fn options(
         masker,
         tenant: spec.tenant().to_string(),
         tenant_runs: spec.quota.as_ref().and_then(|q| q.concurrent_runs),
+        task_slots,
+        weight: spec.quota.as_ref().and_then(|q| q.weight).unwrap_or(1),
         ..RunOptions::new(name, uid)
     }
 }
