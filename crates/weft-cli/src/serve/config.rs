@@ -7,8 +7,10 @@
 //! listen = "0.0.0.0:7878"
 //! db = "postgres://weft@db/weft"
 //! allow-http = ["api.github.com"]
+//! task-slots = 8
 //!
 //! [tenants.acme]
+//! weight = 2
 //! [tenants.beta]
 //! ```
 //!

@@ -60,7 +60,10 @@ pub struct RunOptions {
     pub tenant_runs: Option<u32>,
     /// The server's task slots, shared fairly by every tenant's runs ([`crate::fair`]):
     /// an attempt launches only once it holds one. `None` (`weft run`, benchmarks): only
-    /// `parallelism` bounds the run.
+    /// `parallelism` bounds the run. A task waiting for a slot has not started: its own
+    /// wall-clock timeout, counted by the runtime from the plugin's invocation, is not
+    /// spent waiting (the run's `pipeline` and `tasks` timeouts are the run's, and do
+    /// count it).
     pub task_slots: Option<Arc<TaskSlots>>,
     /// The tenant's weight in that share (1..=100): a tenant of weight 2 is given twice
     /// the slots of one of weight 1 while both have tasks waiting.

@@ -4,7 +4,8 @@
 //!
 //! Waiting for a slot happens before the attempt starts: its task stays pending, and its
 //! wall-clock timeout (which the runtime counts from the plugin's invocation) is not
-//! spent waiting.
+//! spent waiting. The slot is held until the plugin returns (for a Task of steps, until
+//! its last step returns), not while its workspace snapshot is taken.
 
 use futures::FutureExt;
 
