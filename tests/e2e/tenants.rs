@@ -1161,3 +1161,116 @@ fn a_tenants_uploaded_plugins_are_checked_kept_by_digest_and_found_only_by_its_r
         "{audit:#}"
     );
 }
+
+/// A pipeline of `count` independent tasks, each waiting `duration`.
+fn flood(count: usize, duration: &str) -> String {
+    let mut yaml =
+        "apiVersion: weft.dev/v1\nkind: Pipeline\nmetadata: {name: flood}\nspec:\n  tasks:\n"
+            .to_string();
+    for n in 0..count {
+        yaml.push_str(&format!(
+            "    - name: w{n}\n      taskRef: {{name: wait-for}}\n      params: [{{name: duration, value: {duration}}}]\n"
+        ));
+    }
+    yaml
+}
+
+/// When each attempt of a run document started (ms), those that did.
+fn attempt_starts(run: &Value) -> Vec<i64> {
+    run["attempts"]
+        .as_array()
+        .map(|attempts| {
+            attempts
+                .iter()
+                .filter_map(|a| a["startedAt"].as_i64())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// With one task slot, a tenant's flood of ready tasks does not hold another tenant's
+/// single task behind it: the slot goes to the newcomer next. Checked by order (when
+/// attempts started), never by how long anything took.
+#[test]
+fn fair_sharing_serves_another_tenants_single_task_before_a_flood() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path();
+    let config = data.join("weft.toml");
+    // `wait-for` imports outbound HTTP: it is instantiated only with an egress rule.
+    std::fs::write(
+        &config,
+        "[tenants.acme]\negress = [\"127.0.0.1:9\"]\n\n[tenants.beta]\negress = [\"127.0.0.1:9\"]\n",
+    )
+    .expect("write");
+    let plugins = crate::support::plugin_dir();
+    let mut served = Served::start(
+        data,
+        &[
+            "--config",
+            &config.to_string_lossy(),
+            "--plugins",
+            &plugins.to_string_lossy(),
+            "--task-slots",
+            "1",
+        ],
+    );
+    let acme = token(data, "acme", "sam", "submitter", &[]);
+    let beta = token(data, "beta", "bob", "submitter", &[]);
+    // Three runs of ten tasks: a tenant's runs each wait for a slot, so plain first-come
+    // first-served would put beta behind all three of them.
+    const RUNS: usize = 3;
+    const TASKS: usize = 10;
+    served.token = Some(acme.clone());
+    for run in 0..RUNS {
+        let (code, body) = served.call(
+            "POST",
+            "/api/v1/runs",
+            Some(&json!({"pipeline": flood(TASKS, "200ms"), "name": format!("flood-{run}"), "parallelism": TASKS})),
+        );
+        assert_eq!(code, 201, "{body:#}");
+    }
+    // The flood holds the slot, and all its runs wait for it, before beta asks.
+    served.wait_for("flood-0", |r| !attempt_starts(r).is_empty());
+    for run in 0..RUNS {
+        served.wait_for(&format!("flood-{run}"), |r| r["phase"] == "Running");
+    }
+    served.token = Some(beta.clone());
+    let (code, body) = served.call(
+        "POST",
+        "/api/v1/runs",
+        Some(&json!({"pipeline": BRIEF.replace("1500ms", "200ms"), "name": "single"})),
+    );
+    assert_eq!(code, 201, "{body:#}");
+    let single = served.wait_for("single", |r| r["finishedAt"].is_i64());
+    assert_eq!(single["report"]["run"]["status"], "Succeeded", "{single:#}");
+    served.token = Some(acme.clone());
+    let mut flood_starts = Vec::new();
+    for run in 0..RUNS {
+        let flooded = served.wait_for(&format!("flood-{run}"), |r| r["finishedAt"].is_i64());
+        assert_eq!(
+            flooded["report"]["run"]["status"], "Succeeded",
+            "{flooded:#}"
+        );
+        flood_starts.extend(attempt_starts(&flooded));
+    }
+
+    let submitted = single["createdAt"].as_i64().expect("createdAt");
+    let started = attempt_starts(&single);
+    assert_eq!(started.len(), 1, "{single:#}");
+    assert_eq!(flood_starts.len(), RUNS * TASKS, "{flood_starts:?}");
+    // Ties count against the scheduler: a flood task started in the same millisecond as
+    // beta's submission or its task counts as served in between.
+    let in_between = flood_starts
+        .iter()
+        .filter(|&&at| at >= submitted && at <= started[0])
+        .count();
+    assert!(
+        in_between <= 2,
+        "{in_between} of the flood's tasks started between beta's submission and its task: {flood_starts:?} {single:#}"
+    );
+    let after = flood_starts.iter().filter(|&&at| at > started[0]).count();
+    assert!(
+        after >= RUNS * TASKS / 2,
+        "the flood was still going when beta's task started ({after} after it)"
+    );
+}

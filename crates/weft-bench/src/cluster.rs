@@ -68,8 +68,21 @@ pub(crate) fn start_logged(
     db: &str,
     stderr: Stdio,
 ) -> Result<Server, String> {
+    start_with(inputs, data, &["--db", db], stderr)
+}
+
+/// Starts `weft serve` on a loopback port with `args` besides its plugins, its standard
+/// error going to `stderr`.
+pub(crate) fn start_with(
+    inputs: &Inputs,
+    data: &Path,
+    args: &[&str],
+    stderr: Stdio,
+) -> Result<Server, String> {
     let mut child = Command::new(&inputs.weft)
-        .args(["serve", "--listen", "127.0.0.1:0", "--db", db, "--plugins"])
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .arg("--plugins")
         .arg(&inputs.plugins)
         .env("WEFT_DATA_DIR", data)
         .env("WEFT_CACHE_DIR", data.join("cache"))
@@ -103,13 +116,27 @@ pub(crate) fn call(
     path: &str,
     body: &str,
 ) -> Result<(u16, String), String> {
+    call_as(address, None, method, path, body)
+}
+
+/// [`call`] with a bearer token.
+pub(crate) fn call_as(
+    address: &str,
+    token: Option<&str>,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> Result<(u16, String), String> {
+    let authorization = token
+        .map(|token| format!("Authorization: Bearer {token}\r\n"))
+        .unwrap_or_default();
     let mut stream = TcpStream::connect(address).map_err(err)?;
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .map_err(err)?;
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\n{authorization}Connection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .map_err(err)?;

@@ -27,12 +27,16 @@
 //!   core (against the same tasks on an idle engine).
 //! - B14: echo written with the Python and JavaScript SDKs vs the Rust `echo`: cold start
 //!   (compile), compiled-cache load and one run, as ratios.
+//! - B15: fair sharing: a tenant's 1-task run on `weft serve` while another tenant floods
+//!   it with 200 CPU-bound tasks, against the same run alone; with `--task-slots` = the
+//!   CPUs and with slots enough for the whole flood.
 //! - Memory: peak RSS of the 1,000-task run; bytes per pending task at 10,000.
 
 mod alloc;
 mod b1;
 mod cluster;
 mod engine_runs;
+mod fairness;
 mod guests;
 mod hostile;
 mod masking;
@@ -168,6 +172,9 @@ fn main() -> ExitCode {
     }
     if wanted("B14") {
         record(runtime.block_on(sdk::run(&inputs)), "B14");
+    }
+    if wanted("B15") {
+        record(fairness::run(&inputs), "B15");
     }
     if wanted("B2") {
         record(engine_runs::dag_vs_make(&inputs), "B2");

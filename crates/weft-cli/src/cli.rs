@@ -353,6 +353,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s")]
     pub shutdown_grace: String,
 
+    /// How many task attempts run at once on this server, all runs together; ready tasks
+    /// of all tenants share them by weighted fair queuing (each tenant's `weight`). By
+    /// default, the number of CPUs.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65536), env = "WEFT_TASK_SLOTS")]
+    pub task_slots: Option<u32>,
+
     /// HTTP(S) destinations every run's tasks and reporters may reach, as
     /// `weft run --allow-http` (repeatable).
     #[arg(long = "allow-http", value_name = "[TASK=]RULE")]

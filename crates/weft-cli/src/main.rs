@@ -573,19 +573,43 @@ pub(crate) fn service(
     open: StoreOpener,
     leases: Leases,
 ) -> Result<RunService, Failure> {
-    service_with(plugins, data_dir, secret_flags, open, leases, None, None)
+    service_with(
+        plugins,
+        data_dir,
+        secret_flags,
+        open,
+        leases,
+        ServerParts::default(),
+    )
 }
 
-/// As [`service`], with tenants' own secrets (`weft serve` with a secrets key).
+/// What only `weft serve` gives its service: tenants' secrets and plugins, and the task
+/// slots every tenant shares.
+#[derive(Default)]
+pub(crate) struct ServerParts {
+    /// Tenants' own secrets.
+    pub tenant_secrets: Option<Arc<dyn weft_engine::runs::TenantSecrets>>,
+    /// Tenants' uploaded plugins.
+    pub tenant_plugins: Option<Arc<dyn weft_engine::runs::TenantPlugins>>,
+    /// The server's task slots, shared fairly.
+    pub task_slots: Option<Arc<weft_engine::fair::TaskSlots>>,
+}
+
+/// As [`service`], with tenants' own secrets (`weft serve` with a secrets key) and the
+/// server's task slots shared fairly by tenants (`weft serve`).
 pub(crate) fn service_with(
     plugins: &PluginArgs,
     data_dir: PathBuf,
     secret_flags: &[String],
     open: StoreOpener,
     leases: Leases,
-    tenant_secrets: Option<Arc<dyn weft_engine::runs::TenantSecrets>>,
-    tenant_plugins: Option<Arc<dyn weft_engine::runs::TenantPlugins>>,
+    parts: ServerParts,
 ) -> Result<RunService, Failure> {
+    let ServerParts {
+        tenant_secrets,
+        tenant_plugins,
+        task_slots,
+    } = parts;
     let config = ServiceConfig {
         data_dir,
         secrets: spec_flags::secrets(secret_flags)?,
@@ -596,6 +620,7 @@ pub(crate) fn service_with(
         take_over_here: leases.take_over_here,
         warn: Arc::new(|message: &str| eprintln!("weft: warning: {message}")),
         tenant_secrets,
+        task_slots,
     };
     let mut registry = registry(plugins)?;
     if let Some(source) = tenant_plugins {

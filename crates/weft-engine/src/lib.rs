@@ -7,6 +7,7 @@
 
 mod decorate;
 mod execute;
+pub mod fair;
 mod fault;
 mod grants;
 mod mask;

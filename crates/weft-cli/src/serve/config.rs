@@ -7,8 +7,10 @@
 //! listen = "0.0.0.0:7878"
 //! db = "postgres://weft@db/weft"
 //! allow-http = ["api.github.com"]
+//! task-slots = 8
 //!
 //! [tenants.acme]
+//! weight = 2
 //! [tenants.beta]
 //! ```
 //!
@@ -39,6 +41,7 @@ pub struct ServeConfig {
     recover_timeout: Option<String>,
     workspace_snapshots: Option<String>,
     shutdown_grace: Option<String>,
+    task_slots: Option<u32>,
     allow_http: Option<Vec<String>>,
     secret: Option<Vec<String>>,
     report_timeout: Option<String>,
@@ -193,6 +196,12 @@ impl ServeConfig {
             "shutdown_grace",
             explicit,
         );
+        set_opt(
+            &mut args.task_slots,
+            &self.task_slots,
+            "task_slots",
+            explicit,
+        );
         set(
             &mut args.allow_http,
             &self.allow_http,
@@ -321,7 +330,7 @@ mod tests {
     #[test]
     fn flags_given_win_over_the_file() {
         let config = read(
-            "listen = \"0.0.0.0:9000\"\nshutdown-grace = \"5s\"\nallow-http = [\"a.example\"]\n",
+            "listen = \"0.0.0.0:9000\"\nshutdown-grace = \"5s\"\nallow-http = [\"a.example\"]\ntask-slots = 3\n",
         )
         .unwrap();
         #[derive(clap::Parser)]
@@ -336,5 +345,6 @@ mod tests {
         assert_eq!(args.listen, "127.0.0.1:1");
         assert_eq!(args.shutdown_grace, "5s");
         assert_eq!(args.allow_http, ["a.example"]);
+        assert_eq!(args.task_slots, Some(3));
     }
 }

@@ -182,10 +182,15 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
             ttl: recover_timeout,
             take_over_here: true,
         },
-        tenant_secrets,
-        Some(Arc::new(crate::tenancy::plugins::StoredPlugins {
-            store: store.clone(),
-        })),
+        crate::ServerParts {
+            tenant_secrets,
+            tenant_plugins: Some(Arc::new(crate::tenancy::plugins::StoredPlugins {
+                store: store.clone(),
+            })),
+            task_slots: Some(weft_engine::fair::TaskSlots::new(task_slots(
+                args.task_slots,
+            ))),
+        },
     )?;
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
@@ -528,4 +533,14 @@ fn snapshot_defaults(target: Option<&str>) -> Result<SnapshotRequest, Failure> {
         request.enabled = None;
     }
     Ok(request)
+}
+
+/// How many task attempts the server runs at once (`--task-slots`): by default one per
+/// CPU, since guest code is CPU-bound and runs on its own threads.
+fn task_slots(flag: Option<u32>) -> usize {
+    flag.map_or_else(
+        || std::thread::available_parallelism().map_or(1, |n| n.get()),
+        |n| usize::try_from(n).unwrap_or(usize::MAX),
+    )
+    .max(1)
 }

@@ -45,6 +45,10 @@ pub struct TenantSettings {
     /// Where its tasks may reach over HTTP (`--allow-http` rules); none when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub egress: Option<Vec<String>>,
+    /// Its weight in the fair share of the server's task slots (1..=100, default 1): while
+    /// tenants have tasks waiting, one of weight 2 is given twice the slots of one of 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -88,6 +92,14 @@ impl TenantSettings {
         {
             return Err(format!("memory-mib must be between 1 and {MAX_MEMORY_MIB}"));
         }
+        if let Some(weight) = self.weight
+            && !(1..=weft_engine::fair::MAX_WEIGHT).contains(&weight)
+        {
+            return Err(format!(
+                "weight must be between 1 and {}",
+                weft_engine::fair::MAX_WEIGHT
+            ));
+        }
         if let Some(rules) = &self.egress {
             crate::spec_flags::http_rules(rules).map_err(|f| format!("egress: {}", f.message))?;
         }
@@ -100,13 +112,15 @@ impl TenantSettings {
             || self.concurrent_tasks.is_some()
             || self.memory_mib.is_some()
             || self.log_kib_per_run.is_some()
-            || self.cpu_seconds_per_hour.is_some())
+            || self.cpu_seconds_per_hour.is_some()
+            || self.weight.is_some())
         .then(|| RunQuota {
             concurrent_runs: self.concurrent_runs,
             concurrent_tasks: self.concurrent_tasks,
             memory_bytes: self.memory_mib.map(|mib| mib.saturating_mul(1 << 20)),
             log_bytes_per_run: self.log_kib_per_run.map(|kib| kib.saturating_mul(1024)),
             cpu_ms_per_hour: self.cpu_seconds_per_hour.map(|s| s.saturating_mul(1000)),
+            weight: self.weight,
         })
     }
 }
@@ -123,6 +137,7 @@ mod tests {
             concurrent_runs: Some(2),
             memory_mib: Some(64),
             egress: Some(vec!["api.example.com".into()]),
+            weight: Some(3),
             ..TenantSettings::default()
         };
         settings.check().unwrap();
@@ -131,6 +146,7 @@ mod tests {
         let read = TenantSettings::from_stored(&stored).unwrap();
         assert_eq!(read.concurrent_runs, Some(2));
         assert_eq!(read.quota().unwrap().memory_bytes, Some(64 << 20));
+        assert_eq!(read.quota().unwrap().weight, Some(3));
         assert_eq!(
             TenantSettings::from_stored("{}").unwrap(),
             TenantSettings::default()
@@ -148,6 +164,14 @@ mod tests {
             },
             TenantSettings {
                 egress: Some(vec!["ftp://nope".into()]),
+                ..TenantSettings::default()
+            },
+            TenantSettings {
+                weight: Some(0),
+                ..TenantSettings::default()
+            },
+            TenantSettings {
+                weight: Some(101),
                 ..TenantSettings::default()
             },
         ] {

@@ -1,6 +1,7 @@
 //! Starting attempts: each `Start` the run state asks for is granted (the grant builder),
-//! given its log sink (masked, journaled, observed) and checkpoints, and run on tokio; its
-//! ending is masked, journaled and fed back.
+//! given its log sink (masked, journaled, observed) and checkpoints, and run on tokio
+//! while it holds one of the server's task slots, if they are shared ([`super::share`]);
+//! its ending is masked, journaled and fed back.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,9 +39,13 @@ impl Driver {
     pub(super) fn launch(&mut self) -> Vec<Action> {
         let mut actions = Vec::new();
         if self.suspend_by.is_some() {
+            self.return_task_slot();
             return actions;
         }
         while self.running.len() < self.options.parallelism.max(1) {
+            if self.queue.is_empty() || !self.has_task_slot() {
+                break;
+            }
             let Some(start) = self.queue.pop_front() else {
                 break;
             };
@@ -82,9 +87,11 @@ impl Driver {
             );
             let (node, attempt) = (start.node, start.attempt);
             let (masker, log) = (self.options.masker.clone(), request.log.clone());
+            let slot = self.take_task_slot();
             fault::point("task-start-before");
             let abort = self.tasks.spawn(async move {
                 let mut report = plugin.run(request).await;
+                drop(slot);
                 // Before anything sees it: the journal, dependents, reports, forges.
                 masker.task_report_logged(&mut report, &*log);
                 if let Some(snapshots) = snapshots {
@@ -103,6 +110,7 @@ impl Driver {
             actions.extend(self.state.task_started(node, attempt));
             fault::point("task-start-after");
         }
+        self.return_task_slot();
         actions
     }
 
@@ -140,6 +148,8 @@ impl Driver {
         let masker = self.options.masker.clone();
         let log = first.log.clone();
         let (params, timeout) = (start.params.clone(), start.timeout);
+        // One slot for all the steps: they run one after another.
+        let slot = self.take_task_slot();
         fault::point("task-start-before");
         let abort = self.tasks.spawn(async move {
             let began = Instant::now();
@@ -173,6 +183,7 @@ impl Driver {
                 }
                 run.ended(report.ending, report.results);
             }
+            drop(slot);
             let mut report = cut_short.unwrap_or_else(|| {
                 let (ending, results) = run.finish();
                 TaskReport { ending, results }

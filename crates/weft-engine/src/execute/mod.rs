@@ -22,6 +22,7 @@ mod launch;
 mod log_budget;
 mod options;
 mod replay;
+mod share;
 pub(crate) mod waits;
 mod watchdog;
 
@@ -110,6 +111,10 @@ struct Driver {
     log_budget: std::sync::OnceLock<std::sync::Arc<log_budget::LogBudget>>,
     /// The tenant's CPU quota as this run sees it (made once the journal is there).
     cpu_quota: std::sync::OnceLock<Option<std::sync::Arc<cpu_quota::CpuQuota>>>,
+    /// A shared task slot granted for the next attempt ([`share`]).
+    spare_slot: Option<crate::fair::Permit>,
+    /// The run's request for a shared task slot, while it waits for one.
+    acquiring: Option<crate::fair::Acquire>,
 }
 
 impl Driver {
@@ -162,6 +167,8 @@ impl Driver {
             child_deadlines: Vec::new(),
             log_budget: std::sync::OnceLock::new(),
             cpu_quota: std::sync::OnceLock::new(),
+            spare_slot: None,
+            acquiring: None,
         }
     }
 
@@ -326,6 +333,11 @@ impl Driver {
                 },
                 () = sleep_until(wait_wakeup) => self.poll_waits(),
                 () = sleep_until(slot_check) => self.check_slots(),
+                permit = share::next_slot(&mut self.acquiring) => {
+                    self.acquiring = None;
+                    self.spare_slot = Some(permit);
+                    Vec::new()
+                },
                 Some(why) = lost_lease.recv() => {
                     tracing::error!(reason = %why, "lost the run's lease; stopping without further writes");
                     self.journal = None;

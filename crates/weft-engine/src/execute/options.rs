@@ -1,8 +1,10 @@
 //! How to run one pipeline run: its name, parallelism, timeouts, what it grants, masking,
 //! journal and snapshots.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use crate::fair::TaskSlots;
 use crate::grants::RunGrants;
 use crate::persist::Durable;
 
@@ -65,6 +67,16 @@ pub struct RunOptions {
     /// Guest CPU milliseconds the tenant's tasks may use per rolling hour; `None`: no
     /// such quota.
     pub cpu_ms_per_hour: Option<u64>,
+    /// The server's task slots, shared fairly by every tenant's runs ([`crate::fair`]):
+    /// an attempt launches only once it holds one. `None` (`weft run`, benchmarks): only
+    /// `parallelism` bounds the run. A task waiting for a slot has not started: its own
+    /// wall-clock timeout, counted by the runtime from the plugin's invocation, is not
+    /// spent waiting (the run's `pipeline` and `tasks` timeouts are the run's, and do
+    /// count it).
+    pub task_slots: Option<Arc<TaskSlots>>,
+    /// The tenant's weight in that share (1..=100): a tenant of weight 2 is given twice
+    /// the slots of one of weight 1 while both have tasks waiting.
+    pub weight: u32,
 }
 
 impl RunOptions {
@@ -89,6 +101,8 @@ impl RunOptions {
             tenant_tasks: None,
             log_budget_bytes: None,
             cpu_ms_per_hour: None,
+            task_slots: None,
+            weight: 1,
         }
     }
 }

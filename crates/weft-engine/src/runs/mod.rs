@@ -97,6 +97,9 @@ pub struct ServiceConfig {
     /// Tenants' own secrets (`weft serve` with a secrets key), decrypted when a run of
     /// the tenant is set up.
     pub tenant_secrets: Option<Arc<dyn crate::secrets::TenantSecrets>>,
+    /// The server's task slots, shared fairly by all tenants' runs (`weft serve`); `None`:
+    /// each run is bounded by its own parallelism only.
+    pub task_slots: Option<Arc<crate::fair::TaskSlots>>,
 }
 
 /// Runs' lifecycle (see the module docs).

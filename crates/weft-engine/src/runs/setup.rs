@@ -193,6 +193,7 @@ pub(super) fn options(
     uid: &str,
     grants: RunGrants,
     masker: RunMasker,
+    task_slots: Option<std::sync::Arc<crate::fair::TaskSlots>>,
 ) -> RunOptions {
     RunOptions {
         parallelism: spec.parallelism.unwrap_or_else(default_parallelism).max(1),
@@ -209,6 +210,8 @@ pub(super) fn options(
         tenant_tasks: spec.quota.as_ref().and_then(|q| q.concurrent_tasks),
         log_budget_bytes: spec.quota.as_ref().and_then(|q| q.log_bytes_per_run),
         cpu_ms_per_hour: spec.quota.as_ref().and_then(|q| q.cpu_ms_per_hour),
+        task_slots,
+        weight: spec.quota.as_ref().and_then(|q| q.weight).unwrap_or(1),
         ..RunOptions::new(name, uid)
     }
 }

@@ -109,6 +109,10 @@ pub struct RunQuota {
     /// Guest CPU milliseconds the tenant's tasks may use per rolling hour.
     #[serde(default)]
     pub cpu_ms_per_hour: Option<u64>,
+    /// The tenant's weight in the fair share of the server's task slots (1..=100; `None`:
+    /// 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
 }
 
 /// A re-run of a finished run (release-control.md section 6): attempt `attempt` of the

@@ -170,7 +170,14 @@ impl RunService {
             .map_err(SubmitError::Refused)?;
         let masker = secrets.masker();
         let grants = setup::run_grants(&spec, &secrets, workspaces, read_only);
-        let mut options = setup::options(&spec, &name, &uid, grants, masker.clone());
+        let mut options = setup::options(
+            &spec,
+            &name,
+            &uid,
+            grants,
+            masker.clone(),
+            self.config.task_slots.clone(),
+        );
         options.snapshots = snapshots;
         options.carried = carried;
 

@@ -142,8 +142,14 @@ impl RunService {
             .map_err(unusable)?;
         let masker = secrets.masker();
         let grants = setup::run_grants(spec, &secrets, workspaces, read_only);
-        let mut options =
-            setup::options(spec, &submitted.name, &stored.uid, grants, masker.clone());
+        let mut options = setup::options(
+            spec,
+            &submitted.name,
+            &stored.uid,
+            grants,
+            masker.clone(),
+            self.config.task_slots.clone(),
+        );
         // Deadlines count from the run's start: a restart never extends them. A run that
         // starts when it is created counts from then; one that waited for its scheduled
         // time or its group's slot counts from its first task (the wait does not count),
