@@ -355,7 +355,7 @@ pub struct ServeArgs {
 
     /// How many task attempts run at once on this server, all runs together; ready tasks
     /// of all tenants share them by weighted fair queuing (each tenant's `weight`). By
-    /// default, the number of CPUs.
+    /// default 4 per CPU, as many as one run may run at once.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65536), env = "WEFT_TASK_SLOTS")]
     pub task_slots: Option<u32>,
 

@@ -23,6 +23,8 @@ mod secrets;
 mod snapshot;
 mod source;
 
+/// How many task attempts a run starts at once unless told: 4 per CPU.
+pub use execute::default_parallelism;
 pub use runs::{
     Finished, LiveRun, RunService, RunSpec, ServiceConfig, StoreOpener, SubmitError, Warn,
 };

@@ -535,12 +535,13 @@ fn snapshot_defaults(target: Option<&str>) -> Result<SnapshotRequest, Failure> {
     Ok(request)
 }
 
-/// How many task attempts the server runs at once (`--task-slots`): by default one per
-/// CPU, since guest code is CPU-bound and runs on its own threads.
+/// How many task attempts the server runs at once (`--task-slots`): by default as many as
+/// one run may (4 per CPU, `default_parallelism`): tasks that wait (a timer, an HTTP
+/// answer) hold a slot too, and a server of one CPU's worth of slots would run a single
+/// run's waiting tasks one at a time.
 fn task_slots(flag: Option<u32>) -> usize {
-    flag.map_or_else(
-        || std::thread::available_parallelism().map_or(1, |n| n.get()),
-        |n| usize::try_from(n).unwrap_or(usize::MAX),
-    )
+    flag.map_or_else(weft_engine::default_parallelism, |n| {
+        usize::try_from(n).unwrap_or(usize::MAX)
+    })
     .max(1)
 }
