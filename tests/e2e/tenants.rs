@@ -978,6 +978,25 @@ fn quotas_hold_a_tenants_runs_back_refuse_past_the_queue_and_bound_memory_and_eg
             .0,
         202
     );
+    // A run narrows its tenant's egress, never widens it.
+    served.token = Some(gamma.clone());
+    let (code, body) = served.call(
+        "POST",
+        "/api/v1/runs",
+        Some(&json!({"pipeline": BRIEF, "egress": ["127.0.0.1:10"]})),
+    );
+    assert_eq!(code, 400, "{body:#}");
+    let (code, body) = served.call(
+        "POST",
+        "/api/v1/runs",
+        Some(&json!({"pipeline": BRIEF, "name": "narrowed", "egress": []})),
+    );
+    assert_eq!(code, 201, "{body:#}");
+    let narrowed = served.wait_for("narrowed", |r| r["finishedAt"].is_i64());
+    assert_eq!(
+        narrowed["report"]["tasks"][0]["reason"], "CapabilityDenied",
+        "{narrowed:#}"
+    );
     // beta has no egress list: a plugin that imports outbound HTTP is not instantiated.
     assert_eq!(submit(&mut served, &beta, "spin", &hostile("spin")).0, 201);
     served.token = Some(beta.clone());
@@ -1117,7 +1136,7 @@ fn a_tenants_uploaded_plugins_are_checked_kept_by_digest_and_found_only_by_its_r
 
     // The operator uploads from the command line; `push` needs a registry or a tenant.
     let cli = weft_in(data)
-        .args(["plugin", "push"])
+        .args(["plugins", "push"])
         .arg(plugins.join("echo.wasm"))
         .args(["--tenant", "beta", "--name", "beta-echo"])
         .output()

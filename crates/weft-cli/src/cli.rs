@@ -24,8 +24,8 @@ pub enum Command {
     Run(Box<RunArgs>),
     /// Validate a pipeline without running anything (exit code 2 when invalid).
     Validate(PipelineArgs),
-    /// Inspect and prepare plugins.
-    #[command(subcommand)]
+    /// Inspect and prepare plugins (also `weft plugins`).
+    #[command(subcommand, visible_alias = "plugins")]
     Plugin(PluginCommand),
     /// Run history and recovery (the run store).
     #[command(subcommand)]

@@ -56,6 +56,10 @@ pub(super) struct SubmitRequest {
     /// `--allow-registry` names.
     #[serde(default)]
     plugins: BTreeMap<String, String>,
+    /// Narrows the tenant's egress list for this run: each entry must be one of its
+    /// rules (a run never widens what its tenant may reach).
+    #[serde(default)]
+    egress: Option<Vec<String>>,
 }
 
 impl SubmitRequest {
@@ -80,6 +84,7 @@ impl SubmitRequest {
             reports: Vec::new(),
             scheduled_at: None,
             plugins,
+            egress: None,
         }
     }
 
@@ -103,9 +108,13 @@ pub(super) async fn submit_request(
     if let Some(refused) = super::not_accepting(server) {
         return Err(refused);
     }
+    let egress = request.egress.clone();
     let mut spec = run_spec(server, request)
         .map_err(|err| Refusal::new(StatusCode::BAD_REQUEST, "bad-request", err))?;
     for_tenant(server, caller, &mut spec)?;
+    if let Some(narrowed) = egress {
+        narrow_egress(server, caller, &mut spec, &narrowed)?;
+    }
     refuse_over_quotas(server, caller)?;
     start_submitted(server, server.service.submit(spec).await).map(|name| caller.show(&name))
 }
@@ -221,6 +230,38 @@ pub(super) fn for_tenant(
         http.reporters = server.defaults.http.reporters.clone();
         spec.http = http;
     }
+    Ok(())
+}
+
+/// A run's own egress list: a subset of what its tenant may reach (the operator's
+/// `--allow-http` rules for `default` without an egress list), else the `400` naming the
+/// rule it may not have.
+fn narrow_egress(
+    server: &Server,
+    caller: &Caller,
+    spec: &mut RunSpec,
+    narrowed: &[String],
+) -> Result<(), Refusal> {
+    let settings = tenant_settings(server, &caller.tenant)?;
+    let allowed: Vec<String> = match settings.egress {
+        Some(rules) => rules,
+        None if caller.tenant == weft_store::DEFAULT_TENANT => server.args.allow_http.clone(),
+        None => Vec::new(),
+    };
+    if let Some(wider) = narrowed.iter().find(|rule| !allowed.contains(rule)) {
+        return Err(Refusal::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            format!(
+                "egress `{wider}` is not one of tenant {}'s rules: a run narrows its tenant's egress, never widens it",
+                caller.tenant
+            ),
+        ));
+    }
+    let mut http = spec_flags::http_rules(narrowed)
+        .map_err(|f| Refusal::new(StatusCode::BAD_REQUEST, "bad-request", f.message))?;
+    http.reporters = server.defaults.http.reporters.clone();
+    spec.http = http;
     Ok(())
 }
 
