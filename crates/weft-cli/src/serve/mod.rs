@@ -483,25 +483,26 @@ impl IntoResponse for Refusal {
     }
 }
 
-/// Appends to the audit log as `caller`, in its tenant; a failure is logged, not answered
+/// Appends an action on the stored run `run` to the audit log of the run's tenant (so its
+/// admins see what the operator did too), as `caller`; a failure is logged, not answered
 /// (the action it records already happened).
-fn audit(
+fn audit_run(
     server: &Server,
     caller: &auth::Caller,
     action: &str,
-    target: &str,
+    run: &str,
     detail: serde_json::Value,
 ) {
-    let target = caller.show(target);
-    if let Err(err) = crate::tenancy::record(
-        server.store.as_ref(),
-        &caller.tenant,
-        &caller.identity,
-        action,
-        &target,
-        detail,
-    ) {
-        tracing::error!(action, target, error = %err, "cannot write the audit log");
+    let (tenant, name) = weft_store::tenants::unqualify(run);
+    let actor = if tenant == caller.tenant {
+        caller.identity.clone()
+    } else {
+        format!("{}@{}", caller.identity, caller.tenant)
+    };
+    if let Err(err) =
+        crate::tenancy::record(server.store.as_ref(), tenant, &actor, action, name, detail)
+    {
+        tracing::error!(action, run, error = %err, "cannot write the audit log");
     }
 }
 

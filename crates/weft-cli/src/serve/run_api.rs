@@ -635,7 +635,7 @@ pub(super) fn cancel_run(
         return Err(caller.forbidden(Role::Submitter, "cancel runs"));
     }
     let cancelled = send_cancel(server, &stored, mode)?;
-    super::audit(
+    super::audit_run(
         server,
         caller,
         "run.cancel",

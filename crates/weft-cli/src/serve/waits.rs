@@ -196,7 +196,7 @@ pub(super) fn decide_for(
     };
     match decide(server.store.as_ref(), &run, task, &ballot) {
         Ok(receipt) => {
-            super::audit(
+            super::audit_run(
                 server,
                 &caller,
                 &format!("{verb}.decide"),
