@@ -20,6 +20,7 @@ pub mod cache;
 pub mod capabilities;
 pub mod grants;
 mod guest;
+mod hooks;
 pub mod limits;
 pub mod load;
 pub mod masking;

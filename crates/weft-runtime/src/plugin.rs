@@ -77,10 +77,7 @@ macro_rules! by_contract {
     };
 }
 
-/// Told how long instantiating a task's component took (a task of steps instantiates one
-/// per step). Called on the guest's thread, right after instantiation, before the plugin
-/// runs; it should be quick.
-pub type Instantiated = Arc<dyn Fn(std::time::Duration) + Send + Sync>;
+pub use crate::hooks::Instantiated;
 
 /// One invocation of a task plugin.
 pub struct TaskRequest {

@@ -109,7 +109,7 @@ pub(crate) struct Returned<T> {
 /// Awaits `instantiate` (a component's instantiation) and tells `hook` how long it took;
 /// without a hook nothing is timed, so the common call pays nothing.
 pub(crate) async fn timed<F: std::future::Future>(
-    hook: Option<&crate::plugin::Instantiated>,
+    hook: Option<&crate::hooks::Instantiated>,
     instantiate: F,
 ) -> F::Output {
     let Some(hook) = hook else {

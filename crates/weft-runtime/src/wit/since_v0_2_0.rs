@@ -111,7 +111,7 @@ pub(crate) async fn run_task<T: Send + 'static>(
     context: &TaskContext,
     params: &BTreeMap<String, ParamValue>,
     workspaces: &[WorkspaceBinding],
-    instantiated: Option<&crate::plugin::Instantiated>,
+    instantiated: Option<&crate::hooks::Instantiated>,
 ) -> wasmtime::Result<Returned<(TaskEnding, BTreeMap<String, String>)>> {
     let context = context_to_wit(context, params, workspaces);
     let task = super::timed(
