@@ -111,11 +111,12 @@ pub(super) async fn submit_request(
     let egress = request.egress.clone();
     let mut spec = run_spec(server, request)
         .map_err(|err| Refusal::new(StatusCode::BAD_REQUEST, "bad-request", err))?;
-    for_tenant(server, caller, &mut spec)?;
+    // The tenant's settings are read once per submission.
+    let settings = for_tenant(server, caller, &mut spec)?;
     if let Some(narrowed) = egress {
-        narrow_egress(server, caller, &mut spec, &narrowed)?;
+        narrow_egress(server, caller, &settings, &mut spec, &narrowed)?;
     }
-    refuse_over_quotas(server, caller)?;
+    refuse_over_quotas(server, caller, &settings)?;
     start_submitted(server, server.service.submit(spec).await).map(|name| caller.show(&name))
 }
 
@@ -215,12 +216,12 @@ fn tenant_settings(server: &Server, tenant: &str) -> Result<TenantSettings, Refu
 /// A spec made for `caller`'s tenant: owned by it, held to its quotas, its tasks reaching
 /// only the tenant's egress list (another tenant's tasks: nothing unless the operator set
 /// one; reporters keep the operator's `--report-allow-http`). The one rule of runs and
-/// schedules.
+/// schedules; the tenant's settings, for the checks that follow.
 pub(super) fn for_tenant(
     server: &Server,
     caller: &Caller,
     spec: &mut RunSpec,
-) -> Result<(), Refusal> {
+) -> Result<TenantSettings, Refusal> {
     spec.tenant = Some(caller.tenant.clone());
     let settings = tenant_settings(server, &caller.tenant)?;
     spec.quota = settings.quota();
@@ -230,7 +231,7 @@ pub(super) fn for_tenant(
         http.reporters = server.defaults.http.reporters.clone();
         spec.http = http;
     }
-    Ok(())
+    Ok(settings)
 }
 
 /// A run's own egress list: a subset of what its tenant may reach (the operator's
@@ -239,12 +240,12 @@ pub(super) fn for_tenant(
 fn narrow_egress(
     server: &Server,
     caller: &Caller,
+    settings: &TenantSettings,
     spec: &mut RunSpec,
     narrowed: &[String],
 ) -> Result<(), Refusal> {
-    let settings = tenant_settings(server, &caller.tenant)?;
-    let allowed: Vec<String> = match settings.egress {
-        Some(rules) => rules,
+    let allowed: Vec<String> = match &settings.egress {
+        Some(rules) => rules.clone(),
         None if caller.tenant == weft_store::DEFAULT_TENANT => server.args.allow_http.clone(),
         None => Vec::new(),
     };
@@ -268,8 +269,11 @@ fn narrow_egress(
 /// The `429` when `caller`'s tenant already has as many runs waiting as its `queued-runs`
 /// quota allows, or keeps as much as its `stored-mib` does: nothing is created, and the
 /// message names the quota.
-fn refuse_over_quotas(server: &Server, caller: &Caller) -> Result<(), Refusal> {
-    let settings = tenant_settings(server, &caller.tenant)?;
+fn refuse_over_quotas(
+    server: &Server,
+    caller: &Caller,
+    settings: &TenantSettings,
+) -> Result<(), Refusal> {
     if let Some(mib) = settings.stored_mib {
         let kept = server
             .store
