@@ -415,12 +415,19 @@ fn a_corrupt_store_is_a_clear_error_and_nothing_claims_success() {
     let good = scratch.path().join("good");
     let ran = in_dir(&good, &["run", &pipeline("all-succeed.yaml")], None);
     assert_eq!(ran.code, 0, "{}", ran.stderr);
+    // Every page read and checked: a sound store passes.
+    let checked = in_dir(&good, &["db", "check"], None);
+    assert_eq!(checked.code, 0, "{}", checked.stderr);
+    assert!(checked.stdout.contains(": ok"), "{}", checked.stdout);
     let db = good.join("weft.db");
     let bytes = std::fs::read(&db).expect("db");
     std::fs::write(&db, &bytes[..bytes.len() / 2]).expect("truncate");
     let _ = std::fs::remove_file(good.join("weft.db-wal"));
     let ran = in_dir(&good, &["runs", "list"], None);
     assert_eq!(ran.code, 3, "{}", ran.stderr);
+    assert!(ran.stderr.contains("truncated"), "{}", ran.stderr);
+    let checked = in_dir(&good, &["db", "check"], None);
+    assert_eq!(checked.code, 3, "{}", checked.stderr);
 }
 
 #[test]

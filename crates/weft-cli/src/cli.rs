@@ -250,6 +250,14 @@ pub enum DbCommand {
         #[command(flatten)]
         store: StoreArgs,
     },
+    /// Read every page of a SQLite store and check it (`PRAGMA quick_check`); exits 3
+    /// naming what is damaged. Opening a store checks only its header and schema, so
+    /// that opening stays quick however many runs it keeps.
+    Check {
+        /// Where the store is.
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 /// `weft serve`.

@@ -127,6 +127,7 @@ fn main() -> ExitCode {
             Command::Approve(args) => decide::command(&args, DecisionKind::Approval),
             Command::Resume(args) => decide::command(&args, DecisionKind::Intervention),
             Command::Db(DbCommand::Migrate { store }) => crate::store::migrate(&store),
+            Command::Db(DbCommand::Check { store }) => crate::store::check(&store),
             Command::Schedules(command) => schedules::command(command).await,
             Command::Tenants(command) => tenancy::command::tenants(command),
             Command::Tokens(command) => tenancy::command::tokens(command),
@@ -374,7 +375,7 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
         OutputFormat::Text => view::Display::Text,
         OutputFormat::Json | OutputFormat::Tekton | OutputFormat::Dot => view::Display::Json,
     };
-    let submitted = match service.submit(spec).await {
+    let submitted = match service.submit_parsed(spec, parsed).await {
         Ok(submitted) => submitted,
         Err(SubmitError::Invalid {
             diagnostics,
@@ -417,7 +418,14 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
         timeouts,
         traces,
     };
-    foreground(&service, live, how, signals, &file).await
+    let code = foreground(&service, live, how, signals, &file).await;
+    // The process is about to end: once the store is closed (it usually is by now), the
+    // kernel takes back the wasm engine's memory pool at once, rather than this process
+    // unmapping it piece by piece.
+    if close_store(&service).is_ok() {
+        std::mem::forget(service);
+    }
+    code
 }
 
 /// How [`foreground`] runs a submitted run and what it prints.

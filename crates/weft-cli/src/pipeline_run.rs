@@ -69,6 +69,10 @@ pub fn files(
     let mut pipeline = PipelineSource::new(source, file);
     pipeline.referenced = library;
     let parsed = pipeline.parse();
+    if parsed.used.len() == pipeline.referenced.len() {
+        // Every file is used (or there are none): the indices already count what is kept.
+        return (pipeline, parsed);
+    }
     let used: Vec<ReferencedFile> = parsed
         .used
         .iter()

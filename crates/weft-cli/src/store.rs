@@ -168,6 +168,31 @@ pub fn migrate(args: &StoreArgs) -> Result<u8, Failure> {
     Ok(0)
 }
 
+/// `weft db check`: every page of a SQLite store read and checked.
+pub fn check(args: &StoreArgs) -> Result<u8, Failure> {
+    let location = store_location(args.db.as_deref(), args.data_dir.as_deref())?;
+    let StoreLocation::Sqlite(path) = &location else {
+        return Err(Failure::invalid(format!(
+            "{location}: `weft db check` checks SQLite files; PostgreSQL checks its own pages (amcheck)"
+        )));
+    };
+    if !path.exists() {
+        return Err(Failure::environment(format!("{location}: no such file")));
+    }
+    SqliteStore::open(path, StoreLimits::default())
+        .and_then(|store| store.check())
+        .map_err(|e| Failure::environment(format!("run store {location}: {e}")))?;
+    if args.output.plain() == OutputFormat::Json {
+        println!(
+            "{}",
+            serde_json::json!({"store": location.to_string(), "ok": true})
+        );
+    } else {
+        println!("{location}: ok");
+    }
+    Ok(0)
+}
+
 /// Who owns runs this process starts: host and process id.
 pub fn owner() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")

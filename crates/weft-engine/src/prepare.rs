@@ -52,6 +52,16 @@ pub async fn prepare_files(
     source: &str,
     supplied: &BTreeMap<String, ParamValue>,
 ) -> Result<Prepared, Vec<Diagnostic>> {
+    prepare_parsed(registry, files, files.parse_with(source), supplied).await
+}
+
+/// [`prepare_files`] of files already parsed (`parsed` is what `files` hold).
+pub async fn prepare_parsed(
+    registry: &PluginRegistry,
+    files: &PipelineSource,
+    parsed: weft_core::RunFiles,
+    supplied: &BTreeMap<String, ParamValue>,
+) -> Result<Prepared, Vec<Diagnostic>> {
     let file = files.file.as_str();
     let lock = files.lock().map_err(|message| {
         vec![Diagnostic::new(
@@ -62,7 +72,6 @@ pub async fn prepare_files(
             message,
         )]
     })?;
-    let parsed = files.parse_with(source);
     let supplied = &parsed.supplied(supplied);
     let layout = parsed.layout;
     let pipeline = match parsed.pipeline {

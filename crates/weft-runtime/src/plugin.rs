@@ -288,23 +288,37 @@ impl Plugin {
             None => self.inner.runtime.slot().await,
         };
         let control = Arc::new(GuestControl::new(deadline));
-        let (store, output) = self.new_store(request, env, args, control.clone())?;
+        let output = SharedOutput::new(request.log.clone(), limits.log_bytes);
         let io = guest::guest_io().map_err(|message| TaskReport::errored("HostError", message))?;
         let (answer, mut answered) = tokio::sync::oneshot::channel();
+        // The store is made on the guest's thread too: the caller (a run's driver) only
+        // hands the invocation over and hears its answer.
+        let inputs = StoreInputs {
+            grants: request.grants.clone(),
+            limits: limits.clone(),
+            checkpoints: request.checkpoints.clone(),
+            env: env.to_vec(),
+            args: args.to_vec(),
+        };
         let job = {
             let (control, output, timed_out) = (control.clone(), output.clone(), timed_out());
             let cpu_used = request.cpu_used.clone();
+            let plugin = self.clone();
             move || {
                 let _slot = slot;
-                let result = drive(
-                    io.handle(),
-                    store,
-                    &output,
-                    &control,
-                    call,
-                    timed_out,
-                    cpu_used,
-                );
+                let result = plugin
+                    .new_store(&inputs, &output, control.clone())
+                    .and_then(|store| {
+                        drive(
+                            io.handle(),
+                            store,
+                            &output,
+                            &control,
+                            call,
+                            timed_out,
+                            cpu_used,
+                        )
+                    });
                 let _ = answer.send(result);
             }
         };
@@ -558,19 +572,21 @@ impl Plugin {
 
     fn new_store(
         &self,
-        request: &TaskRequest,
-        env: &[(String, String)],
-        args: &[String],
+        inputs: &StoreInputs,
+        output: &SharedOutput,
         control: Arc<GuestControl>,
-    ) -> Result<(Store<HostState>, SharedOutput), TaskReport> {
-        let limits = &request.limits;
-        let output = SharedOutput::new(request.log.clone(), limits.log_bytes);
-        let wasi =
-            crate::capabilities::wasi::build_ctx(&output, &request.grants.workspaces, env, args)
-                .map_err(|message| TaskReport::errored("WorkspaceUnavailable", message))?;
+    ) -> Result<Store<HostState>, TaskReport> {
+        let StoreInputs {
+            grants,
+            limits,
+            checkpoints,
+            env,
+            args,
+        } = inputs;
+        let wasi = crate::capabilities::wasi::build_ctx(output, &grants.workspaces, env, args)
+            .map_err(|message| TaskReport::errored("WorkspaceUnavailable", message))?;
         let workspace_roots = WorkspaceRoots::of(
-            request
-                .grants
+            grants
                 .workspaces
                 .iter()
                 .map(|mount| mount.host_path.as_path()),
@@ -586,14 +602,14 @@ impl Plugin {
             table: wasmtime::component::ResourceTable::new(),
             http: wasmtime_wasi_http::WasiHttpCtx::new(),
             egress: EgressHooks {
-                rules: request.grants.http.clone(),
+                rules: grants.http.clone(),
                 output: output.clone(),
                 budget: Default::default(),
             },
             output: output.clone(),
             workspace_roots: Arc::new(workspace_roots),
-            secrets: request.grants.secrets.clone(),
-            checkpoints: request.checkpoints.clone(),
+            secrets: grants.secrets.clone(),
+            checkpoints: checkpoints.clone(),
             limiter: GrowthLimiter {
                 memory_bytes: self.inner.runtime.memory_ceiling(limits.memory_bytes),
                 table_elements: limits.table_elements,
@@ -634,8 +650,17 @@ impl Plugin {
             // The guest has a thread of its own: no need to yield to anyone.
             Ok(UpdateDeadline::Continue(1))
         });
-        Ok((store, output))
+        Ok(store)
     }
+}
+
+/// What a fresh `Store` is made of, moved to the guest's thread with the invocation.
+struct StoreInputs {
+    grants: Grants,
+    limits: Limits,
+    checkpoints: Arc<dyn CheckpointStore>,
+    env: Vec<(String, String)>,
+    args: Vec<String>,
 }
 
 /// On a guest thread: runs `call` on `store` to its end (its async host calls driven

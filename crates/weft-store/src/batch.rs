@@ -1,7 +1,7 @@
 //! Group commit: a [`RunStore`] wrapper whose writes go to one writer thread that commits
 //! many of them per transaction.
 //!
-//! - [`RunStore::enqueue`] only queues the op (a channel send) and returns; the writer takes
+//! - [`RunStore::enqueue`] only queues the op ([`crate::inbox`]: no wake-up per write) and returns; the writer takes
 //!   the first queued op, keeps collecting until `max_batch` ops are queued, `max_delay`
 //!   has passed since the first, or a barrier arrives, then applies them all with one
 //!   [`RunStore::apply`] (one transaction, one WAL commit).
@@ -18,12 +18,13 @@
 //!   operation, none when nothing listens.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
+use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::error::StoreError;
+use crate::inbox::{Inbox, Urgency};
 use crate::store::RunStore;
 use crate::types::{
     AttemptId, AttemptRecord, EventRecord, Lease, LogEntry, NewRun, NewSignal, OutboxRow, Result,
@@ -110,6 +111,12 @@ enum Msg {
     Barrier(SyncSender<Result<()>>),
 }
 
+impl Urgency for Msg {
+    fn is_urgent(&self) -> bool {
+        matches!(self, Msg::Barrier(_) | Msg::Op(_, Some(_)))
+    }
+}
+
 #[derive(Default)]
 struct Shared {
     /// Failures and rejections of queued ops nobody waited for, until the next flush.
@@ -137,7 +144,7 @@ impl Shared {
 /// A [`RunStore`] with group commit in front of another one. See the module docs.
 pub struct BatchingStore {
     inner: Arc<dyn RunStore>,
-    sender: Mutex<Option<Sender<Msg>>>,
+    inbox: Arc<Inbox<Msg>>,
     shared: Arc<Shared>,
     writer: Mutex<Option<JoinHandle<()>>>,
 }
@@ -153,19 +160,20 @@ impl std::fmt::Debug for BatchingStore {
 impl BatchingStore {
     /// Starts the writer thread in front of `inner`.
     pub fn new(inner: Arc<dyn RunStore>, config: BatchConfig) -> Result<Self> {
-        let (tx, rx) = mpsc::channel();
+        let inbox = Arc::new(Inbox::new(config.max_batch));
         let shared = Arc::new(Shared::default());
         let writer = std::thread::Builder::new()
             .name("weft-store-writer".into())
             .spawn({
                 let inner = inner.clone();
                 let shared = shared.clone();
-                move || writer_loop(&*inner, &rx, config, &shared)
+                let inbox = inbox.clone();
+                move || writer_loop(&*inner, &inbox, config, &shared)
             })
             .map_err(|e| StoreError::Backend(format!("cannot start the store writer: {e}")))?;
         Ok(BatchingStore {
             inner,
-            sender: Mutex::new(Some(tx)),
+            inbox,
             shared,
             writer: Mutex::new(Some(writer)),
         })
@@ -199,12 +207,7 @@ impl BatchingStore {
     /// Commits what is queued, stops the writer and reports like [`RunStore::flush`].
     /// Later writes fail with [`StoreError::Closed`].
     pub fn close(&self) -> Result<()> {
-        let sender = self
-            .sender
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .take();
-        drop(sender);
+        self.inbox.close();
         let writer = self
             .writer
             .lock()
@@ -219,11 +222,7 @@ impl BatchingStore {
     }
 
     fn send(&self, msg: Msg) -> Result<()> {
-        let guard = self.sender.lock().unwrap_or_else(PoisonError::into_inner);
-        match guard.as_ref() {
-            Some(tx) => tx.send(msg).map_err(|_| StoreError::Closed),
-            None => Err(StoreError::Closed),
-        }
+        self.inbox.send(msg).map_err(|_| StoreError::Closed)
     }
 
     /// Waits until everything queued so far is committed; the error is only that of the
@@ -258,40 +257,19 @@ impl Drop for BatchingStore {
     }
 }
 
-fn writer_loop(inner: &dyn RunStore, rx: &Receiver<Msg>, config: BatchConfig, shared: &Shared) {
-    let max_batch = config.max_batch.max(1);
-    while let Ok(first) = rx.recv() {
-        let deadline = Instant::now() + config.max_delay;
-        let mut ops = Vec::new();
-        let mut replies: Vec<Option<Reply>> = Vec::new();
+fn writer_loop(inner: &dyn RunStore, inbox: &Inbox<Msg>, config: BatchConfig, shared: &Shared) {
+    while let Some(messages) = inbox.next_batch(config.max_delay) {
+        let mut ops = Vec::with_capacity(messages.len());
+        let mut replies: Vec<Option<Reply>> = Vec::with_capacity(messages.len());
         let mut barriers = Vec::new();
-        let mut next = Some(first);
-        loop {
-            match next.take() {
-                Some(Msg::Op(op, reply)) => {
+        for message in messages {
+            match message {
+                Msg::Op(op, reply) => {
                     ops.push(op);
                     replies.push(reply);
                 }
-                Some(Msg::Barrier(reply)) => barriers.push(reply),
-                None => {}
+                Msg::Barrier(reply) => barriers.push(reply),
             }
-            if !barriers.is_empty() || ops.len() >= max_batch {
-                break;
-            }
-            next = match rx.try_recv() {
-                Ok(msg) => Some(msg),
-                Err(TryRecvError::Disconnected) => break,
-                Err(TryRecvError::Empty) => {
-                    let now = Instant::now();
-                    if now >= deadline {
-                        break;
-                    }
-                    match rx.recv_timeout(deadline - now) {
-                        Ok(msg) => Some(msg),
-                        Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
-                    }
-                }
-            };
         }
         commit(inner, ops, replies, barriers, shared);
     }

@@ -40,7 +40,10 @@
 //! - **Snapshots** above [`StoreLimits::snapshot_max_bytes`] are refused; only the last
 //!   `keep` of a run's workspace (at most [`StoreLimits::snapshots_per_run`]) are kept.
 //! - **Corruption is an error, never a panic or a silent reset.** Opening checks the file
-//!   header and runs `PRAGMA quick_check`; a bad file is [`StoreError::Corrupt`] naming it.
+//!   header (and that the file is as long as it says) and reads the schema, a fixed cost
+//!   however many runs the file keeps; a bad file is [`StoreError::Corrupt`] naming it, and
+//!   so is damage met by a later read. [`SqliteStore::check`] (`weft db check`) reads
+//!   every page.
 //!   A row that does not decode is [`StoreError::BadRow`].
 //! - A rejected write changes nothing and does not affect the other writes of its batch; a
 //!   database failure fails the whole batch, so nothing claims success.
@@ -62,6 +65,7 @@
 
 mod batch;
 mod error;
+mod inbox;
 pub mod migrate;
 mod postgres;
 mod sqlite;

@@ -43,10 +43,10 @@ impl Driver {
             return actions;
         }
         while self.running.len() < self.options.parallelism.max(1) {
-            if self.queue.is_empty() || !self.has_task_slot() {
+            if !self.queue.has_launchable() || !self.has_task_slot() {
                 break;
             }
-            let Some(start) = self.queue.pop_front() else {
+            let Some(start) = self.queue.pop_launchable() else {
                 break;
             };
             if !self.task_slot(&start) {

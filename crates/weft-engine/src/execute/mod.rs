@@ -7,18 +7,20 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
-use tokio::task::{AbortHandle, JoinSet};
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 use weft_core::run::ChildEnding;
 use weft_core::{
     Action, CancelMode, NodeId, RunContext, RunState, RunSummary, StartTask, TaskPhase,
 };
-use weft_runtime::{CheckpointStore, TaskReport};
+use weft_runtime::CheckpointStore;
 
 mod admission;
+mod attempts;
 mod control;
 mod cpu_quota;
 mod launch;
+mod launch_queue;
 mod log_budget;
 mod options;
 mod replay;
@@ -39,7 +41,7 @@ use crate::registry::ResolvedPlugin;
 
 struct Attempt {
     attempt: u32,
-    abort: AbortHandle,
+    abort: futures::future::AbortHandle,
     started: Instant,
 }
 
@@ -78,9 +80,9 @@ struct Driver {
     plugins: BTreeMap<String, ResolvedPlugin>,
     options: RunOptions,
     observer: Arc<dyn RunObserver>,
-    queue: VecDeque<StartTask>,
+    queue: launch_queue::LaunchQueue,
     running: HashMap<NodeId, Attempt>,
-    tasks: JoinSet<(NodeId, u32, TaskReport)>,
+    tasks: attempts::AttemptSet,
     checkpoints: HashMap<NodeId, Arc<dyn CheckpointStore>>,
     finally_deadline: Option<Instant>,
     pipeline_deadline: Option<Instant>,
@@ -147,9 +149,9 @@ impl Driver {
             plugins: prepared.plugins,
             options,
             observer,
-            queue: VecDeque::new(),
+            queue: launch_queue::LaunchQueue::default(),
             running: HashMap::new(),
-            tasks: JoinSet::new(),
+            tasks: attempts::AttemptSet::default(),
             checkpoints: HashMap::new(),
             finally_deadline: None,
             pipeline_deadline: None,
@@ -285,9 +287,13 @@ impl Driver {
             if !pending.is_empty() {
                 continue;
             }
-            // Durable before acted on: what new tasks depend on is committed first.
-            if !self.queue.is_empty() && self.journal.as_ref().is_some_and(Journal::dirty) {
-                pending.extend(self.flush());
+            // Durable before acted on (`launch_queue`): what the next start depends on is
+            // committed first; one commit covers every start queued so far.
+            if self.queue.needs_commit() {
+                if self.journal.as_ref().is_some_and(Journal::dirty) {
+                    pending.extend(self.flush());
+                }
+                self.queue.committed();
             }
             pending.extend(self.launch());
             if !pending.is_empty() {
@@ -320,11 +326,11 @@ impl Driver {
             let slot_check = self.next_slot_check();
             let child_deadline = self.next_child_deadline();
             let actions = tokio::select! {
-                Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => match joined {
-                    Ok((node, attempt, report)) => self.finished(node, attempt, report),
+                joined = self.tasks.next(), if !self.tasks.is_empty() => match joined {
+                    attempts::Joined::Done(node, attempt, report) => self.finished(node, attempt, report),
                     // Aborted attempts were already reported as cancelled.
-                    Err(err) if err.is_cancelled() => Vec::new(),
-                    Err(err) => self.state.infra_error(format!("a task's host thread failed: {err}")),
+                    attempts::Joined::Aborted => Vec::new(),
+                    attempts::Joined::Panicked(why) => self.state.infra_error(format!("a task's host side failed: {why}")),
                 },
                 Some(sampled) = self.gate_samples.join_next(), if !self.gate_samples.is_empty() => match sampled {
                     Ok(sampled) => self.gate_sampled(sampled),
@@ -404,12 +410,7 @@ impl Driver {
                 if let Some(follow) = self.cancel_wait(node, attempt) {
                     return follow;
                 }
-                if let Some(at) = self
-                    .queue
-                    .iter()
-                    .position(|s| s.node == node && s.attempt == attempt)
-                {
-                    self.queue.remove(at);
+                if self.queue.remove(node, attempt) {
                     return self.state.task_cancelled(node, attempt);
                 }
                 if let Some(at) = self.phantoms.iter().position(|p| *p == (node, attempt)) {

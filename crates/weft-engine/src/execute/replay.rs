@@ -22,7 +22,7 @@ impl Driver {
             .as_ref()
             .and_then(|j| j.durable().replay.clone());
         let Some(replay) = replay else {
-            self.queue.push_back(start);
+            self.queue.push(start);
             return Vec::new();
         };
         let key = (start.name.clone(), start.attempt);
@@ -39,7 +39,7 @@ impl Driver {
         let strategy = replay.strategy.map_or(RecoveryStrategy::None, Into::into);
         match replay::decide(strategy, facts) {
             ReplayDecision::Run => {
-                self.queue.push_back(start);
+                self.queue.push(start);
                 Vec::new()
             }
             ReplayDecision::Replay => {

@@ -12,7 +12,7 @@ use super::{RunService, SubmitError};
 use crate::decorate::{self, DecoratorLog};
 use crate::outbox::RunStoreOutbox;
 use crate::persist::Durable;
-use crate::prepare::prepare_files;
+use crate::prepare::prepare_parsed;
 use crate::report::RunIdentity;
 
 /// A new run, ready to execute.
@@ -27,14 +27,28 @@ impl RunService {
     /// Validates `spec` (form decorators first), records the run in the store with its
     /// spec and sets it up. Nothing is created when this fails.
     pub async fn submit(&self, spec: RunSpec) -> Result<Submitted, SubmitError> {
+        let parsed = spec.pipeline.parse();
+        self.submit_parsed(spec, parsed).await
+    }
+
+    /// [`RunService::submit`] of a spec whose files the caller already parsed: `parsed`
+    /// must be what `spec.pipeline.parse()` returns (the CLI parses them to read a
+    /// `PipelineRun`; a large pipeline is then parsed once, not twice).
+    pub async fn submit_parsed(
+        &self,
+        spec: RunSpec,
+        parsed: weft_core::RunFiles,
+    ) -> Result<Submitted, SubmitError> {
         let invalid = |diagnostics, decorator_log| SubmitError::Invalid {
             diagnostics,
             decorator_log,
         };
         let source = &spec.pipeline;
-        let pipeline = source
-            .pipeline()
-            .map_err(|found| invalid(found, Vec::new()))?;
+        // The checks below read the pipeline; `prepare_parsed` plans it.
+        let pipeline = match &parsed.pipeline {
+            Some(pipeline) if parsed.diagnostics.is_empty() => pipeline.clone(),
+            _ => return Err(invalid(parsed.diagnostics, Vec::new())),
+        };
         if let Some(name) = &spec.name
             && !weft_core::validate::is_dns1123_subdomain(name)
         {
@@ -103,7 +117,7 @@ impl RunService {
                 Err(err) => return Err(invalid(vec![err.diagnostic], err.log)),
             }
         }
-        let prepared = prepare_files(&registry, source, &source.source, &params)
+        let prepared = prepare_parsed(&registry, source, parsed, &params)
             .await
             .map_err(|found| invalid(found, decorator_log.clone()))?;
         for task in spec.http.tasks.keys() {

@@ -1,6 +1,7 @@
 //! The embedded default: SQLite (bundled) in WAL mode, schema managed by refinery
 //! (`migrate.rs`; SQLite's `user_version` is kept equal to the schema version).
 
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,61 @@ pub struct SqliteStore {
     limits: StoreLimits,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// Checkpoints the WAL beside the writer (`None`: SQLite's own, in the writer's commits).
+    _checkpointer: Option<Checkpointer>,
+}
+
+/// Copies the WAL back into the database on a thread of its own, every
+/// [`Checkpointer::EVERY`]. Left to SQLite, the commit that crosses 1,000 WAL pages runs
+/// the checkpoint itself (page copies and an `fsync`), and every write queued behind that
+/// commit waits milliseconds: the slow tail of run durations under load. A passive
+/// checkpoint runs beside the writer and never blocks it.
+struct Checkpointer {
+    /// Dropped to stop the thread.
+    stop: Option<std::sync::mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    const EVERY: Duration = Duration::from_millis(200);
+
+    /// Starts the thread with a connection of its own; `None` if either cannot be had.
+    fn start(path: &Path) -> Option<Self> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .ok()?;
+        configure(&conn, path, false).ok()?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("weft-checkpoint".into())
+            .spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(Self::EVERY)
+                {
+                    if let Err(err) =
+                        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::debug!(error = %err, "a WAL checkpoint failed; the next one retries");
+                    }
+                }
+            })
+            .ok()?;
+        Some(Checkpointer {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -57,10 +113,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the database at `path`: checks the file header, sets WAL,
-    /// `synchronous=NORMAL`, foreign keys and the busy timeout, runs `PRAGMA quick_check`
-    /// and applies pending migrations. A file that is not a SQLite database, is truncated or
-    /// fails the check is [`StoreError::Corrupt`], naming the file.
+    /// Opens (creating if missing) the database at `path`: checks the file header (and
+    /// that the file is as long as it says), sets WAL, `synchronous=NORMAL`, foreign keys
+    /// and the busy timeout, reads the schema and applies pending migrations. A file that
+    /// is not a SQLite database or is truncated is [`StoreError::Corrupt`], naming the
+    /// file. Opening reads a fixed number of pages, however many runs the file keeps.
     pub fn open(path: impl AsRef<Path>, limits: StoreLimits) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         if let Some(parent) = path.parent()
@@ -86,15 +143,33 @@ impl SqliteStore {
         )
         .map_err(|e| open_err(&path, e))?;
         configure(&conn, &path, true)?;
-        quick_check(&conn, &path)?;
+        // Not `quick_check`: it reads every page, so opening would take longer the more
+        // runs are kept. Damage the header check misses fails the first read that meets
+        // it, as `Corrupt`; `weft db check` ([`SqliteStore::check`]) reads everything.
+        conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .map_err(|e| open_err(&path, e))?;
         crate::migrate::sqlite(&mut conn).map_err(|e| migration_err(&path, e))?;
+        let checkpointer = Checkpointer::start(&path);
+        if checkpointer.is_some() {
+            conn.pragma_update(None, "wal_autocheckpoint", 0)
+                .map_err(|e| open_err(&path, e))?;
+        }
         Ok(SqliteStore {
             path,
             memory: false,
             limits,
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
+            _checkpointer: checkpointer,
         })
+    }
+
+    /// Reads every page and checks it (`PRAGMA quick_check`): [`StoreError::Corrupt`]
+    /// naming the first problems found.
+    pub fn check(&self) -> Result<()> {
+        quick_check(&lock(&self.writer), &self.path)
     }
 
     /// The default database file: `$WEFT_DATA_DIR/weft.db`, else
@@ -126,6 +201,7 @@ impl SqliteStore {
             limits,
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
+            _checkpointer: None,
         })
     }
 
@@ -178,12 +254,17 @@ impl SqliteStore {
         out
     }
 
-    fn apply_op(&self, tx: &Transaction<'_>, op: WriteOp) -> Result<WriteAck> {
+    fn apply_op(
+        &self,
+        tx: &Transaction<'_>,
+        op: WriteOp,
+        checked: &mut Checked,
+    ) -> Result<WriteAck> {
         let e = |err| self.err(err);
         match op {
             WriteOp::RunPhase { lease, phase } => {
-                check_lease(tx, &lease.run, &lease, &self.path)?;
-                ensure_unfinished(tx, &lease.run, "a phase change", &self.path)?;
+                checked.lease(tx, &lease.run, &lease, &self.path)?;
+                checked.unfinished(tx, &lease.run, "a phase change", &self.path)?;
                 if phase == RunPhase::Finished {
                     return Err(StoreError::Invalid {
                         detail: "use FinishRun to finish a run (it stores the report)".into(),
@@ -201,8 +282,8 @@ impl SqliteStore {
                 report_json,
                 finished_at,
             } => {
-                check_lease(tx, &lease.run, &lease, &self.path)?;
-                ensure_unfinished(tx, &lease.run, "finishing it again", &self.path)?;
+                checked.lease(tx, &lease.run, &lease, &self.path)?;
+                checked.unfinished(tx, &lease.run, "finishing it again", &self.path)?;
                 tx.prepare_cached(
                     "UPDATE runs SET phase = 'Finished', status = ?2, reason = ?3,
                      report_json = ?4, finished_at = ?5 WHERE id = ?1",
@@ -217,11 +298,12 @@ impl SqliteStore {
                     ])
                 })
                 .map_err(e)?;
+                checked.finished(&lease.run);
                 Ok(WriteAck::Done)
             }
             WriteOp::Attempt { lease, record } => {
-                check_lease(tx, &record.id.run, &lease, &self.path)?;
-                ensure_unfinished(tx, &record.id.run, "an attempt update", &self.path)?;
+                checked.lease(tx, &record.id.run, &lease, &self.path)?;
+                checked.unfinished(tx, &record.id.run, "an attempt update", &self.path)?;
                 let id = &record.id;
                 let stored: Option<(String, Option<String>)> = tx
                     .prepare_cached(
@@ -278,7 +360,7 @@ impl SqliteStore {
                 Ok(WriteAck::Done)
             }
             WriteOp::Event { lease, event } => {
-                check_lease(tx, &lease.run, &lease, &self.path)?;
+                checked.lease(tx, &lease.run, &lease, &self.path)?;
                 let last: i64 = tx
                     .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events WHERE run = ?1")
                     .and_then(|mut s| s.query_row([&lease.run], |r| r.get(0)))
@@ -303,8 +385,8 @@ impl SqliteStore {
                 Ok(WriteAck::Event(to_u64("events", "seq", seq)?))
             }
             WriteOp::Logs { lease, id, lines } => {
-                check_lease(tx, &id.run, &lease, &self.path)?;
-                ensure_unfinished(tx, &id.run, "appending log lines", &self.path)?;
+                checked.lease(tx, &id.run, &lease, &self.path)?;
+                checked.unfinished(tx, &id.run, "appending log lines", &self.path)?;
                 self.append_logs(tx, &id, lines)
             }
             WriteOp::Checkpoint {
@@ -314,8 +396,8 @@ impl SqliteStore {
                 value,
                 at,
             } => {
-                check_lease(tx, &lease.run, &lease, &self.path)?;
-                ensure_unfinished(tx, &lease.run, "a checkpoint", &self.path)?;
+                checked.lease(tx, &lease.run, &lease, &self.path)?;
+                checked.unfinished(tx, &lease.run, "a checkpoint", &self.path)?;
                 tx.prepare_cached(
                     "INSERT INTO checkpoints (run, task, key, value, updated_at)
                      VALUES (?1, ?2, ?3, ?4, ?5)
@@ -333,7 +415,7 @@ impl SqliteStore {
                 description,
                 at,
             } => {
-                check_lease(tx, &key.run, &lease, &self.path)?;
+                checked.lease(tx, &key.run, &lease, &self.path)?;
                 let current = outbox_state(tx, &key, "desired", &self.path)?;
                 match current {
                     None => {
@@ -383,7 +465,7 @@ impl SqliteStore {
                 state,
                 at,
             } => {
-                check_lease(tx, &key.run, &lease, &self.path)?;
+                checked.lease(tx, &key.run, &lease, &self.path)?;
                 match outbox_state(tx, &key, "delivered", &self.path)? {
                     None => Err(outbox_missing(&key)),
                     Some(Some(cur)) if !cur.may_become(state) => Ok(WriteAck::Unchanged),
@@ -415,7 +497,7 @@ impl SqliteStore {
                 next_attempt_at,
                 at,
             } => {
-                check_lease(tx, &key.run, &lease, &self.path)?;
+                checked.lease(tx, &key.run, &lease, &self.path)?;
                 let n = tx
                     .prepare_cached(
                         "UPDATE outbox SET attempts = attempts + 1, last_error = ?4,
@@ -446,8 +528,8 @@ impl SqliteStore {
                 at,
                 keep,
             } => {
-                check_lease(tx, &lease.run, &lease, &self.path)?;
-                ensure_unfinished(tx, &lease.run, "a snapshot", &self.path)?;
+                checked.lease(tx, &lease.run, &lease, &self.path)?;
+                checked.unfinished(tx, &lease.run, "a snapshot", &self.path)?;
                 let size = data.len() as u64;
                 if size > self.limits.snapshot_max_bytes {
                     return Err(StoreError::TooLarge {
@@ -483,8 +565,8 @@ impl SqliteStore {
                 Ok(WriteAck::Snapshot(to_u64("snapshots", "id", id)?))
             }
             WriteOp::OpenWait { lease, wait } => {
-                check_lease(tx, &lease.run, &lease, &self.path)?;
-                ensure_unfinished(tx, &lease.run, "a wait", &self.path)?;
+                checked.lease(tx, &lease.run, &lease, &self.path)?;
+                checked.unfinished(tx, &lease.run, "a wait", &self.path)?;
                 if wait.id.run != lease.run {
                     return Err(StoreError::Invalid {
                         detail: format!(
@@ -523,7 +605,7 @@ impl SqliteStore {
                 outcome,
                 at,
             } => {
-                check_lease(tx, &lease.run, &lease, &self.path)?;
+                checked.lease(tx, &lease.run, &lease, &self.path)?;
                 let n = tx
                     .prepare_cached(
                         "UPDATE waits SET closed_at = ?4, outcome = ?5
@@ -541,7 +623,7 @@ impl SqliteStore {
                 Ok(WriteAck::Done)
             }
             WriteOp::SignalHandled { lease, id, at } => {
-                check_lease(tx, &lease.run, &lease, &self.path)?;
+                checked.lease(tx, &lease.run, &lease, &self.path)?;
                 let handled: Option<Option<i64>> = tx
                     .prepare_cached("SELECT handled_at FROM signals WHERE id = ?1 AND run = ?2")
                     .and_then(|mut s| {
@@ -674,6 +756,51 @@ fn lease_row(conn: &Connection, run: &str, path: &Path) -> Result<Option<LeaseRo
     .transpose()
 }
 
+/// What one transaction of writes has already checked: runs' leases, and that runs are
+/// not finished. While the transaction holds the write lock nobody else writes, and no
+/// write moves a lease; only `FinishRun` finishes a run, and it forgets that run here. So
+/// a batch of a run's journal writes reads its `runs` row once, not twice per write.
+#[derive(Default)]
+struct Checked {
+    /// Run -> (owner, token) found current.
+    leases: HashMap<String, (String, u64)>,
+    /// Runs found not finished.
+    unfinished: HashSet<String>,
+}
+
+impl Checked {
+    /// [`check_lease`], once per run and lease.
+    fn lease(&mut self, conn: &Connection, run: &str, lease: &Lease, path: &Path) -> Result<()> {
+        if lease.run == run
+            && self
+                .leases
+                .get(run)
+                .is_some_and(|(owner, token)| *owner == lease.owner && *token == lease.token)
+        {
+            return Ok(());
+        }
+        check_lease(conn, run, lease, path)?;
+        self.leases
+            .insert(run.to_string(), (lease.owner.clone(), lease.token));
+        Ok(())
+    }
+
+    /// [`ensure_unfinished`], once per run until it is finished.
+    fn unfinished(&mut self, conn: &Connection, run: &str, what: &str, path: &Path) -> Result<()> {
+        if self.unfinished.contains(run) {
+            return Ok(());
+        }
+        ensure_unfinished(conn, run, what, path)?;
+        self.unfinished.insert(run.to_string());
+        Ok(())
+    }
+
+    /// `run` was finished by this transaction.
+    fn finished(&mut self, run: &str) {
+        self.unfinished.remove(run);
+    }
+}
+
 /// Checks that `lease` is the current lease of `run`.
 fn check_lease(conn: &Connection, run: &str, lease: &Lease, path: &Path) -> Result<()> {
     let Some(row) = lease_row(conn, run, path)? else {
@@ -774,15 +901,30 @@ fn check_header(path: &Path) -> Result<()> {
             "the file is {len} bytes, shorter than a SQLite header (truncated?)"
         )));
     }
-    let mut header = [0u8; 16];
+    let mut header = [0u8; 100];
     file.read_exact(&mut header).map_err(|e| StoreError::Open {
         path: path.to_path_buf(),
         detail: e.to_string(),
     })?;
-    if &header != SQLITE_HEADER {
+    if &header[..16] != SQLITE_HEADER {
         return Err(corrupt(
             "the file is not a SQLite database (bad header)".into(),
         ));
+    }
+    // The header's page count is trusted only when SQLite wrote it with the current
+    // change counter (offsets 24 and 92); a file shorter than that count was cut.
+    let word = |at: usize| {
+        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
+    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
+        1 => 65_536,
+        size => u64::from(size),
+    };
+    let pages = u64::from(word(28));
+    if pages > 0 && word(24) == word(92) && len < pages * page_size {
+        return Err(corrupt(format!(
+            "the file is {len} bytes, shorter than the {pages} pages of {page_size} bytes its header counts (truncated?)"
+        )));
     }
     Ok(())
 }
@@ -1330,8 +1472,9 @@ impl RunStore for SqliteStore {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.err(e))?;
         let mut results = Vec::with_capacity(ops.len());
+        let mut checked = Checked::default();
         for op in ops {
-            match self.apply_op(&tx, op) {
+            match self.apply_op(&tx, op, &mut checked) {
                 Ok(ack) => results.push(Ok(ack)),
                 Err(err) if err.is_rejection() => results.push(Err(err)),
                 // A database failure: the transaction rolls back on drop.
