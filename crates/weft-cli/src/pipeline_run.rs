@@ -69,8 +69,8 @@ pub fn files(
     let mut pipeline = PipelineSource::new(source, file);
     pipeline.referenced = library;
     let parsed = pipeline.parse();
-    if parsed.used.len() == pipeline.referenced.len() {
-        // Every file is used (or there are none): the indices already count what is kept.
+    if parsed.used.iter().copied().eq(0..pipeline.referenced.len()) {
+        // Every file is used, in order (or there are none): nothing to drop or renumber.
         return (pipeline, parsed);
     }
     let used: Vec<ReferencedFile> = parsed

@@ -345,6 +345,50 @@ fn a_rejection_does_not_spoil_its_batch(db: &Db) {
     assert_eq!(store.attempts("r").unwrap().len(), 3);
 }
 
+/// A batch reads a run's lease and finished mark once: a write under another lease in the
+/// same batch, and a write after the batch finished the run, are still refused.
+fn one_batch_checks_every_write_it_holds(db: &Db) {
+    let store = db.store();
+    let lease = store.create_run(&new_run("r"), "e", T0).unwrap();
+    let forged = Lease {
+        token: lease.token + 1,
+        ..lease.clone()
+    };
+    let results = store
+        .apply(vec![
+            put(&lease, attempt("r", "a", 0, TaskPhase::Running)),
+            put(&forged, attempt("r", "b", 0, TaskPhase::Running)),
+            put(&lease, attempt("r", "c", 0, TaskPhase::Running)),
+            WriteOp::FinishRun {
+                lease: lease.clone(),
+                status: "Succeeded".into(),
+                reason: "Succeeded".into(),
+                report_json: "{}".into(),
+                finished_at: T0,
+            },
+            put(&lease, attempt("r", "d", 0, TaskPhase::Running)),
+        ])
+        .unwrap();
+    assert!(results[0].is_ok() && results[2].is_ok() && results[3].is_ok());
+    assert!(
+        matches!(&results[1], Err(err) if err.is_stale_lease()),
+        "{:?}",
+        results[1]
+    );
+    assert!(
+        matches!(results[4], Err(StoreError::RunFinished { .. })),
+        "{:?}",
+        results[4]
+    );
+    let ids: Vec<String> = store
+        .attempts("r")
+        .unwrap()
+        .iter()
+        .map(|a| a.id.to_string())
+        .collect();
+    assert_eq!(ids, ["r/a/0", "r/c/0"]);
+}
+
 fn stale_lease_writes_are_rejected(db: &Db) {
     let store = db.store();
     let old = store.create_run(&new_run("r"), "engine-a", T0).unwrap();
@@ -1496,6 +1540,7 @@ both_backends! {
     attempts_round_trip_through_their_phases,
     terminal_attempts_are_immutable,
     a_rejection_does_not_spoil_its_batch,
+    one_batch_checks_every_write_it_holds,
     stale_lease_writes_are_rejected,
     stale_runs_by_heartbeat_age,
     events_are_sequenced_per_run,

@@ -291,7 +291,12 @@ impl Driver {
             // committed first; one commit covers every start queued so far.
             if self.queue.needs_commit() {
                 if self.journal.as_ref().is_some_and(Journal::dirty) {
-                    pending.extend(self.flush());
+                    let refused = self.flush();
+                    if !refused.is_empty() {
+                        // The lease is lost: nothing launches; the run stops first.
+                        pending.extend(refused);
+                        continue;
+                    }
                 }
                 self.queue.committed();
             }
