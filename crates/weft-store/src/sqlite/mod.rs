@@ -1,7 +1,6 @@
 //! The embedded default: SQLite (bundled) in WAL mode, schema managed by refinery
 //! (`migrate.rs`; SQLite's `user_version` is kept equal to the schema version).
 
-use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -13,8 +12,13 @@ use rusqlite::{
     params,
 };
 
+mod checked;
+mod checkpoint;
 mod groups;
 mod tenants;
+
+use checked::Checked;
+use checkpoint::Checkpointer;
 
 use crate::error::StoreError;
 use crate::store::RunStore;
@@ -42,59 +46,6 @@ pub struct SqliteStore {
     readers: Mutex<Vec<Connection>>,
     /// Checkpoints the WAL beside the writer (`None`: SQLite's own, in the writer's commits).
     _checkpointer: Option<Checkpointer>,
-}
-
-/// Copies the WAL back into the database on a thread of its own, every
-/// [`Checkpointer::EVERY`]. Left to SQLite, the commit that crosses 1,000 WAL pages runs
-/// the checkpoint itself (page copies and an `fsync`), and every write queued behind that
-/// commit waits milliseconds: the slow tail of run durations under load. A passive
-/// checkpoint runs beside the writer and never blocks it.
-struct Checkpointer {
-    /// Dropped to stop the thread.
-    stop: Option<std::sync::mpsc::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Checkpointer {
-    const EVERY: Duration = Duration::from_millis(200);
-
-    /// Starts the thread with a connection of its own; `None` if either cannot be had.
-    fn start(path: &Path) -> Option<Self> {
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .ok()?;
-        configure(&conn, path, false).ok()?;
-        let (stop, stopped) = std::sync::mpsc::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("weft-checkpoint".into())
-            .spawn(move || {
-                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                    stopped.recv_timeout(Self::EVERY)
-                {
-                    if let Err(err) =
-                        conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-                    {
-                        tracing::debug!(error = %err, "a WAL checkpoint failed; the next one retries");
-                    }
-                }
-            })
-            .ok()?;
-        Some(Checkpointer {
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for Checkpointer {
-    fn drop(&mut self) {
-        drop(self.stop.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -754,51 +705,6 @@ fn lease_row(conn: &Connection, run: &str, path: &Path) -> Result<Option<LeaseRo
         })
     })
     .transpose()
-}
-
-/// What one transaction of writes has already checked: runs' leases, and that runs are
-/// not finished. While the transaction holds the write lock nobody else writes, and no
-/// write moves a lease; only `FinishRun` finishes a run, and it forgets that run here. So
-/// a batch of a run's journal writes reads its `runs` row once, not twice per write.
-#[derive(Default)]
-struct Checked {
-    /// Run -> (owner, token) found current.
-    leases: HashMap<String, (String, u64)>,
-    /// Runs found not finished.
-    unfinished: HashSet<String>,
-}
-
-impl Checked {
-    /// [`check_lease`], once per run and lease.
-    fn lease(&mut self, conn: &Connection, run: &str, lease: &Lease, path: &Path) -> Result<()> {
-        if lease.run == run
-            && self
-                .leases
-                .get(run)
-                .is_some_and(|(owner, token)| *owner == lease.owner && *token == lease.token)
-        {
-            return Ok(());
-        }
-        check_lease(conn, run, lease, path)?;
-        self.leases
-            .insert(run.to_string(), (lease.owner.clone(), lease.token));
-        Ok(())
-    }
-
-    /// [`ensure_unfinished`], once per run until it is finished.
-    fn unfinished(&mut self, conn: &Connection, run: &str, what: &str, path: &Path) -> Result<()> {
-        if self.unfinished.contains(run) {
-            return Ok(());
-        }
-        ensure_unfinished(conn, run, what, path)?;
-        self.unfinished.insert(run.to_string());
-        Ok(())
-    }
-
-    /// `run` was finished by this transaction.
-    fn finished(&mut self, run: &str) {
-        self.unfinished.remove(run);
-    }
 }
 
 /// Checks that `lease` is the current lease of `run`.

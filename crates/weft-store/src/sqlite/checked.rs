@@ -1,0 +1,66 @@
+//! What a transaction of writes has already checked, so it checks each run once.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use super::{check_lease, ensure_unfinished};
+use crate::types::{Lease, Result};
+
+/// What one transaction of writes has already checked: runs' leases, and that runs are
+/// not finished. While the transaction holds the write lock nobody else writes, and no
+/// write moves a lease; only `FinishRun` finishes a run, and it forgets that run here. So
+/// a batch of a run's journal writes reads its `runs` row once, not twice per write.
+#[derive(Default)]
+pub(super) struct Checked {
+    /// Run -> (owner, token) found current.
+    leases: HashMap<String, (String, u64)>,
+    /// Runs found not finished.
+    unfinished: HashSet<String>,
+}
+
+impl Checked {
+    /// [`check_lease`], once per run and lease.
+    pub(super) fn lease(
+        &mut self,
+        conn: &Connection,
+        run: &str,
+        lease: &Lease,
+        path: &Path,
+    ) -> Result<()> {
+        if lease.run == run
+            && self
+                .leases
+                .get(run)
+                .is_some_and(|(owner, token)| *owner == lease.owner && *token == lease.token)
+        {
+            return Ok(());
+        }
+        check_lease(conn, run, lease, path)?;
+        self.leases
+            .insert(run.to_string(), (lease.owner.clone(), lease.token));
+        Ok(())
+    }
+
+    /// [`ensure_unfinished`], once per run until it is finished.
+    pub(super) fn unfinished(
+        &mut self,
+        conn: &Connection,
+        run: &str,
+        what: &str,
+        path: &Path,
+    ) -> Result<()> {
+        if self.unfinished.contains(run) {
+            return Ok(());
+        }
+        ensure_unfinished(conn, run, what, path)?;
+        self.unfinished.insert(run.to_string());
+        Ok(())
+    }
+
+    /// `run` was finished by this transaction.
+    pub(super) fn finished(&mut self, run: &str) {
+        self.unfinished.remove(run);
+    }
+}
