@@ -227,19 +227,19 @@ impl Plugin {
         let contract = self.contract();
         match self.inner.kind {
             PluginKind::Task => {
-                self.invoke(&request, &[], &[], async move |store| {
+                self.invoke(request, &[], &[], async move |store| {
                     by_contract!(contract, v => v::describe_task(store, pre).await)
                 })
                 .await
             }
             PluginKind::Reporter => {
-                self.invoke(&request, &[], &[], async move |store| {
+                self.invoke(request, &[], &[], async move |store| {
                     by_contract!(contract, v => v::describe_reporter(store, pre).await)
                 })
                 .await
             }
             PluginKind::Gate => {
-                self.invoke(&request, &[], &[], async move |store| {
+                self.invoke(request, &[], &[], async move |store| {
                     since_v0_2_0::describe_gate(store, pre).await
                 })
                 .await
@@ -258,7 +258,7 @@ impl Plugin {
         let pre = self.inner.pre.clone();
         let contract = self.contract();
         self.invoke(
-            &request,
+            request,
             &[],
             &[],
             async move |store| by_contract!(contract, v => v::describe_decorator(store, pre).await),
@@ -272,14 +272,17 @@ impl Plugin {
     /// names the limit or fault when it fails.
     async fn invoke<R: Send + 'static>(
         &self,
-        request: &TaskRequest,
+        request: TaskRequest,
         env: &[(String, String)],
         args: &[String],
         call: impl AsyncFnOnce(&mut Store<HostState>) -> wasmtime::Result<R> + Send + 'static,
     ) -> Result<R, TaskReport> {
-        let limits = &request.limits;
-        let deadline = limits.wall_clock.map(|limit| Instant::now() + limit);
-        let timed_out = || TaskReport::limit(LimitKind::WallClock, wall_clock_message(limits));
+        let deadline = request
+            .limits
+            .wall_clock
+            .map(|limit| Instant::now() + limit);
+        let wall_clock = wall_clock_message(&request.limits);
+        let timed_out = || TaskReport::limit(LimitKind::WallClock, wall_clock.clone());
         // Queue for a pool slot rather than fail to instantiate when all are busy.
         let slot = match deadline {
             Some(deadline) => tokio::time::timeout_at(deadline.into(), self.inner.runtime.slot())
@@ -288,21 +291,21 @@ impl Plugin {
             None => self.inner.runtime.slot().await,
         };
         let control = Arc::new(GuestControl::new(deadline));
-        let output = SharedOutput::new(request.log.clone(), limits.log_bytes);
+        let output = SharedOutput::new(request.log.clone(), request.limits.log_bytes);
         let io = guest::guest_io().map_err(|message| TaskReport::errored("HostError", message))?;
         let (answer, mut answered) = tokio::sync::oneshot::channel();
         // The store is made on the guest's thread too: the caller (a run's driver) only
         // hands the invocation over and hears its answer.
+        let cpu_used = request.cpu_used;
         let inputs = StoreInputs {
-            grants: request.grants.clone(),
-            limits: limits.clone(),
-            checkpoints: request.checkpoints.clone(),
+            grants: request.grants,
+            limits: request.limits,
+            checkpoints: request.checkpoints,
             env: env.to_vec(),
             args: args.to_vec(),
         };
         let job = {
             let (control, output, timed_out) = (control.clone(), output.clone(), timed_out());
-            let cpu_used = request.cpu_used.clone();
             let plugin = self.clone();
             move || {
                 let _slot = slot;
@@ -377,7 +380,7 @@ impl Plugin {
         let pre = self.inner.pre.clone();
         let contract = self.contract();
         self.invoke(
-            &request,
+            request,
             &[],
             &[],
             async move |store| by_contract!(contract, v => v::report(store, pre, &event).await),
@@ -400,12 +403,13 @@ impl Plugin {
         let pre = self.inner.pre.clone();
         let contract = self.contract();
         let (form_state, input) = (form_state.clone(), input.to_string());
+        let budget = request.limits.result_bytes;
         let decorated = self
-            .invoke(&request, &[], &[], async move |store| {
+            .invoke(request, &[], &[], async move |store| {
                 by_contract!(contract, v => v::decorate(store, pre, &form_state, &input).await)
             })
             .await?;
-        let (size, budget) = (decorated.bytes, request.limits.result_bytes);
+        let size = decorated.bytes;
         if size > budget {
             return Err(TaskReport::limit(
                 LimitKind::ResultBytes,
@@ -449,12 +453,13 @@ impl Plugin {
         self.check_grants(&request)?;
         let pre = self.inner.pre.clone();
         let params = request.params.clone();
+        let budget = request.limits.result_bytes;
         let returned = self
-            .invoke(&request, &[], &[], async move |store| {
+            .invoke(request, &[], &[], async move |store| {
                 since_v0_2_0::evaluate(store, pre, &ctx, &params).await
             })
             .await?;
-        let (size, budget) = (returned.bytes, request.limits.result_bytes);
+        let size = returned.bytes;
         if size > budget {
             return Err(TaskReport::limit(
                 LimitKind::ResultBytes,
@@ -500,7 +505,7 @@ impl Plugin {
         }
     }
 
-    async fn run_task(&self, request: TaskRequest) -> TaskReport {
+    async fn run_task(&self, mut request: TaskRequest) -> TaskReport {
         let workspaces: Vec<WorkspaceBinding> = request
             .grants
             .workspaces
@@ -513,10 +518,13 @@ impl Plugin {
             .collect();
         let pre = self.inner.pre.clone();
         let contract = self.contract();
-        let (context, params) = (request.context.clone(), request.params.clone());
+        // The guest's call takes these; the invocation keeps the rest of the request.
+        let context = std::mem::take(&mut request.context);
+        let params = std::mem::take(&mut request.params);
         let instantiated = request.instantiated.clone();
+        let budget = request.limits.result_bytes;
         let outcome = self
-            .invoke(&request, &[], &[], async move |store| {
+            .invoke(request, &[], &[], async move |store| {
                 by_contract!(contract, v => {
                     v::run_task(store, pre, &context, &params, &workspaces, instantiated.as_ref())
                         .await
@@ -524,7 +532,7 @@ impl Plugin {
             })
             .await;
         match outcome {
-            Ok(returned) => within_result_budget(returned, request.limits.result_bytes),
+            Ok(returned) => within_result_budget(returned, budget),
             Err(report) => report,
         }
     }
@@ -535,7 +543,7 @@ impl Plugin {
         let pre = self.inner.pre.clone();
         let instantiated = request.instantiated.clone();
         let result = self
-            .invoke(&request, &env, &args, async move |store| {
+            .invoke(request, &env, &args, async move |store| {
                 let command = crate::wit::timed(
                     instantiated.as_ref(),
                     wasmtime_wasi::p2::bindings::CommandPre::new(pre)?
