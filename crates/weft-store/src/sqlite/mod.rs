@@ -1,8 +1,6 @@
 //! The embedded default: SQLite (bundled) in WAL mode, schema managed by refinery
 //! (`migrate.rs`; SQLite's `user_version` is kept equal to the schema version).
 
-use std::fs::File;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -15,6 +13,7 @@ use rusqlite::{
 mod checked;
 mod checkpoint;
 mod groups;
+mod header;
 mod tenants;
 
 use checked::Checked;
@@ -32,7 +31,6 @@ use crate::types::{
 /// How long a connection waits for another process's lock before failing.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 const MAX_READERS: usize = 4;
 
 /// The SQLite store. Writes go through one connection (one transaction per
@@ -79,7 +77,7 @@ impl SqliteStore {
                 detail: format!("cannot create its directory: {e}"),
             })?;
         }
-        check_header(&path)?;
+        header::check(&path)?;
         // Held until the database is configured and migrated (see the function).
         let _setup =
             crate::migrate::sqlite_setup_lock(&path).map_err(|detail| StoreError::Open {
@@ -774,65 +772,6 @@ fn outbox_missing(key: &OutboxKey) -> StoreError {
     StoreError::NotFound {
         what: format!("outbox row {}/{}/{}", key.reporter, key.run, key.context),
     }
-}
-
-fn check_header(path: &Path) -> Result<()> {
-    let corrupt = |detail: String| StoreError::Corrupt {
-        path: path.to_path_buf(),
-        detail,
-    };
-    let mut file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => {
-            return Err(StoreError::Open {
-                path: path.to_path_buf(),
-                detail: e.to_string(),
-            });
-        }
-    };
-    let len = file
-        .metadata()
-        .map_err(|e| StoreError::Open {
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-        })?
-        .len();
-    // An empty file is a database SQLite has not written yet.
-    if len == 0 {
-        return Ok(());
-    }
-    if len < 100 {
-        return Err(corrupt(format!(
-            "the file is {len} bytes, shorter than a SQLite header (truncated?)"
-        )));
-    }
-    let mut header = [0u8; 100];
-    file.read_exact(&mut header).map_err(|e| StoreError::Open {
-        path: path.to_path_buf(),
-        detail: e.to_string(),
-    })?;
-    if &header[..16] != SQLITE_HEADER {
-        return Err(corrupt(
-            "the file is not a SQLite database (bad header)".into(),
-        ));
-    }
-    // The header's page count is trusted only when SQLite wrote it with the current
-    // change counter (offsets 24 and 92); a file shorter than that count was cut.
-    let word = |at: usize| {
-        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
-    };
-    let page_size = match u16::from_be_bytes([header[16], header[17]]) {
-        1 => 65_536,
-        size => u64::from(size),
-    };
-    let pages = u64::from(word(28));
-    if pages > 0 && word(24) == word(92) && len < pages * page_size {
-        return Err(corrupt(format!(
-            "the file is {len} bytes, shorter than the {pages} pages of {page_size} bytes its header counts (truncated?)"
-        )));
-    }
-    Ok(())
 }
 
 fn configure(conn: &Connection, path: &Path, writer: bool) -> Result<()> {
