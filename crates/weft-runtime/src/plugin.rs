@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, InstancePre};
 use wasmtime::{Store, Trap, UpdateDeadline};
@@ -228,19 +228,19 @@ impl Plugin {
         match self.inner.kind {
             PluginKind::Task => {
                 self.invoke(request, &[], &[], async move |store| {
-                    by_contract!(contract, v => v::describe_task(store, pre).await)
+                    by_contract!(contract, v => v::describe_task(store, pre.clone()).await)
                 })
                 .await
             }
             PluginKind::Reporter => {
                 self.invoke(request, &[], &[], async move |store| {
-                    by_contract!(contract, v => v::describe_reporter(store, pre).await)
+                    by_contract!(contract, v => v::describe_reporter(store, pre.clone()).await)
                 })
                 .await
             }
             PluginKind::Gate => {
                 self.invoke(request, &[], &[], async move |store| {
-                    since_v0_2_0::describe_gate(store, pre).await
+                    since_v0_2_0::describe_gate(store, pre.clone()).await
                 })
                 .await
             }
@@ -261,7 +261,7 @@ impl Plugin {
             request,
             &[],
             &[],
-            async move |store| by_contract!(contract, v => v::describe_decorator(store, pre).await),
+            async move |store| by_contract!(contract, v => v::describe_decorator(store, pre.clone()).await),
         )
         .await
     }
@@ -275,7 +275,7 @@ impl Plugin {
         request: TaskRequest,
         env: &[(String, String)],
         args: &[String],
-        call: impl AsyncFnOnce(&mut Store<HostState>) -> wasmtime::Result<R> + Send + 'static,
+        call: impl AsyncFn(&mut Store<HostState>) -> wasmtime::Result<R> + Send + 'static,
     ) -> Result<R, TaskReport> {
         let deadline = request
             .limits
@@ -309,19 +309,28 @@ impl Plugin {
             let plugin = self.clone();
             move || {
                 let _slot = slot;
-                let result = plugin
-                    .new_store(&inputs, &output, control.clone())
-                    .and_then(|store| {
-                        drive(
-                            io.handle(),
-                            store,
-                            &output,
-                            &control,
-                            call,
-                            timed_out,
-                            cpu_used,
-                        )
-                    });
+                let mut settle = PoolSettle::default();
+                let result = loop {
+                    let attempt = plugin
+                        .new_store(&inputs, &output, control.clone())
+                        .map_err(Failure::from)
+                        .and_then(|store| {
+                            drive(
+                                io.handle(),
+                                store,
+                                &output,
+                                &control,
+                                &call,
+                                &timed_out,
+                                cpu_used.as_ref(),
+                            )
+                        });
+                    match attempt {
+                        // Nothing of the guest ran: instantiation found no free slot.
+                        Err(failure) if failure.pool_busy && settle.wait() => continue,
+                        attempt => break attempt.map_err(|failure| failure.report),
+                    }
+                };
                 let _ = answer.send(result);
             }
         };
@@ -383,7 +392,7 @@ impl Plugin {
             request,
             &[],
             &[],
-            async move |store| by_contract!(contract, v => v::report(store, pre, &event).await),
+            async move |store| by_contract!(contract, v => v::report(store, pre.clone(), &event).await),
         )
         .await
     }
@@ -406,7 +415,7 @@ impl Plugin {
         let budget = request.limits.result_bytes;
         let decorated = self
             .invoke(request, &[], &[], async move |store| {
-                by_contract!(contract, v => v::decorate(store, pre, &form_state, &input).await)
+                by_contract!(contract, v => v::decorate(store, pre.clone(), &form_state, &input).await)
             })
             .await?;
         let size = decorated.bytes;
@@ -456,7 +465,7 @@ impl Plugin {
         let budget = request.limits.result_bytes;
         let returned = self
             .invoke(request, &[], &[], async move |store| {
-                since_v0_2_0::evaluate(store, pre, &ctx, &params).await
+                since_v0_2_0::evaluate(store, pre.clone(), &ctx, &params).await
             })
             .await?;
         let size = returned.bytes;
@@ -526,7 +535,7 @@ impl Plugin {
         let outcome = self
             .invoke(request, &[], &[], async move |store| {
                 by_contract!(contract, v => {
-                    v::run_task(store, pre, &context, &params, &workspaces, instantiated.as_ref())
+                    v::run_task(store, pre.clone(), &context, &params, &workspaces, instantiated.as_ref())
                         .await
                 })
             })
@@ -546,7 +555,7 @@ impl Plugin {
             .invoke(request, &env, &args, async move |store| {
                 let command = crate::wit::timed(
                     instantiated.as_ref(),
-                    wasmtime_wasi::p2::bindings::CommandPre::new(pre)?
+                    wasmtime_wasi::p2::bindings::CommandPre::new(pre.clone())?
                         .instantiate_async(&mut *store),
                 )
                 .await?;
@@ -678,10 +687,10 @@ fn drive<R>(
     mut store: Store<HostState>,
     output: &SharedOutput,
     control: &GuestControl,
-    call: impl AsyncFnOnce(&mut Store<HostState>) -> wasmtime::Result<R>,
-    timed_out: TaskReport,
-    cpu_used: Option<Instantiated>,
-) -> Result<R, TaskReport> {
+    call: &impl AsyncFn(&mut Store<HostState>) -> wasmtime::Result<R>,
+    timed_out: &TaskReport,
+    cpu_used: Option<&Instantiated>,
+) -> Result<R, Failure> {
     let returned = match control.check() {
         Some(_) => None,
         None => io.block_on(async {
@@ -700,16 +709,62 @@ fn drive<R>(
     }
     match (returned, control.check()) {
         (Some(Ok(value)), _) => Ok(value),
-        (_, Some(Stop::TimedOut)) => Err(timed_out),
-        (_, Some(Stop::Cancelled)) => Err(TaskReport::errored(
-            "Cancelled",
-            "the task was cancelled while it ran",
-        )),
-        (Some(Err(err)), None) => Err(classify_error(&store, output, err)),
-        (None, None) => Err(TaskReport::errored(
-            "HostError",
-            "the guest stopped without a reason",
-        )),
+        (_, Some(Stop::TimedOut)) => Err(timed_out.clone().into()),
+        (_, Some(Stop::Cancelled)) => {
+            Err(TaskReport::errored("Cancelled", "the task was cancelled while it ran").into())
+        }
+        (Some(Err(err)), None) => {
+            let pool_busy = err.is::<wasmtime::PoolConcurrencyLimitError>();
+            Err(Failure {
+                report: classify_error(&store, output, err),
+                pool_busy,
+            })
+        }
+        (None, None) => {
+            Err(TaskReport::errored("HostError", "the guest stopped without a reason").into())
+        }
+    }
+}
+
+/// Why a [`drive`] returned no value: the report, and whether instantiation only found
+/// the pool without a free slot (worth another try, see [`PoolSettle`]).
+struct Failure {
+    report: TaskReport,
+    pool_busy: bool,
+}
+
+impl From<TaskReport> for Failure {
+    fn from(report: TaskReport) -> Failure {
+        Failure {
+            report,
+            pool_busy: false,
+        }
+    }
+}
+
+/// Waits between instantiations that found no free pool slot. The runtime's permits keep
+/// live instances within the pool, but wasmtime gives slots back in batches (one TLB
+/// shootdown per batch, not per task): a slot in a batch another thread is flushing is
+/// neither free nor flushable for a moment. So such a failure is retried, for a while.
+#[derive(Default)]
+struct PoolSettle {
+    waited: Duration,
+}
+
+impl PoolSettle {
+    /// How long, in all, an instantiation waits for slots being given back.
+    const PATIENCE: Duration = Duration::from_secs(2);
+    /// Each wait: a flush takes microseconds to a millisecond.
+    const PAUSE: Duration = Duration::from_micros(500);
+
+    /// Waits a moment on this (the guest's own) thread; false once patience is spent.
+    fn wait(&mut self) -> bool {
+        if self.waited >= Self::PATIENCE {
+            return false;
+        }
+        std::thread::sleep(Self::PAUSE);
+        self.waited += Self::PAUSE;
+        true
     }
 }
 

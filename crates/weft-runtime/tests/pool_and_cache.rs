@@ -54,6 +54,26 @@ async fn pool_exhaustion_queues_instead_of_failing() {
     }
 }
 
+/// Many short tasks through a small pool, from several threads: slots come back in
+/// batches, and an instantiation that meets a batch being flushed waits for it rather
+/// than failing (every task succeeds).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_pool_under_churn_never_fails_an_instantiation() {
+    let runtime = pooled(2);
+    let exit = runtime.load_file(plugin_path("exit")).expect("exit loads");
+    let mut running = Vec::new();
+    for i in 0..400 {
+        let exit = exit.clone();
+        running.push(tokio::spawn(async move {
+            exit.run(TaskRequest::new(format!("t{i}"))).await
+        }));
+    }
+    for task in running {
+        let report = task.await.expect("joined");
+        assert_eq!(report.ending, TaskEnding::Success, "{:?}", report.ending);
+    }
+}
+
 #[tokio::test]
 async fn a_reused_slot_never_shows_the_previous_tasks_data() {
     // One slot: task B necessarily runs in the slot task A just left.
