@@ -9,6 +9,7 @@ mod decide;
 mod decorators;
 mod graph_output;
 mod identities;
+mod memory;
 mod oci;
 mod pipeline_run;
 mod runs;
@@ -78,6 +79,7 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
+    memory::give_large_blocks_back();
     let matches = <Cli as clap::CommandFactory>::command().get_matches();
     let mut cli = match <Cli as clap::FromArgMatches>::from_arg_matches(&matches) {
         Ok(cli) => cli,
@@ -520,11 +522,19 @@ pub(crate) async fn foreground(
             "{:#}",
             tekton_output::from_summary(&summary, &pipeline_name, &timeouts)
         ),
-        OutputFormat::Json | OutputFormat::Tekton | OutputFormat::Dot => println!(
-            "{}",
-            serde_json::to_string_pretty(&summary.report)
-                .map_err(|e| Failure::environment(format!("cannot encode the report: {e}")))?
-        ),
+        // Streamed: at 100,000 tasks the whole document as one string would be the
+        // largest thing the run ever held.
+        OutputFormat::Json | OutputFormat::Tekton | OutputFormat::Dot => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            serde_json::to_writer_pretty(&mut out, &summary.report)
+                .map_err(std::io::Error::from)
+                .and_then(|()| {
+                    use std::io::Write;
+                    writeln!(out)?;
+                    out.flush()
+                })
+                .map_err(|e| Failure::environment(format!("cannot write the report: {e}")))?;
+        }
         OutputFormat::Text => print!(
             "{}",
             view::summary(&summary, clock.elapsed(), color, &log_dir)

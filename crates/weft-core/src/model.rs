@@ -368,7 +368,7 @@ pub struct PipelineTask {
     /// and interventions).
     pub plugin: Spanned<String>,
     /// `gate` (weft): how a gate is sampled; `None` for the defaults.
-    pub gate: Option<Spanned<crate::waits::GateTiming>>,
+    pub gate: Option<Box<Spanned<crate::waits::GateTiming>>>,
     /// More gate plugins sampled with this gate's own, all of which must pass in the same
     /// sample (from the `gates:` sugar, which lists several); empty otherwise.
     pub gate_checks: Vec<GateCheck>,
@@ -396,7 +396,7 @@ pub struct PipelineTask {
     pub idempotent: bool,
     /// `concurrency` (weft): a group this task's attempts share a limit in, across runs
     /// (GitLab's `resource_group`); policy `queue` only.
-    pub concurrency: Option<Concurrency>,
+    pub concurrency: Option<Box<Concurrency>>,
     /// True for `spec.finally` entries.
     pub is_finally: bool,
     /// Index within its section.
@@ -410,7 +410,7 @@ pub struct PipelineTask {
     /// `kind: Task` document, or `taskSpec`); `None` when it runs its plugin.
     pub steps: Option<Box<TaskSteps>>,
     /// `matrix`: the task fans out into one task per combination of these params.
-    pub matrix: Option<Matrix>,
+    pub matrix: Option<Box<Matrix>>,
     /// `pipelineRef`/`pipelineSpec`: the task runs a whole pipeline inside the run.
     pub child: Option<Box<ChildPipeline>>,
 }
@@ -561,4 +561,16 @@ pub struct StepTaskResult {
     pub name: Spanned<String>,
     /// `value`.
     pub value: Option<Spanned<String>>,
+}
+
+#[cfg(all(test, target_pointer_width = "64"))]
+mod size_tests {
+    /// The model of every task exists while a pipeline is planned, and the plan's nodes
+    /// for the whole run: at 100,000 tasks each byte here is 100 KB of the peak. Rare
+    /// parts (a gate's timing, a concurrency group, a matrix) are boxed.
+    #[test]
+    fn a_task_and_a_plan_node_stay_small() {
+        assert!(std::mem::size_of::<super::PipelineTask>() <= 344);
+        assert!(std::mem::size_of::<crate::plan::PlanNode>() <= 352);
+    }
 }

@@ -109,9 +109,9 @@ pub struct PlanNode {
     /// `idempotent`.
     pub idempotent: bool,
     /// `concurrency`: the group (params substituted) and its limit; slots are queued.
-    pub concurrency: Option<(String, u32)>,
+    pub concurrency: Option<Box<(String, u32)>>,
     /// For one combination of a matrixed task: which (`name` is `<task>-<index>`).
-    pub matrix: Option<MatrixMember>,
+    pub matrix: Option<Box<MatrixMember>>,
     /// For a task that runs a pipeline (`pipelineRef`/`pipelineSpec`): that pipeline,
     /// planned, and where its tasks are among the parent's nodes.
     pub child: Option<Arc<ChildPlan>>,
@@ -369,12 +369,12 @@ impl Plan {
                 Some(combinations) if combinations.is_empty() => {
                     index.entry(task.name.value.clone()).or_insert(range.start);
                     nodes.push(PlanNode {
-                        matrix: Some(MatrixMember {
+                        matrix: Some(Box::new(MatrixMember {
                             task: task.name.value.clone(),
                             index: 0,
                             count: 0,
                             params: Combination::new(),
-                        }),
+                        })),
                         ..node
                     });
                 }
@@ -392,12 +392,12 @@ impl Plan {
                                     ValueTemplate::Fixed(ParamValue::Str(value.clone())),
                                 )
                             }));
-                        member.matrix = Some(MatrixMember {
+                        member.matrix = Some(Box::new(MatrixMember {
                             task: task.name.value.clone(),
                             index: i,
                             count: combinations.len(),
                             params: combination.clone(),
-                        });
+                        }));
                         nodes.push(member);
                     }
                 }
@@ -586,7 +586,7 @@ impl Lowering<'_> {
             concurrency: task
                 .concurrency
                 .as_ref()
-                .map(|c| (params_only(&c.group.value, self.params), c.limit.value)),
+                .map(|c| Box::new((params_only(&c.group.value, self.params), c.limit.value))),
             matrix: None,
             child: None,
             children: Vec::new(),

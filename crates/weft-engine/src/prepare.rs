@@ -52,14 +52,16 @@ pub async fn prepare_files(
     source: &str,
     supplied: &BTreeMap<String, ParamValue>,
 ) -> Result<Prepared, Vec<Diagnostic>> {
-    prepare_parsed(registry, files, files.parse_with(source), supplied).await
+    prepare_parsed(registry, files, &files.parse_with(source), supplied).await
 }
 
-/// [`prepare_files`] of files already parsed (`parsed` is what `files` hold).
+/// [`prepare_files`] of files already parsed (`parsed` is what `files` hold). Borrowed,
+/// so a caller that reads the pipeline afterwards need not keep a copy of it: at 100,000
+/// tasks a copy is a large part of the run's peak memory.
 pub async fn prepare_parsed(
     registry: &PluginRegistry,
     files: &PipelineSource,
-    parsed: weft_core::RunFiles,
+    parsed: &weft_core::RunFiles,
     supplied: &BTreeMap<String, ParamValue>,
 ) -> Result<Prepared, Vec<Diagnostic>> {
     let file = files.file.as_str();
@@ -73,15 +75,15 @@ pub async fn prepare_parsed(
         )]
     })?;
     let supplied = &parsed.supplied(supplied);
-    let layout = parsed.layout;
-    let pipeline = match parsed.pipeline {
+    let layout = &parsed.layout;
+    let pipeline = match &parsed.pipeline {
         Some(pipeline) if parsed.diagnostics.is_empty() => pipeline,
         // Structural problems: report them with whatever else validation can find.
         pipeline => {
-            let mut diagnostics = parsed.diagnostics;
+            let mut diagnostics = parsed.diagnostics.clone();
             if let Some(pipeline) = pipeline {
                 let mut found =
-                    weft_core::validate::validate_with(&pipeline, supplied, None, &files.limits());
+                    weft_core::validate::validate_with(pipeline, supplied, None, &files.limits());
                 layout.label(&mut found);
                 diagnostics.extend(found);
             }
@@ -203,13 +205,13 @@ pub async fn prepare_parsed(
         );
     }
     // `spec.decorators`: each id a form decorator, each input matching its schema.
-    diagnostics.extend(crate::decorate::check_decorators(registry, &pipeline).await);
+    diagnostics.extend(crate::decorate::check_decorators(registry, pipeline).await);
     let catalog = Catalog {
         described,
         known: registry.names(),
         searched: registry.searched(),
     };
-    let result = match Plan::with_limits(&pipeline, supplied, Some(&catalog), &files.limits()) {
+    let result = match Plan::with_limits(pipeline, supplied, Some(&catalog), &files.limits()) {
         Ok(plan) if diagnostics.is_empty() => Ok(Prepared { plan, plugins }),
         Ok(_) => {
             diagnostics.sort_by_key(|d| (d.line, d.column));

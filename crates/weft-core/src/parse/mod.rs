@@ -291,11 +291,13 @@ impl Cx<'_> {
         };
         let path = join(path, name);
         let items = self.seq(node, &path);
-        items
+        let mut list: Vec<_> = items
             .iter()
             .enumerate()
             .filter_map(|(index, item)| self.string(item, &format!("{path}[{index}]")))
-            .collect()
+            .collect();
+        list.shrink_to_fit();
+        list
     }
 
     /// One of a fixed set of words.
@@ -561,7 +563,14 @@ impl Cx<'_> {
                 continue;
             };
             let path = format!("spec.{section}");
-            for (index, item) in self.seq(node, &path).iter().enumerate() {
+            let items = self.seq(node, &path);
+            // Sized once: a 100,000-task pipeline would otherwise grow by doubling.
+            if is_finally {
+                pipeline.finally.reserve_exact(items.len());
+            } else {
+                pipeline.tasks.reserve_exact(items.len());
+            }
+            for (index, item) in items.iter().enumerate() {
                 if let Some(task) = self.task(item, &format!("{path}[{index}]"), is_finally, index)
                 {
                     if is_finally {
@@ -974,7 +983,7 @@ impl Cx<'_> {
             name,
             kind,
             plugin,
-            gate,
+            gate: gate.map(Box::new),
             gate_checks: Vec::new(),
             params: Vec::new(),
             workspaces: Vec::new(),
@@ -989,7 +998,8 @@ impl Cx<'_> {
             idempotent: self.bool(&fields, "idempotent", path),
             concurrency: fields
                 .get("concurrency")
-                .and_then(|node| self.concurrency(node, &join(path, "concurrency"), false)),
+                .and_then(|node| self.concurrency(node, &join(path, "concurrency"), false))
+                .map(Box::new),
             is_finally,
             index,
             pos: node.pos,
@@ -1002,7 +1012,7 @@ impl Cx<'_> {
             task.params = self.task_params(params, &join(path, "params"));
         }
         if let Some(matrix) = fields.get("matrix") {
-            task.matrix = self.matrix(matrix, &join(path, "matrix"));
+            task.matrix = self.matrix(matrix, &join(path, "matrix")).map(Box::new);
         }
         if let Some(spec) = task_spec {
             if fields.get("taskRef").is_some() {

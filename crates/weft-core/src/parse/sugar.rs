@@ -386,7 +386,7 @@ impl Written<'_> {
             task.params = first.params;
         }
         task.gate_checks = checks.collect();
-        task.gate = Some(Spanned::new(block.timing, block.pos));
+        task.gate = Some(Box::new(Spanned::new(block.timing, block.pos)));
         task.run_after = parents.to_vec();
         task
     }

@@ -402,7 +402,11 @@ impl Driver {
             let key = weft_store::tenants::tasks_quota_group(&self.options.tenant);
             groups.push((key.clone(), weft_store::tenants::group_shown(&key), limit));
         }
-        if let Some((group, limit)) = self.state.plan().nodes[node].concurrency.clone() {
+        if let Some((group, limit)) = self.state.plan().nodes[node]
+            .concurrency
+            .as_deref()
+            .cloned()
+        {
             groups.push((
                 weft_store::tenants::scoped_group(&self.options.tenant, &group),
                 group,

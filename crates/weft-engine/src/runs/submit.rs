@@ -46,7 +46,7 @@ impl RunService {
         let source = &spec.pipeline;
         // The checks below read the pipeline; `prepare_parsed` plans it.
         let pipeline = match &parsed.pipeline {
-            Some(pipeline) if parsed.diagnostics.is_empty() => pipeline.clone(),
+            Some(pipeline) if parsed.diagnostics.is_empty() => pipeline,
             _ => return Err(invalid(parsed.diagnostics, Vec::new())),
         };
         if let Some(name) = &spec.name
@@ -76,7 +76,7 @@ impl RunService {
             let policy = self
                 .tenant_policy(policy, spec.tenant())
                 .map_err(SubmitError::Environment)?;
-            let refused = policy.check(&pipeline, &spec.secret_grants, &spec.reporters);
+            let refused = policy.check(pipeline, &spec.secret_grants, &spec.reporters);
             if !refused.is_empty() {
                 return Err(invalid(refused, Vec::new()));
             }
@@ -101,7 +101,7 @@ impl RunService {
             let grants = setup::run_grants(&spec, &secrets, Default::default(), Default::default());
             match decorate::decorate_submission(
                 &registry,
-                &pipeline,
+                pipeline,
                 params,
                 &secrets.store,
                 &grants,
@@ -117,7 +117,7 @@ impl RunService {
                 Err(err) => return Err(invalid(vec![err.diagnostic], err.log)),
             }
         }
-        let prepared = prepare_parsed(&registry, source, parsed, &params)
+        let prepared = prepare_parsed(&registry, source, &parsed, &params)
             .await
             .map_err(|found| invalid(found, decorator_log.clone()))?;
         for task in spec.http.tasks.keys() {
@@ -135,7 +135,7 @@ impl RunService {
             }
         }
 
-        let reporter_specs = setup::reporter_specs(&pipeline, &spec, &prepared.plan.params)
+        let reporter_specs = setup::reporter_specs(pipeline, &spec, &prepared.plan.params)
             .map_err(SubmitError::Refused)?;
         setup::check_reporters(&registry, &reporter_specs)
             .await
@@ -178,9 +178,9 @@ impl RunService {
         // operators to fill in.
         crate::secrets::SecretStore::ensure_file(&data_dir).map_err(SubmitError::Environment)?;
         let (workspaces, read_only) =
-            setup::bind_workspaces(&spec, &pipeline, &run_dir, &mut secrets)
+            setup::bind_workspaces(&spec, pipeline, &run_dir, &mut secrets)
                 .map_err(SubmitError::Refused)?;
-        let snapshots = setup::snapshot_config(&spec.snapshots, &pipeline, &workspaces, &read_only)
+        let snapshots = setup::snapshot_config(&spec.snapshots, pipeline, &workspaces, &read_only)
             .map_err(SubmitError::Refused)?;
         let masker = secrets.masker();
         let grants = setup::run_grants(&spec, &secrets, workspaces, read_only);
@@ -215,6 +215,8 @@ impl RunService {
                 .as_ref()
                 .map_or(weft_store::Recovery::None, |r| r.value.into()),
         };
+        // Planned and read: the parsed pipeline goes before the run is recorded and runs.
+        drop(parsed);
         let lease = journal
             .create_run(&new_run, &self.config.owner, Timestamp::now())
             .map_err(|e| match e {
