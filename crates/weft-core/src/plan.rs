@@ -788,3 +788,13 @@ impl Lowering<'_> {
         Template { pieces }
     }
 }
+
+#[cfg(all(test, target_pointer_width = "64"))]
+mod size_tests {
+    /// A plan's nodes live for the whole run: at 100,000 tasks each byte here is 100 KB.
+    /// Rare parts (a concurrency group, a matrix combination) are boxed.
+    #[test]
+    fn a_plan_node_stays_small() {
+        assert!(std::mem::size_of::<super::PlanNode>() <= 352);
+    }
+}
