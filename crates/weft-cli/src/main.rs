@@ -146,11 +146,38 @@ fn main() -> ExitCode {
     }
 }
 
-fn registry(args: &PluginArgs) -> Result<PluginRegistry, Failure> {
+/// Room beside a run's tasks for its reporters, gates and form decorators.
+const POOL_HEADROOM: usize = 32;
+
+/// Instance slots for a process that runs at most one pipeline (`weft run`, `weft
+/// validate`, `weft plugin ...`): as many tasks as may run at once (`--parallelism`, else
+/// the default) plus [`POOL_HEADROOM`]. Each slot costs set-up time, which a short
+/// `weft run` would otherwise pay for the server's thousand (about 4 ms of its 13).
+/// Beyond its slots an instance waits for one; it never fails for want of one.
+pub(crate) fn one_run_pool(parallelism: Option<usize>) -> u32 {
+    let tasks = parallelism.unwrap_or_else(weft_engine::default_parallelism);
+    u32::try_from(tasks.saturating_add(POOL_HEADROOM))
+        .unwrap_or(u32::MAX)
+        .min(weft_runtime::DEFAULT_POOL_INSTANCES)
+}
+
+/// The plugins `args` name, run by a runtime whose pool has `instances` slots.
+fn registry(args: &PluginArgs, instances: u32) -> Result<PluginRegistry, Failure> {
     let cache_dir = args.cache_dir.clone().or_else(default_cache_dir);
+    let defaults = RuntimeConfig::default();
+    let allocator = match defaults.allocator {
+        weft_runtime::Allocator::Pooling {
+            max_memory_bytes, ..
+        } => weft_runtime::Allocator::Pooling {
+            instances,
+            max_memory_bytes,
+        },
+        other => other,
+    };
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir,
-        ..RuntimeConfig::default()
+        allocator,
+        ..defaults
     })
     .map_err(|e| Failure::environment(e.to_string()))?;
     let mut registry = PluginRegistry::new(runtime, builtin::BUILTIN_PLUGINS);
@@ -301,7 +328,7 @@ async fn validate(args: PipelineArgs) -> Result<u8, Failure> {
         Ok(pins) => pins,
         Err(done) => return done,
     };
-    let registry = registry(&args.plugins)?;
+    let registry = registry(&args.plugins, one_run_pool(None))?;
     match validate_pipeline(&registry, &pipeline, &supplied).await {
         Ok(prepared) => {
             match args.output {
@@ -346,7 +373,7 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
     let applied = pipeline_run::apply(&parsed, &mut spec, Some(&volumes));
     if !applied.problems.is_empty() || !parsed.diagnostics.is_empty() {
         // Everything else validation finds, reported with them at once.
-        let registry = registry(&pipeline_args.plugins)?;
+        let registry = registry(&pipeline_args.plugins, one_run_pool(None))?;
         let mut all = validate_pipeline(&registry, &spec.pipeline, &spec.params)
             .await
             .err()
@@ -368,6 +395,7 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
         Box::new(move || crate::store::open_store(&location).map_err(|failure| failure.message));
     let service = service(
         &pipeline_args.plugins,
+        one_run_pool(args.parallelism),
         data_dir,
         &args.secrets,
         opener,
@@ -586,6 +614,7 @@ impl Default for Leases {
 /// secrets its flags give (`--secret`), how it opens the run store and holds leases.
 pub(crate) fn service(
     plugins: &PluginArgs,
+    pool: u32,
     data_dir: PathBuf,
     secret_flags: &[String],
     open: StoreOpener,
@@ -593,6 +622,7 @@ pub(crate) fn service(
 ) -> Result<RunService, Failure> {
     service_with(
         plugins,
+        pool,
         data_dir,
         secret_flags,
         open,
@@ -617,6 +647,7 @@ pub(crate) struct ServerParts {
 /// server's task slots shared fairly by tenants (`weft serve`).
 pub(crate) fn service_with(
     plugins: &PluginArgs,
+    pool: u32,
     data_dir: PathBuf,
     secret_flags: &[String],
     open: StoreOpener,
@@ -640,7 +671,7 @@ pub(crate) fn service_with(
         tenant_secrets,
         task_slots,
     };
-    let mut registry = registry(plugins)?;
+    let mut registry = registry(plugins, pool)?;
     if let Some(source) = tenant_plugins {
         registry.set_tenant_plugins(source);
     }
@@ -757,7 +788,7 @@ async fn plugin(command: PluginCommand) -> Result<u8, Failure> {
             Ok(0)
         }
         PluginCommand::List { plugins } => {
-            let registry = registry(&plugins)?;
+            let registry = registry(&plugins, one_run_pool(None))?;
             for name in registry.names() {
                 let origin = registry.origin(&name).unwrap_or_default();
                 match registry.resolve(&name).await {
@@ -787,7 +818,7 @@ async fn plugin(command: PluginCommand) -> Result<u8, Failure> {
             } else {
                 name.clone()
             };
-            let registry = registry(&plugins)?;
+            let registry = registry(&plugins, one_run_pool(None))?;
             let resolved = registry.resolve(&lookup).await.map_err(|e| match e {
                 weft_engine::runs::PluginError::NotFound(_) => Failure::invalid(format!(
                     "{e}: weft looked in {}\n  hint: {}",

@@ -30,6 +30,8 @@ fn service_on(
     let opened = store.clone();
     crate::service(
         plugins,
+        // A re-run or a pending run keeps its stored parallelism: the server's pool.
+        weft_runtime::DEFAULT_POOL_INSTANCES,
         data_dir,
         secrets,
         Box::new(move || Ok(opened.clone())),

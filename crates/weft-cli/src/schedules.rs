@@ -33,6 +33,7 @@ pub async fn command(command: SchedulesCommand) -> Result<u8, Failure> {
                 crate::store::store_location(store.db.as_deref(), store.data_dir.as_deref())?;
             let service = crate::service(
                 &plugins,
+                weft_runtime::DEFAULT_POOL_INSTANCES,
                 store.data_dir.clone().unwrap_or_else(default_data_dir),
                 &[],
                 Box::new(move || crate::store::open_store(&location).map_err(|f| f.message)),

@@ -86,6 +86,11 @@ pub struct RuntimeConfig {
     pub allocator: Allocator,
 }
 
+/// Instance slots of the default pool: what a server running many runs at once needs.
+/// Setting up a slot costs time (a guard page per stack), so a process that runs one
+/// pipeline asks for fewer.
+pub const DEFAULT_POOL_INSTANCES: u32 = 1000;
+
 impl Default for RuntimeConfig {
     fn default() -> Self {
         RuntimeConfig {
@@ -93,7 +98,7 @@ impl Default for RuntimeConfig {
             cache_max_bytes: 1 << 30,
             max_wasm_stack: 1 << 20,
             allocator: Allocator::Pooling {
-                instances: 1000,
+                instances: DEFAULT_POOL_INSTANCES,
                 max_memory_bytes: 1 << 30,
             },
         }

@@ -218,7 +218,9 @@ impl BatchingStore {
         {
             return Err(StoreError::Closed);
         }
-        self.take_failures()
+        let failures = self.take_failures();
+        self.inner.settle_before_exit()?;
+        failures
     }
 
     fn send(&self, msg: Msg) -> Result<()> {

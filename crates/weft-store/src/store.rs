@@ -111,6 +111,14 @@ pub trait RunStore: crate::tenants::TenantStore + Send + Sync {
         Ok(())
     }
 
+    /// Called once nothing more will be written (the process is about to end, perhaps
+    /// without dropping the store): puts what only this process holds in order. SQLite
+    /// stops its checkpointer and copies a grown WAL back into the database, since a
+    /// store that is never dropped never checkpoints on close.
+    fn settle_before_exit(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// One run.
     fn run(&self, id: &str) -> Result<Option<RunRecord>>;
 

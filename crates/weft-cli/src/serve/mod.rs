@@ -175,6 +175,7 @@ pub async fn serve(mut args: ServeArgs) -> Result<u8, Failure> {
     });
     let service = crate::service_with(
         &args.plugins,
+        weft_runtime::DEFAULT_POOL_INSTANCES,
         data_dir.clone(),
         &args.secrets,
         Box::new(move || Ok(opened.clone())),

@@ -325,7 +325,7 @@ pub fn upload_plugin(
     }
     let bytes = std::fs::read(file)
         .map_err(|e| Failure::invalid(format!("cannot read {}: {e}", file.display())))?;
-    let registry = crate::registry(plugins)?;
+    let registry = crate::registry(plugins, crate::one_run_pool(None))?;
     let opened = open(store)?;
     let record =
         super::plugins::upload(opened.as_ref(), &registry, tenant, &name, &bytes, &actor())

@@ -51,6 +51,26 @@ impl Checkpointer {
     }
 }
 
+impl Checkpointer {
+    /// WAL size past which the last checkpoint runs: SQLite's own automatic threshold
+    /// (1,000 pages of 4 KiB). Below it a short process (a `weft run` of a few tasks, over
+    /// before the first tick) leaves its WAL to the next, which costs little.
+    const LAST_ABOVE: u64 = 1000 * 4096;
+
+    /// The checkpoint of a store about to be let go of: copies the WAL back and empties
+    /// it when it has grown past [`Self::LAST_ABOVE`], so WALs left by processes that
+    /// never drop their store (and so never checkpoint on close) stay bounded.
+    pub(super) fn last(conn: &Connection, path: &Path) {
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let grown = std::fs::metadata(&wal).is_ok_and(|m| m.len() > Self::LAST_ABOVE);
+        if grown && let Err(err) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        {
+            tracing::debug!(error = %err, "the last WAL checkpoint failed; the next open's checkpointer retries");
+        }
+    }
+}
+
 impl Drop for Checkpointer {
     fn drop(&mut self) {
         drop(self.stop.take());

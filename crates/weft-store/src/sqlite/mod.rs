@@ -43,7 +43,8 @@ pub struct SqliteStore {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     /// Checkpoints the WAL beside the writer (`None`: SQLite's own, in the writer's commits).
-    _checkpointer: Option<Checkpointer>,
+    /// Taken (and stopped) by [`RunStore::settle_before_exit`].
+    checkpointer: Mutex<Option<Checkpointer>>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -111,7 +112,7 @@ impl SqliteStore {
             limits,
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
-            _checkpointer: checkpointer,
+            checkpointer: Mutex::new(checkpointer),
         })
     }
 
@@ -150,7 +151,7 @@ impl SqliteStore {
             limits,
             writer: Mutex::new(conn),
             readers: Mutex::new(Vec::new()),
-            _checkpointer: None,
+            checkpointer: Mutex::new(None),
         })
     }
 
@@ -1092,6 +1093,19 @@ fn collect<R, T>(
 }
 
 impl RunStore for SqliteStore {
+    fn settle_before_exit(&self) -> Result<()> {
+        let Some(checkpointer) = lock(&self.checkpointer).take() else {
+            return Ok(());
+        };
+        drop(checkpointer);
+        let writer = lock(&self.writer);
+        Checkpointer::last(&writer, &self.path);
+        // Should writes come after all, SQLite checkpoints them itself again.
+        writer
+            .pragma_update(None, "wal_autocheckpoint", 1000)
+            .map_err(|e| open_err(&self.path, e))
+    }
+
     fn create_run(&self, run: &NewRun, owner: &str, now: Timestamp) -> Result<Lease> {
         let mut conn = lock(&self.writer);
         let tx = conn
