@@ -143,8 +143,14 @@ impl Shared {
             // Nothing new: already desired (or it would go backwards).
             Ok(false) => return,
             Ok(true) => {}
+            // Not recorded, so not sent: the outbox is what a forge is told from. An
+            // engine cut off from its store may have lost the run to another, which
+            // reports from the store (a `failed` sent from here would then contradict its
+            // `success`); the next desire recorded, or the engine recovering the run,
+            // sends what is due.
             Err(err) => {
-                tracing::warn!(reporter = %key.reporter, context = %key.context, error = %err, "cannot record a desired status");
+                tracing::warn!(reporter = %key.reporter, context = %key.context, error = %err, "cannot record a desired status; it is not sent");
+                return;
             }
         }
         // Another engine owns the run now: it reports, not this one.
