@@ -473,7 +473,7 @@ fn show_graph(store: &dyn RunStore, run: &str, dot: bool) -> Result<u8, Failure>
 
 /// The timeouts a stored run was asked for (for its Tekton form).
 fn pipeline_timeouts(record: &weft_store::RunRecord) -> weft_engine::runs::RunTimeouts {
-    weft_engine::runs::StoredRun::from_json(&record.submitted.id, &record.submitted.options_json)
+    weft_engine::runs::StoredRun::read(&record.submitted.id, &record.submitted)
         .map(|stored| stored.spec.timeouts)
         .unwrap_or_default()
 }

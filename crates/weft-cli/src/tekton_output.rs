@@ -126,7 +126,7 @@ pub fn from_store(store: &dyn RunStore, run: &str) -> Result<Option<Value>, Stor
             })
             .collect()
     };
-    let timeouts = StoredRun::from_json(run, &record.submitted.options_json)
+    let timeouts = StoredRun::read(run, &record.submitted)
         .map(|stored| stored.spec.timeouts)
         .unwrap_or_default();
     let results = pipeline

@@ -68,7 +68,7 @@ impl RunService {
         lease: weft_store::Lease,
     ) -> Result<Vec<Undelivered>, String> {
         let submitted = &record.submitted;
-        let stored = StoredRun::from_json(run, &submitted.options_json)?;
+        let stored = StoredRun::read(run, submitted)?;
         let spec = &stored.spec;
         let registry = self.registry_for(spec.tenant())?;
         let params: BTreeMap<String, ParamValue> = serde_json::from_str(&submitted.params_json)

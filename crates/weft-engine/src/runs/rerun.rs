@@ -147,8 +147,7 @@ impl RunService {
                 record.phase
             )));
         }
-        let stored = StoredRun::from_json(&previous, &record.submitted.options_json)
-            .map_err(SubmitError::Refused)?;
+        let stored = StoredRun::read(&previous, &record.submitted).map_err(SubmitError::Refused)?;
         let attempts = store
             .runs_named(name)
             .map_err(|e| SubmitError::Environment(format!("run store: {e}")))?

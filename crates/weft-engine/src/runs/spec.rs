@@ -8,6 +8,10 @@
 //! [`RUN_SPEC_VERSION`] is written with every stored run ([`StoredRun`]). Reading a stored
 //! run checks it: a run stored by a weft from before run specs (its record holds the
 //! command-line flags as written) is refused with a message saying so, never guessed at.
+//! Version 2 keeps the pipeline's text once, in the run's `pipeline_source` column: the
+//! stored spec's `pipeline.source` is written empty and filled from the column when read
+//! ([`StoredRun::read`]). Version 1 records, which hold the text themselves, are read as
+//! they are.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -23,8 +27,11 @@ use crate::grants::{HttpGrants, SecretGrants};
 use crate::policy::SubmissionPolicy;
 use crate::report::ReporterSpec;
 
-/// The version of [`RunSpec`] this build writes and reads.
-pub const RUN_SPEC_VERSION: u32 = 1;
+/// The version of [`RunSpec`] this build writes (it reads this one and the one before).
+pub const RUN_SPEC_VERSION: u32 = 2;
+
+/// The first version whose stored spec leaves the pipeline's text to the run's column.
+const SOURCE_IN_COLUMN_SINCE: u32 = 2;
 
 /// How a run was asked for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -199,7 +206,7 @@ impl RunSpec {
 /// `None` when it no longer parses.
 pub fn stored_pipeline(record: &weft_store::RunRecord) -> Option<weft_core::Pipeline> {
     let submitted = &record.submitted;
-    match StoredRun::from_json(&submitted.id, &submitted.options_json) {
+    match StoredRun::read(&submitted.id, submitted) {
         Ok(stored) => {
             let parsed = stored.spec.pipeline.parse_with(&submitted.pipeline_source);
             parsed.pipeline.filter(|_| parsed.diagnostics.is_empty())
@@ -217,7 +224,7 @@ pub fn stored_plan(record: &weft_store::RunRecord) -> Option<weft_core::Plan> {
     let pipeline = stored_pipeline(record)?;
     let params: BTreeMap<String, weft_core::contract::ParamValue> =
         serde_json::from_str(&submitted.params_json).ok()?;
-    let limits = StoredRun::from_json(&submitted.id, &submitted.options_json)
+    let limits = StoredRun::read(&submitted.id, submitted)
         .map(|stored| stored.spec.pipeline.limits())
         .unwrap_or_default();
     weft_core::Plan::with_limits(&pipeline, &params, None, &limits).ok()
@@ -270,7 +277,18 @@ pub struct StoredRun {
 }
 
 impl StoredRun {
-    /// Reads a stored run's record, refusing one this build cannot read (say why).
+    /// Reads what the store keeps of `run` (its `options_json`, with the pipeline's text
+    /// from its `pipeline_source` column), refusing a record this build cannot read.
+    pub fn read(run: &str, submitted: &weft_store::NewRun) -> Result<StoredRun, String> {
+        let mut stored = StoredRun::from_json(run, &submitted.options_json)?;
+        if stored.version >= SOURCE_IN_COLUMN_SINCE {
+            stored.spec.pipeline.source = submitted.pipeline_source.clone();
+        }
+        Ok(stored)
+    }
+
+    /// Reads a stored run's record as written (a version 2 record without the pipeline's
+    /// text: see [`StoredRun::read`]), refusing one this build cannot read (say why).
     pub fn from_json(run: &str, text: &str) -> Result<StoredRun, String> {
         let value: serde_json::Value = serde_json::from_str(text)
             .map_err(|e| format!("run `{run}`: its stored spec is not JSON: {e}"))?;
@@ -280,7 +298,7 @@ impl StoredRun {
                     "run `{run}` was stored by a weft from before run specs (it kept command-line flags); finish it with that version, or start it again"
                 ));
             }
-            Some(v) if v != u64::from(RUN_SPEC_VERSION) => {
+            Some(v) if v == 0 || v > u64::from(RUN_SPEC_VERSION) => {
                 return Err(format!(
                     "run `{run}` was stored with run spec version {v}; this weft reads version {RUN_SPEC_VERSION}"
                 ));
@@ -291,7 +309,8 @@ impl StoredRun {
             .map_err(|e| format!("run `{run}`: its stored spec cannot be read: {e}"))
     }
 
-    /// The record as JSON.
+    /// The record as JSON, whole (the caller leaves `spec.pipeline.source` empty when
+    /// the text goes to the run's column, as a version 2 record does).
     pub fn to_json(&self) -> String {
         // Plain data (strings, maps, numbers): encoding cannot fail.
         serde_json::to_string(self).unwrap_or_else(|_| "{}".into())
@@ -372,6 +391,46 @@ mod tests {
         };
         let back = StoredRun::from_json("r1", &stored.to_json()).expect("reads");
         assert_eq!(back, stored);
+    }
+
+    /// Version 2 keeps the pipeline's text in the run's column only; a version 1 record,
+    /// which holds it itself, still reads.
+    #[test]
+    fn the_source_is_stored_once_and_version_1_records_still_read() {
+        let spec = full();
+        let text = spec.pipeline.source.clone();
+        let mut written = StoredRun {
+            version: RUN_SPEC_VERSION,
+            uid: "u".into(),
+            data_dir: "/data".into(),
+            spec,
+        };
+        written.spec.pipeline.source = String::new();
+        let record = |options_json: String| weft_store::NewRun {
+            id: "r1".into(),
+            name: "r1".into(),
+            pipeline_name: "p".into(),
+            pipeline_source: text.clone(),
+            params_json: "{}".into(),
+            options_json,
+            created_at: weft_store::Timestamp(0),
+            recovery: weft_store::Recovery::None,
+        };
+        let json = written.to_json();
+        assert!(!json.contains("weft.dev/v1"), "{json}");
+        let back = StoredRun::read("r1", &record(json)).expect("reads");
+        assert_eq!(back.spec.pipeline.source, text);
+        // Version 1: the text in the record, the column ignored.
+        let mut old = serde_json::to_value(StoredRun {
+            version: 1,
+            uid: "u".into(),
+            data_dir: "/data".into(),
+            spec: full(),
+        })
+        .expect("json");
+        old["spec"]["pipeline"]["source"] = serde_json::json!("kept in the record\n");
+        let back = StoredRun::read("r1", &record(old.to_string())).expect("reads");
+        assert_eq!(back.spec.pipeline.source, "kept in the record\n");
     }
 
     #[test]

@@ -195,28 +195,33 @@ impl RunService {
         options.snapshots = snapshots;
         options.carried = carried;
 
-        // Recorded before anything runs; secret values never are.
-        let stored = StoredRun {
+        // Recorded before anything runs; secret values never are. The pipeline's text is
+        // kept once, in the run's column: the stored spec leaves it out (version 2).
+        let recovery = pipeline
+            .recovery
+            .as_ref()
+            .map_or(weft_store::Recovery::None, |r| r.value.into());
+        // Planned and read: the parsed pipeline goes before the run is recorded and runs.
+        drop(parsed);
+        let mut spec = spec;
+        let pipeline_source = std::mem::take(&mut spec.pipeline.source);
+        let options_json = StoredRun {
             version: RUN_SPEC_VERSION,
             uid: uid.clone(),
             data_dir: data_dir.clone(),
             spec: spec.clone(),
-        };
+        }
+        .to_json();
         let new_run = NewRun {
             id: id.clone(),
             name: name.clone(),
             pipeline_name: prepared.plan.pipeline_name.clone(),
-            pipeline_source: source.source.clone(),
+            pipeline_source,
             params_json: serde_json::to_string(&params).unwrap_or_else(|_| "{}".into()),
-            options_json: stored.to_json(),
+            options_json,
             created_at: Timestamp::now(),
-            recovery: pipeline
-                .recovery
-                .as_ref()
-                .map_or(weft_store::Recovery::None, |r| r.value.into()),
+            recovery,
         };
-        // Planned and read: the parsed pipeline goes before the run is recorded and runs.
-        drop(parsed);
         let lease = journal
             .create_run(&new_run, &self.config.owner, Timestamp::now())
             .map_err(|e| match e {

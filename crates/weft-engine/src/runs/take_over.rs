@@ -93,7 +93,7 @@ impl RunService {
             what: format!("run `{run}`"),
         })?;
         let submitted = &record.submitted;
-        let stored = StoredRun::from_json(run, &submitted.options_json).map_err(unusable)?;
+        let stored = StoredRun::read(run, submitted).map_err(unusable)?;
         let spec = &stored.spec;
         let registry = self.registry_for(spec.tenant()).map_err(unusable)?;
         let params: BTreeMap<String, ParamValue> = serde_json::from_str(&submitted.params_json)

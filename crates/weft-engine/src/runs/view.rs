@@ -180,7 +180,7 @@ pub fn held_view(
     };
     match record.phase {
         RunPhase::Scheduled => {
-            let at = super::StoredRun::from_json(run, &record.submitted.options_json)
+            let at = super::StoredRun::read(run, &record.submitted)
                 .ok()
                 .and_then(|stored| stored.spec.scheduled_at_ms)
                 .and_then(|ms| u64::try_from(ms).ok());

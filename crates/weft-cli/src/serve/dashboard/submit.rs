@@ -35,8 +35,8 @@ pub fn source(store: &dyn weft_store::RunStore, id: &str) -> Result<Source, Refu
         .ok_or_else(|| {
             Refusal::new(StatusCode::NOT_FOUND, "not-found", format!("no run `{id}`"))
         })?;
-    let stored = weft_engine::runs::StoredRun::from_json(id, &record.submitted.options_json)
-        .map_err(|_| unsupported(id))?;
+    let stored =
+        weft_engine::runs::StoredRun::read(id, &record.submitted).map_err(|_| unsupported(id))?;
     if !stored.spec.pipeline.referenced.is_empty() {
         return Err(unsupported(id));
     }
