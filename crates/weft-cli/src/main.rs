@@ -33,7 +33,7 @@ use weft_core::pipeline_run::SpecStatus;
 use weft_core::{CancelMode, Diagnostic};
 use weft_engine::runs::{
     CancelHandle, DecisionKind, PluginRegistry, RunEnd, RunService, ServiceConfig, StoreOpener,
-    SubmitError, cancel_channel, validate as validate_pipeline,
+    SubmitError, cancel_channel, validate as validate_pipeline, validate_parsed,
 };
 use weft_runtime::{Runtime, RuntimeConfig};
 
@@ -329,7 +329,7 @@ async fn validate(args: PipelineArgs) -> Result<u8, Failure> {
         Err(done) => return done,
     };
     let registry = registry(&args.plugins, one_run_pool(None))?;
-    match validate_pipeline(&registry, &pipeline, &supplied).await {
+    match validate_parsed(&registry, &pipeline, &parsed, &supplied).await {
         Ok(prepared) => {
             match args.output {
                 OutputFormat::Json | OutputFormat::Tekton | OutputFormat::Dot => {

@@ -169,6 +169,17 @@ pub async fn validate(
     crate::prepare::prepare_files(registry, pipeline, &pipeline.source, params).await
 }
 
+/// [`validate`] of files already parsed (`parsed` is what `pipeline` holds), so they are
+/// not parsed twice.
+pub async fn validate_parsed(
+    registry: &PluginRegistry,
+    pipeline: &PipelineSource,
+    parsed: &weft_core::RunFiles,
+    params: &std::collections::BTreeMap<String, weft_core::contract::ParamValue>,
+) -> Result<Prepared, Vec<Diagnostic>> {
+    crate::prepare::prepare_parsed(registry, pipeline, parsed, params).await
+}
+
 /// The heartbeat a run held pending carries (the last millisecond of year 9999): never
 /// stale, so nothing takes the run over until [`RunService::start_pending`] releases it.
 pub const PENDING_HEARTBEAT: weft_store::Timestamp = weft_store::Timestamp(253_402_300_799_999);
