@@ -14,3 +14,15 @@ pub fn give_large_blocks_back() {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
     }
 }
+
+/// Gives free pages back to the system (glibc's `malloc_trim`): those at the end of each
+/// heap and whole free pages inside them.
+pub fn give_free_pages_back() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[allow(unsafe_code)]
+    // SAFETY: `malloc_trim` only releases pages no allocation uses; it takes the
+    // allocator's own locks.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}

@@ -66,6 +66,25 @@ pub fn files(
     file: String,
     library: Vec<ReferencedFile>,
 ) -> (PipelineSource, RunFiles) {
+    // Parsed on a thread of its own, so the YAML tree and the model built beside it sit
+    // in that thread's malloc arena. The model is copied out here and the arena's pages
+    // given back: otherwise the freed tree (about 1 KB per task) stays in this thread's
+    // heap, fragmented among what the run keeps, for the whole run. At 100,000 tasks
+    // that is about 90 MiB of a run's steady RSS and 30 MiB of its peak.
+    let parsed = std::thread::scope(|scope| scope.spawn(|| parse(source, file, library)).join());
+    match parsed {
+        Ok((pipeline, parsed)) => {
+            let copy = parsed.clone();
+            drop(parsed);
+            crate::memory::give_free_pages_back();
+            (pipeline, copy)
+        }
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
+/// [`files`] on the calling thread.
+fn parse(source: String, file: String, library: Vec<ReferencedFile>) -> (PipelineSource, RunFiles) {
     let mut pipeline = PipelineSource::new(source, file);
     pipeline.referenced = library;
     let parsed = pipeline.parse();
