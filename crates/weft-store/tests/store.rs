@@ -126,13 +126,7 @@ fn every_op(lease: &Lease) -> Vec<WriteOp> {
             outcome: "Approved".into(),
             at: T0,
         },
-        WriteOp::FinishRun {
-            lease: lease.clone(),
-            status: "Succeeded".into(),
-            reason: "Succeeded".into(),
-            report_json: "{}".into(),
-            finished_at: T0,
-        },
+        finish(lease, "Succeeded"),
     ]
 }
 
@@ -231,13 +225,7 @@ fn run_round_trips_and_lists(db: &Db) {
 fn finished_run_is_immutable(db: &Db) {
     let store = db.store();
     let lease = store.create_run(&new_run("r"), "e", T0).unwrap();
-    let finish = WriteOp::FinishRun {
-        lease: lease.clone(),
-        status: "Succeeded".into(),
-        reason: "Succeeded".into(),
-        report_json: "{}".into(),
-        finished_at: T0,
-    };
+    let finish = finish(&lease, "Succeeded");
     store.write(finish.clone()).unwrap();
     for op in [
         finish,
@@ -359,13 +347,7 @@ fn one_batch_checks_every_write_it_holds(db: &Db) {
             put(&lease, attempt("r", "a", 0, TaskPhase::Running)),
             put(&forged, attempt("r", "b", 0, TaskPhase::Running)),
             put(&lease, attempt("r", "c", 0, TaskPhase::Running)),
-            WriteOp::FinishRun {
-                lease: lease.clone(),
-                status: "Succeeded".into(),
-                reason: "Succeeded".into(),
-                report_json: "{}".into(),
-                finished_at: T0,
-            },
+            finish(&lease, "Succeeded"),
             put(&lease, attempt("r", "d", 0, TaskPhase::Running)),
         ])
         .unwrap();
@@ -470,15 +452,7 @@ fn stale_runs_by_heartbeat_age(db: &Db) {
             .heartbeat(&lease, T0.plus(Duration::from_secs(hb)))
             .unwrap();
         if finished {
-            store
-                .write(WriteOp::FinishRun {
-                    lease,
-                    status: "Succeeded".into(),
-                    reason: String::new(),
-                    report_json: "{}".into(),
-                    finished_at: T0,
-                })
-                .unwrap();
+            store.write(finish(&lease, "Succeeded")).unwrap();
         }
     }
     let now = T0.plus(Duration::from_secs(60));
@@ -724,15 +698,7 @@ fn outbox_never_regresses(db: &Db) {
     assert_eq!(row.next_attempt_at, None);
     assert!(due(T0.plus(Duration::from_secs(600))).is_empty());
     // Delivery continues after the run finished (the final status must get out).
-    store
-        .write(WriteOp::FinishRun {
-            lease: lease.clone(),
-            status: "Failed".into(),
-            reason: String::new(),
-            report_json: "{}".into(),
-            finished_at: T0,
-        })
-        .unwrap();
+    store.write(finish(&lease, "Failed")).unwrap();
     assert_eq!(store.write(delivered(Failed)).unwrap(), WriteAck::Unchanged);
 }
 
@@ -987,15 +953,7 @@ fn the_terminal_trigger_backs_up_the_store(db: &Db) {
         store
             .write(put(&lease, terminal("r", "a", 0, Outcome::Succeeded)))
             .unwrap();
-        store
-            .write(WriteOp::FinishRun {
-                lease,
-                status: "Succeeded".into(),
-                reason: String::new(),
-                report_json: "{}".into(),
-                finished_at: T0,
-            })
-            .unwrap();
+        store.write(finish(&lease, "Succeeded")).unwrap();
     }
     for sql in [
         "UPDATE attempts SET outcome = 'Failed'",
@@ -1007,6 +965,17 @@ fn the_terminal_trigger_backs_up_the_store(db: &Db) {
     }
     // The lease of a finished run may still move (outbox delivery).
     db.exec("UPDATE runs SET lease_token = 7").unwrap();
+}
+
+/// `FinishRun` for `lease`'s run with `status`, at `T0`.
+fn finish(lease: &Lease, status: &str) -> WriteOp {
+    WriteOp::FinishRun {
+        lease: lease.clone(),
+        status: status.into(),
+        reason: status.into(),
+        report_json: "{}".into(),
+        finished_at: T0,
+    }
 }
 
 fn batching(inner: Arc<dyn RunStore>) -> BatchingStore {
@@ -1496,15 +1465,7 @@ fn signals_reach_the_owner(db: &Db) {
     );
     store.write(handled(&taken, second)).unwrap();
     // A finished run takes no more signals.
-    store
-        .write(WriteOp::FinishRun {
-            lease: taken,
-            status: "Cancelled".into(),
-            reason: String::new(),
-            report_json: "{}".into(),
-            finished_at: T0,
-        })
-        .unwrap();
+    store.write(finish(&taken, "Cancelled")).unwrap();
     assert!(matches!(
         store.send_signal(&signal("a", "cancel")),
         Err(StoreError::RunFinished { .. })
@@ -1522,15 +1483,7 @@ fn claim_stale_claims_each_run_once(db: &Db) {
     }
     let fresh = store.create_run(&new_run("fresh"), "alive", later).unwrap();
     let done = store.create_run(&new_run("done"), "dead", T0).unwrap();
-    store
-        .write(WriteOp::FinishRun {
-            lease: done,
-            status: "Succeeded".into(),
-            reason: String::new(),
-            report_json: "{}".into(),
-            finished_at: T0,
-        })
-        .unwrap();
+    store.write(finish(&done, "Succeeded")).unwrap();
     // Four claimers at once, in small batches, until nothing is left.
     let claimed: Vec<Lease> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..4)
