@@ -32,26 +32,32 @@ fn pooled(instances: u32) -> Runtime {
     runtime
 }
 
-#[tokio::test]
-async fn pool_exhaustion_queues_instead_of_failing() {
-    let runtime = pooled(2);
+/// Runs `tasks` invocations of `exit` through a pool of `slots` at once, each with
+/// `params`, and asserts every one succeeds.
+async fn all_succeed(slots: u32, tasks: usize, params: &[(&str, &str)]) {
+    let runtime = pooled(slots);
     let exit = runtime.load_file(plugin_path("exit")).expect("exit loads");
     let mut running = Vec::new();
-    for i in 0..8 {
+    for i in 0..tasks {
         let exit = exit.clone();
-        running.push(tokio::spawn(async move {
-            let mut request = TaskRequest::new(format!("t{i}"));
+        let mut request = TaskRequest::new(format!("t{i}"));
+        for (name, value) in params {
             request
                 .params
-                .insert("sleepMs".into(), ParamValue::Str("50".into()));
-            exit.run(request).await
-        }));
+                .insert((*name).into(), ParamValue::Str((*value).into()));
+        }
+        running.push(tokio::spawn(async move { exit.run(request).await }));
     }
     for task in running {
         let report = task.await.expect("joined");
-        // Without the gate the third concurrent instantiation fails on the pool's limit.
         assert_eq!(report.ending, TaskEnding::Success, "{:?}", report.ending);
     }
+}
+
+#[tokio::test]
+async fn pool_exhaustion_queues_instead_of_failing() {
+    // Without the gate the third concurrent instantiation fails on the pool's limit.
+    all_succeed(2, 8, &[("sleepMs", "50")]).await;
 }
 
 /// Many short tasks through a small pool, from several threads: slots come back in
@@ -59,19 +65,7 @@ async fn pool_exhaustion_queues_instead_of_failing() {
 /// than failing (every task succeeds).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_pool_under_churn_never_fails_an_instantiation() {
-    let runtime = pooled(2);
-    let exit = runtime.load_file(plugin_path("exit")).expect("exit loads");
-    let mut running = Vec::new();
-    for i in 0..400 {
-        let exit = exit.clone();
-        running.push(tokio::spawn(async move {
-            exit.run(TaskRequest::new(format!("t{i}"))).await
-        }));
-    }
-    for task in running {
-        let report = task.await.expect("joined");
-        assert_eq!(report.ending, TaskEnding::Success, "{:?}", report.ending);
-    }
+    all_succeed(2, 400, &[]).await;
 }
 
 #[tokio::test]
