@@ -33,13 +33,16 @@ pub(super) fn check(path: &Path) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(open_err(e)),
     };
-    let mut header = [0u8; 100];
-    let read = read_up_to(&mut file, &mut header).map_err(open_err)?;
+    let mut header = Vec::with_capacity(100);
+    let read = (&mut file)
+        .take(100)
+        .read_to_end(&mut header)
+        .map_err(open_err)?;
     let len = file.metadata().map_err(open_err)?.len();
     if len == 0 {
         return Ok(());
     }
-    if read < header.len() {
+    if read < 100 {
         return Err(corrupt(format!(
             "the file is {len} bytes, shorter than a SQLite header (truncated?)"
         )));
@@ -78,20 +81,6 @@ fn self_contained(path: &Path) -> bool {
         PathBuf::from(name)
     };
     !beside("-wal").exists() && !beside("-journal").exists()
-}
-
-/// Reads until `buf` is full or the file ends; the number of bytes read.
-fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(filled)
 }
 
 #[cfg(test)]
