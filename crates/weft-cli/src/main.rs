@@ -417,6 +417,10 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
         Err(err) => return Err(spec_flags::failure(err)),
     };
     view::decorator_log(&submitted.decorator_log, display);
+    // What only submission needed (the text, the parsed model) is gone: give its pages
+    // back before the run grows around them.
+    drop(source);
+    memory::give_free_pages_back();
     let live = submitted.run;
     if status == Some(SpecStatus::Pending) {
         let name = live.name().to_string();

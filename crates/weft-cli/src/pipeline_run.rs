@@ -66,28 +66,9 @@ pub fn files(
     file: String,
     library: Vec<ReferencedFile>,
 ) -> (PipelineSource, RunFiles) {
-    // Parsed on a thread of its own, so the YAML tree and the model built beside it sit
-    // in that thread's malloc arena. The model is copied out here and the arena's pages
-    // given back: otherwise the freed tree (about 1 KB per task) stays in this thread's
-    // heap, fragmented among what the run keeps, for the whole run. At 100,000 tasks
-    // that is about 90 MiB of a run's steady RSS and 30 MiB of its peak.
-    let parsed = std::thread::scope(|scope| scope.spawn(|| parse(source, file, library)).join());
-    match parsed {
-        Ok((pipeline, parsed)) => {
-            let copy = parsed.clone();
-            drop(parsed);
-            crate::memory::give_free_pages_back();
-            (pipeline, copy)
-        }
-        Err(panic) => std::panic::resume_unwind(panic),
-    }
-}
-
-/// [`files`] on the calling thread.
-fn parse(source: String, file: String, library: Vec<ReferencedFile>) -> (PipelineSource, RunFiles) {
     let mut pipeline = PipelineSource::new(source, file);
     pipeline.referenced = library;
-    let parsed = pipeline.parse();
+    let parsed = parse_and_trim(&pipeline);
     if parsed.used.iter().copied().eq(0..pipeline.referenced.len()) {
         // Every file is used, in order (or there are none): nothing to drop or renumber.
         return (pipeline, parsed);
@@ -99,8 +80,17 @@ fn parse(source: String, file: String, library: Vec<ReferencedFile>) -> (Pipelin
         .collect();
     pipeline.referenced = used;
     // Re-parse with only what is kept: the indices in `used` now count those.
-    let parsed = pipeline.parse();
+    let parsed = parse_and_trim(&pipeline);
     (pipeline, parsed)
+}
+
+/// Parses `pipeline` and gives the pages of its freed YAML trees back. The trees (about
+/// 600 bytes per task) are read before the model is built, so they sit below it in the
+/// heap, and freed they leave whole pages that glibc keeps unless asked.
+fn parse_and_trim(pipeline: &PipelineSource) -> RunFiles {
+    let parsed = pipeline.parse();
+    crate::memory::give_free_pages_back();
+    parsed
 }
 
 /// `--volume NAME=DIR`: the host directory of a `persistentVolumeClaim` or `configMap`

@@ -82,12 +82,28 @@ fn indentation_tab_after(source: &str, from: Pos) -> Option<Pos> {
         })
 }
 
-/// `text` without the spare capacity the scanner reserved. A document's nodes are kept
-/// while it is read into the model, so at 100,000 tasks the spare bytes of every scalar,
-/// sequence and mapping (vectors grow by doubling) are a large part of the peak.
-fn exact(mut text: String) -> String {
-    text.shrink_to_fit();
-    text
+/// `text` in a buffer of its own length. A document's nodes are kept while it is read
+/// into the model, so at 100,000 tasks spare capacity is a large part of the peak: the
+/// scanner reserves at least 129 bytes for every plain scalar. The text is copied rather
+/// than shrunk in place: shrinking leaves the freed tail as a hole right after the kept
+/// text, too small for the next scalar's buffer, and those holes (about 800 bytes per
+/// task) could never be given back. Copied, each scalar's buffer is freed whole and
+/// reused by the next.
+fn exact(text: std::borrow::Cow<'_, str>) -> String {
+    match text {
+        std::borrow::Cow::Owned(text) if text.len() == text.capacity() => text,
+        text => text.as_ref().to_owned(),
+    }
+}
+
+/// `items` in a buffer of its own length, copied for the reason [`exact`] gives.
+fn exact_vec<T>(items: Vec<T>) -> Vec<T> {
+    if items.len() == items.capacity() {
+        return items;
+    }
+    let mut copy = Vec::with_capacity(items.len());
+    copy.extend(items);
+    copy
 }
 
 /// One document of a YAML stream: its root (`None` when empty) and where it starts.
@@ -167,7 +183,7 @@ pub(crate) fn parse_documents(source: &str) -> Result<Vec<Document>, SyntaxError
             Event::Scalar(text, style, anchor, _tag) => Some((
                 Node {
                     kind: NodeKind::Scalar {
-                        text: exact(text.into_owned()),
+                        text: exact(text),
                         plain: style == ScalarStyle::Plain,
                     },
                     pos,
@@ -226,13 +242,10 @@ pub(crate) fn parse_documents(source: &str) -> Result<Vec<Document>, SyntaxError
                 None
             }
             Event::SequenceEnd => match stack.pop() {
-                Some(Frame::Seq(mut items, start, anchor, extent)) => Some((
+                Some(Frame::Seq(items, start, anchor, extent)) => Some((
                     Node {
                         // Spare capacity is dropped for the reason `exact` gives.
-                        kind: NodeKind::Seq({
-                            items.shrink_to_fit();
-                            items
-                        }),
+                        kind: NodeKind::Seq(exact_vec(items)),
                         pos: start,
                     },
                     anchor,
@@ -244,12 +257,9 @@ pub(crate) fn parse_documents(source: &str) -> Result<Vec<Document>, SyntaxError
                 _ => None,
             },
             Event::MappingEnd => match stack.pop() {
-                Some(Frame::Map(mut entries, _, start, anchor, extent)) => Some((
+                Some(Frame::Map(entries, _, start, anchor, extent)) => Some((
                     Node {
-                        kind: NodeKind::Map({
-                            entries.shrink_to_fit();
-                            entries
-                        }),
+                        kind: NodeKind::Map(exact_vec(entries)),
                         pos: start,
                     },
                     anchor,

@@ -179,8 +179,10 @@ pub enum Action {
     Start(StartTask),
     /// Wait for people or for a gate (release-control.md): the engine keeps the wait in
     /// the store and calls [`RunState::task_waited`] when it ends (or confirms an
-    /// [`Action::Cancel`] with [`RunState::task_cancelled`]).
-    Wait(WaitTask),
+    /// [`Action::Cancel`] with [`RunState::task_cancelled`]). Boxed, as is
+    /// [`Action::Finished`]: a settle may queue every task at once, and each action is as
+    /// large as the largest variant.
+    Wait(Box<WaitTask>),
     /// Abort an attempt, then call [`RunState::task_cancelled`]. The engine confirms every
     /// cancel, at once for an attempt it does not hold (never launched, already gone):
     /// until it does, the task stays `Cancelling` and the run cannot end.
@@ -244,7 +246,7 @@ pub enum Action {
     /// Every non-finally task is terminal and `finally` tasks are being started.
     FinallyStarted,
     /// The run is over (emitted exactly once).
-    Finished(RunSummary),
+    Finished(Box<RunSummary>),
 }
 
 /// How an attempt of a task that runs a pipeline ended.
@@ -347,7 +349,7 @@ pub struct TaskReport {
     pub operation: Operation,
     /// For one combination of a matrixed task: which.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub matrix: Option<MatrixReport>,
+    pub matrix: Option<Box<MatrixReport>>,
     /// It runs a pipeline (`pipelineRef`/`pipelineSpec`): its tasks follow, nested.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub runs_pipeline: bool,
@@ -1076,10 +1078,12 @@ impl RunState {
                         results: state.results.clone(),
                         message: state.message.clone(),
                         operation: crate::operation::task_operation(&self.task_facts(node)),
-                        matrix: spec.matrix.as_ref().map(|member| MatrixReport {
-                            task: member.task.clone(),
-                            index: member.index,
-                            params: member.params.clone(),
+                        matrix: spec.matrix.as_ref().map(|member| {
+                            Box::new(MatrixReport {
+                                task: member.task.clone(),
+                                index: member.index,
+                                params: member.params.clone(),
+                            })
                         }),
                         runs_pipeline: spec.child.is_some(),
                         nested_in: None,
@@ -1236,7 +1240,7 @@ impl RunState {
         self.set_phase(node, phase, reason, actions);
         let start = self.start_of(node);
         actions.push(match wait {
-            Some(kind) => Action::Wait(WaitTask {
+            Some(kind) => Action::Wait(Box::new(WaitTask {
                 checks: self.plan.nodes[node]
                     .gate_checks
                     .iter()
@@ -1251,7 +1255,7 @@ impl RunState {
                     .collect(),
                 start,
                 kind,
-            }),
+            })),
             None => Action::Start(start),
         });
     }
@@ -1465,7 +1469,7 @@ impl RunState {
         }
         if !self.finished && self.all_tally.terminal == self.all_tally.total {
             self.finished = true;
-            actions.push(Action::Finished(self.summary()));
+            actions.push(Action::Finished(Box::new(self.summary())));
         }
     }
 
@@ -1662,5 +1666,22 @@ impl RunState {
             results,
             report,
         }
+    }
+}
+
+#[cfg(all(test, target_pointer_width = "64"))]
+mod size_tests {
+    /// A settle that queues every task (the root of `1 -> N -> 1` ending) gives two actions
+    /// per task, held at once: at 100,000 tasks each byte here is 200 KB of the peak. The
+    /// rare large variants (a wait, the run's summary) are boxed.
+    #[test]
+    fn an_action_stays_small() {
+        assert!(std::mem::size_of::<super::Action>() <= 192);
+    }
+
+    /// The report holds one of these per task at the end of a run, beside its JSON.
+    #[test]
+    fn a_task_report_stays_small() {
+        assert!(std::mem::size_of::<super::TaskReport>() <= 168);
     }
 }

@@ -172,7 +172,7 @@ impl RunState {
                 // The child's `finally` is the child's business, not the run's.
                 Action::FinallyStarted => continue,
                 Action::Finished(summary) => {
-                    self.child_ends.push_back((node, summary));
+                    self.child_ends.push_back((node, *summary));
                     continue;
                 }
             });

@@ -49,7 +49,20 @@ impl LaunchQueue {
             return None;
         }
         self.durable -= 1;
-        self.starts.pop_front()
+        let start = self.starts.pop_front();
+        self.give_back_room();
+        start
+    }
+
+    /// Shrinks the queue once it holds a quarter of its room: a settle may queue every
+    /// task at once, and the drained part of that buffer would stay resident to the end.
+    /// Halving each time keeps the copying to a constant per start.
+    fn give_back_room(&mut self) {
+        const SMALL: usize = 1024;
+        let room = self.starts.capacity();
+        if room > SMALL && self.starts.len() < room / 4 {
+            self.starts.shrink_to(self.starts.len() * 2);
+        }
     }
 
     /// Whether a start may launch now.
@@ -141,5 +154,26 @@ mod tests {
         queue.push_front_durable(start(9));
         assert_eq!(popped(&mut queue), vec![9, 0, 2]);
         assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn a_drained_queue_gives_its_room_back_and_keeps_its_order() {
+        let mut queue = LaunchQueue::default();
+        for node in 0..10_000 {
+            queue.push(start(node));
+        }
+        queue.committed();
+        let full = queue.starts.capacity();
+        let first: Vec<NodeId> = (0..9_000)
+            .filter_map(|_| queue.pop_launchable())
+            .map(|s| s.node)
+            .collect();
+        assert!(first.iter().copied().eq(0..9_000));
+        assert!(
+            queue.starts.capacity() <= full / 4,
+            "{}",
+            queue.starts.capacity()
+        );
+        assert!(popped(&mut queue).into_iter().eq(9_000..10_000));
     }
 }

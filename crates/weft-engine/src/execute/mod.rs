@@ -271,7 +271,12 @@ impl Driver {
         let mut cancel_open = true;
         loop {
             while let Some(action) = pending.pop_front() {
-                pending.extend(self.apply(action));
+                let follow = self.apply(action);
+                enqueue(&mut pending, follow);
+            }
+            if pending.capacity() > SMALL_QUEUE {
+                // A settle that queued every task left a buffer the size of the pipeline.
+                pending = VecDeque::new();
             }
             // Deadlines that passed while no engine ran (recovery) fire before anything new
             // starts: a restart never extends them.
@@ -383,7 +388,7 @@ impl Driver {
                 },
                 () = sleep_until(child_deadline) => self.child_deadlines_passed(),
             };
-            pending.extend(actions);
+            enqueue(&mut pending, actions);
         }
     }
 
@@ -410,7 +415,7 @@ impl Driver {
     fn apply(&mut self, action: Action) -> Vec<Action> {
         match action {
             Action::Start(start) => self.start_or_replay(start),
-            Action::Wait(wait) => self.wait(wait),
+            Action::Wait(wait) => self.wait(*wait),
             Action::Cancel { node, attempt, .. } => {
                 if let Some(follow) = self.cancel_wait(node, attempt) {
                     return follow;
@@ -534,7 +539,7 @@ impl Driver {
                 Vec::new()
             }
             Action::Finished(summary) => {
-                self.summary = Some(summary);
+                self.summary = Some(*summary);
                 Vec::new()
             }
         }
@@ -616,5 +621,18 @@ async fn sleep_until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
         None => std::future::pending().await,
+    }
+}
+
+/// Actions a pending queue keeps room for once it is empty.
+const SMALL_QUEUE: usize = 1024;
+
+/// Adds `actions` to `pending`. An empty queue takes the vector's buffer as it is: a settle
+/// may queue every task at once (two actions each), and copying them would hold both.
+fn enqueue(pending: &mut VecDeque<Action>, actions: Vec<Action>) {
+    if pending.is_empty() {
+        *pending = VecDeque::from(actions);
+    } else {
+        pending.extend(actions);
     }
 }
