@@ -50,19 +50,8 @@ impl LaunchQueue {
         }
         self.durable -= 1;
         let start = self.starts.pop_front();
-        self.give_back_room();
+        super::give_back_room(&mut self.starts);
         start
-    }
-
-    /// Shrinks the queue once it holds a quarter of its room: a settle may queue every
-    /// task at once, and the drained part of that buffer would stay resident to the end.
-    /// Halving each time keeps the copying to a constant per start.
-    fn give_back_room(&mut self) {
-        const SMALL: usize = 1024;
-        let room = self.starts.capacity();
-        if room > SMALL && self.starts.len() < room / 4 {
-            self.starts.shrink_to(self.starts.len() * 2);
-        }
     }
 
     /// Whether a start may launch now.

@@ -274,10 +274,7 @@ impl Driver {
                 let follow = self.apply(action);
                 enqueue(&mut pending, follow);
             }
-            if pending.capacity() > SMALL_QUEUE {
-                // A settle that queued every task left a buffer the size of the pipeline.
-                pending = VecDeque::new();
-            }
+            give_back_room(&mut pending);
             // Deadlines that passed while no engine ran (recovery) fire before anything new
             // starts: a restart never extends them.
             let now = Instant::now();
@@ -624,8 +621,17 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Actions a pending queue keeps room for once it is empty.
-const SMALL_QUEUE: usize = 1024;
+/// Shrinks a queue of the driver once it holds a quarter of its room. A settle may queue
+/// every task at once (two actions each, then a start each), and the drained part of that
+/// buffer would otherwise stay resident to the end of the run. Halving each time keeps
+/// the copying to a constant per item; small queues keep their room.
+fn give_back_room<T>(queue: &mut VecDeque<T>) {
+    const SMALL: usize = 1024;
+    let room = queue.capacity();
+    if room > SMALL && queue.len() < room / 4 {
+        queue.shrink_to(queue.len() * 2);
+    }
+}
 
 /// Adds `actions` to `pending`. An empty queue takes the vector's buffer as it is: a settle
 /// may queue every task at once (two actions each), and copying them would hold both.
