@@ -60,7 +60,7 @@ fn run(
             queue.extend(state.task_started(start.node, start.attempt));
             let (end, results) = ending(&start);
             queue.extend(state.task_ended(start.node, start.attempt, end, results));
-            starts.push(start);
+            starts.push(*start);
         }
     }
     assert!(state.is_finished(), "the run did not finish");

@@ -92,9 +92,9 @@ fn carry(
                     }
                     None => seen.hanging.push((start.node, start.attempt)),
                 }
-                seen.starts.push(start);
+                seen.starts.push(*start);
             }
-            Action::ChildStarted(start) => seen.children.push(start),
+            Action::ChildStarted(start) => seen.children.push(*start),
             Action::ChildEnded {
                 name,
                 attempt,

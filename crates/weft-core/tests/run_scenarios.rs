@@ -151,7 +151,7 @@ impl Harness {
                             .push(format!("start {}#{}", start.name, start.attempt));
                         queue.extend(self.run.task_started(start.node, start.attempt));
                     }
-                    self.starts.push(start);
+                    self.starts.push(*start);
                 }
                 Action::Cancel {
                     node,

@@ -175,13 +175,14 @@ pub const NOT_RETRIED: &[&str] = &[
 /// What the engine must do next.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Run an attempt of a task.
-    Start(StartTask),
+    /// Run an attempt of a task. Boxed: a settle may queue every task at once, and the
+    /// engine keeps the start queued until a slot frees, so only a pointer moves.
+    Start(Box<StartTask>),
     /// Wait for people or for a gate (release-control.md): the engine keeps the wait in
     /// the store and calls [`RunState::task_waited`] when it ends (or confirms an
-    /// [`Action::Cancel`] with [`RunState::task_cancelled`]). Boxed, as is
-    /// [`Action::Finished`]: a settle may queue every task at once, and each action is as
-    /// large as the largest variant.
+    /// [`Action::Cancel`] with [`RunState::task_cancelled`]). Boxed, as are
+    /// [`Action::Start`] and [`Action::Finished`]: a settle may queue every task at once,
+    /// and each action is as large as the largest variant.
     Wait(Box<WaitTask>),
     /// Abort an attempt, then call [`RunState::task_cancelled`]. The engine confirms every
     /// cancel, at once for an attempt it does not hold (never launched, already gone):
@@ -228,7 +229,7 @@ pub enum Action {
     /// [`crate::child`]): its child's tasks come as their own actions, named `<task>.<x>`.
     /// The engine records the attempt and, when the task has a `timeout`, calls
     /// [`RunState::task_timed_out`] once it passes; it launches nothing for it.
-    ChildStarted(StartTask),
+    ChildStarted(Box<StartTask>),
     /// An attempt of a task that runs a pipeline is over (its child pipeline finished):
     /// the engine records it as any attempt's ending. What happens to the task follows.
     ChildEnded {
@@ -1256,7 +1257,7 @@ impl RunState {
                 start,
                 kind,
             })),
-            None => Action::Start(start),
+            None => Action::Start(Box::new(start)),
         });
     }
 
@@ -1673,10 +1674,10 @@ impl RunState {
 mod size_tests {
     /// A settle that queues every task (the root of `1 -> N -> 1` ending) gives two actions
     /// per task, held at once: at 100,000 tasks each byte here is 200 KB of the peak. The
-    /// rare large variants (a wait, the run's summary) are boxed.
+    /// large variants (a start, a wait, the run's summary) are boxed.
     #[test]
     fn an_action_stays_small() {
-        assert!(std::mem::size_of::<super::Action>() <= 192);
+        assert!(std::mem::size_of::<super::Action>() <= 112);
     }
 
     /// The report holds one of these per task at the end of a run, beside its JSON.

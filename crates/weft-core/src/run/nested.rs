@@ -69,7 +69,7 @@ impl RunState {
             .get(&node)
             .cloned()
             .unwrap_or_else(|| vec![0; len]);
-        actions.push(Action::ChildStarted(start));
+        actions.push(Action::ChildStarted(Box::new(start)));
         let mut child = ChildRun {
             state: Box::new(state),
             base: plan.nodes.start,

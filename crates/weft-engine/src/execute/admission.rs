@@ -448,7 +448,7 @@ impl Driver {
     pub(super) fn check_slots(&mut self) -> Vec<Action> {
         self.slot_checked = Instant::now();
         for start in self.slot_waiting.drain(..).rev() {
-            self.queue.push_front_durable(start);
+            self.queue.push_front_durable(Box::new(start));
         }
         let Some(journal) = self.journal.as_ref() else {
             return Vec::new();

@@ -51,7 +51,7 @@ impl Driver {
             };
             if !self.task_slot(&start) {
                 // Waits aside for its group (`QueuedForAgent`); asked again shortly.
-                self.slot_waiting.push(start);
+                self.slot_waiting.push(*start);
                 continue;
             }
             if let Some(steps) = self.state.plan().nodes[start.node].steps.clone() {

@@ -14,20 +14,21 @@ use weft_core::{NodeId, StartTask};
 
 #[derive(Default)]
 pub(super) struct LaunchQueue {
-    starts: VecDeque<StartTask>,
+    /// Boxed: 100,000 queued starts move as pointers, not as 184-byte values.
+    starts: VecDeque<Box<StartTask>>,
     /// How many starts at the front were queued before the last commit.
     durable: usize,
 }
 
 impl LaunchQueue {
     /// Queues a start behind the others; it waits for the next commit.
-    pub(super) fn push(&mut self, start: StartTask) {
+    pub(super) fn push(&mut self, start: Box<StartTask>) {
         self.starts.push_back(start);
     }
 
     /// Puts back at the front a start that was launchable before (one that waited for a
     /// slot of its concurrency group).
-    pub(super) fn push_front_durable(&mut self, start: StartTask) {
+    pub(super) fn push_front_durable(&mut self, start: Box<StartTask>) {
         self.starts.push_front(start);
         self.durable += 1;
     }
@@ -44,7 +45,7 @@ impl LaunchQueue {
     }
 
     /// The next start that may launch.
-    pub(super) fn pop_launchable(&mut self) -> Option<StartTask> {
+    pub(super) fn pop_launchable(&mut self) -> Option<Box<StartTask>> {
         if self.durable == 0 {
             return None;
         }
@@ -81,7 +82,7 @@ impl LaunchQueue {
 
     /// The queued starts, in order.
     pub(super) fn iter(&self) -> impl Iterator<Item = &StartTask> {
-        self.starts.iter()
+        self.starts.iter().map(|start| &**start)
     }
 }
 
@@ -89,8 +90,8 @@ impl LaunchQueue {
 mod tests {
     use super::*;
 
-    fn start(node: NodeId) -> StartTask {
-        StartTask {
+    fn start(node: NodeId) -> Box<StartTask> {
+        Box::new(StartTask {
             node,
             name: format!("t{node}"),
             pipeline_task: format!("t{node}"),
@@ -102,7 +103,7 @@ mod tests {
             timeout: None,
             secrets: Vec::new(),
             workspaces: Vec::new(),
-        }
+        })
     }
 
     fn popped(queue: &mut LaunchQueue) -> Vec<NodeId> {

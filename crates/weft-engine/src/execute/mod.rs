@@ -271,10 +271,10 @@ impl Driver {
         let mut cancel_open = true;
         loop {
             while let Some(action) = pending.pop_front() {
+                give_back_room(&mut pending);
                 let follow = self.apply(action);
                 enqueue(&mut pending, follow);
             }
-            give_back_room(&mut pending);
             // Deadlines that passed while no engine ran (recovery) fire before anything new
             // starts: a restart never extends them.
             let now = Instant::now();

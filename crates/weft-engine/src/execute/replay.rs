@@ -16,7 +16,7 @@ impl Driver {
     /// Queues a start, unless recovery knows better (weft-core's `replay::decide`): an
     /// attempt with a journaled ending is answered from the journal (it never runs
     /// twice); an in-flight one follows the run's recovery strategy.
-    pub(super) fn start_or_replay(&mut self, start: StartTask) -> Vec<Action> {
+    pub(super) fn start_or_replay(&mut self, start: Box<StartTask>) -> Vec<Action> {
         let replay = self
             .journal
             .as_ref()
