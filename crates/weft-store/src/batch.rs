@@ -9,6 +9,8 @@
 //!   committed, with the failures and rejections of queued writes since the last flush.
 //! - [`RunStore::write`] queues the op with a reply slot and waits for its own result, so
 //!   concurrent writers share commits.
+//! - Before a batch is applied, an attempt's update that a later one in the batch
+//!   overwrites is folded into it ([`crate::coalesce`]): one row write per attempt.
 //! - Reads wait for the queue to drain first (read-your-writes), then go to the inner store.
 //!   Leases (`create_run`, `claim`, `heartbeat`) go straight to the inner store: they must
 //!   not wait behind queued work, and a queued write with a superseded lease is rejected
@@ -284,6 +286,7 @@ fn commit(
     barriers: Vec<SyncSender<Result<()>>>,
     shared: &Shared,
 ) {
+    let (ops, replies) = fold(ops, replies);
     let count = ops.len() as u64;
     let mut outcome = Ok(());
     if count > 0 {
@@ -328,6 +331,20 @@ fn commit(
     for barrier in barriers {
         let _ = barrier.send(outcome.clone().map_err(StoreError::Backend));
     }
+}
+
+/// The batch without the attempt updates a later one overwrites
+/// ([`crate::coalesce`]); nobody waits for those.
+fn fold(mut ops: Vec<WriteOp>, replies: Vec<Option<Reply>>) -> (Vec<WriteOp>, Vec<Option<Reply>>) {
+    let keep = crate::coalesce::fold_attempt_updates(&mut ops, |i| replies[i].is_some());
+    if keep.iter().all(|&k| k) {
+        return (ops, replies);
+    }
+    ops.into_iter()
+        .zip(replies)
+        .zip(keep)
+        .filter_map(|(pair, keep)| keep.then_some(pair))
+        .unzip()
 }
 
 fn push_failure(shared: &Shared, err: StoreError) {

@@ -64,6 +64,7 @@
 //! may lose the last commits but never corrupts the file.
 
 mod batch;
+mod coalesce;
 mod error;
 mod inbox;
 pub mod migrate;

@@ -132,7 +132,7 @@ impl Driver {
                 return self.launch_failed(start, message);
             };
             let request = self.request(start, &resolved);
-            prepared.push((resolved.plugin, request));
+            prepared.push((resolved.plugin.clone(), request));
         }
         let Some((_, first)) = prepared.first() else {
             return self.launch_failed(start, format!("task `{}` has no steps", start.name));

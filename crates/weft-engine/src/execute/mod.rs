@@ -77,7 +77,8 @@ pub async fn execute_until(
 
 struct Driver {
     state: RunState,
-    plugins: BTreeMap<String, ResolvedPlugin>,
+    /// Shared, so a launch takes a pointer, not a copy of the plugin's description.
+    plugins: BTreeMap<String, Arc<ResolvedPlugin>>,
     options: RunOptions,
     observer: Arc<dyn RunObserver>,
     queue: launch_queue::LaunchQueue,
@@ -146,7 +147,11 @@ impl Driver {
         }
         Driver {
             state,
-            plugins: prepared.plugins,
+            plugins: prepared
+                .plugins
+                .into_iter()
+                .map(|(name, plugin)| (name, Arc::new(plugin)))
+                .collect(),
             options,
             observer,
             queue: launch_queue::LaunchQueue::default(),

@@ -366,7 +366,11 @@ impl Driver {
                 .iter()
                 .map(|check| (check.plugin.clone(), check.params.clone())),
         );
-        let resolved: Vec<(String, BTreeMap<_, _>, Option<ResolvedPlugin>)> = checks
+        let resolved: Vec<(
+            String,
+            BTreeMap<_, _>,
+            Option<std::sync::Arc<ResolvedPlugin>>,
+        )> = checks
             .into_iter()
             .map(|(plugin, params)| {
                 let found = self.plugins.get(&plugin).cloned();

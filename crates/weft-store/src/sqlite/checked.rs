@@ -18,6 +18,9 @@ pub(super) struct Checked {
     leases: HashMap<String, (String, u64)>,
     /// Runs found not finished.
     unfinished: HashSet<String>,
+    /// Run -> the last event sequence number, once read or written in this transaction
+    /// (only this transaction appends events meanwhile).
+    last_event: HashMap<String, i64>,
 }
 
 impl Checked {
@@ -57,6 +60,18 @@ impl Checked {
         ensure_unfinished(conn, run, what, path)?;
         self.unfinished.insert(run.to_string());
         Ok(())
+    }
+
+    /// The sequence number of `run`'s next event: read once per transaction, then counted.
+    pub(super) fn next_event_seq(&mut self, conn: &Connection, run: &str) -> rusqlite::Result<i64> {
+        let last = match self.last_event.get(run) {
+            Some(last) => *last,
+            None => conn
+                .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events WHERE run = ?1")?
+                .query_row([run], |r| r.get(0))?,
+        };
+        self.last_event.insert(run.to_string(), last + 1);
+        Ok(last + 1)
     }
 
     /// `run` was finished by this transaction.

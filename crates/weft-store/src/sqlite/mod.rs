@@ -255,22 +255,48 @@ impl SqliteStore {
                 checked.lease(tx, &record.id.run, &lease, &self.path)?;
                 checked.unfinished(tx, &record.id.run, "an attempt update", &self.path)?;
                 let id = &record.id;
-                let stored: Option<(String, Option<String>)> = tx
+                // One statement: a stored terminal attempt is left as it is (no row
+                // changes), and only then is it read, to say so.
+                let written = tx
                     .prepare_cached(
-                        "SELECT phase, outcome FROM attempts
-                         WHERE run = ?1 AND task = ?2 AND attempt = ?3",
+                        "INSERT INTO attempts (run, task, attempt, phase, outcome, reason, exit_code,
+                             results_json, message, started_at, ended_at, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                         ON CONFLICT (run, task, attempt) DO UPDATE SET
+                             phase = excluded.phase, outcome = excluded.outcome,
+                             reason = excluded.reason, exit_code = excluded.exit_code,
+                             results_json = excluded.results_json, message = excluded.message,
+                             started_at = COALESCE(excluded.started_at, attempts.started_at),
+                             ended_at = COALESCE(excluded.ended_at, attempts.ended_at),
+                             updated_at = excluded.updated_at
+                         WHERE attempts.phase <> 'Terminal'",
                     )
                     .and_then(|mut s| {
-                        s.query_row(params![id.run, id.task, id.attempt], |r| {
-                            Ok((r.get(0)?, r.get(1)?))
-                        })
-                        .optional()
+                        s.execute(params![
+                            id.run,
+                            id.task,
+                            id.attempt,
+                            record.phase.as_str(),
+                            record.outcome.map(Outcome::as_str),
+                            record.reason,
+                            record.exit_code,
+                            record.results_json,
+                            record.message,
+                            record.started_at.map(|t| t.0),
+                            record.ended_at.map(|t| t.0),
+                            record.updated_at.0,
+                        ])
                     })
                     .map_err(e)?;
-                if let Some((phase, outcome)) = stored
-                    && parse_or_bad::<TaskPhase>("attempts", "phase", &phase, TaskPhase::parse)?
-                        == TaskPhase::Terminal
-                {
+                if written == 0 {
+                    let outcome: Option<String> = tx
+                        .prepare_cached(
+                            "SELECT outcome FROM attempts WHERE run = ?1 AND task = ?2 AND attempt = ?3",
+                        )
+                        .and_then(|mut s| {
+                            s.query_row(params![id.run, id.task, id.attempt], |r| r.get(0))
+                        })
+                        .map_err(e)?;
                     let err = StoreError::TerminalAttempt {
                         id: id.clone(),
                         outcome: outcome.unwrap_or_default(),
@@ -278,44 +304,11 @@ impl SqliteStore {
                     tracing::warn!(attempt = %id, "late update of a terminal attempt rejected: {err}");
                     return Err(err);
                 }
-                tx.prepare_cached(
-                    "INSERT INTO attempts (run, task, attempt, phase, outcome, reason, exit_code,
-                         results_json, message, started_at, ended_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
-                     ON CONFLICT (run, task, attempt) DO UPDATE SET
-                         phase = excluded.phase, outcome = excluded.outcome,
-                         reason = excluded.reason, exit_code = excluded.exit_code,
-                         results_json = excluded.results_json, message = excluded.message,
-                         started_at = COALESCE(excluded.started_at, attempts.started_at),
-                         ended_at = COALESCE(excluded.ended_at, attempts.ended_at),
-                         updated_at = excluded.updated_at",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        id.run,
-                        id.task,
-                        id.attempt,
-                        record.phase.as_str(),
-                        record.outcome.map(Outcome::as_str),
-                        record.reason,
-                        record.exit_code,
-                        record.results_json,
-                        record.message,
-                        record.started_at.map(|t| t.0),
-                        record.ended_at.map(|t| t.0),
-                        record.updated_at.0,
-                    ])
-                })
-                .map_err(e)?;
                 Ok(WriteAck::Done)
             }
             WriteOp::Event { lease, event } => {
                 checked.lease(tx, &lease.run, &lease, &self.path)?;
-                let last: i64 = tx
-                    .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events WHERE run = ?1")
-                    .and_then(|mut s| s.query_row([&lease.run], |r| r.get(0)))
-                    .map_err(e)?;
-                let seq = last + 1;
+                let seq = checked.next_event_seq(tx, &lease.run).map_err(e)?;
                 tx.prepare_cached(
                     "INSERT INTO events (run, seq, at, kind, task, attempt, data_json)
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
