@@ -36,6 +36,10 @@ const SQLITE: &Sources = &[
         "V7__tenants",
         include_str!("migrations/sqlite/V7__tenants.sql"),
     ),
+    (
+        "V8__run_reports",
+        include_str!("migrations/sqlite/V8__run_reports.sql"),
+    ),
 ];
 
 const POSTGRES: &Sources = &[
@@ -66,6 +70,10 @@ const POSTGRES: &Sources = &[
     (
         "V7__tenants",
         include_str!("migrations/postgres/V7__tenants.sql"),
+    ),
+    (
+        "V8__run_reports",
+        include_str!("migrations/postgres/V8__run_reports.sql"),
     ),
 ];
 

@@ -2108,3 +2108,76 @@ fn a_runs_large_values_move_apart_from_its_hot_row_and_read_back_whole() {
         .unwrap();
     assert_eq!(hot, 0);
 }
+
+#[test]
+fn a_finished_runs_report_moves_apart_from_its_hot_row_and_never_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("weft.db");
+    let report = format!("{{\"tasks\":\"{}\"}}", "x".repeat(200_000));
+    {
+        // A store of schema 7, with a finished run whose report sat in its row.
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        for sql in [
+            include_str!("../src/migrations/sqlite/V1__initial.sql"),
+            include_str!("../src/migrations/sqlite/V2__report_status.sql"),
+            include_str!("../src/migrations/sqlite/V3__signals.sql"),
+            include_str!("../src/migrations/sqlite/V4__waits.sql"),
+            include_str!("../src/migrations/sqlite/V5__groups_and_schedules.sql"),
+            include_str!("../src/migrations/sqlite/V6__run_bodies.sql"),
+            include_str!("../src/migrations/sqlite/V7__tenants.sql"),
+        ] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 7).unwrap();
+        conn.execute(
+            "INSERT INTO runs (id, name, pipeline_name, pipeline_source, params_json, options_json, recovery, phase, created_at) VALUES ('old', 'old', 'p', '', '{}', '', 'none', 'Running', 0)",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO run_bodies (run, pipeline_source, options_json) VALUES ('old', 'src', '{}')",
+            [],
+        )
+        .unwrap();
+        conn.execute(
+            "UPDATE runs SET phase = 'Finished', status = 'Succeeded', report_json = ?1, finished_at = 1 WHERE id = 'old'",
+            [&report],
+        )
+        .unwrap();
+    }
+    let store = file_store(&dir, StoreLimits::default());
+    let old = store.run("old").unwrap().unwrap();
+    assert_eq!(old.report_json.as_deref(), Some(report.as_str()));
+    assert_eq!(old.status.as_deref(), Some("Succeeded"));
+    // A run finished now keeps its report apart too, and reads it back whole.
+    let lease = store.create_run(&new_run("fresh"), "e", T0).unwrap();
+    store
+        .write(WriteOp::FinishRun {
+            lease,
+            status: "Failed".into(),
+            reason: "Failed".into(),
+            report_json: report.clone(),
+            finished_at: T0,
+        })
+        .unwrap();
+    let fresh = store.run("fresh").unwrap().unwrap();
+    assert_eq!(fresh.report_json.as_deref(), Some(report.as_str()));
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let in_hot_rows: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM runs WHERE report_json IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(in_hot_rows, 0);
+    // Written once, a report never changes, wherever one tries.
+    for sql in [
+        "UPDATE run_bodies SET report_json = '{\"forged\":true}'",
+        "UPDATE run_bodies SET report_json = NULL",
+        "UPDATE runs SET report_json = '{\"forged\":true}' WHERE id = 'fresh'",
+    ] {
+        let err = conn.execute(sql, []).unwrap_err().to_string();
+        assert!(err.contains("immutable"), "{sql}: {err}");
+    }
+}

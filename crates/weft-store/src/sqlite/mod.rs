@@ -234,19 +234,15 @@ impl SqliteStore {
             } => {
                 checked.lease(tx, &lease.run, &lease, &self.path)?;
                 checked.unfinished(tx, &lease.run, "finishing it again", &self.path)?;
+                // The report goes beside the source, apart from the hot row (V8).
+                tx.prepare_cached("UPDATE run_bodies SET report_json = ?2 WHERE run = ?1")
+                    .and_then(|mut s| s.execute(params![lease.run, report_json]))
+                    .map_err(e)?;
                 tx.prepare_cached(
                     "UPDATE runs SET phase = 'Finished', status = ?2, reason = ?3,
-                     report_json = ?4, finished_at = ?5 WHERE id = ?1",
+                     finished_at = ?4 WHERE id = ?1",
                 )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        lease.run,
-                        status,
-                        reason,
-                        report_json,
-                        finished_at.0
-                    ])
-                })
+                .and_then(|mut s| s.execute(params![lease.run, status, reason, finished_at.0]))
                 .map_err(e)?;
                 checked.finished(&lease.run);
                 Ok(WriteAck::Done)
@@ -902,10 +898,11 @@ type RawRun = (
     Option<i64>,
 );
 
-/// A run's record: its hot row and its large values (`run_bodies`, V6).
+/// A run's record: its hot row and its large values (`run_bodies`: the source and spec
+/// since V6, the report since V8).
 const RUN_COLUMNS: &str = "r.id, r.name, r.pipeline_name, b.pipeline_source, r.params_json,
     b.options_json, r.recovery, r.created_at, r.phase, r.status, r.reason, r.finished_at,
-    r.report_json, r.lease_owner, r.lease_token, r.heartbeat_at";
+    b.report_json, r.lease_owner, r.lease_token, r.heartbeat_at";
 
 fn raw_run(r: &Row<'_>) -> rusqlite::Result<RawRun> {
     Ok((
