@@ -2173,8 +2173,7 @@ fn a_finished_runs_report_moves_apart_from_its_hot_row_and_never_changes() {
     assert_eq!(in_hot_rows, 0);
     // Written once, a report never changes, wherever one tries.
     for sql in [
-        "UPDATE run_bodies SET report_json = '{\"forged\":true}'",
-        "UPDATE run_bodies SET report_json = NULL",
+        "UPDATE run_reports SET report_json = '{\"forged\":true}'",
         "UPDATE runs SET report_json = '{\"forged\":true}' WHERE id = 'fresh'",
     ] {
         let err = conn.execute(sql, []).unwrap_err().to_string();

@@ -234,8 +234,8 @@ impl SqliteStore {
             } => {
                 checked.lease(tx, &lease.run, &lease, &self.path)?;
                 checked.unfinished(tx, &lease.run, "finishing it again", &self.path)?;
-                // The report goes beside the source, apart from the hot row (V8).
-                tx.prepare_cached("UPDATE run_bodies SET report_json = ?2 WHERE run = ?1")
+                // The report goes to a table of its own, apart from the hot row (V8).
+                tx.prepare_cached("INSERT INTO run_reports (run, report_json) VALUES (?1, ?2)")
                     .and_then(|mut s| s.execute(params![lease.run, report_json]))
                     .map_err(e)?;
                 tx.prepare_cached(
@@ -898,11 +898,15 @@ type RawRun = (
     Option<i64>,
 );
 
-/// A run's record: its hot row and its large values (`run_bodies`: the source and spec
-/// since V6, the report since V8).
+/// A run's record: its hot row and its large values (`run_bodies` the source and spec
+/// since V6, `run_reports` the report since V8), read with [`RUN_TABLES`].
 const RUN_COLUMNS: &str = "r.id, r.name, r.pipeline_name, b.pipeline_source, r.params_json,
     b.options_json, r.recovery, r.created_at, r.phase, r.status, r.reason, r.finished_at,
-    b.report_json, r.lease_owner, r.lease_token, r.heartbeat_at";
+    p.report_json, r.lease_owner, r.lease_token, r.heartbeat_at";
+
+/// Where [`RUN_COLUMNS`] come from.
+const RUN_TABLES: &str =
+    "runs r JOIN run_bodies b ON b.run = r.id LEFT JOIN run_reports p ON p.run = r.id";
 
 fn raw_run(r: &Row<'_>) -> rusqlite::Result<RawRun> {
     Ok((
@@ -1338,7 +1342,7 @@ impl RunStore for SqliteStore {
         self.read(|conn| {
             let raw = conn
                 .prepare_cached(&format!(
-                    "SELECT {RUN_COLUMNS} FROM runs r JOIN run_bodies b ON b.run = r.id
+                    "SELECT {RUN_COLUMNS} FROM {RUN_TABLES}
                      WHERE r.id = ?1"
                 ))
                 .and_then(|mut s| s.query_row([id], raw_run).optional())

@@ -1,11 +1,16 @@
 -- A finished run's report (megabytes for a big pipeline) apart from its hot row, as V6 did
 -- for the source: `runs.report_json` sat before the lease columns, so every read of a
 -- finished run's lease (outbox delivery moves it) and every scan of `runs` walked the
--- report's overflow pages. The report now lives beside the source in `run_bodies`; the
+-- report's overflow pages. The report gets a table of its own, written once with an
+-- INSERT (an UPDATE of `run_bodies` would read and rewrite the source with it). The
 -- `runs` column stays, always NULL, so older readers of the schema keep their shape.
-ALTER TABLE run_bodies ADD COLUMN report_json TEXT;
+CREATE TABLE run_reports (
+    run         TEXT PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+    report_json TEXT NOT NULL
+) STRICT;
 
-UPDATE run_bodies SET report_json = (SELECT r.report_json FROM runs r WHERE r.id = run_bodies.run);
+INSERT INTO run_reports (run, report_json)
+    SELECT id, report_json FROM runs WHERE report_json IS NOT NULL;
 
 -- Emptying a finished run's column needs the trigger out of the way for a moment; it comes
 -- back unchanged, so `runs.report_json` stays NULL for good.
@@ -19,9 +24,8 @@ BEGIN
     SELECT RAISE(ABORT, 'weft: a finished run is immutable');
 END;
 
--- A report, once written, never changes (it is written once, when the run finishes).
-CREATE TRIGGER run_reports_immutable BEFORE UPDATE OF report_json ON run_bodies
-WHEN OLD.report_json IS NOT NULL AND NEW.report_json IS NOT OLD.report_json
+-- A report is written once, when its run finishes, and never changes.
+CREATE TRIGGER run_reports_immutable BEFORE UPDATE ON run_reports
 BEGIN
     SELECT RAISE(ABORT, 'weft: a finished run is immutable');
 END;
