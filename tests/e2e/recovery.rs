@@ -122,6 +122,7 @@ const POINTS: &[(&str, u32)] = &[
     ("task-start-before", 6),
     ("task-start-after", 6),
     ("task-finish-before", 6),
+    ("task-ended-unrecorded", 6),
     ("task-finish-after", 6),
     ("finally", 1),
     ("final-status-before", 1),

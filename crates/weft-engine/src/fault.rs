@@ -4,7 +4,8 @@
 //! want. Without the variable every point is a no-op.
 //!
 //! Points: `task-start-before`, `task-start-after`, `task-finish-before` (an attempt ended
-//! but its record is not yet durable), `task-finish-after`, `finally`,
+//! but its record is not yet durable), `task-ended-unrecorded` (its ending is durable in
+//! the journal, its terminal record not yet), `task-finish-after`, `finally`,
 //! `final-status-before`, `report-final-before`; for waits, `wait-opened` (the wait is
 //! durable in the store), `wait-progress` (a wait's progress changed: a vote was counted,
 //! a gate sample came back) and `gate-sampling` (a gate sample is being taken); for

@@ -67,6 +67,9 @@ pub struct Replay {
     pub ended: HashMap<(String, u32), Ended>,
     /// Attempts with a non-terminal record: running (or about to) when the engine stopped.
     pub in_flight: HashSet<(String, u32)>,
+    /// Journaled endings whose terminal record was not committed: the engine stopped
+    /// between the two writes. Replaying them writes the record.
+    pub unrecorded: HashSet<(String, u32)>,
 }
 
 /// A run's place in the store.
@@ -153,14 +156,20 @@ impl Journal {
         reason: &str,
         attempt: u32,
     ) {
-        // A replayed attempt is already in the journal with its final record.
-        if self
-            .durable
-            .replay
-            .as_ref()
-            .is_some_and(|r| r.ended.contains_key(&(task.to_string(), attempt)))
-        {
-            return;
+        // A replayed attempt is already in the journal with its final record, unless the
+        // engine stopped between its ending and its record: then the record is written now,
+        // with what the journaled ending said.
+        if let Some(replay) = self.durable.replay.as_ref() {
+            let key = (task.to_string(), attempt);
+            if let Some(ended) = replay.ended.get(&key) {
+                if !replay.unrecorded.contains(&key) {
+                    return;
+                }
+                if phase == TaskPhase::Terminal {
+                    let details = ending_details(ended);
+                    self.endings.insert(node, details);
+                }
+            }
         }
         let now = Timestamp::now();
         if phase == TaskPhase::Running {
@@ -184,24 +193,7 @@ impl Journal {
 
     /// Journals how an attempt ended, before the run state acts on it.
     pub(crate) fn ended(&mut self, node: NodeId, task: &str, attempt: u32, ended: &Ended) {
-        let exit_code = ended.ending.as_ref().and_then(TaskEnding::exit_code);
-        let (message, results) = match &ended.waited {
-            // A wait's record says how it was decided (who, what they said).
-            Some(waited) => {
-                let result = weft_core::waits::wait_result(waited, OnError::StopAndFail);
-                (result.message, result.results)
-            }
-            None => (
-                ended
-                    .ending
-                    .as_ref()
-                    .map(|e| e.message().to_string())
-                    .unwrap_or_default(),
-                ended.results.clone(),
-            ),
-        };
-        let results = serde_json::to_string(&results).unwrap_or_else(|_| "{}".into());
-        self.endings.insert(node, (exit_code, message, results));
+        self.endings.insert(node, ending_details(ended));
         let event = NewEvent {
             at: Timestamp::now(),
             kind: ATTEMPT_ENDED.to_string(),
@@ -376,6 +368,29 @@ impl CheckpointStore for StoredCheckpoints {
     }
 }
 
+/// What an attempt's terminal record says of its ending: exit code, message and results
+/// (JSON).
+fn ending_details(ended: &Ended) -> (Option<i32>, String, String) {
+    let exit_code = ended.ending.as_ref().and_then(TaskEnding::exit_code);
+    let (message, results) = match &ended.waited {
+        // A wait's record says how it was decided (who, what they said).
+        Some(waited) => {
+            let result = weft_core::waits::wait_result(waited, OnError::StopAndFail);
+            (result.message, result.results)
+        }
+        None => (
+            ended
+                .ending
+                .as_ref()
+                .map(|e| e.message().to_string())
+                .unwrap_or_default(),
+            ended.results.clone(),
+        ),
+    };
+    let results = serde_json::to_string(&results).unwrap_or_else(|_| "{}".into());
+    (exit_code, message, results)
+}
+
 /// Reads `run`'s journal into what recovery replays (see [`Replay`]) and the attempt
 /// offsets to number new attempts with. With `startOver`, nothing is replayed: every
 /// attempt runs again after the stored ones, attempts the stopped engine left unfinished
@@ -466,7 +481,9 @@ pub(crate) fn read_replay(
         for attempt in attempts.iter().filter(|a| !a.is_terminal()) {
             if let Some(local) = local(&attempt.id.task, attempt.id.attempt) {
                 let key = (attempt.id.task.clone(), local);
-                if !settled.contains(&key) {
+                if replay.ended.contains_key(&key) {
+                    replay.unrecorded.insert(key);
+                } else if !settled.contains(&key) {
                     replay.in_flight.insert(key);
                 }
             }

@@ -259,6 +259,11 @@ impl Driver {
                 self.state
                     .task_ended(node, attempt, report.ending, report.results)
             };
+            // The ending is journaled; the attempt's terminal record is not yet.
+            if fault::armed("task-ended-unrecorded") {
+                let _ = self.flush();
+                fault::point("task-ended-unrecorded");
+            }
             let mut follow = self.apply_all(actions);
             if fault::armed("task-finish-after") {
                 follow.extend(self.flush());
