@@ -9,6 +9,7 @@ mod backends;
 
 use backends::Db;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -1279,10 +1280,7 @@ fn outbox_rows_of_the_first_schema_are_migrated_to_exact_statuses() {
     let path = dir.path().join("weft.db");
     {
         // A store written by the first schema, with coarse outbox states.
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(include_str!("../src/migrations/sqlite/V1__initial.sql"))
-            .unwrap();
-        conn.pragma_update(None, "user_version", 1).unwrap();
+        let conn = sqlite_at_schema(&path, 1);
         conn.execute(
             "INSERT INTO runs (id, name, pipeline_name, pipeline_source, params_json, options_json, recovery, phase, created_at) VALUES ('r', 'r', 'p', '', '{}', '{}', 'none', 'Running', 0)",
             [],
@@ -1932,14 +1930,7 @@ fn a_database_from_before_refinery_is_adopted() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("weft.db");
     {
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch(include_str!("../src/migrations/sqlite/V1__initial.sql"))
-            .unwrap();
-        conn.execute_batch(include_str!(
-            "../src/migrations/sqlite/V2__report_status.sql"
-        ))
-        .unwrap();
-        conn.pragma_update(None, "user_version", 2).unwrap();
+        sqlite_at_schema(&path, 2);
     }
     for _ in 0..2 {
         let store = file_store(&dir, StoreLimits::default());
@@ -2063,6 +2054,27 @@ fn postgres_reconnects_and_wakes_listeners() {
     assert!(woken, "a signal wakes the owner's listener");
 }
 
+/// A SQLite database at `path` made by the first `version` migrations, as a weft of that
+/// schema left it (before weft used refinery: only `user_version` says how far it is).
+fn sqlite_at_schema(path: &Path, version: usize) -> rusqlite::Connection {
+    const MIGRATIONS: [&str; 7] = [
+        include_str!("../src/migrations/sqlite/V1__initial.sql"),
+        include_str!("../src/migrations/sqlite/V2__report_status.sql"),
+        include_str!("../src/migrations/sqlite/V3__signals.sql"),
+        include_str!("../src/migrations/sqlite/V4__waits.sql"),
+        include_str!("../src/migrations/sqlite/V5__groups_and_schedules.sql"),
+        include_str!("../src/migrations/sqlite/V6__run_bodies.sql"),
+        include_str!("../src/migrations/sqlite/V7__tenants.sql"),
+    ];
+    let conn = rusqlite::Connection::open(path).unwrap();
+    for sql in &MIGRATIONS[..version] {
+        conn.execute_batch(sql).unwrap();
+    }
+    conn.pragma_update(None, "user_version", version as i64)
+        .unwrap();
+    conn
+}
+
 #[test]
 fn a_runs_large_values_move_apart_from_its_hot_row_and_read_back_whole() {
     let dir = tempfile::tempdir().unwrap();
@@ -2070,17 +2082,7 @@ fn a_runs_large_values_move_apart_from_its_hot_row_and_read_back_whole() {
     let source = "x".repeat(200_000);
     {
         // A store of schema 5, with a run whose source sat in its row.
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        for sql in [
-            include_str!("../src/migrations/sqlite/V1__initial.sql"),
-            include_str!("../src/migrations/sqlite/V2__report_status.sql"),
-            include_str!("../src/migrations/sqlite/V3__signals.sql"),
-            include_str!("../src/migrations/sqlite/V4__waits.sql"),
-            include_str!("../src/migrations/sqlite/V5__groups_and_schedules.sql"),
-        ] {
-            conn.execute_batch(sql).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 5).unwrap();
+        let conn = sqlite_at_schema(&path, 5);
         conn.execute(
             "INSERT INTO runs (id, name, pipeline_name, pipeline_source, params_json, options_json, recovery, phase, created_at) VALUES ('old', 'old', 'p', ?1, '{}', '{\"spec\":1}', 'none', 'Running', 0)",
             [&source],
@@ -2116,19 +2118,7 @@ fn a_finished_runs_report_moves_apart_from_its_hot_row_and_never_changes() {
     let report = format!("{{\"tasks\":\"{}\"}}", "x".repeat(200_000));
     {
         // A store of schema 7, with a finished run whose report sat in its row.
-        let conn = rusqlite::Connection::open(&path).unwrap();
-        for sql in [
-            include_str!("../src/migrations/sqlite/V1__initial.sql"),
-            include_str!("../src/migrations/sqlite/V2__report_status.sql"),
-            include_str!("../src/migrations/sqlite/V3__signals.sql"),
-            include_str!("../src/migrations/sqlite/V4__waits.sql"),
-            include_str!("../src/migrations/sqlite/V5__groups_and_schedules.sql"),
-            include_str!("../src/migrations/sqlite/V6__run_bodies.sql"),
-            include_str!("../src/migrations/sqlite/V7__tenants.sql"),
-        ] {
-            conn.execute_batch(sql).unwrap();
-        }
-        conn.pragma_update(None, "user_version", 7).unwrap();
+        let conn = sqlite_at_schema(&path, 7);
         conn.execute(
             "INSERT INTO runs (id, name, pipeline_name, pipeline_source, params_json, options_json, recovery, phase, created_at) VALUES ('old', 'old', 'p', '', '{}', '', 'none', 'Running', 0)",
             [],
