@@ -157,18 +157,16 @@ impl Journal {
         attempt: u32,
     ) {
         // A replayed attempt is already in the journal with its final record, unless the
-        // engine stopped between its ending and its record: then the record is written now,
-        // with what the journaled ending said.
+        // engine stopped between its ending and its record: then only the terminal record
+        // is written now, with what the journaled ending said (the stored start time stays).
         if let Some(replay) = self.durable.replay.as_ref() {
             let key = (task.to_string(), attempt);
             if let Some(ended) = replay.ended.get(&key) {
-                if !replay.unrecorded.contains(&key) {
+                if phase != TaskPhase::Terminal || !replay.unrecorded.contains(&key) {
                     return;
                 }
-                if phase == TaskPhase::Terminal {
-                    let details = ending_details(ended);
-                    self.endings.insert(node, details);
-                }
+                let details = ending_details(ended);
+                self.endings.insert(node, details);
             }
         }
         let now = Timestamp::now();
