@@ -39,8 +39,9 @@ pub(crate) fn fold_attempt_updates(
         let earlier = open.remove(&record.id).filter(|&(i, fenced)| {
             fenced == fences && matches!(&ops[i], WriteOp::Attempt { lease: l, .. } if l == lease)
         });
-        let foldable = record.phase != crate::TaskPhase::Terminal && !waited(j);
-        let id = record.id.clone();
+        // Only an update a later one may fold is remembered (its id copied).
+        let open_as =
+            (record.phase != crate::TaskPhase::Terminal && !waited(j)).then(|| record.id.clone());
         if let Some((i, _)) = earlier {
             let (started, ended) = match &ops[i] {
                 WriteOp::Attempt { record, .. } => (record.started_at, record.ended_at),
@@ -52,7 +53,7 @@ pub(crate) fn fold_attempt_updates(
             }
             keep[i] = false;
         }
-        if foldable {
+        if let Some(id) = open_as {
             open.insert(id, (j, fences));
         }
     }

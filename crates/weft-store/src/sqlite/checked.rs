@@ -64,12 +64,13 @@ impl Checked {
 
     /// The sequence number of `run`'s next event: read once per transaction, then counted.
     pub(super) fn next_event_seq(&mut self, conn: &Connection, run: &str) -> rusqlite::Result<i64> {
-        let last = match self.last_event.get(run) {
-            Some(last) => *last,
-            None => conn
-                .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events WHERE run = ?1")?
-                .query_row([run], |r| r.get(0))?,
-        };
+        if let Some(last) = self.last_event.get_mut(run) {
+            *last += 1;
+            return Ok(*last);
+        }
+        let last: i64 = conn
+            .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events WHERE run = ?1")?
+            .query_row([run], |r| r.get(0))?;
         self.last_event.insert(run.to_string(), last + 1);
         Ok(last + 1)
     }
