@@ -4,6 +4,7 @@
 //! data directory); 4 a plugin pulled from a registry did not match its digest (nothing
 //! ran); 5 the run's state does not allow it (re-running an unfinished run).
 
+mod ahead;
 mod cli;
 mod decide;
 mod decorators;
@@ -109,6 +110,7 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(weft_runtime::cores())
         .enable_all()
         .build()
     {
@@ -162,7 +164,7 @@ pub(crate) fn one_run_pool(parallelism: Option<usize>) -> u32 {
 }
 
 /// The plugins `args` name, run by a runtime whose pool has `instances` slots.
-fn registry(args: &PluginArgs, instances: u32) -> Result<PluginRegistry, Failure> {
+pub(crate) fn registry(args: &PluginArgs, instances: u32) -> Result<PluginRegistry, Failure> {
     let cache_dir = args.cache_dir.clone().or_else(default_cache_dir);
     let defaults = RuntimeConfig::default();
     let allocator = match defaults.allocator {
@@ -355,6 +357,11 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
     let tekton = pipeline_args.output == OutputFormat::Tekton;
     let output = pipeline_args.output.plain();
     let file = pipeline_args.file.display().to_string();
+    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
+    // A bad `--db` is reported after the pipeline's own problems, as before.
+    let location = crate::store::store_location(args.db.as_deref(), Some(&data_dir));
+    let pool = one_run_pool(args.parallelism);
+    let mut ahead = ahead::Ahead::start(&pipeline_args.plugins, pool, location.as_ref().ok());
     let source = match read_pipeline_for(&pipeline_args.file, output) {
         Ok(source) => source,
         Err(done) => return done,
@@ -373,7 +380,7 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
     let applied = pipeline_run::apply(&parsed, &mut spec, Some(&volumes));
     if !applied.problems.is_empty() || !parsed.diagnostics.is_empty() {
         // Everything else validation finds, reported with them at once.
-        let registry = registry(&pipeline_args.plugins, one_run_pool(None))?;
+        let registry = ahead.registry(&pipeline_args.plugins, pool)?;
         let mut all = validate_pipeline(&registry, &spec.pipeline, &spec.params)
             .await
             .err()
@@ -389,17 +396,14 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
     }
     let status = applied.status;
     let timeouts = spec.timeouts;
-    let data_dir = args.data_dir.clone().unwrap_or_else(default_data_dir);
-    let location = crate::store::store_location(args.db.as_deref(), Some(&data_dir))?;
-    let opener: StoreOpener =
-        Box::new(move || crate::store::open_store(&location).map_err(|failure| failure.message));
-    let service = service(
-        &pipeline_args.plugins,
-        one_run_pool(args.parallelism),
+    let opener = ahead.opener(location?);
+    let service = service_from(
+        ahead.registry(&pipeline_args.plugins, pool)?,
         data_dir,
         &args.secrets,
         opener,
         Leases::default(),
+        ServerParts::default(),
     )?;
     let display = match output {
         OutputFormat::Text => view::Display::Text,
@@ -658,6 +662,25 @@ pub(crate) fn service_with(
     leases: Leases,
     parts: ServerParts,
 ) -> Result<RunService, Failure> {
+    service_from(
+        registry(plugins, pool)?,
+        data_dir,
+        secret_flags,
+        open,
+        leases,
+        parts,
+    )
+}
+
+/// As [`service_with`], with the plugin registry already built ([`ahead`]).
+pub(crate) fn service_from(
+    mut registry: PluginRegistry,
+    data_dir: PathBuf,
+    secret_flags: &[String],
+    open: StoreOpener,
+    leases: Leases,
+    parts: ServerParts,
+) -> Result<RunService, Failure> {
     let ServerParts {
         tenant_secrets,
         tenant_plugins,
@@ -675,7 +698,6 @@ pub(crate) fn service_with(
         tenant_secrets,
         task_slots,
     };
-    let mut registry = registry(plugins, pool)?;
     if let Some(source) = tenant_plugins {
         registry.set_tenant_plugins(source);
     }

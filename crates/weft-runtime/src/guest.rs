@@ -111,9 +111,8 @@ fn spin_for(receiver: &mpsc::Receiver<Job>) -> Option<Job> {
 pub(crate) fn guest_io() -> Result<&'static tokio::runtime::Runtime, String> {
     static IO: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
     IO.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(cores)
+            .worker_threads(crate::cores())
             .thread_name("weft-guest-io")
             .enable_all()
             .build()

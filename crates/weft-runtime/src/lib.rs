@@ -237,6 +237,13 @@ impl Runtime {
     }
 }
 
+/// The cores this process may use (its CPU affinity and cgroup quota), read once: the
+/// standard library reads the cgroup files again on every call.
+pub fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
 fn base_config(config: &RuntimeConfig) -> Config {
     let mut wasm = Config::new();
     wasm.wasm_component_model(true)

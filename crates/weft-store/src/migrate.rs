@@ -150,6 +150,11 @@ pub(crate) fn sqlite(conn: &mut rusqlite::Connection) -> Result<(), String> {
             "the database has schema version {user_version}; this weft knows up to {SCHEMA_VERSION} (upgrade weft)"
         ));
     }
+    if has_history && user_version == SCHEMA_VERSION as i32 && sqlite_history_is_latest(conn)? {
+        // Up to date: every open of a current database (each `weft run`) stops here,
+        // without building refinery's runner (it compiles its name pattern per process).
+        return Ok(());
+    }
     if !has_history && user_version > 0 {
         runner(SQLITE, Target::FakeVersion(user_version))
             .map_err(|e| e.to_string())?
@@ -162,6 +167,18 @@ pub(crate) fn sqlite(conn: &mut rusqlite::Connection) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     conn.pragma_update(None, "user_version", SCHEMA_VERSION as i64)
         .map_err(|e| e.to_string())
+}
+
+/// Whether refinery's history records [`SCHEMA_VERSION`] as the last migration applied.
+fn sqlite_history_is_latest(conn: &rusqlite::Connection) -> Result<bool, String> {
+    let latest: Option<i64> = conn
+        .query_row(
+            &format!("SELECT max(version) FROM {HISTORY_TABLE}"),
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| e.to_string())?;
+    Ok(latest == Some(SCHEMA_VERSION as i64))
 }
 
 /// Processes opening one new database at once (`weft run` beside `weft approve`) set it

@@ -109,5 +109,5 @@ impl RunOptions {
 
 /// How many task attempts run at once unless a run says otherwise: 4 per core.
 pub fn default_parallelism() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get()) * 4
+    weft_runtime::cores() * 4
 }
