@@ -12,7 +12,6 @@ use std::path::PathBuf;
 const TEST_ONLY: &[&str] = &["hostile", "hostile-decorator", "hostile-gate", "noop"];
 
 fn main() {
-    link_position_dependent();
     embed_sdk_files();
     println!("cargo:rerun-if-env-changed=WEFT_EMBED_PLUGINS");
     let dir = match std::env::var_os("WEFT_EMBED_PLUGINS") {
@@ -60,18 +59,6 @@ const SDK_SOURCES: &[(&str, &str)] = &[
     ("sdk/js/weft-sdk", "js/weft-sdk"),
     ("crates/weft-sdk/src", "rust/weft-sdk/src"),
 ];
-
-/// Links `weft` as a position-dependent executable on Linux: a PIE of this size makes the
-/// dynamic loader apply about 110,000 relocations and copy every page they touch on each
-/// start (about 3 ms of a 1-task `weft run`'s 11). The code is still compiled
-/// position-independent; only the link differs.
-fn link_position_dependent() {
-    let linux = std::env::var("CARGO_CFG_TARGET_OS").is_ok_and(|os| os == "linux");
-    let gnu = std::env::var("CARGO_CFG_TARGET_ENV").is_ok_and(|env| env == "gnu");
-    if linux && gnu {
-        println!("cargo:rustc-link-arg-bins=-no-pie");
-    }
-}
 
 /// Writes `sdk_files.rs`: `SDK_FILES`, every file of [`SDK_SOURCES`] as (path under
 /// `.weft/`, contents).
