@@ -398,7 +398,7 @@ async fn run(args: RunArgs) -> Result<u8, Failure> {
     let timeouts = spec.timeouts;
     let opener = ahead.opener(location?);
     let service = service_from(
-        ahead.registry(&pipeline_args.plugins, pool)?,
+        || ahead.registry(&pipeline_args.plugins, pool),
         data_dir,
         &args.secrets,
         opener,
@@ -663,7 +663,7 @@ pub(crate) fn service_with(
     parts: ServerParts,
 ) -> Result<RunService, Failure> {
     service_from(
-        registry(plugins, pool)?,
+        || registry(plugins, pool),
         data_dir,
         secret_flags,
         open,
@@ -672,9 +672,11 @@ pub(crate) fn service_with(
     )
 }
 
-/// As [`service_with`], with the plugin registry already built ([`ahead`]).
+/// As [`service_with`], with the plugin registry from `registry` (built ahead by `weft
+/// run`, see [`ahead`]), asked for after the secret flags are read, so a bad `--secret` is
+/// reported first either way.
 pub(crate) fn service_from(
-    mut registry: PluginRegistry,
+    registry: impl FnOnce() -> Result<PluginRegistry, Failure>,
     data_dir: PathBuf,
     secret_flags: &[String],
     open: StoreOpener,
@@ -698,6 +700,7 @@ pub(crate) fn service_from(
         tenant_secrets,
         task_slots,
     };
+    let mut registry = registry()?;
     if let Some(source) = tenant_plugins {
         registry.set_tenant_plugins(source);
     }
