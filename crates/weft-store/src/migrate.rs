@@ -153,6 +153,8 @@ pub(crate) fn sqlite(conn: &mut rusqlite::Connection) -> Result<(), String> {
     if has_history && user_version == SCHEMA_VERSION as i32 && sqlite_history_is_latest(conn)? {
         // Up to date: every open of a current database (each `weft run`) stops here,
         // without building refinery's runner (it compiles its name pattern per process).
+        // Its check that applied migrations' files are unchanged is skipped too: a released
+        // migration is never edited (a new version is added instead).
         return Ok(());
     }
     if !has_history && user_version > 0 {
