@@ -224,23 +224,44 @@ pub fn dag_vs_make(inputs: &Inputs) -> Result<Vec<Figure>, String> {
 
     // Warm the compiled-component cache once.
     time_command(|| weft_run(inputs, &one, scratch.path()), 1)?;
-    let (weft_one, one_usage) = time_command_usage(|| weft_run(inputs, &one, scratch.path()), 5)?;
-    let (weft_dag, usage) = time_command_usage(|| weft_run(inputs, &dag, scratch.path()), 5)?;
+    let ninja_dir = ninja_dir(scratch.path(), N)?;
+    let make = || {
+        let mut command = Command::new("make");
+        command
+            .args(["-j2", "-s", "-f"])
+            .arg(&makefile)
+            .stdout(std::process::Stdio::null());
+        command
+    };
+    // Rounds of one run each, in turn: a noisy spell on a shared host slows weft and its
+    // baselines alike instead of whichever happened to run then.
+    let mut samples: [Vec<(Duration, Usage)>; 4] = Default::default();
+    for _ in 0..5 {
+        samples[0].push(time_command_usage(
+            || weft_run(inputs, &one, scratch.path()),
+            1,
+        )?);
+        samples[1].push(time_command_usage(
+            || weft_run(inputs, &dag, scratch.path()),
+            1,
+        )?);
+        samples[2].push(time_command_usage(make, 1)?);
+        if let Some(dir) = &ninja_dir {
+            samples[3].push(time_command_usage(|| ninja(dir), 1)?);
+        }
+    }
+    let [weft_one, weft_dag, make, ninja] = samples.map(|mut runs| {
+        runs.sort_by_key(|(took, _)| *took);
+        runs.get(runs.len() / 2).copied()
+    });
+    let missing = || "B2: a command was never timed".to_string();
+    let ((weft_one, one_usage), (weft_dag, usage)) =
+        (weft_one.ok_or_else(missing)?, weft_dag.ok_or_else(missing)?);
+    let make = make.ok_or_else(missing)?.0;
+    let ninja = ninja.map(|(took, _)| took);
     let peak_kib = usage.peak_kib;
     // Wake-ups per task: what the DAG's run switched more than a 1-task run's, per task.
     let switches_per_task = (usage.switches - one_usage.switches).max(0) as f64 / (N - 1) as f64;
-    let (make, _) = time_command(
-        || {
-            let mut command = Command::new("make");
-            command
-                .args(["-j2", "-s", "-f"])
-                .arg(&makefile)
-                .stdout(std::process::Stdio::null());
-            command
-        },
-        3,
-    )?;
-    let ninja = ninja_dag(scratch.path(), N)?;
     let overhead_us = weft_dag.saturating_sub(weft_one).as_secs_f64() * 1e6 / (N - 1) as f64;
     let speedup = make.as_secs_f64() / weft_dag.as_secs_f64();
     Ok(vec![
@@ -298,26 +319,25 @@ pub fn dag_vs_make(inputs: &Inputs) -> Result<Vec<Figure>, String> {
     ])
 }
 
-/// `ninja -j2` of the B2 DAG, median of 3; `None` when `ninja` is not on the `PATH`.
-fn ninja_dag(scratch: &Path, n: usize) -> Result<Option<Duration>, String> {
+/// A directory with the B2 DAG as a `build.ninja`; `None` when `ninja` is not on the `PATH`.
+fn ninja_dir(scratch: &Path, n: usize) -> Result<Option<std::path::PathBuf>, String> {
     if Command::new("ninja").arg("--version").output().is_err() {
         return Ok(None);
     }
     let dir = scratch.join("ninja");
     std::fs::create_dir_all(&dir).map_err(err)?;
     std::fs::write(dir.join("build.ninja"), shapes::layered_ninja(n, 50, 3)).map_err(err)?;
-    let (took, _) = time_command(
-        || {
-            let mut command = Command::new("ninja");
-            command
-                .args(["-j2"])
-                .current_dir(&dir)
-                .stdout(std::process::Stdio::null());
-            command
-        },
-        3,
-    )?;
-    Ok(Some(took))
+    Ok(Some(dir))
+}
+
+/// `ninja -j2` in `dir` (every edge builds each time: the outputs are never written).
+fn ninja(dir: &Path) -> Command {
+    let mut command = Command::new("ninja");
+    command
+        .args(["-j2"])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null());
+    command
 }
 
 /// B2's figure for `ninja -j2` (ratio ninja / weft), or the figure marked skipped.
