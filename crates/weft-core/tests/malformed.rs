@@ -173,6 +173,14 @@ fn cases() -> Vec<Case> {
             (8, 7),
         ),
         case(
+            // More keys than are compared in place: the duplicate is still found.
+            "duplicate key in a long mapping",
+            "    - name: a\n      taskRef: {name: echo}\n      x1: 1\n      x2: 1\n      x3: 1\n      x4: 1\n      x5: 1\n      x6: 1\n      x7: 1\n      x8: 1\n      x9: 1\n      x10: 1\n      x11: 1\n      x12: 1\n      x13: 1\n      x14: 1\n      x15: 1\n      x16: 1\n      name: b\n",
+            "duplicate-name",
+            "field `name` is given twice",
+            (25, 7),
+        ),
+        case(
             "tasks is not a list",
             "apiVersion: weft.dev/v1\nkind: Pipeline\nmetadata: {name: x}\nspec:\n  tasks: build\n",
             "wrong-type",

@@ -65,6 +65,50 @@ impl<'n> Fields<'n> {
     }
 }
 
+/// The keys of one mapping seen so far, to report one given twice. A few keys are
+/// compared in place, without allocating; a long mapping gets a hash set, so no file
+/// makes this quadratic.
+// One lives on the stack while a mapping is read; boxing the array would allocate, which
+// is what it is there to avoid.
+#[allow(clippy::large_enum_variant)]
+enum SeenKeys<'n> {
+    Few([&'n str; FEW_KEYS], usize),
+    Many(HashSet<&'n str>),
+}
+
+/// Most mappings weft reads (a task, a `taskRef`, a param) have fewer keys than this.
+const FEW_KEYS: usize = 16;
+
+impl<'n> SeenKeys<'n> {
+    /// Sized for a mapping of `len` entries.
+    fn for_mapping(len: usize) -> Self {
+        if len <= FEW_KEYS {
+            SeenKeys::Few([""; FEW_KEYS], 0)
+        } else {
+            SeenKeys::Many(HashSet::with_capacity(len))
+        }
+    }
+
+    /// Whether `key` is new (and now seen).
+    fn insert(&mut self, key: &'n str) -> bool {
+        match self {
+            SeenKeys::Few(keys, count) => {
+                if keys[..*count].contains(&key) {
+                    return false;
+                }
+                // `for_mapping` sized it: a mapping has no more keys than entries.
+                let Some(slot) = keys.get_mut(*count) else {
+                    return true;
+                };
+                *slot = key;
+                *count += 1;
+                true
+            }
+            SeenKeys::Many(keys) => keys.insert(key),
+        }
+    }
+}
+
 fn join(path: &str, field: &str) -> String {
     if path.is_empty() {
         field.to_string()
@@ -128,9 +172,9 @@ impl Cx<'_> {
             return None;
         };
         let mut fields = Fields {
-            entries: Vec::new(),
+            entries: Vec::with_capacity(entries.len()),
         };
-        let mut seen = HashSet::new();
+        let mut seen = SeenKeys::for_mapping(entries.len());
         for (key, value) in entries {
             let Some(name) = key.as_scalar() else {
                 self.error(
@@ -141,11 +185,11 @@ impl Cx<'_> {
                 );
                 continue;
             };
-            let field_path = join(path, name);
+            // Paths are built only for what is reported: most fields are fine.
             if !seen.insert(name) {
                 self.error(
                     key.pos,
-                    &field_path,
+                    &join(path, name),
                     codes::DUPLICATE_NAME,
                     format!("field `{}` is given twice", shown(name)),
                 );
@@ -154,7 +198,7 @@ impl Cx<'_> {
             if unsupported.contains(&name) {
                 self.error(
                     key.pos,
-                    &field_path,
+                    &join(path, name),
                     codes::UNSUPPORTED_FIELD,
                     format!("`{name}` is a Tekton field weft does not support"),
                 );
@@ -164,7 +208,7 @@ impl Cx<'_> {
                 let hint = did_you_mean(name, known.iter().copied());
                 self.error(
                     key.pos,
-                    &field_path,
+                    &join(path, name),
                     codes::UNKNOWN_FIELD,
                     format!("unknown field `{}`", shown(name)),
                 )
@@ -175,6 +219,11 @@ impl Cx<'_> {
     }
 
     fn string(&mut self, node: &Node, path: &str) -> Option<Spanned<String>> {
+        self.string_at(node, || path.to_string())
+    }
+
+    /// [`Cx::string`] with a path built only when the node is reported.
+    fn string_at(&mut self, node: &Node, path: impl FnOnce() -> String) -> Option<Spanned<String>> {
         match &node.kind {
             NodeKind::Scalar { text, .. } if !node.is_null() => {
                 Some(Spanned::new(text.clone(), node.pos))
@@ -182,7 +231,7 @@ impl Cx<'_> {
             _ => {
                 self.error(
                     node.pos,
-                    path,
+                    &path(),
                     codes::WRONG_TYPE,
                     format!("expected a string, found {}", node.type_name()),
                 );
@@ -200,7 +249,7 @@ impl Cx<'_> {
     ) -> Spanned<String> {
         match fields.get(name) {
             Some(node) => self
-                .string(node, &join(path, name))
+                .string_at(node, || join(path, name))
                 .unwrap_or_else(|| Spanned::new(String::new(), node.pos)),
             None => {
                 self.error(
@@ -245,7 +294,7 @@ impl Cx<'_> {
     fn optional_string(&mut self, fields: &Fields<'_>, name: &str, path: &str) -> String {
         fields
             .get(name)
-            .and_then(|node| self.string(node, &join(path, name)))
+            .and_then(|node| self.string_at(node, || join(path, name)))
             .map(|spanned| spanned.value)
             .unwrap_or_default()
     }
@@ -270,13 +319,18 @@ impl Cx<'_> {
     }
 
     fn seq<'n>(&mut self, node: &'n Node, path: &str) -> &'n [Node] {
+        self.seq_at(node, || path.to_string())
+    }
+
+    /// [`Cx::seq`] with a path built only when the node is reported.
+    fn seq_at<'n>(&mut self, node: &'n Node, path: impl FnOnce() -> String) -> &'n [Node] {
         match &node.kind {
             NodeKind::Seq(items) => items,
             _ if node.is_null() => &[],
             _ => {
                 self.error(
                     node.pos,
-                    path,
+                    &path(),
                     codes::WRONG_TYPE,
                     format!("expected a list, found {}", node.type_name()),
                 );
@@ -289,12 +343,13 @@ impl Cx<'_> {
         let Some(node) = fields.get(name) else {
             return Vec::new();
         };
-        let path = join(path, name);
-        let items = self.seq(node, &path);
+        let items = self.seq_at(node, || join(path, name));
         let mut list: Vec<_> = items
             .iter()
             .enumerate()
-            .filter_map(|(index, item)| self.string(item, &format!("{path}[{index}]")))
+            .filter_map(|(index, item)| {
+                self.string_at(item, || format!("{}[{index}]", join(path, name)))
+            })
             .collect();
         list.shrink_to_fit();
         list

@@ -231,7 +231,7 @@ impl<'p> Checker<'p> {
         &mut self,
         what: &str,
         name: &crate::diag::Spanned<String>,
-        path: String,
+        path: impl FnOnce() -> String,
         max: usize,
         rule: &str,
     ) -> bool {
@@ -245,7 +245,7 @@ impl<'p> Checker<'p> {
         }
         self.error(
             name.pos,
-            path,
+            path(),
             codes::INVALID_NAME,
             format!(
                 "{what} `{}` is {count} characters long; {rule}",
@@ -263,7 +263,7 @@ impl<'p> Checker<'p> {
             let long = self.too_long(
                 "param name",
                 &decl.name,
-                format!("{path}.name"),
+                || format!("{path}.name"),
                 MAX_NAME_CHARS,
                 "weft allows names of at most 253 characters",
             );
@@ -384,7 +384,7 @@ impl<'p> Checker<'p> {
             self.too_long(
                 "workspace name",
                 &decl.name,
-                format!("spec.workspaces[{index}].name"),
+                || format!("spec.workspaces[{index}].name"),
                 MAX_NAME_CHARS,
                 "weft allows names of at most 253 characters",
             );
@@ -404,7 +404,7 @@ impl<'p> Checker<'p> {
         let long = self.too_long(
             "pipeline name",
             name,
-            "metadata.name".to_string(),
+            || "metadata.name".to_string(),
             MAX_NAME_CHARS,
             "a pipeline name is a DNS-1123 subdomain of at most 253 characters (as in Kubernetes)",
         );
@@ -426,12 +426,13 @@ impl<'p> Checker<'p> {
     fn task_names(&mut self) {
         for task in self.pipeline.all_tasks() {
             let name = task.name.value.as_str();
-            let path = format!("{}.name", task.path());
+            // Built only for what is reported: most names are fine.
+            let path = || format!("{}.name", task.path());
             if name.is_empty() {
                 if task.name.pos != task.pos {
                     self.error(
                         task.name.pos,
-                        path,
+                        path(),
                         codes::INVALID_NAME,
                         "task name must not be empty",
                     );
@@ -441,17 +442,17 @@ impl<'p> Checker<'p> {
             let long = self.too_long(
                 "task name",
                 &task.name,
-                path.clone(),
+                path,
                 MAX_TASK_NAME_CHARS,
                 "a task name is a DNS-1123 label of at most 63 characters (as in Tekton)",
             );
             // Tasks written from `approval:`/`gates:` blocks are named `<task>.<what>`.
             if !long && task.origin.is_none() && !is_dns1123_label(name) {
-                self.error(task.name.pos, path.clone(), codes::INVALID_NAME, format!("task name `{name}` is not a valid DNS-1123 label"))
+                self.error(task.name.pos, path(), codes::INVALID_NAME, format!("task name `{name}` is not a valid DNS-1123 label"))
                     .hint = Some("use at most 63 lowercase letters, digits and `-`, starting and ending with a letter or digit".into());
             }
             if self.tasks.contains_key(name) {
-                self.error(task.name.pos, path, codes::DUPLICATE_NAME, format!("task name `{}` is used twice (names are unique across `tasks` and `finally`)", shown(name)));
+                self.error(task.name.pos, path(), codes::DUPLICATE_NAME, format!("task name `{}` is used twice (names are unique across `tasks` and `finally`)", shown(name)));
             } else {
                 self.tasks.insert(name, task);
             }
@@ -486,11 +487,11 @@ impl<'p> Checker<'p> {
     fn task(&mut self, task: &'p PipelineTask) {
         let base = task.path();
         for (index, target) in task.run_after.iter().enumerate() {
-            let path = format!("{base}.runAfter[{index}]");
+            let path = || format!("{base}.runAfter[{index}]");
             if task.is_finally {
                 self.error(
                     target.pos,
-                    path,
+                    path(),
                     codes::FINALLY_RUN_AFTER,
                     "`finally` tasks cannot use `runAfter`; they run after all tasks",
                 );
@@ -501,14 +502,14 @@ impl<'p> Checker<'p> {
                     let hint = self.task_hint(&target.value);
                     self.error(
                         target.pos,
-                        path,
+                        path(),
                         codes::UNKNOWN_TASK,
                         format!("`runAfter` names unknown task `{}`", shown(&target.value)),
                     )
                     .hint = hint;
                 }
                 Some(other) if other.is_finally => {
-                    self.error(target.pos, path, codes::RUN_AFTER_FINALLY, format!("`runAfter` names `finally` task `{}`", shown(&target.value)))
+                    self.error(target.pos, path(), codes::RUN_AFTER_FINALLY, format!("`runAfter` names `finally` task `{}`", shown(&target.value)))
                         .hint = Some("finally tasks run after every task; move it to `tasks` or drop it from `runAfter`".into());
                 }
                 Some(_) => {}
@@ -525,7 +526,7 @@ impl<'p> Checker<'p> {
             self.matrix(task, plugin);
         }
         for check in &task.gate_checks {
-            let info = self.lookup_plugin(&check.plugin, &format!("{}.name", check.path));
+            let info = self.lookup_plugin(&check.plugin, || format!("{}.name", check.path));
             self.task_params(task, &check.params, info, &check.path, check.plugin.pos);
         }
         for (index, binding) in task.workspaces.iter().enumerate() {
@@ -752,11 +753,15 @@ impl<'p> Checker<'p> {
         if task.steps.is_some() || task.child.is_some() {
             return self.step_infos.get(task.name.value.as_str());
         }
-        self.lookup_plugin(&task.plugin, &task.plugin_path())
+        self.lookup_plugin(&task.plugin, || task.plugin_path())
     }
 
     /// The catalog's plugin `plugin` names; an unknown one is reported at `path`.
-    fn lookup_plugin(&mut self, plugin: &Spanned<String>, path: &str) -> Option<&'p PluginInfo> {
+    fn lookup_plugin(
+        &mut self,
+        plugin: &Spanned<String>,
+        path: impl FnOnce() -> String,
+    ) -> Option<&'p PluginInfo> {
         let catalog = self.catalog?;
         let name = plugin.value.as_str();
         if name.is_empty() {
@@ -781,7 +786,7 @@ impl<'p> Checker<'p> {
                 (Some(typo), Some(add)) => Some(format!("{typo} If not, {add}")),
                 (typo, add) => typo.or(add),
             };
-            self.error(plugin.pos, path.to_string(), codes::UNKNOWN_PLUGIN, message)
+            self.error(plugin.pos, path(), codes::UNKNOWN_PLUGIN, message)
                 .hint = hint;
         }
         found
@@ -1124,7 +1129,7 @@ impl<'p> Checker<'p> {
             self.too_long(
                 "result name",
                 &result.name,
-                format!("{path}.name"),
+                || format!("{path}.name"),
                 MAX_NAME_CHARS,
                 "weft allows names of at most 253 characters",
             );
