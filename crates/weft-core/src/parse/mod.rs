@@ -65,49 +65,10 @@ impl<'n> Fields<'n> {
     }
 }
 
-/// The keys of one mapping seen so far, to report one given twice. A few keys are
-/// compared in place, without allocating; a long mapping gets a hash set, so no file
-/// makes this quadratic.
-// One lives on the stack while a mapping is read; boxing the array would allocate, which
-// is what it is there to avoid.
-#[allow(clippy::large_enum_variant)]
-enum SeenKeys<'n> {
-    Few([&'n str; FEW_KEYS], usize),
-    Many(HashSet<&'n str>),
-}
-
-/// Most mappings weft reads (a task, a `taskRef`, a param) have fewer keys than this.
+/// Up to this many keys, a mapping's earlier keys are compared in place to find one given
+/// twice, allocating nothing; a longer mapping gets a hash set, so no file makes the
+/// check quadratic.
 const FEW_KEYS: usize = 16;
-
-impl<'n> SeenKeys<'n> {
-    /// Sized for a mapping of `len` entries.
-    fn for_mapping(len: usize) -> Self {
-        if len <= FEW_KEYS {
-            SeenKeys::Few([""; FEW_KEYS], 0)
-        } else {
-            SeenKeys::Many(HashSet::with_capacity(len))
-        }
-    }
-
-    /// Whether `key` is new (and now seen).
-    fn insert(&mut self, key: &'n str) -> bool {
-        match self {
-            SeenKeys::Few(keys, count) => {
-                if keys[..*count].contains(&key) {
-                    return false;
-                }
-                // `for_mapping` sized it: a mapping has no more keys than entries.
-                let Some(slot) = keys.get_mut(*count) else {
-                    return true;
-                };
-                *slot = key;
-                *count += 1;
-                true
-            }
-            SeenKeys::Many(keys) => keys.insert(key),
-        }
-    }
-}
 
 fn join(path: &str, field: &str) -> String {
     if path.is_empty() {
@@ -174,8 +135,9 @@ impl Cx<'_> {
         let mut fields = Fields {
             entries: Vec::with_capacity(entries.len()),
         };
-        let mut seen = SeenKeys::for_mapping(entries.len());
-        for (key, value) in entries {
+        let mut seen: Option<HashSet<&str>> =
+            (entries.len() > FEW_KEYS).then(|| HashSet::with_capacity(entries.len()));
+        for (index, (key, value)) in entries.iter().enumerate() {
             let Some(name) = key.as_scalar() else {
                 self.error(
                     key.pos,
@@ -186,7 +148,13 @@ impl Cx<'_> {
                 continue;
             };
             // Paths are built only for what is reported: most fields are fine.
-            if !seen.insert(name) {
+            let given_before = match seen.as_mut() {
+                Some(seen) => !seen.insert(name),
+                None => entries[..index]
+                    .iter()
+                    .any(|(earlier, _)| earlier.as_scalar() == Some(name)),
+            };
+            if given_before {
                 self.error(
                     key.pos,
                     &join(path, name),
